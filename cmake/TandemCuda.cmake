@@ -1,0 +1,27 @@
+# TANDEM_CUDA=AUTO builds the CUDA backend when nvcc is found; ON requires it; OFF skips it.
+# The core libraries never link CUDA: only the targets under trainer/backend/cuda do.
+set(TANDEM_CUDA_ENABLED OFF)
+if(NOT TANDEM_CUDA STREQUAL "OFF")
+  include(CheckLanguage)
+  if(NOT CMAKE_CUDA_COMPILER)
+    find_program(_tandem_nvcc nvcc HINTS /usr/local/cuda/bin ENV CUDA_HOME PATH_SUFFIXES bin)
+    if(_tandem_nvcc)
+      set(CMAKE_CUDA_COMPILER ${_tandem_nvcc})
+    endif()
+  endif()
+  check_language(CUDA)
+  if(CMAKE_CUDA_COMPILER)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+      # Hopper (H100/H200) first, plus PTX for forward compatibility.
+      set(CMAKE_CUDA_ARCHITECTURES 90)
+    endif()
+    enable_language(CUDA)
+    # CMake 3.25 does not know nvcc 13's C++20 flag; our .cu files are C++17.
+    set(CMAKE_CUDA_STANDARD 17)
+    set(CMAKE_CUDA_STANDARD_REQUIRED ON)
+    find_package(CUDAToolkit REQUIRED)
+    set(TANDEM_CUDA_ENABLED ON)
+  elseif(TANDEM_CUDA STREQUAL "ON")
+    message(FATAL_ERROR "TANDEM_CUDA=ON but no CUDA compiler (nvcc) was found")
+  endif()
+endif()

@@ -1,0 +1,36 @@
+# All dependencies come from Debian's archive (scripts/install-deps.sh installs them).
+find_package(Threads REQUIRED)
+find_package(absl CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+find_package(CLI11 CONFIG REQUIRED)
+find_package(yaml-cpp CONFIG REQUIRED)
+find_package(nlohmann_json CONFIG REQUIRED)
+find_package(ZLIB REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_package(cpprestsdk CONFIG REQUIRED)
+
+# oneDNN: Debian's CMake config pulls in OpenCL; link the library directly instead.
+find_path(DNNL_INCLUDE_DIR NAMES oneapi/dnnl/dnnl.hpp REQUIRED)
+find_library(DNNL_LIBRARY NAMES dnnl REQUIRED)
+add_library(tandem_dnnl INTERFACE)
+target_include_directories(tandem_dnnl SYSTEM INTERFACE ${DNNL_INCLUDE_DIR})
+target_link_libraries(tandem_dnnl INTERFACE ${DNNL_LIBRARY})
+
+find_library(OPENBLAS_LIBRARY NAMES openblas REQUIRED)
+find_path(OPENBLAS_INCLUDE_DIR NAMES cblas.h PATH_SUFFIXES openblas REQUIRED)
+add_library(tandem_openblas INTERFACE)
+target_include_directories(tandem_openblas SYSTEM INTERFACE ${OPENBLAS_INCLUDE_DIR})
+target_link_libraries(tandem_openblas INTERFACE ${OPENBLAS_LIBRARY})
+
+if(TANDEM_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(TANDEM_BUILD_BENCH)
+  find_package(benchmark CONFIG REQUIRED)
+endif()
+
+find_program(PROTOC_EXECUTABLE protoc REQUIRED)
+find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+find_program(PROMTOOL_EXECUTABLE promtool)
+find_program(PYTHON3_SYSTEM /usr/bin/python3)

@@ -1,0 +1,53 @@
+// Serves a registry at /metrics (Prometheus text format 0.0.4), and /healthz and /readyz.
+//
+//   tandem::HealthState health;
+//   tandem::MetricsEndpoint endpoint(tandem::metrics::Registry::Default(), &health);
+//   TANDEM_RETURN_IF_ERROR(endpoint.Start("0.0.0.0", flags.metrics_port));
+//   ...
+//   health.SetReady(true);     // /readyz answers 200 from now on
+//
+// /healthz answers 200 while the process is alive and not marked unhealthy; /readyz answers 200
+// only once the component said it is ready, and 503 with the reason otherwise.
+#pragma once
+
+#include <mutex>
+#include <string>
+
+#include "absl/status/status.h"
+#include "common/http_server.h"
+#include "common/metrics.h"
+
+namespace tandem {
+
+class HealthState {
+ public:
+  void SetReady(bool ready, const std::string& reason = "");
+  void SetHealthy(bool healthy, const std::string& reason = "");
+  bool ready(std::string* reason) const;
+  bool healthy(std::string* reason) const;
+
+ private:
+  mutable std::mutex mu_;
+  bool ready_ = false;
+  bool healthy_ = true;
+  std::string ready_reason_ = "starting";
+  std::string health_reason_;
+};
+
+class MetricsEndpoint {
+ public:
+  // `health` may be null: then /healthz and /readyz always answer 200.
+  MetricsEndpoint(metrics::Registry& registry, HealthState* health);
+  // Port 0 picks a free port; a negative port disables the endpoint (Start returns OK).
+  absl::Status Start(const std::string& host, int port);
+  void Stop() { server_.Stop(); }
+  int port() const { return server_.port(); }
+
+ private:
+  HttpServer server_;
+};
+
+// Content type of the Prometheus text exposition format.
+inline constexpr char kPrometheusContentType[] = "text/plain; version=0.0.4; charset=utf-8";
+
+}  // namespace tandem

@@ -1,0 +1,86 @@
+#include "tests/common/test_util.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace tandem::testing {
+
+std::string SourceDir() {
+  const char* d = std::getenv("TANDEM_SOURCE_DIR");
+  return d != nullptr ? d : ".";
+}
+
+std::string BinDir() {
+  const char* d = std::getenv("TANDEM_BIN_DIR");
+  return d != nullptr ? d : "./bin";
+}
+
+CommandResult RunCommand(const std::string& command) {
+  CommandResult r;
+  std::string full = command + " 2>&1";
+  FILE* p = ::popen(full.c_str(), "r");
+  if (p == nullptr) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  int status = ::pclose(p);
+  if (WIFEXITED(status)) {
+    r.exit_code = WEXITSTATUS(status);
+  } else if (WIFSIGNALED(status)) {
+    r.exit_code = 128 + WTERMSIG(status);
+  }
+  return r;
+}
+
+HttpResult HttpRequestTo(int port, const std::string& method, const std::string& target,
+                         const std::string& body) {
+  HttpResult r;
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return r;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    ::close(fd);
+    return r;
+  }
+  std::string req = method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+  if (!body.empty() || method == "POST" || method == "PUT") {
+    req += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  }
+  req += "\r\n" + body;
+  ::send(fd, req.data(), req.size(), MSG_NOSIGNAL);
+  std::string raw;
+  char buf[8192];
+  ssize_t n;
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) raw.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  size_t head_end = raw.find("\r\n\r\n");
+  if (head_end == std::string::npos || raw.size() < 12) return r;
+  r.status = std::atoi(raw.substr(9, 3).c_str());
+  r.headers = raw.substr(0, head_end);
+  std::string rest = raw.substr(head_end + 4);
+  if (r.headers.find("Transfer-Encoding: chunked") != std::string::npos) {
+    size_t pos = 0;
+    for (;;) {
+      size_t eol = rest.find("\r\n", pos);
+      if (eol == std::string::npos) break;
+      size_t size = std::strtoul(rest.substr(pos, eol - pos).c_str(), nullptr, 16);
+      if (size == 0) break;
+      r.body += rest.substr(eol + 2, size);
+      pos = eol + 2 + size + 2;
+    }
+  } else {
+    r.body = rest;
+  }
+  return r;
+}
+
+}  // namespace tandem::testing

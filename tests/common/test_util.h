@@ -1,0 +1,28 @@
+// Helpers shared by tests: locating binaries and sources, running commands, tiny HTTP client.
+#pragma once
+
+#include <string>
+
+namespace tandem::testing {
+
+// $TANDEM_SOURCE_DIR, $TANDEM_BIN_DIR (set by ctest), with fallbacks for manual runs.
+std::string SourceDir();
+std::string BinDir();
+
+struct CommandResult {
+  int exit_code = -1;  // the process' exit status, or 128+signal
+  std::string output;  // stdout and stderr together
+};
+// Runs `command` with /bin/sh, capturing stdout and stderr.
+CommandResult RunCommand(const std::string& command);
+
+struct HttpResult {
+  int status = 0;  // 0 when the request failed
+  std::string headers;
+  std::string body;  // de-chunked
+};
+// A plain HTTP/1.1 GET/POST to 127.0.0.1:port, Connection: close.
+HttpResult HttpRequestTo(int port, const std::string& method, const std::string& target,
+                         const std::string& body = "");
+
+}  // namespace tandem::testing
