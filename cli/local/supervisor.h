@@ -1,0 +1,91 @@
+// Supervises the processes of one local TrainingJob run: W trainers and W pservers.
+//
+//   Supervisor sup(processes, options, callbacks);
+//   std::thread t([&] { result = sup.Run(); });    // or call Run() on the main thread
+//   ... sup.RequestStop();                         // Ctrl-C: SIGTERM all, SIGKILL after grace
+//
+// Run() starts every pserver, then every trainer; streams every output line to `on_line`;
+// restarts a process that fails with a retryable exit code (per the restart policy, with
+// exponential backoff) and gives up, stopping everything, on a non-retryable failure or when the
+// backoff limit is spent. The run succeeds when every trainer has exited 0; the pservers are
+// then stopped with SIGTERM (they checkpoint) and reaped. Exit code 75 (a trainer saw a peer
+// fail) is restarted without being charged to the backoff limit: the peer's failure was.
+//
+// Thread-safety: RequestStop() is async-signal-safe and may be called from any thread or a
+// signal handler; everything else belongs to the thread running Run().
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "cli/local/child_process.h"
+
+namespace tandem::local {
+
+enum class Role { kTrainer, kPServer };
+
+struct SupervisedProcess {
+  ProcessSpec spec;
+  Role role = Role::kTrainer;
+  int worker = 0;
+};
+
+struct RestartPolicy {
+  int backoff_limit = 3;          // charged restarts allowed for the whole job
+  double backoff_seconds = 1.0;   // first delay; doubles per charged restart, capped at 60 s
+  std::vector<int> retryable_exit_codes = {75, 137, 143};
+};
+
+// The exit code a trainer uses when a peer died or stalled (EX_TEMPFAIL).
+inline constexpr int kExitPeerFailure = 75;
+
+struct SupervisorOptions {
+  RestartPolicy restart;
+  double stop_grace_seconds = 30;  // SIGTERM -> SIGKILL
+};
+
+struct SupervisorCallbacks {
+  // One line of a process' output (without the newline).
+  std::function<void(const SupervisedProcess&, const std::string& line)> on_line;
+  // A lifecycle event in words ("worker-1/pserver exited with code 137; restarting in 1.0 s").
+  std::function<void(const std::string& event)> on_event;
+};
+
+struct RunResult {
+  bool succeeded = false;
+  bool interrupted = false;        // stopped by RequestStop()
+  int restarts = 0;                // every restart
+  int charged_restarts = 0;        // those counted against the backoff limit
+  std::string failure;             // why it failed, when it did
+  std::map<std::string, int> last_exit_codes;  // by process name
+};
+
+class Supervisor {
+ public:
+  Supervisor(std::vector<SupervisedProcess> processes, SupervisorOptions options,
+             SupervisorCallbacks callbacks);
+  ~Supervisor();
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  RunResult Run();
+  void RequestStop();
+
+ private:
+  struct Slot;
+  void StopAll(RunResult* result, bool kill_now);
+  void Event(const std::string& e);
+  void Drain(Slot& slot);
+
+  std::vector<std::unique_ptr<Slot>> slots_;
+  SupervisorOptions options_;
+  SupervisorCallbacks callbacks_;
+  int stop_pipe_[2] = {-1, -1};
+  std::atomic<int> stop_requests_{0};
+};
+
+}  // namespace tandem::local
