@@ -1,0 +1,254 @@
+#include "cli/local/local_run.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <algorithm>
+#include <map>
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "cli/local/progress.h"
+#include "common/status.h"
+
+namespace tandem::local {
+namespace fs = std::filesystem;
+
+absl::StatusOr<std::vector<int>> PickFreePorts(int n) {
+  // Hold every socket open until all are chosen, so the same port is not picked twice.
+  std::vector<int> fds, ports;
+  absl::Status status;
+  for (int i = 0; i < n; ++i) {
+    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+      status = ErrnoToStatus(errno, "socket");
+      break;
+    }
+    fds.push_back(fd);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      status = ErrnoToStatus(errno, "bind to a free loopback port");
+      break;
+    }
+    ports.push_back(ntohs(addr.sin_port));
+  }
+  for (int fd : fds) ::close(fd);
+  if (!status.ok()) return status;
+  return ports;
+}
+
+absl::StatusOr<std::string> NewJobToken() {
+  unsigned char bytes[24];
+  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoToStatus(errno, "open /dev/urandom");
+  ssize_t n = ::read(fd, bytes, sizeof(bytes));
+  ::close(fd);
+  if (n != static_cast<ssize_t>(sizeof(bytes))) return absl::InternalError("short read of /dev/urandom");
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : bytes) {
+    out.push_back(hex[b >> 4]);
+    out.push_back(hex[b & 15]);
+  }
+  return out;
+}
+
+std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRunOptions& options,
+                                              const std::string& run_dir,
+                                              const std::vector<int>& ports,
+                                              const std::string& token) {
+  // Ports: [collective x W][pserver x W][trainer metrics x W][pserver metrics x W].
+  const int w = job.workers;
+  std::vector<std::string> peers, pservers;
+  for (int i = 0; i < w; ++i) {
+    peers.push_back(absl::StrCat("127.0.0.1:", ports[i]));
+    pservers.push_back(absl::StrCat("127.0.0.1:", ports[w + i]));
+  }
+  const std::string peer_list = absl::StrJoin(peers, ",");
+  const std::string pserver_list = job.needs_pserver ? absl::StrJoin(pservers, ",") : "";
+  std::vector<SupervisedProcess> out;
+  for (int i = 0; i < w; ++i) {
+    const std::string worker = absl::StrCat("worker-", i);
+    std::vector<std::pair<std::string, std::string>> common_env = {
+        {"TANDEM_JOB_NAME", job.name},
+        {"TANDEM_RANK", std::to_string(i)},
+        {"TANDEM_WORLD_SIZE", std::to_string(w)},
+        {"TANDEM_PEERS", peer_list},
+        {"TANDEM_PSERVERS", pserver_list},
+        {"TANDEM_JOB_TOKEN", token},
+        {"TANDEM_EVENTS", "1"},
+    };
+    if (job.needs_pserver) {
+      SupervisedProcess ps;
+      ps.role = Role::kPServer;
+      ps.worker = i;
+      ps.spec.name = worker + "/pserver";
+      ps.spec.argv = {options.bin_dir + "/tandem-pserver",
+                      "--port", std::to_string(ports[w + i]),
+                      "--shard", std::to_string(i),
+                      "--num-shards", std::to_string(w),
+                      "--checkpoint-dir", absl::StrCat(run_dir, "/checkpoints/pserver-", i),
+                      "--metrics-port", std::to_string(ports[3 * w + i])};
+      ps.spec.env = common_env;
+      ps.spec.env.push_back({"TANDEM_METRICS_PORT", std::to_string(ports[3 * w + i])});
+      out.push_back(std::move(ps));
+    }
+    SupervisedProcess tr;
+    tr.role = Role::kTrainer;
+    tr.worker = i;
+    tr.spec.name = worker + "/trainer";
+    tr.spec.argv = {options.bin_dir + "/tandem-trainer", job.manifest_path};
+    tr.spec.env = common_env;
+    tr.spec.env.push_back({"TANDEM_CHECKPOINT_DIR", absl::StrCat(run_dir, "/checkpoints/trainer-", i)});
+    tr.spec.env.push_back({"TANDEM_OUTPUT_DIR", run_dir + "/model"});
+    tr.spec.env.push_back({"TANDEM_METRICS_PORT", std::to_string(ports[2 * w + i])});
+    tr.spec.env.push_back({"TANDEM_THREADS", std::to_string(job.trainer_threads)});
+    out.push_back(std::move(tr));
+  }
+  return out;
+}
+
+LocalRun::LocalRun(LocalJob job, LocalRunOptions options)
+    : job_(std::move(job)), options_(std::move(options)) {}
+
+void LocalRun::Stop() {
+  Supervisor* s = supervisor_.load();
+  if (s != nullptr) {
+    s->RequestStop();
+  } else {
+    early_stops_.fetch_add(1);
+  }
+}
+
+namespace {
+
+std::string Timestamp() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+double NowSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
+  const auto start = std::chrono::steady_clock::now();
+  std::string run_dir = options_.run_dir.empty()
+                            ? absl::StrCat("runs/", job_.name, "-", Timestamp())
+                            : options_.run_dir;
+  std::error_code ec;
+  for (const char* sub : {"logs", "checkpoints", "model"}) {
+    fs::create_directories(fs::path(run_dir) / sub, ec);
+    if (ec) {
+      return absl::PermissionDeniedError(
+          absl::StrCat("cannot create run folder ", run_dir, "/", sub, ": ", ec.message()));
+    }
+  }
+  run_dir = fs::absolute(run_dir).lexically_normal().string();
+  fs::copy_file(job_.manifest_path, fs::path(run_dir) / "job.yaml",
+                fs::copy_options::overwrite_existing, ec);
+
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int> ports, PickFreePorts(4 * job_.workers));
+  TANDEM_ASSIGN_OR_RETURN(std::string token, NewJobToken());
+  std::vector<SupervisedProcess> procs = BuildProcesses(job_, options_, run_dir, ports, token);
+
+  std::map<std::string, std::unique_ptr<std::ofstream>> logs;
+  for (const auto& p : procs) {
+    std::string file = p.spec.name;
+    std::replace(file.begin(), file.end(), '/', '-');
+    logs[p.spec.name] = std::make_unique<std::ofstream>(run_dir + "/logs/" + file + ".log",
+                                                        std::ios::app);
+  }
+  std::ofstream metrics(run_dir + "/metrics.jsonl", std::ios::app);
+
+  std::fprintf(out, "tandem run: job %s, %d worker%s (trainer + pserver each); run folder %s\n",
+               job_.name.c_str(), job_.workers, job_.workers == 1 ? "" : "s", run_dir.c_str());
+  std::fflush(out);
+
+  ProgressTracker tracker;
+  ProgressDisplay display(out, options_.tty);
+  SupervisorCallbacks cb;
+  cb.on_line = [&](const SupervisedProcess& p, const std::string& line) {
+    auto& log = *logs[p.spec.name];
+    log << line << '\n';
+    if (auto event = ParseEventLine(line)) {
+      if (p.role == Role::kTrainer) {
+        tracker.OnEvent(p.worker, *event);
+        nlohmann::json rec = *event;
+        rec["worker"] = p.worker;
+        rec["time"] = NowSeconds();
+        metrics << rec.dump() << '\n';
+        if ((*event)["event"] == "resumed") {
+          display.Log(absl::StrCat("[", p.spec.name, "] resumed from checkpoint at step ",
+                                   event->value("step", 0), ", ", event->value("lostSteps", 0),
+                                   " steps lost"));
+        }
+        display.Update(tracker.Aggregate());
+      }
+      return;
+    }
+    // On a terminal, the bar shows progress and only warnings and errors are echoed (the full
+    // output is in the logs); otherwise every line is streamed with its prefix.
+    bool important = line.find(" W [") != std::string::npos ||
+                     line.find(" E [") != std::string::npos ||
+                     line.find(" C [") != std::string::npos;
+    if (!options_.tty || options_.verbose || important) {
+      display.Log(absl::StrCat("[", p.spec.name, "] ", line));
+    }
+  };
+  cb.on_event = [&](const std::string& e) {
+    display.Log(absl::StrCat("[tandem] ", e));
+    metrics << nlohmann::json({{"event", "supervisor"}, {"message", e}, {"time", NowSeconds()}})
+                   .dump()
+            << '\n';
+  };
+
+  SupervisorOptions sopts;
+  sopts.restart = job_.restart;
+  sopts.stop_grace_seconds = options_.stop_grace_seconds;
+  Supervisor supervisor(std::move(procs), sopts, cb);
+  supervisor_.store(&supervisor);
+  if (early_stops_.load() > 0) supervisor.RequestStop();
+  RunResult run = supervisor.Run();
+  supervisor_.store(nullptr);
+  display.Finish();
+  for (auto& [name, log] : logs) log->flush();
+
+  LocalRunResult result;
+  result.run = run;
+  result.run_dir = run_dir;
+  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.lost_steps = tracker.lost_steps();
+  result.summary = tracker.summary().is_null() ? nlohmann::json::object() : tracker.summary();
+  result.summary.erase("event");
+  result.summary["wall_s"] = result.wall_s;
+  result.summary["restarts"] = run.restarts;
+  result.summary["lost_steps"] = result.lost_steps;
+  result.summary["workers"] = job_.workers;
+  result.summary["succeeded"] = run.succeeded;
+  std::ofstream(run_dir + "/summary.json") << result.summary.dump(2) << '\n';
+  return result;
+}
+
+}  // namespace tandem::local

@@ -1,0 +1,79 @@
+// `tandem run`: runs one TrainingJob on this machine as local processes, wired exactly as the
+// operator wires pods: W workers, each one trainer process and its co-located pserver process,
+// on loopback ports, with the same environment variables.
+//
+// Outputs go to a run folder (runs/<job>-<timestamp>/ by default):
+//   job.yaml            the manifest as given
+//   logs/<worker>-<role>.log   every process' full output
+//   checkpoints/        trainer checkpoints (TANDEM_CHECKPOINT_DIR) and pserver shard checkpoints
+//   model/              the final model, written by rank 0 (TANDEM_OUTPUT_DIR)
+//   metrics.jsonl       every progress event, one JSON object per line with a timestamp
+//   summary.json        the final summary
+#pragma once
+
+#include <atomic>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "cli/local/supervisor.h"
+
+namespace tandem::local {
+
+// What `tandem run` needs to know of a TrainingJob (filled from the validated api object).
+struct LocalJob {
+  std::string name;
+  std::string manifest_path;       // passed to every trainer
+  int workers = 1;
+  bool dense_through_pserver = false;  // spec.sync.dense == pserver
+  bool needs_pserver = true;       // false when nothing goes through the pserver
+  RestartPolicy restart;
+  int trainer_threads = 1;
+};
+
+struct LocalRunOptions {
+  std::string bin_dir;             // where tandem-trainer and tandem-pserver are
+  std::string run_dir;             // empty: runs/<job>-<timestamp>
+  bool tty = false;                // live progress bar
+  bool verbose = false;            // also stream every process line on a terminal
+  double stop_grace_seconds = 30;
+};
+
+struct LocalRunResult {
+  RunResult run;
+  std::string run_dir;
+  nlohmann::json summary;          // the trainers' summary event, plus the run's own figures
+  double wall_s = 0;
+  int64_t lost_steps = 0;
+};
+
+// Picks `n` distinct free TCP ports on 127.0.0.1.
+absl::StatusOr<std::vector<int>> PickFreePorts(int n);
+
+// A fresh random token (hex) for the job's pservers.
+absl::StatusOr<std::string> NewJobToken();
+
+// The processes of the job, with their environment (exposed for tests).
+std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRunOptions& options,
+                                              const std::string& run_dir,
+                                              const std::vector<int>& ports,
+                                              const std::string& token);
+
+// Runs the job to completion (or failure, or Stop()). Prints progress to `out`.
+class LocalRun {
+ public:
+  LocalRun(LocalJob job, LocalRunOptions options);
+  absl::StatusOr<LocalRunResult> Run(std::FILE* out);
+  // Async-signal-safe: SIGTERM every process (they checkpoint), SIGKILL after the grace period.
+  void Stop();
+
+ private:
+  LocalJob job_;
+  LocalRunOptions options_;
+  std::atomic<Supervisor*> supervisor_{nullptr};
+  std::atomic<int> early_stops_{0};
+};
+
+}  // namespace tandem::local
