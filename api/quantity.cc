@@ -19,7 +19,7 @@ struct Suffix {
   int pow2 = 0;
 };
 
-absl::StatusOr<Suffix> ParseSuffix(std::string_view s) {
+absl::StatusOr<Suffix> ParseSuffix(absl::string_view s) {
   if (s.empty()) return Suffix{};
   if (s.size() == 2 && s[1] == 'i') {
     switch (s[0]) {
@@ -45,7 +45,7 @@ absl::StatusOr<Suffix> ParseSuffix(std::string_view s) {
     }
   }
   if (s[0] == 'e' || s[0] == 'E') {
-    std::string_view e = s.substr(1);
+    absl::string_view e = s.substr(1);
     bool negative = false;
     if (!e.empty() && (e[0] == '+' || e[0] == '-')) {
       negative = e[0] == '-';
@@ -69,8 +69,8 @@ absl::StatusOr<Suffix> ParseSuffix(std::string_view s) {
 
 }  // namespace
 
-absl::StatusOr<Quantity> Quantity::Parse(std::string_view text) {
-  auto bad = [&](std::string_view why) {
+absl::StatusOr<Quantity> Quantity::Parse(absl::string_view text) {
+  auto bad = [&](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("invalid quantity \"", text, "\": ", why));
   };
   if (text.empty()) return bad("empty");

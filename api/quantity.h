@@ -12,7 +12,7 @@
 
 #include <cstdint>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 
 #include "absl/status/statusor.h"
 
@@ -22,7 +22,7 @@ class Quantity {
  public:
   Quantity() = default;
   // Errors are InvalidArgument with a message that names the problem ("unknown suffix 'Gb'").
-  static absl::StatusOr<Quantity> Parse(std::string_view text);
+  static absl::StatusOr<Quantity> Parse(absl::string_view text);
   static Quantity FromMilli(int64_t milli);  // text: "1500m", or "2" when whole
   static Quantity FromUnits(int64_t units) { return FromMilli(units * 1000); }
 

@@ -164,7 +164,7 @@ void CheckRange(double v, const FieldSpec& spec, const std::string& path, FieldE
 
 }  // namespace
 
-std::string_view FieldTypeName(FieldType type) {
+absl::string_view FieldTypeName(FieldType type) {
   switch (type) {
     case FieldType::kObject: return "object";
     case FieldType::kString: return "string";
@@ -180,7 +180,7 @@ std::string_view FieldTypeName(FieldType type) {
   return "?";
 }
 
-const FieldSpec* FieldSpec::Find(std::string_view child) const {
+const FieldSpec* FieldSpec::Find(absl::string_view child) const {
   for (const FieldSpec& f : fields)
     if (f.name == child) return &f;
   return nullptr;
@@ -214,7 +214,7 @@ std::string DescribeValue(const json& v) {
 void CheckAgainstSchema(const json& value, const FieldSpec& spec, const std::string& path,
                         FieldErrors* errors) {
   if (value.is_null()) return;
-  auto wrong_type = [&](std::string_view want) {
+  auto wrong_type = [&](absl::string_view want) {
     errors->push_back({path, absl::StrCat("must be ", want, ", got ", DescribeValue(value))});
   };
   switch (spec.type) {

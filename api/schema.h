@@ -6,7 +6,7 @@
 
 #include <optional>
 #include <string>
-#include <string_view>
+#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "api/field_error.h"
@@ -27,7 +27,7 @@ enum class FieldType {
   kOpen,       // any object: the trainer validates it (spec.model/data/optimizer), or metadata
 };
 
-std::string_view FieldTypeName(FieldType type);
+absl::string_view FieldTypeName(FieldType type);
 
 struct FieldSpec {
   std::string name;
@@ -38,7 +38,7 @@ struct FieldSpec {
   std::vector<FieldSpec> fields;
 
   // The child named `name`, or nullptr.
-  const FieldSpec* Find(std::string_view child) const;
+  const FieldSpec* Find(absl::string_view child) const;
 };
 
 // The whole TrainingJob / Queue object: apiVersion, kind, metadata, spec, status.
