@@ -1,6 +1,13 @@
 #include "api/manifest.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "api/queue.h"
 #include "api/schema.h"
 #include "api/training_job.h"
@@ -45,10 +52,46 @@ FieldErrors ValidateDocument(const nlohmann::json& doc) {
   return errors;
 }
 
+absl::StatusOr<std::string> ReadManifest(const std::string& path, size_t max_bytes) {
+  int fd = path == "-" ? STDIN_FILENO : ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return ErrnoToStatus(errno, "cannot open");
+  struct stat st;
+  if (::fstat(fd, &st) != 0) {
+    absl::Status s = ErrnoToStatus(errno, "cannot stat");
+    if (fd != STDIN_FILENO) ::close(fd);
+    return s;
+  }
+  // Devices (/dev/zero), directories and FIFOs could block or never end; stdin may be a pipe.
+  if (fd != STDIN_FILENO && !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return absl::InvalidArgumentError(S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+  }
+  if (fd != STDIN_FILENO) ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  std::string text;
+  char buf[1 << 16];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      absl::Status s = ErrnoToStatus(errno, "cannot read");
+      if (fd != STDIN_FILENO) ::close(fd);
+      return s;
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > max_bytes) {
+      if (fd != STDIN_FILENO) ::close(fd);
+      return absl::InvalidArgumentError(absl::StrCat("larger than the limit of ", max_bytes, " bytes"));
+    }
+  }
+  if (fd != STDIN_FILENO) ::close(fd);
+  return text;
+}
+
 std::vector<DocumentProblem> ValidateManifestFile(const std::string& path) {
-  auto docs = YamlFileToJson(path);
-  if (!docs.ok()) return {{-1, {"", std::string(docs.status().message())}}};
-  return ValidateDocuments(*docs);
+  auto text = ReadManifest(path, YamlLimits{}.max_bytes);
+  if (!text.ok()) return {{-1, {"", std::string(text.status().message())}}};
+  return ValidateManifestText(*text, path);
 }
 
 std::vector<DocumentProblem> ValidateManifestText(const std::string& text, const std::string& source) {

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "api/field_error.h"
 #include "nlohmann/json.hpp"
 
@@ -17,6 +18,10 @@ struct DocumentProblem {
 
 // Validates one parsed document by its kind (TrainingJob or Queue).
 FieldErrors ValidateDocument(const nlohmann::json& document);
+
+// Reads a manifest file safely: regular files only (a device like /dev/zero or a FIFO is refused
+// rather than read forever), "-" is stdin; at most `max_bytes`.
+absl::StatusOr<std::string> ReadManifest(const std::string& path, size_t max_bytes);
 
 // Reads `path` (YAML, one or more documents) and validates every document. A file that cannot
 // be read or parsed yields one problem with document -1 and the parser's "line:col: what".
