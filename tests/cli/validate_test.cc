@@ -37,7 +37,8 @@ testing::CommandResult Validate(const std::string& args) {
 
 std::vector<std::string> BadFiles() {
   std::vector<std::string> files;
-  for (const auto& e : fs::directory_iterator(Corpus() + "/bad"))
+  std::error_code ec;  // a missing corpus fails CorpusIsLargeEnough, not the whole binary
+  for (const auto& e : fs::directory_iterator(Corpus() + "/bad", ec))
     if (e.path().extension() == ".yaml") files.push_back(e.path().stem().string());
   std::sort(files.begin(), files.end());
   return files;
