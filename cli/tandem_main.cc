@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/run.h"
 #include "cli/validate.h"
 #include "common/cli.h"
 #include "common/logging.h"
@@ -13,9 +14,19 @@ int main(int argc, char** argv) {
   app.name("tandem");
   tandem::AddVersionFlag(app, "tandem");
   app.require_subcommand(0, 1);
-  std::string job_path;
+  tandem::cli::RunFlags run_flags;
   CLI::App* run = app.add_subcommand("run", "Run a TrainingJob on this machine as local processes");
-  run->add_option("job", job_path, "TrainingJob manifest (YAML)")->required();
+  run->add_option("job", run_flags.job_path, "TrainingJob manifest (YAML)")->required();
+  run->add_option("--run-dir", run_flags.run_dir,
+                  "Folder for logs, checkpoints, model and metrics (default runs/<job>-<time>)");
+  run->add_option("--workers", run_flags.workers, "Override spec.workers.count")
+      ->check(CLI::Range(1, 64));
+  run->add_option("--grace", run_flags.grace_seconds,
+                  "Seconds between SIGTERM and SIGKILL when stopping")
+      ->check(CLI::Range(0.0, 3600.0));
+  run->add_flag("--verbose", run_flags.verbose, "Stream every process' output on a terminal too");
+  run->add_option("--bin-dir", run_flags.bin_dir,
+                  "Folder of tandem-trainer and tandem-pserver (default: next to tandem)");
   std::vector<std::string> files;
   CLI::App* validate = app.add_subcommand("validate", "Check TrainingJob and Queue manifests");
   validate->add_option("files", files, "Manifests to check")->required();
@@ -29,6 +40,5 @@ int main(int argc, char** argv) {
   // The trainer's validators of spec.model/data/optimizer register here once trainer/ provides
   // them (api::RegisterSectionValidator, see docs/api.md), so `validate` reports their problems.
   if (validate->parsed()) return tandem::cli::RunValidate(files, std::cout);
-  std::cerr << "tandem: 'run' is not built yet in this version" << std::endl;
-  return 1;
+  return tandem::cli::RunJob(run_flags);
 }

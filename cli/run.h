@@ -1,0 +1,27 @@
+// `tandem run JOB.yaml`: validates the manifest with the api/ code the operator uses, then runs
+// the job on this machine (cli/local/local_run.h) and prints the summary line.
+#pragma once
+
+#include <string>
+
+#include "nlohmann/json.hpp"
+
+namespace tandem::cli {
+
+struct RunFlags {
+  std::string job_path;
+  std::string run_dir;        // empty: runs/<job>-<timestamp>
+  std::string bin_dir;        // empty: the folder of the running `tandem` binary
+  double grace_seconds = 30;  // SIGTERM -> SIGKILL on stop
+  bool verbose = false;       // stream every process line even on a terminal
+  int workers = 0;            // > 0: override spec.workers.count
+};
+
+// Returns the process exit code: 0 on success, 1 when the job failed or the manifest is invalid.
+// Installs SIGINT/SIGTERM handlers for the duration of the run.
+int RunJob(const RunFlags& flags);
+
+// The final `key=value` summary line (sorted keys; strings with spaces are quoted).
+std::string SummaryLine(const nlohmann::json& summary);
+
+}  // namespace tandem::cli
