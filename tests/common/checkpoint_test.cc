@@ -135,6 +135,39 @@ TEST(CheckpointTest, ClearMessages) {
   EXPECT_EQ(ReadCheckpoint(dir + "/absent.ckpt").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(CheckpointTest, ReadIntoExistingBuffers) {
+  const std::string dir = TestDir("readinto");
+  const std::string path = WriteSample(dir);
+  auto file = CheckpointFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file)->metadata()["pass"], 2);
+  ASSERT_EQ((*file)->arrays().size(), 5u);
+  EXPECT_EQ((*file)->arrays()[0].name, "fc1.weight");
+  std::vector<float> w(784 * 256, -1.0f);
+  ASSERT_TRUE((*file)->ReadInto<float>("fc1.weight", w).ok());
+  EXPECT_EQ(w[1000], 1000.0f);
+  std::vector<uint64_t> keys(3);
+  ASSERT_TRUE((*file)->ReadInto<uint64_t>("emb.keys", keys).ok());
+  EXPECT_EQ(keys[1], 1ull << 63);
+  std::vector<float> small(10);
+  EXPECT_EQ((*file)->ReadInto<float>("fc1.weight", small).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*file)->ReadInto<float>("emb.keys", std::span<float>(small.data(), 3)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*file)->ReadInto<float>("nope", small).code(), absl::StatusCode::kNotFound);
+
+  // Damaged data: Open checks the structure only, ReadInto catches the data.
+  std::string bytes = ReadRaw(path);
+  bytes[bytes.size() / 2] ^= 0x10;
+  WriteRaw(path, bytes);
+  auto damaged = CheckpointFile::Open(path);
+  ASSERT_TRUE(damaged.ok()) << damaged.status();
+  auto s = (*damaged)->ReadInto<float>("fc1.weight", w);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("array 'fc1.weight': data checksum mismatch"));
+  EXPECT_TRUE((*damaged)->ReadInto<float>("fc1.bias", std::span<float>(w.data(), 256)).ok());
+}
+
 TEST(CheckpointTest, CommitReplacesAtomicallyAndAbortLeavesOldFile) {
   const std::string dir = TestDir("replace");
   const std::string path = dir + "/x.ckpt";
