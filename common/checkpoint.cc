@@ -10,6 +10,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -121,7 +122,11 @@ CheckpointWriter::~CheckpointWriter() {
 
 absl::StatusOr<std::unique_ptr<CheckpointWriter>> CheckpointWriter::Open(
     const std::string& path, const nlohmann::json& metadata) {
-  const std::string temp = absl::StrCat(path, ".tmp-", ::getpid(), "-", temp_counter++);
+  // pid and a counter make the name unique in this process; the random part keeps two pods that
+  // share a volume (both pid 1, say) apart.
+  static const uint32_t salt = std::random_device{}();
+  const std::string temp = absl::StrCat(path, ".tmp-", ::getpid(), "-", absl::Hex(salt), "-",
+                                        temp_counter++);
   const int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create checkpoint ", temp));
   std::unique_ptr<CheckpointWriter> w(new CheckpointWriter(path, temp, fd));

@@ -10,7 +10,7 @@
 //   TANDEM_ASSIGN_OR_RETURN(Checkpoint ckpt, ReadCheckpoint(path));
 //   const CheckpointArray* w = ckpt.Find("fc1.weight");   // w->Floats(), w->shape
 //
-// Atomicity: the writer fills `path.tmp-<pid>-<n>` in the same directory, fsyncs it, renames it
+// Atomicity: the writer fills `path.tmp-<pid>-<random>-<n>` in the same directory, fsyncs it, renames it
 // over `path` and fsyncs the directory, so a crash leaves either the old file or the new one,
 // never a torn one. A writer destroyed before Commit() removes its temporary file.
 //
