@@ -10,6 +10,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <random>
 
 #include "absl/strings/str_cat.h"
@@ -178,18 +179,24 @@ absl::Status CheckpointWriter::WriteDirect(const void* data, size_t n) {
   return s;
 }
 
-absl::Status CheckpointWriter::AddRaw(std::string_view name, DType dtype,
-                                      std::span<const int64_t> shape, const void* data,
-                                      size_t num_elements_in) {
+absl::Status CheckpointWriter::BeginArray(std::string_view name, DType dtype,
+                                          std::span<const int64_t> shape) {
   // absl (Debian's build) does not take std::string_view in StrCat.
   const std::string name_str(name);
-  const uint64_t num_elements = num_elements_in;
   if (!error_.ok()) return error_;
   if (committed_) return absl::FailedPreconditionError("checkpoint already committed");
+  if (array_open_) {
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", path_, ": array '",
+                                                      open_name_, "' is still open"));
+  }
   if (name.empty() || name.size() > kMaxNameLength) {
     return absl::InvalidArgumentError(
         absl::StrCat("checkpoint ", path_, ": array name must have 1 to ", kMaxNameLength,
                      " bytes, got ", name.size()));
+  }
+  if (DTypeSize(dtype) == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint ", path_, ": array '", name_str, "' has an unknown dtype"));
   }
   if (shape.size() > static_cast<size_t>(kMaxDims)) {
     return absl::InvalidArgumentError(absl::StrCat("checkpoint ", path_, ": array '", name_str,
@@ -204,16 +211,10 @@ absl::Status CheckpointWriter::AddRaw(std::string_view name, DType dtype,
     }
     elements *= static_cast<uint64_t>(d);
   }
-  if (elements != num_elements) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint ", path_, ": array '", name_str,
-                                                   "' has ", num_elements,
-                                                   " elements but its shape holds ", elements));
-  }
   if (std::find(names_.begin(), names_.end(), name) != names_.end()) {
     return absl::AlreadyExistsError(
         absl::StrCat("checkpoint ", path_, ": array '", name_str, "' added twice"));
   }
-  names_.emplace_back(name);
   std::string desc;
   Put<uint32_t>(&desc, kArrayMarker);
   Put<uint32_t>(&desc, static_cast<uint32_t>(name.size()));
@@ -224,25 +225,79 @@ absl::Status CheckpointWriter::AddRaw(std::string_view name, DType dtype,
   desc.append(name.data(), name.size());
   Put<uint32_t>(&desc, crc32c::Value(desc.data(), desc.size()));
   TANDEM_RETURN_IF_ERROR(Write(desc.data(), desc.size()));
-  // The data: checksum a cache-sized chunk, then write it, so each byte comes from memory once.
+  names_.emplace_back(name);
+  array_open_ = true;
+  open_name_ = name_str;
+  open_expected_ = elements * DTypeSize(dtype);
+  open_written_ = 0;
+  open_crc_ = 0;
+  return absl::OkStatus();
+}
+
+absl::Status CheckpointWriter::AppendData(const void* data, size_t bytes) {
+  if (!error_.ok()) return error_;
+  if (!array_open_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", path_, ": AppendData without BeginArray"));
+  }
+  if (bytes > open_expected_ - open_written_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "checkpoint ", path_, ": array '", open_name_, "' holds ", open_expected_,
+        " bytes; appending ", bytes, " after ", open_written_, " would exceed it"));
+  }
+  // Checksum a cache-sized chunk, then write it, so each byte comes from memory once.
   const auto* p = static_cast<const uint8_t*>(data);
-  size_t remaining = num_elements * DTypeSize(dtype);
-  uint32_t crc = 0;
-  while (remaining > 0) {
-    const size_t n = std::min(remaining, kChunk);
-    crc = crc32c::Extend(crc, p, n);
+  while (bytes > 0) {
+    const size_t n = std::min(bytes, kChunk);
+    open_crc_ = crc32c::Extend(open_crc_, p, n);
     TANDEM_RETURN_IF_ERROR(Write(p, n));
     p += n;
-    remaining -= n;
+    bytes -= n;
+    open_written_ += n;
   }
-  TANDEM_RETURN_IF_ERROR(Write(&crc, sizeof(crc)));
+  return absl::OkStatus();
+}
+
+absl::Status CheckpointWriter::EndArray() {
+  if (!error_.ok()) return error_;
+  if (!array_open_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", path_, ": EndArray without BeginArray"));
+  }
+  if (open_written_ != open_expected_) {
+    // The file now holds a partial array: nothing more may be added to it.
+    return Fail(absl::FailedPreconditionError(
+        absl::StrCat("checkpoint ", path_, ": array '", open_name_, "' ended after ",
+                     open_written_, " of its ", open_expected_, " bytes")));
+  }
+  TANDEM_RETURN_IF_ERROR(Write(&open_crc_, sizeof(open_crc_)));
+  array_open_ = false;
   ++num_arrays_;
   return absl::OkStatus();
+}
+
+absl::Status CheckpointWriter::AddRaw(std::string_view name, DType dtype,
+                                      std::span<const int64_t> shape, const void* data,
+                                      size_t num_elements) {
+  uint64_t elements = 1;
+  for (int64_t d : shape) elements *= static_cast<uint64_t>(std::max<int64_t>(d, 0));
+  if (elements != num_elements) {
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint ", path_, ": array '",
+                                                   std::string(name), "' has ", num_elements,
+                                                   " elements but its shape holds ", elements));
+  }
+  TANDEM_RETURN_IF_ERROR(BeginArray(name, dtype, shape));
+  TANDEM_RETURN_IF_ERROR(AppendData(data, num_elements * DTypeSize(dtype)));
+  return EndArray();
 }
 
 absl::Status CheckpointWriter::Commit() {
   if (!error_.ok()) return error_;
   if (committed_) return absl::FailedPreconditionError("checkpoint already committed");
+  if (array_open_) {
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", path_, ": array '",
+                                                      open_name_, "' is still open"));
+  }
   std::string footer(kFooterMagic, sizeof(kFooterMagic));
   Put<uint64_t>(&footer, num_arrays_);
   Put<uint64_t>(&footer, offset_);
@@ -412,6 +467,32 @@ absl::Status CheckpointFile::ReadStructure() {
   if (pos != body_end) {
     return Loss(absl::StrCat(body_end - pos, " unexpected bytes after the last of ", num_arrays,
                              " arrays"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckpointFile::ReadChunks(
+    const ArrayInfo& info, size_t chunk_bytes,
+    const std::function<absl::Status(const void* data, size_t bytes)>& fn) const {
+  const size_t elem = DTypeSize(info.dtype);
+  chunk_bytes = std::max(elem, chunk_bytes / elem * elem);
+  const uint64_t bytes = static_cast<uint64_t>(info.num_elements) * elem;
+  const uint64_t buffer_bytes = std::min<uint64_t>(chunk_bytes, std::max<uint64_t>(bytes, 1));
+  std::unique_ptr<uint8_t[]> buffer(new uint8_t[buffer_bytes]);
+  uint32_t crc = 0;
+  for (uint64_t done = 0; done < bytes;) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(bytes - done, chunk_bytes));
+    TANDEM_RETURN_IF_ERROR(ReadAt(info.offset_ + done, buffer.get(), n));
+    crc = crc32c::Extend(crc, buffer.get(), n);
+    TANDEM_RETURN_IF_ERROR(fn(buffer.get(), n));
+    done += n;
+  }
+  uint32_t crc_stored;
+  TANDEM_RETURN_IF_ERROR(ReadAt(info.offset_ + bytes, &crc_stored, 4));
+  if (crc != crc_stored) {
+    return Loss(absl::StrFormat(
+        "array '%s': data checksum mismatch (stored 0x%08x, computed 0x%08x)", info.name,
+        crc_stored, crc));
   }
   return absl::OkStatus();
 }

@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -90,6 +91,14 @@ class CheckpointWriter {
   absl::Status AddRaw(std::string_view name, DType dtype, std::span<const int64_t> shape,
                       const void* data, size_t num_elements);
 
+  // Streaming form, for data that is not contiguous (a pserver's hash-table rows): BeginArray,
+  // AppendData any number of times with exactly product(shape) * DTypeSize(dtype) bytes in all,
+  // EndArray. Appending past the size is refused (InvalidArgument, nothing written); ending short
+  // fails the writer, since the file then holds a partial array. One array open at a time.
+  absl::Status BeginArray(std::string_view name, DType dtype, std::span<const int64_t> shape);
+  absl::Status AppendData(const void* data, size_t bytes);
+  absl::Status EndArray();
+
   // Writes the footer, fsyncs, renames onto the final path and fsyncs the directory. After an
   // error the final path is untouched (its previous version, if any, remains).
   absl::Status Commit();
@@ -113,6 +122,11 @@ class CheckpointWriter {
   uint64_t offset_ = 0;
   uint64_t num_arrays_ = 0;
   std::vector<std::string> names_;
+  bool array_open_ = false;
+  std::string open_name_;
+  uint64_t open_expected_ = 0;
+  uint64_t open_written_ = 0;
+  uint32_t open_crc_ = 0;
   std::string buffer_;
 };
 
@@ -174,6 +188,13 @@ class CheckpointFile {
   // Reads the array's data into dst and verifies its checksum. InvalidArgument when dst_bytes is
   // not the array's size; DataLoss on a checksum mismatch. Thread-safe (pread).
   absl::Status ReadInto(const ArrayInfo& info, void* dst, size_t dst_bytes) const;
+  // Streams the array's data through fn in pieces of at most chunk_bytes (whole elements), then
+  // verifies the checksum: the pieces are unverified until this returns OK, so on DataLoss the
+  // caller discards what it built from them (a pserver restoring hash-table rows). fn's error
+  // stops the read and is returned.
+  absl::Status ReadChunks(const ArrayInfo& info, size_t chunk_bytes,
+                          const std::function<absl::Status(const void* data, size_t bytes)>& fn)
+      const;
   // By name, typed: NotFound when absent, InvalidArgument on a dtype or size mismatch.
   template <typename T>
   absl::Status ReadInto(std::string_view name, std::span<T> dst) const {
