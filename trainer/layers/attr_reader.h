@@ -15,12 +15,13 @@
 
 namespace tandem::trainer {
 
-// An error in one field. `field` is relative to the object read ("numFilters", "inputs[1]");
-// callers prefix the path ("spec.model.layers[2]."). message: what is wrong.
+// An error in one field: `spec.model.layers[2].numFilters: must be >= 1, got 0`. The same layout
+// as tandem::api::FieldError (api/field_error.h), so the API's section-validator hook can copy it.
+// Inside a layer `path` is relative ("numFilters", "inputs[1]"); the model parser prefixes it.
 struct FieldError {
-  std::string field;
+  std::string path;
   std::string message;
-  std::string ToString() const { return field + ": " + message; }
+  std::string ToString() const { return path.empty() ? message : path + ": " + message; }
   bool operator==(const FieldError& o) const = default;
 };
 
