@@ -4,6 +4,8 @@
 #include "absl/strings/str_cat.h"
 #include "trainer/data/data_metrics.h"
 #include "trainer/data/idx_dataset.h"
+#include "trainer/data/libsvm_dataset.h"
+#include "trainer/data/token_dataset.h"
 
 namespace tandem::trainer::data {
 
@@ -15,14 +17,30 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadDataset(const SourceConfig& s
       ds = IdxDataset::Load(source.images, source.labels, source.limit);
       break;
     case DataFormat::kLibsvm:
+      ds = LibsvmDataset::Load(source.paths, source.num_fields, source.limit,
+                               options.skip_malformed);
+      break;
     case DataFormat::kTokens:
-      return absl::UnimplementedError(
-          absl::StrCat("format ", DataFormatName(source.format), " is not implemented yet"));
+      ds = TokenDataset::Load(source.paths, {.sequence_length = source.sequence_length,
+                                             .vocab_size = source.vocab_size,
+                                             .mode = source.token_mode,
+                                             .limit = source.limit,
+                                             .skip_malformed = options.skip_malformed});
+      break;
   }
   if (!ds.ok()) return ds.status();
   const DataMetrics& m = DataMetrics::For(options.name);
   m.bytes_read->Inc(static_cast<double>((*ds)->bytes_read()));
   m.malformed_skipped->Inc(static_cast<double>((*ds)->malformed_skipped()));
+  // An empty source would train for zero steps and report success; refuse it instead.
+  if ((*ds)->size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        (*ds)->Describe(), ": no examples",
+        (*ds)->malformed_skipped() > 0
+            ? absl::StrCat(" (every record was malformed: ", (*ds)->malformed_skipped(),
+                           " skipped)")
+            : ""));
+  }
   return ds;
 }
 
