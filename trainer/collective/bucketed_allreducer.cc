@@ -48,7 +48,7 @@ BucketedAllReducer::~BucketedAllReducer() {
     stop_ = true;
   }
   cv_.notify_all();
-  worker_.join();
+  if (worker_.joinable()) worker_.join();
 }
 
 void BucketedAllReducer::MarkReady(size_t param) {
