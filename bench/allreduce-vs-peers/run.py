@@ -97,8 +97,7 @@ def run_mpi(args, n, sizes, iters, warmup, tcp):
     if tcp:
         cmd += ["--mca", "pml", "ob1", "--mca", "btl", "tcp,self"]
     cmd += [binary, sizes, str(iters), str(warmup)]
-    env = dict(os.environ, OMPI_MCA_btl_vader_single_copy_mechanism="none")
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                        timeout=args.timeout)
     if p.returncode != 0:
         raise RuntimeError(f"mpirun exited {p.returncode}: {p.stderr.strip()[-500:]}")
