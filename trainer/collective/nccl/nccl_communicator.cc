@@ -70,15 +70,19 @@ absl::Status NcclCommunicator::Synchronize(cudaStream_t stream, const char* what
   if (aborted_) return absl::UnavailableError("NCCL communicator was aborted");
   const auto start = std::chrono::steady_clock::now();
   for (;;) {
-    cudaError_t e = cudaStreamQuery(stream);
-    if (e == cudaSuccess) return absl::OkStatus();
-    if (e != cudaErrorNotReady) return CudaStatus(e, what);
+    // A non-blocking communicator may still be enqueuing (ncclInProgress): the stream is only
+    // meaningful once NCCL reports success.
     ncclResult_t state = ncclSuccess;
     ncclCommGetAsyncError(comm_, &state);
     if (state != ncclSuccess && state != ncclInProgress) {
       ncclCommAbort(comm_);
       aborted_ = true;
       return Check(state, what);
+    }
+    if (state == ncclSuccess) {
+      cudaError_t e = cudaStreamQuery(stream);
+      if (e == cudaSuccess) return absl::OkStatus();
+      if (e != cudaErrorNotReady) return CudaStatus(e, what);
     }
     if (std::chrono::steady_clock::now() - start > options_.timeout) {
       ncclCommAbort(comm_);
