@@ -266,6 +266,7 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
                          const std::function<void()>& apply, PushResponse* resp) {
   uint64_t new_version = 0;
   bool advanced = false;
+  resp->Clear();
   {
     std::unique_lock<std::mutex> lock(mu_);
     const uint64_t before = version_;
