@@ -1,0 +1,37 @@
+#include "trainer/data/dataset.h"
+
+#include "absl/status/status.h"
+#include "trainer/data/data_metrics.h"
+#include "trainer/data/idx_dataset.h"
+#include "trainer/data/libsvm_dataset.h"
+#include "trainer/data/token_dataset.h"
+
+namespace tandem::trainer::data {
+
+absl::StatusOr<std::shared_ptr<const Dataset>> LoadDataset(const SourceConfig& source,
+                                                           const LoadOptions& options) {
+  absl::StatusOr<std::shared_ptr<const Dataset>> ds;
+  switch (source.format) {
+    case DataFormat::kIdx:
+      ds = IdxDataset::Load(source.images, source.labels, source.limit);
+      break;
+    case DataFormat::kLibsvm:
+      ds = LibsvmDataset::Load(source.paths, source.num_fields, source.limit,
+                               options.skip_malformed);
+      break;
+    case DataFormat::kTokens:
+      ds = TokenDataset::Load(source.paths, {.sequence_length = source.sequence_length,
+                                             .vocab_size = source.vocab_size,
+                                             .mode = source.token_mode,
+                                             .limit = source.limit,
+                                             .skip_malformed = options.skip_malformed});
+      break;
+  }
+  if (!ds.ok()) return ds.status();
+  const DataMetrics& m = DataMetrics::For(options.name);
+  m.bytes_read->Inc(static_cast<double>((*ds)->bytes_read()));
+  m.malformed_skipped->Inc(static_cast<double>((*ds)->malformed_skipped()));
+  return ds;
+}
+
+}  // namespace tandem::trainer::data
