@@ -1,11 +1,12 @@
-// Shard checkpoints: ShardState <-> files in <dir>/shard-<k>/ckpt-<version>.tpck.
+// Shard checkpoints: ShardState <-> files <dir>/shard-<k>/ckpt-<version, 12 digits>.ckpt in the
+// shared checksummed container (common/checkpoint.h): JSON metadata (layout, version, steps lost,
+// table declarations) plus per table the arrays table/<id>/keys (uint64: sparse row keys or dense
+// block ids), table/<id>/values (float32: per key its parameters then optimizer state) and
+// table/<id>/counts (uint64: per key its update count).
 //
 //   ShardCheckpointer ckpt(dir, shard, /*keep=*/3);
 //   TANDEM_ASSIGN_OR_RETURN(std::string path, ckpt.Write(shard.Snapshot()));
 //   TANDEM_ASSIGN_OR_RETURN(std::optional<ShardState> state, ckpt.LoadLatest());
-//
-// uint64 keys and counts travel through the float-array container bit for bit (two floats per
-// value, copied with memcpy, never computed on).
 #pragma once
 
 #include <optional>
@@ -13,7 +14,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "pserver/checkpoint_container.h"
+#include "common/checkpoint.h"
 #include "pserver/shard.h"
 
 namespace tandem::pserver {
@@ -42,7 +43,7 @@ class ShardCheckpointer {
 };
 
 // Conversions, exposed for tests.
-CheckpointContainer EncodeShardState(const ShardState& state);
-absl::StatusOr<ShardState> DecodeShardState(const CheckpointContainer& container);
+absl::Status WriteShardState(const std::string& path, const ShardState& state);
+absl::StatusOr<ShardState> DecodeShardState(const Checkpoint& checkpoint);
 
 }  // namespace tandem::pserver

@@ -382,7 +382,7 @@ TEST(ShardCheckpointTest, RoundTripAndFallBackToOlderFile) {
   dense.mutable_optimizer()->set_momentum(0.5f);
   Register(shard, dense);
   PushResponse pr;
-  // Keys above 2^53 check that uint64 keys survive the float container bit for bit.
+  // Keys above 2^53 (and one with a NaN-like bit pattern) must survive the file exactly.
   const std::vector<uint64_t> keys = {1, 0xFFFFFFFFFFFFFFF1ull, 0x7FF8000000000001ull};
   ASSERT_TRUE(shard.PushSparse(SparsePush(0, 0, 0, keys, {1, 2, 3, 4, 5, 6, 7, 8, 9}), &pr).ok());
   ASSERT_TRUE(Barrier(shard, 0, 0, 1).ok());
