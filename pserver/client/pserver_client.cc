@@ -58,19 +58,10 @@ absl::StatusOr<std::unique_ptr<PServerClient>> PServerClient::Connect(
     return absl::InvalidArgumentError("pserver client: max_request_bytes must be >= 4096");
   std::unique_ptr<PServerClient> c(new PServerClient(options));
   const size_t n = options.endpoints.size();
-  grpc::ChannelArguments args;
-  const int limit = static_cast<int>(
-      std::min<size_t>(options.max_request_bytes * 2 + (1 << 20), INT32_MAX));
-  args.SetMaxReceiveMessageSize(limit);
-  args.SetMaxSendMessageSize(limit);
-  // Find a restarted pserver quickly: retry the connection every 100 ms..1 s.
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
   for (const std::string& endpoint : options.endpoints) {
-    auto channel =
-        grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+    auto channel = c->NewChannel(endpoint);
     c->stubs_.push_back(ParameterServer::NewStub(channel));
+    c->channels_.push_back(std::move(channel));
   }
   c->push_seq_.assign(n, 0);
   c->retained_.resize(n);
@@ -80,6 +71,31 @@ absl::StatusOr<std::unique_ptr<PServerClient>> PServerClient::Connect(
   PServerMetrics::Get();
   c->bg_thread_ = std::thread([raw = c.get()] { raw->BackgroundLoop(); });
   return c;
+}
+
+std::shared_ptr<grpc::Channel> PServerClient::NewChannel(const std::string& endpoint) {
+  grpc::ChannelArguments args;
+  const int limit = static_cast<int>(
+      std::min<size_t>(options_.max_request_bytes * 2 + (1 << 20), INT32_MAX));
+  args.SetMaxReceiveMessageSize(limit);
+  args.SetMaxSendMessageSize(limit);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // A distinct argument keeps gRPC's global subchannel pool from handing a replacement channel
+  // the old (backed-off) connection.
+  args.SetInt("tandem.channel_generation", static_cast<int>(++channel_generation_));
+  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+}
+
+std::shared_ptr<ParameterServer::Stub> PServerClient::Stub(uint32_t shard) const {
+  std::lock_guard<std::mutex> lock(stubs_mu_);
+  return stubs_[shard];
+}
+
+void PServerClient::Reconnect(uint32_t shard) {
+  std::lock_guard<std::mutex> lock(stubs_mu_);
+  channels_[shard] = NewChannel(options_.endpoints[shard]);
+  stubs_[shard] = ParameterServer::NewStub(channels_[shard]);
 }
 
 PServerClient::~PServerClient() {
@@ -132,6 +148,9 @@ absl::Status PServerClient::Retry(uint32_t shard, grpc::Status status,
       PServerMetrics::Get().client_retries->Inc();
       absl::SleepFor(backoff);
       backoff = std::min(backoff * 2, options_.max_backoff);
+      // gRPC's channel may sit in its own reconnect backoff long after a restarted shard
+      // listens again; our loop already backs off, so after a few attempts it uses a fresh one.
+      if (backoff >= absl::Milliseconds(400)) Reconnect(shard);
     } else {
       return FromGrpc(status, who);
     }
@@ -153,7 +172,7 @@ absl::Status PServerClient::ReRegister(uint32_t shard) {
     *req.mutable_table() = config;
     RegisterTableResponse resp;
     auto call = [&](grpc::ClientContext* ctx) {
-      return stubs_[shard]->RegisterTable(ctx, req, &resp);
+      return Stub(shard)->RegisterTable(ctx, req, &resp);
     };
     auto ctx = NewContext(options_.rpc_timeout);
     TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, options_.rpc_timeout));
@@ -174,7 +193,7 @@ absl::Status PServerClient::FanOut(
   std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<Resp>>> readers(n);
   for (size_t i = 0; i < n; ++i) {
     contexts[i] = NewContext(timeout);
-    readers[i] = async_call(stubs_[shards[i]].get(), contexts[i].get(), requests[i], &cq);
+    readers[i] = async_call(Stub(shards[i]).get(), contexts[i].get(), requests[i], &cq);
     readers[i]->Finish(&responses[i], &statuses[i], reinterpret_cast<void*>(i));
   }
   for (size_t done = 0; done < n; ++done) {
@@ -199,7 +218,7 @@ absl::Status PServerClient::FanOut(
 void PServerClient::NoteRows(uint32_t shard, uint64_t rows) {
   rows_[shard].fetch_add(rows, std::memory_order_relaxed);
   uint64_t lo = std::numeric_limits<uint64_t>::max(), hi = 0;
-  for (size_t i = 0; i < stubs_.size(); ++i) {
+  for (size_t i = 0; i < num_shards(); ++i) {
     const uint64_t r = rows_[i].load(std::memory_order_relaxed);
     lo = std::min(lo, r);
     hi = std::max(hi, r);
@@ -218,19 +237,19 @@ void PServerClient::NoteStepsLost(uint32_t shard, uint64_t lost) {
 
 uint64_t PServerClient::steps_lost() const {
   uint64_t m = 0;
-  for (size_t i = 0; i < stubs_.size(); ++i) m = std::max(m, steps_lost_[i].load());
+  for (size_t i = 0; i < num_shards(); ++i) m = std::max(m, steps_lost_[i].load());
   return m;
 }
 
 std::vector<uint64_t> PServerClient::steps_lost_per_shard() const {
   std::vector<uint64_t> v;
-  for (size_t i = 0; i < stubs_.size(); ++i) v.push_back(steps_lost_[i].load());
+  for (size_t i = 0; i < num_shards(); ++i) v.push_back(steps_lost_[i].load());
   return v;
 }
 
 std::vector<uint64_t> PServerClient::rows_per_shard() const {
   std::vector<uint64_t> v;
-  for (size_t i = 0; i < stubs_.size(); ++i) v.push_back(rows_[i].load());
+  for (size_t i = 0; i < num_shards(); ++i) v.push_back(rows_[i].load());
   return v;
 }
 
@@ -273,7 +292,7 @@ absl::Status PServerClient::RegisterTable(const TableConfig& declared) {
   for (uint32_t shard = 0; shard < n; ++shard) {
     RegisterTableResponse resp;
     auto call = [&](grpc::ClientContext* ctx) {
-      return stubs_[shard]->RegisterTable(ctx, req, &resp);
+      return Stub(shard)->RegisterTable(ctx, req, &resp);
     };
     auto ctx = NewContext(options_.rpc_timeout);
     TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, options_.rpc_timeout),
@@ -341,7 +360,7 @@ absl::Status PServerClient::PullSparse(uint32_t table_id, absl::Span<const uint6
       absl::MakeSpan(b->responses_.data(), calls), async_call, options_.rpc_timeout,
       [&](size_t c, grpc::Status first) {
         auto call = [&](grpc::ClientContext* ctx) {
-          return stubs_[shards[c]]->PullSparse(ctx, b->requests_[c], &b->responses_[c]);
+          return Stub(shards[c])->PullSparse(ctx, b->requests_[c], &b->responses_[c]);
         };
         return Retry(shards[c], first, call, options_.rpc_timeout);
       })));
@@ -388,8 +407,8 @@ absl::Status PServerClient::SendPush(uint32_t shard, const PushRequest& push) {
   PushResponse resp;
   auto call = [&](grpc::ClientContext* ctx) {
     if (const auto* sparse = std::get_if<PushSparseRequest>(&push))
-      return stubs_[shard]->PushSparse(ctx, *sparse, &resp);
-    return stubs_[shard]->PushDense(ctx, std::get<PushDenseRequest>(push), &resp);
+      return Stub(shard)->PushSparse(ctx, *sparse, &resp);
+    return Stub(shard)->PushDense(ctx, std::get<PushDenseRequest>(push), &resp);
   };
   auto ctx = NewContext(options_.rpc_timeout);
   TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, options_.rpc_timeout));
@@ -424,9 +443,9 @@ absl::Status PServerClient::PushAll(const std::vector<uint32_t>& shards,
       options_.rpc_timeout, [&](size_t i, grpc::Status first) {
         auto call = [&](grpc::ClientContext* ctx) {
           if constexpr (std::is_same_v<Req, PushSparseRequest>) {
-            return stubs_[shards[i]]->PushSparse(ctx, requests[i], &responses[i]);
+            return Stub(shards[i])->PushSparse(ctx, requests[i], &responses[i]);
           } else {
-            return stubs_[shards[i]]->PushDense(ctx, requests[i], &responses[i]);
+            return Stub(shards[i])->PushDense(ctx, requests[i], &responses[i]);
           }
         };
         return Retry(shards[i], first, call, options_.rpc_timeout);
@@ -520,7 +539,7 @@ absl::Status PServerClient::PullDense(uint32_t table_id, absl::Span<float> out) 
       shards, absl::MakeConstSpan(requests), absl::MakeSpan(responses), async_call,
       options_.rpc_timeout, [&](size_t i, grpc::Status first) {
         auto call = [&](grpc::ClientContext* ctx) {
-          return stubs_[shards[i]]->PullDense(ctx, requests[i], &responses[i]);
+          return Stub(shards[i])->PullDense(ctx, requests[i], &responses[i]);
         };
         return Retry(shards[i], first, call, options_.rpc_timeout);
       })));
@@ -622,6 +641,7 @@ absl::Status PServerClient::BarrierRetry(uint32_t shard, const StepBarrierReques
         PServerMetrics::Get().client_retries->Inc();
         absl::SleepFor(backoff);
         backoff = std::min(backoff * 2, options_.max_backoff);
+        if (backoff >= absl::Milliseconds(400)) Reconnect(shard);
       }
       std::deque<PushRequest> pushes;
       {
@@ -633,7 +653,7 @@ absl::Status PServerClient::BarrierRetry(uint32_t shard, const StepBarrierReques
       return FromGrpc(status, who);
     }
     auto ctx = NewContext(options_.rpc_timeout);
-    status = stubs_[shard]->StepBarrier(ctx.get(), req, resp);
+    status = Stub(shard)->StepBarrier(ctx.get(), req, resp);
   }
   return absl::OkStatus();
 }
@@ -678,7 +698,7 @@ absl::StatusOr<StatusResponse> PServerClient::ShardStatus(uint32_t shard) {
   if (shard >= num_shards()) return absl::InvalidArgumentError("no such shard");
   StatusRequest req;
   StatusResponse resp;
-  auto call = [&](grpc::ClientContext* ctx) { return stubs_[shard]->Status(ctx, req, &resp); };
+  auto call = [&](grpc::ClientContext* ctx) { return Stub(shard)->Status(ctx, req, &resp); };
   auto ctx = NewContext(options_.rpc_timeout);
   TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, options_.rpc_timeout));
   return resp;
@@ -689,7 +709,7 @@ absl::StatusOr<CheckpointResponse> PServerClient::CheckpointShard(uint32_t shard
   CheckpointRequest req;
   CheckpointResponse resp;
   auto call = [&](grpc::ClientContext* ctx) {
-    return stubs_[shard]->Checkpoint(ctx, req, &resp);
+    return Stub(shard)->Checkpoint(ctx, req, &resp);
   };
   auto ctx = NewContext(options_.rpc_timeout);
   TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, options_.rpc_timeout));

@@ -139,7 +139,7 @@ class PServerClient {
   absl::StatusOr<StatusResponse> ShardStatus(uint32_t shard);
   absl::StatusOr<CheckpointResponse> CheckpointShard(uint32_t shard);
 
-  uint32_t num_shards() const { return static_cast<uint32_t>(stubs_.size()); }
+  uint32_t num_shards() const { return static_cast<uint32_t>(options_.endpoints.size()); }
 
  private:
   struct TableInfo {
@@ -179,7 +179,16 @@ class PServerClient {
 
   const PServerClientOptions options_;
   const std::string auth_;  // "Bearer <token>"
-  std::vector<std::unique_ptr<ParameterServer::Stub>> stubs_;
+  // The stub of `shard` (a new channel replaces one that stayed down: see Reconnect).
+  std::shared_ptr<ParameterServer::Stub> Stub(uint32_t shard) const;
+  // Replaces the channel of `shard` by a fresh one that connects at once.
+  void Reconnect(uint32_t shard);
+  std::shared_ptr<grpc::Channel> NewChannel(const std::string& endpoint);
+
+  mutable std::mutex stubs_mu_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;         // GUARDED_BY(stubs_mu_)
+  std::vector<std::shared_ptr<ParameterServer::Stub>> stubs_;    // GUARDED_BY(stubs_mu_)
+  uint64_t channel_generation_ = 0;                              // GUARDED_BY(stubs_mu_)
 
   mutable std::mutex tables_mu_;
   std::map<uint32_t, std::unique_ptr<TableInfo>> tables_;  // GUARDED_BY(tables_mu_)
