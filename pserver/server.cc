@@ -169,7 +169,17 @@ class PServer::Service final : public ParameterServer::Service {
                                        max_request_bytes_, " bytes"));
     }
     absl::Status s = fn();
-    if (s.code() == absl::StatusCode::kInvalidArgument) m_.rejected_invalid->Inc();
+    switch (s.code()) {
+      case absl::StatusCode::kOk:
+      case absl::StatusCode::kDeadlineExceeded:  // a barrier waiting for slow trainers
+      case absl::StatusCode::kUnavailable:       // shutting down
+        break;
+      case absl::StatusCode::kInvalidArgument:
+        m_.rejected_invalid->Inc();
+        break;
+      default:
+        m_.rejected_other->Inc();
+    }
     return ToGrpc(s);
   }
 
@@ -193,7 +203,10 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
   if (options.shard.num_trainers == 0)
     return absl::InvalidArgumentError("num_trainers must be > 0");
   std::unique_ptr<PServer> ps(new PServer(options));
-  ps->shard_ = std::make_unique<Shard>(options.shard);
+  ShardOptions shard_options = options.shard;
+  shard_options.max_response_floats =
+      std::min<uint64_t>(shard_options.max_response_floats, options.max_request_bytes / 4);
+  ps->shard_ = std::make_unique<Shard>(shard_options);
   if (!options.checkpoint_dir.empty()) {
     ps->checkpointer_ = std::make_unique<ShardCheckpointer>(
         options.checkpoint_dir, options.shard.shard, options.checkpoint_keep);

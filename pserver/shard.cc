@@ -165,8 +165,13 @@ absl::Status Shard::PullSparse(const PullSparseRequest& req, PullSparseResponse*
       return absl::InvalidArgumentError(
           absl::StrCat("pull: key ", key, " of table '", t->config.name(), "' belongs to shard ",
                        ShardOfKey(key, salt, options_.num_shards), ", not ", options_.shard));
+  const uint64_t n64 = static_cast<uint64_t>(req.keys_size()) * t->config.dim();
+  if (n64 > options_.max_response_floats)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pull: ", req.keys_size(), " rows of dim ", t->config.dim(), " exceed the ",
+        options_.max_response_floats, "-float answer limit; split the request"));
   resp->set_version(version());
-  const size_t n = static_cast<size_t>(req.keys_size()) * t->config.dim();
+  const size_t n = static_cast<size_t>(n64);
   resp->mutable_values()->Resize(static_cast<int>(n), 0.0f);
   t->sparse->Pull(absl::MakeConstSpan(req.keys().data(), req.keys_size()),
                   absl::MakeSpan(resp->mutable_values()->mutable_data(), n));
@@ -183,8 +188,10 @@ absl::Status Shard::PullDense(const PullDenseRequest& req, PullDenseResponse* re
                                                      options_.shard));
     total += t->dense->BlockLength(b);
   }
-  if (total > std::numeric_limits<int>::max() / 2)
-    return absl::InvalidArgumentError("pull: too many blocks in one request");
+  if (total > options_.max_response_floats)
+    return absl::InvalidArgumentError(absl::StrCat("pull: ", total, " floats exceed the ",
+                                                   options_.max_response_floats,
+                                                   "-float answer limit; split the request"));
   resp->set_version(version());
   resp->mutable_values()->Resize(static_cast<int>(total), 0.0f);
   float* out = resp->mutable_values()->mutable_data();
@@ -271,6 +278,10 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
     std::unique_lock<std::mutex> lock(mu_);
     const uint64_t before = version_;
     NoteFirstStepLocked(h.step());
+    if (h.step() > version_ + options_.max_step_lead)
+      return absl::InvalidArgumentError(absl::StrCat(
+          "push: step ", h.step(), " is more than ", options_.max_step_lead,
+          " steps ahead of shard ", options_.shard, " (at ", version_, ")"));
     if (!seen_rank_[h.rank()] || h.step() > newest_step_[h.rank()])
       newest_step_[h.rank()] = h.step();
     seen_rank_[h.rank()] = true;
@@ -416,6 +427,10 @@ absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadli
     if (options_.sync) {
       const uint64_t before = version_;
       NoteFirstStepLocked(req.step());
+      if (req.step() > version_ + options_.max_step_lead)
+        return absl::InvalidArgumentError(absl::StrCat(
+            "barrier: step ", req.step(), " is more than ", options_.max_step_lead,
+            " steps ahead of shard ", options_.shard, " (at ", version_, ")"));
       if (!seen_rank_[req.rank()] || req.step() > newest_step_[req.rank()])
         newest_step_[req.rank()] = req.step();
       seen_rank_[req.rank()] = true;

@@ -44,6 +44,12 @@ struct ShardOptions {
   uint32_t max_dim = 1 << 16;
   uint64_t max_dense_size = uint64_t{1} << 32;
   uint32_t max_block_size = 1 << 22;
+  // Largest pull answer, in floats (a bigger request gets INVALID_ARGUMENT: split it).
+  uint64_t max_response_floats = uint64_t{16} << 20;
+  // A push or barrier may run at most this many steps ahead of version() (except the first step
+  // after a start, which fast-forwards): a runaway step number would otherwise make its rank
+  // count as "moved past" every pending step, or (async) make every other push look stale.
+  uint64_t max_step_lead = 8;
 };
 
 // Everything a checkpoint holds.

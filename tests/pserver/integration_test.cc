@@ -191,6 +191,17 @@ TEST(PServerIntegrationTest, SyncLinearModelIsExact) {
       if (t.id() == kEmb) rows += t.rows();
   }
   EXPECT_EQ(rows, expected.rows[0].size());  // each distinct key created once, on one shard
+  // The metrics the issue asks for are exported.
+  const std::string text = metrics::Registry::Default().Serialize();
+  for (const char* name :
+       {"tandem_pserver_pull_latency_seconds_bucket{side=\"server\",kind=\"sparse\"",
+        "tandem_pserver_push_latency_seconds_bucket{side=\"client\",kind=\"dense\"",
+        "tandem_pserver_rows_total{side=\"client\",op=\"pull\"}",
+        "tandem_pserver_bytes_total{side=\"server\",op=\"push\"}",
+        "tandem_pserver_shard_balance_ratio", "tandem_pserver_stale_gradients_dropped_total",
+        "tandem_pserver_checkpoint_duration_seconds", "tandem_pserver_rejected_requests_total",
+        "tandem_pserver_steps_lost"})
+    EXPECT_NE(text.find(name), std::string::npos) << name;
 }
 
 // ---- Async: integer gradients, final values exact; prefetch overlaps the next pull -------------

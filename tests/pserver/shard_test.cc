@@ -331,6 +331,26 @@ TEST(ShardTest, RejectsMalformedRequests) {
   dense.set_table_id(1);
   PullDenseResponse dr;
   EXPECT_EQ(shard.PullDense(dense, &dr).code(), absl::StatusCode::kInvalidArgument);  // sparse
+  // A runaway step number far ahead of the shard is refused (the first one fast-forwards).
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 0, 0, {mine}, {1, 1}), &pr).ok());
+  EXPECT_EQ(shard.PushSparse(SparsePush(0, 50, 0, {mine}, {1, 1}), &pr).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Barrier(shard, 0, 1u << 20, 0).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ShardTest, RefusesAnswersLargerThanTheLimit) {
+  ShardOptions o;
+  o.max_response_floats = 1000;
+  Shard shard(o);
+  Register(shard, SparseConfig(1, "emb", 100));
+  PullSparseRequest req;
+  req.set_table_id(1);
+  for (uint64_t k = 0; k < 11; ++k) req.add_keys(k);
+  PullSparseResponse resp;
+  EXPECT_EQ(shard.PullSparse(req, &resp).code(), absl::StatusCode::kInvalidArgument);
+  req.mutable_keys()->RemoveLast();
+  EXPECT_TRUE(shard.PullSparse(req, &resp).ok());
+  EXPECT_EQ(resp.values_size(), 1000);
 }
 
 TEST(ShardTest, RestoreFastForwardsAndCountsLostSteps) {
