@@ -24,20 +24,18 @@ absl::Status ValidateInitializer(const Initializer& init) {
       return absl::OkStatus();
     case Initializer::UNIFORM:
       if (!finite(init.low()) || !finite(init.high()) || !(init.low() < init.high()))
-        return absl::InvalidArgumentError(
-            absl::StrCat("init: uniform needs finite low < high, got [", init.low(), ", ",
-                         init.high(), ")"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "init: uniform needs finite low < high, got [", init.low(), ", ", init.high(), ")"));
       return absl::OkStatus();
     case Initializer::NORMAL:
       if (!finite(init.mean()) || !finite(init.stddev()) || init.stddev() < 0)
-        return absl::InvalidArgumentError(
-            absl::StrCat("init: normal needs a finite mean and stddev >= 0, got stddev ",
-                         init.stddev()));
+        return absl::InvalidArgumentError(absl::StrCat(
+            "init: normal needs a finite mean and stddev >= 0, got stddev ", init.stddev()));
       return absl::OkStatus();
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("init.kind: unknown initializer ", static_cast<int>(init.kind()),
-                       " (known: CONSTANT, UNIFORM, NORMAL)"));
+      return absl::InvalidArgumentError(absl::StrCat("init.kind: unknown initializer ",
+                                                     static_cast<int>(init.kind()),
+                                                     " (known: CONSTANT, UNIFORM, NORMAL)"));
   }
 }
 

@@ -15,8 +15,8 @@ PServerMetrics& PServerMetrics::Get() {
     auto& push = r.AddHistogram("tandem_pserver_push_latency_seconds",
                                 "Push latency (server: handling; client: end to end, all shards).",
                                 {"side", "kind"}, metrics::LatencyBuckets());
-    auto& rows = r.AddCounter("tandem_pserver_rows_total",
-                              "Sparse rows (dense: blocks) moved.", {"side", "op"});
+    auto& rows = r.AddCounter("tandem_pserver_rows_total", "Sparse rows (dense: blocks) moved.",
+                              {"side", "op"});
     auto& bytes = r.AddCounter("tandem_pserver_bytes_total",
                                "Parameter and gradient payload bytes moved.", {"side", "op"});
     for (int s = 0; s < 2; ++s) {
@@ -37,13 +37,12 @@ PServerMetrics& PServerMetrics::Get() {
                                      "Sync pushes ignored: repeated, or for a step already "
                                      "applied or lost.")
                             .Get();
-    m->checkpoint_duration =
-        r.AddHistogram("tandem_pserver_checkpoint_duration_seconds",
-                       "Time to snapshot and write one shard checkpoint.", {},
-                       metrics::LatencyBuckets())
-            .Get();
-    auto& ckpts = r.AddCounter("tandem_pserver_checkpoints_total", "Shard checkpoints written.",
-                               {"result"});
+    m->checkpoint_duration = r.AddHistogram("tandem_pserver_checkpoint_duration_seconds",
+                                            "Time to snapshot and write one shard checkpoint.", {},
+                                            metrics::LatencyBuckets())
+                                 .Get();
+    auto& ckpts =
+        r.AddCounter("tandem_pserver_checkpoints_total", "Shard checkpoints written.", {"result"});
     m->checkpoints_ok = ckpts.WithLabels({"ok"});
     m->checkpoints_failed = ckpts.WithLabels({"error"});
     auto& rejected = r.AddCounter("tandem_pserver_rejected_requests_total",
@@ -54,9 +53,9 @@ PServerMetrics& PServerMetrics::Get() {
     m->version = r.AddGauge("tandem_pserver_version",
                             "Shard version: the next sync step to apply (async: 1 + newest step).")
                      .Get();
-    m->steps_lost = r.AddGauge("tandem_pserver_steps_lost",
-                               "Steps whose updates this shard lost to restarts.")
-                        .Get();
+    m->steps_lost =
+        r.AddGauge("tandem_pserver_steps_lost", "Steps whose updates this shard lost to restarts.")
+            .Get();
     m->shard_balance = r.AddGauge("tandem_pserver_shard_balance_ratio",
                                   "Max over min rows moved per shard, seen by this client "
                                   "(1 is perfect; Paddle's guard was 2).")

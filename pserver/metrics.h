@@ -25,7 +25,7 @@ struct PServerMetrics {
   metrics::Gauge* version;
   metrics::Gauge* steps_lost;
   // client side
-  metrics::Gauge* shard_balance;       // max/min rows moved per shard, from the client's view
+  metrics::Gauge* shard_balance;  // max/min rows moved per shard, from the client's view
   metrics::Counter* client_retries;
   metrics::Gauge* client_steps_lost;
 

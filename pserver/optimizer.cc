@@ -20,9 +20,9 @@ absl::StatusOr<Optimizer> Optimizer::FromConfig(const OptimizerConfig& c) {
     case OptimizerConfig::ADAM:
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("optimizer.kind: unknown optimizer ", static_cast<int>(c.kind()),
-                       " (known: SGD, MOMENTUM, ADAGRAD, ADAM)"));
+      return absl::InvalidArgumentError(absl::StrCat("optimizer.kind: unknown optimizer ",
+                                                     static_cast<int>(c.kind()),
+                                                     " (known: SGD, MOMENTUM, ADAGRAD, ADAM)"));
   }
   if (!std::isfinite(c.learning_rate()) || c.learning_rate() <= 0)
     return bad("learningRate", c.learning_rate(), "must be > 0");

@@ -6,8 +6,8 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "grpcpp/grpcpp.h"
-#include "pserver/metrics.h"
 #include "proto/pserver.grpc.pb.h"
+#include "pserver/metrics.h"
 
 namespace tandem::pserver {
 namespace {
@@ -163,10 +163,10 @@ class PServer::Service final : public ParameterServer::Service {
     }
     if (req.ByteSizeLong() > max_request_bytes_) {
       m_.rejected_invalid->Inc();
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          absl::StrCat("request of ", req.ByteSizeLong(),
-                                       " bytes exceeds this shard's limit of ",
-                                       max_request_bytes_, " bytes"));
+      return grpc::Status(
+          grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("request of ", req.ByteSizeLong(), " bytes exceeds this shard's limit of ",
+                       max_request_bytes_, " bytes"));
     }
     absl::Status s = fn();
     switch (s.code()) {
@@ -197,9 +197,8 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
   if (options.token.empty())
     return absl::InvalidArgumentError("the job token is empty (set TANDEM_JOB_TOKEN)");
   if (options.shard.num_shards == 0 || options.shard.shard >= options.shard.num_shards)
-    return absl::InvalidArgumentError(absl::StrCat("shard ", options.shard.shard,
-                                                   " is not below num_shards ",
-                                                   options.shard.num_shards));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "shard ", options.shard.shard, " is not below num_shards ", options.shard.num_shards));
   if (options.shard.num_trainers == 0)
     return absl::InvalidArgumentError("num_trainers must be > 0");
   std::unique_ptr<PServer> ps(new PServer(options));
@@ -212,8 +211,7 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
         options.checkpoint_dir, options.shard.shard, options.checkpoint_keep);
     TANDEM_ASSIGN_OR_RETURN(std::optional<ShardState> state, ps->checkpointer_->LoadLatest());
     if (state) {
-      TANDEM_RETURN_IF_ERROR(ps->shard_->Restore(*state), "restoring shard ",
-                             options.shard.shard);
+      TANDEM_RETURN_IF_ERROR(ps->shard_->Restore(*state), "restoring shard ", options.shard.shard);
       TANDEM_LOG(info, "shard {} restored at version {} ({} tables)", options.shard.shard,
                  state->version, state->tables.size());
       ps->seen_version_ = ps->last_checkpoint_version_ = state->version;
@@ -256,8 +254,7 @@ uint64_t PServer::last_checkpoint_version() const {
 }
 
 absl::StatusOr<std::string> PServer::CheckpointNow() {
-  if (!checkpointer_)
-    return absl::FailedPreconditionError("this pserver has no --checkpoint-dir");
+  if (!checkpointer_) return absl::FailedPreconditionError("this pserver has no --checkpoint-dir");
   std::lock_guard<std::mutex> write_lock(checkpoint_mu_);
   const auto start = std::chrono::steady_clock::now();
   ShardState state = shard_->Snapshot();

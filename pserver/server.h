@@ -82,11 +82,11 @@ class PServer {
   std::mutex checkpoint_mu_;  // serialises checkpoint writes
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  uint64_t seen_version_ = 0;            // GUARDED_BY(mu_)
-  uint64_t last_checkpoint_version_ = 0; // GUARDED_BY(mu_)
-  bool has_checkpoint_ = false;          // GUARDED_BY(mu_)
-  bool stopping_ = false;                // GUARDED_BY(mu_)
-  bool stopped_ = false;                 // GUARDED_BY(mu_)
+  uint64_t seen_version_ = 0;             // GUARDED_BY(mu_)
+  uint64_t last_checkpoint_version_ = 0;  // GUARDED_BY(mu_)
+  bool has_checkpoint_ = false;           // GUARDED_BY(mu_)
+  bool stopping_ = false;                 // GUARDED_BY(mu_)
+  bool stopped_ = false;                  // GUARDED_BY(mu_)
   std::thread checkpoint_thread_;
 };
 

@@ -5,9 +5,9 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "pserver/initializer.h"
-#include "common/status.h"
 #include "pserver/placement.h"
 
 namespace tandem::pserver {
@@ -86,14 +86,13 @@ absl::Status Shard::ValidateConfig(const TableConfig& c) const {
             where, ": size ", c.size(), " must be in [1, ", options_.max_dense_size, "]"));
       if (c.block_size() == 0 || c.block_size() > options_.max_block_size)
         return absl::InvalidArgumentError(absl::StrCat(where, ": blockSize ", c.block_size(),
-                                                       " must be in [1, ",
-                                                       options_.max_block_size, "]"));
+                                                       " must be in [1, ", options_.max_block_size,
+                                                       "]"));
       if (NumBlocks(c.size(), c.block_size()) > (uint64_t{1} << 32) - 1)
         return absl::InvalidArgumentError(absl::StrCat(where, ": too many blocks"));
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": kind must be DENSE or SPARSE"));
+      return absl::InvalidArgumentError(absl::StrCat(where, ": kind must be DENSE or SPARSE"));
   }
   if (absl::Status s = ValidateInitializer(c.init()); !s.ok())
     return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.message()));
@@ -108,9 +107,9 @@ absl::Status Shard::RegisterTable(const RegisterTableRequest& req, RegisterTable
   std::unique_lock<std::shared_mutex> lock(tables_mu_);
   if (auto it = tables_.find(c.id()); it != tables_.end()) {
     if (!google::protobuf::util::MessageDifferencer::Equals(it->second->config, c))
-      return absl::AlreadyExistsError(absl::StrCat(
-          "table ", c.id(), " is already registered as '", it->second->config.name(),
-          "' with a different declaration"));
+      return absl::AlreadyExistsError(absl::StrCat("table ", c.id(), " is already registered as '",
+                                                   it->second->config.name(),
+                                                   "' with a different declaration"));
     resp->set_created(false);
     return absl::OkStatus();
   }
@@ -137,12 +136,11 @@ absl::StatusOr<Shard::TableEntry*> Shard::FindTable(uint32_t id, TableConfig::Ki
   std::shared_lock<std::shared_mutex> lock(tables_mu_);
   auto it = tables_.find(id);
   if (it == tables_.end())
-    return absl::NotFoundError(absl::StrCat("table ", id, " is not registered on shard ",
-                                            options_.shard));
+    return absl::NotFoundError(
+        absl::StrCat("table ", id, " is not registered on shard ", options_.shard));
   if (it->second->config.kind() != kind)
-    return absl::InvalidArgumentError(absl::StrCat("table ", id, " '",
-                                                   it->second->config.name(), "' is ",
-                                                   KindName(it->second->config.kind()),
+    return absl::InvalidArgumentError(absl::StrCat("table ", id, " '", it->second->config.name(),
+                                                   "' is ", KindName(it->second->config.kind()),
                                                    ", not ", KindName(kind)));
   // Entries are never removed, so the pointer outlives the lock.
   return it->second.get();
@@ -167,9 +165,9 @@ absl::Status Shard::PullSparse(const PullSparseRequest& req, PullSparseResponse*
                        ShardOfKey(key, salt, options_.num_shards), ", not ", options_.shard));
   const uint64_t n64 = static_cast<uint64_t>(req.keys_size()) * t->config.dim();
   if (n64 > options_.max_response_floats)
-    return absl::InvalidArgumentError(absl::StrCat(
-        "pull: ", req.keys_size(), " rows of dim ", t->config.dim(), " exceed the ",
-        options_.max_response_floats, "-float answer limit; split the request"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("pull: ", req.keys_size(), " rows of dim ", t->config.dim(), " exceed the ",
+                     options_.max_response_floats, "-float answer limit; split the request"));
   resp->set_version(version());
   const size_t n = static_cast<size_t>(n64);
   resp->mutable_values()->Resize(static_cast<int>(n), 0.0f);
@@ -253,11 +251,10 @@ bool Shard::TryApplyLocked() {
       } else {
         for (size_t i = 0; i < pt.keys.size(); ++i) {
           const uint32_t block = static_cast<uint32_t>(pt.keys[i]);
-          t->second->dense->Apply(
-              block,
-              absl::MakeConstSpan(pt.grads.data() + pt.offsets[i],
-                                  t->second->dense->BlockLength(block)),
-              scale);
+          t->second->dense->Apply(block,
+                                  absl::MakeConstSpan(pt.grads.data() + pt.offsets[i],
+                                                      t->second->dense->BlockLength(block)),
+                                  scale);
         }
       }
     }
@@ -279,9 +276,9 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
     const uint64_t before = version_;
     NoteFirstStepLocked(h.step());
     if (h.step() > version_ + options_.max_step_lead)
-      return absl::InvalidArgumentError(absl::StrCat(
-          "push: step ", h.step(), " is more than ", options_.max_step_lead,
-          " steps ahead of shard ", options_.shard, " (at ", version_, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("push: step ", h.step(), " is more than ", options_.max_step_lead,
+                       " steps ahead of shard ", options_.shard, " (at ", version_, ")"));
     if (!seen_rank_[h.rank()] || h.step() > newest_step_[h.rank()])
       newest_step_[h.rank()] = h.step();
     seen_rank_[h.rank()] = true;
@@ -298,8 +295,7 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
         TryApplyLocked();
       }
     } else {
-      if (version_ > h.based_on_version() &&
-          version_ - h.based_on_version() > options_.staleness) {
+      if (version_ > h.based_on_version() && version_ - h.based_on_version() > options_.staleness) {
         resp->set_dropped_stale(true);
         ++stale_dropped_;
       } else {
@@ -326,9 +322,8 @@ absl::Status Shard::PushSparse(const PushSparseRequest& req, PushResponse* resp)
   const uint32_t dim = t->config.dim();
   if (static_cast<uint64_t>(req.grads_size()) != static_cast<uint64_t>(req.keys_size()) * dim)
     return absl::InvalidArgumentError(absl::StrCat(
-        "push: table '", t->config.name(), "' has dim ", dim, ": ", req.keys_size(),
-        " keys need ", static_cast<uint64_t>(req.keys_size()) * dim, " gradients, got ",
-        req.grads_size()));
+        "push: table '", t->config.name(), "' has dim ", dim, ": ", req.keys_size(), " keys need ",
+        static_cast<uint64_t>(req.keys_size()) * dim, " gradients, got ", req.grads_size()));
   const uint64_t salt = TableSalt(t->config.name());
   for (uint64_t key : req.keys())
     if (ShardOfKey(key, salt, options_.num_shards) != options_.shard)
@@ -374,9 +369,9 @@ absl::Status Shard::PushDense(const PushDenseRequest& req, PushResponse* resp) {
     total += t->dense->BlockLength(b);
   }
   if (total != static_cast<uint64_t>(req.grads_size()))
-    return absl::InvalidArgumentError(absl::StrCat("push: table '", t->config.name(), "': ",
-                                                   req.block_ids_size(), " blocks need ", total,
-                                                   " gradients, got ", req.grads_size()));
+    return absl::InvalidArgumentError(absl::StrCat("push: table '", t->config.name(),
+                                                   "': ", req.block_ids_size(), " blocks need ",
+                                                   total, " gradients, got ", req.grads_size()));
   if (!AllFinite(req.grads().data(), req.grads_size()))
     return absl::InvalidArgumentError(
         absl::StrCat("push: table '", t->config.name(), "': gradients must be finite"));
@@ -415,9 +410,8 @@ absl::Status Shard::PushDense(const PushDenseRequest& req, PushResponse* resp) {
 absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadline,
                                 StepBarrierResponse* resp) {
   if (req.rank() >= options_.num_trainers)
-    return absl::InvalidArgumentError(absl::StrCat("barrier: rank ", req.rank(),
-                                                   " is not below ", options_.num_trainers,
-                                                   " trainers"));
+    return absl::InvalidArgumentError(absl::StrCat("barrier: rank ", req.rank(), " is not below ",
+                                                   options_.num_trainers, " trainers"));
   uint64_t new_version = 0;
   bool advanced = false;
   absl::Status result = absl::OkStatus();
@@ -428,9 +422,9 @@ absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadli
       const uint64_t before = version_;
       NoteFirstStepLocked(req.step());
       if (req.step() > version_ + options_.max_step_lead)
-        return absl::InvalidArgumentError(absl::StrCat(
-            "barrier: step ", req.step(), " is more than ", options_.max_step_lead,
-            " steps ahead of shard ", options_.shard, " (at ", version_, ")"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("barrier: step ", req.step(), " is more than ", options_.max_step_lead,
+                         " steps ahead of shard ", options_.shard, " (at ", version_, ")"));
       if (!seen_rank_[req.rank()] || req.step() > newest_step_[req.rank()])
         newest_step_[req.rank()] = req.step();
       seen_rank_[req.rank()] = true;
@@ -521,9 +515,9 @@ ShardState Shard::Snapshot() const {
 
 absl::Status Shard::Restore(const ShardState& state) {
   if (state.shard != options_.shard || state.num_shards != options_.num_shards)
-    return absl::InvalidArgumentError(
-        absl::StrCat("checkpoint belongs to shard ", state.shard, " of ", state.num_shards,
-                     ", this is shard ", options_.shard, " of ", options_.num_shards));
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint belongs to shard ", state.shard,
+                                                   " of ", state.num_shards, ", this is shard ",
+                                                   options_.shard, " of ", options_.num_shards));
   std::map<uint32_t, std::unique_ptr<TableEntry>> tables;
   for (const ShardState::Table& st : state.tables) {
     TANDEM_RETURN_IF_ERROR(ValidateConfig(st.config), "checkpoint");

@@ -28,8 +28,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "pserver/table.h"
 #include "proto/pserver.pb.h"
+#include "pserver/table.h"
 
 namespace tandem::pserver {
 
@@ -38,7 +38,7 @@ struct ShardOptions {
   uint32_t num_shards = 1;    // REQUIRES: > 0
   uint32_t num_trainers = 1;  // W; REQUIRES: > 0
   bool sync = true;
-  uint64_t staleness = 4;     // async: the largest accepted version - based_on_version
+  uint64_t staleness = 4;  // async: the largest accepted version - based_on_version
   // Limits on what clients may declare (INVALID_ARGUMENT beyond them).
   uint32_t max_tables = 1024;
   uint32_t max_dim = 1 << 16;
@@ -108,7 +108,7 @@ class Shard {
   struct PendingTable {
     absl::flat_hash_map<uint64_t, uint32_t> index;  // sparse key (or dense block) -> slot
     std::vector<uint64_t> keys;
-    std::vector<float> grads;  // slot-major, row/block width floats per slot
+    std::vector<float> grads;       // slot-major, row/block width floats per slot
     std::vector<uint32_t> offsets;  // dense: start of each slot in grads
   };
   struct PendingStep {
@@ -140,16 +140,16 @@ class Shard {
 
   mutable std::mutex mu_;  // the step protocol
   std::condition_variable applied_cv_;
-  uint64_t version_ = 0;            // GUARDED_BY(mu_)
-  uint64_t steps_lost_ = 0;         // GUARDED_BY(mu_)
-  uint64_t restored_version_ = 0;   // GUARDED_BY(mu_)
-  bool awaiting_first_step_ = true; // GUARDED_BY(mu_)
-  bool shutdown_ = false;           // GUARDED_BY(mu_)
-  std::vector<uint64_t> newest_step_;             // per rank; GUARDED_BY(mu_)
-  std::vector<bool> seen_rank_;                   // per rank; GUARDED_BY(mu_)
-  std::map<uint64_t, PendingStep> pending_;       // GUARDED_BY(mu_)
-  uint64_t stale_dropped_ = 0;                    // GUARDED_BY(mu_)
-  std::function<void(uint64_t)> listener_;        // GUARDED_BY(mu_)
+  uint64_t version_ = 0;                     // GUARDED_BY(mu_)
+  uint64_t steps_lost_ = 0;                  // GUARDED_BY(mu_)
+  uint64_t restored_version_ = 0;            // GUARDED_BY(mu_)
+  bool awaiting_first_step_ = true;          // GUARDED_BY(mu_)
+  bool shutdown_ = false;                    // GUARDED_BY(mu_)
+  std::vector<uint64_t> newest_step_;        // per rank; GUARDED_BY(mu_)
+  std::vector<bool> seen_rank_;              // per rank; GUARDED_BY(mu_)
+  std::map<uint64_t, PendingStep> pending_;  // GUARDED_BY(mu_)
+  uint64_t stale_dropped_ = 0;               // GUARDED_BY(mu_)
+  std::function<void(uint64_t)> listener_;   // GUARDED_BY(mu_)
 };
 
 }  // namespace tandem::pserver

@@ -44,7 +44,6 @@ absl::Status WriteShardState(const std::string& path, const ShardState& state) {
   return writer->Commit();
 }
 
-
 absl::StatusOr<ShardState> DecodeShardState(const Checkpoint& c) {
   const nlohmann::json& m = c.metadata;
   try {

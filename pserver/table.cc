@@ -74,10 +74,10 @@ TableSnapshot SparseTable::Snapshot() const {
 
 absl::Status SparseTable::Restore(const TableSnapshot& snap) {
   if (snap.values.size() != snap.keys.size() * stride_ || snap.counts.size() != snap.keys.size())
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sparse table '", config_.name(), "': snapshot has ", snap.keys.size(), " keys, ",
-        snap.values.size(), " values and ", snap.counts.size(), " counts; expected ",
-        stride_, " values per key"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("sparse table '", config_.name(), "': snapshot has ", snap.keys.size(),
+                     " keys, ", snap.values.size(), " values and ", snap.counts.size(),
+                     " counts; expected ", stride_, " values per key"));
   for (Stripe& s : stripes_) {
     std::lock_guard<std::mutex> lock(s.mu);
     s.index.clear();
@@ -90,8 +90,8 @@ absl::Status SparseTable::Restore(const TableSnapshot& snap) {
     std::lock_guard<std::mutex> lock(s.mu);
     auto [it, inserted] = s.index.try_emplace(snap.keys[i], static_cast<uint32_t>(s.keys.size()));
     if (!inserted)
-      return absl::InvalidArgumentError(absl::StrCat("sparse table '", config_.name(),
-                                                     "': snapshot repeats key ", snap.keys[i]));
+      return absl::InvalidArgumentError(
+          absl::StrCat("sparse table '", config_.name(), "': snapshot repeats key ", snap.keys[i]));
     s.keys.push_back(snap.keys[i]);
     s.counts.push_back(snap.counts[i]);
     s.data.insert(s.data.end(), snap.values.begin() + i * stride_,
@@ -141,8 +141,7 @@ void DenseTable::Pull(uint32_t block, absl::Span<float> out) const {
 void DenseTable::Apply(uint32_t block, absl::Span<const float> grads, float scale) {
   Block& b = *blocks_[block_index_.at(block)];
   std::lock_guard<std::mutex> lock(b.mu);
-  optimizer_.Apply(b.data.data(), b.data.data() + b.length, grads.data(), b.length, scale,
-                   b.count);
+  optimizer_.Apply(b.data.data(), b.data.data() + b.length, grads.data(), b.length, scale, b.count);
   ++b.count;
 }
 

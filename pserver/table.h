@@ -15,8 +15,8 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "pserver/optimizer.h"
 #include "proto/pserver.pb.h"
+#include "pserver/optimizer.h"
 
 namespace tandem::pserver {
 
@@ -57,7 +57,9 @@ class SparseTable {
     std::vector<uint64_t> counts;                   // per slot; GUARDED_BY(mu)
     std::vector<uint64_t> keys;                     // per slot; GUARDED_BY(mu)
   };
-  static int StripeOf(uint64_t key) { return static_cast<int>((key * 0x9E3779B97F4A7C15ull) >> 58); }
+  static int StripeOf(uint64_t key) {
+    return static_cast<int>((key * 0x9E3779B97F4A7C15ull) >> 58);
+  }
   // Row slot of `key` in `s`, created if missing. REQUIRES: s.mu held.
   uint32_t FindOrCreate(Stripe& s, uint64_t key);
 
@@ -97,8 +99,8 @@ class DenseTable {
     mutable std::mutex mu;
     uint32_t id = 0;
     uint32_t length = 0;
-    uint64_t count = 0;        // GUARDED_BY(mu)
-    std::vector<float> data;   // length * (1 + slots); GUARDED_BY(mu)
+    uint64_t count = 0;       // GUARDED_BY(mu)
+    std::vector<float> data;  // length * (1 + slots); GUARDED_BY(mu)
   };
 
   const TableConfig config_;

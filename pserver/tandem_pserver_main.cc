@@ -56,8 +56,9 @@ int main(int argc, char** argv) {
   app.add_option("--trainers", trainers,
                  "Number of trainers W pushing to this shard (default: --num-shards)")
       ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--mode", mode, "sync: apply step t when all W trainers pushed it; async: apply "
-                                 "on arrival with bounded staleness")
+  app.add_option("--mode", mode,
+                 "sync: apply step t when all W trainers pushed it; async: apply "
+                 "on arrival with bounded staleness")
       ->check(CLI::IsMember({"sync", "async"}))
       ->capture_default_str();
   app.add_option("--staleness", staleness,
@@ -93,8 +94,8 @@ int main(int argc, char** argv) {
     return tandem::kExitUsage;
   }
   if (shard >= num_shards) {
-    std::cerr << "tandem-pserver: --shard " << shard << " must be below --num-shards "
-              << num_shards << std::endl;
+    std::cerr << "tandem-pserver: --shard " << shard << " must be below --num-shards " << num_shards
+              << std::endl;
     return tandem::kExitUsage;
   }
   o.port = port;
@@ -127,8 +128,9 @@ int main(int argc, char** argv) {
   }
   health.SetReady(true);
   // One line on stdout that scripts and tests can wait for.
-  std::cout << "tandem-pserver: shard " << shard << " listening on port " << (*server)->port()
-            << std::endl;
+  std::cout << "tandem-pserver: shard " << shard << " listening on port " << (*server)->port();
+  if (metrics_port >= 0) std::cout << " metrics port " << endpoint.port();
+  std::cout << std::endl;
 
   int sig = 0;
   sigwait(&signals, &sig);

@@ -104,7 +104,8 @@ Result RunOnce(uint32_t shards, int rows, uint32_t dim, int iters, uint64_t seed
   for (const auto& b : batches) {
     check(client->PullSparse(1, b, &batch));
     const auto t0 = std::chrono::steady_clock::now();
-    check(client->PushSparse(batch, absl::MakeConstSpan(grads.data(), batch.unique_keys().size() * dim), 0));
+    check(client->PushSparse(
+        batch, absl::MakeConstSpan(grads.data(), batch.unique_keys().size() * dim), 0));
     push_s += Seconds(t0);
   }
   r.push = total_rows / push_s;
@@ -112,7 +113,8 @@ Result RunOnce(uint32_t shards, int rows, uint32_t dim, int iters, uint64_t seed
   uint64_t step = 1;
   for (const auto& b : batches) {
     check(client->PullSparse(1, b, &batch));
-    check(client->PushSparse(batch, absl::MakeConstSpan(grads.data(), batch.unique_keys().size() * dim), step++));
+    check(client->PushSparse(
+        batch, absl::MakeConstSpan(grads.data(), batch.unique_keys().size() * dim), step++));
   }
   r.step = total_rows / Seconds(start);
   for (auto& s : servers) (void)s->Stop(false);
@@ -158,9 +160,9 @@ int main(int argc, char** argv) {
     }
     std::printf("%-7u %16.0f %16.0f %16.0f %16.0f %12.1f\n", shards, best.first_touch, best.pull,
                 best.push, best.step, best.pull * dim * 4 / 1e6);
-    for (auto [name, value] : {std::pair{"first_touch", best.first_touch},
-                               std::pair{"pull", best.pull}, std::pair{"push", best.push},
-                               std::pair{"step", best.step}})
+    for (auto [name, value] :
+         {std::pair{"first_touch", best.first_touch}, std::pair{"pull", best.pull},
+          std::pair{"push", best.push}, std::pair{"step", best.step}})
       records.push_back({{"name", absl::StrCat("pserver_", name, "_s", shards)},
                          {"unit", "rows/s"},
                          {"tandem", value},

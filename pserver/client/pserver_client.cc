@@ -75,8 +75,8 @@ absl::StatusOr<std::unique_ptr<PServerClient>> PServerClient::Connect(
 
 std::shared_ptr<grpc::Channel> PServerClient::NewChannel(const std::string& endpoint) {
   grpc::ChannelArguments args;
-  const int limit = static_cast<int>(
-      std::min<size_t>(options_.max_request_bytes * 2 + (1 << 20), INT32_MAX));
+  const int limit =
+      static_cast<int>(std::min<size_t>(options_.max_request_bytes * 2 + (1 << 20), INT32_MAX));
   args.SetMaxReceiveMessageSize(limit);
   args.SetMaxSendMessageSize(limit);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
@@ -134,7 +134,8 @@ absl::Status PServerClient::Retry(uint32_t shard, grpc::Status status,
   const absl::Time give_up = absl::Now() + options_.reconnect_timeout;
   absl::Duration backoff = options_.initial_backoff;
   int reregistrations = 0;
-  const std::string who = absl::StrCat("pserver shard ", shard, " (", options_.endpoints[shard], ")");
+  const std::string who =
+      absl::StrCat("pserver shard ", shard, " (", options_.endpoints[shard], ")");
   while (!status.ok()) {
     if (status.error_code() == grpc::StatusCode::NOT_FOUND && reregistrations < 3) {
       // The shard restarted without this table (no checkpoint yet): declare it again.
@@ -283,7 +284,8 @@ absl::Status PServerClient::RegisterTable(const TableConfig& declared) {
     info->blocks_by_shard.resize(n);
     const uint64_t blocks = NumBlocks(config.size(), config.block_size());
     if (blocks > std::numeric_limits<uint32_t>::max())
-      return absl::InvalidArgumentError(absl::StrCat("table '", config.name(), "': too many blocks"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("table '", config.name(), "': too many blocks"));
     for (uint64_t b = 0; b < blocks; ++b)
       info->blocks_by_shard[ShardOfKey(b, info->salt, n)].push_back(static_cast<uint32_t>(b));
   }
@@ -352,9 +354,8 @@ absl::Status PServerClient::PullSparse(uint32_t table_id, absl::Span<const uint6
     for (size_t k = 0; k < count; ++k) keys[k] = b->unique_[b->by_shard_[s][first + k]];
   }
   auto async_call = [](ParameterServer::Stub* stub, grpc::ClientContext* ctx,
-                       const PullSparseRequest& req, grpc::CompletionQueue* cq) {
-    return stub->AsyncPullSparse(ctx, req, cq);
-  };
+                       const PullSparseRequest& req,
+                       grpc::CompletionQueue* cq) { return stub->AsyncPullSparse(ctx, req, cq); };
   TANDEM_RETURN_IF_ERROR((FanOut<PullSparseRequest, PullSparseResponse>(
       shards, absl::MakeConstSpan(b->requests_.data(), calls),
       absl::MakeSpan(b->responses_.data(), calls), async_call, options_.rpc_timeout,
@@ -372,9 +373,8 @@ absl::Status PServerClient::PullSparse(uint32_t table_id, absl::Span<const uint6
     const PullSparseResponse& resp = b->responses_[c];
     const size_t count = static_cast<size_t>(b->requests_[c].keys_size());
     if (static_cast<size_t>(resp.values_size()) != count * dim)
-      return absl::InternalError(absl::StrCat("pserver shard ", s, " answered ",
-                                              resp.values_size(), " floats for ", count,
-                                              " rows of dim ", dim));
+      return absl::InternalError(absl::StrCat("pserver shard ", s, " answered ", resp.values_size(),
+                                              " floats for ", count, " rows of dim ", dim));
     for (size_t k = 0; k < count; ++k)
       std::memcpy(b->rows_.data() + static_cast<size_t>(b->by_shard_[s][first + k]) * dim,
                   resp.values().data() + k * dim, dim * sizeof(float));
@@ -383,15 +383,16 @@ absl::Status PServerClient::PullSparse(uint32_t table_id, absl::Span<const uint6
     bytes += count * dim * 4;
   }
   auto& m = PServerMetrics::Get();
-  m.rows[PServerMetrics::kClient][PServerMetrics::kPull]->Inc(static_cast<double>(b->unique_.size()));
+  m.rows[PServerMetrics::kClient][PServerMetrics::kPull]->Inc(
+      static_cast<double>(b->unique_.size()));
   m.bytes[PServerMetrics::kClient][PServerMetrics::kPull]->Inc(static_cast<double>(bytes));
   m.pull_latency[PServerMetrics::kClient][PServerMetrics::kSparse]->Observe(SecondsSince(start));
   return absl::OkStatus();
 }
 
 std::future<absl::Status> PServerClient::PrefetchSparse(uint32_t table_id,
-                                                         absl::Span<const uint64_t> ids,
-                                                         SparseBatch* batch) {
+                                                        absl::Span<const uint64_t> ids,
+                                                        SparseBatch* batch) {
   std::packaged_task<absl::Status()> task(
       [this, table_id, ids, batch] { return PullSparse(table_id, ids, batch); });
   std::future<absl::Status> result = task.get_future();
@@ -417,8 +418,8 @@ absl::Status PServerClient::SendPush(uint32_t shard, const PushRequest& push) {
 }
 
 template <typename Req>
-absl::Status PServerClient::PushAll(const std::vector<uint32_t>& shards,
-                                    std::vector<Req>& requests, uint64_t step) {
+absl::Status PServerClient::PushAll(const std::vector<uint32_t>& shards, std::vector<Req>& requests,
+                                    uint64_t step) {
   if (options_.sync) {
     std::lock_guard<std::mutex> lock(push_mu_);
     if (step != push_step_) {
@@ -468,10 +469,9 @@ absl::Status PServerClient::PushSparse(const SparseBatch& b, absl::Span<const fl
   if (t->config.kind() != TableConfig::SPARSE || dim != t->config.dim())
     return absl::InvalidArgumentError("PushSparse: the batch was not pulled from this table");
   if (grads.size() != b.unique_.size() * dim)
-    return absl::InvalidArgumentError(absl::StrCat("PushSparse: ", b.unique_.size(),
-                                                   " unique rows of dim ", dim, " need ",
-                                                   b.unique_.size() * dim, " gradients, got ",
-                                                   grads.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("PushSparse: ", b.unique_.size(), " unique rows of dim ", dim, " need ",
+                     b.unique_.size() * dim, " gradients, got ", grads.size()));
   const size_t chunk = std::max<size_t>(1, options_.max_request_bytes / (size_t{dim} * 4 + 8));
   std::vector<uint32_t> shards;
   std::vector<PushSparseRequest> requests;
@@ -501,8 +501,10 @@ absl::Status PServerClient::PushSparse(const SparseBatch& b, absl::Span<const fl
   }
   TANDEM_RETURN_IF_ERROR(PushAll(shards, requests, step));
   auto& m = PServerMetrics::Get();
-  m.rows[PServerMetrics::kClient][PServerMetrics::kPush]->Inc(static_cast<double>(b.unique_.size()));
-  m.bytes[PServerMetrics::kClient][PServerMetrics::kPush]->Inc(static_cast<double>(grads.size()) * 4);
+  m.rows[PServerMetrics::kClient][PServerMetrics::kPush]->Inc(
+      static_cast<double>(b.unique_.size()));
+  m.bytes[PServerMetrics::kClient][PServerMetrics::kPush]->Inc(static_cast<double>(grads.size()) *
+                                                               4);
   m.push_latency[PServerMetrics::kClient][PServerMetrics::kSparse]->Observe(SecondsSince(start));
   return absl::OkStatus();
 }
@@ -513,9 +515,8 @@ absl::Status PServerClient::PullDense(uint32_t table_id, absl::Span<float> out) 
   const auto start = std::chrono::steady_clock::now();
   TANDEM_ASSIGN_OR_RETURN(const TableInfo* t, Table(table_id));
   if (t->config.kind() != TableConfig::DENSE || out.size() != t->config.size())
-    return absl::InvalidArgumentError(absl::StrCat("PullDense: table ", table_id,
-                                                   " is not a dense table of ", out.size(),
-                                                   " floats"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PullDense: table ", table_id, " is not a dense table of ", out.size(), " floats"));
   const uint32_t bs = t->config.block_size();
   const size_t blocks_per_call = std::max<size_t>(1, options_.max_request_bytes / 4 / bs);
   std::vector<uint32_t> shards;
@@ -532,9 +533,8 @@ absl::Status PServerClient::PullDense(uint32_t table_id, absl::Span<float> out) 
   }
   std::vector<PullDenseResponse> responses(requests.size());
   auto async_call = [](ParameterServer::Stub* stub, grpc::ClientContext* ctx,
-                       const PullDenseRequest& req, grpc::CompletionQueue* cq) {
-    return stub->AsyncPullDense(ctx, req, cq);
-  };
+                       const PullDenseRequest& req,
+                       grpc::CompletionQueue* cq) { return stub->AsyncPullDense(ctx, req, cq); };
   TANDEM_RETURN_IF_ERROR((FanOut<PullDenseRequest, PullDenseResponse>(
       shards, absl::MakeConstSpan(requests), absl::MakeSpan(responses), async_call,
       options_.rpc_timeout, [&](size_t i, grpc::Status first) {
@@ -563,7 +563,8 @@ absl::Status PServerClient::PullDense(uint32_t table_id, absl::Span<float> out) 
     std::lock_guard<std::mutex> lock(tables_mu_);
     auto* info = tables_.at(table_id).get();
     for (uint32_t s = 0; s < num_shards(); ++s)
-      if (versions[s] != std::numeric_limits<uint64_t>::max()) info->dense_versions[s] = versions[s];
+      if (versions[s] != std::numeric_limits<uint64_t>::max())
+        info->dense_versions[s] = versions[s];
   }
   auto& m = PServerMetrics::Get();
   m.rows[PServerMetrics::kClient][PServerMetrics::kPull]->Inc(static_cast<double>(requests.size()));
@@ -577,9 +578,8 @@ absl::Status PServerClient::PushDense(uint32_t table_id, absl::Span<const float>
   const auto start = std::chrono::steady_clock::now();
   TANDEM_ASSIGN_OR_RETURN(const TableInfo* t, Table(table_id));
   if (t->config.kind() != TableConfig::DENSE || grads.size() != t->config.size())
-    return absl::InvalidArgumentError(absl::StrCat("PushDense: table ", table_id,
-                                                   " is not a dense table of ", grads.size(),
-                                                   " floats"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "PushDense: table ", table_id, " is not a dense table of ", grads.size(), " floats"));
   const uint32_t bs = t->config.block_size();
   const size_t blocks_per_call = std::max<size_t>(1, options_.max_request_bytes / 4 / bs);
   std::vector<uint64_t> versions;
@@ -612,7 +612,8 @@ absl::Status PServerClient::PushDense(uint32_t table_id, absl::Span<const float>
   TANDEM_RETURN_IF_ERROR(PushAll(shards, requests, step));
   auto& m = PServerMetrics::Get();
   m.rows[PServerMetrics::kClient][PServerMetrics::kPush]->Inc(static_cast<double>(requests.size()));
-  m.bytes[PServerMetrics::kClient][PServerMetrics::kPush]->Inc(static_cast<double>(grads.size()) * 4);
+  m.bytes[PServerMetrics::kClient][PServerMetrics::kPush]->Inc(static_cast<double>(grads.size()) *
+                                                               4);
   m.push_latency[PServerMetrics::kClient][PServerMetrics::kDense]->Observe(SecondsSince(start));
   return absl::OkStatus();
 }
@@ -623,7 +624,8 @@ absl::Status PServerClient::BarrierRetry(uint32_t shard, const StepBarrierReques
                                          grpc::Status status, StepBarrierResponse* resp) {
   const absl::Time give_up = absl::Now() + options_.barrier_timeout;
   absl::Duration backoff = options_.initial_backoff;
-  const std::string who = absl::StrCat("pserver shard ", shard, " (", options_.endpoints[shard], ")");
+  const std::string who =
+      absl::StrCat("pserver shard ", shard, " (", options_.endpoints[shard], ")");
   while (!status.ok()) {
     const grpc::StatusCode code = status.error_code();
     if (absl::Now() > give_up)
@@ -674,9 +676,8 @@ absl::Status PServerClient::FinishStep(uint64_t step) {
     }
   }
   auto async_call = [](ParameterServer::Stub* stub, grpc::ClientContext* ctx,
-                       const StepBarrierRequest& req, grpc::CompletionQueue* cq) {
-    return stub->AsyncStepBarrier(ctx, req, cq);
-  };
+                       const StepBarrierRequest& req,
+                       grpc::CompletionQueue* cq) { return stub->AsyncStepBarrier(ctx, req, cq); };
   TANDEM_RETURN_IF_ERROR((FanOut<StepBarrierRequest, StepBarrierResponse>(
       shards, absl::MakeConstSpan(requests), absl::MakeSpan(responses), async_call,
       options_.rpc_timeout, [&](size_t i, grpc::Status first) {
@@ -708,9 +709,7 @@ absl::StatusOr<CheckpointResponse> PServerClient::CheckpointShard(uint32_t shard
   if (shard >= num_shards()) return absl::InvalidArgumentError("no such shard");
   CheckpointRequest req;
   CheckpointResponse resp;
-  auto call = [&](grpc::ClientContext* ctx) {
-    return Stub(shard)->Checkpoint(ctx, req, &resp);
-  };
+  auto call = [&](grpc::ClientContext* ctx) { return Stub(shard)->Checkpoint(ctx, req, &resp); };
   auto ctx = NewContext(options_.rpc_timeout);
   TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, options_.rpc_timeout));
   return resp;

@@ -56,9 +56,9 @@ struct PServerClientOptions {
   std::string token;                   // the job token sent with every RPC
   uint32_t rank = 0;                   // this trainer's rank
   bool sync = true;                    // must match the pservers' --mode
-  absl::Duration rpc_timeout = absl::Seconds(30);        // one attempt of a pull or push
-  absl::Duration barrier_timeout = absl::Minutes(10);    // FinishStep waiting for other trainers
-  absl::Duration reconnect_timeout = absl::Seconds(120); // retrying an unavailable shard
+  absl::Duration rpc_timeout = absl::Seconds(30);         // one attempt of a pull or push
+  absl::Duration barrier_timeout = absl::Minutes(10);     // FinishStep waiting for other trainers
+  absl::Duration reconnect_timeout = absl::Seconds(120);  // retrying an unavailable shard
   absl::Duration initial_backoff = absl::Milliseconds(50);
   absl::Duration max_backoff = absl::Seconds(2);
   // Requests are split so that none exceeds this (the pservers' --max-request-mib is 64).
@@ -186,19 +186,19 @@ class PServerClient {
   std::shared_ptr<grpc::Channel> NewChannel(const std::string& endpoint);
 
   mutable std::mutex stubs_mu_;
-  std::vector<std::shared_ptr<grpc::Channel>> channels_;         // GUARDED_BY(stubs_mu_)
-  std::vector<std::shared_ptr<ParameterServer::Stub>> stubs_;    // GUARDED_BY(stubs_mu_)
-  uint64_t channel_generation_ = 0;                              // GUARDED_BY(stubs_mu_)
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;       // GUARDED_BY(stubs_mu_)
+  std::vector<std::shared_ptr<ParameterServer::Stub>> stubs_;  // GUARDED_BY(stubs_mu_)
+  uint64_t channel_generation_ = 0;                            // GUARDED_BY(stubs_mu_)
 
   mutable std::mutex tables_mu_;
   std::map<uint32_t, std::unique_ptr<TableInfo>> tables_;  // GUARDED_BY(tables_mu_)
 
-  std::mutex push_mu_;  // the current sync step's pushes
-  uint64_t push_step_ = 0;                                 // GUARDED_BY(push_mu_)
-  std::vector<uint32_t> push_seq_;                         // per shard; GUARDED_BY(push_mu_)
-  std::vector<std::deque<PushRequest>> retained_;          // per shard; GUARDED_BY(push_mu_)
+  std::mutex push_mu_;                             // the current sync step's pushes
+  uint64_t push_step_ = 0;                         // GUARDED_BY(push_mu_)
+  std::vector<uint32_t> push_seq_;                 // per shard; GUARDED_BY(push_mu_)
+  std::vector<std::deque<PushRequest>> retained_;  // per shard; GUARDED_BY(push_mu_)
 
-  std::unique_ptr<std::atomic<uint64_t>[]> rows_;       // per shard
+  std::unique_ptr<std::atomic<uint64_t>[]> rows_;        // per shard
   std::unique_ptr<std::atomic<uint64_t>[]> steps_lost_;  // per shard
 
   std::mutex bg_mu_;

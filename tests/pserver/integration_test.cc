@@ -110,7 +110,9 @@ const std::vector<uint64_t> kIds[2] = {{1, 2, 3, 1, 1, 7, 100000000000ull},
 float Target(uint32_t r, uint64_t k, uint32_t j) {
   return static_cast<float>(static_cast<int>((r * 7 + k * 3 + j) % 9) - 4);
 }
-float DenseTarget(uint32_t r, uint64_t i) { return static_cast<float>(static_cast<int>((r + i) % 5) - 2); }
+float DenseTarget(uint32_t r, uint64_t i) {
+  return static_cast<float>(static_cast<int>((r + i) % 5) - 2);
+}
 
 struct Expected {
   std::vector<std::map<uint64_t, std::vector<float>>> rows;  // per step, before the step
@@ -135,8 +137,8 @@ Expected ComputeExpected() {
     for (auto& [k, row] : w) {
       for (uint32_t j = 0; j < kDim; ++j) {
         const bool in0 = grad[0].contains(k), in1 = grad[1].contains(k);
-        const float acc = in0 && in1 ? grad[0][k][j] + grad[1][k][j]
-                                     : (in0 ? grad[0][k][j] : grad[1][k][j]);
+        const float acc =
+            in0 && in1 ? grad[0][k][j] + grad[1][k][j] : (in0 ? grad[0][k][j] : grad[1][k][j]);
         row[j] -= 0.125f * acc;
       }
     }
@@ -175,7 +177,8 @@ TEST(PServerIntegrationTest, SyncLinearModelIsExact) {
       ASSERT_TRUE(client->PushDense(kFc, dense_grad, t).ok());
       ASSERT_TRUE(client->FinishStep(t).ok());
     }
-    EXPECT_EQ(batch.unique_keys().size(), std::set<uint64_t>(kIds[r].begin(), kIds[r].end()).size());
+    EXPECT_EQ(batch.unique_keys().size(),
+              std::set<uint64_t>(kIds[r].begin(), kIds[r].end()).size());
     EXPECT_EQ(client->steps_lost(), 0u);
     EXPECT_GT(client->shard_balance(), 0.0);
   };
@@ -229,10 +232,12 @@ TEST(PServerIntegrationTest, AsyncIntegerGradientsSumExactly) {
       auto prefetch = client->PrefetchSparse(kEmb, next_ids, &next);
       ASSERT_TRUE(client->PullDense(kFc, absl::MakeSpan(dense)).ok());
       // Gradient per unique row: (r + 1) * occurrences; dense: r + 1 everywhere.
-      std::vector<float> per_id(cur_ids.size(), static_cast<float>(r + 1)), per_unique(cur.unique_keys().size());
+      std::vector<float> per_id(cur_ids.size(), static_cast<float>(r + 1)),
+          per_unique(cur.unique_keys().size());
       cur.ReduceGradients(per_id, absl::MakeSpan(per_unique));
       ASSERT_TRUE(client->PushSparse(cur, per_unique, t).ok());
-      ASSERT_TRUE(client->PushDense(kFc, std::vector<float>(3000, static_cast<float>(r + 1)), t).ok());
+      ASSERT_TRUE(
+          client->PushDense(kFc, std::vector<float>(3000, static_cast<float>(r + 1)), t).ok());
       ASSERT_TRUE(client->FinishStep(t).ok());
       ASSERT_TRUE(prefetch.get().ok());
       std::swap(cur, next);
@@ -402,8 +407,8 @@ TEST(PServerIntegrationTest, MalformedAndOversizedRequestsAreRefused) {
   }
   {
     // Bytes that are not a PullSparseRequest at all.
-    grpc::GenericStub generic(grpc::CreateChannel(cluster.endpoints[0],
-                                                  grpc::InsecureChannelCredentials()));
+    grpc::GenericStub generic(
+        grpc::CreateChannel(cluster.endpoints[0], grpc::InsecureChannelCredentials()));
     const std::string junk = "\xff\xff\xff\xff\x0f garbage";
     grpc::Slice slice(junk);
     grpc::ByteBuffer request(&slice, 1), response;

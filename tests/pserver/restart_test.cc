@@ -29,6 +29,7 @@ constexpr char kToken[] = "restart-test-token";
 struct Process {
   pid_t pid = -1;
   int port = 0;
+  int metrics_port = -1;
 
   // Starts the binary with `args`; waits for its "listening on port N" line.
   static Process Start(const std::vector<std::string>& args, const std::string& log) {
@@ -63,9 +64,17 @@ struct Process {
     }
     ::close(out[0]);
     const auto at = line.find("port ");
-    EXPECT_NE(at, std::string::npos) << "tandem-pserver did not start: " << line << " (log " << log << ")";
+    EXPECT_NE(at, std::string::npos)
+        << "tandem-pserver did not start: " << line << " (log " << log << ")";
     if (at != std::string::npos) {
-      EXPECT_TRUE(absl::SimpleAtoi(line.substr(at + 5, line.find('\n') - at - 5), &p.port));
+      const std::string rest = line.substr(at + 5);
+      EXPECT_TRUE(absl::SimpleAtoi(rest.substr(0, rest.find_first_of(" \n")), &p.port)) << line;
+      const auto m = rest.find("metrics port ");
+      if (m != std::string::npos) {
+        EXPECT_TRUE(
+            absl::SimpleAtoi(rest.substr(m + 13, rest.find('\n') - m - 13), &p.metrics_port))
+            << line;
+      }
     }
     return p;
   }
@@ -81,11 +90,26 @@ struct Process {
 };
 
 std::vector<std::string> ShardArgs(uint32_t shard, int port, const std::string& dir) {
-  return {"--port",       std::to_string(port), "--shard",      std::to_string(shard),
-          "--num-shards", "2",                  "--trainers",   "2",
-          "--mode",       "sync",               "--checkpoint-dir", dir,
-          "--checkpoint-interval", "5",          "--barrier-timeout", "5",
-          "--host",       "127.0.0.1"};
+  return {"--port",
+          std::to_string(port),
+          "--shard",
+          std::to_string(shard),
+          "--num-shards",
+          "2",
+          "--trainers",
+          "2",
+          "--mode",
+          "sync",
+          "--checkpoint-dir",
+          dir,
+          "--checkpoint-interval",
+          "5",
+          "--barrier-timeout",
+          "5",
+          "--host",
+          "127.0.0.1",
+          "--metrics-port",
+          "0"};
 }
 
 TableConfig Sparse() {
@@ -122,8 +146,8 @@ TEST(PServerRestartTest, KilledShardRestoresFromCheckpointAndJobFinishes) {
   constexpr int kSteps = 30;
   constexpr int kKillAt = 17;  // shard 1: SIGKILL before step 17
   constexpr int kTermAt = 24;  // shard 0: SIGTERM before step 24
-  const std::string dir = std::filesystem::temp_directory_path() /
-                          absl::StrCat("pserver_restart_test_", ::getpid());
+  const std::string dir =
+      std::filesystem::temp_directory_path() / absl::StrCat("pserver_restart_test_", ::getpid());
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   Process shards[2] = {Process::Start(ShardArgs(0, 0, dir), dir + "/shard0.log"),
@@ -250,6 +274,18 @@ TEST(PServerRestartTest, KilledShardRestoresFromCheckpointAndJobFinishes) {
   ASSERT_TRUE(admin->PullDense(2, absl::MakeSpan(dense)).ok());
   for (size_t i = 0; i < dense.size(); i += 256)
     EXPECT_EQ(dense[i], expected(ShardOfKey(i / 1024, fc_salt, 2))) << "element " << i;
+
+  // The restarted shard exports its metrics: scheduled checkpoints, lost steps, latencies.
+  ASSERT_GT(shards[1].metrics_port, 0);
+  const auto scrape = testing::HttpRequestTo(shards[1].metrics_port, "GET", "/metrics");
+  EXPECT_EQ(scrape.status, 200);
+  EXPECT_NE(scrape.body.find("tandem_pserver_checkpoints_total{result=\"ok\"}"), std::string::npos);
+  EXPECT_NE(scrape.body.find(absl::StrCat("tandem_pserver_steps_lost ", lost1)), std::string::npos)
+      << scrape.body.substr(0, 2000);
+  EXPECT_NE(scrape.body.find(
+                "tandem_pserver_pull_latency_seconds_count{side=\"server\",kind=\"sparse\"}"),
+            std::string::npos);
+  EXPECT_EQ(testing::HttpRequestTo(shards[1].metrics_port, "GET", "/readyz").status, 200);
 
   EXPECT_EQ(shards[0].Stop(SIGTERM), 0);
   EXPECT_EQ(shards[1].Stop(SIGTERM), 0);

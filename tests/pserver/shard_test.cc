@@ -1,5 +1,7 @@
 // Shard logic without gRPC: placement, initializers, optimizers, the sync barrier, async
 // staleness, restart fast-forward, validation, and checkpoint files.
+#include "pserver/shard.h"
+
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -10,7 +12,6 @@
 #include "pserver/initializer.h"
 #include "pserver/optimizer.h"
 #include "pserver/placement.h"
-#include "pserver/shard.h"
 #include "pserver/shard_checkpoint.h"
 
 namespace tandem::pserver {
@@ -381,8 +382,8 @@ TEST(ShardTest, RestoreFastForwardsAndCountsLostSteps) {
 }
 
 TEST(ShardCheckpointTest, RoundTripAndFallBackToOlderFile) {
-  const std::string dir = std::filesystem::temp_directory_path() /
-                          ("pserver_ckpt_test_" + std::to_string(::getpid()));
+  const std::string dir =
+      std::filesystem::temp_directory_path() / ("pserver_ckpt_test_" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   ShardOptions o;
   o.num_trainers = 1;
