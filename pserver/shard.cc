@@ -29,7 +29,9 @@ const char* KindName(TableConfig::Kind kind) {
 Shard::Shard(const ShardOptions& options)
     : options_(options),
       newest_step_(options.num_trainers, 0),
-      seen_rank_(options.num_trainers, false) {}
+      seen_rank_(options.num_trainers, false),
+      async_step_(options.num_trainers, 0),
+      async_seqs_(options.num_trainers) {}
 
 Shard::~Shard() { Shutdown(); }
 
@@ -295,7 +297,14 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
         TryApplyLocked();
       }
     } else {
-      if (version_ > h.based_on_version() && version_ - h.based_on_version() > options_.staleness) {
+      if (async_step_[h.rank()] != h.step()) {
+        async_step_[h.rank()] = h.step();
+        async_seqs_[h.rank()].clear();
+      }
+      if (!async_seqs_[h.rank()].insert(h.seq()).second) {
+        resp->set_ignored(true);
+      } else if (version_ > h.based_on_version() &&
+                 version_ - h.based_on_version() > options_.staleness) {
         resp->set_dropped_stale(true);
         ++stale_dropped_;
       } else {
@@ -308,7 +317,7 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
     resp->set_steps_lost(steps_lost_);
   }
   // Async updates run outside the step lock: rows and blocks have their own locks.
-  if (!options_.sync && !resp->dropped_stale()) apply();
+  if (!options_.sync && !resp->dropped_stale() && !resp->ignored()) apply();
   if (advanced) {
     applied_cv_.notify_all();
     NotifyVersion(new_version);

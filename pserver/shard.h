@@ -6,7 +6,8 @@
 // the table's optimizer) once every trainer called StepBarrier(t) or moved past t, and only then
 // does StepBarrier(t) return. version() is the number of the next step to apply.
 // Async mode: a push is applied on arrival unless version() - based_on_version > staleness, in
-// which case it is dropped and counted; version() is 1 + the newest step pushed.
+// which case it is dropped and counted; version() is 1 + the newest step pushed. A repeated
+// (rank, step, seq) of a rank's newest step is ignored (client retries are applied once).
 // After a (re)start, the first step a trainer reports fast-forwards the shard to that step; the
 // skipped steps are "lost" (their updates are missing from this shard) and counted.
 //
@@ -148,8 +149,12 @@ class Shard {
   std::vector<uint64_t> newest_step_;        // per rank; GUARDED_BY(mu_)
   std::vector<bool> seen_rank_;              // per rank; GUARDED_BY(mu_)
   std::map<uint64_t, PendingStep> pending_;  // GUARDED_BY(mu_)
-  uint64_t stale_dropped_ = 0;               // GUARDED_BY(mu_)
-  std::function<void(uint64_t)> listener_;   // GUARDED_BY(mu_)
+  // Async: per rank, the newest step pushed and the seqs seen in it, so that a push the client
+  // retried after a timeout is applied once.
+  std::vector<uint64_t> async_step_;                       // GUARDED_BY(mu_)
+  std::vector<absl::flat_hash_set<uint32_t>> async_seqs_;  // GUARDED_BY(mu_)
+  uint64_t stale_dropped_ = 0;                             // GUARDED_BY(mu_)
+  std::function<void(uint64_t)> listener_;                 // GUARDED_BY(mu_)
 };
 
 }  // namespace tandem::pserver

@@ -420,7 +420,9 @@ absl::Status PServerClient::SendPush(uint32_t shard, const PushRequest& push) {
 template <typename Req>
 absl::Status PServerClient::PushAll(const std::vector<uint32_t>& shards, std::vector<Req>& requests,
                                     uint64_t step) {
-  if (options_.sync) {
+  {
+    // Numbered in both modes: the shard ignores a repeated (rank, step, seq), so a push retried
+    // after a timeout is applied once.
     std::lock_guard<std::mutex> lock(push_mu_);
     if (step != push_step_) {
       push_step_ = step;

@@ -296,6 +296,12 @@ TEST(ShardTest, AsyncDropsStaleGradients) {
   StatusResponse status;
   shard.FillStatus(&status);
   EXPECT_EQ(status.stale_dropped(), 1u);
+  // A retried push (same rank, step and seq) is applied once.
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 3, 0, {3}, {10}, 3), &pr).ok());
+  EXPECT_TRUE(pr.ignored());
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 3, 1, {3}, {1}, 3), &pr).ok());
+  EXPECT_FALSE(pr.ignored());
+  EXPECT_EQ(Pull(shard, {3}), (std::vector<float>{-15}));
 }
 
 TEST(ShardTest, RejectsMalformedRequests) {
