@@ -292,23 +292,68 @@ SchedulingResult Pass::Run() {
     });
   }
 
-  // Queues by (next job needs borrowing?, weighted share, name): each pop tries one job.
-  using Entry = std::tuple<int, double, int>;
+  // Phase 1, guarantees: every job that fits within its queue's guarantee, the queue using the
+  // smallest fraction of its guarantee first. Reclaim happens here, before any capacity is lent
+  // in phase 2, so a queue is only ever reclaimed from for borrowing it did before this pass.
+  using Entry = std::tuple<double, int>;
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
-  auto push = [&](int qi) {
-    QueueState& q = queues_[qi];
-    if (q.cursor >= q.jobs.size()) return;
-    const JobInfo& head = s_.jobs[q.jobs[q.cursor]];
-    int tier = WithinGuarantee(q, head, std::max(1, head.count)) ? 0 : 1;
-    heap.emplace(tier, Share(q), qi);
+  std::vector<bool> done(s_.jobs.size(), false);
+  auto guarantee_fraction = [&](const QueueState& q) {
+    double f = 0;
+    for (int d = 0; d < 3; ++d) {
+      int64_t g = Component(q.info->guaranteed, d);
+      if (g > 0) f = std::max(f, static_cast<double>(Component(q.usage, d)) / static_cast<double>(g));
+    }
+    return f;
   };
-  for (size_t i = 0; i < queues_.size(); ++i) push(static_cast<int>(i));
+  auto next_within = [&](int qi) {
+    QueueState& q = queues_[qi];
+    while (q.cursor < q.jobs.size()) {
+      const JobInfo& j = s_.jobs[q.jobs[q.cursor]];
+      if (WithinGuarantee(q, j, std::max(1, j.count))) return true;
+      ++q.cursor;  // needs borrowing: phase 2
+    }
+    return false;
+  };
+  for (size_t i = 0; i < queues_.size(); ++i)
+    if (next_within(static_cast<int>(i))) heap.emplace(guarantee_fraction(queues_[i]), static_cast<int>(i));
   while (!heap.empty()) {
-    int qi = std::get<2>(heap.top());
+    int qi = std::get<1>(heap.top());
     heap.pop();
     QueueState& q = queues_[qi];
-    TryJob(q, q.jobs[q.cursor++]);
-    push(qi);
+    int job = q.jobs[q.cursor++];
+    done[job] = true;
+    TryJob(q, job);
+    if (next_within(qi)) heap.emplace(guarantee_fraction(q), qi);
+  }
+  // Phase 2, sharing: the rest, the queue with the lowest weighted dominant share of borrowed
+  // capacity first; each pop tries one job.
+  auto next_open = [&](int qi) {
+    QueueState& q = queues_[qi];
+    while (q.cursor < q.jobs.size() && done[q.jobs[q.cursor]]) ++q.cursor;
+    return q.cursor < q.jobs.size();
+  };
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    queues_[i].cursor = 0;
+    if (next_open(static_cast<int>(i))) heap.emplace(Share(queues_[i]), static_cast<int>(i));
+  }
+  while (!heap.empty()) {
+    int qi = std::get<1>(heap.top());
+    heap.pop();
+    QueueState& q = queues_[qi];
+    int job = q.jobs[q.cursor++];
+    done[job] = true;
+    TryJob(q, job);
+    if (next_open(qi)) heap.emplace(Share(q), qi);
+  }
+  // Positions follow queue order, whichever phase left a job waiting.
+  for (QueueState& q : queues_) {
+    std::vector<int> order;
+    std::vector<bool> waiting(s_.jobs.size(), false);
+    for (int j : q.waiting) waiting[j] = true;
+    for (int j : q.jobs)
+      if (waiting[j]) order.push_back(j);
+    q.waiting = std::move(order);
   }
 
   for (QueueState& q : queues_) {
