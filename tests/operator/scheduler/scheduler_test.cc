@@ -93,6 +93,20 @@ std::vector<Case> Cases() {
                {.victims = {"b-new", "b-old"},
                 .pending = {{"o", "Preempting"}},
                 .message = {{"o", "preempting 2 job(s)"}}}});
+  c.push_back({"reclaims_no_more_than_the_guarantee",
+               Cluster({Node("a", 8)}, {Queue("owner", 1, 4), Queue("borrower")},
+                       {Admitted(Job("b1", "borrower", 1, 2, 0, 1), {"a"}), Admitted(Job("b2", "borrower", 1, 2, 0, 2), {"a"}),
+                        Admitted(Job("b3", "borrower", 1, 2, 0, 3), {"a"}), Admitted(Job("b4", "borrower", 1, 2, 0, 4), {"a"}),
+                        Job("o1", "owner", 1, 4, 0, 10), Job("o2", "owner", 1, 4, 0, 11)}),
+               {.victims = {"b4", "b3"},
+                .pending = {{"o1", "Preempting"}, {"o2", "InsufficientResources"}}}});
+  {
+    std::vector<NodeInfo> nodes = {Node("over", 8, 8), Node("ok", 8, 8)};
+    Snapshot s = Cluster(nodes, {Queue("q")}, {Job("j", "q", 1, 1)});
+    s.other_pods.push_back({"over", {12000, 0, 0}});  // 4 cores over-committed by others
+    c.push_back({"overcommitted_node_does_not_hide_free_capacity", s,
+                 {.admitted = {"j"}, .placement = {{"j", {"ok"}}}}});
+  }
   {
     QueueInfo owner = Queue("owner", 1, 4);
     owner.reclaim_borrowed = false;
