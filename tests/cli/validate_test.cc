@@ -77,6 +77,12 @@ TEST(ValidateTest, GoodManifestsPass) {
   }
 }
 
+TEST(ValidateTest, ExampleQueuesAreValid) {
+  auto r = Validate(SourceDir() + "/examples/queues.yaml");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("queues.yaml#3: valid: Queue default"), std::string::npos) << r.output;
+}
+
 TEST(ValidateTest, ReportsEveryProblemOfEveryFile) {
   auto r = Validate(Corpus() + "/good/queue.yaml " + Corpus() + "/bad/workers-zero.yaml " + Corpus() +
                     "/bad/passes-zero.yaml /nonexistent.yaml");
