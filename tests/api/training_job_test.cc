@@ -212,6 +212,15 @@ TEST(TrainingJobTest, ReportsEveryProblemNotJustTheFirst) {
   EXPECT_GE(errors.size(), 4u) << Dump(errors);
 }
 
+TEST(TrainingJobTest, ConsequencesOfAReportedProblemAreNotRepeated) {
+  json j = ValidJob();
+  j["spec"]["workers"]["count"] = "two";  // minCount 2 > the default count would follow from it
+  EXPECT_EQ(Errors(j).size(), 1u) << Dump(Errors(j));
+  j = ValidJob();
+  j["spec"] = 42;  // no "spec.model: required" on top
+  EXPECT_EQ(Errors(j).size(), 1u) << Dump(Errors(j));
+}
+
 TEST(TrainingJobTest, NonObjectDocumentsAreErrorsNotCrashes) {
   for (const json& j : {json(nullptr), json(1), json("x"), json::array(), json::object()}) {
     FieldErrors errors = Errors(j);
