@@ -42,9 +42,6 @@ void DefaultRole(RoleSpec* r, const char* cpu, const char* memory) {
     r->resources.requests[kResourceCpu] = *Quantity::Parse(cpu);
   if (!r->resources.requests.count(kResourceMemory))
     r->resources.requests[kResourceMemory] = *Quantity::Parse(memory);
-  if (r->threads == 0) {
-    r->threads = std::max<int64_t>(1, r->resources.requests[kResourceCpu].value());
-  }
 }
 
 void ValidateRole(const RoleSpec& r, const std::string& path, FieldErrors* errors) {
@@ -347,6 +344,12 @@ json ToJson(const TrainingJob& job) {
   json st = StatusToJson(job.status);
   if (!st.empty()) j["status"] = std::move(st);
   return j;
+}
+
+int64_t EffectiveThreads(const RoleSpec& role) {
+  if (role.threads > 0) return role.threads;
+  auto cpu = role.resources.requests.find(kResourceCpu);
+  return std::max<int64_t>(1, cpu == role.resources.requests.end() ? 1 : cpu->second.value());
 }
 
 ResourceList WorkerRequests(const TrainingJobSpec& spec) {
