@@ -1,0 +1,423 @@
+#include "operator/scheduler/scheduler.h"
+
+#include <algorithm>
+#include <map>
+#include <queue>
+#include <tuple>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "operator/scheduler/node_pool.h"
+
+namespace tandem::scheduler {
+namespace {
+
+struct QueueState {
+  const QueueInfo* info = nullptr;
+  Resources usage;
+  // Resources of this queue's jobs that are waiting for victims to stop (preemptions issued):
+  // they count against the guarantee, so one pass never reclaims more than the guarantee.
+  Resources reserved;
+  std::vector<int> jobs;     // pending job indices, in queue order
+  size_t cursor = 0;
+  std::vector<int> waiting;  // jobs left pending, in queue order
+  int admitted = 0;
+};
+
+struct FailedShape {
+  int min_failed_workers;
+  std::string reason;
+  std::string message;
+};
+
+std::string ShapeKey(const JobInfo& j) {
+  std::string k = absl::StrCat(j.per_worker.milli_cpu, "/", j.per_worker.memory, "/", j.per_worker.gpu);
+  for (const auto& [a, b] : j.node_selector) absl::StrAppend(&k, "|", a, "=", b);
+  return k;
+}
+
+class Pass {
+ public:
+  explicit Pass(const Snapshot& s) : s_(s), pool_(s.nodes) {}
+
+  SchedulingResult Run();
+
+ private:
+  Resources JobUsage(const JobInfo& j) const { return j.per_worker * static_cast<int64_t>(j.placement.size()); }
+  double Share(const QueueState& q) const {
+    return WeightedShare(q.usage, q.info->guaranteed, q.info->weight, capacity_);
+  }
+  bool WithinGuarantee(const QueueState& q, const JobInfo& j, int n) const {
+    return (q.usage + q.reserved + j.per_worker * n).FitsIn(q.info->guaranteed);
+  }
+  // "" when the queue may hold `n` more workers of `j`, else what binds.
+  std::string QueueLimit(const QueueState& q, const JobInfo& j, int n) const;
+  void TryJob(QueueState& q, int job);
+  // Returns true when preemptions were issued (or are pending) for the job.
+  bool TryPreempt(QueueState& q, int job, int n, std::string* reason, std::string* message);
+  std::vector<int> NodesOf(const JobInfo& j) const;
+
+  const Snapshot& s_;
+  NodePool pool_;
+  Resources capacity_;
+  std::unordered_map<std::string, int> node_index_;
+  std::vector<QueueState> queues_;
+  std::unordered_map<std::string, int> queue_index_;
+  std::vector<int> job_queue_;  // by job index: queue index, -1 when the queue does not exist
+  std::vector<int> job_shape_;  // by job index: id of (per-worker resources, node selector)
+  std::vector<FailedShape> failed_;  // by shape id; min_failed_workers 0: no failure yet
+  // Preemption that found no sufficient victim set, by queue, shape, priority and kind: within a
+  // pass the candidate set only shrinks, so a later job of that queue, shape and priority (or
+  // lower), needing as many workers or more, cannot succeed either.
+  std::map<std::tuple<int, int, int64_t, bool>, int> preempt_failed_;
+  std::vector<bool> victim_;  // by job index: chosen as a victim in this pass
+  std::vector<int> admitted_;     // admitted, not terminating: victim order (lowest priority, newest first)
+  std::vector<int> terminating_;  // admitted and terminating
+  std::vector<std::pair<std::string, std::string>> job_reason_;  // by job index: reason, message
+  SchedulingResult result_;
+};
+
+std::vector<int> Pass::NodesOf(const JobInfo& j) const {
+  std::vector<int> nodes;
+  for (const std::string& n : j.placement) {
+    auto it = node_index_.find(n);
+    if (it != node_index_.end()) nodes.push_back(it->second);
+  }
+  return nodes;
+}
+
+std::string Pass::QueueLimit(const QueueState& q, const JobInfo& j, int n) const {
+  const Resources after = q.usage + j.per_worker * n;
+  const Resources& g = q.info->guaranteed;
+  const Resources& b = q.info->borrowing_limit;
+  for (int d = 0; d < 3; ++d) {
+    int64_t limit_b = Component(b, d);
+    if (limit_b >= Resources::kUnlimited) continue;
+    int64_t limit = Component(g, d) + limit_b;
+    if (Component(after, d) > limit && Component(j.per_worker, d) > 0) {
+      return absl::StrCat("queue ", q.info->name, " limit binds: ", kResourceNames[d], " would be ",
+                          FormatComponent(d, Component(after, d)), ", over guaranteed ",
+                          FormatComponent(d, Component(g, d)), " + borrowingLimit ",
+                          FormatComponent(d, limit_b), " = ", FormatComponent(d, limit));
+    }
+  }
+  return "";
+}
+
+void Pass::TryJob(QueueState& q, int job) {
+  const JobInfo& j = s_.jobs[job];
+  const int shape = job_shape_[job];
+  std::string reason, message;
+  const int lowest = std::clamp(j.min_count, 1, std::max(1, j.count));
+  for (int n = std::max(1, j.count); n >= lowest; --n) {
+    std::string limit = QueueLimit(q, j, n);
+    if (!limit.empty()) {
+      if (n == j.count || reason.empty()) {
+        reason = "QueueLimit";
+        message = limit;
+      }
+      continue;
+    }
+    const FailedShape& f = failed_[shape];
+    if (f.min_failed_workers > 0 && n >= f.min_failed_workers) {
+      if (reason.empty() || reason == "QueueLimit") {
+        reason = f.reason;
+        message = f.message;
+      }
+      continue;
+    }
+    std::vector<int> nodes;
+    if (pool_.PlaceGang(j.per_worker, n, j.node_selector, &nodes)) {
+      q.usage += j.per_worker * n;
+      ++q.admitted;
+      Admission a;
+      a.job = j.key;
+      a.workers = n;
+      for (int node : nodes) a.placement.push_back(s_.nodes[node].name);
+      result_.admissions.push_back(std::move(a));
+      return;
+    }
+    std::string why;
+    std::string shortage = pool_.ExplainShortage(j.per_worker, n, j.node_selector, &why);
+    FailedShape& fs = failed_[shape];
+    if (fs.min_failed_workers == 0 || n < fs.min_failed_workers) fs = {n, why, shortage};
+    if (reason.empty() || reason == "QueueLimit") {
+      reason = why;
+      message = shortage;
+    }
+  }
+  // Not admitted. Reclaim or priority preemption for the full gang (never for NeverFits).
+  if (reason != "NeverFits" && reason != "QueueLimit") TryPreempt(q, job, std::max(1, j.count), &reason, &message);
+  job_reason_[job] = {reason, message};
+  q.waiting.push_back(job);
+}
+
+bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::string* message) {
+  const JobInfo& j = s_.jobs[job];
+  const bool reclaim = q.info->reclaim_borrowed && WithinGuarantee(q, j, n);
+  const bool within = q.info->preempt_lower_priority;
+  if (!reclaim && !within) return false;
+
+  // Victims of earlier passes still terminating: if their capacity would be enough, wait.
+  if (!terminating_.empty()) {
+    std::vector<std::pair<const JobInfo*, std::vector<int>>> freed;
+    for (int ti : terminating_) {
+      const JobInfo& t = s_.jobs[ti];
+      freed.emplace_back(&t, NodesOf(t));
+      for (int node : freed.back().second) pool_.Release(node, t.per_worker);
+    }
+    std::vector<int> nodes;
+    bool fits = pool_.PlaceGang(j.per_worker, n, j.node_selector, &nodes);
+    if (fits) pool_.ReleaseGang(j.per_worker, nodes);
+    for (auto& [t, ns] : freed)
+      for (int node : ns) pool_.Use(node, t->per_worker);
+    if (fits) {
+      q.reserved += j.per_worker * n;
+      *reason = "WaitingForPreemption";
+      *message = absl::StrCat("waiting for preempted or finishing jobs to release their resources (",
+                              *message, ")");
+      return true;
+    }
+  }
+
+  const auto fail_key = std::make_tuple(job_queue_[job], job_shape_[job], j.priority, reclaim);
+  if (auto f = preempt_failed_.find(fail_key); f != preempt_failed_.end() && n >= f->second) return false;
+  std::vector<int> candidates;
+  for (int i : admitted_) {
+    const JobInfo& v = s_.jobs[i];
+    if (victim_[i] || job_queue_[i] < 0) continue;
+    const QueueState& vq = queues_[job_queue_[i]];
+    bool same = &vq == &q;
+    // A job short of GPUs gains nothing from stopping CPU-only jobs.
+    if (j.per_worker.gpu > 0 && v.per_worker.gpu == 0) continue;
+    if (same ? (within && v.priority < j.priority)
+             : (reclaim && !vq.usage.FitsIn(vq.info->guaranteed)))
+      candidates.push_back(i);
+  }
+  // Queues' usage as victims are taken away: a queue stops being a reclaim target once it is
+  // back within its guarantee.
+  std::map<int, Resources> usage;
+  std::vector<int> victims;
+  std::vector<int> placed;
+  bool fits = false;
+  for (int c : candidates) {
+    const JobInfo& v = s_.jobs[c];
+    int vqi = job_queue_[c];
+    QueueState& vq = queues_[vqi];
+    if (!usage.count(vqi)) usage[vqi] = vq.usage;
+    if (&vq != &q && usage[vqi].FitsIn(vq.info->guaranteed)) continue;
+    usage[vqi] -= JobUsage(v);
+    for (int node : NodesOf(v)) pool_.Release(node, v.per_worker);
+    victims.push_back(c);
+    if (pool_.PlaceGang(j.per_worker, n, j.node_selector, &placed)) {
+      pool_.ReleaseGang(j.per_worker, placed);
+      fits = true;
+      break;
+    }
+  }
+  if (fits) {
+    // Keep only the victims that are needed: give each back, newest choice first, and keep it
+    // running if the job still fits without its resources.
+    for (size_t k = victims.size(); k-- > 0;) {
+      const JobInfo& v = s_.jobs[victims[k]];
+      std::vector<int> vn = NodesOf(v);
+      for (int node : vn) pool_.Use(node, v.per_worker);
+      placed.clear();
+      if (pool_.PlaceGang(j.per_worker, n, j.node_selector, &placed)) {
+        pool_.ReleaseGang(j.per_worker, placed);
+        victims.erase(victims.begin() + static_cast<long>(k));
+      } else {
+        for (int node : vn) pool_.Release(node, v.per_worker);
+      }
+    }
+  }
+  // Victims keep running (and holding their resources) until they have checkpointed and exited.
+  for (int c : victims)
+    for (int node : NodesOf(s_.jobs[c])) pool_.Use(node, s_.jobs[c].per_worker);
+  if (!fits) {
+    auto [it, inserted] = preempt_failed_.emplace(fail_key, n);
+    if (!inserted) it->second = std::min(it->second, n);
+    return false;
+  }
+  for (int c : victims) {
+    victim_[c] = true;
+    const JobInfo& v = s_.jobs[c];
+    bool same = v.queue == j.queue;
+    result_.preemptions.push_back(
+        {v.key, j.key, same ? "LowerPriority" : "ReclaimBorrowed",
+         same ? absl::StrCat("preempted by higher-priority job ", j.key, " (priority ", j.priority, " > ", v.priority, ")")
+              : absl::StrCat("queue ", v.queue, " borrows beyond its guarantee; queue ", j.queue,
+                             " reclaims it for ", j.key)});
+  }
+  q.reserved += j.per_worker * n;
+  *reason = "Preempting";
+  *message = absl::StrCat("preempting ", victims.size(), " job(s) to make room; admitted once they have stopped (",
+                          *message, ")");
+  return true;
+}
+
+SchedulingResult Pass::Run() {
+  for (size_t i = 0; i < s_.nodes.size(); ++i) {
+    node_index_.emplace(s_.nodes[i].name, static_cast<int>(i));
+    if (s_.nodes[i].schedulable) capacity_ += s_.nodes[i].allocatable;
+  }
+  for (const PodUsage& p : s_.other_pods) {
+    auto it = node_index_.find(p.node);
+    if (it != node_index_.end()) pool_.Use(it->second, p.requests);
+  }
+  queues_.resize(s_.queues.size());
+  for (size_t i = 0; i < s_.queues.size(); ++i) {
+    queues_[i].info = &s_.queues[i];
+    queue_index_.emplace(s_.queues[i].name, static_cast<int>(i));
+  }
+  victim_.assign(s_.jobs.size(), false);
+  job_queue_.assign(s_.jobs.size(), -1);
+  job_shape_.assign(s_.jobs.size(), 0);
+  {
+    std::unordered_map<std::string, int> shapes;
+    for (size_t i = 0; i < s_.jobs.size(); ++i) {
+      if (auto qi = queue_index_.find(s_.jobs[i].queue); qi != queue_index_.end()) job_queue_[i] = qi->second;
+      if (!s_.jobs[i].placement.empty()) continue;
+      job_shape_[i] = shapes.emplace(ShapeKey(s_.jobs[i]), static_cast<int>(shapes.size())).first->second;
+    }
+    failed_.assign(shapes.size() + 1, FailedShape{0, "", ""});
+  }
+  job_reason_.assign(s_.jobs.size(), {});
+
+  for (size_t i = 0; i < s_.jobs.size(); ++i) {
+    const JobInfo& j = s_.jobs[i];
+    const int qi = job_queue_[i];
+    if (!j.placement.empty()) {
+      for (int node : NodesOf(j)) pool_.Use(node, j.per_worker);
+      (j.terminating ? terminating_ : admitted_).push_back(static_cast<int>(i));
+      if (qi >= 0) {
+        queues_[qi].usage += JobUsage(j);
+        ++queues_[qi].admitted;
+      }
+      continue;
+    }
+    if (qi < 0) {
+      result_.pending.push_back({j.key, "NoSuchQueue", absl::StrCat("queue ", j.queue, " does not exist"), 0});
+      continue;
+    }
+    const QueueInfo& info = *queues_[qi].info;
+    if (!info.namespaces.empty() &&
+        std::find(info.namespaces.begin(), info.namespaces.end(), j.namespace_) == info.namespaces.end()) {
+      result_.pending.push_back({j.key, "NamespaceNotServed",
+                                 absl::StrCat("queue ", j.queue, " does not serve namespace ", j.namespace_), 0});
+      continue;
+    }
+    queues_[qi].jobs.push_back(static_cast<int>(i));
+  }
+  std::sort(admitted_.begin(), admitted_.end(), [&](int a, int b) {
+    const JobInfo &x = s_.jobs[a], &y = s_.jobs[b];
+    return std::tie(x.priority, y.created, y.key) < std::tie(y.priority, x.created, x.key);
+  });
+  for (QueueState& q : queues_) {
+    std::sort(q.jobs.begin(), q.jobs.end(), [&](int a, int b) {
+      const JobInfo &x = s_.jobs[a], &y = s_.jobs[b];
+      return std::tie(y.priority, x.created, x.key) < std::tie(x.priority, y.created, y.key);
+    });
+  }
+
+  // Phase 1, guarantees: every job that fits within its queue's guarantee, the queue using the
+  // smallest fraction of its guarantee first. Reclaim happens here, before any capacity is lent
+  // in phase 2, so a queue is only ever reclaimed from for borrowing it did before this pass.
+  using Entry = std::tuple<double, int>;
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+  std::vector<bool> done(s_.jobs.size(), false);
+  auto guarantee_fraction = [&](const QueueState& q) {
+    double f = 0;
+    for (int d = 0; d < 3; ++d) {
+      int64_t g = Component(q.info->guaranteed, d);
+      if (g > 0) f = std::max(f, static_cast<double>(Component(q.usage, d)) / static_cast<double>(g));
+    }
+    return f;
+  };
+  auto next_within = [&](int qi) {
+    QueueState& q = queues_[qi];
+    while (q.cursor < q.jobs.size()) {
+      const JobInfo& j = s_.jobs[q.jobs[q.cursor]];
+      if (WithinGuarantee(q, j, std::max(1, j.count))) return true;
+      ++q.cursor;  // needs borrowing: phase 2
+    }
+    return false;
+  };
+  for (size_t i = 0; i < queues_.size(); ++i)
+    if (next_within(static_cast<int>(i))) heap.emplace(guarantee_fraction(queues_[i]), static_cast<int>(i));
+  while (!heap.empty()) {
+    int qi = std::get<1>(heap.top());
+    heap.pop();
+    QueueState& q = queues_[qi];
+    int job = q.jobs[q.cursor++];
+    done[job] = true;
+    TryJob(q, job);
+    if (next_within(qi)) heap.emplace(guarantee_fraction(q), qi);
+  }
+  // Phase 2, sharing: the rest, the queue with the lowest weighted dominant share of borrowed
+  // capacity first; each pop tries one job.
+  auto next_open = [&](int qi) {
+    QueueState& q = queues_[qi];
+    while (q.cursor < q.jobs.size() && done[q.jobs[q.cursor]]) ++q.cursor;
+    return q.cursor < q.jobs.size();
+  };
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    queues_[i].cursor = 0;
+    if (next_open(static_cast<int>(i))) heap.emplace(Share(queues_[i]), static_cast<int>(i));
+  }
+  while (!heap.empty()) {
+    int qi = std::get<1>(heap.top());
+    heap.pop();
+    QueueState& q = queues_[qi];
+    int job = q.jobs[q.cursor++];
+    done[job] = true;
+    TryJob(q, job);
+    if (next_open(qi)) heap.emplace(Share(q), qi);
+  }
+  // Positions follow queue order, whichever phase left a job waiting.
+  for (QueueState& q : queues_) {
+    std::vector<int> order;
+    std::vector<bool> waiting(s_.jobs.size(), false);
+    for (int j : q.waiting) waiting[j] = true;
+    for (int j : q.jobs)
+      if (waiting[j]) order.push_back(j);
+    q.waiting = std::move(order);
+  }
+
+  for (QueueState& q : queues_) {
+    int n = static_cast<int>(q.waiting.size());
+    for (int k = 0; k < n; ++k) {
+      int job = q.waiting[k];
+      const auto& [reason, message] = job_reason_[job];
+      result_.pending.push_back({s_.jobs[job].key, reason,
+                                 absl::StrCat("position ", k + 1, " of ", n, " in queue ", q.info->name, ": ", message),
+                                 k + 1});
+    }
+    QueueReport r;
+    r.name = q.info->name;
+    r.usage = q.usage;
+    r.borrowed = q.usage.ExcessOver(q.info->guaranteed);
+    r.weighted_share = Share(q);
+    r.admitted = q.admitted;
+    r.pending = n;
+    result_.queues.push_back(std::move(r));
+  }
+  return std::move(result_);
+}
+
+}  // namespace
+
+double WeightedShare(const Resources& usage, const Resources& guaranteed, int64_t weight,
+                     const Resources& capacity) {
+  Resources excess = usage.ExcessOver(guaranteed);
+  double share = 0;
+  for (int d = 0; d < 3; ++d) {
+    int64_t cap = Component(capacity, d);
+    if (cap > 0) share = std::max(share, static_cast<double>(Component(excess, d)) / static_cast<double>(cap));
+  }
+  return share / static_cast<double>(std::max<int64_t>(1, weight));
+}
+
+SchedulingResult Schedule(const Snapshot& snapshot) { return Pass(snapshot).Run(); }
+
+}  // namespace tandem::scheduler
