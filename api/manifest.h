@@ -1,0 +1,31 @@
+// Validates manifest documents of any Tandem kind, as `tandem validate` does: YAML text or a
+// file -> documents -> TrainingJob or Queue by `kind` -> every problem, with its document.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "api/field_error.h"
+#include "nlohmann/json.hpp"
+
+namespace tandem::api {
+
+struct DocumentProblem {
+  int document = 0;  // 0-based index within the file; -1 when the file itself is at fault
+  FieldError error;
+};
+
+// Validates one parsed document by its kind (TrainingJob or Queue).
+FieldErrors ValidateDocument(const nlohmann::json& document);
+
+// Reads a manifest file safely: regular files only (a device like /dev/zero or a FIFO is refused
+// rather than read forever), "-" is stdin; at most `max_bytes`.
+absl::StatusOr<std::string> ReadManifest(const std::string& path, size_t max_bytes);
+
+// Reads `path` (YAML, one or more documents) and validates every document. A file that cannot
+// be read or parsed yields one problem with document -1 and the parser's "line:col: what".
+std::vector<DocumentProblem> ValidateManifestFile(const std::string& path);
+std::vector<DocumentProblem> ValidateManifestText(const std::string& text, const std::string& source);
+
+}  // namespace tandem::api

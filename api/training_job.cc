@@ -1,0 +1,349 @@
+#include "api/training_job.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "api/json_get.h"
+#include "api/schema.h"
+#include "api/section_validator.h"
+
+namespace tandem::api {
+namespace {
+
+using json = nlohmann::json;
+using namespace internal;  // NOLINT: the JSON getters
+
+RoleSpec ParseRole(const json& j) {
+  RoleSpec r;
+  const json& res = GetObject(j, "resources");
+  r.resources.requests = ParseResourceList(GetObject(res, "requests"));
+  r.resources.limits = ParseResourceList(GetObject(res, "limits"));
+  GetInt(j, "threads", &r.threads);
+  return r;
+}
+
+json RoleToJson(const RoleSpec& r) {
+  json res = json::object();
+  if (!r.resources.requests.empty()) res["requests"] = ResourceListToJson(r.resources.requests);
+  if (!r.resources.limits.empty()) res["limits"] = ResourceListToJson(r.resources.limits);
+  return {{"resources", res}, {"threads", r.threads}};
+}
+
+void DefaultRole(RoleSpec* r, const char* cpu, const char* memory) {
+  // As Kubernetes does: a limit without a request makes the request equal to the limit.
+  for (const auto& [name, q] : r->resources.limits)
+    if (!r->resources.requests.count(name)) r->resources.requests[name] = q;
+  if (!r->resources.requests.count(kResourceCpu))
+    r->resources.requests[kResourceCpu] = *Quantity::Parse(cpu);
+  if (!r->resources.requests.count(kResourceMemory))
+    r->resources.requests[kResourceMemory] = *Quantity::Parse(memory);
+  if (r->threads == 0) {
+    r->threads = std::max<int64_t>(1, r->resources.requests[kResourceCpu].value());
+  }
+}
+
+void ValidateRole(const RoleSpec& r, const std::string& path, FieldErrors* errors) {
+  const std::string requests = path + ".resources.requests";
+  const std::string limits = path + ".resources.limits";
+  for (const auto& [name, limit] : r.resources.limits) {
+    auto it = r.resources.requests.find(name);
+    if (it != r.resources.requests.end() && it->second > limit) {
+      errors->push_back({JoinPath(requests, name),
+                         absl::StrCat("must be <= its limit ", limit.text(), ", got ", it->second.text())});
+    }
+  }
+  for (const ResourceList* list : {&r.resources.requests, &r.resources.limits}) {
+    auto gpu = list->find(kResourceGpu);
+    if (gpu != list->end() && !gpu->second.is_whole()) {
+      errors->push_back({JoinPath(list == &r.resources.requests ? requests : limits, kResourceGpu),
+                         absl::StrCat("must be a whole number of GPUs, got ", gpu->second.text())});
+    }
+  }
+  auto gr = r.resources.requests.find(kResourceGpu);
+  auto gl = r.resources.limits.find(kResourceGpu);
+  if (gl != r.resources.limits.end() && gr != r.resources.requests.end() && gr->second != gl->second) {
+    errors->push_back({JoinPath(limits, kResourceGpu),
+                       absl::StrCat("GPUs cannot be overcommitted: the limit must equal the request (",
+                                    gr->second.text(), "), got ", gl->second.text())});
+  }
+  if (auto cpu = r.resources.requests.find(kResourceCpu);
+      cpu != r.resources.requests.end() && cpu->second.milli() <= 0) {
+    errors->push_back({JoinPath(requests, kResourceCpu),
+                       absl::StrCat("must be > 0, got ", cpu->second.text())});
+  }
+  if (auto mem = r.resources.requests.find(kResourceMemory);
+      mem != r.resources.requests.end() && mem->second.value() < (16 << 20)) {
+    errors->push_back({JoinPath(requests, kResourceMemory),
+                       absl::StrCat("must be at least 16Mi, got ", mem->second.text(),
+                                    " (memory is in bytes: did you mean ", mem->second.text(), "Mi?)")});
+  }
+}
+
+std::string FormatPercent(double p) { return absl::StrFormat("%.0f%%", p); }
+
+}  // namespace
+
+void ApplyDefaults(TrainingJob* job) {
+  if (job->api_version.empty()) job->api_version = kApiVersion;
+  if (job->kind.empty()) job->kind = kTrainingJobKind;
+  if (job->metadata.namespace_.empty()) job->metadata.namespace_ = "default";
+  TrainingJobSpec& s = job->spec;
+  if (s.queue.empty()) s.queue = kDefaultQueue;
+  if (s.image.empty()) s.image = kDefaultImage;
+  if (s.workers.min_count == 0) s.workers.min_count = s.workers.count;
+  if (s.workers.max_count == 0) s.workers.max_count = std::max(s.workers.count, s.workers.min_count);
+  DefaultRole(&s.trainer, "1", "2Gi");
+  DefaultRole(&s.pserver, "500m", "1Gi");
+  if (s.model.is_null()) s.model = json::object();
+  if (s.data.is_null()) s.data = json::object();
+  if (s.optimizer.is_null()) s.optimizer = json::object();
+}
+
+TrainingJob ParseTrainingJob(const json& object, FieldErrors* errors) {
+  TrainingJob job;
+  if (!object.is_object()) {
+    errors->push_back({"", absl::StrCat("a TrainingJob must be an object, got ", DescribeValue(object))});
+    ApplyDefaults(&job);
+    return job;
+  }
+  const size_t first_error = errors->size();
+  // The metadata is checked by ParseObjectMeta (its fields are Kubernetes', not ours).
+  json without_meta = object;
+  without_meta.erase("metadata");
+  CheckAgainstSchema(without_meta, TrainingJobSchema(), "", errors);
+  GetString(object, "apiVersion", &job.api_version);
+  GetString(object, "kind", &job.kind);
+  if (!object.contains("apiVersion")) errors->push_back({"apiVersion", absl::StrCat("required: ", kApiVersion)});
+  if (!object.contains("kind")) errors->push_back({"kind", "required: TrainingJob"});
+  job.metadata = ParseObjectMeta(object.contains("metadata") ? object["metadata"] : json(), "metadata", errors);
+
+  const json& s = GetObject(object, "spec");
+  if (!object.contains("spec") || object["spec"].is_null()) errors->push_back({"spec", "required"});
+  TrainingJobSpec& spec = job.spec;
+  GetString(s, "queue", &spec.queue);
+  GetInt(s, "priority", &spec.priority);
+  GetBool(s, "suspend", &spec.suspend);
+  if (int64_t ttl; GetInt(s, "ttlSecondsAfterFinished", &ttl)) spec.ttl_seconds_after_finished = ttl;
+  GetString(s, "image", &spec.image);
+  const json& w = GetObject(s, "workers");
+  GetInt(w, "count", &spec.workers.count);
+  GetInt(w, "minCount", &spec.workers.min_count);
+  GetInt(w, "maxCount", &spec.workers.max_count);
+  spec.trainer = ParseRole(GetObject(s, "trainer"));
+  spec.pserver = ParseRole(GetObject(s, "pserver"));
+  for (const auto& [k, v] : GetObject(s, "nodeSelector").items())
+    if (v.is_string()) spec.node_selector[k] = v.get<std::string>();
+  GetInt(s, "passes", &spec.passes);
+  for (auto [key, field] : {std::pair{"model", &spec.model}, std::pair{"data", &spec.data},
+                            std::pair{"optimizer", &spec.optimizer}}) {
+    if (const json* v = Get(s, key); v && v->is_object()) *field = *v;
+  }
+  const json& sync = GetObject(s, "sync");
+  GetString(sync, "dense", &spec.sync.dense);
+  GetString(sync, "mode", &spec.sync.mode);
+  GetInt(sync, "staleness", &spec.sync.staleness);
+  GetInt(sync, "bucketMiB", &spec.sync.bucket_mib);
+  GetString(sync, "compression", &spec.sync.compression);
+  const json& ck = GetObject(s, "checkpoint");
+  GetInt(ck, "intervalSteps", &spec.checkpoint.interval_steps);
+  GetInt(ck, "keep", &spec.checkpoint.keep);
+  const json& rp = GetObject(s, "restartPolicy");
+  GetInt(rp, "backoffLimit", &spec.restart_policy.backoff_limit);
+  GetInt(rp, "backoffSeconds", &spec.restart_policy.backoff_seconds);
+  if (const json* codes = Get(rp, "retryableExitCodes"); codes && codes->is_array()) {
+    spec.restart_policy.retryable_exit_codes.clear();
+    for (const json& c : *codes)
+      if (c.is_number_integer()) spec.restart_policy.retryable_exit_codes.push_back(c.get<int64_t>());
+  }
+
+  const json& st = GetObject(object, "status");
+  TrainingJobStatus& status = job.status;
+  GetString(st, "phase", &status.phase);
+  status.conditions = ParseConditions(st.contains("conditions") ? st["conditions"] : json());
+  const json& wc = GetObject(st, "workers");
+  GetInt(wc, "desired", &status.workers.desired);
+  GetInt(wc, "ready", &status.workers.ready);
+  GetInt(wc, "running", &status.workers.running);
+  GetInt(wc, "succeeded", &status.workers.succeeded);
+  GetInt(wc, "failed", &status.workers.failed);
+  GetInt(st, "restarts", &status.restarts);
+  GetString(st, "startTime", &status.start_time);
+  GetString(st, "completionTime", &status.completion_time);
+  if (const json* p = Get(st, "progress"); p && p->is_object()) {
+    Progress pr;
+    GetInt(*p, "step", &pr.step);
+    GetInt(*p, "pass", &pr.pass);
+    GetDouble(*p, "loss", &pr.loss);
+    GetDouble(*p, "accuracy", &pr.accuracy);
+    GetDouble(*p, "examplesPerSec", &pr.examples_per_sec);
+    GetDouble(*p, "percent", &pr.percent);
+    GetString(*p, "summary", &pr.summary);
+    GetString(*p, "updateTime", &pr.update_time);
+    status.progress = pr;
+  }
+  GetString(st, "pendingReason", &status.pending_reason);
+  GetInt(st, "queuePosition", &status.queue_position);
+  if (const json* pl = Get(st, "placement"); pl && pl->is_array())
+    for (const json& n : *pl)
+      if (n.is_string()) status.placement.push_back(n.get<std::string>());
+  GetInt(st, "observedGeneration", &status.observed_generation);
+
+  ApplyDefaults(&job);
+  // Cross-field rules only make sense on values that passed the schema; skip the ones whose
+  // own field is already reported, to keep one problem per line.
+  std::set<std::string> reported;
+  for (size_t i = first_error; i < errors->size(); ++i) reported.insert((*errors)[i].path);
+  for (FieldError& e : ValidateTrainingJob(job))
+    if (!reported.count(e.path)) errors->push_back(std::move(e));
+
+  // The trainer's own validation of its sections.
+  const json spec_json = SpecToJson(job.spec);
+  for (const char* section : {"model", "data", "optimizer"}) {
+    if (const json* v = Get(s, section); v && v->is_object())
+      RunSectionValidators(section, *v, spec_json, absl::StrCat("spec.", section), errors);
+  }
+  return job;
+}
+
+absl::StatusOr<TrainingJob> TrainingJobFromJson(const json& object) {
+  FieldErrors errors;
+  TrainingJob job = ParseTrainingJob(object, &errors);
+  if (errors.empty()) return job;
+  std::vector<std::string> lines;
+  for (const FieldError& e : errors) lines.push_back(e.ToString());
+  return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+}
+
+FieldErrors ValidateTrainingJob(const TrainingJob& job) {
+  FieldErrors errors;
+  if (job.api_version != kApiVersion)
+    errors.push_back({"apiVersion", absl::StrCat("must be ", kApiVersion, ", got \"", job.api_version, "\"")});
+  if (job.kind != kTrainingJobKind)
+    errors.push_back({"kind", absl::StrCat("must be TrainingJob, got \"", job.kind, "\"")});
+  if (job.metadata.name.empty()) {
+    errors.push_back({"metadata.name", "required"});
+  } else if (std::string e = CheckDns1035Label(job.metadata.name, kMaxJobNameLength); !e.empty()) {
+    errors.push_back({"metadata.name", e + " (pod names are <name>-worker-<rank>)"});
+  }
+  if (std::string e = CheckDns1123Label(job.metadata.namespace_); !e.empty())
+    errors.push_back({"metadata.namespace", e});
+
+  const TrainingJobSpec& s = job.spec;
+  if (std::string e = CheckDns1123Subdomain(s.queue); !e.empty()) errors.push_back({"spec.queue", e});
+  if (s.image.empty() || s.image.find_first_of(" \t\r\n") != std::string::npos)
+    errors.push_back({"spec.image", absl::StrCat("must be a container image reference, got \"", s.image, "\"")});
+  if (s.workers.count < 1)
+    errors.push_back({"spec.workers.count", absl::StrCat("must be >= 1, got ", s.workers.count)});
+  if (s.workers.min_count > s.workers.count)
+    errors.push_back({"spec.workers.minCount", absl::StrCat("must be <= spec.workers.count (", s.workers.count,
+                                                            "), got ", s.workers.min_count)});
+  if (s.workers.max_count < s.workers.count)
+    errors.push_back({"spec.workers.maxCount", absl::StrCat("must be >= spec.workers.count (", s.workers.count,
+                                                            "), got ", s.workers.max_count)});
+  ValidateRole(s.trainer, "spec.trainer", &errors);
+  ValidateRole(s.pserver, "spec.pserver", &errors);
+  if (auto g = s.pserver.resources.requests.find(kResourceGpu);
+      g != s.pserver.resources.requests.end() && g->second.milli() > 0) {
+    errors.push_back({"spec.pserver.resources.requests[nvidia.com/gpu]",
+                      absl::StrCat("the pserver runs on CPU: must be 0, got ", g->second.text())});
+  }
+  for (const auto& [k, v] : s.node_selector) {
+    if (k.empty() || k.size() > 316) errors.push_back({JoinPath("spec.nodeSelector", k), "invalid label key"});
+    if (v.size() > 63) errors.push_back({JoinPath("spec.nodeSelector", k), "label values are at most 63 characters"});
+  }
+  if (s.model.empty()) errors.push_back({"spec.model", "required: the network to train (layers, inputs, cost)"});
+  if (s.data.empty()) errors.push_back({"spec.data", "required: the training and test data"});
+  if (s.sync.mode == "async" && s.sync.dense == "ring")
+    errors.push_back({"spec.sync.mode",
+                      "async requires spec.sync.dense: pserver (ring all-reduce is synchronous)"});
+  std::set<int64_t> seen;
+  for (size_t i = 0; i < s.restart_policy.retryable_exit_codes.size(); ++i) {
+    int64_t c = s.restart_policy.retryable_exit_codes[i];
+    if (c == 0)
+      errors.push_back({IndexPath("spec.restartPolicy.retryableExitCodes", i), "0 is success, not a failure"});
+    if (!seen.insert(c).second)
+      errors.push_back({IndexPath("spec.restartPolicy.retryableExitCodes", i), absl::StrCat("duplicate exit code ", c)});
+  }
+  return errors;
+}
+
+json SpecToJson(const TrainingJobSpec& s) {
+  json j = {
+      {"queue", s.queue},
+      {"priority", s.priority},
+      {"suspend", s.suspend},
+      {"image", s.image},
+      {"workers", {{"count", s.workers.count}, {"minCount", s.workers.min_count}, {"maxCount", s.workers.max_count}}},
+      {"trainer", RoleToJson(s.trainer)},
+      {"pserver", RoleToJson(s.pserver)},
+      {"passes", s.passes},
+      {"model", s.model},
+      {"data", s.data},
+      {"optimizer", s.optimizer},
+      {"sync", {{"dense", s.sync.dense}, {"mode", s.sync.mode}, {"staleness", s.sync.staleness},
+                {"bucketMiB", s.sync.bucket_mib}, {"compression", s.sync.compression}}},
+      {"checkpoint", {{"intervalSteps", s.checkpoint.interval_steps}, {"keep", s.checkpoint.keep}}},
+      {"restartPolicy", {{"backoffLimit", s.restart_policy.backoff_limit},
+                         {"backoffSeconds", s.restart_policy.backoff_seconds},
+                         {"retryableExitCodes", s.restart_policy.retryable_exit_codes}}},
+  };
+  if (s.ttl_seconds_after_finished) j["ttlSecondsAfterFinished"] = *s.ttl_seconds_after_finished;
+  if (!s.node_selector.empty()) j["nodeSelector"] = s.node_selector;
+  return j;
+}
+
+json StatusToJson(const TrainingJobStatus& st) {
+  json j = json::object();
+  if (!st.phase.empty()) j["phase"] = st.phase;
+  if (!st.conditions.empty()) j["conditions"] = ConditionsToJson(st.conditions);
+  if (st.workers != WorkerCounts{})
+    j["workers"] = {{"desired", st.workers.desired}, {"ready", st.workers.ready}, {"running", st.workers.running},
+                    {"succeeded", st.workers.succeeded}, {"failed", st.workers.failed}};
+  if (st.restarts) j["restarts"] = st.restarts;
+  if (!st.start_time.empty()) j["startTime"] = st.start_time;
+  if (!st.completion_time.empty()) j["completionTime"] = st.completion_time;
+  if (st.progress) {
+    const Progress& p = *st.progress;
+    json pj = {{"step", p.step}, {"pass", p.pass}, {"loss", p.loss}, {"accuracy", p.accuracy},
+               {"examplesPerSec", p.examples_per_sec}, {"percent", p.percent}};
+    if (!p.summary.empty()) pj["summary"] = p.summary;
+    if (!p.update_time.empty()) pj["updateTime"] = p.update_time;
+    j["progress"] = pj;
+  }
+  if (!st.pending_reason.empty()) j["pendingReason"] = st.pending_reason;
+  if (st.queue_position) j["queuePosition"] = st.queue_position;
+  if (!st.placement.empty()) j["placement"] = st.placement;
+  if (st.observed_generation) j["observedGeneration"] = st.observed_generation;
+  return j;
+}
+
+json ToJson(const TrainingJob& job) {
+  json j = {{"apiVersion", job.api_version}, {"kind", job.kind},
+            {"metadata", ObjectMetaToJson(job.metadata)}, {"spec", SpecToJson(job.spec)}};
+  json st = StatusToJson(job.status);
+  if (!st.empty()) j["status"] = std::move(st);
+  return j;
+}
+
+ResourceList WorkerRequests(const TrainingJobSpec& spec) {
+  ResourceList total;
+  for (const RoleSpec* r : {&spec.trainer, &spec.pserver}) {
+    for (const auto& [name, q] : r->resources.requests) {
+      int64_t sum = total.count(name) ? total[name].milli() : 0;
+      total[name] = Quantity::FromMilli(sum + q.milli());
+    }
+  }
+  return total;
+}
+
+std::string ProgressSummary(const TrainingJob& job) {
+  if (!job.status.progress) return "";
+  const Progress& p = *job.status.progress;
+  return absl::StrCat("pass ", p.pass, "/", job.spec.passes, " ", FormatPercent(p.percent));
+}
+
+}  // namespace tandem::api

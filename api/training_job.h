@@ -1,0 +1,176 @@
+// The TrainingJob API (tandem.dev/v1alpha1): spec, status, defaults, validation, JSON.
+//
+//   api::FieldErrors errors;
+//   api::TrainingJob job = api::ParseTrainingJob(object, &errors);   // defaults applied
+//   for (const auto& e : errors) std::cerr << e.ToString() << "\n";  // every problem, not the first
+//   nlohmann::json back = api::ToJson(job);
+//
+// One code path for a manifest file (YAML -> JSON via common/yaml_json.h) and an object from
+// the Kubernetes API server. The inside of spec.model/data/optimizer is kept as JSON and
+// validated by the trainer through api/section_validator.h. Field documentation: docs/api.md
+// and `kubectl explain trainingjob.spec` (crds/trainingjob.yaml).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "api/field_error.h"
+#include "api/object_meta.h"
+#include "nlohmann/json.hpp"
+
+namespace tandem::api {
+
+inline constexpr char kTrainingJobKind[] = "TrainingJob";
+inline constexpr char kDefaultImage[] = "tandem/tandem:0.1.0";
+inline constexpr char kDefaultQueue[] = "default";
+// Pod names are "<job>-worker-<rank>" and must stay within 63 characters.
+inline constexpr size_t kMaxJobNameLength = 48;
+
+// Condition types (status.conditions[].type).
+inline constexpr char kConditionQueued[] = "Queued";
+inline constexpr char kConditionAdmitted[] = "Admitted";
+inline constexpr char kConditionRunning[] = "Running";
+inline constexpr char kConditionRestarting[] = "Restarting";
+inline constexpr char kConditionSucceeded[] = "Succeeded";
+inline constexpr char kConditionFailed[] = "Failed";
+inline constexpr char kConditionSuspended[] = "Suspended";
+inline constexpr char kConditionPreempted[] = "Preempted";
+
+// Phases (status.phase). Preemption is a condition; a preempted job goes back to Queued.
+inline constexpr char kPhasePending[] = "Pending";  // seen, not yet queued
+inline constexpr char kPhaseQueued[] = "Queued";
+inline constexpr char kPhaseAdmitted[] = "Admitted";  // placed; workers starting
+inline constexpr char kPhaseRunning[] = "Running";
+inline constexpr char kPhaseRestarting[] = "Restarting";
+inline constexpr char kPhaseSucceeded[] = "Succeeded";
+inline constexpr char kPhaseFailed[] = "Failed";
+inline constexpr char kPhaseSuspended[] = "Suspended";
+
+struct WorkersSpec {
+  int64_t count = 1;
+  int64_t min_count = 0;  // 0 until defaulted: defaults to count (a fixed-size gang)
+  int64_t max_count = 0;  // 0 until defaulted: defaults to count
+  bool operator==(const WorkersSpec&) const = default;
+};
+
+// One process role of a worker (the trainer or the pserver); both run on the same node.
+struct RoleSpec {
+  ResourceRequirements resources;
+  int64_t threads = 0;  // 0 = as many as the CPU request allows (at least 1)
+  bool operator==(const RoleSpec&) const = default;
+};
+
+struct SyncSpec {
+  std::string dense = "ring";  // ring | pserver: how dense gradients are combined
+  std::string mode = "sync";   // sync | async (async requires dense: pserver)
+  int64_t staleness = 4;       // async only: max steps a trainer may run ahead
+  int64_t bucket_mib = 4;      // ring all-reduce bucket size
+  std::string compression = "none";  // none | bf16
+  bool operator==(const SyncSpec&) const = default;
+};
+
+struct CheckpointSpec {
+  int64_t interval_steps = 500;
+  int64_t keep = 3;
+  bool operator==(const CheckpointSpec&) const = default;
+};
+
+struct RestartPolicySpec {
+  int64_t backoff_limit = 3;    // restarts of the job before it fails
+  int64_t backoff_seconds = 10; // first delay, doubled per restart (capped at 10 minutes)
+  std::vector<int64_t> retryable_exit_codes = {75, 137, 143};
+  bool operator==(const RestartPolicySpec&) const = default;
+};
+
+struct TrainingJobSpec {
+  std::string queue = kDefaultQueue;
+  int64_t priority = 0;
+  bool suspend = false;
+  std::optional<int64_t> ttl_seconds_after_finished;  // unset: kept until deleted
+  std::string image = kDefaultImage;
+  WorkersSpec workers;
+  RoleSpec trainer;  // defaults: requests {cpu: 1, memory: 2Gi}, threads 1
+  RoleSpec pserver;  // defaults: requests {cpu: 500m, memory: 1Gi}, threads 1
+  std::map<std::string, std::string> node_selector;
+  int64_t passes = 1;
+  nlohmann::json model = nlohmann::json::object();  // trainer-owned subtrees
+  nlohmann::json data = nlohmann::json::object();
+  nlohmann::json optimizer = nlohmann::json::object();
+  SyncSpec sync;
+  CheckpointSpec checkpoint;
+  RestartPolicySpec restart_policy;
+  bool operator==(const TrainingJobSpec&) const = default;
+};
+
+struct WorkerCounts {
+  int64_t desired = 0, ready = 0, running = 0, succeeded = 0, failed = 0;
+  bool operator==(const WorkerCounts&) const = default;
+};
+
+// Reported by the trainers (rank 0), copied into the status by the operator.
+struct Progress {
+  int64_t step = 0;
+  int64_t pass = 0;
+  double loss = 0;
+  double accuracy = 0;  // 0..1, last evaluation
+  double examples_per_sec = 0;
+  double percent = 0;   // 0..100 of all passes
+  std::string summary;  // the kubectl "Progress" column, e.g. "pass 2/3 41%"
+  std::string update_time;
+  bool operator==(const Progress&) const = default;
+};
+
+struct TrainingJobStatus {
+  std::string phase;  // "" until the operator first sees the job
+  std::vector<Condition> conditions;
+  WorkerCounts workers;
+  int64_t restarts = 0;
+  std::string start_time;
+  std::string completion_time;
+  std::optional<Progress> progress;
+  std::string pending_reason;   // while Queued: the short resource, binding queue limit, ...
+  int64_t queue_position = 0;   // while Queued: 1-based position in its queue; 0 otherwise
+  std::vector<std::string> placement;  // node of each worker, rank order, once admitted
+  int64_t observed_generation = 0;
+  bool operator==(const TrainingJobStatus&) const = default;
+};
+
+struct TrainingJob {
+  std::string api_version = kApiVersion;
+  std::string kind = kTrainingJobKind;
+  ObjectMeta metadata;
+  TrainingJobSpec spec;
+  TrainingJobStatus status;
+  bool operator==(const TrainingJob&) const = default;
+};
+
+// Parses `object`, applies defaults, validates every field (schema, then cross-field rules,
+// then the registered section validators) and appends every problem to `errors`. Always
+// returns a job (best effort when there are errors). Never throws.
+TrainingJob ParseTrainingJob(const nlohmann::json& object, FieldErrors* errors);
+
+// ParseTrainingJob, failing with InvalidArgument listing every problem (one per line).
+absl::StatusOr<TrainingJob> TrainingJobFromJson(const nlohmann::json& object);
+
+// Fills unset fields with their defaults (idempotent).
+void ApplyDefaults(TrainingJob* job);
+
+// Cross-field and semantic rules on a typed (defaulted) job; the schema rules (types, ranges,
+// enums, unknown fields) are checked on JSON by ParseTrainingJob.
+FieldErrors ValidateTrainingJob(const TrainingJob& job);
+
+// The whole object; status is omitted while empty. Round-trips through ParseTrainingJob.
+nlohmann::json ToJson(const TrainingJob& job);
+nlohmann::json SpecToJson(const TrainingJobSpec& spec);
+nlohmann::json StatusToJson(const TrainingJobStatus& status);
+
+// What one worker (its trainer plus its pserver, on one node) requests.
+ResourceList WorkerRequests(const TrainingJobSpec& spec);
+
+// "pass 2/3 41%" from status.progress and spec.passes.
+std::string ProgressSummary(const TrainingJob& job);
+
+}  // namespace tandem::api

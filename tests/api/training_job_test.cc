@@ -1,0 +1,239 @@
+#include "api/training_job.h"
+
+#include "api/section_validator.h"
+#include "common/yaml_json.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tandem::api {
+namespace {
+
+using json = nlohmann::json;
+
+json ValidJob() {
+  auto docs = YamlToJson(R"(
+apiVersion: tandem.dev/v1alpha1
+kind: TrainingJob
+metadata: {name: fashion-mnist, namespace: default}
+spec:
+  queue: default
+  priority: 0
+  suspend: false
+  ttlSecondsAfterFinished: 3600
+  image: tandem/tandem:0.1.0
+  workers: {count: 2, minCount: 2, maxCount: 2}
+  trainer:  {resources: {requests: {cpu: "1", memory: 2Gi, nvidia.com/gpu: 0}}, threads: 1}
+  pserver:  {resources: {requests: {cpu: 500m, memory: 1Gi}}}
+  passes: 3
+  model: {layers: [{type: fc, size: 10}], cost: cross_entropy}
+  data: {train: {path: /data/train}, batchSize: 64}
+  optimizer: {type: sgd, learningRate: 0.1}
+  sync: {dense: ring, mode: sync, staleness: 4, bucketMiB: 4, compression: none}
+  checkpoint: {intervalSteps: 500, keep: 3}
+  restartPolicy: {backoffLimit: 3, backoffSeconds: 10, retryableExitCodes: [75, 137, 143]}
+)",
+                         "job.yaml");
+  EXPECT_TRUE(docs.ok()) << docs.status();
+  return (*docs)[0];
+}
+
+FieldErrors Errors(const json& j) {
+  FieldErrors errors;
+  ParseTrainingJob(j, &errors);
+  return errors;
+}
+
+std::string Dump(const FieldErrors& errors) {
+  std::string s;
+  for (const auto& e : errors) s += e.ToString() + "\n";
+  return s;
+}
+
+TEST(TrainingJobTest, ValidManifestParsesWithoutErrors) {
+  FieldErrors errors;
+  TrainingJob job = ParseTrainingJob(ValidJob(), &errors);
+  EXPECT_TRUE(errors.empty()) << Dump(errors);
+  EXPECT_EQ(job.metadata.name, "fashion-mnist");
+  EXPECT_EQ(job.spec.workers.count, 2);
+  EXPECT_EQ(job.spec.trainer.resources.requests.at("memory").value(), 2LL << 30);
+  EXPECT_EQ(job.spec.pserver.resources.requests.at("cpu").milli(), 500);
+  EXPECT_EQ(job.spec.model["cost"], "cross_entropy");
+  EXPECT_EQ(*job.spec.ttl_seconds_after_finished, 3600);
+  EXPECT_EQ(WorkerRequests(job.spec).at("cpu").milli(), 1500);
+}
+
+TEST(TrainingJobTest, DefaultsFillAMinimalJob) {
+  json j = {{"apiVersion", "tandem.dev/v1alpha1"},
+            {"kind", "TrainingJob"},
+            {"metadata", {{"name", "m"}}},
+            {"spec", {{"workers", {{"count", 3}}}, {"model", {{"a", 1}}}, {"data", {{"b", 2}}}}}};
+  FieldErrors errors;
+  TrainingJob job = ParseTrainingJob(j, &errors);
+  EXPECT_TRUE(errors.empty()) << Dump(errors);
+  EXPECT_EQ(job.metadata.namespace_, "default");
+  EXPECT_EQ(job.spec.queue, "default");
+  EXPECT_EQ(job.spec.image, kDefaultImage);
+  EXPECT_EQ(job.spec.workers.min_count, 3);
+  EXPECT_EQ(job.spec.workers.max_count, 3);
+  EXPECT_EQ(job.spec.trainer.resources.requests.at("cpu").milli(), 1000);
+  EXPECT_EQ(job.spec.trainer.resources.requests.at("memory").text(), "2Gi");
+  EXPECT_EQ(job.spec.pserver.resources.requests.at("cpu").text(), "500m");
+  EXPECT_EQ(job.spec.trainer.threads, 1);
+  EXPECT_EQ(job.spec.sync.dense, "ring");
+  EXPECT_EQ(job.spec.checkpoint.interval_steps, 500);
+  EXPECT_EQ(job.spec.restart_policy.retryable_exit_codes, (std::vector<int64_t>{75, 137, 143}));
+  EXPECT_FALSE(job.spec.ttl_seconds_after_finished.has_value());
+}
+
+TEST(TrainingJobTest, LimitWithoutRequestBecomesTheRequest) {
+  json j = ValidJob();
+  j["spec"]["trainer"].erase("threads");
+  j["spec"]["trainer"]["resources"] = {{"limits", {{"cpu", "4"}, {"nvidia.com/gpu", 2}}}};
+  FieldErrors errors;
+  TrainingJob job = ParseTrainingJob(j, &errors);
+  EXPECT_TRUE(errors.empty()) << Dump(errors);
+  EXPECT_EQ(job.spec.trainer.resources.requests.at("cpu").milli(), 4000);
+  EXPECT_EQ(job.spec.trainer.resources.requests.at("nvidia.com/gpu").value(), 2);
+  EXPECT_EQ(job.spec.trainer.threads, 4);
+}
+
+TEST(TrainingJobTest, RoundTripsThroughJson) {
+  FieldErrors errors;
+  TrainingJob job = ParseTrainingJob(ValidJob(), &errors);
+  job.status.phase = kPhaseRunning;
+  SetCondition(&job.status.conditions, kConditionRunning, "True", "AllWorkersReady", "2/2 ready",
+               "2026-11-28T23:00:00Z");
+  job.status.progress = Progress{.step = 10, .pass = 1, .loss = 0.5, .accuracy = 0.8, .summary = "", .update_time = ""};
+  job.status.placement = {"node-a", "node-b"};
+  json j = ToJson(job);
+  FieldErrors again;
+  TrainingJob back = ParseTrainingJob(j, &again);
+  EXPECT_TRUE(again.empty()) << Dump(again);
+  EXPECT_EQ(back, job);
+  EXPECT_EQ(ToJson(back), j);
+}
+
+TEST(TrainingJobTest, SetConditionKeepsTransitionTimeUnlessStatusChanges) {
+  std::vector<Condition> c;
+  EXPECT_TRUE(SetCondition(&c, "Queued", "True", "Waiting", "m1", "t1"));
+  EXPECT_TRUE(SetCondition(&c, "Queued", "True", "Waiting", "m2", "t2"));
+  EXPECT_EQ(c[0].last_transition_time, "t1");
+  EXPECT_FALSE(SetCondition(&c, "Queued", "True", "Waiting", "m2", "t3"));
+  EXPECT_TRUE(SetCondition(&c, "Queued", "False", "Admitted", "", "t4"));
+  EXPECT_EQ(c[0].last_transition_time, "t4");
+}
+
+// One mutation of the valid job, and the field path (and a fragment of the message) it must
+// be rejected with.
+struct BadCase {
+  const char* name;
+  const char* pointer;  // JSON pointer to set (or remove, when value is discarded)
+  json value;
+  const char* path;
+  const char* message;
+};
+
+class TrainingJobRejectTest : public ::testing::TestWithParam<BadCase> {};
+
+TEST_P(TrainingJobRejectTest, RejectsWithFieldPath) {
+  const BadCase& c = GetParam();
+  json j = ValidJob();
+  json::json_pointer ptr(c.pointer);
+  if (c.value.is_discarded()) {
+    j[ptr.parent_pointer()].erase(ptr.back());
+  } else {
+    j[ptr] = c.value;
+  }
+  FieldErrors errors = Errors(j);
+  bool found = false;
+  for (const auto& e : errors) found = found || (e.path == c.path && e.message.find(c.message) != std::string::npos);
+  EXPECT_TRUE(found) << "want " << c.path << ": ..." << c.message << "...\ngot:\n" << Dump(errors);
+}
+
+const json kRemove = json(json::value_t::discarded);
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, TrainingJobRejectTest,
+    ::testing::Values(
+        BadCase{"zero_workers", "/spec/workers/count", 0, "spec.workers.count", "must be >= 1, got 0"},
+        BadCase{"string_workers", "/spec/workers/count", "two", "spec.workers.count", "must be an integer, got \"two\""},
+        BadCase{"fraction_workers", "/spec/workers/count", 1.5, "spec.workers.count", "must be an integer"},
+        BadCase{"min_above_count", "/spec/workers/minCount", 3, "spec.workers.minCount", "must be <= spec.workers.count (2)"},
+        BadCase{"max_below_count", "/spec/workers/maxCount", 1, "spec.workers.maxCount", "must be >= spec.workers.count (2)"},
+        BadCase{"unknown_spec_field", "/spec/replicas", 2, "spec.replicas", "unknown field \"replicas\""},
+        BadCase{"unknown_nested", "/spec/sync/algo", "x", "spec.sync.algo", "unknown field"},
+        BadCase{"unknown_top", "/extra", 1, "extra", "unknown field"},
+        BadCase{"unknown_resource", "/spec/trainer/resources/requests/amd.com~1gpu", 1,
+                "spec.trainer.resources.requests[amd.com/gpu]", "unknown field"},
+        BadCase{"bad_quantity", "/spec/trainer/resources/requests/memory", "2GB",
+                "spec.trainer.resources.requests.memory", "unknown suffix 'GB'"},
+        BadCase{"negative_cpu", "/spec/trainer/resources/requests/cpu", "-1",
+                "spec.trainer.resources.requests.cpu", "must not be negative"},
+        BadCase{"fractional_gpu", "/spec/trainer/resources/requests/nvidia.com~1gpu", "0.5",
+                "spec.trainer.resources.requests[nvidia.com/gpu]", "whole number of GPUs"},
+        BadCase{"tiny_memory", "/spec/trainer/resources/requests/memory", 512,
+                "spec.trainer.resources.requests.memory", "at least 16Mi"},
+        BadCase{"request_over_limit", "/spec/trainer/resources/limits", json{{"cpu", "500m"}},
+                "spec.trainer.resources.requests.cpu", "must be <= its limit 500m"},
+        BadCase{"gpu_limit_differs", "/spec/trainer/resources/limits", json{{"nvidia.com/gpu", 2}},
+                "spec.trainer.resources.limits[nvidia.com/gpu]", "limit must equal the request"},
+        BadCase{"pserver_gpu", "/spec/pserver/resources/requests/nvidia.com~1gpu", 1,
+                "spec.pserver.resources.requests[nvidia.com/gpu]", "pserver runs on CPU"},
+        BadCase{"bad_enum", "/spec/sync/dense", "allreduce", "spec.sync.dense", "must be one of ring, pserver; got \"allreduce\""},
+        BadCase{"async_ring", "/spec/sync/mode", "async", "spec.sync.mode", "requires spec.sync.dense: pserver"},
+        BadCase{"bool_as_string", "/spec/suspend", "yes", "spec.suspend", "must be a boolean"},
+        BadCase{"negative_ttl", "/spec/ttlSecondsAfterFinished", -1, "spec.ttlSecondsAfterFinished", "must be >= 0"},
+        BadCase{"zero_passes", "/spec/passes", 0, "spec.passes", "must be >= 1"},
+        BadCase{"bad_exit_code", "/spec/restartPolicy/retryableExitCodes/1", 300,
+                "spec.restartPolicy.retryableExitCodes[1]", "must be <= 255"},
+        BadCase{"dup_exit_code", "/spec/restartPolicy/retryableExitCodes/1", 75,
+                "spec.restartPolicy.retryableExitCodes[1]", "duplicate exit code 75"},
+        BadCase{"model_not_object", "/spec/model", json::array({1}), "spec.model", "must be an object"},
+        BadCase{"missing_model", "/spec/model", kRemove, "spec.model", "required"},
+        BadCase{"missing_name", "/metadata/name", kRemove, "metadata.name", "required"},
+        BadCase{"bad_name", "/metadata/name", "Fashion_MNIST", "metadata.name", "lower-case"},
+        BadCase{"long_name", "/metadata/name", std::string(60, 'a'), "metadata.name", "at most 48"},
+        BadCase{"meta_typo", "/metadata/label", json::object(), "metadata.label", "unknown field"},
+        BadCase{"bad_queue", "/spec/queue", "Team A", "spec.queue", "DNS subdomain"},
+        BadCase{"bad_api_version", "/apiVersion", "tandem.dev/v1", "apiVersion", "must be tandem.dev/v1alpha1"},
+        BadCase{"spec_is_list", "/spec", json::array(), "spec", "must be an object"},
+        BadCase{"bad_phase", "/status", json{{"phase", "Done"}}, "status.phase", "must be one of"},
+        BadCase{"bad_time", "/status", json{{"startTime", "yesterday"}}, "status.startTime", "RFC 3339"},
+        BadCase{"priority_range", "/spec/priority", 2000000000, "spec.priority", "must be <= 1000000000"}),
+    [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
+
+TEST(TrainingJobTest, ReportsEveryProblemNotJustTheFirst) {
+  json j = ValidJob();
+  j["spec"]["workers"]["count"] = 0;
+  j["spec"]["sync"]["dense"] = "x";
+  j["spec"]["typo"] = 1;
+  j["spec"]["checkpoint"]["keep"] = "three";
+  FieldErrors errors = Errors(j);
+  EXPECT_GE(errors.size(), 4u) << Dump(errors);
+}
+
+TEST(TrainingJobTest, NonObjectDocumentsAreErrorsNotCrashes) {
+  for (const json& j : {json(nullptr), json(1), json("x"), json::array(), json::object()}) {
+    FieldErrors errors = Errors(j);
+    EXPECT_FALSE(errors.empty()) << j.dump();
+  }
+}
+
+TEST(TrainingJobTest, SectionValidatorsJoinIn) {
+  ClearSectionValidators();
+  RegisterSectionValidator("model", [](const json& model, const json& spec, const std::string& path,
+                                       FieldErrors* errors) {
+    EXPECT_EQ(spec["workers"]["count"], 2);
+    if (model["layers"][0]["size"] == 10) errors->push_back({path + ".layers[0].size", "must be > 10"});
+  });
+  RegisterSectionValidator("data", [](const json&, const json&, const std::string&, FieldErrors*) {
+    throw std::runtime_error("boom");
+  });
+  FieldErrors errors = Errors(ValidJob());
+  ClearSectionValidators();
+  EXPECT_THAT(errors, ::testing::Contains(FieldError{"spec.model.layers[0].size", "must be > 10"}));
+  EXPECT_THAT(errors, ::testing::Contains(FieldError{"spec.data", "validator failed: boom"}));
+}
+
+}  // namespace
+}  // namespace tandem::api
