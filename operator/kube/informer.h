@@ -32,15 +32,15 @@ namespace tandem::kube {
 using Object = std::shared_ptr<const nlohmann::json>;
 
 struct InformerHandler {
-  std::function<void(const Object&)> on_add;
-  std::function<void(const Object& old_obj, const Object& new_obj)> on_update;
-  std::function<void(const Object&)> on_delete;
+  std::function<void(const Object&)> on_add{};
+  std::function<void(const Object& old_obj, const Object& new_obj)> on_update{};
+  std::function<void(const Object&)> on_delete{};
 };
 
 struct InformerOptions {
-  std::string ns;  // "" = all namespaces
-  std::string label_selector;
-  std::string field_selector;
+  std::string ns{};  // "" = all namespaces
+  std::string label_selector{};
+  std::string field_selector{};
   // Server-side watch timeout; the watch is then re-opened (client-go: 5-10 min).
   int watch_timeout_s = 300;
   // Backoff after failures: initial, doubled each time, capped (client-go: 800ms .. 30s).

@@ -17,10 +17,10 @@
 namespace tandem::kube {
 
 struct ListOptions {
-  std::string label_selector;
-  std::string field_selector;
+  std::string label_selector{};
+  std::string field_selector{};
   // List: "" = most recent (quorum read); watch: the version to start after.
-  std::string resource_version;
+  std::string resource_version{};
   // Watch only.
   bool allow_watch_bookmarks = true;
   int timeout_seconds = 0;  // server-side watch timeout; 0 = server default
@@ -33,9 +33,9 @@ enum class PatchType {
 };
 
 struct DeleteOptions {
-  std::optional<int> grace_period_seconds;
-  std::string propagation_policy;      // "", "Background", "Foreground", "Orphan"
-  std::string precondition_uid;        // delete only this incarnation
+  std::optional<int> grace_period_seconds{};
+  std::string propagation_policy{};      // "", "Background", "Foreground", "Orphan"
+  std::string precondition_uid{};        // delete only this incarnation
 };
 
 struct WatchEvent {

@@ -13,18 +13,18 @@
 namespace tandem::kube {
 
 struct KubeConfig {
-  std::string server;  // "https://10.0.0.1:443"
+  std::string server{};  // "https://10.0.0.1:443"
   // Bearer token, or the file to (re-)read it from (bound service-account tokens rotate).
-  std::string token;
-  std::string token_file;
+  std::string token{};
+  std::string token_file{};
   // PEM data for the CA bundle and the client certificate/key (files are read when loaded).
-  std::string ca_pem;
-  std::string client_cert_pem;
-  std::string client_key_pem;
+  std::string ca_pem{};
+  std::string client_cert_pem{};
+  std::string client_key_pem{};
   bool insecure_skip_tls_verify = false;
-  std::string username, password;  // basic auth (kubeconfig only)
+  std::string username{}, password{};  // basic auth (kubeconfig only)
   std::string default_namespace = "default";
-  std::string source;  // "in-cluster" or the kubeconfig path and context, for messages
+  std::string source{};  // "in-cluster" or the kubeconfig path and context, for messages
 };
 
 // Reads an in-cluster configuration: KUBERNETES_SERVICE_HOST/PORT, the service-account token,

@@ -23,16 +23,16 @@ namespace tandem::kube {
 
 struct LeaderElectionConfig {
   std::string ns = "default";
-  std::string name;      // the Lease's name
-  std::string identity;  // this candidate (pod name)
+  std::string name{};      // the Lease's name
+  std::string identity{};  // this candidate (pod name)
   double lease_duration_s = 15;
   double renew_deadline_s = 10;  // REQUIRES: < lease_duration_s
   double retry_period_s = 2;
   // On Stop(), hand the Lease back (holder cleared) so a successor need not wait for expiry.
   bool release_on_stop = true;
-  std::function<void()> on_started_leading;
-  std::function<void()> on_stopped_leading;  // called once if we led and then stopped or lost
-  std::function<void(const std::string&)> on_new_leader;
+  std::function<void()> on_started_leading{};
+  std::function<void()> on_stopped_leading{};  // called once if we led and then stopped or lost
+  std::function<void(const std::string&)> on_new_leader{};
 };
 
 class LeaderElector {

@@ -729,6 +729,48 @@ void FakeApiServer::ServeDiscovery(const HttpRequest& req, HttpResponseWriter& w
         Reply(w, 200, {{"kind", "APIResourceList"}, {"apiVersion", "v1"},
                        {"groupVersion", parts[1] + "/" + parts[2]}, {"resources", res}});
       }
+    } else if (path == "/openapi/v3") {
+      // The OpenAPI v3 index: one document per group-version. kubectl reads it to learn that
+      // PATCH accepts ?fieldValidation= (server-side validation) before `apply`.
+      json paths = json::object();
+      std::set<std::string> gvs;
+      for (const auto& [k, t] : types_) {
+        for (const auto& v : t->versions) gvs.insert(t->group.empty() ? "api/" + v : "apis/" + t->group + "/" + v);
+      }
+      for (const auto& gv : gvs) {
+        paths[gv] = {{"serverRelativeURL", absl::StrCat("/openapi/v3/", gv, "?hash=", rv_)}};
+      }
+      Reply(w, 200, {{"paths", paths}});
+    } else if (absl::StartsWith(path, "/openapi/v3/")) {
+      std::string gv = path.substr(12);
+      std::vector<std::string> p = absl::StrSplit(gv, '/');
+      std::string group, version;
+      if (p.size() == 2 && p[0] == "api") {
+        version = p[1];
+      } else if (p.size() == 3 && p[0] == "apis") {
+        group = p[1];
+        version = p[2];
+      }
+      json paths = json::object();
+      json fv = {{"name", "fieldValidation"}, {"in", "query"},
+                 {"description", "accepted; this stand-in does not validate fields"},
+                 {"schema", {{"type", "string"}}}};
+      for (const auto& [k, t] : types_) {
+        if (t->group != group ||
+            std::find(t->versions.begin(), t->versions.end(), version) == t->versions.end()) continue;
+        std::string base = "/" + gv + (t->namespaced ? "/namespaces/{namespace}/" : "/") + t->plural;
+        json gvk = {{"group", group}, {"version", version}, {"kind", t->kind}};
+        json op = {{"x-kubernetes-group-version-kind", gvk}, {"parameters", {fv}},
+                   {"responses", {{"200", {{"description", "OK"}}}}}};
+        paths[base] = {{"post", op}, {"get", op}};
+        paths[base + "/{name}"] = {{"get", op}, {"put", op}, {"patch", op}, {"delete", op}};
+      }
+      if (paths.empty()) {
+        ReplyError(w, 404, "NotFound", "the server could not find the requested resource");
+      } else {
+        Reply(w, 200, {{"openapi", "3.0.0"}, {"info", {{"title", "Kubernetes"}, {"version", "v1.32.0"}}},
+                       {"paths", paths}, {"components", {{"schemas", json::object()}}}});
+      }
     } else if (absl::StartsWith(path, "/openapi") || absl::StartsWith(path, "/version")) {
       ReplyError(w, 404, "NotFound", "the server could not find the requested resource");
     } else {

@@ -42,7 +42,7 @@ struct FakeApiServerOptions {
   // does; true = an HTTP 410 reply.
   bool gone_as_http_error = false;
   // When non-empty, every request must carry "Authorization: Bearer <token>" (else 401).
-  std::string token;
+  std::string token{};
   // Namespaces that exist at start.
   std::vector<std::string> namespaces = {"default", "kube-system", "kube-public"};
 };
