@@ -277,8 +277,16 @@ void CheckAgainstSchema(const json& value, const FieldSpec& spec, const std::str
         text = value.get<std::string>();
       } else if (value.is_number_integer() || value.is_number_unsigned()) {
         text = value.dump();
-      } else if (value.is_number_float() && std::isfinite(value.get<double>())) {
-        text = value.dump();
+      } else if (value.is_number_float() && std::isfinite(value.get<double>()) &&
+                 value.get<double>() == std::floor(value.get<double>()) &&
+                 std::fabs(value.get<double>()) < 9e15) {
+        text = absl::StrCat(static_cast<int64_t>(value.get<double>()));
+      } else if (value.is_number_float()) {
+        // The CRD declares quantities int-or-string (as Kubernetes does for pods), so the API
+        // server refuses 0.5; say how to write it instead of failing later at `kubectl apply`.
+        errors->push_back({path, absl::StrCat("must be an integer or a quantity string; write ",
+                                              DescribeValue(value), " as \"", value.dump(), "\" or in milli-units (\"500m\")")});
+        return;
       } else {
         return wrong_type("a quantity such as 500m, 2Gi or 4");
       }

@@ -255,8 +255,7 @@ FieldErrors ValidateTrainingJob(const TrainingJob& job) {
     if (k.empty() || k.size() > 316) errors.push_back({JoinPath("spec.nodeSelector", k), "invalid label key"});
     if (v.size() > 63) errors.push_back({JoinPath("spec.nodeSelector", k), "label values are at most 63 characters"});
   }
-  if (s.model.empty()) errors.push_back({"spec.model", "required: the network to train (layers, inputs, cost)"});
-  if (s.data.empty()) errors.push_back({"spec.data", "required: the training and test data"});
+  if (s.model.empty()) errors.push_back({"spec.model", "required: the network to train (inputs, layers, cost)"});
   if (s.sync.mode == "async" && s.sync.dense == "ring")
     errors.push_back({"spec.sync.mode",
                       "async requires spec.sync.dense: pserver (ring all-reduce is synchronous)"});
