@@ -60,9 +60,12 @@ std::vector<std::pair<std::string, int64_t>> ExitCodes(const json& pod) {
 }
 
 int RankOf(const json& pod) {
-  const json* r = kube::FieldAt(pod, std::string("metadata.labels.") + kRankLabel);
+  // Label keys contain dots, so no dotted-path lookup here.
+  const json* labels = kube::FieldAt(pod, "metadata.labels");
   int rank = -1;
-  if (r != nullptr && r->is_string()) absl::SimpleAtoi(r->get<std::string>(), &rank);
+  if (labels == nullptr || !labels->is_object()) return rank;
+  auto it = labels->find(kRankLabel);
+  if (it != labels->end() && it->is_string()) absl::SimpleAtoi(it->get<std::string>(), &rank);
   return rank;
 }
 

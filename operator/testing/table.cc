@@ -31,7 +31,10 @@ std::vector<Step> ParsePath(std::string path) {
       continue;
     }
     Step s;
-    while (i < path.size() && path[i] != '.' && path[i] != '[') s.field += path[i++];
+    while (i < path.size() && path[i] != '.' && path[i] != '[') {
+      if (path[i] == '\\' && i + 1 < path.size()) ++i;  // "nvidia\.com/gpu": an escaped dot
+      s.field += path[i++];
+    }
     if (i < path.size() && path[i] == '[') {
       size_t close = path.find(']', i);
       if (close == std::string::npos) close = path.size();
