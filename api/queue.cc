@@ -86,6 +86,16 @@ FieldErrors ValidateQueue(const Queue& q) {
     if (auto g = list->find(kResourceGpu); g != list->end() && !g->second.is_whole())
       errors.push_back({JoinPath(path, kResourceGpu), absl::StrCat("must be a whole number of GPUs, got ", g->second.text())});
   }
+  // Every job uses cpu and memory: a guarantee that names only GPUs could never hold a job.
+  if (!q.spec.guaranteed.empty()) {
+    std::vector<std::string> missing;
+    for (const char* r : {kResourceCpu, kResourceMemory, kResourceGpu})
+      if (!q.spec.guaranteed.count(r)) missing.push_back(r);
+    if (!missing.empty())
+      errors.push_back({"spec.guaranteed", absl::StrCat("must list cpu, memory and nvidia.com/gpu (0 is fine); missing ",
+                                                        absl::StrJoin(missing, ", "),
+                                                        ": jobs need all three, so none would fit within the guarantee")});
+  }
   std::set<std::string> seen;
   for (size_t i = 0; i < q.spec.namespaces.size(); ++i) {
     const std::string& ns = q.spec.namespaces[i];

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/trainer_validators.h"
 #include "cli/validate.h"
 #include "common/cli.h"
 #include "common/logging.h"
@@ -26,8 +27,8 @@ int main(int argc, char** argv) {
     return tandem::kExitUsage;
   }
   tandem::InitLogging("tandem");
-  // The trainer's validators of spec.model/data/optimizer register here once trainer/ provides
-  // them (api::RegisterSectionValidator, see docs/api.md), so `validate` reports their problems.
+  // The trainer's checks of spec.model/data/optimizer join the API's (docs/api.md).
+  tandem::cli::RegisterTrainerValidators();
   if (validate->parsed()) return tandem::cli::RunValidate(files, std::cout);
   std::cerr << "tandem: 'run' is not built yet in this version" << std::endl;
   return 1;

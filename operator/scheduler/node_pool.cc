@@ -6,6 +6,9 @@
 #include "absl/strings/str_join.h"
 
 namespace tandem::scheduler {
+namespace {
+Resources Positive(const Resources& r) { return r.ExcessOver(Resources{}); }
+}  // namespace
 
 NodePool::NodePool(const std::vector<NodeInfo>& nodes)
     : nodes_(&nodes), buckets_(kMaxBucket + 1), bucket_of_(nodes.size(), -1), pos_(nodes.size(), -1) {
@@ -13,6 +16,7 @@ NodePool::NodePool(const std::vector<NodeInfo>& nodes)
   for (size_t i = 0; i < nodes.size(); ++i) {
     free_.push_back(nodes[i].allocatable);
     if (!nodes[i].schedulable) continue;
+    total_free_ += Positive(nodes[i].allocatable);
     int b = BucketFor(static_cast<int>(i));
     bucket_of_[i] = b;
     pos_[i] = static_cast<int>(buckets_[b].size());
@@ -40,7 +44,9 @@ void NodePool::Rebucket(int node) {
 }
 
 void NodePool::Use(int node, const Resources& r) {
+  if (bucket_of_[node] >= 0) total_free_ -= Positive(free_[node]);
   free_[node] -= r;
+  if (bucket_of_[node] >= 0) total_free_ += Positive(free_[node]);
   Rebucket(node);
 }
 
@@ -66,6 +72,7 @@ int NodePool::PlaceOne(const Resources& r, const std::map<std::string, std::stri
 bool NodePool::PlaceGang(const Resources& r, int n, const std::map<std::string, std::string>& selector,
                          std::vector<int>* out) {
   const size_t start = out->size();
+  if (!(r * n).FitsIn(total_free_)) return false;  // not even in aggregate
   for (int w = 0; w < n; ++w) {
     int node = PlaceOne(r, selector);
     if (node < 0) {

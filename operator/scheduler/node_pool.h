@@ -22,6 +22,9 @@ class NodePool {
 
   int size() const { return static_cast<int>(free_.size()); }
   const Resources& Free(int node) const { return free_[node]; }
+  // Sum over schedulable nodes of their free capacity (an over-committed node counts as 0): a
+  // quick necessary condition for a placement.
+  const Resources& TotalFree() const { return total_free_; }
   // Adds/removes usage on a node (a negative free capacity is representable: it means the node
   // is already over-committed by pods outside Tandem's control, and nothing more fits there).
   void Use(int node, const Resources& r);
@@ -51,6 +54,7 @@ class NodePool {
 
   const std::vector<NodeInfo>* nodes_;
   std::vector<Resources> free_;
+  Resources total_free_;
   std::vector<std::vector<int>> buckets_;  // free GPUs (capped) -> schedulable nodes
   std::vector<int> bucket_of_;             // -1: unschedulable
   std::vector<int> pos_;                   // index of the node in its bucket

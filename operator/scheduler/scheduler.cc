@@ -15,6 +15,9 @@ namespace {
 struct QueueState {
   const QueueInfo* info = nullptr;
   Resources usage;
+  // Resources of this queue's jobs that are waiting for victims to stop (preemptions issued):
+  // they count against the guarantee, so one pass never reclaims more than the guarantee.
+  Resources reserved;
   std::vector<int> jobs;     // pending job indices, in queue order
   size_t cursor = 0;
   std::vector<int> waiting;  // jobs left pending, in queue order
@@ -45,7 +48,7 @@ class Pass {
     return WeightedShare(q.usage, q.info->guaranteed, q.info->weight, capacity_);
   }
   bool WithinGuarantee(const QueueState& q, const JobInfo& j, int n) const {
-    return (q.usage + j.per_worker * n).FitsIn(q.info->guaranteed);
+    return (q.usage + q.reserved + j.per_worker * n).FitsIn(q.info->guaranteed);
   }
   // "" when the queue may hold `n` more workers of `j`, else what binds.
   std::string QueueLimit(const QueueState& q, const JobInfo& j, int n) const;
@@ -60,7 +63,13 @@ class Pass {
   std::unordered_map<std::string, int> node_index_;
   std::vector<QueueState> queues_;
   std::unordered_map<std::string, int> queue_index_;
-  std::unordered_map<std::string, FailedShape> failed_;
+  std::vector<int> job_queue_;  // by job index: queue index, -1 when the queue does not exist
+  std::vector<int> job_shape_;  // by job index: id of (per-worker resources, node selector)
+  std::vector<FailedShape> failed_;  // by shape id; min_failed_workers 0: no failure yet
+  // Preemption that found no sufficient victim set, by queue, shape, priority and kind: within a
+  // pass the candidate set only shrinks, so a later job of that queue, shape and priority (or
+  // lower), needing as many workers or more, cannot succeed either.
+  std::map<std::tuple<int, int, int64_t, bool>, int> preempt_failed_;
   std::vector<bool> victim_;  // by job index: chosen as a victim in this pass
   std::vector<int> admitted_;     // admitted, not terminating: victim order (lowest priority, newest first)
   std::vector<int> terminating_;  // admitted and terminating
@@ -97,7 +106,7 @@ std::string Pass::QueueLimit(const QueueState& q, const JobInfo& j, int n) const
 
 void Pass::TryJob(QueueState& q, int job) {
   const JobInfo& j = s_.jobs[job];
-  const std::string key = ShapeKey(j);
+  const int shape = job_shape_[job];
   std::string reason, message;
   const int lowest = std::clamp(j.min_count, 1, std::max(1, j.count));
   for (int n = std::max(1, j.count); n >= lowest; --n) {
@@ -109,11 +118,11 @@ void Pass::TryJob(QueueState& q, int job) {
       }
       continue;
     }
-    auto f = failed_.find(key);
-    if (f != failed_.end() && n >= f->second.min_failed_workers) {
+    const FailedShape& f = failed_[shape];
+    if (f.min_failed_workers > 0 && n >= f.min_failed_workers) {
       if (reason.empty() || reason == "QueueLimit") {
-        reason = f->second.reason;
-        message = f->second.message;
+        reason = f.reason;
+        message = f.message;
       }
       continue;
     }
@@ -130,7 +139,7 @@ void Pass::TryJob(QueueState& q, int job) {
     }
     std::string why;
     std::string shortage = pool_.ExplainShortage(j.per_worker, n, j.node_selector, &why);
-    FailedShape& fs = failed_[key];
+    FailedShape& fs = failed_[shape];
     if (fs.min_failed_workers == 0 || n < fs.min_failed_workers) fs = {n, why, shortage};
     if (reason.empty() || reason == "QueueLimit") {
       reason = why;
@@ -163,6 +172,7 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
     for (auto& [t, ns] : freed)
       for (int node : ns) pool_.Use(node, t->per_worker);
     if (fits) {
+      q.reserved += j.per_worker * n;
       *reason = "WaitingForPreemption";
       *message = absl::StrCat("waiting for preempted or finishing jobs to release their resources (",
                               *message, ")");
@@ -170,14 +180,16 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
     }
   }
 
+  const auto fail_key = std::make_tuple(job_queue_[job], job_shape_[job], j.priority, reclaim);
+  if (auto f = preempt_failed_.find(fail_key); f != preempt_failed_.end() && n >= f->second) return false;
   std::vector<int> candidates;
   for (int i : admitted_) {
     const JobInfo& v = s_.jobs[i];
-    if (victim_[i]) continue;
-    auto qi = queue_index_.find(v.queue);
-    if (qi == queue_index_.end()) continue;
-    const QueueState& vq = queues_[qi->second];
+    if (victim_[i] || job_queue_[i] < 0) continue;
+    const QueueState& vq = queues_[job_queue_[i]];
     bool same = &vq == &q;
+    // A job short of GPUs gains nothing from stopping CPU-only jobs.
+    if (j.per_worker.gpu > 0 && v.per_worker.gpu == 0) continue;
     if (same ? (within && v.priority < j.priority)
              : (reclaim && !vq.usage.FitsIn(vq.info->guaranteed)))
       candidates.push_back(i);
@@ -190,7 +202,7 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
   bool fits = false;
   for (int c : candidates) {
     const JobInfo& v = s_.jobs[c];
-    int vqi = queue_index_.at(v.queue);
+    int vqi = job_queue_[c];
     QueueState& vq = queues_[vqi];
     if (!usage.count(vqi)) usage[vqi] = vq.usage;
     if (&vq != &q && usage[vqi].FitsIn(vq.info->guaranteed)) continue;
@@ -222,7 +234,11 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
   // Victims keep running (and holding their resources) until they have checkpointed and exited.
   for (int c : victims)
     for (int node : NodesOf(s_.jobs[c])) pool_.Use(node, s_.jobs[c].per_worker);
-  if (!fits) return false;
+  if (!fits) {
+    auto [it, inserted] = preempt_failed_.emplace(fail_key, n);
+    if (!inserted) it->second = std::min(it->second, n);
+    return false;
+  }
   for (int c : victims) {
     victim_[c] = true;
     const JobInfo& v = s_.jobs[c];
@@ -233,6 +249,7 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
               : absl::StrCat("queue ", v.queue, " borrows beyond its guarantee; queue ", j.queue,
                              " reclaims it for ", j.key)});
   }
+  q.reserved += j.per_worker * n;
   *reason = "Preempting";
   *message = absl::StrCat("preempting ", victims.size(), " job(s) to make room; admitted once they have stopped (",
                           *message, ")");
@@ -254,32 +271,43 @@ SchedulingResult Pass::Run() {
     queue_index_.emplace(s_.queues[i].name, static_cast<int>(i));
   }
   victim_.assign(s_.jobs.size(), false);
+  job_queue_.assign(s_.jobs.size(), -1);
+  job_shape_.assign(s_.jobs.size(), 0);
+  {
+    std::unordered_map<std::string, int> shapes;
+    for (size_t i = 0; i < s_.jobs.size(); ++i) {
+      if (auto qi = queue_index_.find(s_.jobs[i].queue); qi != queue_index_.end()) job_queue_[i] = qi->second;
+      if (!s_.jobs[i].placement.empty()) continue;
+      job_shape_[i] = shapes.emplace(ShapeKey(s_.jobs[i]), static_cast<int>(shapes.size())).first->second;
+    }
+    failed_.assign(shapes.size() + 1, FailedShape{0, "", ""});
+  }
   job_reason_.assign(s_.jobs.size(), {});
 
   for (size_t i = 0; i < s_.jobs.size(); ++i) {
     const JobInfo& j = s_.jobs[i];
-    auto qi = queue_index_.find(j.queue);
+    const int qi = job_queue_[i];
     if (!j.placement.empty()) {
       for (int node : NodesOf(j)) pool_.Use(node, j.per_worker);
       (j.terminating ? terminating_ : admitted_).push_back(static_cast<int>(i));
-      if (qi != queue_index_.end()) {
-        queues_[qi->second].usage += JobUsage(j);
-        ++queues_[qi->second].admitted;
+      if (qi >= 0) {
+        queues_[qi].usage += JobUsage(j);
+        ++queues_[qi].admitted;
       }
       continue;
     }
-    if (qi == queue_index_.end()) {
+    if (qi < 0) {
       result_.pending.push_back({j.key, "NoSuchQueue", absl::StrCat("queue ", j.queue, " does not exist"), 0});
       continue;
     }
-    const QueueInfo& info = *queues_[qi->second].info;
+    const QueueInfo& info = *queues_[qi].info;
     if (!info.namespaces.empty() &&
         std::find(info.namespaces.begin(), info.namespaces.end(), j.namespace_) == info.namespaces.end()) {
       result_.pending.push_back({j.key, "NamespaceNotServed",
                                  absl::StrCat("queue ", j.queue, " does not serve namespace ", j.namespace_), 0});
       continue;
     }
-    queues_[qi->second].jobs.push_back(static_cast<int>(i));
+    queues_[qi].jobs.push_back(static_cast<int>(i));
   }
   std::sort(admitted_.begin(), admitted_.end(), [&](int a, int b) {
     const JobInfo &x = s_.jobs[a], &y = s_.jobs[b];
@@ -292,23 +320,68 @@ SchedulingResult Pass::Run() {
     });
   }
 
-  // Queues by (next job needs borrowing?, weighted share, name): each pop tries one job.
-  using Entry = std::tuple<int, double, int>;
+  // Phase 1, guarantees: every job that fits within its queue's guarantee, the queue using the
+  // smallest fraction of its guarantee first. Reclaim happens here, before any capacity is lent
+  // in phase 2, so a queue is only ever reclaimed from for borrowing it did before this pass.
+  using Entry = std::tuple<double, int>;
   std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
-  auto push = [&](int qi) {
-    QueueState& q = queues_[qi];
-    if (q.cursor >= q.jobs.size()) return;
-    const JobInfo& head = s_.jobs[q.jobs[q.cursor]];
-    int tier = WithinGuarantee(q, head, std::max(1, head.count)) ? 0 : 1;
-    heap.emplace(tier, Share(q), qi);
+  std::vector<bool> done(s_.jobs.size(), false);
+  auto guarantee_fraction = [&](const QueueState& q) {
+    double f = 0;
+    for (int d = 0; d < 3; ++d) {
+      int64_t g = Component(q.info->guaranteed, d);
+      if (g > 0) f = std::max(f, static_cast<double>(Component(q.usage, d)) / static_cast<double>(g));
+    }
+    return f;
   };
-  for (size_t i = 0; i < queues_.size(); ++i) push(static_cast<int>(i));
+  auto next_within = [&](int qi) {
+    QueueState& q = queues_[qi];
+    while (q.cursor < q.jobs.size()) {
+      const JobInfo& j = s_.jobs[q.jobs[q.cursor]];
+      if (WithinGuarantee(q, j, std::max(1, j.count))) return true;
+      ++q.cursor;  // needs borrowing: phase 2
+    }
+    return false;
+  };
+  for (size_t i = 0; i < queues_.size(); ++i)
+    if (next_within(static_cast<int>(i))) heap.emplace(guarantee_fraction(queues_[i]), static_cast<int>(i));
   while (!heap.empty()) {
-    int qi = std::get<2>(heap.top());
+    int qi = std::get<1>(heap.top());
     heap.pop();
     QueueState& q = queues_[qi];
-    TryJob(q, q.jobs[q.cursor++]);
-    push(qi);
+    int job = q.jobs[q.cursor++];
+    done[job] = true;
+    TryJob(q, job);
+    if (next_within(qi)) heap.emplace(guarantee_fraction(q), qi);
+  }
+  // Phase 2, sharing: the rest, the queue with the lowest weighted dominant share of borrowed
+  // capacity first; each pop tries one job.
+  auto next_open = [&](int qi) {
+    QueueState& q = queues_[qi];
+    while (q.cursor < q.jobs.size() && done[q.jobs[q.cursor]]) ++q.cursor;
+    return q.cursor < q.jobs.size();
+  };
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    queues_[i].cursor = 0;
+    if (next_open(static_cast<int>(i))) heap.emplace(Share(queues_[i]), static_cast<int>(i));
+  }
+  while (!heap.empty()) {
+    int qi = std::get<1>(heap.top());
+    heap.pop();
+    QueueState& q = queues_[qi];
+    int job = q.jobs[q.cursor++];
+    done[job] = true;
+    TryJob(q, job);
+    if (next_open(qi)) heap.emplace(Share(q), qi);
+  }
+  // Positions follow queue order, whichever phase left a job waiting.
+  for (QueueState& q : queues_) {
+    std::vector<int> order;
+    std::vector<bool> waiting(s_.jobs.size(), false);
+    for (int j : q.waiting) waiting[j] = true;
+    for (int j : q.jobs)
+      if (waiting[j]) order.push_back(j);
+    q.waiting = std::move(order);
   }
 
   for (QueueState& q : queues_) {

@@ -77,6 +77,27 @@ TEST(ValidateTest, GoodManifestsPass) {
   }
 }
 
+// With the trainer's spec library in the build, its checks of spec.model join the API's.
+TEST(ValidateTest, TrainerSectionsAreValidatedWhenTheTrainerIsBuilt) {
+#ifndef TANDEM_HAVE_TRAINER_SPEC
+  GTEST_SKIP() << "tandem_trainer_spec is not part of this build";
+#else
+  const std::string path = ::testing::TempDir() + "/model.yaml";
+  std::ofstream(path) << "apiVersion: tandem.dev/v1alpha1\nkind: TrainingJob\nmetadata: {name: m}\n"
+                         "spec: {model: {layers: []}, workers: {count: 0}}\n";
+  auto r = Validate(path);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find(path + ": spec.workers.count: must be >= 1, got 0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(path + ": spec.model.inputs:"), std::string::npos) << r.output;
+#endif
+}
+
+TEST(ValidateTest, ExampleQueuesAreValid) {
+  auto r = Validate(SourceDir() + "/examples/queues.yaml");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("queues.yaml#3: valid: Queue default"), std::string::npos) << r.output;
+}
+
 TEST(ValidateTest, ReportsEveryProblemOfEveryFile) {
   auto r = Validate(Corpus() + "/good/queue.yaml " + Corpus() + "/bad/workers-zero.yaml " + Corpus() +
                     "/bad/passes-zero.yaml /nonexistent.yaml");
