@@ -394,6 +394,18 @@ int FakeApiServer::CreateLocked(const Type& t, const std::string& ns, json obj, 
   RecordLocked(t.Key(), "ADDED", obj, nullptr);
   if (t.kind == "CustomResourceDefinition") RegisterCrdLocked(obj);
   *out = obj;
+  // The garbage collector removes an object all of whose owners are gone (e.g. a child created
+  // by a controller whose cache still showed a deleted owner). The real one does it moments
+  // later; here it happens at once, after the create succeeded.
+  if (const json* refs = FieldAt(obj, "metadata.ownerReferences"); refs != nullptr && refs->is_array() && !refs->empty()) {
+    std::set<std::string> owners;
+    for (const auto& r : *refs) owners.insert(r.value("uid", ""));
+    bool any_alive = false;
+    for (const auto& [tk, objs] : objects_) {
+      for (const auto& [k, o] : objs) any_alive = any_alive || owners.count(UidOf(o)) != 0;
+    }
+    if (!any_alive) RemoveLocked(t, key, "Background");
+  }
   return 201;
 }
 
