@@ -65,12 +65,25 @@ int Stop(pid_t pid) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+// Stops the processes a test started, also when an assertion returns early.
+struct Children {
+  std::vector<pid_t> pids;
+  ~Children() {
+    for (pid_t p : pids) Stop(p);
+  }
+  pid_t Add(pid_t p) {
+    if (p > 0) pids.push_back(p);
+    return p;
+  }
+};
+
 TEST(OperatorMainTest, LeadsAdmitsServesMetricsAndReleasesTheLease) {
+  Children children;
   fs::path dir = fs::temp_directory_path() / absl::StrCat("tandem_operator_main_", ::getpid());
   fs::create_directories(dir);
   std::string bin = tandem::testing::BinDir();
-  pid_t api = Spawn({bin + "/tandem-fake-apiserver", "--port", "0", "--port-file", (dir / "port").string(),
-                     "--kubeconfig-out", (dir / "kubeconfig").string()});
+  pid_t api = children.Add(Spawn({bin + "/tandem-fake-apiserver", "--port", "0", "--port-file", (dir / "port").string(),
+                     "--kubeconfig-out", (dir / "kubeconfig").string()}));
   ASSERT_GT(api, 0);
   ASSERT_TRUE(Eventually([&] { return fs::exists(dir / "port"); }));
   int api_port = 0;
@@ -95,6 +108,7 @@ TEST(OperatorMainTest, LeadsAdmitsServesMetricsAndReleasesTheLease) {
                     "127.0.0.1", "--metrics-port", std::to_string(metrics_port), "--identity", "replica-1",
                     "--schedule-interval", "0.5"});
   ASSERT_GT(op, 0);
+  children.pids.insert(children.pids.begin(), op);  // stopped first
   bool admitted = Eventually([&] {
     auto j = client.Get(kube::kTrainingJobs, "default", "fashion-mnist");
     return j.ok() && j->value("status", json::object()).value("phase", "") == "Admitted";
@@ -125,10 +139,10 @@ TEST(OperatorMainTest, LeadsAdmitsServesMetricsAndReleasesTheLease) {
   }
 
   EXPECT_EQ(Stop(op), 0) << "SIGTERM is a clean shutdown";
+  children.pids.erase(children.pids.begin());
   auto released = client.Get(kube::kLeases, "default", "tandem-operator");
   ASSERT_TRUE(released.ok());
   EXPECT_EQ((*released)["spec"]["holderIdentity"], "") << "the Lease is handed back";
-  Stop(api);
   fs::remove_all(dir);
 }
 
