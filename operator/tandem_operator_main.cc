@@ -1,18 +1,142 @@
 // tandem-operator: the Kubernetes operator for TrainingJob and Queue resources.
+//
+//   tandem-operator --kubeconfig ~/.kube/config --metrics-port 8080
+//   (in a pod: no flags; the in-cluster service account is used)
+//
+// With --leader-elect (default), replicas campaign for a coordination.k8s.io Lease; only the
+// leader runs informers and reconciles. A leader that loses the Lease stops reconciling and exits
+// with code 1 so that its pod restarts as a candidate. SIGTERM/SIGINT release the Lease.
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
 #include <iostream>
+#include <thread>
 
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/metrics.h"
+#include "common/metrics_endpoint.h"
+#include "operator/controller/controller.h"
+#include "operator/controller/operator_metrics.h"
+#include "operator/kube/kube_client.h"
+#include "operator/kube/kube_config.h"
+#include "operator/kube/leader_election.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+void OnSignal(int) { g_stop = true; }
+
+std::string Hostname() {
+  char buf[256] = {0};
+  if (::gethostname(buf, sizeof(buf) - 1) != 0) return "tandem-operator";
+  return buf;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"tandem-operator: the Kubernetes operator for TrainingJob and Queue resources"};
   app.name("tandem-operator");
   tandem::AddVersionFlag(app, "tandem-operator");
-  int metrics_port = -1;
-  app.add_option("--metrics-port", metrics_port, "Port for /metrics, /healthz, /readyz (-1: off)")
+  std::string kubeconfig, context, metrics_host = "0.0.0.0";
+  int metrics_port = 8080;
+  bool leader_elect = true;
+  std::string lease_namespace, lease_name = "tandem-operator", identity = Hostname();
+  tandem::controller::ControllerOptions options;
+  double lease_duration = 15, renew_deadline = 10, retry_period = 2;
+  app.add_option("--kubeconfig", kubeconfig, "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
+  app.add_option("--context", context, "kubeconfig context (default: current-context)");
+  app.add_option("--metrics-host", metrics_host, "Address for /metrics, /healthz, /readyz");
+  app.add_option("--metrics-port", metrics_port, "Port for /metrics, /healthz, /readyz (-1: off, 0: any)")
       ->check(CLI::Range(-1, 65535));
+  app.add_option("--workers", options.workers, "Reconcile worker threads")->check(CLI::Range(1, 64));
+  app.add_option("--schedule-interval", options.reconciler.schedule_interval_s,
+                 "Seconds between scheduling passes while jobs wait")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--termination-grace", options.reconciler.build.termination_grace_s,
+                 "Seconds a stopped worker gets to checkpoint (SIGTERM to SIGKILL)")->check(CLI::Range(0, 3600));
+  app.add_option("--checkpoint-root", options.reconciler.build.checkpoint_root,
+                 "Node directory under which each job's checkpoints live");
+  app.add_flag("--leader-elect,!--no-leader-elect", leader_elect, "Campaign for a Lease before reconciling");
+  app.add_option("--lease-namespace", lease_namespace, "Namespace of the Lease (default: the config's namespace)");
+  app.add_option("--lease-name", lease_name, "Name of the Lease");
+  app.add_option("--identity", identity, "This replica's identity in the Lease (default: hostname)");
+  app.add_option("--lease-duration", lease_duration, "Seconds a Lease is valid without renewal");
+  app.add_option("--renew-deadline", renew_deadline, "Seconds a leader may fail to renew before it stops");
+  app.add_option("--retry-period", retry_period, "Seconds between Lease attempts");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
   tandem::InitLogging("operator");
-  std::cerr << "tandem-operator: not built yet in this version (see the open issue for operator/)" << std::endl;
-  return 1;
+  if (renew_deadline >= lease_duration) {
+    TANDEM_LOG(error, "--renew-deadline ({}) must be less than --lease-duration ({})", renew_deadline, lease_duration);
+    return 2;
+  }
+
+  auto config = tandem::kube::LoadKubeConfig(kubeconfig, context);
+  if (!config.ok()) {
+    TANDEM_LOG(error, "no Kubernetes configuration: {}", config.status().ToString());
+    return 1;
+  }
+  TANDEM_LOG(info, "API server {} ({})", config->server, config->source);
+  tandem::kube::KubeClient client(*config);
+  tandem::controller::OperatorMetrics::Get();  // register every family before the first scrape
+
+  tandem::HealthState health;
+  tandem::MetricsEndpoint endpoint(tandem::metrics::Registry::Default(), &health);
+  if (auto s = endpoint.Start(metrics_host, metrics_port); !s.ok()) {
+    TANDEM_LOG(error, "metrics endpoint on {}:{}: {}", metrics_host, metrics_port, s.ToString());
+    return 1;
+  }
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+
+  options.host = identity;
+  tandem::controller::Controller controller(&client, options);
+  std::atomic<bool> failed{false};
+  auto start = [&] {
+    if (auto s = controller.Start(); !s.ok()) {
+      TANDEM_LOG(error, "controller: {}", s.ToString());
+      failed = true;
+      g_stop = true;
+      return;
+    }
+    health.SetReady(true);
+  };
+
+  if (!leader_elect) {
+    start();
+    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    controller.Stop();
+    return failed ? 1 : 0;
+  }
+  tandem::kube::LeaderElectionConfig le;
+  le.ns = lease_namespace.empty() ? config->default_namespace : lease_namespace;
+  le.name = lease_name;
+  le.identity = identity;
+  le.lease_duration_s = lease_duration;
+  le.renew_deadline_s = renew_deadline;
+  le.retry_period_s = retry_period;
+  le.on_started_leading = [&] { std::thread(start).detach(); };
+  le.on_stopped_leading = [&] {
+    health.SetReady(false, "not the leader");
+    controller.Stop();
+  };
+  le.on_new_leader = [&](const std::string& who) {
+    if (who != identity) TANDEM_LOG(info, "leader election: {} leads", who);
+  };
+  health.SetReady(false, "waiting for the Lease");
+  tandem::kube::LeaderElector elector(&client, le);
+  std::thread watcher([&] {
+    while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    elector.Stop();
+  });
+  absl::Status result = elector.Run();
+  g_stop = true;
+  watcher.join();
+  controller.Stop();
+  if (!result.ok()) {
+    TANDEM_LOG(error, "{}", result.ToString());
+    return 1;
+  }
+  return failed ? 1 : 0;
 }

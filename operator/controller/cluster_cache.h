@@ -1,0 +1,47 @@
+// What reconcilers read: a read-only view of the cluster, keyed like informers ("ns/name").
+// InformerCache serves it from informers; FakeCache from a map (tests seed it, then run one
+// reconcile and compare the API calls made).
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "operator/kube/informer.h"
+
+namespace tandem::controller {
+
+class ClusterCache {
+ public:
+  virtual ~ClusterCache() = default;
+  // nullptr when absent.
+  virtual kube::Object Get(const kube::Resource& r, const std::string& key) const = 0;
+  virtual std::vector<kube::Object> List(const kube::Resource& r) const = 0;
+};
+
+class InformerCache : public ClusterCache {
+ public:
+  // REQUIRES: `informer` outlives this cache. One informer per resource plural.
+  void Add(kube::Informer* informer) { informers_[informer->resource().plural] = informer; }
+  kube::Object Get(const kube::Resource& r, const std::string& key) const override;
+  std::vector<kube::Object> List(const kube::Resource& r) const override;
+
+ private:
+  std::map<std::string, kube::Informer*> informers_;
+};
+
+class FakeCache : public ClusterCache {
+ public:
+  // Stores a copy of `object` (kind and apiVersion filled from `r`).
+  void Put(const kube::Resource& r, nlohmann::json object);
+  void Remove(const kube::Resource& r, const std::string& key);
+  kube::Object Get(const kube::Resource& r, const std::string& key) const override;
+  std::vector<kube::Object> List(const kube::Resource& r) const override;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, std::map<std::string, kube::Object>> objects_;  // plural -> key -> object
+};
+
+}  // namespace tandem::controller

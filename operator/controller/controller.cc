@@ -1,0 +1,115 @@
+#include "operator/controller/controller.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "operator/controller/operator_metrics.h"
+
+namespace tandem::controller {
+
+Controller::Controller(kube::KubeApi* api, ControllerOptions options)
+    : api_(api), options_(std::move(options)), events_(api, options_.component, options_.host),
+      queue_("trainingjobs") {
+  reconciler_ = std::make_unique<TrainingJobReconciler>(api_, &cache_, &events_, options_.reconciler);
+  auto informer = [&](const kube::Resource& r, const std::string& label_selector) {
+    kube::InformerOptions o = options_.informer;
+    o.ns.clear();
+    o.label_selector = label_selector;
+    o.field_selector.clear();
+    informers_.push_back(std::make_unique<kube::Informer>(api_, r, o));
+    cache_.Add(informers_.back().get());
+    return informers_.back().get();
+  };
+  auto schedule = [this] { queue_.Add(kScheduleKey); };
+  auto enqueue_owner = [this](const kube::Object& o) {
+    std::string owner = TrainingJobReconciler::OwnerKey(*o);
+    if (!owner.empty()) queue_.Add(owner);
+    return !owner.empty();
+  };
+
+  kube::Informer* jobs = informer(kube::kTrainingJobs, "");
+  jobs->AddHandler({.on_add = [this](const kube::Object& o) { queue_.Add(kube::ObjectKey::Of(*o).String()); },
+                    .on_update = [this](const kube::Object&, const kube::Object& o) {
+                      queue_.Add(kube::ObjectKey::Of(*o).String());
+                    },
+                    .on_delete = [this, schedule](const kube::Object& o) {
+                      queue_.Add(kube::ObjectKey::Of(*o).String());
+                      schedule();
+                    }});
+  kube::Informer* pods = informer(kube::kPods, "");
+  pods->AddHandler({.on_add = [=](const kube::Object& o) {
+                      if (!enqueue_owner(o)) schedule();
+                    },
+                    .on_update = [=](const kube::Object& old_obj, const kube::Object& o) {
+                      if (!enqueue_owner(o) && kube::FieldAt(*old_obj, "status.phase") !=
+                                                   kube::FieldAt(*o, "status.phase")) {
+                        schedule();
+                      }
+                    },
+                    .on_delete = [=](const kube::Object& o) {
+                      enqueue_owner(o);
+                      schedule();  // capacity freed
+                    }});
+  for (const kube::Resource* r : {&kube::kServices, &kube::kSecrets, &kube::kConfigMaps}) {
+    informer(*r, "tandem.dev/job")->AddHandler({.on_add = nullptr, .on_update = nullptr,
+                                                .on_delete = [=](const kube::Object& o) { enqueue_owner(o); }});
+  }
+  for (const kube::Resource* r : {&kube::kNodes, &kube::kQueues}) {
+    informer(*r, "")->AddHandler({.on_add = [=](const kube::Object&) { schedule(); },
+                                  .on_update = [=](const kube::Object&, const kube::Object&) { schedule(); },
+                                  .on_delete = [=](const kube::Object&) { schedule(); }});
+  }
+}
+
+Controller::~Controller() { Stop(); }
+
+absl::Status Controller::Start() {
+  if (started_) return absl::OkStatus();
+  started_ = true;
+  for (auto& i : informers_) i->Start();
+  for (auto& i : informers_) {
+    if (!i->WaitForSync(std::chrono::duration<double>(options_.cache_sync_timeout_s))) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("cache for ", i->resource().plural, " did not sync within ",
+                       options_.cache_sync_timeout_s, "s"));
+    }
+  }
+  TANDEM_LOG(info, "controller: caches synced; starting {} workers", options_.workers);
+  queue_.Add(kScheduleKey);
+  for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { Worker(); });
+  return absl::OkStatus();
+}
+
+void Controller::Stop() {
+  queue_.ShutDown();
+  for (auto& w : workers_) w.join();
+  workers_.clear();
+  for (auto& i : informers_) i->Stop();
+}
+
+void Controller::Worker() {
+  std::string key;
+  while (queue_.Get(&key)) {
+    Process(key);
+    queue_.Done(key);
+  }
+}
+
+void Controller::Process(const std::string& key) {
+  auto start = std::chrono::steady_clock::now();
+  ReconcileResult r = key == kScheduleKey ? reconciler_->Schedule() : reconciler_->Reconcile(key);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const char* outcome = r.error.ok() ? (r.requeue_after_s > 0 ? "requeue" : "success") : "error";
+  OperatorMetrics::Get().reconcile.WithLabels({outcome})->Observe(seconds);
+  if (!r.error.ok()) {
+    TANDEM_LOG(warn, "reconcile {}: {} (retry {})", key, r.error.ToString(), queue_.NumRequeues(key) + 1);
+    queue_.AddRateLimited(key);
+  } else {
+    queue_.Forget(key);
+    if (r.requeue_after_s > 0) queue_.AddAfter(key, kube::Duration(r.requeue_after_s));
+  }
+  if (r.schedule && key != kScheduleKey) queue_.Add(kScheduleKey);
+}
+
+}  // namespace tandem::controller

@@ -1,0 +1,60 @@
+// The controller loop, sample-controller style: informers feed keys into a rate-limited work
+// queue; worker threads pop a key and run TrainingJobReconciler::Reconcile(key) (or a scheduling
+// pass for the special key kScheduleKey). Success forgets the key's backoff; an error requeues it
+// rate-limited; a requested delay requeues it after that delay.
+//
+//   controller::Controller c(&client, {});
+//   TANDEM_RETURN_IF_ERROR(c.Start());   // lists and watches, waits for the caches, starts workers
+//   ...
+//   c.Stop();
+#pragma once
+
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "operator/controller/cluster_cache.h"
+#include "operator/controller/trainingjob_reconciler.h"
+#include "operator/kube/event_recorder.h"
+#include "operator/kube/informer.h"
+#include "operator/kube/work_queue.h"
+
+namespace tandem::controller {
+
+inline constexpr char kScheduleKey[] = "!schedule";
+
+struct ControllerOptions {
+  int workers = 2;
+  ReconcilerOptions reconciler{};
+  kube::InformerOptions informer{};  // ns/selectors are set per informer; timeouts and backoff apply to all
+  double cache_sync_timeout_s = 60;
+  std::string component = "tandem-operator";
+  std::string host{};
+};
+
+class Controller {
+ public:
+  Controller(kube::KubeApi* api, ControllerOptions options);
+  ~Controller();  // Stop()s
+
+  absl::Status Start();
+  void Stop();
+  kube::WorkQueue& queue() { return queue_; }
+  const ClusterCache& cache() const { return cache_; }
+
+ private:
+  void Worker();
+  void Process(const std::string& key);
+
+  kube::KubeApi* api_;
+  const ControllerOptions options_;
+  kube::EventRecorder events_;
+  std::vector<std::unique_ptr<kube::Informer>> informers_;
+  InformerCache cache_;
+  kube::WorkQueue queue_;
+  std::unique_ptr<TrainingJobReconciler> reconciler_;
+  std::vector<std::thread> workers_;
+  bool started_ = false;
+};
+
+}  // namespace tandem::controller

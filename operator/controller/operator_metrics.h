@@ -1,0 +1,26 @@
+// The operator's Prometheus metrics (tandem_operator_*), registered once in the default registry.
+// The Kubernetes client adds tandem_operator_api_requests_total / _api_errors_total and the work
+// queue tandem_operator_workqueue_*.
+#pragma once
+
+#include "common/metrics.h"
+
+namespace tandem::controller {
+
+struct OperatorMetrics {
+  static OperatorMetrics& Get();
+
+  metrics::Family<metrics::Gauge>& jobs;              // {phase, queue}
+  metrics::Family<metrics::Counter>& admissions;      // {queue}
+  metrics::Family<metrics::Counter>& preemptions;     // {queue, reason} (the victim's queue)
+  metrics::Family<metrics::Counter>& restarts;        // {queue}
+  metrics::Family<metrics::Gauge>& queue_usage;       // {queue, resource}
+  metrics::Family<metrics::Gauge>& queue_guarantee;   // {queue, resource}
+  metrics::Family<metrics::Gauge>& queue_borrowed;    // {queue, resource}
+  metrics::Family<metrics::Gauge>& queue_share;       // {queue}: weighted dominant share
+  metrics::Family<metrics::Gauge>& queue_pending;     // {queue}
+  metrics::Histogram* scheduling_pass;                // seconds
+  metrics::Family<metrics::Histogram>& reconcile;     // {result}: seconds
+};
+
+}  // namespace tandem::controller

@@ -1,0 +1,89 @@
+// The TrainingJob reconciler: level-based and idempotent. Reconcile(key) reads the job, its pods
+// and children from the cache (never trusting which event fired), makes the API calls that move
+// the world toward the spec, and writes the job's status at most once per pass.
+//
+// Lifecycle (status.phase): "" -> Queued -> Admitted -> Running -> Succeeded | Failed, with
+// Restarting (a worker failed with a retryable exit code: the whole gang restarts from the
+// checkpoint after backoffSeconds * 2^(restarts-1), at most backoffLimit times) and Suspended
+// (spec.suspend: workers deleted, capacity released; resume requeues). Admission and preemption
+// are decided by Schedule(), one fair-share pass over a snapshot of the cache
+// (operator/scheduler): it writes Admitted + status.placement on admitted jobs, deletes the
+// workers of preemption victims with a grace period (SIGTERM -> checkpoint) and puts them back
+// in the queue, and writes each pending job's reason and queue position. Every transition
+// records a Kubernetes Event. Finished jobs are deleted ttlSecondsAfterFinished after completion.
+//
+// Thread-safe: Reconcile for different keys and Schedule may run concurrently (conflicting
+// writes fail with 409 and are retried by the caller).
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include "api/training_job.h"
+#include "operator/controller/cluster_cache.h"
+#include "operator/controller/worker_builder.h"
+#include "operator/kube/event_recorder.h"
+#include "operator/kube/kube_api.h"
+#include "operator/scheduler/scheduler.h"
+
+namespace tandem::controller {
+
+struct ReconcileResult {
+  absl::Status error;           // not OK: requeue with rate-limited backoff
+  double requeue_after_s = 0;   // > 0: look again after this long
+  bool schedule = false;        // run a scheduling pass (capacity or demand changed)
+};
+
+struct ReconcilerOptions {
+  BuildOptions build{};
+  // While jobs are pending, scheduling passes repeat at least this often.
+  double schedule_interval_s = 10;
+  // The clock (seconds since the epoch) and the job-token generator; injectable for tests.
+  std::function<double()> now{};
+  std::function<std::string()> new_token{};
+};
+
+class TrainingJobReconciler {
+ public:
+  TrainingJobReconciler(kube::KubeApi* api, const ClusterCache* cache, kube::EventRecorder* events,
+                        ReconcilerOptions options = {});
+
+  ReconcileResult Reconcile(const std::string& key);
+  // One scheduling pass over every queue.
+  ReconcileResult Schedule();
+
+  // Key of a job's owner for a child object (pods, services...): "ns/<job>" or "" when not ours.
+  static std::string OwnerKey(const nlohmann::json& child);
+
+ private:
+  struct Pods;
+  double Now() const;
+  std::string NowText() const;
+  Pods PodsOf(const api::TrainingJob& job, const std::string& uid) const;
+  absl::Status EnsureChildren(const nlohmann::json& obj, const api::TrainingJob& job);
+  absl::Status DeletePods(const std::vector<kube::Object>& pods, int grace_s);
+  absl::Status WriteStatus(const nlohmann::json& obj, const api::TrainingJobStatus& status);
+  void Event(const nlohmann::json& obj, const std::string& type, const std::string& reason,
+             const std::string& message);
+  scheduler::Snapshot BuildSnapshot(std::map<std::string, kube::Object>* job_objects,
+                                    std::map<std::string, api::TrainingJob>* jobs);
+
+  kube::KubeApi* api_;
+  const ClusterCache* cache_;
+  kube::EventRecorder* events_;
+  const ReconcilerOptions options_;
+
+  // Admissions and preemptions written but maybe not yet visible in the cache: the next pass
+  // must not hand the same capacity out again (Kueue's "assumed" workloads).
+  struct Assumed {
+    std::vector<std::string> placement;  // empty: preempted (terminating)
+    std::string written_rv;
+  };
+  std::mutex mu_;
+  std::map<std::string, Assumed> assumed_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace tandem::controller

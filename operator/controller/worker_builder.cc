@@ -1,0 +1,139 @@
+#include "operator/controller/worker_builder.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "operator/kube/resource.h"
+
+namespace tandem::controller {
+
+using nlohmann::json;
+
+std::string WorkerPodName(const std::string& job, int rank) { return absl::StrCat(job, "-worker-", rank); }
+std::string ServiceName(const std::string& job) { return job; }
+std::string TokenSecretName(const std::string& job) { return absl::StrCat(job, "-token"); }
+std::string ConfigMapName(const std::string& job) { return absl::StrCat(job, "-config"); }
+
+namespace {
+
+json ChildMeta(const json& job_object, const std::string& name) {
+  return {{"name", name},
+          {"namespace", kube::NamespaceOf(job_object)},
+          {"labels", {{kJobLabel, kube::NameOf(job_object)}}},
+          {"ownerReferences", {kube::ControllerRef(job_object)}}};
+}
+
+json Resources(const api::ResourceRequirements& r) {
+  json out = json::object();
+  if (!r.requests.empty()) out["requests"] = api::ResourceListToJson(r.requests);
+  if (!r.limits.empty()) out["limits"] = api::ResourceListToJson(r.limits);
+  // GPUs cannot be overcommitted: Kubernetes requires limits == requests for extended resources.
+  auto gpu = r.requests.find(api::kResourceGpu);
+  if (gpu != r.requests.end() && gpu->second.milli() > 0 && !r.limits.count(api::kResourceGpu)) {
+    out["limits"][api::kResourceGpu] = out["requests"][api::kResourceGpu];
+  }
+  return out;
+}
+
+}  // namespace
+
+json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int rank,
+                    const std::string& node, int64_t restart, const BuildOptions& o) {
+  const std::string& name = job.metadata.name;
+  const std::string& ns = job.metadata.namespace_;
+  int world = static_cast<int>(job.status.placement.empty() ? job.spec.workers.count
+                                                            : job.status.placement.size());
+  std::vector<std::string> peers, pservers;
+  for (int r = 0; r < world; ++r) {
+    std::string host = absl::StrCat(WorkerPodName(name, r), ".", ServiceName(name), ".", ns, ".svc");
+    peers.push_back(absl::StrCat(host, ":", o.ports.collective));
+    pservers.push_back(absl::StrCat(host, ":", o.ports.pserver));
+  }
+  std::string checkpoint_dir = absl::StrCat(o.checkpoint_root, "/", ns, "/", name);
+  auto env = [&](int metrics_port, const std::string& role) {
+    return json::array({
+        {{"name", "TANDEM_JOB_NAME"}, {"value", name}},
+        {{"name", "TANDEM_ROLE"}, {"value", role}},
+        {{"name", "TANDEM_RANK"}, {"value", std::to_string(rank)}},
+        {{"name", "TANDEM_WORLD_SIZE"}, {"value", std::to_string(world)}},
+        {{"name", "TANDEM_PEERS"}, {"value", absl::StrJoin(peers, ",")}},
+        {{"name", "TANDEM_PSERVERS"}, {"value", absl::StrJoin(pservers, ",")}},
+        {{"name", "TANDEM_JOB_TOKEN"},
+         {"valueFrom", {{"secretKeyRef", {{"name", TokenSecretName(name)}, {"key", "token"}}}}}},
+        {{"name", "TANDEM_CHECKPOINT_DIR"}, {"value", checkpoint_dir}},
+        {{"name", "TANDEM_METRICS_PORT"}, {"value", std::to_string(metrics_port)}},
+        {{"name", "TANDEM_RESTART"}, {"value", std::to_string(restart)}},
+    });
+  };
+  json mounts = json::array({{{"name", "checkpoints"}, {"mountPath", checkpoint_dir}},
+                             {{"name", "job"}, {"mountPath", "/etc/tandem"}, {"readOnly", true}}});
+  json trainer = {
+      {"name", "trainer"},
+      {"image", job.spec.image},
+      {"command", {"tandem-trainer"}},
+      {"args", {"--job", "/etc/tandem/job.json"}},
+      {"env", env(o.ports.trainer_metrics, "trainer")},
+      {"ports", {{{"name", "collective"}, {"containerPort", o.ports.collective}},
+                 {{"name", "trainer-metrics"}, {"containerPort", o.ports.trainer_metrics}}}},
+      {"resources", Resources(job.spec.trainer.resources)},
+      {"volumeMounts", mounts}};
+  json pserver = {
+      {"name", "pserver"},
+      {"image", job.spec.image},
+      {"command", {"tandem-pserver"}},
+      {"args", {"--port", std::to_string(o.ports.pserver)}},
+      {"env", env(o.ports.pserver_metrics, "pserver")},
+      {"ports", {{{"name", "pserver"}, {"containerPort", o.ports.pserver}},
+                 {{"name", "pserver-metrics"}, {"containerPort", o.ports.pserver_metrics}}}},
+      {"resources", Resources(job.spec.pserver.resources)},
+      {"volumeMounts", mounts}};
+  json meta = ChildMeta(job_object, WorkerPodName(name, rank));
+  meta["labels"][kRankLabel] = std::to_string(rank);
+  meta["annotations"] = {{kRestartAnnotation, std::to_string(restart)},
+                         {"prometheus.io/scrape", "true"},
+                         {"prometheus.io/port", std::to_string(o.ports.trainer_metrics)}};
+  json spec = {
+      {"nodeName", node},  // placed by the fair-share scheduler, which accounted its capacity
+      {"hostname", WorkerPodName(name, rank)},
+      {"subdomain", ServiceName(name)},
+      {"restartPolicy", "Never"},  // the operator restarts the gang from the checkpoint
+      {"terminationGracePeriodSeconds", o.termination_grace_s},
+      {"containers", {trainer, pserver}},
+      {"volumes",
+       {{{"name", "checkpoints"},
+         {"hostPath", {{"path", checkpoint_dir}, {"type", "DirectoryOrCreate"}}}},
+        {{"name", "job"}, {"configMap", {{"name", ConfigMapName(name)}}}}}}};
+  if (!job.spec.node_selector.empty()) spec["nodeSelector"] = job.spec.node_selector;
+  return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", meta}, {"spec", spec}};
+}
+
+json BuildService(const json& job_object, const api::TrainingJob& job, const BuildOptions& o) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Service"},
+          {"metadata", ChildMeta(job_object, ServiceName(job.metadata.name))},
+          {"spec",
+           {{"clusterIP", "None"},  // headless: one DNS record per worker pod
+            {"publishNotReadyAddresses", true},  // peers resolve each other while starting
+            {"selector", {{kJobLabel, job.metadata.name}}},
+            {"ports", {{{"name", "collective"}, {"port", o.ports.collective}},
+                       {{"name", "pserver"}, {"port", o.ports.pserver}}}}}}};
+}
+
+json BuildTokenSecret(const json& job_object, const api::TrainingJob& job, const std::string& token) {
+  return {{"apiVersion", "v1"},
+          {"kind", "Secret"},
+          {"metadata", ChildMeta(job_object, TokenSecretName(job.metadata.name))},
+          {"type", "Opaque"},
+          {"data", {{"token", absl::Base64Escape(token)}}}};
+}
+
+json BuildConfigMap(const json& job_object, const api::TrainingJob& job) {
+  api::TrainingJob copy = job;
+  copy.status = {};
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", ChildMeta(job_object, ConfigMapName(job.metadata.name))},
+          {"data", {{"job.json", api::ToJson(copy).dump(2)}}}};
+}
+
+}  // namespace tandem::controller

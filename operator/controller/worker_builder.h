@@ -1,0 +1,53 @@
+// The children of a TrainingJob, as the reconciler creates them. One worker = ONE POD with two
+// containers, `trainer` and `pserver` (docs/operator.md explains the choice): they share the
+// node, the network namespace (the trainer reaches its own shard on localhost) and the
+// lifecycle, and kube binds them atomically.
+//
+// Names: pod "<job>-worker-<rank>", headless Service "<job>" (peer DNS
+// "<job>-worker-<rank>.<job>.<ns>.svc"), Secret "<job>-token" (key "token"), ConfigMap
+// "<job>-config" (key "job.json": the job as the trainer reads it). Every child carries the
+// labels tandem.dev/job=<job> (and tandem.dev/rank on pods) and a controller ownerReference.
+#pragma once
+
+#include <string>
+
+#include "api/training_job.h"
+#include "nlohmann/json.hpp"
+
+namespace tandem::controller {
+
+inline constexpr char kJobLabel[] = "tandem.dev/job";
+inline constexpr char kRankLabel[] = "tandem.dev/rank";
+inline constexpr char kRestartAnnotation[] = "tandem.dev/restart";
+// Rank 0 (or anything with access to its pod) reports training progress here, as the JSON of
+// status.progress ({"step":..,"pass":..,"loss":..,"accuracy":..,"examplesPerSec":..}).
+inline constexpr char kProgressAnnotation[] = "tandem.dev/progress";
+
+struct WorkerPorts {
+  int collective = 7000;      // trainer: ring all-reduce
+  int pserver = 7100;         // pserver: gRPC
+  int trainer_metrics = 9100; // both containers share the pod's network namespace,
+  int pserver_metrics = 9101; // so their ports differ
+};
+
+struct BuildOptions {
+  WorkerPorts ports{};
+  int termination_grace_s = 60;  // SIGTERM -> checkpoint -> exit
+  std::string checkpoint_root = "/var/lib/tandem/checkpoints";
+};
+
+std::string WorkerPodName(const std::string& job, int rank);
+std::string ServiceName(const std::string& job);
+std::string TokenSecretName(const std::string& job);
+std::string ConfigMapName(const std::string& job);
+
+// `job_object` is the job as read from the API (for the owner reference); `job` its parse.
+nlohmann::json BuildWorkerPod(const nlohmann::json& job_object, const api::TrainingJob& job, int rank,
+                              const std::string& node, int64_t restart, const BuildOptions& options);
+nlohmann::json BuildService(const nlohmann::json& job_object, const api::TrainingJob& job,
+                            const BuildOptions& options);
+nlohmann::json BuildTokenSecret(const nlohmann::json& job_object, const api::TrainingJob& job,
+                                const std::string& token);
+nlohmann::json BuildConfigMap(const nlohmann::json& job_object, const api::TrainingJob& job);
+
+}  // namespace tandem::controller

@@ -1,0 +1,35 @@
+// Records Kubernetes Events (core/v1) about objects, as `kubectl describe` shows them. A repeat of
+// the same (object, type, reason, message) within the cache's life bumps the existing Event's
+// count and lastTimestamp instead of creating another, like client-go's correlator. Best effort:
+// failures are logged and counted, never returned. Thread-safe.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+
+#include "operator/kube/kube_api.h"
+
+namespace tandem::kube {
+
+class EventRecorder {
+ public:
+  EventRecorder(KubeApi* api, std::string component, std::string host = "");
+  // `type` is "Normal" or "Warning"; `reason` is CamelCase ("Admitted", "WorkerRestarted").
+  void Record(const nlohmann::json& object, const std::string& type, const std::string& reason,
+              const std::string& message);
+
+ private:
+  struct Seen {
+    std::string name;
+    int count = 0;
+  };
+  KubeApi* api_;
+  const std::string component_;
+  const std::string host_;
+  std::mutex mu_;
+  std::map<std::string, Seen> seen_;  // GUARDED_BY(mu_)
+  uint64_t seq_ = 0;                  // GUARDED_BY(mu_)
+};
+
+}  // namespace tandem::kube

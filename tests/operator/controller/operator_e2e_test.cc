@@ -1,0 +1,207 @@
+// The whole controller (informers -> work queue -> reconciler and scheduling pass) against the API
+// server stand-in over HTTP: CRDs applied from crds/, a Queue and a Node, then a TrainingJob
+// becomes pods + service + secret + configmap; its status goes Queued -> Admitted -> Running as
+// the test marks pods running; a worker failure restarts the gang; deleting the job collects its
+// children.
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/yaml_json.h"
+#include "gtest/gtest.h"
+#include "operator/controller/controller.h"
+#include "operator/kube/api_error.h"
+#include "operator/kube/conflict_retry.h"
+#include "operator/kube/kube_client.h"
+#include "operator/testing/fake_api_server.h"
+#include "tests/common/test_util.h"
+
+namespace tandem::controller {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+template <typename F>
+bool Eventually(F cond, int seconds = 20) {
+  for (int i = 0; i < seconds * 50; ++i) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return cond();
+}
+
+class OperatorE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.Start("127.0.0.1", 0).ok());
+    kube::KubeConfig cfg;
+    cfg.server = server_.url();
+    client_ = std::make_unique<kube::KubeClient>(cfg);
+    for (const auto& e : fs::directory_iterator(fs::path(tandem::testing::SourceDir()) / "crds")) {
+      auto docs = YamlFileToJson(e.path().string());
+      ASSERT_TRUE(docs.ok()) << docs.status();
+      for (const auto& d : *docs) ASSERT_TRUE(client_->Create(kube::kCustomResourceDefinitions, "", d).ok());
+    }
+    json queue = {{"metadata", {{"name", "default"}}},
+                  {"spec", {{"weight", 1}, {"guaranteed", {{"cpu", "8"}, {"memory", "32Gi"}, {"nvidia.com/gpu", 4}}}}}};
+    ASSERT_TRUE(client_->Create(kube::kQueues, "", queue).ok());
+    json node = {{"metadata", {{"name", "gpu-node-1"}}},
+                 {"status", {{"allocatable", {{"cpu", "16"}, {"memory", "64Gi"}, {"nvidia.com/gpu", "4"}}},
+                             {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
+    ASSERT_TRUE(client_->Create(kube::kNodes, "", node).ok());
+    ControllerOptions o;
+    o.workers = 2;
+    o.reconciler.schedule_interval_s = 0.5;
+    o.reconciler.build.termination_grace_s = 5;
+    o.informer.backoff_initial_s = 0.05;
+    o.informer.backoff_max_s = 0.5;
+    controller_ = std::make_unique<Controller>(client_.get(), o);
+    ASSERT_TRUE(controller_->Start().ok());
+  }
+  void TearDown() override {
+    if (controller_) controller_->Stop();
+    server_.Stop();
+  }
+  std::string Phase(const std::string& name) {
+    auto j = client_->Get(kube::kTrainingJobs, "default", name);
+    if (!j.ok()) return absl::StrCat("<", j.status().message(), ">");
+    const json* p = kube::FieldAt(*j, "status.phase");
+    return p != nullptr && p->is_string() ? p->get<std::string>() : "";
+  }
+  // Marks a pod as the kubelet would: Running and Ready, or terminated with an exit code.
+  void SetPod(const std::string& name, const std::string& phase, int exit_code = -1) {
+    auto s = kube::UpdateWithRetry(
+        client_.get(), kube::kPods, "default", name,
+        [&](json& pod) {
+          pod["status"]["phase"] = phase;
+          bool ready = phase == "Running";
+          pod["status"]["conditions"] = {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}};
+          json statuses = json::array();
+          for (const char* c : {"trainer", "pserver"}) {
+            json st = {{"name", c}, {"ready", ready}, {"restartCount", 0}};
+            if (exit_code >= 0 && std::string(c) == "trainer") {
+              st["state"] = {{"terminated", {{"exitCode", exit_code}}}};
+            } else {
+              st["state"] = {{"running", json::object()}};
+            }
+            statuses.push_back(st);
+          }
+          pod["status"]["containerStatuses"] = statuses;
+          return absl::OkStatus();
+        },
+        /*status_subresource=*/true);
+    ASSERT_TRUE(s.ok()) << s.status();
+  }
+  std::vector<std::string> EventReasons(const std::string& job) {
+    auto list = client_->List(kube::kEvents, "default", {.field_selector = "involvedObject.name=" + job});
+    std::vector<std::string> out;
+    if (list.ok()) {
+      for (const auto& e : (*list)["items"]) out.push_back(e.value("reason", ""));
+    }
+    return out;
+  }
+  bool HasEvent(const std::string& job, const std::string& reason) {
+    auto r = EventReasons(job);
+    return std::find(r.begin(), r.end(), reason) != r.end();
+  }
+
+  kube::testing::FakeApiServer server_;
+  std::unique_ptr<kube::KubeClient> client_;
+  std::unique_ptr<Controller> controller_;
+};
+
+TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
+  auto docs = YamlFileToJson(tandem::testing::SourceDir() + "/tests/operator/testing/testdata/trainingjob.yaml");
+  ASSERT_TRUE(docs.ok());
+  json job = (*docs)[0];
+  job["metadata"]["name"] = "mnist";
+  job["spec"]["restartPolicy"] = {{"backoffLimit", 2}, {"backoffSeconds", 1}, {"retryableExitCodes", {137}}};
+  ASSERT_TRUE(client_->Create(kube::kTrainingJobs, "default", job).ok());
+
+  // Queued -> Admitted; the children appear.
+  ASSERT_TRUE(Eventually([&] { return Phase("mnist") == "Admitted"; })) << Phase("mnist");
+  ASSERT_TRUE(Eventually([&] {
+    return client_->Get(kube::kPods, "default", "mnist-worker-0").ok() &&
+           client_->Get(kube::kPods, "default", "mnist-worker-1").ok();
+  }));
+  auto svc = client_->Get(kube::kServices, "default", "mnist");
+  ASSERT_TRUE(svc.ok());
+  EXPECT_EQ((*svc)["spec"]["clusterIP"], "None");
+  EXPECT_TRUE(client_->Get(kube::kSecrets, "default", "mnist-token").ok());
+  EXPECT_TRUE(client_->Get(kube::kConfigMaps, "default", "mnist-config").ok());
+  auto pod0 = client_->Get(kube::kPods, "default", "mnist-worker-0");
+  ASSERT_TRUE(pod0.ok());
+  EXPECT_EQ((*pod0)["spec"]["nodeName"], "gpu-node-1");
+  std::string first_uid = kube::UidOf(*pod0);
+  auto admitted = client_->Get(kube::kTrainingJobs, "default", "mnist");
+  ASSERT_TRUE(admitted.ok());
+  EXPECT_EQ((*admitted)["status"]["placement"].size(), 2u);
+  EXPECT_TRUE(HasEvent("mnist", "Queued"));
+  EXPECT_TRUE(HasEvent("mnist", "Admitted"));
+
+  // The kubelet's part: both workers run.
+  SetPod("mnist-worker-0", "Running");
+  SetPod("mnist-worker-1", "Running");
+  ASSERT_TRUE(Eventually([&] { return Phase("mnist") == "Running"; })) << Phase("mnist");
+  EXPECT_TRUE(Eventually([&] { return HasEvent("mnist", "Running"); }));
+
+  // A worker dies with a retryable code: the gang restarts from the checkpoint after 1 s.
+  SetPod("mnist-worker-1", "Failed", 137);
+  ASSERT_TRUE(Eventually([&] { return HasEvent("mnist", "WorkerFailed"); }));
+  ASSERT_TRUE(Eventually([&] {
+    auto p = client_->Get(kube::kPods, "default", "mnist-worker-0");
+    return p.ok() && kube::UidOf(*p) != first_uid;
+  })) << "recreated";
+  ASSERT_TRUE(Eventually([&] { return HasEvent("mnist", "Restarted"); }));
+  auto restarted = client_->Get(kube::kTrainingJobs, "default", "mnist");
+  ASSERT_TRUE(restarted.ok());
+  EXPECT_EQ((*restarted)["status"]["restarts"], 1);
+
+  // Deleting the job collects every child through owner references.
+  ASSERT_TRUE(client_->Delete(kube::kTrainingJobs, "default", "mnist").ok());
+  EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kPods, "default", "mnist-worker-0").status()));
+  EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kServices, "default", "mnist").status()));
+  EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kSecrets, "default", "mnist-token").status()));
+  // A worker still reconciling from a stale cache may re-create a child; it is collected too.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  for (const kube::Resource* r : {&kube::kPods, &kube::kServices, &kube::kSecrets, &kube::kConfigMaps}) {
+    auto left = client_->List(*r, "default", {.label_selector = "tandem.dev/job=mnist"});
+    ASSERT_TRUE(left.ok());
+    EXPECT_TRUE((*left)["items"].empty()) << r->plural << ": " << (*left)["items"].dump();
+  }
+}
+
+TEST_F(OperatorE2eTest, SecondJobWaitsWithAReasonUntilCapacityFrees) {
+  auto docs = YamlFileToJson(tandem::testing::SourceDir() + "/tests/operator/testing/testdata/trainingjob.yaml");
+  ASSERT_TRUE(docs.ok());
+  json big = (*docs)[0];
+  big["metadata"]["name"] = "big";
+  big["spec"]["workers"] = {{"count", 4}};
+  big["spec"]["trainer"]["resources"]["requests"]["nvidia.com/gpu"] = 1;
+  ASSERT_TRUE(client_->Create(kube::kTrainingJobs, "default", big).ok());
+  ASSERT_TRUE(Eventually([&] { return Phase("big") == "Admitted"; })) << Phase("big");
+  json next = big;
+  next["metadata"]["name"] = "next";
+  next["spec"]["workers"] = {{"count", 1}};
+  ASSERT_TRUE(client_->Create(kube::kTrainingJobs, "default", next).ok());
+  ASSERT_TRUE(Eventually([&] {
+    auto j = client_->Get(kube::kTrainingJobs, "default", "next");
+    return j.ok() && !j->value("status", json::object()).value("pendingReason", "").empty();
+  }));
+  auto waiting = client_->Get(kube::kTrainingJobs, "default", "next");
+  EXPECT_EQ((*waiting)["status"]["phase"], "Queued");
+  EXPECT_EQ((*waiting)["status"]["queuePosition"], 1);
+  EXPECT_NE((*waiting)["status"]["pendingReason"].get<std::string>().find("nvidia.com/gpu"), std::string::npos)
+      << (*waiting)["status"]["pendingReason"];
+
+  // Suspending the big job releases its GPUs; the waiting one is admitted.
+  ASSERT_TRUE(client_->Patch(kube::kTrainingJobs, "default", "big", kube::PatchType::kMerge,
+                             {{"spec", {{"suspend", true}}}}).ok());
+  ASSERT_TRUE(Eventually([&] { return Phase("big") == "Suspended"; })) << Phase("big");
+  ASSERT_TRUE(Eventually([&] { return Phase("next") == "Admitted"; })) << Phase("next");
+}
+
+}  // namespace
+}  // namespace tandem::controller

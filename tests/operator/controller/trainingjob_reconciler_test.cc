@@ -1,0 +1,385 @@
+// Pure reconcile tests: seed a FakeCache with the world, run one Reconcile (or one scheduling
+// pass), and compare the API calls it makes. One test per scenario of the issue: create, worker
+// failure and restart, suspend/resume, preempt, delete, TTL.
+#include "operator/controller/trainingjob_reconciler.h"
+
+#include "gtest/gtest.h"
+#include "operator/kube/event_recorder.h"
+#include "tests/operator/controller/recording_api.h"
+
+namespace tandem::controller {
+namespace {
+
+using nlohmann::json;
+using Calls = std::vector<std::string>;
+
+constexpr double kT0 = 1800000000;  // 2027-01-15T08:00:00Z
+
+json Job(const std::string& name, json spec_extra = json::object(), json status = json::object()) {
+  json spec = {{"queue", "team-a"}, {"image", "tandem/tandem:0.1.0"},
+               {"workers", {{"count", 2}}},
+               {"trainer", {{"resources", {{"requests", {{"cpu", "1"}, {"memory", "1Gi"}, {"nvidia.com/gpu", 1}}}}}}},
+               {"pserver", {{"resources", {{"requests", {{"cpu", "500m"}, {"memory", "1Gi"}}}}}}},
+               {"passes", 4},
+               {"model", {{"inputs", {{{"name", "image"}, {"shape", {28, 28}}}}}, {"layers", {{{"type", "fc"}, {"size", 10}}}}, {"cost", "softmax_cross_entropy"}}}};
+  if (spec_extra.is_object()) spec.merge_patch(spec_extra);
+  json j = {{"apiVersion", "tandem.dev/v1alpha1"}, {"kind", "TrainingJob"},
+            {"metadata", {{"name", name}, {"namespace", "default"}, {"uid", "uid-" + name},
+                          {"resourceVersion", "10"}, {"generation", 1},
+                          {"creationTimestamp", kube::FormatRfc3339(kT0 - 100)}}},
+            {"spec", spec}};
+  if (status.is_object() && !status.empty()) j["status"] = status;
+  return j;
+}
+
+json Node(const std::string& name, int gpus) {
+  return {{"metadata", {{"name", name}}},
+          {"status", {{"allocatable", {{"cpu", "16"}, {"memory", "64Gi"}, {"nvidia.com/gpu", std::to_string(gpus)}}},
+                      {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
+}
+
+json Queue(const std::string& name, int guaranteed_gpus, bool reclaim = true) {
+  return {{"metadata", {{"name", name}}},
+          {"spec", {{"weight", 1},
+                    {"guaranteed", {{"cpu", "32"}, {"memory", "128Gi"}, {"nvidia.com/gpu", guaranteed_gpus}}},
+                    {"preemption", {{"reclaimBorrowed", reclaim}}}}}};
+}
+
+// A worker pod of `job` as the reconciler creates it, in `phase`, with optional exit codes.
+json WorkerPod(const json& job, int rank, const std::string& node, const std::string& phase,
+               bool ready = false, int trainer_exit = -1) {
+  json pod = {{"metadata", {{"name", kube::NameOf(job) + "-worker-" + std::to_string(rank)},
+                            {"namespace", "default"}, {"uid", "pod-" + std::to_string(rank)},
+                            {"labels", {{kJobLabel, kube::NameOf(job)}, {kRankLabel, std::to_string(rank)}}},
+                            {"ownerReferences", {kube::ControllerRef(job)}}}},
+              {"spec", {{"nodeName", node}, {"containers", {{{"name", "trainer"}, {"resources", {{"requests", {{"nvidia.com/gpu", 1}}}}}}}}}},
+              {"status", {{"phase", phase}}}};
+  if (ready) pod["status"]["conditions"] = {{{"type", "Ready"}, {"status", "True"}}};
+  if (trainer_exit >= 0) {
+    pod["status"]["containerStatuses"] = {{{"name", "trainer"}, {"state", {{"terminated", {{"exitCode", trainer_exit}}}}}}};
+  }
+  return pod;
+}
+
+json Admitted(const std::string& phase = "Admitted", json extra = json::object()) {
+  json s = {{"phase", phase}, {"placement", {"n1", "n1"}}};
+  s.merge_patch(extra);
+  return s;
+}
+
+struct Fixture {
+  RecordingApi api;
+  FakeCache cache;
+  kube::EventRecorder events{&api, "tandem-operator"};
+  double now = kT0;
+  TrainingJobReconciler reconciler{&api, &cache, &events,
+                                   {.build = {}, .schedule_interval_s = 10,
+                                    .now = [this] { return now; }, .new_token = [] { return std::string("tok"); }}};
+  Fixture() {
+    cache.Put(kube::kNodes, Node("n1", 4));
+    cache.Put(kube::kQueues, Queue("team-a", 4));
+  }
+};
+
+TEST(ReconcileTest, NewJobIsQueued) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("a"));
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  EXPECT_TRUE(r.schedule);
+  EXPECT_EQ(f.api.Summary(), (Calls{"update_status trainingjobs default/a"}));
+  EXPECT_EQ(f.api.LastStatus()["phase"], "Queued") << f.api.LastStatus().dump();
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"Queued"}));
+
+  // Level-based: the same state again makes the same single decision, nothing more.
+  json first = f.api.LastStatus();
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, first));
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.api.Summary().empty()) << "already queued: no calls";
+}
+
+TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, {{"phase", "Queued"}}));
+  ReconcileResult r = f.reconciler.Schedule();
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  EXPECT_EQ(f.api.Summary(), (Calls{"update_status trainingjobs default/a"}));
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Admitted");
+  EXPECT_EQ(st["placement"], json({"n1", "n1"}));
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"Admitted"}));
+
+  // A second pass before the cache catches up must not hand out the same GPUs again.
+  f.cache.Put(kube::kTrainingJobs, Job("b", {{"workers", {{"count", 3}}}}, {{"phase", "Queued"}}));
+  f.api.Clear();
+  r = f.reconciler.Schedule();
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/a"), nullptr);
+  const auto* b = f.api.Find("update_status", "trainingjobs", "default/b");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->body["status"]["phase"], "Queued") << "4 GPUs, 2 assumed by a: b (3) waits";
+  EXPECT_FALSE(b->body["status"].value("pendingReason", "").empty());
+
+  f.api.Clear();
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, Admitted()));
+  r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  EXPECT_EQ(f.api.Summary(), (Calls{"create secrets default/a-token", "create configmaps default/a-config",
+                                     "create services default/a", "create pods default/a-worker-0",
+                                     "create pods default/a-worker-1", "update_status trainingjobs default/a"}));
+  const auto* pod = f.api.Find("create", "pods", "default/a-worker-1");
+  ASSERT_NE(pod, nullptr);
+  const json& p = pod->body;
+  EXPECT_EQ(p["spec"]["nodeName"], "n1");
+  EXPECT_EQ(p["spec"]["subdomain"], "a");
+  EXPECT_EQ(p["metadata"]["ownerReferences"][0]["uid"], "uid-a");
+  EXPECT_EQ(p["spec"]["containers"].size(), 2u);
+  std::map<std::string, json> env;
+  for (const auto& e : p["spec"]["containers"][0]["env"]) env[e["name"]] = e;
+  EXPECT_EQ(env["TANDEM_RANK"]["value"], "1");
+  EXPECT_EQ(env["TANDEM_WORLD_SIZE"]["value"], "2");
+  EXPECT_EQ(env["TANDEM_PEERS"]["value"],
+            "a-worker-0.a.default.svc:7000,a-worker-1.a.default.svc:7000");
+  EXPECT_EQ(env["TANDEM_PSERVERS"]["value"],
+            "a-worker-0.a.default.svc:7100,a-worker-1.a.default.svc:7100");
+  EXPECT_EQ(env["TANDEM_JOB_TOKEN"]["valueFrom"]["secretKeyRef"]["name"], "a-token");
+  EXPECT_EQ(env["TANDEM_METRICS_PORT"]["value"], "9100");
+  EXPECT_EQ(p["spec"]["containers"][1]["name"], "pserver");
+  EXPECT_EQ(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "1");
+  const auto* svc = f.api.Find("create", "services", "default/a");
+  EXPECT_EQ(svc->body["spec"]["clusterIP"], "None");
+  EXPECT_EQ(f.api.Find("create", "secrets")->body["data"]["token"], "dG9r");
+  for (const auto& c : f.api.calls) {
+    if (c.verb == "create" && c.resource != "events") {
+      EXPECT_EQ(c.body["metadata"]["ownerReferences"][0]["uid"], "uid-a") << c.String();
+    }
+  }
+}
+
+TEST(ReconcileTest, AllWorkersReadyMeansRunningAndProgressIsReported) {
+  Fixture f;
+  json job = Job("a", {}, Admitted());
+  f.cache.Put(kube::kTrainingJobs, job);
+  json p0 = WorkerPod(job, 0, "n1", "Running", true);
+  p0["metadata"]["annotations"] = {{kProgressAnnotation, R"({"step": 1200, "pass": 2, "loss": 0.31, "accuracy": 0.88, "examplesPerSec": 5100})"}};
+  f.cache.Put(kube::kPods, p0);
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Running", true));
+  for (const char* r : {"secrets", "configmaps", "services"}) (void)r;
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Running") << st.dump();
+  EXPECT_EQ(st["workers"]["ready"], 2);
+  EXPECT_FALSE(st.value("startTime", "").empty());
+  EXPECT_EQ(st["progress"]["step"], 1200);
+  EXPECT_NE(st["progress"].value("summary", ""), "");
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"Running"}));
+  EXPECT_EQ(f.api.Find("create", "pods"), nullptr) << "both workers exist";
+}
+
+TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
+  Fixture f;
+  json job = Job("a", {{"restartPolicy", {{"backoffLimit", 2}, {"backoffSeconds", 10}}}}, Admitted("Running"));
+  f.cache.Put(kube::kTrainingJobs, job);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Running", true));
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Failed", false, 137));
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  Calls expected = {"create secrets default/a-token", "create configmaps default/a-config", "create services default/a",
+                    "delete pods default/a-worker-0", "delete pods default/a-worker-1",
+                    "update_status trainingjobs default/a"};
+  EXPECT_EQ(f.api.Summary(), expected);
+  EXPECT_EQ(f.api.Find("delete", "pods")->delete_options.grace_period_seconds, 60) << "SIGTERM, time to checkpoint";
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Restarting");
+  EXPECT_EQ(st["restarts"], 1);
+  EXPECT_DOUBLE_EQ(r.requeue_after_s, 10);
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"WorkerFailed"}));
+
+  // Old pods gone, backoff not over: wait.
+  f.cache.Remove(kube::kPods, "default/a-worker-0");
+  f.cache.Remove(kube::kPods, "default/a-worker-1");
+  json restarting = job;
+  restarting["status"] = st;
+  f.cache.Put(kube::kTrainingJobs, restarting);
+  f.now = kT0 + 5;
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Find("create", "pods"), nullptr);
+  EXPECT_NEAR(r.requeue_after_s, 5, 1e-6);
+
+  // Backoff over: the gang comes back from the checkpoint, restart number in the pods.
+  f.now = kT0 + 10;
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok());
+  const auto* pod = f.api.Find("create", "pods", "default/a-worker-0");
+  ASSERT_NE(pod, nullptr);
+  EXPECT_EQ(pod->body["metadata"]["annotations"][kRestartAnnotation], "1");
+  EXPECT_NE(f.api.Find("create", "pods", "default/a-worker-1"), nullptr);
+  EXPECT_EQ(f.api.LastStatus()["phase"], "Admitted");
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"Restarted"}));
+}
+
+TEST(ReconcileTest, NonRetryableExitCodeOrExhaustedBackoffFailsTheJob) {
+  struct Case {
+    int exit_code;
+    int restarts;
+    std::string reason;
+  };
+  for (const Case& c : {Case{2, 0, "NonRetryableExitCode"}, Case{143, 3, "BackoffLimitExceeded"}}) {
+    Fixture f;
+    json job = Job("a", {}, Admitted("Running", {{"restarts", c.restarts}}));
+    f.cache.Put(kube::kTrainingJobs, job);
+    f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Running", true));
+    f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Failed", false, c.exit_code));
+    ReconcileResult r = f.reconciler.Reconcile("default/a");
+    ASSERT_TRUE(r.error.ok());
+    json st = f.api.LastStatus();
+    EXPECT_EQ(st["phase"], "Failed") << c.reason;
+    bool found = false;
+    for (const auto& cond : st["conditions"]) {
+      if (cond["type"] == "Failed") {
+        found = true;
+        EXPECT_EQ(cond["reason"], c.reason);
+      }
+    }
+    EXPECT_TRUE(found);
+    EXPECT_NE(f.api.Find("delete", "pods", "default/a-worker-0"), nullptr) << "the survivor is stopped";
+    EXPECT_EQ(f.api.EventReasons(), (Calls{c.reason}));
+    EXPECT_TRUE(r.schedule) << "capacity freed";
+  }
+}
+
+TEST(ReconcileTest, SuspendReleasesWorkersAndResumeRequeues) {
+  Fixture f;
+  json job = Job("a", {{"suspend", true}}, Admitted("Running"));
+  f.cache.Put(kube::kTrainingJobs, job);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Running", true));
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Running", true));
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok());
+  EXPECT_EQ(f.api.Summary(), (Calls{"delete pods default/a-worker-0", "delete pods default/a-worker-1",
+                                     "update_status trainingjobs default/a"}));
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Suspended");
+  EXPECT_FALSE(st.contains("placement") && !st["placement"].empty());
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"Suspended"}));
+
+  f.api.Clear();
+  f.cache.Remove(kube::kPods, "default/a-worker-0");
+  f.cache.Remove(kube::kPods, "default/a-worker-1");
+  json resumed = Job("a", {{"suspend", false}}, st);
+  f.cache.Put(kube::kTrainingJobs, resumed);
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Summary(), (Calls{"update_status trainingjobs default/a"}));
+  EXPECT_EQ(f.api.LastStatus()["phase"], "Queued");
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"Resumed"}));
+  EXPECT_TRUE(r.schedule);
+}
+
+TEST(ReconcileTest, PreemptionReclaimsBorrowedCapacityWithAGracePeriod) {
+  Fixture f;
+  // team-a is guaranteed all 4 GPUs; team-b borrows them while team-a is idle.
+  f.cache.Put(kube::kQueues, Queue("team-a", 4));
+  f.cache.Put(kube::kQueues, Queue("team-b", 0));
+  json borrower = Job("b", {{"queue", "team-b"}, {"workers", {{"count", 4}}}},
+                      {{"phase", "Running"}, {"placement", {"n1", "n1", "n1", "n1"}}});
+  f.cache.Put(kube::kTrainingJobs, borrower);
+  for (int r = 0; r < 4; ++r) f.cache.Put(kube::kPods, WorkerPod(borrower, r, "n1", "Running", true));
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, {{"phase", "Queued"}}));
+
+  ReconcileResult r = f.reconciler.Schedule();
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  for (int rank = 0; rank < 4; ++rank) {
+    const auto* d = f.api.Find("delete", "pods", "default/b-worker-" + std::to_string(rank));
+    ASSERT_NE(d, nullptr) << rank;
+    EXPECT_EQ(d->delete_options.grace_period_seconds, 60);
+  }
+  const auto* victim = f.api.Find("update_status", "trainingjobs", "default/b");
+  ASSERT_NE(victim, nullptr);
+  EXPECT_EQ(victim->body["status"]["phase"], "Queued");
+  bool preempted = false;
+  for (const auto& c : victim->body["status"]["conditions"]) {
+    preempted = preempted || (c["type"] == "Preempted" && c["status"] == "True");
+  }
+  EXPECT_TRUE(preempted);
+  const auto* waiting = f.api.Find("update_status", "trainingjobs", "default/a");
+  ASSERT_NE(waiting, nullptr);
+  EXPECT_EQ(waiting->body["status"]["phase"], "Queued") << "admitted on a later pass, once b's workers are gone";
+  auto reasons = f.api.EventReasons();
+  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "Preempted"), reasons.end());
+
+  // b's workers gone: the next pass admits a.
+  f.api.Clear();
+  for (int rank = 0; rank < 4; ++rank) f.cache.Remove(kube::kPods, "default/b-worker-" + std::to_string(rank));
+  json b_after = borrower;
+  b_after["status"] = victim->body["status"];
+  b_after["metadata"]["resourceVersion"] = "11";
+  f.cache.Put(kube::kTrainingJobs, b_after);
+  r = f.reconciler.Schedule();
+  const auto* admitted = f.api.Find("update_status", "trainingjobs", "default/a");
+  ASSERT_NE(admitted, nullptr);
+  EXPECT_EQ(admitted->body["status"]["phase"], "Admitted");
+}
+
+TEST(ReconcileTest, DeletedJobMakesNoCalls) {
+  Fixture f;
+  ReconcileResult r = f.reconciler.Reconcile("default/gone");
+  EXPECT_TRUE(r.error.ok());
+  EXPECT_TRUE(f.api.calls.empty()) << "owner references let the garbage collector remove the children";
+  json deleting = Job("a", {}, Admitted("Running"));
+  deleting["metadata"]["deletionTimestamp"] = kube::FormatRfc3339(kT0);
+  f.cache.Put(kube::kTrainingJobs, deleting);
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.api.calls.empty());
+}
+
+TEST(ReconcileTest, FinishedJobIsDeletedAfterItsTtl) {
+  Fixture f;
+  json job = Job("a", {{"ttlSecondsAfterFinished", 60}},
+                 {{"phase", "Succeeded"}, {"completionTime", kube::FormatRfc3339(kT0 - 30)},
+                  {"placement", {"n1", "n1"}}, {"observedGeneration", 1}});
+  f.cache.Put(kube::kTrainingJobs, job);
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.api.Summary().empty());
+  EXPECT_NEAR(r.requeue_after_s, 30, 1e-6);
+
+  f.now = kT0 + 30;
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Summary(), (Calls{"delete trainingjobs default/a"}));
+  EXPECT_EQ(f.api.Find("delete", "trainingjobs")->delete_options.precondition_uid, "uid-a");
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"TTLExpired"}));
+}
+
+TEST(ReconcileTest, AllWorkersSucceededCompletesTheJob) {
+  Fixture f;
+  json job = Job("a", {}, Admitted("Running"));
+  f.cache.Put(kube::kTrainingJobs, job);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Succeeded"));
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Succeeded"));
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Succeeded");
+  EXPECT_FALSE(st.value("completionTime", "").empty());
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"Completed"}));
+  EXPECT_TRUE(r.schedule);
+}
+
+TEST(ReconcileTest, InvalidSpecFailsWithTheFieldPath) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("a", {{"workers", {{"count", -1}}}}));
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(r.error.ok()) << "a permanent error sets a condition and stops";
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Failed");
+  std::string message;
+  for (const auto& c : st["conditions"]) {
+    if (c["type"] == "Failed") message = c["message"];
+  }
+  EXPECT_NE(message.find("spec.workers.count"), std::string::npos) << message;
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"InvalidSpec"}));
+}
+
+}  // namespace
+}  // namespace tandem::controller
