@@ -1,0 +1,40 @@
+#include "trainer/layers/layer_registry.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace tandem::trainer {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(LayerRegistryTest, UnknownTypeListsKnownTypes) {
+  auto layer = LayerRegistry::Builtin().Create("convolution");
+  ASSERT_FALSE(layer.ok());
+  EXPECT_THAT(layer.status().message(), HasSubstr("unknown layer type \"convolution\""));
+  EXPECT_THAT(layer.status().message(), HasSubstr("conv2d"));
+  EXPECT_THAT(layer.status().message(), HasSubstr("softmax_cross_entropy"));
+}
+
+TEST(LayerRegistryTest, EveryTypeCreatesALayerAndHasAnExample) {
+  for (const std::string& type : LayerRegistry::Builtin().Types()) {
+    auto layer = LayerRegistry::Builtin().Create(type);
+    ASSERT_TRUE(layer.ok()) << type;
+    EXPECT_FALSE(LayerRegistry::Builtin().Example(type).inputs.empty()) << type;
+  }
+}
+
+TEST(AttrReaderTest, ReportsTypeRangeAndUnknownFields) {
+  nlohmann::json attrs = {{"numFilters", 0}, {"filterSize", "five"}, {"strid", 2}};
+  AttrReader r(attrs);
+  r.Int("numFilters", 1, 1);
+  r.IntPair("filterSize", 1, 1);
+  r.CheckNoUnknownFields();
+  ASSERT_EQ(r.errors().size(), 3u);
+  EXPECT_EQ(r.errors()[0].ToString(), "numFilters: must be >= 1, got 0");
+  EXPECT_THAT(r.errors()[1].ToString(), HasSubstr("filterSize: must be an integer or [height, width]"));
+  EXPECT_THAT(r.errors()[2].ToString(), HasSubstr("strid: unknown field (known: filterSize, numFilters)"));
+}
+
+}  // namespace
+}  // namespace tandem::trainer

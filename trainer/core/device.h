@@ -1,0 +1,109 @@
+// The device seam: everything a layer asks of the hardware goes through this interface, so a CUDA
+// backend (cuBLAS/cuDNN) plugs in beside the CPU one (oneDNN) without changing any layer.
+//
+//   std::unique_ptr<Device> cpu = CreateCpuDevice({.threads = 2});
+//   cpu->Gemm(false, true, m, n, k, 1.f, a, k, b, k, 0.f, c, n);
+//   std::unique_ptr<Conv2dKernel> conv = cpu->CreateConv2d(desc);   // owned by the layer
+//   conv->Forward(batch, x, w, b, y);
+//
+// Kernel objects own whatever the backend caches per shape (oneDNN primitives, reordered weights,
+// pooling workspaces) so the hot path allocates nothing after the first step of each batch size.
+// Pointers passed to a device are that device's memory (Tensor::Resize allocates there).
+// Layers whose arithmetic is a plain loop (costs, softmax, dropout, concat, embedding) run on host
+// memory and are marked CPU-only in docs/trainer.md until a GPU backend gives them kernels.
+// A Device is used by one training thread at a time; its kernels parallelise internally.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace tandem::trainer {
+
+enum class DeviceKind { kCpu, kCuda };
+
+// A 2-D convolution over NCHW input with OIHW (grouped: G*O/G, I/G, H, W) weights.
+struct Conv2dDesc {
+  int64_t in_channels = 0, in_h = 0, in_w = 0;
+  int64_t out_channels = 0, out_h = 0, out_w = 0;
+  int64_t kernel_h = 0, kernel_w = 0;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t groups = 1;
+  bool bias = true;
+};
+
+enum class PoolKind { kMax, kAvg };
+
+struct Pool2dDesc {
+  PoolKind kind = PoolKind::kMax;
+  int64_t channels = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0;
+  int64_t kernel_h = 2, kernel_w = 2, stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0;
+};
+
+enum class EltwiseKind { kRelu, kSigmoid, kTanh };
+
+class Conv2dKernel {
+ public:
+  virtual ~Conv2dKernel() = default;
+  // y[N,O,OH,OW] = conv(x[N,C,H,W], w) + b.  `b` may be null when the desc has no bias.
+  virtual void Forward(int64_t batch, const float* x, const float* w, const float* b, float* y) = 0;
+  // dx = conv^T(dy, w).
+  virtual void BackwardData(int64_t batch, const float* dy, const float* w, float* dx) = 0;
+  // dw = x (*) dy, db = sum(dy) (db may be null). Overwrites dw and db.
+  virtual void BackwardWeights(int64_t batch, const float* x, const float* dy, float* dw,
+                               float* db) = 0;
+};
+
+class Pool2dKernel {
+ public:
+  virtual ~Pool2dKernel() = default;
+  // In training mode the kernel remembers what backward needs (max positions).
+  virtual void Forward(int64_t batch, const float* x, float* y, bool training) = 0;
+  // REQUIRES: the last Forward was in training mode with the same batch.
+  virtual void Backward(int64_t batch, const float* dy, float* dx) = 0;
+};
+
+class EltwiseKernel {
+ public:
+  virtual ~EltwiseKernel() = default;
+  virtual void Forward(int64_t n, const float* x, float* y) = 0;
+  // dx from dy and the forward output y (all three kinds have derivatives expressible in y).
+  virtual void Backward(int64_t n, const float* y, const float* dy, float* dx) = 0;
+};
+
+class Device {
+ public:
+  virtual ~Device() = default;
+  virtual DeviceKind kind() const = 0;
+  // "cpu (oneDNN 2.6.3, 2 threads)".
+  virtual std::string Describe() const = 0;
+  virtual int threads() const = 0;
+
+  // Uninitialised storage for `n` floats, 64-byte aligned. Never returns null (aborts on OOM).
+  virtual float* Allocate(int64_t n) = 0;
+  virtual void Free(float* p) = 0;
+  virtual void Fill(int64_t n, float value, float* p) = 0;
+  virtual void Copy(int64_t n, const float* src, float* dst) = 0;
+  // y += alpha * x.
+  virtual void Axpy(int64_t n, float alpha, const float* x, float* y) = 0;
+
+  // Row-major C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C.
+  virtual void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                    int64_t ldc) = 0;
+
+  virtual std::unique_ptr<Conv2dKernel> CreateConv2d(const Conv2dDesc& desc) = 0;
+  virtual std::unique_ptr<Pool2dKernel> CreatePool2d(const Pool2dDesc& desc) = 0;
+  virtual std::unique_ptr<EltwiseKernel> CreateEltwise(EltwiseKind kind) = 0;
+};
+
+struct CpuDeviceOptions {
+  // Threads for oneDNN/OpenMP. 0: leave the OpenMP default (OMP_NUM_THREADS or all cores).
+  int threads = 0;
+};
+
+// The oneDNN CPU backend (trainer/core/cpu_device.cc, target tandem_trainer_cpu).
+std::unique_ptr<Device> CreateCpuDevice(const CpuDeviceOptions& options);
+
+}  // namespace tandem::trainer

@@ -1,0 +1,221 @@
+#include "trainer/data/batch_reader.h"
+
+#include <algorithm>
+#include <chrono>
+#include <numeric>
+
+#include "common/check.h"
+#include "common/metrics.h"
+#include "trainer/data/data_metrics.h"
+
+namespace tandem::trainer::data {
+namespace {
+
+// SplitMix64 (Steele, Lea, Flood 2014): a fixed, portable 64-bit generator; good enough for
+// shuffling and identical on every platform.
+class SplitMix64 {
+ public:
+  explicit SplitMix64(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, n) without modulo bias (Lemire 2019). REQUIRES: n > 0.
+  uint64_t Below(uint64_t n) {
+    __uint128_t m = static_cast<__uint128_t>(Next()) * n;
+    uint64_t low = static_cast<uint64_t>(m);
+    if (low < n) {
+      const uint64_t threshold = -n % n;
+      while (low < threshold) {
+        m = static_cast<__uint128_t>(Next()) * n;
+        low = static_cast<uint64_t>(m);
+      }
+    }
+    return static_cast<uint64_t>(m >> 64);
+  }
+
+ private:
+  uint64_t state_;
+};
+
+}  // namespace
+
+BatchReader::BatchReader(std::shared_ptr<const Dataset> dataset, ReaderOptions options)
+    : dataset_(std::move(dataset)), options_(std::move(options)) {
+  TANDEM_CHECK(dataset_ != nullptr);
+  TANDEM_CHECK_GT(options_.batch_size, 0);
+  TANDEM_CHECK_GT(options_.world_size, 0);
+  TANDEM_CHECK(options_.rank >= 0 && options_.rank < options_.world_size)
+      << "rank " << options_.rank << " of " << options_.world_size;
+  TANDEM_CHECK_GE(options_.prefetch, 0);
+  const DataMetrics& m = DataMetrics::For(options_.name);
+  examples_read_ = m.examples_read;
+  wait_seconds_ = m.wait_seconds;
+  queue_depth_ = m.queue_depth;
+  const int pool_size = options_.prefetch + 1;
+  for (int i = 0; i < pool_size; ++i) {
+    pool_.push_back(std::make_unique<Batch>());
+    pool_.back()->Allocate(dataset_->layout(), options_.batch_size);
+    free_.push_back(pool_.back().get());
+  }
+  if (options_.prefetch > 0) producer_ = std::thread([this] { ProducerLoop(); });
+}
+
+BatchReader::~BatchReader() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  producer_cv_.notify_all();
+  consumer_cv_.notify_all();
+  if (producer_.joinable()) producer_.join();
+}
+
+int64_t BatchReader::ShardSize(int rank) const {
+  const int64_t n = dataset_->size();
+  const int64_t w = options_.world_size;
+  return n / w + (rank < n % w ? 1 : 0);
+}
+
+int64_t BatchReader::BatchesPerPass() const {
+  return (ShardSize() + options_.batch_size - 1) / options_.batch_size;
+}
+
+int64_t BatchReader::MaxBatchesPerPass() const {
+  return (ShardSize(0) + options_.batch_size - 1) / options_.batch_size;
+}
+
+std::vector<int64_t> BatchReader::ShardOrder(int64_t num_examples, const ReaderOptions& options,
+                                             int64_t pass) {
+  std::vector<int64_t> order;
+  const int64_t w = options.world_size;
+  if (!options.shuffle) {
+    for (int64_t i = options.rank; i < num_examples; i += w) order.push_back(i);
+    return order;
+  }
+  std::vector<int64_t> all(static_cast<size_t>(num_examples));
+  std::iota(all.begin(), all.end(), 0);
+  // Mix seed and pass so that consecutive seeds or passes give unrelated streams.
+  SplitMix64 mixer(options.seed ^ 0x5DEECE66Dull);
+  const uint64_t stream = mixer.Next() ^ (static_cast<uint64_t>(pass) * 0xD1B54A32D192ED03ull);
+  SplitMix64 rng(SplitMix64(stream).Next());
+  for (int64_t i = num_examples - 1; i > 0; --i) {
+    const int64_t j = static_cast<int64_t>(rng.Below(static_cast<uint64_t>(i) + 1));
+    std::swap(all[static_cast<size_t>(i)], all[static_cast<size_t>(j)]);
+  }
+  order.reserve(static_cast<size_t>(num_examples / w + 1));
+  for (int64_t i = options.rank; i < num_examples; i += w) order.push_back(all[static_cast<size_t>(i)]);
+  return order;
+}
+
+void BatchReader::Fill(const std::vector<int64_t>& order, size_t* position, int64_t pass,
+                       int64_t index, Batch* batch) const {
+  batch->Clear();
+  batch->pass = pass;
+  batch->index = index;
+  const size_t end = std::min(order.size(), *position + static_cast<size_t>(options_.batch_size));
+  for (; *position < end; ++*position) {
+    const int64_t example = order[*position];
+    batch->example_ids[static_cast<size_t>(batch->size)] = example;
+    dataset_->Append(example, batch);
+  }
+  examples_read_->Inc(batch->size);
+}
+
+void BatchReader::StartPass(int64_t pass) {
+  if (options_.prefetch == 0) {
+    started_ = true;
+    sync_order_ = ShardOrder(dataset_->size(), options_, pass);
+    sync_position_ = 0;
+    sync_index_ = 0;
+    pass_ = pass;
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    started_ = true;
+    ++generation_;
+    pass_ = pass;
+    // Batches of the abandoned pass go back to the pool; the producer notices the new generation
+    // before it publishes the batch it may be filling now.
+    for (Batch* b : ready_) free_.push_back(b);
+    ready_.clear();
+    if (held_ != nullptr) free_.push_back(held_);
+    held_ = nullptr;
+    UpdateDepthLocked();
+  }
+  producer_cv_.notify_all();
+}
+
+const Batch* BatchReader::Next() {
+  if (options_.prefetch == 0) {
+    TANDEM_CHECK(started_) << "BatchReader::Next() before StartPass()";
+    if (sync_position_ >= sync_order_.size()) return nullptr;
+    Batch* b = pool_[0].get();
+    Fill(sync_order_, &sync_position_, pass_, sync_index_++, b);
+    return b;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  TANDEM_CHECK(started_) << "BatchReader::Next() before StartPass()";
+  if (held_ != nullptr) {
+    free_.push_back(held_);
+    held_ = nullptr;
+    producer_cv_.notify_one();
+  }
+  auto ready = [this] { return stop_ || !ready_.empty() || done_generation_ == generation_; };
+  if (!ready()) {
+    const auto start = std::chrono::steady_clock::now();
+    consumer_cv_.wait(lock, ready);
+    wait_seconds_->Inc(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
+  if (ready_.empty()) return nullptr;  // end of pass (or stopping)
+  held_ = ready_.front();
+  ready_.pop_front();
+  UpdateDepthLocked();
+  return held_;
+}
+
+void BatchReader::UpdateDepthLocked() { queue_depth_->Set(static_cast<double>(ready_.size())); }
+
+void BatchReader::ProducerLoop() {
+  uint64_t my_generation = 0;
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    producer_cv_.wait(lock, [&] { return stop_ || generation_ != my_generation; });
+    if (stop_) return;
+    my_generation = generation_;
+    const int64_t pass = pass_;
+    lock.unlock();
+    const std::vector<int64_t> order = ShardOrder(dataset_->size(), options_, pass);
+    lock.lock();
+    size_t position = 0;
+    int64_t index = 0;
+    while (position < order.size()) {
+      producer_cv_.wait(lock,
+                        [&] { return stop_ || generation_ != my_generation || !free_.empty(); });
+      if (stop_) return;
+      if (generation_ != my_generation) break;
+      Batch* b = free_.back();
+      free_.pop_back();
+      lock.unlock();
+      Fill(order, &position, pass, index++, b);
+      lock.lock();
+      if (generation_ != my_generation) {
+        free_.push_back(b);
+        break;
+      }
+      ready_.push_back(b);
+      UpdateDepthLocked();
+      consumer_cv_.notify_one();
+    }
+    if (generation_ == my_generation) {
+      done_generation_ = my_generation;
+      consumer_cv_.notify_one();
+    }
+  }
+}
+
+}  // namespace tandem::trainer::data

@@ -1,0 +1,121 @@
+// BatchReader: one rank's batches of a Dataset, pass after pass, prepared by a background thread.
+//
+//   BatchReader reader(dataset, {.batch_size = 64, .rank = rank, .world_size = world,
+//                                .shuffle = true, .seed = 1, .prefetch = 2, .name = "train"});
+//   for (int64_t pass = 0; pass < passes; ++pass) {
+//     reader.StartPass(pass);
+//     while (const Batch* batch = reader.Next()) Step(*batch);   // batch valid until next Next()
+//   }
+//
+// Semantics:
+// - Exactly one pass: every example of this rank's shard appears once per pass; the last batch may
+//   be short (size < batch_size).
+// - Sharding: pass p orders all N examples (a permutation that depends only on seed and p, or the
+//   identity without shuffle) and rank r takes positions r, r+W, r+2W, ... So each example is in
+//   exactly one shard, shards differ by at most one example, and with shuffle the shards are
+//   re-dealt every pass (a global shuffle, as with one process). Every rank needs the whole dataset.
+// - The permutation is computed with our own generator (not std::shuffle, whose algorithm differs
+//   between standard libraries), so an order is reproducible on every platform.
+// - Prefetch: with prefetch > 0 a background thread fills up to `prefetch` batches ahead, from a
+//   fixed pool of prefetch+1 batches (no allocation per step). With prefetch == 0 Next() fills the
+//   batch on the caller's thread.
+// - StartPass() abandons an unfinished pass. Destruction stops the thread promptly, mid-pass too.
+//
+// Thread-safety: one consumer thread calls StartPass/Next; the reader owns its thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "trainer/data/batch.h"
+#include "trainer/data/dataset.h"
+
+namespace tandem::metrics {
+class Counter;
+class Gauge;
+}  // namespace tandem::metrics
+
+namespace tandem::trainer::data {
+
+struct ReaderOptions {
+  int batch_size = 64;   // REQUIRES: > 0
+  int rank = 0;          // REQUIRES: 0 <= rank < world_size
+  int world_size = 1;
+  bool shuffle = true;
+  uint64_t seed = 1;
+  int prefetch = 2;      // REQUIRES: >= 0
+  // Value of the `source` label on the tandem_trainer_data_* metrics.
+  std::string name = "train";
+};
+
+class BatchReader {
+ public:
+  // REQUIRES: dataset != nullptr; options as documented above.
+  BatchReader(std::shared_ptr<const Dataset> dataset, ReaderOptions options);
+  ~BatchReader();
+  BatchReader(const BatchReader&) = delete;
+  BatchReader& operator=(const BatchReader&) = delete;
+
+  // Begins pass `pass` (any order; passes may be repeated, e.g. to resume from a checkpoint).
+  void StartPass(int64_t pass);
+  // The next batch of the current pass, or nullptr when the pass is over. The batch stays valid
+  // until the next call to Next() or StartPass(). REQUIRES: StartPass() was called.
+  const Batch* Next();
+
+  // Examples of this rank per pass, and its batches per pass.
+  int64_t ShardSize() const { return ShardSize(options_.rank); }
+  int64_t BatchesPerPass() const;
+  // The largest batch count of any rank: ranks that must take the same number of steps (ring
+  // all-reduce) run this many, the ranks with fewer taking an empty step at the end.
+  int64_t MaxBatchesPerPass() const;
+  const Dataset& dataset() const { return *dataset_; }
+  const ReaderOptions& options() const { return options_; }
+
+  // Examples of `rank` per pass.
+  int64_t ShardSize(int rank) const;
+  // The dataset positions that `rank` reads in pass `pass`, in order. (What the reader does; used
+  // by tests and by anyone who wants the order without reading.)
+  static std::vector<int64_t> ShardOrder(int64_t num_examples, const ReaderOptions& options,
+                                         int64_t pass);
+
+ private:
+  void ProducerLoop();
+  // Fills `batch` with the next examples of `order` from `*position`.
+  void Fill(const std::vector<int64_t>& order, size_t* position, int64_t pass, int64_t index,
+            Batch* batch) const;
+  void UpdateDepthLocked();
+
+  const std::shared_ptr<const Dataset> dataset_;
+  const ReaderOptions options_;
+  std::vector<std::unique_ptr<Batch>> pool_;
+
+  metrics::Counter* examples_read_;
+  metrics::Counter* wait_seconds_;
+  metrics::Gauge* queue_depth_;
+
+  // Synchronous mode (prefetch == 0), consumer thread only.
+  std::vector<int64_t> sync_order_;
+  size_t sync_position_ = 0;
+  int64_t sync_index_ = 0;
+
+  std::mutex mu_;
+  std::condition_variable producer_cv_;  // new pass, free batch, or stop
+  std::condition_variable consumer_cv_;  // ready batch or end of pass
+  bool started_ = false;                 // GUARDED_BY(mu_)
+  bool stop_ = false;                    // GUARDED_BY(mu_)
+  uint64_t generation_ = 0;              // GUARDED_BY(mu_): bumped by StartPass
+  uint64_t done_generation_ = 0;         // GUARDED_BY(mu_): producer finished this generation
+  int64_t pass_ = 0;                     // GUARDED_BY(mu_)
+  std::vector<Batch*> free_;             // GUARDED_BY(mu_)
+  std::deque<Batch*> ready_;             // GUARDED_BY(mu_)
+  Batch* held_ = nullptr;                // GUARDED_BY(mu_): the batch the consumer holds
+  std::thread producer_;
+};
+
+}  // namespace tandem::trainer::data

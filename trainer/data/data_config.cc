@@ -1,0 +1,285 @@
+#include "trainer/data/data_config.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <initializer_list>
+#include <limits>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace tandem::trainer::data {
+namespace {
+
+using nlohmann::json;
+
+std::string TypeName(const json& v) {
+  if (v.is_number_integer() || v.is_number_unsigned()) return "integer";
+  if (v.is_number_float()) return "number";
+  return v.type_name();
+}
+
+std::string Brief(const json& v) {
+  std::string s = v.dump();
+  if (s.size() > 40) s = s.substr(0, 37) + "...";
+  return s;
+}
+
+// Collects every problem with its field path; the parse goes on after an error so that one run of
+// `tandem validate` shows all of them.
+class Parser {
+ public:
+  Parser(const ParseOptions& options, std::vector<std::string>* errors)
+      : options_(options), errors_(errors) {}
+
+  void Error(const std::string& path, const std::string& what) {
+    errors_->push_back(absl::StrCat(path, ": ", what));
+  }
+
+  // Reports keys of `obj` outside `known` (a typo such as `batchsize` must not pass silently).
+  void CheckKnownKeys(const json& obj, const std::string& path,
+                      std::initializer_list<const char*> known) {
+    for (auto it = obj.begin(); it != obj.end(); ++it) {
+      bool found = false;
+      for (const char* k : known) found = found || it.key() == k;
+      if (!found) {
+        std::vector<std::string> names(known.begin(), known.end());
+        Error(absl::StrCat(path, ".", it.key()),
+              absl::StrCat("unknown field (known: ", absl::StrJoin(names, ", "), ")"));
+      }
+    }
+  }
+
+  bool Int(const json& obj, const std::string& path, const char* key, int64_t min, int64_t max,
+           int64_t* out) {
+    if (!obj.contains(key)) return false;
+    const json& v = obj[key];
+    const std::string p = absl::StrCat(path, ".", key);
+    if (v.is_number_unsigned()) {
+      uint64_t u = v.get<uint64_t>();
+      if (u > static_cast<uint64_t>(max)) {
+        Error(p, absl::StrCat("must be <= ", max, ", got ", u));
+        return false;
+      }
+      *out = static_cast<int64_t>(u);
+    } else if (v.is_number_integer()) {
+      *out = v.get<int64_t>();
+    } else {
+      Error(p, absl::StrCat("must be an integer, got ", TypeName(v), " ", Brief(v)));
+      return false;
+    }
+    if (*out < min) {
+      Error(p, min == 1 ? absl::StrCat("must be > 0, got ", *out)
+                        : absl::StrCat("must be >= ", min, ", got ", *out));
+      return false;
+    }
+    if (*out > max) {
+      Error(p, absl::StrCat("must be <= ", max, ", got ", *out));
+      return false;
+    }
+    return true;
+  }
+
+  void Bool(const json& obj, const std::string& path, const char* key, bool* out) {
+    if (!obj.contains(key)) return;
+    const json& v = obj[key];
+    if (!v.is_boolean()) {
+      Error(absl::StrCat(path, ".", key),
+            absl::StrCat("must be true or false, got ", TypeName(v), " ", Brief(v)));
+      return;
+    }
+    *out = v.get<bool>();
+  }
+
+  bool String(const json& obj, const std::string& path, const char* key, std::string* out) {
+    if (!obj.contains(key)) return false;
+    const json& v = obj[key];
+    const std::string p = absl::StrCat(path, ".", key);
+    if (!v.is_string()) {
+      Error(p, absl::StrCat("must be a string, got ", TypeName(v), " ", Brief(v)));
+      return false;
+    }
+    *out = v.get<std::string>();
+    if (out->empty()) {
+      Error(p, "must not be empty");
+      return false;
+    }
+    return true;
+  }
+
+  void CheckFile(const std::string& path, const std::string& file) {
+    if (!options_.check_files) return;
+    if (::access(file.c_str(), F_OK) != 0) {
+      Error(path, absl::StrCat("file not found: ", file));
+    } else if (::access(file.c_str(), R_OK) != 0) {
+      Error(path, absl::StrCat("file not readable: ", file, " (", std::strerror(errno), ")"));
+    }
+  }
+
+  void Source(const json& src, const std::string& path, bool is_test, SourceConfig* out) {
+    if (!src.is_object()) {
+      Error(path, absl::StrCat("must be an object, got ", TypeName(src), " ", Brief(src)));
+      return;
+    }
+    std::string format = "idx";
+    if (src.contains("format")) String(src, path, "format", &format);
+    if (format == "idx") {
+      out->format = DataFormat::kIdx;
+      CheckKnownKeys(src, path, {"format", "images", "labels", "limit"});
+      const std::string base = absl::StrCat(kFashionMnistDir, "/", is_test ? "t10k" : "train");
+      out->images = absl::StrCat(base, "-images-idx3-ubyte.gz");
+      out->labels = absl::StrCat(base, "-labels-idx1-ubyte.gz");
+      if (String(src, path, "images", &out->images) || !src.contains("images"))
+        CheckFile(absl::StrCat(path, ".images"), out->images);
+      if (String(src, path, "labels", &out->labels) || !src.contains("labels"))
+        CheckFile(absl::StrCat(path, ".labels"), out->labels);
+    } else if (format == "libsvm" || format == "tokens") {
+      const bool tokens = format == "tokens";
+      out->format = tokens ? DataFormat::kTokens : DataFormat::kLibsvm;
+      if (tokens) {
+        CheckKnownKeys(src, path,
+                       {"format", "path", "limit", "sequenceLength", "vocabSize", "mode"});
+      } else {
+        CheckKnownKeys(src, path, {"format", "path", "limit", "numFields"});
+      }
+      Paths(src, path, out);
+      if (tokens) {
+        int64_t v = 0;
+        if (Int(src, path, "sequenceLength", 1, 1 << 20, &v)) out->sequence_length = static_cast<int>(v);
+        if (!src.contains("sequenceLength")) Error(absl::StrCat(path, ".sequenceLength"), "required for format tokens");
+        if (Int(src, path, "vocabSize", 1, std::numeric_limits<int32_t>::max(), &v)) out->vocab_size = v;
+        std::string mode = "stream";
+        if (String(src, path, "mode", &mode)) {
+          if (mode == "stream") {
+            out->token_mode = TokenMode::kStream;
+          } else if (mode == "lines") {
+            out->token_mode = TokenMode::kLines;
+          } else {
+            Error(absl::StrCat(path, ".mode"),
+                  absl::StrCat("unknown mode \"", mode, "\" (known: stream, lines)"));
+          }
+        }
+      } else {
+        int64_t v = 0;
+        if (Int(src, path, "numFields", 1, 1 << 16, &v)) out->num_fields = static_cast<int>(v);
+      }
+    } else {
+      if (src.contains("format") && src["format"].is_string()) {
+        Error(absl::StrCat(path, ".format"),
+              absl::StrCat("unknown format \"", format, "\" (known: idx, libsvm, tokens)"));
+      }
+      return;
+    }
+    int64_t limit = 0;
+    if (Int(src, path, "limit", 0, std::numeric_limits<int64_t>::max(), &limit)) out->limit = limit;
+  }
+
+  void Paths(const json& src, const std::string& path, SourceConfig* out) {
+    const std::string p = absl::StrCat(path, ".path");
+    if (!src.contains("path")) {
+      Error(p, absl::StrCat("required for format ", DataFormatName(out->format)));
+      return;
+    }
+    const json& v = src["path"];
+    if (v.is_string()) {
+      std::string file;
+      if (String(src, path, "path", &file)) {
+        CheckFile(p, file);
+        out->paths.push_back(file);
+      }
+    } else if (v.is_array()) {
+      if (v.empty()) Error(p, "must list at least one file");
+      for (size_t i = 0; i < v.size(); ++i) {
+        const std::string pi = absl::StrCat(p, "[", i, "]");
+        if (!v[i].is_string() || v[i].get<std::string>().empty()) {
+          Error(pi, absl::StrCat("must be a non-empty string, got ", TypeName(v[i]), " ",
+                                 Brief(v[i])));
+          continue;
+        }
+        out->paths.push_back(v[i].get<std::string>());
+        CheckFile(pi, out->paths.back());
+      }
+    } else {
+      Error(p, absl::StrCat("must be a string or a list of strings, got ", TypeName(v), " ",
+                            Brief(v)));
+    }
+  }
+
+ private:
+  const ParseOptions& options_;
+  std::vector<std::string>* errors_;
+};
+
+bool IsDefaultFashionMnist(const SourceConfig& s) {
+  return s.format == DataFormat::kIdx &&
+         s.images == absl::StrCat(kFashionMnistDir, "/train-images-idx3-ubyte.gz") &&
+         s.labels == absl::StrCat(kFashionMnistDir, "/train-labels-idx1-ubyte.gz");
+}
+
+}  // namespace
+
+const char* DataFormatName(DataFormat format) {
+  switch (format) {
+    case DataFormat::kIdx:
+      return "idx";
+    case DataFormat::kLibsvm:
+      return "libsvm";
+    case DataFormat::kTokens:
+      return "tokens";
+  }
+  return "unknown";
+}
+
+std::vector<std::string> ParseDataConfig(const nlohmann::json& data, const ParseOptions& options,
+                                         DataConfig* config) {
+  std::vector<std::string> errors;
+  Parser p(options, &errors);
+  *config = DataConfig{};
+  const std::string& path = options.path;
+  static const json kEmpty = json::object();
+  const json* root = &data;
+  if (data.is_null()) {
+    root = &kEmpty;
+  } else if (!data.is_object()) {
+    p.Error(path, absl::StrCat("must be an object, got ", TypeName(data), " ", Brief(data)));
+    return errors;
+  }
+  const json& d = *root;
+  p.CheckKnownKeys(d, path,
+                   {"train", "test", "batchSize", "shuffle", "seed", "prefetch", "skipMalformed"});
+  p.Source(d.contains("train") ? d["train"] : kEmpty, absl::StrCat(path, ".train"),
+           /*is_test=*/false, &config->train);
+  if (d.contains("test") && !d["test"].is_null()) {
+    config->test.emplace();
+    p.Source(d["test"], absl::StrCat(path, ".test"), /*is_test=*/true, &*config->test);
+  } else if (!d.contains("test") && IsDefaultFashionMnist(config->train)) {
+    config->test.emplace();
+    p.Source(kEmpty, absl::StrCat(path, ".test"), /*is_test=*/true, &*config->test);
+  }
+  if (config->test && config->test->format != config->train.format) {
+    p.Error(absl::StrCat(path, ".test.format"),
+            absl::StrCat("must match ", path, ".train.format (",
+                         DataFormatName(config->train.format), "), got ", DataFormatName(config->test->format)));
+  }
+  int64_t v = 0;
+  if (p.Int(d, path, "batchSize", 1, 1 << 24, &v)) config->batch_size = static_cast<int>(v);
+  if (p.Int(d, path, "prefetch", 0, 1024, &v)) config->prefetch = static_cast<int>(v);
+  if (p.Int(d, path, "seed", 0, std::numeric_limits<int64_t>::max(), &v))
+    config->seed = static_cast<uint64_t>(v);
+  p.Bool(d, path, "shuffle", &config->shuffle);
+  p.Bool(d, path, "skipMalformed", &config->skip_malformed);
+  return errors;
+}
+
+absl::StatusOr<DataConfig> ParseDataConfig(const nlohmann::json& data,
+                                           const ParseOptions& options) {
+  DataConfig config;
+  std::vector<std::string> errors = ParseDataConfig(data, options, &config);
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
+  return config;
+}
+
+}  // namespace tandem::trainer::data

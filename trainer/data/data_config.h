@@ -1,0 +1,95 @@
+// The `spec.data` section of a TrainingJob: where the training and test examples come from and how
+// they are batched. Parsed from the nlohmann::json subtree (YAML goes through YamlToJson first), so
+// the same code serves `tandem validate`, `tandem-trainer JOB.yaml` and the operator.
+//
+//   TANDEM_ASSIGN_OR_RETURN(DataConfig data, ParseDataConfig(job["spec"]["data"]));
+//   TANDEM_ASSIGN_OR_RETURN(auto train, LoadDataset(data.train, data, "train"));
+//
+// Every problem is reported, each with its full field path:
+//   spec.data.train.images: file not found: /x.gz
+//   spec.data.batchSize: must be > 0, got -3
+// The schema is documented in docs/data.md.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+
+namespace tandem::trainer::data {
+
+// Default locations: the Debian package `dataset-fashion-mnist`.
+inline constexpr char kFashionMnistDir[] = "/usr/share/datasets/fashion-mnist";
+
+enum class DataFormat {
+  kIdx,     // IDX images + labels (gzip or plain), e.g. Fashion-MNIST
+  kLibsvm,  // sparse click logs: `label [qid:Q] field:id:value ...` (docs/data.md)
+  kTokens,  // token-id streams or sequences for language models
+};
+const char* DataFormatName(DataFormat format);
+
+// How a token file is cut into examples.
+enum class TokenMode {
+  kStream,  // one long stream; windows of sequenceLength inputs, targets shifted by one
+  kLines,   // one sequence per line, truncated to sequenceLength; targets shifted by one
+};
+
+// One source of examples (`spec.data.train` or `spec.data.test`).
+struct SourceConfig {
+  DataFormat format = DataFormat::kIdx;
+  // kIdx: the image and label files. Default: Fashion-MNIST's train or t10k files.
+  std::string images;
+  std::string labels;
+  // kLibsvm, kTokens: the files, read in order and concatenated (gzip or plain).
+  std::vector<std::string> paths;
+  // Use only the first `limit` examples of the source (0 = all). Handy for smoke runs.
+  int64_t limit = 0;
+  // kLibsvm: number of feature fields; every record's field index must be < num_fields.
+  int num_fields = 1;
+  // kTokens: tokens per example (> 0), vocabulary size (0 = unchecked; else ids < vocab_size).
+  int sequence_length = 0;
+  int64_t vocab_size = 0;
+  TokenMode token_mode = TokenMode::kStream;
+};
+
+struct DataConfig {
+  SourceConfig train;
+  // Held-out set evaluated each pass. Absent when the job has no `test` source and the train
+  // source is not the default Fashion-MNIST one.
+  std::optional<SourceConfig> test;
+  // Examples per batch per trainer (the global batch is batch_size * world size). Default 64.
+  int batch_size = 64;
+  // Reshuffle the training examples every pass (test data is never shuffled). Default true.
+  bool shuffle = true;
+  // Seed for the shuffle; the order of pass p depends only on (seed, p). Default 1.
+  uint64_t seed = 1;
+  // Batches prepared ahead by the background thread (0 = read on the caller's thread). Default 2.
+  int prefetch = 2;
+  // Skip (and count) malformed records instead of failing. Default false. IDX files are always
+  // validated as a whole: a damaged IDX file is an error either way.
+  bool skip_malformed = false;
+};
+
+struct ParseOptions {
+  // Field path of the subtree, used as the prefix of every error.
+  std::string path = "spec.data";
+  // Check that the named files exist and are readable. Off where the files live elsewhere (the
+  // operator validating a manifest whose data is mounted in the pods).
+  bool check_files = true;
+};
+
+// Parses `spec.data`. `data` may be null/absent (every default applies). On error the status is
+// InvalidArgument and its message lists every problem, one per line, each with its field path.
+absl::StatusOr<DataConfig> ParseDataConfig(const nlohmann::json& data,
+                                           const ParseOptions& options = {});
+
+// The same, returning the problems one per entry (empty when valid); `config` is filled as far as
+// it could be parsed.
+std::vector<std::string> ParseDataConfig(const nlohmann::json& data, const ParseOptions& options,
+                                         DataConfig* config);
+
+}  // namespace tandem::trainer::data

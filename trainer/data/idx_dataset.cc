@@ -1,0 +1,154 @@
+#include "trainer/data/idx_dataset.h"
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <limits>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/check.h"
+#include "trainer/data/file_bytes.h"
+
+namespace tandem::trainer::data {
+namespace {
+
+uint32_t BigEndian32(const char* p) {
+  const auto* u = reinterpret_cast<const unsigned char*>(p);
+  return (uint32_t{u[0]} << 24) | (uint32_t{u[1]} << 16) | (uint32_t{u[2]} << 8) | uint32_t{u[3]};
+}
+
+// Lookup table: byte -> byte / 255, so the conversion is one load per pixel.
+const std::array<float, 256>& ByteScale() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int i = 0; i < 256; ++i) t[static_cast<size_t>(i)] = static_cast<float>(i) / 255.0f;
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+absl::StatusOr<IdxArray> ParseIdx(std::string bytes, const std::string& path, int expected_rank) {
+  if (bytes.size() < 4) {
+    return absl::DataLossError(absl::StrCat(path, ": not an IDX file: only ", bytes.size(),
+                                            " bytes, shorter than the 4-byte magic number"));
+  }
+  const auto* u = reinterpret_cast<const unsigned char*>(bytes.data());
+  const uint32_t magic = BigEndian32(bytes.data());
+  if (u[0] != 0 || u[1] != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": not an IDX file: bad magic number 0x", absl::Hex(magic, absl::kZeroPad8),
+        " (expected 0x0000080", expected_rank, ")"));
+  }
+  if (u[2] != 0x08) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": unsupported IDX element type 0x", absl::Hex(u[2], absl::kZeroPad2),
+                     " (only 0x08, unsigned byte, is supported)"));
+  }
+  const int rank = u[3];
+  if (rank != expected_rank) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": IDX file has ", rank, " dimensions, expected ", expected_rank, " (magic 0x",
+        absl::Hex(magic, absl::kZeroPad8), ", expected 0x0000080", expected_rank, ")"));
+  }
+  const size_t header = 4 + 4 * static_cast<size_t>(rank);
+  if (bytes.size() < header) {
+    return absl::DataLossError(absl::StrCat(path, ": truncated IDX header: ", bytes.size(),
+                                            " bytes, the header needs ", header));
+  }
+  IdxArray out;
+  uint64_t elements = 1;
+  for (int d = 0; d < rank; ++d) {
+    const uint32_t dim = BigEndian32(bytes.data() + 4 + 4 * d);
+    if (dim == 0 || (d == 0 && dim > (1u << 31))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": IDX dimension ", d, " is ", dim, ", must be in [1, 2^31]"));
+    }
+    out.dims.push_back(dim);
+    elements *= dim;
+    if (elements > (uint64_t{1} << 40)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": IDX dimensions are implausibly large (over 2^40 elements)"));
+    }
+  }
+  const uint64_t have = bytes.size() - header;
+  if (have < elements) {
+    return absl::DataLossError(absl::StrCat(path, ": truncated IDX file: dimensions need ",
+                                            elements, " bytes of data, found ", have));
+  }
+  if (have > elements) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": IDX file has ", have - elements,
+                                                   " unexpected trailing bytes after the data"));
+  }
+  bytes.erase(0, header);
+  out.data = std::move(bytes);
+  return out;
+}
+
+absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path, int expected_rank) {
+  auto file = ReadFileBytes(path);
+  if (!file.ok()) return file.status();
+  const int64_t on_disk = file->bytes_on_disk;
+  auto parsed = ParseIdx(std::move(file->data), path, expected_rank);
+  if (parsed.ok()) parsed->bytes_on_disk = on_disk;
+  return parsed;
+}
+
+absl::StatusOr<std::shared_ptr<const IdxDataset>> IdxDataset::Load(const std::string& images,
+                                                                   const std::string& labels,
+                                                                   int64_t limit) {
+  auto image_array = ReadIdxFile(images, 3);
+  if (!image_array.ok()) return image_array.status();
+  auto label_array = ReadIdxFile(labels, 1);
+  if (!label_array.ok()) return label_array.status();
+  const int64_t n_images = image_array->dims[0];
+  const int64_t n_labels = label_array->dims[0];
+  if (n_images != n_labels) {
+    return absl::InvalidArgumentError(absl::StrCat("image/label count mismatch: ", images, " has ",
+                                                   n_images, " images but ", labels, " has ",
+                                                   n_labels, " labels"));
+  }
+  std::shared_ptr<IdxDataset> ds(new IdxDataset());
+  ds->images_path_ = images;
+  ds->labels_path_ = labels;
+  ds->count_ = limit > 0 ? std::min(limit, n_images) : n_images;
+  ds->example_bytes_ = image_array->dims[1] * image_array->dims[2];
+  ds->pixels_ = std::move(image_array->data);
+  ds->labels_ = std::move(label_array->data);
+  // The class count comes from every label, so that `limit` does not change the model's shape.
+  int max_label = 0;
+  for (char c : ds->labels_) max_label = std::max<int>(max_label, static_cast<uint8_t>(c));
+  ds->pixels_.resize(static_cast<size_t>(ds->count_ * ds->example_bytes_));
+  ds->labels_.resize(static_cast<size_t>(ds->count_));
+  ds->layout_.feature_shape = {1, image_array->dims[1], image_array->dims[2]};
+  ds->layout_.has_labels = true;
+  ds->layout_.num_classes = max_label + 1;
+  ds->bytes_read_ = image_array->bytes_on_disk + label_array->bytes_on_disk;
+  return std::shared_ptr<const IdxDataset>(std::move(ds));
+}
+
+const uint8_t* IdxDataset::pixels(int64_t i) const {
+  return reinterpret_cast<const uint8_t*>(pixels_.data()) + i * example_bytes_;
+}
+
+void IdxDataset::Append(int64_t i, Batch* batch) const {
+  TANDEM_DCHECK(i >= 0 && i < count_);
+  TANDEM_DCHECK(batch->size < batch->capacity);
+  const size_t row = static_cast<size_t>(batch->size);
+  const auto& scale = ByteScale();
+  const uint8_t* src = pixels(i);
+  float* dst = batch->features.data() + row * static_cast<size_t>(example_bytes_);
+  for (int64_t k = 0; k < example_bytes_; ++k) dst[k] = scale[src[k]];
+  batch->labels[row] = label(i);
+  ++batch->size;
+}
+
+std::string IdxDataset::Describe() const {
+  return absl::StrCat("idx ", images_path_, " + ", labels_path_, ": ", count_, " examples of ",
+                      layout_.feature_shape[1], "x", layout_.feature_shape[2], ", ",
+                      layout_.num_classes, " classes");
+}
+
+}  // namespace tandem::trainer::data

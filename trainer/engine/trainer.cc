@@ -1,0 +1,320 @@
+#include "trainer/engine/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <ostream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/metrics.h"
+#include "common/status.h"
+#include "trainer/core/device.h"
+#include "trainer/data/batch_reader.h"
+#include "trainer/data/dataset.h"
+#include "trainer/engine/batch_feeder.h"
+#include "trainer/engine/checkpointer.h"
+#include "trainer/layers/layer_registry.h"
+#include "trainer/model/model_graph.h"
+#include "trainer/model/network.h"
+#include "trainer/optim/optimizer.h"
+
+namespace tandem::trainer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+struct Metrics {
+  metrics::Histogram* step_seconds;
+  metrics::Counter* steps;
+  metrics::Counter* examples;
+  metrics::Gauge* examples_per_sec;
+  metrics::Gauge* loss;
+  metrics::Gauge* accuracy;
+  metrics::Gauge* test_loss;
+  metrics::Gauge* test_accuracy;
+  metrics::Gauge* learning_rate;
+  metrics::Gauge* pass;
+
+  explicit Metrics(const std::string& job) {
+    auto& r = metrics::Registry::Default();
+    step_seconds = r.AddHistogram("tandem_trainer_step_seconds",
+                                  "Time of one training step (forward, backward, update).",
+                                  {"job"}, metrics::LatencyBuckets())
+                       .WithLabels({job});
+    steps = r.AddCounter("tandem_trainer_steps_total", "Training steps completed.", {"job"})
+                .WithLabels({job});
+    examples = r.AddCounter("tandem_trainer_examples_total", "Training examples processed.",
+                            {"job"})
+                   .WithLabels({job});
+    examples_per_sec = r.AddGauge("tandem_trainer_examples_per_second",
+                                  "Training throughput over the last progress interval.", {"job"})
+                           .WithLabels({job});
+    loss = r.AddGauge("tandem_trainer_loss", "Mean training loss over the last progress interval.",
+                      {"job"})
+               .WithLabels({job});
+    accuracy = r.AddGauge("tandem_trainer_accuracy",
+                          "Training accuracy over the last progress interval.", {"job"})
+                   .WithLabels({job});
+    test_loss = r.AddGauge("tandem_trainer_test_loss", "Loss on the test set after the last pass.",
+                           {"job"})
+                    .WithLabels({job});
+    test_accuracy = r.AddGauge("tandem_trainer_test_accuracy",
+                               "Accuracy on the test set after the last pass.", {"job"})
+                        .WithLabels({job});
+    learning_rate = r.AddGauge("tandem_trainer_learning_rate", "Current learning rate.", {"job"})
+                        .WithLabels({job});
+    pass = r.AddGauge("tandem_trainer_pass", "Current pass (0-based).", {"job"}).WithLabels({job});
+  }
+};
+
+// Correct predictions and scored examples of the last forward pass, for costs with a notion of
+// accuracy (softmax cross-entropy: argmax; binary cross-entropy: logit > 0 vs target > 0.5).
+std::pair<int64_t, int64_t> CountCorrect(const Network& net) {
+  const ModelGraph& g = net.graph();
+  const GraphLayer& cost = g.layers[g.cost_layer];
+  const int64_t n = net.batch_size();
+  if (cost.config.type == "softmax_cross_entropy") {
+    const Blob& logits = net.cost_input(0);
+    const Blob& labels = net.cost_input(1);
+    const BlobDesc& d = g.blobs[cost.inputs[0]];
+    const int64_t classes = d.shape.dim(d.shape.rank() - 1);
+    const bool seq = d.kind == BlobKind::kSequence;
+    const int64_t steps = seq ? d.shape.dim(0) : 1;
+    int64_t correct = 0, total = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t len = seq ? labels.lengths[i] : 1;
+      for (int64_t t = 0; t < len; ++t) {
+        const int64_t row = i * steps + t;
+        const float* x = logits.value.data() + row * classes;
+        int64_t best = 0;
+        for (int64_t c = 1; c < classes; ++c)
+          if (x[c] > x[best]) best = c;
+        correct += best == labels.ids[row];
+        ++total;
+      }
+    }
+    return {correct, total};
+  }
+  if (cost.config.type == "binary_cross_entropy") {
+    const Blob& logits = net.cost_input(0);
+    const Blob& targets = net.cost_input(1);
+    int64_t correct = 0;
+    for (int64_t i = 0; i < n; ++i)
+      correct += (logits.value.data()[i] > 0) == (targets.value.data()[i] > 0.5f);
+    return {correct, n};
+  }
+  return {0, 0};
+}
+
+struct EvalResult {
+  double loss = std::nan("");
+  double accuracy = std::nan("");
+};
+
+absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, BatchFeeder& feeder,
+                                    uint64_t seed) {
+  reader.StartPass(0);
+  double loss_sum = 0;
+  int64_t examples = 0, correct = 0, scored = 0;
+  StepContext ctx{.training = false, .step = 0, .seed = seed};
+  while (const data::Batch* batch = reader.Next()) {
+    if (batch->size == 0) continue;
+    TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, net), "test data");
+    loss_sum += net.Forward(ctx) * batch->size;
+    examples += batch->size;
+    auto [c, t] = CountCorrect(net);
+    correct += c;
+    scored += t;
+  }
+  EvalResult r;
+  if (examples > 0) r.loss = loss_sum / examples;
+  if (scored > 0) r.accuracy = static_cast<double>(correct) / scored;
+  return r;
+}
+
+}  // namespace
+
+std::string TrainResult::SummaryLine() const {
+  return absl::StrFormat(
+      "test_accuracy=%.4f test_loss=%.4f train_loss=%.4f examples_per_sec=%.1f wall_s=%.2f "
+      "train_s=%.2f steps=%d examples=%d threads=%d parameters=%d",
+      test_accuracy, test_loss, train_loss, examples_per_sec, wall_seconds, train_seconds, steps,
+      examples, threads, parameters);
+}
+
+absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& options) {
+  const Clock::time_point start = Clock::now();
+  auto log = [&](const std::string& line) {
+    if (options.log != nullptr) *options.log << line << std::endl;
+  };
+  TrainResult result;
+  Metrics m(options.job);
+
+  const int threads = options.threads >= 0 ? options.threads : spec.threads;
+  std::unique_ptr<Device> device = CreateCpuDevice({.threads = threads});
+  result.threads = device->threads();
+
+  ModelGraph graph;
+  std::vector<FieldError> errors =
+      BuildModelGraph(spec.model, LayerRegistry::Builtin(), "spec.model", &graph);
+  if (!errors.empty()) {
+    std::string msg;
+    for (const auto& e : errors) absl::StrAppend(&msg, msg.empty() ? "" : "\n", e.ToString());
+    return absl::InvalidArgumentError(msg);
+  }
+  result.parameters = graph.NumParameters();
+
+  TANDEM_ASSIGN_OR_RETURN(
+      std::shared_ptr<const data::Dataset> train,
+      data::LoadDataset(spec.data.train, {.skip_malformed = spec.data.skip_malformed,
+                                          .name = "train"}));
+  TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(graph, train->layout(), "train"));
+  std::shared_ptr<const data::Dataset> test;
+  if (spec.data.test.has_value()) {
+    TANDEM_ASSIGN_OR_RETURN(test, data::LoadDataset(*spec.data.test,
+                                                    {.skip_malformed = spec.data.skip_malformed,
+                                                     .name = "test"}));
+    TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(graph, test->layout(), "test"));
+  }
+  log(absl::StrCat("model: ", graph.layers.size(), " layers, ", result.parameters,
+                   " parameters; device: ", device->Describe()));
+  log(absl::StrCat("train: ", train->Describe()));
+  if (test) log(absl::StrCat("test: ", test->Describe()));
+
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Network> net,
+                          Network::Create(std::move(graph), *device, options.seed));
+  Optimizer optimizer(spec.optimizer, net->params(), *device);
+
+  data::BatchReader reader(train, {.batch_size = spec.data.batch_size,
+                                   .rank = 0,
+                                   .world_size = 1,
+                                   .shuffle = spec.data.shuffle,
+                                   .seed = spec.data.seed,
+                                   .prefetch = spec.data.prefetch,
+                                   .name = "train"});
+  std::unique_ptr<data::BatchReader> test_reader;
+  if (test) {
+    test_reader = std::make_unique<data::BatchReader>(
+        test, data::ReaderOptions{.batch_size = spec.data.batch_size,
+                                  .rank = 0,
+                                  .world_size = 1,
+                                  .shuffle = false,
+                                  .seed = spec.data.seed,
+                                  .prefetch = spec.data.prefetch,
+                                  .name = "test"});
+  }
+  BatchFeeder feeder, test_feeder;
+
+  const int64_t steps_per_pass = reader.BatchesPerPass();
+  const int64_t total_steps = steps_per_pass * spec.passes;
+  int64_t step = 0;
+  int64_t start_pass = 0, skip_in_pass = 0;
+  Checkpointer checkpointer(options.checkpoint_dir);
+  if (options.resume && !options.checkpoint_dir.empty()) {
+    TANDEM_ASSIGN_OR_RETURN(std::optional<int64_t> resumed, checkpointer.LoadLatest(*net, optimizer));
+    if (resumed.has_value()) {
+      step = *resumed;
+      start_pass = step / steps_per_pass;
+      skip_in_pass = step % steps_per_pass;
+      log(absl::StrCat("resumed from step ", step, " (", checkpointer.last_path(), ")"));
+    }
+  }
+
+  double train_seconds = 0;
+  for (int64_t pass = start_pass; pass < spec.passes; ++pass) {
+    m.pass->Set(static_cast<double>(pass));
+    reader.StartPass(pass);
+    double pass_loss = 0, interval_loss = 0;
+    int64_t pass_examples = 0, interval_examples = 0, interval_correct = 0, interval_scored = 0;
+    int64_t in_pass = 0;
+    Clock::time_point interval_start = Clock::now();
+    double interval_seconds = 0;
+    while (true) {
+      const Clock::time_point t0 = Clock::now();
+      const data::Batch* batch = reader.Next();
+      if (batch == nullptr) break;
+      if (in_pass++ < skip_in_pass) continue;  // resuming inside this pass: same order, skip
+      if (batch->size == 0) continue;
+      TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, *net), "training data, pass ", pass,
+                             " batch ", batch->index);
+      StepContext ctx{.training = true, .step = static_cast<uint64_t>(step), .seed = options.seed};
+      const double loss = net->Forward(ctx);
+      if (!std::isfinite(loss)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("training diverged: loss is ", loss, " at step ", step,
+                         " (lower spec.optimizer.learningRate)"));
+      }
+      net->Backward(ctx);
+      optimizer.Step(step, total_steps);
+      const double dt = Seconds(t0, Clock::now());
+      train_seconds += dt;
+      interval_seconds += dt;
+      ++step;
+      m.step_seconds->Observe(dt);
+      m.steps->Inc();
+      m.examples->Inc(batch->size);
+      auto [c, t] = CountCorrect(*net);
+      interval_correct += c;
+      interval_scored += t;
+      pass_loss += loss * batch->size;
+      interval_loss += loss * batch->size;
+      pass_examples += batch->size;
+      interval_examples += batch->size;
+      result.examples += batch->size;
+      if (step % options.progress_every == 0 || in_pass == steps_per_pass) {
+        const double eps = interval_seconds > 0 ? interval_examples / interval_seconds : 0;
+        const double acc =
+            interval_scored > 0 ? static_cast<double>(interval_correct) / interval_scored : 0;
+        m.examples_per_sec->Set(eps);
+        m.loss->Set(interval_loss / interval_examples);
+        m.accuracy->Set(acc);
+        m.learning_rate->Set(optimizer.LearningRate(step - 1, total_steps));
+        log(absl::StrFormat("pass %d step %d/%d loss %.4f accuracy %.4f lr %.5g examples/s %.0f",
+                            pass + 1, in_pass, steps_per_pass, interval_loss / interval_examples,
+                            acc, optimizer.LearningRate(step - 1, total_steps), eps));
+        interval_loss = 0;
+        interval_examples = interval_correct = interval_scored = 0;
+        interval_seconds = 0;
+        interval_start = Clock::now();
+      }
+      if (options.checkpoint_every > 0 && !options.checkpoint_dir.empty() &&
+          step % options.checkpoint_every == 0) {
+        TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+      }
+      if (options.max_steps > 0 && step >= options.max_steps) break;
+    }
+    skip_in_pass = 0;
+    if (pass_examples > 0) result.train_loss = pass_loss / pass_examples;
+    if (test_reader) {
+      TANDEM_ASSIGN_OR_RETURN(EvalResult ev, Evaluate(*net, *test_reader, test_feeder, options.seed));
+      result.test_loss = ev.loss;
+      result.test_accuracy = ev.accuracy;
+      m.test_loss->Set(ev.loss);
+      m.test_accuracy->Set(ev.accuracy);
+      log(absl::StrFormat("pass %d done: train_loss %.4f test_loss %.4f test_accuracy %.4f",
+                          pass + 1, result.train_loss, ev.loss, ev.accuracy));
+    } else {
+      result.test_loss = result.test_accuracy = std::nan("");
+      log(absl::StrFormat("pass %d done: train_loss %.4f", pass + 1, result.train_loss));
+    }
+    if (!options.checkpoint_dir.empty() && options.checkpoint_every == 0) {
+      TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+    }
+    if (options.max_steps > 0 && step >= options.max_steps) break;
+  }
+  if (!options.checkpoint_dir.empty()) TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+  result.steps = step;
+  result.train_seconds = train_seconds;
+  result.examples_per_sec = train_seconds > 0 ? result.examples / train_seconds : 0;
+  result.wall_seconds = Seconds(start, Clock::now());
+  result.final_parameters.assign(net->parameter_arena(),
+                                 net->parameter_arena() + net->parameter_arena_size());
+  return result;
+}
+
+}  // namespace tandem::trainer

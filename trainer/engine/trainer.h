@@ -1,0 +1,53 @@
+// The single-process training loop: data -> network -> optimizer, pass after pass, with an
+// evaluation on the held-out set after each pass, progress lines, Prometheus metrics and
+// checkpoints.
+//
+//   TANDEM_ASSIGN_OR_RETURN(TrainerSpec spec, ParseTrainerSpec(job["spec"], {.check_files = true}));
+//   TANDEM_ASSIGN_OR_RETURN(TrainResult r, Train(spec, {.job = "fashion-mnist", .log = &std::cout}));
+//   std::cout << r.SummaryLine() << "\n";
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "trainer/model/trainer_spec.h"
+
+namespace tandem::trainer {
+
+struct TrainOptions {
+  std::string job = "local";       // value of the `job` label on metrics
+  std::ostream* log = nullptr;     // progress lines; null: quiet
+  int threads = -1;                // overrides spec.trainer.threads when >= 0
+  int64_t progress_every = 100;    // steps between progress lines
+  uint64_t seed = 1;               // parameter initialisation and dropout
+  // Checkpoints: a directory (empty: none), saved every `checkpoint_every` steps (0: only at the
+  // end of each pass) and at the end; `resume` loads the newest valid one first.
+  std::string checkpoint_dir;
+  int64_t checkpoint_every = 0;
+  bool resume = false;
+  // Stop after this many steps in total (0: run every pass). For tests and resume checks.
+  int64_t max_steps = 0;
+};
+
+struct TrainResult {
+  double train_loss = 0;       // mean loss over the last pass's training batches
+  double test_loss = 0;        // after the last pass (NaN without a test set)
+  double test_accuracy = 0;
+  int64_t steps = 0;
+  int64_t examples = 0;        // training examples processed
+  double train_seconds = 0;    // time in training steps (data wait included, evaluation not)
+  double wall_seconds = 0;     // whole run, loading included
+  double examples_per_sec = 0;
+  int threads = 0;
+  int64_t parameters = 0;
+  std::vector<float> final_parameters;  // copy of the dense parameter arena (for tests)
+  // "test_accuracy=0.9123 test_loss=0.2456 ... wall_s=123.4".
+  std::string SummaryLine() const;
+};
+
+absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& options);
+
+}  // namespace tandem::trainer

@@ -1,0 +1,25 @@
+// fc: a fully connected layer, y = x W + b, over the flattened per-example input (dense) or per
+// time step (sequences). Attributes: size (required, > 0), bias (default true).
+// Parameters: weights [in, size] (Xavier), bias [size] (zero).
+#pragma once
+
+#include "trainer/layers/layer.h"
+#include "trainer/layers/layer_registry.h"
+
+namespace tandem::trainer {
+
+class FcLayer final : public Layer {
+ public:
+  BlobDesc Setup(LayerSetup& s) override;
+  void Forward(const LayerInputs& in, Blob& out, const StepContext& ctx) override;
+  void Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
+                const StepContext& ctx) override;
+  static LayerExample GradCheckExample();
+
+ private:
+  int64_t Rows(const Blob& b) const;
+  int64_t in_features_ = 0, size_ = 0;
+  bool bias_ = true, sequence_ = false;
+};
+
+}  // namespace tandem::trainer

@@ -1,0 +1,64 @@
+#include "trainer/layers/layer_registry.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/check.h"
+#include "trainer/layers/activation_layer.h"
+#include "trainer/layers/conv2d_layer.h"
+#include "trainer/layers/fc_layer.h"
+#include "trainer/layers/pool2d_layer.h"
+#include "trainer/layers/softmax_cross_entropy_layer.h"
+#include "trainer/layers/softmax_layer.h"
+
+namespace tandem::trainer {
+
+// The one list of every built-in layer.
+void RegisterBuiltinLayers(LayerRegistry& r) {
+  r.Add<FcLayer>("fc");
+  r.Add<Conv2dLayer>("conv2d");
+  r.Add<MaxPoolLayer>("max_pool");
+  r.Add<AvgPoolLayer>("avg_pool");
+  r.Add<ReluLayer>("relu");
+  r.Add<SigmoidLayer>("sigmoid");
+  r.Add<TanhLayer>("tanh");
+  r.Add<SoftmaxLayer>("softmax");
+  r.Add<SoftmaxCrossEntropyLayer>("softmax_cross_entropy");
+}
+
+void LayerRegistry::Add(const std::string& type, Factory factory, LayerExample example) {
+  TANDEM_CHECK(entries_.count(type) == 0) << "layer type registered twice: " << type;
+  entries_[type] = Entry{std::move(factory), std::move(example)};
+}
+
+absl::StatusOr<std::unique_ptr<Layer>> LayerRegistry::Create(const std::string& type) const {
+  auto it = entries_.find(type);
+  if (it == entries_.end()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown layer type \"", type,
+                                                   "\" (known: ", absl::StrJoin(Types(), ", "),
+                                                   ")"));
+  }
+  return it->second.factory();
+}
+
+std::vector<std::string> LayerRegistry::Types() const {
+  std::vector<std::string> types;
+  for (const auto& [type, entry] : entries_) types.push_back(type);
+  return types;
+}
+
+const LayerExample& LayerRegistry::Example(const std::string& type) const {
+  auto it = entries_.find(type);
+  TANDEM_CHECK(it != entries_.end()) << type;
+  return it->second.example;
+}
+
+const LayerRegistry& LayerRegistry::Builtin() {
+  static const LayerRegistry* registry = [] {
+    auto* r = new LayerRegistry();
+    RegisterBuiltinLayers(*r);
+    return r;
+  }();
+  return *registry;
+}
+
+}  // namespace tandem::trainer

@@ -1,0 +1,27 @@
+// softmax_cross_entropy: the cost -log softmax(logits)[label], fused for a stable gradient.
+// Inputs: logits (dense [C], or sequence [T, C]) and labels (label, or sequence ids [T]).
+// Output: dense [1], each example's loss (for sequences, the mean over its valid steps; padding
+// contributes nothing). Labels must lie in [0, C); the data reader guarantees it.
+#pragma once
+
+#include "trainer/layers/layer.h"
+#include "trainer/layers/layer_registry.h"
+
+namespace tandem::trainer {
+
+class SoftmaxCrossEntropyLayer final : public Layer {
+ public:
+  BlobDesc Setup(LayerSetup& s) override;
+  void Forward(const LayerInputs& in, Blob& out, const StepContext& ctx) override;
+  void Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
+                const StepContext& ctx) override;
+  bool Differentiable(int i) const override { return i == 0; }
+  static LayerExample GradCheckExample();
+
+ private:
+  int64_t classes_ = 0, steps_ = 1;
+  bool sequence_ = false;
+  Tensor probs_;
+};
+
+}  // namespace tandem::trainer

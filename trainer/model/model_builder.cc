@@ -1,0 +1,26 @@
+#include "trainer/model/model_builder.h"
+
+namespace tandem::trainer {
+
+Ref ModelBuilder::AddInput(const std::string& name, InputSource source, Shape shape) {
+  inputs_.push_back({name, source, std::move(shape)});
+  return Ref{name};
+}
+
+LayerConfig* ModelBuilder::Add(const std::string& name, const std::string& type) {
+  LayerConfig c;
+  c.name = name;
+  c.type = type;
+  layers_.push_back(std::move(c));
+  return &layers_.back();
+}
+
+ModelDef ModelBuilder::Build() const {
+  ModelDef def;
+  def.inputs = inputs_;
+  def.layers.assign(layers_.begin(), layers_.end());
+  def.cost = cost_;
+  return def;
+}
+
+}  // namespace tandem::trainer

@@ -1,0 +1,204 @@
+#include "trainer/model/network.h"
+
+#include <cmath>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "common/check.h"
+#include "common/status.h"
+
+namespace tandem::trainer {
+
+absl::StatusOr<std::unique_ptr<Network>> Network::Create(ModelGraph graph, Device& device,
+                                                         uint64_t seed) {
+  if (graph.cost_layer < 0) return absl::InvalidArgumentError("model has no cost layer");
+  std::unique_ptr<Network> net(new Network(std::move(graph), device));
+  TANDEM_RETURN_IF_ERROR(net->Init(seed));
+  return net;
+}
+
+absl::Status Network::Init(uint64_t seed) {
+  const int num_layers = static_cast<int>(graph_.layers.size());
+  blobs_.resize(graph_.blobs.size());
+  wants_grad_.assign(graph_.blobs.size(), false);
+  runs_backward_.assign(num_layers, false);
+  layer_params_.resize(num_layers);
+  layer_grad_range_.assign(num_layers, {0, 0});
+  grad_slots_.resize(num_layers);
+  layer_inputs_.resize(num_layers);
+  fanout_of_blob_.resize(graph_.blobs.size());
+
+  // Which layers lie on a path to the cost.
+  std::vector<bool> feeds_cost(graph_.blobs.size(), false);
+  feeds_cost[graph_.layers[graph_.cost_layer].output] = true;
+  for (int l = graph_.cost_layer; l >= 0; --l) {
+    const GraphLayer& gl = graph_.layers[l];
+    if (!feeds_cost[gl.output]) continue;
+    for (int b : gl.inputs) feeds_cost[b] = true;
+  }
+  // A blob wants a gradient when its producer has parameters or wants gradients itself.
+  for (int l = 0; l < num_layers; ++l) {
+    const GraphLayer& gl = graph_.layers[l];
+    bool wants = !gl.params.empty();
+    for (size_t k = 0; k < gl.inputs.size(); ++k)
+      wants |= gl.layer->Differentiable(static_cast<int>(k)) && wants_grad_[gl.inputs[k]];
+    wants_grad_[gl.output] = wants && feeds_cost[gl.output];
+    runs_backward_[l] = wants_grad_[gl.output] && l <= graph_.cost_layer;
+  }
+
+  // Parameters: values in forward order, gradients in reverse layer order.
+  int64_t total = 0;
+  for (int l = 0; l < num_layers; ++l)
+    for (const ParamDesc& p : graph_.layers[l].params) total += p.shape.NumElements();
+  param_arena_.Resize(device_, Shape({std::max<int64_t>(total, 1)}));
+  int64_t dense_grads = 0;
+  for (int l = 0; l < num_layers; ++l)
+    for (const ParamDesc& p : graph_.layers[l].params)
+      if (!p.sparse) dense_grads += p.shape.NumElements();
+  grad_arena_.Resize(device_, Shape({std::max<int64_t>(dense_grads, 1)}));
+  device_.Fill(grad_arena_.size(), 0.f, grad_arena_.data());
+  for (int l = 0; l < num_layers; ++l)
+    for (size_t k = 0; k < graph_.layers[l].params.size(); ++k) {
+      layer_params_[l].push_back(static_cast<int>(params_.size()));
+      params_.emplace_back();
+      params_.back().desc = graph_.layers[l].params[k];
+    }
+  int64_t value_offset = 0;
+  for (int l = 0; l < num_layers; ++l)
+    for (int pi : layer_params_[l]) {
+      Param& p = params_[pi];
+      p.value.View(param_arena_.data() + value_offset, p.desc.shape);
+      value_offset += p.desc.shape.NumElements();
+    }
+  int64_t grad_offset = 0;
+  for (int l = num_layers - 1; l >= 0; --l) {
+    layer_grad_range_[l].first = grad_offset;
+    for (int pi : layer_params_[l]) {
+      Param& p = params_[pi];
+      if (p.desc.sparse) {
+        p.grad.Resize(device_, p.desc.shape);
+        device_.Fill(p.grad.size(), 0.f, p.grad.data());
+        p.row_touched.assign(p.desc.shape.dim(0), 0);
+        continue;
+      }
+      p.grad.View(grad_arena_.data() + grad_offset, p.desc.shape);
+      grad_offset += p.desc.shape.NumElements();
+    }
+    layer_grad_range_[l].second = grad_offset - layer_grad_range_[l].first;
+  }
+  InitParameters(seed);
+
+  // Gradient slots.
+  std::vector<int> consumers(graph_.blobs.size(), 0);
+  for (int l = 0; l < num_layers; ++l) {
+    if (!runs_backward_[l]) continue;
+    const GraphLayer& gl = graph_.layers[l];
+    for (size_t k = 0; k < gl.inputs.size(); ++k)
+      if (gl.layer->Differentiable(static_cast<int>(k)) && wants_grad_[gl.inputs[k]])
+        ++consumers[gl.inputs[k]];
+  }
+  for (int l = 0; l < num_layers; ++l) {
+    GraphLayer& gl = graph_.layers[l];
+    grad_slots_[l].assign(gl.inputs.size(), nullptr);
+    for (int b : gl.inputs) layer_inputs_[l].push_back(&blobs_[b]);
+    if (!runs_backward_[l]) continue;
+    for (size_t k = 0; k < gl.inputs.size(); ++k) {
+      const int b = gl.inputs[k];
+      if (!gl.layer->Differentiable(static_cast<int>(k)) || !wants_grad_[b]) continue;
+      if (consumers[b] == 1) {
+        grad_slots_[l][k] = &blobs_[b].grad;
+      } else {
+        fanout_grads_.push_back(std::make_unique<Tensor>());
+        grad_slots_[l][k] = fanout_grads_.back().get();
+        fanout_of_blob_[b].push_back(fanout_grads_.back().get());
+      }
+    }
+  }
+  for (int l = 0; l < num_layers; ++l) {
+    GraphLayer& gl = graph_.layers[l];
+    for (int pi : layer_params_[l]) gl.layer->params().push_back(&params_[pi]);
+    TANDEM_RETURN_IF_ERROR(gl.layer->Init(device_), "layer '", gl.config.name, "'");
+  }
+  for (size_t b = 0; b < blobs_.size(); ++b) blobs_[b].needs_grad = wants_grad_[b];
+  return absl::OkStatus();
+}
+
+void Network::InitParameters(uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  for (Param& p : params_) {
+    float* v = p.value.data();
+    const int64_t n = p.value.size();
+    switch (p.desc.init) {
+      case ParamInit::kZero:
+        device_.Fill(n, 0.f, v);
+        break;
+      case ParamInit::kOne:
+        device_.Fill(n, 1.f, v);
+        break;
+      case ParamInit::kXavier: {
+        const float limit = std::sqrt(6.f / static_cast<float>(p.desc.fan_in + p.desc.fan_out));
+        std::uniform_real_distribution<float> d(-limit, limit);
+        for (int64_t i = 0; i < n; ++i) v[i] = d(rng);
+        break;
+      }
+      case ParamInit::kHe: {
+        std::normal_distribution<float> d(0.f, std::sqrt(2.f / static_cast<float>(p.desc.fan_in)));
+        for (int64_t i = 0; i < n; ++i) v[i] = d(rng);
+        break;
+      }
+      case ParamInit::kSmall: {
+        std::normal_distribution<float> d(0.f, 0.01f);
+        for (int64_t i = 0; i < n; ++i) v[i] = d(rng);
+        break;
+      }
+    }
+  }
+}
+
+void Network::SetBatchSize(int64_t n) {
+  batch_ = n;
+  for (size_t i = 0; i < graph_.inputs.size(); ++i) {
+    const BlobDesc& d = graph_.blobs[i];
+    if (d.kind == BlobKind::kDense) blobs_[i].value.Resize(device_, d.shape.WithBatch(n));
+  }
+  for (const GraphLayer& gl : graph_.layers) {
+    Blob& out = blobs_[gl.output];
+    out.value.Resize(device_, graph_.blobs[gl.output].shape.WithBatch(n));
+    if (wants_grad_[gl.output]) out.grad.Resize(device_, out.value.shape());
+  }
+  for (size_t b = 0; b < blobs_.size(); ++b)
+    for (Tensor* t : fanout_of_blob_[b]) t->Resize(device_, blobs_[b].value.shape());
+}
+
+double Network::Forward(const StepContext& ctx) {
+  for (size_t l = 0; l < graph_.layers.size(); ++l) {
+    GraphLayer& gl = graph_.layers[l];
+    gl.layer->Forward(layer_inputs_[l], blobs_[gl.output], ctx);
+  }
+  const Blob& loss = cost_output();
+  double sum = 0;
+  for (int64_t i = 0; i < batch_; ++i) sum += loss.value.data()[i];
+  return batch_ > 0 ? sum / batch_ : 0.0;
+}
+
+void Network::Backward(const StepContext& ctx) {
+  Blob& cost = blobs_[graph_.layers[graph_.cost_layer].output];
+  TANDEM_CHECK(!cost.grad.empty()) << "the cost layer has no trainable inputs";
+  device_.Fill(batch_, batch_ > 0 ? 1.f / batch_ : 0.f, cost.grad.data());
+  for (int l = graph_.cost_layer; l >= 0; --l) {
+    if (!runs_backward_[l]) continue;
+    GraphLayer& gl = graph_.layers[l];
+    Blob& out = blobs_[gl.output];
+    const auto& fan = fanout_of_blob_[gl.output];
+    if (!fan.empty()) {
+      device_.Copy(out.grad.size(), fan[0]->data(), out.grad.data());
+      for (size_t k = 1; k < fan.size(); ++k)
+        device_.Axpy(out.grad.size(), 1.f, fan[k]->data(), out.grad.data());
+    }
+    gl.layer->Backward(layer_inputs_[l], out, grad_slots_[l], ctx);
+    if (hook_ && layer_grad_range_[l].second > 0)
+      hook_(l, layer_grad_range_[l].first, layer_grad_range_[l].second);
+  }
+}
+
+}  // namespace tandem::trainer

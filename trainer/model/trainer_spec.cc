@@ -1,0 +1,131 @@
+#include "trainer/model/trainer_spec.h"
+
+#include "absl/strings/str_join.h"
+#include "trainer/layers/layer_registry.h"
+#include "trainer/model/model_graph.h"
+
+namespace tandem::trainer {
+namespace {
+
+const nlohmann::json& Child(const nlohmann::json& j, const char* key) {
+  static const nlohmann::json kNull;
+  if (!j.is_object()) return kNull;
+  auto it = j.find(key);
+  return it == j.end() ? kNull : *it;
+}
+
+void ParseAll(const nlohmann::json& spec, const SpecOptions& options, TrainerSpec* out,
+              std::vector<FieldError>* errors) {
+  if (!spec.is_object()) {
+    errors->push_back({"spec", "must be an object"});
+    return;
+  }
+  const nlohmann::json& model = Child(spec, "model");
+  if (model.is_null()) {
+    errors->push_back({"spec.model", "is required"});
+  } else {
+    out->model = ParseModelDef(model, "spec.model", errors);
+    if (errors->empty()) {
+      ModelGraph graph;
+      for (FieldError& e : BuildModelGraph(out->model, LayerRegistry::Builtin(), "spec.model",
+                                           &graph))
+        errors->push_back(std::move(e));
+    }
+  }
+  out->optimizer = ParseOptimizerConfig(Child(spec, "optimizer"), "spec.optimizer", errors);
+  data::ParseOptions data_options;
+  data_options.path = "spec.data";
+  data_options.check_files = options.check_files;
+  for (const std::string& line :
+       data::ParseDataConfig(Child(spec, "data"), data_options, &out->data)) {
+    const size_t colon = line.find(": ");
+    if (colon == std::string::npos) {
+      errors->push_back({"spec.data", line});
+    } else {
+      errors->push_back({line.substr(0, colon), line.substr(colon + 2)});
+    }
+  }
+  const nlohmann::json& passes = Child(spec, "passes");
+  if (!passes.is_null()) {
+    if (!passes.is_number_integer() || passes.get<int64_t>() < 1 ||
+        passes.get<int64_t>() > 1000000) {
+      errors->push_back({"spec.passes", "must be an integer in [1, 1000000], got " + passes.dump()});
+    } else {
+      out->passes = passes.get<int64_t>();
+    }
+  }
+  const nlohmann::json& threads = Child(Child(spec, "trainer"), "threads");
+  if (!threads.is_null()) {
+    if (!threads.is_number_integer() || threads.get<int64_t>() < 0 ||
+        threads.get<int64_t>() > 1024) {
+      errors->push_back(
+          {"spec.trainer.threads", "must be an integer in [0, 1024], got " + threads.dump()});
+    } else {
+      out->threads = static_cast<int>(threads.get<int64_t>());
+    }
+  }
+}
+
+}  // namespace
+
+void ValidateModelSection(const nlohmann::json& section, const nlohmann::json&,
+                          const std::string& path, std::vector<FieldError>* errors) {
+  const size_t before = errors->size();
+  ModelDef def = ParseModelDef(section, path, errors);
+  if (errors->size() != before) return;
+  ModelGraph graph;
+  for (FieldError& e : BuildModelGraph(def, LayerRegistry::Builtin(), path, &graph))
+    errors->push_back(std::move(e));
+}
+
+void ValidateOptimizerSection(const nlohmann::json& section, const nlohmann::json&,
+                              const std::string& path, std::vector<FieldError>* errors) {
+  ParseOptimizerConfig(section, path, errors);
+}
+
+void ValidateDataSection(const nlohmann::json& section, const nlohmann::json&,
+                         const std::string& path, std::vector<FieldError>* errors) {
+  data::ParseOptions options;
+  options.path = path;
+  options.check_files = false;
+  data::DataConfig config;
+  for (const std::string& line : data::ParseDataConfig(section, options, &config)) {
+    const size_t colon = line.find(": ");
+    if (colon == std::string::npos) {
+      errors->push_back({path, line});
+    } else {
+      errors->push_back({line.substr(0, colon), line.substr(colon + 2)});
+    }
+  }
+}
+
+std::vector<FieldError> ValidateTrainerSections(const nlohmann::json& spec,
+                                                const SpecOptions& options) {
+  std::vector<FieldError> errors;
+  TrainerSpec parsed;
+  try {
+    ParseAll(spec, options, &parsed, &errors);
+  } catch (const std::exception& e) {  // defensive: hostile input must never escape as a throw
+    errors.push_back({"spec", std::string("invalid: ") + e.what()});
+  }
+  return errors;
+}
+
+absl::StatusOr<TrainerSpec> ParseTrainerSpec(const nlohmann::json& spec,
+                                             const SpecOptions& options) {
+  std::vector<FieldError> errors;
+  TrainerSpec parsed;
+  try {
+    ParseAll(spec, options, &parsed, &errors);
+  } catch (const std::exception& e) {
+    errors.push_back({"spec", std::string("invalid: ") + e.what()});
+  }
+  if (!errors.empty()) {
+    std::vector<std::string> lines;
+    for (const FieldError& e : errors) lines.push_back(e.ToString());
+    return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+  }
+  return parsed;
+}
+
+}  // namespace tandem::trainer

@@ -1,0 +1,56 @@
+// The trainer's sections of a TrainingJob spec (spec.model, spec.optimizer, spec.data, plus
+// spec.passes and spec.trainer.threads), parsed and validated without any compute backend: this
+// is the light library (tandem_trainer_spec) that `tandem validate` links.
+//
+//   std::vector<FieldError> errors = ValidateTrainerSections(job["spec"]);
+//   for (const auto& e : errors) std::cerr << e.ToString() << "\n";
+//   // spec.model.layers[2].numFilters: layer 'conv2' (conv2d): must be >= 1, got 0
+//
+// The per-section functions have the shape of tandem::api::SectionValidator
+// (api/section_validator.h) apart from the FieldError type, which has the same two fields
+// (path, message), so the API registers them with a one-line adapter each.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "trainer/data/data_config.h"
+#include "trainer/layers/attr_reader.h"
+#include "trainer/model/model_def.h"
+#include "trainer/optim/optimizer_config.h"
+
+namespace tandem::trainer {
+
+struct TrainerSpec {
+  ModelDef model;
+  OptimizerConfig optimizer;
+  data::DataConfig data;
+  int64_t passes = 1;   // spec.passes
+  int threads = 0;      // spec.trainer.threads (0: all cores)
+};
+
+struct SpecOptions {
+  // Check that data files exist (off where the data lives elsewhere, as for the operator).
+  bool check_files = false;
+};
+
+// Every problem in the trainer's sections of `spec` (the TrainingJob's spec object), each with
+// its full path ("spec.model.layers[2].numFilters"). Empty when valid. Never throws.
+std::vector<FieldError> ValidateTrainerSections(const nlohmann::json& spec,
+                                                const SpecOptions& options = {});
+
+// SectionValidator-shaped validators: `section` is spec.<name>, `path` is "spec.<name>".
+void ValidateModelSection(const nlohmann::json& section, const nlohmann::json& spec,
+                          const std::string& path, std::vector<FieldError>* errors);
+void ValidateOptimizerSection(const nlohmann::json& section, const nlohmann::json& spec,
+                              const std::string& path, std::vector<FieldError>* errors);
+void ValidateDataSection(const nlohmann::json& section, const nlohmann::json& spec,
+                         const std::string& path, std::vector<FieldError>* errors);
+
+// Parses the trainer's sections; InvalidArgument listing every problem, one per line.
+absl::StatusOr<TrainerSpec> ParseTrainerSpec(const nlohmann::json& spec,
+                                             const SpecOptions& options = {});
+
+}  // namespace tandem::trainer

@@ -1,0 +1,104 @@
+#include "trainer/optim/optimizer.h"
+
+#include <cmath>
+
+namespace tandem::trainer {
+
+Optimizer::Optimizer(const OptimizerConfig& config, std::vector<Param>& params, Device& device)
+    : config_(config), params_(params), device_(device) {
+  m_.resize(params_.size());
+  v_.resize(params_.size());
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Shape& s = params_[i].desc.shape;
+    if (config_.type != OptimizerType::kSgd) {
+      m_[i].Resize(device_, s);
+      device_.Fill(m_[i].size(), 0.f, m_[i].data());
+    }
+    if (config_.type == OptimizerType::kAdam) {
+      v_[i].Resize(device_, s);
+      device_.Fill(v_[i].size(), 0.f, v_[i].data());
+    }
+  }
+}
+
+std::vector<Tensor*> Optimizer::State() {
+  std::vector<Tensor*> out;
+  for (auto* vec : {&m_, &v_})
+    for (Tensor& t : *vec)
+      if (!t.empty()) out.push_back(&t);
+  return out;
+}
+
+void Optimizer::UpdateRange(Param& p, int64_t begin, int64_t end, float lr, int slot) {
+  float* w = p.value.data();
+  float* g = p.grad.data();
+  const float wd = static_cast<float>(config_.weight_decay);
+  switch (config_.type) {
+    case OptimizerType::kSgd:
+#pragma omp parallel for simd schedule(static) if (end - begin > 65536)
+      for (int64_t i = begin; i < end; ++i) w[i] -= lr * (g[i] + wd * w[i]);
+      break;
+    case OptimizerType::kMomentum: {
+      float* m = m_[slot].data();
+      const float mu = static_cast<float>(config_.momentum);
+#pragma omp parallel for simd schedule(static) if (end - begin > 65536)
+      for (int64_t i = begin; i < end; ++i) {
+        m[i] = mu * m[i] + g[i] + wd * w[i];
+        w[i] -= lr * m[i];
+      }
+      break;
+    }
+    case OptimizerType::kAdam: {
+      float* m = m_[slot].data();
+      float* v = v_[slot].data();
+      const float b1 = static_cast<float>(config_.beta1), b2 = static_cast<float>(config_.beta2);
+      const float eps = static_cast<float>(config_.epsilon);
+      const float step_size = lr / bc1_;
+      const float inv_sqrt_bc2 = 1.f / std::sqrt(bc2_);
+#pragma omp parallel for simd schedule(static) if (end - begin > 65536)
+      for (int64_t i = begin; i < end; ++i) {
+        const float gi = g[i] + wd * w[i];
+        m[i] = b1 * m[i] + (1 - b1) * gi;
+        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+        w[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
+      }
+      break;
+    }
+    case OptimizerType::kAdagrad: {
+      float* s = m_[slot].data();
+      const float eps = static_cast<float>(config_.epsilon);
+#pragma omp parallel for simd schedule(static) if (end - begin > 65536)
+      for (int64_t i = begin; i < end; ++i) {
+        const float gi = g[i] + wd * w[i];
+        s[i] += gi * gi;
+        w[i] -= lr * gi / (std::sqrt(s[i]) + eps);
+      }
+      break;
+    }
+  }
+}
+
+void Optimizer::Step(int64_t step, int64_t total_steps) {
+  const float lr = static_cast<float>(config_.LearningRateAt(step, total_steps));
+  ++updates_;
+  if (config_.type == OptimizerType::kAdam) {
+    bc1_ = 1.f - static_cast<float>(std::pow(config_.beta1, static_cast<double>(updates_)));
+    bc2_ = 1.f - static_cast<float>(std::pow(config_.beta2, static_cast<double>(updates_)));
+  }
+  for (size_t i = 0; i < params_.size(); ++i) {
+    Param& p = params_[i];
+    if (!p.desc.sparse) {
+      UpdateRange(p, 0, p.value.size(), lr, static_cast<int>(i));
+      continue;
+    }
+    const int64_t cols = p.desc.shape.NumElements() / p.desc.shape.dim(0);
+    for (int32_t row : p.touched_rows) {
+      UpdateRange(p, row * cols, (row + 1) * cols, lr, static_cast<int>(i));
+      device_.Fill(cols, 0.f, p.grad.data() + row * cols);
+      p.row_touched[row] = 0;
+    }
+    p.touched_rows.clear();
+  }
+}
+
+}  // namespace tandem::trainer
