@@ -1,0 +1,50 @@
+// One rank as its own process, for collective_process_test: connects from TANDEM_PEERS /
+// TANDEM_RANK / TANDEM_WORLD_SIZE, runs `loops` verified all-reduces of `count` floats, and exits
+// like a trainer would: 0, or ExitCodeFor(status) (75 when a peer died) with the error on stderr.
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+#include "trainer/collective/communicator.h"
+#include "trainer/collective/exit_codes.h"
+
+namespace tc = tandem::collective;
+
+int main(int argc, char** argv) {
+  const size_t count = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1000;
+  const long loops = argc > 2 ? std::atol(argv[2]) : 1;
+  auto options = tc::CommunicatorOptionsFromEnv();
+  if (!options.ok()) {
+    std::fprintf(stderr, "%s\n", options.status().ToString().c_str());
+    return 2;
+  }
+  options->registry = nullptr;
+  auto comm = tc::Communicator::ConnectFromEnv(*options);
+  if (!comm.ok()) {
+    std::fprintf(stderr, "connect: %s\n", comm.status().ToString().c_str());
+    return tc::ExitCodeFor(comm.status());
+  }
+  const int n = (*comm)->world_size(), rank = (*comm)->rank();
+  std::vector<float> buf(count);
+  for (long loop = 0; loop < loops; ++loop) {
+    for (size_t i = 0; i < count; ++i) buf[i] = static_cast<float>((i + rank) % 50);
+    absl::Status s = (*comm)->AllReduce(buf.data(), count);
+    if (!s.ok()) {
+      std::fprintf(stderr, "all-reduce: %s\n", s.ToString().c_str());
+      return tc::ExitCodeFor(s);
+    }
+    for (size_t i = 0; i < count; ++i) {
+      float want = 0;
+      for (int r = 0; r < n; ++r) want += static_cast<float>((i + r) % 50);
+      if (buf[i] != want) {
+        std::fprintf(stderr, "rank %d: element %zu is %g, want %g\n", rank, i, buf[i], want);
+        return 1;
+      }
+    }
+    if (loop == 0) {
+      std::printf("rank %d: first all-reduce done\n", rank);
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

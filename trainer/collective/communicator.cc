@@ -1,0 +1,163 @@
+#include "trainer/collective/communicator.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace tandem::collective {
+namespace {
+
+absl::Status ReadPositiveEnv(const char* name, double* out, bool allow_zero = false) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return absl::OkStatus();
+  double d = 0;
+  if (!absl::SimpleAtod(v, &d) || !(d > 0 || (allow_zero && d == 0)))
+    return absl::InvalidArgumentError(absl::StrCat(name, "='", v, "': must be a number ",
+                                                   allow_zero ? ">= 0" : "> 0"));
+  *out = d;
+  return absl::OkStatus();
+}
+
+std::chrono::milliseconds Ms(double seconds) {
+  return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
+}
+
+}  // namespace
+
+absl::StatusOr<CommunicatorOptions> CommunicatorOptionsFromEnv() {
+  CommunicatorOptions o;
+  if (const char* job = std::getenv("TANDEM_JOB_NAME")) o.transport.job_id = job;
+  double timeout_s = 30, rendezvous_s = 300, channels = o.transport.channels,
+         chunk_kib = static_cast<double>(o.ring.chunk_bytes >> 10),
+         buffer_kib = o.transport.socket_buffer_bytes >> 10;
+  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_TIMEOUT_S", &timeout_s));
+  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S", &rendezvous_s));
+  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_CHANNELS", &channels));
+  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_CHUNK_KIB", &chunk_kib));
+  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_SOCKET_BUFFER_KIB", &buffer_kib, true));
+  if (channels > 32)
+    return absl::InvalidArgumentError("TANDEM_COLLECTIVE_CHANNELS: must be <= 32");
+  o.transport.peer_timeout = Ms(timeout_s);
+  o.transport.rendezvous_timeout = Ms(rendezvous_s);
+  o.transport.channels = static_cast<int>(channels);
+  o.transport.socket_buffer_bytes = static_cast<int>(buffer_kib * 1024);
+  o.ring.chunk_bytes = static_cast<size_t>(chunk_kib * 1024);
+  o.ring.op_timeout = Ms(timeout_s * 10);
+  return o;
+}
+
+struct Communicator::Metrics {
+  metrics::Histogram* allreduce_seconds = nullptr;
+  metrics::Gauge* busbw = nullptr;
+  metrics::Counter* peer_wait = nullptr;
+  metrics::Counter* bytes[3] = {};
+  metrics::Counter* ops[3] = {};
+  metrics::Counter* failures = nullptr;
+};
+
+Communicator::Communicator(const CommunicatorOptions& options,
+                           std::unique_ptr<Transport> transport)
+    : options_(options), transport_(std::move(transport)) {
+  if (options_.registry == nullptr) return;
+  metrics_ = std::make_unique<Metrics>();
+  auto& r = *options_.registry;
+  const std::string rank = std::to_string(transport_->rank());
+  metrics_->allreduce_seconds =
+      r.AddHistogram("tandem_collective_allreduce_seconds",
+                     "Wall time of one all-reduce, from the call to the result.", {"rank"},
+                     metrics::ExponentialBuckets(50e-6, 2, 20))
+          .WithLabels({rank});
+  metrics_->busbw = r.AddGauge("tandem_collective_allreduce_bus_bandwidth_bytes_per_second",
+                               "Bus bandwidth of the last all-reduce: 2(n-1)/n * bytes / time.",
+                               {"rank"})
+                        .WithLabels({rank});
+  metrics_->peer_wait =
+      r.AddCounter("tandem_collective_peer_wait_seconds_total",
+                   "Time collectives spent blocked with nothing to send, waiting for a peer's "
+                   "data (stragglers, slow links).",
+                   {"rank"})
+          .WithLabels({rank});
+  auto& bytes = r.AddCounter("tandem_collective_sent_bytes_total",
+                             "Bytes this rank sent on the wire in collectives.", {"rank", "op"});
+  auto& ops = r.AddCounter("tandem_collective_operations_total",
+                           "Collective operations completed successfully.", {"rank", "op"});
+  const char* names[3] = {"allreduce", "broadcast", "barrier"};
+  for (int i = 0; i < 3; ++i) {
+    metrics_->bytes[i] = bytes.WithLabels({rank, names[i]});
+    metrics_->ops[i] = ops.WithLabels({rank, names[i]});
+  }
+  metrics_->failures = r.AddCounter("tandem_collective_failures_total",
+                                    "Collective operations that failed (peer died, stalled, ...).",
+                                    {"rank"})
+                           .WithLabels({rank});
+}
+
+Communicator::~Communicator() = default;
+
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
+    const CommunicatorOptions& options, const PeerList& peers, Listener listener) {
+  TANDEM_ASSIGN_OR_RETURN(auto transport,
+                          TcpTransport::Connect(options.transport, peers, std::move(listener)));
+  return std::make_unique<Communicator>(options, std::move(transport));
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::ConnectFromEnv(
+    const CommunicatorOptions& options) {
+  TANDEM_ASSIGN_OR_RETURN(PeerList peers, PeerListFromEnv());
+  return Connect(options, peers);
+}
+
+void Communicator::Record(const char* op, size_t payload_bytes, double seconds,
+                          const OpStats& stats, const absl::Status& status) {
+  if (!metrics_) return;
+  int i = op[0] == 'a' ? 0 : op[1] == 'r' ? 1 : 2;
+  metrics_->bytes[i]->Inc(static_cast<double>(stats.bytes_sent));
+  metrics_->peer_wait->Inc(stats.wait_seconds);
+  if (!status.ok()) {
+    metrics_->failures->Inc();
+    return;
+  }
+  metrics_->ops[i]->Inc();
+  if (i == 0) {
+    metrics_->allreduce_seconds->Observe(seconds);
+    const int n = world_size();
+    if (seconds > 0 && n > 1)
+      metrics_->busbw->Set(2.0 * (n - 1) / n * static_cast<double>(payload_bytes) / seconds);
+  }
+}
+
+absl::Status Communicator::AllReduce(float* data, size_t count, ReduceOp op,
+                                     Compression compression) {
+  std::lock_guard<std::mutex> lock(op_mu_);
+  OpStats stats;
+  const auto start = Clock::now();
+  absl::Status s = RingAllReduce(*transport_, options_.ring, scratch_, data, count, op,
+                                 compression, &stats);
+  Record("allreduce", count * sizeof(float),
+         std::chrono::duration<double>(Clock::now() - start).count(), stats, s);
+  return s;
+}
+
+absl::Status Communicator::Broadcast(void* data, size_t bytes, int root) {
+  std::lock_guard<std::mutex> lock(op_mu_);
+  OpStats stats;
+  const auto start = Clock::now();
+  absl::Status s = RingBroadcast(*transport_, options_.ring, scratch_, data, bytes, root, &stats);
+  Record("broadcast", bytes, std::chrono::duration<double>(Clock::now() - start).count(), stats,
+         s);
+  return s;
+}
+
+absl::Status Communicator::Barrier() {
+  std::lock_guard<std::mutex> lock(op_mu_);
+  OpStats stats;
+  const auto start = Clock::now();
+  absl::Status s = RingBarrier(*transport_, options_.ring, scratch_, &stats);
+  Record("barrier", 0, std::chrono::duration<double>(Clock::now() - start).count(), stats, s);
+  return s;
+}
+
+}  // namespace tandem::collective

@@ -1,0 +1,82 @@
+// Communicator: the collective operations a data-parallel trainer needs, over a ring of ranks.
+//
+//   TANDEM_ASSIGN_OR_RETURN(auto options, CommunicatorOptionsFromEnv());
+//   TANDEM_ASSIGN_OR_RETURN(auto comm, Communicator::ConnectFromEnv(options));
+//   TANDEM_RETURN_IF_ERROR(comm->Broadcast(weights, bytes, /*root=*/0));   // same start
+//   ...
+//   absl::Status s = comm->AllReduce(grads, n, ReduceOp::kAverage);
+//   if (!s.ok()) return ExitCodeFor(s);   // 75 when a peer died or stalled: restart me
+//
+// Every rank must issue the same operations in the same order (checked on the wire: a mismatch
+// fails with an error naming the neighbour). After any failure the communicator stays failed and
+// every later call returns the same error; build a new one (a new process) to continue.
+// Thread-safety: operations may be called from any thread; they run one at a time.
+#pragma once
+
+#include <memory>
+#include <mutex>
+
+#include "absl/status/statusor.h"
+#include "common/metrics.h"
+#include "trainer/collective/peer_list.h"
+#include "trainer/collective/ring_collectives.h"
+#include "trainer/collective/tcp_transport.h"
+
+namespace tandem::collective {
+
+struct CommunicatorOptions {
+  TcpTransportOptions transport;
+  RingOptions ring;
+  // Where tandem_collective_* metrics go (labelled with the rank); nullptr: not exported.
+  metrics::Registry* registry = &metrics::Registry::Default();
+};
+
+// Defaults, overridden by the environment: TANDEM_JOB_NAME (job id checked at rendezvous),
+// TANDEM_COLLECTIVE_TIMEOUT_S (peer_timeout; op_timeout is 10x; default 30),
+// TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S (default 300), TANDEM_COLLECTIVE_CHANNELS (default 2),
+// TANDEM_COLLECTIVE_CHUNK_KIB (default 512), TANDEM_COLLECTIVE_SOCKET_BUFFER_KIB (default 4096).
+absl::StatusOr<CommunicatorOptions> CommunicatorOptionsFromEnv();
+
+class Communicator {
+ public:
+  // Rendezvous with the peers (see TcpTransport). `listener`: optionally pre-bound (tests).
+  static absl::StatusOr<std::unique_ptr<Communicator>> Connect(const CommunicatorOptions& options,
+                                                               const PeerList& peers,
+                                                               Listener listener = {});
+  // Connect() with the peer list from TANDEM_PEERS / TANDEM_RANK / TANDEM_WORLD_SIZE.
+  static absl::StatusOr<std::unique_ptr<Communicator>> ConnectFromEnv(
+      const CommunicatorOptions& options);
+  // Any transport (tests, other wires).
+  Communicator(const CommunicatorOptions& options, std::unique_ptr<Transport> transport);
+  ~Communicator();
+
+  int rank() const { return transport_->rank(); }
+  int world_size() const { return transport_->world_size(); }
+
+  // In-place sum (or average) of `count` floats across all ranks. With Compression::kBf16 the
+  // values travel as bf16 (half the bytes; about 3 significant digits per hop) and every rank
+  // ends with bit-identical results.
+  absl::Status AllReduce(float* data, size_t count, ReduceOp op = ReduceOp::kSum,
+                         Compression compression = Compression::kNone);
+  // Copies `bytes` bytes of `root`'s `data` to every rank's `data`.
+  absl::Status Broadcast(void* data, size_t bytes, int root);
+  // Returns when every rank has called Barrier().
+  absl::Status Barrier();
+
+  // OK, or the failure that ended this communicator.
+  absl::Status health() const { return transport_->health(); }
+  Transport& transport() { return *transport_; }
+
+ private:
+  void Record(const char* op, size_t payload_bytes, double seconds, const OpStats& stats,
+              const absl::Status& status);
+
+  const CommunicatorOptions options_;
+  std::unique_ptr<Transport> transport_;
+  std::mutex op_mu_;          // one operation at a time
+  RingScratch scratch_;       // GUARDED_BY(op_mu_)
+  struct Metrics;
+  std::unique_ptr<Metrics> metrics_;
+};
+
+}  // namespace tandem::collective

@@ -1,0 +1,216 @@
+#include "trainer/collective/socket.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+
+namespace tandem::collective {
+
+Fd& Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) Reset(o.release());
+  return *this;
+}
+
+void Fd::Reset(int fd) {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+}
+
+int MillisUntil(Clock::time_point deadline) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  if (ms < 0) return 0;
+  if (ms > INT_MAX) return INT_MAX;
+  return static_cast<int>(ms);
+}
+
+absl::Status SetNonBlocking(int fd, bool on) {
+  int flags = fcntl(fd, F_GETFL, 0);
+  if (flags < 0) return ErrnoToStatus(errno, "fcntl(F_GETFL)");
+  flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
+  if (fcntl(fd, F_SETFL, flags) < 0) return ErrnoToStatus(errno, "fcntl(F_SETFL)");
+  return absl::OkStatus();
+}
+
+absl::Status TuneSocket(int fd, const SocketTuning& tuning) {
+  if (tuning.buffer_bytes > 0) {
+    int v = tuning.buffer_bytes;
+    // As root (in our containers) the FORCE variants lift the net.core.[rw]mem_max cap.
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &v, sizeof(v)) != 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)) != 0)
+      return ErrnoToStatus(errno, "setsockopt(SO_SNDBUF)");
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &v, sizeof(v)) != 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)) != 0)
+      return ErrnoToStatus(errno, "setsockopt(SO_RCVBUF)");
+  }
+  int nd = tuning.no_delay ? 1 : 0;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nd, sizeof(nd)) != 0)
+    return ErrnoToStatus(errno, "setsockopt(TCP_NODELAY)");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Listener> Listener::Bind(const std::string& bind_host, int port) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  const char* host = (bind_host.empty() || bind_host == "0.0.0.0") ? nullptr : bind_host.c_str();
+  if (host == nullptr) hints.ai_family = AF_INET;
+  std::string port_text = std::to_string(port);
+  int rc = getaddrinfo(host, port_text.c_str(), &hints, &res);
+  if (rc != 0)
+    return absl::InvalidArgumentError(
+        absl::StrCat("resolve bind address '", bind_host, "': ", gai_strerror(rc)));
+  absl::Status last = absl::UnavailableError("no address");
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    Fd fd(socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
+    if (!fd.valid()) {
+      last = ErrnoToStatus(errno, "socket");
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
+      last = ErrnoToStatus(errno, absl::StrCat("bind ", bind_host.empty() ? "0.0.0.0" : bind_host,
+                                               ":", port));
+      continue;
+    }
+    if (listen(fd.get(), 128) != 0) {
+      last = ErrnoToStatus(errno, "listen");
+      continue;
+    }
+    sockaddr_storage ss{};
+    socklen_t len = sizeof(ss);
+    getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+    Listener l;
+    l.port_ = ntohs(ss.ss_family == AF_INET6 ? reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port
+                                             : reinterpret_cast<sockaddr_in*>(&ss)->sin_port);
+    l.fd_ = std::move(fd);
+    freeaddrinfo(res);
+    return l;
+  }
+  freeaddrinfo(res);
+  return last;
+}
+
+absl::StatusOr<Fd> Listener::Accept(Clock::time_point deadline) {
+  for (;;) {
+    pollfd p{fd_.get(), POLLIN, 0};
+    int rc = poll(&p, 1, MillisUntil(deadline));
+    if (rc < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoToStatus(errno, "poll(listen)");
+    }
+    if (rc == 0) return absl::DeadlineExceededError("no incoming connection");
+    int c = accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (c < 0) {
+      if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED) continue;
+      return ErrnoToStatus(errno, "accept");
+    }
+    return Fd(c);
+  }
+}
+
+absl::StatusOr<Fd> ConnectOnce(const std::string& host, int port, Clock::time_point deadline) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  std::string port_text = std::to_string(port);
+  int rc = getaddrinfo(host.c_str(), port_text.c_str(), &hints, &res);
+  if (rc != 0)
+    return absl::UnavailableError(absl::StrCat("resolve '", host, "': ", gai_strerror(rc)));
+  absl::Status last = absl::UnavailableError("no address");
+  for (addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    Fd fd(socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, ai->ai_protocol));
+    if (!fd.valid()) {
+      last = ErrnoToStatus(errno, "socket");
+      continue;
+    }
+    if (connect(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0) {
+      if (errno != EINPROGRESS) {
+        last = ErrnoToStatus(errno, "connect");
+        continue;
+      }
+      pollfd p{fd.get(), POLLOUT, 0};
+      int prc;
+      do prc = poll(&p, 1, MillisUntil(deadline));
+      while (prc < 0 && errno == EINTR);
+      if (prc <= 0) {
+        last = absl::DeadlineExceededError("connect timed out");
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof(err);
+      getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+      if (err != 0) {
+        last = ErrnoToStatus(err, "connect");
+        continue;
+      }
+    }
+    freeaddrinfo(res);
+    return fd;
+  }
+  freeaddrinfo(res);
+  return last;
+}
+
+absl::Status WriteFully(int fd, const void* data, size_t n, Clock::time_point deadline,
+                        const std::string& what) {
+  const char* p = static_cast<const char*>(data);
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      p += w;
+      n -= static_cast<size_t>(w);
+      continue;
+    }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      pollfd pf{fd, POLLOUT, 0};
+      int rc = poll(&pf, 1, MillisUntil(deadline));
+      if (rc == 0) return absl::DeadlineExceededError(absl::StrCat(what, ": send timed out"));
+      continue;
+    }
+    return absl::UnavailableError(absl::StrCat(what, ": send failed: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadFully(int fd, void* data, size_t n, Clock::time_point deadline,
+                       const std::string& what) {
+  char* p = static_cast<char*>(data);
+  while (n > 0) {
+    ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+    if (r > 0) {
+      p += r;
+      n -= static_cast<size_t>(r);
+      continue;
+    }
+    if (r == 0) return absl::UnavailableError(absl::StrCat(what, ": connection closed by peer"));
+    if (errno == EINTR) continue;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      pollfd pf{fd, POLLIN, 0};
+      int rc = poll(&pf, 1, MillisUntil(deadline));
+      if (rc == 0) return absl::DeadlineExceededError(absl::StrCat(what, ": receive timed out"));
+      continue;
+    }
+    return absl::UnavailableError(absl::StrCat(what, ": receive failed: ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tandem::collective

@@ -1,0 +1,95 @@
+// TcpTransport: the ring's links over TCP, with rendezvous and failure detection.
+//
+// Rendezvous: every rank listens on its own endpoint from the peer list, opens `channels` data
+// connections plus one control connection to its right neighbour (retrying with back-off while that
+// peer is still starting, up to `rendezvous_timeout`), and accepts the same from its left
+// neighbour. A hello/ack exchange checks the job id, world size and ranks, so a mis-ordered peer
+// list or a stale process of another job is refused with an error naming the endpoint.
+//
+// Failure detection: a monitor thread exchanges heartbeats with both neighbours over the control
+// connections (TCP_NODELAY). A neighbour that closes its connections (crash, kill) or stays silent
+// for `peer_timeout` (stopped, partitioned) fails the transport with an Unavailable error that
+// names it; the failure is forwarded around the ring on the control connections, so every rank
+// reports the same culprit within about peer_timeout plus a few milliseconds per hop.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "trainer/collective/peer_list.h"
+#include "trainer/collective/socket.h"
+#include "trainer/collective/transport.h"
+
+namespace tandem::collective {
+
+struct TcpTransportOptions {
+  // Data connections per neighbour and direction; a message's chunks are spread over them.
+  int channels = 2;
+  // SO_SNDBUF/SO_RCVBUF of data connections; 0 keeps the kernel's autotuning.
+  int socket_buffer_bytes = 4 << 20;
+  // Address to listen on; "" means every IPv4 interface (the port is the peer list's).
+  std::string bind_host;
+  // How long to wait for neighbours to come up and connect.
+  std::chrono::milliseconds rendezvous_timeout{std::chrono::minutes(5)};
+  // A neighbour silent this long (no heartbeat) is declared failed. Heartbeats go every 1/5.
+  std::chrono::milliseconds peer_timeout{std::chrono::seconds(30)};
+  // Ranks only accept peers presenting the same job id (TANDEM_JOB_NAME).
+  std::string job_id;
+};
+
+class TcpTransport final : public Transport {
+ public:
+  // Rendezvous with both neighbours. `listener` may be a socket bound in advance (tests bind port
+  // 0); when it is not valid, the transport binds peers.endpoints[peers.rank].port itself.
+  static absl::StatusOr<std::unique_ptr<TcpTransport>> Connect(const TcpTransportOptions& options,
+                                                               const PeerList& peers,
+                                                               Listener listener = {});
+  ~TcpTransport() override;  // says goodbye to both neighbours, then closes
+
+  int rank() const override { return peers_.rank; }
+  int world_size() const override { return peers_.world_size(); }
+  int channels() const override { return static_cast<int>(data_out_.size()); }
+  absl::StatusOr<size_t> SendSome(int ch, const void* data, size_t n) override;
+  absl::StatusOr<size_t> RecvSome(int ch, void* data, size_t n) override;
+  absl::Status Wait(uint64_t send_mask, uint64_t recv_mask,
+                    std::chrono::milliseconds max_wait) override;
+  absl::Status health() const override;
+  absl::Status Fail(const absl::Status& why) override;
+  std::string Describe(int peer_rank) const override { return peers_.Describe(peer_rank); }
+
+  // Testing hooks: simulate a crashed process (every socket closed at once, no goodbye) and a
+  // stopped one (heartbeats cease, sockets stay open).
+  void CrashForTesting();
+  void StopHeartbeatsForTesting() { heartbeats_stopped_.store(true); }
+
+ private:
+  TcpTransport(const TcpTransportOptions& options, PeerList peers);
+  absl::Status Rendezvous(Listener listener);
+  void MonitorLoop();
+  void SendControl(int side, uint32_t type, const absl::Status& status);
+  int left() const { return (peers_.rank + world_size() - 1) % world_size(); }
+  int right() const { return (peers_.rank + 1) % world_size(); }
+
+  const TcpTransportOptions options_;
+  const PeerList peers_;
+  std::vector<Fd> data_out_;  // to the right neighbour
+  std::vector<Fd> data_in_;   // from the left neighbour
+  Fd ctrl_[2];                // [0]: with the left neighbour, [1]: with the right neighbour
+
+  mutable std::mutex mu_;
+  absl::Status failure_;      // GUARDED_BY(mu_)
+  std::atomic<bool> failed_{false};
+  std::mutex ctrl_write_mu_;  // serialises control records
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> heartbeats_stopped_{false};
+  std::atomic<bool> crashed_{false};
+  int wake_fd_ = -1;          // eventfd: wakes Wait() and the monitor on failure/stop
+  std::thread monitor_;
+};
+
+}  // namespace tandem::collective
