@@ -164,7 +164,7 @@ class Parser {
         }
       } else {
         int64_t v = 0;
-        if (Int(src, path, "numFields", 1, 1 << 16, &v)) out->num_fields = static_cast<int>(v);
+        if (Int(src, path, "numFields", 1, 65535, &v)) out->num_fields = static_cast<int>(v);
       }
     } else {
       if (src.contains("format") && src["format"].is_string()) {

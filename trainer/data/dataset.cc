@@ -1,9 +1,10 @@
 #include "trainer/data/dataset.h"
 
 #include "absl/status/status.h"
-#include "absl/strings/str_cat.h"
 #include "trainer/data/data_metrics.h"
 #include "trainer/data/idx_dataset.h"
+#include "trainer/data/libsvm_dataset.h"
+#include "trainer/data/token_dataset.h"
 
 namespace tandem::trainer::data {
 
@@ -15,9 +16,16 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadDataset(const SourceConfig& s
       ds = IdxDataset::Load(source.images, source.labels, source.limit);
       break;
     case DataFormat::kLibsvm:
+      ds = LibsvmDataset::Load(source.paths, source.num_fields, source.limit,
+                               options.skip_malformed);
+      break;
     case DataFormat::kTokens:
-      return absl::UnimplementedError(
-          absl::StrCat("format ", DataFormatName(source.format), " is not implemented yet"));
+      ds = TokenDataset::Load(source.paths, {.sequence_length = source.sequence_length,
+                                             .vocab_size = source.vocab_size,
+                                             .mode = source.token_mode,
+                                             .limit = source.limit,
+                                             .skip_malformed = options.skip_malformed});
+      break;
   }
   if (!ds.ok()) return ds.status();
   const DataMetrics& m = DataMetrics::For(options.name);

@@ -1,0 +1,309 @@
+#include "pserver/server.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status.h"
+#include "grpcpp/grpcpp.h"
+#include "pserver/metrics.h"
+#include "proto/pserver.grpc.pb.h"
+
+namespace tandem::pserver {
+namespace {
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
+}
+
+// Compares without an early exit, so response time does not reveal how much of a guess matched.
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  unsigned char diff = a.size() == b.size() ? 0 : 1;
+  const size_t n = std::max(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char x = i < a.size() ? a[i] : 0;
+    const unsigned char y = i < b.size() ? b[i] : 0;
+    diff |= x ^ y;
+  }
+  return diff == 0;
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
+
+class PServer::Service final : public ParameterServer::Service {
+ public:
+  Service(PServer* server, std::string token, size_t max_request_bytes)
+      : server_(server),
+        expected_(absl::StrCat("Bearer ", token)),
+        max_request_bytes_(max_request_bytes),
+        m_(PServerMetrics::Get()) {}
+
+  grpc::Status RegisterTable(grpc::ServerContext* ctx, const RegisterTableRequest* req,
+                             RegisterTableResponse* resp) override {
+    return Handle(ctx, *req, [&] { return shard().RegisterTable(*req, resp); });
+  }
+
+  grpc::Status PullSparse(grpc::ServerContext* ctx, const PullSparseRequest* req,
+                          PullSparseResponse* resp) override {
+    const auto start = std::chrono::steady_clock::now();
+    grpc::Status s = Handle(ctx, *req, [&] { return shard().PullSparse(*req, resp); });
+    if (s.ok()) {
+      m_.pull_latency[PServerMetrics::kServer][PServerMetrics::kSparse]->Observe(
+          SecondsSince(start));
+      m_.rows[PServerMetrics::kServer][PServerMetrics::kPull]->Inc(req->keys_size());
+      m_.bytes[PServerMetrics::kServer][PServerMetrics::kPull]->Inc(resp->values_size() * 4.0);
+    }
+    return s;
+  }
+
+  grpc::Status PushSparse(grpc::ServerContext* ctx, const PushSparseRequest* req,
+                          PushResponse* resp) override {
+    const auto start = std::chrono::steady_clock::now();
+    grpc::Status s = Handle(ctx, *req, [&] { return shard().PushSparse(*req, resp); });
+    if (s.ok()) {
+      m_.push_latency[PServerMetrics::kServer][PServerMetrics::kSparse]->Observe(
+          SecondsSince(start));
+      m_.rows[PServerMetrics::kServer][PServerMetrics::kPush]->Inc(req->keys_size());
+      m_.bytes[PServerMetrics::kServer][PServerMetrics::kPush]->Inc(req->grads_size() * 4.0);
+      NotePush(*resp);
+    }
+    return s;
+  }
+
+  grpc::Status PullDense(grpc::ServerContext* ctx, const PullDenseRequest* req,
+                         PullDenseResponse* resp) override {
+    const auto start = std::chrono::steady_clock::now();
+    grpc::Status s = Handle(ctx, *req, [&] { return shard().PullDense(*req, resp); });
+    if (s.ok()) {
+      m_.pull_latency[PServerMetrics::kServer][PServerMetrics::kDense]->Observe(
+          SecondsSince(start));
+      m_.rows[PServerMetrics::kServer][PServerMetrics::kPull]->Inc(req->block_ids_size());
+      m_.bytes[PServerMetrics::kServer][PServerMetrics::kPull]->Inc(resp->values_size() * 4.0);
+    }
+    return s;
+  }
+
+  grpc::Status PushDense(grpc::ServerContext* ctx, const PushDenseRequest* req,
+                         PushResponse* resp) override {
+    const auto start = std::chrono::steady_clock::now();
+    grpc::Status s = Handle(ctx, *req, [&] { return shard().PushDense(*req, resp); });
+    if (s.ok()) {
+      m_.push_latency[PServerMetrics::kServer][PServerMetrics::kDense]->Observe(
+          SecondsSince(start));
+      m_.rows[PServerMetrics::kServer][PServerMetrics::kPush]->Inc(req->block_ids_size());
+      m_.bytes[PServerMetrics::kServer][PServerMetrics::kPush]->Inc(req->grads_size() * 4.0);
+      NotePush(*resp);
+    }
+    return s;
+  }
+
+  grpc::Status StepBarrier(grpc::ServerContext* ctx, const StepBarrierRequest* req,
+                           StepBarrierResponse* resp) override {
+    return Handle(ctx, *req, [&] {
+      absl::Time deadline = absl::Now() + server_->options_.barrier_timeout;
+      const auto client_deadline = ctx->deadline();
+      if (client_deadline != std::chrono::system_clock::time_point::max())
+        deadline = std::min(deadline, absl::FromChrono(client_deadline));
+      absl::Status s = shard().StepBarrier(*req, deadline, resp);
+      m_.version->Set(static_cast<double>(resp->version()));
+      m_.steps_lost->Set(static_cast<double>(resp->steps_lost()));
+      return s;
+    });
+  }
+
+  grpc::Status Checkpoint(grpc::ServerContext* ctx, const CheckpointRequest* req,
+                          CheckpointResponse* resp) override {
+    return Handle(ctx, *req, [&]() -> absl::Status {
+      TANDEM_ASSIGN_OR_RETURN(std::string path, server_->CheckpointNow());
+      resp->set_path(path);
+      resp->set_version(server_->last_checkpoint_version());
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status Status(grpc::ServerContext* ctx, const StatusRequest* req,
+                      StatusResponse* resp) override {
+    return Handle(ctx, *req, [&] {
+      shard().FillStatus(resp);
+      resp->set_last_checkpoint_version(server_->last_checkpoint_version());
+      return absl::OkStatus();
+    });
+  }
+
+ private:
+  Shard& shard() { return *server_->shard_; }
+
+  void NotePush(const PushResponse& resp) {
+    if (resp.dropped_stale()) m_.stale_dropped->Inc();
+    if (resp.ignored()) m_.ignored_pushes->Inc();
+    m_.version->Set(static_cast<double>(resp.version()));
+    m_.steps_lost->Set(static_cast<double>(resp.steps_lost()));
+  }
+
+  absl::Status Authenticate(const grpc::ServerContext* ctx) const {
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("authorization");
+    if (it == md.end())
+      return absl::UnauthenticatedError("missing 'authorization: Bearer <job token>' metadata");
+    if (!ConstantTimeEquals(std::string_view(it->second.data(), it->second.size()), expected_))
+      return absl::UnauthenticatedError("the job token does not match this job's");
+    return absl::OkStatus();
+  }
+
+  template <typename Fn>
+  grpc::Status Handle(grpc::ServerContext* ctx, const google::protobuf::Message& req, Fn&& fn) {
+    if (absl::Status s = Authenticate(ctx); !s.ok()) {
+      m_.rejected_unauthenticated->Inc();
+      return ToGrpc(s);
+    }
+    if (req.ByteSizeLong() > max_request_bytes_) {
+      m_.rejected_invalid->Inc();
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("request of ", req.ByteSizeLong(),
+                                       " bytes exceeds this shard's limit of ",
+                                       max_request_bytes_, " bytes"));
+    }
+    absl::Status s = fn();
+    if (s.code() == absl::StatusCode::kInvalidArgument) m_.rejected_invalid->Inc();
+    return ToGrpc(s);
+  }
+
+  PServer* const server_;
+  const std::string expected_;
+  const size_t max_request_bytes_;
+  PServerMetrics& m_;
+};
+
+PServer::PServer(const PServerOptions& options) : options_(options) {}
+
+PServer::~PServer() { (void)Stop(false); }
+
+absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& options) {
+  if (options.token.empty())
+    return absl::InvalidArgumentError("the job token is empty (set TANDEM_JOB_TOKEN)");
+  if (options.shard.num_shards == 0 || options.shard.shard >= options.shard.num_shards)
+    return absl::InvalidArgumentError(absl::StrCat("shard ", options.shard.shard,
+                                                   " is not below num_shards ",
+                                                   options.shard.num_shards));
+  if (options.shard.num_trainers == 0)
+    return absl::InvalidArgumentError("num_trainers must be > 0");
+  std::unique_ptr<PServer> ps(new PServer(options));
+  ps->shard_ = std::make_unique<Shard>(options.shard);
+  if (!options.checkpoint_dir.empty()) {
+    ps->checkpointer_ = std::make_unique<ShardCheckpointer>(
+        options.checkpoint_dir, options.shard.shard, options.checkpoint_keep);
+    TANDEM_ASSIGN_OR_RETURN(std::optional<ShardState> state, ps->checkpointer_->LoadLatest());
+    if (state) {
+      TANDEM_RETURN_IF_ERROR(ps->shard_->Restore(*state), "restoring shard ",
+                             options.shard.shard);
+      TANDEM_LOG(info, "shard {} restored at version {} ({} tables)", options.shard.shard,
+                 state->version, state->tables.size());
+      ps->seen_version_ = ps->last_checkpoint_version_ = state->version;
+      ps->has_checkpoint_ = true;
+    }
+  }
+  ps->service_ = std::make_unique<Service>(ps.get(), options.token, options.max_request_bytes);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
+                           grpc::InsecureServerCredentials(), &ps->port_);
+  const int transport_limit =
+      static_cast<int>(std::min<size_t>(options.max_request_bytes + (1 << 20), INT32_MAX));
+  builder.SetMaxReceiveMessageSize(transport_limit);
+  builder.SetMaxSendMessageSize(transport_limit);
+  builder.RegisterService(ps->service_.get());
+  ps->server_ = builder.BuildAndStart();
+  if (!ps->server_ || ps->port_ == 0)
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.host, ":", options.port));
+  if (ps->checkpointer_ && options.checkpoint_interval > 0) {
+    PServer* raw = ps.get();
+    ps->shard_->SetVersionListener([raw](uint64_t v) {
+      {
+        std::lock_guard<std::mutex> lock(raw->mu_);
+        raw->seen_version_ = v;
+      }
+      raw->cv_.notify_all();
+    });
+    ps->checkpoint_thread_ = std::thread([raw] { raw->CheckpointLoop(); });
+  }
+  TANDEM_LOG(info, "shard {}/{} serving on port {} ({} mode, {} trainers)", options.shard.shard,
+             options.shard.num_shards, ps->port_, options.shard.sync ? "sync" : "async",
+             options.shard.num_trainers);
+  return ps;
+}
+
+uint64_t PServer::last_checkpoint_version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_checkpoint_version_;
+}
+
+absl::StatusOr<std::string> PServer::CheckpointNow() {
+  if (!checkpointer_)
+    return absl::FailedPreconditionError("this pserver has no --checkpoint-dir");
+  std::lock_guard<std::mutex> write_lock(checkpoint_mu_);
+  const auto start = std::chrono::steady_clock::now();
+  ShardState state = shard_->Snapshot();
+  auto path = checkpointer_->Write(state);
+  auto& m = PServerMetrics::Get();
+  if (!path.ok()) {
+    m.checkpoints_failed->Inc();
+    TANDEM_LOG(error, "checkpoint of shard {} failed: {}", options_.shard.shard,
+               path.status().ToString());
+    return path.status();
+  }
+  m.checkpoint_duration->Observe(SecondsSince(start));
+  m.checkpoints_ok->Inc();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_checkpoint_version_ = state.version;
+    has_checkpoint_ = true;
+  }
+  TANDEM_LOG(debug, "shard {} checkpoint at version {}: {}", options_.shard.shard, state.version,
+             *path);
+  return path;
+}
+
+void PServer::CheckpointLoop() {
+  const uint64_t interval = options_.checkpoint_interval;
+  std::unique_lock<std::mutex> lock(mu_);
+  // Due when the version crossed a multiple of the interval since the last attempt; a failed
+  // write is retried at the next multiple, not in a loop.
+  uint64_t attempted = last_checkpoint_version_;
+  while (!stopping_) {
+    if (seen_version_ / interval <= attempted / interval) {
+      cv_.wait(lock);
+      continue;
+    }
+    attempted = seen_version_;
+    lock.unlock();
+    (void)CheckpointNow();
+    lock.lock();
+  }
+}
+
+absl::Status PServer::Stop(bool final_checkpoint) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopped_) return absl::OkStatus();
+    stopped_ = true;
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
+  shard_->Shutdown();
+  if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (final_checkpoint && checkpointer_) {
+    auto path = CheckpointNow();
+    if (!path.ok()) return path.status();
+    TANDEM_LOG(info, "shard {}: final checkpoint at version {}: {}", options_.shard.shard,
+               last_checkpoint_version(), *path);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace tandem::pserver

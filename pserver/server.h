@@ -1,0 +1,93 @@
+// PServer: one shard served over gRPC, with token authentication, request limits, metrics and
+// scheduled checkpoints.
+//
+//   PServerOptions o;
+//   o.shard = {.shard = 0, .num_shards = 2, .num_trainers = 2};
+//   o.port = 0;                          // pick a free port
+//   o.token = "secret";
+//   o.checkpoint_dir = "/ckpt";          // restores the newest checkpoint of this shard, if any
+//   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<PServer> ps, PServer::Start(o));
+//   ... ps->port() ...
+//   ps->Stop(/*final_checkpoint=*/true); // what SIGTERM does
+//
+// Every RPC must carry metadata `authorization: Bearer <token>` (UNAUTHENTICATED otherwise).
+// A request larger than max_request_bytes is answered INVALID_ARGUMENT; the transport refuses
+// messages beyond max_request_bytes + 1 MiB outright (RESOURCE_EXHAUSTED) without reading them.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "pserver/shard.h"
+#include "pserver/shard_checkpoint.h"
+
+namespace grpc {
+class Server;
+}
+
+namespace tandem::pserver {
+
+struct PServerOptions {
+  ShardOptions shard;
+  std::string host = "0.0.0.0";
+  int port = 0;  // 0: pick a free port (see PServer::port())
+  // The job's shared secret. REQUIRES: not empty.
+  std::string token;
+  // Checkpoints: none when empty. Written every `checkpoint_interval` versions (0: only on
+  // request and at Stop(true)); the newest `checkpoint_keep` are kept.
+  std::string checkpoint_dir;
+  uint64_t checkpoint_interval = 0;
+  int checkpoint_keep = 3;
+  size_t max_request_bytes = size_t{64} << 20;
+  // Longest a StepBarrier waits before DEADLINE_EXCEEDED (the client then retries).
+  absl::Duration barrier_timeout = absl::Seconds(30);
+};
+
+class PServer {
+ public:
+  // Restores the newest checkpoint (if any), then listens. Errors: unreadable checkpoints, a
+  // checkpoint of another layout, a port that cannot be bound.
+  static absl::StatusOr<std::unique_ptr<PServer>> Start(const PServerOptions& options);
+  ~PServer();
+
+  int port() const { return port_; }
+  Shard& shard() { return *shard_; }
+
+  // Writes a checkpoint now; returns its path. FAILED_PRECONDITION without a checkpoint_dir.
+  absl::StatusOr<std::string> CheckpointNow();
+  uint64_t last_checkpoint_version() const;
+
+  // Stops serving (in-flight calls finish, waiting barriers fail UNAVAILABLE), then writes a
+  // final checkpoint when asked and a directory is set. Idempotent.
+  absl::Status Stop(bool final_checkpoint);
+
+ private:
+  class Service;
+  explicit PServer(const PServerOptions& options);
+  void CheckpointLoop();
+
+  const PServerOptions options_;
+  std::unique_ptr<Shard> shard_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<ShardCheckpointer> checkpointer_;
+  int port_ = 0;
+
+  std::mutex checkpoint_mu_;  // serialises checkpoint writes
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t seen_version_ = 0;            // GUARDED_BY(mu_)
+  uint64_t last_checkpoint_version_ = 0; // GUARDED_BY(mu_)
+  bool has_checkpoint_ = false;          // GUARDED_BY(mu_)
+  bool stopping_ = false;                // GUARDED_BY(mu_)
+  bool stopped_ = false;                 // GUARDED_BY(mu_)
+  std::thread checkpoint_thread_;
+};
+
+}  // namespace tandem::pserver

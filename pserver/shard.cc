@@ -1,0 +1,543 @@
+#include "pserver/shard.h"
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "pserver/initializer.h"
+#include "common/status.h"
+#include "pserver/placement.h"
+
+namespace tandem::pserver {
+namespace {
+
+bool AllFinite(const float* v, size_t n) {
+  // Sum-free scan: a NaN or an infinity anywhere fails the test.
+  for (size_t i = 0; i < n; ++i)
+    if (!std::isfinite(v[i])) return false;
+  return true;
+}
+
+const char* KindName(TableConfig::Kind kind) {
+  return kind == TableConfig::DENSE ? "dense" : kind == TableConfig::SPARSE ? "sparse" : "unset";
+}
+
+}  // namespace
+
+Shard::Shard(const ShardOptions& options)
+    : options_(options),
+      newest_step_(options.num_trainers, 0),
+      seen_rank_(options.num_trainers, false) {}
+
+Shard::~Shard() { Shutdown(); }
+
+void Shard::SetVersionListener(std::function<void(uint64_t)> listener) {
+  std::lock_guard<std::mutex> lock(mu_);
+  listener_ = std::move(listener);
+}
+
+void Shard::NotifyVersion(uint64_t version) {
+  std::function<void(uint64_t)> listener;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    listener = listener_;
+  }
+  if (listener) listener(version);
+}
+
+uint64_t Shard::version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return version_;
+}
+uint64_t Shard::steps_lost() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return steps_lost_;
+}
+uint64_t Shard::restored_version() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return restored_version_;
+}
+
+void Shard::Shutdown() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+  }
+  applied_cv_.notify_all();
+}
+
+// ---- Tables ------------------------------------------------------------------------------------
+
+absl::Status Shard::ValidateConfig(const TableConfig& c) const {
+  const std::string where = absl::StrCat("table ", c.id(), " '", c.name(), "'");
+  if (c.name().empty() || c.name().size() > 256)
+    return absl::InvalidArgumentError(absl::StrCat(where, ": name must have 1..256 bytes"));
+  switch (c.kind()) {
+    case TableConfig::SPARSE:
+      if (c.dim() == 0 || c.dim() > options_.max_dim)
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": dim ", c.dim(), " must be in [1, ", options_.max_dim, "]"));
+      break;
+    case TableConfig::DENSE:
+      if (c.size() == 0 || c.size() > options_.max_dense_size)
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, ": size ", c.size(), " must be in [1, ", options_.max_dense_size, "]"));
+      if (c.block_size() == 0 || c.block_size() > options_.max_block_size)
+        return absl::InvalidArgumentError(absl::StrCat(where, ": blockSize ", c.block_size(),
+                                                       " must be in [1, ",
+                                                       options_.max_block_size, "]"));
+      if (NumBlocks(c.size(), c.block_size()) > (uint64_t{1} << 32) - 1)
+        return absl::InvalidArgumentError(absl::StrCat(where, ": too many blocks"));
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": kind must be DENSE or SPARSE"));
+  }
+  if (absl::Status s = ValidateInitializer(c.init()); !s.ok())
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.message()));
+  if (auto o = Optimizer::FromConfig(c.optimizer()); !o.ok())
+    return absl::InvalidArgumentError(absl::StrCat(where, ": ", o.status().message()));
+  return absl::OkStatus();
+}
+
+absl::Status Shard::RegisterTable(const RegisterTableRequest& req, RegisterTableResponse* resp) {
+  const TableConfig& c = req.table();
+  if (absl::Status s = ValidateConfig(c); !s.ok()) return s;
+  std::unique_lock<std::shared_mutex> lock(tables_mu_);
+  if (auto it = tables_.find(c.id()); it != tables_.end()) {
+    if (!google::protobuf::util::MessageDifferencer::Equals(it->second->config, c))
+      return absl::AlreadyExistsError(absl::StrCat(
+          "table ", c.id(), " is already registered as '", it->second->config.name(),
+          "' with a different declaration"));
+    resp->set_created(false);
+    return absl::OkStatus();
+  }
+  for (const auto& [id, entry] : tables_)
+    if (entry->config.name() == c.name())
+      return absl::AlreadyExistsError(
+          absl::StrCat("table name '", c.name(), "' is already used by table ", id));
+  if (tables_.size() >= options_.max_tables)
+    return absl::ResourceExhaustedError(
+        absl::StrCat("this shard already holds ", tables_.size(), " tables (the limit)"));
+  auto entry = std::make_unique<TableEntry>();
+  entry->config = c;
+  const Optimizer opt = *Optimizer::FromConfig(c.optimizer());
+  if (c.kind() == TableConfig::SPARSE)
+    entry->sparse = std::make_unique<SparseTable>(c, opt);
+  else
+    entry->dense = std::make_unique<DenseTable>(c, opt, options_.shard, options_.num_shards);
+  tables_[c.id()] = std::move(entry);
+  resp->set_created(true);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Shard::TableEntry*> Shard::FindTable(uint32_t id, TableConfig::Kind kind) const {
+  std::shared_lock<std::shared_mutex> lock(tables_mu_);
+  auto it = tables_.find(id);
+  if (it == tables_.end())
+    return absl::NotFoundError(absl::StrCat("table ", id, " is not registered on shard ",
+                                            options_.shard));
+  if (it->second->config.kind() != kind)
+    return absl::InvalidArgumentError(absl::StrCat("table ", id, " '",
+                                                   it->second->config.name(), "' is ",
+                                                   KindName(it->second->config.kind()),
+                                                   ", not ", KindName(kind)));
+  // Entries are never removed, so the pointer outlives the lock.
+  return it->second.get();
+}
+
+absl::Status Shard::ValidateHeader(const PushHeader& h) const {
+  if (h.rank() >= options_.num_trainers)
+    return absl::InvalidArgumentError(absl::StrCat("push: rank ", h.rank(), " is not below ",
+                                                   options_.num_trainers, " trainers"));
+  return absl::OkStatus();
+}
+
+// ---- Pulls -------------------------------------------------------------------------------------
+
+absl::Status Shard::PullSparse(const PullSparseRequest& req, PullSparseResponse* resp) {
+  TANDEM_ASSIGN_OR_RETURN(TableEntry * t, FindTable(req.table_id(), TableConfig::SPARSE));
+  const uint64_t salt = TableSalt(t->config.name());
+  for (uint64_t key : req.keys())
+    if (ShardOfKey(key, salt, options_.num_shards) != options_.shard)
+      return absl::InvalidArgumentError(
+          absl::StrCat("pull: key ", key, " of table '", t->config.name(), "' belongs to shard ",
+                       ShardOfKey(key, salt, options_.num_shards), ", not ", options_.shard));
+  resp->set_version(version());
+  const size_t n = static_cast<size_t>(req.keys_size()) * t->config.dim();
+  resp->mutable_values()->Resize(static_cast<int>(n), 0.0f);
+  t->sparse->Pull(absl::MakeConstSpan(req.keys().data(), req.keys_size()),
+                  absl::MakeSpan(resp->mutable_values()->mutable_data(), n));
+  return absl::OkStatus();
+}
+
+absl::Status Shard::PullDense(const PullDenseRequest& req, PullDenseResponse* resp) {
+  TANDEM_ASSIGN_OR_RETURN(TableEntry * t, FindTable(req.table_id(), TableConfig::DENSE));
+  size_t total = 0;
+  for (uint32_t b : req.block_ids()) {
+    if (!t->dense->Owns(b))
+      return absl::InvalidArgumentError(absl::StrCat("pull: block ", b, " of table '",
+                                                     t->config.name(), "' is not on shard ",
+                                                     options_.shard));
+    total += t->dense->BlockLength(b);
+  }
+  if (total > std::numeric_limits<int>::max() / 2)
+    return absl::InvalidArgumentError("pull: too many blocks in one request");
+  resp->set_version(version());
+  resp->mutable_values()->Resize(static_cast<int>(total), 0.0f);
+  float* out = resp->mutable_values()->mutable_data();
+  for (uint32_t b : req.block_ids()) {
+    const uint32_t len = t->dense->BlockLength(b);
+    t->dense->Pull(b, absl::MakeSpan(out, len));
+    out += len;
+  }
+  return absl::OkStatus();
+}
+
+// ---- Pushes ------------------------------------------------------------------------------------
+
+void Shard::NoteFirstStepLocked(uint64_t step) {
+  if (!awaiting_first_step_) return;
+  awaiting_first_step_ = false;
+  if (step > version_) {
+    steps_lost_ += step - version_;
+    version_ = step;
+  }
+}
+
+Shard::PendingStep& Shard::PendingLocked(uint64_t step) {
+  PendingStep& p = pending_[step];
+  if (p.seqs.empty()) {
+    p.seqs.resize(options_.num_trainers);
+    p.arrived.assign(options_.num_trainers, false);
+  }
+  return p;
+}
+
+bool Shard::TryApplyLocked() {
+  bool any = false;
+  const float scale = 1.0f / static_cast<float>(options_.num_trainers);
+  while (true) {
+    auto it = pending_.find(version_);
+    if (it == pending_.end()) {
+      // No push and no barrier for this step yet: it can only complete if every rank has
+      // already moved past it (after a restart).
+      bool all_past = true;
+      for (uint32_t r = 0; r < options_.num_trainers; ++r)
+        all_past &= seen_rank_[r] && newest_step_[r] > version_;
+      if (!all_past) break;
+      ++version_;
+      any = true;
+      continue;
+    }
+    PendingStep& p = it->second;
+    bool ready = true;
+    for (uint32_t r = 0; r < options_.num_trainers; ++r)
+      ready &= p.arrived[r] || (seen_rank_[r] && newest_step_[r] > version_);
+    if (!ready) break;
+    std::shared_lock<std::shared_mutex> tables_lock(tables_mu_);
+    for (auto& [table_id, pt] : p.tables) {
+      auto t = tables_.find(table_id);
+      if (t == tables_.end()) continue;  // cannot happen: pushes validated the table
+      if (t->second->sparse) {
+        t->second->sparse->Apply(pt.keys, pt.grads, scale);
+      } else {
+        for (size_t i = 0; i < pt.keys.size(); ++i) {
+          const uint32_t block = static_cast<uint32_t>(pt.keys[i]);
+          t->second->dense->Apply(
+              block,
+              absl::MakeConstSpan(pt.grads.data() + pt.offsets[i],
+                                  t->second->dense->BlockLength(block)),
+              scale);
+        }
+      }
+    }
+    pending_.erase(it);
+    ++version_;
+    any = true;
+  }
+  return any;
+}
+
+absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
+                         const std::function<void(PendingTable&)>& accumulate,
+                         const std::function<void()>& apply, PushResponse* resp) {
+  uint64_t new_version = 0;
+  bool advanced = false;
+  resp->Clear();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    const uint64_t before = version_;
+    NoteFirstStepLocked(h.step());
+    if (!seen_rank_[h.rank()] || h.step() > newest_step_[h.rank()])
+      newest_step_[h.rank()] = h.step();
+    seen_rank_[h.rank()] = true;
+    if (options_.sync) {
+      if (h.step() < version_) {
+        resp->set_ignored(true);
+      } else {
+        PendingStep& p = PendingLocked(h.step());
+        if (!p.seqs[h.rank()].insert(h.seq()).second) {
+          resp->set_ignored(true);
+        } else {
+          accumulate(p.tables[table_id]);
+        }
+        TryApplyLocked();
+      }
+    } else {
+      if (version_ > h.based_on_version() &&
+          version_ - h.based_on_version() > options_.staleness) {
+        resp->set_dropped_stale(true);
+        ++stale_dropped_;
+      } else {
+        version_ = std::max(version_, h.step() + 1);
+      }
+    }
+    advanced = version_ != before;
+    new_version = version_;
+    resp->set_version(version_);
+    resp->set_steps_lost(steps_lost_);
+  }
+  // Async updates run outside the step lock: rows and blocks have their own locks.
+  if (!options_.sync && !resp->dropped_stale()) apply();
+  if (advanced) {
+    applied_cv_.notify_all();
+    NotifyVersion(new_version);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Shard::PushSparse(const PushSparseRequest& req, PushResponse* resp) {
+  TANDEM_RETURN_IF_ERROR(ValidateHeader(req.header()));
+  TANDEM_ASSIGN_OR_RETURN(TableEntry * t, FindTable(req.table_id(), TableConfig::SPARSE));
+  const uint32_t dim = t->config.dim();
+  if (static_cast<uint64_t>(req.grads_size()) != static_cast<uint64_t>(req.keys_size()) * dim)
+    return absl::InvalidArgumentError(absl::StrCat(
+        "push: table '", t->config.name(), "' has dim ", dim, ": ", req.keys_size(),
+        " keys need ", static_cast<uint64_t>(req.keys_size()) * dim, " gradients, got ",
+        req.grads_size()));
+  const uint64_t salt = TableSalt(t->config.name());
+  for (uint64_t key : req.keys())
+    if (ShardOfKey(key, salt, options_.num_shards) != options_.shard)
+      return absl::InvalidArgumentError(
+          absl::StrCat("push: key ", key, " of table '", t->config.name(), "' belongs to shard ",
+                       ShardOfKey(key, salt, options_.num_shards), ", not ", options_.shard));
+  if (!AllFinite(req.grads().data(), req.grads_size()))
+    return absl::InvalidArgumentError(
+        absl::StrCat("push: table '", t->config.name(), "': gradients must be finite"));
+  const auto keys = absl::MakeConstSpan(req.keys().data(), req.keys_size());
+  const auto grads = absl::MakeConstSpan(req.grads().data(), req.grads_size());
+  return Push(
+      req.header(), req.table_id(),
+      [&](PendingTable& pt) {
+        for (size_t i = 0; i < keys.size(); ++i) {
+          auto [it, inserted] =
+              pt.index.try_emplace(keys[i], static_cast<uint32_t>(pt.keys.size()));
+          const float* g = grads.data() + i * dim;
+          if (inserted) {
+            pt.keys.push_back(keys[i]);
+            pt.grads.insert(pt.grads.end(), g, g + dim);
+          } else {
+            float* acc = pt.grads.data() + static_cast<size_t>(it->second) * dim;
+            for (uint32_t j = 0; j < dim; ++j) acc[j] += g[j];
+          }
+        }
+      },
+      [&] { t->sparse->Apply(keys, grads, 1.0f); }, resp);
+}
+
+absl::Status Shard::PushDense(const PushDenseRequest& req, PushResponse* resp) {
+  TANDEM_RETURN_IF_ERROR(ValidateHeader(req.header()));
+  TANDEM_ASSIGN_OR_RETURN(TableEntry * t, FindTable(req.table_id(), TableConfig::DENSE));
+  uint64_t total = 0;
+  absl::flat_hash_set<uint32_t> seen;
+  for (uint32_t b : req.block_ids()) {
+    if (!t->dense->Owns(b))
+      return absl::InvalidArgumentError(absl::StrCat("push: block ", b, " of table '",
+                                                     t->config.name(), "' is not on shard ",
+                                                     options_.shard));
+    if (!seen.insert(b).second)
+      return absl::InvalidArgumentError(absl::StrCat("push: block ", b, " repeated"));
+    total += t->dense->BlockLength(b);
+  }
+  if (total != static_cast<uint64_t>(req.grads_size()))
+    return absl::InvalidArgumentError(absl::StrCat("push: table '", t->config.name(), "': ",
+                                                   req.block_ids_size(), " blocks need ", total,
+                                                   " gradients, got ", req.grads_size()));
+  if (!AllFinite(req.grads().data(), req.grads_size()))
+    return absl::InvalidArgumentError(
+        absl::StrCat("push: table '", t->config.name(), "': gradients must be finite"));
+  const float* grads = req.grads().data();
+  return Push(
+      req.header(), req.table_id(),
+      [&](PendingTable& pt) {
+        size_t offset = 0;
+        for (uint32_t b : req.block_ids()) {
+          const uint32_t len = t->dense->BlockLength(b);
+          auto [it, inserted] = pt.index.try_emplace(b, static_cast<uint32_t>(pt.keys.size()));
+          if (inserted) {
+            pt.keys.push_back(b);
+            pt.offsets.push_back(static_cast<uint32_t>(pt.grads.size()));
+            pt.grads.insert(pt.grads.end(), grads + offset, grads + offset + len);
+          } else {
+            float* acc = pt.grads.data() + pt.offsets[it->second];
+            for (uint32_t j = 0; j < len; ++j) acc[j] += grads[offset + j];
+          }
+          offset += len;
+        }
+      },
+      [&] {
+        size_t offset = 0;
+        for (uint32_t b : req.block_ids()) {
+          const uint32_t len = t->dense->BlockLength(b);
+          t->dense->Apply(b, absl::MakeConstSpan(grads + offset, len), 1.0f);
+          offset += len;
+        }
+      },
+      resp);
+}
+
+// ---- Barrier -----------------------------------------------------------------------------------
+
+absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadline,
+                                StepBarrierResponse* resp) {
+  if (req.rank() >= options_.num_trainers)
+    return absl::InvalidArgumentError(absl::StrCat("barrier: rank ", req.rank(),
+                                                   " is not below ", options_.num_trainers,
+                                                   " trainers"));
+  uint64_t new_version = 0;
+  bool advanced = false;
+  absl::Status result = absl::OkStatus();
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (shutdown_) return absl::UnavailableError("shard is shutting down");
+    if (options_.sync) {
+      const uint64_t before = version_;
+      NoteFirstStepLocked(req.step());
+      if (!seen_rank_[req.rank()] || req.step() > newest_step_[req.rank()])
+        newest_step_[req.rank()] = req.step();
+      seen_rank_[req.rank()] = true;
+      if (req.step() >= version_) {
+        PendingStep& p = PendingLocked(req.step());
+        const size_t have = p.seqs[req.rank()].size();
+        if (have < req.num_pushes()) {
+          result = absl::FailedPreconditionError(absl::StrCat(
+              "barrier: shard ", options_.shard, " has ", have, " of the ", req.num_pushes(),
+              " pushes of rank ", req.rank(), " for step ", req.step(), " (it restarted?)"));
+        } else {
+          p.arrived[req.rank()] = true;
+          TryApplyLocked();
+        }
+      }
+      advanced = version_ != before;
+      new_version = version_;
+      if (advanced) applied_cv_.notify_all();
+      if (result.ok()) {
+        const auto done = [&] { return version_ > req.step() || shutdown_; };
+        while (!done()) {
+          if (applied_cv_.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now())) ==
+                  std::cv_status::timeout &&
+              absl::Now() >= deadline)
+            break;
+        }
+        if (version_ <= req.step())
+          result = shutdown_ ? absl::UnavailableError("shard is shutting down")
+                             : absl::DeadlineExceededError(absl::StrCat(
+                                   "barrier: step ", req.step(), " not complete on shard ",
+                                   options_.shard, " (waiting for other trainers)"));
+      }
+    }
+    resp->set_version(version_);
+    resp->set_steps_lost(steps_lost_);
+  }
+  if (advanced) NotifyVersion(new_version);
+  return result;
+}
+
+// ---- Status and checkpoints --------------------------------------------------------------------
+
+void Shard::FillStatus(StatusResponse* resp) const {
+  resp->set_shard(options_.shard);
+  resp->set_num_shards(options_.num_shards);
+  resp->set_sync_mode(options_.sync);
+  resp->set_num_trainers(options_.num_trainers);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    resp->set_version(version_);
+    resp->set_steps_lost(steps_lost_);
+    resp->set_restored_version(restored_version_);
+    resp->set_stale_dropped(stale_dropped_);
+  }
+  std::shared_lock<std::shared_mutex> lock(tables_mu_);
+  for (const auto& [id, t] : tables_) {
+    TableStatus* s = resp->add_tables();
+    s->set_id(id);
+    s->set_name(t->config.name());
+    s->set_kind(t->config.kind());
+    if (t->sparse) {
+      s->set_rows(t->sparse->rows());
+      s->set_floats(t->sparse->rows() * t->config.dim());
+    } else {
+      s->set_rows(t->dense->owned_blocks());
+      s->set_floats(t->dense->owned_floats());
+    }
+  }
+}
+
+ShardState Shard::Snapshot() const {
+  ShardState state;
+  state.shard = options_.shard;
+  state.num_shards = options_.num_shards;
+  // Holding the step lock keeps sync steps from being applied while tables are copied.
+  std::lock_guard<std::mutex> lock(mu_);
+  state.version = version_;
+  state.steps_lost = steps_lost_;
+  std::shared_lock<std::shared_mutex> tables_lock(tables_mu_);
+  for (const auto& [id, t] : tables_) {
+    ShardState::Table table;
+    table.config = t->config;
+    table.data = t->sparse ? t->sparse->Snapshot() : t->dense->Snapshot();
+    state.tables.push_back(std::move(table));
+  }
+  return state;
+}
+
+absl::Status Shard::Restore(const ShardState& state) {
+  if (state.shard != options_.shard || state.num_shards != options_.num_shards)
+    return absl::InvalidArgumentError(
+        absl::StrCat("checkpoint belongs to shard ", state.shard, " of ", state.num_shards,
+                     ", this is shard ", options_.shard, " of ", options_.num_shards));
+  std::map<uint32_t, std::unique_ptr<TableEntry>> tables;
+  for (const ShardState::Table& st : state.tables) {
+    TANDEM_RETURN_IF_ERROR(ValidateConfig(st.config), "checkpoint");
+    auto entry = std::make_unique<TableEntry>();
+    entry->config = st.config;
+    const Optimizer opt = *Optimizer::FromConfig(st.config.optimizer());
+    if (st.config.kind() == TableConfig::SPARSE) {
+      entry->sparse = std::make_unique<SparseTable>(st.config, opt);
+      TANDEM_RETURN_IF_ERROR(entry->sparse->Restore(st.data), "checkpoint");
+    } else {
+      entry->dense =
+          std::make_unique<DenseTable>(st.config, opt, options_.shard, options_.num_shards);
+      TANDEM_RETURN_IF_ERROR(entry->dense->Restore(st.data), "checkpoint");
+    }
+    if (!tables.emplace(st.config.id(), std::move(entry)).second)
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoint declares table ", st.config.id(), " twice"));
+  }
+  {
+    std::unique_lock<std::shared_mutex> lock(tables_mu_);
+    tables_ = std::move(tables);
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  version_ = state.version;
+  restored_version_ = state.version;
+  steps_lost_ = state.steps_lost;
+  awaiting_first_step_ = true;
+  pending_.clear();
+  return absl::OkStatus();
+}
+
+}  // namespace tandem::pserver

@@ -1,0 +1,149 @@
+// One parameter-server shard: its tables and the step protocol (sync barrier or bounded-staleness
+// async), independent of gRPC so that it can be tested directly. PServerService (service.h) puts
+// authentication, limits and metrics in front of it.
+//
+// Sync mode: pushes of step t are summed into a pending buffer; step t is applied (sum / W, with
+// the table's optimizer) once every trainer called StepBarrier(t) or moved past t, and only then
+// does StepBarrier(t) return. version() is the number of the next step to apply.
+// Async mode: a push is applied on arrival unless version() - based_on_version > staleness, in
+// which case it is dropped and counted; version() is 1 + the newest step pushed.
+// After a (re)start, the first step a trainer reports fast-forwards the shard to that step; the
+// skipped steps are "lost" (their updates are missing from this shard) and counted.
+//
+// Thread-safety: all methods are thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "pserver/table.h"
+#include "proto/pserver.pb.h"
+
+namespace tandem::pserver {
+
+struct ShardOptions {
+  uint32_t shard = 0;         // REQUIRES: < num_shards
+  uint32_t num_shards = 1;    // REQUIRES: > 0
+  uint32_t num_trainers = 1;  // W; REQUIRES: > 0
+  bool sync = true;
+  uint64_t staleness = 4;     // async: the largest accepted version - based_on_version
+  // Limits on what clients may declare (INVALID_ARGUMENT beyond them).
+  uint32_t max_tables = 1024;
+  uint32_t max_dim = 1 << 16;
+  uint64_t max_dense_size = uint64_t{1} << 32;
+  uint32_t max_block_size = 1 << 22;
+};
+
+// Everything a checkpoint holds.
+struct ShardState {
+  uint32_t shard = 0;
+  uint32_t num_shards = 1;
+  uint64_t version = 0;
+  uint64_t steps_lost = 0;
+  struct Table {
+    TableConfig config;
+    TableSnapshot data;
+  };
+  std::vector<Table> tables;
+};
+
+class Shard {
+ public:
+  explicit Shard(const ShardOptions& options);
+  ~Shard();
+
+  absl::Status RegisterTable(const RegisterTableRequest& req, RegisterTableResponse* resp);
+  absl::Status PullSparse(const PullSparseRequest& req, PullSparseResponse* resp);
+  absl::Status PushSparse(const PushSparseRequest& req, PushResponse* resp);
+  absl::Status PullDense(const PullDenseRequest& req, PullDenseResponse* resp);
+  absl::Status PushDense(const PushDenseRequest& req, PushResponse* resp);
+  // Sync: blocks until req.step is applied, `deadline` passes (DEADLINE_EXCEEDED) or Shutdown()
+  // (UNAVAILABLE). FAILED_PRECONDITION when this shard has fewer than req.num_pushes of the
+  // rank's pushes for the step (it restarted): the client re-sends them and retries.
+  absl::Status StepBarrier(const StepBarrierRequest& req, absl::Time deadline,
+                           StepBarrierResponse* resp);
+  void FillStatus(StatusResponse* resp) const;
+
+  // A consistent copy (sync: between steps; async: each row/block consistent).
+  ShardState Snapshot() const;
+  // Replaces tables and version with a checkpoint's. INVALID_ARGUMENT when it belongs to another
+  // shard layout or its data does not match its table declarations.
+  absl::Status Restore(const ShardState& state);
+
+  // Wakes every StepBarrier waiter with UNAVAILABLE; later barriers fail at once.
+  void Shutdown();
+
+  // Called (outside locks) whenever version() advances.
+  void SetVersionListener(std::function<void(uint64_t)> listener);
+
+  uint64_t version() const;
+  uint64_t steps_lost() const;
+  uint64_t restored_version() const;
+  const ShardOptions& options() const { return options_; }
+
+ private:
+  struct TableEntry {
+    TableConfig config;
+    std::unique_ptr<SparseTable> sparse;
+    std::unique_ptr<DenseTable> dense;
+  };
+  struct PendingTable {
+    absl::flat_hash_map<uint64_t, uint32_t> index;  // sparse key (or dense block) -> slot
+    std::vector<uint64_t> keys;
+    std::vector<float> grads;  // slot-major, row/block width floats per slot
+    std::vector<uint32_t> offsets;  // dense: start of each slot in grads
+  };
+  struct PendingStep {
+    absl::flat_hash_map<uint32_t, PendingTable> tables;
+    std::vector<absl::flat_hash_set<uint32_t>> seqs;  // per rank
+    std::vector<bool> arrived;                        // per rank: StepBarrier called
+  };
+
+  // The table `id`, or NOT_FOUND (the client re-registers on NOT_FOUND after a restart).
+  absl::StatusOr<TableEntry*> FindTable(uint32_t id, TableConfig::Kind kind) const;
+  absl::Status ValidateConfig(const TableConfig& config) const;
+  absl::Status ValidateHeader(const PushHeader& header) const;
+  // Under mu_: fast-forwards on the first step seen after start-up.
+  void NoteFirstStepLocked(uint64_t step);
+  PendingStep& PendingLocked(uint64_t step);
+  // Under mu_: applies every pending step whose barrier is complete; returns true if any.
+  bool TryApplyLocked();
+  // Common push logic; `accumulate` adds the gradients to a pending table (sync), `apply`
+  // applies them to the table (async).
+  absl::Status Push(const PushHeader& header, uint32_t table_id,
+                    const std::function<void(PendingTable&)>& accumulate,
+                    const std::function<void()>& apply, PushResponse* resp);
+  void NotifyVersion(uint64_t version);
+
+  const ShardOptions options_;
+
+  mutable std::shared_mutex tables_mu_;
+  std::map<uint32_t, std::unique_ptr<TableEntry>> tables_;  // GUARDED_BY(tables_mu_)
+
+  mutable std::mutex mu_;  // the step protocol
+  std::condition_variable applied_cv_;
+  uint64_t version_ = 0;            // GUARDED_BY(mu_)
+  uint64_t steps_lost_ = 0;         // GUARDED_BY(mu_)
+  uint64_t restored_version_ = 0;   // GUARDED_BY(mu_)
+  bool awaiting_first_step_ = true; // GUARDED_BY(mu_)
+  bool shutdown_ = false;           // GUARDED_BY(mu_)
+  std::vector<uint64_t> newest_step_;             // per rank; GUARDED_BY(mu_)
+  std::vector<bool> seen_rank_;                   // per rank; GUARDED_BY(mu_)
+  std::map<uint64_t, PendingStep> pending_;       // GUARDED_BY(mu_)
+  uint64_t stale_dropped_ = 0;                    // GUARDED_BY(mu_)
+  std::function<void(uint64_t)> listener_;        // GUARDED_BY(mu_)
+};
+
+}  // namespace tandem::pserver

@@ -1,0 +1,421 @@
+// Shard logic without gRPC: placement, initializers, optimizers, the sync barrier, async
+// staleness, restart fast-forward, validation, and checkpoint files.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "pserver/initializer.h"
+#include "pserver/optimizer.h"
+#include "pserver/placement.h"
+#include "pserver/shard.h"
+#include "pserver/shard_checkpoint.h"
+
+namespace tandem::pserver {
+namespace {
+
+TableConfig SparseConfig(uint32_t id, const std::string& name, uint32_t dim,
+                         OptimizerConfig::Kind opt = OptimizerConfig::SGD, float lr = 1.0f) {
+  TableConfig c;
+  c.set_id(id);
+  c.set_name(name);
+  c.set_kind(TableConfig::SPARSE);
+  c.set_dim(dim);
+  c.mutable_init()->set_kind(Initializer::CONSTANT);
+  c.mutable_init()->set_value(1.0f);
+  c.mutable_optimizer()->set_kind(opt);
+  c.mutable_optimizer()->set_learning_rate(lr);
+  return c;
+}
+
+// Keys of table `name` that shard `shard` of `n` owns.
+std::vector<uint64_t> OwnedKeys(const std::string& name, uint32_t shard, uint32_t n, int count) {
+  std::vector<uint64_t> keys;
+  const uint64_t salt = TableSalt(name);
+  for (uint64_t k = 0; static_cast<int>(keys.size()) < count; ++k)
+    if (ShardOfKey(k, salt, n) == shard) keys.push_back(k);
+  return keys;
+}
+
+// ---- Placement ---------------------------------------------------------------------------------
+
+TEST(PlacementTest, DefaultBlockSizeFollowsPaddlesRule) {
+  struct Case {
+    uint64_t size;
+    uint32_t shards;
+    uint32_t want;
+  } cases[] = {
+      {1000, 1, 1024},                  // never below 1024
+      {uint64_t{1} << 20, 1, 1 << 14},  // bits(2^20) = 21 -> 2^14: 64 blocks
+      {uint64_t{1} << 24, 4, 1 << 16},  // 2^22 per shard -> bits 23 -> 2^16
+      {uint64_t{1} << 40, 1, 1 << 22},  // capped at 2^22
+  };
+  for (const Case& c : cases)
+    EXPECT_EQ(DefaultBlockSize(c.size, c.shards), c.want) << c.size << " / " << c.shards;
+}
+
+TEST(PlacementTest, SmallIntegerKeysSpreadEvenlyAndNotInRanges) {
+  const uint32_t n = 4;
+  const uint64_t salt = TableSalt("emb");
+  std::vector<int> load(n, 0);
+  int runs = 0;  // adjacent keys on the same shard
+  for (uint64_t k = 0; k < 20000; ++k) {
+    ++load[ShardOfKey(k, salt, n)];
+    if (k > 0 && ShardOfKey(k, salt, n) == ShardOfKey(k - 1, salt, n)) ++runs;
+  }
+  for (int l : load) EXPECT_NEAR(l, 5000, 400);
+  // Contiguous ranges would make almost every neighbour share a shard; a hash makes it ~1/n.
+  EXPECT_LT(runs, 20000 / 2);
+  // Another table's salt moves keys.
+  int same = 0;
+  for (uint64_t k = 0; k < 1000; ++k)
+    same += ShardOfKey(k, salt, n) == ShardOfKey(k, TableSalt("other"), n);
+  EXPECT_LT(same, 500);
+}
+
+// ---- Initializers ------------------------------------------------------------------------------
+
+TEST(InitializerTest, DeterministicPerRowAndColumn) {
+  Initializer init;
+  init.set_kind(Initializer::UNIFORM);
+  init.set_low(-0.5f);
+  init.set_high(0.5f);
+  init.set_seed(7);
+  ASSERT_TRUE(ValidateInitializer(init).ok());
+  std::vector<float> a(8), b(8);
+  InitializeRow(init, 42, absl::MakeSpan(a));
+  InitializeRow(init, 42, absl::MakeSpan(b));
+  EXPECT_EQ(a, b);
+  InitializeRow(init, 43, absl::MakeSpan(b));
+  EXPECT_NE(a, b);
+  for (float v : a) {
+    EXPECT_GE(v, -0.5f);
+    EXPECT_LT(v, 0.5f);
+  }
+  init.set_kind(Initializer::NORMAL);
+  init.set_mean(1.0f);
+  init.set_stddev(2.0f);
+  double sum = 0, sq = 0;
+  const int n = 20000;
+  for (int i = 0; i < n; ++i) {
+    const double v = InitialValue(init, i, 0);
+    sum += v;
+    sq += v * v;
+  }
+  const double mean = sum / n, var = sq / n - mean * mean;
+  EXPECT_NEAR(mean, 1.0, 0.05);
+  EXPECT_NEAR(std::sqrt(var), 2.0, 0.05);
+}
+
+TEST(InitializerTest, RejectsBadConfigs) {
+  Initializer init;
+  EXPECT_FALSE(ValidateInitializer(init).ok());  // kind unset
+  init.set_kind(Initializer::UNIFORM);
+  init.set_low(1);
+  init.set_high(1);
+  EXPECT_FALSE(ValidateInitializer(init).ok());
+  init.set_kind(Initializer::NORMAL);
+  init.set_stddev(-1);
+  EXPECT_FALSE(ValidateInitializer(init).ok());
+  init.set_kind(Initializer::CONSTANT);
+  init.set_value(NAN);
+  EXPECT_FALSE(ValidateInitializer(init).ok());
+}
+
+// ---- Optimizers: three updates against a double-precision reference ----------------------------
+
+TEST(OptimizerTest, MatchesReferenceFormulas) {
+  struct Case {
+    OptimizerConfig::Kind kind;
+    const char* name;
+  } cases[] = {{OptimizerConfig::SGD, "sgd"},
+               {OptimizerConfig::MOMENTUM, "momentum"},
+               {OptimizerConfig::ADAGRAD, "adagrad"},
+               {OptimizerConfig::ADAM, "adam"}};
+  const float grads[3][2] = {{0.5f, -1.0f}, {0.25f, 2.0f}, {-0.75f, 0.1f}};
+  for (const Case& c : cases) {
+    OptimizerConfig config;
+    config.set_kind(c.kind);
+    config.set_learning_rate(0.1f);
+    config.set_momentum(0.9f);
+    config.set_weight_decay(0.01f);
+    config.set_initial_accumulator(0.1f);
+    auto opt = Optimizer::FromConfig(config);
+    ASSERT_TRUE(opt.ok()) << c.name << ": " << opt.status();
+    std::vector<float> w = {1.0f, -2.0f};
+    std::vector<float> state(2 * opt->StateSlots());
+    opt->InitState(state.data(), 2);
+    double rw[2] = {1.0, -2.0}, s1[2] = {0, 0}, s2[2] = {0, 0};
+    if (c.kind == OptimizerConfig::ADAGRAD) s1[0] = s1[1] = 0.1;
+    for (int t = 0; t < 3; ++t) {
+      opt->Apply(w.data(), state.data(), grads[t], 2, 1.0f, t);
+      for (int i = 0; i < 2; ++i) {
+        const double g = grads[t][i] + 0.01 * rw[i];
+        switch (c.kind) {
+          case OptimizerConfig::SGD:
+            rw[i] -= 0.1 * g;
+            break;
+          case OptimizerConfig::MOMENTUM:
+            s1[i] = 0.9 * s1[i] + g;
+            rw[i] -= 0.1 * s1[i];
+            break;
+          case OptimizerConfig::ADAGRAD:
+            s1[i] += g * g;
+            rw[i] -= 0.1 * g / (std::sqrt(s1[i]) + 1e-10);
+            break;
+          default: {
+            s1[i] = 0.9 * s1[i] + 0.1 * g;
+            s2[i] = 0.999 * s2[i] + 0.001 * g * g;
+            const double mh = s1[i] / (1 - std::pow(0.9, t + 1));
+            const double vh = s2[i] / (1 - std::pow(0.999, t + 1));
+            rw[i] -= 0.1 * mh / (std::sqrt(vh) + 1e-8);
+          }
+        }
+      }
+    }
+    for (int i = 0; i < 2; ++i) EXPECT_NEAR(w[i], rw[i], 1e-5) << c.name << " element " << i;
+  }
+}
+
+TEST(OptimizerTest, RejectsOutOfRange) {
+  OptimizerConfig c;
+  c.set_kind(OptimizerConfig::SGD);
+  EXPECT_FALSE(Optimizer::FromConfig(c).ok());  // learning rate 0
+  c.set_learning_rate(0.1f);
+  EXPECT_TRUE(Optimizer::FromConfig(c).ok());
+  c.set_kind(OptimizerConfig::MOMENTUM);
+  c.set_momentum(1.5f);
+  EXPECT_FALSE(Optimizer::FromConfig(c).ok());
+  c.set_kind(static_cast<OptimizerConfig::Kind>(99));
+  EXPECT_FALSE(Optimizer::FromConfig(c).ok());
+}
+
+// ---- Shard protocol ----------------------------------------------------------------------------
+
+PushSparseRequest SparsePush(uint32_t rank, uint64_t step, uint32_t seq,
+                             const std::vector<uint64_t>& keys, const std::vector<float>& grads,
+                             uint64_t based_on = 0) {
+  PushSparseRequest r;
+  r.mutable_header()->set_rank(rank);
+  r.mutable_header()->set_step(step);
+  r.mutable_header()->set_seq(seq);
+  r.mutable_header()->set_based_on_version(based_on);
+  r.set_table_id(1);
+  for (uint64_t k : keys) r.add_keys(k);
+  for (float g : grads) r.add_grads(g);
+  return r;
+}
+
+std::vector<float> Pull(Shard& shard, const std::vector<uint64_t>& keys) {
+  PullSparseRequest req;
+  req.set_table_id(1);
+  for (uint64_t k : keys) req.add_keys(k);
+  PullSparseResponse resp;
+  EXPECT_TRUE(shard.PullSparse(req, &resp).ok());
+  return {resp.values().begin(), resp.values().end()};
+}
+
+Shard MakeShard(bool sync, uint32_t trainers, uint64_t staleness = 4) {
+  ShardOptions o;
+  o.num_trainers = trainers;
+  o.sync = sync;
+  o.staleness = staleness;
+  return Shard(o);
+}
+
+void Register(Shard& shard, const TableConfig& c) {
+  RegisterTableRequest req;
+  *req.mutable_table() = c;
+  RegisterTableResponse resp;
+  ASSERT_TRUE(shard.RegisterTable(req, &resp).ok());
+}
+
+absl::Status Barrier(Shard& shard, uint32_t rank, uint64_t step, uint32_t pushes,
+                     absl::Duration timeout = absl::Seconds(10)) {
+  StepBarrierRequest req;
+  req.set_rank(rank);
+  req.set_step(step);
+  req.set_num_pushes(pushes);
+  StepBarrierResponse resp;
+  return shard.StepBarrier(req, absl::Now() + timeout, &resp);
+}
+
+TEST(ShardTest, SyncAppliesStepOnlyWhenAllTrainersArrived) {
+  Shard shard = MakeShard(/*sync=*/true, /*trainers=*/2);
+  Register(shard, SparseConfig(1, "emb", 2));
+  PushResponse pr;
+  // Rank 0 pushes key 5 twice in one request (summed) and key 9.
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 0, 0, {5, 9, 5}, {1, 2, 3, 4, 5, 6}), &pr).ok());
+  EXPECT_EQ(Pull(shard, {5, 9}), (std::vector<float>{1, 1, 1, 1}));  // nothing applied yet
+  absl::Status rank0;
+  std::thread waiter([&] { rank0 = Barrier(shard, 0, 0, 1); });
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 0, 0, {5}, {2, 2}), &pr).ok());
+  // A repeated (rank, step, seq) is ignored.
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 0, 0, {5}, {100, 100}), &pr).ok());
+  EXPECT_TRUE(pr.ignored());
+  EXPECT_EQ(shard.version(), 0u);
+  ASSERT_TRUE(Barrier(shard, 1, 0, 1).ok());
+  waiter.join();
+  ASSERT_TRUE(rank0.ok()) << rank0;
+  EXPECT_EQ(shard.version(), 1u);
+  // key 5: 1 - (1+5+2)/2 = -3, 1 - (2+6+2)/2 = -4; key 9: 1 - 3/2, 1 - 4/2.
+  EXPECT_EQ(Pull(shard, {5, 9}), (std::vector<float>{-3, -4, -0.5f, -1}));
+  // A push for an applied step is ignored.
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 0, 1, {5}, {1, 1}), &pr).ok());
+  EXPECT_TRUE(pr.ignored());
+}
+
+TEST(ShardTest, SyncBarrierReportsMissingPushesAndTimesOut) {
+  Shard shard = MakeShard(true, 2);
+  Register(shard, SparseConfig(1, "emb", 1));
+  EXPECT_EQ(Barrier(shard, 0, 0, 2).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Barrier(shard, 0, 0, 0, absl::Milliseconds(50)).code(),
+            absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(Barrier(shard, 7, 0, 0).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ShardTest, AsyncDropsStaleGradients) {
+  Shard shard = MakeShard(/*sync=*/false, 2, /*staleness=*/2);
+  Register(shard, SparseConfig(1, "emb", 1));
+  PushResponse pr;
+  for (uint64_t step = 0; step < 5; ++step) {
+    ASSERT_TRUE(shard.PushSparse(SparsePush(0, step, 0, {3}, {1}, step), &pr).ok());
+    EXPECT_FALSE(pr.dropped_stale());
+  }
+  EXPECT_EQ(shard.version(), 5u);
+  EXPECT_EQ(Pull(shard, {3}), (std::vector<float>{-4}));
+  // Rank 1 computed on version 2: 5 - 2 = 3 > 2, dropped; on version 3: accepted.
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 2, 0, {3}, {10}, 2), &pr).ok());
+  EXPECT_TRUE(pr.dropped_stale());
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 3, 0, {3}, {10}, 3), &pr).ok());
+  EXPECT_FALSE(pr.dropped_stale());
+  EXPECT_EQ(Pull(shard, {3}), (std::vector<float>{-14}));
+  StatusResponse status;
+  shard.FillStatus(&status);
+  EXPECT_EQ(status.stale_dropped(), 1u);
+}
+
+TEST(ShardTest, RejectsMalformedRequests) {
+  ShardOptions o;
+  o.shard = 0;
+  o.num_shards = 2;
+  o.num_trainers = 1;
+  Shard shard(o);
+  Register(shard, SparseConfig(1, "emb", 2));
+  const uint64_t mine = OwnedKeys("emb", 0, 2, 1)[0];
+  const uint64_t theirs = OwnedKeys("emb", 1, 2, 1)[0];
+  PushResponse pr;
+  EXPECT_EQ(shard.PushSparse(SparsePush(0, 0, 0, {mine}, {1}), &pr).code(),
+            absl::StatusCode::kInvalidArgument);  // dim 2 needs 2 floats
+  EXPECT_EQ(shard.PushSparse(SparsePush(0, 0, 0, {theirs}, {1, 1}), &pr).code(),
+            absl::StatusCode::kInvalidArgument);  // not this shard's key
+  EXPECT_EQ(shard.PushSparse(SparsePush(0, 0, 0, {mine}, {NAN, 1}), &pr).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(shard.PushSparse(SparsePush(3, 0, 0, {mine}, {1, 1}), &pr).code(),
+            absl::StatusCode::kInvalidArgument);  // rank >= trainers
+  PushSparseRequest unknown = SparsePush(0, 0, 0, {mine}, {1, 1});
+  unknown.set_table_id(9);
+  EXPECT_EQ(shard.PushSparse(unknown, &pr).code(), absl::StatusCode::kNotFound);
+  RegisterTableRequest reg;
+  RegisterTableResponse rr;
+  *reg.mutable_table() = SparseConfig(2, "big", 1u << 30);
+  EXPECT_EQ(shard.RegisterTable(reg, &rr).code(), absl::StatusCode::kInvalidArgument);
+  *reg.mutable_table() = SparseConfig(1, "emb", 3);  // same id, other declaration
+  EXPECT_EQ(shard.RegisterTable(reg, &rr).code(), absl::StatusCode::kAlreadyExists);
+  *reg.mutable_table() = SparseConfig(1, "emb", 2);  // identical: idempotent
+  EXPECT_TRUE(shard.RegisterTable(reg, &rr).ok());
+  EXPECT_FALSE(rr.created());
+  PullDenseRequest dense;
+  dense.set_table_id(1);
+  PullDenseResponse dr;
+  EXPECT_EQ(shard.PullDense(dense, &dr).code(), absl::StatusCode::kInvalidArgument);  // sparse
+}
+
+TEST(ShardTest, RestoreFastForwardsAndCountsLostSteps) {
+  Shard shard = MakeShard(true, 1);
+  Register(shard, SparseConfig(1, "emb", 1));
+  PushResponse pr;
+  for (uint64_t step = 0; step < 3; ++step) {
+    ASSERT_TRUE(shard.PushSparse(SparsePush(0, step, 0, {4}, {1}), &pr).ok());
+    ASSERT_TRUE(Barrier(shard, 0, step, 1).ok());
+  }
+  const ShardState saved = shard.Snapshot();
+  EXPECT_EQ(saved.version, 3u);
+  Shard restarted = MakeShard(true, 1);
+  ASSERT_TRUE(restarted.Restore(saved).ok());
+  EXPECT_EQ(Pull(restarted, {4}), (std::vector<float>{-2}));
+  // The trainer had reached step 6: steps 3, 4 and 5 are lost on this shard.
+  ASSERT_TRUE(restarted.PushSparse(SparsePush(0, 6, 0, {4}, {1}), &pr).ok());
+  EXPECT_EQ(pr.steps_lost(), 3u);
+  ASSERT_TRUE(Barrier(restarted, 0, 6, 1).ok());
+  EXPECT_EQ(restarted.version(), 7u);
+  EXPECT_EQ(Pull(restarted, {4}), (std::vector<float>{-3}));
+  // A snapshot of another layout is refused.
+  ShardOptions other;
+  other.shard = 1;
+  other.num_shards = 2;
+  Shard wrong(other);
+  EXPECT_FALSE(wrong.Restore(saved).ok());
+}
+
+TEST(ShardCheckpointTest, RoundTripAndFallBackToOlderFile) {
+  const std::string dir = std::filesystem::temp_directory_path() /
+                          ("pserver_ckpt_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  ShardOptions o;
+  o.num_trainers = 1;
+  Shard shard(o);
+  Register(shard, SparseConfig(1, "emb", 3, OptimizerConfig::ADAM, 0.1f));
+  TableConfig dense;
+  dense.set_id(2);
+  dense.set_name("fc");
+  dense.set_kind(TableConfig::DENSE);
+  dense.set_size(3000);
+  dense.set_block_size(1024);
+  dense.mutable_init()->set_kind(Initializer::UNIFORM);
+  dense.mutable_init()->set_low(-1);
+  dense.mutable_init()->set_high(1);
+  dense.mutable_optimizer()->set_kind(OptimizerConfig::MOMENTUM);
+  dense.mutable_optimizer()->set_learning_rate(0.1f);
+  dense.mutable_optimizer()->set_momentum(0.5f);
+  Register(shard, dense);
+  PushResponse pr;
+  // Keys above 2^53 (and one with a NaN-like bit pattern) must survive the file exactly.
+  const std::vector<uint64_t> keys = {1, 0xFFFFFFFFFFFFFFF1ull, 0x7FF8000000000001ull};
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 0, 0, keys, {1, 2, 3, 4, 5, 6, 7, 8, 9}), &pr).ok());
+  ASSERT_TRUE(Barrier(shard, 0, 0, 1).ok());
+  ShardCheckpointer ckpt(dir, 0, 2);
+  auto first = ckpt.Write(shard.Snapshot());
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 1, 0, keys, {1, 1, 1, 1, 1, 1, 1, 1, 1}), &pr).ok());
+  ASSERT_TRUE(Barrier(shard, 0, 1, 1).ok());
+  auto second = ckpt.Write(shard.Snapshot());
+  ASSERT_TRUE(second.ok());
+  auto loaded = ckpt.LoadLatest();
+  ASSERT_TRUE(loaded.ok() && loaded->has_value()) << loaded.status();
+  EXPECT_EQ((*loaded)->version, 2u);
+  Shard restored(o);
+  ASSERT_TRUE(restored.Restore(**loaded).ok());
+  EXPECT_EQ(Pull(restored, keys), Pull(shard, keys));
+  const ShardState a = shard.Snapshot(), b = restored.Snapshot();
+  ASSERT_EQ(a.tables.size(), b.tables.size());
+  for (size_t i = 0; i < a.tables.size(); ++i) {
+    EXPECT_EQ(std::set<uint64_t>(a.tables[i].data.keys.begin(), a.tables[i].data.keys.end()),
+              std::set<uint64_t>(b.tables[i].data.keys.begin(), b.tables[i].data.keys.end()));
+    EXPECT_EQ(a.tables[i].data.counts.size(), b.tables[i].data.counts.size());
+  }
+  // Truncate the newest file: loading falls back to the older checkpoint.
+  std::filesystem::resize_file(*second, std::filesystem::file_size(*second) / 2);
+  loaded = ckpt.LoadLatest();
+  ASSERT_TRUE(loaded.ok() && loaded->has_value()) << loaded.status();
+  EXPECT_EQ((*loaded)->version, 1u);
+  // Keep: only the newest 2 files remain after a third write.
+  ASSERT_TRUE(ckpt.Write(shard.Snapshot()).ok());
+  EXPECT_EQ(ckpt.List().size(), 2u);
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tandem::pserver
