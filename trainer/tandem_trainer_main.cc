@@ -4,16 +4,42 @@
 //
 // Prints progress lines and, last, a summary of key=value pairs:
 //   test_accuracy=0.9102 test_loss=0.2511 ... examples_per_sec=1234.5 wall_s=150.20
-// Exit codes: 0 trained; 1 training failed; 2 bad flags or an invalid manifest.
+// With TANDEM_WORLD_SIZE > 1 it is one rank of a data-parallel job (docs/data-parallel.md):
+// it meets its peers (TANDEM_PEERS, TANDEM_RANK) and trains on its shard with averaged gradients.
+// With TANDEM_EVENTS=1 it also prints `@tandem {json}` event lines (docs/local-run.md).
+// Exit codes: 0 trained; 1 training failed; 2 bad flags or an invalid manifest; 75 a peer died,
+// stalled or never came up (restart from the last checkpoint: trainer/collective/exit_codes.h).
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
+#include <memory>
 
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/metrics_endpoint.h"
 #include "common/yaml_json.h"
+#include "trainer/collective/exit_codes.h"
+#include "trainer/engine/data_parallel.h"
+#include "trainer/engine/events.h"
 #include "trainer/engine/trainer.h"
 #include "trainer/model/trainer_spec.h"
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+std::atomic<bool> g_training{false};
+
+// Before training there is nothing to save: leave at once (a rendezvous may wait minutes).
+void OnStopSignal(int) {
+  if (!g_training.load()) ::_exit(128 + SIGTERM);
+  g_stop.store(true);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"tandem-trainer: trains a TrainingJob's model in one process (one worker's trainer)"};
@@ -40,8 +66,18 @@ int main(int argc, char** argv) {
   app.add_flag("--resume,!--no-resume", resume, "Resume from the newest checkpoint (default on)");
   int64_t max_steps = 0;
   app.add_option("--max-steps", max_steps, "Stop after this many steps (0: all passes)");
+  std::string output_dir;
+  app.add_option("--output-dir", output_dir,
+                 "Where rank 0 writes the final model (default $TANDEM_OUTPUT_DIR; empty: nowhere)");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
   tandem::InitLogging("trainer");
+  // SIGTERM (tandem run's Ctrl-C, a pod's eviction) or SIGINT: checkpoint after the current step
+  // and exit 143.
+  struct sigaction sa {};
+  sa.sa_handler = OnStopSignal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGTERM, &sa, nullptr);
+  ::sigaction(SIGINT, &sa, nullptr);
 
   if (metrics_port == -1) {
     if (const char* env = std::getenv("TANDEM_METRICS_PORT"); env != nullptr && *env != '\0')
@@ -50,6 +86,24 @@ int main(int argc, char** argv) {
   if (checkpoint_dir.empty()) {
     if (const char* env = std::getenv("TANDEM_CHECKPOINT_DIR"); env != nullptr) checkpoint_dir = env;
   }
+  if (output_dir.empty()) {
+    if (const char* env = std::getenv("TANDEM_OUTPUT_DIR"); env != nullptr) output_dir = env;
+  }
+  if (threads == -1) {
+    if (const char* env = std::getenv("TANDEM_THREADS"); env != nullptr && *env != '\0')
+      threads = std::atoi(env);
+  }
+  int world_size = 1;
+  if (const char* env = std::getenv("TANDEM_WORLD_SIZE"); env != nullptr && *env != '\0') {
+    world_size = std::atoi(env);
+    if (world_size < 1) {
+      std::cerr << "tandem-trainer: TANDEM_WORLD_SIZE: must be an integer >= 1, got '" << env
+                << "'" << std::endl;
+      return 2;
+    }
+  }
+  const char* events_env = std::getenv("TANDEM_EVENTS");
+  const bool events_on = events_env != nullptr && std::string(events_env) == "1";
 
   auto docs = tandem::YamlFileToJson(job_path);
   if (!docs.ok()) {
@@ -88,6 +142,30 @@ int main(int argc, char** argv) {
   if (job.contains("metadata") && job["metadata"].is_object() &&
       job["metadata"].value("name", nlohmann::json()).is_string())
     name = job["metadata"]["name"].get<std::string>();
+  // Data-parallel: meet the peers before the (long) data loading, so that a missing peer is
+  // reported early; the rendezvous waits TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S for them.
+  std::unique_ptr<tandem::trainer::DataParallel> parallel;
+  if (world_size > 1) {
+    auto sync = tandem::trainer::ParseSyncOptions(job["spec"]);
+    if (!sync.ok()) {
+      std::cerr << "tandem-trainer: " << job_path << ": " << sync.status().message() << std::endl;
+      return 2;
+    }
+    auto dp = tandem::trainer::DataParallel::ConnectFromEnv(*sync);
+    if (!dp.ok()) {
+      const int code = tandem::collective::ExitCodeFor(dp.status());
+      std::cerr << "tandem-trainer: cannot join the data-parallel ring: " << dp.status().message()
+                << (code == tandem::collective::kPeerFailureExitCode
+                        ? " (exit 75: retry from the last checkpoint)"
+                        : "")
+                << std::endl;
+      return code == tandem::collective::kPeerFailureExitCode ? code : 2;
+    }
+    parallel = std::move(*dp);
+  }
+  std::unique_ptr<tandem::trainer::EventReporter> events;
+  if (events_on) events = std::make_unique<tandem::trainer::EventReporter>(&std::cout);
+
   tandem::trainer::TrainOptions options;
   options.job = name;
   options.log = &std::cout;
@@ -96,11 +174,36 @@ int main(int argc, char** argv) {
   options.checkpoint_every = checkpoint_every;
   options.resume = resume;
   options.max_steps = max_steps;
+  options.parallel = parallel.get();
+  options.events = events.get();
+  options.output_dir = output_dir;
+  options.stop = &g_stop;
+  g_training.store(true);
   auto result = tandem::trainer::Train(*spec, options);
   if (!result.ok()) {
+    if (tandem::collective::IsPeerFailure(result.status())) {
+      std::cerr << "tandem-trainer: a peer failed (exit 75: restart from the last checkpoint): "
+                << result.status().message() << std::endl;
+      return tandem::collective::kPeerFailureExitCode;
+    }
+    if (absl::IsCancelled(result.status())) {
+      std::cerr << "tandem-trainer: " << result.status().message() << std::endl;
+      return 128 + SIGTERM;
+    }
     std::cerr << "tandem-trainer: " << result.status().message() << std::endl;
     return 1;
   }
   std::cout << result->SummaryLine() << std::endl;
+  if (events) {
+    auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
+    events->Emit({{"event", "summary"},
+                  {"test_accuracy", number(result->test_accuracy)},
+                  {"test_loss", number(result->test_loss)},
+                  {"train_loss", number(result->train_loss)},
+                  {"examples_per_sec", number(result->examples_per_sec)},
+                  {"wall_s", result->wall_seconds},
+                  {"steps", result->steps},
+                  {"parameters", result->parameters}});
+  }
   return 0;
 }

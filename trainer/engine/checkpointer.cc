@@ -101,9 +101,11 @@ absl::Status Checkpointer::Save(int64_t step, Network& net, Optimizer& optimizer
 }
 
 absl::StatusOr<std::optional<int64_t>> Checkpointer::LoadLatest(Network& net,
-                                                               Optimizer& optimizer) {
+                                                               Optimizer& optimizer,
+                                                               int64_t max_step) {
   auto files = ListCheckpoints(dir_);
   for (auto it = files.rbegin(); it != files.rend(); ++it) {
+    if (it->first > max_step) continue;
     const std::string& path = it->second;
     std::ifstream in(path, std::ios::binary);
     std::stringstream ss;

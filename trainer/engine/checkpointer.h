@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -25,8 +26,11 @@ class Checkpointer {
   absl::Status Save(int64_t step, Network& net, Optimizer& optimizer);
   // Loads the newest valid checkpoint into `net` and `optimizer`; returns its step, or nullopt
   // when the directory holds none. Corrupt files are skipped with a logged warning; a file that
-  // does not fit the model (other shapes) is an error.
-  absl::StatusOr<std::optional<int64_t>> LoadLatest(Network& net, Optimizer& optimizer);
+  // does not fit the model (other shapes) is an error. Files of steps above `max_step` are not
+  // considered (data-parallel ranks agreeing on a step that all of them have).
+  absl::StatusOr<std::optional<int64_t>> LoadLatest(
+      Network& net, Optimizer& optimizer,
+      int64_t max_step = std::numeric_limits<int64_t>::max());
   const std::string& last_path() const { return last_path_; }
 
  private:

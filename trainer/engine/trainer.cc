@@ -14,6 +14,8 @@
 #include "trainer/data/dataset.h"
 #include "trainer/engine/batch_feeder.h"
 #include "trainer/engine/checkpointer.h"
+#include "trainer/engine/data_parallel.h"
+#include "trainer/engine/events.h"
 #include "trainer/layers/layer_registry.h"
 #include "trainer/model/model_graph.h"
 #include "trainer/model/network.h"
@@ -114,6 +116,8 @@ std::pair<int64_t, int64_t> CountCorrect(const Network& net) {
 struct EvalResult {
   double loss = std::nan("");
   double accuracy = std::nan("");
+  double loss_sum = 0;  // the totals behind them (data-parallel ranks add theirs up)
+  int64_t examples = 0, correct = 0, scored = 0;
 };
 
 absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, BatchFeeder& feeder,
@@ -132,6 +136,10 @@ absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, Bat
     scored += t;
   }
   EvalResult r;
+  r.loss_sum = loss_sum;
+  r.examples = examples;
+  r.correct = correct;
+  r.scored = scored;
   if (examples > 0) r.loss = loss_sum / examples;
   if (scored > 0) r.accuracy = static_cast<double>(correct) / scored;
   return r;
@@ -189,10 +197,13 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Network> net,
                           Network::Create(std::move(graph), *device, options.seed));
   Optimizer optimizer(spec.optimizer, net->params(), *device);
+  DataParallel* const dp = options.parallel;
+  const int rank = dp != nullptr ? dp->rank() : 0;
+  const int world_size = dp != nullptr ? dp->world_size() : 1;
 
   data::BatchReader reader(train, {.batch_size = spec.data.batch_size,
-                                   .rank = 0,
-                                   .world_size = 1,
+                                   .rank = rank,
+                                   .world_size = world_size,
                                    .shuffle = spec.data.shuffle,
                                    .seed = spec.data.seed,
                                    .prefetch = spec.data.prefetch,
@@ -201,8 +212,8 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   if (test) {
     test_reader = std::make_unique<data::BatchReader>(
         test, data::ReaderOptions{.batch_size = spec.data.batch_size,
-                                  .rank = 0,
-                                  .world_size = 1,
+                                  .rank = rank,
+                                  .world_size = world_size,
                                   .shuffle = false,
                                   .seed = spec.data.seed,
                                   .prefetch = spec.data.prefetch,
@@ -210,12 +221,29 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   }
   BatchFeeder feeder, test_feeder;
 
-  const int64_t steps_per_pass = reader.BatchesPerPass();
+  // Data-parallel ranks all take the same number of steps (a rank whose shard ran out takes empty
+  // ones), since every step is an all-reduce.
+  if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->Attach(*net, reader));
+  const int64_t steps_per_pass = dp != nullptr ? reader.MaxBatchesPerPass() : reader.BatchesPerPass();
   const int64_t total_steps = steps_per_pass * spec.passes;
   int64_t step = 0;
   int64_t start_pass = 0, skip_in_pass = 0;
   Checkpointer checkpointer(options.checkpoint_dir);
-  if (options.resume && !options.checkpoint_dir.empty()) {
+  // Steps this trainer had finished before it was restarted (crash, kill, peer failure).
+  const std::optional<int64_t> steps_before_restart = StepJournal::Read(options.checkpoint_dir);
+  if (dp != nullptr) {
+    TANDEM_ASSIGN_OR_RETURN(
+        std::optional<int64_t> resumed,
+        dp->RestoreCheckpoint(options.checkpoint_dir.empty() ? nullptr : &checkpointer,
+                              options.resume, *net, optimizer, options.seed));
+    if (resumed.has_value()) {
+      step = *resumed;
+      start_pass = step / steps_per_pass;
+      skip_in_pass = step % steps_per_pass;
+      log(absl::StrCat("resumed from step ", step, " (", checkpointer.last_path(),
+                       "), agreed by all ", world_size, " ranks"));
+    }
+  } else if (options.resume && !options.checkpoint_dir.empty()) {
     TANDEM_ASSIGN_OR_RETURN(std::optional<int64_t> resumed, checkpointer.LoadLatest(*net, optimizer));
     if (resumed.has_value()) {
       step = *resumed;
@@ -225,7 +253,19 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     }
   }
 
+  if (steps_before_restart.has_value() && options.resume) {
+    result.resumed_step = step;
+    const int64_t lost = std::max<int64_t>(0, *steps_before_restart - step);
+    // One event per job restart: every rank restarts together, rank 0 speaks for them.
+    if (options.events != nullptr && rank == 0)
+      options.events->Emit({{"event", "resumed"}, {"step", step}, {"lostSteps", lost}});
+    if (lost > 0) log(absl::StrCat(lost, " steps done before the restart are trained again"));
+  }
+  TANDEM_ASSIGN_OR_RETURN(StepJournal journal, StepJournal::Open(options.checkpoint_dir));
+  journal.Record(step);
+
   double train_seconds = 0;
+  const data::Batch empty_batch{};  // a data-parallel rank whose shard ran out steps with this
   for (int64_t pass = start_pass; pass < spec.passes; ++pass) {
     m.pass->Set(static_cast<double>(pass));
     reader.StartPass(pass);
@@ -237,19 +277,27 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     while (true) {
       const Clock::time_point t0 = Clock::now();
       const data::Batch* batch = reader.Next();
-      if (batch == nullptr) break;
-      if (in_pass++ < skip_in_pass) continue;  // resuming inside this pass: same order, skip
-      if (batch->size == 0) continue;
-      TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, *net), "training data, pass ", pass,
-                             " batch ", batch->index);
-      StepContext ctx{.training = true, .step = static_cast<uint64_t>(step), .seed = options.seed};
-      const double loss = net->Forward(ctx);
-      if (!std::isfinite(loss)) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("training diverged: loss is ", loss, " at step ", step,
-                         " (lower spec.optimizer.learningRate)"));
+      if (batch == nullptr) {
+        if (dp == nullptr || in_pass >= steps_per_pass) break;
+        batch = &empty_batch;
       }
-      net->Backward(ctx);
+      if (in_pass++ < skip_in_pass) continue;  // resuming inside this pass: same order, skip
+      if (batch->size == 0 && dp == nullptr) continue;
+      if (dp != nullptr) dp->BeginStep(in_pass - 1, batch->size);
+      double loss = 0;
+      if (batch->size > 0) {
+        TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, *net), "training data, pass ", pass,
+                               " batch ", batch->index);
+        StepContext ctx{.training = true, .step = static_cast<uint64_t>(step), .seed = options.seed};
+        loss = net->Forward(ctx);
+        if (!std::isfinite(loss)) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("training diverged: loss is ", loss, " at step ", step,
+                           " (lower spec.optimizer.learningRate)"));
+        }
+        net->Backward(ctx);  // data-parallel: buckets are all-reduced as their gradients finish
+      }
+      if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->FinishGradients(), "step ", step);
       optimizer.Step(step, total_steps);
       const double dt = Seconds(t0, Clock::now());
       train_seconds += dt;
@@ -258,7 +306,19 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
       m.step_seconds->Observe(dt);
       m.steps->Inc();
       m.examples->Inc(batch->size);
-      auto [c, t] = CountCorrect(*net);
+      auto [c, t] = batch->size > 0 ? CountCorrect(*net) : std::pair<int64_t, int64_t>{0, 0};
+      journal.Record(step);
+      if (options.events != nullptr) {
+        options.events->OnStep({.pass = pass,
+                                .passes = spec.passes,
+                                .step_in_pass = in_pass,
+                                .steps_per_pass = steps_per_pass,
+                                .loss_sum = loss * batch->size,
+                                .examples = batch->size,
+                                .correct = c,
+                                .scored = t,
+                                .seconds = dt});
+      }
       interval_correct += c;
       interval_scored += t;
       pass_loss += loss * batch->size;
@@ -271,11 +331,12 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
         const double acc =
             interval_scored > 0 ? static_cast<double>(interval_correct) / interval_scored : 0;
         m.examples_per_sec->Set(eps);
-        m.loss->Set(interval_loss / interval_examples);
+        m.loss->Set(interval_examples > 0 ? interval_loss / interval_examples : 0.0);
         m.accuracy->Set(acc);
         m.learning_rate->Set(optimizer.LearningRate(step - 1, total_steps));
         log(absl::StrFormat("pass %d step %d/%d loss %.4f accuracy %.4f lr %.5g examples/s %.0f",
-                            pass + 1, in_pass, steps_per_pass, interval_loss / interval_examples,
+                            pass + 1, in_pass, steps_per_pass,
+                            interval_examples > 0 ? interval_loss / interval_examples : 0.0,
                             acc, optimizer.LearningRate(step - 1, total_steps), eps));
         interval_loss = 0;
         interval_examples = interval_correct = interval_scored = 0;
@@ -286,12 +347,27 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
           step % options.checkpoint_every == 0) {
         TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
       }
+      if (options.stop != nullptr && options.stop->load(std::memory_order_relaxed)) {
+        if (!options.checkpoint_dir.empty())
+          TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+        return absl::CancelledError(absl::StrCat(
+            "stopped at step ", step,
+            options.checkpoint_dir.empty() ? "" : absl::StrCat(" (checkpoint ", checkpointer.last_path(), ")")));
+      }
       if (options.max_steps > 0 && step >= options.max_steps) break;
     }
     skip_in_pass = 0;
     if (pass_examples > 0) result.train_loss = pass_loss / pass_examples;
     if (test_reader) {
       TANDEM_ASSIGN_OR_RETURN(EvalResult ev, Evaluate(*net, *test_reader, test_feeder, options.seed));
+      if (dp != nullptr) {  // each rank evaluated its shard of the test set
+        const std::vector<double> local = {ev.loss_sum, static_cast<double>(ev.examples),
+                                           static_cast<double>(ev.correct),
+                                           static_cast<double>(ev.scored)};
+        TANDEM_ASSIGN_OR_RETURN(std::vector<double> sums, dp->SumAcrossRanks(local));
+        ev.loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
+        ev.accuracy = sums[3] > 0 ? sums[2] / sums[3] : std::nan("");
+      }
       result.test_loss = ev.loss;
       result.test_accuracy = ev.accuracy;
       m.test_loss->Set(ev.loss);
@@ -311,6 +387,22 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   result.steps = step;
   result.train_seconds = train_seconds;
   result.examples_per_sec = train_seconds > 0 ? result.examples / train_seconds : 0;
+  if (dp != nullptr) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> examples, dp->AllGather(result.examples));
+    TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> micros,
+                            dp->AllGather(static_cast<int64_t>(train_seconds * 1e6)));
+    int64_t all_examples = 0, slowest = 0;
+    for (int r = 0; r < world_size; ++r) {
+      all_examples += examples[r];
+      slowest = std::max(slowest, micros[r]);
+    }
+    result.examples_per_sec = slowest > 0 ? all_examples / (slowest * 1e-6) : 0;
+  }
+  if (!options.output_dir.empty() && rank == 0) {
+    Checkpointer model_writer(options.output_dir, /*keep=*/1);
+    TANDEM_RETURN_IF_ERROR(model_writer.Save(step, *net, optimizer), "writing the final model");
+    log(absl::StrCat("final model: ", model_writer.last_path()));
+  }
   result.wall_seconds = Seconds(start, Clock::now());
   result.final_parameters.assign(net->parameter_arena(),
                                  net->parameter_arena() + net->parameter_arena_size());

@@ -7,6 +7,7 @@
 //   std::cout << r.SummaryLine() << "\n";
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
@@ -16,6 +17,9 @@
 #include "trainer/model/trainer_spec.h"
 
 namespace tandem::trainer {
+
+class DataParallel;   // trainer/engine/data_parallel.h
+class EventReporter;  // trainer/engine/events.h
 
 struct TrainOptions {
   std::string job = "local";       // value of the `job` label on metrics
@@ -30,6 +34,15 @@ struct TrainOptions {
   bool resume = false;
   // Stop after this many steps in total (0: run every pass). For tests and resume checks.
   int64_t max_steps = 0;
+  // Data-parallel training with the other ranks of `parallel` (each trains on its shard, gradients
+  // averaged every step, test metrics combined); null: this process trains alone. Not owned.
+  DataParallel* parallel = nullptr;
+  // `@tandem` progress and resumed events for a supervisor; null: none. Not owned.
+  EventReporter* events = nullptr;
+  // Where the final model is written (empty: nowhere). With `parallel`, only rank 0 writes it.
+  std::string output_dir;
+  // Set (by a SIGTERM handler, say): finish the current step, checkpoint, return Cancelled.
+  const std::atomic<bool>* stop = nullptr;
 };
 
 struct TrainResult {
@@ -40,7 +53,8 @@ struct TrainResult {
   int64_t examples = 0;        // training examples processed
   double train_seconds = 0;    // time in training steps (data wait included, evaluation not)
   double wall_seconds = 0;     // whole run, loading included
-  double examples_per_sec = 0;
+  double examples_per_sec = 0;  // data-parallel: every rank's examples over the slowest's time
+  int64_t resumed_step = -1;    // the checkpoint step training resumed from (-1: fresh start)
   int threads = 0;
   int64_t parameters = 0;
   std::vector<float> final_parameters;  // copy of the dense parameter arena (for tests)

@@ -1,0 +1,227 @@
+#include "trainer/engine/data_parallel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/logging.h"
+#include "common/status.h"
+
+namespace tandem::trainer {
+
+absl::StatusOr<SyncOptions> ParseSyncOptions(const nlohmann::json& spec) {
+  SyncOptions o;
+  if (!spec.is_object() || !spec.contains("sync")) return o;
+  const nlohmann::json& sync = spec["sync"];
+  if (!sync.is_object()) return absl::InvalidArgumentError("spec.sync: must be an object");
+  if (sync.contains("dense")) {
+    if (!sync["dense"].is_string())
+      return absl::InvalidArgumentError("spec.sync.dense: must be a string");
+    const std::string dense = sync["dense"].get<std::string>();
+    if (dense != "ring") {
+      return absl::UnimplementedError(absl::StrCat(
+          "spec.sync.dense: '", dense,
+          "' is not supported by this trainer for data-parallel training; use 'ring'"));
+    }
+  }
+  if (sync.contains("bucketMiB")) {
+    if (!sync["bucketMiB"].is_number() || !(sync["bucketMiB"].get<double>() > 0))
+      return absl::InvalidArgumentError("spec.sync.bucketMiB: must be a number > 0");
+    o.bucket_mib = sync["bucketMiB"].get<double>();
+  }
+  if (sync.contains("compression")) {
+    const nlohmann::json& c = sync["compression"];
+    if (c == "bf16") {
+      o.compression = collective::Compression::kBf16;
+    } else if (c != "none") {
+      return absl::InvalidArgumentError("spec.sync.compression: must be 'none' or 'bf16'");
+    }
+  }
+  return o;
+}
+
+absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::ConnectFromEnv(
+    const SyncOptions& sync) {
+  TANDEM_ASSIGN_OR_RETURN(collective::CommunicatorOptions options,
+                          collective::CommunicatorOptionsFromEnv());
+  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<collective::Communicator> comm,
+                          collective::Communicator::ConnectFromEnv(options));
+  return std::make_unique<DataParallel>(std::move(comm), sync);
+}
+
+DataParallel::DataParallel(std::unique_ptr<collective::Communicator> comm, const SyncOptions& sync)
+    : comm_(std::move(comm)), sync_(sync) {}
+
+DataParallel::~DataParallel() {
+  if (net_ != nullptr) net_->SetGradientsReadyHook(nullptr);
+}
+
+absl::Status DataParallel::Attach(Network& net, const data::BatchReader& reader) {
+  const data::ReaderOptions& ro = reader.options();
+  if (ro.rank != rank() || ro.world_size != world_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the training reader reads shard ", ro.rank, " of ", ro.world_size, ", this trainer is rank ",
+        rank(), " of ", world_size()));
+  }
+  slices_.clear();
+  const float* arena = net.gradient_arena();
+  for (const Param& p : net.params()) {
+    if (p.desc.sparse) {
+      return absl::UnimplementedError(absl::StrCat(
+          "parameter '", p.desc.name, "' is sparse (an embedding table): sparse parameters of a "
+          "data-parallel job go through the pserver, which this trainer does not drive yet"));
+    }
+    if (p.grad.size() == 0) continue;
+    slices_.push_back({static_cast<size_t>(p.grad.data() - arena),
+                       static_cast<size_t>(p.grad.size())});
+  }
+  std::sort(slices_.begin(), slices_.end(),
+            [](const auto& a, const auto& b) { return a.offset < b.offset; });
+  collective::BucketOptions bo;
+  bo.bucket_bytes = static_cast<size_t>(std::max(1.0, sync_.bucket_mib * (1 << 20)));
+  bo.op = collective::ReduceOp::kAverage;
+  bo.compression = sync_.compression;
+  if (net_ != nullptr) net_->SetGradientsReadyHook(nullptr);
+  reducer_.reset();
+  TANDEM_ASSIGN_OR_RETURN(
+      reducer_, collective::BucketedAllReducer::Create(
+                    comm_.get(), net.gradient_arena(),
+                    static_cast<size_t>(net.gradient_arena_size()), slices_, bo));
+  net_ = &net;
+  net.SetGradientsReadyHook(
+      [this](int, int64_t offset, int64_t count) { OnGradientsReady(offset, count); });
+  shard_sizes_.assign(world_size(), 0);
+  for (int r = 0; r < world_size(); ++r) shard_sizes_[r] = reader.ShardSize(r);
+  batch_size_ = ro.batch_size;
+  TANDEM_LOG(info, "data-parallel: rank {} of {}, {} gradient buckets over {} floats{}", rank(),
+             world_size(), reducer_->buckets().size(), net.gradient_arena_size(),
+             sync_.compression == collective::Compression::kBf16 ? ", bf16 on the wire" : "");
+  return absl::OkStatus();
+}
+
+int64_t DataParallel::GlobalBatchSize(int64_t batch_index) const {
+  int64_t n = 0;
+  for (int64_t shard : shard_sizes_)
+    n += std::clamp<int64_t>(shard - batch_index * batch_size_, 0, batch_size_);
+  return n;
+}
+
+void DataParallel::BeginStep(int64_t batch_index, int64_t local_examples) {
+  // The network seeds backward with 1/local_examples; the reducer averages over W ranks. Weighing
+  // each rank by local * W / global makes the average the mean over the global batch. Every batch
+  // is full but the last of a pass, so the factor is 1 on nearly every step.
+  const int64_t global = GlobalBatchSize(batch_index);
+  empty_step_ = local_examples == 0;
+  scale_ = global > 0 ? static_cast<float>(static_cast<double>(local_examples) * world_size() /
+                                           static_cast<double>(global))
+                      : 0.f;
+}
+
+void DataParallel::OnGradientsReady(int64_t offset, int64_t count) {
+  float* arena = net_->gradient_arena();
+  if (scale_ != 1.f) {
+    for (int64_t i = offset; i < offset + count; ++i) arena[i] *= scale_;
+  }
+  auto it = std::lower_bound(slices_.begin(), slices_.end(), static_cast<size_t>(offset),
+                             [](const auto& s, size_t off) { return s.offset < off; });
+  for (; it != slices_.end() && it->offset < static_cast<size_t>(offset + count); ++it)
+    reducer_->MarkReady(static_cast<size_t>(it - slices_.begin()));
+}
+
+absl::Status DataParallel::FinishGradients() {
+  if (empty_step_) {
+    // No batch on this rank: contribute zeros (the others weighted themselves accordingly).
+    net_->device().Fill(net_->gradient_arena_size(), 0.f, net_->gradient_arena());
+  }
+  return reducer_->Wait();
+}
+
+absl::StatusOr<std::vector<double>> DataParallel::GatherDoubles(
+    const std::vector<double>& values) {
+  // W broadcasts: exact (no float rounding on the wire) and small (a few values per rank).
+  const size_t n = values.size();
+  std::vector<double> all(n * world_size());
+  std::copy(values.begin(), values.end(), all.begin() + static_cast<ptrdiff_t>(n) * rank());
+  for (int r = 0; r < world_size(); ++r) {
+    if (n == 0) break;
+    TANDEM_RETURN_IF_ERROR(comm_->Broadcast(all.data() + n * r, n * sizeof(double), r),
+                           "gathering values from rank ", r);
+  }
+  return all;
+}
+
+absl::StatusOr<std::vector<double>> DataParallel::SumAcrossRanks(
+    const std::vector<double>& values) {
+  TANDEM_ASSIGN_OR_RETURN(std::vector<double> all, GatherDoubles(values));
+  std::vector<double> sum(values.size(), 0.0);
+  for (int r = 0; r < world_size(); ++r)
+    for (size_t i = 0; i < values.size(); ++i) sum[i] += all[r * values.size() + i];
+  return sum;
+}
+
+absl::StatusOr<std::vector<int64_t>> DataParallel::AllGather(int64_t value) {
+  double bits;
+  static_assert(sizeof(bits) == sizeof(value));
+  std::memcpy(&bits, &value, sizeof(bits));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<double> all, GatherDoubles({bits}));
+  std::vector<int64_t> out(all.size());
+  for (size_t i = 0; i < all.size(); ++i) std::memcpy(&out[i], &all[i], sizeof(int64_t));
+  return out;
+}
+
+absl::StatusOr<std::optional<int64_t>> DataParallel::RestoreCheckpoint(Checkpointer* checkpointer,
+                                                                       bool resume, Network& net,
+                                                                       Optimizer& optimizer,
+                                                                       uint64_t seed) {
+  std::optional<int64_t> agreed;
+  if (resume && checkpointer != nullptr) {
+    // Each rank loads its newest checkpoint not above `bound`; while the ranks disagree, the bound
+    // drops to the oldest step loaded. It strictly decreases, so this ends: on a step all ranks
+    // have, or with some rank having none (everyone starts fresh).
+    int64_t bound = std::numeric_limits<int64_t>::max();
+    while (true) {
+      TANDEM_ASSIGN_OR_RETURN(std::optional<int64_t> loaded,
+                              checkpointer->LoadLatest(net, optimizer, bound));
+      TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> steps, AllGather(loaded.value_or(-1)));
+      const int64_t lo = *std::min_element(steps.begin(), steps.end());
+      const int64_t hi = *std::max_element(steps.begin(), steps.end());
+      if (lo == hi) {
+        if (lo >= 0) agreed = lo;
+        break;
+      }
+      if (lo < 0) {
+        TANDEM_LOG(warn, "data-parallel: some rank has no checkpoint (steps by rank: {}); every "
+                         "rank starts from scratch",
+                   absl::StrJoin(steps, ","));
+        net.InitParameters(seed);
+        for (Tensor* t : optimizer.State()) net.device().Fill(t->size(), 0.f, t->data());
+        optimizer.set_updates(0);
+        break;
+      }
+      TANDEM_LOG(info, "data-parallel: ranks hold different checkpoints (steps by rank: {}); "
+                       "looking for step {} or older",
+                 absl::StrJoin(steps, ","), lo);
+      bound = lo;
+    }
+  }
+  TANDEM_RETURN_IF_ERROR(SyncState(net, optimizer));
+  return agreed;
+}
+
+absl::Status DataParallel::SyncState(Network& net, Optimizer& optimizer) {
+  TANDEM_RETURN_IF_ERROR(
+      comm_->Broadcast(net.parameter_arena(), net.parameter_arena_size() * sizeof(float), 0),
+      "broadcasting rank 0's parameters");
+  for (Tensor* t : optimizer.State()) {
+    TANDEM_RETURN_IF_ERROR(comm_->Broadcast(t->data(), t->size() * sizeof(float), 0),
+                           "broadcasting rank 0's optimizer state");
+  }
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> updates, AllGather(optimizer.updates()));
+  optimizer.set_updates(updates[0]);
+  return absl::OkStatus();
+}
+
+}  // namespace tandem::trainer

@@ -1,0 +1,115 @@
+// Data-parallel training across W trainer processes (one per worker), over the ring all-reduce of
+// trainer/collective. Train() (trainer.h) drives it through a handful of calls; this class owns
+// everything that crosses process boundaries.
+//
+//   TANDEM_ASSIGN_OR_RETURN(auto dp, DataParallel::ConnectFromEnv(sync));  // TANDEM_PEERS...
+//   TrainOptions options;  options.parallel = dp.get();
+//   TANDEM_ASSIGN_OR_RETURN(TrainResult r, Train(spec, options));
+//   // a peer that died or stalled: r.status() is a peer failure -> exit 75 (exit_codes.h)
+//
+// What it guarantees, with every rank running the same spec:
+// - Same start: after RestoreCheckpoint() every rank holds rank 0's parameters and optimizer
+//   state (SyncState broadcasts them), whether the job starts fresh or resumes.
+// - Same resume point: ranks agree on the newest checkpoint step that every rank has (each rank
+//   keeps its own checkpoint folder, as pods do); a rank without it falls back with the others.
+// - Averaged gradients: each rank trains on its shard (BatchReader with rank/world); the gradient
+//   arena is cut into buckets (BucketedAllReducer), each bucket all-reduced as soon as backward
+//   has produced its last gradient, overlapping communication with the rest of backward.
+//   FinishGradients() waits for every bucket before the optimizer step. Shards that give a rank a
+//   short (or no) batch are weighted by their example counts, so a step's gradient is the mean
+//   over every example of the global batch: W ranks with batch B follow 1 rank with batch W*B.
+// - Same evaluation: each rank evaluates its shard of the test set and SumAcrossRanks() combines
+//   the totals, in rank order, so every rank reports bit-identical test metrics.
+// Any collective failure (a peer died, stalled, or never came up) is returned as a Status for which
+// collective::IsPeerFailure() holds, naming the peer; the communicator then stays failed.
+//
+// Not thread-safe: the training thread drives it (the reducer has its own worker thread).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "trainer/collective/bucketed_allreducer.h"
+#include "trainer/collective/communicator.h"
+#include "trainer/data/batch_reader.h"
+#include "trainer/engine/checkpointer.h"
+#include "trainer/model/network.h"
+#include "trainer/optim/optimizer.h"
+
+namespace tandem::trainer {
+
+// spec.sync, as far as dense data-parallel training is concerned.
+struct SyncOptions {
+  double bucket_mib = 4;                                           // spec.sync.bucketMiB
+  collective::Compression compression = collective::Compression::kNone;  // spec.sync.compression
+};
+
+// Reads spec.sync (a TrainingJob spec object; missing fields keep their defaults). Errors name the
+// field. spec.sync.dense must be "ring" (or absent): dense gradients through the pserver are not
+// done by this trainer.
+absl::StatusOr<SyncOptions> ParseSyncOptions(const nlohmann::json& spec);
+
+class DataParallel {
+ public:
+  // Rendezvous with the peers of TANDEM_PEERS / TANDEM_RANK / TANDEM_WORLD_SIZE, with the timeouts
+  // of collective::CommunicatorOptionsFromEnv() (TANDEM_COLLECTIVE_*).
+  static absl::StatusOr<std::unique_ptr<DataParallel>> ConnectFromEnv(const SyncOptions& sync);
+  // Over an existing communicator (tests: threads over loopback).
+  DataParallel(std::unique_ptr<collective::Communicator> comm, const SyncOptions& sync);
+  ~DataParallel();
+
+  int rank() const { return comm_->rank(); }
+  int world_size() const { return comm_->world_size(); }
+  collective::Communicator& communicator() { return *comm_; }
+
+  // Installs the gradients-ready hook on `net` and cuts its gradient arena into buckets.
+  // `reader` is this rank's training reader: its geometry gives every rank's batch sizes.
+  // REQUIRES: `net` and `reader` outlive this object, or Attach is called again.
+  absl::Status Attach(Network& net, const data::BatchReader& reader);
+
+  // Agrees with the other ranks on a checkpoint to resume from and loads it (`checkpointer` is this
+  // rank's; `resume` false: start fresh), then makes every rank's parameters and optimizer state
+  // equal to rank 0's. Returns the agreed step, or nullopt when the job starts from scratch (then
+  // every rank re-initialises from `seed`, discarding whatever it had loaded).
+  absl::StatusOr<std::optional<int64_t>> RestoreCheckpoint(Checkpointer* checkpointer, bool resume,
+                                                           Network& net, Optimizer& optimizer,
+                                                           uint64_t seed);
+  // Broadcasts rank 0's parameter arena, optimizer state and update count to every rank.
+  absl::Status SyncState(Network& net, Optimizer& optimizer);
+
+  // Before this rank's forward pass of the pass's batch `batch_index` (0-based), holding
+  // `local_examples` examples (0: this rank's shard has no batch left; it takes an empty step).
+  void BeginStep(int64_t batch_index, int64_t local_examples);
+  // After backward (or instead of it, for an empty step): waits until every gradient bucket is
+  // averaged across the ranks. Then the optimizer may step.
+  absl::Status FinishGradients();
+
+  // Element-wise sums over the ranks, added in rank order so every rank gets identical values.
+  // REQUIRES: every rank passes the same number of values.
+  absl::StatusOr<std::vector<double>> SumAcrossRanks(const std::vector<double>& values);
+  // Every rank's `value`, in rank order.
+  absl::StatusOr<std::vector<int64_t>> AllGather(int64_t value);
+
+  // The global batch of step `batch_index`: the sum of every rank's batch size.
+  int64_t GlobalBatchSize(int64_t batch_index) const;
+
+ private:
+  void OnGradientsReady(int64_t offset, int64_t count);
+  absl::StatusOr<std::vector<double>> GatherDoubles(const std::vector<double>& values);
+
+  std::unique_ptr<collective::Communicator> comm_;
+  SyncOptions sync_;
+  Network* net_ = nullptr;
+  std::unique_ptr<collective::BucketedAllReducer> reducer_;
+  std::vector<collective::GradientSlice> slices_;  // dense parameters, arena order
+  std::vector<int64_t> shard_sizes_;               // examples per rank per pass
+  int64_t batch_size_ = 0;
+  float scale_ = 1;                                // this step's gradient weight
+  bool empty_step_ = false;
+};
+
+}  // namespace tandem::trainer
