@@ -152,13 +152,13 @@ bool IsRfc3339(const std::string& s) {
          (s.back() == 'Z' || s.back() == 'z' || s.find_first_of("+-", 19) != std::string::npos);
 }
 
-void CheckRange(double v, const FieldSpec& spec, const std::string& path, FieldErrors* errors) {
+// `shown` is the value as written (exact, even for integers a double cannot hold).
+void CheckRange(double v, const std::string& shown, const FieldSpec& spec, const std::string& path,
+                FieldErrors* errors) {
   if (spec.minimum && v < *spec.minimum) {
-    errors->push_back({path, absl::StrCat("must be >= ", FormatNumber(*spec.minimum), ", got ",
-                                          FormatNumber(v))});
+    errors->push_back({path, absl::StrCat("must be >= ", FormatNumber(*spec.minimum), ", got ", shown)});
   } else if (spec.maximum && v > *spec.maximum) {
-    errors->push_back({path, absl::StrCat("must be <= ", FormatNumber(*spec.maximum), ", got ",
-                                          FormatNumber(v))});
+    errors->push_back({path, absl::StrCat("must be <= ", FormatNumber(*spec.maximum), ", got ", shown)});
   }
 }
 
@@ -207,6 +207,12 @@ std::string DescribeValue(const json& v) {
       return json(s).dump(-1, ' ', true, json::error_handler_t::replace);
     }
     case json::value_t::boolean: return v.get<bool>() ? "true" : "false";
+    case json::value_t::number_float: {
+      double d = v.get<double>();
+      if (std::isnan(d)) return ".nan";
+      if (std::isinf(d)) return d > 0 ? ".inf" : "-.inf";
+      return v.dump();
+    }
     default: return v.dump(-1, ' ', true, json::error_handler_t::replace);
   }
 }
@@ -256,20 +262,21 @@ void CheckAgainstSchema(const json& value, const FieldSpec& spec, const std::str
       if (value.is_number_float()) {
         double d = value.get<double>();
         if (!std::isfinite(d) || d != std::floor(d)) return wrong_type("an integer");
-        return CheckRange(d, spec, path, errors);
+        return CheckRange(d, DescribeValue(value), spec, path, errors);
       }
       if (value.is_number_unsigned()) {
-        if (value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) return wrong_type("an integer");
-        return CheckRange(static_cast<double>(value.get<uint64_t>()), spec, path, errors);
+        if (value.get<uint64_t>() > static_cast<uint64_t>(INT64_MAX))
+          return wrong_type("an integer of at most 64 bits");
+        return CheckRange(static_cast<double>(value.get<uint64_t>()), DescribeValue(value), spec, path, errors);
       }
       if (!value.is_number_integer()) return wrong_type("an integer");
-      return CheckRange(static_cast<double>(value.get<int64_t>()), spec, path, errors);
+      return CheckRange(static_cast<double>(value.get<int64_t>()), DescribeValue(value), spec, path, errors);
     }
     case FieldType::kNumber: {
       if (!value.is_number()) return wrong_type("a number");
       double d = value.get<double>();
       if (!std::isfinite(d)) return wrong_type("a finite number");
-      return CheckRange(d, spec, path, errors);
+      return CheckRange(d, DescribeValue(value), spec, path, errors);
     }
     case FieldType::kQuantity: {
       std::string text;

@@ -8,8 +8,10 @@
 #include <cstdlib>
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/metrics_endpoint.h"
@@ -39,6 +41,18 @@ int main(int argc, char** argv) {
   int metrics_port = EnvInt("TANDEM_METRICS_PORT", -1);
   int shard = EnvInt("TANDEM_RANK", 0);
   int num_shards = EnvInt("TANDEM_WORLD_SIZE", 1);
+  // In a job, TANDEM_PSERVERS lists every shard's host:port in shard order: this shard listens on
+  // the port of its own entry, and the list's length is the shard count.
+  const std::vector<std::string> pservers =
+      absl::StrSplit(Env("TANDEM_PSERVERS"), ',', absl::SkipEmpty());
+  if (!pservers.empty()) {
+    num_shards = static_cast<int>(pservers.size());
+    if (shard >= 0 && shard < num_shards) {
+      const std::string& mine = pservers[shard];
+      int p = 0;
+      if (absl::SimpleAtoi(mine.substr(mine.rfind(':') + 1), &p)) port = p;
+    }
+  }
   int trainers = -1;
   std::string mode = "sync";
   int staleness = 4;
@@ -46,12 +60,15 @@ int main(int argc, char** argv) {
   int barrier_timeout_s = 30;
   o.checkpoint_dir = Env("TANDEM_CHECKPOINT_DIR");
   app.add_option("--host", o.host, "Address to listen on")->capture_default_str();
-  app.add_option("--port", port, "gRPC port (0: pick a free one and log it)")
+  app.add_option("--port", port,
+                 "gRPC port (default: this shard's entry in $TANDEM_PSERVERS, else 7070; 0: pick a "
+                 "free one and print it)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
   app.add_option("--shard", shard, "This shard's index (default $TANDEM_RANK)")
       ->check(CLI::Range(0, 1 << 20));
-  app.add_option("--num-shards", num_shards, "Number of shards (default $TANDEM_WORLD_SIZE)")
+  app.add_option("--num-shards", num_shards,
+                 "Number of shards (default: entries in $TANDEM_PSERVERS, else $TANDEM_WORLD_SIZE)")
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--trainers", trainers,
                  "Number of trainers W pushing to this shard (default: --num-shards)")

@@ -289,6 +289,21 @@ absl::Status PServerClient::RegisterTable(const TableConfig& declared) {
     for (uint64_t b = 0; b < blocks; ++b)
       info->blocks_by_shard[ShardOfKey(b, info->salt, n)].push_back(static_cast<uint32_t>(b));
   }
+  // Once per client: every shard must agree with this client on layout and mode, or placement
+  // and the step protocol would silently disagree.
+  if (!layout_checked_.load()) {
+    for (uint32_t shard = 0; shard < n; ++shard) {
+      TANDEM_ASSIGN_OR_RETURN(StatusResponse st, ShardStatus(shard));
+      if (st.shard() != shard || st.num_shards() != n || st.sync_mode() != options_.sync ||
+          options_.rank >= st.num_trainers())
+        return absl::FailedPreconditionError(absl::StrCat(
+            "pserver at ", options_.endpoints[shard], " is shard ", st.shard(), " of ",
+            st.num_shards(), " (", st.sync_mode() ? "sync" : "async", ", ", st.num_trainers(),
+            " trainers), but this client expects shard ", shard, " of ", n, " (",
+            options_.sync ? "sync" : "async", ", rank ", options_.rank, ")"));
+    }
+    layout_checked_ = true;
+  }
   RegisterTableRequest req;
   *req.mutable_table() = config;
   for (uint32_t shard = 0; shard < n; ++shard) {

@@ -107,7 +107,10 @@ class PServerClient {
   ~PServerClient();
 
   // Declares a table on every shard (idempotent; the client re-sends it to a shard that
-  // restarted without it). A DENSE table with block_size 0 gets DefaultBlockSize().
+  // restarted without it). A DENSE table with block_size 0 gets DefaultBlockSize(). The first
+  // call also checks that every endpoint is the shard of that index, of as many shards as
+  // endpoints, in this client's mode, with this client's rank below its trainer count
+  // (FAILED_PRECONDITION otherwise).
   absl::Status RegisterTable(const TableConfig& config);
 
   // Pulls the rows of `ids` (duplicates allowed) of sparse table `table_id` into `batch`.
@@ -198,6 +201,7 @@ class PServerClient {
   std::vector<uint32_t> push_seq_;                 // per shard; GUARDED_BY(push_mu_)
   std::vector<std::deque<PushRequest>> retained_;  // per shard; GUARDED_BY(push_mu_)
 
+  std::atomic<bool> layout_checked_{false};
   std::unique_ptr<std::atomic<uint64_t>[]> rows_;        // per shard
   std::unique_ptr<std::atomic<uint64_t>[]> steps_lost_;  // per shard
 

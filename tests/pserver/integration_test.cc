@@ -355,6 +355,20 @@ TEST(PServerIntegrationTest, WrongOrMissingTokenIsRefusedAndCounted) {
   EXPECT_TRUE(client->RegisterTable(Sparse(1, 1.0f)).ok());
 }
 
+TEST(PServerIntegrationTest, ClientRefusesMismatchedShardLayoutOrMode) {
+  Cluster cluster(2, 2, /*sync=*/true);
+  auto async_client = cluster.Client(0, /*sync=*/false);
+  EXPECT_EQ(async_client->RegisterTable(Sparse(1, 1.0f)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  Cluster swapped(2, 2, true);
+  std::swap(swapped.endpoints[0], swapped.endpoints[1]);  // endpoints in the wrong order
+  EXPECT_EQ(swapped.Client(0, true)->RegisterTable(Sparse(1, 1.0f)).code(),
+            absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(cluster.Client(2, true)->RegisterTable(Sparse(1, 1.0f)).code(),
+            absl::StatusCode::kFailedPrecondition);  // rank 2 of 2 trainers
+  EXPECT_TRUE(cluster.Client(1, true)->RegisterTable(Sparse(1, 1.0f)).ok());
+}
+
 TEST(PServerIntegrationTest, MalformedAndOversizedRequestsAreRefused) {
   Cluster cluster(1, 1, true, 4, /*max_request_bytes=*/1 << 20);
   auto client = cluster.Client(0, true);

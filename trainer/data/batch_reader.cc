@@ -141,12 +141,14 @@ void BatchReader::Fill(const std::vector<int64_t>& order, size_t* position, int6
   examples_read_->Inc(batch->size);
 }
 
-void BatchReader::StartPass(int64_t pass) {
+void BatchReader::StartPass(int64_t pass, int64_t first_batch) {
+  TANDEM_CHECK_GE(first_batch, 0);
   if (options_.prefetch == 0) {
     started_ = true;
     sync_order_ = ShardOrder(dataset_->size(), options_, pass);
-    sync_position_ = 0;
-    sync_index_ = 0;
+    sync_position_ = static_cast<size_t>(std::min<int64_t>(
+        first_batch * options_.batch_size, static_cast<int64_t>(sync_order_.size())));
+    sync_index_ = first_batch;
     pass_ = pass;
     return;
   }
@@ -155,6 +157,7 @@ void BatchReader::StartPass(int64_t pass) {
     started_ = true;
     ++generation_;
     pass_ = pass;
+    first_batch_ = first_batch;
     // Batches of the abandoned pass go back to the pool; the producer notices the new generation
     // before it publishes the batch it may be filling now.
     for (Batch* b : ready_) free_.push_back(b);
@@ -205,11 +208,13 @@ void BatchReader::ProducerLoop() {
     if (stop_) return;
     my_generation = generation_;
     const int64_t pass = pass_;
+    const int64_t first_batch = first_batch_;
     lock.unlock();
     const std::vector<int64_t> order = ShardOrder(dataset_->size(), options_, pass);
     lock.lock();
-    size_t position = 0;
-    int64_t index = 0;
+    size_t position = static_cast<size_t>(std::min<int64_t>(first_batch * options_.batch_size,
+                                                            static_cast<int64_t>(order.size())));
+    int64_t index = first_batch;
     while (position < order.size()) {
       producer_cv_.wait(lock,
                         [&] { return stop_ || generation_ != my_generation || !free_.empty(); });

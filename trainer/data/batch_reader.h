@@ -68,8 +68,11 @@ class BatchReader {
   BatchReader(const BatchReader&) = delete;
   BatchReader& operator=(const BatchReader&) = delete;
 
-  // Begins pass `pass` (any order; passes may be repeated, e.g. to resume from a checkpoint).
-  void StartPass(int64_t pass);
+  // Begins pass `pass` (any order; passes may be repeated) at batch `first_batch` of it: resuming
+  // from a checkpoint taken after k batches of a pass, StartPass(pass, k) yields exactly the
+  // batches an uninterrupted run would have read next, without reading the skipped ones.
+  // REQUIRES: first_batch >= 0 (past the end: the pass is empty).
+  void StartPass(int64_t pass, int64_t first_batch = 0);
   // The next batch of the current pass, or nullptr when the pass is over. The batch stays valid
   // until the next call to Next() or StartPass(). REQUIRES: StartPass() was called.
   const Batch* Next();
@@ -118,6 +121,7 @@ class BatchReader {
   uint64_t generation_ = 0;              // GUARDED_BY(mu_): bumped by StartPass
   uint64_t done_generation_ = 0;         // GUARDED_BY(mu_): producer finished this generation
   int64_t pass_ = 0;                     // GUARDED_BY(mu_)
+  int64_t first_batch_ = 0;              // GUARDED_BY(mu_)
   std::vector<Batch*> free_;             // GUARDED_BY(mu_)
   std::deque<Batch*> ready_;             // GUARDED_BY(mu_)
   Batch* held_ = nullptr;                // GUARDED_BY(mu_): the batch the consumer holds

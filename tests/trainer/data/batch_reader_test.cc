@@ -151,6 +151,31 @@ TEST(BatchReaderTest, StartPassMidPassRestartsCleanly) {
   EXPECT_EQ(ReadPass(reader, 5), BatchReader::ShardOrder(1000, reader.options(), 5));
 }
 
+TEST(BatchReaderTest, ResumeMidPassYieldsTheRemainingBatches) {
+  auto ds = std::make_shared<CountingDataset>(103);
+  for (int prefetch : {0, 2}) {
+    ReaderOptions o{.batch_size = 10, .rank = 1, .world_size = 2, .seed = 4, .prefetch = prefetch};
+    BatchReader full(ds, o);
+    full.StartPass(3);
+    std::vector<std::vector<int64_t>> expected;
+    while (const Batch* b = full.Next()) {
+      expected.emplace_back(b->example_ids.begin(), b->example_ids.begin() + b->size);
+    }
+    ASSERT_EQ(expected.size(), 6u);  // 51 examples: 5 full batches and one of 1
+    BatchReader resumed(ds, o);
+    resumed.StartPass(3, 4);
+    std::vector<std::vector<int64_t>> rest;
+    int64_t index = 4;
+    while (const Batch* b = resumed.Next()) {
+      EXPECT_EQ(b->index, index++);
+      rest.emplace_back(b->example_ids.begin(), b->example_ids.begin() + b->size);
+    }
+    EXPECT_EQ(rest, std::vector<std::vector<int64_t>>(expected.begin() + 4, expected.end()));
+    resumed.StartPass(3, 99);  // past the end: nothing
+    EXPECT_EQ(resumed.Next(), nullptr);
+  }
+}
+
 TEST(BatchReaderTest, DestroyMidPassDoesNotHang) {
   auto ds = std::make_shared<CountingDataset>(100000);
   for (int prefetch : {0, 1, 2, 8}) {
