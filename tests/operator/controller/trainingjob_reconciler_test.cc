@@ -104,7 +104,10 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   f.cache.Put(kube::kTrainingJobs, Job("a", {}, {{"phase", "Queued"}}));
   ReconcileResult r = f.reconciler.Schedule();
   ASSERT_TRUE(r.error.ok()) << r.error;
-  EXPECT_EQ(f.api.Summary(), (Calls{"update_status trainingjobs default/a"}));
+  EXPECT_EQ(f.api.Summary(), (Calls{"update_status trainingjobs default/a", "update_status queues team-a"}));
+  json qs = f.api.LastStatus("queues");
+  EXPECT_EQ(qs["admittedJobs"], 1);
+  EXPECT_EQ(qs["usage"]["nvidia.com/gpu"], "2");
   json st = f.api.LastStatus();
   EXPECT_EQ(st["phase"], "Admitted");
   EXPECT_EQ(st["placement"], json({"n1", "n1"}));
