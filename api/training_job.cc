@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -41,9 +42,6 @@ void DefaultRole(RoleSpec* r, const char* cpu, const char* memory) {
     r->resources.requests[kResourceCpu] = *Quantity::Parse(cpu);
   if (!r->resources.requests.count(kResourceMemory))
     r->resources.requests[kResourceMemory] = *Quantity::Parse(memory);
-  if (r->threads == 0) {
-    r->threads = std::max<int64_t>(1, r->resources.requests[kResourceCpu].value());
-  }
 }
 
 void ValidateRole(const RoleSpec& r, const std::string& path, FieldErrors* errors) {
@@ -81,6 +79,26 @@ void ValidateRole(const RoleSpec& r, const std::string& path, FieldErrors* error
                        absl::StrCat("must be at least 16Mi, got ", mem->second.text(),
                                     " (memory is in bytes: did you mean ", mem->second.text(), "Mi?)")});
   }
+}
+
+// A cross-field problem that merely follows from one already reported (the field itself, a
+// parent that had the wrong type, or the field it is compared with) is not worth a line.
+bool FollowsFromReported(const std::string& path, const std::set<std::string>& reported) {
+  static const std::map<std::string, std::vector<std::string>> kComparedWith = {
+      {"spec.workers.minCount", {"spec.workers.count"}},
+      {"spec.workers.maxCount", {"spec.workers.count"}},
+      {"spec.sync.mode", {"spec.sync.dense"}},
+  };
+  for (const std::string& r : reported) {
+    if (path == r) return true;
+    if (path.size() > r.size() && path.compare(0, r.size(), r) == 0 && (path[r.size()] == '.' || path[r.size()] == '['))
+      return true;
+    if (r.empty()) return true;  // the whole document is malformed
+  }
+  if (auto it = kComparedWith.find(path); it != kComparedWith.end())
+    for (const std::string& other : it->second)
+      if (reported.count(other)) return true;
+  return false;
 }
 
 std::string FormatPercent(double p) { return absl::StrFormat("%.0f%%", p); }
@@ -198,7 +216,7 @@ TrainingJob ParseTrainingJob(const json& object, FieldErrors* errors) {
   std::set<std::string> reported;
   for (size_t i = first_error; i < errors->size(); ++i) reported.insert((*errors)[i].path);
   for (FieldError& e : ValidateTrainingJob(job))
-    if (!reported.count(e.path)) errors->push_back(std::move(e));
+    if (!FollowsFromReported(e.path, reported)) errors->push_back(std::move(e));
 
   // The trainer's own validation of its sections.
   const json spec_json = SpecToJson(job.spec);
@@ -326,6 +344,12 @@ json ToJson(const TrainingJob& job) {
   json st = StatusToJson(job.status);
   if (!st.empty()) j["status"] = std::move(st);
   return j;
+}
+
+int64_t EffectiveThreads(const RoleSpec& role) {
+  if (role.threads > 0) return role.threads;
+  auto cpu = role.resources.requests.find(kResourceCpu);
+  return std::max<int64_t>(1, cpu == role.resources.requests.end() ? 1 : cpu->second.value());
 }
 
 ResourceList WorkerRequests(const TrainingJobSpec& spec) {

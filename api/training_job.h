@@ -59,7 +59,9 @@ struct WorkersSpec {
 // One process role of a worker (the trainer or the pserver); both run on the same node.
 struct RoleSpec {
   ResourceRequirements resources;
-  int64_t threads = 0;  // 0 = as many as the CPU request allows (at least 1)
+  // 0: decided where the process runs: in a pod, the CPU request rounded up (EffectiveThreads);
+  // under `tandem run`, the trainer's own default (all cores).
+  int64_t threads = 0;
   bool operator==(const RoleSpec&) const = default;
 };
 
@@ -92,8 +94,8 @@ struct TrainingJobSpec {
   std::optional<int64_t> ttl_seconds_after_finished;  // unset: kept until deleted
   std::string image = kDefaultImage;
   WorkersSpec workers;
-  RoleSpec trainer;  // defaults: requests {cpu: 1, memory: 2Gi}, threads 1
-  RoleSpec pserver;  // defaults: requests {cpu: 500m, memory: 1Gi}, threads 1
+  RoleSpec trainer;  // defaults: requests {cpu: 1, memory: 2Gi}
+  RoleSpec pserver;  // defaults: requests {cpu: 500m, memory: 1Gi}
   std::map<std::string, std::string> node_selector;
   int64_t passes = 1;
   nlohmann::json model = nlohmann::json::object();  // trainer-owned subtrees
@@ -166,6 +168,9 @@ FieldErrors ValidateTrainingJob(const TrainingJob& job);
 nlohmann::json ToJson(const TrainingJob& job);
 nlohmann::json SpecToJson(const TrainingJobSpec& spec);
 nlohmann::json StatusToJson(const TrainingJobStatus& status);
+
+// Threads for a process in a pod: spec threads, or the CPU request rounded up (at least 1).
+int64_t EffectiveThreads(const RoleSpec& role);
 
 // What one worker (its trainer plus its pserver, on one node) requests.
 ResourceList WorkerRequests(const TrainingJobSpec& spec);

@@ -78,7 +78,8 @@ TEST(TrainingJobTest, DefaultsFillAMinimalJob) {
   EXPECT_EQ(job.spec.trainer.resources.requests.at("cpu").milli(), 1000);
   EXPECT_EQ(job.spec.trainer.resources.requests.at("memory").text(), "2Gi");
   EXPECT_EQ(job.spec.pserver.resources.requests.at("cpu").text(), "500m");
-  EXPECT_EQ(job.spec.trainer.threads, 1);
+  EXPECT_EQ(job.spec.trainer.threads, 0);  // decided where it runs
+  EXPECT_EQ(EffectiveThreads(job.spec.trainer), 1);
   EXPECT_EQ(job.spec.sync.dense, "ring");
   EXPECT_EQ(job.spec.checkpoint.interval_steps, 500);
   EXPECT_EQ(job.spec.restart_policy.retryable_exit_codes, (std::vector<int64_t>{75, 137, 143}));
@@ -94,7 +95,7 @@ TEST(TrainingJobTest, LimitWithoutRequestBecomesTheRequest) {
   EXPECT_TRUE(errors.empty()) << Dump(errors);
   EXPECT_EQ(job.spec.trainer.resources.requests.at("cpu").milli(), 4000);
   EXPECT_EQ(job.spec.trainer.resources.requests.at("nvidia.com/gpu").value(), 2);
-  EXPECT_EQ(job.spec.trainer.threads, 4);
+  EXPECT_EQ(EffectiveThreads(job.spec.trainer), 4);
 }
 
 TEST(TrainingJobTest, RoundTripsThroughJson) {
@@ -210,6 +211,15 @@ TEST(TrainingJobTest, ReportsEveryProblemNotJustTheFirst) {
   j["spec"]["checkpoint"]["keep"] = "three";
   FieldErrors errors = Errors(j);
   EXPECT_GE(errors.size(), 4u) << Dump(errors);
+}
+
+TEST(TrainingJobTest, ConsequencesOfAReportedProblemAreNotRepeated) {
+  json j = ValidJob();
+  j["spec"]["workers"]["count"] = "two";  // minCount 2 > the default count would follow from it
+  EXPECT_EQ(Errors(j).size(), 1u) << Dump(Errors(j));
+  j = ValidJob();
+  j["spec"] = 42;  // no "spec.model: required" on top
+  EXPECT_EQ(Errors(j).size(), 1u) << Dump(Errors(j));
 }
 
 TEST(TrainingJobTest, NonObjectDocumentsAreErrorsNotCrashes) {
