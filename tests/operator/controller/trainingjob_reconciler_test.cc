@@ -147,6 +147,7 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
             "a-worker-0.a.default.svc:7100,a-worker-1.a.default.svc:7100");
   EXPECT_EQ(env["TANDEM_JOB_TOKEN"]["valueFrom"]["secretKeyRef"]["name"], "a-token");
   EXPECT_EQ(env["TANDEM_METRICS_PORT"]["value"], "9100");
+  EXPECT_EQ(env["TANDEM_THREADS"]["value"], "1") << "the CPU request, rounded up";
   EXPECT_EQ(p["spec"]["containers"][1]["name"], "pserver");
   EXPECT_EQ(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "1");
   const auto* svc = f.api.Find("create", "services", "default/a");
