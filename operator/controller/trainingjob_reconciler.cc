@@ -629,6 +629,26 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     }
   }
 
+  // Queue status (admitted/pending jobs, usage, borrowed, share): written when it changed.
+  for (const auto& q : decision.queues) {
+    kube::Object qobj = cache_->Get(kube::kQueues, q.name);
+    if (qobj == nullptr) continue;
+    auto parsed = api::QueueFromJson(*qobj);
+    if (!parsed.ok()) continue;
+    api::QueueStatus st = parsed->status;
+    st.admitted_jobs = q.admitted;
+    st.pending_jobs = q.pending;
+    st.usage = scheduler::ToResourceList(q.usage);
+    st.borrowed = scheduler::ToResourceList(q.borrowed);
+    st.weighted_share = std::round(q.weighted_share * 1e6) / 1e6;  // no rewrite for float noise
+    if (st == parsed->status) continue;
+    api::Queue updated_queue = *parsed;
+    updated_queue.status = st;
+    json updated = *qobj;
+    updated["status"] = api::ToJson(updated_queue).value("status", json::object());
+    note_error(api_->UpdateStatus(kube::kQueues, updated).status());
+  }
+
   // Metrics: queues and jobs by phase.
   for (const auto& q : decision.queues) {
     for (int i = 0; i < 3; ++i) {

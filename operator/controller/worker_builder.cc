@@ -51,7 +51,10 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
   }
   std::string checkpoint_dir = absl::StrCat(o.checkpoint_root, "/", ns, "/", name);
   auto env = [&](int metrics_port, const std::string& role) {
+    std::string threads = std::to_string(api::EffectiveThreads(role == "trainer" ? job.spec.trainer : job.spec.pserver));
     return json::array({
+        {{"name", "TANDEM_THREADS"}, {"value", threads}},
+        {{"name", "OMP_NUM_THREADS"}, {"value", threads}},
         {{"name", "TANDEM_JOB_NAME"}, {"value", name}},
         {{"name", "TANDEM_ROLE"}, {"value", role}},
         {{"name", "TANDEM_RANK"}, {"value", std::to_string(rank)}},

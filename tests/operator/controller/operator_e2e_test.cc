@@ -138,6 +138,10 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
   auto admitted = client_->Get(kube::kTrainingJobs, "default", "mnist");
   ASSERT_TRUE(admitted.ok());
   EXPECT_EQ((*admitted)["status"]["placement"].size(), 2u);
+  ASSERT_TRUE(Eventually([&] {
+    auto q = client_->Get(kube::kQueues, "", "default");
+    return q.ok() && q->value("status", json::object()).value("admittedJobs", 0) == 1;
+  })) << "the queue's status counts the admitted job";
   EXPECT_TRUE(HasEvent("mnist", "Queued"));
   EXPECT_TRUE(HasEvent("mnist", "Admitted"));
 

@@ -45,10 +45,12 @@ class RecordingApi : public kube::KubeApi {
     }
     return nullptr;
   }
-  // The status of the last update_status call.
-  nlohmann::json LastStatus() const {
+  // The status of the last update_status call on `resource`.
+  nlohmann::json LastStatus(const std::string& resource = "trainingjobs") const {
     for (auto it = calls.rbegin(); it != calls.rend(); ++it) {
-      if (it->verb == "update_status") return it->body.value("status", nlohmann::json::object());
+      if (it->verb == "update_status" && it->resource == resource) {
+        return it->body.value("status", nlohmann::json::object());
+      }
     }
     return nullptr;
   }

@@ -104,7 +104,10 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   f.cache.Put(kube::kTrainingJobs, Job("a", {}, {{"phase", "Queued"}}));
   ReconcileResult r = f.reconciler.Schedule();
   ASSERT_TRUE(r.error.ok()) << r.error;
-  EXPECT_EQ(f.api.Summary(), (Calls{"update_status trainingjobs default/a"}));
+  EXPECT_EQ(f.api.Summary(), (Calls{"update_status trainingjobs default/a", "update_status queues team-a"}));
+  json qs = f.api.LastStatus("queues");
+  EXPECT_EQ(qs["admittedJobs"], 1);
+  EXPECT_EQ(qs["usage"]["nvidia.com/gpu"], "2");
   json st = f.api.LastStatus();
   EXPECT_EQ(st["phase"], "Admitted");
   EXPECT_EQ(st["placement"], json({"n1", "n1"}));
@@ -144,6 +147,7 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
             "a-worker-0.a.default.svc:7100,a-worker-1.a.default.svc:7100");
   EXPECT_EQ(env["TANDEM_JOB_TOKEN"]["valueFrom"]["secretKeyRef"]["name"], "a-token");
   EXPECT_EQ(env["TANDEM_METRICS_PORT"]["value"], "9100");
+  EXPECT_EQ(env["TANDEM_THREADS"]["value"], "1") << "the CPU request, rounded up";
   EXPECT_EQ(p["spec"]["containers"][1]["name"], "pserver");
   EXPECT_EQ(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "1");
   const auto* svc = f.api.Find("create", "services", "default/a");
