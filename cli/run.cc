@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -91,7 +92,16 @@ int RunJob(const RunFlags& flags) {
   lj.manifest_path = std::filesystem::absolute(path).string();
   lj.workers = static_cast<int>(flags.workers > 0 ? flags.workers : job.spec.workers.count);
   lj.dense_through_pserver = job.spec.sync.dense == "pserver";
-  lj.trainer_threads = static_cast<int>(std::max<int64_t>(job.spec.trainer.threads, 1));
+  // threads 0 means "as many as the machine allows": under tandem run the W trainers share this
+  // machine's cores, so each gets an equal part (oversubscribing slows every one of them).
+  lj.trainer_threads = static_cast<int>(job.spec.trainer.threads);
+  if (lj.trainer_threads <= 0) {
+    lj.trainer_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / lj.workers);
+  }
+  lj.sync_mode = job.spec.sync.mode;
+  lj.staleness = static_cast<int>(job.spec.sync.staleness);
+  lj.checkpoint_interval_steps = job.spec.checkpoint.interval_steps;
+  lj.checkpoint_keep = static_cast<int>(job.spec.checkpoint.keep);
   lj.restart.backoff_limit = static_cast<int>(job.spec.restart_policy.backoff_limit);
   lj.restart.backoff_seconds = static_cast<double>(job.spec.restart_policy.backoff_seconds);
   lj.restart.retryable_exit_codes.clear();

@@ -102,6 +102,10 @@ std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRu
                       "--shard", std::to_string(i),
                       "--num-shards", std::to_string(w),
                       "--checkpoint-dir", absl::StrCat(run_dir, "/checkpoints/pserver-", i),
+                      "--checkpoint-interval", std::to_string(job.checkpoint_interval_steps),
+                      "--checkpoint-keep", std::to_string(job.checkpoint_keep),
+                      "--mode", job.sync_mode,
+                      "--staleness", std::to_string(job.staleness),
                       "--metrics-port", std::to_string(ports[3 * w + i])};
       ps.spec.env = common_env;
       ps.spec.env.push_back({"TANDEM_METRICS_PORT", std::to_string(ports[3 * w + i])});
@@ -116,7 +120,9 @@ std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRu
     tr.spec.env.push_back({"TANDEM_CHECKPOINT_DIR", absl::StrCat(run_dir, "/checkpoints/trainer-", i)});
     tr.spec.env.push_back({"TANDEM_OUTPUT_DIR", run_dir + "/model"});
     tr.spec.env.push_back({"TANDEM_METRICS_PORT", std::to_string(ports[2 * w + i])});
-    tr.spec.env.push_back({"TANDEM_THREADS", std::to_string(job.trainer_threads)});
+    if (job.trainer_threads > 0) {
+      tr.spec.env.push_back({"TANDEM_THREADS", std::to_string(job.trainer_threads)});
+    }
     out.push_back(std::move(tr));
   }
   return out;

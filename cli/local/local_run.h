@@ -30,7 +30,11 @@ struct LocalJob {
   bool dense_through_pserver = false;  // spec.sync.dense == pserver
   bool needs_pserver = true;       // false when nothing goes through the pserver
   RestartPolicy restart;
-  int trainer_threads = 1;
+  int trainer_threads = 0;         // 0: the trainer decides (all cores of this machine)
+  std::string sync_mode = "sync";  // spec.sync.mode, for the pservers
+  int staleness = 4;               // spec.sync.staleness
+  int64_t checkpoint_interval_steps = 500;  // spec.checkpoint
+  int checkpoint_keep = 3;
 };
 
 struct LocalRunOptions {

@@ -27,7 +27,7 @@ TEST_P(BinariesTest, HelpVersionAndBadFlags) {
 
 INSTANTIATE_TEST_SUITE_P(AllBinaries, BinariesTest,
                          ::testing::Values("tandem", "tandem-trainer", "tandem-pserver",
-                                           "tandem-operator"));
+                                           "tandem-operator", "tandem-fake-apiserver"));
 
 }  // namespace
 }  // namespace tandem

@@ -80,6 +80,7 @@ TEST_F(LocalRunTest, WiresWorkersAndWritesRunFolder) {
   EXPECT_EQ(peers(log0), peers(log1));
   std::string ps0 = ReadAll(root_ + "/run/logs/worker-0-pserver.log");
   EXPECT_NE(ps0.find("--shard 0 --num-shards 2"), std::string::npos) << ps0;
+  EXPECT_NE(ps0.find("--mode sync --staleness 4"), std::string::npos) << ps0;
   EXPECT_NE(ps0.find("shard saved"), std::string::npos) << ps0;
 
   std::string metrics = ReadAll(root_ + "/run/metrics.jsonl");
