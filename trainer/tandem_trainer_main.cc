@@ -196,14 +196,16 @@ int main(int argc, char** argv) {
   std::cout << result->SummaryLine() << std::endl;
   if (events) {
     auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
-    events->Emit({{"event", "summary"},
-                  {"test_accuracy", number(result->test_accuracy)},
-                  {"test_loss", number(result->test_loss)},
-                  {"train_loss", number(result->train_loss)},
-                  {"examples_per_sec", number(result->examples_per_sec)},
-                  {"wall_s", result->wall_seconds},
-                  {"steps", result->steps},
-                  {"parameters", result->parameters}});
+    nlohmann::json summary = {{"event", "summary"},
+                              {"test_accuracy", number(result->test_accuracy)},
+                              {"test_loss", number(result->test_loss)},
+                              {"train_loss", number(result->train_loss)},
+                              {"examples_per_sec", number(result->examples_per_sec)},
+                              {"wall_s", result->wall_seconds},
+                              {"steps", result->steps},
+                              {"parameters", result->parameters}};
+    if (std::isfinite(result->test_auc)) summary["test_auc"] = result->test_auc;  // CTR models
+    events->Emit(summary);
   }
   return 0;
 }

@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
+#include <span>
 #include <ostream>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +18,7 @@
 #include "trainer/engine/checkpointer.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
+#include "trainer/eval/auc_accumulator.h"
 #include "trainer/layers/layer_registry.h"
 #include "trainer/model/model_graph.h"
 #include "trainer/model/network.h"
@@ -118,6 +121,7 @@ struct EvalResult {
   double accuracy = std::nan("");
   double loss_sum = 0;  // the totals behind them (data-parallel ranks add theirs up)
   int64_t examples = 0, correct = 0, scored = 0;
+  std::optional<eval::AucAccumulator> auc;  // binary cross-entropy costs (CTR models)
 };
 
 absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, BatchFeeder& feeder,
@@ -126,16 +130,23 @@ absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, Bat
   double loss_sum = 0;
   int64_t examples = 0, correct = 0, scored = 0;
   StepContext ctx{.training = false, .step = 0, .seed = seed};
+  const GraphLayer& cost = net.graph().layers[net.graph().cost_layer];
+  EvalResult r;
+  if (cost.config.type == "binary_cross_entropy")
+    r.auc.emplace(eval::AucAccumulator::Options{.exact = false, .logits = true});
   while (const data::Batch* batch = reader.Next()) {
     if (batch->size == 0) continue;
     TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, net), "test data");
     loss_sum += net.Forward(ctx) * batch->size;
+    if (r.auc.has_value()) {
+      r.auc->Add(std::span<const float>(net.cost_input(0).value.data(), batch->size),
+                 std::span<const float>(net.cost_input(1).value.data(), batch->size));
+    }
     examples += batch->size;
     auto [c, t] = CountCorrect(net);
     correct += c;
     scored += t;
   }
-  EvalResult r;
   r.loss_sum = loss_sum;
   r.examples = examples;
   r.correct = correct;
@@ -367,7 +378,14 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
         TANDEM_ASSIGN_OR_RETURN(std::vector<double> sums, dp->SumAcrossRanks(local));
         ev.loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
         ev.accuracy = sums[3] > 0 ? sums[2] / sums[3] : std::nan("");
+        if (ev.auc.has_value()) {  // histograms add up: the same AUC on every rank
+          std::vector<double> state;
+          ev.auc->AppendState(&state);
+          TANDEM_ASSIGN_OR_RETURN(std::vector<double> merged, dp->SumAcrossRanks(state));
+          ev.auc->SetState(merged);
+        }
       }
+      result.test_auc = ev.auc.has_value() ? ev.auc->Auc() : std::nan("");
       result.test_loss = ev.loss;
       result.test_accuracy = ev.accuracy;
       m.test_loss->Set(ev.loss);
