@@ -10,7 +10,7 @@
 //   TANDEM_ASSIGN_OR_RETURN(Checkpoint ckpt, ReadCheckpoint(path));
 //   const CheckpointArray* w = ckpt.Find("fc1.weight");   // w->Floats(), w->shape
 //
-// Atomicity: the writer fills `path.tmp-<pid>-<n>` in the same directory, fsyncs it, renames it
+// Atomicity: the writer fills `path.tmp-<pid>-<random>-<n>` in the same directory, fsyncs it, renames it
 // over `path` and fsyncs the directory, so a crash leaves either the old file or the new one,
 // never a torn one. A writer destroyed before Commit() removes its temporary file.
 //
@@ -27,10 +27,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -89,6 +91,14 @@ class CheckpointWriter {
   absl::Status AddRaw(std::string_view name, DType dtype, std::span<const int64_t> shape,
                       const void* data, size_t num_elements);
 
+  // Streaming form, for data that is not contiguous (a pserver's hash-table rows): BeginArray,
+  // AppendData any number of times with exactly product(shape) * DTypeSize(dtype) bytes in all,
+  // EndArray. Appending past the size is refused (InvalidArgument, nothing written); ending short
+  // fails the writer, since the file then holds a partial array. One array open at a time.
+  absl::Status BeginArray(std::string_view name, DType dtype, std::span<const int64_t> shape);
+  absl::Status AppendData(const void* data, size_t bytes);
+  absl::Status EndArray();
+
   // Writes the footer, fsyncs, renames onto the final path and fsyncs the directory. After an
   // error the final path is untouched (its previous version, if any, remains).
   absl::Status Commit();
@@ -112,6 +122,11 @@ class CheckpointWriter {
   uint64_t offset_ = 0;
   uint64_t num_arrays_ = 0;
   std::vector<std::string> names_;
+  bool array_open_ = false;
+  std::string open_name_;
+  uint64_t open_expected_ = 0;
+  uint64_t open_written_ = 0;
+  uint32_t open_crc_ = 0;
   std::string buffer_;
 };
 
@@ -133,7 +148,7 @@ struct CheckpointArray {
   size_t byte_size() const { return static_cast<size_t>(num_elements) * DTypeSize(dtype); }
 
  private:
-  friend class CheckpointReader;
+  friend absl::StatusOr<struct Checkpoint> ReadCheckpoint(const std::string& path);
   void CheckType(DType want) const;
   std::shared_ptr<uint8_t[]> bytes_;  // 16-byte aligned (operator new)
 };
@@ -143,6 +158,64 @@ struct Checkpoint {
   std::vector<CheckpointArray> arrays;  // in the order they were added
   // The array named `name`, or nullptr.
   const CheckpointArray* Find(std::string_view name) const;
+};
+
+// Random access to a checkpoint: Open() verifies the header, footer, metadata and every array
+// descriptor (not the data); ReadInto() reads one array's data into the caller's memory and
+// verifies its checksum. Restoring straight into existing parameter tensors this way avoids a
+// second copy and fresh allocations (page faults dominate reading into new memory).
+//   TANDEM_ASSIGN_OR_RETURN(auto file, CheckpointFile::Open(path));
+//   for (Parameter& p : params)
+//     TANDEM_RETURN_IF_ERROR(file->ReadInto<float>(p.name, p.values));   // span<float>
+// On a DataLoss error the destination holds unverified bytes: fall back to another checkpoint.
+class CheckpointFile {
+ public:
+  struct ArrayInfo {
+    std::string name;
+    DType dtype = DType::kFloat32;
+    std::vector<int64_t> shape;
+    int64_t num_elements = 0;
+    uint64_t offset_ = 0;  // internal: where the data starts
+  };
+  static absl::StatusOr<std::unique_ptr<CheckpointFile>> Open(const std::string& path);
+  ~CheckpointFile();
+  CheckpointFile(const CheckpointFile&) = delete;
+  CheckpointFile& operator=(const CheckpointFile&) = delete;
+
+  const nlohmann::json& metadata() const { return metadata_; }
+  const std::vector<ArrayInfo>& arrays() const { return arrays_; }
+  const ArrayInfo* Find(std::string_view name) const;  // nullptr when absent
+  // Reads the array's data into dst and verifies its checksum. InvalidArgument when dst_bytes is
+  // not the array's size; DataLoss on a checksum mismatch. Thread-safe (pread).
+  absl::Status ReadInto(const ArrayInfo& info, void* dst, size_t dst_bytes) const;
+  // Streams the array's data through fn in pieces of at most chunk_bytes (whole elements), then
+  // verifies the checksum: the pieces are unverified until this returns OK, so on DataLoss the
+  // caller discards what it built from them (a pserver restoring hash-table rows). fn's error
+  // stops the read and is returned.
+  absl::Status ReadChunks(const ArrayInfo& info, size_t chunk_bytes,
+                          const std::function<absl::Status(const void* data, size_t bytes)>& fn)
+      const;
+  // By name, typed: NotFound when absent, InvalidArgument on a dtype or size mismatch.
+  template <typename T>
+  absl::Status ReadInto(std::string_view name, std::span<T> dst) const {
+    const ArrayInfo* info = Find(name);
+    if (info == nullptr) return NotFound(name);
+    if (info->dtype != DTypeOf<std::remove_const_t<T>>()) return WrongType(*info, DTypeOf<std::remove_const_t<T>>());
+    return ReadInto(*info, dst.data(), dst.size_bytes());
+  }
+
+ private:
+  CheckpointFile(std::string path, int fd);
+  absl::Status ReadStructure();
+  absl::Status ReadAt(uint64_t offset, void* dst, size_t n) const;
+  absl::Status Loss(const std::string& what) const;
+  absl::Status NotFound(std::string_view name) const;
+  absl::Status WrongType(const ArrayInfo& info, DType want) const;
+
+  const std::string path_;
+  const int fd_;
+  nlohmann::json metadata_;
+  std::vector<ArrayInfo> arrays_;
 };
 
 // Reads and verifies a whole checkpoint. NotFound when the file is absent; DataLoss, naming the

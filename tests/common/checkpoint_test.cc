@@ -135,6 +135,116 @@ TEST(CheckpointTest, ClearMessages) {
   EXPECT_EQ(ReadCheckpoint(dir + "/absent.ckpt").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(CheckpointTest, ReadIntoExistingBuffers) {
+  const std::string dir = TestDir("readinto");
+  const std::string path = WriteSample(dir);
+  auto file = CheckpointFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file)->metadata()["pass"], 2);
+  ASSERT_EQ((*file)->arrays().size(), 5u);
+  EXPECT_EQ((*file)->arrays()[0].name, "fc1.weight");
+  std::vector<float> w(784 * 256, -1.0f);
+  ASSERT_TRUE((*file)->ReadInto<float>("fc1.weight", w).ok());
+  EXPECT_EQ(w[1000], 1000.0f);
+  std::vector<uint64_t> keys(3);
+  ASSERT_TRUE((*file)->ReadInto<uint64_t>("emb.keys", keys).ok());
+  EXPECT_EQ(keys[1], 1ull << 63);
+  std::vector<float> small(10);
+  EXPECT_EQ((*file)->ReadInto<float>("fc1.weight", small).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*file)->ReadInto<float>("emb.keys", std::span<float>(small.data(), 3)).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*file)->ReadInto<float>("nope", small).code(), absl::StatusCode::kNotFound);
+
+  // Damaged data: Open checks the structure only, ReadInto catches the data.
+  std::string bytes = ReadRaw(path);
+  bytes[bytes.size() / 2] ^= 0x10;
+  WriteRaw(path, bytes);
+  auto damaged = CheckpointFile::Open(path);
+  ASSERT_TRUE(damaged.ok()) << damaged.status();
+  auto s = (*damaged)->ReadInto<float>("fc1.weight", w);
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(std::string(s.message()), HasSubstr("array 'fc1.weight': data checksum mismatch"));
+  EXPECT_TRUE((*damaged)->ReadInto<float>("fc1.bias", std::span<float>(w.data(), 256)).ok());
+}
+
+TEST(CheckpointTest, StreamingWriteAndChunkedRead) {
+  const std::string dir = TestDir("stream");
+  const std::string path = dir + "/shard.ckpt";
+  // A pserver shard: 1000 rows of dim 8 written one row at a time, keys in one piece.
+  std::vector<uint64_t> keys(1000);
+  std::vector<float> rows(1000 * 8);
+  for (size_t r = 0; r < 1000; ++r) {
+    keys[r] = r * 7919;
+    for (int k = 0; k < 8; ++k) rows[r * 8 + k] = static_cast<float>(r) + k * 0.125f;
+  }
+  {
+    auto w = CheckpointWriter::Open(path, {{"shard", 3}});
+    ASSERT_TRUE(w.ok());
+    ASSERT_TRUE((*w)->Add("keys", {1000}, keys).ok());
+    const int64_t shape[] = {1000, 8};
+    ASSERT_TRUE((*w)->BeginArray("rows", DType::kFloat32, shape).ok());
+    EXPECT_EQ((*w)->Commit().code(), absl::StatusCode::kFailedPrecondition);  // still open
+    EXPECT_EQ((*w)->BeginArray("other", DType::kFloat32, shape).code(),
+              absl::StatusCode::kFailedPrecondition);
+    for (size_t r = 0; r < 1000; ++r) ASSERT_TRUE((*w)->AppendData(&rows[r * 8], 32).ok());
+    EXPECT_EQ((*w)->AppendData(rows.data(), 4).code(), absl::StatusCode::kInvalidArgument);
+    ASSERT_TRUE((*w)->EndArray().ok());
+    ASSERT_TRUE((*w)->Commit().ok());
+  }
+  auto c = ReadCheckpoint(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  auto got = c->Find("rows")->Floats();
+  EXPECT_EQ(std::vector<float>(got.begin(), got.end()), rows);
+
+  auto file = CheckpointFile::Open(path);
+  ASSERT_TRUE(file.ok());
+  std::vector<float> streamed;
+  int pieces = 0;
+  auto collect = [&](const void* data, size_t bytes) {
+    EXPECT_EQ(bytes % 4, 0u);
+    const float* f = static_cast<const float*>(data);
+    streamed.insert(streamed.end(), f, f + bytes / 4);
+    ++pieces;
+    return absl::OkStatus();
+  };
+  ASSERT_TRUE((*file)->ReadChunks(*(*file)->Find("rows"), 1000, collect).ok());
+  EXPECT_EQ(streamed, rows);
+  EXPECT_EQ(pieces, 32);  // 32000 bytes in pieces of 1000
+  // A callback's error stops the read.
+  EXPECT_EQ((*file)->ReadChunks(*(*file)->Find("rows"), 4096,
+                                [](const void*, size_t) { return absl::CancelledError("stop"); })
+                .code(),
+            absl::StatusCode::kCancelled);
+  // Corruption is reported after the pieces.
+  std::string bytes = ReadRaw(path);
+  bytes[bytes.size() - 1000] ^= 0x01;
+  WriteRaw(path, bytes);
+  auto damaged = CheckpointFile::Open(path);
+  ASSERT_TRUE(damaged.ok());
+  streamed.clear();
+  EXPECT_EQ((*damaged)->ReadChunks(*(*damaged)->Find("rows"), 1 << 20, collect).code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(CheckpointTest, EndingAnArrayShortFailsTheWriter) {
+  const std::string dir = TestDir("short");
+  const std::string path = dir + "/short.ckpt";
+  auto w = CheckpointWriter::Open(path, {});
+  ASSERT_TRUE(w.ok());
+  const int64_t shape[] = {4};
+  ASSERT_TRUE((*w)->BeginArray("a", DType::kFloat32, shape).ok());
+  const float two[] = {1, 2};
+  ASSERT_TRUE((*w)->AppendData(two, sizeof(two)).ok());
+  EXPECT_EQ((*w)->EndArray().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE((*w)->Commit().ok());
+  w->reset();
+  EXPECT_FALSE(fs::exists(path));
+  int files = 0;
+  for (const auto& e : fs::directory_iterator(dir)) files += e.is_regular_file();
+  EXPECT_EQ(files, 0);
+}
+
 TEST(CheckpointTest, CommitReplacesAtomicallyAndAbortLeavesOldFile) {
   const std::string dir = TestDir("replace");
   const std::string path = dir + "/x.ckpt";

@@ -28,6 +28,43 @@ using dnnl::memory;
 using Tag = memory::format_tag;
 using Dt = memory::data_type;
 
+// One argument of a primitive whose preferred layout may differ from our plain one (NCHW/OIHW):
+// then it owns an internal buffer in the preferred layout and the reorder to or from it.
+struct Arg {
+  memory user;      // plain layout over the caller's pointer (data handle set per call)
+  memory internal;  // preferred layout (allocated once), or == user when no reorder is needed
+  dnnl::reorder reorder;
+  bool reordered = false;
+
+  void Init(const memory::desc& user_md, const memory::desc& want, dnnl::engine& eng, bool input) {
+    user = memory(user_md, eng, DNNL_MEMORY_NONE);
+    reordered = want != user_md;
+    if (!reordered) {
+      internal = user;
+      return;
+    }
+    internal = memory(want, eng);
+    reorder = input ? dnnl::reorder(user, internal) : dnnl::reorder(internal, user);
+  }
+  // Before the primitive: point at `p`; reorder inputs into the internal layout.
+  memory& In(dnnl::stream& s, const float* p) {
+    user.set_data_handle(const_cast<float*>(p));
+    if (reordered) reorder.execute(s, user, internal);
+    return internal;
+  }
+  memory& Out(float* p) {
+    user.set_data_handle(p);
+    return internal;
+  }
+  // After the primitive: copy outputs back to the plain layout.
+  void Finish(dnnl::stream& s) {
+    if (reordered) reorder.execute(s, internal, user);
+  }
+};
+
+// Convolution with the layouts oneDNN prefers (format `any`: blocked nChw16c on AVX-512), which
+// run about 3x faster than its GEMM-based plain-NCHW path here; tensors between layers stay
+// plain, so each call reorders at its boundary (cheap next to the convolution).
 class CpuConv2d final : public Conv2dKernel {
  public:
   CpuConv2d(dnnl::engine& eng, dnnl::stream& stream, const Conv2dDesc& d)
@@ -35,51 +72,55 @@ class CpuConv2d final : public Conv2dKernel {
 
   void Forward(int64_t batch, const float* x, const float* w, const float* b, float* y) override {
     Entry& e = Get(batch);
-    e.src.set_data_handle(const_cast<float*>(x));
-    e.wei.set_data_handle(const_cast<float*>(w));
-    e.dst.set_data_handle(y);
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, e.src}, {DNNL_ARG_WEIGHTS, e.wei}, {DNNL_ARG_DST, e.dst}};
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.f_src.In(stream_, x)},
+                                         {DNNL_ARG_WEIGHTS, e.f_wei.In(stream_, w)},
+                                         {DNNL_ARG_DST, e.f_dst.Out(y)}};
     if (d_.bias) {
       e.bias.set_data_handle(const_cast<float*>(b));
       args.emplace(DNNL_ARG_BIAS, e.bias);
     }
     e.fwd.execute(stream_, args);
+    e.f_dst.Finish(stream_);
     stream_.wait();
   }
 
   void BackwardData(int64_t batch, const float* dy, const float* w, float* dx) override {
     Entry& e = Get(batch);
-    e.dst.set_data_handle(const_cast<float*>(dy));
-    e.wei.set_data_handle(const_cast<float*>(w));
-    e.src.set_data_handle(dx);
-    e.bwd_data.execute(stream_, {{DNNL_ARG_DIFF_DST, e.dst},
-                                 {DNNL_ARG_WEIGHTS, e.wei},
-                                 {DNNL_ARG_DIFF_SRC, e.src}});
+    e.bwd_data.execute(stream_, {{DNNL_ARG_DIFF_DST, e.d_ddst.In(stream_, dy)},
+                                 {DNNL_ARG_WEIGHTS, e.d_wei.In(stream_, w)},
+                                 {DNNL_ARG_DIFF_SRC, e.d_dsrc.Out(dx)}});
+    e.d_dsrc.Finish(stream_);
     stream_.wait();
   }
 
   void BackwardWeights(int64_t batch, const float* x, const float* dy, float* dw,
                        float* db) override {
     Entry& e = Get(batch);
-    e.src.set_data_handle(const_cast<float*>(x));
-    e.dst.set_data_handle(const_cast<float*>(dy));
-    e.wei.set_data_handle(dw);
-    std::unordered_map<int, memory> args{
-        {DNNL_ARG_SRC, e.src}, {DNNL_ARG_DIFF_DST, e.dst}, {DNNL_ARG_DIFF_WEIGHTS, e.wei}};
-    if (d_.bias && db != nullptr) {
+    const bool with_bias = d_.bias && db != nullptr;
+    Arg& src = with_bias ? e.w_src : e.wn_src;
+    Arg& ddst = with_bias ? e.w_ddst : e.wn_ddst;
+    Arg& dwei = with_bias ? e.w_dwei : e.wn_dwei;
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src.In(stream_, x)},
+                                         {DNNL_ARG_DIFF_DST, ddst.In(stream_, dy)},
+                                         {DNNL_ARG_DIFF_WEIGHTS, dwei.Out(dw)}};
+    if (with_bias) {
       e.bias.set_data_handle(db);
       args.emplace(DNNL_ARG_DIFF_BIAS, e.bias);
       e.bwd_weights.execute(stream_, args);
     } else {
       e.bwd_weights_nobias.execute(stream_, args);
     }
+    dwei.Finish(stream_);
     stream_.wait();
   }
 
  private:
   struct Entry {
-    memory src, wei, bias, dst;
+    memory bias;
+    Arg f_src, f_wei, f_dst;                 // forward
+    Arg d_ddst, d_wei, d_dsrc;               // backward data
+    Arg w_src, w_ddst, w_dwei;               // backward weights (with bias)
+    Arg wn_src, wn_ddst, wn_dwei;            // backward weights (no bias)
     dnnl::convolution_forward fwd;
     dnnl::convolution_backward_data bwd_data;
     dnnl::convolution_backward_weights bwd_weights, bwd_weights_nobias;
@@ -106,28 +147,40 @@ class CpuConv2d final : public Conv2dKernel {
     // Right padding that makes the output exactly out_h x out_w.
     const memory::dims pad_r{(d_.out_h - 1) * d_.stride_h + d_.kernel_h - d_.in_h - d_.pad_h,
                              (d_.out_w - 1) * d_.stride_w + d_.kernel_w - d_.in_w - d_.pad_w};
-    memory::desc src_md(src_dims, Dt::f32, Tag::nchw);
-    memory::desc dst_md(dst_dims, Dt::f32, Tag::nchw);
-    memory::desc wei_md(wei_dims, Dt::f32, wei_tag);
-    memory::desc bias_md({d_.out_channels}, Dt::f32, Tag::x);
-    memory::desc no_bias;
-    dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training,
-                                       dnnl::algorithm::convolution_direct, src_md, wei_md,
-                                       d_.bias ? bias_md : no_bias, dst_md, strides, pad_l, pad_r);
+    const memory::desc src_md(src_dims, Dt::f32, Tag::nchw);
+    const memory::desc dst_md(dst_dims, Dt::f32, Tag::nchw);
+    const memory::desc wei_md(wei_dims, Dt::f32, wei_tag);
+    const memory::desc bias_md({d_.out_channels}, Dt::f32, Tag::x);
+    const memory::desc src_any(src_dims, Dt::f32, Tag::any);
+    const memory::desc dst_any(dst_dims, Dt::f32, Tag::any);
+    const memory::desc wei_any(wei_dims, Dt::f32, Tag::any);
+    const memory::desc no_bias;
+    const auto algo = dnnl::algorithm::convolution_direct;
+    dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, src_any, wei_any,
+                                       d_.bias ? bias_md : no_bias, dst_any, strides, pad_l, pad_r);
     dnnl::convolution_forward::primitive_desc fpd(fd, eng_);
-    dnnl::convolution_backward_data::desc bdd(dnnl::algorithm::convolution_direct, src_md, wei_md,
-                                              dst_md, strides, pad_l, pad_r);
+    dnnl::convolution_backward_data::desc bdd(algo, src_any, wei_any, dst_any, strides, pad_l,
+                                              pad_r);
     dnnl::convolution_backward_data::primitive_desc bdpd(bdd, eng_, fpd);
-    dnnl::convolution_backward_weights::desc bwd(dnnl::algorithm::convolution_direct, src_md,
-                                                 wei_md, bias_md, dst_md, strides, pad_l, pad_r);
+    dnnl::convolution_backward_weights::desc bwd(algo, src_any, wei_any, bias_md, dst_any, strides,
+                                                 pad_l, pad_r);
     dnnl::convolution_backward_weights::primitive_desc bwpd(bwd, eng_, fpd);
-    dnnl::convolution_backward_weights::desc bwd_nb(dnnl::algorithm::convolution_direct, src_md,
-                                                    wei_md, dst_md, strides, pad_l, pad_r);
+    dnnl::convolution_backward_weights::desc bwd_nb(algo, src_any, wei_any, dst_any, strides,
+                                                    pad_l, pad_r);
     dnnl::convolution_backward_weights::primitive_desc bwpd_nb(bwd_nb, eng_, fpd);
-    e.src = memory(src_md, eng_, DNNL_MEMORY_NONE);
-    e.dst = memory(dst_md, eng_, DNNL_MEMORY_NONE);
-    e.wei = memory(wei_md, eng_, DNNL_MEMORY_NONE);
     e.bias = memory(bias_md, eng_, DNNL_MEMORY_NONE);
+    e.f_src.Init(src_md, fpd.src_desc(), eng_, true);
+    e.f_wei.Init(wei_md, fpd.weights_desc(), eng_, true);
+    e.f_dst.Init(dst_md, fpd.dst_desc(), eng_, false);
+    e.d_ddst.Init(dst_md, bdpd.diff_dst_desc(), eng_, true);
+    e.d_wei.Init(wei_md, bdpd.weights_desc(), eng_, true);
+    e.d_dsrc.Init(src_md, bdpd.diff_src_desc(), eng_, false);
+    e.w_src.Init(src_md, bwpd.src_desc(), eng_, true);
+    e.w_ddst.Init(dst_md, bwpd.diff_dst_desc(), eng_, true);
+    e.w_dwei.Init(wei_md, bwpd.diff_weights_desc(), eng_, false);
+    e.wn_src.Init(src_md, bwpd_nb.src_desc(), eng_, true);
+    e.wn_ddst.Init(dst_md, bwpd_nb.diff_dst_desc(), eng_, true);
+    e.wn_dwei.Init(wei_md, bwpd_nb.diff_weights_desc(), eng_, false);
     e.fwd = dnnl::convolution_forward(fpd);
     e.bwd_data = dnnl::convolution_backward_data(bdpd);
     e.bwd_weights = dnnl::convolution_backward_weights(bwpd);
@@ -302,6 +355,27 @@ class CpuDevice final : public Device {
         << "dnnl_sgemm m=" << m << " n=" << n << " k=" << k;
   }
 
+  // oneDNN's vectorised softmax (the plain loop spends most of its time in scalar expf), one
+  // primitive per shape.
+  void Softmax(int64_t rows, int64_t cols, const float* x, float* y) override {
+    auto it = softmax_.find({rows, cols});
+    if (it == softmax_.end()) {
+      memory::desc md({rows, cols}, Dt::f32, Tag::ab);
+      dnnl::softmax_forward::desc d(dnnl::prop_kind::forward_inference, md, 1);
+      dnnl::softmax_forward::primitive_desc pd(d, eng_);
+      it = softmax_.emplace(std::make_pair(rows, cols),
+                            SoftmaxEntry{memory(md, eng_, DNNL_MEMORY_NONE),
+                                         memory(md, eng_, DNNL_MEMORY_NONE),
+                                         dnnl::softmax_forward(pd)})
+               .first;
+    }
+    SoftmaxEntry& e = it->second;
+    e.src.set_data_handle(const_cast<float*>(x));
+    e.dst.set_data_handle(y);
+    e.prim.execute(stream_, {{DNNL_ARG_SRC, e.src}, {DNNL_ARG_DST, e.dst}});
+    stream_.wait();
+  }
+
   std::unique_ptr<Conv2dKernel> CreateConv2d(const Conv2dDesc& desc) override {
     return std::make_unique<CpuConv2d>(eng_, stream_, desc);
   }
@@ -313,9 +387,14 @@ class CpuDevice final : public Device {
   }
 
  private:
+  struct SoftmaxEntry {
+    memory src, dst;
+    dnnl::softmax_forward prim;
+  };
   dnnl::engine eng_;
   dnnl::stream stream_;
   int threads_ = 1;
+  std::map<std::pair<int64_t, int64_t>, SoftmaxEntry> softmax_;
 };
 
 }  // namespace

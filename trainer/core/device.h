@@ -93,6 +93,9 @@ class Device {
                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                     int64_t ldc) = 0;
 
+  // y[r, :] = softmax(x[r, :]) for `rows` rows of `cols` (numerically stable).
+  virtual void Softmax(int64_t rows, int64_t cols, const float* x, float* y) = 0;
+
   virtual std::unique_ptr<Conv2dKernel> CreateConv2d(const Conv2dDesc& desc) = 0;
   virtual std::unique_ptr<Pool2dKernel> CreatePool2d(const Pool2dDesc& desc) = 0;
   virtual std::unique_ptr<EltwiseKernel> CreateEltwise(EltwiseKind kind) = 0;

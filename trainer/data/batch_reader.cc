@@ -42,6 +42,23 @@ class SplitMix64 {
 
 }  // namespace
 
+ReaderOptions TrainReaderOptions(const DataConfig& config, int rank, int world_size) {
+  return {.batch_size = config.batch_size,
+          .rank = rank,
+          .world_size = world_size,
+          .shuffle = config.shuffle,
+          .seed = config.seed,
+          .prefetch = config.prefetch,
+          .name = "train"};
+}
+
+ReaderOptions TestReaderOptions(const DataConfig& config, int rank, int world_size) {
+  ReaderOptions o = TrainReaderOptions(config, rank, world_size);
+  o.shuffle = false;
+  o.name = "test";
+  return o;
+}
+
 BatchReader::BatchReader(std::shared_ptr<const Dataset> dataset, ReaderOptions options)
     : dataset_(std::move(dataset)), options_(std::move(options)) {
   TANDEM_CHECK(dataset_ != nullptr);

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "trainer/data/batch.h"
+#include "trainer/data/data_config.h"
 #include "trainer/data/dataset.h"
 
 namespace tandem::metrics {
@@ -53,6 +54,11 @@ struct ReaderOptions {
   // Value of the `source` label on the tandem_trainer_data_* metrics.
   std::string name = "train";
 };
+
+// Reader options for a job's training data (shuffled with the job's seed, name "train") and for
+// its test data (in order, name "test"), for `rank` of `world_size`.
+ReaderOptions TrainReaderOptions(const DataConfig& config, int rank, int world_size);
+ReaderOptions TestReaderOptions(const DataConfig& config, int rank, int world_size);
 
 class BatchReader {
  public:

@@ -1,6 +1,7 @@
 #include "trainer/data/dataset.h"
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "trainer/data/data_metrics.h"
 #include "trainer/data/idx_dataset.h"
 #include "trainer/data/libsvm_dataset.h"
@@ -31,6 +32,15 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadDataset(const SourceConfig& s
   const DataMetrics& m = DataMetrics::For(options.name);
   m.bytes_read->Inc(static_cast<double>((*ds)->bytes_read()));
   m.malformed_skipped->Inc(static_cast<double>((*ds)->malformed_skipped()));
+  // An empty source would train for zero steps and report success; refuse it instead.
+  if ((*ds)->size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        (*ds)->Describe(), ": no examples",
+        (*ds)->malformed_skipped() > 0
+            ? absl::StrCat(" (every record was malformed: ", (*ds)->malformed_skipped(),
+                           " skipped)")
+            : ""));
+  }
   return ds;
 }
 

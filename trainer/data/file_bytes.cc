@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -21,8 +22,24 @@ absl::StatusOr<FileBytes> ReadFileBytes(const std::string& path, int64_t max_byt
   gzFile f = gzopen(path.c_str(), "rb");
   if (f == nullptr) return ErrnoToStatus(errno ? errno : ENOMEM, absl::StrCat("open ", path));
   gzbuffer(f, 1 << 18);
-  // Plain files decompress 1:1; gzip ones usually expand 2-10x. Start from the stored size.
+  // Plain files decompress 1:1. A gzip file ends with its uncompressed size modulo 2^32 (RFC 1952
+  // ISIZE): a good first guess that saves growing the buffer (wrong only above 4 GiB or for
+  // multi-member files, and then the buffer simply grows).
   size_t capacity = static_cast<size_t>(st.st_size) + (1 << 16);
+  if (st.st_size >= 18) {
+    unsigned char head[2] = {0, 0}, tail[4] = {0, 0, 0, 0};
+    std::FILE* raw = std::fopen(path.c_str(), "rb");
+    if (raw != nullptr) {
+      const bool gzip = std::fread(head, 1, 2, raw) == 2 && head[0] == 0x1f && head[1] == 0x8b;
+      if (gzip && std::fseek(raw, -4, SEEK_END) == 0 && std::fread(tail, 1, 4, raw) == 4) {
+        const uint32_t isize = uint32_t{tail[0]} | (uint32_t{tail[1]} << 8) |
+                               (uint32_t{tail[2]} << 16) | (uint32_t{tail[3]} << 24);
+        capacity = std::max<size_t>(capacity, size_t{isize} + 1);  // +1: EOF seen without growing
+      }
+      std::fclose(raw);
+    }
+  }
+  capacity = std::min<size_t>(capacity, static_cast<size_t>(max_bytes));
   out.data.resize(capacity);
   size_t used = 0;
   absl::Status status;

@@ -68,6 +68,7 @@ struct ParamDesc {
   ParamInit init = ParamInit::kXavier;
   int64_t fan_in = 1, fan_out = 1;
   bool sparse = false;  // rows updated only where a batch touched them (embedding tables)
+  bool trainable = true;  // false: state the layer updates itself (batch-norm running stats)
 };
 
 // A trainable parameter. `grad` is a view into the network's gradient arena (dense parameters).

@@ -4,8 +4,16 @@
 #include "absl/strings/str_join.h"
 #include "common/check.h"
 #include "trainer/layers/activation_layer.h"
+#include "trainer/layers/batch_norm_layer.h"
+#include "trainer/layers/binary_cross_entropy_layer.h"
+#include "trainer/layers/concat_layer.h"
 #include "trainer/layers/conv2d_layer.h"
+#include "trainer/layers/dropout_layer.h"
+#include "trainer/layers/embedding_layer.h"
 #include "trainer/layers/fc_layer.h"
+#include "trainer/layers/gru_layer.h"
+#include "trainer/layers/lstm_layer.h"
+#include "trainer/layers/rank_cost_layer.h"
 #include "trainer/layers/pool2d_layer.h"
 #include "trainer/layers/softmax_cross_entropy_layer.h"
 #include "trainer/layers/softmax_layer.h"
@@ -22,7 +30,15 @@ void RegisterBuiltinLayers(LayerRegistry& r) {
   r.Add<SigmoidLayer>("sigmoid");
   r.Add<TanhLayer>("tanh");
   r.Add<SoftmaxLayer>("softmax");
+  r.Add<DropoutLayer>("dropout");
+  r.Add<BatchNormLayer>("batch_norm");
+  r.Add<EmbeddingLayer>("embedding");
+  r.Add<ConcatLayer>("concat");
+  r.Add<LstmLayer>("lstm");
+  r.Add<GruLayer>("gru");
   r.Add<SoftmaxCrossEntropyLayer>("softmax_cross_entropy");
+  r.Add<BinaryCrossEntropyLayer>("binary_cross_entropy");
+  r.Add<RankCostLayer>("rank_cost");
 }
 
 void LayerRegistry::Add(const std::string& type, Factory factory, LayerExample example) {

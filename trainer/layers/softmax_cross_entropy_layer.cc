@@ -47,7 +47,7 @@ void SoftmaxCrossEntropyLayer::Forward(const LayerInputs& in, Blob& out, const S
   const Blob& labels = *in[1];
   const int64_t n = logits.batch();
   probs_.Resize(*device_, logits.value.shape());
-  SoftmaxRows(n * steps_, classes_, logits.value.data(), probs_.data());
+  device_->Softmax(n * steps_, classes_, logits.value.data(), probs_.data());
   float* loss = out.value.data();
   for (int64_t i = 0; i < n; ++i) {
     const int64_t len = sequence_ ? labels.lengths[i] : 1;

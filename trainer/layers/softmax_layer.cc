@@ -1,25 +1,6 @@
 #include "trainer/layers/softmax_layer.h"
 
-#include <algorithm>
-#include <cmath>
-
 namespace tandem::trainer {
-
-void SoftmaxRows(int64_t rows, int64_t cols, const float* x, float* out) {
-#pragma omp parallel for schedule(static) if (rows * cols > 65536)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * cols;
-    float* yr = out + r * cols;
-    const float m = *std::max_element(xr, xr + cols);
-    float sum = 0.f;
-    for (int64_t c = 0; c < cols; ++c) {
-      yr[c] = std::exp(xr[c] - m);
-      sum += yr[c];
-    }
-    const float inv = 1.f / sum;
-    for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
-  }
-}
 
 BlobDesc SoftmaxLayer::Setup(LayerSetup& s) {
   if (!s.ExpectInputs(1, 1, {{BlobKind::kDense, BlobKind::kSequence}})) return {};
@@ -29,7 +10,7 @@ BlobDesc SoftmaxLayer::Setup(LayerSetup& s) {
 }
 
 void SoftmaxLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
-  SoftmaxRows(in[0]->value.size() / cols_, cols_, in[0]->value.data(), out.value.data());
+  device_->Softmax(in[0]->value.size() / cols_, cols_, in[0]->value.data(), out.value.data());
   out.lengths = in[0]->lengths;
 }
 

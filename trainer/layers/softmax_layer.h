@@ -6,9 +6,6 @@
 
 namespace tandem::trainer {
 
-// out[r, :] = softmax(x[r, :]) for `rows` rows of `cols`; stable (subtracts the row maximum).
-void SoftmaxRows(int64_t rows, int64_t cols, const float* x, float* out);
-
 class SoftmaxLayer final : public Layer {
  public:
   BlobDesc Setup(LayerSetup& s) override;

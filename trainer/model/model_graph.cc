@@ -1,5 +1,7 @@
 #include "trainer/model/model_graph.h"
 
+#include <set>
+
 #include "absl/strings/str_cat.h"
 
 namespace tandem::trainer {
@@ -43,6 +45,7 @@ std::vector<FieldError> BuildModelGraph(const ModelDef& def, const LayerRegistry
     graph->blob_names.push_back(in.name);
   }
   bool graph_ok = true;
+  std::set<std::string> failed;  // layers with errors: their consumers stay quiet (no cascades)
   for (size_t i = 0; i < def.layers.size(); ++i) {
     const LayerConfig& config = def.layers[i];
     const std::string p = absl::StrCat(path, ".layers[", i, "]");
@@ -52,6 +55,10 @@ std::vector<FieldError> BuildModelGraph(const ModelDef& def, const LayerRegistry
     bool inputs_ok = true;
     for (size_t k = 0; k < config.inputs.size(); ++k) {
       auto it = blob_of.find(config.inputs[k]);
+      if (it == blob_of.end() && failed.count(config.inputs[k]) > 0) {
+        inputs_ok = false;
+        continue;
+      }
       if (it == blob_of.end()) {
         errors.push_back(
             {config.inputs.size() == 1 ? p + ".input" : absl::StrCat(p, ".inputs[", k, "]"),
@@ -67,10 +74,12 @@ std::vector<FieldError> BuildModelGraph(const ModelDef& def, const LayerRegistry
     if (!layer.ok()) {
       errors.push_back({p + ".type", std::string(layer.status().message())});
       graph_ok = false;
+      failed.insert(config.name);
       continue;
     }
     if (!inputs_ok || config.inputs.empty()) {
       graph_ok = false;
+      failed.insert(config.name);
       continue;
     }
     LayerSetup setup(config, in_descs);
@@ -85,6 +94,7 @@ std::vector<FieldError> BuildModelGraph(const ModelDef& def, const LayerRegistry
     }
     if (!setup.attrs().errors().empty()) {
       graph_ok = false;
+      failed.insert(config.name);
       continue;
     }
     gl.config.attrs = setup.attrs().resolved();

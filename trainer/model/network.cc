@@ -54,7 +54,7 @@ absl::Status Network::Init(uint64_t seed) {
   int64_t dense_grads = 0;
   for (int l = 0; l < num_layers; ++l)
     for (const ParamDesc& p : graph_.layers[l].params)
-      if (!p.sparse) dense_grads += p.shape.NumElements();
+      if (!p.sparse && p.trainable) dense_grads += p.shape.NumElements();
   grad_arena_.Resize(device_, Shape({std::max<int64_t>(dense_grads, 1)}));
   device_.Fill(grad_arena_.size(), 0.f, grad_arena_.data());
   for (int l = 0; l < num_layers; ++l)
@@ -75,6 +75,7 @@ absl::Status Network::Init(uint64_t seed) {
     layer_grad_range_[l].first = grad_offset;
     for (int pi : layer_params_[l]) {
       Param& p = params_[pi];
+      if (!p.desc.trainable) continue;  // no gradient
       if (p.desc.sparse) {
         p.grad.Resize(device_, p.desc.shape);
         device_.Fill(p.grad.size(), 0.f, p.grad.data());

@@ -192,5 +192,23 @@ TEST(BatchReaderTest, BatchesAreReusedNotReallocated) {
   EXPECT_EQ(buffers.size(), distinct.size());
 }
 
+TEST(BatchReaderTest, OptionsFromDataConfig) {
+  DataConfig c;
+  c.batch_size = 32;
+  c.seed = 9;
+  c.prefetch = 3;
+  ReaderOptions train = TrainReaderOptions(c, 1, 4);
+  EXPECT_EQ(train.batch_size, 32);
+  EXPECT_EQ(train.rank, 1);
+  EXPECT_EQ(train.world_size, 4);
+  EXPECT_TRUE(train.shuffle);
+  EXPECT_EQ(train.seed, 9u);
+  EXPECT_EQ(train.prefetch, 3);
+  EXPECT_EQ(train.name, "train");
+  ReaderOptions test = TestReaderOptions(c, 1, 4);
+  EXPECT_FALSE(test.shuffle);
+  EXPECT_EQ(test.name, "test");
+}
+
 }  // namespace
 }  // namespace tandem::trainer::data

@@ -156,6 +156,25 @@ TEST(LibsvmDatasetTest, ThroughTheReaderWithSharding) {
   EXPECT_EQ(std::count(seen.begin(), seen.end(), 1), 50);
 }
 
+TEST(LoadDatasetTest, EmptySourcesAreRefused) {
+  SourceConfig src;
+  src.format = DataFormat::kLibsvm;
+  src.paths = {WriteGz("empty.svm.gz", "# nothing but a comment\n\n")};
+  auto ds = LoadDataset(src, {});
+  ASSERT_FALSE(ds.ok());
+  EXPECT_THAT(std::string(ds.status().message()), HasSubstr(src.paths[0]));
+  EXPECT_THAT(std::string(ds.status().message()), HasSubstr("no examples"));
+  src.paths = {WriteGz("allbad.svm.gz", "x\ny\n")};
+  ds = LoadDataset(src, {.skip_malformed = true});
+  ASSERT_FALSE(ds.ok());
+  EXPECT_THAT(std::string(ds.status().message()),
+              HasSubstr("no examples (every record was malformed: 2 skipped)"));
+  src.format = DataFormat::kTokens;
+  src.sequence_length = 4;
+  src.paths = {WriteGz("one-token.txt.gz", "7\n")};  // no (input, target) pair
+  EXPECT_EQ(LoadDataset(src, {}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(TokenDatasetTest, StreamWindowsOverlapByOne) {
   // 11 tokens -> 10 (input, target) pairs -> windows of 4: 4, 4, 2.
   auto ds = TokenDataset::Parse("0 1 2 3\n4 5 6\n# comment\n7 8 9 10\n", "ptb.txt",

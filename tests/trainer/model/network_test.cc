@@ -1,0 +1,88 @@
+#include "trainer/model/network.h"
+
+#include <cmath>
+
+#include "gtest/gtest.h"
+#include "trainer/model/model_builder.h"
+
+namespace tandem::trainer {
+namespace {
+
+// fc a -> relu feeds two layers (fan-out), whose outputs are concatenated.
+ModelDef FanOutModel() {
+  ModelBuilder m;
+  auto x = m.Features("x", {3});
+  auto label = m.Labels("label");
+  auto a = m.Fc("a").Size(4).Input(x);
+  auto r = m.Tanh("r").Input(a);
+  auto b = m.Fc("b").Size(2).Input(r);
+  auto c = m.Fc("c").Size(2).Input(r);
+  auto cat = m.Concat("cat").Inputs({b, c});
+  auto out = m.Fc("out").Size(3).Input(cat);
+  m.SoftmaxCrossEntropy("cost").Input(out).Label(label);
+  return m.Build();
+}
+
+std::unique_ptr<Network> Make(Device& device) {
+  ModelGraph graph;
+  EXPECT_TRUE(BuildModelGraph(FanOutModel(), LayerRegistry::Builtin(), "m", &graph).empty());
+  auto net = Network::Create(std::move(graph), device, 5);
+  EXPECT_TRUE(net.ok()) << net.status();
+  return std::move(*net);
+}
+
+void Feed(Network& net) {
+  net.SetBatchSize(2);
+  const float x[] = {0.5f, -1.f, 2.f, 1.f, 0.25f, -0.5f};
+  std::copy(x, x + 6, net.input(0).value.data());
+  net.input(1).ids = {2, 0};
+}
+
+TEST(NetworkTest, GradientArenaIsInReverseLayerOrderAndHookSeesGrowingPrefixes) {
+  auto device = CreateCpuDevice({.threads = 1});
+  auto net = Make(*device);
+  std::vector<std::tuple<int, int64_t, int64_t>> calls;
+  net->SetGradientsReadyHook([&](int layer, int64_t offset, int64_t count) {
+    calls.emplace_back(layer, offset, count);
+  });
+  Feed(*net);
+  StepContext ctx;
+  net->Forward(ctx);
+  net->Backward(ctx);
+  // Layers with parameters: a(0), b(2), c(3), out(5). Backward runs out, c, b, a.
+  ASSERT_EQ(calls.size(), 4u);
+  int64_t expected_offset = 0;
+  const int order[] = {5, 3, 2, 0};
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(std::get<0>(calls[i]), order[i]);
+    EXPECT_EQ(std::get<1>(calls[i]), expected_offset) << "ready gradients form a prefix";
+    expected_offset += std::get<2>(calls[i]);
+  }
+  EXPECT_EQ(expected_offset, net->gradient_arena_size());
+  // The last layer's weights are the first floats of the arena.
+  EXPECT_EQ(net->params()[6].grad.data(), net->gradient_arena());
+}
+
+TEST(NetworkTest, FanOutGradientsAreSummed) {
+  auto device = CreateCpuDevice({.threads = 1});
+  auto net = Make(*device);
+  Feed(*net);
+  StepContext ctx;
+  net->Forward(ctx);
+  net->Backward(ctx);
+  Param& w = net->params()[0];  // layer a's weights: upstream of the fan-out
+  std::vector<float> analytic(w.grad.data(), w.grad.data() + w.grad.size());
+  const double h = 1e-2;
+  for (int64_t i = 0; i < w.value.size(); ++i) {
+    const float saved = w.value.data()[i];
+    w.value.data()[i] = static_cast<float>(saved + h);
+    const double lp = net->Forward(ctx);
+    w.value.data()[i] = static_cast<float>(saved - h);
+    const double lm = net->Forward(ctx);
+    w.value.data()[i] = saved;
+    EXPECT_NEAR(analytic[i], (lp - lm) / (2 * h), 2e-3) << i;
+  }
+}
+
+}  // namespace
+}  // namespace tandem::trainer
