@@ -2,7 +2,10 @@
 // TANDEM_PEERS / TANDEM_RANK / TANDEM_WORLD_SIZE; rank 0 prints one JSON line per size:
 //   {"impl":"tandem","n":2,"bytes":67108864,"seconds":0.0512,"busbw":1.31e9}
 // where seconds is the mean time of one all-reduce over --iters timed calls after --warmup.
+#include <sys/socket.h>
+
 #include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -17,6 +20,42 @@
 
 namespace tc = tandem::collective;
 
+// The limit our ring runs against: one TCP stream over loopback, one sender thread and one
+// receiver thread, 4 MiB writes, `mib` MiB in total. Prints bytes per second.
+int MeasureLoopback(double mib) {
+  auto listener = tc::Listener::Bind("127.0.0.1", 0);
+  if (!listener.ok()) return 1;
+  const size_t total = static_cast<size_t>(mib * (1 << 20)), block = 4 << 20;
+  double seconds = 0;
+  std::thread receiver([&] {
+    auto conn = listener->Accept(tc::Clock::now() + std::chrono::seconds(10));
+    if (!conn.ok()) return;
+    std::vector<char> buf(block);
+    size_t got = 0;
+    auto t0 = tc::Clock::now();
+    while (got < total) {
+      ssize_t r = recv(conn->get(), buf.data(), buf.size(), 0);
+      if (r <= 0) break;
+      got += static_cast<size_t>(r);
+    }
+    seconds = std::chrono::duration<double>(tc::Clock::now() - t0).count();
+  });
+  auto fd = tc::ConnectOnce("127.0.0.1", listener->port(),
+                            tc::Clock::now() + std::chrono::seconds(10));
+  if (!fd.ok() || !tc::SetNonBlocking(fd->get(), false).ok()) return 1;
+  std::vector<char> buf(block, 1);
+  size_t sent = 0;
+  while (sent < total) {
+    ssize_t w = send(fd->get(), buf.data(), std::min(block, total - sent), MSG_NOSIGNAL);
+    if (w <= 0) break;
+    sent += static_cast<size_t>(w);
+  }
+  receiver.join();
+  std::printf("{\"impl\":\"loopback\",\"bytes\":%zu,\"seconds\":%.6g,\"bytes_per_second\":%.6g}\n",
+              total, seconds, seconds > 0 ? total / seconds : 0.0);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   tandem::InitLogging("allreduce-bench");
   CLI::App app{"Tandem ring all-reduce benchmark (one rank; see bench/allreduce-vs-peers/run.py)"};
@@ -24,6 +63,9 @@ int main(int argc, char** argv) {
   std::string sizes_mib = "1,16,64,256";
   int iters = 5, warmup = 1;
   bool bf16 = false, verify = false;
+  double loopback_mib = 0;
+  app.add_option("--loopback-mib", loopback_mib,
+                 "instead: measure one loopback TCP stream carrying this many MiB");
   app.add_option("--sizes-mib", sizes_mib, "comma list of sizes in MiB (fractions allowed)");
   app.add_option("--iters", iters, "timed all-reduces per size");
   app.add_option("--warmup", warmup, "untimed all-reduces per size");
@@ -31,6 +73,7 @@ int main(int argc, char** argv) {
   app.add_flag("--verify", verify, "check the sums (integer-valued data)");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
 
+  if (loopback_mib > 0) return MeasureLoopback(loopback_mib);
   auto options = tc::CommunicatorOptionsFromEnv();
   if (!options.ok()) {
     std::fprintf(stderr, "%s\n", options.status().ToString().c_str());

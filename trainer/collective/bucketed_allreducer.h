@@ -17,6 +17,9 @@
 // Buckets are always all-reduced in bucket order (never in completion order), so every rank
 // issues the same collectives in the same order even when backward is multi-threaded.
 // Parameters not marked by Wait() (unused in this step) are reduced with whatever the arena holds.
+// Between the first MarkReady and Wait, issue no other collective on the same communicator: it
+// could interleave with the buckets in a different order on another rank (the ranks would then
+// fail with "ranks disagree on the next collective", never silently mix data).
 // Thread-safety: MarkReady from any thread; Wait from one thread.
 #pragma once
 

@@ -33,8 +33,8 @@ struct CommunicatorOptions {
 
 // Defaults, overridden by the environment: TANDEM_JOB_NAME (job id checked at rendezvous),
 // TANDEM_COLLECTIVE_TIMEOUT_S (peer_timeout; op_timeout is 10x; default 30),
-// TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S (default 300), TANDEM_COLLECTIVE_CHANNELS (default 2),
-// TANDEM_COLLECTIVE_CHUNK_KIB (default 512), TANDEM_COLLECTIVE_SOCKET_BUFFER_KIB (default 4096).
+// TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S (default 300), TANDEM_COLLECTIVE_CHANNELS (default 4),
+// TANDEM_COLLECTIVE_CHUNK_KIB (default 512), TANDEM_COLLECTIVE_SOCKET_BUFFER_KIB (default 1024; 0: autotuning).
 absl::StatusOr<CommunicatorOptions> CommunicatorOptionsFromEnv();
 
 class Communicator {

@@ -29,9 +29,9 @@ namespace tandem::collective {
 
 struct TcpTransportOptions {
   // Data connections per neighbour and direction; a message's chunks are spread over them.
-  int channels = 2;
+  int channels = 4;
   // SO_SNDBUF/SO_RCVBUF of data connections; 0 keeps the kernel's autotuning.
-  int socket_buffer_bytes = 4 << 20;
+  int socket_buffer_bytes = 1 << 20;
   // Address to listen on; "" means every IPv4 interface (the port is the peer list's).
   std::string bind_host;
   // How long to wait for neighbours to come up and connect.

@@ -231,3 +231,31 @@ TEST(ReduceKernelsTest, Bf16RoundTripAndRounding) {
 
 }  // namespace
 }  // namespace tandem::collective
+
+namespace tandem::collective {
+namespace {
+
+TEST(MetricsTest, AllReduceIsTimedCountedAndMeasured) {
+  metrics::Registry registry;
+  CommunicatorOptions o = testing::FastOptions();
+  o.registry = &registry;
+  auto statuses = testing::RunRanks(2, o, [&](int, Communicator& comm) -> absl::Status {
+    std::vector<float> buf(100000, 1.0f);
+    TANDEM_RETURN_IF_ERROR(comm.AllReduce(buf.data(), buf.size()));
+    return comm.Barrier();
+  });
+  for (auto& s : statuses) ASSERT_TRUE(s.ok()) << s;
+  const std::string text = registry.Serialize();
+  for (const char* want :
+       {"tandem_collective_allreduce_seconds_count{rank=\"0\"} 1",
+        "tandem_collective_allreduce_seconds_count{rank=\"1\"} 1",
+        "tandem_collective_operations_total{rank=\"1\",op=\"barrier\"} 1",
+        // each rank sends 2(n-1)/n of the 400000 bytes (the 32-byte header is not payload)
+        "tandem_collective_sent_bytes_total{rank=\"0\",op=\"allreduce\"} 4e+05",
+        "tandem_collective_allreduce_bus_bandwidth_bytes_per_second{rank=\"0\"}",
+        "tandem_collective_peer_wait_seconds_total{rank=\"0\"}"})
+    EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+}
+
+}  // namespace
+}  // namespace tandem::collective
