@@ -138,9 +138,14 @@ absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, Bat
     if (batch->size == 0) continue;
     TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, net), "test data");
     loss_sum += net.Forward(ctx) * batch->size;
-    if (r.auc.has_value()) {
-      r.auc->Add(std::span<const float>(net.cost_input(0).value.data(), batch->size),
-                 std::span<const float>(net.cost_input(1).value.data(), batch->size));
+    if (r.auc.has_value()) {  // targets are floats, or class ids 0/1 from a labels input
+      const Blob& targets = net.cost_input(1);
+      const std::span<const float> scores(net.cost_input(0).value.data(), batch->size);
+      if (targets.ids.size() >= static_cast<size_t>(batch->size)) {
+        r.auc->Add(scores, std::span<const int32_t>(targets.ids.data(), batch->size));
+      } else {
+        r.auc->Add(scores, std::span<const float>(targets.value.data(), batch->size));
+      }
     }
     examples += batch->size;
     auto [c, t] = CountCorrect(net);
@@ -368,6 +373,7 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
       if (options.max_steps > 0 && step >= options.max_steps) break;
     }
     skip_in_pass = 0;
+    if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->AverageLayerState(*net));
     if (pass_examples > 0) result.train_loss = pass_loss / pass_examples;
     if (test_reader) {
       TANDEM_ASSIGN_OR_RETURN(EvalResult ev, Evaluate(*net, *test_reader, test_feeder, options.seed));
