@@ -108,9 +108,13 @@ std::pair<int64_t, int64_t> CountCorrect(const Network& net) {
   if (cost.config.type == "binary_cross_entropy") {
     const Blob& logits = net.cost_input(0);
     const Blob& targets = net.cost_input(1);
+    // Targets are floats, or class ids 0/1 when the cost's second input is a labels input.
+    const bool ids = targets.ids.size() >= static_cast<size_t>(n);
     int64_t correct = 0;
-    for (int64_t i = 0; i < n; ++i)
-      correct += (logits.value.data()[i] > 0) == (targets.value.data()[i] > 0.5f);
+    for (int64_t i = 0; i < n; ++i) {
+      const bool positive = ids ? targets.ids[i] > 0 : targets.value.data()[i] > 0.5f;
+      correct += (logits.value.data()[i] > 0) == positive;
+    }
     return {correct, n};
   }
   return {0, 0};

@@ -41,7 +41,7 @@ struct TrainOptions {
   // `@tandem` progress and resumed events for a supervisor; null: none. Not owned.
   EventReporter* events = nullptr;
   // Where the final model is written (empty: nowhere). With `parallel`, only rank 0 writes it.
-  std::string output_dir;
+  std::string output_dir = {};
   // Set (by a SIGTERM handler, say): finish the current step, checkpoint, return Cancelled.
   const std::atomic<bool>* stop = nullptr;
 };
