@@ -317,7 +317,18 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
         }
         net->Backward(ctx);  // data-parallel: buckets are all-reduced as their gradients finish
       }
-      if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->FinishGradients(), "step ", step);
+      if (dp != nullptr) {
+        absl::Status reduced = dp->FinishGradients();
+        if (!reduced.ok() && options.stop != nullptr && options.stop->load() &&
+            !options.checkpoint_dir.empty()) {
+          // Stopping, and a peer stopped first: the parameters are still those of `step` (no
+          // update was applied), so they make a valid checkpoint.
+          TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+          return absl::CancelledError(absl::StrCat("stopped at step ", step, " (checkpoint ",
+                                                   checkpointer.last_path(), ")"));
+        }
+        TANDEM_RETURN_IF_ERROR(reduced, "step ", step);
+      }
       optimizer.Step(step, total_steps);
       const double dt = Seconds(t0, Clock::now());
       train_seconds += dt;
