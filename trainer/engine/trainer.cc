@@ -14,6 +14,9 @@
 #include "trainer/data/dataset.h"
 #include "trainer/engine/batch_feeder.h"
 #include "trainer/engine/checkpointer.h"
+#include "trainer/eval/accuracy_accumulator.h"
+#include "trainer/eval/auc_accumulator.h"
+#include "trainer/eval/loss_accumulator.h"
 #include "trainer/layers/layer_registry.h"
 #include "trainer/model/model_graph.h"
 #include "trainer/model/network.h"
@@ -114,37 +117,61 @@ std::pair<int64_t, int64_t> CountCorrect(const Network& net) {
 struct EvalResult {
   double loss = std::nan("");
   double accuracy = std::nan("");
+  double auc = std::nan("");
 };
 
+// Loss, accuracy and (for binary costs) AUC over the whole test set, with the trainer/eval
+// accumulators (mergeable across ranks once training is data-parallel).
 absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, BatchFeeder& feeder,
                                     uint64_t seed) {
   reader.StartPass(0);
-  double loss_sum = 0;
-  int64_t examples = 0, correct = 0, scored = 0;
+  eval::LossAccumulator loss;
+  eval::AccuracyAccumulator accuracy;
+  eval::AucAccumulator auc({.logits = true});
+  const ModelGraph& g = net.graph();
+  const GraphLayer& cost = g.layers[g.cost_layer];
+  const BlobDesc& logits_desc = g.blobs[cost.inputs[0]];
+  const bool dense_classes = cost.config.type == "softmax_cross_entropy" &&
+                             logits_desc.kind == BlobKind::kDense;
+  const bool binary = cost.config.type == "binary_cross_entropy";
   StepContext ctx{.training = false, .step = 0, .seed = seed};
   while (const data::Batch* batch = reader.Next()) {
     if (batch->size == 0) continue;
     TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, net), "test data");
-    loss_sum += net.Forward(ctx) * batch->size;
-    examples += batch->size;
-    auto [c, t] = CountCorrect(net);
-    correct += c;
-    scored += t;
+    const int64_t n = batch->size;
+    loss.AddMean(net.Forward(ctx), n);
+    const Blob& logits = net.cost_input(0);
+    const Blob& labels = net.cost_input(1);
+    if (dense_classes) {
+      const int classes = static_cast<int>(logits_desc.shape.dim(0));
+      accuracy.Add(std::span<const float>(logits.value.data(), n * classes), classes,
+                   std::span<const int32_t>(labels.ids.data(), n));
+    } else {
+      auto [c, t] = CountCorrect(net);
+      if (t > 0) accuracy.AddCounts(c, t);
+    }
+    if (binary) {
+      const std::span<const float> scores(logits.value.data(), n);
+      if (labels.ids.empty()) {
+        auc.Add(scores, std::span<const float>(labels.value.data(), n));
+      } else {
+        auc.Add(scores, std::span<const int32_t>(labels.ids.data(), n));
+      }
+    }
   }
-  EvalResult r;
-  if (examples > 0) r.loss = loss_sum / examples;
-  if (scored > 0) r.accuracy = static_cast<double>(correct) / scored;
-  return r;
+  return EvalResult{loss.Mean(), accuracy.Accuracy(), binary ? auc.Auc() : std::nan("")};
 }
 
 }  // namespace
 
 std::string TrainResult::SummaryLine() const {
-  return absl::StrFormat(
+  std::string line = absl::StrFormat(
       "test_accuracy=%.4f test_loss=%.4f train_loss=%.4f examples_per_sec=%.1f wall_s=%.2f "
       "train_s=%.2f steps=%d examples=%d threads=%d parameters=%d",
       test_accuracy, test_loss, train_loss, examples_per_sec, wall_seconds, train_seconds, steps,
       examples, threads, parameters);
+  if (!std::isnan(test_auc)) absl::StrAppend(&line, absl::StrFormat(" test_auc=%.4f", test_auc));
+  return line;
 }
 
 absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& options) {
@@ -294,10 +321,12 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
       TANDEM_ASSIGN_OR_RETURN(EvalResult ev, Evaluate(*net, *test_reader, test_feeder, options.seed));
       result.test_loss = ev.loss;
       result.test_accuracy = ev.accuracy;
+      result.test_auc = ev.auc;
       m.test_loss->Set(ev.loss);
       m.test_accuracy->Set(ev.accuracy);
-      log(absl::StrFormat("pass %d done: train_loss %.4f test_loss %.4f test_accuracy %.4f",
-                          pass + 1, result.train_loss, ev.loss, ev.accuracy));
+      log(absl::StrFormat("pass %d done: train_loss %.4f test_loss %.4f test_accuracy %.4f%s",
+                          pass + 1, result.train_loss, ev.loss, ev.accuracy,
+                          std::isnan(ev.auc) ? "" : absl::StrFormat(" test_auc %.4f", ev.auc)));
     } else {
       result.test_loss = result.test_accuracy = std::nan("");
       log(absl::StrFormat("pass %d done: train_loss %.4f", pass + 1, result.train_loss));
