@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
   app.name("tandem-trainer");
   tandem::AddVersionFlag(app, "tandem-trainer");
   std::string job_path;
-  app.add_option("job", job_path, "TrainingJob manifest (YAML or JSON)")->required();
+  // Not ->required(): CLI11 would then report a missing job before an unknown flag.
+  app.add_option("job", job_path, "TrainingJob manifest (YAML or JSON)");
   int metrics_port = -1;
   app.add_option("--metrics-port", metrics_port,
                  "Port for /metrics, /healthz, /readyz (-1: off; default $TANDEM_METRICS_PORT)")
@@ -41,6 +42,11 @@ int main(int argc, char** argv) {
   int64_t max_steps = 0;
   app.add_option("--max-steps", max_steps, "Stop after this many steps (0: all passes)");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
+  if (job_path.empty()) {
+    std::cerr << "tandem-trainer: a TrainingJob manifest is required (tandem-trainer JOB.yaml)\n"
+              << "Run 'tandem-trainer --help' for usage." << std::endl;
+    return 2;
+  }
   tandem::InitLogging("trainer");
 
   if (metrics_port == -1) {
