@@ -10,6 +10,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <cmath>
 #include <iosfwd>
 #include <limits>
 #include <string>
@@ -50,7 +51,7 @@ struct TrainResult {
   double train_loss = 0;       // mean loss over the last pass's training batches
   double test_loss = 0;        // after the last pass (NaN without a test set)
   double test_accuracy = 0;
-  double test_auc = std::numeric_limits<double>::quiet_NaN();  // binary cross-entropy costs (CTR models); NaN otherwise
+  double test_auc = std::nan("");  // binary costs only
   int64_t steps = 0;
   int64_t examples = 0;        // training examples processed
   double train_seconds = 0;    // time in training steps (data wait included, evaluation not)
