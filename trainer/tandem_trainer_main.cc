@@ -46,7 +46,8 @@ int main(int argc, char** argv) {
   app.name("tandem-trainer");
   tandem::AddVersionFlag(app, "tandem-trainer");
   std::string job_path;
-  app.add_option("job", job_path, "TrainingJob manifest (YAML or JSON)")->required();
+  // Not ->required(): CLI11 would then report a missing job before an unknown flag.
+  app.add_option("job", job_path, "TrainingJob manifest (YAML or JSON)");
   int metrics_port = -1;
   app.add_option("--metrics-port", metrics_port,
                  "Port for /metrics, /healthz, /readyz (-1: off; default $TANDEM_METRICS_PORT)")
@@ -70,6 +71,11 @@ int main(int argc, char** argv) {
   app.add_option("--output-dir", output_dir,
                  "Where rank 0 writes the final model (default $TANDEM_OUTPUT_DIR; empty: nowhere)");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
+  if (job_path.empty()) {
+    std::cerr << "tandem-trainer: a TrainingJob manifest is required (tandem-trainer JOB.yaml)\n"
+              << "Run 'tandem-trainer --help' for usage." << std::endl;
+    return 2;
+  }
   tandem::InitLogging("trainer");
   // SIGTERM (tandem run's Ctrl-C, a pod's eviction) or SIGINT: checkpoint after the current step
   // and exit 143.
@@ -196,14 +202,16 @@ int main(int argc, char** argv) {
   std::cout << result->SummaryLine() << std::endl;
   if (events) {
     auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
-    events->Emit({{"event", "summary"},
-                  {"test_accuracy", number(result->test_accuracy)},
-                  {"test_loss", number(result->test_loss)},
-                  {"train_loss", number(result->train_loss)},
-                  {"examples_per_sec", number(result->examples_per_sec)},
-                  {"wall_s", result->wall_seconds},
-                  {"steps", result->steps},
-                  {"parameters", result->parameters}});
+    nlohmann::json summary = {{"event", "summary"},
+                              {"test_accuracy", number(result->test_accuracy)},
+                              {"test_loss", number(result->test_loss)},
+                              {"train_loss", number(result->train_loss)},
+                              {"examples_per_sec", number(result->examples_per_sec)},
+                              {"wall_s", result->wall_seconds},
+                              {"steps", result->steps},
+                              {"parameters", result->parameters}};
+    if (std::isfinite(result->test_auc)) summary["test_auc"] = result->test_auc;  // CTR models
+    events->Emit(summary);
   }
   return 0;
 }

@@ -272,13 +272,17 @@ TEST_F(RunTest, FaultDrillKillNineOnePserverAndOneTrainer) {
   TandemRun run(job, Path("run"), Path("out.txt"));
   const std::string run_dir = Path("run");
 
-  // Once both trainers have a checkpoint and trained past it, kill worker 1's pserver, then
-  // worker 0's trainer.
+  // Once both trainers have a checkpoint and trained well past it (between two checkpoints, so
+  // that steps are lost), kill worker 1's pserver, then worker 0's trainer.
   const auto deadline = Clock::now() + std::chrono::seconds(120);
-  while (Clock::now() < deadline && run.Running() &&
-         !(HasCheckpoint(run_dir + "/checkpoints/trainer-0") &&
-           HasCheckpoint(run_dir + "/checkpoints/trainer-1") && StepsDone(run_dir, 0) >= 70)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  auto ready = [&] {
+    const int64_t done = StepsDone(run_dir, 0);
+    return HasCheckpoint(run_dir + "/checkpoints/trainer-0") &&
+           HasCheckpoint(run_dir + "/checkpoints/trainer-1") && done >= 70 && done % 50 >= 10 &&
+           done % 50 <= 35;
+  };
+  while (Clock::now() < deadline && run.Running() && !ready()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   ASSERT_GE(StepsDone(run_dir, 0), 70) << ReadAll(Path("out.txt"));
   const pid_t pserver = FindChild(run.pid(), "pserver", 1);

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/check.h"
 #include "trainer/core/device.h"
@@ -22,7 +23,7 @@ Shape Shape::WithBatch(int64_t n) const {
   return Shape(std::move(d));
 }
 
-std::string Shape::ToString() const { return "[" + absl::StrJoin(dims_, ", ") + "]"; }
+std::string Shape::ToString() const { return absl::StrCat("[", absl::StrJoin(dims_, ", "), "]"); }
 
 Tensor::~Tensor() { Release(); }
 

@@ -1,11 +1,9 @@
-// Saves and restores a training state: every parameter (dense and sparse), the optimizer's state
-// and the step. Files are `ckpt-<step>.tdm` in the checkpoint directory, written atomically
-// (temporary file, fsync, rename) with a CRC-32 over the contents; a corrupt or truncated file
-// is refused with a message naming it, never loaded. The newest `keep` files are kept.
-//
-// Interim format (until common/checkpoint.h from the trainer-data branch lands; only this file
-// pair changes then): "TDMCKPT1", u64 step, u64 optimizer updates, u32 tensor count, per tensor
-// u64 floats + data, then u32 CRC-32 of everything before it. Little-endian host order.
+// Saves and restores a training state with common/checkpoint.h (atomic, CRC-32C checksummed
+// files): every parameter by name ("<layer>.<param>", dense and sparse, batch-norm statistics
+// included), the optimizer's state ("optimizer.<k>") and, in the metadata, the step and the
+// optimizer's update count. Files are `<dir>/trainer-<step>.ckpt`; the newest `keep` are kept.
+// A corrupt or truncated file is refused (logged with the file and the part at fault) and the
+// next older one is tried; a file from a different model (names or sizes differ) is an error.
 #pragma once
 
 #include <cstdint>

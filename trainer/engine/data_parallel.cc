@@ -139,6 +139,24 @@ absl::Status DataParallel::FinishGradients() {
   return reducer_->Wait();
 }
 
+absl::Status DataParallel::AverageLayerState(Network& net) {
+  layer_state_.clear();
+  for (const Param& p : net.params())
+    if (!p.desc.trainable && !p.desc.sparse)
+      layer_state_.insert(layer_state_.end(), p.value.data(), p.value.data() + p.value.size());
+  if (layer_state_.empty()) return absl::OkStatus();
+  TANDEM_RETURN_IF_ERROR(comm_->AllReduce(layer_state_.data(), layer_state_.size(),
+                                          collective::ReduceOp::kAverage),
+                         "averaging layer state (batch-norm statistics)");
+  size_t offset = 0;
+  for (Param& p : net.params()) {
+    if (p.desc.trainable || p.desc.sparse) continue;
+    std::copy_n(layer_state_.data() + offset, p.value.size(), p.value.data());
+    offset += p.value.size();
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<double>> DataParallel::GatherDoubles(
     const std::vector<double>& values) {
   // W broadcasts: exact (no float rounding on the wire) and small (a few values per rank).

@@ -88,6 +88,11 @@ class DataParallel {
   // averaged across the ranks. Then the optimizer may step.
   absl::Status FinishGradients();
 
+  // Averages the state layers keep for themselves (parameters with trainable == false, such as
+  // batch-norm running statistics, which each rank updates from its own batches), so that every
+  // rank evaluates and saves the same model. Called at the end of each pass.
+  absl::Status AverageLayerState(Network& net);
+
   // Element-wise sums over the ranks, added in rank order so every rank gets identical values.
   // REQUIRES: every rank passes the same number of values.
   absl::StatusOr<std::vector<double>> SumAcrossRanks(const std::vector<double>& values);
@@ -110,6 +115,7 @@ class DataParallel {
   int64_t batch_size_ = 0;
   float scale_ = 1;                                // this step's gradient weight
   bool empty_step_ = false;
+  std::vector<float> layer_state_;                 // AverageLayerState's buffer
 };
 
 }  // namespace tandem::trainer

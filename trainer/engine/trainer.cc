@@ -3,6 +3,8 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <optional>
+#include <span>
 #include <ostream>
 
 #include "absl/strings/str_cat.h"
@@ -16,6 +18,9 @@
 #include "trainer/engine/checkpointer.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
+#include "trainer/eval/accuracy_accumulator.h"
+#include "trainer/eval/auc_accumulator.h"
+#include "trainer/eval/loss_accumulator.h"
 #include "trainer/layers/layer_registry.h"
 #include "trainer/model/model_graph.h"
 #include "trainer/model/network.h"
@@ -105,9 +110,13 @@ std::pair<int64_t, int64_t> CountCorrect(const Network& net) {
   if (cost.config.type == "binary_cross_entropy") {
     const Blob& logits = net.cost_input(0);
     const Blob& targets = net.cost_input(1);
+    // Targets are floats, or class ids 0/1 when the cost's second input is a labels input.
+    const bool ids = targets.ids.size() >= static_cast<size_t>(n);
     int64_t correct = 0;
-    for (int64_t i = 0; i < n; ++i)
-      correct += (logits.value.data()[i] > 0) == (targets.value.data()[i] > 0.5f);
+    for (int64_t i = 0; i < n; ++i) {
+      const bool positive = ids ? targets.ids[i] > 0 : targets.value.data()[i] > 0.5f;
+      correct += (logits.value.data()[i] > 0) == positive;
+    }
     return {correct, n};
   }
   return {0, 0};
@@ -116,43 +125,68 @@ std::pair<int64_t, int64_t> CountCorrect(const Network& net) {
 struct EvalResult {
   double loss = std::nan("");
   double accuracy = std::nan("");
-  double loss_sum = 0;  // the totals behind them (data-parallel ranks add theirs up)
-  int64_t examples = 0, correct = 0, scored = 0;
+  double auc = std::nan("");
+  // The accumulators behind them: data-parallel ranks merge their states.
+  eval::LossAccumulator loss_acc;
+  eval::AccuracyAccumulator accuracy_acc;
+  std::optional<eval::AucAccumulator> auc_acc;
 };
 
+// Loss, accuracy and (for binary costs) AUC over the whole test set, with the trainer/eval
+// accumulators (mergeable across ranks once training is data-parallel).
 absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, BatchFeeder& feeder,
                                     uint64_t seed) {
   reader.StartPass(0);
-  double loss_sum = 0;
-  int64_t examples = 0, correct = 0, scored = 0;
+  eval::LossAccumulator loss;
+  eval::AccuracyAccumulator accuracy;
+  eval::AucAccumulator auc({.logits = true});
+  const ModelGraph& g = net.graph();
+  const GraphLayer& cost = g.layers[g.cost_layer];
+  const BlobDesc& logits_desc = g.blobs[cost.inputs[0]];
+  const bool dense_classes = cost.config.type == "softmax_cross_entropy" &&
+                             logits_desc.kind == BlobKind::kDense;
+  const bool binary = cost.config.type == "binary_cross_entropy";
   StepContext ctx{.training = false, .step = 0, .seed = seed};
   while (const data::Batch* batch = reader.Next()) {
     if (batch->size == 0) continue;
     TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, net), "test data");
-    loss_sum += net.Forward(ctx) * batch->size;
-    examples += batch->size;
-    auto [c, t] = CountCorrect(net);
-    correct += c;
-    scored += t;
+    const int64_t n = batch->size;
+    loss.AddMean(net.Forward(ctx), n);
+    const Blob& logits = net.cost_input(0);
+    const Blob& labels = net.cost_input(1);
+    if (dense_classes) {
+      const int classes = static_cast<int>(logits_desc.shape.dim(0));
+      accuracy.Add(std::span<const float>(logits.value.data(), n * classes), classes,
+                   std::span<const int32_t>(labels.ids.data(), n));
+    } else {
+      auto [c, t] = CountCorrect(net);
+      if (t > 0) accuracy.AddCounts(c, t);
+    }
+    if (binary) {
+      const std::span<const float> scores(logits.value.data(), n);
+      if (labels.ids.empty()) {
+        auc.Add(scores, std::span<const float>(labels.value.data(), n));
+      } else {
+        auc.Add(scores, std::span<const int32_t>(labels.ids.data(), n));
+      }
+    }
   }
-  EvalResult r;
-  r.loss_sum = loss_sum;
-  r.examples = examples;
-  r.correct = correct;
-  r.scored = scored;
-  if (examples > 0) r.loss = loss_sum / examples;
-  if (scored > 0) r.accuracy = static_cast<double>(correct) / scored;
+  EvalResult r{loss.Mean(), accuracy.Accuracy(), binary ? auc.Auc() : std::nan(""), loss, accuracy,
+               std::nullopt};
+  if (binary) r.auc_acc = auc;
   return r;
 }
 
 }  // namespace
 
 std::string TrainResult::SummaryLine() const {
-  return absl::StrFormat(
+  std::string line = absl::StrFormat(
       "test_accuracy=%.4f test_loss=%.4f train_loss=%.4f examples_per_sec=%.1f wall_s=%.2f "
       "train_s=%.2f steps=%d examples=%d threads=%d parameters=%d",
       test_accuracy, test_loss, train_loss, examples_per_sec, wall_seconds, train_seconds, steps,
       examples, threads, parameters);
+  if (!std::isnan(test_auc)) absl::StrAppend(&line, absl::StrFormat(" test_auc=%.4f", test_auc));
+  return line;
 }
 
 absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& options) {
@@ -297,7 +331,18 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
         }
         net->Backward(ctx);  // data-parallel: buckets are all-reduced as their gradients finish
       }
-      if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->FinishGradients(), "step ", step);
+      if (dp != nullptr) {
+        absl::Status reduced = dp->FinishGradients();
+        if (!reduced.ok() && options.stop != nullptr && options.stop->load() &&
+            !options.checkpoint_dir.empty()) {
+          // Stopping, and a peer stopped first: the parameters are still those of `step` (no
+          // update was applied), so they make a valid checkpoint.
+          TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+          return absl::CancelledError(absl::StrCat("stopped at step ", step, " (checkpoint ",
+                                                   checkpointer.last_path(), ")"));
+        }
+        TANDEM_RETURN_IF_ERROR(reduced, "step ", step);
+      }
       optimizer.Step(step, total_steps);
       const double dt = Seconds(t0, Clock::now());
       train_seconds += dt;
@@ -357,23 +402,36 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
       if (options.max_steps > 0 && step >= options.max_steps) break;
     }
     skip_in_pass = 0;
+    if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->AverageLayerState(*net));
     if (pass_examples > 0) result.train_loss = pass_loss / pass_examples;
     if (test_reader) {
       TANDEM_ASSIGN_OR_RETURN(EvalResult ev, Evaluate(*net, *test_reader, test_feeder, options.seed));
       if (dp != nullptr) {  // each rank evaluated its shard of the test set
-        const std::vector<double> local = {ev.loss_sum, static_cast<double>(ev.examples),
-                                           static_cast<double>(ev.correct),
-                                           static_cast<double>(ev.scored)};
-        TANDEM_ASSIGN_OR_RETURN(std::vector<double> sums, dp->SumAcrossRanks(local));
-        ev.loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
-        ev.accuracy = sums[3] > 0 ? sums[2] / sums[3] : std::nan("");
+        std::vector<double> state;
+        ev.loss_acc.AppendState(&state);
+        ev.accuracy_acc.AppendState(&state);
+        if (ev.auc_acc.has_value()) ev.auc_acc->AppendState(&state);
+        TANDEM_ASSIGN_OR_RETURN(std::vector<double> merged, dp->SumAcrossRanks(state));
+        std::span<const double> rest(merged);
+        ev.loss_acc.SetState(rest.subspan(0, eval::LossAccumulator::kStateSize));
+        rest = rest.subspan(eval::LossAccumulator::kStateSize);
+        ev.accuracy_acc.SetState(rest.subspan(0, eval::AccuracyAccumulator::kStateSize));
+        rest = rest.subspan(eval::AccuracyAccumulator::kStateSize);
+        ev.loss = ev.loss_acc.Mean();
+        ev.accuracy = ev.accuracy_acc.Accuracy();
+        if (ev.auc_acc.has_value()) {  // histograms add up: the same AUC on every rank
+          ev.auc_acc->SetState(rest);
+          ev.auc = ev.auc_acc->Auc();
+        }
       }
       result.test_loss = ev.loss;
       result.test_accuracy = ev.accuracy;
+      result.test_auc = ev.auc;
       m.test_loss->Set(ev.loss);
       m.test_accuracy->Set(ev.accuracy);
-      log(absl::StrFormat("pass %d done: train_loss %.4f test_loss %.4f test_accuracy %.4f",
-                          pass + 1, result.train_loss, ev.loss, ev.accuracy));
+      log(absl::StrFormat("pass %d done: train_loss %.4f test_loss %.4f test_accuracy %.4f%s",
+                          pass + 1, result.train_loss, ev.loss, ev.accuracy,
+                          std::isnan(ev.auc) ? "" : absl::StrFormat(" test_auc %.4f", ev.auc)));
     } else {
       result.test_loss = result.test_accuracy = std::nan("");
       log(absl::StrFormat("pass %d done: train_loss %.4f", pass + 1, result.train_loss));

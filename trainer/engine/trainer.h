@@ -10,7 +10,9 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <cmath>
 #include <iosfwd>
+#include <limits>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -40,7 +42,7 @@ struct TrainOptions {
   // `@tandem` progress and resumed events for a supervisor; null: none. Not owned.
   EventReporter* events = nullptr;
   // Where the final model is written (empty: nowhere). With `parallel`, only rank 0 writes it.
-  std::string output_dir;
+  std::string output_dir = {};
   // Set (by a SIGTERM handler, say): finish the current step, checkpoint, return Cancelled.
   const std::atomic<bool>* stop = nullptr;
 };
@@ -49,6 +51,7 @@ struct TrainResult {
   double train_loss = 0;       // mean loss over the last pass's training batches
   double test_loss = 0;        // after the last pass (NaN without a test set)
   double test_accuracy = 0;
+  double test_auc = std::nan("");  // binary costs only
   int64_t steps = 0;
   int64_t examples = 0;        // training examples processed
   double train_seconds = 0;    // time in training steps (data wait included, evaluation not)

@@ -11,7 +11,7 @@ BlobDesc FcLayer::Setup(LayerSetup& s) {
   in_features_ = sequence_ ? in.shape.dim(1) : in.shape.NumElements();
   s.AddParam({.name = "weights",
               .shape = Shape({in_features_, size_}),
-              .init = ParamInit::kHe,
+              .init = ParamInit::kXavier,
               .fan_in = in_features_,
               .fan_out = size_});
   if (bias_) s.AddParam({.name = "bias", .shape = Shape({size_}), .init = ParamInit::kZero});

@@ -51,7 +51,8 @@ void PutBigEndian32(std::string* s, uint32_t v) {
 
 // A deterministic 4-class problem as IDX files: 8x8 images, each class brightens one quadrant,
 // plus pseudo-random noise (a fixed LCG, so every run sees the same bytes).
-void WriteIdx(const std::string& dir, const std::string& name, int n, uint32_t seed) {
+void WriteIdx(const std::string& dir, const std::string& name, int n, uint32_t seed,
+              int classes = 4) {
   std::string images, labels;
   PutBigEndian32(&images, 0x00000803);
   PutBigEndian32(&images, n);
@@ -62,7 +63,7 @@ void WriteIdx(const std::string& dir, const std::string& name, int n, uint32_t s
   uint32_t x = seed;
   for (int i = 0; i < n; ++i) {
     x = x * 1664525u + 1013904223u;
-    const int label = static_cast<int>((x >> 16) % 4);
+    const int label = static_cast<int>((x >> 16) % classes);
     labels.push_back(static_cast<char>(label));
     for (int p = 0; p < 64; ++p) {
       x = x * 1664525u + 1013904223u;
@@ -82,7 +83,25 @@ struct Job {
   int passes = 2;
   std::string compression = "none";
   double bucket_mib = 0.001;  // tiny buckets: several per step, overlapping backward
+  bool batch_norm = false;    // fc1 -> batch_norm -> relu
+  bool binary = false;        // one logit, binary cross-entropy (a CTR-like cost: AUC)
 };
+
+nlohmann::json Layers(const Job& job) {
+  nlohmann::json layers = nlohmann::json::array();
+  layers.push_back({{"name", "fc1"}, {"type", "fc"}, {"input", "image"}, {"size", 16}});
+  std::string last = "fc1";
+  if (job.batch_norm) {
+    layers.push_back({{"name", "bn1"}, {"type", "batch_norm"}, {"input", last}});
+    last = "bn1";
+  }
+  layers.push_back({{"name", "relu1"}, {"type", "relu"}, {"input", last}});
+  layers.push_back({{"name", "fc2"}, {"type", "fc"}, {"input", "relu1"}, {"size", job.binary ? 1 : 4}});
+  layers.push_back({{"name", "cost"},
+                    {"type", job.binary ? "binary_cross_entropy" : "softmax_cross_entropy"},
+                    {"inputs", {"fc2", "label"}}});
+  return layers;
+}
 
 TrainerSpec MakeSpec(const std::string& dir, const Job& job) {
   nlohmann::json spec = {
@@ -104,11 +123,7 @@ TrainerSpec MakeSpec(const std::string& dir, const Job& job) {
        {{"inputs",
          {{{"name", "image"}, {"source", "features"}, {"shape", {1, 8, 8}}},
           {{"name", "label"}, {"source", "labels"}}}},
-        {"layers",
-         {{{"name", "fc1"}, {"type", "fc"}, {"input", "image"}, {"size", 16}},
-          {{"name", "relu1"}, {"type", "relu"}, {"input", "fc1"}},
-          {{"name", "fc2"}, {"type", "fc"}, {"input", "relu1"}, {"size", 4}},
-          {{"name", "cost"}, {"type", "softmax_cross_entropy"}, {"inputs", {"fc2", "label"}}}}}}},
+        {"layers", Layers(job)}}},
       {"optimizer", {{"type", "momentum"}, {"learningRate", 0.1}, {"momentum", 0.9}}}};
   auto parsed = ParseTrainerSpec(spec, {.check_files = true});
   EXPECT_TRUE(parsed.ok()) << parsed.status();
@@ -291,6 +306,42 @@ TEST_F(DataParallelTest, RanksAgreeOnTheNewestCheckpointTheyAllHave) {
   EXPECT_EQ(resumed[0]->final_parameters, resumed[1]->final_parameters);
   EXPECT_LT(MaxAbsDiff(resumed[0]->final_parameters, straight[0]->final_parameters), 1e-5);
   EXPECT_EQ(resumed[0]->steps, straight[0]->steps);
+}
+
+TEST_F(DataParallelTest, BatchNormStatisticsAreAveragedSoRanksHoldTheSameModel) {
+  // Each rank updates batch-norm running statistics from its own batches; they are averaged at the
+  // end of each pass, so both ranks evaluate (and rank 0 saves) the same model.
+  Job job;
+  job.batch_norm = true;
+  auto ranks = RunRanks(2, MakeSpec(dir_.path(), job), {.bucket_mib = 1},
+                        [](int, DataParallel&) { return Quiet(); });
+  for (int r = 0; r < 2; ++r) ASSERT_TRUE(ranks[r].ok()) << ranks[r].status();
+  EXPECT_EQ(ranks[0]->final_parameters, ranks[1]->final_parameters);
+  EXPECT_EQ(ranks[0]->test_loss, ranks[1]->test_loss);
+}
+
+TEST_F(DataParallelTest, BinaryCostsReportTheSameAucOnEveryRank) {
+  WriteIdx(dir_.path(), "train", 203, 11, /*classes=*/2);
+  WriteIdx(dir_.path(), "test", 61, 12, /*classes=*/2);
+  Job job;
+  job.binary = true;
+  auto single = Train(MakeSpec(dir_.path(), [&] {
+                        Job j = job;
+                        j.batch_size = 32;
+                        return j;
+                      }()),
+                      Quiet());
+  ASSERT_TRUE(single.ok()) << single.status();
+  auto ranks = RunRanks(2, MakeSpec(dir_.path(), job), {.bucket_mib = 1},
+                        [](int, DataParallel&) { return Quiet(); });
+  for (int r = 0; r < 2; ++r) ASSERT_TRUE(ranks[r].ok()) << ranks[r].status();
+  EXPECT_GT(single->test_auc, 0.8);  // learnable: one quadrant is brighter for positives
+  EXPECT_EQ(ranks[0]->test_auc, ranks[1]->test_auc);
+  EXPECT_NEAR(ranks[0]->test_auc, single->test_auc, 1e-3);
+  // A softmax model has no AUC.
+  auto softmax = Train(MakeSpec(dir_.path(), Job{}), Quiet());
+  ASSERT_TRUE(softmax.ok()) << softmax.status();
+  EXPECT_TRUE(std::isnan(softmax->test_auc));
 }
 
 // Calls `on_line(n)` after the n-th line written through it.

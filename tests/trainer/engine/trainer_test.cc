@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/checkpoint.h"
 #include "common/yaml_json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -82,7 +83,7 @@ TEST(TrainerTest, CorruptCheckpointIsRefusedNotLoaded) {
   auto first = Train(Spec(), {.checkpoint_dir = dir, .checkpoint_every = 10, .max_steps = 20});
   ASSERT_TRUE(first.ok()) << first.status();
   // Flip one byte in the newest checkpoint (step 20): resume must fall back to step 10.
-  const std::string newest = dir + "/ckpt-20.tdm";
+  const std::string newest = NumberedCheckpointPath(dir, "trainer", 20);
   ASSERT_TRUE(std::filesystem::exists(newest));
   {
     std::fstream f(newest, std::ios::in | std::ios::out | std::ios::binary);
