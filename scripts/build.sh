@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
-# Configures and builds Tandem into build/ (Release). Extra arguments go to cmake's configure step.
-# Binaries land in build/bin/.
+# Configures and builds Tandem into build/ (Release). Binaries land in build/bin/.
+#   scripts/build.sh                       # everything (libraries, binaries, tests, benchmarks)
+#   scripts/build.sh tandem tandem-trainer # only these targets (and what they need)
+# Extra configure options: TANDEM_CMAKE_ARGS="-DTANDEM_CUDA=OFF" scripts/build.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${TANDEM_JOBS:-$(nproc)}
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "$@" >/tmp/tandem-cmake.log 2>&1 || {
-  cat /tmp/tandem-cmake.log >&2; exit 1; }
-grep -E '^-- Tandem' /tmp/tandem-cmake.log || true
-cmake --build build -j "$jobs"
+# shellcheck disable=SC2086
+if ! cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${TANDEM_CMAKE_ARGS:-} >.cmake-configure.log 2>&1; then
+  cat .cmake-configure.log >&2
+  exit 1
+fi
+grep -E '^-- Tandem' .cmake-configure.log || true
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
+cmake --build build -j "$jobs" "${targets[@]}"

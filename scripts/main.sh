@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The README's main job: installs what is missing, builds (Release) and trains the example
-# TrainingJob on this machine with `tandem run`.
+# The README's main job: installs what is missing, builds (Release) the three binaries it needs,
+# and trains the example TrainingJob (2 workers: trainer + pserver each, ring all-reduce) on this
+# machine with `tandem run`. Extra arguments go to `tandem run` (e.g. --run-dir DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-scripts/build.sh
+scripts/build.sh tandem tandem-trainer tandem-pserver
 exec build/bin/tandem run examples/fashion-mnist.yaml "$@"
