@@ -91,6 +91,8 @@ int RunJob(const RunFlags& flags) {
   lj.manifest_path = std::filesystem::absolute(path).string();
   lj.workers = static_cast<int>(flags.workers > 0 ? flags.workers : job.spec.workers.count);
   lj.dense_through_pserver = job.spec.sync.dense == "pserver";
+  lj.async = job.spec.sync.mode == "async";
+  lj.staleness = static_cast<int>(job.spec.sync.staleness);
   lj.trainer_threads = static_cast<int>(std::max<int64_t>(job.spec.trainer.threads, 1));
   lj.restart.backoff_limit = static_cast<int>(job.spec.restart_policy.backoff_limit);
   lj.restart.backoff_seconds = static_cast<double>(job.spec.restart_policy.backoff_seconds);

@@ -102,7 +102,9 @@ std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRu
                       "--shard", std::to_string(i),
                       "--num-shards", std::to_string(w),
                       "--checkpoint-dir", absl::StrCat(run_dir, "/checkpoints/pserver-", i),
-                      "--metrics-port", std::to_string(ports[3 * w + i])};
+                      "--metrics-port", std::to_string(ports[3 * w + i]),
+                      "--mode", job.async ? "async" : "sync",
+                      "--staleness", std::to_string(job.staleness)};
       ps.spec.env = common_env;
       ps.spec.env.push_back({"TANDEM_METRICS_PORT", std::to_string(ports[3 * w + i])});
       out.push_back(std::move(ps));

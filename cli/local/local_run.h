@@ -29,6 +29,8 @@ struct LocalJob {
   int workers = 1;
   bool dense_through_pserver = false;  // spec.sync.dense == pserver
   bool needs_pserver = true;       // false when nothing goes through the pserver
+  bool async = false;              // spec.sync.mode == async: pservers apply pushes on arrival
+  int staleness = 4;               // spec.sync.staleness (async)
   RestartPolicy restart;
   int trainer_threads = 1;
 };

@@ -21,10 +21,11 @@ absl::StatusOr<SyncOptions> ParseSyncOptions(const nlohmann::json& spec) {
     if (!sync["dense"].is_string())
       return absl::InvalidArgumentError("spec.sync.dense: must be a string");
     const std::string dense = sync["dense"].get<std::string>();
-    if (dense != "ring") {
-      return absl::UnimplementedError(absl::StrCat(
-          "spec.sync.dense: '", dense,
-          "' is not supported by this trainer for data-parallel training; use 'ring'"));
+    // pserver: dense parameters go through the parameter server (sparse_path.h); the ring then
+    // only combines evaluation totals.
+    if (dense != "ring" && dense != "pserver") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.sync.dense: must be 'ring' or 'pserver', got '", dense, "'"));
     }
   }
   if (sync.contains("bucketMiB")) {

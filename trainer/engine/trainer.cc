@@ -16,6 +16,9 @@
 #include "trainer/engine/checkpointer.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
+#include "trainer/engine/sparse_path.h"
+#include "trainer/data/synthetic_ctr_dataset.h"
+#include "trainer/eval/auc_accumulator.h"
 #include "trainer/layers/layer_registry.h"
 #include "trainer/model/model_graph.h"
 #include "trainer/model/network.h"
@@ -116,20 +119,36 @@ std::pair<int64_t, int64_t> CountCorrect(const Network& net) {
 struct EvalResult {
   double loss = std::nan("");
   double accuracy = std::nan("");
+  double auc = std::nan("");
+  std::vector<double> auc_state;  // histogram state (data-parallel ranks add theirs up)
   double loss_sum = 0;  // the totals behind them (data-parallel ranks add theirs up)
   int64_t examples = 0, correct = 0, scored = 0;
 };
 
 absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, BatchFeeder& feeder,
-                                    uint64_t seed) {
+                                    uint64_t seed, SparsePath* sparse) {
   reader.StartPass(0);
   double loss_sum = 0;
   int64_t examples = 0, correct = 0, scored = 0;
   StepContext ctx{.training = false, .step = 0, .seed = seed};
+  const GraphLayer& cost = net.graph().layers[net.graph().cost_layer];
+  const bool binary = cost.config.type == "binary_cross_entropy";
+  eval::AucAccumulator auc({.exact = true, .logits = true});
   while (const data::Batch* batch = reader.Next()) {
     if (batch->size == 0) continue;
     TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, net), "test data");
+    if (sparse != nullptr) TANDEM_RETURN_IF_ERROR(sparse->PrepareEval(), "test data");
     loss_sum += net.Forward(ctx) * batch->size;
+    if (binary) {
+      const int64_t n = batch->size;
+      const std::span<const float> scores(net.cost_input(0).value.data(), n);
+      const Blob& truth = net.cost_input(1);  // targets (float) or labels (ids)
+      if (truth.value.empty()) {
+        auc.Add(scores, std::span<const int32_t>(truth.ids.data(), n));
+      } else {
+        auc.Add(scores, std::span<const float>(truth.value.data(), n));
+      }
+    }
     examples += batch->size;
     auto [c, t] = CountCorrect(net);
     correct += c;
@@ -142,13 +161,18 @@ absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, Bat
   r.scored = scored;
   if (examples > 0) r.loss = loss_sum / examples;
   if (scored > 0) r.accuracy = static_cast<double>(correct) / scored;
+  if (binary && auc.positives() > 0 && auc.negatives() > 0) r.auc = auc.Auc();
+  if (binary) auc.AppendState(&r.auc_state);
   return r;
 }
 
 }  // namespace
 
 std::string TrainResult::SummaryLine() const {
-  return absl::StrFormat(
+  std::string auc;
+  if (std::isfinite(test_auc)) auc += absl::StrFormat("test_auc=%.4f ", test_auc);
+  if (std::isfinite(best_auc)) auc += absl::StrFormat("best_auc=%.4f ", best_auc);
+  return auc + absl::StrFormat(
       "test_accuracy=%.4f test_loss=%.4f train_loss=%.4f examples_per_sec=%.1f wall_s=%.2f "
       "train_s=%.2f steps=%d examples=%d threads=%d parameters=%d",
       test_accuracy, test_loss, train_loss, examples_per_sec, wall_seconds, train_seconds, steps,
@@ -188,6 +212,8 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
                                                     {.skip_malformed = spec.data.skip_malformed,
                                                      .name = "test"}));
     TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(graph, test->layout(), "test"));
+    if (const auto* synth = dynamic_cast<const data::SyntheticCtrDataset*>(test.get()))
+      result.best_auc = synth->BestAuc();
   }
   log(absl::StrCat("model: ", graph.layers.size(), " layers, ", result.parameters,
                    " parameters; device: ", device->Describe()));
@@ -195,9 +221,19 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   if (test) log(absl::StrCat("test: ", test->Describe()));
 
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Network> net,
-                          Network::Create(std::move(graph), *device, options.seed));
+                          Network::Create(std::move(graph), *device, options.seed,
+                                          /*remote_sparse=*/options.sparse != nullptr));
+  if (options.on_network_created) options.on_network_created(*net);
+  SparsePath* const sp = options.sparse;
+  if (sp != nullptr) {
+    TANDEM_RETURN_IF_ERROR(sp->Attach(*net, spec.optimizer, options.seed), "parameter server");
+    log(absl::StrCat("parameter server: ", sp->client().num_shards(), " shards; embedding tables ",
+                     "remote", sp->dense_on_pserver() ? "; dense parameters on the pserver" : ""));
+  }
   Optimizer optimizer(spec.optimizer, net->params(), *device);
   DataParallel* const dp = options.parallel;
+  // Dense gradients by ring all-reduce, unless the pserver holds the dense parameters too.
+  DataParallel* const ring = sp != nullptr && sp->dense_on_pserver() ? nullptr : dp;
   const int rank = dp != nullptr ? dp->rank() : 0;
   const int world_size = dp != nullptr ? dp->world_size() : 1;
 
@@ -223,7 +259,7 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
 
   // Data-parallel ranks all take the same number of steps (a rank whose shard ran out takes empty
   // ones), since every step is an all-reduce.
-  if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->Attach(*net, reader));
+  if (ring != nullptr) TANDEM_RETURN_IF_ERROR(ring->Attach(*net, reader));
   const int64_t steps_per_pass = dp != nullptr ? reader.MaxBatchesPerPass() : reader.BatchesPerPass();
   const int64_t total_steps = steps_per_pass * spec.passes;
   int64_t step = 0;
@@ -268,7 +304,11 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   const data::Batch empty_batch{};  // a data-parallel rank whose shard ran out steps with this
   for (int64_t pass = start_pass; pass < spec.passes; ++pass) {
     m.pass->Set(static_cast<double>(pass));
-    reader.StartPass(pass);
+    if (sp != nullptr) {
+      sp->StartPass(reader, pass);  // reads one batch ahead, for the row prefetch
+    } else {
+      reader.StartPass(pass);
+    }
     double pass_loss = 0, interval_loss = 0;
     int64_t pass_examples = 0, interval_examples = 0, interval_correct = 0, interval_scored = 0;
     int64_t in_pass = 0;
@@ -276,19 +316,20 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     double interval_seconds = 0;
     while (true) {
       const Clock::time_point t0 = Clock::now();
-      const data::Batch* batch = reader.Next();
+      const data::Batch* batch = sp != nullptr ? sp->NextBatch() : reader.Next();
       if (batch == nullptr) {
         if (dp == nullptr || in_pass >= steps_per_pass) break;
         batch = &empty_batch;
       }
       if (in_pass++ < skip_in_pass) continue;  // resuming inside this pass: same order, skip
       if (batch->size == 0 && dp == nullptr) continue;
-      if (dp != nullptr) dp->BeginStep(in_pass - 1, batch->size);
+      if (ring != nullptr) ring->BeginStep(in_pass - 1, batch->size);
       double loss = 0;
       if (batch->size > 0) {
         TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, *net), "training data, pass ", pass,
                                " batch ", batch->index);
         StepContext ctx{.training = true, .step = static_cast<uint64_t>(step), .seed = options.seed};
+        if (sp != nullptr) TANDEM_RETURN_IF_ERROR(sp->BeforeForward(step), "step ", step);
         loss = net->Forward(ctx);
         if (!std::isfinite(loss)) {
           return absl::FailedPreconditionError(
@@ -296,8 +337,11 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
                            " (lower spec.optimizer.learningRate)"));
         }
         net->Backward(ctx);  // data-parallel: buckets are all-reduced as their gradients finish
+        if (sp != nullptr) TANDEM_RETURN_IF_ERROR(sp->AfterBackward(step), "step ", step);
+      } else if (sp != nullptr) {
+        TANDEM_RETURN_IF_ERROR(sp->EmptyStep(step), "step ", step);
       }
-      if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->FinishGradients(), "step ", step);
+      if (ring != nullptr) TANDEM_RETURN_IF_ERROR(ring->FinishGradients(), "step ", step);
       optimizer.Step(step, total_steps);
       const double dt = Seconds(t0, Clock::now());
       train_seconds += dt;
@@ -359,15 +403,24 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     skip_in_pass = 0;
     if (pass_examples > 0) result.train_loss = pass_loss / pass_examples;
     if (test_reader) {
-      TANDEM_ASSIGN_OR_RETURN(EvalResult ev, Evaluate(*net, *test_reader, test_feeder, options.seed));
+      TANDEM_ASSIGN_OR_RETURN(EvalResult ev,
+                              Evaluate(*net, *test_reader, test_feeder, options.seed, sp));
       if (dp != nullptr) {  // each rank evaluated its shard of the test set
-        const std::vector<double> local = {ev.loss_sum, static_cast<double>(ev.examples),
-                                           static_cast<double>(ev.correct),
-                                           static_cast<double>(ev.scored)};
+        std::vector<double> local = {ev.loss_sum, static_cast<double>(ev.examples),
+                                     static_cast<double>(ev.correct),
+                                     static_cast<double>(ev.scored)};
+        local.insert(local.end(), ev.auc_state.begin(), ev.auc_state.end());
         TANDEM_ASSIGN_OR_RETURN(std::vector<double> sums, dp->SumAcrossRanks(local));
         ev.loss = sums[1] > 0 ? sums[0] / sums[1] : std::nan("");
         ev.accuracy = sums[3] > 0 ? sums[2] / sums[3] : std::nan("");
+        if (!ev.auc_state.empty()) {  // AUC of the whole test set, from the merged histograms
+          eval::AucAccumulator merged({.exact = false, .logits = true});
+          merged.SetState(std::span<const double>(sums.data() + 4, sums.size() - 4));
+          ev.auc = merged.positives() > 0 && merged.negatives() > 0 ? merged.Auc() : std::nan("");
+        }
       }
+      result.test_auc = ev.auc;
+      if (std::isfinite(ev.auc)) log(absl::StrFormat("pass %d test_auc %.4f", pass + 1, ev.auc));
       result.test_loss = ev.loss;
       result.test_accuracy = ev.accuracy;
       m.test_loss->Set(ev.loss);
@@ -402,6 +455,11 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     Checkpointer model_writer(options.output_dir, /*keep=*/1);
     TANDEM_RETURN_IF_ERROR(model_writer.Save(step, *net, optimizer), "writing the final model");
     log(absl::StrCat("final model: ", model_writer.last_path()));
+  }
+  if (sp != nullptr) {
+    result.rows_pulled = sp->rows_pulled();
+    result.rows_pushed = sp->rows_pushed();
+    result.ids_seen = sp->ids_seen();
   }
   result.wall_seconds = Seconds(start, Clock::now());
   result.final_parameters.assign(net->parameter_arena(),

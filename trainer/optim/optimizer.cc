@@ -10,7 +10,7 @@ Optimizer::Optimizer(const OptimizerConfig& config, std::vector<Param>& params, 
   v_.resize(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const Shape& s = params_[i].desc.shape;
-    if (!params_[i].desc.trainable) continue;
+    if (!params_[i].desc.trainable || params_[i].remote) continue;
     if (config_.type != OptimizerType::kSgd) {
       m_[i].Resize(device_, s);
       device_.Fill(m_[i].size(), 0.f, m_[i].data());
@@ -88,7 +88,7 @@ void Optimizer::Step(int64_t step, int64_t total_steps) {
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     Param& p = params_[i];
-    if (!p.desc.trainable) continue;
+    if (!p.desc.trainable || p.remote) continue;  // remote: the pserver's optimizer updates it
     if (!p.desc.sparse) {
       UpdateRange(p, 0, p.value.size(), lr, static_cast<int>(i));
       continue;
