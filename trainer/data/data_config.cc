@@ -169,7 +169,9 @@ class Parser {
     } else if (format == "synthetic-ctr") {
       out->format = DataFormat::kSyntheticCtr;
       out->synthetic_test = is_test;
-      CheckKnownKeys(src, path, {"format", "examples", "numFields", "zipf", "seed", "limit"});
+      CheckKnownKeys(src, path,
+                     {"format", "examples", "numFields", "zipf", "seed", "pairs", "limit"});
+      Bool(src, path, "pairs", &out->synthetic_pairs);
       int64_t v = 0;
       if (Int(src, path, "examples", 1, int64_t{1} << 31, &v)) out->examples = v;
       if (!src.contains("examples"))

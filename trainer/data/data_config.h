@@ -61,6 +61,7 @@ struct SourceConfig {
   double zipf = 1.2;
   uint64_t synthetic_seed = 1;
   bool synthetic_test = false;
+  bool synthetic_pairs = false;  // records are (left, right) pairs for a rank cost
 };
 
 struct DataConfig {

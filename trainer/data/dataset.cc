@@ -36,7 +36,8 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadDataset(const SourceConfig& s
                                                   .num_fields = source.num_fields,
                                                   .zipf = source.zipf,
                                                   .seed = source.synthetic_seed,
-                                                  .test = source.synthetic_test});
+                                                  .test = source.synthetic_test,
+                                                  .pairs = source.synthetic_pairs});
       if (synth.ok()) {
         ds = std::shared_ptr<const Dataset>(*std::move(synth));
       } else {

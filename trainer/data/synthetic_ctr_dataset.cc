@@ -113,15 +113,27 @@ absl::StatusOr<std::shared_ptr<const SyntheticCtrDataset>> SyntheticCtrDataset::
   auto ds = std::shared_ptr<SyntheticCtrDataset>(new SyntheticCtrDataset());
   ds->o_ = options;
   ds->layout_.has_targets = true;
-  ds->layout_.num_fields = options.num_fields;
+  ds->layout_.num_fields = options.pairs ? 2 : options.num_fields;
   const size_t n = static_cast<size_t>(options.examples);
-  ds->ids_.resize(n * static_cast<size_t>(options.num_fields));
+  const size_t per = static_cast<size_t>(options.num_fields) * (options.pairs ? 2 : 1);
+  ds->ids_.resize(n * per);
   ds->labels_.resize(n);
   ds->probs_.resize(n);
   SyntheticCtrGenerator gen(options);
   for (int64_t i = 0; i < options.examples; ++i) {
-    gen.Example(i, ds->ids_.data() + static_cast<size_t>(i) * options.num_fields,
-                &ds->probs_[static_cast<size_t>(i)], &ds->labels_[static_cast<size_t>(i)]);
+    const size_t k = static_cast<size_t>(i);
+    if (!options.pairs) {
+      gen.Example(i, ds->ids_.data() + k * per, &ds->probs_[k], &ds->labels_[k]);
+      continue;
+    }
+    float pl = 0, pr = 0, unused = 0;
+    gen.Example(2 * i, ds->ids_.data() + k * per, &pl, &unused);
+    gen.Example(2 * i + 1, ds->ids_.data() + k * per + options.num_fields, &pr, &unused);
+    auto logit = [](double p) { return std::log(p / (1 - p)); };
+    const double p = 1 / (1 + std::exp(-(logit(pl) - logit(pr))));
+    uint64_t st = Mix(Mix(options.seed + 17) ^ Mix(k * 2 + (options.test ? 1 : 0)));
+    ds->probs_[k] = static_cast<float>(p);
+    ds->labels_[k] = Uniform(&st) < p ? 1.f : 0.f;
   }
   ds->best_auc_ = ExactAuc(ds->probs_, ds->labels_);
   return std::shared_ptr<const SyntheticCtrDataset>(ds);
@@ -131,6 +143,19 @@ void SyntheticCtrDataset::Append(int64_t i, Batch* batch) const {
   const size_t row = static_cast<size_t>(batch->size);
   batch->targets[row] = labels_[static_cast<size_t>(i)];
   if (!batch->query_ids.empty()) batch->query_ids[row] = 0;
+  if (o_.pairs) {  // field 0: left's bag, field 1: right's
+    const uint64_t* ids = ids_.data() + static_cast<size_t>(i) * 2 * o_.num_fields;
+    for (int side = 0; side < 2; ++side) {
+      SparseField& sf = batch->fields[side];
+      for (int f = 0; f < o_.num_fields; ++f) {
+        sf.ids.push_back(ids[side * o_.num_fields + f]);
+        sf.values.push_back(1.f);
+      }
+      sf.offsets.push_back(static_cast<int64_t>(sf.ids.size()));
+    }
+    ++batch->size;
+    return;
+  }
   const uint64_t* ids = ids_.data() + static_cast<size_t>(i) * o_.num_fields;
   for (int f = 0; f < o_.num_fields; ++f) {
     SparseField& sf = batch->fields[f];
@@ -149,9 +174,10 @@ double SyntheticCtrDataset::ClickRate() const {
 
 std::string SyntheticCtrDataset::Describe() const {
   return absl::StrFormat(
-      "synthetic-ctr seed %d (%s): %d examples, %d fields, Zipf(%.2f) ids, click rate %.3f, "
+      "synthetic-ctr seed %d (%s): %d %s, %d fields, Zipf(%.2f) ids, %s rate %.3f, "
       "best achievable AUC %.4f",
-      o_.seed, o_.test ? "test" : "train", size(), o_.num_fields, o_.zipf, ClickRate(),
+      o_.seed, o_.test ? "test" : "train", size(), o_.pairs ? "pairs" : "examples",
+      o_.num_fields, o_.zipf, o_.pairs ? "left-preferred" : "click", ClickRate(),
       best_auc_);
 }
 

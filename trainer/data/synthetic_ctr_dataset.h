@@ -13,6 +13,7 @@
 // different example streams (the test source is `part` test), so BestAuc() of the test set (the
 // AUC of the true probabilities against the drawn clicks) is the best any model can score.
 // Layout: like libsvm with numFields fields (one id per field, value 1), targets = clicks.
+// With `pairs: true`: two fields, each the bag of one item's numFields ids (see the options).
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,10 @@ struct SyntheticCtrOptions {
   double zipf = 1.2;
   uint64_t seed = 1;
   bool test = false;  // the held-out stream (same model, other examples)
+  // Pairs for a pairwise rank cost: each record is two items of the model (left, right), each a
+  // bag of num_fields ids; the layout has 2 fields (field 0: left's ids, field 1: right's), and
+  // the target is 1 when left is preferred, drawn with P = sigmoid(logit_left - logit_right).
+  bool pairs = false;
 };
 
 class SyntheticCtrGenerator {
