@@ -6,6 +6,7 @@
 // per field, concatenated into an MLP 1664-256-128-1, binary cross-entropy, SGD lr 0.05, batch 128.
 #include <sys/resource.h>
 
+#include <cmath>
 #include <iostream>
 
 #include "CLI/CLI.hpp"

@@ -1,5 +1,6 @@
 #include "trainer/engine/sparse_path.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -92,14 +93,15 @@ absl::StatusOr<std::unique_ptr<SparsePath>> SparsePath::ConnectFromEnv(
         "TANDEM_JOB_TOKEN is not set: every pserver request must carry the job's token");
   }
   pserver::PServerClientOptions o;
-  o.endpoints = absl::StrSplit(list, ',', absl::SkipEmpty());
+  for (absl::string_view e : absl::StrSplit(list, ',', absl::SkipEmpty()))
+    o.endpoints.emplace_back(e);
   o.token = token;
   if (const char* rank = std::getenv("TANDEM_RANK"); rank != nullptr && *rank != '\0')
     o.rank = static_cast<uint32_t>(std::atoi(rank));
   o.sync = !sync.async;
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<pserver::PServerClient> client,
-                          pserver::PServerClient::Connect(o), "connecting to the pservers ", list);
-  return std::make_unique<SparsePath>(std::move(client), sync);
+  auto client = pserver::PServerClient::Connect(o);
+  if (!client.ok()) return Annotate(client.status(), absl::StrCat("connecting to the pservers ", list));
+  return std::make_unique<SparsePath>(std::move(*client), sync);
 }
 
 SparsePath::SparsePath(std::unique_ptr<pserver::PServerClient> client,
