@@ -70,10 +70,11 @@ absl::Status DataParallel::Attach(Network& net, const data::BatchReader& reader)
   slices_.clear();
   const float* arena = net.gradient_arena();
   for (const Param& p : net.params()) {
+    if (p.remote) continue;  // held by the pserver (sparse_path.h), not all-reduced
     if (p.desc.sparse) {
       return absl::UnimplementedError(absl::StrCat(
           "parameter '", p.desc.name, "' is sparse (an embedding table): sparse parameters of a "
-          "data-parallel job go through the pserver, which this trainer does not drive yet"));
+          "data-parallel job go through the pserver (set TANDEM_PSERVERS)"));
     }
     if (p.grad.size() == 0) continue;
     slices_.push_back({static_cast<size_t>(p.grad.data() - arena),
