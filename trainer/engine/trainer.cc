@@ -133,12 +133,22 @@ absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, Bat
   StepContext ctx{.training = false, .step = 0, .seed = seed};
   const GraphLayer& cost = net.graph().layers[net.graph().cost_layer];
   const bool binary = cost.config.type == "binary_cross_entropy";
+  // rank_cost: AUC of the score difference (left - right) against the preference.
+  const bool ranking = cost.config.type == "rank_cost";
   eval::AucAccumulator auc({.exact = true, .logits = true});
+  std::vector<float> diff;
   while (const data::Batch* batch = reader.Next()) {
     if (batch->size == 0) continue;
     TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, net), "test data");
     if (sparse != nullptr) TANDEM_RETURN_IF_ERROR(sparse->PrepareEval(), "test data");
     loss_sum += net.Forward(ctx) * batch->size;
+    if (ranking && net.cost_input(2).value.size() >= static_cast<int64_t>(batch->size)) {
+      const int64_t n = batch->size;
+      diff.resize(n);
+      for (int64_t i = 0; i < n; ++i)
+        diff[i] = net.cost_input(0).value.data()[i] - net.cost_input(1).value.data()[i];
+      auc.Add(std::span<const float>(diff), std::span<const float>(net.cost_input(2).value.data(), n));
+    }
     if (binary) {
       const int64_t n = batch->size;
       const std::span<const float> scores(net.cost_input(0).value.data(), n);
@@ -161,8 +171,8 @@ absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, Bat
   r.scored = scored;
   if (examples > 0) r.loss = loss_sum / examples;
   if (scored > 0) r.accuracy = static_cast<double>(correct) / scored;
-  if (binary && auc.positives() > 0 && auc.negatives() > 0) r.auc = auc.Auc();
-  if (binary) auc.AppendState(&r.auc_state);
+  if ((binary || ranking) && auc.positives() > 0 && auc.negatives() > 0) r.auc = auc.Auc();
+  if (binary || ranking) auc.AppendState(&r.auc_state);
   return r;
 }
 

@@ -57,7 +57,8 @@ struct TrainResult {
   double train_loss = 0;       // mean loss over the last pass's training batches
   double test_loss = 0;        // after the last pass (NaN without a test set)
   double test_accuracy = 0;
-  // Binary cross-entropy models: AUC of the test set after the last pass (NaN otherwise), and
+  // Binary cross-entropy models (rank cost: of left - right score vs the preference): AUC of the
+  // test set after the last pass (NaN otherwise), and
   // the best achievable one when the test data knows its true click probabilities (synthetic).
   double test_auc = std::nan("");
   double best_auc = std::nan("");
