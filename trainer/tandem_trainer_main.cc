@@ -25,6 +25,9 @@
 #include "trainer/collective/exit_codes.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
+#include "trainer/engine/sparse_path.h"
+#include "trainer/layers/layer_registry.h"
+#include "trainer/model/model_graph.h"
 #include "trainer/engine/trainer.h"
 #include "trainer/model/trainer_spec.h"
 
@@ -169,6 +172,27 @@ int main(int argc, char** argv) {
     }
     parallel = std::move(*dp);
   }
+  // Sparse path: embedding tables (and, with spec.sync.dense: pserver, dense parameters) live on
+  // the pservers of TANDEM_PSERVERS. Without pservers the tables stay local.
+  std::unique_ptr<tandem::trainer::SparsePath> sparse;
+  if (const char* ps = std::getenv("TANDEM_PSERVERS"); ps != nullptr && *ps != '\0') {
+    auto sync = tandem::trainer::ParsePServerSyncOptions(job["spec"]);
+    if (!sync.ok()) {
+      std::cerr << "tandem-trainer: " << job_path << ": " << sync.status().message() << std::endl;
+      return 2;
+    }
+    tandem::trainer::ModelGraph graph;
+    auto errors = tandem::trainer::BuildModelGraph(
+        spec->model, tandem::trainer::LayerRegistry::Builtin(), "spec.model", &graph);
+    if (errors.empty() && (tandem::trainer::HasSparseTables(graph) || sync->dense_on_pserver)) {
+      auto sp = tandem::trainer::SparsePath::ConnectFromEnv(*sync);
+      if (!sp.ok()) {
+        std::cerr << "tandem-trainer: parameter server: " << sp.status().message() << std::endl;
+        return 1;
+      }
+      sparse = std::move(*sp);
+    }
+  }
   std::unique_ptr<tandem::trainer::EventReporter> events;
   if (events_on) events = std::make_unique<tandem::trainer::EventReporter>(&std::cout);
 
@@ -184,6 +208,7 @@ int main(int argc, char** argv) {
   options.events = events.get();
   options.output_dir = output_dir;
   options.stop = &g_stop;
+  options.sparse = sparse.get();
   g_training.store(true);
   auto result = tandem::trainer::Train(*spec, options);
   if (!result.ok()) {
@@ -203,14 +228,20 @@ int main(int argc, char** argv) {
   if (events) {
     auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
     nlohmann::json summary = {{"event", "summary"},
-                              {"test_accuracy", number(result->test_accuracy)},
-                              {"test_loss", number(result->test_loss)},
-                              {"train_loss", number(result->train_loss)},
-                              {"examples_per_sec", number(result->examples_per_sec)},
-                              {"wall_s", result->wall_seconds},
-                              {"steps", result->steps},
-                              {"parameters", result->parameters}};
-    if (std::isfinite(result->test_auc)) summary["test_auc"] = result->test_auc;  // CTR models
+                  {"test_accuracy", number(result->test_accuracy)},
+                  {"test_loss", number(result->test_loss)},
+                  {"train_loss", number(result->train_loss)},
+                  {"examples_per_sec", number(result->examples_per_sec)},
+                  {"wall_s", result->wall_seconds},
+                  {"steps", result->steps},
+                  {"parameters", result->parameters}};
+    // CTR models: the test AUC and, on synthetic data, the best achievable one.
+    if (std::isfinite(result->test_auc)) summary["test_auc"] = result->test_auc;
+    if (std::isfinite(result->best_auc)) summary["best_auc"] = result->best_auc;
+    if (result->rows_pulled > 0) {
+      summary["rows_pulled"] = result->rows_pulled;
+      summary["ids_looked_up"] = result->ids_seen;
+    }
     events->Emit(summary);
   }
   return 0;

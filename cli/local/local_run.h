@@ -31,8 +31,8 @@ struct LocalJob {
   bool needs_pserver = true;       // false when nothing goes through the pserver
   RestartPolicy restart;
   int trainer_threads = 0;         // 0: the trainer decides (all cores of this machine)
-  std::string sync_mode = "sync";  // spec.sync.mode, for the pservers
-  int staleness = 4;               // spec.sync.staleness
+  std::string sync_mode = "sync";  // spec.sync.mode: async pservers apply pushes on arrival
+  int staleness = 4;               // spec.sync.staleness (async)
   int64_t checkpoint_interval_steps = 500;  // spec.checkpoint
   int checkpoint_keep = 3;
 };

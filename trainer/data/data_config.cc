@@ -166,10 +166,34 @@ class Parser {
         int64_t v = 0;
         if (Int(src, path, "numFields", 1, 65535, &v)) out->num_fields = static_cast<int>(v);
       }
+    } else if (format == "synthetic-ctr") {
+      out->format = DataFormat::kSyntheticCtr;
+      out->synthetic_test = is_test;
+      CheckKnownKeys(src, path,
+                     {"format", "examples", "numFields", "zipf", "seed", "pairs", "limit"});
+      Bool(src, path, "pairs", &out->synthetic_pairs);
+      int64_t v = 0;
+      if (Int(src, path, "examples", 1, int64_t{1} << 31, &v)) out->examples = v;
+      if (!src.contains("examples"))
+        Error(absl::StrCat(path, ".examples"), "required for format synthetic-ctr");
+      out->num_fields = 26;
+      if (Int(src, path, "numFields", 1, 65535, &v)) out->num_fields = static_cast<int>(v);
+      if (Int(src, path, "seed", 0, std::numeric_limits<int64_t>::max(), &v))
+        out->synthetic_seed = static_cast<uint64_t>(v);
+      if (src.contains("zipf")) {
+        const json& z = src["zipf"];
+        if (!z.is_number() || !(z.get<double>() > 1.0) || !(z.get<double>() <= 4.0)) {
+          Error(absl::StrCat(path, ".zipf"),
+                absl::StrCat("must be a number in (1, 4], got ", Brief(z)));
+        } else {
+          out->zipf = z.get<double>();
+        }
+      }
     } else {
       if (src.contains("format") && src["format"].is_string()) {
         Error(absl::StrCat(path, ".format"),
-              absl::StrCat("unknown format \"", format, "\" (known: idx, libsvm, tokens)"));
+              absl::StrCat("unknown format \"", format,
+                           "\" (known: idx, libsvm, tokens, synthetic-ctr)"));
       }
       return;
     }
@@ -229,6 +253,8 @@ const char* DataFormatName(DataFormat format) {
       return "libsvm";
     case DataFormat::kTokens:
       return "tokens";
+    case DataFormat::kSyntheticCtr:
+      return "synthetic-ctr";
   }
   return "unknown";
 }

@@ -29,6 +29,7 @@ enum class DataFormat {
   kIdx,     // IDX images + labels (gzip or plain), e.g. Fashion-MNIST
   kLibsvm,  // sparse click logs: `label [qid:Q] field:id:value ...` (docs/data.md)
   kTokens,  // token-id streams or sequences for language models
+  kSyntheticCtr,  // click log generated in memory from a known model (synthetic_ctr_dataset.h)
 };
 const char* DataFormatName(DataFormat format);
 
@@ -54,6 +55,13 @@ struct SourceConfig {
   int sequence_length = 0;
   int64_t vocab_size = 0;
   TokenMode token_mode = TokenMode::kStream;
+  // kSyntheticCtr: examples to generate, Zipf exponent of the ids, model seed; test sources draw
+  // the held-out stream of the same model.
+  int64_t examples = 0;
+  double zipf = 1.2;
+  uint64_t synthetic_seed = 1;
+  bool synthetic_test = false;
+  bool synthetic_pairs = false;  // records are (left, right) pairs for a rank cost
 };
 
 struct DataConfig {

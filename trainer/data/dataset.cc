@@ -1,10 +1,13 @@
 #include "trainer/data/dataset.h"
 
+#include <algorithm>
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "trainer/data/data_metrics.h"
 #include "trainer/data/idx_dataset.h"
 #include "trainer/data/libsvm_dataset.h"
+#include "trainer/data/synthetic_ctr_dataset.h"
 #include "trainer/data/token_dataset.h"
 
 namespace tandem::trainer::data {
@@ -27,6 +30,21 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadDataset(const SourceConfig& s
                                              .limit = source.limit,
                                              .skip_malformed = options.skip_malformed});
       break;
+    case DataFormat::kSyntheticCtr: {
+      auto synth = SyntheticCtrDataset::Generate({.examples = source.limit > 0 ? std::min(source.examples, source.limit)
+                                                                    : source.examples,
+                                                  .num_fields = source.num_fields,
+                                                  .zipf = source.zipf,
+                                                  .seed = source.synthetic_seed,
+                                                  .test = source.synthetic_test,
+                                                  .pairs = source.synthetic_pairs});
+      if (synth.ok()) {
+        ds = std::shared_ptr<const Dataset>(*std::move(synth));
+      } else {
+        ds = synth.status();
+      }
+      break;
+    }
   }
   if (!ds.ok()) return ds.status();
   const DataMetrics& m = DataMetrics::For(options.name);

@@ -21,10 +21,11 @@ absl::StatusOr<SyncOptions> ParseSyncOptions(const nlohmann::json& spec) {
     if (!sync["dense"].is_string())
       return absl::InvalidArgumentError("spec.sync.dense: must be a string");
     const std::string dense = sync["dense"].get<std::string>();
-    if (dense != "ring") {
-      return absl::UnimplementedError(absl::StrCat(
-          "spec.sync.dense: '", dense,
-          "' is not supported by this trainer for data-parallel training; use 'ring'"));
+    // pserver: dense parameters go through the parameter server (sparse_path.h); the ring then
+    // only combines evaluation totals.
+    if (dense != "ring" && dense != "pserver") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("spec.sync.dense: must be 'ring' or 'pserver', got '", dense, "'"));
     }
   }
   if (sync.contains("bucketMiB")) {
@@ -69,10 +70,11 @@ absl::Status DataParallel::Attach(Network& net, const data::BatchReader& reader)
   slices_.clear();
   const float* arena = net.gradient_arena();
   for (const Param& p : net.params()) {
+    if (p.remote) continue;  // held by the pserver (sparse_path.h), not all-reduced
     if (p.desc.sparse) {
       return absl::UnimplementedError(absl::StrCat(
           "parameter '", p.desc.name, "' is sparse (an embedding table): sparse parameters of a "
-          "data-parallel job go through the pserver, which this trainer does not drive yet"));
+          "data-parallel job go through the pserver (set TANDEM_PSERVERS)"));
     }
     if (p.grad.size() == 0) continue;
     slices_.push_back({static_cast<size_t>(p.grad.data() - arena),

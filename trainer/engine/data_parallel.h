@@ -49,8 +49,7 @@ struct SyncOptions {
 };
 
 // Reads spec.sync (a TrainingJob spec object; missing fields keep their defaults). Errors name the
-// field. spec.sync.dense must be "ring" (or absent): dense gradients through the pserver are not
-// done by this trainer.
+// field. spec.sync.dense may be "ring" (default) or "pserver" (handled by SparsePath).
 absl::StatusOr<SyncOptions> ParseSyncOptions(const nlohmann::json& spec);
 
 class DataParallel {

@@ -18,6 +18,8 @@
 #include "trainer/engine/checkpointer.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
+#include "trainer/engine/sparse_path.h"
+#include "trainer/data/synthetic_ctr_dataset.h"
 #include "trainer/eval/accuracy_accumulator.h"
 #include "trainer/eval/auc_accumulator.h"
 #include "trainer/eval/loss_accumulator.h"
@@ -135,7 +137,7 @@ struct EvalResult {
 // Loss, accuracy and (for binary costs) AUC over the whole test set, with the trainer/eval
 // accumulators (mergeable across ranks once training is data-parallel).
 absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, BatchFeeder& feeder,
-                                    uint64_t seed) {
+                                    uint64_t seed, SparsePath* sparse) {
   reader.StartPass(0);
   eval::LossAccumulator loss;
   eval::AccuracyAccumulator accuracy;
@@ -146,10 +148,14 @@ absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, Bat
   const bool dense_classes = cost.config.type == "softmax_cross_entropy" &&
                              logits_desc.kind == BlobKind::kDense;
   const bool binary = cost.config.type == "binary_cross_entropy";
+  // rank_cost: AUC of the score difference (left - right) against the preference.
+  const bool ranking = cost.config.type == "rank_cost";
+  std::vector<float> diff;
   StepContext ctx{.training = false, .step = 0, .seed = seed};
   while (const data::Batch* batch = reader.Next()) {
     if (batch->size == 0) continue;
     TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, net), "test data");
+    if (sparse != nullptr) TANDEM_RETURN_IF_ERROR(sparse->PrepareEval(), "test data");
     const int64_t n = batch->size;
     loss.AddMean(net.Forward(ctx), n);
     const Blob& logits = net.cost_input(0);
@@ -170,10 +176,16 @@ absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, Bat
         auc.Add(scores, std::span<const int32_t>(labels.ids.data(), n));
       }
     }
+    if (ranking && net.cost_input(2).value.size() >= n) {
+      diff.resize(n);
+      for (int64_t i = 0; i < n; ++i) diff[i] = logits.value.data()[i] - labels.value.data()[i];
+      auc.Add(std::span<const float>(diff), std::span<const float>(net.cost_input(2).value.data(), n));
+    }
   }
-  EvalResult r{loss.Mean(), accuracy.Accuracy(), binary ? auc.Auc() : std::nan(""), loss, accuracy,
-               std::nullopt};
-  if (binary) r.auc_acc = auc;
+  const bool scored_auc = (binary || ranking) && auc.positives() > 0 && auc.negatives() > 0;
+  EvalResult r{loss.Mean(), accuracy.Accuracy(), scored_auc ? auc.Auc() : std::nan(""), loss,
+               accuracy, std::nullopt};
+  if (binary || ranking) r.auc_acc = auc;
   return r;
 }
 
@@ -186,6 +198,7 @@ std::string TrainResult::SummaryLine() const {
       test_accuracy, test_loss, train_loss, examples_per_sec, wall_seconds, train_seconds, steps,
       examples, threads, parameters);
   if (!std::isnan(test_auc)) absl::StrAppend(&line, absl::StrFormat(" test_auc=%.4f", test_auc));
+  if (!std::isnan(best_auc)) absl::StrAppend(&line, absl::StrFormat(" best_auc=%.4f", best_auc));
   return line;
 }
 
@@ -222,6 +235,8 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
                                                     {.skip_malformed = spec.data.skip_malformed,
                                                      .name = "test"}));
     TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(graph, test->layout(), "test"));
+    if (const auto* synth = dynamic_cast<const data::SyntheticCtrDataset*>(test.get()))
+      result.best_auc = synth->BestAuc();
   }
   log(absl::StrCat("model: ", graph.layers.size(), " layers, ", result.parameters,
                    " parameters; device: ", device->Describe()));
@@ -229,9 +244,19 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   if (test) log(absl::StrCat("test: ", test->Describe()));
 
   TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Network> net,
-                          Network::Create(std::move(graph), *device, options.seed));
+                          Network::Create(std::move(graph), *device, options.seed,
+                                          /*remote_sparse=*/options.sparse != nullptr));
+  if (options.on_network_created) options.on_network_created(*net);
+  SparsePath* const sp = options.sparse;
+  if (sp != nullptr) {
+    TANDEM_RETURN_IF_ERROR(sp->Attach(*net, spec.optimizer, options.seed), "parameter server");
+    log(absl::StrCat("parameter server: ", sp->client().num_shards(), " shards; embedding tables ",
+                     "remote", sp->dense_on_pserver() ? "; dense parameters on the pserver" : ""));
+  }
   Optimizer optimizer(spec.optimizer, net->params(), *device);
   DataParallel* const dp = options.parallel;
+  // Dense gradients by ring all-reduce, unless the pserver holds the dense parameters too.
+  DataParallel* const ring = sp != nullptr && sp->dense_on_pserver() ? nullptr : dp;
   const int rank = dp != nullptr ? dp->rank() : 0;
   const int world_size = dp != nullptr ? dp->world_size() : 1;
 
@@ -257,7 +282,7 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
 
   // Data-parallel ranks all take the same number of steps (a rank whose shard ran out takes empty
   // ones), since every step is an all-reduce.
-  if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->Attach(*net, reader));
+  if (ring != nullptr) TANDEM_RETURN_IF_ERROR(ring->Attach(*net, reader));
   const int64_t steps_per_pass = dp != nullptr ? reader.MaxBatchesPerPass() : reader.BatchesPerPass();
   const int64_t total_steps = steps_per_pass * spec.passes;
   int64_t step = 0;
@@ -302,7 +327,11 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   const data::Batch empty_batch{};  // a data-parallel rank whose shard ran out steps with this
   for (int64_t pass = start_pass; pass < spec.passes; ++pass) {
     m.pass->Set(static_cast<double>(pass));
-    reader.StartPass(pass);
+    if (sp != nullptr) {
+      sp->StartPass(reader, pass);  // reads one batch ahead, for the row prefetch
+    } else {
+      reader.StartPass(pass);
+    }
     double pass_loss = 0, interval_loss = 0;
     int64_t pass_examples = 0, interval_examples = 0, interval_correct = 0, interval_scored = 0;
     int64_t in_pass = 0;
@@ -310,19 +339,20 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     double interval_seconds = 0;
     while (true) {
       const Clock::time_point t0 = Clock::now();
-      const data::Batch* batch = reader.Next();
+      const data::Batch* batch = sp != nullptr ? sp->NextBatch() : reader.Next();
       if (batch == nullptr) {
         if (dp == nullptr || in_pass >= steps_per_pass) break;
         batch = &empty_batch;
       }
       if (in_pass++ < skip_in_pass) continue;  // resuming inside this pass: same order, skip
       if (batch->size == 0 && dp == nullptr) continue;
-      if (dp != nullptr) dp->BeginStep(in_pass - 1, batch->size);
+      if (ring != nullptr) ring->BeginStep(in_pass - 1, batch->size);
       double loss = 0;
       if (batch->size > 0) {
         TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, *net), "training data, pass ", pass,
                                " batch ", batch->index);
         StepContext ctx{.training = true, .step = static_cast<uint64_t>(step), .seed = options.seed};
+        if (sp != nullptr) TANDEM_RETURN_IF_ERROR(sp->BeforeForward(step), "step ", step);
         loss = net->Forward(ctx);
         if (!std::isfinite(loss)) {
           return absl::FailedPreconditionError(
@@ -330,9 +360,12 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
                            " (lower spec.optimizer.learningRate)"));
         }
         net->Backward(ctx);  // data-parallel: buckets are all-reduced as their gradients finish
+        if (sp != nullptr) TANDEM_RETURN_IF_ERROR(sp->AfterBackward(step), "step ", step);
+      } else if (sp != nullptr) {
+        TANDEM_RETURN_IF_ERROR(sp->EmptyStep(step), "step ", step);
       }
-      if (dp != nullptr) {
-        absl::Status reduced = dp->FinishGradients();
+      if (ring != nullptr) {
+        absl::Status reduced = ring->FinishGradients();
         if (!reduced.ok() && options.stop != nullptr && options.stop->load() &&
             !options.checkpoint_dir.empty()) {
           // Stopping, and a peer stopped first: the parameters are still those of `step` (no
@@ -405,7 +438,8 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->AverageLayerState(*net));
     if (pass_examples > 0) result.train_loss = pass_loss / pass_examples;
     if (test_reader) {
-      TANDEM_ASSIGN_OR_RETURN(EvalResult ev, Evaluate(*net, *test_reader, test_feeder, options.seed));
+      TANDEM_ASSIGN_OR_RETURN(EvalResult ev,
+                              Evaluate(*net, *test_reader, test_feeder, options.seed, sp));
       if (dp != nullptr) {  // each rank evaluated its shard of the test set
         std::vector<double> state;
         ev.loss_acc.AppendState(&state);
@@ -421,7 +455,8 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
         ev.accuracy = ev.accuracy_acc.Accuracy();
         if (ev.auc_acc.has_value()) {  // histograms add up: the same AUC on every rank
           ev.auc_acc->SetState(rest);
-          ev.auc = ev.auc_acc->Auc();
+          ev.auc = ev.auc_acc->positives() > 0 && ev.auc_acc->negatives() > 0 ? ev.auc_acc->Auc()
+                                                                               : std::nan("");
         }
       }
       result.test_loss = ev.loss;
@@ -460,6 +495,11 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     Checkpointer model_writer(options.output_dir, /*keep=*/1);
     TANDEM_RETURN_IF_ERROR(model_writer.Save(step, *net, optimizer), "writing the final model");
     log(absl::StrCat("final model: ", model_writer.last_path()));
+  }
+  if (sp != nullptr) {
+    result.rows_pulled = sp->rows_pulled();
+    result.rows_pushed = sp->rows_pushed();
+    result.ids_seen = sp->ids_seen();
   }
   result.wall_seconds = Seconds(start, Clock::now());
   result.final_parameters.assign(net->parameter_arena(),

@@ -8,9 +8,9 @@
 #pragma once
 
 #include <atomic>
+#include <cmath>
 #include <cstdint>
 #include <functional>
-#include <cmath>
 #include <iosfwd>
 #include <limits>
 #include <string>
@@ -22,6 +22,8 @@ namespace tandem::trainer {
 
 class DataParallel;   // trainer/engine/data_parallel.h
 class EventReporter;  // trainer/engine/events.h
+class Network;        // trainer/model/network.h
+class SparsePath;     // trainer/engine/sparse_path.h
 
 struct TrainOptions {
   std::string job = "local";       // value of the `job` label on metrics
@@ -45,13 +47,24 @@ struct TrainOptions {
   std::string output_dir = {};
   // Set (by a SIGTERM handler, say): finish the current step, checkpoint, return Cancelled.
   const std::atomic<bool>* stop = nullptr;
+  // Embedding tables (and, with spec.sync.dense: pserver, dense parameters) on the parameter
+  // server: the network keeps no full table, rows are pulled and pushed per batch. Not owned.
+  SparsePath* sparse = nullptr;
+  // Called once the network is built and initialised, before training (tests: set weights).
+  std::function<void(Network&)> on_network_created;
 };
 
 struct TrainResult {
   double train_loss = 0;       // mean loss over the last pass's training batches
   double test_loss = 0;        // after the last pass (NaN without a test set)
   double test_accuracy = 0;
-  double test_auc = std::nan("");  // binary costs only
+  // Binary cross-entropy models (rank cost: of left - right score vs the preference): AUC of the
+  // test set after the last pass (NaN otherwise), and
+  // the best achievable one when the test data knows its true click probabilities (synthetic).
+  double test_auc = std::nan("");
+  double best_auc = std::nan("");
+  // Sparse path: rows moved (unique rows per step, summed) and ids looked up.
+  uint64_t rows_pulled = 0, rows_pushed = 0, ids_seen = 0;
   int64_t steps = 0;
   int64_t examples = 0;        // training examples processed
   double train_seconds = 0;    // time in training steps (data wait included, evaluation not)

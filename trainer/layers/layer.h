@@ -78,6 +78,9 @@ struct Param {
   Tensor grad;
   std::vector<int32_t> touched_rows;  // sparse parameters: rows with a gradient this step
   std::vector<uint8_t> row_touched;   // sparse parameters: per-row flag backing touched_rows
+  // Held by the parameter server (trainer/engine/sparse_path.h): the local optimizer leaves it
+  // alone. A remote sparse table holds only the current batch's rows, indexed by slot.
+  bool remote = false;
 };
 
 struct StepContext {

@@ -7,6 +7,7 @@
 #include "trainer/layers/batch_norm_layer.h"
 #include "trainer/layers/binary_cross_entropy_layer.h"
 #include "trainer/layers/concat_layer.h"
+#include "trainer/layers/slice_layer.h"
 #include "trainer/layers/conv2d_layer.h"
 #include "trainer/layers/dropout_layer.h"
 #include "trainer/layers/embedding_layer.h"
@@ -34,6 +35,7 @@ void RegisterBuiltinLayers(LayerRegistry& r) {
   r.Add<BatchNormLayer>("batch_norm");
   r.Add<EmbeddingLayer>("embedding");
   r.Add<ConcatLayer>("concat");
+  r.Add<SliceLayer>("slice");
   r.Add<LstmLayer>("lstm");
   r.Add<GruLayer>("gru");
   r.Add<SoftmaxCrossEntropyLayer>("softmax_cross_entropy");

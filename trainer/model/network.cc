@@ -10,9 +10,10 @@
 namespace tandem::trainer {
 
 absl::StatusOr<std::unique_ptr<Network>> Network::Create(ModelGraph graph, Device& device,
-                                                         uint64_t seed) {
+                                                         uint64_t seed, bool remote_sparse) {
   if (graph.cost_layer < 0) return absl::InvalidArgumentError("model has no cost layer");
   std::unique_ptr<Network> net(new Network(std::move(graph), device));
+  net->remote_sparse_ = remote_sparse;
   TANDEM_RETURN_IF_ERROR(net->Init(seed));
   return net;
 }
@@ -49,7 +50,8 @@ absl::Status Network::Init(uint64_t seed) {
   // Parameters: values in forward order, gradients in reverse layer order.
   int64_t total = 0;
   for (int l = 0; l < num_layers; ++l)
-    for (const ParamDesc& p : graph_.layers[l].params) total += p.shape.NumElements();
+    for (const ParamDesc& p : graph_.layers[l].params)
+      if (!IsRemote(p)) total += p.shape.NumElements();
   param_arena_.Resize(device_, Shape({std::max<int64_t>(total, 1)}));
   int64_t dense_grads = 0;
   for (int l = 0; l < num_layers; ++l)
@@ -62,11 +64,13 @@ absl::Status Network::Init(uint64_t seed) {
       layer_params_[l].push_back(static_cast<int>(params_.size()));
       params_.emplace_back();
       params_.back().desc = graph_.layers[l].params[k];
+      params_.back().remote = IsRemote(params_.back().desc);
     }
   int64_t value_offset = 0;
   for (int l = 0; l < num_layers; ++l)
     for (int pi : layer_params_[l]) {
       Param& p = params_[pi];
+      if (p.remote) continue;  // sized per batch by the sparse path
       p.value.View(param_arena_.data() + value_offset, p.desc.shape);
       value_offset += p.desc.shape.NumElements();
     }
@@ -76,6 +80,7 @@ absl::Status Network::Init(uint64_t seed) {
     for (int pi : layer_params_[l]) {
       Param& p = params_[pi];
       if (!p.desc.trainable) continue;  // no gradient
+      if (p.remote) continue;           // per batch, like the value
       if (p.desc.sparse) {
         p.grad.Resize(device_, p.desc.shape);
         device_.Fill(p.grad.size(), 0.f, p.grad.data());
@@ -127,6 +132,7 @@ absl::Status Network::Init(uint64_t seed) {
 void Network::InitParameters(uint64_t seed) {
   std::mt19937_64 rng(seed);
   for (Param& p : params_) {
+    if (p.remote) continue;  // the pserver initialises its rows
     float* v = p.value.data();
     const int64_t n = p.value.size();
     switch (p.desc.init) {

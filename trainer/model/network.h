@@ -33,8 +33,11 @@ class Network {
   // (layer index, first float of its gradients in the arena, number of floats).
   using GradientsReadyHook = std::function<void(int layer, int64_t offset, int64_t count)>;
 
+  // remote_sparse: sparse parameters (embedding tables) live on the parameter server; the network
+  // keeps no full table (Param::remote is set, value/grad are sized per batch by the sparse path,
+  // and they are not part of the parameter arena).
   static absl::StatusOr<std::unique_ptr<Network>> Create(ModelGraph graph, Device& device,
-                                                         uint64_t seed);
+                                                         uint64_t seed, bool remote_sparse = false);
 
   // Sizes the input blobs for `n` examples (dense values; id vectors are the caller's to fill).
   void SetBatchSize(int64_t n);
@@ -71,10 +74,12 @@ class Network {
  private:
   Network(ModelGraph graph, Device& device) : graph_(std::move(graph)), device_(device) {}
   absl::Status Init(uint64_t seed);
+  bool IsRemote(const ParamDesc& p) const { return remote_sparse_ && p.sparse && p.trainable; }
 
   ModelGraph graph_;
   Device& device_;
   int64_t batch_ = 0;
+  bool remote_sparse_ = false;
   std::vector<Blob> blobs_;
   std::vector<Param> params_;
   std::vector<std::vector<int>> layer_params_;   // per layer: indices into params_

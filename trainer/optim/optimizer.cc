@@ -1,5 +1,6 @@
 #include "trainer/optim/optimizer.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace tandem::trainer {
@@ -10,7 +11,7 @@ Optimizer::Optimizer(const OptimizerConfig& config, std::vector<Param>& params, 
   v_.resize(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const Shape& s = params_[i].desc.shape;
-    if (!params_[i].desc.trainable) continue;
+    if (!params_[i].desc.trainable || params_[i].remote) continue;
     if (config_.type != OptimizerType::kSgd) {
       m_[i].Resize(device_, s);
       device_.Fill(m_[i].size(), 0.f, m_[i].data());
@@ -88,15 +89,22 @@ void Optimizer::Step(int64_t step, int64_t total_steps) {
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     Param& p = params_[i];
-    if (!p.desc.trainable) continue;
+    if (!p.desc.trainable || p.remote) continue;  // remote: the pserver's optimizer updates it
     if (!p.desc.sparse) {
       UpdateRange(p, 0, p.value.size(), lr, static_cast<int>(i));
       continue;
     }
     const int64_t cols = p.desc.shape.NumElements() / p.desc.shape.dim(0);
+    const bool plain_sgd = config_.type == OptimizerType::kSgd && config_.weight_decay == 0;
     for (int32_t row : p.touched_rows) {
-      UpdateRange(p, row * cols, (row + 1) * cols, lr, static_cast<int>(i));
-      device_.Fill(cols, 0.f, p.grad.data() + row * cols);
+      float* g = p.grad.data() + row * cols;
+      if (plain_sgd) {  // a batch touches thousands of short rows: no OpenMP region per row
+        float* w = p.value.data() + row * cols;
+        for (int64_t c = 0; c < cols; ++c) w[c] -= lr * g[c];
+      } else {
+        UpdateRange(p, row * cols, (row + 1) * cols, lr, static_cast<int>(i));
+      }
+      std::fill(g, g + cols, 0.f);
       p.row_touched[row] = 0;
     }
     p.touched_rows.clear();

@@ -124,7 +124,7 @@ INSTANTIATE_TEST_SUITE_P(
                   R"({"batchsize": 3, "train": {"format": "csv"}})",
                   {"spec.data.batchsize: unknown field (known: train, test, batchSize, shuffle, "
                    "seed, prefetch, skipMalformed)",
-                   "spec.data.train.format: unknown format \"csv\" (known: idx, libsvm, tokens)"}},
+                   "spec.data.train.format: unknown format \"csv\" (known: idx, libsvm, tokens, synthetic-ctr)"}},
         ErrorCase{"LibsvmFields",
                   R"({"train": {"format": "libsvm", "numFields": 0, "path": [], "images": "a"}})",
                   {"spec.data.train.images: unknown field (known: format, path, limit, numFields)",

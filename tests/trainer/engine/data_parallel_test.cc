@@ -396,7 +396,9 @@ TEST(SyncOptionsTest, ParsesSpecSync) {
   auto bad = ParseSyncOptions(nlohmann::json::parse(R"({"sync": {"bucketMiB": 0}})"));
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("spec.sync.bucketMiB"), std::string::npos);
-  auto ps = ParseSyncOptions(nlohmann::json::parse(R"({"sync": {"dense": "pserver"}})"));
+  // dense: pserver is the hybrid mode (trainer/engine/sparse_path.h); anything else is refused.
+  EXPECT_TRUE(ParseSyncOptions(nlohmann::json::parse(R"({"sync": {"dense": "pserver"}})")).ok());
+  auto ps = ParseSyncOptions(nlohmann::json::parse(R"({"sync": {"dense": "mesh"}})"));
   ASSERT_FALSE(ps.ok());
   EXPECT_NE(ps.status().message().find("spec.sync.dense"), std::string::npos);
 }

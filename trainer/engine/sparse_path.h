@@ -1,0 +1,144 @@
+// The trainer's sparse path: embedding tables that live only on the parameter-server shards.
+//
+//   TANDEM_ASSIGN_OR_RETURN(auto sp, SparsePath::ConnectFromEnv(sync));   // TANDEM_PSERVERS...
+//   TrainOptions options;  options.sparse = sp.get();
+//   TANDEM_ASSIGN_OR_RETURN(TrainResult r, Train(spec, options));
+//
+// With a SparsePath, Train() builds its Network with remote sparse parameters: an embedding
+// table is never allocated in the trainer. Per step:
+//   1. BeforeForward: the batch's ids (already fed into the network) are de-duplicated; the
+//      unique rows of every table are pulled from their owner shards (all shards in parallel, by
+//      PServerClient), or taken from the prefetch started during the previous step; the table
+//      parameter becomes a [unique rows, dim] block and the ids are rewritten to row slots, so
+//      the embedding layer runs unchanged. Dense parameters are pulled too when they live on
+//      the pserver (spec.sync.dense: pserver).
+//   2. forward / backward (the next batch's rows are prefetched meanwhile in async mode).
+//   3. AfterBackward: one gradient row per unique id is pushed (and the dense gradients, in the
+//      hybrid mode); sync mode then waits at the step barrier of every shard and starts the
+//      prefetch of the next batch's rows right after it, while the engine finishes the step.
+// Every RPC carries TANDEM_JOB_TOKEN (PServerClient sends it; a wrong one fails the first
+// registration with a message naming the shard and the token problem).
+//
+// Tables: sparse table k is the k-th trainable sparse parameter in network order (its name is
+// "<layer>.<param>", which salts placement); hybrid dense parameters are one DENSE table each.
+// Tables are registered with the layer's initializer (as a pserver Initializer) and the job's
+// optimizer (the pserver runs it; the learning-rate schedule must be constant).
+// Not thread-safe: the training thread drives it.
+#pragma once
+
+#include <cstdint>
+#include <future>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
+#include "pserver/client/pserver_client.h"
+#include "trainer/data/batch.h"
+#include "trainer/data/batch_reader.h"
+#include "trainer/model/network.h"
+#include "trainer/optim/optimizer_config.h"
+
+namespace tandem::trainer {
+
+// spec.sync as far as the pserver is concerned.
+struct PServerSyncOptions {
+  bool dense_on_pserver = false;  // spec.sync.dense == pserver
+  bool async = false;             // spec.sync.mode == async
+  int staleness = 4;              // spec.sync.staleness (enforced by the pservers)
+};
+absl::StatusOr<PServerSyncOptions> ParsePServerSyncOptions(const nlohmann::json& spec);
+
+// True when the model has a trainable sparse parameter (an embedding table).
+bool HasSparseTables(const ModelGraph& graph);
+
+class SparsePath {
+ public:
+  // From TANDEM_PSERVERS, TANDEM_JOB_TOKEN (required), TANDEM_RANK.
+  static absl::StatusOr<std::unique_ptr<SparsePath>> ConnectFromEnv(const PServerSyncOptions& sync);
+  SparsePath(std::unique_ptr<pserver::PServerClient> client, const PServerSyncOptions& sync,
+             uint64_t seed_salt = 0);
+  ~SparsePath();
+
+  bool dense_on_pserver() const { return sync_.dense_on_pserver; }
+  pserver::PServerClient& client() { return *client_; }
+
+  // The pserver initializer of parameter `p` held as table `table_id` in a job started with
+  // `seed` (its ParamInit as a distribution; values depend only on (seed, table, row, column)).
+  static pserver::Initializer InitializerFor(const ParamDesc& p, uint64_t seed, uint32_t table_id);
+  static constexpr uint32_t kFirstSparseTable = 1;   // sparse table k: id 1 + k
+  static constexpr uint32_t kFirstDenseTable = 1000; // hybrid dense parameter k: id 1000 + k
+
+  // Registers the tables of `net` (built with remote sparse parameters) on every shard and marks
+  // hybrid dense parameters remote. Errors name the table and the shard (a wrong token is
+  // UNAUTHENTICATED). REQUIRES: net outlives this object.
+  absl::Status Attach(Network& net, const OptimizerConfig& optimizer, uint64_t seed);
+
+  // Reading one batch ahead, so the next batch's rows can be prefetched: returns the current
+  // batch (valid until the next call), nullptr at the end of the pass.
+  void StartPass(data::BatchReader& reader, int64_t pass);
+  const data::Batch* NextBatch();
+
+  // Training step `step` on the batch just fed into the network (see the file comment).
+  absl::Status BeforeForward(uint64_t step);
+  absl::Status AfterBackward(uint64_t step);
+  // A data-parallel rank with no batch left: takes part in the step barrier only.
+  absl::Status EmptyStep(uint64_t step);
+  // Evaluation: pulls the rows of the batch just fed (no gradient follows).
+  absl::Status PrepareEval();
+
+  // Totals for the summary and tests.
+  uint64_t rows_pulled() const { return rows_pulled_; }
+  uint64_t rows_pushed() const { return rows_pushed_; }
+  uint64_t ids_seen() const { return ids_seen_; }
+
+ private:
+  struct Table {
+    uint32_t id = 0;
+    int param = -1;  // index into net->params()
+    int blob = -1;   // the ids blob feeding it
+    int input = -1;  // model input index of that blob (-1: not a model input)
+    int64_t vocab = 0;
+    uint32_t dim = 0;
+  };
+  struct IdsBlob {
+    int blob = -1;
+    int input = -1;
+    int64_t vocab = 0;
+    std::vector<int> tables;  // indices into tables_
+  };
+  // One batch's keys and pulled rows (double-buffered for prefetching).
+  struct Rows {
+    std::vector<std::vector<uint64_t>> keys;    // per ids blob
+    std::vector<pserver::SparseBatch> batches;  // per table
+    std::vector<std::future<absl::Status>> pending;
+    bool valid = false;  // rows of the batch they were pulled for are in `batches`
+  };
+  absl::Status KeysOfBatch(const data::Batch& b, std::vector<std::vector<uint64_t>>* keys) const;
+  absl::Status Pull(Rows& rows, bool prefetch);
+  absl::Status Wait(Rows& rows);
+  absl::Status Install(const Rows& rows);
+  absl::Status PullDense();
+  absl::Status StartPrefetch();
+
+  std::unique_ptr<pserver::PServerClient> client_;
+  PServerSyncOptions sync_;
+  Network* net_ = nullptr;
+  std::vector<Table> tables_;
+  std::vector<IdsBlob> blobs_;
+  std::vector<int> dense_params_;        // hybrid: params held by the pserver
+  std::vector<uint32_t> dense_table_ids_;
+  std::vector<float> scratch_;           // dense gradients, per table
+  Rows rows_[2], eval_;
+  int cur_ = 0;
+  // Lookahead reading.
+  data::BatchReader* reader_ = nullptr;
+  data::Batch batch_buf_[2];
+  bool have_[2] = {false, false};
+  int batch_cur_ = 0;
+  bool started_ = false;
+  uint64_t rows_pulled_ = 0, rows_pushed_ = 0, ids_seen_ = 0;
+};
+
+}  // namespace tandem::trainer
