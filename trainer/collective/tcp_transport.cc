@@ -251,7 +251,9 @@ absl::Status TcpTransport::Fail(const absl::Status& why) {
   // A local symptom ("connection closed", "timed out") often follows a neighbour's report of the
   // real cause, which its monitor sent just before closing: give that report a moment to land.
   if (monitor_.joinable() && std::this_thread::get_id() != monitor_.get_id()) {
-    const auto until = Clock::now() + milliseconds(300);
+    // Generous, because on an overloaded host the monitor thread may wait long for a CPU; it is
+    // only ever spent on the way to an error.
+    const auto until = Clock::now() + milliseconds(1000);
     while (!failed_.load() && Clock::now() < until)
       std::this_thread::sleep_for(milliseconds(2));
   }
