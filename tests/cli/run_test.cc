@@ -185,7 +185,7 @@ int64_t StepsDone(const std::string& run_dir, int rank) {
 bool HasCheckpoint(const std::string& dir) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().extension() == ".tdm") return true;
+    if (e.path().extension() == ".ckpt") return true;
   return false;
 }
 

@@ -293,8 +293,8 @@ TEST_F(DataParallelTest, RanksAgreeOnTheNewestCheckpointTheyAllHave) {
   auto first = RunRanks(2, spec, {}, [&](int r, DataParallel&) { return options(r, 9); });
   for (int r = 0; r < 2; ++r) ASSERT_TRUE(first[r].ok()) << first[r].status();
   // Rank 1 lost its two newest files (a crash before they reached its disk, say).
-  ASSERT_TRUE(fs::remove(dir_of(1) + "/ckpt-9.tdm"));
-  ASSERT_TRUE(fs::remove(dir_of(1) + "/ckpt-8.tdm"));
+  ASSERT_TRUE(fs::remove(dir_of(1) + "/trainer-000000000009.ckpt"));
+  ASSERT_TRUE(fs::remove(dir_of(1) + "/trainer-000000000008.ckpt"));
   auto resumed = RunRanks(2, spec, {}, [&](int r, DataParallel&) { return options(r, 0); });
   for (int r = 0; r < 2; ++r) ASSERT_TRUE(resumed[r].ok()) << resumed[r].status();
   EXPECT_EQ(resumed[0]->resumed_step, 6);
