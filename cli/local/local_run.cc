@@ -197,14 +197,14 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   SupervisorCallbacks cb;
   cb.on_line = [&](const SupervisedProcess& p, const std::string& line) {
     auto& log = *logs[p.spec.name];
-    log << line << '\n';
+    log << line << '\n' << std::flush;  // followable live (tail -f)
     if (auto event = ParseEventLine(line)) {
       if (p.role == Role::kTrainer) {
         tracker.OnEvent(p.worker, *event);
         nlohmann::json rec = *event;
         rec["worker"] = p.worker;
         rec["time"] = NowSeconds();
-        metrics << rec.dump() << '\n';
+        metrics << rec.dump() << '\n' << std::flush;
         if ((*event)["event"] == "resumed") {
           display.Log(absl::StrCat("[", p.spec.name, "] resumed from checkpoint at step ",
                                    event->value("step", 0), ", ", event->value("lostSteps", 0),
