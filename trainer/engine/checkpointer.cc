@@ -29,6 +29,9 @@ std::vector<NamedTensor> StateTensors(Network& net, Optimizer& optimizer) {
   for (const GraphLayer& layer : g.layers) {
     for (size_t j = 0; j < layer.params.size(); ++j, ++k) {
       Param& p = net.params()[k];
+      // A remote table (on the pservers) holds only the current batch's rows here; the pservers
+      // checkpoint it, shard by shard.
+      if (p.remote) continue;
       out.push_back({absl::StrCat(layer.config.name, ".", p.desc.name), p.desc.shape.dims(),
                      p.value.data(), p.value.size()});
     }
