@@ -343,17 +343,23 @@ SchedulingResult Pass::Run() {
     }
     return false;
   };
-  for (size_t i = 0; i < queues_.size(); ++i)
-    if (next_within(static_cast<int>(i))) heap.emplace(guarantee_fraction(queues_[i]), static_cast<int>(i));
-  while (!heap.empty()) {
-    int qi = std::get<1>(heap.top());
-    heap.pop();
-    QueueState& q = queues_[qi];
-    int job = q.jobs[q.cursor++];
-    done[job] = true;
-    TryJob(q, job);
-    if (next_within(qi)) heap.emplace(guarantee_fraction(q), qi);
-  }
+  // One phase: seed the heap with every queue that has a next job, then repeatedly try the next
+  // job of the queue with the smallest `priority`, re-queueing it while it has more.
+  auto drain = [&](auto&& has_next, auto&& priority) {
+    for (size_t i = 0; i < queues_.size(); ++i) {
+      if (has_next(static_cast<int>(i))) heap.emplace(priority(queues_[i]), static_cast<int>(i));
+    }
+    while (!heap.empty()) {
+      int qi = std::get<1>(heap.top());
+      heap.pop();
+      QueueState& q = queues_[qi];
+      int job = q.jobs[q.cursor++];
+      done[job] = true;
+      TryJob(q, job);
+      if (has_next(qi)) heap.emplace(priority(q), qi);
+    }
+  };
+  drain(next_within, guarantee_fraction);
   // Phase 2, sharing: the rest, the queue with the lowest weighted dominant share of borrowed
   // capacity first; each pop tries one job.
   auto next_open = [&](int qi) {
@@ -361,19 +367,8 @@ SchedulingResult Pass::Run() {
     while (q.cursor < q.jobs.size() && done[q.jobs[q.cursor]]) ++q.cursor;
     return q.cursor < q.jobs.size();
   };
-  for (size_t i = 0; i < queues_.size(); ++i) {
-    queues_[i].cursor = 0;
-    if (next_open(static_cast<int>(i))) heap.emplace(Share(queues_[i]), static_cast<int>(i));
-  }
-  while (!heap.empty()) {
-    int qi = std::get<1>(heap.top());
-    heap.pop();
-    QueueState& q = queues_[qi];
-    int job = q.jobs[q.cursor++];
-    done[job] = true;
-    TryJob(q, job);
-    if (next_open(qi)) heap.emplace(Share(q), qi);
-  }
+  for (QueueState& q : queues_) q.cursor = 0;
+  drain(next_open, [&](const QueueState& q) { return Share(q); });
   // Positions follow queue order, whichever phase left a job waiting.
   for (QueueState& q : queues_) {
     std::vector<int> order;
