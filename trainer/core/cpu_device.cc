@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "oneapi/dnnl/dnnl.hpp"
+#include "trainer/core/cpu_kernels.h"
 #include "trainer/core/device.h"
 
 namespace tandem::trainer {
@@ -271,8 +272,7 @@ class CpuEltwise final : public EltwiseKernel {
   void Forward(int64_t n, const float* x, float* y) override {
     switch (kind_) {
       case EltwiseKind::kRelu:
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-        for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
+        cpu::ReluForward(n, x, y);
         break;
       case EltwiseKind::kSigmoid:
 #pragma omp parallel for schedule(static) if (n > 8192)
@@ -288,16 +288,13 @@ class CpuEltwise final : public EltwiseKernel {
   void Backward(int64_t n, const float* y, const float* dy, float* dx) override {
     switch (kind_) {
       case EltwiseKind::kRelu:
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-        for (int64_t i = 0; i < n; ++i) dx[i] = y[i] > 0.f ? dy[i] : 0.f;
+        cpu::ReluBackward(n, y, dy, dx);
         break;
       case EltwiseKind::kSigmoid:
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-        for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * y[i] * (1.f - y[i]);
+        cpu::SigmoidBackward(n, y, dy, dx);
         break;
       case EltwiseKind::kTanh:
-#pragma omp parallel for simd schedule(static) if (n > 32768)
-        for (int64_t i = 0; i < n; ++i) dx[i] = dy[i] * (1.f - y[i] * y[i]);
+        cpu::TanhBackward(n, y, dy, dx);
         break;
     }
   }
@@ -342,8 +339,7 @@ class CpuDevice final : public Device {
     std::memcpy(dst, src, n * sizeof(float));
   }
   void Axpy(int64_t n, float alpha, const float* x, float* y) override {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
-    for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
+    cpu::Axpy(n, alpha, x, y);
   }
 
   void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "trainer/core/cpu_kernels.h"
+
 namespace tandem::trainer {
 
 Optimizer::Optimizer(const OptimizerConfig& config, std::vector<Param>& params, Device& device)
@@ -35,48 +37,25 @@ void Optimizer::UpdateRange(Param& p, int64_t begin, int64_t end, float lr, int 
   float* w = p.value.data();
   float* g = p.grad.data();
   const float wd = static_cast<float>(config_.weight_decay);
+  const int64_t n = end - begin;
   switch (config_.type) {
     case OptimizerType::kSgd:
-#pragma omp parallel for simd schedule(static) if (end - begin > 65536)
-      for (int64_t i = begin; i < end; ++i) w[i] -= lr * (g[i] + wd * w[i]);
+      cpu::SgdUpdate(n, lr, wd, g + begin, w + begin);
       break;
-    case OptimizerType::kMomentum: {
-      float* m = m_[slot].data();
-      const float mu = static_cast<float>(config_.momentum);
-#pragma omp parallel for simd schedule(static) if (end - begin > 65536)
-      for (int64_t i = begin; i < end; ++i) {
-        m[i] = mu * m[i] + g[i] + wd * w[i];
-        w[i] -= lr * m[i];
-      }
+    case OptimizerType::kMomentum:
+      cpu::MomentumUpdate(n, lr, static_cast<float>(config_.momentum), wd, g + begin,
+                          m_[slot].data() + begin, w + begin);
       break;
-    }
-    case OptimizerType::kAdam: {
-      float* m = m_[slot].data();
-      float* v = v_[slot].data();
-      const float b1 = static_cast<float>(config_.beta1), b2 = static_cast<float>(config_.beta2);
-      const float eps = static_cast<float>(config_.epsilon);
-      const float step_size = lr / bc1_;
-      const float inv_sqrt_bc2 = 1.f / std::sqrt(bc2_);
-#pragma omp parallel for simd schedule(static) if (end - begin > 65536)
-      for (int64_t i = begin; i < end; ++i) {
-        const float gi = g[i] + wd * w[i];
-        m[i] = b1 * m[i] + (1 - b1) * gi;
-        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
-        w[i] -= step_size * m[i] / (std::sqrt(v[i]) * inv_sqrt_bc2 + eps);
-      }
+    case OptimizerType::kAdam:
+      cpu::AdamUpdate(n, lr / bc1_, static_cast<float>(config_.beta1),
+                      static_cast<float>(config_.beta2), static_cast<float>(config_.epsilon),
+                      1.f / std::sqrt(bc2_), wd, g + begin, m_[slot].data() + begin,
+                      v_[slot].data() + begin, w + begin);
       break;
-    }
-    case OptimizerType::kAdagrad: {
-      float* s = m_[slot].data();
-      const float eps = static_cast<float>(config_.epsilon);
-#pragma omp parallel for simd schedule(static) if (end - begin > 65536)
-      for (int64_t i = begin; i < end; ++i) {
-        const float gi = g[i] + wd * w[i];
-        s[i] += gi * gi;
-        w[i] -= lr * gi / (std::sqrt(s[i]) + eps);
-      }
+    case OptimizerType::kAdagrad:
+      cpu::AdagradUpdate(n, lr, static_cast<float>(config_.epsilon), wd, g + begin,
+                         m_[slot].data() + begin, w + begin);
       break;
-    }
   }
 }
 
