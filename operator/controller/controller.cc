@@ -11,7 +11,14 @@ namespace tandem::controller {
 Controller::Controller(kube::KubeApi* api, ControllerOptions options)
     : api_(api), options_(std::move(options)), events_(api, options_.component, options_.host),
       queue_("trainingjobs") {
-  reconciler_ = std::make_unique<TrainingJobReconciler>(api_, &cache_, &events_, options_.reconciler);
+  ReconcilerOptions reconciler_options = options_.reconciler;
+  if (options_.progress.interval_s > 0) {
+    ProgressProberOptions p = options_.progress;
+    p.on_update = [this](const std::string& key) { queue_.Add(key); };
+    prober_ = std::make_unique<ProgressProber>(std::move(p));
+    reconciler_options.progress = prober_.get();
+  }
+  reconciler_ = std::make_unique<TrainingJobReconciler>(api_, &cache_, &events_, reconciler_options);
   auto informer = [&](const kube::Resource& r, const std::string& label_selector) {
     kube::InformerOptions o = options_.informer;
     o.ns.clear();
@@ -77,6 +84,7 @@ absl::Status Controller::Start() {
   }
   TANDEM_LOG(info, "controller: caches synced; starting {} workers", options_.workers);
   queue_.Add(kScheduleKey);
+  if (prober_) prober_->Start();
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { Worker(); });
   return absl::OkStatus();
 }
@@ -85,6 +93,7 @@ void Controller::Stop() {
   queue_.ShutDown();
   for (auto& w : workers_) w.join();
   workers_.clear();
+  if (prober_) prober_->Stop();
   for (auto& i : informers_) i->Stop();
 }
 

@@ -127,6 +127,55 @@ TrainingJobReconciler::Pods TrainingJobReconciler::PodsOf(const api::TrainingJob
   return pods;
 }
 
+int TrainingJobReconciler::TrainerMetricsPort(const json& pod, int fallback) {
+  const json* containers = kube::FieldAt(pod, "spec.containers");
+  if (containers == nullptr || !containers->is_array()) return fallback;
+  for (const auto& c : *containers) {
+    if (c.value("name", "") != "trainer") continue;
+    const json* env = kube::FieldAt(c, "env");
+    if (env == nullptr || !env->is_array()) break;
+    for (const auto& e : *env) {
+      if (e.value("name", "") != "TANDEM_METRICS_PORT" || !e.contains("value") || !e["value"].is_string()) continue;
+      int port = 0;
+      if (absl::SimpleAtoi(e["value"].get<std::string>(), &port) && port > 0 && port <= 65535) return port;
+    }
+  }
+  return fallback;
+}
+
+void TrainingJobReconciler::ForgetProgress(const std::string& key) {
+  if (options_.progress != nullptr) options_.progress->Forget(key);
+}
+
+void TrainingJobReconciler::UpdateProgress(const std::string& key, const api::TrainingJob& job,
+                                           const kube::Object& rank0, api::TrainingJobStatus* st) {
+  if (options_.progress == nullptr) return;
+  const json* ip = kube::FieldAt(*rank0, "status.podIP");
+  if (PodPhase(*rank0) != "Running" || ip == nullptr || !ip->is_string() || ip->get<std::string>().empty()) {
+    return;  // nothing to scrape yet (or any more): the last known progress stays
+  }
+  std::optional<ProgressSample> sample = options_.progress->Observe(
+      key, {job.metadata.name, ip->get<std::string>(), TrainerMetricsPort(*rank0, options_.build.ports.trainer_metrics)});
+  if (!sample) return;
+  const TrainerMetrics& m = sample->metrics;
+  api::Progress p;
+  p.step = m.steps;
+  const int64_t passes = job.spec.passes;
+  // The trainer's pass gauge is the 0-based pass in progress: show it 1-based, and count the
+  // passes before it as done.
+  p.pass = passes > 0 ? std::min(m.pass + 1, passes) : m.pass + 1;
+  p.percent = passes > 0 ? std::min(100.0, std::round(1000.0 * static_cast<double>(m.pass) / static_cast<double>(passes)) / 10.0)
+                         : 0;
+  p.loss = m.loss;
+  p.accuracy = m.accuracy;
+  p.examples_per_sec = m.examples_per_sec;
+  p.update_time = kube::FormatRfc3339(sample->changed_at);
+  api::TrainingJob view = job;
+  view.status.progress = p;
+  p.summary = api::ProgressSummary(view);
+  st->progress = p;
+}
+
 void TrainingJobReconciler::Event(const json& obj, const std::string& type, const std::string& reason,
                                   const std::string& message) {
   if (events_ != nullptr) events_->Record(obj, type, reason, message);
@@ -173,6 +222,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   ReconcileResult result;
   kube::Object cached = cache_->Get(kube::kTrainingJobs, key);
   if (cached == nullptr) {
+    ForgetProgress(key);
     std::lock_guard<std::mutex> lock(mu_);
     if (assumed_.erase(key) > 0) result.schedule = true;
     return result;  // deleted: owner references let the garbage collector remove the children
@@ -223,6 +273,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
 
   // Finished: leave completed pods for their logs; remove the TTL'd job.
   if (Finished(st.phase)) {
+    ForgetProgress(key);
     if (absl::Status s = DeletePods(pods.live, grace); !s.ok()) result.error = s;
     if (job.spec.ttl_seconds_after_finished && !st.completion_time.empty()) {
       auto done = kube::ParseRfc3339(st.completion_time);
@@ -244,6 +295,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
 
   // Suspend: release everything; resume goes back to the queue.
   if (job.spec.suspend) {
+    ForgetProgress(key);
     if (absl::Status s = DeletePods(pods.all, grace); !s.ok()) result.error = s;
     if (st.phase != api::kPhaseSuspended) {
       st.phase = api::kPhaseSuspended;
@@ -279,6 +331,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   }
   if (st.phase == api::kPhaseQueued || st.placement.empty()) {
     // Not admitted (or preempted): no workers may run.
+    ForgetProgress(key);
     if (absl::Status s = DeletePods(pods.all, grace); !s.ok()) result.error = s;
     if (st.phase != api::kPhaseQueued) st.phase = api::kPhaseQueued;
     st.workers.running = st.workers.ready = 0;
@@ -391,30 +444,14 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   st.workers.ready = ready;
   st.workers.succeeded = succeeded;
   st.workers.failed = failed;
-  if (auto it = pods.by_rank.find(0); it != pods.by_rank.end()) {
-    const json* report = kube::FieldAt(*it->second, "metadata.annotations");
-    if (report != nullptr && report->contains(kProgressAnnotation) && (*report)[kProgressAnnotation].is_string()) {
-      json p = json::parse((*report)[kProgressAnnotation].get<std::string>(), nullptr, false);
-      if (p.is_object()) {
-        api::Progress progress;
-        progress.step = p.value("step", int64_t{0});
-        progress.pass = p.value("pass", int64_t{0});
-        progress.loss = p.value("loss", 0.0);
-        progress.accuracy = p.value("accuracy", 0.0);
-        progress.examples_per_sec = p.value("examplesPerSec", 0.0);
-        progress.percent = job.spec.passes > 0 ? std::min(100.0, 100.0 * static_cast<double>(progress.pass) /
-                                                                      static_cast<double>(job.spec.passes))
-                                               : 0;
-        progress.percent = p.value("percent", progress.percent);
-        progress.update_time = p.value("updateTime", now);
-        st.progress = progress;
-        api::TrainingJob tmp = job;
-        progress.summary = api::ProgressSummary(tmp);
-        st.progress->summary = progress.summary;
-      }
-    }
-  }
+  if (auto it = pods.by_rank.find(0); it != pods.by_rank.end()) UpdateProgress(key, job, it->second, &st);
   if (succeeded == world && world > 0) {
+    if (st.progress && job.spec.passes > 0) {
+      st.progress->pass = job.spec.passes;
+      st.progress->percent = 100;
+      api::TrainingJob view = job;
+      st.progress->summary = api::ProgressSummary(view);
+    }
     finish(api::kPhaseSucceeded, "Completed", absl::StrCat("all ", world, " workers completed"));
   } else if (ready == world && st.phase == api::kPhaseAdmitted) {
     st.phase = api::kPhaseRunning;

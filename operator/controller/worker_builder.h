@@ -19,9 +19,6 @@ namespace tandem::controller {
 inline constexpr char kJobLabel[] = "tandem.dev/job";
 inline constexpr char kRankLabel[] = "tandem.dev/rank";
 inline constexpr char kRestartAnnotation[] = "tandem.dev/restart";
-// Rank 0 (or anything with access to its pod) reports training progress here, as the JSON of
-// status.progress ({"step":..,"pass":..,"loss":..,"accuracy":..,"examplesPerSec":..}).
-inline constexpr char kProgressAnnotation[] = "tandem.dev/progress";
 
 struct WorkerPorts {
   int collective = 7000;      // trainer: ring all-reduce

@@ -67,14 +67,32 @@ json Admitted(const std::string& phase = "Admitted", json extra = json::object()
   return s;
 }
 
+// A ProgressSource that answers from a table and records what was asked.
+class FakeProgress : public ProgressSource {
+ public:
+  std::optional<ProgressSample> Observe(const std::string& key, const TrainerEndpoint& endpoint) override {
+    observed.emplace_back(key, endpoint);
+    auto it = samples.find(key);
+    if (it == samples.end()) return std::nullopt;
+    return it->second;
+  }
+  void Forget(const std::string& key) override { forgotten.push_back(key); }
+
+  std::map<std::string, ProgressSample> samples;
+  std::vector<std::pair<std::string, TrainerEndpoint>> observed;
+  std::vector<std::string> forgotten;
+};
+
 struct Fixture {
   RecordingApi api;
+  FakeProgress progress;
   FakeCache cache;
   kube::EventRecorder events{&api, "tandem-operator"};
   double now = kT0;
   TrainingJobReconciler reconciler{&api, &cache, &events,
                                    {.build = {}, .schedule_interval_s = 10,
-                                    .now = [this] { return now; }, .new_token = [] { return std::string("tok"); }}};
+                                    .now = [this] { return now; }, .new_token = [] { return std::string("tok"); },
+                                    .progress = &progress}};
   Fixture() {
     cache.Put(kube::kNodes, Node("n1", 4));
     cache.Put(kube::kQueues, Queue("team-a", 4));
@@ -165,20 +183,90 @@ TEST(ReconcileTest, AllWorkersReadyMeansRunningAndProgressIsReported) {
   json job = Job("a", {}, Admitted());
   f.cache.Put(kube::kTrainingJobs, job);
   json p0 = WorkerPod(job, 0, "n1", "Running", true);
-  p0["metadata"]["annotations"] = {{kProgressAnnotation, R"({"step": 1200, "pass": 2, "loss": 0.31, "accuracy": 0.88, "examplesPerSec": 5100})"}};
+  p0["status"]["podIP"] = "10.4.0.7";
+  p0["spec"]["containers"][0]["env"] = {{{"name", "TANDEM_METRICS_PORT"}, {"value", "9555"}}};
   f.cache.Put(kube::kPods, p0);
   f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Running", true));
-  for (const char* r : {"secrets", "configmaps", "services"}) (void)r;
+
+  // First look: the prober has nothing yet; the job is asked for and Running without progress.
   ReconcileResult r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
   json st = f.api.LastStatus();
   EXPECT_EQ(st["phase"], "Running") << st.dump();
   EXPECT_EQ(st["workers"]["ready"], 2);
   EXPECT_FALSE(st.value("startTime", "").empty());
-  EXPECT_EQ(st["progress"]["step"], 1200);
-  EXPECT_NE(st["progress"].value("summary", ""), "");
+  EXPECT_FALSE(st.contains("progress"));
   EXPECT_EQ(f.api.EventReasons(), (Calls{"Running"}));
   EXPECT_EQ(f.api.Find("create", "pods"), nullptr) << "both workers exist";
+  ASSERT_EQ(f.progress.observed.size(), 1u);
+  EXPECT_EQ(f.progress.observed[0].first, "default/a");
+  EXPECT_EQ(f.progress.observed[0].second, (TrainerEndpoint{"a", "10.4.0.7", 9555}))
+      << "the pod's IP and the port its trainer was told to listen on";
+
+  // The prober has scraped: pass gauge 2 (0-based) of 4 passes.
+  f.progress.samples["default/a"] = {{.steps = 1200, .pass = 2, .loss = 0.31, .accuracy = 0.88,
+                                      .examples_per_sec = 5100},
+                                     kT0 - 5};
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, st));
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  st = f.api.LastStatus();
+  ASSERT_TRUE(st.contains("progress")) << st.dump();
+  EXPECT_EQ(st["progress"]["step"], 1200);
+  EXPECT_EQ(st["progress"]["pass"], 3) << "shown 1-based";
+  EXPECT_DOUBLE_EQ(st["progress"]["percent"].get<double>(), 50) << "2 of 4 passes done";
+  EXPECT_DOUBLE_EQ(st["progress"]["loss"].get<double>(), 0.31);
+  EXPECT_DOUBLE_EQ(st["progress"]["accuracy"].get<double>(), 0.88);
+  EXPECT_DOUBLE_EQ(st["progress"]["examplesPerSec"].get<double>(), 5100);
+  EXPECT_EQ(st["progress"]["updateTime"], kube::FormatRfc3339(kT0 - 5));
+  EXPECT_EQ(st["progress"]["summary"], "pass 3/4 50%");
+
+  // Unchanged numbers: no status write. The prober losing the endpoint keeps the last progress.
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, st));
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs"), nullptr) << "nothing changed: no status write";
+  f.progress.samples.clear();
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs"), nullptr) << "an unreachable trainer leaves status.progress alone";
+
+  // All workers succeed: the job completes with its progress at 100% and stops being scraped.
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Succeeded"));
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Succeeded"));
+  r = f.reconciler.Reconcile("default/a");
+  st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Succeeded");
+  EXPECT_EQ(st["progress"]["summary"], "pass 4/4 100%");
+  EXPECT_EQ(st["progress"]["step"], 1200);
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, st));
+  f.reconciler.Reconcile("default/a");
+  EXPECT_NE(std::find(f.progress.forgotten.begin(), f.progress.forgotten.end(), "default/a"),
+            f.progress.forgotten.end());
+}
+
+TEST(ReconcileTest, ProgressIsNotScrapedBeforeRank0RunsWithAnIp) {
+  Fixture f;
+  json job = Job("a", {}, Admitted());
+  f.cache.Put(kube::kTrainingJobs, job);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Running", true));  // no podIP yet
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Pending"));
+  f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.progress.observed.empty());
+  json p0 = WorkerPod(job, 0, "n1", "Pending");
+  p0["status"]["podIP"] = "10.4.0.7";
+  f.cache.Put(kube::kPods, p0);
+  f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.progress.observed.empty()) << "a Pending pod serves nothing";
+  p0["status"]["phase"] = "Running";
+  f.cache.Put(kube::kPods, p0);
+  f.reconciler.Reconcile("default/a");
+  ASSERT_EQ(f.progress.observed.size(), 1u);
+  EXPECT_EQ(f.progress.observed[0].second.port, 9100) << "no TANDEM_METRICS_PORT in the pod: the operator's default";
+  // Deleting the job stops the scraping.
+  f.cache.Remove(kube::kTrainingJobs, "default/a");
+  f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.progress.forgotten.back(), "default/a");
 }
 
 TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
