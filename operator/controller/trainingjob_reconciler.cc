@@ -209,6 +209,31 @@ absl::Status TrainingJobReconciler::EnsureChildren(const json& obj, const api::T
     if (s.ok() || kube::IsAlreadyExists(s.status())) return absl::OkStatus();
     return s.status();
   };
+  // The checkpoint claim first: pods that mount a missing claim would never start.
+  if (job.spec.checkpoint.storage == api::kStoragePersistentVolumeClaim) {
+    const std::string name = CheckpointClaimName(job.metadata.name);
+    auto not_ours = [&](const json& claim) {
+      std::string message = absl::StrCat(
+          "PersistentVolumeClaim ", ns, "/", name, " exists and is not owned by this TrainingJob",
+          kube::ControllerUidOf(claim).empty() ? "" : " (it belongs to an earlier job of that name, being deleted)",
+          "; delete it, or use spec.checkpoint.storage: ExistingClaim with claimName: ", name);
+      Event(obj, "Warning", "CheckpointClaimConflict", message);
+      return absl::FailedPreconditionError(message);
+    };
+    kube::Object have = cache_->Get(kube::kPersistentVolumeClaims, ns + "/" + name);
+    if (have != nullptr) {
+      if (kube::ControllerUidOf(*have) != kube::UidOf(obj)) return not_ours(*have);
+    } else {
+      auto created = api_->Create(kube::kPersistentVolumeClaims, ns, BuildCheckpointClaim(obj, job));
+      if (!created.ok()) {
+        if (!kube::IsAlreadyExists(created.status())) return created.status();
+        // Not in our (label-selected) cache: someone else's claim, or ours not seen yet.
+        auto got = api_->Get(kube::kPersistentVolumeClaims, ns, name);
+        if (!got.ok()) return got.status();
+        if (kube::ControllerUidOf(*got) != kube::UidOf(obj)) return not_ours(*got);
+      }
+    }
+  }
   std::string token = options_.new_token ? options_.new_token() : RandomToken();
   TANDEM_RETURN_IF_ERROR(create(kube::kSecrets, TokenSecretName(job.metadata.name),
                                 BuildTokenSecret(obj, job, token)));
@@ -419,7 +444,22 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
           absl::StrCat("restarting ", world, " workers from the last checkpoint (restart ", st.restarts, ")"));
   }
 
-  // Create missing workers.
+  // Create missing workers. A user's claim is checked first: the operator does not own it, so a
+  // typo in claimName would otherwise leave every worker stuck in ContainerCreating.
+  if (job.spec.checkpoint.storage == api::kStorageExistingClaim && pods.by_rank.size() < static_cast<size_t>(world)) {
+    auto claim = api_->Get(kube::kPersistentVolumeClaims, job.metadata.namespace_, job.spec.checkpoint.claim_name);
+    if (!claim.ok()) {
+      if (!kube::IsNotFound(claim.status())) {
+        result.error = claim.status();
+        return write();
+      }
+      Event(obj, "Warning", "CheckpointClaimMissing",
+            absl::StrCat("spec.checkpoint.claimName: PersistentVolumeClaim ", job.metadata.namespace_, "/",
+                         job.spec.checkpoint.claim_name, " not found; workers wait for it"));
+      result.requeue_after_s = 15;
+      return write();
+    }
+  }
   for (int r = 0; r < world; ++r) {
     if (pods.by_rank.count(r) != 0) continue;
     json pod = BuildWorkerPod(obj, job, r, st.placement[r], st.restarts, options_.build);

@@ -160,6 +160,9 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
   EXPECT_EQ((*svc)["spec"]["clusterIP"], "None");
   EXPECT_TRUE(client_->Get(kube::kSecrets, "default", "mnist-token").ok());
   EXPECT_TRUE(client_->Get(kube::kConfigMaps, "default", "mnist-config").ok());
+  auto claim = client_->Get(kube::kPersistentVolumeClaims, "default", "mnist-checkpoints");
+  ASSERT_TRUE(claim.ok()) << claim.status();
+  EXPECT_EQ((*claim)["spec"]["accessModes"], json({"ReadWriteMany"}));
   auto pod0 = client_->Get(kube::kPods, "default", "mnist-worker-0");
   ASSERT_TRUE(pod0.ok());
   EXPECT_EQ((*pod0)["spec"]["nodeName"], "gpu-node-1");
@@ -199,7 +202,9 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
   EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kSecrets, "default", "mnist-token").status()));
   // A worker still reconciling from a stale cache may re-create a child; it is collected too.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  for (const kube::Resource* r : {&kube::kPods, &kube::kServices, &kube::kSecrets, &kube::kConfigMaps}) {
+  EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kPersistentVolumeClaims, "default", "mnist-checkpoints").status()));
+  for (const kube::Resource* r : {&kube::kPods, &kube::kServices, &kube::kSecrets, &kube::kConfigMaps,
+                                  &kube::kPersistentVolumeClaims}) {
     auto left = client_->List(*r, "default", {.label_selector = "tandem.dev/job=mnist"});
     ASSERT_TRUE(left.ok());
     EXPECT_TRUE((*left)["items"].empty()) << r->plural << ": " << (*left)["items"].dump();
@@ -266,6 +271,26 @@ TEST_F(OperatorE2eTest, RunningJobShowsRank0TrainerProgress) {
   } else {
     std::cerr << "kubectl is not installed: the PROGRESS column check is skipped\n";
   }
+}
+
+TEST_F(OperatorE2eTest, ExistingClaimSurvivesTheJob) {
+  ASSERT_TRUE(client_->Create(kube::kPersistentVolumeClaims, "default",
+                              {{"metadata", {{"name", "team-ckpt"}}},
+                               {"spec", {{"accessModes", {"ReadWriteMany"}},
+                                         {"resources", {{"requests", {{"storage", "100Gi"}}}}}}}}).ok());
+  auto docs = YamlFileToJson(tandem::testing::SourceDir() + "/tests/operator/testing/testdata/trainingjob.yaml");
+  ASSERT_TRUE(docs.ok());
+  json job = (*docs)[0];
+  job["metadata"]["name"] = "shared";
+  job["spec"]["checkpoint"] = {{"storage", "ExistingClaim"}, {"claimName", "team-ckpt"}};
+  ASSERT_TRUE(client_->Create(kube::kTrainingJobs, "default", job).ok());
+  ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kPods, "default", "shared-worker-1").ok(); }));
+  auto pod = client_->Get(kube::kPods, "default", "shared-worker-1");
+  EXPECT_EQ((*pod)["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "team-ckpt");
+  EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kPersistentVolumeClaims, "default", "shared-checkpoints").status()));
+  ASSERT_TRUE(client_->Delete(kube::kTrainingJobs, "default", "shared").ok());
+  EXPECT_TRUE(Eventually([&] { return kube::IsNotFound(client_->Get(kube::kPods, "default", "shared-worker-1").status()); }));
+  EXPECT_TRUE(client_->Get(kube::kPersistentVolumeClaims, "default", "team-ckpt").ok()) << "the user's claim stays";
 }
 
 TEST_F(OperatorE2eTest, SecondJobWaitsWithAReasonUntilCapacityFrees) {

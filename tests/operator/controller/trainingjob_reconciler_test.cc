@@ -145,7 +145,7 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   f.cache.Put(kube::kTrainingJobs, Job("a", {}, Admitted()));
   r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
-  EXPECT_EQ(f.api.Summary(), (Calls{"create secrets default/a-token", "create configmaps default/a-config",
+  EXPECT_EQ(f.api.Summary(), (Calls{"create persistentvolumeclaims default/a-checkpoints", "create secrets default/a-token", "create configmaps default/a-config",
                                      "create services default/a", "create pods default/a-worker-0",
                                      "create pods default/a-worker-1", "update_status trainingjobs default/a"}));
   const auto* pod = f.api.Find("create", "pods", "default/a-worker-1");
@@ -269,6 +269,115 @@ TEST(ReconcileTest, ProgressIsNotScrapedBeforeRank0RunsWithAnIp) {
   EXPECT_EQ(f.progress.forgotten.back(), "default/a");
 }
 
+// Every worker pod of `calls`, by name.
+std::map<std::string, json> CreatedPods(const RecordingApi& api) {
+  std::map<std::string, json> out;
+  for (const auto& c : api.calls) {
+    if (c.verb == "create" && c.resource == "pods") out[kube::NameOf(c.body)] = c.body;
+  }
+  return out;
+}
+
+std::map<std::string, std::string> EnvOf(const json& container) {
+  std::map<std::string, std::string> env;
+  for (const auto& e : container["env"]) env[e["name"]] = e.value("value", "");
+  return env;
+}
+
+TEST(ReconcileTest, CheckpointsGoToAClaimTheJobOwnsAndWorkersRunAsNonRoot) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("a", {{"checkpoint", {{"size", "50Gi"}, {"storageClassName", "nfs-rwx"}}}}, Admitted()));
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  ASSERT_EQ(f.api.calls.front().String(), "create persistentvolumeclaims default/a-checkpoints") << "before any pod";
+  const json& pvc = f.api.calls.front().body;
+  EXPECT_EQ(pvc["spec"]["accessModes"], json({"ReadWriteMany"}));
+  EXPECT_EQ(pvc["spec"]["resources"]["requests"]["storage"], "50Gi");
+  EXPECT_EQ(pvc["spec"]["storageClassName"], "nfs-rwx");
+  EXPECT_EQ(pvc["metadata"]["ownerReferences"][0]["uid"], "uid-a") << "deleted with the job";
+  EXPECT_EQ(pvc["metadata"]["labels"][kJobLabel], "a");
+
+  auto pods = CreatedPods(f.api);
+  ASSERT_EQ(pods.size(), 2u);
+  const json& pod = pods["a-worker-1"];
+  EXPECT_EQ(pod["spec"]["volumes"][0], json({{"name", "checkpoints"}, {"persistentVolumeClaim", {{"claimName", "a-checkpoints"}}}}));
+  for (int c = 0; c < 2; ++c) {
+    const json& container = pod["spec"]["containers"][c];
+    std::string role = container["name"];
+    EXPECT_EQ(EnvOf(container)["TANDEM_CHECKPOINT_DIR"], "/var/lib/tandem/checkpoints/" + role + "-1");
+    EXPECT_EQ(container["volumeMounts"][0]["mountPath"], "/var/lib/tandem/checkpoints");
+    EXPECT_FALSE(container["volumeMounts"][0].contains("subPath")) << "kubelet would create it owned by root";
+    const json& sc = container["securityContext"];
+    EXPECT_EQ(sc["runAsNonRoot"], true);
+    EXPECT_EQ(sc["allowPrivilegeEscalation"], false);
+    EXPECT_EQ(sc["readOnlyRootFilesystem"], true);
+    EXPECT_EQ(sc["capabilities"]["drop"], json({"ALL"}));
+  }
+  EXPECT_EQ(pod["spec"]["securityContext"]["runAsUser"], 65532);
+  EXPECT_EQ(pod["spec"]["securityContext"]["fsGroup"], 65532);
+  EXPECT_EQ(pod["spec"]["automountServiceAccountToken"], false);
+
+  // The claim in the cache: not created again.
+  f.cache.Put(kube::kPersistentVolumeClaims, pvc);
+  f.api.Clear();
+  f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
+}
+
+TEST(ReconcileTest, AClaimOfTheSameNameTheJobDoesNotOwnBlocksTheWorkers) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, Admitted()));
+  f.cache.Put(kube::kPersistentVolumeClaims,
+              {{"metadata", {{"name", "a-checkpoints"}, {"namespace", "default"}, {"uid", "someone-else"},
+                             {"labels", {{kJobLabel, "a"}}}}}});
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(r.error.code(), absl::StatusCode::kFailedPrecondition) << r.error;
+  EXPECT_NE(std::string(r.error.message()).find("not owned by this TrainingJob"), std::string::npos) << r.error;
+  EXPECT_TRUE(CreatedPods(f.api).empty());
+  EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"CheckpointClaimConflict"}));
+  EXPECT_EQ(f.api.Find("delete", "persistentvolumeclaims"), nullptr) << "never deletes a claim";
+}
+
+TEST(ReconcileTest, ExistingClaimIsMountedNeverCreatedAndWaitedFor) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs,
+              Job("a", {{"checkpoint", {{"storage", "ExistingClaim"}, {"claimName", "team-ckpt"}}}}, Admitted()));
+  // Missing: no pods, a warning, a look again later.
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  EXPECT_TRUE(CreatedPods(f.api).empty());
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"CheckpointClaimMissing"}));
+  EXPECT_GT(r.requeue_after_s, 0);
+  EXPECT_NE(f.api.Find("get", "persistentvolumeclaims", "default/team-ckpt"), nullptr);
+  // There: mounted, with the job's own folder in it.
+  f.api.objects["persistentvolumeclaims default/team-ckpt"] = {{"metadata", {{"name", "team-ckpt"}, {"namespace", "default"}}}};
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  auto pods = CreatedPods(f.api);
+  ASSERT_EQ(pods.size(), 2u);
+  EXPECT_EQ(pods["a-worker-0"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "team-ckpt");
+  EXPECT_EQ(EnvOf(pods["a-worker-0"]["spec"]["containers"][0])["TANDEM_CHECKPOINT_DIR"],
+            "/var/lib/tandem/checkpoints/a/trainer-0");
+  EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
+}
+
+TEST(ReconcileTest, HostPathIsAnExplicitOptIn) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("a", {{"checkpoint", {{"storage", "HostPath"}}}}, Admitted()));
+  f.reconciler.Reconcile("default/a");
+  auto pods = CreatedPods(f.api);
+  ASSERT_EQ(pods.size(), 2u);
+  EXPECT_EQ(pods["a-worker-0"]["spec"]["volumes"][0]["hostPath"]["path"], "/var/lib/tandem/checkpoints/default/a");
+  EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
+  f.api.Clear();
+  f.cache.Put(kube::kTrainingJobs,
+              Job("b", {{"checkpoint", {{"storage", "HostPath"}, {"hostPath", "/mnt/fast"}}}}, Admitted()));
+  f.reconciler.Reconcile("default/b");
+  EXPECT_EQ(CreatedPods(f.api)["b-worker-0"]["spec"]["volumes"][0]["hostPath"]["path"], "/mnt/fast/default/b");
+}
+
 TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
   Fixture f;
   json job = Job("a", {{"restartPolicy", {{"backoffLimit", 2}, {"backoffSeconds", 10}}}}, Admitted("Running"));
@@ -277,7 +386,7 @@ TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
   f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Failed", false, 137));
   ReconcileResult r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
-  Calls expected = {"create secrets default/a-token", "create configmaps default/a-config", "create services default/a",
+  Calls expected = {"create persistentvolumeclaims default/a-checkpoints", "create secrets default/a-token", "create configmaps default/a-config", "create services default/a",
                     "delete pods default/a-worker-0", "delete pods default/a-worker-1",
                     "update_status trainingjobs default/a"};
   EXPECT_EQ(f.api.Summary(), expected);
