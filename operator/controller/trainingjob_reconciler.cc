@@ -234,9 +234,6 @@ absl::Status TrainingJobReconciler::EnsureChildren(const json& obj, const api::T
       }
     }
   }
-  std::string token = options_.new_token ? options_.new_token() : RandomToken();
-  TANDEM_RETURN_IF_ERROR(create(kube::kSecrets, TokenSecretName(job.metadata.name),
-                                BuildTokenSecret(obj, job, token)));
   TANDEM_RETURN_IF_ERROR(create(kube::kConfigMaps, ConfigMapName(job.metadata.name), BuildConfigMap(obj, job)));
   TANDEM_RETURN_IF_ERROR(create(kube::kServices, ServiceName(job.metadata.name),
                                 BuildService(obj, job, options_.build)));
@@ -460,6 +457,17 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
       return write();
     }
   }
+  // The token Secret is created only when workers are (they are its only readers), and never
+  // read back: the operator needs no get/list/watch on Secrets, so it cannot read any Secret in
+  // the cluster. AlreadyExists means an earlier pass created it.
+  if (pods.by_rank.size() < static_cast<size_t>(world)) {
+    std::string token = options_.new_token ? options_.new_token() : RandomToken();
+    auto secret = api_->Create(kube::kSecrets, job.metadata.namespace_, BuildTokenSecret(obj, job, token));
+    if (!secret.ok() && !kube::IsAlreadyExists(secret.status())) {
+      result.error = secret.status();
+      return write();
+    }
+  }
   for (int r = 0; r < world; ++r) {
     if (pods.by_rank.count(r) != 0) continue;
     json pod = BuildWorkerPod(obj, job, r, st.placement[r], st.restarts, options_.build);
@@ -504,7 +512,8 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
 }
 
 scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, kube::Object>* job_objects,
-                                                         std::map<std::string, api::TrainingJob>* jobs) {
+                                                         std::map<std::string, api::TrainingJob>* jobs,
+                                                         std::map<std::string, std::string>* invalid_queues) {
   scheduler::Snapshot snap;
   for (const auto& n : cache_->List(kube::kNodes)) {
     scheduler::NodeInfo info;
@@ -553,7 +562,11 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
   }
   for (const auto& q : cache_->List(kube::kQueues)) {
     auto parsed = api::QueueFromJson(*q);
-    if (parsed.ok()) snap.queues.push_back(scheduler::QueueInfoFrom(*parsed));
+    if (parsed.ok()) {
+      snap.queues.push_back(scheduler::QueueInfoFrom(*parsed));
+    } else {
+      (*invalid_queues)[kube::NameOf(*q)] = std::string(parsed.status().message());
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   std::set<std::string> seen;
@@ -616,7 +629,8 @@ ReconcileResult TrainingJobReconciler::Schedule() {
   auto start = std::chrono::steady_clock::now();
   std::map<std::string, kube::Object> objects;
   std::map<std::string, api::TrainingJob> jobs;
-  scheduler::Snapshot snap = BuildSnapshot(&objects, &jobs);
+  std::map<std::string, std::string> invalid_queues;
+  scheduler::Snapshot snap = BuildSnapshot(&objects, &jobs, &invalid_queues);
   scheduler::SchedulingResult decision = scheduler::Schedule(snap);
   m.scheduling_pass->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   const std::string now = NowText();
@@ -692,17 +706,23 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     if (it == jobs.end() || !it->second.status.placement.empty()) continue;
     api::TrainingJob& job = it->second;
     api::TrainingJobStatus st = job.status;
-    st.pending_reason = p.message;
+    std::string reason = p.reason, message = p.message;
+    if (auto bad = invalid_queues.find(job.spec.queue); reason == "NoSuchQueue" && bad != invalid_queues.end()) {
+      // It exists but cannot be used: say why instead of "does not exist".
+      reason = "InvalidQueue";
+      message = absl::StrCat("queue ", job.spec.queue, " is invalid: ", bad->second);
+    }
+    st.pending_reason = message;
     st.queue_position = p.position;
-    bool new_reason = api::SetCondition(&st.conditions, api::kConditionQueued, "True", p.reason, p.message, now);
+    bool new_reason = api::SetCondition(&st.conditions, api::kConditionQueued, "True", reason, message, now);
     if (st == job.status) continue;
     const json& obj = *objects[p.job];
     json updated = obj;
     updated["status"] = api::StatusToJson(st);
     note_error(api_->UpdateStatus(kube::kTrainingJobs, updated).status());
     const api::Condition* before = api::FindCondition(job.status.conditions, api::kConditionQueued);
-    if (new_reason && (before == nullptr || before->reason != p.reason)) {
-      Event(obj, "Normal", p.reason, p.message);
+    if (new_reason && (before == nullptr || before->reason != reason)) {
+      Event(obj, reason == "InvalidQueue" ? "Warning" : "Normal", reason, message);
     }
   }
 

@@ -79,8 +79,10 @@ class TrainingJobReconciler {
   void ForgetProgress(const std::string& key);
   void Event(const nlohmann::json& obj, const std::string& type, const std::string& reason,
              const std::string& message);
+  // `invalid_queues`: Queues that exist but do not parse (name -> why), left out of the snapshot.
   scheduler::Snapshot BuildSnapshot(std::map<std::string, kube::Object>* job_objects,
-                                    std::map<std::string, api::TrainingJob>* jobs);
+                                    std::map<std::string, api::TrainingJob>* jobs,
+                                    std::map<std::string, std::string>* invalid_queues);
 
   kube::KubeApi* api_;
   const ClusterCache* cache_;

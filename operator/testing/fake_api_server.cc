@@ -793,6 +793,7 @@ void FakeApiServer::ServeDiscovery(const HttpRequest& req, HttpResponseWriter& w
 }
 
 void FakeApiServer::Serve(const HttpRequest& req, HttpResponseWriter& w) {
+  if (options_.on_request) options_.on_request(req);
   {
     std::lock_guard<std::mutex> lock(mu_);
     request_counts_[req.method + " " + req.path]++;

@@ -145,8 +145,8 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   f.cache.Put(kube::kTrainingJobs, Job("a", {}, Admitted()));
   r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
-  EXPECT_EQ(f.api.Summary(), (Calls{"create persistentvolumeclaims default/a-checkpoints", "create secrets default/a-token", "create configmaps default/a-config",
-                                     "create services default/a", "create pods default/a-worker-0",
+  EXPECT_EQ(f.api.Summary(), (Calls{"create persistentvolumeclaims default/a-checkpoints", "create configmaps default/a-config",
+                                     "create services default/a", "create secrets default/a-token", "create pods default/a-worker-0",
                                      "create pods default/a-worker-1", "update_status trainingjobs default/a"}));
   const auto* pod = f.api.Find("create", "pods", "default/a-worker-1");
   ASSERT_NE(pod, nullptr);
@@ -378,6 +378,19 @@ TEST(ReconcileTest, HostPathIsAnExplicitOptIn) {
   EXPECT_EQ(CreatedPods(f.api)["b-worker-0"]["spec"]["volumes"][0]["hostPath"]["path"], "/mnt/fast/default/b");
 }
 
+TEST(ReconcileTest, AnInvalidQueueIsReportedAsInvalidNotMissing) {
+  Fixture f;
+  f.cache.Put(kube::kQueues, {{"apiVersion", "tandem.dev/v1alpha1"}, {"kind", "Queue"},
+                              {"metadata", {{"name", "team-a"}}},
+                              {"spec", {{"guaranteed", {{"cpu", "8"}, {"memory", "8Gi"}}}}}});  // no GPUs listed
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, {{"phase", "Queued"}}));
+  f.reconciler.Schedule();
+  json st = f.api.LastStatus();
+  EXPECT_NE(st.value("pendingReason", "").find("queue team-a is invalid: spec.guaranteed"), std::string::npos)
+      << st.dump();
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"InvalidQueue"}));
+}
+
 TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
   Fixture f;
   json job = Job("a", {{"restartPolicy", {{"backoffLimit", 2}, {"backoffSeconds", 10}}}}, Admitted("Running"));
@@ -386,7 +399,7 @@ TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
   f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Failed", false, 137));
   ReconcileResult r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
-  Calls expected = {"create persistentvolumeclaims default/a-checkpoints", "create secrets default/a-token", "create configmaps default/a-config", "create services default/a",
+  Calls expected = {"create persistentvolumeclaims default/a-checkpoints", "create configmaps default/a-config", "create services default/a",
                     "delete pods default/a-worker-0", "delete pods default/a-worker-1",
                     "update_status trainingjobs default/a"};
   EXPECT_EQ(f.api.Summary(), expected);
