@@ -58,10 +58,17 @@ Controller::Controller(kube::KubeApi* api, ControllerOptions options)
                       enqueue_owner(o);
                       schedule();  // capacity freed
                     }});
-  for (const kube::Resource* r : {&kube::kServices, &kube::kConfigMaps, &kube::kPersistentVolumeClaims}) {
+  for (const kube::Resource* r : {&kube::kServices, &kube::kConfigMaps}) {
     informer(*r, "tandem.dev/job")->AddHandler({.on_add = nullptr, .on_update = nullptr,
                                                 .on_delete = [=](const kube::Object& o) { enqueue_owner(o); }});
   }
+  // Claims also on update: binding (status.phase) matters to the job's status.
+  informer(kube::kPersistentVolumeClaims, "tandem.dev/job")
+      ->AddHandler({.on_add = nullptr,
+                    .on_update = [=](const kube::Object& old_obj, const kube::Object& o) {
+                      if (kube::FieldAt(*old_obj, "status.phase") != kube::FieldAt(*o, "status.phase")) enqueue_owner(o);
+                    },
+                    .on_delete = [=](const kube::Object& o) { enqueue_owner(o); }});
   for (const kube::Resource* r : {&kube::kNodes, &kube::kQueues}) {
     informer(*r, "")->AddHandler({.on_add = [=](const kube::Object&) { schedule(); },
                                   .on_update = [=](const kube::Object&, const kube::Object&) { schedule(); },

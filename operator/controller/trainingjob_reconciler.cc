@@ -507,6 +507,29 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
     api::SetCondition(&st.conditions, api::kConditionRunning, "True", "WorkersReady",
                       absl::StrCat("all ", world, " workers are ready"), now);
     Event(obj, "Normal", "Running", absl::StrCat("all ", world, " workers are ready"));
+  } else if (st.phase == api::kPhaseAdmitted && job.spec.checkpoint.storage == api::kStoragePersistentVolumeClaim) {
+    // Workers that cannot mount their checkpoint claim never start, and their pods only say
+    // ContainerCreating: name the cause on the job once the claim has been unbound a while.
+    const std::string claim_name = CheckpointClaimName(job.metadata.name);
+    kube::Object claim = cache_->Get(kube::kPersistentVolumeClaims, job.metadata.namespace_ + "/" + claim_name);
+    const json* phase = claim != nullptr ? kube::FieldAt(*claim, "status.phase") : nullptr;
+    if (phase != nullptr && phase->is_string() && phase->get<std::string>() == "Pending") {
+      const api::Condition* admitted = api::FindCondition(st.conditions, api::kConditionAdmitted);
+      auto since = admitted != nullptr ? kube::ParseRfc3339(admitted->last_transition_time) : absl::StatusOr<double>(Now());
+      const double waited = Now() - (since.ok() ? *since : Now());
+      if (waited >= options_.claim_pending_warning_s) {
+        std::string message = absl::StrCat(
+            "checkpoint claim ", claim_name, " is not bound after ", static_cast<int64_t>(waited),
+            "s; workers cannot start until it is. Its StorageClass (",
+            job.spec.checkpoint.storage_class_name.empty() ? "the cluster default" : job.spec.checkpoint.storage_class_name,
+            ") must offer ReadWriteMany with Immediate binding; or set spec.checkpoint.storage");
+        if (api::SetCondition(&st.conditions, api::kConditionRunning, "False", "CheckpointClaimPending", message, now)) {
+          Event(obj, "Warning", "CheckpointClaimPending", message);
+        }
+      } else {
+        result.requeue_after_s = options_.claim_pending_warning_s - waited;
+      }
+    }
   }
   return write();
 }

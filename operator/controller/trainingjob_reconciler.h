@@ -48,6 +48,9 @@ struct ReconcilerOptions {
   // Where status.progress comes from: the rank-0 trainer's metrics, scraped off the reconcile
   // path (ProgressProber). Null: progress is not reported.
   ProgressSource* progress = nullptr;
+  // An admitted job whose checkpoint claim is still Pending this long gets Running=False,
+  // reason CheckpointClaimPending, and a Warning Event.
+  double claim_pending_warning_s = 120;
 };
 
 class TrainingJobReconciler {

@@ -22,6 +22,11 @@ std::string CheckpointClaimFor(const api::TrainingJob& job) {
   return CheckpointClaimName(job.metadata.name);
 }
 
+std::string ModelDir(const api::TrainingJob& job) {
+  std::string job_dir = job.spec.checkpoint.storage == api::kStorageExistingClaim ? job.metadata.name + "/" : "";
+  return absl::StrCat(kCheckpointMountPath, "/", job_dir, "model");
+}
+
 std::string CheckpointDir(const api::TrainingJob& job, const std::string& role, int rank) {
   std::string job_dir = job.spec.checkpoint.storage == api::kStorageExistingClaim ? job.metadata.name + "/" : "";
   return absl::StrCat(kCheckpointMountPath, "/", job_dir, role, "-", rank);
@@ -64,7 +69,7 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
   }
   auto env = [&](int metrics_port, const std::string& role) {
     std::string threads = std::to_string(api::EffectiveThreads(role == "trainer" ? job.spec.trainer : job.spec.pserver));
-    return json::array({
+    json vars = json::array({
         {{"name", "TANDEM_THREADS"}, {"value", threads}},
         {{"name", "OMP_NUM_THREADS"}, {"value", threads}},
         {{"name", "TANDEM_JOB_NAME"}, {"value", name}},
@@ -79,6 +84,9 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
         {{"name", "TANDEM_METRICS_PORT"}, {"value", std::to_string(metrics_port)}},
         {{"name", "TANDEM_RESTART"}, {"value", std::to_string(restart)}},
     });
+    // Rank 0 writes the final model next to the checkpoints (without it, nowhere).
+    if (role == "trainer") vars.push_back({{"name", "TANDEM_OUTPUT_DIR"}, {"value", ModelDir(job)}});
+    return vars;
   };
   json mounts = json::array({{{"name", "checkpoints"}, {"mountPath", kCheckpointMountPath}},
                              {{"name", "job"}, {"mountPath", "/etc/tandem"}, {"readOnly", true}},

@@ -52,6 +52,8 @@ std::string CheckpointClaimName(const std::string& job);  // "<job>-checkpoints"
 std::string CheckpointClaimFor(const api::TrainingJob& job);
 // TANDEM_CHECKPOINT_DIR of one process: kCheckpointMountPath/[<job>/]<role>-<rank>.
 std::string CheckpointDir(const api::TrainingJob& job, const std::string& role, int rank);
+// TANDEM_OUTPUT_DIR of the trainers (rank 0 writes the final model): kCheckpointMountPath/[<job>/]model.
+std::string ModelDir(const api::TrainingJob& job);
 
 // `job_object` is the job as read from the API (for the owner reference); `job` its parse.
 nlohmann::json BuildWorkerPod(const nlohmann::json& job_object, const api::TrainingJob& job, int rank,

@@ -306,6 +306,7 @@ TEST(ReconcileTest, CheckpointsGoToAClaimTheJobOwnsAndWorkersRunAsNonRoot) {
     std::string role = container["name"];
     EXPECT_EQ(EnvOf(container)["TANDEM_CHECKPOINT_DIR"], "/var/lib/tandem/checkpoints/" + role + "-1");
     EXPECT_EQ(container["volumeMounts"][0]["mountPath"], "/var/lib/tandem/checkpoints");
+    EXPECT_EQ(EnvOf(container).count("TANDEM_OUTPUT_DIR"), role == "trainer" ? 1u : 0u);
     EXPECT_FALSE(container["volumeMounts"][0].contains("subPath")) << "kubelet would create it owned by root";
     const json& sc = container["securityContext"];
     EXPECT_EQ(sc["runAsNonRoot"], true);
@@ -322,6 +323,43 @@ TEST(ReconcileTest, CheckpointsGoToAClaimTheJobOwnsAndWorkersRunAsNonRoot) {
   f.api.Clear();
   f.reconciler.Reconcile("default/a");
   EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
+}
+
+TEST(ReconcileTest, AnUnboundClaimIsNamedOnTheJobAfterAWhile) {
+  Fixture f;
+  json job = Job("a", {}, Admitted("Admitted", {{"conditions", {{{"type", "Admitted"}, {"status", "True"},
+                                                                  {"reason", "Admitted"},
+                                                                  {"lastTransitionTime", kube::FormatRfc3339(kT0)}}}}}));
+  f.cache.Put(kube::kTrainingJobs, job);
+  json claim = BuildCheckpointClaim(job, *api::TrainingJobFromJson(job));
+  claim["metadata"]["uid"] = "claim-uid";
+  claim["status"] = {{"phase", "Pending"}};
+  f.cache.Put(kube::kPersistentVolumeClaims, claim);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Pending"));
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Pending"));
+  // Just admitted: no warning yet, a look again when it would be due.
+  f.now = kT0 + 20;
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.api.EventReasons().empty());
+  EXPECT_DOUBLE_EQ(r.requeue_after_s, 100);
+  // Two minutes on: the job says why its workers do not start.
+  f.now = kT0 + 130;
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"CheckpointClaimPending"}));
+  const api::Condition* running = nullptr;
+  api::TrainingJob after = *api::TrainingJobFromJson(Job("a", {}, f.api.LastStatus()));
+  running = api::FindCondition(after.status.conditions, api::kConditionRunning);
+  ASSERT_NE(running, nullptr);
+  EXPECT_EQ(running->reason, "CheckpointClaimPending");
+  EXPECT_NE(running->message.find("ReadWriteMany"), std::string::npos) << running->message;
+  // Bound: nothing more is said.
+  claim["status"]["phase"] = "Bound";
+  f.cache.Put(kube::kPersistentVolumeClaims, claim);
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, f.api.LastStatus()));
+  f.api.Clear();
+  f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.api.EventReasons().empty());
 }
 
 TEST(ReconcileTest, AClaimOfTheSameNameTheJobDoesNotOwnBlocksTheWorkers) {
@@ -360,6 +398,8 @@ TEST(ReconcileTest, ExistingClaimIsMountedNeverCreatedAndWaitedFor) {
   EXPECT_EQ(pods["a-worker-0"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "team-ckpt");
   EXPECT_EQ(EnvOf(pods["a-worker-0"]["spec"]["containers"][0])["TANDEM_CHECKPOINT_DIR"],
             "/var/lib/tandem/checkpoints/a/trainer-0");
+  EXPECT_EQ(EnvOf(pods["a-worker-0"]["spec"]["containers"][0])["TANDEM_OUTPUT_DIR"],
+            "/var/lib/tandem/checkpoints/a/model") << "the model outlives the job on the user's claim";
   EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
 }
 
