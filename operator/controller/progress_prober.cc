@@ -60,6 +60,7 @@ absl::StatusOr<TrainerMetrics> TrainerMetricsFromText(absl::string_view text, co
   };
   m.loss = gauge("tandem_trainer_loss");
   m.accuracy = gauge("tandem_trainer_accuracy");
+  m.test_accuracy = gauge("tandem_trainer_test_accuracy");
   m.examples_per_sec = gauge("tandem_trainer_examples_per_second");
   return m;
 }

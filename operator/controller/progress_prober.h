@@ -37,7 +37,8 @@ struct TrainerMetrics {
   int64_t pass = 0;             // tandem_trainer_pass (0-based: the pass in progress)
   double loss = 0;              // tandem_trainer_loss (0 when absent or not finite)
   double accuracy = 0;          // tandem_trainer_accuracy (training accuracy, last interval)
-  double examples_per_sec = 0;  // tandem_trainer_examples_per_second
+  double test_accuracy = 0;     // tandem_trainer_test_accuracy (after the last pass; 0 before)
+  double examples_per_sec = 0;  // tandem_trainer_examples_per_second (this trainer's)
   bool operator==(const TrainerMetrics&) const = default;
 };
 

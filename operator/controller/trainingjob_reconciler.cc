@@ -167,8 +167,12 @@ void TrainingJobReconciler::UpdateProgress(const std::string& key, const api::Tr
   p.percent = passes > 0 ? std::min(100.0, std::round(1000.0 * static_cast<double>(m.pass) / static_cast<double>(passes)) / 10.0)
                          : 0;
   p.loss = m.loss;
-  p.accuracy = m.accuracy;
-  p.examples_per_sec = m.examples_per_sec;
+  // status.progress.accuracy is the test accuracy of the last evaluation (after each pass); until
+  // there is one, the training accuracy stands in.
+  p.accuracy = m.test_accuracy > 0 ? m.test_accuracy : m.accuracy;
+  // The whole job's throughput, estimated from rank 0: in sync data parallelism every rank
+  // processes a batch per step, so the job runs world-size times rank 0's rate.
+  p.examples_per_sec = m.examples_per_sec * static_cast<double>(std::max<size_t>(1, job.status.placement.size()));
   p.update_time = kube::FormatRfc3339(sample->changed_at);
   api::TrainingJob view = job;
   view.status.progress = p;

@@ -114,6 +114,7 @@ TEST(TrainerMetricsTest, ExtractsTheJobsNumbers) {
       "tandem_trainer_pass{job=\"mnist\"} 2\n"
       "tandem_trainer_loss{job=\"mnist\"} NaN\n"
       "tandem_trainer_accuracy{job=\"mnist\"} 0.9\n"
+      "tandem_trainer_test_accuracy{job=\"mnist\"} 0.85\n"
       "tandem_trainer_examples_per_second{job=\"mnist\"} 4096.5\n";
   auto m = TrainerMetricsFromText(text, "mnist");
   ASSERT_TRUE(m.ok()) << m.status();
@@ -121,6 +122,7 @@ TEST(TrainerMetricsTest, ExtractsTheJobsNumbers) {
   EXPECT_EQ(m->pass, 2);
   EXPECT_EQ(m->loss, 0) << "NaN is unknown";
   EXPECT_DOUBLE_EQ(m->accuracy, 0.9);
+  EXPECT_DOUBLE_EQ(m->test_accuracy, 0.85);
   EXPECT_DOUBLE_EQ(m->examples_per_sec, 4096.5);
 
   // Unlabelled samples are accepted; another job's are not.

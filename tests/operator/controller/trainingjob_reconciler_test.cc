@@ -205,7 +205,7 @@ TEST(ReconcileTest, AllWorkersReadyMeansRunningAndProgressIsReported) {
 
   // The prober has scraped: pass gauge 2 (0-based) of 4 passes.
   f.progress.samples["default/a"] = {{.steps = 1200, .pass = 2, .loss = 0.31, .accuracy = 0.88,
-                                      .examples_per_sec = 5100},
+                                      .test_accuracy = 0.86, .examples_per_sec = 5100},
                                      kT0 - 5};
   f.cache.Put(kube::kTrainingJobs, Job("a", {}, st));
   f.api.Clear();
@@ -217,8 +217,8 @@ TEST(ReconcileTest, AllWorkersReadyMeansRunningAndProgressIsReported) {
   EXPECT_EQ(st["progress"]["pass"], 3) << "shown 1-based";
   EXPECT_DOUBLE_EQ(st["progress"]["percent"].get<double>(), 50) << "2 of 4 passes done";
   EXPECT_DOUBLE_EQ(st["progress"]["loss"].get<double>(), 0.31);
-  EXPECT_DOUBLE_EQ(st["progress"]["accuracy"].get<double>(), 0.88);
-  EXPECT_DOUBLE_EQ(st["progress"]["examplesPerSec"].get<double>(), 5100);
+  EXPECT_DOUBLE_EQ(st["progress"]["accuracy"].get<double>(), 0.86) << "the test accuracy, once evaluated";
+  EXPECT_DOUBLE_EQ(st["progress"]["examplesPerSec"].get<double>(), 10200) << "rank 0's rate times 2 workers";
   EXPECT_EQ(st["progress"]["updateTime"], kube::FormatRfc3339(kT0 - 5));
   EXPECT_EQ(st["progress"]["summary"], "pass 3/4 50%");
 
