@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -79,6 +80,27 @@ bool Dechunk(absl::string_view in, size_t max, std::string* out, bool* too_large
   }
 }
 
+// True once `in` holds a whole response whose length is known from its headers (Content-Length,
+// or a chunked body's last chunk), so a peer that keeps the connection open despite
+// "Connection: close" does not hold the scrape until its deadline.
+bool Complete(absl::string_view in) {
+  size_t header_end = in.find("\r\n\r\n");
+  if (header_end == absl::string_view::npos) return false;
+  std::string headers = absl::AsciiStrToLower(in.substr(0, header_end));
+  absl::string_view body = in.substr(header_end + 4);
+  if (headers.find("transfer-encoding:") != std::string::npos && headers.find("chunked") != std::string::npos) {
+    return absl::StartsWith(body, "0\r\n\r\n") || body.find("\r\n0\r\n\r\n") != absl::string_view::npos;
+  }
+  size_t cl = headers.find("\r\ncontent-length:");
+  if (cl == std::string::npos) return false;
+  size_t start = cl + 17, end = headers.find("\r\n", start);
+  int64_t length = 0;
+  if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(absl::string_view(headers).substr(start, end == std::string::npos ? std::string::npos : end - start)), &length)) {
+    return false;
+  }
+  return length >= 0 && body.size() >= static_cast<size_t>(length);
+}
+
 }  // namespace
 
 absl::StatusOr<std::string> HttpGet(const HttpGetRequest& req) {
@@ -143,6 +165,7 @@ absl::StatusOr<std::string> HttpGet(const HttpGetRequest& req) {
       if (in.size() > max_total) {
         return absl::InvalidArgumentError(absl::StrCat(where, ": response larger than ", req.max_body_bytes, " bytes"));
       }
+      if (Complete(in)) break;
       continue;
     }
     if (n == 0) break;  // the peer closed: Connection: close

@@ -398,6 +398,9 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
       }
     }
   }
+  if (!failure_reason.empty() || st.phase == api::kPhaseRestarting) {
+    ForgetProgress(key);  // rank 0 is going away; its successor is scraped when it runs
+  }
   if (!failure_reason.empty() && st.phase != api::kPhaseRestarting) {
     if (!retryable) {
       finish(api::kPhaseFailed, "NonRetryableExitCode", failure_message);

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -111,6 +112,35 @@ TEST(HttpGetTest, ReadsPlainAndChunkedBodiesAndReportsErrors) {
   EXPECT_EQ(HttpGet({.host = "trainer.local", .port = 80}).status().code(), absl::StatusCode::kInvalidArgument)
       << "no DNS on the scrape path";
   EXPECT_EQ(HttpGet({.host = "127.0.0.1", .port = 0}).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(HttpGetTest, AKeepAlivePeerDoesNotHoldTheScrapeUntilItsDeadline) {
+  // Answers a whole response with Content-Length, then keeps the connection open.
+  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(::listen(lfd, 4), 0);
+  socklen_t len = sizeof(a);
+  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  std::atomic<bool> done{false};
+  std::thread peer([&] {
+    int c = ::accept(lfd, nullptr, nullptr);
+    char buf[4096];
+    (void)::recv(c, buf, sizeof(buf), 0);
+    const char* reply = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
+    (void)::send(c, reply, std::strlen(reply), MSG_NOSIGNAL);
+    while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ::close(c);
+  });
+  // A 30 s deadline: a client waiting for the close would time out and fail after 30 s.
+  auto body = HttpGet({.host = "127.0.0.1", .port = ntohs(a.sin_port), .timeout_s = 30});
+  done = true;
+  peer.join();
+  ::close(lfd);
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_EQ(*body, "hello");
 }
 
 TEST(HttpGetTest, DeadAndSilentPeersFailWithinTheTimeout) {
