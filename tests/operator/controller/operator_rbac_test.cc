@@ -380,6 +380,33 @@ TEST_F(OperatorRbacTest, EveryCallIsGrantedAndEveryGrantIsUsed) {
   }
 }
 
+// deploy/operator.yaml runs the operator as that ServiceAccount, in that namespace, unprivileged.
+TEST(DeployManifestTest, TheDeploymentUsesTheAccountAndRunsUnprivileged) {
+  auto rbac = YamlFileToJson(tandem::testing::SourceDir() + "/deploy/rbac.yaml");
+  auto deploy = YamlFileToJson(tandem::testing::SourceDir() + "/deploy/operator.yaml");
+  ASSERT_TRUE(rbac.ok() && deploy.ok());
+  std::string account;
+  for (const auto& d : *rbac) {
+    if (d.value("kind", "") == "ServiceAccount") account = d["metadata"]["name"];
+  }
+  ASSERT_EQ(deploy->size(), 1u);
+  const json& d = (*deploy)[0];
+  EXPECT_EQ(d["kind"], "Deployment");
+  EXPECT_EQ(d["metadata"]["namespace"], kOperatorNamespace);
+  const json& pod = d["spec"]["template"]["spec"];
+  EXPECT_EQ(pod["serviceAccountName"], account);
+  EXPECT_EQ(pod["securityContext"]["runAsNonRoot"], true);
+  const json& c = pod["containers"][0];
+  EXPECT_EQ(c["securityContext"]["allowPrivilegeEscalation"], false);
+  EXPECT_EQ(c["securityContext"]["readOnlyRootFilesystem"], true);
+  EXPECT_EQ(c["securityContext"]["capabilities"]["drop"], json({"ALL"}));
+  std::set<std::string> args;
+  for (const auto& a : c["args"]) args.insert(a.get<std::string>());
+  EXPECT_TRUE(args.count(absl::StrCat("--lease-namespace=", kOperatorNamespace)))
+      << "the Lease must live where the Role grants it";
+  EXPECT_EQ(d["spec"]["template"]["metadata"]["labels"], d["spec"]["selector"]["matchLabels"]);
+}
+
 TEST(RbacMappingTest, RequestsMapToRbacVerbsAndResources) {
   struct Case {
     const char* method;
