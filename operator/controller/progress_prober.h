@@ -16,6 +16,7 @@
 //   prober.Forget("ns/job");   // job finished, suspended or deleted
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
