@@ -90,7 +90,14 @@ FieldSpec BuildTrainingJob() {
        Obj("sync", {Str("dense", {"ring", "pserver"}), Str("mode", {"sync", "async"}),
                     Int("staleness", 0, 1000), Int("bucketMiB", 1, 1024),
                     Str("compression", {"none", "bf16"})}),
-       Obj("checkpoint", {Int("intervalSteps", 1, 100000000), Int("keep", 1, 1000)}),
+       Obj("checkpoint", {Int("intervalSteps", 1, 100000000), Int("keep", 1, 1000),
+                          Str("storage", {"PersistentVolumeClaim", "ExistingClaim", "HostPath"}),
+                          [] {
+                            FieldSpec size = Leaf("size", FieldType::kQuantity);
+                            size.minimum = 0;
+                            return size;
+                          }(),
+                          Str("storageClassName"), Str("claimName"), Str("hostPath")}),
        Obj("restartPolicy", {Int("backoffLimit", 0, 1000), Int("backoffSeconds", 0, 3600),
                              Array("retryableExitCodes", Int("", 1, 255))})});
   FieldSpec status = Obj(

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -101,6 +102,52 @@ bool FollowsFromReported(const std::string& path, const std::set<std::string>& r
   return false;
 }
 
+// Only the fields of the chosen storage are written, so the JSON validates again.
+json CheckpointToJson(const CheckpointSpec& c) {
+  json j = {{"intervalSteps", c.interval_steps}, {"keep", c.keep}, {"storage", c.storage}};
+  auto put = [&](const char* key, const std::string& v) {
+    if (!v.empty()) j[key] = v;
+  };
+  put("size", c.size);
+  put("storageClassName", c.storage_class_name);
+  put("claimName", c.claim_name);
+  put("hostPath", c.host_path);
+  return j;
+}
+
+void ValidateCheckpoint(const CheckpointSpec& c, FieldErrors* errors) {
+  const std::string base = "spec.checkpoint";
+  // A field of another storage kind is a mistake worth naming, not something to ignore.
+  auto only_for = [&](const char* field, const std::string& value, const char* kind) {
+    if (!value.empty() && c.storage != kind)
+      errors->push_back({absl::StrCat(base, ".", field),
+                         absl::StrCat("only used with storage: ", kind, " (storage is ", c.storage, ")")});
+  };
+  only_for("size", c.size, kStoragePersistentVolumeClaim);
+  only_for("storageClassName", c.storage_class_name, kStoragePersistentVolumeClaim);
+  only_for("claimName", c.claim_name, kStorageExistingClaim);
+  only_for("hostPath", c.host_path, kStorageHostPath);
+  if (c.storage == kStoragePersistentVolumeClaim) {
+    auto q = Quantity::Parse(c.size);
+    if (!q.ok() || q->milli() <= 0)
+      errors->push_back({base + ".size", absl::StrCat("must be a positive quantity such as 10Gi, got \"", c.size, "\"")});
+    if (!c.storage_class_name.empty()) {
+      if (std::string e = CheckDns1123Subdomain(c.storage_class_name); !e.empty())
+        errors->push_back({base + ".storageClassName", e});
+    }
+  } else if (c.storage == kStorageExistingClaim) {
+    if (c.claim_name.empty()) {
+      errors->push_back({base + ".claimName", "required with storage: ExistingClaim"});
+    } else if (std::string e = CheckDns1123Subdomain(c.claim_name); !e.empty()) {
+      errors->push_back({base + ".claimName", e});
+    }
+  } else if (c.storage == kStorageHostPath && !c.host_path.empty()) {
+    if (c.host_path[0] != '/' || c.host_path.find("/../") != std::string::npos ||
+        absl::EndsWith(c.host_path, "/..") || c.host_path.find('\0') != std::string::npos)
+      errors->push_back({base + ".hostPath", absl::StrCat("must be an absolute path without '..', got \"", c.host_path, "\"")});
+  }
+}
+
 std::string FormatPercent(double p) { return absl::StrFormat("%.0f%%", p); }
 
 }  // namespace
@@ -116,6 +163,9 @@ void ApplyDefaults(TrainingJob* job) {
   if (s.workers.max_count == 0) s.workers.max_count = std::max(s.workers.count, s.workers.min_count);
   DefaultRole(&s.trainer, "1", "2Gi");
   DefaultRole(&s.pserver, "500m", "1Gi");
+  if (s.checkpoint.storage.empty()) s.checkpoint.storage = kStoragePersistentVolumeClaim;
+  if (s.checkpoint.storage == kStoragePersistentVolumeClaim && s.checkpoint.size.empty())
+    s.checkpoint.size = kDefaultCheckpointSize;
   if (s.model.is_null()) s.model = json::object();
   if (s.data.is_null()) s.data = json::object();
   if (s.optimizer.is_null()) s.optimizer = json::object();
@@ -169,6 +219,12 @@ TrainingJob ParseTrainingJob(const json& object, FieldErrors* errors) {
   const json& ck = GetObject(s, "checkpoint");
   GetInt(ck, "intervalSteps", &spec.checkpoint.interval_steps);
   GetInt(ck, "keep", &spec.checkpoint.keep);
+  GetString(ck, "storage", &spec.checkpoint.storage);
+  if (const json* size = Get(ck, "size"); size && size->is_string()) spec.checkpoint.size = size->get<std::string>();
+  else if (size && size->is_number_integer()) spec.checkpoint.size = std::to_string(size->get<int64_t>());
+  GetString(ck, "storageClassName", &spec.checkpoint.storage_class_name);
+  GetString(ck, "claimName", &spec.checkpoint.claim_name);
+  GetString(ck, "hostPath", &spec.checkpoint.host_path);
   const json& rp = GetObject(s, "restartPolicy");
   GetInt(rp, "backoffLimit", &spec.restart_policy.backoff_limit);
   GetInt(rp, "backoffSeconds", &spec.restart_policy.backoff_seconds);
@@ -277,6 +333,7 @@ FieldErrors ValidateTrainingJob(const TrainingJob& job) {
   if (s.sync.mode == "async" && s.sync.dense == "ring")
     errors.push_back({"spec.sync.mode",
                       "async requires spec.sync.dense: pserver (ring all-reduce is synchronous)"});
+  ValidateCheckpoint(s.checkpoint, &errors);
   std::set<int64_t> seen;
   for (size_t i = 0; i < s.restart_policy.retryable_exit_codes.size(); ++i) {
     int64_t c = s.restart_policy.retryable_exit_codes[i];
@@ -303,7 +360,7 @@ json SpecToJson(const TrainingJobSpec& s) {
       {"optimizer", s.optimizer},
       {"sync", {{"dense", s.sync.dense}, {"mode", s.sync.mode}, {"staleness", s.sync.staleness},
                 {"bucketMiB", s.sync.bucket_mib}, {"compression", s.sync.compression}}},
-      {"checkpoint", {{"intervalSteps", s.checkpoint.interval_steps}, {"keep", s.checkpoint.keep}}},
+      {"checkpoint", CheckpointToJson(s.checkpoint)},
       {"restartPolicy", {{"backoffLimit", s.restart_policy.backoff_limit},
                          {"backoffSeconds", s.restart_policy.backoff_seconds},
                          {"retryableExitCodes", s.restart_policy.retryable_exit_codes}}},

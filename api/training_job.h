@@ -74,9 +74,21 @@ struct SyncSpec {
   bool operator==(const SyncSpec&) const = default;
 };
 
+// Where checkpoints live (spec.checkpoint.storage). The default is a claim the operator creates
+// and owns per job, so that a gang restarted on other nodes finds its checkpoints.
+inline constexpr char kStoragePersistentVolumeClaim[] = "PersistentVolumeClaim";  // <job>-checkpoints, RWX
+inline constexpr char kStorageExistingClaim[] = "ExistingClaim";  // spec.checkpoint.claimName, never deleted
+inline constexpr char kStorageHostPath[] = "HostPath";            // node-local: single-node/dev clusters only
+inline constexpr char kDefaultCheckpointSize[] = "10Gi";
+
 struct CheckpointSpec {
   int64_t interval_steps = 500;
   int64_t keep = 3;
+  std::string storage = kStoragePersistentVolumeClaim;
+  std::string size;                // PersistentVolumeClaim: the claim's request (default 10Gi)
+  std::string storage_class_name;  // PersistentVolumeClaim: empty = the cluster's default class
+  std::string claim_name;          // ExistingClaim: required
+  std::string host_path;           // HostPath: node directory; empty = the operator's --checkpoint-root
   bool operator==(const CheckpointSpec&) const = default;
 };
 

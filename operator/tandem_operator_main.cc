@@ -57,7 +57,19 @@ int main(int argc, char** argv) {
   app.add_option("--termination-grace", options.reconciler.build.termination_grace_s,
                  "Seconds a stopped worker gets to checkpoint (SIGTERM to SIGKILL)")->check(CLI::Range(0, 3600));
   app.add_option("--checkpoint-root", options.reconciler.build.checkpoint_root,
-                 "Node directory under which each job's checkpoints live");
+                 "Node directory for jobs with spec.checkpoint.storage: HostPath and no hostPath");
+  app.add_option("--run-as-user", options.reconciler.build.run_as_user,
+                 "User, group and fsGroup of worker pods (non-root)")->check(CLI::Range(1, 2147483647));
+  app.add_option("--trainer-metrics-port", options.reconciler.build.ports.trainer_metrics,
+                 "Port each trainer serves /metrics on (its TANDEM_METRICS_PORT); the operator scrapes "
+                 "rank 0 there for status.progress")->check(CLI::Range(1, 65535));
+  app.add_option("--progress-interval", options.progress.interval_s,
+                 "Seconds between scrapes of one job's rank-0 trainer (0: no progress reporting)")
+      ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--progress-timeout", options.progress.timeout_s, "Seconds one progress scrape may take")
+      ->check(CLI::Range(0.05, 60.0));
+  app.add_option("--progress-threads", options.progress.threads, "Concurrent progress scrapes")
+      ->check(CLI::Range(1, 64));
   app.add_flag("--leader-elect,!--no-leader-elect", leader_elect, "Campaign for a Lease before reconciling");
   app.add_option("--lease-namespace", lease_namespace, "Namespace of the Lease (default: the config's namespace)");
   app.add_option("--lease-name", lease_name, "Name of the Lease");

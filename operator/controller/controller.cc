@@ -11,7 +11,14 @@ namespace tandem::controller {
 Controller::Controller(kube::KubeApi* api, ControllerOptions options)
     : api_(api), options_(std::move(options)), events_(api, options_.component, options_.host),
       queue_("trainingjobs") {
-  reconciler_ = std::make_unique<TrainingJobReconciler>(api_, &cache_, &events_, options_.reconciler);
+  ReconcilerOptions reconciler_options = options_.reconciler;
+  if (options_.progress.interval_s > 0) {
+    ProgressProberOptions p = options_.progress;
+    p.on_update = [this](const std::string& key) { queue_.Add(key); };
+    prober_ = std::make_unique<ProgressProber>(std::move(p));
+    reconciler_options.progress = prober_.get();
+  }
+  reconciler_ = std::make_unique<TrainingJobReconciler>(api_, &cache_, &events_, reconciler_options);
   auto informer = [&](const kube::Resource& r, const std::string& label_selector) {
     kube::InformerOptions o = options_.informer;
     o.ns.clear();
@@ -51,10 +58,17 @@ Controller::Controller(kube::KubeApi* api, ControllerOptions options)
                       enqueue_owner(o);
                       schedule();  // capacity freed
                     }});
-  for (const kube::Resource* r : {&kube::kServices, &kube::kSecrets, &kube::kConfigMaps}) {
+  for (const kube::Resource* r : {&kube::kServices, &kube::kConfigMaps}) {
     informer(*r, "tandem.dev/job")->AddHandler({.on_add = nullptr, .on_update = nullptr,
                                                 .on_delete = [=](const kube::Object& o) { enqueue_owner(o); }});
   }
+  // Claims also on update: binding (status.phase) matters to the job's status.
+  informer(kube::kPersistentVolumeClaims, "tandem.dev/job")
+      ->AddHandler({.on_add = nullptr,
+                    .on_update = [=](const kube::Object& old_obj, const kube::Object& o) {
+                      if (kube::FieldAt(*old_obj, "status.phase") != kube::FieldAt(*o, "status.phase")) enqueue_owner(o);
+                    },
+                    .on_delete = [=](const kube::Object& o) { enqueue_owner(o); }});
   for (const kube::Resource* r : {&kube::kNodes, &kube::kQueues}) {
     informer(*r, "")->AddHandler({.on_add = [=](const kube::Object&) { schedule(); },
                                   .on_update = [=](const kube::Object&, const kube::Object&) { schedule(); },
@@ -77,6 +91,7 @@ absl::Status Controller::Start() {
   }
   TANDEM_LOG(info, "controller: caches synced; starting {} workers", options_.workers);
   queue_.Add(kScheduleKey);
+  if (prober_) prober_->Start();
   for (int i = 0; i < options_.workers; ++i) workers_.emplace_back([this] { Worker(); });
   return absl::OkStatus();
 }
@@ -85,6 +100,7 @@ void Controller::Stop() {
   queue_.ShutDown();
   for (auto& w : workers_) w.join();
   workers_.clear();
+  if (prober_) prober_->Stop();
   for (auto& i : informers_) i->Stop();
 }
 

@@ -30,6 +30,9 @@ struct ControllerOptions {
   double cache_sync_timeout_s = 60;
   std::string component = "tandem-operator";
   std::string host{};
+  // Scraping of rank-0 trainers for status.progress; interval_s <= 0 turns it off.
+  // (on_update is set by the controller: a changed job is queued.)
+  ProgressProberOptions progress{};
 };
 
 class Controller {
@@ -52,6 +55,7 @@ class Controller {
   std::vector<std::unique_ptr<kube::Informer>> informers_;
   InformerCache cache_;
   kube::WorkQueue queue_;
+  std::unique_ptr<ProgressProber> prober_;
   std::unique_ptr<TrainingJobReconciler> reconciler_;
   std::vector<std::thread> workers_;
   bool started_ = false;

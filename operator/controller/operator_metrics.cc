@@ -23,6 +23,10 @@ OperatorMetrics& OperatorMetrics::Get() {
             .Get(),
         r.AddHistogram("tandem_operator_reconcile_duration_seconds", "One Reconcile(key), by result",
                        {"result"}, metrics::LatencyBuckets()),
+        r.AddCounter("tandem_operator_progress_scrapes_total",
+                     "Scrapes of rank-0 trainers' /metrics for status.progress, by result "
+                     "(ok, timeout, unreachable, http_error, invalid)",
+                     {"result"}),
     };
   }();
   return *m;

@@ -21,6 +21,7 @@ struct OperatorMetrics {
   metrics::Family<metrics::Gauge>& queue_pending;     // {queue}
   metrics::Histogram* scheduling_pass;                // seconds
   metrics::Family<metrics::Histogram>& reconcile;     // {result}: seconds
+  metrics::Family<metrics::Counter>& progress_scrapes;  // {result}: ok|timeout|unreachable|http_error|invalid
 };
 
 }  // namespace tandem::controller

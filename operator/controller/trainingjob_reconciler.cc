@@ -127,6 +127,59 @@ TrainingJobReconciler::Pods TrainingJobReconciler::PodsOf(const api::TrainingJob
   return pods;
 }
 
+int TrainingJobReconciler::TrainerMetricsPort(const json& pod, int fallback) {
+  const json* containers = kube::FieldAt(pod, "spec.containers");
+  if (containers == nullptr || !containers->is_array()) return fallback;
+  for (const auto& c : *containers) {
+    if (c.value("name", "") != "trainer") continue;
+    const json* env = kube::FieldAt(c, "env");
+    if (env == nullptr || !env->is_array()) break;
+    for (const auto& e : *env) {
+      if (e.value("name", "") != "TANDEM_METRICS_PORT" || !e.contains("value") || !e["value"].is_string()) continue;
+      int port = 0;
+      if (absl::SimpleAtoi(e["value"].get<std::string>(), &port) && port > 0 && port <= 65535) return port;
+    }
+  }
+  return fallback;
+}
+
+void TrainingJobReconciler::ForgetProgress(const std::string& key) {
+  if (options_.progress != nullptr) options_.progress->Forget(key);
+}
+
+void TrainingJobReconciler::UpdateProgress(const std::string& key, const api::TrainingJob& job,
+                                           const kube::Object& rank0, api::TrainingJobStatus* st) {
+  if (options_.progress == nullptr) return;
+  const json* ip = kube::FieldAt(*rank0, "status.podIP");
+  if (PodPhase(*rank0) != "Running" || ip == nullptr || !ip->is_string() || ip->get<std::string>().empty()) {
+    return;  // nothing to scrape yet (or any more): the last known progress stays
+  }
+  std::optional<ProgressSample> sample = options_.progress->Observe(
+      key, {job.metadata.name, ip->get<std::string>(), TrainerMetricsPort(*rank0, options_.build.ports.trainer_metrics)});
+  if (!sample) return;
+  const TrainerMetrics& m = sample->metrics;
+  api::Progress p;
+  p.step = m.steps;
+  const int64_t passes = job.spec.passes;
+  // The trainer's pass gauge is the 0-based pass in progress: show it 1-based, and count the
+  // passes before it as done.
+  p.pass = passes > 0 ? std::min(m.pass + 1, passes) : m.pass + 1;
+  p.percent = passes > 0 ? std::min(100.0, std::round(1000.0 * static_cast<double>(m.pass) / static_cast<double>(passes)) / 10.0)
+                         : 0;
+  p.loss = m.loss;
+  // status.progress.accuracy is the test accuracy of the last evaluation (after each pass); until
+  // there is one, the training accuracy stands in.
+  p.accuracy = m.test_accuracy > 0 ? m.test_accuracy : m.accuracy;
+  // The whole job's throughput, estimated from rank 0: in sync data parallelism every rank
+  // processes a batch per step, so the job runs world-size times rank 0's rate.
+  p.examples_per_sec = m.examples_per_sec * static_cast<double>(std::max<size_t>(1, job.status.placement.size()));
+  p.update_time = kube::FormatRfc3339(sample->changed_at);
+  api::TrainingJob view = job;
+  view.status.progress = p;
+  p.summary = api::ProgressSummary(view);
+  st->progress = p;
+}
+
 void TrainingJobReconciler::Event(const json& obj, const std::string& type, const std::string& reason,
                                   const std::string& message) {
   if (events_ != nullptr) events_->Record(obj, type, reason, message);
@@ -160,9 +213,31 @@ absl::Status TrainingJobReconciler::EnsureChildren(const json& obj, const api::T
     if (s.ok() || kube::IsAlreadyExists(s.status())) return absl::OkStatus();
     return s.status();
   };
-  std::string token = options_.new_token ? options_.new_token() : RandomToken();
-  TANDEM_RETURN_IF_ERROR(create(kube::kSecrets, TokenSecretName(job.metadata.name),
-                                BuildTokenSecret(obj, job, token)));
+  // The checkpoint claim first: pods that mount a missing claim would never start.
+  if (job.spec.checkpoint.storage == api::kStoragePersistentVolumeClaim) {
+    const std::string name = CheckpointClaimName(job.metadata.name);
+    auto not_ours = [&](const json& claim) {
+      std::string message = absl::StrCat(
+          "PersistentVolumeClaim ", ns, "/", name, " exists and is not owned by this TrainingJob",
+          kube::ControllerUidOf(claim).empty() ? "" : " (it belongs to an earlier job of that name, being deleted)",
+          "; delete it, or use spec.checkpoint.storage: ExistingClaim with claimName: ", name);
+      Event(obj, "Warning", "CheckpointClaimConflict", message);
+      return absl::FailedPreconditionError(message);
+    };
+    kube::Object have = cache_->Get(kube::kPersistentVolumeClaims, ns + "/" + name);
+    if (have != nullptr) {
+      if (kube::ControllerUidOf(*have) != kube::UidOf(obj)) return not_ours(*have);
+    } else {
+      auto created = api_->Create(kube::kPersistentVolumeClaims, ns, BuildCheckpointClaim(obj, job));
+      if (!created.ok()) {
+        if (!kube::IsAlreadyExists(created.status())) return created.status();
+        // Not in our (label-selected) cache: someone else's claim, or ours not seen yet.
+        auto got = api_->Get(kube::kPersistentVolumeClaims, ns, name);
+        if (!got.ok()) return got.status();
+        if (kube::ControllerUidOf(*got) != kube::UidOf(obj)) return not_ours(*got);
+      }
+    }
+  }
   TANDEM_RETURN_IF_ERROR(create(kube::kConfigMaps, ConfigMapName(job.metadata.name), BuildConfigMap(obj, job)));
   TANDEM_RETURN_IF_ERROR(create(kube::kServices, ServiceName(job.metadata.name),
                                 BuildService(obj, job, options_.build)));
@@ -173,6 +248,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   ReconcileResult result;
   kube::Object cached = cache_->Get(kube::kTrainingJobs, key);
   if (cached == nullptr) {
+    ForgetProgress(key);
     std::lock_guard<std::mutex> lock(mu_);
     if (assumed_.erase(key) > 0) result.schedule = true;
     return result;  // deleted: owner references let the garbage collector remove the children
@@ -223,6 +299,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
 
   // Finished: leave completed pods for their logs; remove the TTL'd job.
   if (Finished(st.phase)) {
+    ForgetProgress(key);
     if (absl::Status s = DeletePods(pods.live, grace); !s.ok()) result.error = s;
     if (job.spec.ttl_seconds_after_finished && !st.completion_time.empty()) {
       auto done = kube::ParseRfc3339(st.completion_time);
@@ -244,6 +321,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
 
   // Suspend: release everything; resume goes back to the queue.
   if (job.spec.suspend) {
+    ForgetProgress(key);
     if (absl::Status s = DeletePods(pods.all, grace); !s.ok()) result.error = s;
     if (st.phase != api::kPhaseSuspended) {
       st.phase = api::kPhaseSuspended;
@@ -279,6 +357,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   }
   if (st.phase == api::kPhaseQueued || st.placement.empty()) {
     // Not admitted (or preempted): no workers may run.
+    ForgetProgress(key);
     if (absl::Status s = DeletePods(pods.all, grace); !s.ok()) result.error = s;
     if (st.phase != api::kPhaseQueued) st.phase = api::kPhaseQueued;
     st.workers.running = st.workers.ready = 0;
@@ -318,6 +397,9 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
         break;
       }
     }
+  }
+  if (!failure_reason.empty() || st.phase == api::kPhaseRestarting) {
+    ForgetProgress(key);  // rank 0 is going away; its successor is scraped when it runs
   }
   if (!failure_reason.empty() && st.phase != api::kPhaseRestarting) {
     if (!retryable) {
@@ -366,7 +448,33 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
           absl::StrCat("restarting ", world, " workers from the last checkpoint (restart ", st.restarts, ")"));
   }
 
-  // Create missing workers.
+  // Create missing workers. A user's claim is checked first: the operator does not own it, so a
+  // typo in claimName would otherwise leave every worker stuck in ContainerCreating.
+  if (job.spec.checkpoint.storage == api::kStorageExistingClaim && pods.by_rank.size() < static_cast<size_t>(world)) {
+    auto claim = api_->Get(kube::kPersistentVolumeClaims, job.metadata.namespace_, job.spec.checkpoint.claim_name);
+    if (!claim.ok()) {
+      if (!kube::IsNotFound(claim.status())) {
+        result.error = claim.status();
+        return write();
+      }
+      Event(obj, "Warning", "CheckpointClaimMissing",
+            absl::StrCat("spec.checkpoint.claimName: PersistentVolumeClaim ", job.metadata.namespace_, "/",
+                         job.spec.checkpoint.claim_name, " not found; workers wait for it"));
+      result.requeue_after_s = 15;
+      return write();
+    }
+  }
+  // The token Secret is created only when workers are (they are its only readers), and never
+  // read back: the operator needs no get/list/watch on Secrets, so it cannot read any Secret in
+  // the cluster. AlreadyExists means an earlier pass created it.
+  if (pods.by_rank.size() < static_cast<size_t>(world)) {
+    std::string token = options_.new_token ? options_.new_token() : RandomToken();
+    auto secret = api_->Create(kube::kSecrets, job.metadata.namespace_, BuildTokenSecret(obj, job, token));
+    if (!secret.ok() && !kube::IsAlreadyExists(secret.status())) {
+      result.error = secret.status();
+      return write();
+    }
+  }
   for (int r = 0; r < world; ++r) {
     if (pods.by_rank.count(r) != 0) continue;
     json pod = BuildWorkerPod(obj, job, r, st.placement[r], st.restarts, options_.build);
@@ -391,30 +499,14 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   st.workers.ready = ready;
   st.workers.succeeded = succeeded;
   st.workers.failed = failed;
-  if (auto it = pods.by_rank.find(0); it != pods.by_rank.end()) {
-    const json* report = kube::FieldAt(*it->second, "metadata.annotations");
-    if (report != nullptr && report->contains(kProgressAnnotation) && (*report)[kProgressAnnotation].is_string()) {
-      json p = json::parse((*report)[kProgressAnnotation].get<std::string>(), nullptr, false);
-      if (p.is_object()) {
-        api::Progress progress;
-        progress.step = p.value("step", int64_t{0});
-        progress.pass = p.value("pass", int64_t{0});
-        progress.loss = p.value("loss", 0.0);
-        progress.accuracy = p.value("accuracy", 0.0);
-        progress.examples_per_sec = p.value("examplesPerSec", 0.0);
-        progress.percent = job.spec.passes > 0 ? std::min(100.0, 100.0 * static_cast<double>(progress.pass) /
-                                                                      static_cast<double>(job.spec.passes))
-                                               : 0;
-        progress.percent = p.value("percent", progress.percent);
-        progress.update_time = p.value("updateTime", now);
-        st.progress = progress;
-        api::TrainingJob tmp = job;
-        progress.summary = api::ProgressSummary(tmp);
-        st.progress->summary = progress.summary;
-      }
-    }
-  }
+  if (auto it = pods.by_rank.find(0); it != pods.by_rank.end()) UpdateProgress(key, job, it->second, &st);
   if (succeeded == world && world > 0) {
+    if (st.progress && job.spec.passes > 0) {
+      st.progress->pass = job.spec.passes;
+      st.progress->percent = 100;
+      api::TrainingJob view = job;
+      st.progress->summary = api::ProgressSummary(view);
+    }
     finish(api::kPhaseSucceeded, "Completed", absl::StrCat("all ", world, " workers completed"));
   } else if (ready == world && st.phase == api::kPhaseAdmitted) {
     st.phase = api::kPhaseRunning;
@@ -422,12 +514,36 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
     api::SetCondition(&st.conditions, api::kConditionRunning, "True", "WorkersReady",
                       absl::StrCat("all ", world, " workers are ready"), now);
     Event(obj, "Normal", "Running", absl::StrCat("all ", world, " workers are ready"));
+  } else if (st.phase == api::kPhaseAdmitted && job.spec.checkpoint.storage == api::kStoragePersistentVolumeClaim) {
+    // Workers that cannot mount their checkpoint claim never start, and their pods only say
+    // ContainerCreating: name the cause on the job once the claim has been unbound a while.
+    const std::string claim_name = CheckpointClaimName(job.metadata.name);
+    kube::Object claim = cache_->Get(kube::kPersistentVolumeClaims, job.metadata.namespace_ + "/" + claim_name);
+    const json* phase = claim != nullptr ? kube::FieldAt(*claim, "status.phase") : nullptr;
+    if (phase != nullptr && phase->is_string() && phase->get<std::string>() == "Pending") {
+      const api::Condition* admitted = api::FindCondition(st.conditions, api::kConditionAdmitted);
+      auto since = admitted != nullptr ? kube::ParseRfc3339(admitted->last_transition_time) : absl::StatusOr<double>(Now());
+      const double waited = Now() - (since.ok() ? *since : Now());
+      if (waited >= options_.claim_pending_warning_s) {
+        std::string message = absl::StrCat(
+            "checkpoint claim ", claim_name, " is not bound after ", static_cast<int64_t>(waited),
+            "s; workers cannot start until it is. Its StorageClass (",
+            job.spec.checkpoint.storage_class_name.empty() ? "the cluster default" : job.spec.checkpoint.storage_class_name,
+            ") must offer ReadWriteMany with Immediate binding; or set spec.checkpoint.storage");
+        if (api::SetCondition(&st.conditions, api::kConditionRunning, "False", "CheckpointClaimPending", message, now)) {
+          Event(obj, "Warning", "CheckpointClaimPending", message);
+        }
+      } else {
+        result.requeue_after_s = options_.claim_pending_warning_s - waited;
+      }
+    }
   }
   return write();
 }
 
 scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, kube::Object>* job_objects,
-                                                         std::map<std::string, api::TrainingJob>* jobs) {
+                                                         std::map<std::string, api::TrainingJob>* jobs,
+                                                         std::map<std::string, std::string>* invalid_queues) {
   scheduler::Snapshot snap;
   for (const auto& n : cache_->List(kube::kNodes)) {
     scheduler::NodeInfo info;
@@ -476,7 +592,11 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
   }
   for (const auto& q : cache_->List(kube::kQueues)) {
     auto parsed = api::QueueFromJson(*q);
-    if (parsed.ok()) snap.queues.push_back(scheduler::QueueInfoFrom(*parsed));
+    if (parsed.ok()) {
+      snap.queues.push_back(scheduler::QueueInfoFrom(*parsed));
+    } else {
+      (*invalid_queues)[kube::NameOf(*q)] = std::string(parsed.status().message());
+    }
   }
   std::lock_guard<std::mutex> lock(mu_);
   std::set<std::string> seen;
@@ -539,7 +659,8 @@ ReconcileResult TrainingJobReconciler::Schedule() {
   auto start = std::chrono::steady_clock::now();
   std::map<std::string, kube::Object> objects;
   std::map<std::string, api::TrainingJob> jobs;
-  scheduler::Snapshot snap = BuildSnapshot(&objects, &jobs);
+  std::map<std::string, std::string> invalid_queues;
+  scheduler::Snapshot snap = BuildSnapshot(&objects, &jobs, &invalid_queues);
   scheduler::SchedulingResult decision = scheduler::Schedule(snap);
   m.scheduling_pass->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   const std::string now = NowText();
@@ -615,17 +736,23 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     if (it == jobs.end() || !it->second.status.placement.empty()) continue;
     api::TrainingJob& job = it->second;
     api::TrainingJobStatus st = job.status;
-    st.pending_reason = p.message;
+    std::string reason = p.reason, message = p.message;
+    if (auto bad = invalid_queues.find(job.spec.queue); reason == "NoSuchQueue" && bad != invalid_queues.end()) {
+      // It exists but cannot be used: say why instead of "does not exist".
+      reason = "InvalidQueue";
+      message = absl::StrCat("queue ", job.spec.queue, " is invalid: ", bad->second);
+    }
+    st.pending_reason = message;
     st.queue_position = p.position;
-    bool new_reason = api::SetCondition(&st.conditions, api::kConditionQueued, "True", p.reason, p.message, now);
+    bool new_reason = api::SetCondition(&st.conditions, api::kConditionQueued, "True", reason, message, now);
     if (st == job.status) continue;
     const json& obj = *objects[p.job];
     json updated = obj;
     updated["status"] = api::StatusToJson(st);
     note_error(api_->UpdateStatus(kube::kTrainingJobs, updated).status());
     const api::Condition* before = api::FindCondition(job.status.conditions, api::kConditionQueued);
-    if (new_reason && (before == nullptr || before->reason != p.reason)) {
-      Event(obj, "Normal", p.reason, p.message);
+    if (new_reason && (before == nullptr || before->reason != reason)) {
+      Event(obj, reason == "InvalidQueue" ? "Warning" : "Normal", reason, message);
     }
   }
 

@@ -24,6 +24,7 @@
 
 #include "api/training_job.h"
 #include "operator/controller/cluster_cache.h"
+#include "operator/controller/progress_prober.h"
 #include "operator/controller/worker_builder.h"
 #include "operator/kube/event_recorder.h"
 #include "operator/kube/kube_api.h"
@@ -44,6 +45,12 @@ struct ReconcilerOptions {
   // The clock (seconds since the epoch) and the job-token generator; injectable for tests.
   std::function<double()> now{};
   std::function<std::string()> new_token{};
+  // Where status.progress comes from: the rank-0 trainer's metrics, scraped off the reconcile
+  // path (ProgressProber). Null: progress is not reported.
+  ProgressSource* progress = nullptr;
+  // An admitted job whose checkpoint claim is still Pending this long gets Running=False,
+  // reason CheckpointClaimPending, and a Warning Event.
+  double claim_pending_warning_s = 120;
 };
 
 class TrainingJobReconciler {
@@ -54,6 +61,10 @@ class TrainingJobReconciler {
   ReconcileResult Reconcile(const std::string& key);
   // One scheduling pass over every queue.
   ReconcileResult Schedule();
+
+  // The port of the rank-0 trainer's metrics endpoint: TANDEM_METRICS_PORT of the pod's trainer
+  // container (what the trainer really listens on), else `fallback`.
+  static int TrainerMetricsPort(const nlohmann::json& pod, int fallback);
 
   // Key of a job's owner for a child object (pods, services...): "ns/<job>" or "" when not ours.
   static std::string OwnerKey(const nlohmann::json& child);
@@ -66,10 +77,15 @@ class TrainingJobReconciler {
   absl::Status EnsureChildren(const nlohmann::json& obj, const api::TrainingJob& job);
   absl::Status DeletePods(const std::vector<kube::Object>& pods, int grace_s);
   absl::Status WriteStatus(const nlohmann::json& obj, const api::TrainingJobStatus& status);
+  void UpdateProgress(const std::string& key, const api::TrainingJob& job, const kube::Object& rank0,
+                      api::TrainingJobStatus* st);
+  void ForgetProgress(const std::string& key);
   void Event(const nlohmann::json& obj, const std::string& type, const std::string& reason,
              const std::string& message);
+  // `invalid_queues`: Queues that exist but do not parse (name -> why), left out of the snapshot.
   scheduler::Snapshot BuildSnapshot(std::map<std::string, kube::Object>* job_objects,
-                                    std::map<std::string, api::TrainingJob>* jobs);
+                                    std::map<std::string, api::TrainingJob>* jobs,
+                                    std::map<std::string, std::string>* invalid_queues);
 
   kube::KubeApi* api_;
   const ClusterCache* cache_;

@@ -13,6 +13,24 @@ std::string WorkerPodName(const std::string& job, int rank) { return absl::StrCa
 std::string ServiceName(const std::string& job) { return job; }
 std::string TokenSecretName(const std::string& job) { return absl::StrCat(job, "-token"); }
 std::string ConfigMapName(const std::string& job) { return absl::StrCat(job, "-config"); }
+std::string CheckpointClaimName(const std::string& job) { return absl::StrCat(job, "-checkpoints"); }
+
+std::string CheckpointClaimFor(const api::TrainingJob& job) {
+  const auto& c = job.spec.checkpoint;
+  if (c.storage == api::kStorageExistingClaim) return c.claim_name;
+  if (c.storage == api::kStorageHostPath) return "";
+  return CheckpointClaimName(job.metadata.name);
+}
+
+std::string ModelDir(const api::TrainingJob& job) {
+  std::string job_dir = job.spec.checkpoint.storage == api::kStorageExistingClaim ? job.metadata.name + "/" : "";
+  return absl::StrCat(kCheckpointMountPath, "/", job_dir, "model");
+}
+
+std::string CheckpointDir(const api::TrainingJob& job, const std::string& role, int rank) {
+  std::string job_dir = job.spec.checkpoint.storage == api::kStorageExistingClaim ? job.metadata.name + "/" : "";
+  return absl::StrCat(kCheckpointMountPath, "/", job_dir, role, "-", rank);
+}
 
 namespace {
 
@@ -49,10 +67,9 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
     peers.push_back(absl::StrCat(host, ":", o.ports.collective));
     pservers.push_back(absl::StrCat(host, ":", o.ports.pserver));
   }
-  std::string checkpoint_dir = absl::StrCat(o.checkpoint_root, "/", ns, "/", name);
   auto env = [&](int metrics_port, const std::string& role) {
     std::string threads = std::to_string(api::EffectiveThreads(role == "trainer" ? job.spec.trainer : job.spec.pserver));
-    return json::array({
+    json vars = json::array({
         {{"name", "TANDEM_THREADS"}, {"value", threads}},
         {{"name", "OMP_NUM_THREADS"}, {"value", threads}},
         {{"name", "TANDEM_JOB_NAME"}, {"value", name}},
@@ -63,13 +80,24 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
         {{"name", "TANDEM_PSERVERS"}, {"value", absl::StrJoin(pservers, ",")}},
         {{"name", "TANDEM_JOB_TOKEN"},
          {"valueFrom", {{"secretKeyRef", {{"name", TokenSecretName(name)}, {"key", "token"}}}}}},
-        {{"name", "TANDEM_CHECKPOINT_DIR"}, {"value", checkpoint_dir}},
+        {{"name", "TANDEM_CHECKPOINT_DIR"}, {"value", CheckpointDir(job, role, rank)}},
         {{"name", "TANDEM_METRICS_PORT"}, {"value", std::to_string(metrics_port)}},
         {{"name", "TANDEM_RESTART"}, {"value", std::to_string(restart)}},
     });
+    // Rank 0 writes the final model next to the checkpoints (without it, nowhere).
+    if (role == "trainer") vars.push_back({{"name", "TANDEM_OUTPUT_DIR"}, {"value", ModelDir(job)}});
+    return vars;
   };
-  json mounts = json::array({{{"name", "checkpoints"}, {"mountPath", checkpoint_dir}},
-                             {{"name", "job"}, {"mountPath", "/etc/tandem"}, {"readOnly", true}}});
+  json mounts = json::array({{{"name", "checkpoints"}, {"mountPath", kCheckpointMountPath}},
+                             {{"name", "job"}, {"mountPath", "/etc/tandem"}, {"readOnly", true}},
+                             {{"name", "tmp"}, {"mountPath", "/tmp"}}});
+  // Least privilege: no root, no new privileges, no capabilities, nothing written outside the
+  // volumes above.
+  json container_security = {{"runAsNonRoot", true},
+                             {"allowPrivilegeEscalation", false},
+                             {"privileged", false},
+                             {"readOnlyRootFilesystem", true},
+                             {"capabilities", {{"drop", {"ALL"}}}}};
   json trainer = {
       {"name", "trainer"},
       {"image", job.spec.image},
@@ -79,6 +107,7 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
       {"ports", {{{"name", "collective"}, {"containerPort", o.ports.collective}},
                  {{"name", "trainer-metrics"}, {"containerPort", o.ports.trainer_metrics}}}},
       {"resources", Resources(job.spec.trainer.resources)},
+      {"securityContext", container_security},
       {"volumeMounts", mounts}};
   json pserver = {
       {"name", "pserver"},
@@ -89,7 +118,15 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
       {"ports", {{{"name", "pserver"}, {"containerPort", o.ports.pserver}},
                  {{"name", "pserver-metrics"}, {"containerPort", o.ports.pserver_metrics}}}},
       {"resources", Resources(job.spec.pserver.resources)},
+      {"securityContext", container_security},
       {"volumeMounts", mounts}};
+  json checkpoint_volume = {{"name", "checkpoints"}};
+  if (std::string claim = CheckpointClaimFor(job); !claim.empty()) {
+    checkpoint_volume["persistentVolumeClaim"] = {{"claimName", claim}};
+  } else {
+    std::string root = job.spec.checkpoint.host_path.empty() ? o.checkpoint_root : job.spec.checkpoint.host_path;
+    checkpoint_volume["hostPath"] = {{"path", absl::StrCat(root, "/", ns, "/", name)}, {"type", "DirectoryOrCreate"}};
+  }
   json meta = ChildMeta(job_object, WorkerPodName(name, rank));
   meta["labels"][kRankLabel] = std::to_string(rank);
   meta["annotations"] = {{kRestartAnnotation, std::to_string(restart)},
@@ -101,11 +138,17 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
       {"subdomain", ServiceName(name)},
       {"restartPolicy", "Never"},  // the operator restarts the gang from the checkpoint
       {"terminationGracePeriodSeconds", o.termination_grace_s},
+      {"automountServiceAccountToken", false},  // the workers never call the API server
+      {"securityContext", {{"runAsNonRoot", true},
+                           {"runAsUser", o.run_as_user},
+                           {"runAsGroup", o.run_as_user},
+                           {"fsGroup", o.run_as_user},
+                           {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
       {"containers", {trainer, pserver}},
       {"volumes",
-       {{{"name", "checkpoints"},
-         {"hostPath", {{"path", checkpoint_dir}, {"type", "DirectoryOrCreate"}}}},
-        {{"name", "job"}, {"configMap", {{"name", ConfigMapName(name)}}}}}}};
+       {checkpoint_volume,
+        {{"name", "job"}, {"configMap", {{"name", ConfigMapName(name)}}}},
+        {{"name", "tmp"}, {"emptyDir", json::object()}}}}};
   if (!job.spec.node_selector.empty()) spec["nodeSelector"] = job.spec.node_selector;
   return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", meta}, {"spec", spec}};
 }
@@ -137,6 +180,17 @@ json BuildConfigMap(const json& job_object, const api::TrainingJob& job) {
           {"kind", "ConfigMap"},
           {"metadata", ChildMeta(job_object, ConfigMapName(job.metadata.name))},
           {"data", {{"job.json", api::ToJson(copy).dump(2)}}}};
+}
+
+json BuildCheckpointClaim(const json& job_object, const api::TrainingJob& job) {
+  json spec = {{"accessModes", {"ReadWriteMany"}},  // every worker, on any node, mounts it
+               {"volumeMode", "Filesystem"},
+               {"resources", {{"requests", {{"storage", job.spec.checkpoint.size}}}}}};
+  if (!job.spec.checkpoint.storage_class_name.empty()) spec["storageClassName"] = job.spec.checkpoint.storage_class_name;
+  return {{"apiVersion", "v1"},
+          {"kind", "PersistentVolumeClaim"},
+          {"metadata", ChildMeta(job_object, CheckpointClaimName(job.metadata.name))},
+          {"spec", spec}};
 }
 
 }  // namespace tandem::controller

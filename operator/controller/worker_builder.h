@@ -19,9 +19,6 @@ namespace tandem::controller {
 inline constexpr char kJobLabel[] = "tandem.dev/job";
 inline constexpr char kRankLabel[] = "tandem.dev/rank";
 inline constexpr char kRestartAnnotation[] = "tandem.dev/restart";
-// Rank 0 (or anything with access to its pod) reports training progress here, as the JSON of
-// status.progress ({"step":..,"pass":..,"loss":..,"accuracy":..,"examplesPerSec":..}).
-inline constexpr char kProgressAnnotation[] = "tandem.dev/progress";
 
 struct WorkerPorts {
   int collective = 7000;      // trainer: ring all-reduce
@@ -30,16 +27,33 @@ struct WorkerPorts {
   int pserver_metrics = 9101; // so their ports differ
 };
 
+// Where the checkpoint volume is mounted in both containers. TANDEM_CHECKPOINT_DIR is a folder
+// under it per role and rank ("trainer-0", "pserver-0"; under "<job>/" on an ExistingClaim, which
+// may hold several jobs), created by the processes themselves (no subPath: kubelet would create
+// it owned by root, unwritable to the non-root workers).
+inline constexpr char kCheckpointMountPath[] = "/var/lib/tandem/checkpoints";
+
 struct BuildOptions {
   WorkerPorts ports{};
   int termination_grace_s = 60;  // SIGTERM -> checkpoint -> exit
+  // storage HostPath without spec.checkpoint.hostPath: <checkpoint_root>/<ns>/<job> on the node.
   std::string checkpoint_root = "/var/lib/tandem/checkpoints";
+  // The workers' user, group and fsGroup (the claim's files are group-writable through fsGroup
+  // on volume types that support ownership management). Never 0: pods run as non-root.
+  int64_t run_as_user = 65532;
 };
 
 std::string WorkerPodName(const std::string& job, int rank);
 std::string ServiceName(const std::string& job);
 std::string TokenSecretName(const std::string& job);
 std::string ConfigMapName(const std::string& job);
+std::string CheckpointClaimName(const std::string& job);  // "<job>-checkpoints"
+// The claim to mount, by spec.checkpoint.storage: "<job>-checkpoints", claimName, or "" (HostPath).
+std::string CheckpointClaimFor(const api::TrainingJob& job);
+// TANDEM_CHECKPOINT_DIR of one process: kCheckpointMountPath/[<job>/]<role>-<rank>.
+std::string CheckpointDir(const api::TrainingJob& job, const std::string& role, int rank);
+// TANDEM_OUTPUT_DIR of the trainers (rank 0 writes the final model): kCheckpointMountPath/[<job>/]model.
+std::string ModelDir(const api::TrainingJob& job);
 
 // `job_object` is the job as read from the API (for the owner reference); `job` its parse.
 nlohmann::json BuildWorkerPod(const nlohmann::json& job_object, const api::TrainingJob& job, int rank,
@@ -49,5 +63,8 @@ nlohmann::json BuildService(const nlohmann::json& job_object, const api::Trainin
 nlohmann::json BuildTokenSecret(const nlohmann::json& job_object, const api::TrainingJob& job,
                                 const std::string& token);
 nlohmann::json BuildConfigMap(const nlohmann::json& job_object, const api::TrainingJob& job);
+// The job's own checkpoint claim (storage PersistentVolumeClaim): ReadWriteMany, the spec's size
+// and storage class, owned by the job (deleted with it).
+nlohmann::json BuildCheckpointClaim(const nlohmann::json& job_object, const api::TrainingJob& job);
 
 }  // namespace tandem::controller

@@ -200,6 +200,7 @@ void FakeApiServer::AddBuiltinTypes() {
   add("", "v1", "services", "Service", true, {"svc"}, true, {"all"});
   add("", "v1", "secrets", "Secret", true, {}, false);
   add("", "v1", "configmaps", "ConfigMap", true, {"cm"}, false);
+  add("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true, {"pvc"}, true);
   add("", "v1", "events", "Event", true, {"ev"}, false);
   add("", "v1", "nodes", "Node", false, {"no"}, true);
   add("", "v1", "namespaces", "Namespace", false, {"ns"}, true);
@@ -792,6 +793,7 @@ void FakeApiServer::ServeDiscovery(const HttpRequest& req, HttpResponseWriter& w
 }
 
 void FakeApiServer::Serve(const HttpRequest& req, HttpResponseWriter& w) {
+  if (options_.on_request) options_.on_request(req);
   {
     std::lock_guard<std::mutex> lock(mu_);
     request_counts_[req.method + " " + req.path]++;

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <deque>
 #include <map>
 #include <memory>
@@ -43,6 +44,9 @@ struct FakeApiServerOptions {
   bool gone_as_http_error = false;
   // When non-empty, every request must carry "Authorization: Bearer <token>" (else 401).
   std::string token{};
+  // Called with every request before anything else (authentication included), on the
+  // request's thread: an audit log for tests (e.g. which verbs and resources a client used).
+  std::function<void(const HttpRequest&)> on_request{};
   // Namespaces that exist at start.
   std::vector<std::string> namespaces = {"default", "kube-system", "kube-public"};
 };

@@ -200,8 +200,52 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"spec_is_list", "/spec", json::array(), "spec", "must be an object"},
         BadCase{"bad_phase", "/status", json{{"phase", "Done"}}, "status.phase", "must be one of"},
         BadCase{"bad_time", "/status", json{{"startTime", "yesterday"}}, "status.startTime", "RFC 3339"},
-        BadCase{"priority_range", "/spec/priority", 2000000000, "spec.priority", "must be <= 1000000000"}),
+        BadCase{"priority_range", "/spec/priority", 2000000000, "spec.priority", "must be <= 1000000000"},
+        BadCase{"bad_storage", "/spec/checkpoint/storage", "S3", "spec.checkpoint.storage", "must be one of"},
+        BadCase{"zero_size", "/spec/checkpoint/size", "0", "spec.checkpoint.size", "must be a positive quantity"},
+        BadCase{"bad_size", "/spec/checkpoint/size", "10GB", "spec.checkpoint.size", "unknown suffix"},
+        BadCase{"bad_class", "/spec/checkpoint/storageClassName", "Fast SSD", "spec.checkpoint.storageClassName",
+                "DNS subdomain"},
+        BadCase{"claim_with_pvc", "/spec/checkpoint/claimName", "mine", "spec.checkpoint.claimName",
+                "only used with storage: ExistingClaim (storage is PersistentVolumeClaim)"},
+        BadCase{"existing_without_claim", "/spec/checkpoint", json{{"storage", "ExistingClaim"}},
+                "spec.checkpoint.claimName", "required with storage: ExistingClaim"},
+        BadCase{"existing_bad_claim", "/spec/checkpoint", json{{"storage", "ExistingClaim"}, {"claimName", "My Claim"}},
+                "spec.checkpoint.claimName", "DNS subdomain"},
+        BadCase{"existing_with_size", "/spec/checkpoint",
+                json{{"storage", "ExistingClaim"}, {"claimName", "c"}, {"size", "1Gi"}}, "spec.checkpoint.size",
+                "only used with storage: PersistentVolumeClaim"},
+        BadCase{"hostpath_relative", "/spec/checkpoint", json{{"storage", "HostPath"}, {"hostPath", "data/ck"}},
+                "spec.checkpoint.hostPath", "absolute path"},
+        BadCase{"hostpath_dotdot", "/spec/checkpoint", json{{"storage", "HostPath"}, {"hostPath", "/data/../etc"}},
+                "spec.checkpoint.hostPath", "without '..'"},
+        BadCase{"hostpath_with_pvc", "/spec/checkpoint/hostPath", "/data", "spec.checkpoint.hostPath",
+                "only used with storage: HostPath"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
+
+TEST(TrainingJobTest, CheckpointStorageDefaultsToAnOwnedClaimAndRoundTrips) {
+  FieldErrors errors;
+  TrainingJob job = ParseTrainingJob(ValidJob(), &errors);
+  ASSERT_TRUE(errors.empty()) << Dump(errors);
+  EXPECT_EQ(job.spec.checkpoint.storage, kStoragePersistentVolumeClaim);
+  EXPECT_EQ(job.spec.checkpoint.size, "10Gi");
+  for (json ck : {json{{"storage", "ExistingClaim"}, {"claimName", "team-ckpt"}},
+                  json{{"storage", "HostPath"}, {"hostPath", "/mnt/ck"}},
+                  json{{"storage", "HostPath"}},
+                  json{{"size", 53687091200}, {"storageClassName", "nfs-rwx"}}}) {
+    json j = ValidJob();
+    j["spec"]["checkpoint"] = ck;
+    errors.clear();
+    TrainingJob parsed = ParseTrainingJob(j, &errors);
+    ASSERT_TRUE(errors.empty()) << ck.dump() << "\n" << Dump(errors);
+    EXPECT_TRUE(parsed.spec.checkpoint.size.empty() == (parsed.spec.checkpoint.storage != kStoragePersistentVolumeClaim))
+        << "a size only for an owned claim: " << ck.dump();
+    FieldErrors again;
+    TrainingJob round = ParseTrainingJob(ToJson(parsed), &again);
+    EXPECT_TRUE(again.empty()) << Dump(again);
+    EXPECT_EQ(round.spec.checkpoint, parsed.spec.checkpoint) << ToJson(parsed)["spec"]["checkpoint"].dump();
+  }
+}
 
 TEST(TrainingJobTest, ReportsEveryProblemNotJustTheFirst) {
   json j = ValidJob();

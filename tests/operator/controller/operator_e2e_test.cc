@@ -5,9 +5,12 @@
 // children.
 #include <chrono>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/http_server.h"
+#include "common/metrics.h"
 #include "common/yaml_json.h"
 #include "gtest/gtest.h"
 #include "operator/controller/controller.h"
@@ -51,7 +54,17 @@ class OperatorE2eTest : public ::testing::Test {
                  {"status", {{"allocatable", {{"cpu", "16"}, {"memory", "64Gi"}, {"nvidia.com/gpu", "4"}}},
                              {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
     ASSERT_TRUE(client_->Create(kube::kNodes, "", node).ok());
+    // Rank 0's trainer, as far as the operator can tell: /metrics on 127.0.0.1 (the pods' IP
+    // below) at the port the operator gives trainers in TANDEM_METRICS_PORT.
+    trainer_.Handle("GET", "/metrics", [this](const HttpRequest&, HttpResponseWriter& w) {
+      std::lock_guard<std::mutex> lock(trainer_mu_);
+      w.Respond(200, "text/plain; version=0.0.4", trainer_body_);
+    });
+    ASSERT_TRUE(trainer_.Start("127.0.0.1", 0).ok());
     ControllerOptions o;
+    o.reconciler.build.ports.trainer_metrics = trainer_.port();
+    o.progress.interval_s = 0.1;
+    o.progress.timeout_s = 1;
     o.workers = 2;
     o.reconciler.schedule_interval_s = 0.5;
     o.reconciler.build.termination_grace_s = 5;
@@ -62,7 +75,19 @@ class OperatorE2eTest : public ::testing::Test {
   }
   void TearDown() override {
     if (controller_) controller_->Stop();
+    trainer_.Stop();
     server_.Stop();
+  }
+  // What the trainer's registry serializes (same names and labels as trainer/engine).
+  void SetTrainerMetrics(const std::string& job, int steps, int pass, double loss, double accuracy) {
+    metrics::Registry r;
+    r.AddCounter("tandem_trainer_steps_total", "Training steps completed.", {"job"}).WithLabels({job})->Inc(steps);
+    r.AddGauge("tandem_trainer_pass", "Current pass (0-based).", {"job"}).WithLabels({job})->Set(pass);
+    r.AddGauge("tandem_trainer_loss", "loss", {"job"}).WithLabels({job})->Set(loss);
+    r.AddGauge("tandem_trainer_accuracy", "accuracy", {"job"}).WithLabels({job})->Set(accuracy);
+    r.AddGauge("tandem_trainer_examples_per_second", "throughput", {"job"}).WithLabels({job})->Set(2500);
+    std::lock_guard<std::mutex> lock(trainer_mu_);
+    trainer_body_ = r.Serialize();
   }
   std::string Phase(const std::string& name) {
     auto j = client_->Get(kube::kTrainingJobs, "default", name);
@@ -76,6 +101,7 @@ class OperatorE2eTest : public ::testing::Test {
         client_.get(), kube::kPods, "default", name,
         [&](json& pod) {
           pod["status"]["phase"] = phase;
+          pod["status"]["podIP"] = "127.0.0.1";
           bool ready = phase == "Running";
           pod["status"]["conditions"] = {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}};
           json statuses = json::array();
@@ -108,6 +134,9 @@ class OperatorE2eTest : public ::testing::Test {
   }
 
   kube::testing::FakeApiServer server_;
+  HttpServer trainer_;
+  std::mutex trainer_mu_;
+  std::string trainer_body_ = "# nothing yet\n";
   std::unique_ptr<kube::KubeClient> client_;
   std::unique_ptr<Controller> controller_;
 };
@@ -131,6 +160,9 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
   EXPECT_EQ((*svc)["spec"]["clusterIP"], "None");
   EXPECT_TRUE(client_->Get(kube::kSecrets, "default", "mnist-token").ok());
   EXPECT_TRUE(client_->Get(kube::kConfigMaps, "default", "mnist-config").ok());
+  auto claim = client_->Get(kube::kPersistentVolumeClaims, "default", "mnist-checkpoints");
+  ASSERT_TRUE(claim.ok()) << claim.status();
+  EXPECT_EQ((*claim)["spec"]["accessModes"], json({"ReadWriteMany"}));
   auto pod0 = client_->Get(kube::kPods, "default", "mnist-worker-0");
   ASSERT_TRUE(pod0.ok());
   EXPECT_EQ((*pod0)["spec"]["nodeName"], "gpu-node-1");
@@ -170,11 +202,95 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
   EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kSecrets, "default", "mnist-token").status()));
   // A worker still reconciling from a stale cache may re-create a child; it is collected too.
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  for (const kube::Resource* r : {&kube::kPods, &kube::kServices, &kube::kSecrets, &kube::kConfigMaps}) {
+  EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kPersistentVolumeClaims, "default", "mnist-checkpoints").status()));
+  for (const kube::Resource* r : {&kube::kPods, &kube::kServices, &kube::kSecrets, &kube::kConfigMaps,
+                                  &kube::kPersistentVolumeClaims}) {
     auto left = client_->List(*r, "default", {.label_selector = "tandem.dev/job=mnist"});
     ASSERT_TRUE(left.ok());
     EXPECT_TRUE((*left)["items"].empty()) << r->plural << ": " << (*left)["items"].dump();
   }
+}
+
+TEST_F(OperatorE2eTest, RunningJobShowsRank0TrainerProgress) {
+  auto docs = YamlFileToJson(tandem::testing::SourceDir() + "/tests/operator/testing/testdata/trainingjob.yaml");
+  ASSERT_TRUE(docs.ok());
+  json job = (*docs)[0];
+  job["metadata"]["name"] = "mnist";
+  ASSERT_TRUE(client_->Create(kube::kTrainingJobs, "default", job).ok());
+  ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kPods, "default", "mnist-worker-1").ok(); }));
+  SetPod("mnist-worker-0", "Running");
+  SetPod("mnist-worker-1", "Running");
+  ASSERT_TRUE(Eventually([&] { return Phase("mnist") == "Running"; })) << Phase("mnist");
+
+  auto progress = [&]() -> json {
+    auto j = client_->Get(kube::kTrainingJobs, "default", "mnist");
+    return j.ok() ? j->value("status", json::object()).value("progress", json::object()) : json::object();
+  };
+  // The endpoint serves no trainer metrics yet: no progress, and no harm.
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(progress().empty()) << progress().dump();
+
+  SetTrainerMetrics("mnist", 300, 1, 0.42, 0.87);
+  ASSERT_TRUE(Eventually([&] { return progress().value("step", 0) == 300; })) << progress().dump();
+  json p = progress();
+  EXPECT_EQ(p["pass"], 2);
+  EXPECT_DOUBLE_EQ(p["loss"].get<double>(), 0.42);
+  EXPECT_DOUBLE_EQ(p["accuracy"].get<double>(), 0.87) << "no evaluation yet: the training accuracy";
+  EXPECT_DOUBLE_EQ(p["examplesPerSec"].get<double>(), 5000) << "2 workers at rank 0's rate";
+  EXPECT_EQ(p["summary"], "pass 2/3 33%");
+
+  // Training moves on; the status follows without any pod or job event.
+  SetTrainerMetrics("mnist", 650, 2, 0.31, 0.9);
+  ASSERT_TRUE(Eventually([&] { return progress().value("step", 0) == 650; })) << progress().dump();
+  EXPECT_EQ(progress()["summary"], "pass 3/3 67%");
+
+  // Garbage from the endpoint keeps the last progress.
+  {
+    std::lock_guard<std::mutex> lock(trainer_mu_);
+    trainer_body_ = "\x01\x02 not { metrics";
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  EXPECT_EQ(progress().value("step", 0), 650);
+
+  // kubectl's PROGRESS column (the CRD's printer column over status.progress.summary).
+  if (tandem::testing::RunCommand("kubectl version --client").exit_code == 0) {
+    fs::path dir = fs::temp_directory_path() / absl::StrCat("tandem_e2e_", ::getpid());
+    fs::create_directories(dir);
+    std::string kubeconfig = (dir / "kubeconfig").string();
+    {
+      std::ofstream out(kubeconfig);
+      out << "apiVersion: v1\nkind: Config\nclusters: [{name: fake, cluster: {server: \"" << server_.url()
+          << "\"}}]\nusers: [{name: u, user: {}}]\ncontexts: [{name: c, context: {cluster: fake, user: u, "
+             "namespace: default}}]\ncurrent-context: c\n";
+    }
+    auto r = tandem::testing::RunCommand(absl::StrCat("kubectl --kubeconfig ", kubeconfig, " --cache-dir ",
+                                                      (dir / "cache").string(), " get tj mnist"));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_NE(r.output.find("pass 3/3 67%"), std::string::npos) << r.output;
+    fs::remove_all(dir);
+  } else {
+    std::cerr << "kubectl is not installed: the PROGRESS column check is skipped\n";
+  }
+}
+
+TEST_F(OperatorE2eTest, ExistingClaimSurvivesTheJob) {
+  ASSERT_TRUE(client_->Create(kube::kPersistentVolumeClaims, "default",
+                              {{"metadata", {{"name", "team-ckpt"}}},
+                               {"spec", {{"accessModes", {"ReadWriteMany"}},
+                                         {"resources", {{"requests", {{"storage", "100Gi"}}}}}}}}).ok());
+  auto docs = YamlFileToJson(tandem::testing::SourceDir() + "/tests/operator/testing/testdata/trainingjob.yaml");
+  ASSERT_TRUE(docs.ok());
+  json job = (*docs)[0];
+  job["metadata"]["name"] = "shared";
+  job["spec"]["checkpoint"] = {{"storage", "ExistingClaim"}, {"claimName", "team-ckpt"}};
+  ASSERT_TRUE(client_->Create(kube::kTrainingJobs, "default", job).ok());
+  ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kPods, "default", "shared-worker-1").ok(); }));
+  auto pod = client_->Get(kube::kPods, "default", "shared-worker-1");
+  EXPECT_EQ((*pod)["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "team-ckpt");
+  EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kPersistentVolumeClaims, "default", "shared-checkpoints").status()));
+  ASSERT_TRUE(client_->Delete(kube::kTrainingJobs, "default", "shared").ok());
+  EXPECT_TRUE(Eventually([&] { return kube::IsNotFound(client_->Get(kube::kPods, "default", "shared-worker-1").status()); }));
+  EXPECT_TRUE(client_->Get(kube::kPersistentVolumeClaims, "default", "team-ckpt").ok()) << "the user's claim stays";
 }
 
 TEST_F(OperatorE2eTest, SecondJobWaitsWithAReasonUntilCapacityFrees) {

@@ -2,11 +2,13 @@
 // reconcile tests: seed a FakeCache, run one Reconcile, compare the calls.
 #pragma once
 
+#include <map>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "operator/kube/api_error.h"
 #include "operator/kube/kube_api.h"
 
 namespace tandem::controller {
@@ -23,6 +25,8 @@ class RecordingApi : public kube::KubeApi {
   };
 
   std::vector<Call> calls;
+  // What Get finds, by "<plural> <ns>/<name>"; everything else is NotFound.
+  std::map<std::string, nlohmann::json> objects;
   // Calls other than Events (which tests check separately).
   std::vector<std::string> Summary(bool include_events = false) const {
     std::vector<std::string> out;
@@ -58,7 +62,9 @@ class RecordingApi : public kube::KubeApi {
 
   absl::StatusOr<nlohmann::json> Get(const kube::Resource& r, const std::string& ns, const std::string& name) override {
     calls.push_back({"get", r.plural, Key(ns, name), {}, {}});
-    return absl::NotFoundError("RecordingApi has no objects");
+    auto it = objects.find(r.plural + " " + Key(ns, name));
+    if (it != objects.end()) return it->second;
+    return kube::MakeApiError(404, "NotFound", r.plural + " " + Key(ns, name) + " not found");
   }
   absl::StatusOr<nlohmann::json> List(const kube::Resource& r, const std::string& ns, const kube::ListOptions&) override {
     calls.push_back({"list", r.plural, ns, {}, {}});

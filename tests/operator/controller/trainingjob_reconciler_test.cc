@@ -67,14 +67,32 @@ json Admitted(const std::string& phase = "Admitted", json extra = json::object()
   return s;
 }
 
+// A ProgressSource that answers from a table and records what was asked.
+class FakeProgress : public ProgressSource {
+ public:
+  std::optional<ProgressSample> Observe(const std::string& key, const TrainerEndpoint& endpoint) override {
+    observed.emplace_back(key, endpoint);
+    auto it = samples.find(key);
+    if (it == samples.end()) return std::nullopt;
+    return it->second;
+  }
+  void Forget(const std::string& key) override { forgotten.push_back(key); }
+
+  std::map<std::string, ProgressSample> samples;
+  std::vector<std::pair<std::string, TrainerEndpoint>> observed;
+  std::vector<std::string> forgotten;
+};
+
 struct Fixture {
   RecordingApi api;
+  FakeProgress progress;
   FakeCache cache;
   kube::EventRecorder events{&api, "tandem-operator"};
   double now = kT0;
   TrainingJobReconciler reconciler{&api, &cache, &events,
                                    {.build = {}, .schedule_interval_s = 10,
-                                    .now = [this] { return now; }, .new_token = [] { return std::string("tok"); }}};
+                                    .now = [this] { return now; }, .new_token = [] { return std::string("tok"); },
+                                    .progress = &progress}};
   Fixture() {
     cache.Put(kube::kNodes, Node("n1", 4));
     cache.Put(kube::kQueues, Queue("team-a", 4));
@@ -127,8 +145,8 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   f.cache.Put(kube::kTrainingJobs, Job("a", {}, Admitted()));
   r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
-  EXPECT_EQ(f.api.Summary(), (Calls{"create secrets default/a-token", "create configmaps default/a-config",
-                                     "create services default/a", "create pods default/a-worker-0",
+  EXPECT_EQ(f.api.Summary(), (Calls{"create persistentvolumeclaims default/a-checkpoints", "create configmaps default/a-config",
+                                     "create services default/a", "create secrets default/a-token", "create pods default/a-worker-0",
                                      "create pods default/a-worker-1", "update_status trainingjobs default/a"}));
   const auto* pod = f.api.Find("create", "pods", "default/a-worker-1");
   ASSERT_NE(pod, nullptr);
@@ -165,20 +183,252 @@ TEST(ReconcileTest, AllWorkersReadyMeansRunningAndProgressIsReported) {
   json job = Job("a", {}, Admitted());
   f.cache.Put(kube::kTrainingJobs, job);
   json p0 = WorkerPod(job, 0, "n1", "Running", true);
-  p0["metadata"]["annotations"] = {{kProgressAnnotation, R"({"step": 1200, "pass": 2, "loss": 0.31, "accuracy": 0.88, "examplesPerSec": 5100})"}};
+  p0["status"]["podIP"] = "10.4.0.7";
+  p0["spec"]["containers"][0]["env"] = {{{"name", "TANDEM_METRICS_PORT"}, {"value", "9555"}}};
   f.cache.Put(kube::kPods, p0);
   f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Running", true));
-  for (const char* r : {"secrets", "configmaps", "services"}) (void)r;
+
+  // First look: the prober has nothing yet; the job is asked for and Running without progress.
   ReconcileResult r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
   json st = f.api.LastStatus();
   EXPECT_EQ(st["phase"], "Running") << st.dump();
   EXPECT_EQ(st["workers"]["ready"], 2);
   EXPECT_FALSE(st.value("startTime", "").empty());
-  EXPECT_EQ(st["progress"]["step"], 1200);
-  EXPECT_NE(st["progress"].value("summary", ""), "");
+  EXPECT_FALSE(st.contains("progress"));
   EXPECT_EQ(f.api.EventReasons(), (Calls{"Running"}));
   EXPECT_EQ(f.api.Find("create", "pods"), nullptr) << "both workers exist";
+  ASSERT_EQ(f.progress.observed.size(), 1u);
+  EXPECT_EQ(f.progress.observed[0].first, "default/a");
+  EXPECT_EQ(f.progress.observed[0].second, (TrainerEndpoint{"a", "10.4.0.7", 9555}))
+      << "the pod's IP and the port its trainer was told to listen on";
+
+  // The prober has scraped: pass gauge 2 (0-based) of 4 passes.
+  f.progress.samples["default/a"] = {{.steps = 1200, .pass = 2, .loss = 0.31, .accuracy = 0.88,
+                                      .test_accuracy = 0.86, .examples_per_sec = 5100},
+                                     kT0 - 5};
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, st));
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  st = f.api.LastStatus();
+  ASSERT_TRUE(st.contains("progress")) << st.dump();
+  EXPECT_EQ(st["progress"]["step"], 1200);
+  EXPECT_EQ(st["progress"]["pass"], 3) << "shown 1-based";
+  EXPECT_DOUBLE_EQ(st["progress"]["percent"].get<double>(), 50) << "2 of 4 passes done";
+  EXPECT_DOUBLE_EQ(st["progress"]["loss"].get<double>(), 0.31);
+  EXPECT_DOUBLE_EQ(st["progress"]["accuracy"].get<double>(), 0.86) << "the test accuracy, once evaluated";
+  EXPECT_DOUBLE_EQ(st["progress"]["examplesPerSec"].get<double>(), 10200) << "rank 0's rate times 2 workers";
+  EXPECT_EQ(st["progress"]["updateTime"], kube::FormatRfc3339(kT0 - 5));
+  EXPECT_EQ(st["progress"]["summary"], "pass 3/4 50%");
+
+  // Unchanged numbers: no status write. The prober losing the endpoint keeps the last progress.
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, st));
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs"), nullptr) << "nothing changed: no status write";
+  f.progress.samples.clear();
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs"), nullptr) << "an unreachable trainer leaves status.progress alone";
+
+  // All workers succeed: the job completes with its progress at 100% and stops being scraped.
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Succeeded"));
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Succeeded"));
+  r = f.reconciler.Reconcile("default/a");
+  st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Succeeded");
+  EXPECT_EQ(st["progress"]["summary"], "pass 4/4 100%");
+  EXPECT_EQ(st["progress"]["step"], 1200);
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, st));
+  f.reconciler.Reconcile("default/a");
+  EXPECT_NE(std::find(f.progress.forgotten.begin(), f.progress.forgotten.end(), "default/a"),
+            f.progress.forgotten.end());
+}
+
+TEST(ReconcileTest, ProgressIsNotScrapedBeforeRank0RunsWithAnIp) {
+  Fixture f;
+  json job = Job("a", {}, Admitted());
+  f.cache.Put(kube::kTrainingJobs, job);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Running", true));  // no podIP yet
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Pending"));
+  f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.progress.observed.empty());
+  json p0 = WorkerPod(job, 0, "n1", "Pending");
+  p0["status"]["podIP"] = "10.4.0.7";
+  f.cache.Put(kube::kPods, p0);
+  f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.progress.observed.empty()) << "a Pending pod serves nothing";
+  p0["status"]["phase"] = "Running";
+  f.cache.Put(kube::kPods, p0);
+  f.reconciler.Reconcile("default/a");
+  ASSERT_EQ(f.progress.observed.size(), 1u);
+  EXPECT_EQ(f.progress.observed[0].second.port, 9100) << "no TANDEM_METRICS_PORT in the pod: the operator's default";
+  // Deleting the job stops the scraping.
+  f.cache.Remove(kube::kTrainingJobs, "default/a");
+  f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.progress.forgotten.back(), "default/a");
+}
+
+// Every worker pod of `calls`, by name.
+std::map<std::string, json> CreatedPods(const RecordingApi& api) {
+  std::map<std::string, json> out;
+  for (const auto& c : api.calls) {
+    if (c.verb == "create" && c.resource == "pods") out[kube::NameOf(c.body)] = c.body;
+  }
+  return out;
+}
+
+std::map<std::string, std::string> EnvOf(const json& container) {
+  std::map<std::string, std::string> env;
+  for (const auto& e : container["env"]) env[e["name"]] = e.value("value", "");
+  return env;
+}
+
+TEST(ReconcileTest, CheckpointsGoToAClaimTheJobOwnsAndWorkersRunAsNonRoot) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("a", {{"checkpoint", {{"size", "50Gi"}, {"storageClassName", "nfs-rwx"}}}}, Admitted()));
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  ASSERT_EQ(f.api.calls.front().String(), "create persistentvolumeclaims default/a-checkpoints") << "before any pod";
+  const json& pvc = f.api.calls.front().body;
+  EXPECT_EQ(pvc["spec"]["accessModes"], json({"ReadWriteMany"}));
+  EXPECT_EQ(pvc["spec"]["resources"]["requests"]["storage"], "50Gi");
+  EXPECT_EQ(pvc["spec"]["storageClassName"], "nfs-rwx");
+  EXPECT_EQ(pvc["metadata"]["ownerReferences"][0]["uid"], "uid-a") << "deleted with the job";
+  EXPECT_EQ(pvc["metadata"]["labels"][kJobLabel], "a");
+
+  auto pods = CreatedPods(f.api);
+  ASSERT_EQ(pods.size(), 2u);
+  const json& pod = pods["a-worker-1"];
+  EXPECT_EQ(pod["spec"]["volumes"][0], json({{"name", "checkpoints"}, {"persistentVolumeClaim", {{"claimName", "a-checkpoints"}}}}));
+  for (int c = 0; c < 2; ++c) {
+    const json& container = pod["spec"]["containers"][c];
+    std::string role = container["name"];
+    EXPECT_EQ(EnvOf(container)["TANDEM_CHECKPOINT_DIR"], "/var/lib/tandem/checkpoints/" + role + "-1");
+    EXPECT_EQ(container["volumeMounts"][0]["mountPath"], "/var/lib/tandem/checkpoints");
+    EXPECT_EQ(EnvOf(container).count("TANDEM_OUTPUT_DIR"), role == "trainer" ? 1u : 0u);
+    EXPECT_FALSE(container["volumeMounts"][0].contains("subPath")) << "kubelet would create it owned by root";
+    const json& sc = container["securityContext"];
+    EXPECT_EQ(sc["runAsNonRoot"], true);
+    EXPECT_EQ(sc["allowPrivilegeEscalation"], false);
+    EXPECT_EQ(sc["readOnlyRootFilesystem"], true);
+    EXPECT_EQ(sc["capabilities"]["drop"], json({"ALL"}));
+  }
+  EXPECT_EQ(pod["spec"]["securityContext"]["runAsUser"], 65532);
+  EXPECT_EQ(pod["spec"]["securityContext"]["fsGroup"], 65532);
+  EXPECT_EQ(pod["spec"]["automountServiceAccountToken"], false);
+
+  // The claim in the cache: not created again.
+  f.cache.Put(kube::kPersistentVolumeClaims, pvc);
+  f.api.Clear();
+  f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
+}
+
+TEST(ReconcileTest, AnUnboundClaimIsNamedOnTheJobAfterAWhile) {
+  Fixture f;
+  json job = Job("a", {}, Admitted("Admitted", {{"conditions", {{{"type", "Admitted"}, {"status", "True"},
+                                                                  {"reason", "Admitted"},
+                                                                  {"lastTransitionTime", kube::FormatRfc3339(kT0)}}}}}));
+  f.cache.Put(kube::kTrainingJobs, job);
+  json claim = BuildCheckpointClaim(job, *api::TrainingJobFromJson(job));
+  claim["metadata"]["uid"] = "claim-uid";
+  claim["status"] = {{"phase", "Pending"}};
+  f.cache.Put(kube::kPersistentVolumeClaims, claim);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Pending"));
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Pending"));
+  // Just admitted: no warning yet, a look again when it would be due.
+  f.now = kT0 + 20;
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.api.EventReasons().empty());
+  EXPECT_DOUBLE_EQ(r.requeue_after_s, 100);
+  // Two minutes on: the job says why its workers do not start.
+  f.now = kT0 + 130;
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"CheckpointClaimPending"}));
+  const api::Condition* running = nullptr;
+  api::TrainingJob after = *api::TrainingJobFromJson(Job("a", {}, f.api.LastStatus()));
+  running = api::FindCondition(after.status.conditions, api::kConditionRunning);
+  ASSERT_NE(running, nullptr);
+  EXPECT_EQ(running->reason, "CheckpointClaimPending");
+  EXPECT_NE(running->message.find("ReadWriteMany"), std::string::npos) << running->message;
+  // Bound: nothing more is said.
+  claim["status"]["phase"] = "Bound";
+  f.cache.Put(kube::kPersistentVolumeClaims, claim);
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, f.api.LastStatus()));
+  f.api.Clear();
+  f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(f.api.EventReasons().empty());
+}
+
+TEST(ReconcileTest, AClaimOfTheSameNameTheJobDoesNotOwnBlocksTheWorkers) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, Admitted()));
+  f.cache.Put(kube::kPersistentVolumeClaims,
+              {{"metadata", {{"name", "a-checkpoints"}, {"namespace", "default"}, {"uid", "someone-else"},
+                             {"labels", {{kJobLabel, "a"}}}}}});
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(r.error.code(), absl::StatusCode::kFailedPrecondition) << r.error;
+  EXPECT_NE(std::string(r.error.message()).find("not owned by this TrainingJob"), std::string::npos) << r.error;
+  EXPECT_TRUE(CreatedPods(f.api).empty());
+  EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"CheckpointClaimConflict"}));
+  EXPECT_EQ(f.api.Find("delete", "persistentvolumeclaims"), nullptr) << "never deletes a claim";
+}
+
+TEST(ReconcileTest, ExistingClaimIsMountedNeverCreatedAndWaitedFor) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs,
+              Job("a", {{"checkpoint", {{"storage", "ExistingClaim"}, {"claimName", "team-ckpt"}}}}, Admitted()));
+  // Missing: no pods, a warning, a look again later.
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  EXPECT_TRUE(CreatedPods(f.api).empty());
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"CheckpointClaimMissing"}));
+  EXPECT_GT(r.requeue_after_s, 0);
+  EXPECT_NE(f.api.Find("get", "persistentvolumeclaims", "default/team-ckpt"), nullptr);
+  // There: mounted, with the job's own folder in it.
+  f.api.objects["persistentvolumeclaims default/team-ckpt"] = {{"metadata", {{"name", "team-ckpt"}, {"namespace", "default"}}}};
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  auto pods = CreatedPods(f.api);
+  ASSERT_EQ(pods.size(), 2u);
+  EXPECT_EQ(pods["a-worker-0"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"], "team-ckpt");
+  EXPECT_EQ(EnvOf(pods["a-worker-0"]["spec"]["containers"][0])["TANDEM_CHECKPOINT_DIR"],
+            "/var/lib/tandem/checkpoints/a/trainer-0");
+  EXPECT_EQ(EnvOf(pods["a-worker-0"]["spec"]["containers"][0])["TANDEM_OUTPUT_DIR"],
+            "/var/lib/tandem/checkpoints/a/model") << "the model outlives the job on the user's claim";
+  EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
+}
+
+TEST(ReconcileTest, HostPathIsAnExplicitOptIn) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("a", {{"checkpoint", {{"storage", "HostPath"}}}}, Admitted()));
+  f.reconciler.Reconcile("default/a");
+  auto pods = CreatedPods(f.api);
+  ASSERT_EQ(pods.size(), 2u);
+  EXPECT_EQ(pods["a-worker-0"]["spec"]["volumes"][0]["hostPath"]["path"], "/var/lib/tandem/checkpoints/default/a");
+  EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
+  f.api.Clear();
+  f.cache.Put(kube::kTrainingJobs,
+              Job("b", {{"checkpoint", {{"storage", "HostPath"}, {"hostPath", "/mnt/fast"}}}}, Admitted()));
+  f.reconciler.Reconcile("default/b");
+  EXPECT_EQ(CreatedPods(f.api)["b-worker-0"]["spec"]["volumes"][0]["hostPath"]["path"], "/mnt/fast/default/b");
+}
+
+TEST(ReconcileTest, AnInvalidQueueIsReportedAsInvalidNotMissing) {
+  Fixture f;
+  f.cache.Put(kube::kQueues, {{"apiVersion", "tandem.dev/v1alpha1"}, {"kind", "Queue"},
+                              {"metadata", {{"name", "team-a"}}},
+                              {"spec", {{"guaranteed", {{"cpu", "8"}, {"memory", "8Gi"}}}}}});  // no GPUs listed
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, {{"phase", "Queued"}}));
+  f.reconciler.Schedule();
+  json st = f.api.LastStatus();
+  EXPECT_NE(st.value("pendingReason", "").find("queue team-a is invalid: spec.guaranteed"), std::string::npos)
+      << st.dump();
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"InvalidQueue"}));
 }
 
 TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
@@ -189,7 +439,7 @@ TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
   f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Failed", false, 137));
   ReconcileResult r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
-  Calls expected = {"create secrets default/a-token", "create configmaps default/a-config", "create services default/a",
+  Calls expected = {"create persistentvolumeclaims default/a-checkpoints", "create configmaps default/a-config", "create services default/a",
                     "delete pods default/a-worker-0", "delete pods default/a-worker-1",
                     "update_status trainingjobs default/a"};
   EXPECT_EQ(f.api.Summary(), expected);
