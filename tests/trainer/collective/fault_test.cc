@@ -13,15 +13,21 @@ namespace {
 
 using testing::FastOptions;
 using testing::RunRanks;
+using testing::Wire;
+
+// Faults during all-reduce, on both wires (shared memory keeps TCP as its liveness channel).
+class WireFaultTest : public ::testing::TestWithParam<Wire> {};
+INSTANTIATE_TEST_SUITE_P(Wires, WireFaultTest, ::testing::Values(Wire::kTcp, Wire::kShm),
+                         [](const auto& info) { return testing::WireName(info.param); });
 
 bool Mentions(const absl::Status& s, const std::string& what) {
   return std::string(s.message()).find(what) != std::string::npos;
 }
 
-TEST(FaultTest, RankCrashingMidOperationFailsEveryOtherRank) {
+TEST_P(WireFaultTest, RankCrashingMidOperationFailsEveryOtherRank) {
   const int n = 4, victim = 2;
   std::vector<absl::Status> after(n);
-  auto statuses = RunRanks(n, FastOptions(), [&](int rank, Communicator& comm) -> absl::Status {
+  auto statuses = RunRanks(n, FastOptions(GetParam()), [&](int rank, Communicator& comm) -> absl::Status {
     std::vector<float> buf(1 << 20, 1.0f);
     std::thread killer;
     if (rank == victim)
@@ -45,9 +51,9 @@ TEST(FaultTest, RankCrashingMidOperationFailsEveryOtherRank) {
   }
 }
 
-TEST(FaultTest, StalledRankIsCaughtByMissingHeartbeats) {
+TEST_P(WireFaultTest, StalledRankIsCaughtByMissingHeartbeats) {
   const int n = 3, victim = 1;
-  CommunicatorOptions o = FastOptions();
+  CommunicatorOptions o = FastOptions(GetParam());
   o.transport.peer_timeout = std::chrono::milliseconds(800);
   o.ring.op_timeout = std::chrono::minutes(2);  // the heartbeats must decide, not the op timeout
   auto statuses = RunRanks(n, o, [&](int rank, Communicator& comm) -> absl::Status {
@@ -71,8 +77,8 @@ TEST(FaultTest, StalledRankIsCaughtByMissingHeartbeats) {
   }
 }
 
-TEST(FaultTest, OperationTimeoutNamesThePeerItWaitsOn) {
-  CommunicatorOptions o = FastOptions();
+TEST_P(WireFaultTest, OperationTimeoutNamesThePeerItWaitsOn) {
+  CommunicatorOptions o = FastOptions(GetParam());
   o.ring.op_timeout = std::chrono::milliseconds(500);
   auto statuses = RunRanks(2, o, [&](int rank, Communicator& comm) -> absl::Status {
     if (rank == 1) {  // alive (heartbeats flow) but never joins the collective
