@@ -148,6 +148,7 @@ absl::Status Communicator::SetUpSharedMemory() {
   auto shm = ShmAllReducer::Negotiate(*transport_, options_.ring, scratch_, options_.shm);
   if (!shm.ok()) return Annotate(shm.status(), "negotiating shared memory");
   shm_ = *std::move(shm);
+  scratch_.sequence = 0;  // the user's first operation is #0 on every rank, whatever the wire
   if (metrics_) metrics_->shm_active->Set(shm_ ? 1 : 0);
   if (!shm_) return absl::OkStatus();
   transport_->SetFailureHook([shm = shm_.get()] { shm->Abort(); });

@@ -103,6 +103,7 @@ struct ShmAllReducer::Control {
   std::atomic<uint32_t> op_code;  // ReduceOp | Compression << 8 of the running operation
   std::atomic<uint64_t> op_sequence;
   std::atomic<uint64_t> op_count;
+  std::atomic<uint32_t> departed;  // 1 once this rank's communicator is gone
   alignas(64) std::atomic<uint32_t> waiters;  // ranks asleep on one of `word`
 };
 static_assert(sizeof(ShmAllReducer::Control) % 64 == 0);
@@ -120,7 +121,12 @@ ShmAllReducer::ShmAllReducer(SharedSegment segment, int rank, int world_size, si
   spin_ = n_ <= OnlineCpus();
 }
 
-ShmAllReducer::~ShmAllReducer() = default;
+ShmAllReducer::~ShmAllReducer() {
+  // Ranks still waiting for this one (it left mid-job, say after a local error) fail at once
+  // instead of at the operation timeout.
+  control(rank_)->departed.store(1, std::memory_order_seq_cst);
+  for (auto& w : control(rank_)->word) FutexWakeAll(&w);
+}
 
 ShmAllReducer::Header* ShmAllReducer::header() const {
   return reinterpret_cast<Header*>(segment_.data());
@@ -281,6 +287,10 @@ absl::Status ShmAllReducer::WaitFor(Transport& t, const RingOptions& o, int peer
     v = word.load(std::memory_order_acquire);
     if (Reached(v, target)) return done();
     if (absl::Status h = t.health(); !h.ok()) return h;
+    if (c->departed.load(std::memory_order_acquire) != 0)
+      return t.Fail(absl::UnavailableError(absl::StrCat(
+          t.Describe(peer), " closed its communicator while this rank waits for it in the "
+          "shared-memory all-reduce: the peer exited or gave up")));
     const auto now = Clock::now();
     if (v != last_value) {
       last_value = v;
@@ -374,19 +384,28 @@ absl::Status ShmAllReducer::AllReduce(Transport& t, const RingOptions& o, RingSc
               "ranks disagree on the next collective: this rank runs it while ",
               t.Describe(peer), " runs ", DescribeAllReduce(their_seq, their_count, their_code))));
       }
-      const char* src = slot(peer, g);
-      if (bf16)
-        AddBf16Into(mine, reinterpret_cast<const uint16_t*>(src) + me * S, len);
-      else
-        AddInto(mine, reinterpret_cast<const float*>(src) + me * S, len);
     }
-    if (op == ReduceOp::kAverage) ScaleInPlace(mine, 1.0f / static_cast<float>(n), len);
+    // Block by block, so that the block of this rank's slice stays in L1 while every peer's
+    // contribution is added to it, and is then published from there.
+    constexpr size_t kBlock = 4096;
     char* dst = slot(me, g);
-    if (bf16) {
-      RoundToBf16InPlace(mine, len);  // keep exactly what the others will receive
-      FloatToBf16(mine, reinterpret_cast<uint16_t*>(dst) + me * S, len);
-    } else {
-      std::memcpy(reinterpret_cast<float*>(dst) + me * S, mine, len * sizeof(float));
+    for (size_t b = 0; b < len; b += kBlock) {
+      const size_t bl = std::min(kBlock, len - b);
+      float* block = mine + b;
+      for (int k = 1; k < n; ++k) {
+        const char* src = slot((me + k) % n, g);
+        if (bf16)
+          AddBf16Into(block, reinterpret_cast<const uint16_t*>(src) + me * S + b, bl);
+        else
+          AddInto(block, reinterpret_cast<const float*>(src) + me * S + b, bl);
+      }
+      if (op == ReduceOp::kAverage) ScaleInPlace(block, 1.0f / static_cast<float>(n), bl);
+      if (bf16) {
+        RoundToBf16InPlace(block, bl);  // keep exactly what the others will receive
+        FloatToBf16(block, reinterpret_cast<uint16_t*>(dst) + me * S + b, bl);
+      } else {
+        std::memcpy(reinterpret_cast<float*>(dst) + me * S + b, block, bl * sizeof(float));
+      }
     }
     stats->bytes_sent += len * esz;
     Publish(kReduced, g + 1);

@@ -95,6 +95,24 @@ TEST_P(WireFaultTest, OperationTimeoutNamesThePeerItWaitsOn) {
   EXPECT_TRUE(statuses[1].ok()) << statuses[1];
 }
 
+TEST_P(WireFaultTest, RankLeavingEarlyFailsTheOthersLongBeforeTheTimeout) {
+  const int n = 3, leaver = 1;
+  CommunicatorOptions o = FastOptions(GetParam());
+  o.ring.op_timeout = std::chrono::minutes(2);  // the departure must decide, not the timeout
+  const auto start = Clock::now();
+  auto statuses = RunRanks(n, o, [&](int rank, Communicator& comm) -> absl::Status {
+    if (rank == leaver) return absl::OkStatus();  // destroys its communicator at once
+    std::vector<float> buf(100000, 1.0f);
+    return comm.AllReduce(buf.data(), buf.size());
+  });
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(60));
+  for (int r = 0; r < n; ++r) {
+    if (r == leaver) continue;
+    EXPECT_EQ(statuses[r].code(), absl::StatusCode::kUnavailable) << statuses[r];
+    EXPECT_TRUE(Mentions(statuses[r], "rank 1 (127.0.0.1:")) << statuses[r];
+  }
+}
+
 TEST(RendezvousTest, LatePeerIsWaitedFor) {
   auto statuses = RunRanks(
       3, FastOptions(),
