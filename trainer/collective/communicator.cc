@@ -221,7 +221,8 @@ absl::Status Communicator::Barrier() {
   std::lock_guard<std::mutex> lock(op_mu_);
   OpStats stats;
   const auto start = Clock::now();
-  absl::Status s = RingBarrier(*transport_, options_.ring, scratch_, &stats);
+  absl::Status s = shm_ ? shm_->Barrier(*transport_, options_.ring, scratch_, &stats)
+                        : RingBarrier(*transport_, options_.ring, scratch_, &stats);
   Record("barrier", 0, std::chrono::duration<double>(Clock::now() - start).count(), stats, s);
   return s;
 }

@@ -66,7 +66,7 @@ class Communicator {
                          Compression compression = Compression::kNone);
   // Copies `bytes` bytes of `root`'s `data` to every rank's `data`.
   absl::Status Broadcast(void* data, size_t bytes, int root);
-  // Returns when every rank has called Barrier().
+  // Returns when every rank has called Barrier() (through shared memory when all-reduce is).
   absl::Status Barrier();
 
   // OK, or the failure that ended this communicator.

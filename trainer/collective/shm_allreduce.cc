@@ -99,7 +99,7 @@ struct ShmAllReducer::Header {
 // One per rank; only that rank writes the counters and the descriptor. `waiters` (written by the
 // others) has its own cache line.
 struct ShmAllReducer::Control {
-  std::atomic<uint32_t> word[3];  // staged, reduced, consumed: 1 + the last round done
+  std::atomic<uint32_t> word[4];  // staged, reduced, consumed: 1 + the last round done; barriers
   std::atomic<uint32_t> op_code;  // ReduceOp | Compression << 8 of the running operation
   std::atomic<uint64_t> op_sequence;
   std::atomic<uint64_t> op_count;
@@ -255,7 +255,7 @@ absl::Status ShmAllReducer::Aborted(Transport& t) {
   // The rank that abandoned the segment reports why over TCP; Fail waits a moment for that cause.
   return t.Fail(absl::UnavailableError(absl::StrCat(
       t.Describe(static_cast<int>(who)),
-      " abandoned the shared-memory all-reduce (its failure did not reach this rank over TCP)")));
+      " abandoned the shared-memory collectives (its failure did not reach this rank over TCP)")));
 }
 
 absl::Status ShmAllReducer::WaitFor(Transport& t, const RingOptions& o, int peer, Word w,
@@ -289,8 +289,8 @@ absl::Status ShmAllReducer::WaitFor(Transport& t, const RingOptions& o, int peer
     if (absl::Status h = t.health(); !h.ok()) return h;
     if (c->departed.load(std::memory_order_acquire) != 0)
       return t.Fail(absl::UnavailableError(absl::StrCat(
-          t.Describe(peer), " closed its communicator while this rank waits for it in the "
-          "shared-memory all-reduce: the peer exited or gave up")));
+          t.Describe(peer), " closed its communicator while this rank waits for it in a "
+          "shared-memory collective: the peer exited or gave up")));
     const auto now = Clock::now();
     if (v != last_value) {
       last_value = v;
@@ -301,9 +301,26 @@ absl::Status ShmAllReducer::WaitFor(Transport& t, const RingOptions& o, int peer
           "no progress for ",
           std::chrono::duration_cast<milliseconds>(now - last_progress).count() / 1000.0,
           "s waiting for ", t.Describe(peer),
-          " in the shared-memory all-reduce: the peer is stalled, hung or in another operation")));
+          " in a shared-memory collective: the peer is stalled, hung or in another operation")));
     }
   }
+}
+
+absl::Status ShmAllReducer::Barrier(Transport& t, const RingOptions& o, RingScratch& s,
+                                    OpStats* stats) {
+  TANDEM_RETURN_IF_ERROR(t.health());
+  if (header()->abort.load(std::memory_order_acquire) != 0) return Aborted(t);
+  const uint64_t sequence = s.sequence++;
+  const uint32_t b = ++barriers_;
+  Publish(kBarrier, b);
+  for (int k = 1; k < n_; ++k) {
+    absl::Status st = WaitFor(t, o, (rank_ + k) % n_, kBarrier, b, stats);
+    if (!st.ok()) {
+      if (t.health().ok()) (void)t.Fail(st);
+      return Annotate(t.health(), absl::StrCat("barrier #", sequence));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ShmAllReducer::AllReduce(Transport& t, const RingOptions& o, RingScratch& s,

@@ -1,6 +1,6 @@
 // ShmAllReducer: all-reduce through one POSIX shared-memory segment, for ranks that share a host
 // (as under `tandem run`). The communicator negotiates it over the TCP ring at start-up and then
-// routes AllReduce here; broadcast and barrier stay on TCP, and the TCP connections stay up as the
+// routes AllReduce and Barrier here; broadcast stays on TCP, and the TCP connections stay up as the
 // liveness channel (a neighbour's EOF or silent heartbeat fails the transport, which wakes every
 // rank waiting in the segment).
 //
@@ -20,7 +20,9 @@
 // FUTEX_WAIT (shared, not private: the words live in a shared mapping) in slices of 50 ms, checking
 // the transport's health and the operation timeout between slices.
 //
-// Thread-safety: AllReduce runs one at a time (the communicator serialises operations); Abort may
+// Barrier: each rank bumps its own counter and waits until every other rank's has reached it.
+//
+// Thread-safety: AllReduce and Barrier run one at a time (the communicator serialises operations); Abort may
 // be called from any thread (the transport's failure hook).
 #pragma once
 
@@ -61,6 +63,9 @@ class ShmAllReducer {
   absl::Status AllReduce(Transport& t, const RingOptions& o, RingScratch& s, float* data,
                          size_t count, ReduceOp op, Compression compression, OpStats* stats);
 
+  // Returns once every rank has entered Barrier (one counter per rank; no data moves).
+  absl::Status Barrier(Transport& t, const RingOptions& o, RingScratch& s, OpStats* stats);
+
   // Marks the segment failed and wakes every rank sleeping on it. Any thread, idempotent.
   void Abort();
 
@@ -72,7 +77,7 @@ class ShmAllReducer {
   struct Control;
 
  private:
-  enum Word { kStaged = 0, kReduced = 1, kConsumed = 2 };
+  enum Word { kStaged = 0, kReduced = 1, kConsumed = 2, kBarrier = 3 };
 
   ShmAllReducer(SharedSegment segment, int rank, int world_size, size_t slot_bytes);
   Header* header() const;
@@ -90,7 +95,8 @@ class ShmAllReducer {
   const size_t slot_bytes_;
   size_t data_offset_ = 0;
   bool spin_ = false;
-  uint32_t round_ = 0;  // rounds completed by this communicator; equal on every rank
+  uint32_t round_ = 0;     // rounds completed by this communicator; equal on every rank
+  uint32_t barriers_ = 0;  // barriers entered; equal on every rank
 };
 
 }  // namespace tandem::collective

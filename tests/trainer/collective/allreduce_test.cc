@@ -190,10 +190,13 @@ TEST(BroadcastTest, RootOutsideTheWorldIsAnError) {
   for (auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
 }
 
-TEST(BarrierTest, NobodyLeavesBeforeEveryoneArrived) {
+class BarrierTest : public ::testing::TestWithParam<Wire> {};
+INSTANTIATE_TEST_SUITE_P(Wires, BarrierTest, kWires, WireParamName);
+
+TEST_P(BarrierTest, NobodyLeavesBeforeEveryoneArrived) {
   const int n = 6;
   std::atomic<int> arrived{0};
-  auto statuses = RunRanks(n, FastOptions(), [&](int rank, Communicator& comm) -> absl::Status {
+  auto statuses = RunRanks(n, FastOptions(GetParam()), [&](int rank, Communicator& comm) -> absl::Status {
     for (int round = 1; round <= 3; ++round) {
       std::this_thread::sleep_for(std::chrono::milliseconds(rank * 7));
       arrived.fetch_add(1);

@@ -113,6 +113,21 @@ TEST_P(WireFaultTest, RankLeavingEarlyFailsTheOthersLongBeforeTheTimeout) {
   }
 }
 
+TEST_P(WireFaultTest, RankLeavingBeforeABarrierFailsTheOthers) {
+  const int n = 3, leaver = 2;
+  CommunicatorOptions o = FastOptions(GetParam());
+  o.ring.op_timeout = std::chrono::minutes(2);
+  auto statuses = RunRanks(n, o, [&](int rank, Communicator& comm) -> absl::Status {
+    if (rank == leaver) return absl::OkStatus();
+    return comm.Barrier();
+  });
+  for (int r = 0; r < n; ++r) {
+    if (r == leaver) continue;
+    EXPECT_EQ(statuses[r].code(), absl::StatusCode::kUnavailable) << statuses[r];
+    EXPECT_TRUE(Mentions(statuses[r], "rank 2 (127.0.0.1:")) << statuses[r];
+  }
+}
+
 TEST(RendezvousTest, LatePeerIsWaitedFor) {
   auto statuses = RunRanks(
       3, FastOptions(),
