@@ -4,14 +4,18 @@
     /usr/bin/python3 bench/allreduce-vs-peers/run.py --build build [--json out.json]
 
 For every rank count (--ranks, default 2,4) and size (--sizes-mib, default 1,16,64,256) it runs
-our all-reduce, gloo, Open MPI as it comes (shared memory between the processes of one host) and
-Open MPI forced onto TCP (--mca pml ob1 --mca btl tcp,self), --repeats times, interleaved so that
-background load hits every implementation alike, and keeps each one's best mean time. It also
-measures one TCP stream over loopback, the limit a TCP ring works against on this host.
+our all-reduce twice -- as `tandem run` uses it (shared memory between ranks of one host) and
+forced onto the TCP ring (TANDEM_COLLECTIVE_SHM=0) -- beside gloo, Open MPI as it comes (shared
+memory between the processes of one host) and Open MPI forced onto TCP (--mca pml ob1 --mca btl
+tcp,self), --repeats times, interleaved so that background load hits every implementation alike,
+and keeps each one's best mean time. It also measures one TCP stream over loopback, the limit a
+TCP ring works against on this host.
 
 busbw = 2(n-1)/n * bytes / time (nccl-tests' definition); ratio = tandem busbw / peer busbw.
---json PATH writes records {"name","unit","tandem","peer","ratio"} named <peer>_<size>MiB_n<n>
-with peer in gloo, mpi, mpitcp and unit GB/s (busbw).
+--json PATH writes records {"name","unit","tandem","peer","ratio"} (unit GB/s busbw):
+  gloo_<size>MiB_n<n>, mpi_<size>MiB_n<n>: our default path (shm) against that peer;
+  mpitcp_<size>MiB_n<n>: our TCP ring against Open MPI over TCP (both on sockets);
+  tcp_gloo_<size>MiB_n<n>: our TCP ring against gloo (which is TCP only).
 """
 import argparse
 import json
@@ -67,17 +71,20 @@ def run_ranks(cmds, envs, timeout):
     return parse(outs[0])
 
 
-def run_tandem(args, n, sizes, iters, warmup):
+def run_tandem(args, n, sizes, iters, warmup, shm):
     ports = free_ports(n)
     peers = ",".join(f"127.0.0.1:{p}" for p in ports)
     binary = os.path.join(args.build, "bin", "tandem-allreduce-bench")
     cmds, envs = [], []
     for r in range(n):
         env = dict(os.environ, TANDEM_PEERS=peers, TANDEM_RANK=str(r), TANDEM_WORLD_SIZE=str(n),
-                   TANDEM_LOG_LEVEL="warn")
+                   TANDEM_LOG_LEVEL="warn", TANDEM_COLLECTIVE_SHM="1" if shm else "0")
         cmds.append([binary, "--sizes-mib", sizes, "--iters", str(iters), "--warmup", str(warmup)])
         envs.append(env)
-    return run_ranks(cmds, envs, args.timeout)
+    recs = run_ranks(cmds, envs, args.timeout)
+    for r in recs:
+        r["impl"] = "tandem" if shm else "tandemtcp"
+    return recs
 
 
 def run_gloo(args, n, sizes, iters, warmup):
@@ -133,7 +140,7 @@ def main():
     args = ap.parse_args()
 
     peers = [p for p in args.peers.split(",") if p]
-    impls = ["tandem"] + peers
+    impls = ["tandem", "tandemtcp"] + peers
     ranks = [int(x) for x in args.ranks.split(",")]
     sizes = [float(x) for x in args.sizes_mib.split(",")]
 
@@ -146,8 +153,9 @@ def main():
         for rep in range(args.repeats):
             for impl in impls:
                 try:
-                    if impl == "tandem":
-                        recs = run_tandem(args, n, args.sizes_mib, args.iters, args.warmup)
+                    if impl in ("tandem", "tandemtcp"):
+                        recs = run_tandem(args, n, args.sizes_mib, args.iters, args.warmup,
+                                          impl == "tandem")
                     elif impl == "gloo":
                         recs = run_gloo(args, n, args.sizes_mib, args.iters, args.warmup)
                     else:
@@ -163,9 +171,19 @@ def main():
                         best[key] = r
             print(f"  n={n}: run {rep + 1}/{args.repeats} done", file=sys.stderr, flush=True)
 
-    header = f"{'size':>8} {'n':>2} | " + " | ".join(f"{i:>17}" for i in impls) + " | " + \
-        " | ".join(f"{'vs ' + p:>9}" for p in peers)
+    # Which ratio compares what: our default path against every peer, except Open MPI over TCP,
+    # which meets our TCP ring (apples to apples); gloo is TCP-only, so our TCP ring meets it too.
+    comparisons = [(p, "tandem", p, f"vs {p}") for p in peers if p != "mpitcp"]
+    comparisons += [("mpitcp", "tandemtcp", "mpitcp", "tcp/mpitcp")] if "mpitcp" in peers else []
+    comparisons += [("tcp_gloo", "tandemtcp", "gloo", "tcp/gloo")] if "gloo" in peers else []
+    transports = {impl: sorted({r.get("transport", "?") for (i, _, _), r in best.items() if i == impl})
+                  for impl in ("tandem", "tandemtcp")}
     print("\ntime ms / busbw GB/s (best mean of each implementation); ratio = tandem busbw / peer busbw")
+    print(f"tandem = our default path (transport used: {','.join(transports['tandem']) or '-'}); "
+          f"tandemtcp = TANDEM_COLLECTIVE_SHM=0 (transport used: "
+          f"{','.join(transports['tandemtcp']) or '-'})")
+    header = f"{'size':>8} {'n':>2} | " + " | ".join(f"{i:>17}" for i in impls) + " | " + \
+        " | ".join(f"{c[3]:>10}" for c in comparisons)
     print(header)
     print("-" * len(header))
     records = []
@@ -173,20 +191,19 @@ def main():
         for mib in sizes:
             nbytes = int(mib * (1 << 20)) // 4 * 4
             cells, ratios = [], []
-            ours = best.get(("tandem", n, nbytes))
             for impl in impls:
                 r = best.get((impl, n, nbytes))
                 cells.append(f"{r['seconds'] * 1e3:8.2f} {r['busbw'] / 1e9:6.2f}" if r else f"{'-':>17}")
-            for p in peers:
-                r = best.get((p, n, nbytes))
+            for name, ours_impl, peer, _ in comparisons:
+                ours, r = best.get((ours_impl, n, nbytes)), best.get((peer, n, nbytes))
                 if ours and r:
                     ratio = ours["busbw"] / r["busbw"]
-                    ratios.append(f"{ratio:8.2f}x")
-                    records.append({"name": f"{p}_{mib:g}MiB_n{n}", "unit": "GB/s",
+                    ratios.append(f"{ratio:9.2f}x")
+                    records.append({"name": f"{name}_{mib:g}MiB_n{n}", "unit": "GB/s",
                                     "tandem": round(ours["busbw"] / 1e9, 4),
                                     "peer": round(r["busbw"] / 1e9, 4), "ratio": round(ratio, 3)})
                 else:
-                    ratios.append(f"{'-':>9}")
+                    ratios.append(f"{'-':>10}")
             print(f"{mib:>5g}MiB {n:>2} | " + " | ".join(cells) + " | " + " | ".join(ratios))
     print(f"\nlimit: one loopback TCP stream {limit / 1e9:.2f} GB/s; "
           f"a 2-rank ring moves each byte once per direction, so busbw <= that stream's rate "

@@ -1,6 +1,7 @@
 // One rank of Tandem's all-reduce benchmark. Started N times by run.py (or by hand) with
 // TANDEM_PEERS / TANDEM_RANK / TANDEM_WORLD_SIZE; rank 0 prints one JSON line per size:
-//   {"impl":"tandem","n":2,"bytes":67108864,"seconds":0.0512,"busbw":1.31e9}
+//   {"impl":"tandem","transport":"shm","n":2,"bytes":67108864,"seconds":0.0512,"busbw":1.31e9}
+// ("transport": shm when the ranks share memory, tcp otherwise or with TANDEM_COLLECTIVE_SHM=0)
 // where seconds is the mean time of one all-reduce over --iters timed calls after --warmup.
 #include <sys/socket.h>
 
@@ -129,9 +130,10 @@ int main(int argc, char** argv) {
       const double mean = total / iters;
       const double bytes = static_cast<double>(count * sizeof(float));
       std::printf(
-          "{\"impl\":\"tandem\",\"n\":%d,\"bytes\":%.0f,\"seconds\":%.6g,\"best_seconds\":%.6g,"
-          "\"busbw\":%.6g}\n",
-          n, bytes, mean, best, mean > 0 ? 2.0 * (n - 1) / n * bytes / mean : 0.0);
+          "{\"impl\":\"tandem\",\"transport\":\"%s\",\"n\":%d,\"bytes\":%.0f,\"seconds\":%.6g,"
+          "\"best_seconds\":%.6g,\"busbw\":%.6g}\n",
+          (*comm)->allreduce_transport(), n, bytes, mean, best,
+          mean > 0 ? 2.0 * (n - 1) / n * bytes / mean : 0.0);
       std::fflush(stdout);
     }
   }

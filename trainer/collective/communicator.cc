@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -25,6 +26,21 @@ std::chrono::milliseconds Ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
 }
 
+absl::Status ReadBoolEnv(const char* name, bool* out) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return absl::OkStatus();
+  const std::string s = absl::AsciiStrToLower(v);
+  if (s == "1" || s == "true" || s == "on" || s == "yes") {
+    *out = true;
+  } else if (s == "0" || s == "false" || s == "off" || s == "no") {
+    *out = false;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, "='", v, "': must be 1/0, true/false, on/off or yes/no"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<CommunicatorOptions> CommunicatorOptionsFromEnv() {
@@ -32,12 +48,18 @@ absl::StatusOr<CommunicatorOptions> CommunicatorOptionsFromEnv() {
   if (const char* job = std::getenv("TANDEM_JOB_NAME")) o.transport.job_id = job;
   double timeout_s = 30, rendezvous_s = 300, channels = o.transport.channels,
          chunk_kib = static_cast<double>(o.ring.chunk_bytes >> 10),
-         buffer_kib = o.transport.socket_buffer_bytes >> 10;
+         buffer_kib = o.transport.socket_buffer_bytes >> 10,
+         slot_kib = static_cast<double>(o.shm.slot_bytes >> 10);
   TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_TIMEOUT_S", &timeout_s));
   TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S", &rendezvous_s));
   TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_CHANNELS", &channels));
   TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_CHUNK_KIB", &chunk_kib));
   TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_SOCKET_BUFFER_KIB", &buffer_kib, true));
+  TANDEM_RETURN_IF_ERROR(ReadBoolEnv("TANDEM_COLLECTIVE_SHM", &o.shm.enabled));
+  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_SHM_SLOT_KIB", &slot_kib));
+  if (slot_kib > (1 << 20))
+    return absl::InvalidArgumentError("TANDEM_COLLECTIVE_SHM_SLOT_KIB: must be <= 1048576");
+  o.shm.slot_bytes = static_cast<size_t>(slot_kib * 1024);
   if (channels > 32)
     return absl::InvalidArgumentError("TANDEM_COLLECTIVE_CHANNELS: must be <= 32");
   o.transport.peer_timeout = Ms(timeout_s);
@@ -56,6 +78,10 @@ struct Communicator::Metrics {
   metrics::Counter* bytes[3] = {};
   metrics::Counter* ops[3] = {};
   metrics::Counter* failures = nullptr;
+  // [0]: tcp, [1]: shm
+  metrics::Counter* transport_ops[2] = {};
+  metrics::Counter* transport_seconds[2] = {};
+  metrics::Gauge* shm_active = nullptr;
 };
 
 Communicator::Communicator(const CommunicatorOptions& options,
@@ -93,15 +119,50 @@ Communicator::Communicator(const CommunicatorOptions& options,
                                     "Collective operations that failed (peer died, stalled, ...).",
                                     {"rank"})
                            .WithLabels({rank});
+  auto& tops = r.AddCounter("tandem_collective_allreduce_transport_operations_total",
+                            "All-reduces completed, by the transport that carried them (tcp: the "
+                            "ring over sockets; shm: shared memory between ranks of one host).",
+                            {"rank", "transport"});
+  auto& tsec = r.AddCounter("tandem_collective_allreduce_transport_seconds_total",
+                            "Wall time of completed all-reduces, by transport.",
+                            {"rank", "transport"});
+  const char* transports[2] = {"tcp", "shm"};
+  for (int i = 0; i < 2; ++i) {
+    metrics_->transport_ops[i] = tops.WithLabels({rank, transports[i]});
+    metrics_->transport_seconds[i] = tsec.WithLabels({rank, transports[i]});
+  }
+  metrics_->shm_active =
+      r.AddGauge("tandem_collective_shared_memory_active",
+                 "1 when all-reduce runs through shared memory (every rank on this host), else 0.",
+                 {"rank"})
+          .WithLabels({rank});
 }
 
-Communicator::~Communicator() = default;
+Communicator::~Communicator() {
+  // The transport may fail (and call the hook) until it is destroyed; the segment goes first.
+  transport_->SetFailureHook(nullptr);
+}
+
+absl::Status Communicator::SetUpSharedMemory() {
+  std::lock_guard<std::mutex> lock(op_mu_);
+  auto shm = ShmAllReducer::Negotiate(*transport_, options_.ring, scratch_, options_.shm);
+  if (!shm.ok()) return Annotate(shm.status(), "negotiating shared memory");
+  shm_ = *std::move(shm);
+  scratch_.sequence = 0;  // the user's first operation is #0 on every rank, whatever the wire
+  if (metrics_) metrics_->shm_active->Set(shm_ ? 1 : 0);
+  if (!shm_) return absl::OkStatus();
+  transport_->SetFailureHook([shm = shm_.get()] { shm->Abort(); });
+  if (!transport_->health().ok()) shm_->Abort();  // failed before the hook was in place
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
     const CommunicatorOptions& options, const PeerList& peers, Listener listener) {
   TANDEM_ASSIGN_OR_RETURN(auto transport,
                           TcpTransport::Connect(options.transport, peers, std::move(listener)));
-  return std::make_unique<Communicator>(options, std::move(transport));
+  auto comm = std::make_unique<Communicator>(options, std::move(transport));
+  TANDEM_RETURN_IF_ERROR(comm->SetUpSharedMemory());
+  return comm;
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::ConnectFromEnv(
@@ -111,7 +172,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::ConnectFromEnv(
 }
 
 void Communicator::Record(const char* op, size_t payload_bytes, double seconds,
-                          const OpStats& stats, const absl::Status& status) {
+                          const OpStats& stats, const absl::Status& status, bool shm) {
   if (!metrics_) return;
   int i = op[0] == 'a' ? 0 : op[1] == 'r' ? 1 : 2;
   metrics_->bytes[i]->Inc(static_cast<double>(stats.bytes_sent));
@@ -122,6 +183,8 @@ void Communicator::Record(const char* op, size_t payload_bytes, double seconds,
   }
   metrics_->ops[i]->Inc();
   if (i == 0) {
+    metrics_->transport_ops[shm ? 1 : 0]->Inc();
+    metrics_->transport_seconds[shm ? 1 : 0]->Inc(seconds);
     metrics_->allreduce_seconds->Observe(seconds);
     const int n = world_size();
     if (seconds > 0 && n > 1)
@@ -134,10 +197,13 @@ absl::Status Communicator::AllReduce(float* data, size_t count, ReduceOp op,
   std::lock_guard<std::mutex> lock(op_mu_);
   OpStats stats;
   const auto start = Clock::now();
-  absl::Status s = RingAllReduce(*transport_, options_.ring, scratch_, data, count, op,
-                                 compression, &stats);
+  absl::Status s =
+      shm_ ? shm_->AllReduce(*transport_, options_.ring, scratch_, data, count, op, compression,
+                             &stats)
+           : RingAllReduce(*transport_, options_.ring, scratch_, data, count, op, compression,
+                           &stats);
   Record("allreduce", count * sizeof(float),
-         std::chrono::duration<double>(Clock::now() - start).count(), stats, s);
+         std::chrono::duration<double>(Clock::now() - start).count(), stats, s, shm_ != nullptr);
   return s;
 }
 
@@ -155,7 +221,8 @@ absl::Status Communicator::Barrier() {
   std::lock_guard<std::mutex> lock(op_mu_);
   OpStats stats;
   const auto start = Clock::now();
-  absl::Status s = RingBarrier(*transport_, options_.ring, scratch_, &stats);
+  absl::Status s = shm_ ? shm_->Barrier(*transport_, options_.ring, scratch_, &stats)
+                        : RingBarrier(*transport_, options_.ring, scratch_, &stats);
   Record("barrier", 0, std::chrono::duration<double>(Clock::now() - start).count(), stats, s);
   return s;
 }

@@ -20,6 +20,7 @@
 #include "common/metrics.h"
 #include "trainer/collective/peer_list.h"
 #include "trainer/collective/ring_collectives.h"
+#include "trainer/collective/shm_allreduce.h"
 #include "trainer/collective/tcp_transport.h"
 
 namespace tandem::collective {
@@ -27,6 +28,8 @@ namespace tandem::collective {
 struct CommunicatorOptions {
   TcpTransportOptions transport;
   RingOptions ring;
+  // All-reduce through shared memory when every rank is on this host (see ShmAllReducer).
+  ShmOptions shm;
   // Where tandem_collective_* metrics go (labelled with the rank); nullptr: not exported.
   metrics::Registry* registry = &metrics::Registry::Default();
 };
@@ -34,19 +37,22 @@ struct CommunicatorOptions {
 // Defaults, overridden by the environment: TANDEM_JOB_NAME (job id checked at rendezvous),
 // TANDEM_COLLECTIVE_TIMEOUT_S (peer_timeout; op_timeout is 10x; default 30),
 // TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S (default 300), TANDEM_COLLECTIVE_CHANNELS (default 4),
-// TANDEM_COLLECTIVE_CHUNK_KIB (default 512), TANDEM_COLLECTIVE_SOCKET_BUFFER_KIB (default 1024; 0: autotuning).
+// TANDEM_COLLECTIVE_CHUNK_KIB (default 512), TANDEM_COLLECTIVE_SOCKET_BUFFER_KIB (default 1024; 0: autotuning),
+// TANDEM_COLLECTIVE_SHM (1/0, true/false, on/off; default 1: shared memory between ranks of one
+// host), TANDEM_COLLECTIVE_SHM_SLOT_KIB (default 512).
 absl::StatusOr<CommunicatorOptions> CommunicatorOptionsFromEnv();
 
 class Communicator {
  public:
-  // Rendezvous with the peers (see TcpTransport). `listener`: optionally pre-bound (tests).
+  // Rendezvous with the peers (see TcpTransport), then, unless options.shm.enabled is false on any
+  // rank, negotiate the shared-memory all-reduce. `listener`: optionally pre-bound (tests).
   static absl::StatusOr<std::unique_ptr<Communicator>> Connect(const CommunicatorOptions& options,
                                                                const PeerList& peers,
                                                                Listener listener = {});
   // Connect() with the peer list from TANDEM_PEERS / TANDEM_RANK / TANDEM_WORLD_SIZE.
   static absl::StatusOr<std::unique_ptr<Communicator>> ConnectFromEnv(
       const CommunicatorOptions& options);
-  // Any transport (tests, other wires).
+  // Any transport (tests, other wires); all-reduce runs over it (no shared memory).
   Communicator(const CommunicatorOptions& options, std::unique_ptr<Transport> transport);
   ~Communicator();
 
@@ -60,21 +66,28 @@ class Communicator {
                          Compression compression = Compression::kNone);
   // Copies `bytes` bytes of `root`'s `data` to every rank's `data`.
   absl::Status Broadcast(void* data, size_t bytes, int root);
-  // Returns when every rank has called Barrier().
+  // Returns when every rank has called Barrier() (through shared memory when all-reduce is).
   absl::Status Barrier();
 
   // OK, or the failure that ended this communicator.
   absl::Status health() const { return transport_->health(); }
   Transport& transport() { return *transport_; }
 
+  // "shm" when all-reduce runs through shared memory, else "tcp" (the transport's wire).
+  const char* allreduce_transport() const { return shm_ ? "shm" : "tcp"; }
+  // The /dev/shm name of the segment (already unlinked), "" without shared memory.
+  std::string shared_memory_segment() const { return shm_ ? shm_->segment_name() : ""; }
+
  private:
+  absl::Status SetUpSharedMemory();
   void Record(const char* op, size_t payload_bytes, double seconds, const OpStats& stats,
-              const absl::Status& status);
+              const absl::Status& status, bool shm = false);
 
   const CommunicatorOptions options_;
   std::unique_ptr<Transport> transport_;
   std::mutex op_mu_;          // one operation at a time
   RingScratch scratch_;       // GUARDED_BY(op_mu_)
+  std::unique_ptr<ShmAllReducer> shm_;  // set once by Connect, before any operation
   struct Metrics;
   std::unique_ptr<Metrics> metrics_;
 };

@@ -264,6 +264,10 @@ absl::Status TcpTransport::Fail(const absl::Status& why) {
     failed_.store(true, std::memory_order_release);
   }
   TANDEM_LOG(error, "collective rank {}: {}", peers_.rank, why.ToString());
+  {
+    std::lock_guard<std::mutex> lock(hook_mu_);
+    if (failure_hook_) failure_hook_();
+  }
   if (world_size() > 1) {
     SendControl(kLeft, kAbort, why);
     SendControl(kRight, kAbort, why);
@@ -274,6 +278,11 @@ absl::Status TcpTransport::Fail(const absl::Status& why) {
     [[maybe_unused]] auto w = write(wake_fd_, &one, sizeof(one));
   }
   return why;
+}
+
+void TcpTransport::SetFailureHook(std::function<void()> hook) {
+  std::lock_guard<std::mutex> lock(hook_mu_);
+  failure_hook_ = std::move(hook);
 }
 
 void TcpTransport::SendControl(int side, uint32_t type, const absl::Status& status) {

@@ -61,6 +61,7 @@ class TcpTransport final : public Transport {
   absl::Status health() const override;
   absl::Status Fail(const absl::Status& why) override;
   std::string Describe(int peer_rank) const override { return peers_.Describe(peer_rank); }
+  void SetFailureHook(std::function<void()> hook) override;
 
   // Testing hooks: simulate a crashed process (every socket closed at once, no goodbye) and a
   // stopped one (heartbeats cease, sockets stay open).
@@ -90,6 +91,8 @@ class TcpTransport final : public Transport {
   std::atomic<bool> crashed_{false};
   int wake_fd_ = -1;          // eventfd: wakes Wait() and the monitor on failure/stop
   std::thread monitor_;
+  std::mutex hook_mu_;
+  std::function<void()> failure_hook_;  // GUARDED_BY(hook_mu_)
 };
 
 }  // namespace tandem::collective

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -49,6 +50,12 @@ class Transport {
 
   // "rank 2 (10.0.0.3:7070)": how errors name a peer.
   virtual std::string Describe(int peer_rank) const = 0;
+
+  // `hook` runs once, on whichever thread fails the transport (Fail, or a failure the transport
+  // detects itself), right after health() turns non-OK; nullptr removes it. Other wires (shared
+  // memory) use it to wake their waiters at once. The default transport has no such event: users
+  // must also poll health().
+  virtual void SetFailureHook(std::function<void()> hook) { (void)hook; }
 };
 
 }  // namespace tandem::collective

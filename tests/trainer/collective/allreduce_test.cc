@@ -14,6 +14,13 @@ namespace {
 
 using testing::FastOptions;
 using testing::RunRanks;
+using testing::Wire;
+using testing::WireName;
+
+const auto kWires = ::testing::Values(Wire::kTcp, Wire::kShm);
+std::string WireParamName(const ::testing::TestParamInfo<Wire>& info) {
+  return WireName(info.param);
+}
 
 // Integer-valued floats small enough that every partial sum is exact in fp32.
 float Value(int rank, size_t i) { return static_cast<float>(static_cast<int>((i * 7 + rank * 13) % 97) - 40); }
@@ -25,12 +32,13 @@ struct Case {
   int channels;
 };
 
-class AllReduceSumTest : public ::testing::TestWithParam<Case> {};
+class AllReduceSumTest : public ::testing::TestWithParam<std::tuple<Case, Wire>> {};
 
 TEST_P(AllReduceSumTest, IntegerValuedFloatsGiveExactSums) {
-  const Case c = GetParam();
-  CommunicatorOptions o = FastOptions();
+  const Case c = std::get<0>(GetParam());
+  CommunicatorOptions o = FastOptions(std::get<1>(GetParam()));
   o.ring.chunk_bytes = c.chunk_bytes;
+  o.shm.slot_bytes = c.chunk_bytes;  // small slots: many rounds through both staging buffers
   o.transport.channels = c.channels;
   std::vector<float> want(c.count, 0.0f);
   for (int r = 0; r < c.ranks; ++r)
@@ -68,16 +76,21 @@ std::vector<Case> SumCases() {
   return cases;
 }
 
-INSTANTIATE_TEST_SUITE_P(Ring, AllReduceSumTest, ::testing::ValuesIn(SumCases()),
+INSTANTIATE_TEST_SUITE_P(Ring, AllReduceSumTest,
+                         ::testing::Combine(::testing::ValuesIn(SumCases()), kWires),
                          [](const auto& info) {
-                           return absl::StrCat("n", info.param.ranks, "_count", info.param.count,
-                                               "_chunk", info.param.chunk_bytes, "_ch",
-                                               info.param.channels);
+                           const Case& c = std::get<0>(info.param);
+                           return absl::StrCat(WireName(std::get<1>(info.param)), "_n", c.ranks,
+                                               "_count", c.count, "_chunk", c.chunk_bytes, "_ch",
+                                               c.channels);
                          });
 
-TEST(AllReduceTest, LargeBufferOf256MiB) {
+class AllReduceTest : public ::testing::TestWithParam<Wire> {};
+INSTANTIATE_TEST_SUITE_P(Wires, AllReduceTest, kWires, WireParamName);
+
+TEST_P(AllReduceTest, LargeBufferOf256MiB) {
   const size_t count = (256u << 20) / sizeof(float);
-  CommunicatorOptions o = FastOptions();
+  CommunicatorOptions o = FastOptions(GetParam());
   o.transport.socket_buffer_bytes = 0;
   auto statuses = RunRanks(2, o, [&](int rank, Communicator& comm) -> absl::Status {
     std::vector<float> buf(count);
@@ -93,9 +106,9 @@ TEST(AllReduceTest, LargeBufferOf256MiB) {
   for (auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
 }
 
-TEST(AllReduceTest, AverageDividesByWorldSize) {
+TEST_P(AllReduceTest, AverageDividesByWorldSize) {
   for (int n : {2, 3, 5}) {
-    auto statuses = RunRanks(n, FastOptions(), [&](int rank, Communicator& comm) -> absl::Status {
+    auto statuses = RunRanks(n, FastOptions(GetParam()), [&](int rank, Communicator& comm) -> absl::Status {
       std::vector<float> buf(1000);
       for (size_t i = 0; i < buf.size(); ++i) buf[i] = static_cast<float>(n * (rank + 1) * i);
       TANDEM_RETURN_IF_ERROR(comm.AllReduce(buf.data(), buf.size(), ReduceOp::kAverage));
@@ -109,15 +122,16 @@ TEST(AllReduceTest, AverageDividesByWorldSize) {
   }
 }
 
-TEST(AllReduceTest, Bf16CompressionIsCloseAndIdenticalOnEveryRank) {
+TEST_P(AllReduceTest, Bf16CompressionIsCloseAndIdenticalOnEveryRank) {
   const int n = 4;
   const size_t count = 50021;
   std::vector<std::vector<float>> results(n);
   auto value = [](int rank, size_t i) {
     return std::sin(0.001f * static_cast<float>(i) + rank) * (1.0f + 0.1f * rank);
   };
-  CommunicatorOptions o = FastOptions();
+  CommunicatorOptions o = FastOptions(GetParam());
   o.ring.chunk_bytes = 8192;
+  o.shm.slot_bytes = 8192;
   auto statuses = RunRanks(n, o, [&](int rank, Communicator& comm) -> absl::Status {
     std::vector<float> buf(count);
     for (size_t i = 0; i < count; ++i) buf[i] = value(rank, i);
@@ -176,10 +190,13 @@ TEST(BroadcastTest, RootOutsideTheWorldIsAnError) {
   for (auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
 }
 
-TEST(BarrierTest, NobodyLeavesBeforeEveryoneArrived) {
+class BarrierTest : public ::testing::TestWithParam<Wire> {};
+INSTANTIATE_TEST_SUITE_P(Wires, BarrierTest, kWires, WireParamName);
+
+TEST_P(BarrierTest, NobodyLeavesBeforeEveryoneArrived) {
   const int n = 6;
   std::atomic<int> arrived{0};
-  auto statuses = RunRanks(n, FastOptions(), [&](int rank, Communicator& comm) -> absl::Status {
+  auto statuses = RunRanks(n, FastOptions(GetParam()), [&](int rank, Communicator& comm) -> absl::Status {
     for (int round = 1; round <= 3; ++round) {
       std::this_thread::sleep_for(std::chrono::milliseconds(rank * 7));
       arrived.fetch_add(1);
@@ -193,8 +210,8 @@ TEST(BarrierTest, NobodyLeavesBeforeEveryoneArrived) {
   for (auto& s : statuses) EXPECT_TRUE(s.ok()) << s;
 }
 
-TEST(AllReduceTest, RanksDisagreeingOnTheCountFailCleanly) {
-  auto statuses = RunRanks(3, FastOptions(), [&](int rank, Communicator& comm) -> absl::Status {
+TEST_P(AllReduceTest, RanksDisagreeingOnTheCountFailCleanly) {
+  auto statuses = RunRanks(3, FastOptions(GetParam()), [&](int rank, Communicator& comm) -> absl::Status {
     std::vector<float> buf(100 + (rank == 1 ? 1 : 0), 1.0f);
     return comm.AllReduce(buf.data(), buf.size());
   });
@@ -235,9 +252,13 @@ TEST(ReduceKernelsTest, Bf16RoundTripAndRounding) {
 namespace tandem::collective {
 namespace {
 
-TEST(MetricsTest, AllReduceIsTimedCountedAndMeasured) {
+class MetricsTest : public ::testing::TestWithParam<testing::Wire> {};
+INSTANTIATE_TEST_SUITE_P(Wires, MetricsTest, kWires, WireParamName);
+
+TEST_P(MetricsTest, AllReduceIsTimedCountedAndMeasured) {
   metrics::Registry registry;
-  CommunicatorOptions o = testing::FastOptions();
+  const char* wire = testing::WireName(GetParam());
+  CommunicatorOptions o = testing::FastOptions(GetParam());
   o.registry = &registry;
   auto statuses = testing::RunRanks(2, o, [&](int, Communicator& comm) -> absl::Status {
     std::vector<float> buf(100000, 1.0f);
@@ -254,6 +275,15 @@ TEST(MetricsTest, AllReduceIsTimedCountedAndMeasured) {
         "tandem_collective_sent_bytes_total{rank=\"0\",op=\"allreduce\"} 4e+05",
         "tandem_collective_allreduce_bus_bandwidth_bytes_per_second{rank=\"0\"}",
         "tandem_collective_peer_wait_seconds_total{rank=\"0\"}"})
+    EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+  // Which transport carried it: one series per transport, and whether shared memory is active.
+  const bool shm = GetParam() == testing::Wire::kShm;
+  for (const std::string& want :
+       {absl::StrCat("tandem_collective_allreduce_transport_operations_total{rank=\"1\",transport=\"",
+                     wire, "\"} 1"),
+        absl::StrCat("tandem_collective_allreduce_transport_operations_total{rank=\"1\",transport=\"",
+                     shm ? "tcp" : "shm", "\"} 0"),
+        absl::StrCat("tandem_collective_shared_memory_active{rank=\"0\"} ", shm ? 1 : 0)})
     EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
 }
 

@@ -60,13 +60,19 @@ TEST(BucketedAllReducerTest, RejectsOverlappingOrOutOfArenaSlices) {
   EXPECT_TRUE(statuses[0].ok()) << statuses[0];
 }
 
-TEST(BucketedAllReducerTest, EqualsAPlainAllReduceOfTheArena) {
+class BucketedWireTest : public ::testing::TestWithParam<testing::Wire> {};
+INSTANTIATE_TEST_SUITE_P(Wires, BucketedWireTest,
+                         ::testing::Values(testing::Wire::kTcp, testing::Wire::kShm),
+                         [](const auto& info) { return testing::WireName(info.param); });
+
+TEST_P(BucketedWireTest, EqualsAPlainAllReduceOfTheArena) {
   for (int n : {2, 3, 4}) {
     size_t arena = 0;
     // Sizes around the bucket size, primes, a gap between parameters (alignment padding).
     auto slices = Slices({1, 1021, 4096, 17, 70001, 5, 2048, 2049, 331, 9000}, 3, &arena);
-    CommunicatorOptions co = FastOptions();
+    CommunicatorOptions co = FastOptions(GetParam());
     co.ring.chunk_bytes = 8192;
+    co.shm.slot_bytes = 8192;
     auto statuses = RunRanks(n, co, [&](int rank, Communicator& comm) -> absl::Status {
       std::vector<float> grads(arena), plain(arena);
       BucketOptions o;

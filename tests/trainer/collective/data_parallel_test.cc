@@ -63,7 +63,12 @@ std::vector<float> InitialWeights(int seed) {
   return w;
 }
 
-TEST(DataParallelTest, WRanksWithBatchBMatchOneTrainerWithBatchWB) {
+class DataParallelTest : public ::testing::TestWithParam<testing::Wire> {};
+INSTANTIATE_TEST_SUITE_P(Wires, DataParallelTest,
+                         ::testing::Values(testing::Wire::kTcp, testing::Wire::kShm),
+                         [](const auto& info) { return testing::WireName(info.param); });
+
+TEST_P(DataParallelTest, WRanksWithBatchBMatchOneTrainerWithBatchWB) {
   const Data data = MakeData();
   for (int w : {2, 3, 4}) {
     const int batch = kSamples / (w * kSteps);
@@ -74,7 +79,7 @@ TEST(DataParallelTest, WRanksWithBatchBMatchOneTrainerWithBatchWB) {
       Step(arena, &ref);
     }
     std::vector<std::vector<float>> finals(w);
-    auto statuses = testing::RunRanks(w, testing::FastOptions(),
+    auto statuses = testing::RunRanks(w, testing::FastOptions(GetParam()),
                                       [&](int rank, Communicator& comm) -> absl::Status {
       // Only rank 0's initialisation counts: the broadcast overwrites the others'.
       std::vector<float> weights = InitialWeights(rank == 0 ? 42 : 1000 + rank);

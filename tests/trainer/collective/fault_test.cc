@@ -13,15 +13,21 @@ namespace {
 
 using testing::FastOptions;
 using testing::RunRanks;
+using testing::Wire;
+
+// Faults during all-reduce, on both wires (shared memory keeps TCP as its liveness channel).
+class WireFaultTest : public ::testing::TestWithParam<Wire> {};
+INSTANTIATE_TEST_SUITE_P(Wires, WireFaultTest, ::testing::Values(Wire::kTcp, Wire::kShm),
+                         [](const auto& info) { return testing::WireName(info.param); });
 
 bool Mentions(const absl::Status& s, const std::string& what) {
   return std::string(s.message()).find(what) != std::string::npos;
 }
 
-TEST(FaultTest, RankCrashingMidOperationFailsEveryOtherRank) {
+TEST_P(WireFaultTest, RankCrashingMidOperationFailsEveryOtherRank) {
   const int n = 4, victim = 2;
   std::vector<absl::Status> after(n);
-  auto statuses = RunRanks(n, FastOptions(), [&](int rank, Communicator& comm) -> absl::Status {
+  auto statuses = RunRanks(n, FastOptions(GetParam()), [&](int rank, Communicator& comm) -> absl::Status {
     std::vector<float> buf(1 << 20, 1.0f);
     std::thread killer;
     if (rank == victim)
@@ -45,9 +51,9 @@ TEST(FaultTest, RankCrashingMidOperationFailsEveryOtherRank) {
   }
 }
 
-TEST(FaultTest, StalledRankIsCaughtByMissingHeartbeats) {
+TEST_P(WireFaultTest, StalledRankIsCaughtByMissingHeartbeats) {
   const int n = 3, victim = 1;
-  CommunicatorOptions o = FastOptions();
+  CommunicatorOptions o = FastOptions(GetParam());
   o.transport.peer_timeout = std::chrono::milliseconds(800);
   o.ring.op_timeout = std::chrono::minutes(2);  // the heartbeats must decide, not the op timeout
   auto statuses = RunRanks(n, o, [&](int rank, Communicator& comm) -> absl::Status {
@@ -71,8 +77,8 @@ TEST(FaultTest, StalledRankIsCaughtByMissingHeartbeats) {
   }
 }
 
-TEST(FaultTest, OperationTimeoutNamesThePeerItWaitsOn) {
-  CommunicatorOptions o = FastOptions();
+TEST_P(WireFaultTest, OperationTimeoutNamesThePeerItWaitsOn) {
+  CommunicatorOptions o = FastOptions(GetParam());
   o.ring.op_timeout = std::chrono::milliseconds(500);
   auto statuses = RunRanks(2, o, [&](int rank, Communicator& comm) -> absl::Status {
     if (rank == 1) {  // alive (heartbeats flow) but never joins the collective
@@ -87,6 +93,39 @@ TEST(FaultTest, OperationTimeoutNamesThePeerItWaitsOn) {
   EXPECT_EQ(statuses[0].code(), absl::StatusCode::kDeadlineExceeded) << statuses[0];
   EXPECT_TRUE(Mentions(statuses[0], "rank 1 (127.0.0.1:")) << statuses[0];
   EXPECT_TRUE(statuses[1].ok()) << statuses[1];
+}
+
+TEST_P(WireFaultTest, RankLeavingEarlyFailsTheOthersLongBeforeTheTimeout) {
+  const int n = 3, leaver = 1;
+  CommunicatorOptions o = FastOptions(GetParam());
+  o.ring.op_timeout = std::chrono::minutes(2);  // the departure must decide, not the timeout
+  const auto start = Clock::now();
+  auto statuses = RunRanks(n, o, [&](int rank, Communicator& comm) -> absl::Status {
+    if (rank == leaver) return absl::OkStatus();  // destroys its communicator at once
+    std::vector<float> buf(100000, 1.0f);
+    return comm.AllReduce(buf.data(), buf.size());
+  });
+  EXPECT_LT(Clock::now() - start, std::chrono::seconds(60));
+  for (int r = 0; r < n; ++r) {
+    if (r == leaver) continue;
+    EXPECT_EQ(statuses[r].code(), absl::StatusCode::kUnavailable) << statuses[r];
+    EXPECT_TRUE(Mentions(statuses[r], "rank 1 (127.0.0.1:")) << statuses[r];
+  }
+}
+
+TEST_P(WireFaultTest, RankLeavingBeforeABarrierFailsTheOthers) {
+  const int n = 3, leaver = 2;
+  CommunicatorOptions o = FastOptions(GetParam());
+  o.ring.op_timeout = std::chrono::minutes(2);
+  auto statuses = RunRanks(n, o, [&](int rank, Communicator& comm) -> absl::Status {
+    if (rank == leaver) return absl::OkStatus();
+    return comm.Barrier();
+  });
+  for (int r = 0; r < n; ++r) {
+    if (r == leaver) continue;
+    EXPECT_EQ(statuses[r].code(), absl::StatusCode::kUnavailable) << statuses[r];
+    EXPECT_TRUE(Mentions(statuses[r], "rank 2 (127.0.0.1:")) << statuses[r];
+  }
 }
 
 TEST(RendezvousTest, LatePeerIsWaitedFor) {

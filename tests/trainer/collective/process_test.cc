@@ -35,7 +35,7 @@ struct Rank {
   std::string log;
 };
 
-std::vector<Rank> Spawn(int n, size_t count, long loops) {
+std::vector<Rank> Spawn(int n, size_t count, long loops, bool shm) {
   std::vector<int> ports;
   {
     testing::Ring ring = testing::BindRing(n);  // free ports; released just before spawning
@@ -49,7 +49,8 @@ std::vector<Rank> Spawn(int n, size_t count, long loops) {
     std::vector<std::string> env = {"TANDEM_PEERS=" + peers, absl::StrCat("TANDEM_RANK=", r),
                                     absl::StrCat("TANDEM_WORLD_SIZE=", n),
                                     "TANDEM_COLLECTIVE_TIMEOUT_S=5",
-                                    "TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S=30"};
+                                    "TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S=30",
+                                    absl::StrCat("TANDEM_COLLECTIVE_SHM=", shm ? 1 : 0)};
     std::vector<char*> envp;
     for (auto& e : env) envp.push_back(e.data());
     envp.push_back(nullptr);
@@ -80,14 +81,36 @@ std::string ReadLog(const std::string& path) {
   return ss.str();
 }
 
-TEST(ProcessTest, ThreeProcessesAgree) {
-  auto ranks = Spawn(3, 300007, 3);
-  for (auto& r : ranks) EXPECT_EQ(WaitExit(r.pid), 0) << ReadLog(r.log);
+// The segment name a rank printed ("" on TCP).
+std::string SegmentOf(const std::string& log) {
+  const size_t at = log.find("segment '");
+  if (at == std::string::npos) return "";
+  const size_t begin = at + 9, end = log.find('\'', begin);
+  return log.substr(begin, end - begin);
 }
 
-TEST(ProcessTest, KilledRankMakesTheOthersExitWithTheRetryableCode) {
+bool InDevShm(const std::string& name) {
+  return !name.empty() && access(("/dev/shm" + name).c_str(), F_OK) == 0;
+}
+
+// TANDEM_COLLECTIVE_SHM=0 / =1 (the default) as a real trainer would be configured.
+class ProcessTest : public ::testing::TestWithParam<bool> {};
+INSTANTIATE_TEST_SUITE_P(Wires, ProcessTest, ::testing::Values(false, true),
+                         [](const auto& info) { return info.param ? "shm" : "tcp"; });
+
+TEST_P(ProcessTest, ThreeProcessesAgree) {
+  auto ranks = Spawn(3, 300007, 3, GetParam());
+  for (auto& r : ranks) {
+    EXPECT_EQ(WaitExit(r.pid), 0) << ReadLog(r.log);
+    const std::string log = ReadLog(r.log);
+    EXPECT_NE(log.find(GetParam() ? "transport shm" : "transport tcp"), std::string::npos) << log;
+    EXPECT_FALSE(InDevShm(SegmentOf(log))) << log;
+  }
+}
+
+TEST_P(ProcessTest, KilledRankMakesTheOthersExitWithTheRetryableCode) {
   const int n = 3, victim = 1;
-  auto ranks = Spawn(n, 1 << 20, 1000000);
+  auto ranks = Spawn(n, 1 << 20, 1000000, GetParam());
   // Wait until the victim is inside its loop of all-reduces, then kill it.
   for (int i = 0; i < 400 && ReadLog(ranks[victim].log).find("done") == std::string::npos; ++i)
     usleep(25000);
@@ -99,6 +122,8 @@ TEST(ProcessTest, KilledRankMakesTheOthersExitWithTheRetryableCode) {
     EXPECT_EQ(WaitExit(ranks[r].pid), kPeerFailureExitCode) << ReadLog(ranks[r].log);
     EXPECT_NE(ReadLog(ranks[r].log).find("rank 1 (127.0.0.1:"), std::string::npos)
         << ReadLog(ranks[r].log);
+    // The segment was unlinked at start-up: nothing is left behind by the crash.
+    EXPECT_FALSE(InDevShm(SegmentOf(ReadLog(ranks[r].log)))) << ReadLog(ranks[r].log);
   }
 }
 

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
     return tc::ExitCodeFor(comm.status());
   }
   const int n = (*comm)->world_size(), rank = (*comm)->rank();
+  std::printf("rank %d: transport %s segment '%s'\n", rank, (*comm)->allreduce_transport(),
+              (*comm)->shared_memory_segment().c_str());
   std::vector<float> buf(count);
   for (long loop = 0; loop < loops; ++loop) {
     for (size_t i = 0; i < count; ++i) buf[i] = static_cast<float>((i + rank) % 50);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <string>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -14,8 +15,14 @@
 
 namespace tandem::collective::testing {
 
-inline CommunicatorOptions FastOptions() {
+// Which wire all-reduce runs over: the TCP ring, or shared memory (every rank of a test shares
+// this host). Tests of the correctness matrix and of faults run on both.
+enum class Wire { kTcp, kShm };
+inline const char* WireName(Wire w) { return w == Wire::kShm ? "shm" : "tcp"; }
+
+inline CommunicatorOptions FastOptions(Wire wire = Wire::kTcp) {
   CommunicatorOptions o;
+  o.shm.enabled = wire == Wire::kShm;
   o.transport.rendezvous_timeout = std::chrono::seconds(20);
   o.transport.peer_timeout = std::chrono::seconds(5);
   o.transport.socket_buffer_bytes = 256 << 10;
@@ -60,6 +67,13 @@ inline std::vector<absl::Status> RunRanks(
       auto comm = Communicator::Connect(options, *peers, std::move(ring.listeners[rank]));
       if (!comm.ok()) {
         result[rank] = comm.status();
+        return;
+      }
+      // Shared memory is used exactly when asked for (and there is someone to share with).
+      const char* want = options.shm.enabled && n > 1 ? "shm" : "tcp";
+      if (std::string((*comm)->allreduce_transport()) != want) {
+        result[rank] = absl::InternalError(std::string("all-reduce runs over ") +
+                                           (*comm)->allreduce_transport() + ", expected " + want);
         return;
       }
       result[rank] = body(rank, **comm);
