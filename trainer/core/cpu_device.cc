@@ -85,24 +85,16 @@ class CpuConv2d final : public Conv2dKernel {
     stream_.wait();
   }
 
-  void BackwardData(int64_t batch, const float* dy, const float* w, float* dx) override {
-    Entry& e = Get(batch);
-    e.bwd_data.execute(stream_, {{DNNL_ARG_DIFF_DST, e.d_ddst.In(stream_, dy)},
-                                 {DNNL_ARG_WEIGHTS, e.d_wei.In(stream_, w)},
-                                 {DNNL_ARG_DIFF_SRC, e.d_dsrc.Out(dx)}});
-    e.d_dsrc.Finish(stream_);
-    stream_.wait();
-  }
-
-  void BackwardWeights(int64_t batch, const float* x, const float* dy, float* dw,
-                       float* db) override {
+  void Backward(int64_t batch, const float* x, const float* dy, const float* w, float* dw,
+                float* db, float* dx) override {
     Entry& e = Get(batch);
     const bool with_bias = d_.bias && db != nullptr;
     Arg& src = with_bias ? e.w_src : e.wn_src;
     Arg& ddst = with_bias ? e.w_ddst : e.wn_ddst;
     Arg& dwei = with_bias ? e.w_dwei : e.wn_dwei;
+    memory& ddst_mem = ddst.In(stream_, dy);
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, src.In(stream_, x)},
-                                         {DNNL_ARG_DIFF_DST, ddst.In(stream_, dy)},
+                                         {DNNL_ARG_DIFF_DST, ddst_mem},
                                          {DNNL_ARG_DIFF_WEIGHTS, dwei.Out(dw)}};
     if (with_bias) {
       e.bias.set_data_handle(db);
@@ -112,6 +104,15 @@ class CpuConv2d final : public Conv2dKernel {
       e.bwd_weights_nobias.execute(stream_, args);
     }
     dwei.Finish(stream_);
+    if (dx != nullptr) {
+      // dy in the layout backward-data wants: usually the one just made for backward-weights
+      // (blocked nChw16c for both), so the reorder is not repeated.
+      const bool same = (with_bias ? e.ddst_shared : e.ddst_shared_nb);
+      e.bwd_data.execute(stream_, {{DNNL_ARG_DIFF_DST, same ? ddst_mem : e.d_ddst.In(stream_, dy)},
+                                   {DNNL_ARG_WEIGHTS, e.d_wei.In(stream_, w)},
+                                   {DNNL_ARG_DIFF_SRC, e.d_dsrc.Out(dx)}});
+      e.d_dsrc.Finish(stream_);
+    }
     stream_.wait();
   }
 
@@ -122,6 +123,8 @@ class CpuConv2d final : public Conv2dKernel {
     Arg d_ddst, d_wei, d_dsrc;               // backward data
     Arg w_src, w_ddst, w_dwei;               // backward weights (with bias)
     Arg wn_src, wn_ddst, wn_dwei;            // backward weights (no bias)
+    bool ddst_shared = false;                // backward data takes w_ddst's internal dy as is
+    bool ddst_shared_nb = false;             // ... wn_ddst's
     dnnl::convolution_forward fwd;
     dnnl::convolution_backward_data bwd_data;
     dnnl::convolution_backward_weights bwd_weights, bwd_weights_nobias;
@@ -182,6 +185,8 @@ class CpuConv2d final : public Conv2dKernel {
     e.wn_src.Init(src_md, bwpd_nb.src_desc(), eng_, true);
     e.wn_ddst.Init(dst_md, bwpd_nb.diff_dst_desc(), eng_, true);
     e.wn_dwei.Init(wei_md, bwpd_nb.diff_weights_desc(), eng_, false);
+    e.ddst_shared = bdpd.diff_dst_desc() == bwpd.diff_dst_desc();
+    e.ddst_shared_nb = bdpd.diff_dst_desc() == bwpd_nb.diff_dst_desc();
     e.fwd = dnnl::convolution_forward(fpd);
     e.bwd_data = dnnl::convolution_backward_data(bdpd);
     e.bwd_weights = dnnl::convolution_backward_weights(bwpd);

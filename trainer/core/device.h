@@ -48,11 +48,11 @@ class Conv2dKernel {
   virtual ~Conv2dKernel() = default;
   // y[N,O,OH,OW] = conv(x[N,C,H,W], w) + b.  `b` may be null when the desc has no bias.
   virtual void Forward(int64_t batch, const float* x, const float* w, const float* b, float* y) = 0;
-  // dx = conv^T(dy, w).
-  virtual void BackwardData(int64_t batch, const float* dy, const float* w, float* dx) = 0;
-  // dw = x (*) dy, db = sum(dy) (db may be null). Overwrites dw and db.
-  virtual void BackwardWeights(int64_t batch, const float* x, const float* dy, float* dw,
-                               float* db) = 0;
+  // One backward pass: dw = x (*) dy and db = sum(dy) (db may be null; both overwritten), and,
+  // when dx is not null, dx = conv^T(dy, w). One call so that a kernel can prepare dy once for
+  // both products.
+  virtual void Backward(int64_t batch, const float* x, const float* dy, const float* w, float* dw,
+                        float* db, float* dx) = 0;
 };
 
 class Pool2dKernel {

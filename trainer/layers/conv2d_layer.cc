@@ -74,11 +74,9 @@ void Conv2dLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) 
 void Conv2dLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
                            const StepContext&) {
   const int64_t n = in[0]->batch();
-  kernel_->BackwardWeights(n, in[0]->value.data(), out.grad.data(), params_[0]->grad.data(),
-                           desc_.bias ? params_[1]->grad.data() : nullptr);
-  if (in_grad[0] != nullptr) {
-    kernel_->BackwardData(n, out.grad.data(), params_[0]->value.data(), in_grad[0]->data());
-  }
+  kernel_->Backward(n, in[0]->value.data(), out.grad.data(), params_[0]->value.data(),
+                    params_[0]->grad.data(), desc_.bias ? params_[1]->grad.data() : nullptr,
+                    in_grad[0] != nullptr ? in_grad[0]->data() : nullptr);
 }
 
 LayerExample Conv2dLayer::GradCheckExample() {
