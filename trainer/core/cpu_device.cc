@@ -9,6 +9,7 @@
 // last, smaller one) holding the primitives and the dnnl::memory objects; each call only swaps
 // data handles, so steady-state steps allocate nothing.
 #include <omp.h>
+#include <sys/mman.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -27,6 +28,9 @@ namespace {
 
 using dnnl::memory;
 using Tag = memory::format_tag;
+
+constexpr size_t kHugePage = size_t{2} << 20;
+constexpr size_t kHugePageThreshold = size_t{8} << 20;
 using Dt = memory::data_type;
 
 // One argument of a primitive whose preferred layout may differ from our plain one (NCHW/OIHW):
@@ -326,9 +330,16 @@ class CpuDevice final : public Device {
 
   float* Allocate(int64_t n) override {
     size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
-    bytes = (bytes + 63) / 64 * 64;
-    void* p = std::aligned_alloc(64, bytes);
+    // Big tensors (embedding tables and their gradients, large fc weights) are read at scattered
+    // rows: on 4 KiB pages nearly every row lookup is a TLB miss. Align them to 2 MiB and ask for
+    // transparent huge pages (honoured when the kernel's THP mode is `madvise` or `always`;
+    // harmless otherwise).
+    const bool huge = bytes >= kHugePageThreshold;
+    const size_t align = huge ? kHugePage : 64;
+    bytes = (bytes + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, bytes);
     TANDEM_CHECK(p != nullptr) << "out of memory allocating " << bytes << " bytes";
+    if (huge) ::madvise(p, bytes, MADV_HUGEPAGE);
     return static_cast<float*>(p);
   }
   void Free(float* p) override { std::free(p); }

@@ -74,16 +74,10 @@ void Optimizer::Step(int64_t step, int64_t total_steps) {
       continue;
     }
     const int64_t cols = p.desc.shape.NumElements() / p.desc.shape.dim(0);
-    const bool plain_sgd = config_.type == OptimizerType::kSgd && config_.weight_decay == 0;
+    // Only the rows this batch touched. Their gradient rows are left as they are: the next
+    // backward zeroes a row when it first touches it (EmbeddingLayer::Backward).
     for (int32_t row : p.touched_rows) {
-      float* g = p.grad.data() + row * cols;
-      if (plain_sgd) {  // a batch touches thousands of short rows: no OpenMP region per row
-        float* w = p.value.data() + row * cols;
-        for (int64_t c = 0; c < cols; ++c) w[c] -= lr * g[c];
-      } else {
-        UpdateRange(p, row * cols, (row + 1) * cols, lr, static_cast<int>(i));
-      }
-      std::fill(g, g + cols, 0.f);
+      UpdateRange(p, row * cols, (row + 1) * cols, lr, static_cast<int>(i));
       p.row_touched[row] = 0;
     }
     p.touched_rows.clear();
