@@ -33,7 +33,8 @@ Shard::Shard(const ShardOptions& options)
       seen_rank_(options.num_trainers, false),
       async_step_(options.num_trainers, 0),
       async_seqs_(options.num_trainers),
-      joined_(options.num_trainers, false) {}
+      joined_(options.num_trainers, false),
+      async_restored_step_(0) {}  // a fresh shard holds the state of step 0
 
 Shard::~Shard() { Shutdown(); }
 
@@ -584,6 +585,7 @@ absl::Status Shard::Restore(const ShardState& state) {
   // shard back (RestoreToStep) instead of it fast-forwarding to theirs.
   restored_awaiting_ = options_.sync && state.cut_mode;
   restart_loss_noted_ = false;
+  async_restored_step_.reset();
   awaiting_first_step_ = !restored_awaiting_;
   pending_.clear();
   return absl::OkStatus();
