@@ -265,6 +265,7 @@ bool Shard::TryApplyLocked() {
     }
     pending_.erase(it);
     ++version_;
+    restored_awaiting_ = false;  // a step completed after the restart: the trainers are here
     any = true;
   }
   return any;

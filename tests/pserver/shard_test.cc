@@ -611,6 +611,37 @@ TEST(ShardCutTest, RestartedShardRefusesStepsAheadUntilRestored) {
   EXPECT_EQ(pr.steps_lost(), 4u);
 }
 
+TEST(ShardCutTest, AsyncCheckpointsAnyStateAndRestoresItOncePerResume) {
+  Shard shard = MakeShard(/*sync=*/false, /*trainers=*/2);
+  Register(shard, SparseConfig(1, "emb", 1));
+  ASSERT_TRUE(JoinRank(shard, 0).ok());
+  ASSERT_TRUE(JoinRank(shard, 1).ok());
+  PushResponse pr;
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 0, 0, {4}, {1}), &pr).ok());
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 0, 0, {4}, {1}), &pr).ok());
+  // Async: whatever has arrived, named by the trainer's step (a weaker cut).
+  auto at1 = shard.SnapshotAtStep(1);
+  ASSERT_TRUE(at1.ok()) << at1.status();
+  std::map<uint64_t, ShardState> files{{1, *at1}};
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 1, 0, {4}, {1}), &pr).ok());
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{-2}));
+  // Both ranks restart and resume at step 1: the first restore rolls back, the second keeps the
+  // first rank's new push.
+  bool aborted = true;
+  ASSERT_TRUE(JoinRank(shard, 0, &aborted).ok());
+  EXPECT_FALSE(aborted) << "async: there is no step in flight to abort";
+  ASSERT_TRUE(JoinRank(shard, 1).ok());
+  auto r = RestoreTo(shard, 1, files);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->rolled_back());
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{-1}));
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 1, 0, {4}, {1}), &pr).ok());
+  r = RestoreTo(shard, 1, files);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->rolled_back());
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{-2}));
+}
+
 TEST(ShardCheckpointTest, NumberedByStepListedLoadedAndPrunedAboveARollBack) {
   const std::string dir = std::filesystem::temp_directory_path() /
                           ("pserver_cut_test_" + std::to_string(::getpid()));
