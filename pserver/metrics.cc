@@ -56,6 +56,13 @@ PServerMetrics& PServerMetrics::Get() {
     m->steps_lost =
         r.AddGauge("tandem_pserver_steps_lost", "Steps whose updates this shard lost to restarts.")
             .Get();
+    m->rollbacks = r.AddCounter("tandem_pserver_rollbacks_total",
+                                "Times this shard was rolled back to the trainers' consistent "
+                                "checkpoint (a trainer or a shard restarted).")
+                       .Get();
+    m->aborted_steps = r.AddCounter("tandem_pserver_aborted_steps_total",
+                                    "Steps in flight aborted because a trainer restarted.")
+                           .Get();
     m->shard_balance = r.AddGauge("tandem_pserver_shard_balance_ratio",
                                   "Max over min rows moved per shard, seen by this client "
                                   "(1 is perfect; Paddle's guard was 2).")

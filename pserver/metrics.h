@@ -24,6 +24,8 @@ struct PServerMetrics {
   metrics::Counter* rejected_other;
   metrics::Gauge* version;
   metrics::Gauge* steps_lost;
+  metrics::Counter* rollbacks;       // RestoreToStep calls that replaced the shard's state
+  metrics::Counter* aborted_steps;   // steps in flight aborted because a trainer re-joined
   // client side
   metrics::Gauge* shard_balance;  // max/min rows moved per shard, from the client's view
   metrics::Counter* client_retries;

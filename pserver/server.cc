@@ -119,11 +119,28 @@ class PServer::Service final : public ParameterServer::Service {
   grpc::Status Checkpoint(grpc::ServerContext* ctx, const CheckpointRequest* req,
                           CheckpointResponse* resp) override {
     return Handle(ctx, *req, [&]() -> absl::Status {
+      if (req->step() > 0) return server_->CheckpointAtStep(req->step(), resp);
       TANDEM_ASSIGN_OR_RETURN(std::string path, server_->CheckpointNow());
       resp->set_path(path);
       resp->set_version(server_->last_checkpoint_version());
+      resp->set_step(resp->version());
       return absl::OkStatus();
     });
+  }
+
+  grpc::Status Join(grpc::ServerContext* ctx, const JoinRequest* req,
+                    JoinResponse* resp) override {
+    return Handle(ctx, *req, [&]() -> absl::Status {
+      TANDEM_RETURN_IF_ERROR(shard().Join(*req, resp));
+      if (resp->aborted()) m_.aborted_steps->Inc();
+      for (uint64_t s : server_->CheckpointSteps()) resp->add_checkpoint_steps(s);
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status Restore(grpc::ServerContext* ctx, const RestoreRequest* req,
+                       RestoreResponse* resp) override {
+    return Handle(ctx, *req, [&] { return server_->RestoreToStep(*req, resp); });
   }
 
   grpc::Status Status(grpc::ServerContext* ctx, const StatusRequest* req,
@@ -131,6 +148,7 @@ class PServer::Service final : public ParameterServer::Service {
     return Handle(ctx, *req, [&] {
       shard().FillStatus(resp);
       resp->set_last_checkpoint_version(server_->last_checkpoint_version());
+      for (uint64_t s : server_->CheckpointSteps()) resp->add_checkpoint_steps(s);
       return absl::OkStatus();
     });
   }
@@ -173,6 +191,7 @@ class PServer::Service final : public ParameterServer::Service {
       case absl::StatusCode::kOk:
       case absl::StatusCode::kDeadlineExceeded:  // a barrier waiting for slow trainers
       case absl::StatusCode::kUnavailable:       // shutting down
+      case absl::StatusCode::kAborted:           // trainers must resume from a checkpoint
         break;
       case absl::StatusCode::kInvalidArgument:
         m_.rejected_invalid->Inc();
@@ -278,6 +297,74 @@ absl::StatusOr<std::string> PServer::CheckpointNow() {
   return path;
 }
 
+std::vector<uint64_t> PServer::CheckpointSteps() const {
+  return checkpointer_ ? checkpointer_->Steps() : std::vector<uint64_t>{};
+}
+
+absl::Status PServer::CheckpointAtStep(uint64_t step, CheckpointResponse* resp) {
+  if (!checkpointer_) return absl::FailedPreconditionError("this pserver has no --checkpoint-dir");
+  std::lock_guard<std::mutex> write_lock(checkpoint_mu_);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Another trainer already asked for this step: one file serves every rank.
+    if (last_cut_step_ == step && !last_cut_path_.empty()) {
+      resp->set_path(last_cut_path_);
+      resp->set_version(last_cut_version_);
+      resp->set_step(step);
+      return absl::OkStatus();
+    }
+  }
+  const auto start = std::chrono::steady_clock::now();
+  TANDEM_ASSIGN_OR_RETURN(ShardState state, shard_->SnapshotAtStep(step));
+  auto path = checkpointer_->Write(state, step);
+  auto& m = PServerMetrics::Get();
+  if (!path.ok()) {
+    m.checkpoints_failed->Inc();
+    TANDEM_LOG(error, "checkpoint of step {} on shard {} failed: {}", step, options_.shard.shard,
+               path.status().ToString());
+    return path.status();
+  }
+  m.checkpoint_duration->Observe(SecondsSince(start));
+  m.checkpoints_ok->Inc();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_checkpoint_version_ = state.version;
+    has_checkpoint_ = true;
+    last_cut_step_ = step;
+    last_cut_path_ = *path;
+    last_cut_version_ = state.version;
+  }
+  resp->set_path(*path);
+  resp->set_version(state.version);
+  resp->set_step(step);
+  TANDEM_LOG(debug, "shard {}: checkpoint of step {}: {}", options_.shard.shard, step, *path);
+  return absl::OkStatus();
+}
+
+absl::Status PServer::RestoreToStep(const RestoreRequest& req, RestoreResponse* resp) {
+  std::lock_guard<std::mutex> write_lock(checkpoint_mu_);
+  auto load = [&](uint64_t step) -> absl::StatusOr<ShardState> {
+    if (!checkpointer_)
+      return absl::FailedPreconditionError(absl::StrCat(
+          "pserver shard ", options_.shard.shard, " has no --checkpoint-dir, so it cannot roll "
+          "back to step ", step));
+    return checkpointer_->Load(step);
+  };
+  TANDEM_RETURN_IF_ERROR(shard_->RestoreToStep(req, load, resp));
+  if (resp->rolled_back()) {
+    PServerMetrics::Get().rollbacks->Inc();
+    PServerMetrics::Get().version->Set(static_cast<double>(resp->version()));
+    PServerMetrics::Get().steps_lost->Set(static_cast<double>(resp->steps_lost()));
+    // Checkpoints above `step` belong to the abandoned run; the resumed run writes its own.
+    if (checkpointer_) checkpointer_->RemoveAbove(req.step());
+    std::lock_guard<std::mutex> lock(mu_);
+    last_cut_step_ = 0;
+    last_cut_path_.clear();
+    seen_version_ = resp->version();
+  }
+  return absl::OkStatus();
+}
+
 void PServer::CheckpointLoop() {
   const uint64_t interval = options_.checkpoint_interval;
   std::unique_lock<std::mutex> lock(mu_);
@@ -291,7 +378,8 @@ void PServer::CheckpointLoop() {
     }
     attempted = seen_version_;
     lock.unlock();
-    (void)CheckpointNow();
+    // Trainers that drive consistent checkpoints (Checkpoint with a step) own the schedule.
+    if (!shard_->cut_mode()) (void)CheckpointNow();
     lock.lock();
   }
 }

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -62,6 +63,12 @@ class PServer {
   // Writes a checkpoint now; returns its path. FAILED_PRECONDITION without a checkpoint_dir.
   absl::StatusOr<std::string> CheckpointNow();
   uint64_t last_checkpoint_version() const;
+  // The trainers' consistent checkpoint of `step` (see CheckpointRequest); idempotent per step.
+  absl::Status CheckpointAtStep(uint64_t step, CheckpointResponse* resp);
+  // Rolls the shard back to its checkpoint of req.step (see RestoreRequest).
+  absl::Status RestoreToStep(const RestoreRequest& req, RestoreResponse* resp);
+  // Checkpoint files held, ascending.
+  std::vector<uint64_t> CheckpointSteps() const;
 
   // Stops serving (in-flight calls finish, waiting barriers fail UNAVAILABLE), then writes a
   // final checkpoint when asked and a directory is set. Idempotent.
@@ -85,6 +92,9 @@ class PServer {
   uint64_t seen_version_ = 0;             // GUARDED_BY(mu_)
   uint64_t last_checkpoint_version_ = 0;  // GUARDED_BY(mu_)
   bool has_checkpoint_ = false;           // GUARDED_BY(mu_)
+  uint64_t last_cut_step_ = 0;            // GUARDED_BY(mu_)
+  uint64_t last_cut_version_ = 0;         // GUARDED_BY(mu_)
+  std::string last_cut_path_;             // GUARDED_BY(mu_)
   bool stopping_ = false;                 // GUARDED_BY(mu_)
   bool stopped_ = false;                  // GUARDED_BY(mu_)
   std::thread checkpoint_thread_;

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/logging.h"
 #include "common/status.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "pserver/initializer.h"
@@ -31,7 +32,9 @@ Shard::Shard(const ShardOptions& options)
       newest_step_(options.num_trainers, 0),
       seen_rank_(options.num_trainers, false),
       async_step_(options.num_trainers, 0),
-      async_seqs_(options.num_trainers) {}
+      async_seqs_(options.num_trainers),
+      joined_(options.num_trainers, false),
+      async_restored_step_(0) {}  // a fresh shard holds the state of step 0
 
 Shard::~Shard() { Shutdown(); }
 
@@ -262,6 +265,7 @@ bool Shard::TryApplyLocked() {
     }
     pending_.erase(it);
     ++version_;
+    restored_awaiting_ = false;  // a step completed after the restart: the trainers are here
     any = true;
   }
   return any;
@@ -276,6 +280,7 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
   {
     std::unique_lock<std::mutex> lock(mu_);
     const uint64_t before = version_;
+    TANDEM_RETURN_IF_ERROR(CheckCutLocked(h.rank(), h.step(), "push"));
     NoteFirstStepLocked(h.step());
     if (h.step() > version_ + options_.max_step_lead)
       return absl::InvalidArgumentError(
@@ -429,6 +434,8 @@ absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadli
     if (shutdown_) return absl::UnavailableError("shard is shutting down");
     if (options_.sync) {
       const uint64_t before = version_;
+      TANDEM_RETURN_IF_ERROR(CheckCutLocked(req.rank(), req.step(), "barrier"));
+      const uint64_t generation = generation_;
       NoteFirstStepLocked(req.step());
       if (req.step() > version_ + options_.max_step_lead)
         return absl::InvalidArgumentError(
@@ -453,14 +460,21 @@ absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadli
       new_version = version_;
       if (advanced) applied_cv_.notify_all();
       if (result.ok()) {
-        const auto done = [&] { return version_ > req.step() || shutdown_; };
+        const auto done = [&] {
+          return version_ > req.step() || shutdown_ || generation_ != generation;
+        };
         while (!done()) {
           if (applied_cv_.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now())) ==
                   std::cv_status::timeout &&
               absl::Now() >= deadline)
             break;
         }
-        if (version_ <= req.step())
+        if (version_ <= req.step() && generation_ != generation)
+          result = absl::AbortedError(absl::StrCat(
+              "barrier: step ", req.step(), " on shard ", options_.shard,
+              " was aborted (a trainer restarted or the shard was rolled back): every trainer "
+              "resumes from the last consistent checkpoint"));
+        else if (version_ <= req.step())
           result = shutdown_ ? absl::UnavailableError("shard is shutting down")
                              : absl::DeadlineExceededError(absl::StrCat(
                                    "barrier: step ", req.step(), " not complete on shard ",
@@ -505,11 +519,16 @@ void Shard::FillStatus(StatusResponse* resp) const {
 }
 
 ShardState Shard::Snapshot() const {
+  // Holding the step lock keeps sync steps from being applied while tables are copied.
+  std::lock_guard<std::mutex> lock(mu_);
+  return SnapshotLocked();
+}
+
+ShardState Shard::SnapshotLocked() const {
   ShardState state;
   state.shard = options_.shard;
   state.num_shards = options_.num_shards;
-  // Holding the step lock keeps sync steps from being applied while tables are copied.
-  std::lock_guard<std::mutex> lock(mu_);
+  state.cut_mode = cut_mode_;
   state.version = version_;
   state.steps_lost = steps_lost_;
   std::shared_lock<std::shared_mutex> tables_lock(tables_mu_);
@@ -522,39 +541,200 @@ ShardState Shard::Snapshot() const {
   return state;
 }
 
-absl::Status Shard::Restore(const ShardState& state) {
-  if (state.shard != options_.shard || state.num_shards != options_.num_shards)
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint belongs to shard ", state.shard,
-                                                   " of ", state.num_shards, ", this is shard ",
-                                                   options_.shard, " of ", options_.num_shards));
-  std::map<uint32_t, std::unique_ptr<TableEntry>> tables;
-  for (const ShardState::Table& st : state.tables) {
+absl::StatusOr<std::map<uint32_t, std::unique_ptr<Shard::TableEntry>>> Shard::BuildTables(
+    const std::vector<ShardState::Table>& tables, bool initial) const {
+  std::map<uint32_t, std::unique_ptr<TableEntry>> out;
+  for (const ShardState::Table& st : tables) {
     TANDEM_RETURN_IF_ERROR(ValidateConfig(st.config), "checkpoint");
     auto entry = std::make_unique<TableEntry>();
     entry->config = st.config;
     const Optimizer opt = *Optimizer::FromConfig(st.config.optimizer());
     if (st.config.kind() == TableConfig::SPARSE) {
       entry->sparse = std::make_unique<SparseTable>(st.config, opt);
-      TANDEM_RETURN_IF_ERROR(entry->sparse->Restore(st.data), "checkpoint");
+      if (!initial) TANDEM_RETURN_IF_ERROR(entry->sparse->Restore(st.data), "checkpoint");
     } else {
       entry->dense =
           std::make_unique<DenseTable>(st.config, opt, options_.shard, options_.num_shards);
-      TANDEM_RETURN_IF_ERROR(entry->dense->Restore(st.data), "checkpoint");
+      if (!initial) TANDEM_RETURN_IF_ERROR(entry->dense->Restore(st.data), "checkpoint");
     }
-    if (!tables.emplace(st.config.id(), std::move(entry)).second)
+    if (!out.emplace(st.config.id(), std::move(entry)).second)
       return absl::InvalidArgumentError(
           absl::StrCat("checkpoint declares table ", st.config.id(), " twice"));
   }
-  {
-    std::unique_lock<std::shared_mutex> lock(tables_mu_);
-    tables_ = std::move(tables);
-  }
+  return out;
+}
+
+void Shard::ReplaceTablesLocked(std::map<uint32_t, std::unique_ptr<TableEntry>> tables) {
+  std::unique_lock<std::shared_mutex> lock(tables_mu_);
+  for (auto& [id, entry] : tables_) retired_tables_.push_back(std::move(entry));
+  tables_ = std::move(tables);
+}
+
+absl::Status Shard::Restore(const ShardState& state) {
+  if (state.shard != options_.shard || state.num_shards != options_.num_shards)
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint belongs to shard ", state.shard,
+                                                   " of ", state.num_shards, ", this is shard ",
+                                                   options_.shard, " of ", options_.num_shards));
+  TANDEM_ASSIGN_OR_RETURN(auto tables, BuildTables(state.tables, /*initial=*/false));
   std::lock_guard<std::mutex> lock(mu_);
+  ReplaceTablesLocked(std::move(tables));
   version_ = state.version;
   restored_version_ = state.version;
   steps_lost_ = state.steps_lost;
-  awaiting_first_step_ = true;
+  cut_mode_ = state.cut_mode;
+  // Trainers driving consistent checkpoints hold their own state of some step: they roll this
+  // shard back (RestoreToStep) instead of it fast-forwarding to theirs.
+  restored_awaiting_ = options_.sync && state.cut_mode;
+  restart_loss_noted_ = false;
+  async_restored_step_.reset();
+  awaiting_first_step_ = !restored_awaiting_;
   pending_.clear();
+  return absl::OkStatus();
+}
+
+// ---- Consistent cut ----------------------------------------------------------------------------
+
+bool Shard::cut_mode() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cut_mode_;
+}
+
+absl::Status Shard::CheckCutLocked(uint32_t rank, uint64_t step, const char* what) {
+  if (!options_.sync) return absl::OkStatus();
+  if (rejoin_pending_)
+    return absl::AbortedError(absl::StrCat(
+        "shard ", options_.shard, ": a trainer restarted, so the ", what, " of rank ", rank,
+        " for step ", step, " is refused until every trainer resumes from the last consistent "
+        "checkpoint"));
+  if ((cut_mode_ || restored_awaiting_) && step > version_) {
+    if (restored_awaiting_ && !restart_loss_noted_) {
+      steps_lost_ += step - version_;
+      restart_loss_noted_ = true;
+    }
+    return absl::AbortedError(absl::StrCat(
+        "shard ", options_.shard, " is at step ", version_,
+        restored_awaiting_ ? " (restored from its checkpoint after a restart)" : "", " but rank ",
+        rank, " sent a ", what, " for step ", step,
+        ": every trainer resumes from the last consistent checkpoint"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Shard::Join(const JoinRequest& req, JoinResponse* resp) {
+  if (req.rank() >= options_.num_trainers)
+    return absl::InvalidArgumentError(absl::StrCat("join: rank ", req.rank(), " is not below ",
+                                                   options_.num_trainers, " trainers"));
+  bool aborted = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cut_mode_ = true;
+    awaiting_first_step_ = false;
+    if (joined_[req.rank()]) {
+      if (options_.sync) {
+        // The rank's old process is gone: the step in flight can never complete. Release the
+        // other ranks' barriers (they exit and resume with everyone) and wait for a restore.
+        rejoin_pending_ = true;
+        ++generation_;
+        pending_.clear();
+        aborted = true;
+      } else {
+        async_restored_step_.reset();
+      }
+    }
+    joined_[req.rank()] = true;
+    resp->set_version(version_);
+    resp->set_aborted(aborted);
+  }
+  if (aborted) {
+    TANDEM_LOG(warn, "shard {}: trainer rank {} restarted; the step in flight is aborted",
+               options_.shard, req.rank());
+    applied_cv_.notify_all();
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ShardState> Shard::SnapshotAtStep(uint64_t step) {
+  std::lock_guard<std::mutex> lock(mu_);
+  cut_mode_ = true;
+  awaiting_first_step_ = false;
+  if (options_.sync) {
+    if (rejoin_pending_ || step > version_)
+      return absl::AbortedError(absl::StrCat(
+          "checkpoint of step ", step, ": shard ", options_.shard, " is at step ", version_,
+          rejoin_pending_ ? " and a trainer restarted" : " (it restarted or was rolled back)",
+          "; every trainer resumes from the last consistent checkpoint"));
+    if (step < version_)
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint of step ", step, ": shard ", options_.shard,
+                       " already applied step ", version_ - 1));
+  }
+  return SnapshotLocked();
+}
+
+absl::Status Shard::RestoreToStep(
+    const RestoreRequest& req, const std::function<absl::StatusOr<ShardState>(uint64_t)>& load,
+    RestoreResponse* resp) {
+  const uint64_t step = req.step();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    cut_mode_ = true;
+    awaiting_first_step_ = false;
+    const uint64_t from = version_;
+    resp->set_from_version(from);
+    const bool there = options_.sync ? version_ == step : async_restored_step_ == step;
+    if (there) {
+      // Already the state of `step`: pushes of the new run (another trainer restored first) are
+      // kept; anything left by the aborted run is dropped.
+      if (rejoin_pending_ || restored_awaiting_) {
+        pending_.clear();
+        ++generation_;
+      }
+      rejoin_pending_ = restored_awaiting_ = false;
+      async_restored_step_ = step;
+      resp->set_version(version_);
+      resp->set_rolled_back(false);
+      resp->set_steps_lost(steps_lost_);
+      return absl::OkStatus();
+    }
+    ShardState state;
+    if (step == 0) {
+      std::shared_lock<std::shared_mutex> tables_lock(tables_mu_);
+      for (const auto& [id, t] : tables_) state.tables.push_back({t->config, {}});
+    } else {
+      TANDEM_ASSIGN_OR_RETURN(state, load(step));
+      if (state.shard != options_.shard || state.num_shards != options_.num_shards)
+        return absl::DataLossError(absl::StrCat("shard ", options_.shard,
+                                                ": the checkpoint of step ", step,
+                                                " belongs to shard ", state.shard, " of ",
+                                                state.num_shards));
+      if (options_.sync && state.version != step)
+        return absl::DataLossError(absl::StrCat("shard ", options_.shard,
+                                                ": the checkpoint file of step ", step,
+                                                " holds version ", state.version));
+    }
+    auto tables = BuildTables(state.tables, /*initial=*/step == 0);
+    if (!tables.ok())
+      return Annotate(tables.status(),
+                      absl::StrCat("shard ", options_.shard, ": restoring step ", step));
+    ReplaceTablesLocked(std::move(*tables));
+    version_ = step == 0 ? 0 : state.version;
+    if (from > version_) steps_lost_ += from - version_;
+    ++generation_;
+    pending_.clear();
+    rejoin_pending_ = restored_awaiting_ = false;
+    restart_loss_noted_ = false;
+    std::fill(seen_rank_.begin(), seen_rank_.end(), false);
+    std::fill(newest_step_.begin(), newest_step_.end(), 0);
+    std::fill(async_step_.begin(), async_step_.end(), 0);
+    for (auto& seqs : async_seqs_) seqs.clear();
+    async_restored_step_ = step;
+    resp->set_version(version_);
+    resp->set_rolled_back(true);
+    resp->set_steps_lost(steps_lost_);
+  }
+  applied_cv_.notify_all();
+  TANDEM_LOG(info, "shard {}: rolled back from step {} to step {} (asked by rank {})",
+             options_.shard, resp->from_version(), step, req.rank());
   return absl::OkStatus();
 }
 

@@ -11,6 +11,12 @@
 // After a (re)start, the first step a trainer reports fast-forwards the shard to that step; the
 // skipped steps are "lost" (their updates are missing from this shard) and counted.
 //
+// Consistent cut (docs/pserver.md): once trainers drive checkpoints (Join, CheckpointAtStep,
+// RestoreToStep), the shard is in "cut mode": it never fast-forwards. In sync mode a push,
+// barrier or checkpoint for a step the shard has not reached (it restarted from an older
+// checkpoint or was rolled back) is answered ABORTED, as is everything after a known rank
+// re-joined, until the trainers, resumed from one common step S, call RestoreToStep(S).
+//
 // Thread-safety: all methods are thread-safe.
 #pragma once
 
@@ -20,6 +26,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -59,6 +66,7 @@ struct ShardState {
   uint32_t num_shards = 1;
   uint64_t version = 0;
   uint64_t steps_lost = 0;
+  bool cut_mode = false;  // written while trainers drive checkpoints
   struct Table {
     TableConfig config;
     TableSnapshot data;
@@ -88,6 +96,17 @@ class Shard {
   // Replaces tables and version with a checkpoint's. INVALID_ARGUMENT when it belongs to another
   // shard layout or its data does not match its table declarations.
   absl::Status Restore(const ShardState& state);
+
+  // A trainer process (re)started (see JoinRequest). Fills version and aborted.
+  absl::Status Join(const JoinRequest& req, JoinResponse* resp);
+  // The state to write as the trainers' checkpoint of `step` (see CheckpointRequest).
+  absl::StatusOr<ShardState> SnapshotAtStep(uint64_t step);
+  // Rolls back to the checkpoint of `step` (see RestoreRequest); `load(step)` reads it (called
+  // with the step lock held, only when the shard is not already at `step`; never for step 0).
+  absl::Status RestoreToStep(const RestoreRequest& req,
+                             const std::function<absl::StatusOr<ShardState>(uint64_t)>& load,
+                             RestoreResponse* resp);
+  bool cut_mode() const;
 
   // Wakes every StepBarrier waiter with UNAVAILABLE; later barriers fail at once.
   void Shutdown();
@@ -124,6 +143,16 @@ class Shard {
   absl::Status ValidateHeader(const PushHeader& header) const;
   // Under mu_: fast-forwards on the first step seen after start-up.
   void NoteFirstStepLocked(uint64_t step);
+  ShardState SnapshotLocked() const;
+  // Under mu_, sync mode: ABORTED when the trainers must resume from a common checkpoint before
+  // `step` (from `rank`, doing `what`) can be accepted.
+  absl::Status CheckCutLocked(uint32_t rank, uint64_t step, const char* what);
+  // Builds table entries from declarations and data (`initial`: fresh, data ignored).
+  absl::StatusOr<std::map<uint32_t, std::unique_ptr<TableEntry>>> BuildTables(
+      const std::vector<ShardState::Table>& tables, bool initial) const;
+  // Under mu_: replaces the tables; the old entries are retired, not freed (FindTable's
+  // pointers stay valid for calls in flight).
+  void ReplaceTablesLocked(std::map<uint32_t, std::unique_ptr<TableEntry>> tables);
   PendingStep& PendingLocked(uint64_t step);
   // Under mu_: applies every pending step whose barrier is complete; returns true if any.
   bool TryApplyLocked();
@@ -155,6 +184,15 @@ class Shard {
   std::vector<absl::flat_hash_set<uint32_t>> async_seqs_;  // GUARDED_BY(mu_)
   uint64_t stale_dropped_ = 0;                             // GUARDED_BY(mu_)
   std::function<void(uint64_t)> listener_;                 // GUARDED_BY(mu_)
+  // Consistent cut.
+  bool cut_mode_ = false;            // GUARDED_BY(mu_)
+  bool rejoin_pending_ = false;      // a known rank re-joined; GUARDED_BY(mu_)
+  bool restored_awaiting_ = false;   // restored a cut checkpoint at start-up; GUARDED_BY(mu_)
+  bool restart_loss_noted_ = false;  // GUARDED_BY(mu_)
+  uint64_t generation_ = 0;          // bumped when the step in flight is aborted; GUARDED_BY(mu_)
+  std::vector<bool> joined_;         // per rank; GUARDED_BY(mu_)
+  std::optional<uint64_t> async_restored_step_;  // GUARDED_BY(mu_)
+  std::vector<std::unique_ptr<TableEntry>> retired_tables_;  // GUARDED_BY(tables_mu_)
 };
 
 }  // namespace tandem::pserver

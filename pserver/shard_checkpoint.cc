@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "google/protobuf/util/json_util.h"
@@ -23,7 +24,8 @@ constexpr char kPrefix[] = "ckpt";
 absl::Status WriteShardState(const std::string& path, const ShardState& state) {
   nlohmann::json metadata = {{"format", kFormat},        {"formatVersion", kFormatVersion},
                              {"shard", state.shard},     {"numShards", state.num_shards},
-                             {"version", state.version}, {"stepsLost", state.steps_lost}};
+                             {"version", state.version}, {"stepsLost", state.steps_lost},
+                             {"cutMode", state.cut_mode}};
   nlohmann::json tables = nlohmann::json::array();
   for (const ShardState::Table& t : state.tables) {
     std::string config_json;
@@ -57,6 +59,7 @@ absl::StatusOr<ShardState> DecodeShardState(const Checkpoint& c) {
     state.num_shards = m.at("numShards").get<uint32_t>();
     state.version = m.at("version").get<uint64_t>();
     state.steps_lost = m.at("stepsLost").get<uint64_t>();
+    state.cut_mode = m.value("cutMode", false);
     for (const nlohmann::json& tj : m.at("tables")) {
       ShardState::Table t;
       auto parsed = google::protobuf::util::JsonStringToMessage(tj.dump(), &t.config);
@@ -99,15 +102,61 @@ std::vector<std::string> ShardCheckpointer::List() const {
 }
 
 absl::StatusOr<std::string> ShardCheckpointer::Write(const ShardState& state) {
+  return Write(state, state.version);
+}
+
+absl::StatusOr<std::string> ShardCheckpointer::Write(const ShardState& state, uint64_t number) {
   std::error_code ec;
   fs::create_directories(shard_dir_, ec);
   if (ec)
     return absl::InternalError(absl::StrCat("cannot create ", shard_dir_, ": ", ec.message()));
   const std::string path =
-      NumberedCheckpointPath(shard_dir_, kPrefix, static_cast<int64_t>(state.version));
+      NumberedCheckpointPath(shard_dir_, kPrefix, static_cast<int64_t>(number));
   TANDEM_RETURN_IF_ERROR(WriteShardState(path, state), "shard ", shard_, " checkpoint");
   TANDEM_RETURN_IF_ERROR(PruneNumberedCheckpoints(shard_dir_, kPrefix, keep_));
   return path;
+}
+
+std::vector<uint64_t> ShardCheckpointer::Steps() const {
+  std::vector<uint64_t> steps;
+  auto found = ListNumberedCheckpoints(shard_dir_, kPrefix);
+  if (!found.ok()) return steps;
+  for (const NumberedCheckpoint& c : *found) steps.push_back(static_cast<uint64_t>(c.step));
+  std::sort(steps.begin(), steps.end());
+  return steps;
+}
+
+absl::StatusOr<ShardState> ShardCheckpointer::Load(uint64_t number) const {
+  const std::string path = NumberedCheckpointPath(shard_dir_, kPrefix, static_cast<int64_t>(number));
+  std::error_code ec;
+  if (!fs::exists(path, ec)) {
+    std::vector<std::string> held;
+    for (uint64_t s : Steps()) held.push_back(absl::StrCat(s));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "pserver shard ", shard_, " has no checkpoint of step ", number, " (it holds steps [",
+        absl::StrJoin(held, ", "), "] in ", shard_dir_,
+        "); the trainers' checkpoint of that step cannot be matched on this shard"));
+  }
+  auto container = ReadCheckpoint(path);
+  if (!container.ok())
+    return absl::DataLossError(absl::StrCat("pserver shard ", shard_, ": checkpoint ", path,
+                                            ": ", container.status().message()));
+  auto state = DecodeShardState(*container);
+  if (!state.ok())
+    return absl::DataLossError(absl::StrCat("pserver shard ", shard_, ": checkpoint ", path,
+                                            ": ", state.status().message()));
+  return state;
+}
+
+void ShardCheckpointer::RemoveAbove(uint64_t number) const {
+  auto found = ListNumberedCheckpoints(shard_dir_, kPrefix);
+  if (!found.ok()) return;
+  for (const NumberedCheckpoint& c : *found) {
+    if (static_cast<uint64_t>(c.step) <= number) continue;
+    std::error_code ec;
+    fs::remove(c.path, ec);
+    if (ec) TANDEM_LOG(warn, "cannot remove {}: {}", c.path, ec.message());
+  }
 }
 
 absl::StatusOr<std::optional<ShardState>> ShardCheckpointer::LoadLatest() {

@@ -24,8 +24,18 @@ class ShardCheckpointer {
   // REQUIRES: keep >= 1.
   ShardCheckpointer(std::string dir, uint32_t shard, int keep);
 
-  // Writes `state` and removes all but the newest `keep` checkpoints. Returns the file's path.
+  // Writes `state` as checkpoint number `number` (default: its version) and removes all but the
+  // newest `keep` checkpoints. Returns the file's path.
   absl::StatusOr<std::string> Write(const ShardState& state);
+  absl::StatusOr<std::string> Write(const ShardState& state, uint64_t number);
+
+  // Checkpoint `number` (a trainers' step). FAILED_PRECONDITION naming the shard, the step and the
+  // steps held when there is no such file; DATA_LOSS when it is corrupt.
+  absl::StatusOr<ShardState> Load(uint64_t number) const;
+  // Numbers of the checkpoint files held, ascending.
+  std::vector<uint64_t> Steps() const;
+  // Removes the checkpoints numbered above `number` (a rolled-back run's future).
+  void RemoveAbove(uint64_t number) const;
 
   // The newest readable checkpoint (older ones are tried when the newest is corrupt), or nullopt
   // when there is none.

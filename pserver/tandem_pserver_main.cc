@@ -85,7 +85,8 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-dir", o.checkpoint_dir,
                  "Directory for shard checkpoints (default $TANDEM_CHECKPOINT_DIR; empty: none)");
   app.add_option("--checkpoint-interval", o.checkpoint_interval,
-                 "Checkpoint every N steps (0: only on SIGTERM and on request)")
+                 "Checkpoint every N steps (0: only on SIGTERM and on request); off once "
+                 "trainers drive consistent checkpoints (docs/pserver.md)")
       ->capture_default_str();
   app.add_option("--checkpoint-keep", o.checkpoint_keep, "Checkpoints kept per shard")
       ->check(CLI::Range(1, 1000))

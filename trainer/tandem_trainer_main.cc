@@ -151,6 +151,34 @@ int main(int argc, char** argv) {
   if (job.contains("metadata") && job["metadata"].is_object() &&
       job["metadata"].value("name", nlohmann::json()).is_string())
     name = job["metadata"]["name"].get<std::string>();
+  // Sparse path: embedding tables (and, with spec.sync.dense: pserver, dense parameters) live on
+  // the pservers of TANDEM_PSERVERS. Without pservers the tables stay local. Connected before the
+  // ring: see Join below.
+  std::unique_ptr<tandem::trainer::SparsePath> sparse;
+  if (const char* ps = std::getenv("TANDEM_PSERVERS"); ps != nullptr && *ps != '\0') {
+    auto sync = tandem::trainer::ParsePServerSyncOptions(job["spec"]);
+    if (!sync.ok()) {
+      std::cerr << "tandem-trainer: " << job_path << ": " << sync.status().message() << std::endl;
+      return 2;
+    }
+    tandem::trainer::ModelGraph graph;
+    auto errors = tandem::trainer::BuildModelGraph(
+        spec->model, tandem::trainer::LayerRegistry::Builtin(), "spec.model", &graph);
+    if (errors.empty() && (tandem::trainer::HasSparseTables(graph) || sync->dense_on_pserver)) {
+      auto sp = tandem::trainer::SparsePath::ConnectFromEnv(*sync);
+      if (!sp.ok()) {
+        std::cerr << "tandem-trainer: parameter server: " << sp.status().message() << std::endl;
+        return 1;
+      }
+      sparse = std::move(*sp);
+      // Before meeting the other trainers: if this rank restarted, the shards release the
+      // others from the step they wait in, so that they restart and resume with it.
+      if (auto joined = sparse->Join(); !joined.ok()) {
+        std::cerr << "tandem-trainer: parameter server: " << joined.message() << std::endl;
+        return 1;
+      }
+    }
+  }
   // Data-parallel: meet the peers before the (long) data loading, so that a missing peer is
   // reported early; the rendezvous waits TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S for them.
   std::unique_ptr<tandem::trainer::DataParallel> parallel;
@@ -171,27 +199,6 @@ int main(int argc, char** argv) {
       return code == tandem::collective::kPeerFailureExitCode ? code : 2;
     }
     parallel = std::move(*dp);
-  }
-  // Sparse path: embedding tables (and, with spec.sync.dense: pserver, dense parameters) live on
-  // the pservers of TANDEM_PSERVERS. Without pservers the tables stay local.
-  std::unique_ptr<tandem::trainer::SparsePath> sparse;
-  if (const char* ps = std::getenv("TANDEM_PSERVERS"); ps != nullptr && *ps != '\0') {
-    auto sync = tandem::trainer::ParsePServerSyncOptions(job["spec"]);
-    if (!sync.ok()) {
-      std::cerr << "tandem-trainer: " << job_path << ": " << sync.status().message() << std::endl;
-      return 2;
-    }
-    tandem::trainer::ModelGraph graph;
-    auto errors = tandem::trainer::BuildModelGraph(
-        spec->model, tandem::trainer::LayerRegistry::Builtin(), "spec.model", &graph);
-    if (errors.empty() && (tandem::trainer::HasSparseTables(graph) || sync->dense_on_pserver)) {
-      auto sp = tandem::trainer::SparsePath::ConnectFromEnv(*sync);
-      if (!sp.ok()) {
-        std::cerr << "tandem-trainer: parameter server: " << sp.status().message() << std::endl;
-        return 1;
-      }
-      sparse = std::move(*sp);
-    }
   }
   std::unique_ptr<tandem::trainer::EventReporter> events;
   if (events_on) events = std::make_unique<tandem::trainer::EventReporter>(&std::cout);
@@ -214,6 +221,13 @@ int main(int argc, char** argv) {
   if (!result.ok()) {
     if (tandem::collective::IsPeerFailure(result.status())) {
       std::cerr << "tandem-trainer: a peer failed (exit 75: restart from the last checkpoint): "
+                << result.status().message() << std::endl;
+      return tandem::collective::kPeerFailureExitCode;
+    }
+    if (absl::IsAborted(result.status()) && sparse != nullptr) {
+      // A trainer or a pserver restarted: the job resumes from its last consistent checkpoint.
+      std::cerr << "tandem-trainer: the parameter servers aborted the step (exit 75: restart "
+                   "from the last consistent checkpoint): "
                 << result.status().message() << std::endl;
       return tandem::collective::kPeerFailureExitCode;
     }

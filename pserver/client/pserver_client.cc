@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <future>
+#include <iterator>
 #include <limits>
 #include <thread>
 
@@ -271,6 +273,26 @@ absl::StatusOr<const PServerClient::TableInfo*> PServerClient::Table(uint32_t id
   return it->second.get();  // entries are never removed
 }
 
+absl::Status PServerClient::CheckLayout() {
+  const uint32_t n = num_shards();
+  // Once per client: every shard must agree with this client on layout and mode, or placement
+  // and the step protocol would silently disagree.
+  if (!layout_checked_.load()) {
+    for (uint32_t shard = 0; shard < n; ++shard) {
+      TANDEM_ASSIGN_OR_RETURN(StatusResponse st, ShardStatus(shard));
+      if (st.shard() != shard || st.num_shards() != n || st.sync_mode() != options_.sync ||
+          options_.rank >= st.num_trainers())
+        return absl::FailedPreconditionError(absl::StrCat(
+            "pserver at ", options_.endpoints[shard], " is shard ", st.shard(), " of ",
+            st.num_shards(), " (", st.sync_mode() ? "sync" : "async", ", ", st.num_trainers(),
+            " trainers), but this client expects shard ", shard, " of ", n, " (",
+            options_.sync ? "sync" : "async", ", rank ", options_.rank, ")"));
+    }
+    layout_checked_ = true;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PServerClient::RegisterTable(const TableConfig& declared) {
   TableConfig config = declared;
   const uint32_t n = num_shards();
@@ -289,21 +311,7 @@ absl::Status PServerClient::RegisterTable(const TableConfig& declared) {
     for (uint64_t b = 0; b < blocks; ++b)
       info->blocks_by_shard[ShardOfKey(b, info->salt, n)].push_back(static_cast<uint32_t>(b));
   }
-  // Once per client: every shard must agree with this client on layout and mode, or placement
-  // and the step protocol would silently disagree.
-  if (!layout_checked_.load()) {
-    for (uint32_t shard = 0; shard < n; ++shard) {
-      TANDEM_ASSIGN_OR_RETURN(StatusResponse st, ShardStatus(shard));
-      if (st.shard() != shard || st.num_shards() != n || st.sync_mode() != options_.sync ||
-          options_.rank >= st.num_trainers())
-        return absl::FailedPreconditionError(absl::StrCat(
-            "pserver at ", options_.endpoints[shard], " is shard ", st.shard(), " of ",
-            st.num_shards(), " (", st.sync_mode() ? "sync" : "async", ", ", st.num_trainers(),
-            " trainers), but this client expects shard ", shard, " of ", n, " (",
-            options_.sync ? "sync" : "async", ", rank ", options_.rank, ")"));
-    }
-    layout_checked_ = true;
-  }
+  TANDEM_RETURN_IF_ERROR(CheckLayout());
   RegisterTableRequest req;
   *req.mutable_table() = config;
   for (uint32_t shard = 0; shard < n; ++shard) {
@@ -720,6 +728,108 @@ absl::StatusOr<StatusResponse> PServerClient::ShardStatus(uint32_t shard) {
   auto ctx = NewContext(options_.rpc_timeout);
   TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, options_.rpc_timeout));
   return resp;
+}
+
+// ---- Consistent checkpoints --------------------------------------------------------------------
+
+absl::Status PServerClient::ForEachShard(const std::function<absl::Status(uint32_t)>& fn) {
+  std::vector<std::future<absl::Status>> results;
+  for (uint32_t s = 0; s < num_shards(); ++s)
+    results.push_back(std::async(std::launch::async, fn, s));
+  absl::Status first = absl::OkStatus();
+  for (auto& r : results) {
+    absl::Status s = r.get();
+    if (first.ok()) first = s;
+  }
+  return first;
+}
+
+namespace {
+
+std::vector<uint64_t> Intersect(const std::vector<std::vector<uint64_t>>& lists) {
+  if (lists.empty()) return {};
+  std::vector<uint64_t> out = lists[0];
+  for (size_t i = 1; i < lists.size(); ++i) {
+    std::vector<uint64_t> next;
+    std::set_intersection(out.begin(), out.end(), lists[i].begin(), lists[i].end(),
+                          std::back_inserter(next));
+    out = std::move(next);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<uint64_t>> PServerClient::Join() {
+  TANDEM_RETURN_IF_ERROR(CheckLayout());
+  std::vector<std::vector<uint64_t>> steps(num_shards());
+  TANDEM_RETURN_IF_ERROR(ForEachShard([&](uint32_t shard) -> absl::Status {
+    JoinRequest req;
+    req.set_rank(options_.rank);
+    JoinResponse resp;
+    auto call = [&](grpc::ClientContext* ctx) { return Stub(shard)->Join(ctx, req, &resp); };
+    auto ctx = NewContext(options_.rpc_timeout);
+    TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, options_.rpc_timeout), "join");
+    steps[shard].assign(resp.checkpoint_steps().begin(), resp.checkpoint_steps().end());
+    std::sort(steps[shard].begin(), steps[shard].end());
+    if (resp.aborted())
+      TANDEM_LOG(warn, "pserver shard {}: this rank restarted; the step in flight was aborted",
+                 shard);
+    return absl::OkStatus();
+  }));
+  return Intersect(steps);
+}
+
+absl::StatusOr<std::vector<uint64_t>> PServerClient::CommonCheckpointSteps() {
+  std::vector<std::vector<uint64_t>> steps(num_shards());
+  for (uint32_t shard = 0; shard < num_shards(); ++shard) {
+    TANDEM_ASSIGN_OR_RETURN(StatusResponse st, ShardStatus(shard));
+    steps[shard].assign(st.checkpoint_steps().begin(), st.checkpoint_steps().end());
+    std::sort(steps[shard].begin(), steps[shard].end());
+  }
+  return Intersect(steps);
+}
+
+absl::Status PServerClient::CheckpointAll(uint64_t step) {
+  return ForEachShard([&](uint32_t shard) -> absl::Status {
+    CheckpointRequest req;
+    req.set_step(step);
+    req.set_rank(options_.rank);
+    CheckpointResponse resp;
+    auto call = [&](grpc::ClientContext* ctx) { return Stub(shard)->Checkpoint(ctx, req, &resp); };
+    // Writing a large shard takes a while: allow more than one pull's time.
+    const absl::Duration timeout = options_.rpc_timeout * 4;
+    auto ctx = NewContext(timeout);
+    return Retry(shard, call(ctx.get()), call, timeout);
+  });
+}
+
+absl::StatusOr<uint64_t> PServerClient::RestoreAll(uint64_t step) {
+  std::vector<uint64_t> rolled(num_shards(), 0);
+  TANDEM_RETURN_IF_ERROR(ForEachShard([&](uint32_t shard) -> absl::Status {
+    RestoreRequest req;
+    req.set_step(step);
+    req.set_rank(options_.rank);
+    RestoreResponse resp;
+    auto call = [&](grpc::ClientContext* ctx) { return Stub(shard)->Restore(ctx, req, &resp); };
+    const absl::Duration timeout = options_.rpc_timeout * 4;
+    auto ctx = NewContext(timeout);
+    TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, timeout));
+    if (resp.rolled_back()) {
+      rolled[shard] = resp.from_version() > step ? resp.from_version() - step : 0;
+      TANDEM_LOG(info, "pserver shard {} rolled back from step {} to step {}", shard,
+                 resp.from_version(), step);
+    }
+    NoteStepsLost(shard, resp.steps_lost());
+    return absl::OkStatus();
+  }));
+  {
+    std::lock_guard<std::mutex> lock(push_mu_);
+    push_step_ = step;
+    std::fill(push_seq_.begin(), push_seq_.end(), 0);
+    for (auto& r : retained_) r.clear();
+  }
+  return *std::max_element(rolled.begin(), rolled.end());
 }
 
 absl::StatusOr<CheckpointResponse> PServerClient::CheckpointShard(uint32_t shard) {

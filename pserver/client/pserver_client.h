@@ -138,6 +138,20 @@ class PServerClient {
   std::vector<uint64_t> rows_per_shard() const;
   double shard_balance() const;
 
+  // ---- Consistent checkpoints (docs/pserver.md "Consistent cut") ----
+  // Announces this trainer process to every shard (once per process, before meeting the other
+  // trainers). Returns the checkpoint steps every shard holds (the intersection, ascending).
+  absl::StatusOr<std::vector<uint64_t>> Join();
+  // The checkpoint steps every shard holds (the intersection, ascending).
+  absl::StatusOr<std::vector<uint64_t>> CommonCheckpointSteps();
+  // Every shard checkpoints its state of `step` (sync: exactly after `step` steps; call it after
+  // FinishStep(step - 1) and before pushing `step`), all shards in parallel. ABORTED when a shard
+  // restarted or was rolled back (the trainer must resume from its last checkpoint).
+  absl::Status CheckpointAll(uint64_t step);
+  // Every shard rolls back to its checkpoint of `step` (0: the initial state); idempotent.
+  // Returns the largest number of steps a shard rolled back. Clears the retained pushes.
+  absl::StatusOr<uint64_t> RestoreAll(uint64_t step);
+
   // The shards' status (for tests and tools).
   absl::StatusOr<StatusResponse> ShardStatus(uint32_t shard);
   absl::StatusOr<CheckpointResponse> CheckpointShard(uint32_t shard);
@@ -162,6 +176,8 @@ class PServerClient {
                      const std::function<grpc::Status(grpc::ClientContext*)>& call,
                      absl::Duration timeout);
   absl::Status ReRegister(uint32_t shard);
+  // Once per client: every shard must agree with this client on layout and mode.
+  absl::Status CheckLayout();
   // Sends requests[i] to shards[i], all concurrently; a failed call i is handed to
   // on_failure(i, status), whose result counts instead.
   template <typename Req, typename Resp, typename AsyncCall>
@@ -179,6 +195,8 @@ class PServerClient {
   void NoteRows(uint32_t shard, uint64_t rows);
   void NoteStepsLost(uint32_t shard, uint64_t lost);
   void BackgroundLoop();
+  // Runs fn(shard) for every shard concurrently; the first error (in shard order) wins.
+  absl::Status ForEachShard(const std::function<absl::Status(uint32_t)>& fn);
 
   const PServerClientOptions options_;
   const std::string auth_;  // "Bearer <token>"

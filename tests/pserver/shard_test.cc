@@ -5,9 +5,11 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "pserver/initializer.h"
 #include "pserver/optimizer.h"
@@ -441,6 +443,226 @@ TEST(ShardCheckpointTest, RoundTripAndFallBackToOlderFile) {
   // Keep: only the newest 2 files remain after a third write.
   ASSERT_TRUE(ckpt.Write(shard.Snapshot()).ok());
   EXPECT_EQ(ckpt.List().size(), 2u);
+  std::filesystem::remove_all(dir);
+}
+
+
+// ---- Consistent cut ----------------------------------------------------------------------------
+
+// One sync step of W = 2 trainers: each pushes `grad` for key 4, then both wait at the barrier.
+void TwoRankStep(Shard& shard, uint64_t step, float grad) {
+  PushResponse pr;
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, step, 0, {4}, {grad}), &pr).ok());
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, step, 0, {4}, {grad}), &pr).ok());
+  absl::Status rank1;
+  std::thread other([&] { rank1 = Barrier(shard, 1, step, 1); });
+  ASSERT_TRUE(Barrier(shard, 0, step, 1).ok());
+  other.join();
+  ASSERT_TRUE(rank1.ok()) << rank1;
+}
+
+absl::Status JoinRank(Shard& shard, uint32_t rank, bool* aborted = nullptr) {
+  JoinRequest req;
+  req.set_rank(rank);
+  JoinResponse resp;
+  absl::Status s = shard.Join(req, &resp);
+  if (aborted != nullptr) *aborted = resp.aborted();
+  return s;
+}
+
+absl::StatusOr<RestoreResponse> RestoreTo(Shard& shard, uint64_t step,
+                                          const std::map<uint64_t, ShardState>& files) {
+  RestoreRequest req;
+  req.set_step(step);
+  RestoreResponse resp;
+  absl::Status s = shard.RestoreToStep(
+      req,
+      [&](uint64_t want) -> absl::StatusOr<ShardState> {
+        auto it = files.find(want);
+        if (it == files.end())
+          return absl::FailedPreconditionError(absl::StrCat("no checkpoint of step ", want));
+        return it->second;
+      },
+      &resp);
+  if (!s.ok()) return s;
+  return resp;
+}
+
+TEST(ShardCutTest, CheckpointsExactStepsAndRollsBackToThem) {
+  Shard shard = MakeShard(/*sync=*/true, /*trainers=*/2);
+  Register(shard, SparseConfig(1, "emb", 1));
+  ASSERT_TRUE(JoinRank(shard, 0).ok());
+  ASSERT_TRUE(JoinRank(shard, 1).ok());
+  std::map<uint64_t, ShardState> files;
+  TwoRankStep(shard, 0, 1);  // 1 - 1 = 0
+  TwoRankStep(shard, 1, 1);  // -1
+  // Only the step the shard is at can be checkpointed.
+  EXPECT_EQ(shard.SnapshotAtStep(3).status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(shard.SnapshotAtStep(1).status().code(), absl::StatusCode::kFailedPrecondition);
+  auto at2 = shard.SnapshotAtStep(2);
+  ASSERT_TRUE(at2.ok()) << at2.status();
+  EXPECT_EQ(at2->version, 2u);
+  EXPECT_TRUE(at2->cut_mode);
+  files[2] = *at2;
+  // A push of step 2 is pending (not applied) while a checkpoint of step 2 is taken.
+  PushResponse pr;
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 2, 0, {4}, {5}), &pr).ok());
+  auto again = shard.SnapshotAtStep(2);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->tables[0].data.values, at2->tables[0].data.values);
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 2, 0, {4}, {5}), &pr).ok());
+  absl::Status rank1;
+  std::thread other([&] { rank1 = Barrier(shard, 1, 2, 1); });
+  ASSERT_TRUE(Barrier(shard, 0, 2, 1).ok());
+  other.join();
+  TwoRankStep(shard, 3, 1);
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{-7}));
+  EXPECT_EQ(shard.version(), 4u);
+
+  // A trainer resumed at step 2: the shard goes back to exactly its state of step 2.
+  auto r = RestoreTo(shard, 2, files);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->rolled_back());
+  EXPECT_EQ(r->from_version(), 4u);
+  EXPECT_EQ(shard.version(), 2u);
+  EXPECT_EQ(shard.steps_lost(), 2u);
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{-1}));
+  // The other trainer's restore of the same step is a no-op and keeps the first one's pushes.
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 2, 0, {4}, {1}), &pr).ok());
+  r = RestoreTo(shard, 2, files);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->rolled_back());
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 2, 0, {4}, {3}), &pr).ok());
+  std::thread other2([&] { rank1 = Barrier(shard, 1, 2, 1); });
+  ASSERT_TRUE(Barrier(shard, 0, 2, 1).ok());
+  other2.join();
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{-3}));  // -1 - (1 + 3) / 2
+  // A step the shard has not reached is refused (never fast-forwarded) in cut mode.
+  EXPECT_EQ(shard.PushSparse(SparsePush(0, 5, 0, {4}, {1}), &pr).code(),
+            absl::StatusCode::kAborted);
+  // A step it holds no checkpoint of: a clear error, the state is untouched.
+  auto missing = RestoreTo(shard, 7, files);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(missing.status().message().find("step 7"), std::string::npos);
+  EXPECT_EQ(shard.version(), 3u);
+  // Step 0: every table back to its initializer, still declared.
+  r = RestoreTo(shard, 0, files);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->rolled_back());
+  EXPECT_EQ(shard.version(), 0u);
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{1}));
+}
+
+TEST(ShardCutTest, RejoiningRankAbortsTheStepInFlightUntilRestored) {
+  Shard shard = MakeShard(true, 2);
+  Register(shard, SparseConfig(1, "emb", 1));
+  bool aborted = true;
+  ASSERT_TRUE(JoinRank(shard, 0, &aborted).ok());
+  EXPECT_FALSE(aborted);
+  ASSERT_TRUE(JoinRank(shard, 1, &aborted).ok());
+  EXPECT_FALSE(aborted);
+  TwoRankStep(shard, 0, 1);
+  // Rank 1 waits in step 1 for rank 0, which died; rank 0's new process joins.
+  PushResponse pr;
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 1, 0, {4}, {1}), &pr).ok());
+  absl::Status waiting;
+  std::thread rank1([&] { waiting = Barrier(shard, 1, 1, 1, absl::Seconds(60)); });
+  // Whether rank 1 is already waiting or arrives after the join, its barrier is aborted.
+  absl::SleepFor(absl::Milliseconds(50));
+  ASSERT_TRUE(JoinRank(shard, 0, &aborted).ok());
+  EXPECT_TRUE(aborted);
+  rank1.join();
+  EXPECT_EQ(waiting.code(), absl::StatusCode::kAborted) << waiting;
+  // Everything is refused until the trainers restore a common step.
+  EXPECT_EQ(shard.PushSparse(SparsePush(1, 1, 0, {4}, {1}), &pr).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(Barrier(shard, 1, 1, 0).code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(shard.SnapshotAtStep(1).status().code(), absl::StatusCode::kAborted);
+  auto r = RestoreTo(shard, 1, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_FALSE(r->rolled_back());  // already at step 1; the aborted pushes were dropped
+  TwoRankStep(shard, 1, 2);
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{-2}));  // 1 - 1 - 2
+}
+
+TEST(ShardCutTest, RestartedShardRefusesStepsAheadUntilRestored) {
+  Shard shard = MakeShard(true, 2);
+  Register(shard, SparseConfig(1, "emb", 1));
+  ASSERT_TRUE(JoinRank(shard, 0).ok());
+  TwoRankStep(shard, 0, 1);
+  auto saved = shard.SnapshotAtStep(1);
+  ASSERT_TRUE(saved.ok());
+  // The shard restarts from its checkpoint of step 1 while the trainers reached step 3.
+  Shard restarted = MakeShard(true, 2);
+  ASSERT_TRUE(restarted.Restore(*saved).ok());
+  PushResponse pr;
+  EXPECT_EQ(restarted.PushSparse(SparsePush(0, 3, 0, {4}, {1}), &pr).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(restarted.steps_lost(), 2u);
+  EXPECT_EQ(restarted.version(), 1u);
+  // The resumed trainers restore step 1 (already there) and continue exactly.
+  ASSERT_TRUE(RestoreTo(restarted, 1, {}).ok());
+  TwoRankStep(restarted, 1, 1);
+  EXPECT_EQ(Pull(restarted, {4}), (std::vector<float>{-1}));
+  // Without trainer-driven checkpoints the old behaviour stays: a fast-forward.
+  Shard legacy = MakeShard(true, 1);
+  Register(legacy, SparseConfig(1, "emb", 1));
+  ASSERT_TRUE(legacy.PushSparse(SparsePush(0, 4, 0, {4}, {1}), &pr).ok());
+  EXPECT_EQ(pr.steps_lost(), 4u);
+}
+
+TEST(ShardCutTest, AsyncCheckpointsAnyStateAndRestoresItOncePerResume) {
+  Shard shard = MakeShard(/*sync=*/false, /*trainers=*/2);
+  Register(shard, SparseConfig(1, "emb", 1));
+  ASSERT_TRUE(JoinRank(shard, 0).ok());
+  ASSERT_TRUE(JoinRank(shard, 1).ok());
+  PushResponse pr;
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 0, 0, {4}, {1}), &pr).ok());
+  ASSERT_TRUE(shard.PushSparse(SparsePush(1, 0, 0, {4}, {1}), &pr).ok());
+  // Async: whatever has arrived, named by the trainer's step (a weaker cut).
+  auto at1 = shard.SnapshotAtStep(1);
+  ASSERT_TRUE(at1.ok()) << at1.status();
+  std::map<uint64_t, ShardState> files{{1, *at1}};
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 1, 0, {4}, {1}), &pr).ok());
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{-2}));
+  // Both ranks restart and resume at step 1: the first restore rolls back, the second keeps the
+  // first rank's new push.
+  bool aborted = true;
+  ASSERT_TRUE(JoinRank(shard, 0, &aborted).ok());
+  EXPECT_FALSE(aborted) << "async: there is no step in flight to abort";
+  ASSERT_TRUE(JoinRank(shard, 1).ok());
+  auto r = RestoreTo(shard, 1, files);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->rolled_back());
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{-1}));
+  ASSERT_TRUE(shard.PushSparse(SparsePush(0, 1, 0, {4}, {1}), &pr).ok());
+  r = RestoreTo(shard, 1, files);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->rolled_back());
+  EXPECT_EQ(Pull(shard, {4}), (std::vector<float>{-2}));
+}
+
+TEST(ShardCheckpointTest, NumberedByStepListedLoadedAndPrunedAboveARollBack) {
+  const std::string dir = std::filesystem::temp_directory_path() /
+                          ("pserver_cut_test_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  Shard shard = MakeShard(true, 1);
+  Register(shard, SparseConfig(1, "emb", 2));
+  ShardCheckpointer ckpt(dir, 0, 3);
+  ShardState state = shard.Snapshot();
+  ASSERT_TRUE(ckpt.Write(state, 5).ok());
+  ASSERT_TRUE(ckpt.Write(state, 10).ok());
+  EXPECT_EQ(ckpt.Steps(), (std::vector<uint64_t>{5, 10}));
+  auto loaded = ckpt.Load(10);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  auto missing = ckpt.Load(7);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(missing.status().message().find("shard 0 has no checkpoint of step 7"),
+            std::string::npos)
+      << missing.status();
+  EXPECT_NE(missing.status().message().find("[5, 10]"), std::string::npos) << missing.status();
+  ckpt.RemoveAbove(5);
+  EXPECT_EQ(ckpt.Steps(), (std::vector<uint64_t>{5}));
   std::filesystem::remove_all(dir);
 }
 

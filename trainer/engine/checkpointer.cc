@@ -72,6 +72,11 @@ absl::StatusOr<std::optional<int64_t>> Checkpointer::LoadLatest(Network& net,
                           ListNumberedCheckpoints(dir_, kPrefix));
   for (auto it = files.rbegin(); it != files.rend(); ++it) {
     if (it->step > max_step) continue;
+    if (accept_ && !accept_(it->step)) {
+      TANDEM_LOG(info, "skipping checkpoint {}: not every parameter-server shard holds step {}",
+                 it->path, it->step);
+      continue;
+    }
     auto file = CheckpointFile::Open(it->path);
     if (!file.ok()) {
       TANDEM_LOG(warn, "refusing checkpoint {}: {}", it->path, std::string(file.status().message()));

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <string>
@@ -30,11 +31,15 @@ class Checkpointer {
       Network& net, Optimizer& optimizer,
       int64_t max_step = std::numeric_limits<int64_t>::max());
   const std::string& last_path() const { return last_path_; }
+  // Only steps `accept(step)` holds are loaded (the pservers' common checkpoints, so that a
+  // resume is a consistent cut); every step when unset.
+  void set_step_filter(std::function<bool(int64_t)> accept) { accept_ = std::move(accept); }
 
  private:
   std::string dir_;
   int keep_;
   std::string last_path_;
+  std::function<bool(int64_t)> accept_;
 };
 
 }  // namespace tandem::trainer

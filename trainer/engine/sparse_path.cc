@@ -149,8 +149,33 @@ pserver::Initializer SparsePath::InitializerFor(const ParamDesc& p, uint64_t see
   return init;
 }
 
+absl::Status SparsePath::Join() {
+  TANDEM_ASSIGN_OR_RETURN(std::vector<uint64_t> steps, client_->Join());
+  (void)steps;
+  joined_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<uint64_t>> SparsePath::ShardCheckpointSteps() {
+  return client_->CommonCheckpointSteps();
+}
+
+absl::Status SparsePath::CheckpointShards(int64_t step) {
+  return client_->CheckpointAll(static_cast<uint64_t>(step));
+}
+
+absl::StatusOr<uint64_t> SparsePath::RestoreShards(int64_t step) {
+  // Rows pulled or being prefetched belong to the state before the roll-back.
+  for (Rows* r : {&rows_[0], &rows_[1], &eval_}) {
+    (void)Wait(*r);
+    r->valid = false;
+  }
+  return client_->RestoreAll(static_cast<uint64_t>(step));
+}
+
 absl::Status SparsePath::Attach(Network& net, const OptimizerConfig& optimizer, uint64_t seed) {
   net_ = &net;
+  if (!joined_) TANDEM_RETURN_IF_ERROR(Join(), "joining the parameter servers");
   if (optimizer.schedule != ScheduleType::kConstant) {
     return absl::InvalidArgumentError(
         "spec.optimizer.schedule: parameters held by the pserver are updated with a constant "

@@ -75,6 +75,19 @@ class SparsePath {
   // UNAUTHENTICATED). REQUIRES: net outlives this object.
   absl::Status Attach(Network& net, const OptimizerConfig& optimizer, uint64_t seed);
 
+  // Consistent checkpoints with the shards (docs/pserver.md "Consistent cut").
+  // Announces this trainer process to every shard; once per process, before meeting the other
+  // trainers (a re-joining rank aborts the step the others are waiting in). Attach calls it
+  // when nobody did.
+  absl::Status Join();
+  // Steps whose checkpoint every shard holds, ascending.
+  absl::StatusOr<std::vector<uint64_t>> ShardCheckpointSteps();
+  // Every shard checkpoints its state of `step` (call between steps, before this trainer writes
+  // its own checkpoint of `step`, which then completes the cut).
+  absl::Status CheckpointShards(int64_t step);
+  // Every shard rolls back to `step` (0: initial); returns the most steps a shard rolled back.
+  absl::StatusOr<uint64_t> RestoreShards(int64_t step);
+
   // Reading one batch ahead, so the next batch's rows can be prefetched: returns the current
   // batch (valid until the next call), nullptr at the end of the pass.
   void StartPass(data::BatchReader& reader, int64_t pass);
@@ -138,6 +151,7 @@ class SparsePath {
   bool have_[2] = {false, false};
   int batch_cur_ = 0;
   bool started_ = false;
+  bool joined_ = false;
   uint64_t rows_pulled_ = 0, rows_pushed_ = 0, ids_seen_ = 0;
 };
 

@@ -1,5 +1,6 @@
 #include "trainer/engine/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -288,6 +289,21 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   int64_t step = 0;
   int64_t start_pass = 0, skip_in_pass = 0;
   Checkpointer checkpointer(options.checkpoint_dir);
+  // With pservers a checkpoint of step S is complete only when every shard holds S too (the
+  // shards write theirs first, see save_checkpoint): resume from the newest such step.
+  if (sp != nullptr && options.resume && !options.checkpoint_dir.empty()) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<uint64_t> shard_steps, sp->ShardCheckpointSteps());
+    checkpointer.set_step_filter([shard_steps](int64_t s) {
+      return s >= 0 && std::binary_search(shard_steps.begin(), shard_steps.end(),
+                                          static_cast<uint64_t>(s));
+    });
+  }
+  // A consistent cut: the shards checkpoint this step first, then this trainer.
+  auto save_checkpoint = [&](int64_t at) -> absl::Status {
+    if (sp != nullptr)
+      TANDEM_RETURN_IF_ERROR(sp->CheckpointShards(at), "parameter-server checkpoint of step ", at);
+    return checkpointer.Save(at, *net, optimizer);
+  };
   // Steps this trainer had finished before it was restarted (crash, kill, peer failure).
   const std::optional<int64_t> steps_before_restart = StepJournal::Read(options.checkpoint_dir);
   if (dp != nullptr) {
@@ -312,6 +328,16 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     }
   }
 
+  if (sp != nullptr) {
+    // Every shard goes to the step this trainer starts from (a no-op for shards already there).
+    auto rolled_back_or = sp->RestoreShards(step);
+    if (!rolled_back_or.ok())
+      return Annotate(rolled_back_or.status(),
+                      absl::StrCat("parameter servers: restoring step ", step));
+    const uint64_t rolled_back = *rolled_back_or;
+    if (rolled_back > 0)
+      log(absl::StrCat("parameter servers rolled back ", rolled_back, " steps to step ", step));
+  }
   if (steps_before_restart.has_value() && options.resume) {
     result.resumed_step = step;
     const int64_t lost = std::max<int64_t>(0, *steps_before_restart - step);
@@ -367,7 +393,7 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
       if (ring != nullptr) {
         absl::Status reduced = ring->FinishGradients();
         if (!reduced.ok() && options.stop != nullptr && options.stop->load() &&
-            !options.checkpoint_dir.empty()) {
+            !options.checkpoint_dir.empty() && sp == nullptr) {
           // Stopping, and a peer stopped first: the parameters are still those of `step` (no
           // update was applied), so they make a valid checkpoint.
           TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
@@ -423,11 +449,17 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
       }
       if (options.checkpoint_every > 0 && !options.checkpoint_dir.empty() &&
           step % options.checkpoint_every == 0) {
-        TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+        TANDEM_RETURN_IF_ERROR(save_checkpoint(step));
       }
       if (options.stop != nullptr && options.stop->load(std::memory_order_relaxed)) {
-        if (!options.checkpoint_dir.empty())
-          TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+        if (!options.checkpoint_dir.empty()) {
+          absl::Status saved = save_checkpoint(step);
+          // A pserver stopping at the same time: the previous checkpoint stays the newest.
+          if (!saved.ok() && sp != nullptr)
+            log(absl::StrCat("no checkpoint at step ", step, ": ", saved.message()));
+          else
+            TANDEM_RETURN_IF_ERROR(saved);
+        }
         return absl::CancelledError(absl::StrCat(
             "stopped at step ", step,
             options.checkpoint_dir.empty() ? "" : absl::StrCat(" (checkpoint ", checkpointer.last_path(), ")")));
@@ -472,11 +504,11 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
       log(absl::StrFormat("pass %d done: train_loss %.4f", pass + 1, result.train_loss));
     }
     if (!options.checkpoint_dir.empty() && options.checkpoint_every == 0) {
-      TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+      TANDEM_RETURN_IF_ERROR(save_checkpoint(step));
     }
     if (options.max_steps > 0 && step >= options.max_steps) break;
   }
-  if (!options.checkpoint_dir.empty()) TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+  if (!options.checkpoint_dir.empty()) TANDEM_RETURN_IF_ERROR(save_checkpoint(step));
   result.steps = step;
   result.train_seconds = train_seconds;
   result.examples_per_sec = train_seconds > 0 ? result.examples / train_seconds : 0;

@@ -3,13 +3,18 @@
 // the result equals the same job trained with a local embedding table.
 #include "trainer/engine/sparse_path.h"
 
+#include <algorithm>
 #include <cmath>
+#include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/strings/str_cat.h"
+#include "common/checkpoint.h"
 #include "gtest/gtest.h"
 #include "pserver/initializer.h"
 #include "pserver/server.h"
@@ -54,10 +59,12 @@ struct Servers {
   std::vector<std::string> endpoints;
 };
 
-Servers StartServers(int shards, bool sync, const std::string& token = kToken) {
+Servers StartServers(int shards, bool sync, const std::string& token = kToken,
+                     const std::string& checkpoint_dir = "") {
   Servers s;
   for (int i = 0; i < shards; ++i) {
     pserver::PServerOptions o;
+    o.checkpoint_dir = checkpoint_dir;
     o.host = "127.0.0.1";
     o.token = token;
     o.shard.shard = static_cast<uint32_t>(i);
@@ -230,8 +237,84 @@ TEST(SparsePathTest, WrongTokenIsRefusedWithAClearError) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kUnauthenticated) << r.status();
   EXPECT_NE(r.status().message().find("token"), std::string::npos) << r.status();
-  EXPECT_NE(r.status().message().find("registering table 'emb.table'"), std::string::npos)
+  EXPECT_NE(r.status().message().find("joining the parameter servers"), std::string::npos)
       << r.status();
+}
+
+
+// Every shard's rows (sorted by key) with their optimizer state, per table.
+std::map<std::string, std::vector<float>> ShardRows(Servers& servers) {
+  std::map<std::string, std::vector<float>> out;
+  for (size_t i = 0; i < servers.servers.size(); ++i) {
+    const pserver::ShardState st = servers.servers[i]->shard().Snapshot();
+    for (const auto& t : st.tables) {
+      const size_t n = t.data.keys.size();
+      const size_t stride = n == 0 ? 0 : t.data.values.size() / n;
+      std::vector<size_t> order(n);
+      for (size_t k = 0; k < n; ++k) order[k] = k;
+      std::sort(order.begin(), order.end(),
+                [&](size_t a, size_t b) { return t.data.keys[a] < t.data.keys[b]; });
+      std::vector<float>& rows = out[absl::StrCat(i, "/", t.config.name())];
+      for (size_t k : order) {
+        rows.push_back(static_cast<float>(t.data.keys[k]));
+        rows.insert(rows.end(), t.data.values.begin() + k * stride,
+                    t.data.values.begin() + (k + 1) * stride);
+      }
+    }
+  }
+  return out;
+}
+
+TEST(SparsePathTest, RestartedTrainerRollsTheShardsBackToItsCheckpoint) {
+  const TrainerSpec spec = Spec(JobSpec());
+  // Uninterrupted: 2 passes of 47 steps.
+  Servers clean = StartServers(2, /*sync=*/true);
+  std::unique_ptr<SparsePath> sp = Connect(clean, false, false);
+  auto full = Train(spec, {.sparse = sp.get()});
+  ASSERT_TRUE(full.ok()) << full.status();
+  ASSERT_EQ(full->steps, 94);
+
+  const std::string root = std::filesystem::temp_directory_path() /
+                           absl::StrCat("sparse_path_restart_", ::getpid());
+  std::filesystem::remove_all(root);
+  Servers servers = StartServers(2, /*sync=*/true, kToken, root + "/pservers");
+  const std::string dir = root + "/trainer";
+  {
+    std::unique_ptr<SparsePath> first = Connect(servers, false, false);
+    auto r = Train(spec, {.checkpoint_dir = dir, .checkpoint_every = 10, .max_steps = 33,
+                          .sparse = first.get()});
+    ASSERT_TRUE(r.ok()) << r.status();
+  }
+  // The trainer "died" after step 33 before writing its checkpoint of it: its newest is step 30
+  // while every shard holds step 33 (and 30).
+  std::filesystem::remove(NumberedCheckpointPath(dir, "trainer", 33));
+  EXPECT_EQ(servers.servers[0]->shard().version(), 33u);
+  std::unique_ptr<SparsePath> second = Connect(servers, false, false);
+  auto resumed = Train(spec, {.checkpoint_dir = dir, .checkpoint_every = 10, .resume = true,
+                              .sparse = second.get()});
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->resumed_step, 30);
+  EXPECT_EQ(resumed->steps, 94);
+  EXPECT_EQ(servers.servers[1]->shard().steps_lost(), 3u) << "rolled back from 33 to 30";
+  // The consistent cut: exactly the uninterrupted run's dense parameters and shard rows.
+  ASSERT_EQ(resumed->final_parameters.size(), full->final_parameters.size());
+  for (size_t i = 0; i < full->final_parameters.size(); ++i)
+    ASSERT_NEAR(resumed->final_parameters[i], full->final_parameters[i], 1e-6) << i;
+  const auto want = ShardRows(clean), got = ShardRows(servers);
+  ASSERT_EQ(want.size(), got.size());
+  for (const auto& [name, rows] : want) {
+    ASSERT_EQ(got.at(name).size(), rows.size()) << name;
+    for (size_t i = 0; i < rows.size(); ++i)
+      ASSERT_NEAR(got.at(name)[i], rows[i], 1e-6) << name << " " << i;
+  }
+  // A step no shard holds is refused, naming the shard and the step.
+  std::unique_ptr<SparsePath> third = Connect(servers, false, false);
+  ASSERT_TRUE(third->Join().ok());
+  auto missing = third->RestoreShards(7);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(missing.status().message().find("no checkpoint of step 7"), std::string::npos)
+      << missing.status();
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
