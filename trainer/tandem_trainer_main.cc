@@ -9,6 +9,7 @@
 // With TANDEM_EVENTS=1 it also prints `@tandem {json}` event lines (docs/local-run.md).
 // Exit codes: 0 trained; 1 training failed; 2 bad flags or an invalid manifest; 75 a peer died,
 // stalled or never came up (restart from the last checkpoint: trainer/collective/exit_codes.h).
+#include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -17,6 +18,7 @@
 #include <cstdlib>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "common/cli.h"
 #include "common/logging.h"
@@ -36,15 +38,31 @@ namespace {
 std::atomic<bool> g_stop{false};
 std::atomic<bool> g_training{false};
 
-// Before training there is nothing to save: leave at once (a rendezvous may wait minutes).
-void OnStopSignal(int) {
-  if (!g_training.load()) ::_exit(128 + SIGTERM);
-  g_stop.store(true);
+// SIGTERM (tandem run's Ctrl-C, a pod's eviction) and SIGINT are blocked in every thread and
+// taken by this one with sigwait, so no other thread (collective, data prefetch, metrics) ever
+// has a system call interrupted or a handler run in the middle of its work. Before training
+// there is nothing to save: leave at once (a rendezvous may wait minutes); during training,
+// checkpoint after the current step and exit 143.
+void WaitForStopSignals(sigset_t signals) {
+  for (;;) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (!g_training.load()) ::_exit(128 + SIGTERM);
+    g_stop.store(true);
+  }
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Block the stop signals before any thread exists (threads inherit the mask); one thread
+  // takes them (WaitForStopSignals).
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  std::thread(WaitForStopSignals, stop_signals).detach();
   CLI::App app{"tandem-trainer: trains a TrainingJob's model in one process (one worker's trainer)"};
   app.name("tandem-trainer");
   tandem::AddVersionFlag(app, "tandem-trainer");
@@ -80,13 +98,6 @@ int main(int argc, char** argv) {
     return 2;
   }
   tandem::InitLogging("trainer");
-  // SIGTERM (tandem run's Ctrl-C, a pod's eviction) or SIGINT: checkpoint after the current step
-  // and exit 143.
-  struct sigaction sa {};
-  sa.sa_handler = OnStopSignal;
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  ::sigaction(SIGINT, &sa, nullptr);
 
   if (metrics_port == -1) {
     if (const char* env = std::getenv("TANDEM_METRICS_PORT"); env != nullptr && *env != '\0')

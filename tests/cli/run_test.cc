@@ -332,7 +332,7 @@ TEST_F(RunTest, CtrlCStopsEveryProcess) {
   EXPECT_NE(out.find("stopped"), std::string::npos) << out;
   for (const Child& c : children) EXPECT_FALSE(Alive(c.pid)) << c.role << " " << c.rank;
   // The trainers checkpointed on their way out.
-  EXPECT_TRUE(HasCheckpoint(run_dir + "/checkpoints/trainer-0"));
+  EXPECT_TRUE(HasCheckpoint(run_dir + "/checkpoints/trainer-0")) << out;
 }
 
 }  // namespace

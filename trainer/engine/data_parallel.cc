@@ -56,8 +56,12 @@ absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::ConnectFromEnv(
 DataParallel::DataParallel(std::unique_ptr<collective::Communicator> comm, const SyncOptions& sync)
     : comm_(std::move(comm)), sync_(sync) {}
 
-DataParallel::~DataParallel() {
+DataParallel::~DataParallel() { Detach(); }
+
+void DataParallel::Detach() {
   if (net_ != nullptr) net_->SetGradientsReadyHook(nullptr);
+  reducer_.reset();
+  net_ = nullptr;
 }
 
 absl::Status DataParallel::Attach(Network& net, const data::BatchReader& reader) {

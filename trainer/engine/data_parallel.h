@@ -67,8 +67,12 @@ class DataParallel {
 
   // Installs the gradients-ready hook on `net` and cuts its gradient arena into buckets.
   // `reader` is this rank's training reader: its geometry gives every rank's batch sizes.
-  // REQUIRES: `net` and `reader` outlive this object, or Attach is called again.
+  // REQUIRES: `net` and `reader` outlive this object, or Attach is called again, or Detach.
   absl::Status Attach(Network& net, const data::BatchReader& reader);
+  // Lets go of the attached network before it is destroyed: removes the gradient hook and stops
+  // the bucket reducer (waiting for an all-reduce in flight), so nothing touches the network's
+  // gradients afterwards. Idempotent.
+  void Detach();
 
   // Agrees with the other ranks on a checkpoint to resume from and loads it (`checkpointer` is this
   // rank's; `resume` false: start fresh), then makes every rank's parameters and optimizer state

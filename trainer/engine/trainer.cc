@@ -284,6 +284,14 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   // Data-parallel ranks all take the same number of steps (a rank whose shard ran out takes empty
   // ones), since every step is an all-reduce.
   if (ring != nullptr) TANDEM_RETURN_IF_ERROR(ring->Attach(*net, reader));
+  // The network dies with this function; the ring (the caller's) must let go of it first, on
+  // every way out, or its reducer and gradient hook would outlive the gradients they point at.
+  struct DetachRing {
+    DataParallel* ring;
+    ~DetachRing() {
+      if (ring != nullptr) ring->Detach();
+    }
+  } detach_ring{ring};
   const int64_t steps_per_pass = dp != nullptr ? reader.MaxBatchesPerPass() : reader.BatchesPerPass();
   const int64_t total_steps = steps_per_pass * spec.passes;
   int64_t step = 0;
