@@ -1,5 +1,7 @@
 #include "trainer/layers/embedding_layer.h"
 
+#include <omp.h>
+
 #include <cstring>
 
 namespace tandem::trainer {
@@ -43,14 +45,37 @@ void EmbeddingLayer::ForEach(const Blob& in, F f) const {
 
 void EmbeddingLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
   float* y = out.value.data();
-  device_->Fill(out.value.size(), 0.f, y);
   const float* table = params_[0]->value.data();
-  ForEach(*in[0], [&](int64_t row, int32_t id, float w) {
-    const float* src = table + Row(id) * size_;
-    float* dst = y + row * size_;
-    for (int64_t c = 0; c < size_; ++c) dst[c] += w * src[c];
-  });
-  if (sequence_) out.lengths = in[0]->lengths;
+  const Blob& b = *in[0];
+  if (sequence_) {
+    device_->Fill(out.value.size(), 0.f, y);
+    ForEach(b, [&](int64_t row, int32_t id, float w) {
+      const float* src = table + Row(id) * size_;
+      float* dst = y + row * size_;
+      for (int64_t c = 0; c < size_; ++c) dst[c] += w * src[c];
+    });
+    out.lengths = b.lengths;
+    return;
+  }
+  // One output row per (example, field), each written by one thread: the row lookups are cache
+  // and TLB misses into a table far larger than the caches, which threads overlap.
+  const int64_t rows = static_cast<int64_t>(b.offsets.size()) - 1;
+#pragma omp parallel for schedule(static) if (rows * size_ >= 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* dst = y + r * size_;
+    const int32_t begin = b.offsets[r], end = b.offsets[r + 1];
+    if (begin == end) {
+      std::memset(dst, 0, sizeof(float) * size_);
+      continue;
+    }
+    const float w = mean_ ? 1.f / static_cast<float>(end - begin) : 1.f;
+    const float* first = table + Row(b.ids[begin]) * size_;
+    for (int64_t c = 0; c < size_; ++c) dst[c] = w * first[c];
+    for (int32_t k = begin + 1; k < end; ++k) {
+      const float* src = table + Row(b.ids[k]) * size_;
+      for (int64_t c = 0; c < size_; ++c) dst[c] += w * src[c];
+    }
+  }
 }
 
 void EmbeddingLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrads&,
@@ -58,17 +83,38 @@ void EmbeddingLayer::Backward(const LayerInputs& in, const Blob& out, const Laye
   Param& p = *params_[0];
   const float* dy = out.grad.data();
   float* g = p.grad.data();
-  ForEach(*in[0], [&](int64_t row, int32_t id, float w) {
-    const int64_t r = Row(id);
-    float* dst = g + r * size_;
-    if (!p.row_touched[r]) {  // first use this step: start from zero
-      p.row_touched[r] = 1;
-      p.touched_rows.push_back(static_cast<int32_t>(r));
-      std::memset(dst, 0, sizeof(float) * size_);
-    }
-    const float* src = dy + row * size_;
-    for (int64_t c = 0; c < size_; ++c) dst[c] += w * src[c];
-  });
+  // Scatter-add into the gradient table. With several threads, thread t owns the table rows
+  // r with r % T == t and walks every (output row, id) pair in order, so each gradient row is
+  // summed in the same order as on one thread (identical results) and no two threads write the
+  // same row or flag.
+  const int threads = device_->threads();
+  if (static_cast<int>(touched_per_thread_.size()) != threads) touched_per_thread_.resize(threads);
+  auto accumulate = [&](int t, int nt) {
+    std::vector<int32_t>& touched = nt > 1 ? touched_per_thread_[t] : p.touched_rows;
+    ForEach(*in[0], [&](int64_t row, int32_t id, float w) {
+      const int64_t r = Row(id);
+      if (nt > 1 && r % nt != t) return;
+      float* dst = g + r * size_;
+      if (!p.row_touched[r]) {  // first use this step: start from zero
+        p.row_touched[r] = 1;
+        touched.push_back(static_cast<int32_t>(r));
+        std::memset(dst, 0, sizeof(float) * size_);
+      }
+      const float* src = dy + row * size_;
+      for (int64_t c = 0; c < size_; ++c) dst[c] += w * src[c];
+    });
+  };
+  const int64_t work = static_cast<int64_t>(in[0]->ids.size()) * size_;
+  if (threads <= 1 || work < 65536) {
+    accumulate(0, 1);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  accumulate(omp_get_thread_num(), omp_get_num_threads());
+  for (auto& touched : touched_per_thread_) {
+    p.touched_rows.insert(p.touched_rows.end(), touched.begin(), touched.end());
+    touched.clear();
+  }
 }
 
 LayerExample EmbeddingLayer::GradCheckExample() {

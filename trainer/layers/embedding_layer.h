@@ -9,6 +9,9 @@
 // update; Param::touched_rows lists them).
 #pragma once
 
+#include <cstdint>
+#include <vector>
+
 #include "trainer/layers/layer.h"
 #include "trainer/layers/layer_registry.h"
 
@@ -30,6 +33,8 @@ class EmbeddingLayer final : public Layer {
   void ForEach(const Blob& in, F f) const;
   int64_t vocab_ = 0, size_ = 0, fields_ = 0, steps_ = 0;
   bool sequence_ = false, mean_ = false;
+  // Backward on several threads: the rows each thread touched first (capacity kept across steps).
+  std::vector<std::vector<int32_t>> touched_per_thread_;
 };
 
 }  // namespace tandem::trainer

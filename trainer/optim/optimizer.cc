@@ -76,7 +76,11 @@ void Optimizer::Step(int64_t step, int64_t total_steps) {
     const int64_t cols = p.desc.shape.NumElements() / p.desc.shape.dim(0);
     // Only the rows this batch touched. Their gradient rows are left as they are: the next
     // backward zeroes a row when it first touches it (EmbeddingLayer::Backward).
-    for (int32_t row : p.touched_rows) {
+    // Distinct rows: split across threads when there is enough of them.
+    const int64_t touched = static_cast<int64_t>(p.touched_rows.size());
+#pragma omp parallel for schedule(static) if (touched * cols >= 65536)
+    for (int64_t k = 0; k < touched; ++k) {
+      const int64_t row = p.touched_rows[k];
       UpdateRange(p, row * cols, (row + 1) * cols, lr, static_cast<int>(i));
       p.row_touched[row] = 0;
     }

@@ -1,5 +1,6 @@
 #include "trainer/model/network.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "gtest/gtest.h"
@@ -81,6 +82,68 @@ TEST(NetworkTest, FanOutGradientsAreSummed) {
     const double lm = net->Forward(ctx);
     w.value.data()[i] = saved;
     EXPECT_NEAR(analytic[i], (lp - lm) / (2 * h), 2e-3) << i;
+  }
+}
+
+
+// The embedding's forward and backward split across threads (rows owned by r % T) must give
+// exactly what one thread gives: same outputs, same gradient rows, same set of touched rows.
+TEST(NetworkTest, EmbeddingOnTwoThreadsMatchesOneThreadExactly) {
+  constexpr int64_t kFields = 26, kBatch = 128, kVocab = 5000, kDim = 32;
+  auto build = [](Device& device) {
+    ModelBuilder m;
+    auto ids = m.Fields("ids", kFields);
+    auto click = m.Targets("click");
+    auto e = m.Embedding("emb").VocabSize(kVocab).Size(kDim).Input(ids);
+    auto out = m.Fc("out").Size(1).Input(e);
+    m.BinaryCrossEntropy("cost").Inputs({out, click});
+    ModelGraph graph;
+    EXPECT_TRUE(BuildModelGraph(m.Build(), LayerRegistry::Builtin(), "m", &graph).empty());
+    auto net = Network::Create(std::move(graph), device, 7);
+    EXPECT_TRUE(net.ok()) << net.status();
+    return std::move(*net);
+  };
+  auto feed = [](Network& net) {
+    net.SetBatchSize(kBatch);
+    Blob& ids = net.input(0);
+    ids.ids.clear();
+    ids.offsets.assign(1, 0);
+    uint32_t x = 12345;  // many repeated ids, some empty fields, some multi-hot ones
+    for (int64_t r = 0; r < kBatch * kFields; ++r) {
+      x = x * 1103515245u + 12345u;
+      const int n = static_cast<int>((x >> 16) % 4);
+      for (int k = 0; k < n; ++k) {
+        x = x * 1103515245u + 12345u;
+        ids.ids.push_back(static_cast<int32_t>((x >> 8) % 700));
+      }
+      ids.offsets.push_back(static_cast<int32_t>(ids.ids.size()));
+    }
+    Blob& click = net.input(1);
+    for (int64_t i = 0; i < kBatch; ++i) click.value.data()[i] = static_cast<float>(i % 3 == 0);
+  };
+  auto one = CreateCpuDevice({.threads = 1});
+  auto two = CreateCpuDevice({.threads = 2});
+  auto a = build(*one);
+  auto b = build(*two);
+  StepContext ctx{.training = true};
+  for (Network* net : {a.get(), b.get()}) {
+    feed(*net);
+    net->Forward(ctx);
+    net->Backward(ctx);
+  }
+  const Param& pa = a->params()[0];
+  const Param& pb = b->params()[0];
+  ASSERT_EQ(pa.desc.name, "table");
+  std::vector<int32_t> ra = pa.touched_rows, rb = pb.touched_rows;
+  std::sort(ra.begin(), ra.end());
+  std::sort(rb.begin(), rb.end());
+  ASSERT_FALSE(ra.empty());
+  EXPECT_EQ(ra, rb);
+  for (int32_t row : ra) {
+    for (int64_t c = 0; c < kDim; ++c) {
+      ASSERT_EQ(pa.grad.data()[row * kDim + c], pb.grad.data()[row * kDim + c])
+          << "row " << row << " col " << c;
+    }
   }
 }
 
