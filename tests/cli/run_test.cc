@@ -2,9 +2,7 @@
 // workers (data-parallel over the ring all-reduce) trains and reports its summary; the fault drill
 // (kill -9 one pserver and one trainer mid-run: the job completes, reports the restarts and the
 // lost steps, and still reaches its accuracy bound); Ctrl-C stops every process, none left behind.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -22,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/common/local_run_harness.h"
 #include "tests/common/test_util.h"
 
 namespace tandem {
@@ -29,15 +28,17 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using testing::Alive;
+using testing::Child;
+using testing::ChildrenOf;
+using testing::FindChild;
+using testing::HasCheckpoint;
+using testing::ReadFile;
+using testing::StepsDone;
+using testing::SummaryOf;
+using testing::TandemRun;
 
 constexpr char kFashionMnist[] = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 // A 2-worker MLP job on part of Fashion-MNIST.
 std::string MlpJob(const std::string& name, int train_limit, int passes, int checkpoint_every) {
@@ -70,139 +71,16 @@ spec:
 )");
 }
 
-// `tandem run` as a child process whose output goes to a file.
-class TandemRun {
- public:
-  TandemRun(const std::string& job, const std::string& run_dir, const std::string& out) {
-    const std::string bin = testing::BinDir() + "/tandem";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::setpgid(0, 0);  // a group of its own: the test's signals go to tandem only
-      ::execl(bin.c_str(), bin.c_str(), "run", job.c_str(), "--run-dir", run_dir.c_str(),
-              "--grace", "10", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-  }
-  ~TandemRun() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  // False once tandem has exited (then Wait() returns its code at once).
-  bool Running() {
-    if (exited_) return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    return !exited_;
-  }
-  // The exit code, or -1 when it is still running after `timeout`.
-  int Wait(std::chrono::seconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (Running() && Clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return exited_ ? code_ : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int code_ = -1;
-};
-
-struct Child {
-  pid_t pid;
-  std::string role;  // "trainer" or "pserver"
-  int rank;
-};
-
-// The live children of `parent`, by their command line and TANDEM_RANK.
-std::vector<Child> ChildrenOf(pid_t parent) {
-  std::vector<Child> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = ReadAll(e.path().string() + "/stat");
-    const size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
-    if (fields.size() < 2 || fields[0] == "Z" || std::stoi(fields[1]) != parent) continue;
-    const std::string cmdline = ReadAll(e.path().string() + "/cmdline");
-    Child c{std::stoi(name), "", -1};
-    if (cmdline.find("tandem-trainer") != std::string::npos) c.role = "trainer";
-    if (cmdline.find("tandem-pserver") != std::string::npos) c.role = "pserver";
-    for (absl::string_view kv : absl::StrSplit(ReadAll(e.path().string() + "/environ"), '\0')) {
-      if (absl::ConsumePrefix(&kv, "TANDEM_RANK=")) c.rank = std::stoi(std::string(kv));
-    }
-    if (!c.role.empty()) out.push_back(c);
-  }
-  return out;
-}
-
-pid_t FindChild(pid_t parent, const std::string& role, int rank) {
-  for (const Child& c : ChildrenOf(parent))
-    if (c.role == role && c.rank == rank) return c.pid;
-  return -1;
-}
-
-bool Alive(pid_t pid) {
-  const std::string stat = ReadAll(absl::StrCat("/proc/", pid, "/stat"));
-  if (stat.empty()) return false;
-  const size_t close = stat.rfind(')');
-  return close != std::string::npos && stat.size() > close + 2 && stat[close + 2] != 'Z';
-}
-
 // Events of the run so far (metrics.jsonl).
 std::vector<nlohmann::json> Events(const std::string& run_dir) {
   std::vector<nlohmann::json> out;
-  std::istringstream in(ReadAll(run_dir + "/metrics.jsonl"));
+  std::istringstream in(ReadFile(run_dir + "/metrics.jsonl"));
   std::string line;
   while (std::getline(in, line)) {
     auto j = nlohmann::json::parse(line, nullptr, false);
     if (!j.is_discarded() && j.is_object()) out.push_back(j);
   }
   return out;
-}
-
-// Steps worker `rank`'s trainer has finished: its step journal (trainer/engine/events.h), which it
-// rewrites after every step (tandem's own log files are buffered).
-int64_t StepsDone(const std::string& run_dir, int rank) {
-  const std::string bytes =
-      ReadAll(absl::StrCat(run_dir, "/checkpoints/trainer-", rank, "/last-step"));
-  int64_t step = 0;
-  if (bytes.size() == sizeof(step)) std::memcpy(&step, bytes.data(), sizeof(step));
-  return step;
-}
-
-bool HasCheckpoint(const std::string& dir) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().extension() == ".ckpt") return true;
-  return false;
-}
-
-// The `key=value` pairs of the summary line (the last line of the output).
-std::map<std::string, std::string> SummaryOf(const std::string& output) {
-  std::map<std::string, std::string> kv;
-  std::istringstream in(output);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (line.find("test_accuracy=") != std::string::npos && line.find("workers=") != std::string::npos)
-      last = line;
-  for (absl::string_view part : absl::StrSplit(last, ' ', absl::SkipEmpty())) {
-    const size_t eq = part.find('=');
-    if (eq != absl::string_view::npos)
-      kv[std::string(part.substr(0, eq))] = std::string(part.substr(eq + 1));
-  }
-  return kv;
 }
 
 class RunTest : public ::testing::Test {
@@ -235,7 +113,7 @@ TEST_F(RunTest, TrainsTwoWorkersAndPrintsTheSummary) {
   const std::string job = WriteJob(MlpJob("mlp-smoke", 6000, 1, 40));
   TandemRun run(job, Path("run"), Path("out.txt"));
   const int code = run.Wait(std::chrono::seconds(240));
-  const std::string out = ReadAll(Path("out.txt"));
+  const std::string out = ReadFile(Path("out.txt"));
   ASSERT_EQ(code, 0) << out;
   EXPECT_NE(out.find("job mlp-smoke succeeded"), std::string::npos) << out;
   auto summary = SummaryOf(out);
@@ -254,7 +132,7 @@ TEST_F(RunTest, TrainsTwoWorkersAndPrintsTheSummary) {
   }
   EXPECT_EQ(workers, (std::set<int>{0, 1}));
   for (int w = 0; w < 2; ++w) {
-    const std::string log = ReadAll(Path(absl::StrCat("run/logs/worker-", w, "-trainer.log")));
+    const std::string log = ReadFile(Path(absl::StrCat("run/logs/worker-", w, "-trainer.log")));
     const size_t at = log.rfind("@tandem {\"event\":\"summary\"");
     ASSERT_NE(at, std::string::npos) << log;
     auto j = nlohmann::json::parse(log.substr(at + 8, log.find('\n', at) - at - 8));
@@ -284,17 +162,17 @@ TEST_F(RunTest, FaultDrillKillNineOnePserverAndOneTrainer) {
   while (Clock::now() < deadline && run.Running() && !ready()) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
-  ASSERT_GE(StepsDone(run_dir, 0), 70) << ReadAll(Path("out.txt"));
+  ASSERT_GE(StepsDone(run_dir, 0), 70) << ReadFile(Path("out.txt"));
   const pid_t pserver = FindChild(run.pid(), "pserver", 1);
   const pid_t trainer = FindChild(run.pid(), "trainer", 0);
   ASSERT_GT(pserver, 0) << ChildrenOf(run.pid()).size() << " children of " << run.pid() << "\n"
-                        << ReadAll(Path("out.txt"));
-  ASSERT_GT(trainer, 0) << ReadAll(Path("out.txt"));
+                        << ReadFile(Path("out.txt"));
+  ASSERT_GT(trainer, 0) << ReadFile(Path("out.txt"));
   ASSERT_EQ(::kill(pserver, SIGKILL), 0);
   ASSERT_EQ(::kill(trainer, SIGKILL), 0);
 
   const int code = run.Wait(std::chrono::seconds(300));
-  const std::string out = ReadAll(Path("out.txt"));
+  const std::string out = ReadFile(Path("out.txt"));
   ASSERT_EQ(code, 0) << out;
   EXPECT_NE(out.find("worker-1/pserver"), std::string::npos) << out;
   EXPECT_NE(out.find("worker-0/trainer"), std::string::npos) << out;
@@ -323,10 +201,10 @@ TEST_F(RunTest, CtrlCStopsEveryProcess) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   children = ChildrenOf(run.pid());
-  ASSERT_EQ(children.size(), 4u) << ReadAll(Path("out.txt"));
+  ASSERT_EQ(children.size(), 4u) << ReadFile(Path("out.txt"));
   ASSERT_EQ(::kill(run.pid(), SIGINT), 0);
   const int code = run.Wait(std::chrono::seconds(60));
-  const std::string out = ReadAll(Path("out.txt"));
+  const std::string out = ReadFile(Path("out.txt"));
   EXPECT_NE(code, 0) << out;
   EXPECT_NE(code, -1) << out;
   EXPECT_NE(out.find("stopped"), std::string::npos) << out;

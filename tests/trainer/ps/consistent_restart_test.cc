@@ -6,9 +6,7 @@
 // another step (the old behaviour), the weights would differ. Steps lost are reported (the summary
 // line's lost_steps) and stay within one checkpoint interval. A pserver stopped with SIGTERM
 // (final checkpoint) and restarted loses nothing and restarts no trainer.
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -29,6 +27,7 @@
 #include "common/checkpoint.h"
 #include "gtest/gtest.h"
 #include "pserver/shard_checkpoint.h"
+#include "tests/common/local_run_harness.h"
 #include "tests/common/test_util.h"
 
 namespace tandem {
@@ -36,6 +35,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
+using testing::FindChild;
+using testing::HasCheckpoint;
+using testing::ReadFile;
+using testing::StepsDone;
+using testing::SummaryOf;
 
 constexpr int kInterval = 20;
 
@@ -68,111 +72,6 @@ spec:
   checkpoint: {intervalSteps: 20, keep: 3}
   restartPolicy: {backoffLimit: 4, backoffSeconds: 1, retryableExitCodes: [75, 137, 143]}
 )";
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-// `tandem run` as a child process (its own process group) writing to `out`.
-class TandemRun {
- public:
-  TandemRun(const std::string& job, const std::string& run_dir, const std::string& out) {
-    const std::string bin = testing::BinDir() + "/tandem";
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      const int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(fd, 1);
-      ::dup2(fd, 2);
-      ::setpgid(0, 0);
-      ::setenv("OMP_WAIT_POLICY", "passive", 1);
-      ::execl(bin.c_str(), bin.c_str(), "run", job.c_str(), "--run-dir", run_dir.c_str(),
-              "--grace", "10", static_cast<char*>(nullptr));
-      ::_exit(127);
-    }
-  }
-  ~TandemRun() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(-pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-  }
-  pid_t pid() const { return pid_; }
-  bool Running() {
-    if (exited_) return false;
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      exited_ = true;
-      code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    return !exited_;
-  }
-  int Wait(std::chrono::seconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (Running() && Clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    return exited_ ? code_ : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  int code_ = -1;
-};
-
-// The live child of `parent` running `binary` with TANDEM_RANK=rank, or -1.
-pid_t FindChild(pid_t parent, const std::string& binary, int rank) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/proc", ec)) {
-    const std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = ReadAll(e.path().string() + "/stat");
-    const size_t close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
-    if (fields.size() < 2 || fields[0] == "Z" || std::stoi(fields[1]) != parent) continue;
-    const std::string cmdline = ReadAll(e.path().string() + "/cmdline");
-    if (cmdline.find(binary) == std::string::npos) continue;
-    const std::string environ = ReadAll(e.path().string() + "/environ");
-    if (environ.find(absl::StrCat("TANDEM_RANK=", rank, std::string(1, '\0'))) ==
-        std::string::npos)
-      continue;
-    return std::stoi(name);
-  }
-  return -1;
-}
-
-// Steps trainer `rank` has finished (its step journal, rewritten after every step).
-int64_t StepsDone(const std::string& run_dir, int rank) {
-  const std::string bytes =
-      ReadAll(absl::StrCat(run_dir, "/checkpoints/trainer-", rank, "/last-step"));
-  int64_t step = 0;
-  if (bytes.size() == sizeof(step)) std::memcpy(&step, bytes.data(), sizeof(step));
-  return step;
-}
-
-bool HasCheckpoint(const std::string& dir) {
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().extension() == ".ckpt") return true;
-  return false;
-}
-
-std::map<std::string, std::string> SummaryOf(const std::string& output) {
-  std::map<std::string, std::string> kv;
-  std::istringstream in(output);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (line.find("lost_steps=") != std::string::npos) last = line;
-  for (absl::string_view part : absl::StrSplit(last, ' ', absl::SkipEmpty())) {
-    const size_t eq = part.find('=');
-    if (eq != absl::string_view::npos)
-      kv[std::string(part.substr(0, eq))] = std::string(part.substr(eq + 1));
-  }
-  return kv;
-}
 
 // Everything the job learned: the final model's dense arrays and, per shard and table, every row
 // (sorted by key) with its optimizer state.
@@ -256,12 +155,13 @@ class ConsistentRestartTest : public ::testing::Test {
   }
   std::string Path(const std::string& name) const { return (root_ / name).string(); }
 
-  // Runs the job; with `victim` ("tandem-trainer" / "tandem-pserver"), sends `signal` to worker
+  // Runs the job; with `victim` ("trainer" / "pserver"), sends `signal` to worker
   // `victim_rank`'s process between two checkpoints. Returns the output.
   std::string RunJob(const std::string& name, const std::string& victim, int victim_rank,
                      int* code, int signal = SIGKILL) {
     const std::string run_dir = Path(name);
-    TandemRun run(Path("job.yaml"), run_dir, Path(name + ".out"));
+    testing::TandemRun run(Path("job.yaml"), run_dir, Path(name + ".out"),
+                           {{"OMP_WAIT_POLICY", "passive"}});
     if (!victim.empty()) {
       const auto deadline = Clock::now() + std::chrono::seconds(120);
       auto ready = [&] {
@@ -274,14 +174,14 @@ class ConsistentRestartTest : public ::testing::Test {
         std::this_thread::sleep_for(std::chrono::milliseconds(1));
       const pid_t pid = FindChild(run.pid(), victim, victim_rank);
       EXPECT_GT(pid, 0) << "no " << victim << " " << victim_rank << "\n"
-                        << ReadAll(Path(name + ".out"));
+                        << ReadFile(Path(name + ".out"));
       if (pid > 0) {
         killed_at_ = StepsDone(run_dir, 0);
         EXPECT_EQ(::kill(pid, signal), 0);
       }
     }
     *code = run.Wait(std::chrono::seconds(300));
-    return ReadAll(Path(name + ".out"));
+    return ReadFile(Path(name + ".out"));
   }
 
   fs::path root_;
@@ -301,8 +201,8 @@ TEST_F(ConsistentRestartTest, KilledTrainerOrPserverResumesTheSameComputation) {
     std::string name, victim;
     int rank;
   };
-  for (const Case& c : {Case{"trainer-killed", "tandem-trainer", 0},
-                        Case{"pserver-killed", "tandem-pserver", 1}}) {
+  for (const Case& c : {Case{"trainer-killed", "trainer", 0},
+                        Case{"pserver-killed", "pserver", 1}}) {
     SCOPED_TRACE(c.name);
     killed_at_ = -1;
     const std::string out = RunJob(c.name, c.victim, c.rank, &code);
@@ -323,7 +223,7 @@ TEST_F(ConsistentRestartTest, KilledTrainerOrPserverResumesTheSameComputation) {
   // restarted, it continues with them, nothing is lost and no trainer restarts.
   SCOPED_TRACE("pserver-terminated");
   killed_at_ = -1;
-  const std::string out = RunJob("pserver-terminated", "tandem-pserver", 0, &code, SIGTERM);
+  const std::string out = RunJob("pserver-terminated", "pserver", 0, &code, SIGTERM);
   ASSERT_EQ(code, 0) << out;
   ASSERT_GT(killed_at_, 0) << out;
   auto summary = SummaryOf(out);
