@@ -1,7 +1,9 @@
 // Helpers shared by tests: locating binaries and sources, running commands, tiny HTTP client.
 #pragma once
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 namespace tandem::testing {
 
@@ -24,5 +26,16 @@ struct HttpResult {
 // A plain HTTP/1.1 GET/POST to 127.0.0.1:port, Connection: close.
 HttpResult HttpRequestTo(int port, const std::string& method, const std::string& target,
                          const std::string& body = "");
+
+// Polls `cond` every 10 ms until it holds or `timeout` has passed; returns its last value.
+template <typename F>
+bool Eventually(F cond, std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return cond();
+}
 
 }  // namespace tandem::testing

@@ -26,14 +26,7 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-template <typename F>
-bool Eventually(F cond, int seconds = 20) {
-  for (int i = 0; i < seconds * 50; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return cond();
-}
+using ::tandem::testing::Eventually;
 
 class OperatorE2eTest : public ::testing::Test {
  protected:

@@ -48,14 +48,7 @@ int FreePort() {
   return ntohs(addr.sin_port);
 }
 
-template <typename F>
-bool Eventually(F cond, int seconds = 30) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return cond();
-}
+using ::tandem::testing::Eventually;
 
 int Stop(pid_t pid) {
   if (pid <= 0) return -1;

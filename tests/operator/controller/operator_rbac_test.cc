@@ -131,14 +131,7 @@ pid_t Spawn(std::vector<std::string> args) {
   return pid;
 }
 
-template <typename F>
-bool Eventually(F cond, int seconds = 30) {
-  for (int i = 0; i < seconds * 20; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  return cond();
-}
+using ::tandem::testing::Eventually;
 
 class OperatorRbacTest : public ::testing::Test {
  protected:

@@ -18,18 +18,12 @@
 #include "gtest/gtest.h"
 #include "operator/controller/http_get.h"
 #include "operator/controller/operator_metrics.h"
+#include "tests/common/test_util.h"
 
 namespace tandem::controller {
 namespace {
 
-template <typename F>
-bool Eventually(F cond, int seconds = 20) {
-  for (int i = 0; i < seconds * 100; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return cond();
-}
+using ::tandem::testing::Eventually;
 
 double Scrapes(const std::string& result) {
   return OperatorMetrics::Get().progress_scrapes.WithLabels({result})->Value();

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/operator/kube/kube_test_env.h"
+#include "tests/common/test_util.h"
 
 namespace tandem::kube {
 namespace {
@@ -19,14 +20,7 @@ json Pod(const std::string& name) {
 }
 
 // Polls `cond` for up to 10 s (events arrive asynchronously; no timing is asserted).
-template <typename F>
-bool Eventually(F cond) {
-  for (int i = 0; i < 1000; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return cond();
-}
+using ::tandem::testing::Eventually;
 
 struct Recorder {
   std::mutex mu;

@@ -6,6 +6,7 @@
 
 #include "gtest/gtest.h"
 #include "tests/operator/kube/kube_test_env.h"
+#include "tests/common/test_util.h"
 
 namespace tandem::kube {
 namespace {
@@ -15,14 +16,7 @@ LeaderElectionConfig Config(const std::string& id) {
           .renew_deadline_s = 0.6, .retry_period_s = 0.1};
 }
 
-template <typename F>
-bool Eventually(F cond) {
-  for (int i = 0; i < 1000; ++i) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return cond();
-}
+using ::tandem::testing::Eventually;
 
 TEST(LeaderElectionTest, OnlyOneCandidateHoldsTheLease) {
   KubeTestEnv env;
