@@ -1,6 +1,7 @@
 #include "pserver/server.h"
 
 #include <chrono>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
@@ -50,55 +51,37 @@ class PServer::Service final : public ParameterServer::Service {
 
   grpc::Status PullSparse(grpc::ServerContext* ctx, const PullSparseRequest* req,
                           PullSparseResponse* resp) override {
-    const auto start = std::chrono::steady_clock::now();
-    grpc::Status s = Handle(ctx, *req, [&] { return shard().PullSparse(*req, resp); });
-    if (s.ok()) {
-      m_.pull_latency[PServerMetrics::kServer][PServerMetrics::kSparse]->Observe(
-          SecondsSince(start));
-      m_.rows[PServerMetrics::kServer][PServerMetrics::kPull]->Inc(req->keys_size());
-      m_.bytes[PServerMetrics::kServer][PServerMetrics::kPull]->Inc(resp->values_size() * 4.0);
-    }
-    return s;
+    return DataRpc(
+        ctx, *req, PServerMetrics::kSparse, PServerMetrics::kPull,
+        [&] { return shard().PullSparse(*req, resp); },
+        [&] { return Moved{req->keys_size(), resp->values_size()}; });
   }
 
   grpc::Status PushSparse(grpc::ServerContext* ctx, const PushSparseRequest* req,
                           PushResponse* resp) override {
-    const auto start = std::chrono::steady_clock::now();
-    grpc::Status s = Handle(ctx, *req, [&] { return shard().PushSparse(*req, resp); });
-    if (s.ok()) {
-      m_.push_latency[PServerMetrics::kServer][PServerMetrics::kSparse]->Observe(
-          SecondsSince(start));
-      m_.rows[PServerMetrics::kServer][PServerMetrics::kPush]->Inc(req->keys_size());
-      m_.bytes[PServerMetrics::kServer][PServerMetrics::kPush]->Inc(req->grads_size() * 4.0);
-      NotePush(*resp);
-    }
+    grpc::Status s = DataRpc(
+        ctx, *req, PServerMetrics::kSparse, PServerMetrics::kPush,
+        [&] { return shard().PushSparse(*req, resp); },
+        [&] { return Moved{req->keys_size(), req->grads_size()}; });
+    if (s.ok()) NotePush(*resp);
     return s;
   }
 
   grpc::Status PullDense(grpc::ServerContext* ctx, const PullDenseRequest* req,
                          PullDenseResponse* resp) override {
-    const auto start = std::chrono::steady_clock::now();
-    grpc::Status s = Handle(ctx, *req, [&] { return shard().PullDense(*req, resp); });
-    if (s.ok()) {
-      m_.pull_latency[PServerMetrics::kServer][PServerMetrics::kDense]->Observe(
-          SecondsSince(start));
-      m_.rows[PServerMetrics::kServer][PServerMetrics::kPull]->Inc(req->block_ids_size());
-      m_.bytes[PServerMetrics::kServer][PServerMetrics::kPull]->Inc(resp->values_size() * 4.0);
-    }
-    return s;
+    return DataRpc(
+        ctx, *req, PServerMetrics::kDense, PServerMetrics::kPull,
+        [&] { return shard().PullDense(*req, resp); },
+        [&] { return Moved{req->block_ids_size(), resp->values_size()}; });
   }
 
   grpc::Status PushDense(grpc::ServerContext* ctx, const PushDenseRequest* req,
                          PushResponse* resp) override {
-    const auto start = std::chrono::steady_clock::now();
-    grpc::Status s = Handle(ctx, *req, [&] { return shard().PushDense(*req, resp); });
-    if (s.ok()) {
-      m_.push_latency[PServerMetrics::kServer][PServerMetrics::kDense]->Observe(
-          SecondsSince(start));
-      m_.rows[PServerMetrics::kServer][PServerMetrics::kPush]->Inc(req->block_ids_size());
-      m_.bytes[PServerMetrics::kServer][PServerMetrics::kPush]->Inc(req->grads_size() * 4.0);
-      NotePush(*resp);
-    }
+    grpc::Status s = DataRpc(
+        ctx, *req, PServerMetrics::kDense, PServerMetrics::kPush,
+        [&] { return shard().PushDense(*req, resp); },
+        [&] { return Moved{req->block_ids_size(), req->grads_size()}; });
+    if (s.ok()) NotePush(*resp);
     return s;
   }
 
@@ -171,6 +154,28 @@ class PServer::Service final : public ParameterServer::Service {
     if (!ConstantTimeEquals(std::string_view(it->second.data(), it->second.size()), expected_))
       return absl::UnauthenticatedError("the job token does not match this job's");
     return absl::OkStatus();
+  }
+
+  // What a pull or push moved: sparse rows (dense: blocks) and float values.
+  struct Moved {
+    int rows;
+    int floats;
+  };
+  // A pull or push: handled as every RPC (Handle), then, when it succeeded, its latency, rows and
+  // bytes recorded under `kind` (dense/sparse) and `op` (pull/push).
+  template <typename Fn, typename MovedFn>
+  grpc::Status DataRpc(grpc::ServerContext* ctx, const google::protobuf::Message& req, int kind,
+                       int op, Fn&& fn, MovedFn&& moved) {
+    const auto start = std::chrono::steady_clock::now();
+    grpc::Status s = Handle(ctx, req, std::forward<Fn>(fn));
+    if (s.ok()) {
+      auto& latency = op == PServerMetrics::kPull ? m_.pull_latency : m_.push_latency;
+      latency[PServerMetrics::kServer][kind]->Observe(SecondsSince(start));
+      const Moved m = moved();
+      m_.rows[PServerMetrics::kServer][op]->Inc(m.rows);
+      m_.bytes[PServerMetrics::kServer][op]->Inc(m.floats * 4.0);
+    }
+    return s;
   }
 
   template <typename Fn>
