@@ -6,8 +6,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${TANDEM_JOBS:-$(nproc)}
+# ccache, when installed, makes rebuilds of unchanged files (other checkouts, clean clones) cheap.
+launcher=()
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
 # shellcheck disable=SC2086
-if ! cmake -S . -B build -DCMAKE_BUILD_TYPE=Release ${TANDEM_CMAKE_ARGS:-} >.cmake-configure.log 2>&1; then
+if ! cmake -S . -B build -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" ${TANDEM_CMAKE_ARGS:-} >.cmake-configure.log 2>&1; then
   cat .cmake-configure.log >&2
   exit 1
 fi
