@@ -13,6 +13,7 @@ std::string WorkerPodName(const std::string& job, int rank) { return absl::StrCa
 std::string ServiceName(const std::string& job) { return job; }
 std::string TokenSecretName(const std::string& job) { return absl::StrCat(job, "-token"); }
 std::string ConfigMapName(const std::string& job) { return absl::StrCat(job, "-config"); }
+std::string NetworkPolicyName(const std::string& job) { return job; }
 std::string CheckpointClaimName(const std::string& job) { return absl::StrCat(job, "-checkpoints"); }
 
 std::string CheckpointClaimFor(const api::TrainingJob& job) {
@@ -180,6 +181,21 @@ json BuildConfigMap(const json& job_object, const api::TrainingJob& job) {
           {"kind", "ConfigMap"},
           {"metadata", ChildMeta(job_object, ConfigMapName(job.metadata.name))},
           {"data", {{"job.json", api::ToJson(copy).dump(2)}}}};
+}
+
+json BuildNetworkPolicy(const json& job_object, const api::TrainingJob& job, const BuildOptions& o) {
+  const json own = {{"matchLabels", {{kJobLabel, job.metadata.name}}}};
+  auto tcp = [](int port) { return json{{"protocol", "TCP"}, {"port", port}}; };
+  return {{"apiVersion", "networking.k8s.io/v1"},
+          {"kind", "NetworkPolicy"},
+          {"metadata", ChildMeta(job_object, NetworkPolicyName(job.metadata.name))},
+          {"spec",
+           {{"podSelector", own},
+            {"policyTypes", {"Ingress"}},
+            {"ingress",
+             {{{"from", {{{"podSelector", own}}}},
+               {"ports", {tcp(o.ports.collective), tcp(o.ports.pserver)}}},
+              {{"ports", {tcp(o.ports.trainer_metrics), tcp(o.ports.pserver_metrics)}}}}}}}};
 }
 
 json BuildCheckpointClaim(const json& job_object, const api::TrainingJob& job) {

@@ -5,7 +5,8 @@
 //
 // Names: pod "<job>-worker-<rank>", headless Service "<job>" (peer DNS
 // "<job>-worker-<rank>.<job>.<ns>.svc"), Secret "<job>-token" (key "token"), ConfigMap
-// "<job>-config" (key "job.json": the job as the trainer reads it). Every child carries the
+// "<job>-config" (key "job.json": the job as the trainer reads it), NetworkPolicy "<job>" (only
+// the job's own pods reach its ring and pserver ports). Every child carries the
 // labels tandem.dev/job=<job> (and tandem.dev/rank on pods) and a controller ownerReference.
 #pragma once
 
@@ -47,6 +48,7 @@ std::string WorkerPodName(const std::string& job, int rank);
 std::string ServiceName(const std::string& job);
 std::string TokenSecretName(const std::string& job);
 std::string ConfigMapName(const std::string& job);
+std::string NetworkPolicyName(const std::string& job);  // "<job>"
 std::string CheckpointClaimName(const std::string& job);  // "<job>-checkpoints"
 // The claim to mount, by spec.checkpoint.storage: "<job>-checkpoints", claimName, or "" (HostPath).
 std::string CheckpointClaimFor(const api::TrainingJob& job);
@@ -63,6 +65,11 @@ nlohmann::json BuildService(const nlohmann::json& job_object, const api::Trainin
 nlohmann::json BuildTokenSecret(const nlohmann::json& job_object, const api::TrainingJob& job,
                                 const std::string& token);
 nlohmann::json BuildConfigMap(const nlohmann::json& job_object, const api::TrainingJob& job);
+// Ingress to the job's workers: the ring and pserver ports only from the job's own pods (same
+// tandem.dev/job), the metrics ports from anywhere (the operator reads rank 0's progress there,
+// Prometheus scrapes them). Enforced where the cluster's network plugin enforces NetworkPolicy.
+nlohmann::json BuildNetworkPolicy(const nlohmann::json& job_object, const api::TrainingJob& job,
+                                  const BuildOptions& options);
 // The job's own checkpoint claim (storage PersistentVolumeClaim): ReadWriteMany, the spec's size
 // and storage class, owned by the job (deleted with it).
 nlohmann::json BuildCheckpointClaim(const nlohmann::json& job_object, const api::TrainingJob& job);

@@ -43,7 +43,7 @@ case "$check" in
     for values in default full; do
       args=(--namespace "$ns" "${image_args[@]}")
       if [[ $values == full ]]; then
-        args+=(-f "$src/tests/charts/values-full.yaml" --set "networkPolicy.namespaces={$ns}" --set "dashboards.namespace=$ns")
+        args+=(-f "$src/tests/charts/values-full.yaml" --set "dashboards.namespace=$ns")
         # prometheus-operator's kinds only where the cluster serves them.
         if ! kubectl api-resources --api-group=monitoring.coreos.com -o name | grep -q servicemonitors; then
           args+=(--set metrics.serviceMonitor.enabled=false --set metrics.podMonitor.enabled=false --set metrics.prometheusRule.enabled=false)

@@ -146,7 +146,7 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
   EXPECT_EQ(f.api.Summary(), (Calls{"create persistentvolumeclaims default/a-checkpoints", "create configmaps default/a-config",
-                                     "create services default/a", "create secrets default/a-token", "create pods default/a-worker-0",
+                                     "create services default/a", "create networkpolicies default/a", "create secrets default/a-token", "create pods default/a-worker-0",
                                      "create pods default/a-worker-1", "update_status trainingjobs default/a"}));
   const auto* pod = f.api.Find("create", "pods", "default/a-worker-1");
   ASSERT_NE(pod, nullptr);
@@ -440,7 +440,7 @@ TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
   ReconcileResult r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
   Calls expected = {"create persistentvolumeclaims default/a-checkpoints", "create configmaps default/a-config", "create services default/a",
-                    "delete pods default/a-worker-0", "delete pods default/a-worker-1",
+                    "create networkpolicies default/a", "delete pods default/a-worker-0", "delete pods default/a-worker-1",
                     "update_status trainingjobs default/a"};
   EXPECT_EQ(f.api.Summary(), expected);
   EXPECT_EQ(f.api.Find("delete", "pods")->delete_options.grace_period_seconds, 60) << "SIGTERM, time to checkpoint";
