@@ -17,6 +17,8 @@ PACKAGES=(
   libdnnl-dev libopenblas-dev ocl-icd-opencl-dev opencl-headers
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
+  # chart, dashboard and report checks: PyYAML for the test scripts, headless Chromium for report.html
+  python3-yaml chromium
   # data
   dataset-fashion-mnist
   # peers for side-by-side benchmarks

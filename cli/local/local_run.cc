@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "cli/local/progress.h"
+#include "cli/local/report.h"
 #include "common/status.h"
 
 namespace tandem::local {
@@ -254,6 +255,7 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   result.summary["workers"] = job_.workers;
   result.summary["succeeded"] = run.succeeded;
   std::ofstream(run_dir + "/summary.json") << result.summary.dump(2) << '\n';
+  if (absl::Status r = WriteRunReport(run_dir); !r.ok()) std::fprintf(out, "tandem run: %s\n", r.ToString().c_str());
   return result;
 }
 
