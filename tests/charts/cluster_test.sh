@@ -17,10 +17,10 @@ chart="$src/charts/tandem"
 source "$state/env.sh"
 helm=$("$src/scripts/tools/build-helm.sh")
 work=$(mktemp -d)
-ns=tandem-chart-test
+ns=tandem-chart-$$ ml=ml-chart-$$
 cleanup() {
   "$helm" uninstall tandem -n "$ns" --wait >/dev/null 2>&1 || true
-  kubectl delete namespace "$ns" ml-chart-test --ignore-not-found --wait=false >/dev/null 2>&1 || true
+  kubectl delete namespace "$ns" $ml --ignore-not-found --wait=false >/dev/null 2>&1 || true
   kubectl delete crd trainingjobs.tandem.dev queues.tandem.dev --ignore-not-found >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -30,8 +30,13 @@ if [[ -n "${TANDEM_OPERATOR_IMAGE:-}" ]]; then
   image_args=(--set "image.registry=" --set "image.repository=${TANDEM_OPERATOR_IMAGE%:*}" --set "image.tag=${TANDEM_OPERATOR_IMAGE##*:}")
 fi
 restricted_ns() {  # a namespace where Pod Security "restricted" is enforced and warned about
-  kubectl create namespace "$1" --dry-run=client -o yaml | kubectl label --local -f - -o yaml \
-    pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/warn=restricted | kubectl apply -f - >/dev/null
+  kubectl apply -f - >/dev/null <<NS
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $1
+  labels: {pod-security.kubernetes.io/enforce: restricted, pod-security.kubernetes.io/warn: restricted}
+NS
 }
 fail() { echo "FAIL: $*"; exit 1; }
 
@@ -50,31 +55,41 @@ case "$check" in
         fi
       fi
       "$helm" template tandem "$chart" "${args[@]}" > "$work/$values.yaml"
-      out=$(kubectl apply --dry-run=server -f "$work/$values.yaml" 2>&1) || fail "$values values: $out"
+      out=$(kubectl apply --server-side --dry-run=server -f "$work/$values.yaml" 2>&1) || fail "$values values: $out"
       grep -qi "warning" <<<"$out" && fail "$values values: the API server warns: $(grep -i warning <<<"$out")"
       echo "$values values: $(grep -c . <<<"$out") objects accepted by the API server's dry run, no warnings"
     done ;;
   lifecycle)
     restricted_ns "$ns"
-    "$helm" install tandem "$chart" -n "$ns" "${image_args[@]}" --wait --timeout 5m
-    "$helm" test tandem -n "$ns" --timeout 3m --logs
-    kubectl get queue default -o name | grep -q default || fail "no default Queue after install"
-    kubectl create namespace ml-chart-test --dry-run=client -o yaml | kubectl apply -f - >/dev/null
-    kubectl -n ml-chart-test apply -f "$src/examples/fashion-mnist.yaml"
+    # helm test runs a container, and --wait waits for Ready operator pods: both need a scheduler
+    # and a kubelet. The control plane of issue 11 has kwok nodes (no container runs) and no
+    # scheduler, so there the pods stay Pending and these two steps are reported as not run;
+    # TANDEM_CLUSTER_RUNS_PODS=1 (a cluster with real nodes) runs them.
+    wait=() run_pods=${TANDEM_CLUSTER_RUNS_PODS:-0}
+    if [[ $run_pods == 1 ]]; then wait=(--wait --timeout 5m); else
+      echo "NOT RUN on this cluster: helm test and --wait (no kubelet runs containers; TANDEM_CLUSTER_RUNS_PODS=1 runs them)"; fi
+    helm_test() { if [[ $run_pods == 1 ]]; then "$helm" test tandem -n "$ns" --timeout 3m --logs; fi; }
+    "$helm" install tandem "$chart" -n "$ns" "${image_args[@]}" "${wait[@]}"
+    helm_test
+    kubectl get queue default -o name | grep -q default || fail "no default Queue after install (post-install hook)"
+    kubectl -n "$ns" get deploy tandem-operator -o jsonpath='{.spec.replicas}' | grep -qx 2 || fail "the operator Deployment is not there with 2 replicas"
+    kubectl create namespace "$ml" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+    sed "s/namespace: default/namespace: $ml/" "$src/examples/fashion-mnist.yaml" | kubectl -n "$ml" apply -f - >/dev/null
     # An upgrade applies the chart's templates, CRDs included (a label shows it reached them).
-    "$helm" upgrade tandem "$chart" -n "$ns" "${image_args[@]}" --reuse-values --set commonLabels.upgrade=two --wait --timeout 5m
+    "$helm" upgrade tandem "$chart" -n "$ns" "${image_args[@]}" --reuse-values --set commonLabels.upgrade=two "${wait[@]}"
     [[ $(kubectl get crd trainingjobs.tandem.dev -o jsonpath='{.metadata.labels.upgrade}') == two ]] || fail "helm upgrade did not update the CRD"
-    "$helm" test tandem -n "$ns" --timeout 3m
+    [[ $(kubectl -n "$ns" get deploy tandem-operator -o jsonpath='{.metadata.labels.upgrade}') == two ]] || fail "helm upgrade did not update the Deployment"
+    helm_test
     "$helm" uninstall tandem -n "$ns" --wait --timeout 3m
     kubectl get crd trainingjobs.tandem.dev queues.tandem.dev >/dev/null || fail "helm uninstall deleted the CRDs"
-    kubectl -n ml-chart-test get trainingjob fashion-mnist >/dev/null || fail "helm uninstall deleted a TrainingJob"
+    kubectl -n "$ml" get trainingjob fashion-mnist >/dev/null || fail "helm uninstall deleted a TrainingJob"
     kubectl get queue default >/dev/null || fail "helm uninstall deleted the default Queue"
-    left=$(kubectl get deploy,svc,sa,role,rolebinding -n "$ns" -l app.kubernetes.io/instance=tandem -o name)
+    left=$(kubectl get deploy,svc,sa,role,rolebinding,pdb,networkpolicy,configmap -n "$ns" -l app.kubernetes.io/instance=tandem -o name)
     [[ -z "$left" ]] || fail "left after uninstall: $left"
     left=$(kubectl get clusterrole,clusterrolebinding -l app.kubernetes.io/instance=tandem -o name)
     [[ -z "$left" ]] || fail "left after uninstall: $left"
     # The kept CRDs carry the release's ownership, so installing again adopts them.
-    "$helm" install tandem "$chart" -n "$ns" "${image_args[@]}" --wait --timeout 5m
-    echo "install, test, upgrade (CRDs upgraded), uninstall (CRDs, TrainingJob, Queue kept), reinstall: ok" ;;
+    "$helm" install tandem "$chart" -n "$ns" "${image_args[@]}" "${wait[@]}"
+    echo "install, upgrade (CRDs upgraded), uninstall (CRDs, TrainingJob, Queue kept, nothing else left), reinstall: ok" ;;
   *) echo "usage: $0 dry-run|lifecycle STATE_DIR" >&2; exit 2 ;;
 esac
