@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The chart's offline checks with the real helm (scripts/tools/build-helm.sh) and the Kubernetes
 # schemas (scripts/tools/validate-k8s.py): run by ctest, one check per call.
-#   helm_checks.sh build | lint | template-default | template-full | rbac-source | bad-values
+#   helm_checks.sh build | lint | template-default | template-full | rbac-source | bad-values | values-doc
 set -euo pipefail
 src="${TANDEM_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}"
 chart="$src/charts/tandem"
@@ -92,5 +92,38 @@ PY
     msg=$("$helm" template t "$chart" --set metrics.serviceMonitor.enabled=true 2>&1) && { echo "rendered a ServiceMonitor without its API"; exit 1; }
     grep -q "monitoring.coreos.com/v1 ServiceMonitor" <<<"$msg" && echo "refused a ServiceMonitor on a cluster without prometheus-operator"
     ;;
-  *) echo "usage: $0 build|lint|template-default|template-full|rbac-source|bad-values" >&2; exit 2 ;;
+  values-doc)
+    # Every key of values.yaml has a row in the chart's README and a type in values.schema.json.
+    "$py" - "$chart" <<'PY'
+import json, re, sys, yaml
+chart = sys.argv[1]
+values = yaml.safe_load(open(f"{chart}/values.yaml"))
+readme = open(f"{chart}/README.md").read()
+schema = json.load(open(f"{chart}/values.schema.json"))
+def leaves(d, prefix=""):
+    for k, v in d.items():
+        p = f"{prefix}{k}"
+        if isinstance(v, dict) and v and not p.endswith(("resources", "SecurityContext", "securityContext", "Selector")):
+            yield from leaves(v, p + ".")
+        else:
+            yield p
+missing, untyped = [], []
+for key in leaves(values):
+    parts = key.split(".")
+    documented = f"`{key}`" in readme or any(f"`{'.'.join(parts[:i])}.*`" in readme or f"`{'.'.join(parts[:i])}`" in readme
+                                             for i in range(len(parts) - 1, 0, -1)) or re.search(rf"`\.{re.escape(parts[-1])}`", readme)
+    if not documented:
+        missing.append(key)
+    s = schema
+    for part in parts:
+        s = s.get("properties", {}).get(part)
+        if s is None:
+            untyped.append(key)
+            break
+assert not missing, f"values without a README row: {missing}"
+assert not untyped, f"values without a type in values.schema.json: {untyped}"
+print(f"{len(list(leaves(values)))} values: each documented in README.md and typed in values.schema.json")
+PY
+    ;;
+  *) echo "usage: $0 build|lint|template-default|template-full|rbac-source|bad-values|values-doc" >&2; exit 2 ;;
 esac
