@@ -35,7 +35,7 @@ GO
 fi
 tmp="$OUT.tmp.$$"; mkdir -p "$tmp"; trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
-(cd "$mod" && go build -p "${TANDEM_JOBS:-2}" -trimpath -ldflags "-s -w" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
+(cd "$mod" && go build -p "${TANDEM_JOBS:-2}" -trimpath -ldflags "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ETCD_VERSION" -o "$tmp/etcd" go.etcd.io/etcd/server/v3)
 mkdir -p "$OUT"; mv -f "$tmp/etcd" "$OUT/etcd"
 echo "build-etcd.sh: built etcd $ETCD_VERSION in $((SECONDS-start))s" >&2
 echo "$OUT"

@@ -34,10 +34,16 @@ package tools
 import _ "sigs.k8s.io/kwok/cmd/kwok"
 GO
   (cd "$mod" && go mod tidy)
+  # Align kwok's k8s.io staging modules with the Kubernetes we build (build-k8s.sh), so the two
+  # builds share compiled packages in GOCACHE (a cold CI run compiles client-go once, not twice).
+  k8s_minor="${K8S_VERSION:-v1.36.3}"; staging="v0.${k8s_minor#v1.}"
+  mapfile -t align < <(cd "$mod" && go list -m all | awk -v v="$staging" \
+    '$1 ~ /^k8s\.io\// && $2 ~ /^v0\.[0-9]+\.[0-9]+$/ && $2 != v {print $1 "@" v}')
+  if ((${#align[@]})); then (cd "$mod" && go get "${align[@]}" && go mod tidy); fi
 fi
 tmp="$OUT.tmp.$$"; mkdir -p "$tmp"; trap 'rm -rf "$tmp"' EXIT
 start=$SECONDS
-(cd "$mod" && go build -p "${TANDEM_JOBS:-2}" -trimpath \
+(cd "$mod" && go build -p "${TANDEM_JOBS:-2}" -trimpath -tags selinux,notest,grpcnotrace \
    -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=${KWOK_VERSION#v}" -o "$tmp/kwok" sigs.k8s.io/kwok/cmd/kwok)
 src="$(cd "$mod" && go list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage"
 mkdir -p "$STAGES.tmp"; cp -r "$src"/. "$STAGES.tmp"/; chmod -R u+w "$STAGES.tmp"
