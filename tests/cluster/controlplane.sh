@@ -184,7 +184,10 @@ start kube-controller-manager "$K8S_BIN/kube-controller-manager" \
   --controllers='*,-bootstrapsigner,-tokencleaner,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller' \
   --kube-api-qps=${TANDEM_KCM_QPS:-200} --kube-api-burst=${TANDEM_KCM_BURST:-400}
 
-# kwok: fake nodes (those annotated kwok.x-k8s.io/node=fake) and their pods' lifecycle.
+# kwok: fake nodes (those annotated kwok.x-k8s.io/node=fake) and their pods' lifecycle. Pod and
+# node addresses are loopback ones: nothing may ever send traffic to an address outside this
+# machine (the Endpoints controllers refuse loopback endpoints and say so in their log; no test
+# needs Endpoints).
 {
   echo "apiVersion: config.kwok.x-k8s.io/v1alpha1"
   echo "kind: KwokConfiguration"
@@ -200,7 +203,7 @@ for f in node/fast/node-initialize.yaml node/heartbeat-with-lease/node-heartbeat
 done
 start kwok "$KWOK_BIN/kwok" --kubeconfig="$pki/kwok.kubeconfig" --config="$state/kwok.yaml" \
   --manage-all-nodes=false --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
-  --cidr=10.128.0.0/16 --node-ip=10.127.0.1 --node-lease-duration-seconds=40 \
+  --cidr=127.128.0.0/16 --node-ip=127.127.0.1 --node-lease-duration-seconds=40 \
   --server-address="127.0.0.1:$P_KWOK"
 
 # Ready when the controller manager has created the default ServiceAccount (pods need it).

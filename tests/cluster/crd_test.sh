@@ -11,6 +11,8 @@ apply_crds
 pass "CRDs Established"
 
 # kubectl explain: the description of spec.workers and of its fields, as crds/trainingjob.yaml says.
+# (The apiserver publishes a new CRD's OpenAPI a few seconds after it is Established.)
+eventually 60 kubectl explain trainingjob.spec.workers || fail "kubectl explain trainingjob.spec.workers"
 kubectl explain trainingjob.spec.workers >"$WORK/explain.txt"
 python3 - "$SRC/crds/trainingjob.yaml" "$WORK/explain.txt" <<'PY' || fail "kubectl explain trainingjob.spec.workers"
 import sys, yaml
