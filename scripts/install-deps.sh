@@ -23,6 +23,8 @@ PACKAGES=(
   dataset-fashion-mnist
   # peers for side-by-side benchmarks
   python3 python3-torch libopenmpi-dev openmpi-bin
+  # the real control plane of tests/cluster (certificates, manifest checks)
+  openssl python3-yaml
 )
 
 missing=()

@@ -4,5 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/build.sh
+# The real control plane of the `cluster` tests (cached under $TANDEM_CACHE after the first build).
+scripts/tools/build-k8s.sh >/dev/null
+scripts/tools/build-etcd.sh >/dev/null
+scripts/tools/build-kwok.sh >/dev/null
 cd build
 ctest --output-on-failure -j "${TANDEM_TEST_JOBS:-2}" --timeout 1500 "$@"

@@ -1,9 +1,6 @@
 # Chart tests against the real control plane of issue 11 (fixture cluster_up: its state folder
-# holds env.sh, which exports KUBECONFIG and a PATH with kubectl). Included by CMakeLists.txt when
-# TANDEM_CLUSTER_TESTS is on; the lead turns it on when the cluster branch is merged. Tried by hand
-# against a copy of that branch's tests/cluster/controlplane.sh (kube-apiserver v1.36.3, kwok):
-# both pass there with the cluster branch's crds/ (the real API server refuses a description on
-# metadata, which that branch removed); helm test needs nodes that run containers.
+# holds env.sh, which exports KUBECONFIG and a PATH with kubectl). helm test needs nodes that run
+# containers (kwok nodes do not), so the lifecycle test runs it only with TANDEM_CLUSTER_RUNS_PODS=1.
 set(_cluster_state ${CMAKE_BINARY_DIR}/tests/cluster/state)
 foreach(check dry-run lifecycle)
   string(REPLACE "-" "_" name "chart_cluster_${check}")
