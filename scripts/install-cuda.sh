@@ -15,15 +15,17 @@
 set -euo pipefail
 
 # The pins, one place. Bumping any of them makes a new cache directory.
+# CUDA 13.0 as on the GPU machines (nvcc 13.0, driver 580, PyTorch 2.11+cu130): binaries built
+# here run there against its own libraries, and no newer-header API slips in.
 PINS=(
-  nvidia-cuda-nvcc==13.5.37
-  nvidia-nvvm==13.5.37
-  nvidia-cuda-crt==13.5.37
-  nvidia-cuda-runtime==13.5.37
-  nvidia-cuda-cccl==13.3.5.0.6
-  nvidia-cublas==13.10.0.20
-  nvidia-cudnn-cu13==9.28.1.4
-  nvidia-nccl-cu13==2.32.3
+  nvidia-cuda-nvcc==13.0.88
+  nvidia-nvvm==13.0.88
+  nvidia-cuda-crt==13.0.88
+  nvidia-cuda-runtime==13.0.96
+  nvidia-cuda-cccl==13.0.85
+  nvidia-cublas==13.0.2.14
+  nvidia-cudnn-cu13==9.13.1.26
+  nvidia-nccl-cu13==2.27.7
 )
 
 log() { echo "install-cuda: $*" >&2; }
@@ -39,7 +41,7 @@ done
 
 key=$(printf '%s\n' "${PINS[@]}" | sha256sum | cut -c1-12)
 cache=${TANDEM_CACHE:-/var/cache/tandem}
-dir="$cache/cuda-13.5.37-$key"
+dir="$cache/cuda-13.0-$key"
 root="$dir/toolkit"
 if [[ -f "$dir/.complete" ]]; then
   echo "$root"
