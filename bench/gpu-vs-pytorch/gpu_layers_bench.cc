@@ -6,7 +6,6 @@
 // run them on the GPU yet (docs/gpu.md): the cost layer, the optimizer update, the data feed.
 #include <chrono>
 #include <cstdio>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -15,7 +14,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
 #include "trainer/backend/cuda/cuda_device.h"
-#include "trainer/layers/layer_registry.h"
+#include "trainer/backend/layer_chain.h"
 
 namespace tandem::trainer {
 namespace {
@@ -75,58 +74,20 @@ int Main(int argc, char** argv) {
     return 2;
   }
   Device& d = **dev;
-  const LayerRegistry& reg = LayerRegistry::Builtin();
-  if (absl::Status s = reg.CheckRunsOn(DeviceKind::kCuda, model.layers); !s.ok()) {
-    std::fprintf(stderr, "gpu_layers_bench: %s\n", std::string(s.message()).c_str());
+  auto chain = LayerChain::Create(d, model.input, model.layers, batch);
+  if (!chain.ok()) {
+    std::fprintf(stderr, "gpu_layers_bench: %s\n", std::string(chain.status().message()).c_str());
     return 2;
   }
-  const size_t n = model.layers.size();
-  std::vector<std::unique_ptr<Layer>> layers;
-  std::vector<std::vector<Param>> params(n);
-  std::vector<Blob> blobs(n + 1);  // blobs[0] the input, blobs[i+1] layer i's output
-  BlobDesc desc{BlobKind::kDense, model.input};
-  std::mt19937 rng(1);
-  std::normal_distribution<float> normal(0.f, 0.05f);
-  double flops_forward = 0;  // multiply-adds x 2 of the convolutions and fc layers
-  blobs[0].value.Resize(d, desc.shape.WithBatch(batch));
-  for (size_t i = 0; i < n; ++i) {
-    LayerConfig c = model.layers[i];
-    c.inputs = {i == 0 ? "input" : model.layers[i - 1].name};
-    layers.push_back(*reg.Create(c.type));
-    LayerSetup setup(c, {desc});
-    const BlobDesc out = layers[i]->Setup(setup);
-    if (!setup.ok()) {
-      std::fprintf(stderr, "%s: %s\n", c.name.c_str(), setup.attrs().errors()[0].ToString().c_str());
-      return 2;
-    }
-    params[i].resize(setup.params().size());
-    for (size_t k = 0; k < params[i].size(); ++k) {
-      Param& p = params[i][k];
-      p.desc = setup.params()[k];
-      p.value.Resize(d, p.desc.shape);
-      p.grad.Resize(d, p.desc.shape);
-      std::vector<float> v(p.value.size());
-      for (float& x : v) x = normal(rng);
-      d.Upload(v.size(), v.data(), p.value.data());
-      layers[i]->params().push_back(&p);
-      if (p.desc.name == "weights") flops_forward += 2.0 * p.value.size() * out.shape.NumElements() /
-                                                     (c.type == "fc" ? p.desc.shape.dim(1) : p.desc.shape.dim(0));
-    }
-    if (absl::Status s = layers[i]->Init(d); !s.ok()) return 2;
-    blobs[i + 1].value.Resize(d, out.shape.WithBatch(batch));
-    blobs[i + 1].grad.Resize(d, blobs[i + 1].value.shape());
-    desc = out;
-  }
-  blobs[0].grad.Resize(d, blobs[0].value.shape());
-  d.Fill(blobs[0].value.size(), 0.5f, blobs[0].value.data());
-  d.Fill(blobs[n].grad.size(), 1e-3f, blobs[n].grad.data());
+  LayerChain& c = **chain;
+  c.InitParameters(1);
+  d.Fill(c.input().value.size(), 0.5f, c.input().value.data());
+  d.Fill(c.output().grad.size(), 1e-3f, c.output().grad.data());
+  const double flops_forward = c.ForwardFlopsPerExample();
   const StepContext ctx{.training = true};
   auto step = [&] {
-    for (size_t i = 0; i < n; ++i) layers[i]->Forward({&blobs[i]}, blobs[i + 1], ctx);
-    for (size_t i = n; i-- > 0;) {
-      Tensor* dx = i == 0 ? nullptr : &blobs[i].grad;
-      layers[i]->Backward({&blobs[i]}, blobs[i + 1], {dx}, ctx);
-    }
+    c.Forward(ctx);
+    c.Backward(ctx);
   };
   for (int s = 0; s < warmup; ++s) step();
   d.Synchronize();
@@ -136,8 +97,8 @@ int Main(int argc, char** argv) {
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   size_t free_b = 0, total_b = 0;
   cudaMemGetInfo(&free_b, &total_b);
-  // forward per example x batch, backward = 2 x forward (data and weight gradients).
-  const double flops_step = 3.0 * flops_forward * batch;
+  // Forward per example x batch; backward = 2 x forward (data and weight gradients).
+  const double flops_step = 3.0 * flops_forward * static_cast<double>(batch);
   std::printf(
       "{\"system\": \"tandem\", \"model\": \"%s\", \"timed\": \"layers forward+backward\", "
       "\"precision\": \"%s\", \"batch\": %lld, \"steps\": %d, \"examples_per_s\": %.1f, "
