@@ -21,20 +21,26 @@ p.add_argument("--out", default=".")
 p.add_argument("--steps", type=int, default=50)
 a = p.parse_args()
 records = []
+os.makedirs(a.out, exist_ok=True)
+# Written as records arrive, so a run cut short by its time limit still leaves what it measured.
+jsonl = open(os.path.join(a.out, "gpu-vs-pytorch.jsonl"), "w")
 
 
 def collect(cmd, timeout, env=None):
     print("+", " ".join(cmd), flush=True)
     try:
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
-    except subprocess.TimeoutExpired:
-        print(f"  timed out after {timeout} s", flush=True)
-        return
-    for line in r.stdout.splitlines():
+        out, err, rc = r.stdout, r.stderr, r.returncode
+    except subprocess.TimeoutExpired as e:  # keep the records printed before the limit
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        err, rc = f"timed out after {timeout} s", "timeout"
+    for line in out.splitlines():
         if line.startswith("{"):
             records.append(json.loads(line))
-    if r.returncode != 0:
-        print(f"  exit {r.returncode}: {r.stderr[-800:]}", flush=True)
+            jsonl.write(line + "\n")
+            jsonl.flush()
+    if rc != 0:
+        print(f"  exit {rc}: {err[-800:]}", flush=True)
 
 
 tandem_env = dict(os.environ)
@@ -43,13 +49,13 @@ if a.tandem_ld_library_path:
 for model, batch in (("seed_cnn", 512), ("wide_cnn", 256)):
     for precision in ("bf16", "fp32"):
         collect([a.tandem_bench, "--model", model, "--batch", str(batch), "--precision", precision,
-                 "--steps", str(a.steps)], 120, tandem_env)
-collect([sys.executable, os.path.join(here, "pytorch_gpu_bench.py"), "--steps", str(a.steps)], 240)
+                 "--steps", str(a.steps)], 30, tandem_env)
+# One process per model, so that a slow torch.compile costs only that model's figures.
+for model in ("seed_cnn", "wide_cnn", "resnet", "lstm_lm", "ctr"):
+    collect([sys.executable, os.path.join(here, "pytorch_gpu_bench.py"), "--models", model,
+             "--steps", str(a.steps)], 100)
 
-os.makedirs(a.out, exist_ok=True)
-with open(os.path.join(a.out, "gpu-vs-pytorch.jsonl"), "w") as f:
-    for r in records:
-        f.write(json.dumps(r) + "\n")
+jsonl.close()
 
 print(f"\n{'model':9} {'system':8} {'timed':24} {'mode':52} {'ex/s':>10} {'TFLOP/s':>8} {'%peak':>6} {'MiB':>7}")
 for r in records:

@@ -108,7 +108,9 @@ TEST_P(GpuWholeModelTest, SeedCnnLossCurveMatchesTheCpuFor200Steps) {
   const bool bf16 = GetParam();
   auto gpu = CreateCudaDevice({.precision = bf16 ? Precision::kBf16 : Precision::kFp32});
   if (!gpu.ok()) GTEST_SKIP() << "no usable GPU: " << gpu.status().message();
-  const std::string dir = data::kFashionMnistDir;
+  // TANDEM_FASHION_MNIST_DIR: the cut the GPU machine gets (scripts/gpu-check.sh --prepare).
+  const char* dir_override = std::getenv("TANDEM_FASHION_MNIST_DIR");
+  const std::string dir = dir_override != nullptr ? dir_override : data::kFashionMnistDir;
   auto ds = data::IdxDataset::Load(dir + "/train-images-idx3-ubyte.gz",
                                    dir + "/train-labels-idx1-ubyte.gz", kSteps * kBatch);
   ASSERT_TRUE(ds.ok()) << ds.status() << " (scripts/install-deps.sh installs dataset-fashion-mnist)";
