@@ -6,8 +6,15 @@ set(TANDEM_CUDA_ENABLED OFF)
 set(TANDEM_CUDA_ROOT "" CACHE PATH "CUDA toolkit root (bin/nvcc, include, lib64); empty: search")
 if(NOT TANDEM_CUDA STREQUAL "OFF")
   include(CheckLanguage)
-  if(TANDEM_CUDA_ROOT AND NOT CMAKE_CUDA_COMPILER)
-    set(CMAKE_CUDA_COMPILER ${TANDEM_CUDA_ROOT}/bin/nvcc)
+  if(TANDEM_CUDA_ROOT)
+    if(NOT CMAKE_CUDA_COMPILER)
+      set(CMAKE_CUDA_COMPILER ${TANDEM_CUDA_ROOT}/bin/nvcc)
+    elseif(NOT CMAKE_CUDA_COMPILER STREQUAL "${TANDEM_CUDA_ROOT}/bin/nvcc")
+      # A new toolkit (other pins) under a build tree configured with another nvcc: CMake cannot
+      # switch the CUDA compiler of an existing tree.
+      message(FATAL_ERROR "build tree uses ${CMAKE_CUDA_COMPILER}, TANDEM_CUDA_ROOT is "
+                          "${TANDEM_CUDA_ROOT}: remove ${CMAKE_BINARY_DIR} and configure again")
+    endif()
     set(CUDAToolkit_ROOT ${TANDEM_CUDA_ROOT})
   endif()
   if(NOT CMAKE_CUDA_COMPILER)
