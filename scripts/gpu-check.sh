@@ -18,11 +18,12 @@ carry=.cache/gpu-carry
 if [[ "${1:-}" == "--prepare" ]]; then
   set -e
   TANDEM_CMAKE_ARGS="-DTANDEM_CUDA=ON ${TANDEM_CMAKE_ARGS:-}" TANDEM_JOBS=${TANDEM_JOBS:-2} \
-    scripts/build.sh gpu_parity_test cuda_smoke_test gpu_whole_model_test gpu_layers_bench
+    scripts/build.sh gpu_parity_test cuda_smoke_test gpu_whole_model_test collective_nccl_test \
+    gpu_layers_bench
   rm -rf "$carry"
   mkdir -p "$carry/bin" "$carry/lib"
   cp build/tests/gpu_parity_test build/tests/cuda_smoke_test build/tests/gpu_whole_model_test \
-    build/bin/gpu_layers_bench "$carry/bin/"
+    build/tests/collective_nccl_test build/bin/gpu_layers_bench "$carry/bin/"
   # The whole-model test's data: the first 12,800 Fashion-MNIST training examples (200 steps of
   # 64), cut from the Debian package's files (the GPU machine has no package).
   mkdir -p "$carry/fashion-mnist"
@@ -78,8 +79,9 @@ if [[ -d "$carry/bin" ]]; then
   bindir=$carry/bin
   tandem_ld="$PWD/$carry/lib:$tandem_ld"
   export TANDEM_SOURCE_DIR=$PWD TANDEM_FASHION_MNIST_DIR=$PWD/$carry/fashion-mnist
-  # Seconds per test: together with the bench's 330 they stay inside one 10-minute device call.
-  for t_limit in cuda_smoke_test:30 gpu_parity_test:90 gpu_whole_model_test:120; do
+  # Seconds per test: together with the bench's 300 they stay inside one 10-minute device call.
+  for t_limit in cuda_smoke_test:30 gpu_parity_test:90 gpu_whole_model_test:120 \
+      collective_nccl_test:60; do
     t=${t_limit%%:*}
     echo "== $t"
     if ! LD_LIBRARY_PATH=$tandem_ld timeout "${t_limit##*:}" "$bindir/$t" --gtest_output="json:$OUT/$t.json" >"$OUT/$t.log" 2>&1; then
@@ -95,7 +97,7 @@ if [[ -d "$carry/bin" ]]; then
 else
   echo "gpu-check: no $carry; building with this machine's toolchain"
   if ! TANDEM_CMAKE_ARGS="-DTANDEM_CUDA=ON" TANDEM_JOBS=16 scripts/build.sh gpu_parity_test \
-      cuda_smoke_test gpu_whole_model_test gpu_layers_bench >"$OUT/build.log" 2>&1; then
+      cuda_smoke_test gpu_whole_model_test collective_nccl_test gpu_layers_bench >"$OUT/build.log" 2>&1; then
     tail -30 "$OUT/build.log"
     echo "gpu-check: build failed (see build.log)"
     exit 1
@@ -111,7 +113,7 @@ fi
 echo "== bench/gpu-vs-pytorch"
 bench_py=bench/gpu-vs-pytorch/run.py
 [[ -f "$bench_py" ]] || bench_py=$carry/run.py
-timeout 330 "$python" "$bench_py" --tandem-bench "$bindir/gpu_layers_bench" \
+timeout 300 "$python" "$bench_py" --tandem-bench "$bindir/gpu_layers_bench" \
   --tandem-ld-library-path "$tandem_ld" --out "$OUT" \
   2>&1 | tee "$OUT/bench.log" || status=1
 echo "gpu-check: done, status $status; records in $OUT"
