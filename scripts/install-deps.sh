@@ -21,6 +21,8 @@ PACKAGES=(
   dataset-fashion-mnist
   # peers for side-by-side benchmarks
   python3 python3-torch libopenmpi-dev openmpi-bin
+  # the venv scripts/install-cuda.sh pip-installs the CUDA wheels into
+  python3-venv
 )
 
 missing=()
