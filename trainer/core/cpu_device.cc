@@ -21,6 +21,7 @@
 #include "common/check.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "trainer/core/cpu_kernels.h"
+#include "trainer/core/dropout_mask.h"
 #include "trainer/core/device.h"
 
 namespace tandem::trainer {
@@ -368,6 +369,10 @@ class CpuDevice final : public Device {
   void BiasGrad(int64_t rows, int64_t cols, const float* dy, float* db) override {
     Fill(cols, 0.f, db);
     for (int64_t r = 0; r < rows; ++r) Axpy(cols, 1.f, dy + r * cols, db);
+  }
+  void Dropout(int64_t n, uint64_t key, float rate, const float* x, float* y) override {
+    const float scale = 1.f / (1.f - rate);
+    for (int64_t i = 0; i < n; ++i) y[i] = DropoutKeep(key, i, rate) ? x[i] * scale : 0.f;
   }
   void Upload(int64_t n, const float* host, float* dst) override { Copy(n, host, dst); }
   void Download(int64_t n, const float* src, float* host) override { Copy(n, src, host); }

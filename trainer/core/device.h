@@ -94,6 +94,9 @@ class Device {
   // y[r, :] += bias for `rows` rows of `cols`; and db = sum over rows of dy[r, :] (overwritten).
   virtual void AddBias(int64_t rows, int64_t cols, const float* bias, float* y) = 0;
   virtual void BiasGrad(int64_t rows, int64_t cols, const float* dy, float* db) = 0;
+  // y[i] = DropoutKeep(key, i, rate) ? x[i] / (1 - rate) : 0 (trainer/core/dropout_mask.h): the
+  // forward pass on x, and the backward pass on dy with the same key.
+  virtual void Dropout(int64_t n, uint64_t key, float rate, const float* x, float* y) = 0;
   // Host <-> device transfers (a memcpy on the CPU backend). They return once the host buffer
   // may be reused (Upload) or read (Download), so they also order everything queued before them.
   virtual void Upload(int64_t n, const float* host, float* dst) = 0;

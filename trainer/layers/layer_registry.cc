@@ -33,7 +33,7 @@ void RegisterBuiltinLayers(LayerRegistry& r) {
   r.Add<SigmoidLayer>("sigmoid", kAny);
   r.Add<TanhLayer>("tanh", kAny);
   r.Add<SoftmaxLayer>("softmax", kAny);
-  r.Add<DropoutLayer>("dropout");
+  r.Add<DropoutLayer>("dropout", kAny);
   r.Add<BatchNormLayer>("batch_norm");
   r.Add<EmbeddingLayer>("embedding");
   r.Add<ConcatLayer>("concat", kAny);

@@ -48,7 +48,7 @@ class LayerRegistry {
   // Whether layers of `type` run on a device of `kind`. REQUIRES: Has(type).
   bool RunsOn(const std::string& type, DeviceKind kind) const;
   // OK when every layer runs on `kind`; otherwise InvalidArgument naming the first layer that does
-  // not: "layer 'drop1' (dropout) has no GPU path (GPU layers: ...)". Unknown types are left to
+  // not: "layer 'bn1' (batch_norm) has no GPU path (GPU layers: ...)". Unknown types are left to
   // Create's error.
   absl::Status CheckRunsOn(DeviceKind kind, const std::vector<LayerConfig>& layers) const;
 

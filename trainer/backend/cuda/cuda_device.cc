@@ -324,6 +324,9 @@ class CudaDevice final : public Device {
   void BiasGrad(int64_t rows, int64_t cols, const float* dy, float* db) override {
     TANDEM_CUDA_CALL(cuda::LaunchBiasGrad(ctx_->stream, rows, cols, dy, db));
   }
+  void Dropout(int64_t n, uint64_t key, float rate, const float* x, float* y) override {
+    TANDEM_CUDA_CALL(cuda::LaunchDropout(ctx_->stream, n, key, rate, x, y));
+  }
   void Upload(int64_t n, const float* host, float* dst) override {
     if (n <= 0) return;
     TANDEM_CUDA_CALL(

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "trainer/core/dropout_mask.h"
+
 namespace tandem::cuda {
 namespace {
 
@@ -76,6 +78,13 @@ __global__ void ActivationBackwardKernel(int64_t n, const float* __restrict__ y,
     if constexpr (A == Activation::kSigmoid) dx[i] = g * v * (1.f - v);
     if constexpr (A == Activation::kTanh) dx[i] = g * (1.f - v * v);
   }
+}
+
+__global__ void DropoutKernel(int64_t n, uint64_t key, float rate, float scale,
+                              const float* __restrict__ x, float* __restrict__ y) {
+  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
+       i += int64_t{gridDim.x} * blockDim.x)
+    y[i] = trainer::DropoutKeep(key, i, rate) ? x[i] * scale : 0.f;
 }
 
 __device__ float BlockReduce(float v, bool is_max) {
@@ -195,6 +204,13 @@ cudaError_t LaunchActivationBackward(cudaStream_t s, Activation a, int64_t n, co
       ActivationBackwardKernel<Activation::kTanh><<<Blocks(n), kThreads, 0, s>>>(n, y, dy, dx);
       break;
   }
+  return cudaGetLastError();
+}
+
+cudaError_t LaunchDropout(cudaStream_t s, int64_t n, uint64_t key, float rate, const float* x,
+                          float* y) {
+  if (n <= 0) return cudaSuccess;
+  DropoutKernel<<<Blocks(n), kThreads, 0, s>>>(n, key, rate, 1.f / (1.f - rate), x, y);
   return cudaGetLastError();
 }
 

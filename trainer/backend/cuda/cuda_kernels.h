@@ -25,6 +25,9 @@ cudaError_t LaunchActivationForward(cudaStream_t s, Activation a, int64_t n, con
 // dx from dy and the forward output y.
 cudaError_t LaunchActivationBackward(cudaStream_t s, Activation a, int64_t n, const float* y,
                                      const float* dy, float* dx);
+// y[i] = DropoutKeep(key, i, rate) ? x[i] / (1 - rate) : 0 (trainer/core/dropout_mask.h).
+cudaError_t LaunchDropout(cudaStream_t s, int64_t n, uint64_t key, float rate, const float* x,
+                          float* y);
 cudaError_t LaunchSoftmax(cudaStream_t s, int64_t rows, int64_t cols, const float* x, float* y);
 cudaError_t LaunchSoftmaxBackward(cudaStream_t s, int64_t rows, int64_t cols, const float* y,
                                   const float* dy, float* dx);
