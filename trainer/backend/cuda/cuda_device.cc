@@ -87,10 +87,11 @@ class CudaConv2d final : public Conv2dKernel {
                                                       I(d.stride_h), I(d.stride_w), 1, 1,
                                                       CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     TANDEM_CUDNN_CALL(cudnnSetConvolutionGroupCount(conv_desc_, I(d.groups)));
-    // fp32: FMA kernels only, so results match the CPU to rounding; bf16: tensor cores allowed.
+    // fp32: FMA kernels only, so results match the CPU to rounding. bf16: the default math, which
+    // on Hopper allows TF32 tensor cores for fp32 tensors (fp32's range; not
+    // ALLOW_CONVERSION, whose fp16 down-conversion could overflow large activations).
     TANDEM_CUDNN_CALL(cudnnSetConvolutionMathType(
-        conv_desc_, ctx.precision == Precision::kFp32 ? CUDNN_FMA_MATH
-                                                      : CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION));
+        conv_desc_, ctx.precision == Precision::kFp32 ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH));
     bias_desc_.Set(1, d.out_channels, 1, 1);
   }
   ~CudaConv2d() override {

@@ -22,7 +22,8 @@ enum class Precision {
   kFp32,  // fp32 storage and fp32 arithmetic (no TF32): the parity reference
   // fp32 storage (so the weights the optimizer updates stay fp32 masters), matrix products on
   // bf16 tensor cores with fp32 accumulation (cuBLAS CUBLAS_COMPUTE_32F_FAST_16BF), and cuDNN
-  // convolutions allowed tensor-core math. bf16 keeps fp32's exponent range, so no loss scaling.
+  // convolutions on TF32 tensor cores (its default math for fp32 tensors). bf16 and TF32 keep
+  // fp32's exponent range, so no loss scaling.
   kBf16,
 };
 
