@@ -49,6 +49,13 @@ if [[ -f "$dir/.complete" ]]; then
 fi
 
 mkdir -p "$dir"
+# Builds in several checkouts may start at once: one installs, the others wait and reuse it.
+exec 9>"$dir.lock"
+flock 9
+if [[ -f "$dir/.complete" ]]; then
+  echo "$root"
+  exit 0
+fi
 python=$(command -v /usr/bin/python3 || command -v python3)
 start=$(date +%s)
 if [[ ! -x "$dir/venv/bin/pip" ]]; then
