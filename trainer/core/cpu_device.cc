@@ -363,9 +363,6 @@ class CpuDevice final : public Device {
                 int64_t dst_stride) override {
     for (int64_t r = 0; r < rows; ++r) Copy(cols, src + r * src_stride, dst + r * dst_stride);
   }
-  void AddBias(int64_t rows, int64_t cols, const float* bias, float* y) override {
-    for (int64_t r = 0; r < rows; ++r) Axpy(cols, 1.f, bias, y + r * cols);
-  }
   void BiasGrad(int64_t rows, int64_t cols, const float* dy, float* db) override {
     Fill(cols, 0.f, db);
     for (int64_t r = 0; r < rows; ++r) Axpy(cols, 1.f, dy + r * cols, db);

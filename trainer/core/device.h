@@ -91,8 +91,7 @@ class Device {
   // dst + r * dst_stride (concat, slice).
   virtual void CopyRows(int64_t rows, int64_t cols, const float* src, int64_t src_stride,
                         float* dst, int64_t dst_stride) = 0;
-  // y[r, :] += bias for `rows` rows of `cols`; and db = sum over rows of dy[r, :] (overwritten).
-  virtual void AddBias(int64_t rows, int64_t cols, const float* bias, float* y) = 0;
+  // db = sum over `rows` rows of dy[r, :] (`cols` wide; db overwritten).
   virtual void BiasGrad(int64_t rows, int64_t cols, const float* dy, float* db) = 0;
   // y[i] = DropoutKeep(key, i, rate) ? x[i] / (1 - rate) : 0 (trainer/core/dropout_mask.h): the
   // forward pass on x, and the backward pass on dy with the same key.

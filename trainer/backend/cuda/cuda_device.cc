@@ -319,9 +319,6 @@ class CudaDevice final : public Device {
     TANDEM_CUDA_CALL(
         cuda::LaunchCopyRows(ctx_->stream, rows, cols, src, src_stride, dst, dst_stride));
   }
-  void AddBias(int64_t rows, int64_t cols, const float* bias, float* y) override {
-    TANDEM_CUDA_CALL(cuda::LaunchAddBias(ctx_->stream, rows, cols, bias, y));
-  }
   void BiasGrad(int64_t rows, int64_t cols, const float* dy, float* db) override {
     TANDEM_CUDA_CALL(cuda::LaunchBiasGrad(ctx_->stream, rows, cols, dy, db));
   }

@@ -38,14 +38,6 @@ __global__ void CopyRowsKernel(int64_t rows, int64_t cols, const float* __restri
   }
 }
 
-__global__ void AddBiasKernel(int64_t rows, int64_t cols, const float* __restrict__ bias,
-                              float* __restrict__ y) {
-  const int64_t n = rows * cols;
-  for (int64_t i = blockIdx.x * int64_t{blockDim.x} + threadIdx.x; i < n;
-       i += int64_t{gridDim.x} * blockDim.x)
-    y[i] += bias[i % cols];
-}
-
 // One thread per column, walking the rows: coalesced across the warp, no atomics, deterministic.
 __global__ void BiasGradKernel(int64_t rows, int64_t cols, const float* __restrict__ dy,
                                float* __restrict__ db) {
@@ -157,12 +149,6 @@ cudaError_t LaunchCopyRows(cudaStream_t s, int64_t rows, int64_t cols, const flo
   }
   CopyRowsKernel<<<Blocks(rows * cols), kThreads, 0, s>>>(rows, cols, src, src_stride, dst,
                                                           dst_stride);
-  return cudaGetLastError();
-}
-
-cudaError_t LaunchAddBias(cudaStream_t s, int64_t rows, int64_t cols, const float* bias, float* y) {
-  if (rows <= 0 || cols <= 0) return cudaSuccess;
-  AddBiasKernel<<<Blocks(rows * cols), kThreads, 0, s>>>(rows, cols, bias, y);
   return cudaGetLastError();
 }
 

@@ -1,5 +1,5 @@
 // Our own CUDA kernels, for the work no library call fits: element-wise activations, fills,
-// strided row copies, bias sums, softmax. Each launcher queues one kernel on `stream` and returns
+// strided row copies, bias gradients, dropout, softmax. Each launcher queues one kernel on `stream` and returns
 // the launch error (cudaSuccess when queued). Sizes are element counts; pointers are device memory.
 #pragma once
 
@@ -17,7 +17,6 @@ cudaError_t LaunchAxpy(cudaStream_t s, int64_t n, float alpha, const float* x, f
 // broadcast one row).
 cudaError_t LaunchCopyRows(cudaStream_t s, int64_t rows, int64_t cols, const float* src,
                            int64_t src_stride, float* dst, int64_t dst_stride);
-cudaError_t LaunchAddBias(cudaStream_t s, int64_t rows, int64_t cols, const float* bias, float* y);
 // db[c] = sum_r dy[r, c] (overwrites db).
 cudaError_t LaunchBiasGrad(cudaStream_t s, int64_t rows, int64_t cols, const float* dy, float* db);
 cudaError_t LaunchActivationForward(cudaStream_t s, Activation a, int64_t n, const float* x,
