@@ -25,6 +25,8 @@ PACKAGES=(
   python3 python3-torch libopenmpi-dev openmpi-bin
   # the real control plane of tests/cluster (certificates, manifest checks)
   openssl python3-yaml
+  # the venv scripts/install-cuda.sh pip-installs the CUDA wheels into
+  python3-venv
 )
 
 missing=()
