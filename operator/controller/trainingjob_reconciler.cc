@@ -259,7 +259,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   const std::string now = NowText();
 
   api::FieldErrors errors;
-  api::TrainingJob job = api::ParseTrainingJob(obj, &errors);
+  api::TrainingJob job = api::ParseTrainingJob(obj, options_.validators, &errors);
   const api::TrainingJobStatus before = job.status;
   api::TrainingJobStatus& st = job.status;
   st.observed_generation = job.metadata.generation;
@@ -602,7 +602,7 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
   std::set<std::string> seen;
   for (const auto& o : cache_->List(kube::kTrainingJobs)) {
     api::FieldErrors errors;
-    api::TrainingJob job = api::ParseTrainingJob(*o, &errors);
+    api::TrainingJob job = api::ParseTrainingJob(*o, options_.validators, &errors);
     if (!errors.empty()) continue;
     std::string key = kube::ObjectKey::Of(*o).String();
     seen.insert(key);

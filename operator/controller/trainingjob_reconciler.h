@@ -26,6 +26,7 @@
 #include "operator/controller/cluster_cache.h"
 #include "operator/controller/progress_prober.h"
 #include "operator/controller/worker_builder.h"
+#include "trainer/model/trainer_spec.h"
 #include "operator/kube/event_recorder.h"
 #include "operator/kube/kube_api.h"
 #include "operator/scheduler/scheduler.h"
@@ -40,6 +41,9 @@ struct ReconcileResult {
 
 struct ReconcilerOptions {
   BuildOptions build{};
+  // The checks of spec.model/data/optimizer, the same every binary runs: a job they refuse is
+  // Failed (InvalidSpec), never started.
+  api::SectionValidators validators = trainer::TrainerSectionValidators();
   // While jobs are pending, scheduling passes repeat at least this often.
   double schedule_interval_s = 10;
   // The clock (seconds since the epoch) and the job-token generator; injectable for tests.
