@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -42,8 +43,8 @@ struct ReconcileResult {
 struct ReconcilerOptions {
   BuildOptions build{};
   // The checks of spec.model/data/optimizer, the same every binary runs: a job they refuse is
-  // Failed (InvalidSpec), never started.
-  api::SectionValidators validators = trainer::TrainerSectionValidators();
+  // Failed (InvalidSpec), never started. Unset: trainer::TrainerSectionValidators().
+  std::optional<api::SectionValidators> validators;
   // While jobs are pending, scheduling passes repeat at least this often.
   double schedule_interval_s = 10;
   // The clock (seconds since the epoch) and the job-token generator; injectable for tests.
@@ -95,6 +96,7 @@ class TrainingJobReconciler {
   const ClusterCache* cache_;
   kube::EventRecorder* events_;
   const ReconcilerOptions options_;
+  const api::SectionValidators validators_;  // options_.validators, or the trainer's
 
   // Admissions and preemptions written but maybe not yet visible in the cache: the next pass
   // must not hand the same capacity out again (Kueue's "assumed" workloads).
