@@ -92,7 +92,11 @@ struct TrainingJobReconciler::Pods {
 
 TrainingJobReconciler::TrainingJobReconciler(kube::KubeApi* api, const ClusterCache* cache,
                                              kube::EventRecorder* events, ReconcilerOptions options)
-    : api_(api), cache_(cache), events_(events), options_(std::move(options)) {}
+    : api_(api),
+      cache_(cache),
+      events_(events),
+      options_(std::move(options)),
+      validators_(options_.validators ? *options_.validators : trainer::TrainerSectionValidators()) {}
 
 double TrainingJobReconciler::Now() const {
   if (options_.now) return options_.now();
@@ -262,7 +266,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   const std::string now = NowText();
 
   api::FieldErrors errors;
-  api::TrainingJob job = api::ParseTrainingJob(obj, &errors);
+  api::TrainingJob job = api::ParseTrainingJob(obj, validators_, &errors);
   const api::TrainingJobStatus before = job.status;
   api::TrainingJobStatus& st = job.status;
   st.observed_generation = job.metadata.generation;
@@ -605,7 +609,7 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
   std::set<std::string> seen;
   for (const auto& o : cache_->List(kube::kTrainingJobs)) {
     api::FieldErrors errors;
-    api::TrainingJob job = api::ParseTrainingJob(*o, &errors);
+    api::TrainingJob job = api::ParseTrainingJob(*o, validators_, &errors);
     if (!errors.empty()) continue;
     std::string key = kube::ObjectKey::Of(*o).String();
     seen.insert(key);

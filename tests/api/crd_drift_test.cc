@@ -167,7 +167,7 @@ TEST(CrdDriftTest, TrainingJobCrdMatchesTheCppApi) {
   FieldErrors errors;
   TrainingJob job = ParseTrainingJob(
       {{"apiVersion", kApiVersion}, {"kind", "TrainingJob"}, {"metadata", {{"name", "a"}}}, {"spec", {{"model", {{"x", 1}}}}}},
-      &errors);
+      SectionValidators{}, &errors);
   ASSERT_TRUE(errors.empty()) << errors[0].ToString();
   json defaults = ToJson(job);
   w.CheckDescriptionsAndDefaults(Schema(crd), "", &defaults);
