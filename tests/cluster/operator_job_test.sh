@@ -65,7 +65,8 @@ pass "job a admitted, 2 worker pods Running on kwok nodes"
 for kind in service secret; do
   [[ -n "$(kubectl -n "$NS" get "$kind" -l tandem.dev/job=a -o name)" ]] || fail "no $kind for job a"
 done
-kubectl -n "$NS" get pods -l tandem.dev/job=a -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | grep -q life- \
+# (No `cmd | grep -q` or `| head` anywhere: with pipefail, the writer's SIGPIPE fails the test.)
+grep -q life- <<<"$(kubectl -n "$NS" get pods -l tandem.dev/job=a -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}')" \
   || fail "workers not bound to the kwok nodes"
 pass "Service and Secret created; pods bound by the operator"
 
@@ -80,11 +81,17 @@ pass "kubectl describe shows the events"
 
 # --- a worker fails with a retryable exit code: the gang restarts ---------------------------
 before="$(workers_of a | awk '{print $3}' | sort)"
-victim="$(workers_of a | head -n1 | awk '{print $1}')"
+victim="$(workers_of a | awk 'NR == 1 {print $1}')"
+[[ -n "$victim" ]] || fail "no worker of job a to fail"
 kubectl -n "$NS" patch pod "$victim" --subresource=status --type=merge -p \
   '{"status":{"phase":"Failed","containerStatuses":[{"name":"trainer","ready":false,"restartCount":0,"image":"tandem/tandem:0.1.0","imageID":"","state":{"terminated":{"exitCode":137,"reason":"OOMKilled"}}}]}}' >/dev/null
 eventually 120 bash -c "[[ \$(kubectl -n $NS get tj a -o jsonpath='{.status.restarts}') == 1 ]]" || fail "restart not counted"
-restarted() { all_running a 2 && [[ "$(workers_of a | awk '{print $3}' | sort)" != "$before" ]] && ! workers_of a | grep -q "$victim .* $(echo "$before" | head -n1)"; }
+# Restarted: all Running again, and no pod of the old gang (by uid) is left.
+restarted() {
+  all_running a 2 || return 1
+  local now; now="$(workers_of a | awk '{print $3}')"
+  ! grep -qxFf <(echo "$before") <<<"$now"
+}
 eventually 120 restarted || fail "gang not recreated after the failure"
 grep -qE 'WorkerFailed' <<<"$(kubectl -n "$NS" describe tj a)" || fail "no WorkerFailed event"
 pass "worker failure (exit 137) restarted the gang (restarts=1, new pods Running)"
