@@ -17,6 +17,8 @@ PACKAGES=(
   libdnnl-dev libopenblas-dev ocl-icd-opencl-dev opencl-headers
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
+  # hardening: libFuzzer and the sanitizer runtimes (scripts/fuzz.sh), netns tests (iproute2)
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev libomp-14-dev iproute2 iptables
   # data
   dataset-fashion-mnist
   # peers for side-by-side benchmarks
