@@ -115,13 +115,19 @@ HttpReadResult HttpRequestReader::Next(HttpRequest* req) {
       if (!absl::SimpleHexAtoi(size_line.substr(0, semi), &size)) {
         return reject(400, "malformed chunk size\n");
       }
-      if (req->body.size() + size > limits_.max_body_bytes) {
+      // Compared without adding: a chunk size near 2^64 must not wrap the sum below the limit.
+      if (size > limits_.max_body_bytes - req->body.size()) {
         return reject(413, "request body too large\n");
       }
       if (size == 0) {
         std::string trailer;
+        size_t trailer_bytes = 0;
         do {
           if (!ReadLine(&trailer, 8192)) return closed;
+          trailer_bytes += trailer.size() + 2;
+          if (trailer_bytes > limits_.max_header_bytes) {
+            return reject(431, "request trailers too large\n");
+          }
         } while (!trailer.empty());
         break;
       }

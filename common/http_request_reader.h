@@ -6,9 +6,10 @@
 //   HttpRequest req;
 //   HttpReadResult r = reader.Next(&req);   // r.kind == HttpReadResult::kRequest
 //
-// Limits: the request head (request line and headers) at most `max_header_bytes`; the body at
-// most `max_body_bytes` however it is framed; a chunk-size line at most 1024 bytes, a trailer line
-// at most 8192. A request beyond them is rejected before its body is read.
+// Limits: the request head (request line and headers) and the trailer section of a chunked body
+// each at most `max_header_bytes` (a trailer line at most 8192); the body at most `max_body_bytes`
+// however it is framed; a chunk-size line at most 1024 bytes. A request beyond them is rejected
+// before its body is read.
 // Not thread-safe: one reader per connection.
 #pragma once
 
