@@ -2,7 +2,8 @@
 //
 // The job token comes from TANDEM_JOB_TOKEN (the operator fills it from a Kubernetes Secret);
 // flags default from the environment a Tandem worker receives. SIGTERM or SIGINT stops serving,
-// writes a final checkpoint (with --checkpoint-dir) and exits 0.
+// writes a final checkpoint (with --checkpoint-dir) and exits 0. A failed allocation exits 3
+// (common/out_of_memory.h: not retried by the default restart policy).
 #include <signal.h>
 
 #include <cstdlib>
@@ -15,6 +16,7 @@
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/metrics_endpoint.h"
+#include "common/out_of_memory.h"
 #include "pserver/metrics.h"
 #include "pserver/server.h"
 
@@ -33,6 +35,7 @@ int EnvInt(const char* name, int fallback) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tandem::InstallOutOfMemoryHandler("tandem-pserver");
   CLI::App app{"tandem-pserver: serves one parameter-server shard over gRPC"};
   app.name("tandem-pserver");
   tandem::AddVersionFlag(app, "tandem-pserver");

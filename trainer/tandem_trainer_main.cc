@@ -7,8 +7,9 @@
 // With TANDEM_WORLD_SIZE > 1 it is one rank of a data-parallel job (docs/data-parallel.md):
 // it meets its peers (TANDEM_PEERS, TANDEM_RANK) and trains on its shard with averaged gradients.
 // With TANDEM_EVENTS=1 it also prints `@tandem {json}` event lines (docs/local-run.md).
-// Exit codes: 0 trained; 1 training failed; 2 bad flags or an invalid manifest; 75 a peer died,
-// stalled or never came up (restart from the last checkpoint: trainer/collective/exit_codes.h).
+// Exit codes: 0 trained; 1 training failed; 2 bad flags or an invalid manifest; 3 out of memory
+// (common/out_of_memory.h); 75 a peer died, stalled or never came up (restart from the last
+// checkpoint: trainer/collective/exit_codes.h).
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/metrics_endpoint.h"
+#include "common/out_of_memory.h"
 #include "common/yaml_json.h"
 #include "trainer/collective/exit_codes.h"
 #include "trainer/engine/data_parallel.h"
@@ -55,6 +57,7 @@ void WaitForStopSignals(sigset_t signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tandem::InstallOutOfMemoryHandler("tandem-trainer");
   // Block the stop signals before any thread exists (threads inherit the mask); one thread
   // takes them (WaitForStopSignals).
   sigset_t stop_signals;

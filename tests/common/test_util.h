@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <thread>
 
@@ -17,6 +18,14 @@ struct CommandResult {
 };
 // Runs `command` with /bin/sh, capturing stdout and stderr.
 CommandResult RunCommand(const std::string& command);
+
+struct ChildResult {
+  int status = 0;      // waitpid's status (WIFEXITED, WEXITSTATUS, WIFSIGNALED, ...)
+  std::string output;  // the child's stderr
+};
+// Runs `body` in a forked child, capturing its stderr, and waits; the child exits with body's
+// result. For tests that set process limits (setrlimit) without limiting the test itself.
+ChildResult RunInChild(const std::function<int()>& body);
 
 struct HttpResult {
   int status = 0;  // 0 when the request failed
