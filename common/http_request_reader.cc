@@ -38,6 +38,11 @@ bool HttpRequestReader::ReadHead(std::string* head, size_t limit, bool* too_larg
   for (;;) {
     size_t end = buf_.find("\r\n\r\n", pos_);
     if (end != std::string::npos) {
+      // Also when the whole head arrived in one read: the limit is on the head, not on reads.
+      if (end - pos_ > limit) {
+        *too_large = true;
+        return false;
+      }
       *head = buf_.substr(pos_, end - pos_);
       pos_ = end + 4;
       return true;

@@ -58,7 +58,8 @@ TEST(HttpRequestReaderTest, Rejections) {
       {"POST / HTTP/1.1\r\nContent-Length: 65\r\n\r\n", 413},
       {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400},
       {"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n41\r\n", 413},
-      {"GET / HTTP/1.1\r\n" + std::string(2000, 'a') + "\r\n\r\n", 431},
+      {"GET / HTTP/1.1\r\n" + std::string(2000, 'a'), 431},           // no end in sight
+      {"GET / HTTP/1.1\r\nA: " + std::string(2000, 'a') + "\r\n\r\n", 431},  // complete
   };
   for (const Case& c : cases) {
     HttpRequest req;
