@@ -67,8 +67,8 @@ class Converter {
 
  private:
   // JSON text is UTF-8 (RFC 8259), and so is what we write back (nlohmann's dump throws on
-  // anything else). yaml-cpp passes bytes through unchecked and turns a "\ud800" escape into an
-  // encoded surrogate, so each scalar is checked here.
+  // anything else). yaml-cpp passes the bytes of plain and quoted scalars through unchecked (it
+  // refuses only bad escapes such as a lone "\ud800"), so each scalar is checked here.
   absl::Status CheckUtf8(const YAML::Node& node) {
     const std::string& s = node.Scalar();
     const size_t bad = FirstInvalidUtf8(s);
