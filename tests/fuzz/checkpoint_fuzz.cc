@@ -2,17 +2,24 @@
 // and CheckpointFile, which trainers restore from) and, for what the container accepts, the
 // pserver's decoding and restore (pserver/shard_checkpoint, Shard::Restore). A damaged file is an
 // error, never a crash, and never an allocation larger than the file justifies.
+//
+// Mutated bytes rarely survive the checksums, so an input whose first byte is 'W' is instead a
+// recipe (fuzz_input.h) for a file written by CheckpointWriter with valid checksums: metadata JSON
+// text, then arrays (name, dtype, up to 4 dimensions, data). That reaches the pserver's decoding
+// of metadata and arrays with hostile table declarations, keys, counts and shapes.
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "common/checkpoint.h"
 #include "pserver/shard.h"
 #include "pserver/shard_checkpoint.h"
+#include "tests/fuzz/fuzz_input.h"
 
 namespace {
 
@@ -25,10 +32,42 @@ const std::string& WriteInput(const uint8_t* data, size_t size) {
   return path;
 }
 
+// Writes the recipe's checkpoint with valid checksums (on /dev/shm: tmpfs, no disk); returns its
+// path, or "" when the writer refused the recipe.
+std::string WriteRecipe(const uint8_t* data, size_t size) {
+  static const std::string path = "/dev/shm/tandem-fuzz-" + std::to_string(::getpid()) + ".ckpt";
+  tandem::fuzz::FuzzInput in(data + 1, size - 1);
+  nlohmann::json metadata = nlohmann::json::parse(in.Bytes(), nullptr, false);
+  if (metadata.is_discarded()) return "";
+  auto writer = tandem::CheckpointWriter::Open(path, metadata);
+  if (!writer.ok()) return "";
+  for (int a = 0; a < 16 && !in.empty(); ++a) {
+    const std::string name = in.Bytes();
+    const auto dtype = static_cast<tandem::DType>(1 + in.Byte() % 5);
+    std::vector<int64_t> shape(in.Byte() % 5);
+    for (int64_t& d : shape) d = in.Byte();
+    const std::string bytes = in.Bytes();
+    const size_t elem = tandem::DTypeSize(dtype);
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    if (static_cast<size_t>(n) * elem > bytes.size()) return "";
+    if (!(*writer)->AddRaw(name, dtype, shape, bytes.data(), static_cast<size_t>(n)).ok()) return "";
+  }
+  if (!(*writer)->Commit().ok()) return "";
+  return path;
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string& path = WriteInput(data, size);
+  std::string path;
+  if (size > 0 && data[0] == 'W') {
+    path = WriteRecipe(data, size);
+    if (path.empty()) return 0;
+    size = std::filesystem::file_size(path);  // the bound the descriptor checks use
+  } else {
+    path = WriteInput(data, size);
+  }
 
   if (auto file = tandem::CheckpointFile::Open(path); file.ok()) {
     for (const auto& info : (*file)->arrays()) {
