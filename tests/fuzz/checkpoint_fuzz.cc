@@ -35,7 +35,12 @@ const std::string& WriteInput(const uint8_t* data, size_t size) {
 // Writes the recipe's checkpoint with valid checksums (on /dev/shm: tmpfs, no disk); returns its
 // path, or "" when the writer refused the recipe.
 std::string WriteRecipe(const uint8_t* data, size_t size) {
-  static const std::string path = "/dev/shm/tandem-fuzz-" + std::to_string(::getpid()) + ".ckpt";
+  static const std::string path = [] {
+    std::atexit([] {
+      ::unlink(("/dev/shm/tandem-fuzz-" + std::to_string(::getpid()) + ".ckpt").c_str());
+    });
+    return "/dev/shm/tandem-fuzz-" + std::to_string(::getpid()) + ".ckpt";
+  }();
   tandem::fuzz::FuzzInput in(data + 1, size - 1);
   nlohmann::json metadata = nlohmann::json::parse(in.Bytes(), nullptr, false);
   if (metadata.is_discarded()) return "";
