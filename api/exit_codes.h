@@ -3,6 +3,8 @@
 // worker contract (api/worker_contract.h). Header-only: the trainer's collective layer uses it.
 #pragma once
 
+#include "common/out_of_memory.h"
+
 namespace tandem::api {
 
 inline constexpr int kExitSucceeded = 0;
@@ -10,6 +12,9 @@ inline constexpr int kExitSucceeded = 0;
 inline constexpr int kExitFailed = 1;
 // Bad flags, environment or manifest: nothing ran. Not retryable.
 inline constexpr int kExitInvalid = 2;
+// A failed allocation (common/out_of_memory.h): the memory request or the model must change.
+// Not retryable.
+inline constexpr int kExitOutOfMemory = ::tandem::kOutOfMemoryExitCode;
 // EX_TEMPFAIL: a peer or a pserver died, stalled or never came up; a restart from the last
 // (consistent) checkpoint is expected to work. Retryable.
 inline constexpr int kExitPeerFailure = 75;

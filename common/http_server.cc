@@ -14,9 +14,9 @@
 #include <cstring>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/http_request_reader.h"
 #include "common/logging.h"
 #include "common/status.h"
 
@@ -116,81 +116,32 @@ struct HttpServer::Connection {
 
 namespace {
 
-// Reads from a socket with a buffer, for parsing request heads and bodies.
-class Reader {
+// The connection's socket as a ByteSource; polls in short slices so Stop() is noticed promptly.
+class SocketSource : public ByteSource {
  public:
-  Reader(int fd, const std::atomic<bool>* stopping) : fd_(fd), stopping_(stopping) {}
+  SocketSource(int fd, const std::atomic<bool>* stopping) : fd_(fd), stopping_(stopping) {}
 
-  // Fills the buffer with at least `want` bytes past pos_; false on EOF/error/timeout/stop.
-  bool Fill(size_t want, int timeout_s) {
-    while (buf_.size() - pos_ < want) {
-      if (pos_ > 0 && pos_ == buf_.size()) {
-        buf_.clear();
-        pos_ = 0;
-      }
-      // Poll in short slices so Stop() is noticed promptly.
+  size_t Read(char* buf, size_t n, int timeout_s) override {
+    for (;;) {
       int waited_ms = 0;
       for (;;) {
-        if (stopping_->load()) return false;
+        if (stopping_->load()) return 0;
         pollfd p{fd_, POLLIN, 0};
         int r = ::poll(&p, 1, 200);
         if (r > 0) break;
-        if (r < 0 && errno != EINTR) return false;
+        if (r < 0 && errno != EINTR) return 0;
         waited_ms += 200;
-        if (waited_ms >= timeout_s * 1000) return false;
+        if (waited_ms >= timeout_s * 1000) return 0;
       }
-      char tmp[16384];
-      ssize_t n = ::recv(fd_, tmp, sizeof(tmp), 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      buf_.append(tmp, static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  // Reads up to and including "\r\n\r\n"; returns the head without it. Sets *too_large.
-  bool ReadHead(std::string* head, size_t limit, int timeout_s, bool* too_large) {
-    *too_large = false;
-    for (;;) {
-      size_t end = buf_.find("\r\n\r\n", pos_);
-      if (end != std::string::npos) {
-        *head = buf_.substr(pos_, end - pos_);
-        pos_ = end + 4;
-        return true;
-      }
-      if (buf_.size() - pos_ > limit) {
-        *too_large = true;
-        return false;
-      }
-      if (!Fill(buf_.size() - pos_ + 1, timeout_s)) return false;
-    }
-  }
-
-  bool ReadExact(size_t n, std::string* out, int timeout_s) {
-    if (!Fill(n, timeout_s)) return false;
-    out->append(buf_, pos_, n);
-    pos_ += n;
-    return true;
-  }
-
-  bool ReadLine(std::string* line, size_t limit, int timeout_s) {
-    for (;;) {
-      size_t end = buf_.find("\r\n", pos_);
-      if (end != std::string::npos) {
-        *line = buf_.substr(pos_, end - pos_);
-        pos_ = end + 2;
-        return true;
-      }
-      if (buf_.size() - pos_ > limit) return false;
-      if (!Fill(buf_.size() - pos_ + 1, timeout_s)) return false;
+      ssize_t got = ::recv(fd_, buf, n, 0);
+      if (got < 0 && errno == EINTR) continue;
+      return got <= 0 ? 0 : static_cast<size_t>(got);
     }
   }
 
  private:
   int fd_;
   const std::atomic<bool>* stopping_;
-  std::string buf_;
-  size_t pos_ = 0;
 };
 
 class SocketWriter : public HttpResponseWriter {
@@ -431,81 +382,17 @@ const HttpHandler* HttpServer::Route(const HttpRequest& req, bool* method_mismat
 }
 
 void HttpServer::Serve(Connection* conn) {
-  Reader reader(conn->fd, &stopping_);
+  SocketSource source(conn->fd, &stopping_);
+  HttpRequestReader reader(&source, {.max_header_bytes = options_.max_header_bytes,
+                                     .max_body_bytes = options_.max_body_bytes,
+                                     .idle_timeout_s = options_.idle_timeout_s});
   for (;;) {
-    std::string head;
-    bool too_large = false;
-    if (!reader.ReadHead(&head, options_.max_header_bytes, options_.idle_timeout_s, &too_large)) {
-      if (too_large) SendSimple(conn->fd, 431, "request head too large\n");
-      return;
-    }
     HttpRequest req;
     req.remote = conn->remote;
-    std::vector<absl::string_view> lines = absl::StrSplit(head, "\r\n");
-    std::vector<absl::string_view> parts = absl::StrSplit(lines[0], ' ', absl::SkipEmpty());
-    if (parts.size() != 3 || !absl::StartsWith(parts[2], "HTTP/1.")) {
-      SendSimple(conn->fd, 400, "malformed request line\n");
-      return;
-    }
-    req.method = std::string(parts[0]);
-    req.target = std::string(parts[1]);
-    bool http10 = parts[2] == "HTTP/1.0";
-    size_t q = req.target.find('?');
-    req.path = PercentDecode(req.target.substr(0, q));
-    if (q != std::string::npos) req.query = req.target.substr(q + 1);
-    for (size_t i = 1; i < lines.size(); ++i) {
-      size_t colon = lines[i].find(':');
-      if (colon == absl::string_view::npos) {
-        SendSimple(conn->fd, 400, "malformed header line\n");
-        return;
-      }
-      req.headers.emplace_back(absl::AsciiStrToLower(lines[i].substr(0, colon)),
-                               std::string(absl::StripAsciiWhitespace(lines[i].substr(colon + 1))));
-    }
-    // Body: Content-Length or chunked transfer coding.
-    std::string te = absl::AsciiStrToLower(req.Header("transfer-encoding"));
-    std::string cl = req.Header("content-length");
-    if (te.find("chunked") != std::string::npos) {
-      for (;;) {
-        std::string size_line;
-        if (!reader.ReadLine(&size_line, 1024, options_.idle_timeout_s)) return;
-        size_t semi = size_line.find(';');
-        uint64_t size = 0;
-        if (!absl::SimpleHexAtoi(size_line.substr(0, semi), &size)) {
-          SendSimple(conn->fd, 400, "malformed chunk size\n");
-          return;
-        }
-        if (req.body.size() + size > options_.max_body_bytes) {
-          SendSimple(conn->fd, 413, "request body too large\n");
-          return;
-        }
-        if (size == 0) {
-          std::string trailer;
-          do {
-            if (!reader.ReadLine(&trailer, 8192, options_.idle_timeout_s)) return;
-          } while (!trailer.empty());
-          break;
-        }
-        std::string crlf;
-        if (!reader.ReadExact(size, &req.body, options_.idle_timeout_s) ||
-            !reader.ReadExact(2, &crlf, options_.idle_timeout_s)) {
-          return;
-        }
-      }
-    } else if (!cl.empty()) {
-      uint64_t n = 0;
-      if (!absl::SimpleAtoi(cl, &n)) {
-        SendSimple(conn->fd, 400, "malformed Content-Length\n");
-        return;
-      }
-      if (n > options_.max_body_bytes) {
-        SendSimple(conn->fd, 413, "request body too large\n");
-        return;
-      }
-      if (n > 0 && !reader.ReadExact(n, &req.body, options_.idle_timeout_s)) return;
-    }
-    std::string connection = absl::AsciiStrToLower(req.Header("connection"));
-    bool close_after = http10 ? connection != "keep-alive" : connection == "close";
+    const HttpReadResult read = reader.Next(&req);
+    if (read.kind == HttpReadResult::kRejected) SendSimple(conn->fd, read.status, read.message);
+    if (read.kind != HttpReadResult::kRequest) return;
+    const bool close_after = read.close_after;
 
     SocketWriter writer(conn->fd, &stopping_, req.method == "HEAD");
     writer.set_close_after(close_after);

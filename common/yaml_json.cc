@@ -8,7 +8,10 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status.h"
+#include "yaml-cpp/eventhandler.h"
+#include "yaml-cpp/parser.h"
 #include "yaml-cpp/yaml.h"
 
 namespace tandem {
@@ -33,6 +36,7 @@ class Converter {
         *out = nullptr;
         return absl::OkStatus();
       case YAML::NodeType::Scalar:
+        TANDEM_RETURN_IF_ERROR(CheckUtf8(node));
         *out = Scalar(node);
         return absl::OkStatus();
       case YAML::NodeType::Sequence: {
@@ -48,6 +52,7 @@ class Converter {
         *out = nlohmann::json::object();
         for (const auto& kv : node) {
           if (!kv.first.IsScalar()) return Error(kv.first, "map keys must be scalars");
+          TANDEM_RETURN_IF_ERROR(CheckUtf8(kv.first));
           std::string key = kv.first.Scalar();
           if (out->contains(key)) return Error(kv.first, absl::StrCat("duplicate key '", key, "'"));
           nlohmann::json v;
@@ -61,6 +66,17 @@ class Converter {
   }
 
  private:
+  // JSON text is UTF-8 (RFC 8259), and so is what we write back (nlohmann's dump throws on
+  // anything else). yaml-cpp passes the bytes of plain and quoted scalars through unchecked (it
+  // refuses only bad escapes such as a lone "\ud800"), so each scalar is checked here.
+  absl::Status CheckUtf8(const YAML::Node& node) {
+    const std::string& s = node.Scalar();
+    const size_t bad = FirstInvalidUtf8(s);
+    if (bad == std::string::npos) return absl::OkStatus();
+    return Error(node, absl::StrFormat("not valid UTF-8 (byte 0x%02x at offset %d of the scalar)",
+                                       static_cast<unsigned char>(s[bad]), bad));
+  }
+
   absl::Status Error(const YAML::Node& node, const std::string& what) {
     YAML::Mark m = node.Mark();
     if (m.is_null()) return absl::InvalidArgumentError(absl::StrCat(source_, ": ", what));
@@ -172,7 +188,84 @@ absl::Status CheckFlowDepth(const std::string& text, const std::string& source, 
   return absl::OkStatus();
 }
 
+// A first pass over the parser's events that only counts them, so that inputs on which yaml-cpp
+// 0.7 loops forever are refused before YAML::LoadAll would run out of memory. Found by
+// fuzz_manifest (tests/fuzz/regressions/): after a top-level flow collection or quoted scalar, a
+// ',' and a plain scalar ("{},x", "\"s\",x") make the parser report an endless stream of
+// documents without consuming input. Real manifests are far below both limits.
+class EventCounter : public YAML::EventHandler {
+ public:
+  explicit EventCounter(const YamlLimits& limits) : limits_(limits) {}
+  void OnDocumentStart(const YAML::Mark&) override {
+    if (++documents_ > limits_.max_documents) throw Limit{"documents", limits_.max_documents};
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override { Count(); }
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override { Count(); }
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {
+    Count();
+  }
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Count();
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    Count();
+  }
+  void OnMapEnd() override {}
+
+  struct Limit {
+    const char* what;
+    size_t limit;
+  };
+
+ private:
+  void Count() {
+    if (++events_ > limits_.max_nodes) throw Limit{"nodes", limits_.max_nodes};
+  }
+  const YamlLimits& limits_;
+  size_t documents_ = 0;
+  size_t events_ = 0;
+};
+
 }  // namespace
+
+size_t FirstInvalidUtf8(absl::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    int n = 0;
+    uint32_t cp = 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+      n = 1;
+      cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      n = 2;
+      cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return i;  // a continuation byte, an overlong lead (C0, C1) or beyond U+10FFFF (F5..FF)
+    }
+    for (int k = 1; k <= n; ++k) {
+      if (i + k >= s.size()) return i;
+      const unsigned char cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    const uint32_t min = n == 1 ? 0x80 : n == 2 ? 0x800 : 0x10000;
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += n + 1;
+  }
+  return std::string::npos;
+}
 
 absl::StatusOr<std::vector<nlohmann::json>> YamlToJson(const std::string& text,
                                                        const std::string& source,
@@ -188,7 +281,15 @@ absl::StatusOr<std::vector<nlohmann::json>> YamlToJson(const std::string& text,
   TANDEM_RETURN_IF_ERROR(CheckFlowDepth(text, source, limits.max_depth));
   std::vector<YAML::Node> nodes;
   try {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    EventCounter counter(limits);
+    while (parser.HandleNextDocument(counter)) {
+    }
     nodes = YAML::LoadAll(text);
+  } catch (const EventCounter::Limit& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": more than ", e.limit, " ", e.what, " (or a document yaml-cpp cannot parse)"));
   } catch (const YAML::Exception& e) {
     std::string where = e.mark.is_null()
                             ? source

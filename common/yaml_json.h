@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "nlohmann/json.hpp"
 
 namespace tandem {
@@ -32,5 +33,10 @@ absl::StatusOr<std::vector<nlohmann::json>> YamlToJson(const std::string& text,
 // Reads a file and parses it with YamlToJson. NotFound / PermissionDenied name the file.
 absl::StatusOr<std::vector<nlohmann::json>> YamlFileToJson(const std::string& path,
                                                            const YamlLimits& limits = {});
+
+// The offset of the first byte of `s` that does not start a well-formed UTF-8 sequence (RFC 3629:
+// no overlong forms, no surrogates, nothing above U+10FFFF), or npos when all of it is UTF-8.
+// YamlToJson refuses scalars that are not UTF-8, since JSON text must be.
+size_t FirstInvalidUtf8(absl::string_view s);
 
 }  // namespace tandem

@@ -10,7 +10,8 @@
 // binary uses; flags given explicitly override them. The job token is TANDEM_JOB_TOKEN (the
 // operator fills it from a Kubernetes Secret), required either way. --check-contract prints the
 // parsed settings and exits. SIGTERM or SIGINT stops serving, writes a final checkpoint (with a
-// checkpoint folder) and exits 0. Exit codes: api/exit_codes.h.
+// checkpoint folder) and exits 0. A failed allocation exits 3 (common/out_of_memory.h). Exit codes:
+// api/exit_codes.h.
 #include <signal.h>
 
 #include <iostream>
@@ -23,11 +24,13 @@
 #include "common/logging.h"
 #include "common/metrics_endpoint.h"
 #include "nlohmann/json.hpp"
+#include "common/out_of_memory.h"
 #include "pserver/metrics.h"
 #include "pserver/server.h"
 #include "trainer/model/trainer_spec.h"
 
 int main(int argc, char** argv) {
+  tandem::InstallOutOfMemoryHandler("tandem-pserver");
   CLI::App app{"tandem-pserver: serves one parameter-server shard over gRPC"};
   app.name("tandem-pserver");
   tandem::AddVersionFlag(app, "tandem-pserver");

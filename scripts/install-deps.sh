@@ -19,6 +19,8 @@ PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
   # chart, dashboard and report checks: PyYAML for the test scripts, headless Chromium for report.html
   python3-yaml chromium
+  # hardening: libFuzzer and the sanitizer runtimes (scripts/fuzz.sh), netns tests (iproute2)
+  clang-14 libclang-rt-14-dev libfuzzer-14-dev libomp-14-dev iproute2 iptables
   # data
   dataset-fashion-mnist
   # peers for side-by-side benchmarks

@@ -10,7 +10,8 @@
 // --check-contract parses and validates everything (contract, manifest, model) and prints the
 // contract as JSON without training: how tests feed it what the operator and `tandem run` render.
 // Exit codes (api/exit_codes.h): 0 trained; 1 training failed; 2 bad flags, environment or
-// manifest; 75 a peer died, stalled or never came up (restart from the last checkpoint).
+// manifest; 3 out of memory (common/out_of_memory.h, not retried); 75 a peer died, stalled or
+// never came up (restart from the last checkpoint).
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "api/worker_contract.h"
 #include "common/endpoint.h"
 #include "common/environment.h"
+#include "common/out_of_memory.h"
 #include "trainer/collective/exit_codes.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
@@ -59,6 +61,7 @@ void WaitForStopSignals(sigset_t signals) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tandem::InstallOutOfMemoryHandler("tandem-trainer");
   // Block the stop signals before any thread exists (threads inherit the mask); one thread
   // takes them (WaitForStopSignals).
   sigset_t stop_signals;

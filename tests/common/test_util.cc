@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 
 namespace tandem::testing {
 
@@ -19,6 +20,32 @@ std::string SourceDir() {
 std::string BinDir() {
   const char* d = std::getenv("TANDEM_BIN_DIR");
   return d != nullptr ? d : "./bin";
+}
+
+ChildResult RunInChild(const std::function<int()>& body) {
+  ChildResult r;
+  int fds[2];
+  if (::pipe(fds) != 0) return r;
+  std::fflush(nullptr);
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    ::dup2(fds[1], STDERR_FILENO);
+    ::close(fds[0]);
+    // Never back into the test framework: an exception escaping body() ends the child as one
+    // escaping main() would (std::terminate), not as a failure gtest catches and reports.
+    try {
+      ::_exit(body());
+    } catch (...) {
+      std::terminate();
+    }
+  }
+  ::close(fds[1]);
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(fds[0], buf, sizeof(buf))) > 0) r.output.append(buf, static_cast<size_t>(n));
+  ::close(fds[0]);
+  ::waitpid(pid, &r.status, 0);
+  return r;
 }
 
 CommandResult RunCommand(const std::string& command) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -22,6 +23,14 @@ CommandResult RunCommand(const std::string& command);
 // Runs argv[0] (a path) with exactly `env` ("NAME=value" entries, nothing inherited), capturing
 // stdout and stderr together. No shell: arguments are passed as they are.
 CommandResult RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env);
+
+struct ChildResult {
+  int status = 0;      // waitpid's status (WIFEXITED, WEXITSTATUS, WIFSIGNALED, ...)
+  std::string output;  // the child's stderr
+};
+// Runs `body` in a forked child, capturing its stderr, and waits; the child exits with body's
+// result. For tests that set process limits (setrlimit) without limiting the test itself.
+ChildResult RunInChild(const std::function<int()>& body);
 
 struct HttpResult {
   int status = 0;  // 0 when the request failed

@@ -19,6 +19,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
+#include "common/out_of_memory.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "trainer/core/cpu_kernels.h"
 #include "trainer/core/dropout_mask.h"
@@ -339,7 +340,7 @@ class CpuDevice final : public Device {
     const size_t align = huge ? kHugePage : 64;
     bytes = (bytes + align - 1) / align * align;
     void* p = std::aligned_alloc(align, bytes);
-    TANDEM_CHECK(p != nullptr) << "out of memory allocating " << bytes << " bytes";
+    if (p == nullptr) ExitOutOfMemory(bytes, "a tensor");
     if (huge) ::madvise(p, bytes, MADV_HUGEPAGE);
     return static_cast<float*>(p);
   }
