@@ -5,5 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
+# The main job trains on the CPU: a fresh machine skips the CUDA toolkit (1.5 GB of wheels); a
+# build/ that scripts/test.sh already configured keeps its settings.
+if [[ ! -f build/CMakeCache.txt ]]; then
+  export TANDEM_CMAKE_ARGS="-DTANDEM_CUDA=OFF ${TANDEM_CMAKE_ARGS:-}"
+fi
 scripts/build.sh tandem tandem-trainer tandem-pserver
 exec build/bin/tandem run examples/fashion-mnist.yaml "$@"
