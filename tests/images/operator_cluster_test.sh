@@ -6,10 +6,11 @@
 # The apiserver listens on the host's loopback only; the container reaches it through a relay
 # this test runs on its own network's gateway address, under the name `kubernetes` (a name the
 # serving certificate carries), as a pod reaches kubernetes.default.svc.
+# Ours for the engine commands and image_tag; then the cluster tests' lib.sh, whose WORK, defer
+# and exit trap (and kubectl helpers) replace ours.
+source "$(dirname "$0")/lib.sh"
+rmdir "$WORK"
 source "$TANDEM_SOURCE_DIR/tests/cluster/lib.sh"
-_cluster_work=$WORK
-source "$(dirname "$0")/lib.sh"  # engine commands; its own WORK and exit trap replace lib.sh's
-WORK=$_cluster_work
 img=$(image_tag operator)
 NS=img-operator
 net=tandem-images-cluster
