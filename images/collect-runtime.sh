@@ -27,12 +27,23 @@ declare -A seen_pkg=() seen_lib=()
 list=$dest/usr/share/tandem/packages.txt.tmp
 : >"$list"
 
+# Bookworm's root is merged-/usr: /lib, /lib64, /bin and /sbin are symlinks into /usr. ldd names
+# libraries under /lib; the tree must name them under /usr, or copying it onto the base would put
+# a directory where the base has the /lib symlink.
+canon() {
+  case $1 in
+    /lib/* | /lib64/* | /bin/* | /sbin/*) echo "/usr$1" ;;
+    *) echo "$1" ;;
+  esac
+}
+
 # Copies PATH and, when it is a symlink, every link of its chain and the file it ends at.
 copy_chain() {
-  local p=$1 target
+  local p=$1 target dst
   while :; do
-    mkdir -p "$dest$(dirname "$p")"
-    cp -a "$p" "$dest$p"
+    dst=$(canon "$p")
+    mkdir -p "$dest$(dirname "$dst")"
+    cp -a "$p" "$dest$dst"
     [[ -L $p ]] || break
     target=$(readlink "$p")
     [[ $target == /* ]] || target=$(dirname "$p")/$target
