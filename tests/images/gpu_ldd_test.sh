@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Inside the GPU image, every shared library its binaries load resolves (ldd), it was built with the
 # CUDA backend on, the CUDA libraries it links resolve to the copies shipped in the image, and the
-# package list names the CUDA wheels they came from. Only the NVIDIA driver's own libraries (libcuda.so.1, libnvidia-ml.so.1) may be
-# missing: the container toolkit mounts them from the node at run time.
+# package list names the CUDA wheels they came from. Only the NVIDIA driver's own libraries
+# (libcuda.so.1, libnvidia-ml.so.1) may be missing: the container toolkit mounts them at run time.
 source "$(dirname "$0")/lib.sh"
 img=$(image_tag trainer-gpu)
 "${PODMAN[@]}" "${RUN_SAFE[@]}" --rm --network none --entrypoint /bin/sh "$img" -c '
