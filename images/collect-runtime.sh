@@ -99,8 +99,9 @@ ship_lib() {
     if [[ -z ${seen_pkg[$name]:-} ]]; then
       seen_pkg[$name]=1
       echo "pypi $wheel" >>"$list"
-      local info
-      info=$(dirname "$(grep -l "^Name: $name\$" "${lib%%/site-packages/*}"/site-packages/*.dist-info/METADATA | head -1)")
+      local info real
+      real=$(realpath "$lib")
+      info=$(dirname "$(grep -l "^Name: $name\$" "${real%%/site-packages/*}"/site-packages/*.dist-info/METADATA | head -1)")
       mkdir -p "$dest/usr/share/doc/pypi-$name"
       find "$info" -maxdepth 2 -iname '*licen[cs]e*' -type f -exec cp {} "$dest/usr/share/doc/pypi-$name/" \;
     fi
