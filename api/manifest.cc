@@ -7,6 +7,7 @@
 #include <cerrno>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status.h"
 #include "api/queue.h"
 #include "api/schema.h"
@@ -16,13 +17,14 @@
 namespace tandem::api {
 namespace {
 
-std::vector<DocumentProblem> ValidateDocuments(const std::vector<nlohmann::json>& docs) {
+std::vector<DocumentProblem> ValidateDocuments(const std::vector<nlohmann::json>& docs,
+                                               const SectionValidators& validators) {
   std::vector<DocumentProblem> problems;
   int real_documents = 0;
   for (size_t i = 0; i < docs.size(); ++i) {
     if (docs[i].is_null()) continue;  // an empty document ("---" at the end) is not an error
     ++real_documents;
-    for (FieldError& e : ValidateDocument(docs[i]))
+    for (FieldError& e : ValidateDocument(docs[i], validators))
       problems.push_back({static_cast<int>(i), std::move(e)});
   }
   if (real_documents == 0) problems.push_back({-1, {"", "no documents: the file is empty"}});
@@ -31,7 +33,7 @@ std::vector<DocumentProblem> ValidateDocuments(const std::vector<nlohmann::json>
 
 }  // namespace
 
-FieldErrors ValidateDocument(const nlohmann::json& doc) {
+FieldErrors ValidateDocument(const nlohmann::json& doc, const SectionValidators& validators) {
   FieldErrors errors;
   if (!doc.is_object()) {
     errors.push_back({"", absl::StrCat("a manifest must be a map with apiVersion and kind, got ", DescribeValue(doc))});
@@ -43,7 +45,7 @@ FieldErrors ValidateDocument(const nlohmann::json& doc) {
     return errors;
   }
   if (*kind == kTrainingJobKind) {
-    ParseTrainingJob(doc, &errors);
+    ParseTrainingJob(doc, validators, &errors);
   } else if (*kind == kQueueKind) {
     ParseQueue(doc, &errors);
   } else {
@@ -88,16 +90,42 @@ absl::StatusOr<std::string> ReadManifest(const std::string& path, size_t max_byt
   return text;
 }
 
-std::vector<DocumentProblem> ValidateManifestFile(const std::string& path) {
+std::vector<DocumentProblem> ValidateManifestFile(const std::string& path,
+                                                  const SectionValidators& validators) {
   auto text = ReadManifest(path, YamlLimits{}.max_bytes);
   if (!text.ok()) return {{-1, {"", std::string(text.status().message())}}};
-  return ValidateManifestText(*text, path);
+  return ValidateManifestText(*text, path, validators);
 }
 
-std::vector<DocumentProblem> ValidateManifestText(const std::string& text, const std::string& source) {
+std::vector<DocumentProblem> ValidateManifestText(const std::string& text, const std::string& source,
+                                                  const SectionValidators& validators) {
   auto docs = YamlToJson(text, source);
   if (!docs.ok()) return {{-1, {"", std::string(docs.status().message())}}};
-  return ValidateDocuments(*docs);
+  return ValidateDocuments(*docs, validators);
+}
+
+absl::StatusOr<TrainingJob> LoadTrainingJob(const std::string& path,
+                                            const SectionValidators& validators) {
+  auto text = ReadManifest(path, YamlLimits{}.max_bytes);
+  if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", text.status().message()));
+  auto docs = YamlToJson(*text, path);
+  if (!docs.ok()) return absl::InvalidArgumentError(docs.status().message());
+  std::vector<const nlohmann::json*> real;
+  for (const nlohmann::json& d : *docs)
+    if (!d.is_null()) real.push_back(&d);
+  if (real.size() != 1)
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, ": expected exactly one TrainingJob document, found ", real.size()));
+  FieldErrors errors = ValidateDocument(*real[0], validators);
+  if (errors.empty() && real[0]->value("kind", "") != kTrainingJobKind)
+    errors.push_back({"kind", absl::StrCat("must be ", kTrainingJobKind)});
+  if (!errors.empty()) {
+    std::vector<std::string> lines;
+    for (const FieldError& e : errors) lines.push_back(absl::StrCat(path, ": ", e.ToString()));
+    return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+  }
+  FieldErrors none;
+  return ParseTrainingJob(*real[0], validators, &none);
 }
 
 }  // namespace tandem::api

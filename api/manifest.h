@@ -7,6 +7,8 @@
 
 #include "absl/status/statusor.h"
 #include "api/field_error.h"
+#include "api/section_validator.h"
+#include "api/training_job.h"
 #include "nlohmann/json.hpp"
 
 namespace tandem::api {
@@ -17,7 +19,7 @@ struct DocumentProblem {
 };
 
 // Validates one parsed document by its kind (TrainingJob or Queue).
-FieldErrors ValidateDocument(const nlohmann::json& document);
+FieldErrors ValidateDocument(const nlohmann::json& document, const SectionValidators& validators);
 
 // Reads a manifest file safely: regular files only (a device like /dev/zero or a FIFO is refused
 // rather than read forever), "-" is stdin; at most `max_bytes`.
@@ -25,7 +27,16 @@ absl::StatusOr<std::string> ReadManifest(const std::string& path, size_t max_byt
 
 // Reads `path` (YAML, one or more documents) and validates every document. A file that cannot
 // be read or parsed yields one problem with document -1 and the parser's "line:col: what".
-std::vector<DocumentProblem> ValidateManifestFile(const std::string& path);
-std::vector<DocumentProblem> ValidateManifestText(const std::string& text, const std::string& source);
+std::vector<DocumentProblem> ValidateManifestFile(const std::string& path,
+                                                  const SectionValidators& validators);
+std::vector<DocumentProblem> ValidateManifestText(const std::string& text, const std::string& source,
+                                                  const SectionValidators& validators);
+
+// The one way a binary that runs a job reads its manifest (`tandem run`, tandem-trainer,
+// tandem-pserver): exactly one TrainingJob document, validated as `tandem validate` validates it
+// (ValidateDocument with the same `validators`). InvalidArgument lists every problem, one line
+// each, as "<path>: <field>: <what>", the same lines `tandem validate` prints.
+absl::StatusOr<TrainingJob> LoadTrainingJob(const std::string& path,
+                                            const SectionValidators& validators);
 
 }  // namespace tandem::api

@@ -1,19 +1,23 @@
 // The hook through which the trainer validates the inside of spec.model, spec.data and
-// spec.optimizer, so that `tandem validate`, `tandem run` and the operator report the trainer's
-// problems beside the API's, in one list. Dependency-free: nlohmann::json and the standard library.
+// spec.optimizer, so that every binary (`tandem validate`, `tandem run`, tandem-trainer,
+// tandem-pserver, the operator) reports the trainer's problems beside the API's, in one list.
+// There is no global registry: a SectionValidators value is passed to every parse
+// (api::ParseTrainingJob), so a binary cannot forget the trainer's rules without saying so. The
+// full set is trainer::TrainerSectionValidators() (trainer/model/trainer_spec.h); an empty
+// SectionValidators{} checks the API's rules only (the api tests).
+// Dependency-free: nlohmann::json and the standard library.
 //
-//   // trainer/model/manifest_validation.cc (explicit registration, called from main()):
-//   void RegisterTrainerValidators() {
-//     tandem::api::RegisterSectionValidator("model",
-//         [](const nlohmann::json& model, const nlohmann::json& spec, const std::string& path,
-//            tandem::api::FieldErrors* errors) {
-//           // path == "spec.model"; report "spec.model.layers[2].numFilters: must be > 0"
-//           if (!model.contains("layers")) errors->push_back({path + ".layers", "required"});
-//         });
-//   }
+//   api::SectionValidators v;
+//   v.Add("model", [](const nlohmann::json& model, const nlohmann::json& spec,
+//                     const std::string& path, tandem::api::FieldErrors* errors) {
+//     // path == "spec.model"; report "spec.model.layers[2].numFilters: must be > 0"
+//     if (!model.contains("layers")) errors->push_back({path + ".layers", "required"});
+//   });
+//   api::TrainingJob job = api::ParseTrainingJob(object, v, &errors);
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -30,16 +34,20 @@ namespace tandem::api {
 using SectionValidator = std::function<void(const nlohmann::json& section, const nlohmann::json& spec,
                                             const std::string& path, FieldErrors* errors)>;
 
-// section: "model", "data" or "optimizer". Several validators per section run in registration
-// order. Thread-safe; call it at start-up, before manifests are validated.
-void RegisterSectionValidator(const std::string& section, SectionValidator validator);
+// The validators of the sections "model", "data" and "optimizer". A value; const use is
+// thread-safe.
+class SectionValidators {
+ public:
+  // Several validators per section run in the order they were added.
+  void Add(const std::string& section, SectionValidator validator);
+  // Runs the validators of `section`. Returns false when there is none for it. An exception
+  // thrown by a validator becomes a FieldError at `path`.
+  bool Run(const std::string& section, const nlohmann::json& value, const nlohmann::json& spec,
+           const std::string& path, FieldErrors* errors) const;
+  bool empty() const { return validators_.empty(); }
 
-// Removes every registered validator (tests).
-void ClearSectionValidators();
-
-// Runs the validators of `section` (used by the TrainingJob parser). Returns false when none is
-// registered for it. An exception thrown by a validator becomes a FieldError at `path`.
-bool RunSectionValidators(const std::string& section, const nlohmann::json& value,
-                          const nlohmann::json& spec, const std::string& path, FieldErrors* errors);
+ private:
+  std::map<std::string, std::vector<SectionValidator>> validators_;
+};
 
 }  // namespace tandem::api

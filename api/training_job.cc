@@ -171,7 +171,8 @@ void ApplyDefaults(TrainingJob* job) {
   if (s.optimizer.is_null()) s.optimizer = json::object();
 }
 
-TrainingJob ParseTrainingJob(const json& object, FieldErrors* errors) {
+TrainingJob ParseTrainingJob(const json& object, const SectionValidators& validators,
+                             FieldErrors* errors) {
   TrainingJob job;
   if (!object.is_object()) {
     errors->push_back({"", absl::StrCat("a TrainingJob must be an object, got ", DescribeValue(object))});
@@ -278,14 +279,15 @@ TrainingJob ParseTrainingJob(const json& object, FieldErrors* errors) {
   const json spec_json = SpecToJson(job.spec);
   for (const char* section : {"model", "data", "optimizer"}) {
     if (const json* v = Get(s, section); v && v->is_object())
-      RunSectionValidators(section, *v, spec_json, absl::StrCat("spec.", section), errors);
+      validators.Run(section, *v, spec_json, absl::StrCat("spec.", section), errors);
   }
   return job;
 }
 
-absl::StatusOr<TrainingJob> TrainingJobFromJson(const json& object) {
+absl::StatusOr<TrainingJob> TrainingJobFromJson(const json& object,
+                                                const SectionValidators& validators) {
   FieldErrors errors;
-  TrainingJob job = ParseTrainingJob(object, &errors);
+  TrainingJob job = ParseTrainingJob(object, validators, &errors);
   if (errors.empty()) return job;
   std::vector<std::string> lines;
   for (const FieldError& e : errors) lines.push_back(e.ToString());

@@ -1,13 +1,13 @@
 // The TrainingJob API (tandem.dev/v1alpha1): spec, status, defaults, validation, JSON.
 //
 //   api::FieldErrors errors;
-//   api::TrainingJob job = api::ParseTrainingJob(object, &errors);   // defaults applied
+//   api::TrainingJob job = api::ParseTrainingJob(object, validators, &errors);  // defaults applied
 //   for (const auto& e : errors) std::cerr << e.ToString() << "\n";  // every problem, not the first
 //   nlohmann::json back = api::ToJson(job);
 //
 // One code path for a manifest file (YAML -> JSON via common/yaml_json.h) and an object from
 // the Kubernetes API server. The inside of spec.model/data/optimizer is kept as JSON and
-// validated by the trainer through api/section_validator.h. Field documentation: docs/api.md
+// validated by the trainer's SectionValidators (api/section_validator.h), which every caller passes. Field documentation: docs/api.md
 // and `kubectl explain trainingjob.spec` (crds/trainingjob.yaml).
 #pragma once
 
@@ -17,8 +17,10 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "api/exit_codes.h"
 #include "api/field_error.h"
 #include "api/object_meta.h"
+#include "api/section_validator.h"
 #include "nlohmann/json.hpp"
 
 namespace tandem::api {
@@ -95,7 +97,8 @@ struct CheckpointSpec {
 struct RestartPolicySpec {
   int64_t backoff_limit = 3;    // restarts of the job before it fails
   int64_t backoff_seconds = 10; // first delay, doubled per restart (capped at 10 minutes)
-  std::vector<int64_t> retryable_exit_codes = {75, 137, 143};
+  std::vector<int64_t> retryable_exit_codes{std::begin(kDefaultRetryableExitCodes),
+                                            std::end(kDefaultRetryableExitCodes)};
   bool operator==(const RestartPolicySpec&) const = default;
 };
 
@@ -162,12 +165,14 @@ struct TrainingJob {
 };
 
 // Parses `object`, applies defaults, validates every field (schema, then cross-field rules,
-// then the registered section validators) and appends every problem to `errors`. Always
+// then `validators` on spec.model/data/optimizer) and appends every problem to `errors`. Always
 // returns a job (best effort when there are errors). Never throws.
-TrainingJob ParseTrainingJob(const nlohmann::json& object, FieldErrors* errors);
+TrainingJob ParseTrainingJob(const nlohmann::json& object, const SectionValidators& validators,
+                             FieldErrors* errors);
 
 // ParseTrainingJob, failing with InvalidArgument listing every problem (one per line).
-absl::StatusOr<TrainingJob> TrainingJobFromJson(const nlohmann::json& object);
+absl::StatusOr<TrainingJob> TrainingJobFromJson(const nlohmann::json& object,
+                                                const SectionValidators& validators);
 
 // Fills unset fields with their defaults (idempotent).
 void ApplyDefaults(TrainingJob* job);

@@ -14,7 +14,6 @@
 #include "api/manifest.h"
 #include "api/training_job.h"
 #include "cli/local/local_run.h"
-#include "common/yaml_json.h"
 
 namespace tandem::cli {
 namespace {
@@ -58,56 +57,16 @@ std::string SummaryLine(const nlohmann::json& summary) {
   return absl::StrJoin(parts, " ");
 }
 
-int RunJob(const RunFlags& flags) {
+int RunJob(const RunFlags& flags, const api::SectionValidators& validators) {
   const std::string& path = flags.job_path;
-  auto text = api::ReadManifest(path, 16 << 20);
-  if (!text.ok()) {
-    std::cerr << path << ": " << text.status().message() << std::endl;
+  auto loaded = api::LoadTrainingJob(path, validators);
+  if (!loaded.ok()) {
+    std::cerr << loaded.status().message() << "\n" << path << ": not run" << std::endl;
     return 1;
   }
-  auto docs = YamlToJson(*text, path);
-  if (!docs.ok()) {
-    std::cerr << docs.status().message() << std::endl;
-    return 1;
-  }
-  if (docs->size() != 1) {
-    std::cerr << path << ": expected exactly one TrainingJob document, found " << docs->size()
-              << std::endl;
-    return 1;
-  }
-  api::FieldErrors errors;
-  api::TrainingJob job = api::ParseTrainingJob((*docs)[0], &errors);
-  if ((*docs)[0].value("kind", "") != api::kTrainingJobKind) {
-    errors.push_back({"kind", "tandem run runs a TrainingJob"});
-  }
-  if (!errors.empty()) {
-    for (const auto& e : errors) std::cerr << path << ": " << e.ToString() << "\n";
-    std::cerr << path << ": not run: " << errors.size() << " problem"
-              << (errors.size() == 1 ? "" : "s") << std::endl;
-    return 1;
-  }
+  const api::TrainingJob& job = *loaded;
 
-  local::LocalJob lj;
-  lj.name = job.metadata.name;
-  lj.manifest_path = std::filesystem::absolute(path).string();
-  lj.workers = static_cast<int>(flags.workers > 0 ? flags.workers : job.spec.workers.count);
-  lj.dense_through_pserver = job.spec.sync.dense == "pserver";
-  // threads 0 means "as many as the machine allows": under tandem run the W trainers share this
-  // machine's cores, so each gets an equal part (oversubscribing slows every one of them).
-  lj.trainer_threads = static_cast<int>(job.spec.trainer.threads);
-  if (lj.trainer_threads <= 0) {
-    lj.trainer_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / lj.workers);
-  }
-  lj.sync_mode = job.spec.sync.mode;
-  lj.staleness = static_cast<int>(job.spec.sync.staleness);
-  lj.checkpoint_interval_steps = job.spec.checkpoint.interval_steps;
-  lj.checkpoint_keep = static_cast<int>(job.spec.checkpoint.keep);
-  lj.restart.backoff_limit = static_cast<int>(job.spec.restart_policy.backoff_limit);
-  lj.restart.backoff_seconds = static_cast<double>(job.spec.restart_policy.backoff_seconds);
-  lj.restart.retryable_exit_codes.clear();
-  for (int64_t c : job.spec.restart_policy.retryable_exit_codes) {
-    lj.restart.retryable_exit_codes.push_back(static_cast<int>(c));
-  }
+  const local::LocalJob lj = local::LocalJobFor(job, path, flags.workers);
 
   local::LocalRunOptions opts;
   opts.bin_dir = flags.bin_dir.empty() ? SelfDir() : flags.bin_dir;

@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "api/section_validator.h"
 #include "nlohmann/json.hpp"
 
 namespace tandem::cli {
@@ -19,7 +20,7 @@ struct RunFlags {
 
 // Returns the process exit code: 0 on success, 1 when the job failed or the manifest is invalid.
 // Installs SIGINT/SIGTERM handlers for the duration of the run.
-int RunJob(const RunFlags& flags);
+int RunJob(const RunFlags& flags, const api::SectionValidators& validators);
 
 // The final `key=value` summary line (sorted keys; strings with spaces are quoted).
 std::string SummaryLine(const nlohmann::json& summary);

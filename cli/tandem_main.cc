@@ -5,10 +5,10 @@
 #include <vector>
 
 #include "cli/run.h"
-#include "cli/trainer_validators.h"
 #include "cli/validate.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "trainer/model/trainer_spec.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"tandem: distributed deep-learning training, on one machine or on Kubernetes"};
@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   }
   tandem::InitLogging("tandem");
   // The trainer's checks of spec.model/data/optimizer join the API's (docs/api.md).
-  tandem::cli::RegisterTrainerValidators();
-  if (validate->parsed()) return tandem::cli::RunValidate(files, std::cout);
-  return tandem::cli::RunJob(run_flags);
+  const tandem::api::SectionValidators validators = tandem::trainer::TrainerSectionValidators();
+  if (validate->parsed()) return tandem::cli::RunValidate(files, validators, std::cout);
+  return tandem::cli::RunJob(run_flags, validators);
 }

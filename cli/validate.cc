@@ -36,7 +36,8 @@ std::string Describe(const json& doc) {
 }
 
 // Returns true when every document is valid.
-bool ValidateFile(const std::string& path, std::ostream& out) {
+bool ValidateFile(const std::string& path, const api::SectionValidators& validators,
+                  std::ostream& out) {
   auto text = api::ReadManifest(path, YamlLimits{}.max_bytes);
   if (!text.ok()) {
     out << Printable(path) << ": " << Printable(std::string(text.status().message())) << "\n";
@@ -60,7 +61,7 @@ bool ValidateFile(const std::string& path, std::ostream& out) {
     const json& doc = (*docs)[i];
     if (doc.is_null()) continue;
     const std::string where = docs->size() > 1 ? absl::StrCat(path, "#", i + 1) : path;
-    api::FieldErrors errors = api::ValidateDocument(doc);
+    api::FieldErrors errors = api::ValidateDocument(doc, validators);
     for (const api::FieldError& e : errors) out << Printable(where) << ": " << Printable(e.ToString()) << "\n";
     if (errors.empty()) out << Printable(where) << ": valid: " << Printable(Describe(doc)) << "\n";
     ok = ok && errors.empty();
@@ -70,11 +71,12 @@ bool ValidateFile(const std::string& path, std::ostream& out) {
 
 }  // namespace
 
-int RunValidate(const std::vector<std::string>& files, std::ostream& out) {
+int RunValidate(const std::vector<std::string>& files, const api::SectionValidators& validators,
+                std::ostream& out) {
   bool ok = true;
   for (const std::string& f : files) {
     try {
-      ok = ValidateFile(f, out) && ok;
+      ok = ValidateFile(f, validators, out) && ok;
     } catch (const std::exception& e) {  // a bug, not the user's: still a clean report
       out << Printable(f) << ": internal error while validating: " << e.what() << "\n";
       ok = false;

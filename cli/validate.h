@@ -11,10 +11,14 @@
 #include <string>
 #include <vector>
 
+#include "api/section_validator.h"
+
 namespace tandem::cli {
 
 // Returns the exit code: 0 when every document of every file is valid, 1 otherwise. "-" reads
 // standard input. Never throws.
-int RunValidate(const std::vector<std::string>& files, std::ostream& out);
+// `validators`: the trainer's (trainer::TrainerSectionValidators()), as every binary passes them.
+int RunValidate(const std::vector<std::string>& files, const api::SectionValidators& validators,
+                std::ostream& out);
 
 }  // namespace tandem::cli

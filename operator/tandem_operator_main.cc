@@ -113,6 +113,7 @@ int main(int argc, char** argv) {
       return;
     }
     health.SetReady(true);
+    tandem::controller::OperatorMetrics::Get().leader->Set(1);
   };
 
   if (!leader_elect) {
@@ -131,6 +132,7 @@ int main(int argc, char** argv) {
   le.on_started_leading = [&] { std::thread(start).detach(); };
   le.on_stopped_leading = [&] {
     health.SetReady(false, "not the leader");
+    tandem::controller::OperatorMetrics::Get().leader->Set(0);
     controller.Stop();
   };
   le.on_new_leader = [&](const std::string& who) {

@@ -1,94 +1,83 @@
 // tandem-pserver: serves one parameter-server shard over gRPC.
 //
-// The job token comes from TANDEM_JOB_TOKEN (the operator fills it from a Kubernetes Secret);
-// flags default from the environment a Tandem worker receives. SIGTERM or SIGINT stops serving,
-// writes a final checkpoint (with --checkpoint-dir) and exits 0.
+//   tandem-pserver JOB.yaml            a worker's pserver: the worker contract
+//                                      (api/worker_contract.h) and the manifest say everything
+//   tandem-pserver --port 0 --shard 0 --num-shards 2 --mode async ...   standalone (tests, benches)
+//
+// In a job (a manifest given) the shard is TANDEM_RANK of TANDEM_WORLD_SIZE, it listens on the
+// port of its own TANDEM_PSERVERS entry, and the sync mode, staleness and checkpoint settings
+// are the manifest's (spec.sync, spec.checkpoint), read through api/ with the validation every
+// binary uses; flags given explicitly override them. The job token is TANDEM_JOB_TOKEN (the
+// operator fills it from a Kubernetes Secret), required either way. --check-contract prints the
+// parsed settings and exits. SIGTERM or SIGINT stops serving, writes a final checkpoint (with a
+// checkpoint folder) and exits 0. Exit codes: api/exit_codes.h.
 #include <signal.h>
 
-#include <cstdlib>
 #include <iostream>
 #include <string>
-#include <vector>
 
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
+#include "api/manifest.h"
+#include "api/worker_contract.h"
 #include "common/cli.h"
+#include "common/environment.h"
 #include "common/logging.h"
 #include "common/metrics_endpoint.h"
+#include "nlohmann/json.hpp"
 #include "pserver/metrics.h"
 #include "pserver/server.h"
-
-namespace {
-
-std::string Env(const char* name, const std::string& fallback = "") {
-  const char* v = std::getenv(name);
-  return v && *v ? std::string(v) : fallback;
-}
-
-int EnvInt(const char* name, int fallback) {
-  int v = 0;
-  return absl::SimpleAtoi(Env(name), &v) ? v : fallback;
-}
-
-}  // namespace
+#include "trainer/model/trainer_spec.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"tandem-pserver: serves one parameter-server shard over gRPC"};
   app.name("tandem-pserver");
   tandem::AddVersionFlag(app, "tandem-pserver");
   tandem::pserver::PServerOptions o;
+  std::string job_path;
   int port = 7070;
-  int metrics_port = EnvInt("TANDEM_METRICS_PORT", -1);
-  int shard = EnvInt("TANDEM_RANK", 0);
-  int num_shards = EnvInt("TANDEM_WORLD_SIZE", 1);
-  // In a job, TANDEM_PSERVERS lists every shard's host:port in shard order: this shard listens on
-  // the port of its own entry, and the list's length is the shard count.
-  const std::vector<std::string> pservers =
-      absl::StrSplit(Env("TANDEM_PSERVERS"), ',', absl::SkipEmpty());
-  if (!pservers.empty()) {
-    num_shards = static_cast<int>(pservers.size());
-    if (shard >= 0 && shard < num_shards) {
-      const std::string& mine = pservers[shard];
-      int p = 0;
-      if (absl::SimpleAtoi(mine.substr(mine.rfind(':') + 1), &p)) port = p;
-    }
-  }
+  int metrics_port = -1;
+  int shard = 0;
+  int num_shards = 1;
   int trainers = -1;
   std::string mode = "sync";
   int staleness = 4;
   int max_request_mib = 64;
   int barrier_timeout_s = 30;
-  o.checkpoint_dir = Env("TANDEM_CHECKPOINT_DIR");
+  bool check_contract = false;
+  app.add_option("job", job_path,
+                 "TrainingJob manifest: run as a worker's pserver (see the file comment)");
   app.add_option("--host", o.host, "Address to listen on")->capture_default_str();
-  app.add_option("--port", port,
-                 "gRPC port (default: this shard's entry in $TANDEM_PSERVERS, else 7070; 0: pick a "
-                 "free one and print it)")
+  auto* port_opt = app.add_option("--port", port,
+                 "gRPC port (a job: this shard's entry in $TANDEM_PSERVERS; 0: pick a free one and "
+                 "print it)")
       ->check(CLI::Range(0, 65535))
       ->capture_default_str();
-  app.add_option("--shard", shard, "This shard's index (default $TANDEM_RANK)")
+  auto* shard_opt = app.add_option("--shard", shard, "This shard's index (a job: $TANDEM_RANK)")
       ->check(CLI::Range(0, 1 << 20));
-  app.add_option("--num-shards", num_shards,
-                 "Number of shards (default: entries in $TANDEM_PSERVERS, else $TANDEM_WORLD_SIZE)")
+  auto* shards_opt = app.add_option("--num-shards", num_shards,
+                 "Number of shards (a job: $TANDEM_WORLD_SIZE)")
       ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--trainers", trainers,
+  auto* trainers_opt = app.add_option("--trainers", trainers,
                  "Number of trainers W pushing to this shard (default: --num-shards)")
       ->check(CLI::Range(1, 1 << 20));
-  app.add_option("--mode", mode,
+  auto* mode_opt = app.add_option("--mode", mode,
                  "sync: apply step t when all W trainers pushed it; async: apply "
-                 "on arrival with bounded staleness")
+                 "on arrival with bounded staleness (a job: spec.sync.mode)")
       ->check(CLI::IsMember({"sync", "async"}))
       ->capture_default_str();
-  app.add_option("--staleness", staleness,
-                 "Async: drop a gradient computed on parameters more than this many steps old")
+  auto* staleness_opt = app.add_option("--staleness", staleness,
+                 "Async: drop a gradient computed on parameters more than this many steps old "
+                 "(a job: spec.sync.staleness)")
       ->check(CLI::Range(0, 1 << 30))
       ->capture_default_str();
-  app.add_option("--checkpoint-dir", o.checkpoint_dir,
-                 "Directory for shard checkpoints (default $TANDEM_CHECKPOINT_DIR; empty: none)");
-  app.add_option("--checkpoint-interval", o.checkpoint_interval,
+  auto* dir_opt = app.add_option("--checkpoint-dir", o.checkpoint_dir,
+                 "Directory for shard checkpoints (a job: $TANDEM_CHECKPOINT_DIR; empty: none)");
+  auto* interval_opt = app.add_option("--checkpoint-interval", o.checkpoint_interval,
                  "Checkpoint every N steps (0: only on SIGTERM and on request); off once "
-                 "trainers drive consistent checkpoints (docs/pserver.md)")
+                 "trainers drive consistent checkpoints (docs/pserver.md; a job: "
+                 "spec.checkpoint.intervalSteps)")
       ->capture_default_str();
-  app.add_option("--checkpoint-keep", o.checkpoint_keep, "Checkpoints kept per shard")
+  auto* keep_opt = app.add_option("--checkpoint-keep", o.checkpoint_keep,
+                 "Checkpoints kept per shard (a job: spec.checkpoint.keep)")
       ->check(CLI::Range(1, 1000))
       ->capture_default_str();
   app.add_option("--max-request-mib", max_request_mib, "Largest request accepted, in MiB")
@@ -98,23 +87,69 @@ int main(int argc, char** argv) {
                  "Seconds a sync barrier waits for the other trainers before the client retries")
       ->check(CLI::Range(1, 3600))
       ->capture_default_str();
-  app.add_option("--metrics-port", metrics_port,
-                 "Port for /metrics, /healthz, /readyz (default $TANDEM_METRICS_PORT; -1: off)")
+  auto* metrics_opt = app.add_option("--metrics-port", metrics_port,
+                 "Port for /metrics, /healthz, /readyz (a job: $TANDEM_METRICS_PORT; -1: off)")
       ->check(CLI::Range(-1, 65535));
+  app.add_flag("--check-contract", check_contract,
+               "Parse and validate the worker contract and the manifest, print them, exit");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
+  const tandem::Environment env = tandem::ProcessEnvironment();
   tandem::InitLogging("pserver");
 
-  o.token = Env("TANDEM_JOB_TOKEN");
+  o.token = tandem::EnvValue(env, tandem::api::kEnvJobToken).value_or("");
+  if (!job_path.empty()) {
+    auto contract = tandem::api::ParseWorkerContract(tandem::api::WorkerRole::kPServer, job_path, env);
+    if (!contract.ok()) {
+      std::cerr << "tandem-pserver: " << contract.status().message() << std::endl;
+      return tandem::api::kExitInvalid;
+    }
+    auto job = tandem::api::LoadTrainingJob(job_path, tandem::trainer::TrainerSectionValidators());
+    if (!job.ok()) {
+      std::cerr << "tandem-pserver: invalid TrainingJob:\n" << job.status().message() << std::endl;
+      return tandem::api::kExitInvalid;
+    }
+    // Explicit flags win over the contract and the manifest.
+    if (port_opt->count() == 0) port = contract->pserver_port();
+    if (shard_opt->count() == 0) shard = contract->rank;
+    if (shards_opt->count() == 0) num_shards = contract->world_size;
+    if (trainers_opt->count() == 0) trainers = contract->world_size;
+    if (dir_opt->count() == 0) o.checkpoint_dir = contract->checkpoint_dir;
+    if (metrics_opt->count() == 0) metrics_port = contract->metrics_port;
+    if (mode_opt->count() == 0) mode = job->spec.sync.mode;
+    if (staleness_opt->count() == 0) staleness = static_cast<int>(job->spec.sync.staleness);
+    if (interval_opt->count() == 0)
+      o.checkpoint_interval = static_cast<uint64_t>(job->spec.checkpoint.interval_steps);
+    if (keep_opt->count() == 0) o.checkpoint_keep = static_cast<int>(job->spec.checkpoint.keep);
+    o.token = contract->token;
+  }
   if (o.token.empty()) {
     std::cerr << "tandem-pserver: TANDEM_JOB_TOKEN is not set; every RPC must carry the job's "
                  "token, so the pserver refuses to start without one"
               << std::endl;
-    return tandem::kExitUsage;
+    return tandem::api::kExitInvalid;
   }
   if (shard >= num_shards) {
     std::cerr << "tandem-pserver: --shard " << shard << " must be below --num-shards " << num_shards
               << std::endl;
-    return tandem::kExitUsage;
+    return tandem::api::kExitInvalid;
+  }
+  if (check_contract) {
+    std::cout << nlohmann::json({{"role", "pserver"},
+                                 {"manifest", job_path},
+                                 {"port", port},
+                                 {"shard", shard},
+                                 {"numShards", num_shards},
+                                 {"trainers", trainers > 0 ? trainers : num_shards},
+                                 {"syncMode", mode},
+                                 {"staleness", staleness},
+                                 {"checkpointDir", o.checkpoint_dir},
+                                 {"checkpointInterval", o.checkpoint_interval},
+                                 {"checkpointKeep", o.checkpoint_keep},
+                                 {"metricsPort", metrics_port},
+                                 {"tokenBytes", o.token.size()}})
+                     .dump()
+              << std::endl;
+    return 0;
   }
   o.port = port;
   o.shard.shard = static_cast<uint32_t>(shard);

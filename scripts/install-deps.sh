@@ -23,10 +23,16 @@ PACKAGES=(
   debootstrap buildah podman runc netavark aardvark-dns
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
+  # chart, dashboard and report checks: PyYAML for the test scripts, headless Chromium for report.html
+  python3-yaml chromium
   # data
   dataset-fashion-mnist
   # peers for side-by-side benchmarks
   python3 python3-torch libopenmpi-dev openmpi-bin
+  # the real control plane of tests/cluster (certificates, manifest checks)
+  openssl python3-yaml
+  # the venv scripts/install-cuda.sh pip-installs the CUDA wheels into
+  python3-venv
 )
 
 if [[ ${1:-} == --build-only ]]; then PACKAGES=("${BUILD_PACKAGES[@]}"); fi

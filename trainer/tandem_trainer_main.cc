@@ -4,18 +4,19 @@
 //
 // Prints progress lines and, last, a summary of key=value pairs:
 //   test_accuracy=0.9102 test_loss=0.2511 ... examples_per_sec=1234.5 wall_s=150.20
-// With TANDEM_WORLD_SIZE > 1 it is one rank of a data-parallel job (docs/data-parallel.md):
-// it meets its peers (TANDEM_PEERS, TANDEM_RANK) and trains on its shard with averaged gradients.
-// With TANDEM_EVENTS=1 it also prints `@tandem {json}` event lines (docs/local-run.md).
-// Exit codes: 0 trained; 1 training failed; 2 bad flags or an invalid manifest; 75 a peer died,
-// stalled or never came up (restart from the last checkpoint: trainer/collective/exit_codes.h).
+// Started by `tandem run` or in a pod, it reads its worker contract (api/worker_contract.h: the
+// manifest argument and the TANDEM_* environment) once, here; the flags override it. With
+// TANDEM_WORLD_SIZE > 1 it is one rank of a data-parallel job (docs/data-parallel.md).
+// --check-contract parses and validates everything (contract, manifest, model) and prints the
+// contract as JSON without training: how tests feed it what the operator and `tandem run` render.
+// Exit codes (api/exit_codes.h): 0 trained; 1 training failed; 2 bad flags, environment or
+// manifest; 75 a peer died, stalled or never came up (restart from the last checkpoint).
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cmath>
-#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -23,7 +24,10 @@
 #include "common/cli.h"
 #include "common/logging.h"
 #include "common/metrics_endpoint.h"
-#include "common/yaml_json.h"
+#include "api/manifest.h"
+#include "api/worker_contract.h"
+#include "common/endpoint.h"
+#include "common/environment.h"
 #include "trainer/collective/exit_codes.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
@@ -81,9 +85,10 @@ int main(int argc, char** argv) {
   std::string checkpoint_dir;
   app.add_option("--checkpoint-dir", checkpoint_dir,
                  "Checkpoint directory (default $TANDEM_CHECKPOINT_DIR; empty: none)");
-  int64_t checkpoint_every = 0;
+  int64_t checkpoint_every = -1;
   app.add_option("--checkpoint-every", checkpoint_every,
-                 "Steps between checkpoints (default spec.checkpoint.intervalSteps; 0: each pass)");
+                 "Steps between checkpoints (-1: spec.checkpoint.intervalSteps; 0: each pass)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 40));
   bool resume = true;
   app.add_flag("--resume,!--no-resume", resume, "Resume from the newest checkpoint (default on)");
   int64_t max_steps = 0;
@@ -91,102 +96,97 @@ int main(int argc, char** argv) {
   std::string output_dir;
   app.add_option("--output-dir", output_dir,
                  "Where rank 0 writes the final model (default $TANDEM_OUTPUT_DIR; empty: nowhere)");
+  bool check_contract = false;
+  app.add_flag("--check-contract", check_contract,
+               "Parse and validate the worker contract and the manifest, print them, exit");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
-  if (job_path.empty()) {
-    std::cerr << "tandem-trainer: a TrainingJob manifest is required (tandem-trainer JOB.yaml)\n"
+  const tandem::Environment env = tandem::ProcessEnvironment();
+  auto contract = tandem::api::ParseWorkerContract(tandem::api::WorkerRole::kTrainer, job_path, env);
+  if (!contract.ok()) {
+    std::cerr << "tandem-trainer: " << contract.status().message() << "\n"
               << "Run 'tandem-trainer --help' for usage." << std::endl;
-    return 2;
+    return tandem::api::kExitInvalid;
   }
   tandem::InitLogging("trainer");
+  // Flags override the contract.
+  if (metrics_port == -1) metrics_port = contract->metrics_port;
+  if (checkpoint_dir.empty()) checkpoint_dir = contract->checkpoint_dir;
+  if (output_dir.empty()) output_dir = contract->output_dir;
+  if (threads == -1) threads = contract->threads;
+  const int world_size = contract->world_size;
 
-  if (metrics_port == -1) {
-    if (const char* env = std::getenv("TANDEM_METRICS_PORT"); env != nullptr && *env != '\0')
-      metrics_port = std::atoi(env);
+  auto job = tandem::api::LoadTrainingJob(job_path, tandem::trainer::TrainerSectionValidators());
+  if (!job.ok()) {
+    std::cerr << "tandem-trainer: invalid TrainingJob:\n" << job.status().message() << std::endl;
+    return tandem::api::kExitInvalid;
   }
-  if (checkpoint_dir.empty()) {
-    if (const char* env = std::getenv("TANDEM_CHECKPOINT_DIR"); env != nullptr) checkpoint_dir = env;
-  }
-  if (output_dir.empty()) {
-    if (const char* env = std::getenv("TANDEM_OUTPUT_DIR"); env != nullptr) output_dir = env;
-  }
-  if (threads == -1) {
-    if (const char* env = std::getenv("TANDEM_THREADS"); env != nullptr && *env != '\0')
-      threads = std::atoi(env);
-  }
-  int world_size = 1;
-  if (const char* env = std::getenv("TANDEM_WORLD_SIZE"); env != nullptr && *env != '\0') {
-    world_size = std::atoi(env);
-    if (world_size < 1) {
-      std::cerr << "tandem-trainer: TANDEM_WORLD_SIZE: must be an integer >= 1, got '" << env
-                << "'" << std::endl;
-      return 2;
-    }
-  }
-  const char* events_env = std::getenv("TANDEM_EVENTS");
-  const bool events_on = events_env != nullptr && std::string(events_env) == "1";
-
-  auto docs = tandem::YamlFileToJson(job_path);
-  if (!docs.ok()) {
-    std::cerr << "tandem-trainer: " << docs.status().message() << std::endl;
-    return 2;
-  }
-  if (docs->size() != 1 || !(*docs)[0].is_object() || !(*docs)[0].contains("spec")) {
-    std::cerr << "tandem-trainer: " << job_path
-              << ": expected one TrainingJob document with a spec" << std::endl;
-    return 2;
-  }
-  const nlohmann::json& job = (*docs)[0];
-  auto spec = tandem::trainer::ParseTrainerSpec(job["spec"], {.check_files = true});
+  const nlohmann::json spec_json = tandem::api::SpecToJson(job->spec);
+  auto spec = tandem::trainer::ParseTrainerSpec(spec_json, {.check_files = true});
   if (!spec.ok()) {
     std::cerr << "tandem-trainer: " << job_path << ": invalid TrainingJob:\n"
               << spec.status().message() << std::endl;
-    return 2;
+    return tandem::api::kExitInvalid;
   }
   if (passes > 0) spec->passes = passes;
-  if (checkpoint_every == 0 && job["spec"].contains("checkpoint") &&
-      job["spec"]["checkpoint"].is_object() &&
-      job["spec"]["checkpoint"].value("intervalSteps", nlohmann::json()).is_number_integer()) {
-    checkpoint_every = job["spec"]["checkpoint"]["intervalSteps"].get<int64_t>();
+  // spec.checkpoint.intervalSteps as the API defaults it (500), as the pservers read it too.
+  if (checkpoint_every == -1) checkpoint_every = job->spec.checkpoint.interval_steps;
+  const tandem::api::SyncSpec& sync_spec = job->spec.sync;
+  if (check_contract) {
+    nlohmann::json out = {{"role", "trainer"},
+                          {"manifest", contract->manifest_path},
+                          {"job", job->metadata.name},
+                          {"jobName", contract->job_name},
+                          {"rank", contract->rank},
+                          {"worldSize", contract->world_size},
+                          {"peers", tandem::EndpointListToString(contract->peers)},
+                          {"pservers", tandem::EndpointListToString(contract->pservers)},
+                          {"tokenBytes", contract->token.size()},
+                          {"checkpointDir", checkpoint_dir},
+                          {"outputDir", output_dir},
+                          {"metricsPort", metrics_port},
+                          {"threads", threads},
+                          {"events", contract->events},
+                          {"syncMode", sync_spec.mode},
+                          {"syncDense", sync_spec.dense},
+                          {"staleness", sync_spec.staleness}};
+    std::cout << out.dump() << std::endl;
+    return 0;
   }
+  const bool events_on = contract->events;
 
   tandem::HealthState health;
   tandem::MetricsEndpoint endpoint(tandem::metrics::Registry::Default(), &health);
   if (auto st = endpoint.Start("0.0.0.0", metrics_port); !st.ok()) {
     std::cerr << "tandem-trainer: metrics endpoint: " << st.message() << std::endl;
-    return 1;
+    return tandem::api::kExitFailed;
   }
   if (metrics_port >= 0) std::cout << "metrics on port " << endpoint.port() << std::endl;
   health.SetReady(true);
 
-  std::string name = "local";
-  if (job.contains("metadata") && job["metadata"].is_object() &&
-      job["metadata"].value("name", nlohmann::json()).is_string())
-    name = job["metadata"]["name"].get<std::string>();
+  const std::string name = job->metadata.name;
   // Sparse path: embedding tables (and, with spec.sync.dense: pserver, dense parameters) live on
   // the pservers of TANDEM_PSERVERS. Without pservers the tables stay local. Connected before the
   // ring: see Join below.
   std::unique_ptr<tandem::trainer::SparsePath> sparse;
-  if (const char* ps = std::getenv("TANDEM_PSERVERS"); ps != nullptr && *ps != '\0') {
-    auto sync = tandem::trainer::ParsePServerSyncOptions(job["spec"]);
-    if (!sync.ok()) {
-      std::cerr << "tandem-trainer: " << job_path << ": " << sync.status().message() << std::endl;
-      return 2;
-    }
+  if (!contract->pservers.empty()) {
+    const tandem::trainer::PServerSyncOptions sync = tandem::trainer::PServerSyncOptionsFrom(sync_spec);
     tandem::trainer::ModelGraph graph;
     auto errors = tandem::trainer::BuildModelGraph(
         spec->model, tandem::trainer::LayerRegistry::Builtin(), "spec.model", &graph);
-    if (errors.empty() && (tandem::trainer::HasSparseTables(graph) || sync->dense_on_pserver)) {
-      auto sp = tandem::trainer::SparsePath::ConnectFromEnv(*sync);
+    if (errors.empty() && (tandem::trainer::HasSparseTables(graph) || sync.dense_on_pserver)) {
+      std::vector<std::string> endpoints;
+      for (const tandem::Endpoint& e : contract->pservers) endpoints.push_back(e.ToString());
+      auto sp = tandem::trainer::SparsePath::Connect(endpoints, contract->token, contract->rank, sync);
       if (!sp.ok()) {
         std::cerr << "tandem-trainer: parameter server: " << sp.status().message() << std::endl;
-        return 1;
+        return tandem::api::kExitFailed;
       }
       sparse = std::move(*sp);
       // Before meeting the other trainers: if this rank restarted, the shards release the
       // others from the step they wait in, so that they restart and resume with it.
       if (auto joined = sparse->Join(); !joined.ok()) {
         std::cerr << "tandem-trainer: parameter server: " << joined.message() << std::endl;
-        return 1;
+        return tandem::api::kExitFailed;
       }
     }
   }
@@ -194,22 +194,18 @@ int main(int argc, char** argv) {
   // reported early; the rendezvous waits TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S for them.
   std::unique_ptr<tandem::trainer::DataParallel> parallel;
   if (world_size > 1) {
-    auto sync = tandem::trainer::ParseSyncOptions(job["spec"]);
-    if (!sync.ok()) {
-      std::cerr << "tandem-trainer: " << job_path << ": " << sync.status().message() << std::endl;
-      return 2;
-    }
-    auto dp = tandem::trainer::DataParallel::ConnectFromEnv(*sync);
-    if (!dp.ok()) {
-      const int code = tandem::collective::ExitCodeFor(dp.status());
-      std::cerr << "tandem-trainer: cannot join the data-parallel ring: " << dp.status().message()
-                << (code == tandem::collective::kPeerFailureExitCode
+    auto comm = tandem::collective::Communicator::ConnectWorker(*contract, env);
+    if (!comm.ok()) {
+      const int code = tandem::collective::ExitCodeFor(comm.status());
+      std::cerr << "tandem-trainer: cannot join the data-parallel ring: " << comm.status().message()
+                << (code == tandem::api::kExitPeerFailure
                         ? " (exit 75: retry from the last checkpoint)"
                         : "")
                 << std::endl;
-      return code == tandem::collective::kPeerFailureExitCode ? code : 2;
+      return code == tandem::api::kExitPeerFailure ? code : tandem::api::kExitInvalid;
     }
-    parallel = std::move(*dp);
+    parallel = std::make_unique<tandem::trainer::DataParallel>(
+        *std::move(comm), tandem::trainer::SyncOptionsFrom(sync_spec));
   }
   std::unique_ptr<tandem::trainer::EventReporter> events;
   if (events_on) events = std::make_unique<tandem::trainer::EventReporter>(&std::cout);
@@ -233,21 +229,21 @@ int main(int argc, char** argv) {
     if (tandem::collective::IsPeerFailure(result.status())) {
       std::cerr << "tandem-trainer: a peer failed (exit 75: restart from the last checkpoint): "
                 << result.status().message() << std::endl;
-      return tandem::collective::kPeerFailureExitCode;
+      return tandem::api::kExitPeerFailure;
     }
     if (absl::IsAborted(result.status()) && sparse != nullptr) {
       // A trainer or a pserver restarted: the job resumes from its last consistent checkpoint.
       std::cerr << "tandem-trainer: the parameter servers aborted the step (exit 75: restart "
                    "from the last consistent checkpoint): "
                 << result.status().message() << std::endl;
-      return tandem::collective::kPeerFailureExitCode;
+      return tandem::api::kExitPeerFailure;
     }
     if (absl::IsCancelled(result.status())) {
       std::cerr << "tandem-trainer: " << result.status().message() << std::endl;
-      return 128 + SIGTERM;
+      return tandem::api::kExitStopped;
     }
     std::cerr << "tandem-trainer: " << result.status().message() << std::endl;
-    return 1;
+    return tandem::api::kExitFailed;
   }
   std::cout << result->SummaryLine() << std::endl;
   if (events) {

@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "api/worker_contract.h"
 #include "trainer/collective/communicator.h"
 #include "trainer/collective/exit_codes.h"
 
@@ -75,13 +76,15 @@ int main(int argc, char** argv) {
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
 
   if (loopback_mib > 0) return MeasureLoopback(loopback_mib);
-  auto options = tc::CommunicatorOptionsFromEnv();
-  if (!options.ok()) {
-    std::fprintf(stderr, "%s\n", options.status().ToString().c_str());
+  // The peers as a trainer takes them: its worker contract (no manifest is read here).
+  const tandem::Environment env = tandem::ProcessEnvironment();
+  auto contract = tandem::api::ParseWorkerContract(tandem::api::WorkerRole::kTrainer,
+                                                   "(no manifest)", env);
+  if (!contract.ok()) {
+    std::fprintf(stderr, "%s\n", contract.status().ToString().c_str());
     return 2;
   }
-  options->registry = nullptr;
-  auto comm = tc::Communicator::ConnectFromEnv(*options);
+  auto comm = tc::Communicator::ConnectWorker(*contract, env, /*registry=*/nullptr);
   if (!comm.ok()) {
     std::fprintf(stderr, "%s\n", comm.status().ToString().c_str());
     return tc::ExitCodeFor(comm.status());

@@ -14,10 +14,11 @@
 #include <algorithm>
 #include <map>
 #include <memory>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "cli/local/progress.h"
+#include "cli/local/report.h"
 #include "common/status.h"
 
 namespace tandem::local {
@@ -67,63 +68,77 @@ absl::StatusOr<std::string> NewJobToken() {
   return out;
 }
 
+LocalJob LocalJobFor(const api::TrainingJob& job, const std::string& manifest_path, int workers) {
+  LocalJob lj;
+  lj.name = job.metadata.name;
+  lj.manifest_path = fs::absolute(manifest_path).string();
+  lj.workers = static_cast<int>(workers > 0 ? workers : job.spec.workers.count);
+  // threads 0 means "as many as the machine allows": under tandem run the W trainers share this
+  // machine's cores, so each gets an equal part (oversubscribing slows every one of them).
+  lj.trainer_threads = static_cast<int>(job.spec.trainer.threads);
+  if (lj.trainer_threads <= 0) {
+    lj.trainer_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / lj.workers);
+  }
+  lj.pserver_threads = static_cast<int>(api::EffectiveThreads(job.spec.pserver));
+  lj.restart.backoff_limit = static_cast<int>(job.spec.restart_policy.backoff_limit);
+  lj.restart.backoff_seconds = static_cast<double>(job.spec.restart_policy.backoff_seconds);
+  lj.restart.retryable_exit_codes.clear();
+  for (int64_t c : job.spec.restart_policy.retryable_exit_codes) {
+    lj.restart.retryable_exit_codes.push_back(static_cast<int>(c));
+  }
+  return lj;
+}
+
+std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::string& run_dir,
+                                                const std::vector<int>& ports,
+                                                const std::string& token) {
+  const int w = job.workers;
+  std::vector<Endpoint> peers, pservers;
+  for (int i = 0; i < w; ++i) {
+    peers.push_back({"127.0.0.1", ports[i]});
+    pservers.push_back({"127.0.0.1", ports[w + i]});
+  }
+  std::vector<api::WorkerContract> out;
+  for (int i = 0; i < w; ++i) {
+    api::WorkerContract c;
+    c.manifest_path = job.manifest_path;
+    c.job_name = job.name;
+    c.rank = i;
+    c.world_size = w;
+    c.peers = peers;
+    c.pservers = pservers;
+    c.token = token;
+    api::WorkerContract ps = c;
+    ps.role = api::WorkerRole::kPServer;
+    ps.checkpoint_dir = absl::StrCat(run_dir, "/checkpoints/pserver-", i);
+    ps.metrics_port = ports[3 * w + i];
+    ps.threads = job.pserver_threads;
+    out.push_back(std::move(ps));
+    c.role = api::WorkerRole::kTrainer;
+    c.checkpoint_dir = absl::StrCat(run_dir, "/checkpoints/trainer-", i);
+    c.output_dir = run_dir + "/model";
+    c.metrics_port = ports[2 * w + i];
+    c.threads = job.trainer_threads;
+    c.events = true;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
 std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRunOptions& options,
                                               const std::string& run_dir,
                                               const std::vector<int>& ports,
                                               const std::string& token) {
-  // Ports: [collective x W][pserver x W][trainer metrics x W][pserver metrics x W].
-  const int w = job.workers;
-  std::vector<std::string> peers, pservers;
-  for (int i = 0; i < w; ++i) {
-    peers.push_back(absl::StrCat("127.0.0.1:", ports[i]));
-    pservers.push_back(absl::StrCat("127.0.0.1:", ports[w + i]));
-  }
-  const std::string peer_list = absl::StrJoin(peers, ",");
-  const std::string pserver_list = job.needs_pserver ? absl::StrJoin(pservers, ",") : "";
   std::vector<SupervisedProcess> out;
-  for (int i = 0; i < w; ++i) {
-    const std::string worker = absl::StrCat("worker-", i);
-    std::vector<std::pair<std::string, std::string>> common_env = {
-        {"TANDEM_JOB_NAME", job.name},
-        {"TANDEM_RANK", std::to_string(i)},
-        {"TANDEM_WORLD_SIZE", std::to_string(w)},
-        {"TANDEM_PEERS", peer_list},
-        {"TANDEM_PSERVERS", pserver_list},
-        {"TANDEM_JOB_TOKEN", token},
-        {"TANDEM_EVENTS", "1"},
-    };
-    if (job.needs_pserver) {
-      SupervisedProcess ps;
-      ps.role = Role::kPServer;
-      ps.worker = i;
-      ps.spec.name = worker + "/pserver";
-      ps.spec.argv = {options.bin_dir + "/tandem-pserver",
-                      "--port", std::to_string(ports[w + i]),
-                      "--shard", std::to_string(i),
-                      "--num-shards", std::to_string(w),
-                      "--checkpoint-dir", absl::StrCat(run_dir, "/checkpoints/pserver-", i),
-                      "--checkpoint-interval", std::to_string(job.checkpoint_interval_steps),
-                      "--checkpoint-keep", std::to_string(job.checkpoint_keep),
-                      "--mode", job.sync_mode,
-                      "--staleness", std::to_string(job.staleness),
-                      "--metrics-port", std::to_string(ports[3 * w + i])};
-      ps.spec.env = common_env;
-      ps.spec.env.push_back({"TANDEM_METRICS_PORT", std::to_string(ports[3 * w + i])});
-      out.push_back(std::move(ps));
-    }
-    SupervisedProcess tr;
-    tr.role = Role::kTrainer;
-    tr.worker = i;
-    tr.spec.name = worker + "/trainer";
-    tr.spec.argv = {options.bin_dir + "/tandem-trainer", job.manifest_path};
-    tr.spec.env = common_env;
-    tr.spec.env.push_back({"TANDEM_CHECKPOINT_DIR", absl::StrCat(run_dir, "/checkpoints/trainer-", i)});
-    tr.spec.env.push_back({"TANDEM_OUTPUT_DIR", run_dir + "/model"});
-    tr.spec.env.push_back({"TANDEM_METRICS_PORT", std::to_string(ports[2 * w + i])});
-    if (job.trainer_threads > 0) {
-      tr.spec.env.push_back({"TANDEM_THREADS", std::to_string(job.trainer_threads)});
-    }
-    out.push_back(std::move(tr));
+  for (const api::WorkerContract& c : BuildContracts(job, run_dir, ports, token)) {
+    SupervisedProcess p;
+    p.role = c.role == api::WorkerRole::kTrainer ? Role::kTrainer : Role::kPServer;
+    p.worker = c.rank;
+    p.spec.name = absl::StrCat("worker-", c.rank, "/", api::RoleName(c.role));
+    api::WorkerInvocation inv = api::RenderWorker(c, options.bin_dir);
+    p.spec.argv = std::move(inv.argv);
+    for (api::EnvVar& e : inv.env) p.spec.env.emplace_back(std::move(e.name), std::move(e.value));
+    out.push_back(std::move(p));
   }
   return out;
 }
@@ -254,6 +269,7 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   result.summary["workers"] = job_.workers;
   result.summary["succeeded"] = run.succeeded;
   std::ofstream(run_dir + "/summary.json") << result.summary.dump(2) << '\n';
+  if (absl::Status r = WriteRunReport(run_dir); !r.ok()) std::fprintf(out, "tandem run: %s\n", r.ToString().c_str());
   return result;
 }
 

@@ -1,6 +1,7 @@
 // `tandem run`: runs one TrainingJob on this machine as local processes, wired exactly as the
 // operator wires pods: W workers, each one trainer process and its co-located pserver process,
-// on loopback ports, with the same environment variables.
+// on loopback ports, each started through the worker contract (api/worker_contract.h) as a pod's
+// containers are.
 //
 // Outputs go to a run folder (runs/<job>-<timestamp>/ by default):
 //   job.yaml            the manifest as given
@@ -17,25 +18,29 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "api/training_job.h"
+#include "api/worker_contract.h"
 #include "nlohmann/json.hpp"
 #include "cli/local/supervisor.h"
 
 namespace tandem::local {
 
-// What `tandem run` needs to know of a TrainingJob (filled from the validated api object).
+// What `tandem run` needs to know of a TrainingJob (filled from the validated api object). The
+// job's own settings (sync mode, staleness, checkpoints) reach the processes through the
+// manifest, which every trainer and pserver reads.
 struct LocalJob {
   std::string name;
-  std::string manifest_path;       // passed to every trainer
+  std::string manifest_path;       // passed to every trainer and pserver
   int workers = 1;
-  bool dense_through_pserver = false;  // spec.sync.dense == pserver
-  bool needs_pserver = true;       // false when nothing goes through the pserver
   RestartPolicy restart;
   int trainer_threads = 0;         // 0: the trainer decides (all cores of this machine)
-  std::string sync_mode = "sync";  // spec.sync.mode: async pservers apply pushes on arrival
-  int staleness = 4;               // spec.sync.staleness (async)
-  int64_t checkpoint_interval_steps = 500;  // spec.checkpoint
-  int checkpoint_keep = 3;
+  int pserver_threads = 0;
 };
+
+// The LocalJob of a validated `job` read from `manifest_path` (made absolute); `workers` > 0
+// overrides spec.workers.count. Trainers with spec.trainer.threads 0 share this machine's cores
+// equally; pservers get api::EffectiveThreads, as in a pod.
+LocalJob LocalJobFor(const api::TrainingJob& job, const std::string& manifest_path, int workers);
 
 struct LocalRunOptions {
   std::string bin_dir;             // where tandem-trainer and tandem-pserver are
@@ -59,7 +64,13 @@ absl::StatusOr<std::vector<int>> PickFreePorts(int n);
 // A fresh random token (hex) for the job's pservers.
 absl::StatusOr<std::string> NewJobToken();
 
-// The processes of the job, with their environment (exposed for tests).
+// The worker contract of each process: [pserver 0, trainer 0, pserver 1, trainer 1, ...].
+// Ports: [collective x W][pserver x W][trainer metrics x W][pserver metrics x W].
+std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::string& run_dir,
+                                                const std::vector<int>& ports,
+                                                const std::string& token);
+
+// The processes of the job: BuildContracts rendered (exposed for tests).
 std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRunOptions& options,
                                               const std::string& run_dir,
                                               const std::vector<int>& ports,

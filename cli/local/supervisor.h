@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "api/exit_codes.h"
 #include "cli/local/child_process.h"
 
 namespace tandem::local {
@@ -37,7 +38,8 @@ struct SupervisedProcess {
 struct RestartPolicy {
   int backoff_limit = 3;          // charged restarts allowed for the whole job
   double backoff_seconds = 1.0;   // first delay; doubles per charged restart, capped at 60 s
-  std::vector<int> retryable_exit_codes = {75, 137, 143};
+  std::vector<int> retryable_exit_codes{std::begin(api::kDefaultRetryableExitCodes),
+                                        std::end(api::kDefaultRetryableExitCodes)};
 };
 
 // The exit code a trainer uses when a peer died or stalled (EX_TEMPFAIL).

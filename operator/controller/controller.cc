@@ -58,7 +58,7 @@ Controller::Controller(kube::KubeApi* api, ControllerOptions options)
                       enqueue_owner(o);
                       schedule();  // capacity freed
                     }});
-  for (const kube::Resource* r : {&kube::kServices, &kube::kConfigMaps}) {
+  for (const kube::Resource* r : {&kube::kServices, &kube::kConfigMaps, &kube::kNetworkPolicies}) {
     informer(*r, "tandem.dev/job")->AddHandler({.on_add = nullptr, .on_update = nullptr,
                                                 .on_delete = [=](const kube::Object& o) { enqueue_owner(o); }});
   }

@@ -27,6 +27,16 @@ OperatorMetrics& OperatorMetrics::Get() {
                      "Scrapes of rank-0 trainers' /metrics for status.progress, by result "
                      "(ok, timeout, unreachable, http_error, invalid)",
                      {"result"}),
+        r.AddGauge("tandem_operator_job_workers",
+                   "Workers of a TrainingJob by state: desired (the gang), running, ready",
+                   {"namespace", "tandem_job", "queue", "state"}),
+        r.AddGauge("tandem_operator_job_queued_since_timestamp_seconds",
+                   "While a TrainingJob waits for admission: when it started waiting, with the "
+                   "scheduler's reason (the Queued condition's reason)",
+                   {"namespace", "tandem_job", "queue", "reason"}),
+        r.AddGauge("tandem_operator_leader",
+                   "1 while this replica holds the leader Lease and reconciles, else 0")
+            .Get(),
     };
   }();
   return *m;

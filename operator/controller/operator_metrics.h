@@ -22,6 +22,10 @@ struct OperatorMetrics {
   metrics::Histogram* scheduling_pass;                // seconds
   metrics::Family<metrics::Histogram>& reconcile;     // {result}: seconds
   metrics::Family<metrics::Counter>& progress_scrapes;  // {result}: ok|timeout|unreachable|http_error|invalid
+  // Per TrainingJob, refreshed every scheduling pass (series of deleted jobs are removed):
+  metrics::Family<metrics::Gauge>& job_workers;       // {namespace, tandem_job, queue, state}: desired|running|ready
+  metrics::Family<metrics::Gauge>& job_queued_since;  // {namespace, tandem_job, queue, reason}: unix time
+  metrics::Gauge* leader;                             // 1 while this replica leads (or runs unelected)
 };
 
 }  // namespace tandem::controller

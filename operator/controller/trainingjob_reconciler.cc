@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <random>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -91,7 +92,11 @@ struct TrainingJobReconciler::Pods {
 
 TrainingJobReconciler::TrainingJobReconciler(kube::KubeApi* api, const ClusterCache* cache,
                                              kube::EventRecorder* events, ReconcilerOptions options)
-    : api_(api), cache_(cache), events_(events), options_(std::move(options)) {}
+    : api_(api),
+      cache_(cache),
+      events_(events),
+      options_(std::move(options)),
+      validators_(options_.validators ? *options_.validators : trainer::TrainerSectionValidators()) {}
 
 double TrainingJobReconciler::Now() const {
   if (options_.now) return options_.now();
@@ -241,6 +246,8 @@ absl::Status TrainingJobReconciler::EnsureChildren(const json& obj, const api::T
   TANDEM_RETURN_IF_ERROR(create(kube::kConfigMaps, ConfigMapName(job.metadata.name), BuildConfigMap(obj, job)));
   TANDEM_RETURN_IF_ERROR(create(kube::kServices, ServiceName(job.metadata.name),
                                 BuildService(obj, job, options_.build)));
+  TANDEM_RETURN_IF_ERROR(create(kube::kNetworkPolicies, NetworkPolicyName(job.metadata.name),
+                                BuildNetworkPolicy(obj, job, options_.build)));
   return absl::OkStatus();
 }
 
@@ -259,7 +266,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   const std::string now = NowText();
 
   api::FieldErrors errors;
-  api::TrainingJob job = api::ParseTrainingJob(obj, &errors);
+  api::TrainingJob job = api::ParseTrainingJob(obj, validators_, &errors);
   const api::TrainingJobStatus before = job.status;
   api::TrainingJobStatus& st = job.status;
   st.observed_generation = job.metadata.generation;
@@ -602,7 +609,7 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
   std::set<std::string> seen;
   for (const auto& o : cache_->List(kube::kTrainingJobs)) {
     api::FieldErrors errors;
-    api::TrainingJob job = api::ParseTrainingJob(*o, &errors);
+    api::TrainingJob job = api::ParseTrainingJob(*o, validators_, &errors);
     if (!errors.empty()) continue;
     std::string key = kube::ObjectKey::Of(*o).String();
     seen.insert(key);
@@ -796,12 +803,39 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     }
   }
   std::map<std::pair<std::string, std::string>, int> by_phase;
+  std::set<std::vector<std::string>> worker_series, queued_series;
   for (const auto& o : cache_->List(kube::kTrainingJobs)) {
     const json* phase = kube::FieldAt(*o, "status.phase");
     const json* queue = kube::FieldAt(*o, "spec.queue");
     std::string ph = phase != nullptr && phase->is_string() ? phase->get<std::string>() : "Pending";
     std::string qu = queue != nullptr && queue->is_string() ? queue->get<std::string>() : api::kDefaultQueue;
     by_phase[{ph, qu}]++;
+    // Per-job series for the alerts (gang partly running, pending too long by reason).
+    const std::string ns = kube::NamespaceOf(*o), name = kube::NameOf(*o);
+    for (const char* state : {"desired", "running", "ready"}) {
+      const json* v = kube::FieldAt(*o, absl::StrCat("status.workers.", state));
+      std::vector<std::string> labels{ns, name, qu, state};
+      m.job_workers.WithLabels(labels)->Set(v != nullptr && v->is_number() ? v->get<double>() : 0.0);
+      worker_series.insert(std::move(labels));
+    }
+    const json* conditions = kube::FieldAt(*o, "status.conditions");
+    if (ph != api::kPhaseQueued || conditions == nullptr || !conditions->is_array()) continue;
+    for (const json& c : *conditions) {
+      if (c.value("type", "") != api::kConditionQueued || c.value("status", "") != "True") continue;
+      auto since = kube::ParseRfc3339(c.value("lastTransitionTime", ""));
+      std::vector<std::string> labels{ns, name, qu, c.value("reason", "Unknown")};
+      m.job_queued_since.WithLabels(labels)->Set(since.ok() ? *since : Now());
+      queued_series.insert(std::move(labels));
+    }
+  }
+  {
+    static std::mutex series_mu;
+    static std::set<std::vector<std::string>> last_workers, last_queued;
+    std::lock_guard<std::mutex> lock(series_mu);
+    for (const auto& l : last_workers) if (!worker_series.count(l)) m.job_workers.Remove(l);
+    for (const auto& l : last_queued) if (!queued_series.count(l)) m.job_queued_since.Remove(l);
+    last_workers = std::move(worker_series);
+    last_queued = std::move(queued_series);
   }
   {
     static std::mutex seen_mu;

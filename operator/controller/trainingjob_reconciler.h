@@ -19,6 +19,7 @@
 #include <functional>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -26,6 +27,7 @@
 #include "operator/controller/cluster_cache.h"
 #include "operator/controller/progress_prober.h"
 #include "operator/controller/worker_builder.h"
+#include "trainer/model/trainer_spec.h"
 #include "operator/kube/event_recorder.h"
 #include "operator/kube/kube_api.h"
 #include "operator/scheduler/scheduler.h"
@@ -40,6 +42,9 @@ struct ReconcileResult {
 
 struct ReconcilerOptions {
   BuildOptions build{};
+  // The checks of spec.model/data/optimizer, the same every binary runs: a job they refuse is
+  // Failed (InvalidSpec), never started. Unset: trainer::TrainerSectionValidators().
+  std::optional<api::SectionValidators> validators;
   // While jobs are pending, scheduling passes repeat at least this often.
   double schedule_interval_s = 10;
   // The clock (seconds since the epoch) and the job-token generator; injectable for tests.
@@ -91,6 +96,7 @@ class TrainingJobReconciler {
   const ClusterCache* cache_;
   kube::EventRecorder* events_;
   const ReconcilerOptions options_;
+  const api::SectionValidators validators_;  // options_.validators, or the trainer's
 
   // Admissions and preemptions written but maybe not yet visible in the cache: the next pass
   // must not hand the same capacity out again (Kueue's "assumed" workloads).

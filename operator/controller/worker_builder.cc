@@ -2,7 +2,6 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "operator/kube/resource.h"
 
 namespace tandem::controller {
@@ -13,6 +12,7 @@ std::string WorkerPodName(const std::string& job, int rank) { return absl::StrCa
 std::string ServiceName(const std::string& job) { return job; }
 std::string TokenSecretName(const std::string& job) { return absl::StrCat(job, "-token"); }
 std::string ConfigMapName(const std::string& job) { return absl::StrCat(job, "-config"); }
+std::string NetworkPolicyName(const std::string& job) { return job; }
 std::string CheckpointClaimName(const std::string& job) { return absl::StrCat(job, "-checkpoints"); }
 
 std::string CheckpointClaimFor(const api::TrainingJob& job) {
@@ -55,41 +55,61 @@ json Resources(const api::ResourceRequirements& r) {
 
 }  // namespace
 
+api::WorkerContract WorkerContractFor(const api::TrainingJob& job, api::WorkerRole role, int rank,
+                                      const BuildOptions& o) {
+  const std::string& name = job.metadata.name;
+  const std::string& ns = job.metadata.namespace_;
+  const int world = static_cast<int>(job.status.placement.empty() ? job.spec.workers.count
+                                                                  : job.status.placement.size());
+  const bool trainer = role == api::WorkerRole::kTrainer;
+  api::WorkerContract c;
+  c.role = role;
+  c.manifest_path = absl::StrCat(kJobMountPath, "/", kJobManifestKey);
+  c.job_name = name;
+  c.rank = rank;
+  c.world_size = world;
+  for (int r = 0; r < world; ++r) {
+    std::string host = absl::StrCat(WorkerPodName(name, r), ".", ServiceName(name), ".", ns, ".svc");
+    c.peers.push_back({host, o.ports.collective});
+    c.pservers.push_back({host, o.ports.pserver});
+  }
+  c.token = kTokenFromSecret;
+  c.checkpoint_dir = CheckpointDir(job, api::RoleName(role), rank);
+  // Rank 0 writes the final model next to the checkpoints.
+  if (trainer) c.output_dir = ModelDir(job);
+  c.metrics_port = trainer ? o.ports.trainer_metrics : o.ports.pserver_metrics;
+  c.threads = static_cast<int>(api::EffectiveThreads(trainer ? job.spec.trainer : job.spec.pserver));
+  return c;
+}
+
+namespace {
+
+// A container's command, args and env: the contract rendered, the token taken from the Secret.
+void SetInvocation(const api::WorkerContract& c, const std::string& job_name, json* container) {
+  api::WorkerInvocation inv = api::RenderWorker(c, /*bin_dir=*/"");
+  (*container)["command"] = {inv.argv[0]};
+  (*container)["args"] = json(std::vector<std::string>(inv.argv.begin() + 1, inv.argv.end()));
+  json env = json::array();
+  for (const api::EnvVar& e : inv.env) {
+    if (e.name == api::kEnvJobToken) {
+      env.push_back({{"name", e.name},
+                     {"valueFrom", {{"secretKeyRef", {{"name", TokenSecretName(job_name)},
+                                                      {"key", kTokenSecretKey}}}}}});
+    } else {
+      env.push_back({{"name", e.name}, {"value", e.value}});
+    }
+  }
+  (*container)["env"] = env;
+}
+
+}  // namespace
+
 json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int rank,
                     const std::string& node, int64_t restart, const BuildOptions& o) {
   const std::string& name = job.metadata.name;
   const std::string& ns = job.metadata.namespace_;
-  int world = static_cast<int>(job.status.placement.empty() ? job.spec.workers.count
-                                                            : job.status.placement.size());
-  std::vector<std::string> peers, pservers;
-  for (int r = 0; r < world; ++r) {
-    std::string host = absl::StrCat(WorkerPodName(name, r), ".", ServiceName(name), ".", ns, ".svc");
-    peers.push_back(absl::StrCat(host, ":", o.ports.collective));
-    pservers.push_back(absl::StrCat(host, ":", o.ports.pserver));
-  }
-  auto env = [&](int metrics_port, const std::string& role) {
-    std::string threads = std::to_string(api::EffectiveThreads(role == "trainer" ? job.spec.trainer : job.spec.pserver));
-    json vars = json::array({
-        {{"name", "TANDEM_THREADS"}, {"value", threads}},
-        {{"name", "OMP_NUM_THREADS"}, {"value", threads}},
-        {{"name", "TANDEM_JOB_NAME"}, {"value", name}},
-        {{"name", "TANDEM_ROLE"}, {"value", role}},
-        {{"name", "TANDEM_RANK"}, {"value", std::to_string(rank)}},
-        {{"name", "TANDEM_WORLD_SIZE"}, {"value", std::to_string(world)}},
-        {{"name", "TANDEM_PEERS"}, {"value", absl::StrJoin(peers, ",")}},
-        {{"name", "TANDEM_PSERVERS"}, {"value", absl::StrJoin(pservers, ",")}},
-        {{"name", "TANDEM_JOB_TOKEN"},
-         {"valueFrom", {{"secretKeyRef", {{"name", TokenSecretName(name)}, {"key", "token"}}}}}},
-        {{"name", "TANDEM_CHECKPOINT_DIR"}, {"value", CheckpointDir(job, role, rank)}},
-        {{"name", "TANDEM_METRICS_PORT"}, {"value", std::to_string(metrics_port)}},
-        {{"name", "TANDEM_RESTART"}, {"value", std::to_string(restart)}},
-    });
-    // Rank 0 writes the final model next to the checkpoints (without it, nowhere).
-    if (role == "trainer") vars.push_back({{"name", "TANDEM_OUTPUT_DIR"}, {"value", ModelDir(job)}});
-    return vars;
-  };
   json mounts = json::array({{{"name", "checkpoints"}, {"mountPath", kCheckpointMountPath}},
-                             {{"name", "job"}, {"mountPath", "/etc/tandem"}, {"readOnly", true}},
+                             {{"name", "job"}, {"mountPath", kJobMountPath}, {"readOnly", true}},
                              {{"name", "tmp"}, {"mountPath", "/tmp"}}});
   // Least privilege: no root, no new privileges, no capabilities, nothing written outside the
   // volumes above.
@@ -101,9 +121,6 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
   json trainer = {
       {"name", "trainer"},
       {"image", job.spec.image},
-      {"command", {"tandem-trainer"}},
-      {"args", {"--job", "/etc/tandem/job.json"}},
-      {"env", env(o.ports.trainer_metrics, "trainer")},
       {"ports", {{{"name", "collective"}, {"containerPort", o.ports.collective}},
                  {{"name", "trainer-metrics"}, {"containerPort", o.ports.trainer_metrics}}}},
       {"resources", Resources(job.spec.trainer.resources)},
@@ -112,14 +129,13 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
   json pserver = {
       {"name", "pserver"},
       {"image", job.spec.image},
-      {"command", {"tandem-pserver"}},
-      {"args", {"--port", std::to_string(o.ports.pserver)}},
-      {"env", env(o.ports.pserver_metrics, "pserver")},
       {"ports", {{{"name", "pserver"}, {"containerPort", o.ports.pserver}},
                  {{"name", "pserver-metrics"}, {"containerPort", o.ports.pserver_metrics}}}},
       {"resources", Resources(job.spec.pserver.resources)},
       {"securityContext", container_security},
       {"volumeMounts", mounts}};
+  SetInvocation(WorkerContractFor(job, api::WorkerRole::kTrainer, rank, o), name, &trainer);
+  SetInvocation(WorkerContractFor(job, api::WorkerRole::kPServer, rank, o), name, &pserver);
   json checkpoint_volume = {{"name", "checkpoints"}};
   if (std::string claim = CheckpointClaimFor(job); !claim.empty()) {
     checkpoint_volume["persistentVolumeClaim"] = {{"claimName", claim}};
@@ -170,7 +186,7 @@ json BuildTokenSecret(const json& job_object, const api::TrainingJob& job, const
           {"kind", "Secret"},
           {"metadata", ChildMeta(job_object, TokenSecretName(job.metadata.name))},
           {"type", "Opaque"},
-          {"data", {{"token", absl::Base64Escape(token)}}}};
+          {"data", {{kTokenSecretKey, absl::Base64Escape(token)}}}};
 }
 
 json BuildConfigMap(const json& job_object, const api::TrainingJob& job) {
@@ -179,7 +195,22 @@ json BuildConfigMap(const json& job_object, const api::TrainingJob& job) {
   return {{"apiVersion", "v1"},
           {"kind", "ConfigMap"},
           {"metadata", ChildMeta(job_object, ConfigMapName(job.metadata.name))},
-          {"data", {{"job.json", api::ToJson(copy).dump(2)}}}};
+          {"data", {{kJobManifestKey, api::ToJson(copy).dump(2)}}}};
+}
+
+json BuildNetworkPolicy(const json& job_object, const api::TrainingJob& job, const BuildOptions& o) {
+  const json own = {{"matchLabels", {{kJobLabel, job.metadata.name}}}};
+  auto tcp = [](int port) { return json{{"protocol", "TCP"}, {"port", port}}; };
+  return {{"apiVersion", "networking.k8s.io/v1"},
+          {"kind", "NetworkPolicy"},
+          {"metadata", ChildMeta(job_object, NetworkPolicyName(job.metadata.name))},
+          {"spec",
+           {{"podSelector", own},
+            {"policyTypes", {"Ingress"}},
+            {"ingress",
+             {{{"from", {{{"podSelector", own}}}},
+               {"ports", {tcp(o.ports.collective), tcp(o.ports.pserver)}}},
+              {{"ports", {tcp(o.ports.trainer_metrics), tcp(o.ports.pserver_metrics)}}}}}}}};
 }
 
 json BuildCheckpointClaim(const json& job_object, const api::TrainingJob& job) {

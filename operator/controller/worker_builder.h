@@ -5,13 +5,15 @@
 //
 // Names: pod "<job>-worker-<rank>", headless Service "<job>" (peer DNS
 // "<job>-worker-<rank>.<job>.<ns>.svc"), Secret "<job>-token" (key "token"), ConfigMap
-// "<job>-config" (key "job.json": the job as the trainer reads it). Every child carries the
+// "<job>-config" (key "job.json": the job as the trainer and the pserver read it), NetworkPolicy
+// "<job>" (only the job's own pods reach its ring and pserver ports). Every child carries the
 // labels tandem.dev/job=<job> (and tandem.dev/rank on pods) and a controller ownerReference.
 #pragma once
 
 #include <string>
 
 #include "api/training_job.h"
+#include "api/worker_contract.h"
 #include "nlohmann/json.hpp"
 
 namespace tandem::controller {
@@ -26,6 +28,15 @@ struct WorkerPorts {
   int trainer_metrics = 9100; // both containers share the pod's network namespace,
   int pserver_metrics = 9101; // so their ports differ
 };
+
+// The ConfigMap "<job>-config" is mounted at kJobMountPath in both containers; its key
+// kJobManifestKey is the manifest every trainer and pserver reads (their first argument).
+inline constexpr char kJobMountPath[] = "/etc/tandem";
+inline constexpr char kJobManifestKey[] = "job.json";
+// The Secret "<job>-token" holds the job token under this key; TANDEM_JOB_TOKEN refers to it.
+inline constexpr char kTokenSecretKey[] = "token";
+// The token in a pod's contract: never rendered as a value (the env refers to the Secret).
+inline constexpr char kTokenFromSecret[] = "(from Secret)";
 
 // Where the checkpoint volume is mounted in both containers. TANDEM_CHECKPOINT_DIR is a folder
 // under it per role and rank ("trainer-0", "pserver-0"; under "<job>/" on an ExistingClaim, which
@@ -47,6 +58,7 @@ std::string WorkerPodName(const std::string& job, int rank);
 std::string ServiceName(const std::string& job);
 std::string TokenSecretName(const std::string& job);
 std::string ConfigMapName(const std::string& job);
+std::string NetworkPolicyName(const std::string& job);  // "<job>"
 std::string CheckpointClaimName(const std::string& job);  // "<job>-checkpoints"
 // The claim to mount, by spec.checkpoint.storage: "<job>-checkpoints", claimName, or "" (HostPath).
 std::string CheckpointClaimFor(const api::TrainingJob& job);
@@ -54,6 +66,11 @@ std::string CheckpointClaimFor(const api::TrainingJob& job);
 std::string CheckpointDir(const api::TrainingJob& job, const std::string& role, int rank);
 // TANDEM_OUTPUT_DIR of the trainers (rank 0 writes the final model): kCheckpointMountPath/[<job>/]model.
 std::string ModelDir(const api::TrainingJob& job);
+
+// The worker contract of one container of worker `rank` (api/worker_contract.h): what
+// BuildWorkerPod renders into its command, args and env (the token as a Secret reference).
+api::WorkerContract WorkerContractFor(const api::TrainingJob& job, api::WorkerRole role, int rank,
+                                      const BuildOptions& options);
 
 // `job_object` is the job as read from the API (for the owner reference); `job` its parse.
 nlohmann::json BuildWorkerPod(const nlohmann::json& job_object, const api::TrainingJob& job, int rank,
@@ -63,6 +80,11 @@ nlohmann::json BuildService(const nlohmann::json& job_object, const api::Trainin
 nlohmann::json BuildTokenSecret(const nlohmann::json& job_object, const api::TrainingJob& job,
                                 const std::string& token);
 nlohmann::json BuildConfigMap(const nlohmann::json& job_object, const api::TrainingJob& job);
+// Ingress to the job's workers: the ring and pserver ports only from the job's own pods (same
+// tandem.dev/job), the metrics ports from anywhere (the operator reads rank 0's progress there,
+// Prometheus scrapes them). Enforced where the cluster's network plugin enforces NetworkPolicy.
+nlohmann::json BuildNetworkPolicy(const nlohmann::json& job_object, const api::TrainingJob& job,
+                                  const BuildOptions& options);
 // The job's own checkpoint claim (storage PersistentVolumeClaim): ReadWriteMany, the spec's size
 // and storage class, owned by the job (deleted with it).
 nlohmann::json BuildCheckpointClaim(const nlohmann::json& job_object, const api::TrainingJob& job);

@@ -39,7 +39,7 @@ spec:
 
 FieldErrors Errors(const json& j) {
   FieldErrors errors;
-  ParseTrainingJob(j, &errors);
+  ParseTrainingJob(j, SectionValidators{}, &errors);
   return errors;
 }
 
@@ -51,7 +51,7 @@ std::string Dump(const FieldErrors& errors) {
 
 TEST(TrainingJobTest, ValidManifestParsesWithoutErrors) {
   FieldErrors errors;
-  TrainingJob job = ParseTrainingJob(ValidJob(), &errors);
+  TrainingJob job = ParseTrainingJob(ValidJob(), SectionValidators{}, &errors);
   EXPECT_TRUE(errors.empty()) << Dump(errors);
   EXPECT_EQ(job.metadata.name, "fashion-mnist");
   EXPECT_EQ(job.spec.workers.count, 2);
@@ -68,7 +68,7 @@ TEST(TrainingJobTest, DefaultsFillAMinimalJob) {
             {"metadata", {{"name", "m"}}},
             {"spec", {{"workers", {{"count", 3}}}, {"model", {{"a", 1}}}, {"data", {{"b", 2}}}}}};
   FieldErrors errors;
-  TrainingJob job = ParseTrainingJob(j, &errors);
+  TrainingJob job = ParseTrainingJob(j, SectionValidators{}, &errors);
   EXPECT_TRUE(errors.empty()) << Dump(errors);
   EXPECT_EQ(job.metadata.namespace_, "default");
   EXPECT_EQ(job.spec.queue, "default");
@@ -91,7 +91,7 @@ TEST(TrainingJobTest, LimitWithoutRequestBecomesTheRequest) {
   j["spec"]["trainer"].erase("threads");
   j["spec"]["trainer"]["resources"] = {{"limits", {{"cpu", "4"}, {"nvidia.com/gpu", 2}}}};
   FieldErrors errors;
-  TrainingJob job = ParseTrainingJob(j, &errors);
+  TrainingJob job = ParseTrainingJob(j, SectionValidators{}, &errors);
   EXPECT_TRUE(errors.empty()) << Dump(errors);
   EXPECT_EQ(job.spec.trainer.resources.requests.at("cpu").milli(), 4000);
   EXPECT_EQ(job.spec.trainer.resources.requests.at("nvidia.com/gpu").value(), 2);
@@ -100,7 +100,7 @@ TEST(TrainingJobTest, LimitWithoutRequestBecomesTheRequest) {
 
 TEST(TrainingJobTest, RoundTripsThroughJson) {
   FieldErrors errors;
-  TrainingJob job = ParseTrainingJob(ValidJob(), &errors);
+  TrainingJob job = ParseTrainingJob(ValidJob(), SectionValidators{}, &errors);
   job.status.phase = kPhaseRunning;
   SetCondition(&job.status.conditions, kConditionRunning, "True", "AllWorkersReady", "2/2 ready",
                "2026-11-28T23:00:00Z");
@@ -108,7 +108,7 @@ TEST(TrainingJobTest, RoundTripsThroughJson) {
   job.status.placement = {"node-a", "node-b"};
   json j = ToJson(job);
   FieldErrors again;
-  TrainingJob back = ParseTrainingJob(j, &again);
+  TrainingJob back = ParseTrainingJob(j, SectionValidators{}, &again);
   EXPECT_TRUE(again.empty()) << Dump(again);
   EXPECT_EQ(back, job);
   EXPECT_EQ(ToJson(back), j);
@@ -225,7 +225,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(TrainingJobTest, CheckpointStorageDefaultsToAnOwnedClaimAndRoundTrips) {
   FieldErrors errors;
-  TrainingJob job = ParseTrainingJob(ValidJob(), &errors);
+  TrainingJob job = ParseTrainingJob(ValidJob(), SectionValidators{}, &errors);
   ASSERT_TRUE(errors.empty()) << Dump(errors);
   EXPECT_EQ(job.spec.checkpoint.storage, kStoragePersistentVolumeClaim);
   EXPECT_EQ(job.spec.checkpoint.size, "10Gi");
@@ -236,12 +236,12 @@ TEST(TrainingJobTest, CheckpointStorageDefaultsToAnOwnedClaimAndRoundTrips) {
     json j = ValidJob();
     j["spec"]["checkpoint"] = ck;
     errors.clear();
-    TrainingJob parsed = ParseTrainingJob(j, &errors);
+    TrainingJob parsed = ParseTrainingJob(j, SectionValidators{}, &errors);
     ASSERT_TRUE(errors.empty()) << ck.dump() << "\n" << Dump(errors);
     EXPECT_TRUE(parsed.spec.checkpoint.size.empty() == (parsed.spec.checkpoint.storage != kStoragePersistentVolumeClaim))
         << "a size only for an owned claim: " << ck.dump();
     FieldErrors again;
-    TrainingJob round = ParseTrainingJob(ToJson(parsed), &again);
+    TrainingJob round = ParseTrainingJob(ToJson(parsed), SectionValidators{}, &again);
     EXPECT_TRUE(again.empty()) << Dump(again);
     EXPECT_EQ(round.spec.checkpoint, parsed.spec.checkpoint) << ToJson(parsed)["spec"]["checkpoint"].dump();
   }
@@ -274,17 +274,17 @@ TEST(TrainingJobTest, NonObjectDocumentsAreErrorsNotCrashes) {
 }
 
 TEST(TrainingJobTest, SectionValidatorsJoinIn) {
-  ClearSectionValidators();
-  RegisterSectionValidator("model", [](const json& model, const json& spec, const std::string& path,
+  SectionValidators validators;
+  validators.Add("model", [](const json& model, const json& spec, const std::string& path,
                                        FieldErrors* errors) {
     EXPECT_EQ(spec["workers"]["count"], 2);
     if (model["layers"][0]["size"] == 10) errors->push_back({path + ".layers[0].size", "must be > 10"});
   });
-  RegisterSectionValidator("data", [](const json&, const json&, const std::string&, FieldErrors*) {
+  validators.Add("data", [](const json&, const json&, const std::string&, FieldErrors*) {
     throw std::runtime_error("boom");
   });
-  FieldErrors errors = Errors(ValidJob());
-  ClearSectionValidators();
+  FieldErrors errors;
+  ParseTrainingJob(ValidJob(), validators, &errors);
   EXPECT_THAT(errors, ::testing::Contains(FieldError{"spec.model.layers[0].size", "must be > 10"}));
   EXPECT_THAT(errors, ::testing::Contains(FieldError{"spec.data", "validator failed: boom"}));
 }

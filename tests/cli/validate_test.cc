@@ -12,6 +12,7 @@
 #include "cli/validate.h"
 #include "gtest/gtest.h"
 #include "tests/common/test_util.h"
+#include "trainer/model/trainer_spec.h"
 
 namespace tandem {
 namespace {
@@ -177,7 +178,7 @@ TEST(ValidateTest, RandomMutationsNeverCrash) {
       }
     }
     std::vector<api::DocumentProblem> problems;
-    ASSERT_NO_THROW(problems = api::ValidateManifestText(s, "mutant.yaml")) << s;
+    ASSERT_NO_THROW(problems = api::ValidateManifestText(s, "mutant.yaml", trainer::TrainerSectionValidators())) << s;
     rejected += !problems.empty();
   }
   EXPECT_GT(rejected, 2000);  // damage is almost always caught
@@ -186,13 +187,15 @@ TEST(ValidateTest, RandomMutationsNeverCrash) {
 // Random type confusion on the parsed tree: every value replaced, in turn, by values of every
 // JSON type.
 TEST(ValidateTest, WrongTypesEverywhereAreReportedAtTheirPath) {
-  auto docs = api::ValidateManifestText(ReadAll(Corpus() + "/good/trainingjob.yaml"), "x");
+  auto docs = api::ValidateManifestText(ReadAll(Corpus() + "/good/trainingjob.yaml"), "x",
+                                        trainer::TrainerSectionValidators());
   ASSERT_TRUE(docs.empty());
   nlohmann::json job = nlohmann::json::parse(R"({"apiVersion":"tandem.dev/v1alpha1","kind":"TrainingJob",
     "metadata":{"name":"j"},"spec":{"workers":{"count":2},"model":{"a":1},"data":{"b":1},
     "sync":{"dense":"ring","staleness":1},"checkpoint":{"keep":2},"restartPolicy":{"retryableExitCodes":[1,2]},
     "trainer":{"resources":{"requests":{"cpu":"1","memory":"1Gi"}}}}})");
   const nlohmann::json flat = job.flatten();
+  const api::SectionValidators validators = trainer::TrainerSectionValidators();
   const std::vector<nlohmann::json> values = {nullptr, true, -1, 1.5, "str", nlohmann::json::array(),
                                               nlohmann::json::object(), 1e300, "\xff\xfe"};
   for (const auto& [pointer, original] : flat.items()) {
@@ -200,7 +203,7 @@ TEST(ValidateTest, WrongTypesEverywhereAreReportedAtTheirPath) {
       nlohmann::json mutant = job;
       mutant[nlohmann::json::json_pointer(pointer)] = v;
       api::FieldErrors errors;
-      ASSERT_NO_THROW(errors = api::ValidateDocument(mutant)) << pointer;
+      ASSERT_NO_THROW(errors = api::ValidateDocument(mutant, validators)) << pointer;
       std::ostringstream out;
       for (const auto& e : errors) EXPECT_FALSE(e.message.empty()) << pointer;
     }

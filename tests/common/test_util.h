@@ -4,6 +4,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace tandem::testing {
 
@@ -17,6 +18,10 @@ struct CommandResult {
 };
 // Runs `command` with /bin/sh, capturing stdout and stderr.
 CommandResult RunCommand(const std::string& command);
+
+// Runs argv[0] (a path) with exactly `env` ("NAME=value" entries, nothing inherited), capturing
+// stdout and stderr together. No shell: arguments are passed as they are.
+CommandResult RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env);
 
 struct HttpResult {
   int status = 0;  // 0 when the request failed

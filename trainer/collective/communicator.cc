@@ -1,62 +1,34 @@
 #include "trainer/collective/communicator.h"
 
-#include <cstdlib>
 #include <string>
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
 namespace tandem::collective {
 namespace {
 
-absl::Status ReadPositiveEnv(const char* name, double* out, bool allow_zero = false) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return absl::OkStatus();
-  double d = 0;
-  if (!absl::SimpleAtod(v, &d) || !(d > 0 || (allow_zero && d == 0)))
-    return absl::InvalidArgumentError(absl::StrCat(name, "='", v, "': must be a number ",
-                                                   allow_zero ? ">= 0" : "> 0"));
-  *out = d;
-  return absl::OkStatus();
-}
-
 std::chrono::milliseconds Ms(double seconds) {
   return std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0));
 }
 
-absl::Status ReadBoolEnv(const char* name, bool* out) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return absl::OkStatus();
-  const std::string s = absl::AsciiStrToLower(v);
-  if (s == "1" || s == "true" || s == "on" || s == "yes") {
-    *out = true;
-  } else if (s == "0" || s == "false" || s == "off" || s == "no") {
-    *out = false;
-  } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat(name, "='", v, "': must be 1/0, true/false, on/off or yes/no"));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace
 
-absl::StatusOr<CommunicatorOptions> CommunicatorOptionsFromEnv() {
+absl::StatusOr<CommunicatorOptions> CommunicatorOptionsFromEnv(const Environment& env,
+                                                               const std::string& job_id) {
   CommunicatorOptions o;
-  if (const char* job = std::getenv("TANDEM_JOB_NAME")) o.transport.job_id = job;
+  o.transport.job_id = job_id;
   double timeout_s = 30, rendezvous_s = 300, channels = o.transport.channels,
          chunk_kib = static_cast<double>(o.ring.chunk_bytes >> 10),
          buffer_kib = o.transport.socket_buffer_bytes >> 10,
          slot_kib = static_cast<double>(o.shm.slot_bytes >> 10);
-  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_TIMEOUT_S", &timeout_s));
-  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S", &rendezvous_s));
-  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_CHANNELS", &channels));
-  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_CHUNK_KIB", &chunk_kib));
-  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_SOCKET_BUFFER_KIB", &buffer_kib, true));
-  TANDEM_RETURN_IF_ERROR(ReadBoolEnv("TANDEM_COLLECTIVE_SHM", &o.shm.enabled));
-  TANDEM_RETURN_IF_ERROR(ReadPositiveEnv("TANDEM_COLLECTIVE_SHM_SLOT_KIB", &slot_kib));
+  TANDEM_RETURN_IF_ERROR(ReadEnvNumber(env, "TANDEM_COLLECTIVE_TIMEOUT_S", &timeout_s));
+  TANDEM_RETURN_IF_ERROR(ReadEnvNumber(env, "TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S", &rendezvous_s));
+  TANDEM_RETURN_IF_ERROR(ReadEnvNumber(env, "TANDEM_COLLECTIVE_CHANNELS", &channels));
+  TANDEM_RETURN_IF_ERROR(ReadEnvNumber(env, "TANDEM_COLLECTIVE_CHUNK_KIB", &chunk_kib));
+  TANDEM_RETURN_IF_ERROR(ReadEnvNumber(env, "TANDEM_COLLECTIVE_SOCKET_BUFFER_KIB", &buffer_kib, true));
+  TANDEM_RETURN_IF_ERROR(ReadEnvBool(env, "TANDEM_COLLECTIVE_SHM", &o.shm.enabled));
+  TANDEM_RETURN_IF_ERROR(ReadEnvNumber(env, "TANDEM_COLLECTIVE_SHM_SLOT_KIB", &slot_kib));
   if (slot_kib > (1 << 20))
     return absl::InvalidArgumentError("TANDEM_COLLECTIVE_SHM_SLOT_KIB: must be <= 1048576");
   o.shm.slot_bytes = static_cast<size_t>(slot_kib * 1024);
@@ -165,9 +137,11 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
   return comm;
 }
 
-absl::StatusOr<std::unique_ptr<Communicator>> Communicator::ConnectFromEnv(
-    const CommunicatorOptions& options) {
-  TANDEM_ASSIGN_OR_RETURN(PeerList peers, PeerListFromEnv());
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::ConnectWorker(
+    const api::WorkerContract& contract, const Environment& env, metrics::Registry* registry) {
+  TANDEM_ASSIGN_OR_RETURN(CommunicatorOptions options, CommunicatorOptionsFromEnv(env, contract.job_name));
+  options.registry = registry;
+  TANDEM_ASSIGN_OR_RETURN(PeerList peers, MakePeerList(contract.peers, contract.rank, contract.world_size));
   return Connect(options, peers);
 }
 

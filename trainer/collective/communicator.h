@@ -1,7 +1,6 @@
 // Communicator: the collective operations a data-parallel trainer needs, over a ring of ranks.
 //
-//   TANDEM_ASSIGN_OR_RETURN(auto options, CommunicatorOptionsFromEnv());
-//   TANDEM_ASSIGN_OR_RETURN(auto comm, Communicator::ConnectFromEnv(options));
+//   TANDEM_ASSIGN_OR_RETURN(auto comm, Communicator::ConnectWorker(contract, env));
 //   TANDEM_RETURN_IF_ERROR(comm->Broadcast(weights, bytes, /*root=*/0));   // same start
 //   ...
 //   absl::Status s = comm->AllReduce(grads, n, ReduceOp::kAverage);
@@ -17,6 +16,8 @@
 #include <mutex>
 
 #include "absl/status/statusor.h"
+#include "api/worker_contract.h"
+#include "common/environment.h"
 #include "common/metrics.h"
 #include "trainer/collective/peer_list.h"
 #include "trainer/collective/ring_collectives.h"
@@ -34,13 +35,14 @@ struct CommunicatorOptions {
   metrics::Registry* registry = &metrics::Registry::Default();
 };
 
-// Defaults, overridden by the environment: TANDEM_JOB_NAME (job id checked at rendezvous),
-// TANDEM_COLLECTIVE_TIMEOUT_S (peer_timeout; op_timeout is 10x; default 30),
+// Defaults, overridden by the tuning variables of `env` (the main's ProcessEnvironment()); `job_id`
+// is checked at rendezvous (the worker contract's job name). TANDEM_COLLECTIVE_TIMEOUT_S (peer_timeout; op_timeout is 10x; default 30),
 // TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S (default 300), TANDEM_COLLECTIVE_CHANNELS (default 4),
 // TANDEM_COLLECTIVE_CHUNK_KIB (default 512), TANDEM_COLLECTIVE_SOCKET_BUFFER_KIB (default 1024; 0: autotuning),
 // TANDEM_COLLECTIVE_SHM (1/0, true/false, on/off; default 1: shared memory between ranks of one
 // host), TANDEM_COLLECTIVE_SHM_SLOT_KIB (default 512).
-absl::StatusOr<CommunicatorOptions> CommunicatorOptionsFromEnv();
+absl::StatusOr<CommunicatorOptions> CommunicatorOptionsFromEnv(const Environment& env,
+                                                               const std::string& job_id = "");
 
 class Communicator {
  public:
@@ -49,9 +51,11 @@ class Communicator {
   static absl::StatusOr<std::unique_ptr<Communicator>> Connect(const CommunicatorOptions& options,
                                                                const PeerList& peers,
                                                                Listener listener = {});
-  // Connect() with the peer list from TANDEM_PEERS / TANDEM_RANK / TANDEM_WORLD_SIZE.
-  static absl::StatusOr<std::unique_ptr<Communicator>> ConnectFromEnv(
-      const CommunicatorOptions& options);
+  // A trainer process: Connect() to the peers of its worker contract (api/worker_contract.h),
+  // with the options of CommunicatorOptionsFromEnv(env, contract.job_name) and `registry`.
+  static absl::StatusOr<std::unique_ptr<Communicator>> ConnectWorker(
+      const api::WorkerContract& contract, const Environment& env,
+      metrics::Registry* registry = &metrics::Registry::Default());
   // Any transport (tests, other wires); all-reduce runs over it (no shared memory).
   Communicator(const CommunicatorOptions& options, std::unique_ptr<Transport> transport);
   ~Communicator();

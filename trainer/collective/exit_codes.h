@@ -3,12 +3,12 @@
 #pragma once
 
 #include "absl/status/status.h"
+#include "api/exit_codes.h"
 
 namespace tandem::collective {
 
-// EX_TEMPFAIL from <sysexits.h>: a peer died, stalled or could not be reached; retrying the job
-// from its last checkpoint is expected to work. Listed in the default retryableExitCodes.
-inline constexpr int kPeerFailureExitCode = 75;
+// A peer died, stalled or could not be reached: api::kExitPeerFailure (75, retryable).
+inline constexpr int kPeerFailureExitCode = api::kExitPeerFailure;
 
 // True for the failures a restart can cure: a peer that died, stalled, or never came up
 // (Unavailable, DeadlineExceeded, DataLoss from the transport). Disagreements between ranks
@@ -19,10 +19,10 @@ inline bool IsPeerFailure(const absl::Status& s) {
          s.code() == absl::StatusCode::kDataLoss;
 }
 
-// 0 for OK, kPeerFailureExitCode for peer failures, 1 otherwise.
+// 0 for OK, kPeerFailureExitCode for peer failures, api::kExitFailed otherwise.
 inline int ExitCodeFor(const absl::Status& s) {
-  if (s.ok()) return 0;
-  return IsPeerFailure(s) ? kPeerFailureExitCode : 1;
+  if (s.ok()) return api::kExitSucceeded;
+  return IsPeerFailure(s) ? kPeerFailureExitCode : api::kExitFailed;
 }
 
 }  // namespace tandem::collective

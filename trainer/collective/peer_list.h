@@ -1,7 +1,9 @@
-// The peer list a rank is started with: every rank's collective endpoint, in rank order, from
-// TANDEM_PEERS / TANDEM_RANK / TANDEM_WORLD_SIZE (set by `tandem run` and by the operator).
+// The peer list a rank is started with: every rank's collective endpoint, in rank order. The
+// trainer's main takes it from its worker contract (api/worker_contract.h: TANDEM_PEERS,
+// TANDEM_RANK, TANDEM_WORLD_SIZE).
 //
-//   TANDEM_ASSIGN_OR_RETURN(PeerList peers, PeerListFromEnv());
+//   TANDEM_ASSIGN_OR_RETURN(PeerList peers, MakePeerList(contract.peers, contract.rank,
+//                                                        contract.world_size));
 //   peers.endpoints[peers.rank]   // where this rank listens
 #pragma once
 
@@ -10,14 +12,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/endpoint.h"
 
 namespace tandem::collective {
 
-struct PeerEndpoint {
-  std::string host;
-  int port = 0;
-  std::string ToString() const;  // "host:port" ("[v6]:port" for IPv6 literals)
-};
+using PeerEndpoint = ::tandem::Endpoint;
 
 struct PeerList {
   int rank = 0;
@@ -27,14 +26,13 @@ struct PeerList {
   std::string Describe(int peer_rank) const;
 };
 
-// Parses "host:port,host:port,..." (IPv6 literals as "[::1]:port"). Errors name the entry.
-absl::StatusOr<std::vector<PeerEndpoint>> ParsePeerEndpoints(absl::string_view text);
+// Parses "host:port,host:port,..." (common/endpoint.h). Errors name the entry.
+inline absl::StatusOr<std::vector<PeerEndpoint>> ParsePeerEndpoints(absl::string_view text) {
+  return ParseEndpointList(text);
+}
 
 // Builds and validates a peer list: 0 <= rank < world_size == endpoints.size().
 absl::StatusOr<PeerList> MakePeerList(std::vector<PeerEndpoint> endpoints, int rank,
                                       int world_size);
-
-// Reads TANDEM_PEERS, TANDEM_RANK and TANDEM_WORLD_SIZE; errors name the variable at fault.
-absl::StatusOr<PeerList> PeerListFromEnv();
 
 }  // namespace tandem::collective

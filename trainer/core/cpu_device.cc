@@ -21,6 +21,7 @@
 #include "common/check.h"
 #include "oneapi/dnnl/dnnl.hpp"
 #include "trainer/core/cpu_kernels.h"
+#include "trainer/core/dropout_mask.h"
 #include "trainer/core/device.h"
 
 namespace tandem::trainer {
@@ -358,6 +359,21 @@ class CpuDevice final : public Device {
     cpu::Axpy(n, alpha, x, y);
   }
 
+  void CopyRows(int64_t rows, int64_t cols, const float* src, int64_t src_stride, float* dst,
+                int64_t dst_stride) override {
+    for (int64_t r = 0; r < rows; ++r) Copy(cols, src + r * src_stride, dst + r * dst_stride);
+  }
+  void BiasGrad(int64_t rows, int64_t cols, const float* dy, float* db) override {
+    Fill(cols, 0.f, db);
+    for (int64_t r = 0; r < rows; ++r) Axpy(cols, 1.f, dy + r * cols, db);
+  }
+  void Dropout(int64_t n, uint64_t key, float rate, const float* x, float* y) override {
+    const float scale = 1.f / (1.f - rate);
+    for (int64_t i = 0; i < n; ++i) y[i] = DropoutKeep(key, i, rate) ? x[i] * scale : 0.f;
+  }
+  void Upload(int64_t n, const float* host, float* dst) override { Copy(n, host, dst); }
+  void Download(int64_t n, const float* src, float* host) override { Copy(n, src, host); }
+
   void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
             const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
             int64_t ldc) override {
@@ -386,6 +402,17 @@ class CpuDevice final : public Device {
     e.dst.set_data_handle(y);
     e.prim.execute(stream_, {{DNNL_ARG_SRC, e.src}, {DNNL_ARG_DST, e.dst}});
     stream_.wait();
+  }
+
+  void SoftmaxBackward(int64_t rows, int64_t cols, const float* y, const float* dy,
+                       float* dx) override {
+    for (int64_t r = 0; r < rows; ++r) {
+      const float* yr = y + r * cols;
+      const float* dyr = dy + r * cols;
+      float dot = 0.f;
+      for (int64_t c = 0; c < cols; ++c) dot += dyr[c] * yr[c];
+      for (int64_t c = 0; c < cols; ++c) dx[r * cols + c] = yr[c] * (dyr[c] - dot);
+    }
   }
 
   std::unique_ptr<Conv2dKernel> CreateConv2d(const Conv2dDesc& desc) override {

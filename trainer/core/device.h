@@ -9,8 +9,8 @@
 // Kernel objects own whatever the backend caches per shape (oneDNN primitives, reordered weights,
 // pooling workspaces) so the hot path allocates nothing after the first step of each batch size.
 // Pointers passed to a device are that device's memory (Tensor::Resize allocates there).
-// Layers whose arithmetic is a plain loop (costs, softmax, dropout, concat, embedding) run on host
-// memory and are marked CPU-only in docs/trainer.md until a GPU backend gives them kernels.
+// Layers whose arithmetic is a plain loop (costs, dropout, concat, embedding) run on host memory:
+// LayerRegistry::RunsOn says which layers use only this interface and so run on every device.
 // A Device is used by one training thread at a time; its kernels parallelise internally.
 #pragma once
 
@@ -87,6 +87,21 @@ class Device {
   virtual void Copy(int64_t n, const float* src, float* dst) = 0;
   // y += alpha * x.
   virtual void Axpy(int64_t n, float alpha, const float* x, float* y) = 0;
+  // A 2-D copy: `rows` rows of `cols` floats, row r from src + r * src_stride to
+  // dst + r * dst_stride (concat, slice).
+  virtual void CopyRows(int64_t rows, int64_t cols, const float* src, int64_t src_stride,
+                        float* dst, int64_t dst_stride) = 0;
+  // db = sum over `rows` rows of dy[r, :] (`cols` wide; db overwritten).
+  virtual void BiasGrad(int64_t rows, int64_t cols, const float* dy, float* db) = 0;
+  // y[i] = DropoutKeep(key, i, rate) ? x[i] / (1 - rate) : 0 (trainer/core/dropout_mask.h): the
+  // forward pass on x, and the backward pass on dy with the same key.
+  virtual void Dropout(int64_t n, uint64_t key, float rate, const float* x, float* y) = 0;
+  // Host <-> device transfers (a memcpy on the CPU backend). They return once the host buffer
+  // may be reused (Upload) or read (Download), so they also order everything queued before them.
+  virtual void Upload(int64_t n, const float* host, float* dst) = 0;
+  virtual void Download(int64_t n, const float* src, float* host) = 0;
+  // Waits until all queued work is done (a no-op on the CPU, whose calls are synchronous).
+  virtual void Synchronize() {}
 
   // Row-major C[m,n] = alpha * op(A)[m,k] op(B)[k,n] + beta * C.
   virtual void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
@@ -95,6 +110,9 @@ class Device {
 
   // y[r, :] = softmax(x[r, :]) for `rows` rows of `cols` (numerically stable).
   virtual void Softmax(int64_t rows, int64_t cols, const float* x, float* y) = 0;
+  // dx[r, :] = y[r, :] * (dy[r, :] - dot(dy[r, :], y[r, :])): softmax's backward from its output.
+  virtual void SoftmaxBackward(int64_t rows, int64_t cols, const float* y, const float* dy,
+                               float* dx) = 0;
 
   virtual std::unique_ptr<Conv2dKernel> CreateConv2d(const Conv2dDesc& desc) = 0;
   virtual std::unique_ptr<Pool2dKernel> CreatePool2d(const Pool2dDesc& desc) = 0;

@@ -12,45 +12,10 @@
 
 namespace tandem::trainer {
 
-absl::StatusOr<SyncOptions> ParseSyncOptions(const nlohmann::json& spec) {
-  SyncOptions o;
-  if (!spec.is_object() || !spec.contains("sync")) return o;
-  const nlohmann::json& sync = spec["sync"];
-  if (!sync.is_object()) return absl::InvalidArgumentError("spec.sync: must be an object");
-  if (sync.contains("dense")) {
-    if (!sync["dense"].is_string())
-      return absl::InvalidArgumentError("spec.sync.dense: must be a string");
-    const std::string dense = sync["dense"].get<std::string>();
-    // pserver: dense parameters go through the parameter server (sparse_path.h); the ring then
-    // only combines evaluation totals.
-    if (dense != "ring" && dense != "pserver") {
-      return absl::InvalidArgumentError(
-          absl::StrCat("spec.sync.dense: must be 'ring' or 'pserver', got '", dense, "'"));
-    }
-  }
-  if (sync.contains("bucketMiB")) {
-    if (!sync["bucketMiB"].is_number() || !(sync["bucketMiB"].get<double>() > 0))
-      return absl::InvalidArgumentError("spec.sync.bucketMiB: must be a number > 0");
-    o.bucket_mib = sync["bucketMiB"].get<double>();
-  }
-  if (sync.contains("compression")) {
-    const nlohmann::json& c = sync["compression"];
-    if (c == "bf16") {
-      o.compression = collective::Compression::kBf16;
-    } else if (c != "none") {
-      return absl::InvalidArgumentError("spec.sync.compression: must be 'none' or 'bf16'");
-    }
-  }
-  return o;
-}
-
-absl::StatusOr<std::unique_ptr<DataParallel>> DataParallel::ConnectFromEnv(
-    const SyncOptions& sync) {
-  TANDEM_ASSIGN_OR_RETURN(collective::CommunicatorOptions options,
-                          collective::CommunicatorOptionsFromEnv());
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<collective::Communicator> comm,
-                          collective::Communicator::ConnectFromEnv(options));
-  return std::make_unique<DataParallel>(std::move(comm), sync);
+SyncOptions SyncOptionsFrom(const api::SyncSpec& sync) {
+  return {.bucket_mib = static_cast<double>(sync.bucket_mib),
+          .compression = sync.compression == "bf16" ? collective::Compression::kBf16
+                                                    : collective::Compression::kNone};
 }
 
 DataParallel::DataParallel(std::unique_ptr<collective::Communicator> comm, const SyncOptions& sync)

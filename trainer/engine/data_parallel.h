@@ -2,7 +2,8 @@
 // trainer/collective. Train() (trainer.h) drives it through a handful of calls; this class owns
 // everything that crosses process boundaries.
 //
-//   TANDEM_ASSIGN_OR_RETURN(auto dp, DataParallel::ConnectFromEnv(sync));  // TANDEM_PEERS...
+//   TANDEM_ASSIGN_OR_RETURN(auto comm, collective::Communicator::Connect(options, peers));
+//   auto dp = std::make_unique<DataParallel>(std::move(comm), SyncOptionsFrom(job.spec.sync));
 //   TrainOptions options;  options.parallel = dp.get();
 //   TANDEM_ASSIGN_OR_RETURN(TrainResult r, Train(spec, options));
 //   // a peer that died or stalled: r.status() is a peer failure -> exit 75 (exit_codes.h)
@@ -32,7 +33,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
+#include "api/training_job.h"
 #include "trainer/collective/bucketed_allreducer.h"
 #include "trainer/collective/communicator.h"
 #include "trainer/data/batch_reader.h"
@@ -48,16 +49,14 @@ struct SyncOptions {
   collective::Compression compression = collective::Compression::kNone;  // spec.sync.compression
 };
 
-// Reads spec.sync (a TrainingJob spec object; missing fields keep their defaults). Errors name the
-// field. spec.sync.dense may be "ring" (default) or "pserver" (handled by SparsePath).
-absl::StatusOr<SyncOptions> ParseSyncOptions(const nlohmann::json& spec);
+// From the validated api type (the one parse of spec.sync). spec.sync.dense: pserver is
+// SparsePath's (sparse_path.h).
+SyncOptions SyncOptionsFrom(const api::SyncSpec& sync);
 
 class DataParallel {
  public:
-  // Rendezvous with the peers of TANDEM_PEERS / TANDEM_RANK / TANDEM_WORLD_SIZE, with the timeouts
-  // of collective::CommunicatorOptionsFromEnv() (TANDEM_COLLECTIVE_*).
-  static absl::StatusOr<std::unique_ptr<DataParallel>> ConnectFromEnv(const SyncOptions& sync);
-  // Over an existing communicator (tests: threads over loopback).
+  // Over a connected communicator (the trainer's main connects it to the contract's peers;
+  // tests: threads over loopback).
   DataParallel(std::unique_ptr<collective::Communicator> comm, const SyncOptions& sync);
   ~DataParallel();
 

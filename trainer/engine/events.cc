@@ -32,6 +32,10 @@ void EventReporter::Emit(const nlohmann::json& event) {
 void EventReporter::OnStep(const StepStats& s) {
   loss_sum_ += s.loss_sum;
   seconds_ += s.seconds;
+  data_seconds_ += s.data_seconds;
+  allreduce_seconds_ += s.allreduce_seconds;
+  pserver_seconds_ += s.pserver_seconds;
+  ++steps_;
   examples_ += s.examples;
   correct_ += s.correct;
   scored_ += s.scored;
@@ -45,10 +49,16 @@ void EventReporter::OnStep(const StepStats& s) {
         {"stepsPerPass", s.steps_per_pass},
         {"loss", finite(examples_ > 0 ? loss_sum_ / examples_ : 0.0)},
         {"accuracy", finite(scored_ > 0 ? static_cast<double>(correct_) / scored_ : 0.0)},
-        {"examplesPerSec", finite(seconds_ > 0 ? examples_ / seconds_ : 0.0)}});
+        {"examplesPerSec", finite(seconds_ > 0 ? examples_ / seconds_ : 0.0)},
+        // Mean seconds per step over the interval, and its parts (compute is the rest).
+        {"stepSeconds", finite(seconds_ / steps_)},
+        {"dataSeconds", finite(data_seconds_ / steps_)},
+        {"allreduceSeconds", finite(allreduce_seconds_ / steps_)},
+        {"pserverSeconds", finite(pserver_seconds_ / steps_)}});
   last_ = now;
   loss_sum_ = seconds_ = 0;
-  examples_ = correct_ = scored_ = 0;
+  data_seconds_ = allreduce_seconds_ = pserver_seconds_ = 0;
+  steps_ = examples_ = correct_ = scored_ = 0;
 }
 
 std::optional<int64_t> StepJournal::Read(const std::string& dir) {

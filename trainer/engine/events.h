@@ -39,6 +39,9 @@ struct StepStats {
   int64_t examples = 0;
   int64_t correct = 0, scored = 0;
   double seconds = 0;          // time of the step
+  // Parts of `seconds` the trainer spent waiting rather than computing: for the next batch, for
+  // the all-reduce to finish after backward, for pserver pulls and pushes. The rest is compute.
+  double data_seconds = 0, allreduce_seconds = 0, pserver_seconds = 0;
 };
 
 class EventReporter {
@@ -58,7 +61,8 @@ class EventReporter {
   std::chrono::milliseconds interval_;
   std::chrono::steady_clock::time_point last_;
   double loss_sum_ = 0, seconds_ = 0;
-  int64_t examples_ = 0, correct_ = 0, scored_ = 0;
+  double data_seconds_ = 0, allreduce_seconds_ = 0, pserver_seconds_ = 0;
+  int64_t steps_ = 0, examples_ = 0, correct_ = 0, scored_ = 0;
 };
 
 class StepJournal {

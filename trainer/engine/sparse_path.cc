@@ -2,11 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
+#include "absl/strings/str_join.h"
 #include "common/status.h"
 
 namespace tandem::trainer {
@@ -48,31 +47,10 @@ pserver::OptimizerConfig ToPServer(const OptimizerConfig& c) {
 
 }  // namespace
 
-absl::StatusOr<PServerSyncOptions> ParsePServerSyncOptions(const nlohmann::json& spec) {
-  PServerSyncOptions o;
-  if (!spec.is_object() || !spec.contains("sync")) return o;
-  const nlohmann::json& sync = spec["sync"];
-  if (!sync.is_object()) return absl::InvalidArgumentError("spec.sync: must be an object");
-  if (sync.contains("dense")) {
-    if (sync["dense"] == "pserver") {
-      o.dense_on_pserver = true;
-    } else if (sync["dense"] != "ring") {
-      return absl::InvalidArgumentError("spec.sync.dense: must be 'ring' or 'pserver'");
-    }
-  }
-  if (sync.contains("mode")) {
-    if (sync["mode"] == "async") {
-      o.async = true;
-    } else if (sync["mode"] != "sync") {
-      return absl::InvalidArgumentError("spec.sync.mode: must be 'sync' or 'async'");
-    }
-  }
-  if (sync.contains("staleness")) {
-    if (!sync["staleness"].is_number_integer() || sync["staleness"].get<int64_t>() < 0)
-      return absl::InvalidArgumentError("spec.sync.staleness: must be an integer >= 0");
-    o.staleness = static_cast<int>(sync["staleness"].get<int64_t>());
-  }
-  return o;
+PServerSyncOptions PServerSyncOptionsFrom(const api::SyncSpec& sync) {
+  return {.dense_on_pserver = sync.dense == "pserver",
+          .async = sync.mode == "async",
+          .staleness = static_cast<int>(sync.staleness)};
 }
 
 bool HasSparseTables(const ModelGraph& graph) {
@@ -82,25 +60,23 @@ bool HasSparseTables(const ModelGraph& graph) {
   return false;
 }
 
-absl::StatusOr<std::unique_ptr<SparsePath>> SparsePath::ConnectFromEnv(
+absl::StatusOr<std::unique_ptr<SparsePath>> SparsePath::Connect(
+    const std::vector<std::string>& endpoints, const std::string& token, int rank,
     const PServerSyncOptions& sync) {
-  const char* list = std::getenv("TANDEM_PSERVERS");
-  if (list == nullptr || *list == '\0')
-    return absl::FailedPreconditionError("TANDEM_PSERVERS is empty: no parameter server to use");
-  const char* token = std::getenv("TANDEM_JOB_TOKEN");
-  if (token == nullptr || *token == '\0') {
+  if (endpoints.empty())
+    return absl::FailedPreconditionError("no parameter server to use (TANDEM_PSERVERS is empty)");
+  if (token.empty())
     return absl::FailedPreconditionError(
         "TANDEM_JOB_TOKEN is not set: every pserver request must carry the job's token");
-  }
   pserver::PServerClientOptions o;
-  for (absl::string_view e : absl::StrSplit(list, ',', absl::SkipEmpty()))
-    o.endpoints.emplace_back(e);
+  o.endpoints = endpoints;
   o.token = token;
-  if (const char* rank = std::getenv("TANDEM_RANK"); rank != nullptr && *rank != '\0')
-    o.rank = static_cast<uint32_t>(std::atoi(rank));
+  o.rank = static_cast<uint32_t>(rank);
   o.sync = !sync.async;
   auto client = pserver::PServerClient::Connect(o);
-  if (!client.ok()) return Annotate(client.status(), absl::StrCat("connecting to the pservers ", list));
+  if (!client.ok())
+    return Annotate(client.status(),
+                    absl::StrCat("connecting to the pservers ", absl::StrJoin(endpoints, ",")));
   return std::make_unique<SparsePath>(std::move(*client), sync);
 }
 

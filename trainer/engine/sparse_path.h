@@ -1,6 +1,7 @@
 // The trainer's sparse path: embedding tables that live only on the parameter-server shards.
 //
-//   TANDEM_ASSIGN_OR_RETURN(auto sp, SparsePath::ConnectFromEnv(sync));   // TANDEM_PSERVERS...
+//   TANDEM_ASSIGN_OR_RETURN(auto sp, SparsePath::Connect(pservers, token, rank,
+//                                                        PServerSyncOptionsFrom(job.spec.sync)));
 //   TrainOptions options;  options.sparse = sp.get();
 //   TANDEM_ASSIGN_OR_RETURN(TrainResult r, Train(spec, options));
 //
@@ -16,7 +17,7 @@
 //   3. AfterBackward: one gradient row per unique id is pushed (and the dense gradients, in the
 //      hybrid mode); sync mode then waits at the step barrier of every shard and starts the
 //      prefetch of the next batch's rows right after it, while the engine finishes the step.
-// Every RPC carries TANDEM_JOB_TOKEN (PServerClient sends it; a wrong one fails the first
+// Every RPC carries the job token (TANDEM_JOB_TOKEN of the worker contract; (PServerClient sends it; a wrong one fails the first
 // registration with a message naming the shard and the token problem).
 //
 // Tables: sparse table k is the k-th trainable sparse parameter in network order (its name is
@@ -33,7 +34,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "nlohmann/json.hpp"
+#include "api/training_job.h"
 #include "pserver/client/pserver_client.h"
 #include "trainer/data/batch.h"
 #include "trainer/data/batch_reader.h"
@@ -48,15 +49,19 @@ struct PServerSyncOptions {
   bool async = false;             // spec.sync.mode == async
   int staleness = 4;              // spec.sync.staleness (enforced by the pservers)
 };
-absl::StatusOr<PServerSyncOptions> ParsePServerSyncOptions(const nlohmann::json& spec);
+// From the validated api type (the one parse of spec.sync).
+PServerSyncOptions PServerSyncOptionsFrom(const api::SyncSpec& sync);
 
 // True when the model has a trainable sparse parameter (an embedding table).
 bool HasSparseTables(const ModelGraph& graph);
 
 class SparsePath {
  public:
-  // From TANDEM_PSERVERS, TANDEM_JOB_TOKEN (required), TANDEM_RANK.
-  static absl::StatusOr<std::unique_ptr<SparsePath>> ConnectFromEnv(const PServerSyncOptions& sync);
+  // Connects to the shards at `endpoints` (host:port, shard order) as trainer `rank`; `token`
+  // is required.
+  static absl::StatusOr<std::unique_ptr<SparsePath>> Connect(const std::vector<std::string>& endpoints,
+                                                             const std::string& token, int rank,
+                                                             const PServerSyncOptions& sync);
   SparsePath(std::unique_ptr<pserver::PServerClient> client, const PServerSyncOptions& sync,
              uint64_t seed_salt = 0);
   ~SparsePath();

@@ -34,6 +34,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+double WallClockSeconds() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
@@ -49,6 +53,9 @@ struct Metrics {
   metrics::Gauge* test_accuracy;
   metrics::Gauge* learning_rate;
   metrics::Gauge* pass;
+  // Step time split: [0] compute, [1] waiting for data, [2] all-reduce, [3] pserver.
+  metrics::Counter* phase_seconds[4];
+  metrics::Gauge* last_checkpoint;
 
   explicit Metrics(const std::string& job) {
     auto& r = metrics::Registry::Default();
@@ -79,6 +86,17 @@ struct Metrics {
     learning_rate = r.AddGauge("tandem_trainer_learning_rate", "Current learning rate.", {"job"})
                         .WithLabels({job});
     pass = r.AddGauge("tandem_trainer_pass", "Current pass (0-based).", {"job"}).WithLabels({job});
+    auto& phases = r.AddCounter("tandem_trainer_step_phase_seconds_total",
+                                "Step time by what the trainer was doing: compute (forward, "
+                                "backward, update), data (waiting for the next batch), allreduce "
+                                "(waiting for gradients after backward), pserver (pulls and pushes).",
+                                {"job", "phase"});
+    const char* names[4] = {"compute", "data", "allreduce", "pserver"};
+    for (int i = 0; i < 4; ++i) phase_seconds[i] = phases.WithLabels({job, names[i]});
+    last_checkpoint = r.AddGauge("tandem_trainer_last_checkpoint_timestamp_seconds",
+                                 "Unix time of this trainer's newest checkpoint (0: none yet).",
+                                 {"job"})
+                          .WithLabels({job});
   }
 };
 
@@ -310,7 +328,9 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
   auto save_checkpoint = [&](int64_t at) -> absl::Status {
     if (sp != nullptr)
       TANDEM_RETURN_IF_ERROR(sp->CheckpointShards(at), "parameter-server checkpoint of step ", at);
-    return checkpointer.Save(at, *net, optimizer);
+    TANDEM_RETURN_IF_ERROR(checkpointer.Save(at, *net, optimizer));
+    m.last_checkpoint->Set(WallClockSeconds());
+    return absl::OkStatus();
   };
   // Steps this trainer had finished before it was restarted (crash, kill, peer failure).
   const std::optional<int64_t> steps_before_restart = StepJournal::Read(options.checkpoint_dir);
@@ -374,6 +394,15 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     while (true) {
       const Clock::time_point t0 = Clock::now();
       const data::Batch* batch = sp != nullptr ? sp->NextBatch() : reader.Next();
+      const double data_s = Seconds(t0, Clock::now());
+      double allreduce_s = 0, pserver_s = 0;
+      // Adds the time `fn` takes to `*acc`.
+      auto timed = [](double* acc, auto&& fn) {
+        const Clock::time_point a = Clock::now();
+        auto r = fn();
+        *acc += Seconds(a, Clock::now());
+        return r;
+      };
       if (batch == nullptr) {
         if (dp == nullptr || in_pass >= steps_per_pass) break;
         batch = &empty_batch;
@@ -386,7 +415,8 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
         TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, *net), "training data, pass ", pass,
                                " batch ", batch->index);
         StepContext ctx{.training = true, .step = static_cast<uint64_t>(step), .seed = options.seed};
-        if (sp != nullptr) TANDEM_RETURN_IF_ERROR(sp->BeforeForward(step), "step ", step);
+        if (sp != nullptr)
+          TANDEM_RETURN_IF_ERROR(timed(&pserver_s, [&] { return sp->BeforeForward(step); }), "step ", step);
         loss = net->Forward(ctx);
         if (!std::isfinite(loss)) {
           return absl::FailedPreconditionError(
@@ -394,17 +424,19 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
                            " (lower spec.optimizer.learningRate)"));
         }
         net->Backward(ctx);  // data-parallel: buckets are all-reduced as their gradients finish
-        if (sp != nullptr) TANDEM_RETURN_IF_ERROR(sp->AfterBackward(step), "step ", step);
+        if (sp != nullptr)
+          TANDEM_RETURN_IF_ERROR(timed(&pserver_s, [&] { return sp->AfterBackward(step); }), "step ", step);
       } else if (sp != nullptr) {
-        TANDEM_RETURN_IF_ERROR(sp->EmptyStep(step), "step ", step);
+        TANDEM_RETURN_IF_ERROR(timed(&pserver_s, [&] { return sp->EmptyStep(step); }), "step ", step);
       }
       if (ring != nullptr) {
-        absl::Status reduced = ring->FinishGradients();
+        absl::Status reduced = timed(&allreduce_s, [&] { return ring->FinishGradients(); });
         if (!reduced.ok() && options.stop != nullptr && options.stop->load() &&
             !options.checkpoint_dir.empty() && sp == nullptr) {
           // Stopping, and a peer stopped first: the parameters are still those of `step` (no
           // update was applied), so they make a valid checkpoint.
           TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
+          m.last_checkpoint->Set(WallClockSeconds());
           return absl::CancelledError(absl::StrCat("stopped at step ", step, " (checkpoint ",
                                                    checkpointer.last_path(), ")"));
         }
@@ -416,6 +448,10 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
       interval_seconds += dt;
       ++step;
       m.step_seconds->Observe(dt);
+      m.phase_seconds[0]->Inc(std::max(0.0, dt - data_s - allreduce_s - pserver_s));
+      m.phase_seconds[1]->Inc(data_s);
+      m.phase_seconds[2]->Inc(allreduce_s);
+      m.phase_seconds[3]->Inc(pserver_s);
       m.steps->Inc();
       m.examples->Inc(batch->size);
       auto [c, t] = batch->size > 0 ? CountCorrect(*net) : std::pair<int64_t, int64_t>{0, 0};
@@ -429,7 +465,10 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
                                 .examples = batch->size,
                                 .correct = c,
                                 .scored = t,
-                                .seconds = dt});
+                                .seconds = dt,
+                                .data_seconds = data_s,
+                                .allreduce_seconds = allreduce_s,
+                                .pserver_seconds = pserver_s});
       }
       interval_correct += c;
       interval_scored += t;

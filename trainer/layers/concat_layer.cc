@@ -31,9 +31,8 @@ void ConcatLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) 
   const int64_t rows = in[0]->batch() * steps_;
   int64_t col = 0;
   for (size_t i = 0; i < in.size(); ++i) {
-    for (int64_t r = 0; r < rows; ++r)
-      device_->Copy(widths_[i], in[i]->value.data() + r * widths_[i],
-                    out.value.data() + r * total_ + col);
+    device_->CopyRows(rows, widths_[i], in[i]->value.data(), widths_[i], out.value.data() + col,
+                      total_);
     col += widths_[i];
   }
   if (sequence_) out.lengths = in[0]->lengths;
@@ -45,9 +44,8 @@ void ConcatLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGr
   int64_t col = 0;
   for (size_t i = 0; i < in.size(); ++i) {
     if (in_grad[i] != nullptr) {
-      for (int64_t r = 0; r < rows; ++r)
-        device_->Copy(widths_[i], out.grad.data() + r * total_ + col,
-                      in_grad[i]->data() + r * widths_[i]);
+      device_->CopyRows(rows, widths_[i], out.grad.data() + col, total_, in_grad[i]->data(),
+                        widths_[i]);
     }
     col += widths_[i];
   }

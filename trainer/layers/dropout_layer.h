@@ -18,7 +18,6 @@ class DropoutLayer final : public Layer {
   static LayerExample GradCheckExample();
 
  private:
-  bool Keep(const StepContext& ctx, int64_t i) const;
   float rate_ = 0.5f;
   uint64_t salt_ = 0;
 };

@@ -29,7 +29,7 @@ void FcLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
   float* y = out.value.data();
   if (bias_) {
     const float* b = params_[1]->value.data();
-    for (int64_t r = 0; r < rows; ++r) device_->Copy(size_, b, y + r * size_);
+    device_->CopyRows(rows, size_, b, 0, y, size_);  // y = bias, then y += x W
   }
   device_->Gemm(false, false, rows, size_, in_features_, 1.f, x.value.data(), in_features_,
                 params_[0]->value.data(), size_, bias_ ? 1.f : 0.f, y, size_);
@@ -45,8 +45,7 @@ void FcLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrads&
                 size_, 0.f, params_[0]->grad.data(), size_);
   if (bias_) {
     float* db = params_[1]->grad.data();
-    device_->Fill(size_, 0.f, db);
-    for (int64_t r = 0; r < rows; ++r) device_->Axpy(size_, 1.f, dy + r * size_, db);
+    device_->BiasGrad(rows, size_, dy, db);
   }
   if (in_grad[0] != nullptr) {
     device_->Gemm(false, true, rows, in_features_, size_, 1.f, dy, size_,

@@ -23,19 +23,21 @@ namespace tandem::trainer {
 
 // The one list of every built-in layer.
 void RegisterBuiltinLayers(LayerRegistry& r) {
-  r.Add<FcLayer>("fc");
-  r.Add<Conv2dLayer>("conv2d");
-  r.Add<MaxPoolLayer>("max_pool");
-  r.Add<AvgPoolLayer>("avg_pool");
-  r.Add<ReluLayer>("relu");
-  r.Add<SigmoidLayer>("sigmoid");
-  r.Add<TanhLayer>("tanh");
-  r.Add<SoftmaxLayer>("softmax");
-  r.Add<DropoutLayer>("dropout");
+  // kAny: the layer uses only the device interface (see LayerDevices); the rest loop on the host.
+  constexpr LayerDevices kAny = LayerDevices::kAnyDevice;
+  r.Add<FcLayer>("fc", kAny);
+  r.Add<Conv2dLayer>("conv2d", kAny);
+  r.Add<MaxPoolLayer>("max_pool", kAny);
+  r.Add<AvgPoolLayer>("avg_pool", kAny);
+  r.Add<ReluLayer>("relu", kAny);
+  r.Add<SigmoidLayer>("sigmoid", kAny);
+  r.Add<TanhLayer>("tanh", kAny);
+  r.Add<SoftmaxLayer>("softmax", kAny);
+  r.Add<DropoutLayer>("dropout", kAny);
   r.Add<BatchNormLayer>("batch_norm");
   r.Add<EmbeddingLayer>("embedding");
-  r.Add<ConcatLayer>("concat");
-  r.Add<SliceLayer>("slice");
+  r.Add<ConcatLayer>("concat", kAny);
+  r.Add<SliceLayer>("slice", kAny);
   r.Add<LstmLayer>("lstm");
   r.Add<GruLayer>("gru");
   r.Add<SoftmaxCrossEntropyLayer>("softmax_cross_entropy");
@@ -43,9 +45,30 @@ void RegisterBuiltinLayers(LayerRegistry& r) {
   r.Add<RankCostLayer>("rank_cost");
 }
 
-void LayerRegistry::Add(const std::string& type, Factory factory, LayerExample example) {
+void LayerRegistry::Add(const std::string& type, Factory factory, LayerExample example,
+                        LayerDevices devices) {
   TANDEM_CHECK(entries_.count(type) == 0) << "layer type registered twice: " << type;
-  entries_[type] = Entry{std::move(factory), std::move(example)};
+  entries_[type] = Entry{std::move(factory), std::move(example), devices};
+}
+
+bool LayerRegistry::RunsOn(const std::string& type, DeviceKind kind) const {
+  auto it = entries_.find(type);
+  TANDEM_CHECK(it != entries_.end()) << type;
+  return kind == DeviceKind::kCpu || it->second.devices == LayerDevices::kAnyDevice;
+}
+
+absl::Status LayerRegistry::CheckRunsOn(DeviceKind kind,
+                                        const std::vector<LayerConfig>& layers) const {
+  for (const LayerConfig& l : layers) {
+    if (!Has(l.type) || RunsOn(l.type, kind)) continue;
+    std::vector<std::string> ok;
+    for (const auto& [type, entry] : entries_)
+      if (RunsOn(type, kind)) ok.push_back(type);
+    return absl::InvalidArgumentError(absl::StrCat("layer '", l.name, "' (", l.type,
+                                                   ") has no GPU path (GPU layers: ",
+                                                   absl::StrJoin(ok, ", "), ")"));
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::unique_ptr<Layer>> LayerRegistry::Create(const std::string& type) const {

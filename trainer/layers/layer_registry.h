@@ -27,6 +27,11 @@ struct LayerExample {
   int64_t vocab = 0;  // for id inputs: ids drawn in [0, vocab); labels in [0, vocab)
 };
 
+// Where a layer's Forward and Backward can run. kAnyDevice: they touch tensor memory only through
+// trainer/core/device.h, so every backend runs them (and the CPU/GPU parity test covers them).
+// kHostOnly: they loop over tensor memory on the host, so only the CPU device runs them.
+enum class LayerDevices { kHostOnly, kAnyDevice };
+
 class LayerRegistry {
  public:
   using Factory = std::function<std::unique_ptr<Layer>()>;
@@ -34,10 +39,18 @@ class LayerRegistry {
   // Registers type T under `type`; T provides a default constructor and
   // `static LayerExample GradCheckExample()`.
   template <typename T>
-  void Add(const std::string& type) {
-    Add(type, [] { return std::make_unique<T>(); }, T::GradCheckExample());
+  void Add(const std::string& type, LayerDevices devices = LayerDevices::kHostOnly) {
+    Add(type, [] { return std::make_unique<T>(); }, T::GradCheckExample(), devices);
   }
-  void Add(const std::string& type, Factory factory, LayerExample example);
+  void Add(const std::string& type, Factory factory, LayerExample example,
+           LayerDevices devices = LayerDevices::kHostOnly);
+
+  // Whether layers of `type` run on a device of `kind`. REQUIRES: Has(type).
+  bool RunsOn(const std::string& type, DeviceKind kind) const;
+  // OK when every layer runs on `kind`; otherwise InvalidArgument naming the first layer that does
+  // not: "layer 'bn1' (batch_norm) has no GPU path (GPU layers: ...)". Unknown types are left to
+  // Create's error.
+  absl::Status CheckRunsOn(DeviceKind kind, const std::vector<LayerConfig>& layers) const;
 
   // Unknown types: InvalidArgument "unknown layer type "x" (known: a, b, ...)".
   absl::StatusOr<std::unique_ptr<Layer>> Create(const std::string& type) const;
@@ -52,6 +65,7 @@ class LayerRegistry {
   struct Entry {
     Factory factory;
     LayerExample example;
+    LayerDevices devices = LayerDevices::kHostOnly;
   };
   std::map<std::string, Entry> entries_;
 };

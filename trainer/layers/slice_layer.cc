@@ -20,8 +20,7 @@ BlobDesc SliceLayer::Setup(LayerSetup& s) {
 
 void SliceLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
   const int64_t rows = in[0]->batch();
-  for (int64_t r = 0; r < rows; ++r)
-    device_->Copy(size_, in[0]->value.data() + r * width_ + begin_, out.value.data() + r * size_);
+  device_->CopyRows(rows, size_, in[0]->value.data() + begin_, width_, out.value.data(), size_);
 }
 
 void SliceLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
@@ -30,8 +29,7 @@ void SliceLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGra
   const int64_t rows = in[0]->batch();
   float* g = in_grad[0]->data();
   device_->Fill(rows * width_, 0.f, g);
-  for (int64_t r = 0; r < rows; ++r)
-    device_->Copy(size_, out.grad.data() + r * size_, g + r * width_ + begin_);
+  device_->CopyRows(rows, size_, out.grad.data(), size_, g + begin_, width_);
 }
 
 LayerExample SliceLayer::GradCheckExample() {

@@ -17,15 +17,8 @@ void SoftmaxLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&)
 void SoftmaxLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
                             const StepContext&) {
   if (in_grad[0] == nullptr) return;
-  const int64_t rows = out.value.size() / cols_;
-  const float* y = out.value.data();
-  const float* dy = out.grad.data();
-  float* dx = in_grad[0]->data();
-  for (int64_t r = 0; r < rows; ++r) {
-    float dot = 0.f;
-    for (int64_t c = 0; c < cols_; ++c) dot += dy[r * cols_ + c] * y[r * cols_ + c];
-    for (int64_t c = 0; c < cols_; ++c) dx[r * cols_ + c] = y[r * cols_ + c] * (dy[r * cols_ + c] - dot);
-  }
+  device_->SoftmaxBackward(out.value.size() / cols_, cols_, out.value.data(), out.grad.data(),
+                           in_grad[0]->data());
 }
 
 LayerExample SoftmaxLayer::GradCheckExample() {

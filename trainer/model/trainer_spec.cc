@@ -129,3 +129,30 @@ absl::StatusOr<TrainerSpec> ParseTrainerSpec(const nlohmann::json& spec,
 }
 
 }  // namespace tandem::trainer
+
+namespace tandem::trainer {
+namespace {
+
+using SectionFn = void (*)(const nlohmann::json&, const nlohmann::json&, const std::string&,
+                           std::vector<FieldError>*);
+
+api::SectionValidator Adapt(SectionFn validate) {
+  return [validate](const nlohmann::json& section, const nlohmann::json& spec, const std::string& path,
+                    api::FieldErrors* errors) {
+    std::vector<FieldError> found;
+    validate(section, spec, path, &found);
+    for (FieldError& e : found) errors->push_back({std::move(e.path), std::move(e.message)});
+  };
+}
+
+}  // namespace
+
+api::SectionValidators TrainerSectionValidators() {
+  api::SectionValidators v;
+  v.Add("model", Adapt(&ValidateModelSection));
+  v.Add("data", Adapt(&ValidateDataSection));
+  v.Add("optimizer", Adapt(&ValidateOptimizerSection));
+  return v;
+}
+
+}  // namespace tandem::trainer

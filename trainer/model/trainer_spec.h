@@ -8,13 +8,16 @@
 //
 // The per-section functions have the shape of tandem::api::SectionValidator
 // (api/section_validator.h) apart from the FieldError type, which has the same two fields
-// (path, message), so the API registers them with a one-line adapter each.
+// (path, message); TrainerSectionValidators() adapts them. Every binary that reads a manifest
+// (`tandem`, tandem-trainer, tandem-pserver, tandem-operator) passes that set to the API's parse,
+// so all of them accept and refuse the same manifests with the same messages.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "api/section_validator.h"
 #include "nlohmann/json.hpp"
 #include "trainer/data/data_config.h"
 #include "trainer/layers/attr_reader.h"
@@ -48,6 +51,10 @@ void ValidateOptimizerSection(const nlohmann::json& section, const nlohmann::jso
                               const std::string& path, std::vector<FieldError>* errors);
 void ValidateDataSection(const nlohmann::json& section, const nlohmann::json& spec,
                          const std::string& path, std::vector<FieldError>* errors);
+
+// The validators of spec.model, spec.data and spec.optimizer, for api::ParseTrainingJob
+// (check_files off: the data may live where the validating binary cannot see it).
+api::SectionValidators TrainerSectionValidators();
 
 // Parses the trainer's sections; InvalidArgument listing every problem, one per line.
 absl::StatusOr<TrainerSpec> ParseTrainerSpec(const nlohmann::json& spec,

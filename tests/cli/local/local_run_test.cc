@@ -36,7 +36,8 @@ class LocalRunTest : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_ + "/bin");
     WriteScript(root_ + "/bin/tandem-pserver",
-                "echo \"pserver $TANDEM_RANK args $*\"\n"
+                "echo \"pserver $TANDEM_RANK of $TANDEM_WORLD_SIZE args $* pservers=$TANDEM_PSERVERS "
+                "ckpt=$TANDEM_CHECKPOINT_DIR\"\n"
                 "trap 'echo shard saved; exit 0' TERM\n"
                 "while :; do sleep 0.05; done\n");
     WriteScript(root_ + "/bin/tandem-trainer",
@@ -79,8 +80,10 @@ TEST_F(LocalRunTest, WiresWorkersAndWritesRunFolder) {
   auto peers = [](const std::string& log) { return log.substr(log.find("peers="), 60); };
   EXPECT_EQ(peers(log0), peers(log1));
   std::string ps0 = ReadAll(root_ + "/run/logs/worker-0-pserver.log");
-  EXPECT_NE(ps0.find("--shard 0 --num-shards 2"), std::string::npos) << ps0;
-  EXPECT_NE(ps0.find("--mode sync --staleness 4"), std::string::npos) << ps0;
+  // The pserver reads its shard and the job's settings from its contract and the manifest.
+  EXPECT_NE(ps0.find("pserver 0 of 2 args " + root_ + "/job.yaml pservers=127.0.0.1:"),
+            std::string::npos) << ps0;
+  EXPECT_NE(ps0.find("ckpt=" + root_ + "/run/checkpoints/pserver-0"), std::string::npos) << ps0;
   EXPECT_NE(ps0.find("shard saved"), std::string::npos) << ps0;
 
   std::string metrics = ReadAll(root_ + "/run/metrics.jsonl");

@@ -153,6 +153,11 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
   EXPECT_EQ((*svc)["spec"]["clusterIP"], "None");
   EXPECT_TRUE(client_->Get(kube::kSecrets, "default", "mnist-token").ok());
   EXPECT_TRUE(client_->Get(kube::kConfigMaps, "default", "mnist-config").ok());
+  auto policy = client_->Get(kube::kNetworkPolicies, "default", "mnist");
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ((*policy)["spec"]["podSelector"]["matchLabels"]["tandem.dev/job"], "mnist");
+  EXPECT_EQ((*policy)["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["tandem.dev/job"], "mnist")
+      << "the ring and pserver ports only from the job's own pods";
   auto claim = client_->Get(kube::kPersistentVolumeClaims, "default", "mnist-checkpoints");
   ASSERT_TRUE(claim.ok()) << claim.status();
   EXPECT_EQ((*claim)["spec"]["accessModes"], json({"ReadWriteMany"}));
@@ -197,7 +202,7 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kPersistentVolumeClaims, "default", "mnist-checkpoints").status()));
   for (const kube::Resource* r : {&kube::kPods, &kube::kServices, &kube::kSecrets, &kube::kConfigMaps,
-                                  &kube::kPersistentVolumeClaims}) {
+                                  &kube::kPersistentVolumeClaims, &kube::kNetworkPolicies}) {
     auto left = client_->List(*r, "default", {.label_selector = "tandem.dev/job=mnist"});
     ASSERT_TRUE(left.ok());
     EXPECT_TRUE((*left)["items"].empty()) << r->plural << ": " << (*left)["items"].dump();

@@ -21,7 +21,14 @@ json Job(const std::string& name, json spec_extra = json::object(), json status 
                {"trainer", {{"resources", {{"requests", {{"cpu", "1"}, {"memory", "1Gi"}, {"nvidia.com/gpu", 1}}}}}}},
                {"pserver", {{"resources", {{"requests", {{"cpu", "500m"}, {"memory", "1Gi"}}}}}}},
                {"passes", 4},
-               {"model", {{"inputs", {{{"name", "image"}, {"shape", {28, 28}}}}}, {"layers", {{{"type", "fc"}, {"size", 10}}}}, {"cost", "softmax_cross_entropy"}}}};
+               // Valid for the trainer's validators too, which the reconciler runs.
+               {"model", {{"inputs", {{{"name", "image"}, {"source", "features"}, {"shape", {1, 28, 28}}},
+                                      {{"name", "label"}, {"source", "labels"}}}},
+                          {"layers", {{{"name", "fc1"}, {"type", "fc"}, {"input", "image"}, {"size", 10}},
+                                      {{"name", "cost"}, {"type", "softmax_cross_entropy"}, {"inputs", {"fc1", "label"}}}}},
+                          {"cost", "cost"}}},
+               {"data", {{"train", {{"format", "idx"}}}, {"test", {{"format", "idx"}}}, {"batchSize", 64}}},
+               {"optimizer", {{"type", "momentum"}, {"learningRate", 0.05}, {"momentum", 0.9}}}};
   if (spec_extra.is_object()) spec.merge_patch(spec_extra);
   json j = {{"apiVersion", "tandem.dev/v1alpha1"}, {"kind", "TrainingJob"},
             {"metadata", {{"name", name}, {"namespace", "default"}, {"uid", "uid-" + name},
@@ -146,7 +153,7 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
   EXPECT_EQ(f.api.Summary(), (Calls{"create persistentvolumeclaims default/a-checkpoints", "create configmaps default/a-config",
-                                     "create services default/a", "create secrets default/a-token", "create pods default/a-worker-0",
+                                     "create services default/a", "create networkpolicies default/a", "create secrets default/a-token", "create pods default/a-worker-0",
                                      "create pods default/a-worker-1", "update_status trainingjobs default/a"}));
   const auto* pod = f.api.Find("create", "pods", "default/a-worker-1");
   ASSERT_NE(pod, nullptr);
@@ -331,7 +338,7 @@ TEST(ReconcileTest, AnUnboundClaimIsNamedOnTheJobAfterAWhile) {
                                                                   {"reason", "Admitted"},
                                                                   {"lastTransitionTime", kube::FormatRfc3339(kT0)}}}}}));
   f.cache.Put(kube::kTrainingJobs, job);
-  json claim = BuildCheckpointClaim(job, *api::TrainingJobFromJson(job));
+  json claim = BuildCheckpointClaim(job, *api::TrainingJobFromJson(job, api::SectionValidators{}));
   claim["metadata"]["uid"] = "claim-uid";
   claim["status"] = {{"phase", "Pending"}};
   f.cache.Put(kube::kPersistentVolumeClaims, claim);
@@ -348,7 +355,7 @@ TEST(ReconcileTest, AnUnboundClaimIsNamedOnTheJobAfterAWhile) {
   r = f.reconciler.Reconcile("default/a");
   EXPECT_EQ(f.api.EventReasons(), (Calls{"CheckpointClaimPending"}));
   const api::Condition* running = nullptr;
-  api::TrainingJob after = *api::TrainingJobFromJson(Job("a", {}, f.api.LastStatus()));
+  api::TrainingJob after = *api::TrainingJobFromJson(Job("a", {}, f.api.LastStatus()), api::SectionValidators{});
   running = api::FindCondition(after.status.conditions, api::kConditionRunning);
   ASSERT_NE(running, nullptr);
   EXPECT_EQ(running->reason, "CheckpointClaimPending");
@@ -440,7 +447,7 @@ TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
   ReconcileResult r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
   Calls expected = {"create persistentvolumeclaims default/a-checkpoints", "create configmaps default/a-config", "create services default/a",
-                    "delete pods default/a-worker-0", "delete pods default/a-worker-1",
+                    "create networkpolicies default/a", "delete pods default/a-worker-0", "delete pods default/a-worker-1",
                     "update_status trainingjobs default/a"};
   EXPECT_EQ(f.api.Summary(), expected);
   EXPECT_EQ(f.api.Find("delete", "pods")->delete_options.grace_period_seconds, 60) << "SIGTERM, time to checkpoint";
@@ -618,6 +625,23 @@ TEST(ReconcileTest, AllWorkersSucceededCompletesTheJob) {
   EXPECT_FALSE(st.value("completionTime", "").empty());
   EXPECT_EQ(f.api.EventReasons(), (Calls{"Completed"}));
   EXPECT_TRUE(r.schedule);
+}
+
+// Fault 3 of issue 20: the trainer's sections are validated by the operator too.
+TEST(ReconcileTest, AnInvalidModelFailsTheJobInsteadOfStartingIt) {
+  Fixture f;
+  json job = Job("a");
+  job["spec"]["model"]["layers"][0]["size"] = 0;
+  f.cache.Put(kube::kTrainingJobs, job);
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(r.error.ok());
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Failed");
+  std::string message;
+  for (const auto& c : st["conditions"])
+    if (c["type"] == "Failed") message = c["message"];
+  EXPECT_NE(message.find("spec.model.layers[0]"), std::string::npos) << message;
+  for (const std::string& call : f.api.Summary()) EXPECT_EQ(call.find("create pods"), std::string::npos) << call;
 }
 
 TEST(ReconcileTest, InvalidSpecFailsWithTheFieldPath) {

@@ -267,7 +267,7 @@ TEST(SnapshotTest, JobInfoFromTrainingJobSumsTrainerAndPserver) {
       {{"apiVersion", "tandem.dev/v1alpha1"}, {"kind", "TrainingJob"}, {"metadata", {{"name", "j"}, {"namespace", "ns"}}},
        {"spec", {{"workers", {{"count", 3}, {"minCount", 2}}}, {"model", {{"x", 1}}}, {"priority", 4},
                  {"trainer", {{"resources", {{"requests", {{"cpu", "2"}, {"memory", "4Gi"}, {"nvidia.com/gpu", 1}}}}}}}}}},
-      &errors);
+      api::SectionValidators{}, &errors);
   ASSERT_TRUE(errors.empty()) << errors[0].ToString();
   JobInfo info = JobInfoFrom(job, 42);
   EXPECT_EQ(info.key, "ns/j");

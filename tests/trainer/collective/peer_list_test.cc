@@ -1,7 +1,5 @@
 #include "trainer/collective/peer_list.h"
 
-#include <cstdlib>
-
 #include "gtest/gtest.h"
 #include "trainer/collective/exit_codes.h"
 
@@ -39,19 +37,6 @@ TEST(PeerListTest, ValidatesRankAndWorldSize) {
   EXPECT_FALSE(MakePeerList(eps, -1, 2).ok());
   EXPECT_FALSE(MakePeerList(eps, 0, 3).ok());
   EXPECT_EQ(MakePeerList(eps, 0, 2)->Describe(1), "rank 1 (b:2)");
-}
-
-TEST(PeerListTest, FromEnvironmentNamesTheVariable) {
-  setenv("TANDEM_PEERS", "a:1,b:2,c:3", 1);
-  setenv("TANDEM_RANK", "2", 1);
-  setenv("TANDEM_WORLD_SIZE", "3", 1);
-  auto list = PeerListFromEnv();
-  ASSERT_TRUE(list.ok()) << list.status();
-  EXPECT_EQ(list->rank, 2);
-  setenv("TANDEM_RANK", "two", 1);
-  EXPECT_NE(PeerListFromEnv().status().message().find("TANDEM_RANK"), std::string::npos);
-  unsetenv("TANDEM_PEERS");
-  EXPECT_NE(PeerListFromEnv().status().message().find("TANDEM_PEERS"), std::string::npos);
 }
 
 TEST(ExitCodesTest, PeerFailuresAreRetryable) {

@@ -1,10 +1,11 @@
-// One rank as its own process, for collective_process_test: connects from TANDEM_PEERS /
-// TANDEM_RANK / TANDEM_WORLD_SIZE, runs `loops` verified all-reduces of `count` floats, and exits
+// One rank as its own process, for collective_process_test: connects to the peers of its worker
+// contract (TANDEM_PEERS / TANDEM_RANK / TANDEM_WORLD_SIZE), runs `loops` verified all-reduces of `count` floats, and exits
 // like a trainer would: 0, or ExitCodeFor(status) (75 when a peer died) with the error on stderr.
 #include <cstdio>
 #include <cstdlib>
 #include <vector>
 
+#include "api/worker_contract.h"
 #include "trainer/collective/communicator.h"
 #include "trainer/collective/exit_codes.h"
 
@@ -13,13 +14,15 @@ namespace tc = tandem::collective;
 int main(int argc, char** argv) {
   const size_t count = argc > 1 ? std::strtoull(argv[1], nullptr, 10) : 1000;
   const long loops = argc > 2 ? std::atol(argv[2]) : 1;
-  auto options = tc::CommunicatorOptionsFromEnv();
-  if (!options.ok()) {
-    std::fprintf(stderr, "%s\n", options.status().ToString().c_str());
+  // The peers as a trainer takes them: its worker contract (no manifest is read here).
+  const tandem::Environment env = tandem::ProcessEnvironment();
+  auto contract = tandem::api::ParseWorkerContract(tandem::api::WorkerRole::kTrainer,
+                                                   "(no manifest)", env);
+  if (!contract.ok()) {
+    std::fprintf(stderr, "%s\n", contract.status().ToString().c_str());
     return 2;
   }
-  options->registry = nullptr;
-  auto comm = tc::Communicator::ConnectFromEnv(*options);
+  auto comm = tc::Communicator::ConnectWorker(*contract, env, /*registry=*/nullptr);
   if (!comm.ok()) {
     std::fprintf(stderr, "connect: %s\n", comm.status().ToString().c_str());
     return tc::ExitCodeFor(comm.status());

@@ -73,15 +73,15 @@ TEST(ShmNegotiationTest, OneRankOptingOutPutsTheWholeRingOnTcp) {
 
 TEST(ShmNegotiationTest, EnvironmentOptOut) {
   setenv("TANDEM_COLLECTIVE_SHM", "0", 1);
-  auto off = CommunicatorOptionsFromEnv();
+  auto off = CommunicatorOptionsFromEnv(ProcessEnvironment());
   setenv("TANDEM_COLLECTIVE_SHM", "on", 1);
   setenv("TANDEM_COLLECTIVE_SHM_SLOT_KIB", "64", 1);
-  auto on = CommunicatorOptionsFromEnv();
+  auto on = CommunicatorOptionsFromEnv(ProcessEnvironment());
   setenv("TANDEM_COLLECTIVE_SHM", "maybe", 1);
-  auto bad = CommunicatorOptionsFromEnv();
+  auto bad = CommunicatorOptionsFromEnv(ProcessEnvironment());
   unsetenv("TANDEM_COLLECTIVE_SHM");
   unsetenv("TANDEM_COLLECTIVE_SHM_SLOT_KIB");
-  auto deflt = CommunicatorOptionsFromEnv();
+  auto deflt = CommunicatorOptionsFromEnv(ProcessEnvironment());
   ASSERT_TRUE(off.ok() && on.ok() && deflt.ok());
   EXPECT_FALSE(off->shm.enabled);
   EXPECT_TRUE(on->shm.enabled);

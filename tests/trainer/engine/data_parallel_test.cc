@@ -386,21 +386,14 @@ TEST_F(DataParallelTest, APeerDyingMidTrainingIsAPeerFailureNamingIt) {
   EXPECT_FALSE(ranks[1].ok());
 }
 
-TEST(SyncOptionsTest, ParsesSpecSync) {
-  auto o = ParseSyncOptions(nlohmann::json::parse(
-      R"({"sync": {"dense": "ring", "bucketMiB": 2, "compression": "bf16"}})"));
-  ASSERT_TRUE(o.ok()) << o.status();
-  EXPECT_EQ(o->bucket_mib, 2);
-  EXPECT_EQ(o->compression, collective::Compression::kBf16);
-  EXPECT_TRUE(ParseSyncOptions(nlohmann::json::object()).ok());
-  auto bad = ParseSyncOptions(nlohmann::json::parse(R"({"sync": {"bucketMiB": 0}})"));
-  ASSERT_FALSE(bad.ok());
-  EXPECT_NE(bad.status().message().find("spec.sync.bucketMiB"), std::string::npos);
-  // dense: pserver is the hybrid mode (trainer/engine/sparse_path.h); anything else is refused.
-  EXPECT_TRUE(ParseSyncOptions(nlohmann::json::parse(R"({"sync": {"dense": "pserver"}})")).ok());
-  auto ps = ParseSyncOptions(nlohmann::json::parse(R"({"sync": {"dense": "mesh"}})"));
-  ASSERT_FALSE(ps.ok());
-  EXPECT_NE(ps.status().message().find("spec.sync.dense"), std::string::npos);
+TEST(SyncOptionsTest, FromTheApiType) {
+  api::SyncSpec sync;
+  sync.bucket_mib = 2;
+  sync.compression = "bf16";
+  SyncOptions o = SyncOptionsFrom(sync);
+  EXPECT_EQ(o.bucket_mib, 2);
+  EXPECT_EQ(o.compression, collective::Compression::kBf16);
+  EXPECT_EQ(SyncOptionsFrom(api::SyncSpec{}).compression, collective::Compression::kNone);
 }
 
 }  // namespace

@@ -24,6 +24,23 @@ TEST(LayerRegistryTest, EveryTypeCreatesALayerAndHasAnExample) {
   }
 }
 
+TEST(LayerRegistryTest, CpuRunsEveryLayerAndGpuRefusesHostOnlyLayersByName) {
+  const LayerRegistry& r = LayerRegistry::Builtin();
+  std::vector<LayerConfig> layers = {{.name = "conv1", .type = "conv2d"},
+                                     {.name = "fc1", .type = "fc"},
+                                     {.name = "bn1", .type = "batch_norm"},
+                                     {.name = "cost", .type = "softmax_cross_entropy"}};
+  EXPECT_TRUE(r.CheckRunsOn(DeviceKind::kCpu, layers).ok());
+  absl::Status gpu = r.CheckRunsOn(DeviceKind::kCuda, layers);
+  ASSERT_FALSE(gpu.ok());
+  EXPECT_EQ(gpu.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(gpu.message(), HasSubstr("layer 'bn1' (batch_norm) has no GPU path"));
+  EXPECT_THAT(gpu.message(), HasSubstr("conv2d"));  // the list of layers that do run there
+  layers.resize(2);
+  EXPECT_TRUE(r.CheckRunsOn(DeviceKind::kCuda, layers).ok());
+  for (const std::string& type : r.Types()) EXPECT_TRUE(r.RunsOn(type, DeviceKind::kCpu)) << type;
+}
+
 TEST(AttrReaderTest, ReportsTypeRangeAndUnknownFields) {
   nlohmann::json attrs = {{"numFilters", 0}, {"filterSize", "five"}, {"strid", 2}};
   AttrReader r(attrs);

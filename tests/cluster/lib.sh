@@ -1,0 +1,164 @@
+# Shared helpers for the `cluster` tests (bash). Source it first:
+#   source "$(dirname "$0")/lib.sh"
+# It joins the control plane of the cluster_up fixture (env.sh), fails (never skips) when that is
+# missing, and gives: fail, eventually, new_namespace, apply_crds, operator helpers.
+set -euo pipefail
+: "${TANDEM_SOURCE_DIR:?}" "${TANDEM_CLUSTER_STATE:?}"
+SRC="$TANDEM_SOURCE_DIR"
+if [[ ! -f "$TANDEM_CLUSTER_STATE/env.sh" ]]; then
+  echo "FAIL: no control plane at $TANDEM_CLUSTER_STATE (the cluster_up fixture did not run or failed)" >&2
+  exit 1
+fi
+# shellcheck disable=SC1091
+source "$TANDEM_CLUSTER_STATE/env.sh"
+command -v kubectl >/dev/null || { echo "FAIL: kubectl is not on PATH" >&2; exit 1; }
+TEST_NAME="$(basename "$0" .sh)"
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/tandem-$TEST_NAME.XXXXXX")"
+_cleanups=()
+on_exit() {
+  local rc=$? i
+  for ((i=${#_cleanups[@]}-1; i>=0; i--)); do eval "${_cleanups[$i]}" || true; done
+  if (( rc != 0 )); then echo "FAILED ($TEST_NAME), work dir kept: $WORK" >&2; else rm -rf "$WORK"; fi
+  exit $rc
+}
+trap on_exit EXIT
+defer() { _cleanups+=("$*"); }
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok: $*"; }
+
+# eventually <seconds> <cmd...>: retries until cmd succeeds; fails with the last output.
+eventually() {
+  local secs="$1"; shift
+  local deadline=$((SECONDS + secs)) out
+  while true; do
+    if out="$("$@" 2>&1)"; then return 0; fi
+    if (( SECONDS > deadline )); then
+      echo "eventually: '$*' did not succeed in ${secs}s; last output:" >&2
+      echo "$out" | tail -n 20 >&2
+      return 1
+    fi
+    sleep 0.5
+  done
+}
+
+# new_namespace <name>: a fresh namespace for this test, deleted (cascading) at exit.
+new_namespace() {
+  kubectl delete namespace "$1" --ignore-not-found --wait=true >/dev/null
+  kubectl create namespace "$1" >/dev/null
+  defer "kubectl delete namespace $1 --wait=false >/dev/null 2>&1"
+  # The controller manager creates the default ServiceAccount; pods need it.
+  eventually 60 kubectl -n "$1" get serviceaccount default
+}
+
+apply_crds() {
+  kubectl apply --server-side --force-conflicts -f "$SRC/crds/" >/dev/null
+  # (kubectl wait fails outright while a new CRD has no conditions yet.)
+  eventually 60 kubectl wait --for=condition=Established --timeout=10s crd/trainingjobs.tandem.dev crd/queues.tandem.dev
+}
+
+# jsonpath <kubectl get args...> -- prints one jsonpath value
+jp() { kubectl get "$@"; }
+
+# --- fake nodes (kwok) -----------------------------------------------------------------------
+# fake_nodes <prefix> <count> [gpus]: Nodes that the fixture's kwok keeps Ready (annotation
+# kwok.x-k8s.io/node=fake), in one server-side apply. Deleted at exit.
+fake_nodes() {
+  local prefix="$1" n="$2" gpus="${3:-8}" i
+  for ((i=0; i<n; i++)); do
+    cat <<NODE
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: $prefix-$i
+  annotations: {kwok.x-k8s.io/node: fake, node.alpha.kubernetes.io/ttl: "0"}
+  labels: {type: kwok, kubernetes.io/hostname: $prefix-$i, tandem.dev/test: $prefix}
+status:
+  allocatable: {cpu: "32", memory: 256Gi, pods: "110", nvidia.com/gpu: "$gpus"}
+  capacity: {cpu: "32", memory: 256Gi, pods: "110", nvidia.com/gpu: "$gpus"}
+NODE
+  done >"$WORK/nodes-$prefix.yaml"
+  kubectl apply --server-side -f "$WORK/nodes-$prefix.yaml" >/dev/null
+  defer "kubectl delete nodes -l tandem.dev/test=$prefix --wait=false >/dev/null 2>&1"
+  eventually 120 bash -c "[[ \$(kubectl get nodes -l tandem.dev/test=$prefix -o jsonpath='{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}' | grep -c True) -ge $n ]]"
+}
+
+# --- the operator as its ServiceAccount -------------------------------------------------------
+OPERATOR_SA="system:serviceaccount:tandem-system:tandem-operator"
+TEST_START="$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)"  # same format as the audit log's stageTimestamp
+
+# operator_kubeconfig <file>: deploy/rbac.yaml applied, a token for the operator's ServiceAccount
+# from the TokenRequest API, and a kubeconfig that uses only that token (no client certificate).
+operator_kubeconfig() {
+  kubectl apply --server-side --force-conflicts -f "$SRC/deploy/rbac.yaml" >/dev/null
+  local token ca server
+  token="$(kubectl create token tandem-operator -n tandem-system --duration=2h)"
+  ca="$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.certificate-authority-data}')"
+  server="$(kubectl config view --raw -o jsonpath='{.clusters[0].cluster.server}')"
+  cat >"$1" <<KC
+apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "$server", certificate-authority-data: "$ca"}}]
+users: [{name: tandem-operator, user: {token: "$token"}}]
+contexts: [{name: c, context: {cluster: c, user: tandem-operator, namespace: tandem-system}}]
+current-context: c
+KC
+}
+
+# start_operator <identity> [extra flags...]: runs build/bin/tandem-operator as the ServiceAccount;
+# its pid is in OPERATOR_PID[<identity>], its log in $WORK/operator-<identity>.log. Stopped at exit.
+declare -A OPERATOR_PID
+start_operator() {
+  local id="$1"; shift
+  [[ -x "$TANDEM_BIN_DIR/tandem-operator" ]] || fail "no $TANDEM_BIN_DIR/tandem-operator (build it)"
+  [[ -f "$WORK/operator.kubeconfig" ]] || operator_kubeconfig "$WORK/operator.kubeconfig"
+  # --progress-interval 0: fake pods' IPs lead nowhere; the prober is tested with the stand-in.
+  "$TANDEM_BIN_DIR/tandem-operator" --kubeconfig "$WORK/operator.kubeconfig" --metrics-host 127.0.0.1 \
+    --metrics-port 0 --lease-namespace tandem-system --identity "$id" --progress-interval 0 \
+    --schedule-interval 1 --termination-grace 1 "$@" >"$WORK/operator-$id.log" 2>&1 &
+  OPERATOR_PID[$id]=$!
+  defer "kill ${OPERATOR_PID[$id]} 2>/dev/null; wait ${OPERATOR_PID[$id]} 2>/dev/null"
+}
+
+# forbidden_calls: the operator ServiceAccount's requests since this test started that the
+# apiserver refused with 403 (from the audit log); prints them, returns 1 when there are any.
+# Windows in APISERVER_STARTING ("begin,end" pairs, space-separated, from now_ts) are the time a
+# restarted kube-apiserver already answers but its authorizer's caches have not synced yet: it
+# then refuses everything. A 403 inside such a window counts only if the same verb on the same
+# resource never succeeded after it.
+APISERVER_STARTING=""
+now_ts() { date -u +%Y-%m-%dT%H:%M:%S.%6NZ; }
+forbidden_calls() {
+  python3 - "$TANDEM_CLUSTER_STATE/logs/audit.log" "$OPERATOR_SA" "$TEST_START" "$APISERVER_STARTING" <<'PY2'
+import json, sys
+path, user, since, windows = sys.argv[1:5]
+windows = [tuple(w.split(",")) for w in windows.split()]
+events = []
+for line in open(path):
+    e = json.loads(line)
+    if e.get("user", {}).get("username") == user and e.get("stageTimestamp", "") >= since:
+        events.append(e)
+def key(e):
+    o = e.get("objectRef", {})
+    return (e["verb"], o.get("apiGroup", ""), o.get("resource", ""), o.get("subresource", ""))
+bad, excused = [], 0
+for i, e in enumerate(events):
+    if e.get("responseStatus", {}).get("code") != 403:
+        continue
+    t = e["stageTimestamp"]
+    if any(b <= t <= end for b, end in windows) and any(
+            key(f) == key(e) and f.get("responseStatus", {}).get("code", 0) < 400 for f in events[i + 1:]):
+        excused += 1
+        continue
+    bad.append(f'{e["verb"]} {e["requestURI"]}: {e["responseStatus"].get("message", "")[:200]}')
+print(f"{len(events)} operator requests audited, {len(bad)} forbidden"
+      + (f" ({excused} more refused while a restarted apiserver started, and allowed afterwards)" if excused else ""))
+for b in bad: print("  FORBIDDEN", b)
+sys.exit(1 if bad else 0)
+PY2
+}
+
+# tj <ns> <name> <jsonpath>: one field of a TrainingJob.
+tj() { kubectl -n "$1" get trainingjob "$2" -o jsonpath="{$3}"; }
+phase_is() { [[ "$(tj "$1" "$2" .status.phase)" == "$3" ]]; }
