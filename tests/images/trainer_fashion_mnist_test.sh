@@ -33,16 +33,19 @@ chmod 0644 "$WORK/job.yaml"
 common_env=(-e TANDEM_JOB_NAME=fashion-mnist -e TANDEM_WORLD_SIZE=2
             -e TANDEM_PEERS=w0:7000,w1:7000 -e TANDEM_PSERVERS=w0:7100,w1:7100
             -e TANDEM_JOB_TOKEN="$token" -e TANDEM_THREADS=1 -e OMP_NUM_THREADS=1)
+# As the worker contract (api/worker_contract) starts them: the binary and the manifest, the rest
+# in the environment; the pserver listens on its own entry of TANDEM_PSERVERS.
 for r in 0 1; do
   "${PODMAN[@]}" "${RUN_SAFE[@]}" -d --name $prefix-w$r --hostname w$r \
     --network "$net" --ip 10.89.77.$((10 + r)) --network-alias w$r \
-    "${common_env[@]}" -e TANDEM_RANK=$r -e TANDEM_ROLE=pserver -e TANDEM_METRICS_PORT=9101 \
-    "$img" tandem-pserver --port 7100 >/dev/null || fail "pserver w$r did not start"
+    -v "$WORK/job.yaml:/etc/tandem/job.yaml:ro" \
+    "${common_env[@]}" -e TANDEM_RANK=$r -e TANDEM_METRICS_PORT=9101 \
+    "$img" tandem-pserver /etc/tandem/job.yaml >/dev/null || fail "pserver w$r did not start"
 done
 for r in 0 1; do
   "${PODMAN[@]}" "${RUN_SAFE[@]}" -d --name $prefix-w$r-trainer --network container:$prefix-w$r \
     -v "$WORK/job.yaml:/etc/tandem/job.yaml:ro" -v "$data:$data:ro" \
-    "${common_env[@]}" -e TANDEM_RANK=$r -e TANDEM_ROLE=trainer -e TANDEM_METRICS_PORT=9100 \
+    "${common_env[@]}" -e TANDEM_RANK=$r -e TANDEM_METRICS_PORT=9100 \
     "$img" tandem-trainer /etc/tandem/job.yaml --max-steps "$steps" --no-resume >/dev/null ||
     fail "trainer w$r did not start"
 done
