@@ -6,9 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=${TANDEM_JOBS:-$(nproc)}
-# ccache, when installed, makes rebuilds of unchanged files (other checkouts, clean clones) cheap.
+# ccache, when installed, makes rebuilds of unchanged files (other checkouts, clean clones) cheap:
+# paths are hashed relative to the checkout, so every clone of the repo shares the cache.
 launcher=()
 if command -v ccache >/dev/null; then
+  export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$PWD}
   launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
 fi
 # The CUDA backend compiles (no GPU needed) against the toolkit scripts/install-cuda.sh provides:

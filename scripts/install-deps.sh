@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs Tandem's build, test and benchmark dependencies from Debian's archive.
 # Idempotent: only packages that are missing are installed, non-interactively.
-# Usage: scripts/install-deps.sh            (as root, or with sudo available)
+# Usage: scripts/install-deps.sh               (as root, or with sudo available)
+#        scripts/install-deps.sh --build-only  (only what compiles the binaries: the images' build stage)
 set -euo pipefail
 
-PACKAGES=(
+BUILD_PACKAGES=(
   # toolchain
   build-essential cmake pkg-config git ca-certificates ccache
   # RPC and serialization
@@ -15,6 +16,11 @@ PACKAGES=(
   libabsl-dev libspdlog-dev libcli11-dev zlib1g-dev libssl-dev
   # compute
   libdnnl-dev libopenblas-dev ocl-icd-opencl-dev opencl-headers
+)
+PACKAGES=(
+  "${BUILD_PACKAGES[@]}"
+  # container images (images/): debootstrap for the base, buildah to build, podman to run
+  debootstrap buildah podman runc netavark aardvark-dns
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev prometheus
   # chart, dashboard and report checks: PyYAML for the test scripts, headless Chromium for report.html
@@ -25,11 +31,13 @@ PACKAGES=(
   dataset-fashion-mnist
   # peers for side-by-side benchmarks
   python3 python3-torch libopenmpi-dev openmpi-bin
-  # the real control plane of tests/cluster (certificates, manifest checks)
-  openssl python3-yaml
+  # the real control plane of tests/cluster (certificates)
+  openssl
   # the venv scripts/install-cuda.sh pip-installs the CUDA wheels into
   python3-venv
 )
+
+if [[ ${1:-} == --build-only ]]; then PACKAGES=("${BUILD_PACKAGES[@]}"); fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
