@@ -18,13 +18,26 @@ source "$state/env.sh"
 helm=$("$src/scripts/tools/build-helm.sh")
 work=$(mktemp -d)
 ns=tandem-chart-$$ ml=ml-chart-$$
+private=""
 cleanup() {
   "$helm" uninstall tandem -n "$ns" --wait >/dev/null 2>&1 || true
   kubectl delete namespace "$ns" $ml --ignore-not-found --wait=false >/dev/null 2>&1 || true
   kubectl delete crd trainingjobs.tandem.dev queues.tandem.dev --ignore-not-found >/dev/null 2>&1 || true
+  [[ -z $private ]] || bash "$src/tests/cluster/controlplane.sh" down "$private" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+# The lifecycle installs cluster-scoped objects (CRDs, ClusterRoles) as a Helm release, and Helm
+# refuses to adopt objects another test applied without its ownership labels (deploy/rbac.yaml's
+# ClusterRole "tandem-operator", crds/): it gets a control plane of its own, started from the same
+# cached binaries as the shared one (about 10 s).
+if [[ $check == lifecycle ]]; then
+  private="$work/controlplane"
+  bash "$src/tests/cluster/controlplane.sh" up "$private" >"$work/controlplane.log" 2>&1 ||
+    { cat "$work/controlplane.log"; echo "FAIL: the lifecycle's own control plane did not start"; exit 1; }
+  # shellcheck disable=SC1091
+  source "$private/env.sh"
+fi
 image_args=()
 if [[ -n "${TANDEM_OPERATOR_IMAGE:-}" ]]; then
   image_args=(--set "image.registry=" --set "image.repository=${TANDEM_OPERATOR_IMAGE%:*}" --set "image.tag=${TANDEM_OPERATOR_IMAGE##*:}")

@@ -314,13 +314,23 @@ def run(work):
     # 7. A fault drill, so that the report shows a restart: kill -9 trainer rank 1; tandem run
     # restarts it from the last checkpoint. The run then ends by itself; its folder (with
     # report.html) is kept for the browser test.
-    victim = [pid for role, rank, _, pid in workers(JOB, with_pid=True) if role == "trainer" and rank == "1"]
-    if victim and tandem.poll() is None:
-        os.kill(victim[0], signal.SIGKILL)
-        print(f"killed trainer rank 1 (pid {victim[0]})")
+    # The job has more passes than the test needs, so that it is still training whatever the
+    # machine's speed; once the restarted trainer runs again the test stops it as Ctrl-C would
+    # (SIGINT: checkpoint, stop, summary.json and report.html written).
+    def trainer1():
+        return [pid for role, rank, _, pid in workers(JOB, with_pid=True) if role == "trainer" and rank == "1"]
+    victim = trainer1()
+    if not victim or tandem.poll() is not None:
+        raise SystemExit(f"FAIL: no trainer rank 1 to kill ({open(work + '/tandem-run.log').read()[-2000:]})")
+    os.kill(victim[0], signal.SIGKILL)
+    print(f"killed trainer rank 1 (pid {victim[0]})")
+    eventually(lambda: any(p != victim[0] for p in trainer1()), "trainer rank 1 restarted", timeout=120, every=0.5)
+    time.sleep(3)
+    os.kill(tandem.pid, signal.SIGINT)
     rc = tandem.wait(timeout=600)
-    if rc != 0:
-        failures.append(f"tandem run exited {rc}: {open(work + '/tandem-run.log').read()[-2000:]}")
+    log = open(work + '/tandem-run.log').read()
+    if rc != 0 and f"job {JOB} stopped" not in log:
+        failures.append(f"tandem run exited {rc} without stopping cleanly: {log[-2000:]}")
     keep = os.path.join(OUT, "observability-run")
     shutil.rmtree(keep, ignore_errors=True)
     if os.path.isdir(run_dir):
