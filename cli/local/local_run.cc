@@ -255,6 +255,7 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   supervisor_.store(nullptr);
   display.Finish();
   for (auto& [name, log] : logs) log->flush();
+  metrics.close();  // report.html below reads metrics.jsonl back: every buffered event must be in it
 
   LocalRunResult result;
   result.run = run;
