@@ -153,7 +153,18 @@ def substitute(expr):
     return expr.replace("$__rate_interval", RATE)
 
 
+def use_built_kubectl():
+    """Puts the kubectl built with the control plane (scripts/tools/build-k8s.sh, cached; run by
+    scripts/test.sh before ctest) first on PATH: Debian's is too old, and may not be there at all."""
+    r = subprocess.run([os.path.join(SRC, "scripts/tools/build-k8s.sh")], capture_output=True, text=True)
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines or not os.access(os.path.join(lines[-1], "kubectl"), os.X_OK):
+        raise SystemExit(f"FAIL: no kubectl from scripts/tools/build-k8s.sh: {r.stderr.strip()[-500:]}")
+    os.environ["PATH"] = lines[-1] + os.pathsep + os.environ.get("PATH", "")
+
+
 def main():
+    use_built_kubectl()
     for tool in ("prometheus", "promtool", "kubectl"):
         if shutil.which(tool) is None:
             raise SystemExit(f"FAIL: {tool} is not installed (scripts/install-deps.sh installs it)")

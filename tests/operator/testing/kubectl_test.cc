@@ -1,6 +1,7 @@
 // The real kubectl against tandem-fake-apiserver, for the user's flow: apply the CRDs, apply a
 // TrainingJob, get it (server-side Table with the CRD's printer columns), describe it (with its
-// Events), change and re-apply it, delete it. Skipped, visibly, when kubectl is not installed.
+// Events), change and re-apply it, delete it. kubectl is the one built with the real control plane
+// (scripts/tools/build-k8s.sh, which scripts/test.sh runs first); without it the test fails.
 #include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -11,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/yaml_json.h"
 #include "gtest/gtest.h"
@@ -50,7 +52,11 @@ std::string TrainingJobManifest(std::string* name) {
 class KubectlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (RunCommand("kubectl version --client").exit_code != 0) GTEST_SKIP() << "kubectl is not installed";
+    auto built = RunCommand(tandem::testing::SourceDir() + "/scripts/tools/build-k8s.sh 2>/dev/null");
+    ASSERT_EQ(built.exit_code, 0) << "scripts/tools/build-k8s.sh: " << built.output;
+    std::string kubectl_bin(absl::StripAsciiWhitespace(built.output));
+    kubectl_bin = kubectl_bin.substr(kubectl_bin.find_last_of('\n') + 1) + "/kubectl";
+    ASSERT_EQ(RunCommand(kubectl_bin + " version --client").exit_code, 0) << "no kubectl at " << kubectl_bin;
     dir_ = fs::temp_directory_path() / absl::StrCat("tandem_kubectl_", ::getpid());
     fs::create_directories(dir_);
     std::string bin = tandem::testing::BinDir() + "/tandem-fake-apiserver";
@@ -64,7 +70,7 @@ class KubectlTest : public ::testing::Test {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     ASSERT_TRUE(fs::exists(port_file)) << "tandem-fake-apiserver did not start";
-    kubectl_ = absl::StrCat("kubectl --kubeconfig ", kubeconfig, " --cache-dir ", (dir_ / "cache").string(), " ");
+    kubectl_ = absl::StrCat(kubectl_bin, " --kubeconfig ", kubeconfig, " --cache-dir ", (dir_ / "cache").string(), " ");
   }
   void TearDown() override {
     if (pid_ > 0) {
