@@ -15,6 +15,7 @@
 #include <random>
 
 #include "CLI/CLI.hpp"
+#include "trainer/backend/cpu/cpu_device.h"
 #include "trainer/core/device.h"
 #include "trainer/data/batch_reader.h"
 #include "trainer/data/data_config.h"

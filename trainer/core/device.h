@@ -1,7 +1,7 @@
 // The device seam: everything a layer asks of the hardware goes through this interface, so a CUDA
 // backend (cuBLAS/cuDNN) plugs in beside the CPU one (oneDNN) without changing any layer.
 //
-//   std::unique_ptr<Device> cpu = CreateCpuDevice({.threads = 2});
+//   std::unique_ptr<Device> cpu = CreateCpuDevice({.threads = 2});   // trainer/backend/cpu/cpu_device.h
 //   cpu->Gemm(false, true, m, n, k, 1.f, a, k, b, k, 0.f, c, n);
 //   std::unique_ptr<Conv2dKernel> conv = cpu->CreateConv2d(desc);   // owned by the layer
 //   conv->Forward(batch, x, w, b, y);
@@ -118,13 +118,5 @@ class Device {
   virtual std::unique_ptr<Pool2dKernel> CreatePool2d(const Pool2dDesc& desc) = 0;
   virtual std::unique_ptr<EltwiseKernel> CreateEltwise(EltwiseKind kind) = 0;
 };
-
-struct CpuDeviceOptions {
-  // Threads for oneDNN/OpenMP. 0: leave the OpenMP default (OMP_NUM_THREADS or all cores).
-  int threads = 0;
-};
-
-// The oneDNN CPU backend (trainer/core/cpu_device.cc, target tandem_trainer_cpu).
-std::unique_ptr<Device> CreateCpuDevice(const CpuDeviceOptions& options);
 
 }  // namespace tandem::trainer

@@ -12,6 +12,7 @@
 #include "absl/strings/str_format.h"
 #include "common/metrics.h"
 #include "common/status.h"
+#include "trainer/backend/cpu/cpu_device.h"
 #include "trainer/core/device.h"
 #include "trainer/data/batch_reader.h"
 #include "trainer/data/dataset.h"

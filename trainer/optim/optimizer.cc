@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "trainer/core/cpu_kernels.h"
+#include "trainer/backend/cpu/cpu_kernels.h"
 
 namespace tandem::trainer {
 

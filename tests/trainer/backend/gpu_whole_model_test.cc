@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/yaml_json.h"
 #include "gtest/gtest.h"
+#include "trainer/backend/cpu/cpu_device.h"
 #include "trainer/backend/layer_chain.h"
 #include "trainer/data/data_config.h"
 #include "trainer/data/idx_dataset.h"

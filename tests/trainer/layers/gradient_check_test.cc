@@ -21,6 +21,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
+#include "trainer/backend/cpu/cpu_device.h"
 #include "trainer/core/device.h"
 #include "trainer/layers/layer_registry.h"
 

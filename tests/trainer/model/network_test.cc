@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "gtest/gtest.h"
+#include "trainer/backend/cpu/cpu_device.h"
 #include "trainer/model/model_builder.h"
 
 namespace tandem::trainer {

@@ -4,6 +4,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "trainer/backend/cpu/cpu_device.h"
 
 namespace tandem::trainer {
 namespace {

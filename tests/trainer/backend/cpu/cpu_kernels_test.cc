@@ -1,6 +1,6 @@
 // The vectorised CPU kernels against plain scalar loops, over sizes that exercise the vector tails
 // and the multi-threaded split, in place where the header allows it.
-#include "trainer/core/cpu_kernels.h"
+#include "trainer/backend/cpu/cpu_kernels.h"
 
 #include <omp.h>
 

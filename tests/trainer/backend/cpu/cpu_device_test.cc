@@ -3,6 +3,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "trainer/backend/cpu/cpu_device.h"
 #include "trainer/core/device.h"
 #include "trainer/core/tensor.h"
 

@@ -1,4 +1,4 @@
-#include "trainer/core/cpu_kernels.h"
+#include "trainer/backend/cpu/cpu_kernels.h"
 
 #include <omp.h>
 

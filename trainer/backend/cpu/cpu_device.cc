@@ -21,7 +21,8 @@
 #include "common/check.h"
 #include "common/out_of_memory.h"
 #include "oneapi/dnnl/dnnl.hpp"
-#include "trainer/core/cpu_kernels.h"
+#include "trainer/backend/cpu/cpu_device.h"
+#include "trainer/backend/cpu/cpu_kernels.h"
 #include "trainer/core/dropout_mask.h"
 #include "trainer/core/device.h"
 

@@ -1,0 +1,23 @@
+// The CPU backend behind trainer/core/device.h: oneDNN for convolution, pooling and matrix
+// products, our vectorised OpenMP kernels (cpu_kernels.h) for the element-wise work.
+//
+//   std::unique_ptr<Device> cpu = CreateCpuDevice({.threads = 2});
+//   float* p = cpu->Allocate(n);   // host memory; Upload/Download are plain copies
+//
+// Built on every machine (target tandem_trainer_cpu); the only code that includes oneDNN.
+#pragma once
+
+#include <memory>
+
+#include "trainer/core/device.h"
+
+namespace tandem::trainer {
+
+struct CpuDeviceOptions {
+  // Threads for oneDNN/OpenMP. 0: leave the OpenMP default (OMP_NUM_THREADS or all cores).
+  int threads = 0;
+};
+
+std::unique_ptr<Device> CreateCpuDevice(const CpuDeviceOptions& options);
+
+}  // namespace tandem::trainer
