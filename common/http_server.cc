@@ -16,6 +16,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "common/http_request_reader.h"
 #include "common/logging.h"
 #include "common/status.h"
@@ -292,7 +293,7 @@ void HttpServer::Stop() {
   listen_fd_ = -1;
   std::list<std::unique_ptr<Connection>> conns;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (auto& c : connections_) ::shutdown(c->fd, SHUT_RDWR);
     conns.swap(connections_);
   }
@@ -305,7 +306,7 @@ void HttpServer::Stop() {
 void HttpServer::ReapFinished() {
   std::list<std::unique_ptr<Connection>> finished;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (auto it = connections_.begin(); it != connections_.end();) {
       if ((*it)->done.load()) {
         finished.push_back(std::move(*it));
@@ -344,7 +345,7 @@ void HttpServer::AcceptLoop() {
       ::inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
       rport = ntohs(a->sin6_port);
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (static_cast<int>(connections_.size()) >= options_.max_connections) {
       SendSimple(fd, 503, "too many connections\n");
       ::close(fd);

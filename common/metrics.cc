@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/synchronization/mutex.h"
 #include "common/check.h"
 
 namespace tandem::metrics {
@@ -180,7 +181,7 @@ Family<T>::Family(std::string name, std::string help, std::vector<std::string> l
 template <typename T>
 T* Family<T>::WithLabels(const std::vector<std::string>& label_values) {
   TANDEM_CHECK_EQ(label_values.size(), label_names_.size()) << "metric " << name_;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = children_.find(label_values);
   if (it != children_.end()) return it->second.get();
   std::unique_ptr<T> child;
@@ -196,13 +197,13 @@ T* Family<T>::WithLabels(const std::vector<std::string>& label_values) {
 
 template <typename T>
 void Family<T>::Remove(const std::vector<std::string>& label_values) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   children_.erase(label_values);
 }
 
 template <typename T>
 void Family<T>::Serialize(MetricType type, std::string* out) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& [values, child] : children_) {
     SerializeChild(name_, label_names_, values, *child, out);
   }
@@ -252,7 +253,7 @@ Registry::Entry& Registry::Register(const std::string& name, const std::string& 
 
 Family<Counter>& Registry::AddCounter(const std::string& name, const std::string& help,
                                       std::vector<std::string> label_names) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Entry& e = Register(name, help, MetricType::kCounter, label_names);
   if (!e.counter) e.counter.reset(new Family<Counter>(name, help, std::move(label_names), {}));
   return *e.counter;
@@ -260,7 +261,7 @@ Family<Counter>& Registry::AddCounter(const std::string& name, const std::string
 
 Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& help,
                                   std::vector<std::string> label_names) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Entry& e = Register(name, help, MetricType::kGauge, label_names);
   if (!e.gauge) e.gauge.reset(new Family<Gauge>(name, help, std::move(label_names), {}));
   return *e.gauge;
@@ -269,7 +270,7 @@ Family<Gauge>& Registry::AddGauge(const std::string& name, const std::string& he
 Family<Histogram>& Registry::AddHistogram(const std::string& name, const std::string& help,
                                           std::vector<std::string> label_names,
                                           std::vector<double> bounds) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   Entry& e = Register(name, help, MetricType::kHistogram, label_names);
   if (!e.histogram) {
     e.histogram.reset(
@@ -281,7 +282,7 @@ Family<Histogram>& Registry::AddHistogram(const std::string& name, const std::st
 void Registry::AddCallback(const std::string& name, const std::string& help, MetricType type,
                            std::function<double()> fn) {
   TANDEM_CHECK(type != MetricType::kHistogram) << "metric " << name;
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   TANDEM_CHECK(entries_.find(name) == entries_.end()) << "metric " << name << " registered twice";
   Entry& e = Register(name, help, type, {});
   e.callback = std::move(fn);
@@ -290,7 +291,7 @@ void Registry::AddCallback(const std::string& name, const std::string& help, Met
 std::string Registry::Serialize() const {
   std::string out;
   out.reserve(4096);
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (const auto& [name, e] : entries_) {
     out += "# HELP ";
     out += name;

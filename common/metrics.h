@@ -18,9 +18,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 
 namespace tandem::metrics {
 
@@ -101,8 +103,8 @@ class Family {
   const std::string help_;
   const std::vector<std::string> label_names_;
   const std::vector<double> bounds_;  // histograms only
-  mutable std::mutex mu_;
-  std::map<std::vector<std::string>, std::unique_ptr<T>> children_;  // GUARDED_BY(mu_)
+  mutable absl::Mutex mu_;
+  std::map<std::vector<std::string>, std::unique_ptr<T>> children_ ABSL_GUARDED_BY(mu_);
 };
 
 // Holds metric families and renders them in the text exposition format.
@@ -136,10 +138,10 @@ class Registry {
  private:
   struct Entry;
   Entry& Register(const std::string& name, const std::string& help, MetricType type,
-                  const std::vector<std::string>& label_names);
+                  const std::vector<std::string>& label_names) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
-  mutable std::mutex mu_;
-  std::map<std::string, std::unique_ptr<Entry>> entries_;  // GUARDED_BY(mu_)
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<Entry>> entries_ ABSL_GUARDED_BY(mu_);
 };
 
 // Registers process_cpu_seconds_total, process_resident_memory_bytes,

@@ -1,27 +1,29 @@
 #include "common/metrics_endpoint.h"
 
+#include "absl/synchronization/mutex.h"
+
 namespace tandem {
 
 void HealthState::SetReady(bool ready, const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ready_ = ready;
   ready_reason_ = reason;
 }
 
 void HealthState::SetHealthy(bool healthy, const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   healthy_ = healthy;
   health_reason_ = reason;
 }
 
 bool HealthState::ready(std::string* reason) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   *reason = ready_reason_;
   return ready_;
 }
 
 bool HealthState::healthy(std::string* reason) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   *reason = health_reason_;
   return healthy_;
 }

@@ -10,10 +10,11 @@
 // only once the component said it is ready, and 503 with the reason otherwise.
 #pragma once
 
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
 
@@ -27,11 +28,11 @@ class HealthState {
   bool healthy(std::string* reason) const;
 
  private:
-  mutable std::mutex mu_;
-  bool ready_ = false;
-  bool healthy_ = true;
-  std::string ready_reason_ = "starting";
-  std::string health_reason_;
+  mutable absl::Mutex mu_;
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;
+  bool healthy_ ABSL_GUARDED_BY(mu_) = true;
+  std::string ready_reason_ ABSL_GUARDED_BY(mu_) = "starting";
+  std::string health_reason_ ABSL_GUARDED_BY(mu_);
 };
 
 class MetricsEndpoint {

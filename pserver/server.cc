@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "grpcpp/grpcpp.h"
@@ -238,6 +239,7 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
       TANDEM_RETURN_IF_ERROR(ps->shard_->Restore(*state), "restoring shard ", options.shard.shard);
       TANDEM_LOG(info, "shard {} restored at version {} ({} tables)", options.shard.shard,
                  state->version, state->tables.size());
+      absl::MutexLock lock(&ps->mu_);
       ps->seen_version_ = ps->last_checkpoint_version_ = state->version;
       ps->has_checkpoint_ = true;
     }
@@ -259,10 +261,10 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
     PServer* raw = ps.get();
     ps->shard_->SetVersionListener([raw](uint64_t v) {
       {
-        std::lock_guard<std::mutex> lock(raw->mu_);
+        absl::MutexLock lock(&raw->mu_);
         raw->seen_version_ = v;
       }
-      raw->cv_.notify_all();
+      raw->cv_.SignalAll();
     });
     ps->checkpoint_thread_ = std::thread([raw] { raw->CheckpointLoop(); });
   }
@@ -273,13 +275,13 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
 }
 
 uint64_t PServer::last_checkpoint_version() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return last_checkpoint_version_;
 }
 
 absl::StatusOr<std::string> PServer::CheckpointNow() {
   if (!checkpointer_) return absl::FailedPreconditionError("this pserver has no --checkpoint-dir");
-  std::lock_guard<std::mutex> write_lock(checkpoint_mu_);
+  absl::MutexLock write_lock(&checkpoint_mu_);
   const auto start = std::chrono::steady_clock::now();
   ShardState state = shard_->Snapshot();
   auto path = checkpointer_->Write(state);
@@ -293,7 +295,7 @@ absl::StatusOr<std::string> PServer::CheckpointNow() {
   m.checkpoint_duration->Observe(SecondsSince(start));
   m.checkpoints_ok->Inc();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     last_checkpoint_version_ = state.version;
     has_checkpoint_ = true;
   }
@@ -308,9 +310,9 @@ std::vector<uint64_t> PServer::CheckpointSteps() const {
 
 absl::Status PServer::CheckpointAtStep(uint64_t step, CheckpointResponse* resp) {
   if (!checkpointer_) return absl::FailedPreconditionError("this pserver has no --checkpoint-dir");
-  std::lock_guard<std::mutex> write_lock(checkpoint_mu_);
+  absl::MutexLock write_lock(&checkpoint_mu_);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     // Another trainer already asked for this step: one file serves every rank.
     if (last_cut_step_ == step && !last_cut_path_.empty()) {
       resp->set_path(last_cut_path_);
@@ -332,7 +334,7 @@ absl::Status PServer::CheckpointAtStep(uint64_t step, CheckpointResponse* resp) 
   m.checkpoint_duration->Observe(SecondsSince(start));
   m.checkpoints_ok->Inc();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     last_checkpoint_version_ = state.version;
     has_checkpoint_ = true;
     last_cut_step_ = step;
@@ -347,7 +349,7 @@ absl::Status PServer::CheckpointAtStep(uint64_t step, CheckpointResponse* resp) 
 }
 
 absl::Status PServer::RestoreToStep(const RestoreRequest& req, RestoreResponse* resp) {
-  std::lock_guard<std::mutex> write_lock(checkpoint_mu_);
+  absl::MutexLock write_lock(&checkpoint_mu_);
   auto load = [&](uint64_t step) -> absl::StatusOr<ShardState> {
     if (!checkpointer_)
       return absl::FailedPreconditionError(absl::StrCat(
@@ -362,7 +364,7 @@ absl::Status PServer::RestoreToStep(const RestoreRequest& req, RestoreResponse* 
     PServerMetrics::Get().steps_lost->Set(static_cast<double>(resp->steps_lost()));
     // Checkpoints above `step` belong to the abandoned run; the resumed run writes its own.
     if (checkpointer_) checkpointer_->RemoveAbove(req.step());
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     last_cut_step_ = 0;
     last_cut_path_.clear();
     seen_version_ = resp->version();
@@ -372,31 +374,31 @@ absl::Status PServer::RestoreToStep(const RestoreRequest& req, RestoreResponse* 
 
 void PServer::CheckpointLoop() {
   const uint64_t interval = options_.checkpoint_interval;
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   // Due when the version crossed a multiple of the interval since the last attempt; a failed
   // write is retried at the next multiple, not in a loop.
   uint64_t attempted = last_checkpoint_version_;
   while (!stopping_) {
     if (seen_version_ / interval <= attempted / interval) {
-      cv_.wait(lock);
+      cv_.Wait(&mu_);
       continue;
     }
     attempted = seen_version_;
-    lock.unlock();
+    mu_.Unlock();
     // Trainers that drive consistent checkpoints (Checkpoint with a step) own the schedule.
     if (!shard_->cut_mode()) (void)CheckpointNow();
-    lock.lock();
+    mu_.Lock();
   }
 }
 
 absl::Status PServer::Stop(bool final_checkpoint) {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stopped_) return absl::OkStatus();
     stopped_ = true;
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (checkpoint_thread_.joinable()) checkpoint_thread_.join();
   shard_->Shutdown();
   if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));

@@ -15,15 +15,15 @@
 // messages beyond max_request_bytes + 1 MiB outright (RESOURCE_EXHAUSTED) without reading them.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "pserver/shard.h"
 #include "pserver/shard_checkpoint.h"
@@ -86,17 +86,17 @@ class PServer {
   std::unique_ptr<ShardCheckpointer> checkpointer_;
   int port_ = 0;
 
-  std::mutex checkpoint_mu_;  // serialises checkpoint writes
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  uint64_t seen_version_ = 0;             // GUARDED_BY(mu_)
-  uint64_t last_checkpoint_version_ = 0;  // GUARDED_BY(mu_)
-  bool has_checkpoint_ = false;           // GUARDED_BY(mu_)
-  uint64_t last_cut_step_ = 0;            // GUARDED_BY(mu_)
-  uint64_t last_cut_version_ = 0;         // GUARDED_BY(mu_)
-  std::string last_cut_path_;             // GUARDED_BY(mu_)
-  bool stopping_ = false;                 // GUARDED_BY(mu_)
-  bool stopped_ = false;                  // GUARDED_BY(mu_)
+  absl::Mutex checkpoint_mu_;  // serialises checkpoint writes
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  uint64_t seen_version_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_checkpoint_version_ ABSL_GUARDED_BY(mu_) = 0;
+  bool has_checkpoint_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t last_cut_step_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t last_cut_version_ ABSL_GUARDED_BY(mu_) = 0;
+  std::string last_cut_path_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   std::thread checkpoint_thread_;
 };
 

@@ -4,7 +4,9 @@
 #include <cstring>
 #include <limits>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "google/protobuf/util/message_differencer.h"
@@ -39,38 +41,38 @@ Shard::Shard(const ShardOptions& options)
 Shard::~Shard() { Shutdown(); }
 
 void Shard::SetVersionListener(std::function<void(uint64_t)> listener) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   listener_ = std::move(listener);
 }
 
 void Shard::NotifyVersion(uint64_t version) {
   std::function<void(uint64_t)> listener;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     listener = listener_;
   }
   if (listener) listener(version);
 }
 
 uint64_t Shard::version() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return version_;
 }
 uint64_t Shard::steps_lost() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return steps_lost_;
 }
 uint64_t Shard::restored_version() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return restored_version_;
 }
 
 void Shard::Shutdown() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     shutdown_ = true;
   }
-  applied_cv_.notify_all();
+  applied_cv_.SignalAll();
 }
 
 // ---- Tables ------------------------------------------------------------------------------------
@@ -109,7 +111,7 @@ absl::Status Shard::ValidateConfig(const TableConfig& c) const {
 absl::Status Shard::RegisterTable(const RegisterTableRequest& req, RegisterTableResponse* resp) {
   const TableConfig& c = req.table();
   if (absl::Status s = ValidateConfig(c); !s.ok()) return s;
-  std::unique_lock<std::shared_mutex> lock(tables_mu_);
+  absl::MutexLock lock(&tables_mu_);
   if (auto it = tables_.find(c.id()); it != tables_.end()) {
     if (!google::protobuf::util::MessageDifferencer::Equals(it->second->config, c))
       return absl::AlreadyExistsError(absl::StrCat("table ", c.id(), " is already registered as '",
@@ -138,7 +140,7 @@ absl::Status Shard::RegisterTable(const RegisterTableRequest& req, RegisterTable
 }
 
 absl::StatusOr<Shard::TableEntry*> Shard::FindTable(uint32_t id, TableConfig::Kind kind) const {
-  std::shared_lock<std::shared_mutex> lock(tables_mu_);
+  absl::ReaderMutexLock lock(&tables_mu_);
   auto it = tables_.find(id);
   if (it == tables_.end())
     return absl::NotFoundError(
@@ -247,7 +249,7 @@ bool Shard::TryApplyLocked() {
     for (uint32_t r = 0; r < options_.num_trainers; ++r)
       ready &= p.arrived[r] || (seen_rank_[r] && newest_step_[r] > version_);
     if (!ready) break;
-    std::shared_lock<std::shared_mutex> tables_lock(tables_mu_);
+    absl::ReaderMutexLock tables_lock(&tables_mu_);
     for (auto& [table_id, pt] : p.tables) {
       auto t = tables_.find(table_id);
       if (t == tables_.end()) continue;  // cannot happen: pushes validated the table
@@ -278,7 +280,7 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
   bool advanced = false;
   resp->Clear();
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     const uint64_t before = version_;
     TANDEM_RETURN_IF_ERROR(CheckCutLocked(h.rank(), h.step(), "push"));
     NoteFirstStepLocked(h.step());
@@ -324,7 +326,7 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
   // Async updates run outside the step lock: rows and blocks have their own locks.
   if (!options_.sync && !resp->dropped_stale() && !resp->ignored()) apply();
   if (advanced) {
-    applied_cv_.notify_all();
+    applied_cv_.SignalAll();
     NotifyVersion(new_version);
   }
   return absl::OkStatus();
@@ -430,7 +432,7 @@ absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadli
   bool advanced = false;
   absl::Status result = absl::OkStatus();
   {
-    std::unique_lock<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (shutdown_) return absl::UnavailableError("shard is shutting down");
     if (options_.sync) {
       const uint64_t before = version_;
@@ -458,16 +460,13 @@ absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadli
       }
       advanced = version_ != before;
       new_version = version_;
-      if (advanced) applied_cv_.notify_all();
+      if (advanced) applied_cv_.SignalAll();
       if (result.ok()) {
-        const auto done = [&] {
+        const auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
           return version_ > req.step() || shutdown_ || generation_ != generation;
         };
         while (!done()) {
-          if (applied_cv_.wait_for(lock, absl::ToChronoNanoseconds(deadline - absl::Now())) ==
-                  std::cv_status::timeout &&
-              absl::Now() >= deadline)
-            break;
+          if (applied_cv_.WaitWithDeadline(&mu_, deadline) && absl::Now() >= deadline) break;
         }
         if (version_ <= req.step() && generation_ != generation)
           result = absl::AbortedError(absl::StrCat(
@@ -496,13 +495,13 @@ void Shard::FillStatus(StatusResponse* resp) const {
   resp->set_sync_mode(options_.sync);
   resp->set_num_trainers(options_.num_trainers);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     resp->set_version(version_);
     resp->set_steps_lost(steps_lost_);
     resp->set_restored_version(restored_version_);
     resp->set_stale_dropped(stale_dropped_);
   }
-  std::shared_lock<std::shared_mutex> lock(tables_mu_);
+  absl::ReaderMutexLock lock(&tables_mu_);
   for (const auto& [id, t] : tables_) {
     TableStatus* s = resp->add_tables();
     s->set_id(id);
@@ -520,7 +519,7 @@ void Shard::FillStatus(StatusResponse* resp) const {
 
 ShardState Shard::Snapshot() const {
   // Holding the step lock keeps sync steps from being applied while tables are copied.
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return SnapshotLocked();
 }
 
@@ -531,7 +530,7 @@ ShardState Shard::SnapshotLocked() const {
   state.cut_mode = cut_mode_;
   state.version = version_;
   state.steps_lost = steps_lost_;
-  std::shared_lock<std::shared_mutex> tables_lock(tables_mu_);
+  absl::ReaderMutexLock tables_lock(&tables_mu_);
   for (const auto& [id, t] : tables_) {
     ShardState::Table table;
     table.config = t->config;
@@ -565,7 +564,7 @@ absl::StatusOr<std::map<uint32_t, std::unique_ptr<Shard::TableEntry>>> Shard::Bu
 }
 
 void Shard::ReplaceTablesLocked(std::map<uint32_t, std::unique_ptr<TableEntry>> tables) {
-  std::unique_lock<std::shared_mutex> lock(tables_mu_);
+  absl::MutexLock lock(&tables_mu_);
   for (auto& [id, entry] : tables_) retired_tables_.push_back(std::move(entry));
   tables_ = std::move(tables);
 }
@@ -576,7 +575,7 @@ absl::Status Shard::Restore(const ShardState& state) {
                                                    " of ", state.num_shards, ", this is shard ",
                                                    options_.shard, " of ", options_.num_shards));
   TANDEM_ASSIGN_OR_RETURN(auto tables, BuildTables(state.tables, /*initial=*/false));
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ReplaceTablesLocked(std::move(tables));
   version_ = state.version;
   restored_version_ = state.version;
@@ -595,7 +594,7 @@ absl::Status Shard::Restore(const ShardState& state) {
 // ---- Consistent cut ----------------------------------------------------------------------------
 
 bool Shard::cut_mode() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return cut_mode_;
 }
 
@@ -626,7 +625,7 @@ absl::Status Shard::Join(const JoinRequest& req, JoinResponse* resp) {
                                                    options_.num_trainers, " trainers"));
   bool aborted = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     cut_mode_ = true;
     awaiting_first_step_ = false;
     if (joined_[req.rank()]) {
@@ -648,13 +647,13 @@ absl::Status Shard::Join(const JoinRequest& req, JoinResponse* resp) {
   if (aborted) {
     TANDEM_LOG(warn, "shard {}: trainer rank {} restarted; the step in flight is aborted",
                options_.shard, req.rank());
-    applied_cv_.notify_all();
+    applied_cv_.SignalAll();
   }
   return absl::OkStatus();
 }
 
 absl::StatusOr<ShardState> Shard::SnapshotAtStep(uint64_t step) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   cut_mode_ = true;
   awaiting_first_step_ = false;
   if (options_.sync) {
@@ -676,7 +675,7 @@ absl::Status Shard::RestoreToStep(
     RestoreResponse* resp) {
   const uint64_t step = req.step();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     cut_mode_ = true;
     awaiting_first_step_ = false;
     const uint64_t from = version_;
@@ -698,7 +697,7 @@ absl::Status Shard::RestoreToStep(
     }
     ShardState state;
     if (step == 0) {
-      std::shared_lock<std::shared_mutex> tables_lock(tables_mu_);
+      absl::ReaderMutexLock tables_lock(&tables_mu_);
       for (const auto& [id, t] : tables_) state.tables.push_back({t->config, {}});
     } else {
       TANDEM_ASSIGN_OR_RETURN(state, load(step));
@@ -732,7 +731,7 @@ absl::Status Shard::RestoreToStep(
     resp->set_rolled_back(true);
     resp->set_steps_lost(steps_lost_);
   }
-  applied_cv_.notify_all();
+  applied_cv_.SignalAll();
   TANDEM_LOG(info, "shard {}: rolled back from step {} to step {} (asked by rank {})",
              options_.shard, resp->from_version(), step, req.rank());
   return absl::OkStatus();

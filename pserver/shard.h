@@ -20,21 +20,20 @@
 // Thread-safety: all methods are thread-safe.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proto/pserver.pb.h"
 #include "pserver/table.h"
@@ -142,20 +141,22 @@ class Shard {
   absl::Status ValidateConfig(const TableConfig& config) const;
   absl::Status ValidateHeader(const PushHeader& header) const;
   // Under mu_: fast-forwards on the first step seen after start-up.
-  void NoteFirstStepLocked(uint64_t step);
-  ShardState SnapshotLocked() const;
+  void NoteFirstStepLocked(uint64_t step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ShardState SnapshotLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Under mu_, sync mode: ABORTED when the trainers must resume from a common checkpoint before
   // `step` (from `rank`, doing `what`) can be accepted.
-  absl::Status CheckCutLocked(uint32_t rank, uint64_t step, const char* what);
+  absl::Status CheckCutLocked(uint32_t rank, uint64_t step, const char* what)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Builds table entries from declarations and data (`initial`: fresh, data ignored).
   absl::StatusOr<std::map<uint32_t, std::unique_ptr<TableEntry>>> BuildTables(
       const std::vector<ShardState::Table>& tables, bool initial) const;
   // Under mu_: replaces the tables; the old entries are retired, not freed (FindTable's
   // pointers stay valid for calls in flight).
-  void ReplaceTablesLocked(std::map<uint32_t, std::unique_ptr<TableEntry>> tables);
-  PendingStep& PendingLocked(uint64_t step);
+  void ReplaceTablesLocked(std::map<uint32_t, std::unique_ptr<TableEntry>> tables)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  PendingStep& PendingLocked(uint64_t step) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Under mu_: applies every pending step whose barrier is complete; returns true if any.
-  bool TryApplyLocked();
+  bool TryApplyLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Common push logic; `accumulate` adds the gradients to a pending table (sync), `apply`
   // applies them to the table (async).
   absl::Status Push(const PushHeader& header, uint32_t table_id,
@@ -165,34 +166,34 @@ class Shard {
 
   const ShardOptions options_;
 
-  mutable std::shared_mutex tables_mu_;
-  std::map<uint32_t, std::unique_ptr<TableEntry>> tables_;  // GUARDED_BY(tables_mu_)
+  mutable absl::Mutex tables_mu_;
+  std::map<uint32_t, std::unique_ptr<TableEntry>> tables_ ABSL_GUARDED_BY(tables_mu_);
 
-  mutable std::mutex mu_;  // the step protocol
-  std::condition_variable applied_cv_;
-  uint64_t version_ = 0;                     // GUARDED_BY(mu_)
-  uint64_t steps_lost_ = 0;                  // GUARDED_BY(mu_)
-  uint64_t restored_version_ = 0;            // GUARDED_BY(mu_)
-  bool awaiting_first_step_ = true;          // GUARDED_BY(mu_)
-  bool shutdown_ = false;                    // GUARDED_BY(mu_)
-  std::vector<uint64_t> newest_step_;        // per rank; GUARDED_BY(mu_)
-  std::vector<bool> seen_rank_;              // per rank; GUARDED_BY(mu_)
-  std::map<uint64_t, PendingStep> pending_;  // GUARDED_BY(mu_)
+  mutable absl::Mutex mu_;  // the step protocol
+  absl::CondVar applied_cv_;
+  uint64_t version_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t steps_lost_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t restored_version_ ABSL_GUARDED_BY(mu_) = 0;
+  bool awaiting_first_step_ ABSL_GUARDED_BY(mu_) = true;
+  bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<uint64_t> newest_step_ ABSL_GUARDED_BY(mu_);  // per rank
+  std::vector<bool> seen_rank_ ABSL_GUARDED_BY(mu_);  // per rank
+  std::map<uint64_t, PendingStep> pending_ ABSL_GUARDED_BY(mu_);
   // Async: per rank, the newest step pushed and the seqs seen in it, so that a push the client
   // retried after a timeout is applied once.
-  std::vector<uint64_t> async_step_;                       // GUARDED_BY(mu_)
-  std::vector<absl::flat_hash_set<uint32_t>> async_seqs_;  // GUARDED_BY(mu_)
-  uint64_t stale_dropped_ = 0;                             // GUARDED_BY(mu_)
-  std::function<void(uint64_t)> listener_;                 // GUARDED_BY(mu_)
+  std::vector<uint64_t> async_step_ ABSL_GUARDED_BY(mu_);
+  std::vector<absl::flat_hash_set<uint32_t>> async_seqs_ ABSL_GUARDED_BY(mu_);
+  uint64_t stale_dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  std::function<void(uint64_t)> listener_ ABSL_GUARDED_BY(mu_);
   // Consistent cut.
-  bool cut_mode_ = false;            // GUARDED_BY(mu_)
-  bool rejoin_pending_ = false;      // a known rank re-joined; GUARDED_BY(mu_)
-  bool restored_awaiting_ = false;   // restored a cut checkpoint at start-up; GUARDED_BY(mu_)
-  bool restart_loss_noted_ = false;  // GUARDED_BY(mu_)
-  uint64_t generation_ = 0;          // bumped when the step in flight is aborted; GUARDED_BY(mu_)
-  std::vector<bool> joined_;         // per rank; GUARDED_BY(mu_)
-  std::optional<uint64_t> async_restored_step_;  // GUARDED_BY(mu_)
-  std::vector<std::unique_ptr<TableEntry>> retired_tables_;  // GUARDED_BY(tables_mu_)
+  bool cut_mode_ ABSL_GUARDED_BY(mu_) = false;
+  bool rejoin_pending_ ABSL_GUARDED_BY(mu_) = false;  // a known rank re-joined
+  bool restored_awaiting_ ABSL_GUARDED_BY(mu_) = false;  // restored a cut checkpoint at start-up
+  bool restart_loss_noted_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped when the step in flight is aborted
+  std::vector<bool> joined_ ABSL_GUARDED_BY(mu_);  // per rank
+  std::optional<uint64_t> async_restored_step_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<TableEntry>> retired_tables_ ABSL_GUARDED_BY(tables_mu_);
 };
 
 }  // namespace tandem::pserver

@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "pserver/initializer.h"
 #include "pserver/placement.h"
 
@@ -34,7 +35,7 @@ uint32_t SparseTable::FindOrCreate(Stripe& s, uint64_t key) {
 void SparseTable::Pull(absl::Span<const uint64_t> keys, absl::Span<float> out) {
   for (size_t i = 0; i < keys.size(); ++i) {
     Stripe& s = stripes_[StripeOf(keys[i])];
-    std::lock_guard<std::mutex> lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     const uint32_t slot = FindOrCreate(s, keys[i]);
     std::memcpy(out.data() + i * dim_, s.data.data() + slot * stride_, dim_ * sizeof(float));
   }
@@ -44,7 +45,7 @@ void SparseTable::Apply(absl::Span<const uint64_t> keys, absl::Span<const float>
                         float scale) {
   for (size_t i = 0; i < keys.size(); ++i) {
     Stripe& s = stripes_[StripeOf(keys[i])];
-    std::lock_guard<std::mutex> lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     const uint32_t slot = FindOrCreate(s, keys[i]);
     float* row = s.data.data() + slot * stride_;
     optimizer_.Apply(row, row + dim_, grads.data() + i * dim_, dim_, scale, s.counts[slot]);
@@ -55,7 +56,7 @@ void SparseTable::Apply(absl::Span<const uint64_t> keys, absl::Span<const float>
 uint64_t SparseTable::rows() const {
   uint64_t n = 0;
   for (const Stripe& s : stripes_) {
-    std::lock_guard<std::mutex> lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     n += s.keys.size();
   }
   return n;
@@ -64,7 +65,7 @@ uint64_t SparseTable::rows() const {
 TableSnapshot SparseTable::Snapshot() const {
   TableSnapshot snap;
   for (const Stripe& s : stripes_) {
-    std::lock_guard<std::mutex> lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     snap.keys.insert(snap.keys.end(), s.keys.begin(), s.keys.end());
     snap.values.insert(snap.values.end(), s.data.begin(), s.data.end());
     snap.counts.insert(snap.counts.end(), s.counts.begin(), s.counts.end());
@@ -79,7 +80,7 @@ absl::Status SparseTable::Restore(const TableSnapshot& snap) {
                      " keys, ", snap.values.size(), " values and ", snap.counts.size(),
                      " counts; expected ", stride_, " values per key"));
   for (Stripe& s : stripes_) {
-    std::lock_guard<std::mutex> lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     s.index.clear();
     s.data.clear();
     s.counts.clear();
@@ -87,7 +88,7 @@ absl::Status SparseTable::Restore(const TableSnapshot& snap) {
   }
   for (size_t i = 0; i < snap.keys.size(); ++i) {
     Stripe& s = stripes_[StripeOf(snap.keys[i])];
-    std::lock_guard<std::mutex> lock(s.mu);
+    absl::MutexLock lock(&s.mu);
     auto [it, inserted] = s.index.try_emplace(snap.keys[i], static_cast<uint32_t>(s.keys.size()));
     if (!inserted)
       return absl::InvalidArgumentError(
@@ -134,13 +135,13 @@ uint32_t DenseTable::BlockLength(uint32_t block) const {
 
 void DenseTable::Pull(uint32_t block, absl::Span<float> out) const {
   const Block& b = *blocks_[block_index_.at(block)];
-  std::lock_guard<std::mutex> lock(b.mu);
+  absl::MutexLock lock(&b.mu);
   std::memcpy(out.data(), b.data.data(), b.length * sizeof(float));
 }
 
 void DenseTable::Apply(uint32_t block, absl::Span<const float> grads, float scale) {
   Block& b = *blocks_[block_index_.at(block)];
-  std::lock_guard<std::mutex> lock(b.mu);
+  absl::MutexLock lock(&b.mu);
   optimizer_.Apply(b.data.data(), b.data.data() + b.length, grads.data(), b.length, scale, b.count);
   ++b.count;
 }
@@ -149,7 +150,7 @@ TableSnapshot DenseTable::Snapshot() const {
   TableSnapshot snap;
   snap.values.reserve(owned_floats_ * (1 + slots_));
   for (const auto& b : blocks_) {
-    std::lock_guard<std::mutex> lock(b->mu);
+    absl::MutexLock lock(&b->mu);
     snap.keys.push_back(b->id);
     snap.counts.push_back(b->count);
     snap.values.insert(snap.values.end(), b->data.begin(), b->data.end());
@@ -172,7 +173,7 @@ absl::Status DenseTable::Restore(const TableSnapshot& snap) {
       return absl::InvalidArgumentError(absl::StrCat("dense table '", config_.name(),
                                                      "': snapshot block ", snap.keys[i],
                                                      " where block ", b.id, " was expected"));
-    std::lock_guard<std::mutex> lock(b.mu);
+    absl::MutexLock lock(&b.mu);
     std::copy(snap.values.begin() + offset, snap.values.begin() + offset + b.data.size(),
               b.data.begin());
     b.count = snap.counts[i];

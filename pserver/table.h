@@ -9,11 +9,12 @@
 #include <array>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "proto/pserver.pb.h"
 #include "pserver/optimizer.h"
@@ -51,17 +52,17 @@ class SparseTable {
  private:
   static constexpr int kStripes = 64;
   struct Stripe {
-    mutable std::mutex mu;
-    absl::flat_hash_map<uint64_t, uint32_t> index;  // key -> row slot; GUARDED_BY(mu)
-    std::vector<float> data;                        // slots * stride_; GUARDED_BY(mu)
-    std::vector<uint64_t> counts;                   // per slot; GUARDED_BY(mu)
-    std::vector<uint64_t> keys;                     // per slot; GUARDED_BY(mu)
+    mutable absl::Mutex mu;
+    absl::flat_hash_map<uint64_t, uint32_t> index ABSL_GUARDED_BY(mu);  // key -> row slot
+    std::vector<float> data ABSL_GUARDED_BY(mu);  // slots * stride_
+    std::vector<uint64_t> counts ABSL_GUARDED_BY(mu);  // per slot
+    std::vector<uint64_t> keys ABSL_GUARDED_BY(mu);  // per slot
   };
   static int StripeOf(uint64_t key) {
     return static_cast<int>((key * 0x9E3779B97F4A7C15ull) >> 58);
   }
-  // Row slot of `key` in `s`, created if missing. REQUIRES: s.mu held.
-  uint32_t FindOrCreate(Stripe& s, uint64_t key);
+  // Row slot of `key` in `s`, created if missing.
+  uint32_t FindOrCreate(Stripe& s, uint64_t key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
 
   const TableConfig config_;
   const Optimizer optimizer_;
@@ -96,11 +97,11 @@ class DenseTable {
 
  private:
   struct Block {
-    mutable std::mutex mu;
+    mutable absl::Mutex mu;
     uint32_t id = 0;
     uint32_t length = 0;
-    uint64_t count = 0;       // GUARDED_BY(mu)
-    std::vector<float> data;  // length * (1 + slots); GUARDED_BY(mu)
+    uint64_t count ABSL_GUARDED_BY(mu) = 0;
+    std::vector<float> data ABSL_GUARDED_BY(mu);  // length * (1 + slots)
   };
 
   const TableConfig config_;

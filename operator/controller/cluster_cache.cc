@@ -1,5 +1,7 @@
 #include "operator/controller/cluster_cache.h"
 
+#include "absl/synchronization/mutex.h"
+
 namespace tandem::controller {
 
 kube::Object InformerCache::Get(const kube::Resource& r, const std::string& key) const {
@@ -16,17 +18,17 @@ void FakeCache::Put(const kube::Resource& r, nlohmann::json object) {
   object["kind"] = r.kind;
   object["apiVersion"] = r.ApiVersion();
   std::string key = kube::ObjectKey::Of(object).String();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   objects_[r.plural][key] = std::make_shared<const nlohmann::json>(std::move(object));
 }
 
 void FakeCache::Remove(const kube::Resource& r, const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   objects_[r.plural].erase(key);
 }
 
 kube::Object FakeCache::Get(const kube::Resource& r, const std::string& key) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = objects_.find(r.plural);
   if (it == objects_.end()) return nullptr;
   auto o = it->second.find(key);
@@ -34,7 +36,7 @@ kube::Object FakeCache::Get(const kube::Resource& r, const std::string& key) con
 }
 
 std::vector<kube::Object> FakeCache::List(const kube::Resource& r) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<kube::Object> out;
   auto it = objects_.find(r.plural);
   if (it == objects_.end()) return out;

@@ -4,10 +4,11 @@
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "operator/kube/informer.h"
 
 namespace tandem::controller {
@@ -40,8 +41,9 @@ class FakeCache : public ClusterCache {
   std::vector<kube::Object> List(const kube::Resource& r) const override;
 
  private:
-  mutable std::mutex mu_;
-  std::map<std::string, std::map<std::string, kube::Object>> objects_;  // plural -> key -> object
+  mutable absl::Mutex mu_;
+  // plural -> key -> object
+  std::map<std::string, std::map<std::string, kube::Object>> objects_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem::controller

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "operator/controller/http_get.h"
 #include "operator/controller/operator_metrics.h"
@@ -75,7 +76,7 @@ double ProgressProber::WallNow() const {
 }
 
 void ProgressProber::Start() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (!threads_.empty()) return;
   stop_ = false;
   for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this] { Loop(); });
@@ -83,16 +84,16 @@ void ProgressProber::Start() {
 
 void ProgressProber::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   for (auto& t : threads_) t.join();
   threads_.clear();
 }
 
 std::optional<ProgressSample> ProgressProber::Observe(const std::string& key, const TrainerEndpoint& endpoint) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto [it, inserted] = entries_.try_emplace(key);
   Entry& e = it->second;
   if (inserted || !(e.endpoint == endpoint)) {
@@ -100,19 +101,19 @@ std::optional<ProgressSample> ProgressProber::Observe(const std::string& key, co
     e.endpoint = endpoint;
     e.next_due = Clock::now();
     e.generation = next_generation_++;
-    cv_.notify_one();
+    cv_.Signal();
   }
   return e.last;
 }
 
 void ProgressProber::Forget(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   entries_.erase(key);
 }
 
 void ProgressProber::Loop() {
   auto& scrapes = OperatorMetrics::Get().progress_scrapes;
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   while (!stop_) {
     // The due entry with the earliest deadline that no other thread is scraping.
     auto due = entries_.end();
@@ -121,11 +122,11 @@ void ProgressProber::Loop() {
       if (due == entries_.end() || it->second.next_due < due->second.next_due) due = it;
     }
     if (due == entries_.end()) {
-      cv_.wait(lock);
+      cv_.Wait(&mu_);
       continue;
     }
     if (due->second.next_due > Clock::now()) {
-      cv_.wait_until(lock, due->second.next_due);
+      cv_.WaitWithTimeout(&mu_, absl::FromChrono(due->second.next_due - Clock::now()));
       continue;
     }
     const std::string key = due->first;
@@ -133,7 +134,7 @@ void ProgressProber::Loop() {
     const uint64_t generation = due->second.generation;
     const uint64_t flight = next_flight_++;
     due->second.flight = flight;
-    lock.unlock();
+    mu_.Unlock();
 
     absl::StatusOr<TrainerMetrics> metrics = [&]() -> absl::StatusOr<TrainerMetrics> {
       auto body = HttpGet({.host = endpoint.host,
@@ -148,7 +149,7 @@ void ProgressProber::Loop() {
     const double wall = WallNow();
 
     bool changed = false;
-    lock.lock();
+    mu_.Lock();
     auto it = entries_.find(key);
     if (it != entries_.end() && it->second.generation == generation) {
       Entry& e = it->second;
@@ -167,11 +168,11 @@ void ProgressProber::Loop() {
       it->second.flight = 0;  // the endpoint changed meanwhile: this result is stale
     }
     if (changed && options_.on_update) {
-      lock.unlock();
+      mu_.Unlock();
       options_.on_update(key);
-      lock.lock();
+      mu_.Lock();
     }
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 }
 

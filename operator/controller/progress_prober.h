@@ -17,18 +17,18 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 namespace tandem::controller {
 
@@ -107,12 +107,12 @@ class ProgressProber : public ProgressSource {
   double WallNow() const;
 
   const ProgressProberOptions options_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::map<std::string, Entry> entries_;  // GUARDED_BY(mu_)
-  uint64_t next_generation_ = 1;          // GUARDED_BY(mu_)
-  uint64_t next_flight_ = 1;              // GUARDED_BY(mu_)
-  bool stop_ = false;                     // GUARDED_BY(mu_)
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::map<std::string, Entry> entries_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_generation_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t next_flight_ ABSL_GUARDED_BY(mu_) = 1;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "api/queue.h"
 #include "common/logging.h"
 #include "common/status.h"
@@ -256,7 +257,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   kube::Object cached = cache_->Get(kube::kTrainingJobs, key);
   if (cached == nullptr) {
     ForgetProgress(key);
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (assumed_.erase(key) > 0) result.schedule = true;
     return result;  // deleted: owner references let the garbage collector remove the children
   }
@@ -340,7 +341,7 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
       api::SetCondition(&st.conditions, api::kConditionRunning, "False", "Suspended", "workers released", now);
       Event(obj, "Normal", "Suspended", absl::StrCat("suspended; ", pods.live.size(), " workers stopped"));
       result.schedule = true;
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       assumed_.erase(key);
     }
     return write();
@@ -605,7 +606,7 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
       (*invalid_queues)[kube::NameOf(*q)] = std::string(parsed.status().message());
     }
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::set<std::string> seen;
   for (const auto& o : cache_->List(kube::kTrainingJobs)) {
     api::FieldErrors errors;
@@ -696,7 +697,7 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     auto w = api_->UpdateStatus(kube::kTrainingJobs, updated);
     note_error(w.status());
     if (w.ok()) {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       assumed_[p.victim] = {{}, kube::ResourceVersionOf(*w)};
     }
     Event(obj, "Warning", "Preempted",
@@ -731,7 +732,7 @@ ReconcileResult TrainingJobReconciler::Schedule() {
       continue;
     }
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       assumed_[a.job] = {a.placement, kube::ResourceVersionOf(*w)};
     }
     Event(obj, "Normal", "Admitted", message);
@@ -829,18 +830,18 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     }
   }
   {
-    static std::mutex series_mu;
+    static absl::Mutex series_mu;
     static std::set<std::vector<std::string>> last_workers, last_queued;
-    std::lock_guard<std::mutex> lock(series_mu);
+    absl::MutexLock lock(&series_mu);
     for (const auto& l : last_workers) if (!worker_series.count(l)) m.job_workers.Remove(l);
     for (const auto& l : last_queued) if (!queued_series.count(l)) m.job_queued_since.Remove(l);
     last_workers = std::move(worker_series);
     last_queued = std::move(queued_series);
   }
   {
-    static std::mutex seen_mu;
+    static absl::Mutex seen_mu;
     static std::set<std::pair<std::string, std::string>> seen;
-    std::lock_guard<std::mutex> lock(seen_mu);
+    absl::MutexLock lock(&seen_mu);
     for (const auto& k : seen) {
       if (!by_phase.count(k)) m.jobs.WithLabels({k.first, k.second})->Set(0);
     }

@@ -18,11 +18,12 @@
 
 #include <functional>
 #include <map>
-#include <mutex>
 #include <optional>
 #include <set>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "api/training_job.h"
 #include "operator/controller/cluster_cache.h"
 #include "operator/controller/progress_prober.h"
@@ -104,8 +105,8 @@ class TrainingJobReconciler {
     std::vector<std::string> placement;  // empty: preempted (terminating)
     std::string written_rv;
   };
-  std::mutex mu_;
-  std::map<std::string, Assumed> assumed_;  // GUARDED_BY(mu_)
+  absl::Mutex mu_;
+  std::map<std::string, Assumed> assumed_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem::controller

@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 
 namespace tandem::kube {
@@ -19,8 +20,10 @@ void EventRecorder::Record(const nlohmann::json& object, const std::string& type
   std::string correlation = absl::StrCat(UidOf(object), "\x1f", type, "\x1f", reason, "\x1f", message);
   Seen seen;
   std::string name;
+  uint64_t seq = 0;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
+    seq = seq_;
     auto it = seen_.find(correlation);
     if (it != seen_.end()) {
       it->second.count++;
@@ -38,7 +41,7 @@ void EventRecorder::Record(const nlohmann::json& object, const std::string& type
     nlohmann::json patch = {{"count", seen.count}, {"lastTimestamp", now}};
     auto s = api_->Patch(kEvents, ns, seen.name, PatchType::kMerge, patch);
     if (s.ok()) return;
-    name = absl::StrFormat("%s.%x", NameOf(object), seq_);  // the old Event is gone: start over
+    name = absl::StrFormat("%s.%x", NameOf(object), seq);  // the old Event is gone: start over
   }
   nlohmann::json event = {
       {"metadata", {{"name", name}, {"namespace", ns}}},

@@ -5,9 +5,10 @@
 #pragma once
 
 #include <map>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "operator/kube/kube_api.h"
 
 namespace tandem::kube {
@@ -27,9 +28,9 @@ class EventRecorder {
   KubeApi* api_;
   const std::string component_;
   const std::string host_;
-  std::mutex mu_;
-  std::map<std::string, Seen> seen_;  // GUARDED_BY(mu_)
-  uint64_t seq_ = 0;                  // GUARDED_BY(mu_)
+  absl::Mutex mu_;
+  std::map<std::string, Seen> seen_ ABSL_GUARDED_BY(mu_);
+  uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace tandem::kube

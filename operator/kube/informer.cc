@@ -2,6 +2,7 @@
 
 #include <random>
 
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "operator/kube/api_error.h"
 
@@ -22,28 +23,30 @@ void Informer::Start() {
 
 void Informer::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stop_ = true;
     if (current_watch_ != nullptr) current_watch_->Cancel();
-    cv_.notify_all();
+    cv_.SignalAll();
   }
   if (thread_.joinable()) thread_.join();
 }
 
 bool Informer::WaitForSync(std::chrono::duration<double> timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
-  return cv_.wait_for(lock, timeout, [this] { return synced_.load() || stop_.load(); }) &&
-         synced_.load();
+  absl::MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + absl::Seconds(timeout.count());
+  while (!synced_.load() && !stop_.load() && !cv_.WaitWithDeadline(&mu_, deadline)) {
+  }
+  return synced_.load();
 }
 
 Object Informer::Get(const std::string& key) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = store_.find(key);
   return it == store_.end() ? nullptr : it->second;
 }
 
 std::vector<Object> Informer::List() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<Object> out;
   out.reserve(store_.size());
   for (const auto& [k, v] : store_) out.push_back(v);
@@ -51,7 +54,7 @@ std::vector<Object> Informer::List() const {
 }
 
 std::vector<Object> Informer::ListNamespace(const std::string& ns) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   std::vector<Object> out;
   for (auto it = store_.lower_bound(ns + "/"); it != store_.end(); ++it) {
     if (it->first.compare(0, ns.size() + 1, ns + "/") != 0) break;
@@ -61,18 +64,20 @@ std::vector<Object> Informer::ListNamespace(const std::string& ns) const {
 }
 
 size_t Informer::Size() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return store_.size();
 }
 
 std::string Informer::LastResourceVersion() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return resource_version_;
 }
 
 void Informer::Sleep(double seconds) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return stop_.load(); });
+  absl::MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + absl::Seconds(seconds);
+  while (!stop_.load() && !cv_.WaitWithDeadline(&mu_, deadline)) {
+  }
 }
 
 void Informer::Run() {
@@ -127,7 +132,7 @@ bool Informer::ListAndReplace() {
   // Diff against the cache so handlers see what changed while we were not watching.
   std::vector<std::pair<Object, Object>> updates;  // (old, new); old null = add, new null = delete
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     for (const auto& [k, obj] : fresh) {
       auto it = store_.find(k);
       if (it == store_.end()) {
@@ -150,8 +155,8 @@ bool Informer::ListAndReplace() {
     }
   }
   if (!synced_.exchange(true)) {
-    std::lock_guard<std::mutex> lock(mu_);
-    cv_.notify_all();
+    absl::MutexLock lock(&mu_);
+    cv_.SignalAll();
   }
   return true;
 }
@@ -168,7 +173,7 @@ bool Informer::WatchOnce(bool* failed) {
     return true;
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (stop_) return true;
     current_watch_ = stream->get();
   }
@@ -190,7 +195,7 @@ bool Informer::WatchOnce(bool* failed) {
     Apply(**ev);
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     current_watch_ = nullptr;
   }
   return !relist;
@@ -200,7 +205,7 @@ void Informer::Apply(const WatchEvent& ev) {
   std::string rv = ResourceVersionOf(ev.object);
   if (ev.type == "BOOKMARK") {
     ++bookmarks_;
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (!rv.empty()) resource_version_ = rv;
     return;
   }
@@ -208,7 +213,7 @@ void Informer::Apply(const WatchEvent& ev) {
   std::string key = ObjectKey::Of(*obj).String();
   Object old_obj;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto it = store_.find(key);
     if (it != store_.end()) old_obj = it->second;
     if (ev.type == "DELETED") {

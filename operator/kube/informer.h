@@ -16,15 +16,15 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "operator/kube/kube_api.h"
 
 namespace tandem::kube {
@@ -89,11 +89,11 @@ class Informer {
   const InformerOptions options_;
   std::vector<InformerHandler> handlers_;
 
-  mutable std::mutex mu_;
-  std::map<std::string, Object> store_;  // GUARDED_BY(mu_)
-  std::string resource_version_;         // GUARDED_BY(mu_)
-  WatchStream* current_watch_ = nullptr; // GUARDED_BY(mu_)
-  std::condition_variable cv_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, Object> store_ ABSL_GUARDED_BY(mu_);
+  std::string resource_version_ ABSL_GUARDED_BY(mu_);
+  WatchStream* current_watch_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::CondVar cv_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> synced_{false};
   std::atomic<int> lists_{0}, watches_{0}, bookmarks_{0};

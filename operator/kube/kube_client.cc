@@ -10,10 +10,12 @@
 #include <fstream>
 #include <sstream>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/status.h"
@@ -124,7 +126,7 @@ class KubeClient::Impl {
   }
 
   std::string Token() {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto now = std::chrono::steady_clock::now();
     if (!cfg_.token_file.empty() && now - token_read_ > std::chrono::seconds(60)) {
       std::ifstream in(cfg_.token_file);
@@ -180,8 +182,9 @@ class KubeClient::Impl {
   KubeConfig cfg_;
   const KubeClientOptions options_;
   http_client client_;
-  std::mutex mu_;
-  std::chrono::steady_clock::time_point token_read_ = std::chrono::steady_clock::now();
+  absl::Mutex mu_;
+  std::chrono::steady_clock::time_point token_read_ ABSL_GUARDED_BY(mu_) =
+      std::chrono::steady_clock::now();
 };
 
 namespace {

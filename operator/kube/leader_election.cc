@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "operator/kube/api_error.h"
 
@@ -13,19 +14,21 @@ LeaderElector::LeaderElector(KubeApi* api, LeaderElectionConfig config)
 LeaderElector::~LeaderElector() { Stop(); }
 
 void LeaderElector::Stop() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   stop_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 std::string LeaderElector::ObservedLeader() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return observed_holder_;
 }
 
 bool LeaderElector::Wait(double seconds) {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait_for(lock, std::chrono::duration<double>(seconds), [this] { return stop_.load(); });
+  absl::MutexLock lock(&mu_);
+  const absl::Time deadline = absl::Now() + absl::Seconds(seconds);
+  while (!stop_.load() && !cv_.WaitWithDeadline(&mu_, deadline)) {
+  }
   return !stop_;
 }
 
@@ -44,7 +47,7 @@ bool LeaderElector::TryAcquireOrRenew() {
           {"leaseTransitions", 0}}}};
     auto created = api_->Create(kLeases, config_.ns, lease);
     if (!created.ok()) return false;
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     observed_holder_ = config_.identity;
     observed_renew_time_ = now;
     observed_at_ = std::chrono::steady_clock::now();
@@ -63,7 +66,7 @@ bool LeaderElector::TryAcquireOrRenew() {
   int held_for = spec.value("leaseDurationSeconds", duration);
   auto observed_now = std::chrono::steady_clock::now();
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (holder != observed_holder_ || renew != observed_renew_time_) {
       if (holder != observed_holder_ && config_.on_new_leader && !holder.empty()) {
         config_.on_new_leader(holder);
@@ -89,7 +92,7 @@ bool LeaderElector::TryAcquireOrRenew() {
     }
     return false;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   observed_holder_ = config_.identity;
   observed_renew_time_ = now;
   observed_at_ = std::chrono::steady_clock::now();

@@ -12,11 +12,11 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "operator/kube/kube_api.h"
 
 namespace tandem::kube {
@@ -56,14 +56,14 @@ class LeaderElector {
 
   KubeApi* api_;
   const LeaderElectionConfig config_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> leading_{false};
   // Last observed record and when we observed it change (our clock).
-  std::string observed_holder_;          // GUARDED_BY(mu_)
-  std::string observed_renew_time_;      // GUARDED_BY(mu_)
-  std::chrono::steady_clock::time_point observed_at_;  // GUARDED_BY(mu_)
+  std::string observed_holder_ ABSL_GUARDED_BY(mu_);
+  std::string observed_renew_time_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point observed_at_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem::kube

@@ -4,22 +4,24 @@
 #include <cmath>
 #include <limits>
 
+#include "absl/synchronization/mutex.h"
+
 namespace tandem::kube {
 
 Duration ItemExponentialRateLimiter::When(const std::string& item) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   int n = failures_[item]++;
   double d = base_.count() * std::pow(2.0, std::min(n, 62));
   return Duration(std::min(d, max_.count()));
 }
 
 void ItemExponentialRateLimiter::Forget(const std::string& item) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   failures_.erase(item);
 }
 
 int ItemExponentialRateLimiter::NumRequeues(const std::string& item) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto it = failures_.find(item);
   return it == failures_.end() ? 0 : it->second;
 }
@@ -28,7 +30,7 @@ TokenBucketRateLimiter::TokenBucketRateLimiter(double qps, int burst)
     : qps_(qps), burst_(burst), tokens_(burst), last_(std::chrono::steady_clock::now()) {}
 
 Duration TokenBucketRateLimiter::When(const std::string&) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto now = std::chrono::steady_clock::now();
   tokens_ = std::min(burst_, tokens_ + Duration(now - last_).count() * qps_);
   last_ = now;
@@ -86,16 +88,16 @@ void WorkQueue::AddLocked(const std::string& key) {
   if (processing_.count(key) != 0) return;  // re-queued by Done
   queue_.push_back(key);
   UpdateDepthLocked();
-  cv_.notify_one();
+  cv_.Signal();
 }
 
 void WorkQueue::Add(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   AddLocked(key);
 }
 
 void WorkQueue::AddAfter(const std::string& key, Duration delay) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (shutting_down_) return;
   if (delay.count() <= 0) {
     AddLocked(key);
@@ -112,7 +114,7 @@ void WorkQueue::AddAfter(const std::string& key, Duration delay) {
     }
   }
   waiting_.emplace(at, key);
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void WorkQueue::AddRateLimited(const std::string& key) {
@@ -137,7 +139,7 @@ bool WorkQueue::Get(std::string* key) {
 }
 
 bool WorkQueue::GetFor(std::string* key, Duration timeout) {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   auto deadline = std::isinf(timeout.count())
                       ? std::chrono::steady_clock::time_point::max()
                       : std::chrono::steady_clock::now() +
@@ -149,9 +151,11 @@ bool WorkQueue::GetFor(std::string* key, Duration timeout) {
     auto wake = deadline;
     if (!waiting_.empty()) wake = std::min(wake, waiting_.begin()->first);
     if (wake == std::chrono::steady_clock::time_point::max()) {
-      cv_.wait(lock);
+      cv_.Wait(&mu_);
     } else {
-      if (cv_.wait_until(lock, wake) == std::cv_status::timeout &&
+      const bool timed_out =
+          cv_.WaitWithTimeout(&mu_, absl::FromChrono(wake - std::chrono::steady_clock::now()));
+      if (timed_out &&
           std::chrono::steady_clock::now() >= deadline) {
         PromoteDueLocked();
         if (queue_.empty() || shutting_down_) return false;
@@ -167,34 +171,34 @@ bool WorkQueue::GetFor(std::string* key, Duration timeout) {
 }
 
 void WorkQueue::Done(const std::string& key) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   processing_.erase(key);
   if (dirty_.count(key) != 0 && !shutting_down_) {
     queue_.push_back(key);
     UpdateDepthLocked();
-    cv_.notify_one();
+    cv_.Signal();
   }
 }
 
 void WorkQueue::ShutDown() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   shutting_down_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 bool WorkQueue::ShuttingDown() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return shutting_down_;
 }
 
 int WorkQueue::Len() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   PromoteDueLocked();
   return static_cast<int>(queue_.size());
 }
 
 int WorkQueue::DelayedLen() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return static_cast<int>(waiting_.size());
 }
 

@@ -17,15 +17,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/metrics.h"
 
 namespace tandem::kube {
@@ -51,8 +51,8 @@ class ItemExponentialRateLimiter : public RateLimiter {
 
  private:
   const Duration base_, max_;
-  std::mutex mu_;
-  std::map<std::string, int> failures_;
+  absl::Mutex mu_;
+  std::map<std::string, int> failures_ ABSL_GUARDED_BY(mu_);
 };
 
 // An overall token bucket: `qps` tokens per second, `burst` at most (client-go: 10 qps, 100).
@@ -66,9 +66,9 @@ class TokenBucketRateLimiter : public RateLimiter {
  private:
   const double qps_;
   const double burst_;
-  std::mutex mu_;
-  double tokens_;
-  std::chrono::steady_clock::time_point last_;
+  absl::Mutex mu_;
+  double tokens_ ABSL_GUARDED_BY(mu_);
+  std::chrono::steady_clock::time_point last_ ABSL_GUARDED_BY(mu_);
 };
 
 // The longest wait of several limiters.
@@ -114,19 +114,19 @@ class WorkQueue {
   int DelayedLen();
 
  private:
-  void AddLocked(const std::string& key);
-  void PromoteDueLocked();
-  void UpdateDepthLocked();
+  void AddLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void PromoteDueLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateDepthLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string name_;
   std::unique_ptr<RateLimiter> limiter_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;                                    // GUARDED_BY(mu_)
-  std::set<std::string> dirty_;                                      // GUARDED_BY(mu_)
-  std::set<std::string> processing_;                                 // GUARDED_BY(mu_)
-  std::multimap<std::chrono::steady_clock::time_point, std::string> waiting_;  // GUARDED_BY(mu_)
-  bool shutting_down_ = false;
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> processing_ ABSL_GUARDED_BY(mu_);
+  std::multimap<std::chrono::steady_clock::time_point, std::string> waiting_ ABSL_GUARDED_BY(mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   metrics::Gauge* depth_;
   metrics::Counter* adds_;
   metrics::Counter* retries_;

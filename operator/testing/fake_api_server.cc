@@ -4,6 +4,7 @@
 #include <chrono>
 #include <random>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "operator/kube/api_error.h"
 #include "operator/kube/resource.h"
@@ -61,9 +63,9 @@ void ReplyError(HttpResponseWriter& w, int code, const std::string& reason,
 }
 
 std::string NewUid() {
-  static std::mutex mu;
+  static absl::Mutex mu;
   static std::mt19937_64 rng(std::random_device{}());
-  std::lock_guard<std::mutex> lock(mu);
+  absl::MutexLock lock(&mu);
   uint64_t a = rng(), b = rng();
   return absl::StrFormat("%08x-%04x-4%03x-%04x-%012x", static_cast<uint32_t>(a >> 32),
                          static_cast<uint32_t>((a >> 16) & 0xffff), static_cast<uint32_t>(a & 0xfff),
@@ -73,9 +75,9 @@ std::string NewUid() {
 
 std::string RandomSuffix(int n) {
   static const char* kChars = "bcdfghjklmnpqrstvwxz2456789";
-  static std::mutex mu;
+  static absl::Mutex mu;
   static std::mt19937 rng(std::random_device{}());
-  std::lock_guard<std::mutex> lock(mu);
+  absl::MutexLock lock(&mu);
   std::string s;
   for (int i = 0; i < n; ++i) s += kChars[rng() % 27];
   return s;
@@ -117,12 +119,15 @@ std::string Now() { return NowRfc3339(); }
 
 FakeApiServer::FakeApiServer(FakeApiServerOptions options)
     : options_(std::move(options)), http_(HttpServerOptions{.max_connections = 512}) {
-  AddBuiltinTypes();
+  {
+    absl::MutexLock lock(&mu_);
+    AddBuiltinTypes();
+  }
   for (const auto& ns : options_.namespaces) {
     json o = {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", ns}}},
               {"spec", {{"finalizers", {"kubernetes"}}}}};
     json out;
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     CreateLocked(*types_.at("/namespaces"), "", o, false, &out);
   }
   auto handler = [this](const HttpRequest& req, HttpResponseWriter& w) { Serve(req, w); };
@@ -137,9 +142,9 @@ absl::Status FakeApiServer::Start(const std::string& host, int port) { return ht
 
 void FakeApiServer::Stop() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stopping_ = true;
-    changed_.notify_all();
+    changed_.SignalAll();
   }
   http_.Stop();
 }
@@ -147,31 +152,31 @@ void FakeApiServer::Stop() {
 std::string FakeApiServer::url() const { return absl::StrCat("http://127.0.0.1:", port()); }
 
 void FakeApiServer::Compact() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   history_.clear();
   compacted_rv_ = rv_;
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void FakeApiServer::CloseWatches() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   ++watch_epoch_;
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void FakeApiServer::FailNext(const std::string& method, const std::string& path_prefix,
                              int http_code, int count) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   failures_.push_back({method, path_prefix, http_code, count});
 }
 
 int64_t FakeApiServer::CurrentResourceVersion() {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return rv_;
 }
 
 int FakeApiServer::RequestCount(const std::string& method, const std::string& path_prefix) {
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   int n = 0;
   for (const auto& [k, v] : request_counts_) {
     if (absl::StartsWith(k, method + " " + path_prefix)) n += v;
@@ -182,7 +187,7 @@ int FakeApiServer::RequestCount(const std::string& method, const std::string& pa
 void FakeApiServer::AddBuiltinTypes() {
   auto add = [this](std::string group, std::string version, std::string plural, std::string kind,
                     bool namespaced, std::vector<std::string> short_names, bool status,
-                    std::vector<std::string> categories = {}) {
+                    std::vector<std::string> categories = {}) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     auto t = std::make_shared<Type>();
     t->group = group;
     t->versions = {version};
@@ -232,7 +237,7 @@ void FakeApiServer::RecordLocked(const std::string& type_key, const std::string&
     compacted_rv_ = history_.front().rv;
     history_.pop_front();
   }
-  changed_.notify_all();
+  changed_.SignalAll();
 }
 
 void FakeApiServer::RegisterCrdLocked(const json& crd) {
@@ -665,7 +670,8 @@ void FakeApiServer::ServeDiscovery(const HttpRequest& req, HttpResponseWriter& w
   *handled = true;
   std::string path = req.path;
   while (path.size() > 1 && path.back() == '/') path.pop_back();
-  auto resource_entries = [this](const std::string& group, const std::string& version) {
+  auto resource_entries = [this](const std::string& group, const std::string& version)
+                              ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     json resources = json::array();
     for (const auto& [k, t] : types_) {
       if (t->group != group) continue;
@@ -688,7 +694,7 @@ void FakeApiServer::ServeDiscovery(const HttpRequest& req, HttpResponseWriter& w
     }
     return resources;
   };
-  auto group_entry = [this](const std::string& group) {
+  auto group_entry = [this](const std::string& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     std::set<std::string> versions;
     std::string preferred;
     for (const auto& [k, t] : types_) {
@@ -702,7 +708,7 @@ void FakeApiServer::ServeDiscovery(const HttpRequest& req, HttpResponseWriter& w
                 {"versions", vs},
                 {"preferredVersion", {{"groupVersion", group + "/" + preferred}, {"version", preferred}}}};
   };
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   if (path == "/version") {
     Reply(w, 200, {{"major", "1"}, {"minor", "32"}, {"gitVersion", "v1.32.0-tandem-fake"},
                    {"gitCommit", "0000000000000000000000000000000000000000"}, {"gitTreeState", "clean"},
@@ -796,7 +802,7 @@ void FakeApiServer::ServeDiscovery(const HttpRequest& req, HttpResponseWriter& w
 void FakeApiServer::Serve(const HttpRequest& req, HttpResponseWriter& w) {
   if (options_.on_request) options_.on_request(req);
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     request_counts_[req.method + " " + req.path]++;
     if (!options_.token.empty() && req.Header("authorization") != "Bearer " + options_.token) {
       ReplyError(w, 401, "Unauthorized", "Unauthorized");
@@ -854,7 +860,7 @@ void FakeApiServer::Serve(const HttpRequest& req, HttpResponseWriter& w) {
     }
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     const Type* t = FindType(group, version, plural);
     if (t == nullptr) {
       ReplyError(w, 404, "NotFound", "the server could not find the requested resource");
@@ -893,7 +899,7 @@ void FakeApiServer::ServeResource(const HttpRequest& req, HttpResponseWriter& w,
     std::vector<json> items;
     std::string rv;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      absl::MutexLock lock(&mu_);
       for (const auto& [k, o] : objects_[t.Key()]) {
         if (namespaced_op && NamespaceOf(o) != route.ns) continue;
         if (!ls->Matches(o) || !fs->Matches(o)) continue;
@@ -923,7 +929,7 @@ void FakeApiServer::ServeResource(const HttpRequest& req, HttpResponseWriter& w,
   json out;
   int code = 0;
   if (req.method == "GET") {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto& bucket = objects_[t.Key()];
     auto it = bucket.find(StoreKey(t.namespaced ? route.ns : "", route.name));
     if (it == bucket.end()) {
@@ -946,14 +952,14 @@ void FakeApiServer::ServeResource(const HttpRequest& req, HttpResponseWriter& w,
     return;
   }
   if (req.method == "POST" && route.name.empty()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     code = CreateLocked(t, route.ns, body, dry_run, &out);
   } else if (req.method == "PUT" && !route.name.empty()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     code = UpdateLocked(t, route.ns, route.name, body, route.sub == "status", dry_run, &out);
   } else if (req.method == "PATCH" && !route.name.empty()) {
     std::string ct = absl::AsciiStrToLower(req.Header("content-type"));
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     auto& bucket = objects_[t.Key()];
     auto it = bucket.find(StoreKey(t.namespaced ? route.ns : "", route.name));
     if (it == bucket.end()) {
@@ -991,7 +997,7 @@ void FakeApiServer::ServeResource(const HttpRequest& req, HttpResponseWriter& w,
     if (patch_rv == nullptr) pm["resourceVersion"] = ResourceVersionOf(current);
     code = UpdateLocked(t, route.ns, route.name, *patched, route.sub == "status", dry_run, &out);
   } else if (req.method == "DELETE" && !route.name.empty()) {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     code = DeleteLocked(t, route.ns, route.name, body, dry_run, &out);
   } else if (req.method == "DELETE" && route.name.empty()) {
     auto ls = LabelSelector::Parse(params["labelSelector"]);
@@ -1000,7 +1006,7 @@ void FakeApiServer::ServeResource(const HttpRequest& req, HttpResponseWriter& w,
       ReplyError(w, 400, "BadRequest", "bad selector");
       return;
     }
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     std::vector<std::pair<std::string, std::string>> victims;
     for (const auto& [k, o] : objects_[t.Key()]) {
       if (namespaced_op && NamespaceOf(o) != route.ns) continue;
@@ -1047,7 +1053,7 @@ void FakeApiServer::ServeWatch(const HttpRequest& req, HttpResponseWriter& w, co
   std::vector<std::string> initial;
   uint64_t epoch;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     epoch = watch_epoch_;
     if (start.empty() || start == "0") {
       for (const auto& [k, o] : objects_[t.Key()]) {
@@ -1088,12 +1094,14 @@ void FakeApiServer::ServeWatch(const HttpRequest& req, HttpResponseWriter& w, co
     std::vector<std::string> out;
     bool end = false;
     {
-      std::unique_lock<std::mutex> lock(mu_);
-      auto has_news = [&] {
+      absl::MutexLock lock(&mu_);
+      auto has_news = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || watch_epoch_ != epoch || (!history_.empty() && history_.back().rv > cursor) ||
                cursor < compacted_rv_;
       };
-      changed_.wait_for(lock, std::chrono::milliseconds(200), has_news);
+      const absl::Time until = absl::Now() + absl::Milliseconds(200);
+      while (!has_news() && !changed_.WaitWithDeadline(&mu_, until)) {
+      }
       if (stopping_ || watch_epoch_ != epoch) {
         end = true;
       } else if (cursor < compacted_rv_) {

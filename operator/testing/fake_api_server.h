@@ -14,18 +14,18 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <deque>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
 #include "common/http_server.h"
 #include "nlohmann/json.hpp"
 
@@ -91,44 +91,50 @@ class FakeApiServer {
   void ServeResource(const HttpRequest& req, HttpResponseWriter& w, const Route& route);
   void ServeWatch(const HttpRequest& req, HttpResponseWriter& w, const Route& route);
 
-  // Storage operations; REQUIRE mu_ held. They return the HTTP code and the body object.
+  // Storage operations. They return the HTTP code and the body object.
   int CreateLocked(const Type& t, const std::string& ns, nlohmann::json obj, bool dry_run,
-                   nlohmann::json* out);
+                   nlohmann::json* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int UpdateLocked(const Type& t, const std::string& ns, const std::string& name,
-                   nlohmann::json obj, bool status_only, bool dry_run, nlohmann::json* out);
+                   nlohmann::json obj, bool status_only, bool dry_run, nlohmann::json* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int DeleteLocked(const Type& t, const std::string& ns, const std::string& name,
-                   const nlohmann::json& options, bool dry_run, nlohmann::json* out);
-  void RemoveLocked(const Type& t, const std::string& key, const std::string& propagation);
-  void CollectGarbageLocked(const std::string& owner_uid, const std::string& propagation);
+                   const nlohmann::json& options, bool dry_run, nlohmann::json* out)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RemoveLocked(const Type& t, const std::string& key, const std::string& propagation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CollectGarbageLocked(const std::string& owner_uid, const std::string& propagation)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RecordLocked(const std::string& type_key, const std::string& event,
-                    const nlohmann::json& obj, const nlohmann::json& previous);
-  void RegisterCrdLocked(const nlohmann::json& crd);
-  void UnregisterCrdLocked(const nlohmann::json& crd);
+                    const nlohmann::json& obj, const nlohmann::json& previous)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RegisterCrdLocked(const nlohmann::json& crd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UnregisterCrdLocked(const nlohmann::json& crd) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const Type* FindType(const std::string& group, const std::string& version,
-                       const std::string& plural) const;
-  void AddBuiltinTypes();
-  std::string NextRv();
+                       const std::string& plural) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddBuiltinTypes() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::string NextRv() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const FakeApiServerOptions options_;
   HttpServer http_;
-  mutable std::mutex mu_;
-  std::condition_variable changed_;
-  std::map<std::string, std::shared_ptr<Type>> types_;  // "group/plural" -> type
+  mutable absl::Mutex mu_;
+  absl::CondVar changed_;
+  // "group/plural" -> type
+  std::map<std::string, std::shared_ptr<Type>> types_ ABSL_GUARDED_BY(mu_);
   // "group/plural" -> "ns/name" -> object
-  std::map<std::string, std::map<std::string, nlohmann::json>> objects_;
-  std::deque<Change> history_;
-  int64_t rv_ = 1;
-  int64_t compacted_rv_ = 0;  // changes with rv <= this are forgotten
-  uint64_t watch_epoch_ = 0;  // bumped by CloseWatches()
-  bool stopping_ = false;
+  std::map<std::string, std::map<std::string, nlohmann::json>> objects_ ABSL_GUARDED_BY(mu_);
+  std::deque<Change> history_ ABSL_GUARDED_BY(mu_);
+  int64_t rv_ ABSL_GUARDED_BY(mu_) = 1;
+  int64_t compacted_rv_ ABSL_GUARDED_BY(mu_) = 0;  // changes with rv <= this are forgotten
+  uint64_t watch_epoch_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by CloseWatches()
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::atomic<int> open_watches_{0};
   struct Failure {
     std::string method, prefix;
     int code;
     int remaining;
   };
-  std::vector<Failure> failures_;
-  std::map<std::string, int> request_counts_;
+  std::vector<Failure> failures_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> request_counts_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace tandem::kube::testing

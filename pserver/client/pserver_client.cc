@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "grpcpp/grpcpp.h"
@@ -60,13 +61,19 @@ absl::StatusOr<std::unique_ptr<PServerClient>> PServerClient::Connect(
     return absl::InvalidArgumentError("pserver client: max_request_bytes must be >= 4096");
   std::unique_ptr<PServerClient> c(new PServerClient(options));
   const size_t n = options.endpoints.size();
-  for (const std::string& endpoint : options.endpoints) {
-    auto channel = c->NewChannel(endpoint);
-    c->stubs_.push_back(ParameterServer::NewStub(channel));
-    c->channels_.push_back(std::move(channel));
+  {
+    absl::MutexLock lock(&c->stubs_mu_);
+    for (const std::string& endpoint : options.endpoints) {
+      auto channel = c->NewChannel(endpoint);
+      c->stubs_.push_back(ParameterServer::NewStub(channel));
+      c->channels_.push_back(std::move(channel));
+    }
   }
-  c->push_seq_.assign(n, 0);
-  c->retained_.resize(n);
+  {
+    absl::MutexLock lock(&c->push_mu_);
+    c->push_seq_.assign(n, 0);
+    c->retained_.resize(n);
+  }
   c->rows_ = std::make_unique<std::atomic<uint64_t>[]>(n);
   c->steps_lost_ = std::make_unique<std::atomic<uint64_t>[]>(n);
   for (size_t i = 0; i < n; ++i) c->rows_[i] = c->steps_lost_[i] = 0;
@@ -90,22 +97,22 @@ std::shared_ptr<grpc::Channel> PServerClient::NewChannel(const std::string& endp
 }
 
 std::shared_ptr<ParameterServer::Stub> PServerClient::Stub(uint32_t shard) const {
-  std::lock_guard<std::mutex> lock(stubs_mu_);
+  absl::MutexLock lock(&stubs_mu_);
   return stubs_[shard];
 }
 
 void PServerClient::Reconnect(uint32_t shard) {
-  std::lock_guard<std::mutex> lock(stubs_mu_);
+  absl::MutexLock lock(&stubs_mu_);
   channels_[shard] = NewChannel(options_.endpoints[shard]);
   stubs_[shard] = ParameterServer::NewStub(channels_[shard]);
 }
 
 PServerClient::~PServerClient() {
   {
-    std::lock_guard<std::mutex> lock(bg_mu_);
+    absl::MutexLock lock(&bg_mu_);
     bg_stop_ = true;
   }
-  bg_cv_.notify_all();
+  bg_cv_.SignalAll();
   if (bg_thread_.joinable()) bg_thread_.join();
 }
 
@@ -113,8 +120,8 @@ void PServerClient::BackgroundLoop() {
   while (true) {
     std::packaged_task<absl::Status()> task;
     {
-      std::unique_lock<std::mutex> lock(bg_mu_);
-      bg_cv_.wait(lock, [&] { return bg_stop_ || !bg_tasks_.empty(); });
+      absl::MutexLock lock(&bg_mu_);
+      while (!bg_stop_ && bg_tasks_.empty()) bg_cv_.Wait(&bg_mu_);
       if (bg_tasks_.empty()) return;
       task = std::move(bg_tasks_.front());
       bg_tasks_.pop_front();
@@ -166,7 +173,7 @@ absl::Status PServerClient::Retry(uint32_t shard, grpc::Status status,
 absl::Status PServerClient::ReRegister(uint32_t shard) {
   std::vector<TableConfig> configs;
   {
-    std::lock_guard<std::mutex> lock(tables_mu_);
+    absl::MutexLock lock(&tables_mu_);
     for (const auto& [id, t] : tables_) configs.push_back(t->config);
   }
   TANDEM_LOG(info, "re-declaring {} tables on pserver shard {}", configs.size(), shard);
@@ -265,7 +272,7 @@ double PServerClient::shard_balance() const {
 // ---- Tables ------------------------------------------------------------------------------------
 
 absl::StatusOr<const PServerClient::TableInfo*> PServerClient::Table(uint32_t id) const {
-  std::lock_guard<std::mutex> lock(tables_mu_);
+  absl::MutexLock lock(&tables_mu_);
   auto it = tables_.find(id);
   if (it == tables_.end())
     return absl::FailedPreconditionError(
@@ -323,7 +330,7 @@ absl::Status PServerClient::RegisterTable(const TableConfig& declared) {
     TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, options_.rpc_timeout),
                            "registering table '", config.name(), "'");
   }
-  std::lock_guard<std::mutex> lock(tables_mu_);
+  absl::MutexLock lock(&tables_mu_);
   auto& slot = tables_[config.id()];
   if (!slot) slot = std::move(info);
   return absl::OkStatus();
@@ -420,10 +427,10 @@ std::future<absl::Status> PServerClient::PrefetchSparse(uint32_t table_id,
       [this, table_id, ids, batch] { return PullSparse(table_id, ids, batch); });
   std::future<absl::Status> result = task.get_future();
   {
-    std::lock_guard<std::mutex> lock(bg_mu_);
+    absl::MutexLock lock(&bg_mu_);
     bg_tasks_.push_back(std::move(task));
   }
-  bg_cv_.notify_one();
+  bg_cv_.Signal();
   return result;
 }
 
@@ -446,7 +453,7 @@ absl::Status PServerClient::PushAll(const std::vector<uint32_t>& shards, std::ve
   {
     // Numbered in both modes: the shard ignores a repeated (rank, step, seq), so a push retried
     // after a timeout is applied once.
-    std::lock_guard<std::mutex> lock(push_mu_);
+    absl::MutexLock lock(&push_mu_);
     if (step != push_step_) {
       push_step_ = step;
       std::fill(push_seq_.begin(), push_seq_.end(), 0);
@@ -478,7 +485,7 @@ absl::Status PServerClient::PushAll(const std::vector<uint32_t>& shards, std::ve
       })));
   for (size_t i = 0; i < requests.size(); ++i) NoteStepsLost(shards[i], responses[i].steps_lost());
   if (options_.sync) {
-    std::lock_guard<std::mutex> lock(push_mu_);
+    absl::MutexLock lock(&push_mu_);
     if (push_step_ == step)
       for (size_t i = 0; i < requests.size(); ++i)
         retained_[shards[i]].emplace_back(std::move(requests[i]));
@@ -585,7 +592,7 @@ absl::Status PServerClient::PullDense(uint32_t table_id, absl::Span<float> out) 
     NoteRows(shards[i], requests[i].block_ids_size());
   }
   {
-    std::lock_guard<std::mutex> lock(tables_mu_);
+    absl::MutexLock lock(&tables_mu_);
     auto* info = tables_.at(table_id).get();
     for (uint32_t s = 0; s < num_shards(); ++s)
       if (versions[s] != std::numeric_limits<uint64_t>::max())
@@ -609,7 +616,7 @@ absl::Status PServerClient::PushDense(uint32_t table_id, absl::Span<const float>
   const size_t blocks_per_call = std::max<size_t>(1, options_.max_request_bytes / 4 / bs);
   std::vector<uint64_t> versions;
   {
-    std::lock_guard<std::mutex> lock(tables_mu_);
+    absl::MutexLock lock(&tables_mu_);
     versions = t->dense_versions;
   }
   std::vector<uint32_t> shards;
@@ -672,7 +679,7 @@ absl::Status PServerClient::BarrierRetry(uint32_t shard, const StepBarrierReques
       }
       std::deque<PushRequest> pushes;
       {
-        std::lock_guard<std::mutex> lock(push_mu_);
+        absl::MutexLock lock(&push_mu_);
         if (push_step_ == req.step()) pushes = retained_[shard];
       }
       for (const PushRequest& push : pushes) TANDEM_RETURN_IF_ERROR(SendPush(shard, push));
@@ -692,7 +699,7 @@ absl::Status PServerClient::FinishStep(uint64_t step) {
   std::vector<StepBarrierRequest> requests(n);
   std::vector<StepBarrierResponse> responses(n);
   {
-    std::lock_guard<std::mutex> lock(push_mu_);
+    absl::MutexLock lock(&push_mu_);
     for (uint32_t s = 0; s < n; ++s) {
       shards[s] = s;
       requests[s].set_rank(options_.rank);
@@ -709,7 +716,7 @@ absl::Status PServerClient::FinishStep(uint64_t step) {
         return BarrierRetry(shards[i], requests[i], first, &responses[i]);
       })));
   for (uint32_t s = 0; s < n; ++s) NoteStepsLost(s, responses[s].steps_lost());
-  std::lock_guard<std::mutex> lock(push_mu_);
+  absl::MutexLock lock(&push_mu_);
   if (push_step_ <= step) {
     push_step_ = step + 1;
     std::fill(push_seq_.begin(), push_seq_.end(), 0);
@@ -824,7 +831,7 @@ absl::StatusOr<uint64_t> PServerClient::RestoreAll(uint64_t step) {
     return absl::OkStatus();
   }));
   {
-    std::lock_guard<std::mutex> lock(push_mu_);
+    absl::MutexLock lock(&push_mu_);
     push_step_ = step;
     std::fill(push_seq_.begin(), push_seq_.end(), 0);
     for (auto& r : retained_) r.clear();

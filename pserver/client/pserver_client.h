@@ -30,21 +30,21 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <future>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <variant>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "proto/pserver.grpc.pb.h"
@@ -204,29 +204,30 @@ class PServerClient {
   std::shared_ptr<ParameterServer::Stub> Stub(uint32_t shard) const;
   // Replaces the channel of `shard` by a fresh one that connects at once.
   void Reconnect(uint32_t shard);
-  std::shared_ptr<grpc::Channel> NewChannel(const std::string& endpoint);
+  std::shared_ptr<grpc::Channel> NewChannel(const std::string& endpoint)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(stubs_mu_);
 
-  mutable std::mutex stubs_mu_;
-  std::vector<std::shared_ptr<grpc::Channel>> channels_;       // GUARDED_BY(stubs_mu_)
-  std::vector<std::shared_ptr<ParameterServer::Stub>> stubs_;  // GUARDED_BY(stubs_mu_)
-  uint64_t channel_generation_ = 0;                            // GUARDED_BY(stubs_mu_)
+  mutable absl::Mutex stubs_mu_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_ ABSL_GUARDED_BY(stubs_mu_);
+  std::vector<std::shared_ptr<ParameterServer::Stub>> stubs_ ABSL_GUARDED_BY(stubs_mu_);
+  uint64_t channel_generation_ ABSL_GUARDED_BY(stubs_mu_) = 0;
 
-  mutable std::mutex tables_mu_;
-  std::map<uint32_t, std::unique_ptr<TableInfo>> tables_;  // GUARDED_BY(tables_mu_)
+  mutable absl::Mutex tables_mu_;
+  std::map<uint32_t, std::unique_ptr<TableInfo>> tables_ ABSL_GUARDED_BY(tables_mu_);
 
-  std::mutex push_mu_;                             // the current sync step's pushes
-  uint64_t push_step_ = 0;                         // GUARDED_BY(push_mu_)
-  std::vector<uint32_t> push_seq_;                 // per shard; GUARDED_BY(push_mu_)
-  std::vector<std::deque<PushRequest>> retained_;  // per shard; GUARDED_BY(push_mu_)
+  absl::Mutex push_mu_;                             // the current sync step's pushes
+  uint64_t push_step_ ABSL_GUARDED_BY(push_mu_) = 0;
+  std::vector<uint32_t> push_seq_ ABSL_GUARDED_BY(push_mu_);  // per shard
+  std::vector<std::deque<PushRequest>> retained_ ABSL_GUARDED_BY(push_mu_);  // per shard
 
   std::atomic<bool> layout_checked_{false};
   std::unique_ptr<std::atomic<uint64_t>[]> rows_;        // per shard
   std::unique_ptr<std::atomic<uint64_t>[]> steps_lost_;  // per shard
 
-  std::mutex bg_mu_;
-  std::condition_variable bg_cv_;
-  std::deque<std::packaged_task<absl::Status()>> bg_tasks_;  // GUARDED_BY(bg_mu_)
-  bool bg_stop_ = false;                                     // GUARDED_BY(bg_mu_)
+  absl::Mutex bg_mu_;
+  absl::CondVar bg_cv_;
+  std::deque<std::packaged_task<absl::Status()>> bg_tasks_ ABSL_GUARDED_BY(bg_mu_);
+  bool bg_stop_ ABSL_GUARDED_BY(bg_mu_) = false;
   std::thread bg_thread_;
 };
 

@@ -1,6 +1,7 @@
 #include "trainer/collective/bucketed_allreducer.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/check.h"
 
 namespace tandem::collective {
@@ -35,63 +36,66 @@ absl::StatusOr<std::unique_ptr<BucketedAllReducer>> BucketedAllReducer::Create(
     ++b.num_params;
     r->bucket_of_param_.push_back(r->buckets_.size() - 1);
   }
-  r->marked_.assign(slices.size(), 0);
-  r->pending_.resize(r->buckets_.size());
-  for (size_t b = 0; b < r->buckets_.size(); ++b) r->pending_[b] = r->buckets_[b].num_params;
+  {
+    absl::MutexLock lock(&r->mu_);
+    r->marked_.assign(slices.size(), 0);
+    r->pending_.resize(r->buckets_.size());
+    for (size_t b = 0; b < r->buckets_.size(); ++b) r->pending_[b] = r->buckets_[b].num_params;
+  }
   r->worker_ = std::thread([p = r.get()] { p->Worker(); });
   return r;
 }
 
 BucketedAllReducer::~BucketedAllReducer() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (worker_.joinable()) worker_.join();
 }
 
 void BucketedAllReducer::MarkReady(size_t param) {
-  TANDEM_CHECK_LT(param, marked_.size());
   bool start = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
+    TANDEM_CHECK_LT(param, marked_.size());
     TANDEM_CHECK(!marked_[param]) << "gradient " << param << " marked ready twice in one step";
     marked_[param] = 1;
     start = --pending_[bucket_of_param_[param]] == 0;
   }
-  if (start) cv_.notify_all();
+  if (start) cv_.SignalAll();
 }
 
 void BucketedAllReducer::Worker() {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (;;) {
-    cv_.wait(lock, [&] {
-      return stop_ || (next_bucket_ < buckets_.size() && pending_[next_bucket_] == 0);
-    });
+    while (!stop_ && !(next_bucket_ < buckets_.size() && pending_[next_bucket_] == 0)) {
+      cv_.Wait(&mu_);
+    }
     if (stop_) return;
     const Bucket b = buckets_[next_bucket_];
     const bool skip = !status_.ok();  // after a failure, drain the step without the wire
-    lock.unlock();
+    mu_.Unlock();
     absl::Status s = skip ? absl::OkStatus()
                           : comm_->AllReduce(arena_ + b.offset, b.count, options_.op,
                                              options_.compression);
-    lock.lock();
+    mu_.Lock();
     if (!s.ok() && status_.ok()) status_ = s;
     ++next_bucket_;
-    cv_.notify_all();
+    cv_.SignalAll();
   }
 }
 
 absl::Status BucketedAllReducer::Wait() {
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   for (size_t p = 0; p < marked_.size(); ++p) {
     if (marked_[p]) continue;
     marked_[p] = 1;
     --pending_[bucket_of_param_[p]];
   }
-  cv_.notify_all();
-  cv_.wait(lock, [&] { return next_bucket_ == buckets_.size(); });
+  cv_.SignalAll();
+  while (next_bucket_ != buckets_.size()) cv_.Wait(&mu_);
   absl::Status s = status_;
   status_ = absl::OkStatus();
   next_bucket_ = 0;

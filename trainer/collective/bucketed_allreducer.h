@@ -23,14 +23,14 @@
 // Thread-safety: MarkReady from any thread; Wait from one thread.
 #pragma once
 
-#include <condition_variable>
 #include <cstddef>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "trainer/collective/communicator.h"
 
 namespace tandem::collective {
@@ -78,13 +78,13 @@ class BucketedAllReducer {
   std::vector<Bucket> buckets_;
   std::vector<size_t> bucket_of_param_;
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::vector<uint8_t> marked_;      // GUARDED_BY(mu_), per parameter
-  std::vector<size_t> pending_;      // GUARDED_BY(mu_), unmarked parameters per bucket
-  size_t next_bucket_ = 0;           // GUARDED_BY(mu_): next bucket the worker reduces
-  absl::Status status_;              // GUARDED_BY(mu_): first failure of this step
-  bool stop_ = false;                // GUARDED_BY(mu_)
+  absl::Mutex mu_;
+  absl::CondVar cv_;
+  std::vector<uint8_t> marked_ ABSL_GUARDED_BY(mu_);  // per parameter
+  std::vector<size_t> pending_ ABSL_GUARDED_BY(mu_);  // unmarked parameters per bucket
+  size_t next_bucket_ ABSL_GUARDED_BY(mu_) = 0;  // next bucket the worker reduces
+  absl::Status status_ ABSL_GUARDED_BY(mu_);  // first failure of this step
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread worker_;
 };
 

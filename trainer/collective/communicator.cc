@@ -3,6 +3,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status.h"
 
 namespace tandem::collective {
@@ -116,7 +117,7 @@ Communicator::~Communicator() {
 }
 
 absl::Status Communicator::SetUpSharedMemory() {
-  std::lock_guard<std::mutex> lock(op_mu_);
+  absl::MutexLock lock(&op_mu_);
   auto shm = ShmAllReducer::Negotiate(*transport_, options_.ring, scratch_, options_.shm);
   if (!shm.ok()) return Annotate(shm.status(), "negotiating shared memory");
   shm_ = *std::move(shm);
@@ -168,7 +169,7 @@ void Communicator::Record(const char* op, size_t payload_bytes, double seconds,
 
 absl::Status Communicator::AllReduce(float* data, size_t count, ReduceOp op,
                                      Compression compression) {
-  std::lock_guard<std::mutex> lock(op_mu_);
+  absl::MutexLock lock(&op_mu_);
   OpStats stats;
   const auto start = Clock::now();
   absl::Status s =
@@ -182,7 +183,7 @@ absl::Status Communicator::AllReduce(float* data, size_t count, ReduceOp op,
 }
 
 absl::Status Communicator::Broadcast(void* data, size_t bytes, int root) {
-  std::lock_guard<std::mutex> lock(op_mu_);
+  absl::MutexLock lock(&op_mu_);
   OpStats stats;
   const auto start = Clock::now();
   absl::Status s = RingBroadcast(*transport_, options_.ring, scratch_, data, bytes, root, &stats);
@@ -192,7 +193,7 @@ absl::Status Communicator::Broadcast(void* data, size_t bytes, int root) {
 }
 
 absl::Status Communicator::Barrier() {
-  std::lock_guard<std::mutex> lock(op_mu_);
+  absl::MutexLock lock(&op_mu_);
   OpStats stats;
   const auto start = Clock::now();
   absl::Status s = shm_ ? shm_->Barrier(*transport_, options_.ring, scratch_, &stats)

@@ -13,9 +13,10 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "api/worker_contract.h"
 #include "common/environment.h"
 #include "common/metrics.h"
@@ -89,8 +90,8 @@ class Communicator {
 
   const CommunicatorOptions options_;
   std::unique_ptr<Transport> transport_;
-  std::mutex op_mu_;          // one operation at a time
-  RingScratch scratch_;       // GUARDED_BY(op_mu_)
+  absl::Mutex op_mu_;          // one operation at a time
+  RingScratch scratch_ ABSL_GUARDED_BY(op_mu_);
   std::unique_ptr<ShmAllReducer> shm_;  // set once by Connect, before any operation
   struct Metrics;
   std::unique_ptr<Metrics> metrics_;

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/logging.h"
 #include "common/status.h"
 
@@ -243,7 +244,7 @@ absl::Status TcpTransport::Wait(uint64_t send_mask, uint64_t recv_mask, millisec
 
 absl::Status TcpTransport::health() const {
   if (!failed_.load(std::memory_order_acquire)) return absl::OkStatus();
-  std::lock_guard<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   return failure_;
 }
 
@@ -258,14 +259,14 @@ absl::Status TcpTransport::Fail(const absl::Status& why) {
       std::this_thread::sleep_for(milliseconds(2));
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     if (failed_.load()) return failure_;
     failure_ = why;
     failed_.store(true, std::memory_order_release);
   }
   TANDEM_LOG(error, "collective rank {}: {}", peers_.rank, why.ToString());
   {
-    std::lock_guard<std::mutex> lock(hook_mu_);
+    absl::MutexLock lock(&hook_mu_);
     if (failure_hook_) failure_hook_();
   }
   if (world_size() > 1) {
@@ -281,7 +282,7 @@ absl::Status TcpTransport::Fail(const absl::Status& why) {
 }
 
 void TcpTransport::SetFailureHook(std::function<void()> hook) {
-  std::lock_guard<std::mutex> lock(hook_mu_);
+  absl::MutexLock lock(&hook_mu_);
   failure_hook_ = std::move(hook);
 }
 
@@ -294,7 +295,7 @@ void TcpTransport::SendControl(int side, uint32_t type, const absl::Status& stat
   std::string text(status.message().substr(0, sizeof(rec.text)));
   rec.length = static_cast<uint32_t>(text.size());
   std::memcpy(rec.text, text.data(), text.size());
-  std::lock_guard<std::mutex> lock(ctrl_write_mu_);
+  absl::MutexLock lock(&ctrl_write_mu_);
   // Best effort: a neighbour that cannot take 256 bytes in 100 ms is caught by its own silence.
   (void)WriteFully(ctrl_[side].get(), &rec, sizeof(rec), Clock::now() + milliseconds(100),
                    "control");

@@ -16,11 +16,12 @@
 #include <atomic>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "trainer/collective/peer_list.h"
 #include "trainer/collective/socket.h"
 #include "trainer/collective/transport.h"
@@ -82,17 +83,17 @@ class TcpTransport final : public Transport {
   std::vector<Fd> data_in_;   // from the left neighbour
   Fd ctrl_[2];                // [0]: with the left neighbour, [1]: with the right neighbour
 
-  mutable std::mutex mu_;
-  absl::Status failure_;      // GUARDED_BY(mu_)
+  mutable absl::Mutex mu_;
+  absl::Status failure_ ABSL_GUARDED_BY(mu_);
   std::atomic<bool> failed_{false};
-  std::mutex ctrl_write_mu_;  // serialises control records
+  absl::Mutex ctrl_write_mu_;  // serialises control records
   std::atomic<bool> stop_{false};
   std::atomic<bool> heartbeats_stopped_{false};
   std::atomic<bool> crashed_{false};
   int wake_fd_ = -1;          // eventfd: wakes Wait() and the monitor on failure/stop
   std::thread monitor_;
-  std::mutex hook_mu_;
-  std::function<void()> failure_hook_;  // GUARDED_BY(hook_mu_)
+  absl::Mutex hook_mu_;
+  std::function<void()> failure_hook_ ABSL_GUARDED_BY(hook_mu_);
 };
 
 }  // namespace tandem::collective

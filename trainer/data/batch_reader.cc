@@ -4,6 +4,8 @@
 #include <chrono>
 #include <numeric>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "common/check.h"
 #include "common/metrics.h"
 #include "trainer/data/data_metrics.h"
@@ -82,11 +84,11 @@ BatchReader::BatchReader(std::shared_ptr<const Dataset> dataset, ReaderOptions o
 
 BatchReader::~BatchReader() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     stop_ = true;
   }
-  producer_cv_.notify_all();
-  consumer_cv_.notify_all();
+  producer_cv_.SignalAll();
+  consumer_cv_.SignalAll();
   if (producer_.joinable()) producer_.join();
 }
 
@@ -144,6 +146,7 @@ void BatchReader::Fill(const std::vector<int64_t>& order, size_t* position, int6
 void BatchReader::StartPass(int64_t pass, int64_t first_batch) {
   TANDEM_CHECK_GE(first_batch, 0);
   if (options_.prefetch == 0) {
+    absl::MutexLock lock(&mu_);  // uncontended: no producer thread
     started_ = true;
     sync_order_ = ShardOrder(dataset_->size(), options_, pass);
     sync_position_ = static_cast<size_t>(std::min<int64_t>(
@@ -153,7 +156,7 @@ void BatchReader::StartPass(int64_t pass, int64_t first_batch) {
     return;
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    absl::MutexLock lock(&mu_);
     started_ = true;
     ++generation_;
     pass_ = pass;
@@ -166,28 +169,31 @@ void BatchReader::StartPass(int64_t pass, int64_t first_batch) {
     held_ = nullptr;
     UpdateDepthLocked();
   }
-  producer_cv_.notify_all();
+  producer_cv_.SignalAll();
 }
 
 const Batch* BatchReader::Next() {
   if (options_.prefetch == 0) {
+    absl::MutexLock lock(&mu_);  // uncontended: no producer thread
     TANDEM_CHECK(started_) << "BatchReader::Next() before StartPass()";
     if (sync_position_ >= sync_order_.size()) return nullptr;
     Batch* b = pool_[0].get();
     Fill(sync_order_, &sync_position_, pass_, sync_index_++, b);
     return b;
   }
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   TANDEM_CHECK(started_) << "BatchReader::Next() before StartPass()";
   if (held_ != nullptr) {
     free_.push_back(held_);
     held_ = nullptr;
-    producer_cv_.notify_one();
+    producer_cv_.Signal();
   }
-  auto ready = [this] { return stop_ || !ready_.empty() || done_generation_ == generation_; };
+  auto ready = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stop_ || !ready_.empty() || done_generation_ == generation_;
+  };
   if (!ready()) {
     const auto start = std::chrono::steady_clock::now();
-    consumer_cv_.wait(lock, ready);
+    while (!ready()) consumer_cv_.Wait(&mu_);
     wait_seconds_->Inc(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
@@ -202,40 +208,39 @@ void BatchReader::UpdateDepthLocked() { queue_depth_->Set(static_cast<double>(re
 
 void BatchReader::ProducerLoop() {
   uint64_t my_generation = 0;
-  std::unique_lock<std::mutex> lock(mu_);
+  absl::MutexLock lock(&mu_);
   while (true) {
-    producer_cv_.wait(lock, [&] { return stop_ || generation_ != my_generation; });
+    while (!stop_ && generation_ == my_generation) producer_cv_.Wait(&mu_);
     if (stop_) return;
     my_generation = generation_;
     const int64_t pass = pass_;
     const int64_t first_batch = first_batch_;
-    lock.unlock();
+    mu_.Unlock();
     const std::vector<int64_t> order = ShardOrder(dataset_->size(), options_, pass);
-    lock.lock();
+    mu_.Lock();
     size_t position = static_cast<size_t>(std::min<int64_t>(first_batch * options_.batch_size,
                                                             static_cast<int64_t>(order.size())));
     int64_t index = first_batch;
     while (position < order.size()) {
-      producer_cv_.wait(lock,
-                        [&] { return stop_ || generation_ != my_generation || !free_.empty(); });
+      while (!stop_ && generation_ == my_generation && free_.empty()) producer_cv_.Wait(&mu_);
       if (stop_) return;
       if (generation_ != my_generation) break;
       Batch* b = free_.back();
       free_.pop_back();
-      lock.unlock();
+      mu_.Unlock();
       Fill(order, &position, pass, index++, b);
-      lock.lock();
+      mu_.Lock();
       if (generation_ != my_generation) {
         free_.push_back(b);
         break;
       }
       ready_.push_back(b);
       UpdateDepthLocked();
-      consumer_cv_.notify_one();
+      consumer_cv_.Signal();
     }
     if (generation_ == my_generation) {
       done_generation_ = my_generation;
-      consumer_cv_.notify_one();
+      consumer_cv_.Signal();
     }
   }
 }

@@ -24,15 +24,15 @@
 // Thread-safety: one consumer thread calls StartPass/Next; the reader owns its thread.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "trainer/data/batch.h"
 #include "trainer/data/data_config.h"
 #include "trainer/data/dataset.h"
@@ -98,7 +98,7 @@ class BatchReader {
   // Fills `batch` with the next examples of `order` from `*position`.
   void Fill(const std::vector<int64_t>& order, size_t* position, int64_t pass, int64_t index,
             Batch* batch) const;
-  void UpdateDepthLocked();
+  void UpdateDepthLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::shared_ptr<const Dataset> dataset_;
   const ReaderOptions options_;
@@ -113,18 +113,18 @@ class BatchReader {
   size_t sync_position_ = 0;
   int64_t sync_index_ = 0;
 
-  std::mutex mu_;
-  std::condition_variable producer_cv_;  // new pass, free batch, or stop
-  std::condition_variable consumer_cv_;  // ready batch or end of pass
-  bool started_ = false;                 // GUARDED_BY(mu_)
-  bool stop_ = false;                    // GUARDED_BY(mu_)
-  uint64_t generation_ = 0;              // GUARDED_BY(mu_): bumped by StartPass
-  uint64_t done_generation_ = 0;         // GUARDED_BY(mu_): producer finished this generation
-  int64_t pass_ = 0;                     // GUARDED_BY(mu_)
-  int64_t first_batch_ = 0;              // GUARDED_BY(mu_)
-  std::vector<Batch*> free_;             // GUARDED_BY(mu_)
-  std::deque<Batch*> ready_;             // GUARDED_BY(mu_)
-  Batch* held_ = nullptr;                // GUARDED_BY(mu_): the batch the consumer holds
+  absl::Mutex mu_;
+  absl::CondVar producer_cv_;  // new pass, free batch, or stop
+  absl::CondVar consumer_cv_;  // ready batch or end of pass
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;  // bumped by StartPass
+  uint64_t done_generation_ ABSL_GUARDED_BY(mu_) = 0;  // producer finished this generation
+  int64_t pass_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t first_batch_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<Batch*> free_ ABSL_GUARDED_BY(mu_);
+  std::deque<Batch*> ready_ ABSL_GUARDED_BY(mu_);
+  Batch* held_ ABSL_GUARDED_BY(mu_) = nullptr;  // the batch the consumer holds
   std::thread producer_;
 };
 

@@ -1,14 +1,15 @@
 #include "trainer/data/data_metrics.h"
 
 #include <map>
-#include <mutex>
+
+#include "absl/synchronization/mutex.h"
 
 namespace tandem::trainer::data {
 
 const DataMetrics& DataMetrics::For(const std::string& source) {
-  static std::mutex mu;
+  static absl::Mutex mu;
   static std::map<std::string, DataMetrics>* cache = new std::map<std::string, DataMetrics>();
-  std::lock_guard<std::mutex> lock(mu);
+  absl::MutexLock lock(&mu);
   auto it = cache->find(source);
   if (it != cache->end()) return it->second;
   auto& r = metrics::Registry::Default();
