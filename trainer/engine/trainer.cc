@@ -209,6 +209,498 @@ absl::StatusOr<EvalResult> Evaluate(Network& net, data::BatchReader& reader, Bat
   return r;
 }
 
+// Adds the time `fn` takes to `*acc` and returns what it returns.
+template <typename Fn>
+auto Timed(double* acc, Fn&& fn) {
+  const Clock::time_point a = Clock::now();
+  auto r = fn();
+  *acc += Seconds(a, Clock::now());
+  return r;
+}
+
+// Data-parallel evaluation: each rank evaluated its shard of the test set; sums the
+// accumulators' states across ranks so that every rank reports the whole set's figures.
+absl::Status MergeAcrossRanks(DataParallel& dp, EvalResult& ev) {
+  std::vector<double> state;
+  ev.loss_acc.AppendState(&state);
+  ev.accuracy_acc.AppendState(&state);
+  if (ev.auc_acc.has_value()) ev.auc_acc->AppendState(&state);
+  TANDEM_ASSIGN_OR_RETURN(std::vector<double> merged, dp.SumAcrossRanks(state));
+  std::span<const double> rest(merged);
+  ev.loss_acc.SetState(rest.subspan(0, eval::LossAccumulator::kStateSize));
+  rest = rest.subspan(eval::LossAccumulator::kStateSize);
+  ev.accuracy_acc.SetState(rest.subspan(0, eval::AccuracyAccumulator::kStateSize));
+  rest = rest.subspan(eval::AccuracyAccumulator::kStateSize);
+  ev.loss = ev.loss_acc.Mean();
+  ev.accuracy = ev.accuracy_acc.Accuracy();
+  if (ev.auc_acc.has_value()) {  // histograms add up: the same AUC on every rank
+    ev.auc_acc->SetState(rest);
+    ev.auc = ev.auc_acc->positives() > 0 && ev.auc_acc->negatives() > 0 ? ev.auc_acc->Auc()
+                                                                         : std::nan("");
+  }
+  return absl::OkStatus();
+}
+
+// The training loop of one process (Train): Setup builds the model, the data and the peers,
+// Resume restores the newest checkpoint, then RunPass runs each pass step by step (TrainStep)
+// and Finish gathers the result. Not reusable: one TrainingLoop trains once.
+class TrainingLoop {
+ public:
+  TrainingLoop(const TrainerSpec& spec, const TrainOptions& options)
+      : spec_(spec),
+        options_(options),
+        m_(options.job),
+        sp_(options.sparse),
+        dp_(options.parallel),
+        checkpointer_(options.checkpoint_dir) {}
+  // The ring (the caller's) must let go of the network before it dies, on every way out, or its
+  // reducer and gradient hook would outlive the gradients they point at.
+  ~TrainingLoop() {
+    if (ring_attached_) ring_->Detach();
+  }
+
+  absl::StatusOr<TrainResult> Run();
+
+ private:
+  // Where a pass stands: its totals, and those of the current progress interval.
+  struct PassStats {
+    int64_t pass = 0;
+    int64_t in_pass = 0;  // steps taken (or skipped, resuming) in this pass
+    double loss = 0;      // summed over examples
+    int64_t examples = 0;
+    double interval_loss = 0;
+    int64_t interval_examples = 0, interval_correct = 0, interval_scored = 0;
+    double interval_seconds = 0;
+  };
+  // What one step spent waiting: for data, the all-reduce, the pservers.
+  struct StepTimes {
+    double data = 0, allreduce = 0, pserver = 0;
+  };
+
+  absl::Status BuildModel();
+  absl::Status LoadData();
+  absl::Status CreateNetwork();
+  void CreateReaders();
+  absl::Status Resume();
+  absl::Status RunPass(int64_t pass);
+  absl::Status TrainStep(const data::Batch& batch, Clock::time_point t0, StepTimes times,
+                         PassStats& ps);
+  absl::StatusOr<double> ComputeGradients(const data::Batch& batch, int64_t pass,
+                                          StepTimes& times);
+  absl::Status ReduceGradients(StepTimes& times);
+  void ReportProgress(PassStats& ps);
+  absl::Status EndPass(const PassStats& ps);
+  absl::Status SaveCheckpoint(int64_t at);
+  absl::Status StopWithCheckpoint();
+  absl::StatusOr<TrainResult> Finish();
+  bool MaxStepsReached() const { return options_.max_steps > 0 && step_ >= options_.max_steps; }
+  void Log(const std::string& line) const {
+    if (options_.log != nullptr) *options_.log << line << std::endl;
+  }
+
+  const TrainerSpec& spec_;
+  const TrainOptions& options_;
+  const Clock::time_point start_ = Clock::now();
+  TrainResult result_;
+  Metrics m_;
+  std::unique_ptr<Device> device_;
+  ModelGraph graph_;  // moved into net_ by CreateNetwork
+  std::shared_ptr<const data::Dataset> train_, test_;
+  std::unique_ptr<Network> net_;
+  SparsePath* const sp_;
+  std::unique_ptr<Optimizer> optimizer_;
+  DataParallel* const dp_;
+  // Dense gradients by ring all-reduce, unless the pserver holds the dense parameters too.
+  DataParallel* ring_ = nullptr;
+  bool ring_attached_ = false;
+  int rank_ = 0, world_size_ = 1;
+  std::unique_ptr<data::BatchReader> reader_, test_reader_;
+  BatchFeeder feeder_, test_feeder_;
+  int64_t steps_per_pass_ = 0, total_steps_ = 0;
+  int64_t step_ = 0;
+  int64_t start_pass_ = 0, skip_in_pass_ = 0;
+  Checkpointer checkpointer_;
+  StepJournal journal_;
+  double train_seconds_ = 0;
+  const data::Batch empty_batch_{};  // a data-parallel rank whose shard ran out steps with this
+};
+
+absl::StatusOr<TrainResult> TrainingLoop::Run() {
+  TANDEM_RETURN_IF_ERROR(BuildModel());
+  TANDEM_RETURN_IF_ERROR(LoadData());
+  TANDEM_RETURN_IF_ERROR(CreateNetwork());
+  CreateReaders();
+  // Data-parallel ranks all take the same number of steps (a rank whose shard ran out takes empty
+  // ones), since every step is an all-reduce.
+  if (ring_ != nullptr) {
+    TANDEM_RETURN_IF_ERROR(ring_->Attach(*net_, *reader_));
+    ring_attached_ = true;
+  }
+  steps_per_pass_ = dp_ != nullptr ? reader_->MaxBatchesPerPass() : reader_->BatchesPerPass();
+  total_steps_ = steps_per_pass_ * spec_.passes;
+  TANDEM_RETURN_IF_ERROR(Resume());
+  for (int64_t pass = start_pass_; pass < spec_.passes; ++pass) {
+    TANDEM_RETURN_IF_ERROR(RunPass(pass));
+    if (MaxStepsReached()) break;
+  }
+  return Finish();
+}
+
+absl::Status TrainingLoop::BuildModel() {
+  const int threads = options_.threads >= 0 ? options_.threads : spec_.threads;
+  device_ = CreateCpuDevice({.threads = threads});
+  result_.threads = device_->threads();
+  std::vector<FieldError> errors =
+      BuildModelGraph(spec_.model, LayerRegistry::Builtin(), "spec.model", &graph_);
+  if (!errors.empty()) {
+    std::string msg;
+    for (const auto& e : errors) absl::StrAppend(&msg, msg.empty() ? "" : "\n", e.ToString());
+    return absl::InvalidArgumentError(msg);
+  }
+  result_.parameters = graph_.NumParameters();
+  return absl::OkStatus();
+}
+
+absl::Status TrainingLoop::LoadData() {
+  TANDEM_ASSIGN_OR_RETURN(
+      train_, data::LoadDataset(spec_.data.train, {.skip_malformed = spec_.data.skip_malformed,
+                                                   .name = "train"}));
+  TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(graph_, train_->layout(), "train"));
+  if (spec_.data.test.has_value()) {
+    TANDEM_ASSIGN_OR_RETURN(test_, data::LoadDataset(*spec_.data.test,
+                                                     {.skip_malformed = spec_.data.skip_malformed,
+                                                      .name = "test"}));
+    TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(graph_, test_->layout(), "test"));
+    if (const auto* synth = dynamic_cast<const data::SyntheticCtrDataset*>(test_.get()))
+      result_.best_auc = synth->BestAuc();
+  }
+  Log(absl::StrCat("model: ", graph_.layers.size(), " layers, ", result_.parameters,
+                   " parameters; device: ", device_->Describe()));
+  Log(absl::StrCat("train: ", train_->Describe()));
+  if (test_) Log(absl::StrCat("test: ", test_->Describe()));
+  return absl::OkStatus();
+}
+
+absl::Status TrainingLoop::CreateNetwork() {
+  TANDEM_ASSIGN_OR_RETURN(net_, Network::Create(std::move(graph_), *device_, options_.seed,
+                                                /*remote_sparse=*/sp_ != nullptr));
+  if (options_.on_network_created) options_.on_network_created(*net_);
+  if (sp_ != nullptr) {
+    TANDEM_RETURN_IF_ERROR(sp_->Attach(*net_, spec_.optimizer, options_.seed), "parameter server");
+    Log(absl::StrCat("parameter server: ", sp_->client().num_shards(), " shards; embedding tables ",
+                     "remote", sp_->dense_on_pserver() ? "; dense parameters on the pserver" : ""));
+  }
+  optimizer_ = std::make_unique<Optimizer>(spec_.optimizer, net_->params(), *device_);
+  ring_ = sp_ != nullptr && sp_->dense_on_pserver() ? nullptr : dp_;
+  rank_ = dp_ != nullptr ? dp_->rank() : 0;
+  world_size_ = dp_ != nullptr ? dp_->world_size() : 1;
+  return absl::OkStatus();
+}
+
+void TrainingLoop::CreateReaders() {
+  reader_ = std::make_unique<data::BatchReader>(
+      train_, data::ReaderOptions{.batch_size = spec_.data.batch_size,
+                                  .rank = rank_,
+                                  .world_size = world_size_,
+                                  .shuffle = spec_.data.shuffle,
+                                  .seed = spec_.data.seed,
+                                  .prefetch = spec_.data.prefetch,
+                                  .name = "train"});
+  if (test_) {
+    test_reader_ = std::make_unique<data::BatchReader>(
+        test_, data::ReaderOptions{.batch_size = spec_.data.batch_size,
+                                   .rank = rank_,
+                                   .world_size = world_size_,
+                                   .shuffle = false,
+                                   .seed = spec_.data.seed,
+                                   .prefetch = spec_.data.prefetch,
+                                   .name = "test"});
+  }
+}
+
+// The newest checkpoint (agreed by every rank; with pservers, one every shard holds too), the
+// shards rolled back to it, and the restart reported.
+absl::Status TrainingLoop::Resume() {
+  // With pservers a checkpoint of step S is complete only when every shard holds S too (the
+  // shards write theirs first, see SaveCheckpoint): resume from the newest such step.
+  if (sp_ != nullptr && options_.resume && !options_.checkpoint_dir.empty()) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<uint64_t> shard_steps, sp_->ShardCheckpointSteps());
+    checkpointer_.set_step_filter([shard_steps](int64_t s) {
+      return s >= 0 && std::binary_search(shard_steps.begin(), shard_steps.end(),
+                                          static_cast<uint64_t>(s));
+    });
+  }
+  // Steps this trainer had finished before it was restarted (crash, kill, peer failure).
+  const std::optional<int64_t> steps_before_restart = StepJournal::Read(options_.checkpoint_dir);
+  if (dp_ != nullptr) {
+    TANDEM_ASSIGN_OR_RETURN(
+        std::optional<int64_t> resumed,
+        dp_->RestoreCheckpoint(options_.checkpoint_dir.empty() ? nullptr : &checkpointer_,
+                               options_.resume, *net_, *optimizer_, options_.seed));
+    if (resumed.has_value()) {
+      step_ = *resumed;
+      start_pass_ = step_ / steps_per_pass_;
+      skip_in_pass_ = step_ % steps_per_pass_;
+      Log(absl::StrCat("resumed from step ", step_, " (", checkpointer_.last_path(),
+                       "), agreed by all ", world_size_, " ranks"));
+    }
+  } else if (options_.resume && !options_.checkpoint_dir.empty()) {
+    TANDEM_ASSIGN_OR_RETURN(std::optional<int64_t> resumed,
+                            checkpointer_.LoadLatest(*net_, *optimizer_));
+    if (resumed.has_value()) {
+      step_ = *resumed;
+      start_pass_ = step_ / steps_per_pass_;
+      skip_in_pass_ = step_ % steps_per_pass_;
+      Log(absl::StrCat("resumed from step ", step_, " (", checkpointer_.last_path(), ")"));
+    }
+  }
+  if (sp_ != nullptr) {
+    // Every shard goes to the step this trainer starts from (a no-op for shards already there).
+    auto rolled_back_or = sp_->RestoreShards(step_);
+    if (!rolled_back_or.ok())
+      return Annotate(rolled_back_or.status(),
+                      absl::StrCat("parameter servers: restoring step ", step_));
+    const uint64_t rolled_back = *rolled_back_or;
+    if (rolled_back > 0)
+      Log(absl::StrCat("parameter servers rolled back ", rolled_back, " steps to step ", step_));
+  }
+  if (steps_before_restart.has_value() && options_.resume) {
+    result_.resumed_step = step_;
+    const int64_t lost = std::max<int64_t>(0, *steps_before_restart - step_);
+    // One event per job restart: every rank restarts together, rank 0 speaks for them.
+    if (options_.events != nullptr && rank_ == 0)
+      options_.events->Emit({{"event", "resumed"}, {"step", step_}, {"lostSteps", lost}});
+    if (lost > 0) Log(absl::StrCat(lost, " steps done before the restart are trained again"));
+  }
+  TANDEM_ASSIGN_OR_RETURN(journal_, StepJournal::Open(options_.checkpoint_dir));
+  journal_.Record(step_);
+  return absl::OkStatus();
+}
+
+absl::Status TrainingLoop::RunPass(int64_t pass) {
+  m_.pass->Set(static_cast<double>(pass));
+  if (sp_ != nullptr) {
+    sp_->StartPass(*reader_, pass);  // reads one batch ahead, for the row prefetch
+  } else {
+    reader_->StartPass(pass);
+  }
+  PassStats ps{.pass = pass};
+  while (true) {
+    const Clock::time_point t0 = Clock::now();
+    const data::Batch* batch = sp_ != nullptr ? sp_->NextBatch() : reader_->Next();
+    const StepTimes times{.data = Seconds(t0, Clock::now())};
+    if (batch == nullptr) {
+      if (dp_ == nullptr || ps.in_pass >= steps_per_pass_) break;
+      batch = &empty_batch_;
+    }
+    if (ps.in_pass++ < skip_in_pass_) continue;  // resuming inside this pass: same order, skip
+    if (batch->size == 0 && dp_ == nullptr) continue;
+    TANDEM_RETURN_IF_ERROR(TrainStep(*batch, t0, times, ps));
+    if (MaxStepsReached()) break;
+  }
+  skip_in_pass_ = 0;
+  return EndPass(ps);
+}
+
+// One step on `batch` (empty: a data-parallel rank whose shard ran out, which still takes part in
+// the all-reduce): gradients, their reduction, the update, then metrics, progress, checkpoints.
+absl::Status TrainingLoop::TrainStep(const data::Batch& batch, Clock::time_point t0,
+                                     StepTimes times, PassStats& ps) {
+  if (ring_ != nullptr) ring_->BeginStep(ps.in_pass - 1, batch.size);
+  TANDEM_ASSIGN_OR_RETURN(const double loss, ComputeGradients(batch, ps.pass, times));
+  TANDEM_RETURN_IF_ERROR(ReduceGradients(times));
+  optimizer_->Step(step_, total_steps_);
+  const double dt = Seconds(t0, Clock::now());
+  train_seconds_ += dt;
+  ps.interval_seconds += dt;
+  ++step_;
+  m_.step_seconds->Observe(dt);
+  m_.phase_seconds[0]->Inc(std::max(0.0, dt - times.data - times.allreduce - times.pserver));
+  m_.phase_seconds[1]->Inc(times.data);
+  m_.phase_seconds[2]->Inc(times.allreduce);
+  m_.phase_seconds[3]->Inc(times.pserver);
+  m_.steps->Inc();
+  m_.examples->Inc(batch.size);
+  auto [c, t] = batch.size > 0 ? CountCorrect(*net_) : std::pair<int64_t, int64_t>{0, 0};
+  journal_.Record(step_);
+  if (options_.events != nullptr) {
+    options_.events->OnStep({.pass = ps.pass,
+                             .passes = spec_.passes,
+                             .step_in_pass = ps.in_pass,
+                             .steps_per_pass = steps_per_pass_,
+                             .loss_sum = loss * batch.size,
+                             .examples = batch.size,
+                             .correct = c,
+                             .scored = t,
+                             .seconds = dt,
+                             .data_seconds = times.data,
+                             .allreduce_seconds = times.allreduce,
+                             .pserver_seconds = times.pserver});
+  }
+  ps.interval_correct += c;
+  ps.interval_scored += t;
+  ps.loss += loss * batch.size;
+  ps.interval_loss += loss * batch.size;
+  ps.examples += batch.size;
+  ps.interval_examples += batch.size;
+  result_.examples += batch.size;
+  if (step_ % options_.progress_every == 0 || ps.in_pass == steps_per_pass_) ReportProgress(ps);
+  if (options_.checkpoint_every > 0 && !options_.checkpoint_dir.empty() &&
+      step_ % options_.checkpoint_every == 0) {
+    TANDEM_RETURN_IF_ERROR(SaveCheckpoint(step_));
+  }
+  if (options_.stop != nullptr && options_.stop->load(std::memory_order_relaxed)) {
+    return StopWithCheckpoint();
+  }
+  return absl::OkStatus();
+}
+
+// Forward and backward (data-parallel: buckets are all-reduced as their gradients finish), with
+// the pserver's pulls and pushes around them; returns the batch's mean loss (0 when empty).
+absl::StatusOr<double> TrainingLoop::ComputeGradients(const data::Batch& batch, int64_t pass,
+                                                      StepTimes& times) {
+  if (batch.size == 0) {
+    if (sp_ != nullptr)
+      TANDEM_RETURN_IF_ERROR(Timed(&times.pserver, [&] { return sp_->EmptyStep(step_); }),
+                             "step ", step_);
+    return 0.0;
+  }
+  TANDEM_RETURN_IF_ERROR(feeder_.Feed(batch, *net_), "training data, pass ", pass, " batch ",
+                         batch.index);
+  StepContext ctx{.training = true, .step = static_cast<uint64_t>(step_), .seed = options_.seed};
+  if (sp_ != nullptr)
+    TANDEM_RETURN_IF_ERROR(Timed(&times.pserver, [&] { return sp_->BeforeForward(step_); }),
+                           "step ", step_);
+  const double loss = net_->Forward(ctx);
+  if (!std::isfinite(loss)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("training diverged: loss is ", loss, " at step ", step_,
+                     " (lower spec.optimizer.learningRate)"));
+  }
+  net_->Backward(ctx);
+  if (sp_ != nullptr)
+    TANDEM_RETURN_IF_ERROR(Timed(&times.pserver, [&] { return sp_->AfterBackward(step_); }),
+                           "step ", step_);
+  return loss;
+}
+
+absl::Status TrainingLoop::ReduceGradients(StepTimes& times) {
+  if (ring_ == nullptr) return absl::OkStatus();
+  absl::Status reduced = Timed(&times.allreduce, [&] { return ring_->FinishGradients(); });
+  if (!reduced.ok() && options_.stop != nullptr && options_.stop->load() &&
+      !options_.checkpoint_dir.empty() && sp_ == nullptr) {
+    // Stopping, and a peer stopped first: the parameters are still those of `step` (no update
+    // was applied), so they make a valid checkpoint.
+    TANDEM_RETURN_IF_ERROR(checkpointer_.Save(step_, *net_, *optimizer_));
+    m_.last_checkpoint->Set(WallClockSeconds());
+    return absl::CancelledError(absl::StrCat("stopped at step ", step_, " (checkpoint ",
+                                             checkpointer_.last_path(), ")"));
+  }
+  return Annotate(reduced, absl::StrCat("step ", step_));
+}
+
+// The progress line and gauges of the interval that ends with this step.
+void TrainingLoop::ReportProgress(PassStats& ps) {
+  const double eps = ps.interval_seconds > 0 ? ps.interval_examples / ps.interval_seconds : 0;
+  const double acc =
+      ps.interval_scored > 0 ? static_cast<double>(ps.interval_correct) / ps.interval_scored : 0;
+  const double mean_loss = ps.interval_examples > 0 ? ps.interval_loss / ps.interval_examples : 0.0;
+  m_.examples_per_sec->Set(eps);
+  m_.loss->Set(mean_loss);
+  m_.accuracy->Set(acc);
+  m_.learning_rate->Set(optimizer_->LearningRate(step_ - 1, total_steps_));
+  Log(absl::StrFormat("pass %d step %d/%d loss %.4f accuracy %.4f lr %.5g examples/s %.0f",
+                      ps.pass + 1, ps.in_pass, steps_per_pass_, mean_loss, acc,
+                      optimizer_->LearningRate(step_ - 1, total_steps_), eps));
+  ps.interval_loss = 0;
+  ps.interval_examples = ps.interval_correct = ps.interval_scored = 0;
+  ps.interval_seconds = 0;
+}
+
+// After the last step of a pass: layer state averaged across ranks, the evaluation on the test
+// set, and the end-of-pass checkpoint.
+absl::Status TrainingLoop::EndPass(const PassStats& ps) {
+  if (dp_ != nullptr) TANDEM_RETURN_IF_ERROR(dp_->AverageLayerState(*net_));
+  if (ps.examples > 0) result_.train_loss = ps.loss / ps.examples;
+  if (test_reader_) {
+    TANDEM_ASSIGN_OR_RETURN(EvalResult ev,
+                            Evaluate(*net_, *test_reader_, test_feeder_, options_.seed, sp_));
+    if (dp_ != nullptr) TANDEM_RETURN_IF_ERROR(MergeAcrossRanks(*dp_, ev));
+    result_.test_loss = ev.loss;
+    result_.test_accuracy = ev.accuracy;
+    result_.test_auc = ev.auc;
+    m_.test_loss->Set(ev.loss);
+    m_.test_accuracy->Set(ev.accuracy);
+    Log(absl::StrFormat("pass %d done: train_loss %.4f test_loss %.4f test_accuracy %.4f%s",
+                        ps.pass + 1, result_.train_loss, ev.loss, ev.accuracy,
+                        std::isnan(ev.auc) ? "" : absl::StrFormat(" test_auc %.4f", ev.auc)));
+  } else {
+    result_.test_loss = result_.test_accuracy = std::nan("");
+    Log(absl::StrFormat("pass %d done: train_loss %.4f", ps.pass + 1, result_.train_loss));
+  }
+  if (!options_.checkpoint_dir.empty() && options_.checkpoint_every == 0) {
+    TANDEM_RETURN_IF_ERROR(SaveCheckpoint(step_));
+  }
+  return absl::OkStatus();
+}
+
+// A consistent cut: the shards checkpoint this step first, then this trainer.
+absl::Status TrainingLoop::SaveCheckpoint(int64_t at) {
+  if (sp_ != nullptr)
+    TANDEM_RETURN_IF_ERROR(sp_->CheckpointShards(at), "parameter-server checkpoint of step ", at);
+  TANDEM_RETURN_IF_ERROR(checkpointer_.Save(at, *net_, *optimizer_));
+  m_.last_checkpoint->Set(WallClockSeconds());
+  return absl::OkStatus();
+}
+
+// options.stop was set: checkpoint (when there is a folder) and return Cancelled.
+absl::Status TrainingLoop::StopWithCheckpoint() {
+  if (!options_.checkpoint_dir.empty()) {
+    absl::Status saved = SaveCheckpoint(step_);
+    // A pserver stopping at the same time: the previous checkpoint stays the newest.
+    if (!saved.ok() && sp_ != nullptr)
+      Log(absl::StrCat("no checkpoint at step ", step_, ": ", saved.message()));
+    else
+      TANDEM_RETURN_IF_ERROR(saved);
+  }
+  return absl::CancelledError(absl::StrCat(
+      "stopped at step ", step_,
+      options_.checkpoint_dir.empty() ? ""
+                                      : absl::StrCat(" (checkpoint ", checkpointer_.last_path(), ")")));
+}
+
+absl::StatusOr<TrainResult> TrainingLoop::Finish() {
+  if (!options_.checkpoint_dir.empty()) TANDEM_RETURN_IF_ERROR(SaveCheckpoint(step_));
+  result_.steps = step_;
+  result_.train_seconds = train_seconds_;
+  result_.examples_per_sec = train_seconds_ > 0 ? result_.examples / train_seconds_ : 0;
+  if (dp_ != nullptr) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> examples, dp_->AllGather(result_.examples));
+    TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> micros,
+                            dp_->AllGather(static_cast<int64_t>(train_seconds_ * 1e6)));
+    int64_t all_examples = 0, slowest = 0;
+    for (int r = 0; r < world_size_; ++r) {
+      all_examples += examples[r];
+      slowest = std::max(slowest, micros[r]);
+    }
+    result_.examples_per_sec = slowest > 0 ? all_examples / (slowest * 1e-6) : 0;
+  }
+  if (!options_.output_dir.empty() && rank_ == 0) {
+    Checkpointer model_writer(options_.output_dir, /*keep=*/1);
+    TANDEM_RETURN_IF_ERROR(model_writer.Save(step_, *net_, *optimizer_), "writing the final model");
+    Log(absl::StrCat("final model: ", model_writer.last_path()));
+  }
+  if (sp_ != nullptr) {
+    result_.rows_pulled = sp_->rows_pulled();
+    result_.rows_pushed = sp_->rows_pushed();
+    result_.ids_seen = sp_->ids_seen();
+  }
+  result_.wall_seconds = Seconds(start_, Clock::now());
+  result_.final_parameters.assign(net_->parameter_arena(),
+                                  net_->parameter_arena() + net_->parameter_arena_size());
+  return result_;
+}
+
 }  // namespace
 
 std::string TrainResult::SummaryLine() const {
@@ -223,368 +715,8 @@ std::string TrainResult::SummaryLine() const {
 }
 
 absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& options) {
-  const Clock::time_point start = Clock::now();
-  auto log = [&](const std::string& line) {
-    if (options.log != nullptr) *options.log << line << std::endl;
-  };
-  TrainResult result;
-  Metrics m(options.job);
-
-  const int threads = options.threads >= 0 ? options.threads : spec.threads;
-  std::unique_ptr<Device> device = CreateCpuDevice({.threads = threads});
-  result.threads = device->threads();
-
-  ModelGraph graph;
-  std::vector<FieldError> errors =
-      BuildModelGraph(spec.model, LayerRegistry::Builtin(), "spec.model", &graph);
-  if (!errors.empty()) {
-    std::string msg;
-    for (const auto& e : errors) absl::StrAppend(&msg, msg.empty() ? "" : "\n", e.ToString());
-    return absl::InvalidArgumentError(msg);
-  }
-  result.parameters = graph.NumParameters();
-
-  TANDEM_ASSIGN_OR_RETURN(
-      std::shared_ptr<const data::Dataset> train,
-      data::LoadDataset(spec.data.train, {.skip_malformed = spec.data.skip_malformed,
-                                          .name = "train"}));
-  TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(graph, train->layout(), "train"));
-  std::shared_ptr<const data::Dataset> test;
-  if (spec.data.test.has_value()) {
-    TANDEM_ASSIGN_OR_RETURN(test, data::LoadDataset(*spec.data.test,
-                                                    {.skip_malformed = spec.data.skip_malformed,
-                                                     .name = "test"}));
-    TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(graph, test->layout(), "test"));
-    if (const auto* synth = dynamic_cast<const data::SyntheticCtrDataset*>(test.get()))
-      result.best_auc = synth->BestAuc();
-  }
-  log(absl::StrCat("model: ", graph.layers.size(), " layers, ", result.parameters,
-                   " parameters; device: ", device->Describe()));
-  log(absl::StrCat("train: ", train->Describe()));
-  if (test) log(absl::StrCat("test: ", test->Describe()));
-
-  TANDEM_ASSIGN_OR_RETURN(std::unique_ptr<Network> net,
-                          Network::Create(std::move(graph), *device, options.seed,
-                                          /*remote_sparse=*/options.sparse != nullptr));
-  if (options.on_network_created) options.on_network_created(*net);
-  SparsePath* const sp = options.sparse;
-  if (sp != nullptr) {
-    TANDEM_RETURN_IF_ERROR(sp->Attach(*net, spec.optimizer, options.seed), "parameter server");
-    log(absl::StrCat("parameter server: ", sp->client().num_shards(), " shards; embedding tables ",
-                     "remote", sp->dense_on_pserver() ? "; dense parameters on the pserver" : ""));
-  }
-  Optimizer optimizer(spec.optimizer, net->params(), *device);
-  DataParallel* const dp = options.parallel;
-  // Dense gradients by ring all-reduce, unless the pserver holds the dense parameters too.
-  DataParallel* const ring = sp != nullptr && sp->dense_on_pserver() ? nullptr : dp;
-  const int rank = dp != nullptr ? dp->rank() : 0;
-  const int world_size = dp != nullptr ? dp->world_size() : 1;
-
-  data::BatchReader reader(train, {.batch_size = spec.data.batch_size,
-                                   .rank = rank,
-                                   .world_size = world_size,
-                                   .shuffle = spec.data.shuffle,
-                                   .seed = spec.data.seed,
-                                   .prefetch = spec.data.prefetch,
-                                   .name = "train"});
-  std::unique_ptr<data::BatchReader> test_reader;
-  if (test) {
-    test_reader = std::make_unique<data::BatchReader>(
-        test, data::ReaderOptions{.batch_size = spec.data.batch_size,
-                                  .rank = rank,
-                                  .world_size = world_size,
-                                  .shuffle = false,
-                                  .seed = spec.data.seed,
-                                  .prefetch = spec.data.prefetch,
-                                  .name = "test"});
-  }
-  BatchFeeder feeder, test_feeder;
-
-  // Data-parallel ranks all take the same number of steps (a rank whose shard ran out takes empty
-  // ones), since every step is an all-reduce.
-  if (ring != nullptr) TANDEM_RETURN_IF_ERROR(ring->Attach(*net, reader));
-  // The network dies with this function; the ring (the caller's) must let go of it first, on
-  // every way out, or its reducer and gradient hook would outlive the gradients they point at.
-  struct DetachRing {
-    DataParallel* ring;
-    ~DetachRing() {
-      if (ring != nullptr) ring->Detach();
-    }
-  } detach_ring{ring};
-  const int64_t steps_per_pass = dp != nullptr ? reader.MaxBatchesPerPass() : reader.BatchesPerPass();
-  const int64_t total_steps = steps_per_pass * spec.passes;
-  int64_t step = 0;
-  int64_t start_pass = 0, skip_in_pass = 0;
-  Checkpointer checkpointer(options.checkpoint_dir);
-  // With pservers a checkpoint of step S is complete only when every shard holds S too (the
-  // shards write theirs first, see save_checkpoint): resume from the newest such step.
-  if (sp != nullptr && options.resume && !options.checkpoint_dir.empty()) {
-    TANDEM_ASSIGN_OR_RETURN(std::vector<uint64_t> shard_steps, sp->ShardCheckpointSteps());
-    checkpointer.set_step_filter([shard_steps](int64_t s) {
-      return s >= 0 && std::binary_search(shard_steps.begin(), shard_steps.end(),
-                                          static_cast<uint64_t>(s));
-    });
-  }
-  // A consistent cut: the shards checkpoint this step first, then this trainer.
-  auto save_checkpoint = [&](int64_t at) -> absl::Status {
-    if (sp != nullptr)
-      TANDEM_RETURN_IF_ERROR(sp->CheckpointShards(at), "parameter-server checkpoint of step ", at);
-    TANDEM_RETURN_IF_ERROR(checkpointer.Save(at, *net, optimizer));
-    m.last_checkpoint->Set(WallClockSeconds());
-    return absl::OkStatus();
-  };
-  // Steps this trainer had finished before it was restarted (crash, kill, peer failure).
-  const std::optional<int64_t> steps_before_restart = StepJournal::Read(options.checkpoint_dir);
-  if (dp != nullptr) {
-    TANDEM_ASSIGN_OR_RETURN(
-        std::optional<int64_t> resumed,
-        dp->RestoreCheckpoint(options.checkpoint_dir.empty() ? nullptr : &checkpointer,
-                              options.resume, *net, optimizer, options.seed));
-    if (resumed.has_value()) {
-      step = *resumed;
-      start_pass = step / steps_per_pass;
-      skip_in_pass = step % steps_per_pass;
-      log(absl::StrCat("resumed from step ", step, " (", checkpointer.last_path(),
-                       "), agreed by all ", world_size, " ranks"));
-    }
-  } else if (options.resume && !options.checkpoint_dir.empty()) {
-    TANDEM_ASSIGN_OR_RETURN(std::optional<int64_t> resumed, checkpointer.LoadLatest(*net, optimizer));
-    if (resumed.has_value()) {
-      step = *resumed;
-      start_pass = step / steps_per_pass;
-      skip_in_pass = step % steps_per_pass;
-      log(absl::StrCat("resumed from step ", step, " (", checkpointer.last_path(), ")"));
-    }
-  }
-
-  if (sp != nullptr) {
-    // Every shard goes to the step this trainer starts from (a no-op for shards already there).
-    auto rolled_back_or = sp->RestoreShards(step);
-    if (!rolled_back_or.ok())
-      return Annotate(rolled_back_or.status(),
-                      absl::StrCat("parameter servers: restoring step ", step));
-    const uint64_t rolled_back = *rolled_back_or;
-    if (rolled_back > 0)
-      log(absl::StrCat("parameter servers rolled back ", rolled_back, " steps to step ", step));
-  }
-  if (steps_before_restart.has_value() && options.resume) {
-    result.resumed_step = step;
-    const int64_t lost = std::max<int64_t>(0, *steps_before_restart - step);
-    // One event per job restart: every rank restarts together, rank 0 speaks for them.
-    if (options.events != nullptr && rank == 0)
-      options.events->Emit({{"event", "resumed"}, {"step", step}, {"lostSteps", lost}});
-    if (lost > 0) log(absl::StrCat(lost, " steps done before the restart are trained again"));
-  }
-  TANDEM_ASSIGN_OR_RETURN(StepJournal journal, StepJournal::Open(options.checkpoint_dir));
-  journal.Record(step);
-
-  double train_seconds = 0;
-  const data::Batch empty_batch{};  // a data-parallel rank whose shard ran out steps with this
-  for (int64_t pass = start_pass; pass < spec.passes; ++pass) {
-    m.pass->Set(static_cast<double>(pass));
-    if (sp != nullptr) {
-      sp->StartPass(reader, pass);  // reads one batch ahead, for the row prefetch
-    } else {
-      reader.StartPass(pass);
-    }
-    double pass_loss = 0, interval_loss = 0;
-    int64_t pass_examples = 0, interval_examples = 0, interval_correct = 0, interval_scored = 0;
-    int64_t in_pass = 0;
-    Clock::time_point interval_start = Clock::now();
-    double interval_seconds = 0;
-    while (true) {
-      const Clock::time_point t0 = Clock::now();
-      const data::Batch* batch = sp != nullptr ? sp->NextBatch() : reader.Next();
-      const double data_s = Seconds(t0, Clock::now());
-      double allreduce_s = 0, pserver_s = 0;
-      // Adds the time `fn` takes to `*acc`.
-      auto timed = [](double* acc, auto&& fn) {
-        const Clock::time_point a = Clock::now();
-        auto r = fn();
-        *acc += Seconds(a, Clock::now());
-        return r;
-      };
-      if (batch == nullptr) {
-        if (dp == nullptr || in_pass >= steps_per_pass) break;
-        batch = &empty_batch;
-      }
-      if (in_pass++ < skip_in_pass) continue;  // resuming inside this pass: same order, skip
-      if (batch->size == 0 && dp == nullptr) continue;
-      if (ring != nullptr) ring->BeginStep(in_pass - 1, batch->size);
-      double loss = 0;
-      if (batch->size > 0) {
-        TANDEM_RETURN_IF_ERROR(feeder.Feed(*batch, *net), "training data, pass ", pass,
-                               " batch ", batch->index);
-        StepContext ctx{.training = true, .step = static_cast<uint64_t>(step), .seed = options.seed};
-        if (sp != nullptr)
-          TANDEM_RETURN_IF_ERROR(timed(&pserver_s, [&] { return sp->BeforeForward(step); }), "step ", step);
-        loss = net->Forward(ctx);
-        if (!std::isfinite(loss)) {
-          return absl::FailedPreconditionError(
-              absl::StrCat("training diverged: loss is ", loss, " at step ", step,
-                           " (lower spec.optimizer.learningRate)"));
-        }
-        net->Backward(ctx);  // data-parallel: buckets are all-reduced as their gradients finish
-        if (sp != nullptr)
-          TANDEM_RETURN_IF_ERROR(timed(&pserver_s, [&] { return sp->AfterBackward(step); }), "step ", step);
-      } else if (sp != nullptr) {
-        TANDEM_RETURN_IF_ERROR(timed(&pserver_s, [&] { return sp->EmptyStep(step); }), "step ", step);
-      }
-      if (ring != nullptr) {
-        absl::Status reduced = timed(&allreduce_s, [&] { return ring->FinishGradients(); });
-        if (!reduced.ok() && options.stop != nullptr && options.stop->load() &&
-            !options.checkpoint_dir.empty() && sp == nullptr) {
-          // Stopping, and a peer stopped first: the parameters are still those of `step` (no
-          // update was applied), so they make a valid checkpoint.
-          TANDEM_RETURN_IF_ERROR(checkpointer.Save(step, *net, optimizer));
-          m.last_checkpoint->Set(WallClockSeconds());
-          return absl::CancelledError(absl::StrCat("stopped at step ", step, " (checkpoint ",
-                                                   checkpointer.last_path(), ")"));
-        }
-        TANDEM_RETURN_IF_ERROR(reduced, "step ", step);
-      }
-      optimizer.Step(step, total_steps);
-      const double dt = Seconds(t0, Clock::now());
-      train_seconds += dt;
-      interval_seconds += dt;
-      ++step;
-      m.step_seconds->Observe(dt);
-      m.phase_seconds[0]->Inc(std::max(0.0, dt - data_s - allreduce_s - pserver_s));
-      m.phase_seconds[1]->Inc(data_s);
-      m.phase_seconds[2]->Inc(allreduce_s);
-      m.phase_seconds[3]->Inc(pserver_s);
-      m.steps->Inc();
-      m.examples->Inc(batch->size);
-      auto [c, t] = batch->size > 0 ? CountCorrect(*net) : std::pair<int64_t, int64_t>{0, 0};
-      journal.Record(step);
-      if (options.events != nullptr) {
-        options.events->OnStep({.pass = pass,
-                                .passes = spec.passes,
-                                .step_in_pass = in_pass,
-                                .steps_per_pass = steps_per_pass,
-                                .loss_sum = loss * batch->size,
-                                .examples = batch->size,
-                                .correct = c,
-                                .scored = t,
-                                .seconds = dt,
-                                .data_seconds = data_s,
-                                .allreduce_seconds = allreduce_s,
-                                .pserver_seconds = pserver_s});
-      }
-      interval_correct += c;
-      interval_scored += t;
-      pass_loss += loss * batch->size;
-      interval_loss += loss * batch->size;
-      pass_examples += batch->size;
-      interval_examples += batch->size;
-      result.examples += batch->size;
-      if (step % options.progress_every == 0 || in_pass == steps_per_pass) {
-        const double eps = interval_seconds > 0 ? interval_examples / interval_seconds : 0;
-        const double acc =
-            interval_scored > 0 ? static_cast<double>(interval_correct) / interval_scored : 0;
-        m.examples_per_sec->Set(eps);
-        m.loss->Set(interval_examples > 0 ? interval_loss / interval_examples : 0.0);
-        m.accuracy->Set(acc);
-        m.learning_rate->Set(optimizer.LearningRate(step - 1, total_steps));
-        log(absl::StrFormat("pass %d step %d/%d loss %.4f accuracy %.4f lr %.5g examples/s %.0f",
-                            pass + 1, in_pass, steps_per_pass,
-                            interval_examples > 0 ? interval_loss / interval_examples : 0.0,
-                            acc, optimizer.LearningRate(step - 1, total_steps), eps));
-        interval_loss = 0;
-        interval_examples = interval_correct = interval_scored = 0;
-        interval_seconds = 0;
-        interval_start = Clock::now();
-      }
-      if (options.checkpoint_every > 0 && !options.checkpoint_dir.empty() &&
-          step % options.checkpoint_every == 0) {
-        TANDEM_RETURN_IF_ERROR(save_checkpoint(step));
-      }
-      if (options.stop != nullptr && options.stop->load(std::memory_order_relaxed)) {
-        if (!options.checkpoint_dir.empty()) {
-          absl::Status saved = save_checkpoint(step);
-          // A pserver stopping at the same time: the previous checkpoint stays the newest.
-          if (!saved.ok() && sp != nullptr)
-            log(absl::StrCat("no checkpoint at step ", step, ": ", saved.message()));
-          else
-            TANDEM_RETURN_IF_ERROR(saved);
-        }
-        return absl::CancelledError(absl::StrCat(
-            "stopped at step ", step,
-            options.checkpoint_dir.empty() ? "" : absl::StrCat(" (checkpoint ", checkpointer.last_path(), ")")));
-      }
-      if (options.max_steps > 0 && step >= options.max_steps) break;
-    }
-    skip_in_pass = 0;
-    if (dp != nullptr) TANDEM_RETURN_IF_ERROR(dp->AverageLayerState(*net));
-    if (pass_examples > 0) result.train_loss = pass_loss / pass_examples;
-    if (test_reader) {
-      TANDEM_ASSIGN_OR_RETURN(EvalResult ev,
-                              Evaluate(*net, *test_reader, test_feeder, options.seed, sp));
-      if (dp != nullptr) {  // each rank evaluated its shard of the test set
-        std::vector<double> state;
-        ev.loss_acc.AppendState(&state);
-        ev.accuracy_acc.AppendState(&state);
-        if (ev.auc_acc.has_value()) ev.auc_acc->AppendState(&state);
-        TANDEM_ASSIGN_OR_RETURN(std::vector<double> merged, dp->SumAcrossRanks(state));
-        std::span<const double> rest(merged);
-        ev.loss_acc.SetState(rest.subspan(0, eval::LossAccumulator::kStateSize));
-        rest = rest.subspan(eval::LossAccumulator::kStateSize);
-        ev.accuracy_acc.SetState(rest.subspan(0, eval::AccuracyAccumulator::kStateSize));
-        rest = rest.subspan(eval::AccuracyAccumulator::kStateSize);
-        ev.loss = ev.loss_acc.Mean();
-        ev.accuracy = ev.accuracy_acc.Accuracy();
-        if (ev.auc_acc.has_value()) {  // histograms add up: the same AUC on every rank
-          ev.auc_acc->SetState(rest);
-          ev.auc = ev.auc_acc->positives() > 0 && ev.auc_acc->negatives() > 0 ? ev.auc_acc->Auc()
-                                                                               : std::nan("");
-        }
-      }
-      result.test_loss = ev.loss;
-      result.test_accuracy = ev.accuracy;
-      result.test_auc = ev.auc;
-      m.test_loss->Set(ev.loss);
-      m.test_accuracy->Set(ev.accuracy);
-      log(absl::StrFormat("pass %d done: train_loss %.4f test_loss %.4f test_accuracy %.4f%s",
-                          pass + 1, result.train_loss, ev.loss, ev.accuracy,
-                          std::isnan(ev.auc) ? "" : absl::StrFormat(" test_auc %.4f", ev.auc)));
-    } else {
-      result.test_loss = result.test_accuracy = std::nan("");
-      log(absl::StrFormat("pass %d done: train_loss %.4f", pass + 1, result.train_loss));
-    }
-    if (!options.checkpoint_dir.empty() && options.checkpoint_every == 0) {
-      TANDEM_RETURN_IF_ERROR(save_checkpoint(step));
-    }
-    if (options.max_steps > 0 && step >= options.max_steps) break;
-  }
-  if (!options.checkpoint_dir.empty()) TANDEM_RETURN_IF_ERROR(save_checkpoint(step));
-  result.steps = step;
-  result.train_seconds = train_seconds;
-  result.examples_per_sec = train_seconds > 0 ? result.examples / train_seconds : 0;
-  if (dp != nullptr) {
-    TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> examples, dp->AllGather(result.examples));
-    TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> micros,
-                            dp->AllGather(static_cast<int64_t>(train_seconds * 1e6)));
-    int64_t all_examples = 0, slowest = 0;
-    for (int r = 0; r < world_size; ++r) {
-      all_examples += examples[r];
-      slowest = std::max(slowest, micros[r]);
-    }
-    result.examples_per_sec = slowest > 0 ? all_examples / (slowest * 1e-6) : 0;
-  }
-  if (!options.output_dir.empty() && rank == 0) {
-    Checkpointer model_writer(options.output_dir, /*keep=*/1);
-    TANDEM_RETURN_IF_ERROR(model_writer.Save(step, *net, optimizer), "writing the final model");
-    log(absl::StrCat("final model: ", model_writer.last_path()));
-  }
-  if (sp != nullptr) {
-    result.rows_pulled = sp->rows_pulled();
-    result.rows_pushed = sp->rows_pushed();
-    result.ids_seen = sp->ids_seen();
-  }
-  result.wall_seconds = Seconds(start, Clock::now());
-  result.final_parameters.assign(net->parameter_arena(),
-                                 net->parameter_arena() + net->parameter_arena_size());
-  return result;
+  TrainingLoop loop(spec, options);
+  return loop.Run();
 }
 
 }  // namespace tandem::trainer
