@@ -6,7 +6,7 @@
 // Restarting (a worker failed with a retryable exit code: the whole gang restarts from the
 // checkpoint after backoffSeconds * 2^(restarts-1), at most backoffLimit times) and Suspended
 // (spec.suspend: workers deleted, capacity released; resume requeues). Admission and preemption
-// are decided by Schedule(), one fair-share pass over a snapshot of the cache
+// are decided by Schedule() (scheduling_pass.cc), one fair-share pass over a snapshot of the cache
 // (operator/scheduler): it writes Admitted + status.placement on admitted jobs, deletes the
 // workers of preemption victims with a grace period (SIGTERM -> checkpoint) and puts them back
 // in the queue, and writes each pending job's reason and queue position. Every transition
@@ -21,6 +21,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
@@ -64,8 +65,10 @@ class TrainingJobReconciler {
   TrainingJobReconciler(kube::KubeApi* api, const ClusterCache* cache, kube::EventRecorder* events,
                         ReconcilerOptions options = {});
 
+  // Reads the job and hands it to the handler of its phase (below); each handler moves the job
+  // one step and writes its status at most once.
   ReconcileResult Reconcile(const std::string& key);
-  // One scheduling pass over every queue.
+  // One scheduling pass over every queue (scheduling_pass.cc).
   ReconcileResult Schedule();
 
   // The port of the rank-0 trainer's metrics endpoint: TANDEM_METRICS_PORT of the pod's trainer
@@ -76,7 +79,39 @@ class TrainingJobReconciler {
   static std::string OwnerKey(const nlohmann::json& child);
 
  private:
-  struct Pods;
+  struct Pods {
+    std::vector<kube::Object> all;        // owned by this job (this uid)
+    std::map<int, kube::Object> by_rank;  // live (not being deleted) pods, by rank
+    std::vector<kube::Object> live;       // not terminal, not being deleted
+  };
+  struct Pass;  // one Reconcile of one job (trainingjob_reconciler.cc)
+  struct WorkerFailure {
+    std::string reason;  // WorkerFailed or WorkerLost
+    std::string message;
+    bool retryable = true;
+  };
+
+  // The phase handlers of Reconcile.
+  ReconcileResult OnInvalidSpec(Pass& p, const api::FieldErrors& errors);  // -> Failed
+  ReconcileResult OnFinished(Pass& p);   // Succeeded/Failed: stop live pods, TTL deletion
+  ReconcileResult OnSuspend(Pass& p);    // spec.suspend: release the workers
+  ReconcileResult OnResume(Pass& p);     // Suspended, spec.suspend false: back to the queue
+  ReconcileResult OnNew(Pass& p);        // "" or Pending: queue it
+  ReconcileResult OnNotPlaced(Pass& p);  // Queued or preempted: no worker may run
+  ReconcileResult OnPlaced(Pass& p);     // Admitted, Running, Restarting
+  // The steps of OnPlaced.
+  std::optional<WorkerFailure> FindWorkerFailure(const Pass& p) const;
+  ReconcileResult OnWorkerFailure(Pass& p, const WorkerFailure& failure);
+  bool RestartGang(Pass& p);
+  absl::StatusOr<bool> CreateMissingWorkers(Pass& p);
+  void UpdateWorkers(Pass& p);
+  void WarnIfClaimPending(Pass& p);
+  // Finish: the job ends in `phase` (Succeeded or Failed). Write: the status, if it changed.
+  void Finish(Pass& p, const std::string& phase, const std::string& reason,
+              const std::string& message);
+  ReconcileResult Write(Pass& p);
+  void DeleteWorkers(Pass& p, const std::vector<kube::Object>& pods);
+
   double Now() const;
   std::string NowText() const;
   Pods PodsOf(const api::TrainingJob& job, const std::string& uid) const;

@@ -1,0 +1,342 @@
+// The scheduling pass of the TrainingJob reconciler: a snapshot of the cache (nodes, other pods,
+// queues, jobs and the admissions written but not yet seen), one fair-share decision by the pure
+// scheduler (operator/scheduler), then the API writes that carry it out: preemptions, admissions,
+// pending reasons and queue status.
+#include <chrono>
+#include <cmath>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
+#include "api/queue.h"
+#include "operator/controller/object_state.h"
+#include "operator/controller/operator_metrics.h"
+#include "operator/controller/trainingjob_reconciler.h"
+#include "operator/kube/api_error.h"
+#include "operator/scheduler/resources.h"
+#include "operator/scheduler/snapshot.h"
+
+namespace tandem::controller {
+
+using nlohmann::json;
+
+namespace {
+
+// The scheduling gauges: per queue (usage, borrowed, share, pending, guarantees) and per job
+// (workers, how long queued and why), and jobs by phase; series of jobs that are gone are removed.
+void ExportSchedulingMetrics(const scheduler::SchedulingResult& decision,
+                             const scheduler::Snapshot& snap,
+                             const std::vector<kube::Object>& job_objects, double now) {
+  auto& m = OperatorMetrics::Get();
+  for (const auto& q : decision.queues) {
+    for (int i = 0; i < 3; ++i) {
+      double scale = i == 0 ? 1e-3 : 1.0;  // cpu in cores
+      m.queue_usage.WithLabels({q.name, scheduler::kResourceNames[i]})
+          ->Set(static_cast<double>(scheduler::Component(q.usage, i)) * scale);
+      m.queue_borrowed.WithLabels({q.name, scheduler::kResourceNames[i]})
+          ->Set(static_cast<double>(scheduler::Component(q.borrowed, i)) * scale);
+    }
+    m.queue_share.WithLabels({q.name})->Set(q.weighted_share);
+    m.queue_pending.WithLabels({q.name})->Set(q.pending);
+  }
+  for (const auto& q : snap.queues) {
+    for (int i = 0; i < 3; ++i) {
+      double scale = i == 0 ? 1e-3 : 1.0;
+      m.queue_guarantee.WithLabels({q.name, scheduler::kResourceNames[i]})
+          ->Set(static_cast<double>(scheduler::Component(q.guaranteed, i)) * scale);
+    }
+  }
+  std::map<std::pair<std::string, std::string>, int> by_phase;
+  std::set<std::vector<std::string>> worker_series, queued_series;
+  for (const auto& o : job_objects) {
+    const json* phase = kube::FieldAt(*o, "status.phase");
+    const json* queue = kube::FieldAt(*o, "spec.queue");
+    std::string ph = phase != nullptr && phase->is_string() ? phase->get<std::string>() : "Pending";
+    std::string qu = queue != nullptr && queue->is_string() ? queue->get<std::string>() : api::kDefaultQueue;
+    by_phase[{ph, qu}]++;
+    // Per-job series for the alerts (gang partly running, pending too long by reason).
+    const std::string ns = kube::NamespaceOf(*o), name = kube::NameOf(*o);
+    for (const char* state : {"desired", "running", "ready"}) {
+      const json* v = kube::FieldAt(*o, absl::StrCat("status.workers.", state));
+      std::vector<std::string> labels{ns, name, qu, state};
+      m.job_workers.WithLabels(labels)->Set(v != nullptr && v->is_number() ? v->get<double>() : 0.0);
+      worker_series.insert(std::move(labels));
+    }
+    const json* conditions = kube::FieldAt(*o, "status.conditions");
+    if (ph != api::kPhaseQueued || conditions == nullptr || !conditions->is_array()) continue;
+    for (const json& c : *conditions) {
+      if (c.value("type", "") != api::kConditionQueued || c.value("status", "") != "True") continue;
+      auto since = kube::ParseRfc3339(c.value("lastTransitionTime", ""));
+      std::vector<std::string> labels{ns, name, qu, c.value("reason", "Unknown")};
+      m.job_queued_since.WithLabels(labels)->Set(since.ok() ? *since : now);
+      queued_series.insert(std::move(labels));
+    }
+  }
+  {
+    static absl::Mutex series_mu;
+    static std::set<std::vector<std::string>> last_workers, last_queued;
+    absl::MutexLock lock(&series_mu);
+    for (const auto& l : last_workers) if (!worker_series.count(l)) m.job_workers.Remove(l);
+    for (const auto& l : last_queued) if (!queued_series.count(l)) m.job_queued_since.Remove(l);
+    last_workers = std::move(worker_series);
+    last_queued = std::move(queued_series);
+  }
+  {
+    static absl::Mutex seen_mu;
+    static std::set<std::pair<std::string, std::string>> seen;
+    absl::MutexLock lock(&seen_mu);
+    for (const auto& k : seen) {
+      if (!by_phase.count(k)) m.jobs.WithLabels({k.first, k.second})->Set(0);
+    }
+    for (const auto& [k, n] : by_phase) {
+      m.jobs.WithLabels({k.first, k.second})->Set(n);
+      seen.insert(k);
+    }
+  }
+}
+
+}  // namespace
+
+scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, kube::Object>* job_objects,
+                                                         std::map<std::string, api::TrainingJob>* jobs,
+                                                         std::map<std::string, std::string>* invalid_queues) {
+  scheduler::Snapshot snap;
+  for (const auto& n : cache_->List(kube::kNodes)) {
+    scheduler::NodeInfo info;
+    info.name = kube::NameOf(*n);
+    const json* alloc = kube::FieldAt(*n, "status.allocatable");
+    if (alloc == nullptr) alloc = kube::FieldAt(*n, "status.capacity");
+    if (alloc != nullptr) info.allocatable = scheduler::FromResourceList(api::ParseResourceList(*alloc));
+    if (const json* l = kube::FieldAt(*n, "metadata.labels"); l != nullptr && l->is_object()) {
+      for (const auto& [k, v] : l->items()) {
+        if (v.is_string()) info.labels[k] = v.get<std::string>();
+      }
+    }
+    const json* unsched = kube::FieldAt(*n, "spec.unschedulable");
+    info.schedulable = !(unsched != nullptr && unsched->is_boolean() && unsched->get<bool>());
+    if (const json* conds = kube::FieldAt(*n, "status.conditions"); conds != nullptr && conds->is_array()) {
+      for (const auto& c : *conds) {
+        if (c.value("type", "") == "Ready" && c.value("status", "") != "True") info.schedulable = false;
+      }
+    }
+    if (const json* taints = kube::FieldAt(*n, "spec.taints"); taints != nullptr && taints->is_array()) {
+      for (const auto& t : *taints) {
+        if (t.value("effect", "") == "NoSchedule") info.schedulable = false;
+      }
+    }
+    snap.nodes.push_back(std::move(info));
+  }
+  std::map<std::string, std::vector<std::string>> job_pod_nodes;  // job uid -> nodes of live pods
+  for (const auto& p : cache_->List(kube::kPods)) {
+    std::string phase = PodPhase(*p);
+    if (phase == "Succeeded" || phase == "Failed") continue;
+    const json* node = kube::FieldAt(*p, "spec.nodeName");
+    if (node == nullptr || !node->is_string()) continue;
+    if (!OwnerKey(*p).empty()) {
+      job_pod_nodes[kube::ControllerUidOf(*p)].push_back(node->get<std::string>());
+      continue;
+    }
+    scheduler::PodUsage u;
+    u.node = node->get<std::string>();
+    if (const json* cs = kube::FieldAt(*p, "spec.containers"); cs != nullptr && cs->is_array()) {
+      for (const auto& c : *cs) {
+        const json* req = kube::FieldAt(c, "resources.requests");
+        if (req != nullptr) u.requests += scheduler::FromResourceList(api::ParseResourceList(*req));
+      }
+    }
+    snap.other_pods.push_back(u);
+  }
+  for (const auto& q : cache_->List(kube::kQueues)) {
+    auto parsed = api::QueueFromJson(*q);
+    if (parsed.ok()) {
+      snap.queues.push_back(scheduler::QueueInfoFrom(*parsed));
+    } else {
+      (*invalid_queues)[kube::NameOf(*q)] = std::string(parsed.status().message());
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  std::set<std::string> seen;
+  for (const auto& o : cache_->List(kube::kTrainingJobs)) {
+    api::FieldErrors errors;
+    api::TrainingJob job = api::ParseTrainingJob(*o, validators_, &errors);
+    if (!errors.empty()) continue;
+    std::string key = kube::ObjectKey::Of(*o).String();
+    seen.insert(key);
+    auto created = kube::ParseRfc3339(job.metadata.creation_timestamp);
+    scheduler::JobInfo info = scheduler::JobInfoFrom(job, created.ok() ? static_cast<int64_t>(*created * 1000) : 0);
+    const std::string& phase = job.status.phase;
+    auto live = job_pod_nodes.find(kube::UidOf(*o));
+    auto assumed = assumed_.find(key);
+    if (assumed != assumed_.end()) {
+      // Our write is visible once the cache shows that version or a later admission decision.
+      bool visible = kube::ResourceVersionOf(*o) == assumed->second.written_rv ||
+                     (!assumed->second.placement.empty() && !job.status.placement.empty()) ||
+                     (assumed->second.placement.empty() && job.status.placement.empty() && Placed(phase) == false);
+      if (visible) {
+        assumed_.erase(assumed);
+        assumed = assumed_.end();
+      }
+    }
+    if (Finished(phase) || job.spec.suspend || phase == api::kPhaseSuspended || Deleting(*o)) {
+      // Finished or stopped jobs hold only what their pods still use.
+      if (live != job_pod_nodes.end()) {
+        info.placement = live->second;
+        info.terminating = true;
+        snap.jobs.push_back(info);
+      }
+      continue;
+    }
+    if (assumed != assumed_.end() && !assumed->second.placement.empty()) {
+      info.placement = assumed->second.placement;
+    } else if (Placed(phase) && !job.status.placement.empty() &&
+               (assumed == assumed_.end() || !assumed->second.placement.empty())) {
+      info.placement = job.status.placement;
+    } else if (live != job_pod_nodes.end()) {
+      info.placement = live->second;  // preempted: its workers are still shutting down
+      info.terminating = true;
+    } else if (phase != api::kPhaseQueued) {
+      continue;  // not queued yet: its own reconcile queues it first
+    } else {
+      info.placement.clear();
+    }
+    snap.jobs.push_back(info);
+    (*job_objects)[key] = o;
+    (*jobs)[key] = std::move(job);
+  }
+  for (auto it = assumed_.begin(); it != assumed_.end();) {
+    it = seen.count(it->first) ? std::next(it) : assumed_.erase(it);
+  }
+  return snap;
+}
+
+ReconcileResult TrainingJobReconciler::Schedule() {
+  ReconcileResult result;
+  auto& m = OperatorMetrics::Get();
+  auto start = std::chrono::steady_clock::now();
+  std::map<std::string, kube::Object> objects;
+  std::map<std::string, api::TrainingJob> jobs;
+  std::map<std::string, std::string> invalid_queues;
+  scheduler::Snapshot snap = BuildSnapshot(&objects, &jobs, &invalid_queues);
+  scheduler::SchedulingResult decision = scheduler::Schedule(snap);
+  m.scheduling_pass->Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  const std::string now = NowText();
+  auto note_error = [&](const absl::Status& s) {
+    if (!s.ok() && result.error.ok()) result.error = s;
+  };
+
+  for (const auto& p : decision.preemptions) {
+    auto it = jobs.find(p.victim);
+    if (it == jobs.end()) continue;
+    api::TrainingJob& victim = it->second;
+    const json& obj = *objects[p.victim];
+    Pods pods = PodsOf(victim, kube::UidOf(obj));
+    note_error(DeletePods(pods.all, options_.build.termination_grace_s));
+    api::TrainingJobStatus st = victim.status;
+    st.phase = api::kPhaseQueued;
+    st.placement.clear();
+    st.workers.running = st.workers.ready = 0;
+    api::SetCondition(&st.conditions, api::kConditionPreempted, "True", p.reason, p.message, now);
+    api::SetCondition(&st.conditions, api::kConditionAdmitted, "False", "Preempted", p.message, now);
+    api::SetCondition(&st.conditions, api::kConditionRunning, "False", "Preempted", p.message, now);
+    api::SetCondition(&st.conditions, api::kConditionQueued, "True", "Preempted",
+                      absl::StrCat("preempted for ", p.preemptor, "; will resume from its checkpoint"), now);
+    json updated = obj;
+    updated["status"] = api::StatusToJson(st);
+    auto w = api_->UpdateStatus(kube::kTrainingJobs, updated);
+    note_error(w.status());
+    if (w.ok()) {
+      absl::MutexLock lock(&mu_);
+      assumed_[p.victim] = {{}, kube::ResourceVersionOf(*w)};
+    }
+    Event(obj, "Warning", "Preempted",
+          absl::StrCat(p.message, "; workers get ", options_.build.termination_grace_s, "s to checkpoint"));
+    m.preemptions.WithLabels({victim.spec.queue, p.reason})->Inc();
+  }
+
+  for (const auto& a : decision.admissions) {
+    auto it = jobs.find(a.job);
+    if (it == jobs.end()) continue;
+    api::TrainingJob& job = it->second;
+    const json& obj = *objects[a.job];
+    api::TrainingJobStatus st = job.status;
+    st.phase = api::kPhaseAdmitted;
+    st.placement = a.placement;
+    st.pending_reason.clear();
+    st.queue_position = 0;
+    st.workers.desired = a.workers;
+    std::set<std::string> nodes(a.placement.begin(), a.placement.end());
+    std::string message = absl::StrCat("admitted by queue ", job.spec.queue, ": ", a.workers, " workers on ",
+                                       absl::StrJoin(nodes, ","));
+    api::SetCondition(&st.conditions, api::kConditionAdmitted, "True", "Admitted", message, now);
+    api::SetCondition(&st.conditions, api::kConditionQueued, "False", "Admitted", message, now);
+    if (api::FindCondition(st.conditions, api::kConditionPreempted) != nullptr) {
+      api::SetCondition(&st.conditions, api::kConditionPreempted, "False", "Readmitted", message, now);
+    }
+    json updated = obj;
+    updated["status"] = api::StatusToJson(st);
+    auto w = api_->UpdateStatus(kube::kTrainingJobs, updated);
+    if (!w.ok()) {
+      note_error(w.status());
+      continue;
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      assumed_[a.job] = {a.placement, kube::ResourceVersionOf(*w)};
+    }
+    Event(obj, "Normal", "Admitted", message);
+    m.admissions.WithLabels({job.spec.queue})->Inc();
+  }
+
+  for (const auto& p : decision.pending) {
+    auto it = jobs.find(p.job);
+    if (it == jobs.end() || !it->second.status.placement.empty()) continue;
+    api::TrainingJob& job = it->second;
+    api::TrainingJobStatus st = job.status;
+    std::string reason = p.reason, message = p.message;
+    if (auto bad = invalid_queues.find(job.spec.queue); reason == "NoSuchQueue" && bad != invalid_queues.end()) {
+      // It exists but cannot be used: say why instead of "does not exist".
+      reason = "InvalidQueue";
+      message = absl::StrCat("queue ", job.spec.queue, " is invalid: ", bad->second);
+    }
+    st.pending_reason = message;
+    st.queue_position = p.position;
+    bool new_reason = api::SetCondition(&st.conditions, api::kConditionQueued, "True", reason, message, now);
+    if (st == job.status) continue;
+    const json& obj = *objects[p.job];
+    json updated = obj;
+    updated["status"] = api::StatusToJson(st);
+    note_error(api_->UpdateStatus(kube::kTrainingJobs, updated).status());
+    const api::Condition* before = api::FindCondition(job.status.conditions, api::kConditionQueued);
+    if (new_reason && (before == nullptr || before->reason != reason)) {
+      Event(obj, reason == "InvalidQueue" ? "Warning" : "Normal", reason, message);
+    }
+  }
+
+  // Queue status (admitted/pending jobs, usage, borrowed, share): written when it changed.
+  for (const auto& q : decision.queues) {
+    kube::Object qobj = cache_->Get(kube::kQueues, q.name);
+    if (qobj == nullptr) continue;
+    auto parsed = api::QueueFromJson(*qobj);
+    if (!parsed.ok()) continue;
+    api::QueueStatus st = parsed->status;
+    st.admitted_jobs = q.admitted;
+    st.pending_jobs = q.pending;
+    st.usage = scheduler::ToResourceList(q.usage);
+    st.borrowed = scheduler::ToResourceList(q.borrowed);
+    st.weighted_share = std::round(q.weighted_share * 1e6) / 1e6;  // no rewrite for float noise
+    if (st == parsed->status) continue;
+    api::Queue updated_queue = *parsed;
+    updated_queue.status = st;
+    json updated = *qobj;
+    updated["status"] = api::ToJson(updated_queue).value("status", json::object());
+    note_error(api_->UpdateStatus(kube::kQueues, updated).status());
+  }
+
+  ExportSchedulingMetrics(decision, snap, cache_->List(kube::kTrainingJobs), Now());
+  // Admitted jobs create their workers in their own reconcile; pending ones retry periodically.
+  result.requeue_after_s = options_.schedule_interval_s;
+  return result;
+}
+
+}  // namespace tandem::controller
