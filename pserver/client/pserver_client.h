@@ -1,8 +1,8 @@
 // PServerClient: a trainer's view of the sharded parameter server.
 //
 //   PServerClientOptions o;
-//   o.endpoints = {"10.0.0.1:7070", "10.0.0.2:7070"};   // shard order ($TANDEM_PSERVERS)
-//   o.token = getenv("TANDEM_JOB_TOKEN");
+//   o.endpoints = {"10.0.0.1:7070", "10.0.0.2:7070"};   // shard order (WorkerContract::pservers)
+//   o.token = contract.token;                           // api/worker_contract.h
 //   o.rank = rank;  o.sync = true;
 //   TANDEM_ASSIGN_OR_RETURN(auto client, PServerClient::Connect(o));
 //   TANDEM_RETURN_IF_ERROR(client->RegisterTable(embedding_config));    // idempotent
