@@ -5,6 +5,7 @@ warning (an error here) or a file clang could not parse, with clang's output; 2:
 import argparse
 import concurrent.futures
 import json
+import re
 import os
 import shlex
 import subprocess
@@ -23,6 +24,28 @@ def ours(path, source):
     rel = os.path.relpath(path, source)
     return (not rel.startswith("..") and rel.endswith(".cc")
             and not rel.startswith(("tests/", "bench/", "build")))
+
+
+# A source can meet the analysis only through a mutex or an annotation: one of these in the file
+# itself or in a project header it includes (directly or through other project headers).
+LOCK_MARKERS = ("absl/synchronization/mutex.h", "absl/base/thread_annotations.h", "absl::Mutex",
+                "ABSL_GUARDED_BY", "ABSL_EXCLUSIVE_LOCKS_REQUIRED", "ABSL_LOCKS_EXCLUDED")
+INCLUDE = re.compile(r'^#include "([^"]+)"', re.M)
+
+
+def sees_locks(path, source, memo, seen=None):
+    if path in memo:
+        return memo[path]
+    seen = set() if seen is None else seen
+    if path in seen or not os.path.exists(path):
+        return False
+    seen.add(path)
+    with open(path, errors="replace") as f:
+        text = f.read()
+    found = any(m in text for m in LOCK_MARKERS) or any(
+        sees_locks(os.path.join(source, h), source, memo, seen) for h in INCLUDE.findall(text))
+    memo[path] = found
+    return found
 
 
 def clang_command(entry):
@@ -52,6 +75,8 @@ def main():
     ap.add_argument("--source", required=True)
     ap.add_argument("--build", required=True)
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--all", action="store_true",
+                    help="every source, not only those that see a mutex or an annotation")
     ap.add_argument("files", nargs="*", help="only these sources (paths relative to --source)")
     a = ap.parse_args()
     source = os.path.realpath(a.source)
@@ -70,6 +95,9 @@ def main():
         if missing:
             print(f"thread-safety: not in {db}: {', '.join(sorted(missing))}", file=sys.stderr)
             return 2
+    elif not a.all:
+        memo = {}
+        entries = [e for e in entries if sees_locks(os.path.realpath(e["file"]), source, memo)]
     if not entries:
         print(f"thread-safety: no sources of {source} in {db}", file=sys.stderr)
         return 2
