@@ -1,7 +1,9 @@
 #include "common/logging.h"
 
-#include <cstdlib>
+#include <optional>
+#include <string>
 
+#include "common/environment.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 
 namespace tandem {
@@ -10,8 +12,9 @@ void InitLogging(const std::string& component) {
   auto logger = spdlog::stderr_color_mt(component.empty() ? "tandem" : component);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%L%$ [%n] %v");
   spdlog::level::level_enum level = spdlog::level::info;
-  if (const char* env = std::getenv("TANDEM_LOG_LEVEL")) {
-    level = spdlog::level::from_str(env);
+  // InitLogging runs once, first thing in a main: this is the main reading its environment.
+  if (std::optional<std::string> env = EnvValue(ProcessEnvironment(), "TANDEM_LOG_LEVEL")) {
+    level = spdlog::level::from_str(*env);
   }
   logger->set_level(level);
   spdlog::set_default_logger(logger);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "common/cli.h"
 #include "common/logging.h"
+#include "common/socket.h"
 #include "api/worker_contract.h"
 #include "trainer/collective/communicator.h"
 #include "trainer/collective/exit_codes.h"
@@ -25,26 +26,26 @@ namespace tc = tandem::collective;
 // The limit our ring runs against: one TCP stream over loopback, one sender thread and one
 // receiver thread, 4 MiB writes, `mib` MiB in total. Prints bytes per second.
 int MeasureLoopback(double mib) {
-  auto listener = tc::Listener::Bind("127.0.0.1", 0);
+  auto listener = tandem::net::Listener::Bind("127.0.0.1", 0);
   if (!listener.ok()) return 1;
   const size_t total = static_cast<size_t>(mib * (1 << 20)), block = 4 << 20;
   double seconds = 0;
   std::thread receiver([&] {
-    auto conn = listener->Accept(tc::Clock::now() + std::chrono::seconds(10));
+    auto conn = listener->Accept(tandem::net::Clock::now() + std::chrono::seconds(10));
     if (!conn.ok()) return;
     std::vector<char> buf(block);
     size_t got = 0;
-    auto t0 = tc::Clock::now();
+    auto t0 = tandem::net::Clock::now();
     while (got < total) {
       ssize_t r = recv(conn->get(), buf.data(), buf.size(), 0);
       if (r <= 0) break;
       got += static_cast<size_t>(r);
     }
-    seconds = std::chrono::duration<double>(tc::Clock::now() - t0).count();
+    seconds = std::chrono::duration<double>(tandem::net::Clock::now() - t0).count();
   });
-  auto fd = tc::ConnectOnce("127.0.0.1", listener->port(),
-                            tc::Clock::now() + std::chrono::seconds(10));
-  if (!fd.ok() || !tc::SetNonBlocking(fd->get(), false).ok()) return 1;
+  auto fd = tandem::net::ConnectOnce("127.0.0.1", listener->port(),
+                            tandem::net::Clock::now() + std::chrono::seconds(10));
+  if (!fd.ok() || !tandem::net::SetNonBlocking(fd->get(), false).ok()) return 1;
   std::vector<char> buf(block, 1);
   size_t sent = 0;
   while (sent < total) {
@@ -105,10 +106,10 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "%s\n", s.ToString().c_str());
         return tc::ExitCodeFor(s);
       }
-      auto t0 = tc::Clock::now();
+      auto t0 = tandem::net::Clock::now();
       absl::Status s = (*comm)->AllReduce(data.data(), count, tc::ReduceOp::kSum,
                                           bf16 ? tc::Compression::kBf16 : tc::Compression::kNone);
-      double sec = std::chrono::duration<double>(tc::Clock::now() - t0).count();
+      double sec = std::chrono::duration<double>(tandem::net::Clock::now() - t0).count();
       if (!s.ok()) {
         std::fprintf(stderr, "%s\n", s.ToString().c_str());
         return tc::ExitCodeFor(s);

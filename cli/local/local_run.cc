@@ -1,9 +1,6 @@
 #include "cli/local/local_run.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,38 +16,11 @@
 #include "absl/strings/str_cat.h"
 #include "cli/local/progress.h"
 #include "cli/local/report.h"
+#include "common/socket.h"
 #include "common/status.h"
 
 namespace tandem::local {
 namespace fs = std::filesystem;
-
-absl::StatusOr<std::vector<int>> PickFreePorts(int n) {
-  // Hold every socket open until all are chosen, so the same port is not picked twice.
-  std::vector<int> fds, ports;
-  absl::Status status;
-  for (int i = 0; i < n; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      status = ErrnoToStatus(errno, "socket");
-      break;
-    }
-    fds.push_back(fd);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof(addr);
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      status = ErrnoToStatus(errno, "bind to a free loopback port");
-      break;
-    }
-    ports.push_back(ntohs(addr.sin_port));
-  }
-  for (int fd : fds) ::close(fd);
-  if (!status.ok()) return status;
-  return ports;
-}
 
 absl::StatusOr<std::string> NewJobToken() {
   unsigned char bytes[24];
@@ -190,7 +160,7 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   fs::copy_file(job_.manifest_path, fs::path(run_dir) / "job.yaml",
                 fs::copy_options::overwrite_existing, ec);
 
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int> ports, PickFreePorts(4 * job_.workers));
+  TANDEM_ASSIGN_OR_RETURN(std::vector<int> ports, net::PickFreeLoopbackPorts(4 * job_.workers));
   TANDEM_ASSIGN_OR_RETURN(std::string token, NewJobToken());
   std::vector<SupervisedProcess> procs = BuildProcesses(job_, options_, run_dir, ports, token);
 

@@ -58,9 +58,6 @@ struct LocalRunResult {
   int64_t lost_steps = 0;
 };
 
-// Picks `n` distinct free TCP ports on 127.0.0.1.
-absl::StatusOr<std::vector<int>> PickFreePorts(int n);
-
 // A fresh random token (hex) for the job's pservers.
 absl::StatusOr<std::string> NewJobToken();
 

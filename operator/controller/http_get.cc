@@ -17,44 +17,15 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/socket.h"
 
 namespace tandem::controller {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-
-class Fd {
- public:
-  explicit Fd(int fd) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-// Milliseconds left until `deadline` (0 when past it).
-int MillisLeft(Clock::time_point deadline) {
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left > 0 ? static_cast<int>(std::min<int64_t>(left, 1 << 30)) : 0;
-}
-
-absl::Status WaitFor(int fd, short events, Clock::time_point deadline, const std::string& what) {
-  for (;;) {
-    pollfd p{fd, events, 0};
-    int ms = MillisLeft(deadline);
-    if (ms == 0) return absl::DeadlineExceededError(absl::StrCat("timed out ", what));
-    int n = ::poll(&p, 1, ms);
-    if (n > 0) return absl::OkStatus();
-    if (n == 0) return absl::DeadlineExceededError(absl::StrCat("timed out ", what));
-    if (errno != EINTR) return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
-  }
-}
+using net::Clock;
+using net::Fd;
+using net::WaitReady;
 
 // Decodes a chunked body; false on malformed framing. Trailers are ignored.
 bool Dechunk(absl::string_view in, size_t max, std::string* out, bool* too_large) {
@@ -132,7 +103,7 @@ absl::StatusOr<std::string> HttpGet(const HttpGetRequest& req) {
     if (errno != EINPROGRESS) {
       return absl::UnavailableError(absl::StrCat(where, ": connect: ", std::strerror(errno)));
     }
-    if (absl::Status s = WaitFor(fd.get(), POLLOUT, deadline, "connecting to " + where); !s.ok()) return s;
+    if (absl::Status s = WaitReady(fd.get(), POLLOUT, deadline, "connecting to " + where); !s.ok()) return s;
     int err = 0;
     socklen_t len = sizeof(err);
     ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
@@ -148,7 +119,7 @@ absl::StatusOr<std::string> HttpGet(const HttpGetRequest& req) {
     if (n > 0) {
       sent += static_cast<size_t>(n);
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-      if (absl::Status s = WaitFor(fd.get(), POLLOUT, deadline, "sending to " + where); !s.ok()) return s;
+      if (absl::Status s = WaitReady(fd.get(), POLLOUT, deadline, "sending to " + where); !s.ok()) return s;
     } else {
       return absl::UnavailableError(absl::StrCat(where, ": send: ", std::strerror(errno)));
     }
@@ -170,7 +141,7 @@ absl::StatusOr<std::string> HttpGet(const HttpGetRequest& req) {
     }
     if (n == 0) break;  // the peer closed: Connection: close
     if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-      if (absl::Status s = WaitFor(fd.get(), POLLIN, deadline, "reading from " + where); !s.ok()) return s;
+      if (absl::Status s = WaitReady(fd.get(), POLLIN, deadline, "reading from " + where); !s.ok()) return s;
       continue;
     }
     return absl::UnavailableError(absl::StrCat(where, ": recv: ", std::strerror(errno)));

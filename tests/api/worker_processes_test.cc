@@ -15,6 +15,7 @@
 #include "absl/strings/str_replace.h"
 #include "api/manifest.h"
 #include "cli/local/local_run.h"
+#include "common/socket.h"
 #include "common/yaml_json.h"
 #include "gtest/gtest.h"
 #include "operator/controller/worker_builder.h"
@@ -161,7 +162,7 @@ class WorkerProcessesTest : public ::testing::Test {
     const local::LocalJob lj = local::LocalJobFor(*job, manifest, 0);
     local::LocalRunOptions options;
     options.bin_dir = testing::BinDir();
-    auto ports = local::PickFreePorts(4 * lj.workers);
+    auto ports = net::PickFreeLoopbackPorts(4 * lj.workers);
     EXPECT_TRUE(ports.ok());
     std::vector<Process> out;
     for (const local::SupervisedProcess& sp :

@@ -1,7 +1,5 @@
 #include "common/http_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -9,6 +7,7 @@
 #include <chrono>
 #include <thread>
 
+#include "common/socket.h"
 #include "gtest/gtest.h"
 #include "tests/common/test_util.h"
 
@@ -17,14 +16,13 @@ namespace {
 
 using testing::HttpRequestTo;
 
+// A blocking connection to the server on loopback; the test closes it.
 int Connect(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  EXPECT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  return fd;
+  auto fd = net::ConnectOnce("127.0.0.1", port, net::Clock::now() + std::chrono::seconds(10));
+  EXPECT_TRUE(fd.ok()) << fd.status();
+  if (!fd.ok()) return -1;
+  EXPECT_TRUE(net::SetNonBlocking(fd->get(), false).ok());
+  return fd->release();
 }
 
 std::string ReadSome(int fd, size_t at_least) {

@@ -1,14 +1,15 @@
 #include "tests/common/test_util.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+
+#include "common/socket.h"
 
 namespace tandem::testing {
 
@@ -105,16 +106,9 @@ CommandResult RunProgram(const std::vector<std::string>& argv, const std::vector
 HttpResult HttpRequestTo(int port, const std::string& method, const std::string& target,
                          const std::string& body) {
   HttpResult r;
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return r;
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return r;
-  }
+  auto conn = net::ConnectOnce("127.0.0.1", port, net::Clock::now() + std::chrono::seconds(30));
+  if (!conn.ok() || !net::SetNonBlocking(conn->get(), false).ok()) return r;
+  const int fd = conn->release();
   std::string req = method + " " + target + " HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
   if (!body.empty() || method == "POST" || method == "PUT") {
     req += "Content-Length: " + std::to_string(body.size()) + "\r\n";

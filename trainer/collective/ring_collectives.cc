@@ -5,11 +5,14 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/socket.h"
 #include "common/status.h"
 #include "trainer/collective/reduce_kernels.h"
-#include "trainer/collective/socket.h"
 
 namespace tandem::collective {
+
+using net::Clock;
+
 namespace {
 
 using std::chrono::milliseconds;

@@ -13,11 +13,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "common/socket.h"
 #include "common/status.h"
 #include "trainer/collective/reduce_kernels.h"
-#include "trainer/collective/socket.h"
 
 namespace tandem::collective {
+
+using net::Clock;
+
 namespace {
 
 using std::chrono::milliseconds;

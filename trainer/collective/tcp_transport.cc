@@ -14,6 +14,14 @@
 #include "common/status.h"
 
 namespace tandem::collective {
+
+using net::ConnectOnce;
+using net::MillisUntil;
+using net::ReadFully;
+using net::SetNonBlocking;
+using net::SocketTuning;
+using net::TuneSocket;
+using net::WriteFully;
 namespace {
 
 using std::chrono::milliseconds;

@@ -22,11 +22,16 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
+#include "common/socket.h"
 #include "trainer/collective/peer_list.h"
-#include "trainer/collective/socket.h"
 #include "trainer/collective/transport.h"
 
 namespace tandem::collective {
+
+// The sockets the transport is built on (common/socket.h).
+using net::Clock;
+using net::Fd;
+using net::Listener;
 
 struct TcpTransportOptions {
   // Data connections per neighbour and direction; a message's chunks are spread over them.

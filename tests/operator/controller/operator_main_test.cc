@@ -1,7 +1,6 @@
 // tandem-operator as shipped, against tandem-fake-apiserver as a process: it takes the Lease,
 // admits a job, serves tandem_operator_* metrics that promtool accepts, and hands the Lease back
 // on SIGTERM.
-#include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/socket.h>
@@ -14,6 +13,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "common/socket.h"
 #include "common/yaml_json.h"
 #include "gtest/gtest.h"
 #include "operator/kube/kube_client.h"
@@ -37,15 +37,9 @@ pid_t Spawn(std::vector<std::string> args) {
 }
 
 int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  auto ports = net::PickFreeLoopbackPorts(1);
+  EXPECT_TRUE(ports.ok()) << ports.status();
+  return ports.ok() ? (*ports)[0] : 0;
 }
 
 using ::tandem::testing::Eventually;

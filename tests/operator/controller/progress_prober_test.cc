@@ -2,8 +2,6 @@
 // changes (good numbers, garbage, an HTTP error, chunked, a slow peer, a dead port).
 #include "operator/controller/progress_prober.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
+#include "common/socket.h"
 #include "gtest/gtest.h"
 #include "operator/controller/http_get.h"
 #include "operator/controller/operator_metrics.h"
@@ -110,57 +109,39 @@ TEST(HttpGetTest, ReadsPlainAndChunkedBodiesAndReportsErrors) {
 
 TEST(HttpGetTest, AKeepAlivePeerDoesNotHoldTheScrapeUntilItsDeadline) {
   // Answers a whole response with Content-Length, then keeps the connection open.
-  int lfd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(::listen(lfd, 4), 0);
-  socklen_t len = sizeof(a);
-  ::getsockname(lfd, reinterpret_cast<sockaddr*>(&a), &len);
+  auto listener = net::Listener::Bind("127.0.0.1", 0);
+  ASSERT_TRUE(listener.ok()) << listener.status();
   std::atomic<bool> done{false};
   std::thread peer([&] {
-    int c = ::accept(lfd, nullptr, nullptr);
+    auto c = listener->Accept(net::Clock::now() + std::chrono::seconds(30));
+    if (!c.ok()) return;
     char buf[4096];
-    (void)::recv(c, buf, sizeof(buf), 0);
+    (void)::recv(c->get(), buf, sizeof(buf), 0);
     const char* reply = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
-    (void)::send(c, reply, std::strlen(reply), MSG_NOSIGNAL);
+    (void)::send(c->get(), reply, std::strlen(reply), MSG_NOSIGNAL);
     while (!done) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    ::close(c);
   });
   // A 30 s deadline: a client waiting for the close would time out and fail after 30 s.
-  auto body = HttpGet({.host = "127.0.0.1", .port = ntohs(a.sin_port), .timeout_s = 30});
+  auto body = HttpGet({.host = "127.0.0.1", .port = listener->port(), .timeout_s = 30});
   done = true;
   peer.join();
-  ::close(lfd);
   ASSERT_TRUE(body.ok()) << body.status();
   EXPECT_EQ(*body, "hello");
 }
 
 TEST(HttpGetTest, DeadAndSilentPeersFailWithinTheTimeout) {
   // A port nobody listens on: refused.
-  int probe = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  socklen_t len = sizeof(a);
-  ::getsockname(probe, reinterpret_cast<sockaddr*>(&a), &len);
-  int dead_port = ntohs(a.sin_port);
-  ::close(probe);
+  auto free_ports = net::PickFreeLoopbackPorts(1);
+  ASSERT_TRUE(free_ports.ok()) << free_ports.status();
+  const int dead_port = (*free_ports)[0];
   EXPECT_EQ(HttpGet({.host = "127.0.0.1", .port = dead_port, .timeout_s = 1}).status().code(),
             absl::StatusCode::kUnavailable);
 
   // A peer that accepts and never answers: a timeout, not a hang.
-  int silent = ::socket(AF_INET, SOCK_STREAM, 0);
-  a.sin_port = 0;
-  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-  ASSERT_EQ(::listen(silent, 4), 0);
-  len = sizeof(a);
-  ::getsockname(silent, reinterpret_cast<sockaddr*>(&a), &len);
-  auto r = HttpGet({.host = "127.0.0.1", .port = ntohs(a.sin_port), .timeout_s = 0.2});
+  auto silent = net::Listener::Bind("127.0.0.1", 0);
+  ASSERT_TRUE(silent.ok()) << silent.status();
+  auto r = HttpGet({.host = "127.0.0.1", .port = silent->port(), .timeout_s = 0.2});
   EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
-  ::close(silent);
 }
 
 TEST(ProgressProberTest, ScrapesCachesAndKeepsTheLastGoodSample) {

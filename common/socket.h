@@ -1,15 +1,19 @@
-// Thin RAII wrappers over TCP sockets, used only by the TCP transport and its rendezvous.
-// Algorithms never see these: they talk to a Transport (transport.h).
+// TCP sockets for every component: an owned descriptor, a listener, connect, exact-size I/O and
+// waits with deadlines, free loopback ports. The collective's TCP transport and rendezvous, the
+// operator's metrics scraper, `tandem run` and the tests use these; nothing else opens sockets by
+// hand (the HTTP server keeps its own dual-stack listen; gRPC and cpprestsdk bring their own).
+// Collective algorithms never see sockets: they talk to a Transport (trainer/collective).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-namespace tandem::collective {
+namespace tandem::net {
 
 using Clock = std::chrono::steady_clock;
 
@@ -77,4 +81,12 @@ absl::Status ReadFully(int fd, void* data, size_t n, Clock::time_point deadline,
 // Milliseconds from now to `deadline`, clamped to [0, INT_MAX].
 int MillisUntil(Clock::time_point deadline);
 
-}  // namespace tandem::collective
+// Waits until `fd` is ready for `events` (POLLIN, POLLOUT) or `deadline` passes:
+// DeadlineExceeded "timed out <what>", or Unavailable with the poll error.
+absl::Status WaitReady(int fd, short events, Clock::time_point deadline, const std::string& what);
+
+// `n` distinct TCP ports on 127.0.0.1 that were free when chosen (all sockets are held until every
+// port is picked, then closed). Another process may still take one before its user binds it.
+absl::StatusOr<std::vector<int>> PickFreeLoopbackPorts(int n);
+
+}  // namespace tandem::net

@@ -1,4 +1,4 @@
-#include "trainer/collective/socket.h"
+#include "common/socket.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -16,7 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
-namespace tandem::collective {
+namespace tandem::net {
 
 Fd& Fd::operator=(Fd&& o) noexcept {
   if (this != &o) Reset(o.release());
@@ -33,6 +33,39 @@ int MillisUntil(Clock::time_point deadline) {
   if (ms < 0) return 0;
   if (ms > INT_MAX) return INT_MAX;
   return static_cast<int>(ms);
+}
+
+absl::Status WaitReady(int fd, short events, Clock::time_point deadline, const std::string& what) {
+  for (;;) {
+    pollfd p{fd, events, 0};
+    const int ms = MillisUntil(deadline);
+    if (ms == 0) return absl::DeadlineExceededError(absl::StrCat("timed out ", what));
+    const int n = ::poll(&p, 1, ms);
+    if (n > 0) return absl::OkStatus();
+    if (n == 0) return absl::DeadlineExceededError(absl::StrCat("timed out ", what));
+    if (errno != EINTR) return absl::UnavailableError(absl::StrCat(what, ": ", std::strerror(errno)));
+  }
+}
+
+absl::StatusOr<std::vector<int>> PickFreeLoopbackPorts(int n) {
+  std::vector<Fd> held;
+  std::vector<int> ports;
+  for (int i = 0; i < n; ++i) {
+    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd.valid()) return ErrnoToStatus(errno, "socket");
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = 0;
+    socklen_t len = sizeof(addr);
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+      return ErrnoToStatus(errno, "bind to a free loopback port");
+    }
+    ports.push_back(ntohs(addr.sin_port));
+    held.push_back(std::move(fd));
+  }
+  return ports;
 }
 
 absl::Status SetNonBlocking(int fd, bool on) {
@@ -213,4 +246,4 @@ absl::Status ReadFully(int fd, void* data, size_t n, Clock::time_point deadline,
   return absl::OkStatus();
 }
 
-}  // namespace tandem::collective
+}  // namespace tandem::net
