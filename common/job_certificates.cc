@@ -21,7 +21,7 @@ std::string CertName(const std::string& job) { return absl::StrCat("tandem job "
 std::vector<std::string> DnsNames(const std::string& job) {
   std::string d;
   for (char ch : job) d += (ch == '/') ? '.' : ch;
-  return {absl::StrCat(d, ".tandem-job")};
+  return {kTlsPeerName, absl::StrCat(d, ".tandem-job")};
 }
 
 absl::Time RenewAt(const CertificateInfo& c, double fraction) {
@@ -43,6 +43,11 @@ absl::StatusOr<KeyAndCertificate> Issue(const KeyAndCertificate& ca, const std::
 }
 
 }  // namespace
+
+TlsFiles TlsFiles::InFolder(const std::string& dir) {
+  return {absl::StrCat(dir, "/", kCaBundleFile), absl::StrCat(dir, "/", kCertFile),
+          absl::StrCat(dir, "/", kKeyFile)};
+}
 
 std::map<std::string, std::string> JobCertificates::Files() const {
   std::map<std::string, std::string> files = {{kCaBundleFile, ca_bundle_pem},

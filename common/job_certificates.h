@@ -37,6 +37,23 @@ inline constexpr char kKeyFile[] = "tls.key";       // its private key
 inline constexpr char kCaKeyFile[] = "ca.key";      // the signing CA's key: never given to workers
 inline constexpr char kNextCaKeyFile[] = "ca-next.key";  // during a CA rotation only
 
+// Where a process finds the job's trust bundle, certificate and key (the worker contract's
+// TANDEM_TLS_CA, TANDEM_TLS_CERT, TANDEM_TLS_KEY). All three or none: none is plain mode.
+struct TlsFiles {
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+
+  // `dir`/ca.crt, `dir`/tls.crt, `dir`/tls.key.
+  static TlsFiles InFolder(const std::string& dir);
+  bool enabled() const { return !ca_file.empty() || !cert_file.empty() || !key_file.empty(); }
+  bool operator==(const TlsFiles&) const = default;
+};
+
+// Every job certificate also names this host (subjectAltName DNS), and clients ask for it (TLS
+// SNI) whatever address they dial: peers are identified by the job's CA, not by host names.
+inline constexpr char kTlsPeerName[] = "tandem-worker";
+
 struct RotationPolicy {
   absl::Duration ca_lifetime = absl::Hours(24 * 365);
   absl::Duration cert_lifetime = absl::Hours(24 * 30);
