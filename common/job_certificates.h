@@ -1,41 +1,47 @@
-// A job's TLS material and the one rule that renews it. The operator keeps it in the job's
-// Secret (docs/operator.md) and `tandem run` in the run folder; workers read ca.crt, tls.crt and
-// tls.key (api/worker_contract.h) and reload them when they change (pserver/tls_credentials.h).
+// A job's TLS material and the one rule that renews it. Workers read ca.crt, tls.crt and
+// tls.key (api/worker_contract.h) and reload them when they change (pserver/tls_credentials.h);
+// the operator keeps ca.crt in the job's ConfigMap and tls.crt/tls.key in its Secret
+// (docs/operator.md), `tandem run` writes all three into the run folder.
 //
 //   TANDEM_ASSIGN_OR_RETURN(JobCertificates c, CreateJobCertificates("ml/ctr", absl::Now(), {}));
-//   ... later, on every reconcile that reads the Secret back:
-//   TANDEM_ASSIGN_OR_RETURN(CertificateRotation r, RotateJobCertificates(c, "ml/ctr", now, {}));
-//   if (r.changed) write r.certificates; requeue at r.next_check;
+//   ... later, from the public half (the bundle and the certificate last issued):
+//   TANDEM_ASSIGN_OR_RETURN(RotationStep s, PlanRotation(bundle, cert, pending, "ml/ctr", now, {}));
 //
-// Rotation rule (RotationPolicy; all decisions are pure functions of the material and `now`):
-//  1. The job's certificate (tls.crt) is re-issued by the signing CA when less than
-//     `renew_fraction` of its lifetime remains, or when it no longer chains to the signing CA.
-//     Every peer already trusts that CA, so the new certificate is accepted at once.
-//  2. When less than `renew_fraction` of the signing CA's lifetime remains, a next CA is created
-//     and added to ca.crt (its key in ca-next.key); nothing signs with it yet.
-//  3. Once the next CA has been in ca.crt for `propagation` (long enough for every worker to have
-//     reloaded ca.crt: kubelet's Secret refresh plus the workers' reload interval), it becomes
-//     the signing CA and tls.crt is re-issued by it (rule 1).
-//  4. A CA that has expired leaves ca.crt.
-// So a peer never receives a certificate that the other peers do not yet trust, and no
-// certificate in use expires while the job runs.
+// No CA key is ever stored: a CA signs one certificate and its key is dropped. The operator
+// therefore needs no read access to Secrets, and a leaked Secret cannot mint certificates.
+// Rotation rule (RotationPolicy; a pure function of the public material, the one pending CA
+// held in memory, and `now`):
+//  1. When less than `renew_fraction` of the job certificate's lifetime remains (or it does not
+//     chain to the bundle), a new CA is made and added to ca.crt; its key is held in memory
+//     (the pending CA) and nothing is signed with it yet.
+//  2. Once the pending CA has been in ca.crt for `propagation` (long enough for every worker to
+//     have reloaded ca.crt: kubelet's volume refresh plus the workers' reload interval), it
+//     signs a new job certificate (tls.crt, tls.key) and its key is dropped.
+//  3. A CA that has expired leaves ca.crt. A CA lives as long as the certificate it signs
+//     plus 2 x `propagation`, so it leaves only after every peer has moved on.
+// A peer is therefore never handed a certificate that the other peers do not yet trust, and no
+// certificate in use expires while the job runs. A pending CA lost with its holder (an operator
+// restart) is never used: rule 1 makes another, and the unused one expires out of ca.crt.
 #pragma once
 
-#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/tls_certificates.h"
 
 namespace tandem::tls {
 
-// File names (and the job Secret's keys). Workers are given only the first three.
-inline constexpr char kCaBundleFile[] = "ca.crt";   // every CA the job's peers trust
-inline constexpr char kCertFile[] = "tls.crt";      // the job's certificate (server and client)
-inline constexpr char kKeyFile[] = "tls.key";       // its private key
-inline constexpr char kCaKeyFile[] = "ca.key";      // the signing CA's key: never given to workers
-inline constexpr char kNextCaKeyFile[] = "ca-next.key";  // during a CA rotation only
+// The workers' file names.
+inline constexpr char kCaBundleFile[] = "ca.crt";  // every CA the job's peers trust (public)
+inline constexpr char kCertFile[] = "tls.crt";     // the job's certificate (server and client)
+inline constexpr char kKeyFile[] = "tls.key";      // its private key
+
+// Every job certificate also names this host (subjectAltName DNS), and clients ask for it (TLS
+// SNI) whatever address they dial: peers are identified by the job's CA, not by host names.
+inline constexpr char kTlsPeerName[] = "tandem-worker";
 
 // Where a process finds the job's trust bundle, certificate and key (the worker contract's
 // TANDEM_TLS_CA, TANDEM_TLS_CERT, TANDEM_TLS_KEY). All three or none: none is plain mode.
@@ -50,49 +56,43 @@ struct TlsFiles {
   bool operator==(const TlsFiles&) const = default;
 };
 
-// Every job certificate also names this host (subjectAltName DNS), and clients ask for it (TLS
-// SNI) whatever address they dial: peers are identified by the job's CA, not by host names.
-inline constexpr char kTlsPeerName[] = "tandem-worker";
-
 struct RotationPolicy {
-  absl::Duration ca_lifetime = absl::Hours(24 * 365);
   absl::Duration cert_lifetime = absl::Hours(24 * 30);
-  // Renew when less than this share of a certificate's lifetime remains. REQUIRES: in (0, 1).
+  // Renew when less than this share of the certificate's lifetime remains. REQUIRES: in (0, 1).
   double renew_fraction = 1.0 / 3;
-  // How long a new CA sits in ca.crt before it signs (see rule 3).
+  // How long a new CA sits in ca.crt before it signs (see rule 2).
   absl::Duration propagation = absl::Minutes(10);
+
+  absl::Duration ca_lifetime() const { return cert_lifetime + 2 * propagation; }
 };
 
 struct JobCertificates {
   std::string ca_bundle_pem;
-  std::string ca_key_pem;
-  std::string next_ca_key_pem;  // empty unless a CA rotation is under way
   std::string cert_pem;
   std::string key_pem;
-
-  // File name -> content (next_ca_key only when set).
-  std::map<std::string, std::string> Files() const;
-  // The inverse; errors name the missing file. `where` names the source ("Secret ml/ctr-token").
-  static absl::StatusOr<JobCertificates> FromFiles(const std::map<std::string, std::string>& files,
-                                                   const std::string& where);
   bool operator==(const JobCertificates&) const = default;
 };
 
-// A fresh CA and certificate for job `job` ("namespace/name", or the name alone locally).
+// A fresh CA, and a certificate it signed, for job `job` ("namespace/name", or the name alone
+// locally). The CA's key is dropped.
 absl::StatusOr<JobCertificates> CreateJobCertificates(const std::string& job, absl::Time now,
                                                       const RotationPolicy& policy);
 
-struct CertificateRotation {
-  bool changed = false;
-  JobCertificates certificates;      // the material to keep (== the input when !changed)
-  std::vector<std::string> reasons;  // what changed and why, for events and logs
-  absl::Time next_check;             // when the rule next has something to do
+struct RotationStep {
+  std::optional<std::string> ca_bundle_pem;     // set: write ca.crt
+  std::optional<KeyAndCertificate> identity;    // set: write tls.crt and tls.key
+  std::optional<KeyAndCertificate> pending_ca;  // the pending CA to hold from now on (none: none)
+  std::vector<std::string> reasons;             // what changed and why, for events and logs
+  absl::Time next_check;                        // when the rule next has something to do
+  bool changed() const { return ca_bundle_pem.has_value() || identity.has_value(); }
 };
 
-// Applies the rotation rule at `now`. Errors (material that cannot be read, a signing CA that
-// has expired): the caller replaces everything with CreateJobCertificates and says so.
-absl::StatusOr<CertificateRotation> RotateJobCertificates(const JobCertificates& current,
-                                                          const std::string& job, absl::Time now,
-                                                          const RotationPolicy& policy);
+// Applies the rotation rule at `now` to the public material (`ca_bundle_pem`, the certificate
+// last issued `cert_pem`) and the pending CA, if one is held. Errors: unreadable material.
+absl::StatusOr<RotationStep> PlanRotation(const std::string& ca_bundle_pem,
+                                          const std::string& cert_pem,
+                                          const std::optional<KeyAndCertificate>& pending,
+                                          const std::string& job, absl::Time now,
+                                          const RotationPolicy& policy);
 
 }  // namespace tandem::tls

@@ -15,10 +15,12 @@
 #include <map>
 #include <memory>
 #include <thread>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "cli/local/progress.h"
 #include "cli/local/report.h"
+#include "common/job_certificates.h"
 #include "common/status.h"
 
 namespace tandem::local {
@@ -89,9 +91,32 @@ LocalJob LocalJobFor(const api::TrainingJob& job, const std::string& manifest_pa
   return lj;
 }
 
+absl::StatusOr<tls::TlsFiles> WriteJobCertificates(const std::string& dir, const std::string& job) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  tls::RotationPolicy policy;
+  policy.cert_lifetime = absl::Hours(24 * 365);  // a local run never renews
+  TANDEM_ASSIGN_OR_RETURN(tls::JobCertificates certs,
+                          tls::CreateJobCertificates(job, absl::Now(), policy));
+  const tls::TlsFiles files = tls::TlsFiles::InFolder(dir);
+  for (const auto& [path, text, mode] :
+       {std::tuple{files.ca_file, &certs.ca_bundle_pem, 0644},
+        std::tuple{files.cert_file, &certs.cert_pem, 0644},
+        std::tuple{files.key_file, &certs.key_pem, 0600}}) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", path));
+    const bool ok = ::write(fd, text->data(), text->size()) == static_cast<ssize_t>(text->size());
+    const int saved = errno;
+    ::close(fd);
+    if (!ok) return ErrnoToStatus(saved, absl::StrCat("write ", path));
+  }
+  return files;
+}
+
 std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::string& run_dir,
                                                 const std::vector<int>& ports,
-                                                const std::string& token) {
+                                                const std::string& token, const tls::TlsFiles& tls) {
   const int w = job.workers;
   std::vector<Endpoint> peers, pservers;
   for (int i = 0; i < w; ++i) {
@@ -108,6 +133,7 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
     c.peers = peers;
     c.pservers = pservers;
     c.token = token;
+    c.tls = tls;
     api::WorkerContract ps = c;
     ps.role = api::WorkerRole::kPServer;
     ps.checkpoint_dir = absl::StrCat(run_dir, "/checkpoints/pserver-", i);
@@ -128,9 +154,9 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
 std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRunOptions& options,
                                               const std::string& run_dir,
                                               const std::vector<int>& ports,
-                                              const std::string& token) {
+                                              const std::string& token, const tls::TlsFiles& tls) {
   std::vector<SupervisedProcess> out;
-  for (const api::WorkerContract& c : BuildContracts(job, run_dir, ports, token)) {
+  for (const api::WorkerContract& c : BuildContracts(job, run_dir, ports, token, tls)) {
     SupervisedProcess p;
     p.role = c.role == api::WorkerRole::kTrainer ? Role::kTrainer : Role::kPServer;
     p.worker = c.rank;
@@ -192,7 +218,8 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
 
   TANDEM_ASSIGN_OR_RETURN(std::vector<int> ports, PickFreePorts(4 * job_.workers));
   TANDEM_ASSIGN_OR_RETURN(std::string token, NewJobToken());
-  std::vector<SupervisedProcess> procs = BuildProcesses(job_, options_, run_dir, ports, token);
+  TANDEM_ASSIGN_OR_RETURN(tls::TlsFiles tls, WriteJobCertificates(run_dir + "/tls", job_.name));
+  std::vector<SupervisedProcess> procs = BuildProcesses(job_, options_, run_dir, ports, token, tls);
 
   std::map<std::string, std::unique_ptr<std::ofstream>> logs;
   for (const auto& p : procs) {

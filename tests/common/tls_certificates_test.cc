@@ -96,101 +96,123 @@ TEST(TlsCertificatesTest, BadInputIsAnErrorNamingItsSource) {
 
 RotationPolicy ShortPolicy() {
   RotationPolicy p;
-  p.ca_lifetime = absl::Hours(30);
   p.cert_lifetime = absl::Hours(3);
   p.propagation = absl::Minutes(10);
   return p;
 }
 
-TEST(JobCertificatesTest, FreshMaterialIsConsistentAndNeedsNothingUntilRenewal) {
-  const RotationPolicy p = ShortPolicy();
-  absl::StatusOr<JobCertificates> c = CreateJobCertificates("ml/ctr", kNow, p);
+TEST(JobCertificatesTest, FreshMaterialChainsAndKeepsNoCaKey) {
+  absl::StatusOr<JobCertificates> c = CreateJobCertificates("ml/ctr", kNow, ShortPolicy());
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_TRUE(VerifyCertificate(c->cert_pem, c->ca_bundle_pem, kNow).ok());
-  EXPECT_EQ(ParseCertificates(c->cert_pem, "c")->front().common_name, "tandem job ml/ctr");
-  absl::StatusOr<CertificateRotation> r = RotateJobCertificates(*c, "ml/ctr", kNow + absl::Hours(1), p);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_FALSE(r->changed) << absl::StrJoin(r->reasons, "; ");
-  EXPECT_EQ(r->certificates, *c);
+  auto leaf = ParseCertificates(c->cert_pem, "c");
+  EXPECT_EQ(leaf->front().common_name, "tandem job ml/ctr");
+  EXPECT_EQ(leaf->front().not_after, kNow + absl::Hours(3));
+  EXPECT_EQ(*PublicKeySha256OfPrivateKey(c->key_pem, "k"), leaf->front().public_key_sha256);
+  EXPECT_EQ(ParseCertificates(c->ca_bundle_pem, "ca")->front().not_after,
+            kNow + absl::Hours(3) + absl::Minutes(20));
+}
+
+TEST(JobCertificatesTest, RenewalAddsACaFirstAndSignsWithItAfterThePropagationDelay) {
+  const RotationPolicy p = ShortPolicy();
+  JobCertificates c = *CreateJobCertificates("ml/ctr", kNow, p);
+  absl::StatusOr<RotationStep> s = PlanRotation(c.ca_bundle_pem, c.cert_pem, std::nullopt, "ml/ctr", kNow + absl::Hours(1), p);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(s->changed());
+  EXPECT_FALSE(s->pending_ca.has_value());
   // 3 h 5 min lifetime (backdated 5 min), renewed with a third left.
   const absl::Time renew = kNow + absl::Hours(3) - (absl::Hours(3) + absl::Minutes(5)) / 3;
-  EXPECT_EQ(r->next_check, renew);
-  r = RotateJobCertificates(*c, "ml/ctr", renew, p);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(r->changed);
-  EXPECT_NE(r->certificates.cert_pem, c->cert_pem);
-  EXPECT_EQ(r->certificates.ca_bundle_pem, c->ca_bundle_pem) << "the CA is kept";
-  EXPECT_TRUE(VerifyCertificate(r->certificates.cert_pem, c->ca_bundle_pem, renew).ok());
+  EXPECT_EQ(s->next_check, renew);
+  s = PlanRotation(c.ca_bundle_pem, c.cert_pem, std::nullopt, "ml/ctr", renew, p);
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE(s->ca_bundle_pem.has_value());
+  EXPECT_FALSE(s->identity.has_value()) << "nothing is signed by a CA the peers do not trust yet";
+  ASSERT_TRUE(s->pending_ca.has_value());
+  EXPECT_EQ(ParseCertificates(*s->ca_bundle_pem, "ca.crt")->size(), 2u);
+  EXPECT_EQ(s->next_check, renew + absl::Minutes(10));
+  const std::string bundle = *s->ca_bundle_pem;
+  // Before the delay: nothing to do. After: a certificate the old bundle already trusted.
+  absl::StatusOr<RotationStep> early = PlanRotation(bundle, c.cert_pem, s->pending_ca, "ml/ctr", renew + absl::Minutes(5), p);
+  ASSERT_TRUE(early.ok());
+  EXPECT_FALSE(early->changed());
+  EXPECT_TRUE(early->pending_ca.has_value());
+  absl::StatusOr<RotationStep> sign = PlanRotation(bundle, c.cert_pem, s->pending_ca, "ml/ctr", renew + absl::Minutes(10), p);
+  ASSERT_TRUE(sign.ok()) << sign.status();
+  ASSERT_TRUE(sign->identity.has_value());
+  EXPECT_FALSE(sign->ca_bundle_pem.has_value());
+  EXPECT_FALSE(sign->pending_ca.has_value()) << "the CA key is dropped once used";
+  EXPECT_TRUE(VerifyCertificate(sign->identity->cert_pem, bundle, renew + absl::Minutes(10)).ok());
+  EXPECT_FALSE(VerifyCertificate(sign->identity->cert_pem, c.ca_bundle_pem, renew + absl::Minutes(10)).ok());
 }
 
-TEST(JobCertificatesTest, FilesRoundTripAndMissingOnesAreNamed) {
-  absl::StatusOr<JobCertificates> c = CreateJobCertificates("a", kNow, ShortPolicy());
-  ASSERT_TRUE(c.ok());
-  std::map<std::string, std::string> files = c->Files();
-  EXPECT_EQ(files.count(kNextCaKeyFile), 0u);
-  EXPECT_EQ(*JobCertificates::FromFiles(files, "Secret ns/a-token"), *c);
-  files.erase(kKeyFile);
-  absl::Status s = JobCertificates::FromFiles(files, "Secret ns/a-token").status();
-  EXPECT_THAT(s.message(), HasSubstr("Secret ns/a-token: no 'tls.key'"));
-}
-
-TEST(JobCertificatesTest, UnusableMaterialIsAnError) {
+TEST(JobCertificatesTest, UnreadableMaterialIsAnErrorAndAForeignCertificateIsReplaced) {
   const RotationPolicy p = ShortPolicy();
   JobCertificates a = *CreateJobCertificates("a", kNow, p), b = *CreateJobCertificates("b", kNow, p);
-  JobCertificates mixed = a;
-  mixed.ca_key_pem = b.ca_key_pem;
-  EXPECT_THAT(RotateJobCertificates(mixed, "a", kNow, p).status().message(),
-              HasSubstr("ca.key matches no certificate in ca.crt"));
-  EXPECT_THAT(RotateJobCertificates(a, "a", kNow + absl::Hours(31), p).status().message(),
-              HasSubstr("expired"));
+  EXPECT_THAT(PlanRotation("junk", a.cert_pem, std::nullopt, "a", kNow, p).status().message(), HasSubstr("ca.crt"));
+  EXPECT_THAT(PlanRotation(a.ca_bundle_pem, "", std::nullopt, "a", kNow, p).status().message(), HasSubstr("tls.crt"));
   RotationPolicy bad = p;
   bad.renew_fraction = 1.5;
-  EXPECT_FALSE(RotateJobCertificates(a, "a", kNow, bad).ok());
-  // A certificate that does not belong to the CA (or to its key) is re-issued, not an error.
-  JobCertificates foreign_leaf = a;
-  foreign_leaf.cert_pem = b.cert_pem;
-  absl::StatusOr<CertificateRotation> r = RotateJobCertificates(foreign_leaf, "a", kNow, p);
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_TRUE(r->changed);
-  EXPECT_TRUE(VerifyCertificate(r->certificates.cert_pem, a.ca_bundle_pem, kNow).ok());
+  EXPECT_FALSE(PlanRotation(a.ca_bundle_pem, a.cert_pem, std::nullopt, "a", kNow, bad).ok());
+  // A certificate of another CA is renewed at once, through the same two steps.
+  absl::StatusOr<RotationStep> s = PlanRotation(a.ca_bundle_pem, b.cert_pem, std::nullopt, "a", kNow, p);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->ca_bundle_pem.has_value());
+  EXPECT_TRUE(s->pending_ca.has_value());
+  EXPECT_THAT(absl::StrJoin(s->reasons, ";"), HasSubstr("does not chain"));
 }
 
-// Runs the rule at every time it asks to be run, over three CA lifetimes, and checks at each
-// step what peers that have not reloaded yet see: the new certificate is trusted by the previous
-// bundle, the previous certificate by the new bundle, and nothing in use expires before the
-// next step.
+// Runs the rule at every time it asks to be run, over many certificate lifetimes, losing the
+// pending CA now and then (an operator restart), and checks what peers see: a new certificate
+// is trusted by every bundle published within the propagation delay before it (peers that have
+// not reloaded yet), the previous certificate is trusted by the new bundle (peers still
+// presenting it), and nothing in use expires before the next step.
 TEST(JobCertificatesTest, RotationNeverPresentsAnUntrustedOrExpiredCertificate) {
   const RotationPolicy p = ShortPolicy();
-  absl::StatusOr<JobCertificates> first = CreateJobCertificates("ml/ctr", kNow, p);
-  ASSERT_TRUE(first.ok());
-  JobCertificates cur = *first;
+  JobCertificates cur = *CreateJobCertificates("ml/ctr", kNow, p);
+  std::optional<KeyAndCertificate> pending;
+  std::vector<std::pair<absl::Time, std::string>> published = {{kNow, cur.ca_bundle_pem}};
   absl::Time t = kNow;
-  int ca_added = 0, ca_promoted = 0, ca_removed = 0, reissued = 0;
-  while (t < kNow + 3 * p.ca_lifetime) {
-    absl::StatusOr<CertificateRotation> r = RotateJobCertificates(cur, "ml/ctr", t, p);
-    ASSERT_TRUE(r.ok()) << r.status() << " at " << absl::FormatDuration(t - kNow);
-    const JobCertificates& next = r->certificates;
-    const std::string when = absl::StrCat(absl::FormatDuration(t - kNow), ": ", absl::StrJoin(r->reasons, "; "));
-    EXPECT_TRUE(VerifyCertificate(next.cert_pem, next.ca_bundle_pem, t).ok()) << when;
-    EXPECT_TRUE(VerifyCertificate(next.cert_pem, cur.ca_bundle_pem, t).ok()) << when;
+  int added = 0, issued = 0, removed = 0, restarts = 0, steps = 0;
+  while (t < kNow + 10 * p.cert_lifetime) {
+    absl::StatusOr<RotationStep> s = PlanRotation(cur.ca_bundle_pem, cur.cert_pem, pending, "ml/ctr", t, p);
+    ASSERT_TRUE(s.ok()) << s.status() << " at " << absl::FormatDuration(t - kNow);
+    const std::string when = absl::StrCat(absl::FormatDuration(t - kNow), ": ", absl::StrJoin(s->reasons, "; "));
+    JobCertificates next = cur;
+    if (s->ca_bundle_pem) next.ca_bundle_pem = *s->ca_bundle_pem;
+    if (s->identity) {
+      next.cert_pem = s->identity->cert_pem;
+      next.key_pem = s->identity->key_pem;
+      ++issued;
+      ASSERT_FALSE(s->ca_bundle_pem.has_value() && !absl::StrContains(when, "removed")) << when;
+      // Every bundle a peer may still hold trusts the new certificate.
+      for (auto it = published.rbegin(); it != published.rend(); ++it) {
+        EXPECT_TRUE(VerifyCertificate(next.cert_pem, it->second, t).ok()) << when;
+        if (it->first <= t - p.propagation) break;
+      }
+    }
     EXPECT_TRUE(VerifyCertificate(cur.cert_pem, next.ca_bundle_pem, t).ok()) << when;
-    ASSERT_GT(r->next_check, t) << when;
-    EXPECT_TRUE(VerifyCertificate(next.cert_pem, next.ca_bundle_pem, r->next_check - absl::Seconds(1)).ok())
-        << when;
-    for (const std::string& reason : r->reasons) {
-      ca_added += absl::StrContains(reason, "added the next CA");
-      ca_promoted += absl::StrContains(reason, "now signs");
-      ca_removed += absl::StrContains(reason, "removed the expired CA");
-      reissued += absl::StartsWith(reason, "re-issued");
+    EXPECT_TRUE(VerifyCertificate(next.cert_pem, next.ca_bundle_pem, t).ok()) << when;
+    ASSERT_GT(s->next_check, t) << when;
+    EXPECT_TRUE(VerifyCertificate(next.cert_pem, next.ca_bundle_pem, s->next_check).ok()) << when;
+    for (const std::string& r : s->reasons) {
+      added += absl::StrContains(r, "added the CA");
+      removed += absl::StrContains(r, "removed the expired CA");
+    }
+    if (s->ca_bundle_pem) published.emplace_back(t, next.ca_bundle_pem);
+    pending = s->pending_ca;
+    // Every third pending CA is lost before it signs, as when the operator restarts.
+    if (pending && ++steps % 3 == 0) {
+      pending.reset();
+      ++restarts;
     }
     cur = next;
-    t = r->next_check;
+    t = s->next_check;
   }
-  EXPECT_GE(ca_added, 3);
-  EXPECT_GE(ca_promoted, 3);
-  EXPECT_GE(ca_removed, 2);
-  EXPECT_GE(reissued, 20);
-  EXPECT_LE(ParseCertificates(cur.ca_bundle_pem, "ca.crt")->size(), 2u);
+  EXPECT_GE(issued, 10);
+  EXPECT_GE(added, issued + restarts);
+  EXPECT_GE(removed, issued - 1);
+  EXPECT_GE(restarts, 3);
+  EXPECT_LE(ParseCertificates(cur.ca_bundle_pem, "ca.crt")->size(), 3u);
 }
 
 }  // namespace

@@ -39,9 +39,10 @@ class PServerTlsTest : public ::testing::Test {
     fs::create_directories(d);
     const fs::path version = d / absl::StrCat("..v", ++versions_);
     fs::create_directories(version);
-    for (const char* name : {tls::kCaBundleFile, tls::kCertFile, tls::kKeyFile}) {
-      const auto files = c.Files();
-      std::ofstream(version / name) << files.at(name);
+    for (const auto& [name, text] : {std::pair{tls::kCaBundleFile, c.ca_bundle_pem},
+                                     std::pair{tls::kCertFile, c.cert_pem},
+                                     std::pair{tls::kKeyFile, c.key_pem}}) {
+      std::ofstream(version / name) << text;
       if (!fs::exists(fs::symlink_status(d / name))) fs::create_symlink(fs::path("..data") / name, d / name);
     }
     const fs::path tmp = d / "..data_tmp";
@@ -161,40 +162,40 @@ TEST_F(PServerTlsTest, BadFilesAreRefusedAtStartNamingTheFile) {
   EXPECT_NE(Probe(1, k).message().find(k.key_file), std::string::npos);
 }
 
-// The operator's rotation of a CA (common/job_certificates.h), played against a live server:
-// phase 1 trusts the next CA before anything is signed by it, phase 2 signs with it. Peers on
+// The rotation rule (common/job_certificates.h) played against a live server: phase 1 trusts a
+// new CA before anything is signed by it, phase 2 presents a certificate it signed. Peers on
 // either phase keep talking; once the server has reloaded phase 2 a client that trusts only the
 // new CA gets through, and one that trusts only the old CA is refused.
 TEST_F(PServerTlsTest, RotatedFilesAreReloadedAndBothPhasesInteroperate) {
   tls::RotationPolicy p;
-  p.ca_lifetime = absl::Hours(30);
   p.cert_lifetime = absl::Hours(3);
   p.propagation = absl::Minutes(10);
   const absl::Time now = absl::Now();
-  absl::StatusOr<tls::JobCertificates> start = tls::CreateJobCertificates("ml/a", now - absl::Hours(21), p);
-  ASSERT_TRUE(start.ok()) << start.status();
-  absl::StatusOr<tls::CertificateRotation> phase1 = RotateJobCertificates(*start, "ml/a", now - absl::Hours(1), p);
-  ASSERT_TRUE(phase1.ok()) << phase1.status();
-  ASSERT_FALSE(phase1->certificates.next_ca_key_pem.empty()) << "the next CA was added";
-  absl::StatusOr<tls::CertificateRotation> phase2 = RotateJobCertificates(phase1->certificates, "ml/a", now, p);
-  ASSERT_TRUE(phase2.ok()) << phase2.status();
-  ASSERT_TRUE(phase2->certificates.next_ca_key_pem.empty()) << "the next CA signs";
-  const tls::JobCertificates& one = phase1->certificates;
-  const tls::JobCertificates& two = phase2->certificates;
+  absl::StatusOr<tls::JobCertificates> one = tls::CreateJobCertificates("ml/a", now - absl::Minutes(150), p);
+  ASSERT_TRUE(one.ok()) << one.status();
+  absl::StatusOr<tls::RotationStep> add =
+      tls::PlanRotation(one->ca_bundle_pem, one->cert_pem, std::nullopt, "ml/a", now - absl::Minutes(20), p);
+  ASSERT_TRUE(add.ok()) << add.status();
+  ASSERT_TRUE(add->ca_bundle_pem && add->pending_ca && !add->identity) << "a CA was added";
+  one->ca_bundle_pem = *add->ca_bundle_pem;
+  absl::StatusOr<tls::RotationStep> sign =
+      tls::PlanRotation(one->ca_bundle_pem, one->cert_pem, add->pending_ca, "ml/a", now, p);
+  ASSERT_TRUE(sign.ok()) << sign.status();
+  ASSERT_TRUE(sign->identity) << "the new CA signs";
+  const tls::JobCertificates two{one->ca_bundle_pem, sign->identity->cert_pem, sign->identity->key_pem};
 
-  std::unique_ptr<PServer> ps = Server(Publish("server", one));
+  std::unique_ptr<PServer> ps = Server(Publish("server", *one));
   ASSERT_NE(ps, nullptr);
-  EXPECT_TRUE(Probe(ps->port(), Publish("c1", one)).ok());
+  EXPECT_TRUE(Probe(ps->port(), Publish("c1", *one)).ok());
   EXPECT_TRUE(Probe(ps->port(), Publish("c2", two)).ok()) << "phase 2 client, phase 1 server";
 
   // Only the new CA trusted: the server's phase-1 certificate (old CA) is refused ...
   auto bundle = tls::ParseCertificates(two.ca_bundle_pem, "ca.crt");
   ASSERT_TRUE(bundle.ok());
   ASSERT_EQ(bundle->size(), 2u);
-  tls::JobCertificates new_ca_only = two, old_ca_only = one;
+  tls::JobCertificates new_ca_only = two, old_ca_only = *one;
   new_ca_only.ca_bundle_pem = (*bundle)[1].pem;
   old_ca_only.ca_bundle_pem = (*bundle)[0].pem;
-  old_ca_only.cert_pem = one.cert_pem;
   const tls::TlsFiles new_only = Publish("new-only", new_ca_only), old_only = Publish("old-only", old_ca_only);
   EXPECT_FALSE(Probe(ps->port(), new_only).ok());
   // ... until the server has reloaded phase 2 (files swapped as the kubelet does).
@@ -202,7 +203,7 @@ TEST_F(PServerTlsTest, RotatedFilesAreReloadedAndBothPhasesInteroperate) {
   EXPECT_TRUE(testing::Eventually([&] { return Probe(ps->port(), new_only).ok(); }))
       << "the server never presented the re-issued certificate";
   EXPECT_FALSE(Probe(ps->port(), old_only).ok());
-  EXPECT_TRUE(Probe(ps->port(), Publish("c1", one)).ok()) << "phase 1 client, phase 2 server";
+  EXPECT_TRUE(Probe(ps->port(), Publish("c1", *one)).ok()) << "phase 1 client, phase 2 server";
 }
 
 }  // namespace
