@@ -28,6 +28,7 @@
 #include "operator/controller/progress_prober.h"
 #include "operator/controller/worker_builder.h"
 #include "trainer/model/trainer_spec.h"
+#include "operator/controller/job_tls.h"
 #include "operator/kube/event_recorder.h"
 #include "operator/kube/kube_api.h"
 #include "operator/scheduler/scheduler.h"
@@ -56,6 +57,8 @@ struct ReconcilerOptions {
   // An admitted job whose checkpoint claim is still Pending this long gets Running=False,
   // reason CheckpointClaimPending, and a Warning Event.
   double claim_pending_warning_s = 120;
+  // Lifetimes and propagation delay of the jobs' TLS certificates (operator/controller/job_tls.h).
+  tls::RotationPolicy tls_rotation{};
 };
 
 class TrainingJobReconciler {
@@ -97,6 +100,7 @@ class TrainingJobReconciler {
   kube::EventRecorder* events_;
   const ReconcilerOptions options_;
   const api::SectionValidators validators_;  // options_.validators, or the trainer's
+  JobTls tls_;                               // the jobs' certificates
 
   // Admissions and preemptions written but maybe not yet visible in the cache: the next pass
   // must not hand the same capacity out again (Kueue's "assumed" workloads).
