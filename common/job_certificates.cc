@@ -1,8 +1,14 @@
 #include "common/job_certificates.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <filesystem>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 
 namespace tandem::tls {
 namespace {
@@ -62,6 +68,24 @@ absl::StatusOr<JobCertificates> CreateJobCertificates(const std::string& job, ab
   absl::StatusOr<KeyAndCertificate> leaf = IssueJobCertificate(*ca, job, now, policy);
   if (!leaf.ok()) return leaf.status();
   return JobCertificates{ca->cert_pem, leaf->cert_pem, leaf->key_pem};
+}
+
+absl::StatusOr<TlsFiles> WriteWorkerFiles(const std::string& dir, const JobCertificates& c) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  const TlsFiles files = TlsFiles::InFolder(dir);
+  for (const auto& [path, text, mode] : {std::tuple{files.ca_file, &c.ca_bundle_pem, 0644},
+                                         std::tuple{files.cert_file, &c.cert_pem, 0644},
+                                         std::tuple{files.key_file, &c.key_pem, 0600}}) {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", path));
+    const bool ok = ::write(fd, text->data(), text->size()) == static_cast<ssize_t>(text->size());
+    const int saved = errno;
+    ::close(fd);
+    if (!ok) return ErrnoToStatus(saved, absl::StrCat("write ", path));
+  }
+  return files;
 }
 
 absl::StatusOr<RotationStep> PlanRotation(const std::string& ca_bundle_pem,

@@ -78,6 +78,10 @@ struct JobCertificates {
 absl::StatusOr<JobCertificates> CreateJobCertificates(const std::string& job, absl::Time now,
                                                       const RotationPolicy& policy);
 
+// Writes the workers' three files into `dir` (created if missing): ca.crt and tls.crt mode 0644,
+// tls.key 0600. Errors name the file.
+absl::StatusOr<TlsFiles> WriteWorkerFiles(const std::string& dir, const JobCertificates& c);
+
 struct RotationStep {
   std::optional<std::string> ca_bundle_pem;     // set: write ca.crt
   std::optional<KeyAndCertificate> identity;    // set: write tls.crt and tls.key

@@ -15,7 +15,6 @@
 #include <map>
 #include <memory>
 #include <thread>
-#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "cli/local/progress.h"
@@ -92,26 +91,11 @@ LocalJob LocalJobFor(const api::TrainingJob& job, const std::string& manifest_pa
 }
 
 absl::StatusOr<tls::TlsFiles> WriteJobCertificates(const std::string& dir, const std::string& job) {
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create ", dir, ": ", ec.message()));
   tls::RotationPolicy policy;
   policy.cert_lifetime = absl::Hours(24 * 365);  // a local run never renews
   TANDEM_ASSIGN_OR_RETURN(tls::JobCertificates certs,
                           tls::CreateJobCertificates(job, absl::Now(), policy));
-  const tls::TlsFiles files = tls::TlsFiles::InFolder(dir);
-  for (const auto& [path, text, mode] :
-       {std::tuple{files.ca_file, &certs.ca_bundle_pem, 0644},
-        std::tuple{files.cert_file, &certs.cert_pem, 0644},
-        std::tuple{files.key_file, &certs.key_pem, 0600}}) {
-    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) return ErrnoToStatus(errno, absl::StrCat("create ", path));
-    const bool ok = ::write(fd, text->data(), text->size()) == static_cast<ssize_t>(text->size());
-    const int saved = errno;
-    ::close(fd);
-    if (!ok) return ErrnoToStatus(saved, absl::StrCat("write ", path));
-  }
-  return files;
+  return tls::WriteWorkerFiles(dir, certs);
 }
 
 std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::string& run_dir,
