@@ -44,9 +44,12 @@ std::string DataOf(const json* config_map, const char* key) {
 
 }  // namespace
 
-std::optional<JobTls::State> JobTls::Known(const api::TrainingJob& job, const json* config_map) {
+std::optional<JobTls::State> JobTls::Known(const api::TrainingJob& job) {
   auto it = jobs_.find(Key(job));
   if (it != jobs_.end() && it->second.uid == job.metadata.uid) return it->second;
+  kube::Object cached = cache_->Get(
+      kube::kConfigMaps, absl::StrCat(job.metadata.namespace_, "/", ConfigMapName(job.metadata.name)));
+  const json* config_map = cached.get();
   State s;
   s.uid = job.metadata.uid;
   s.ca_bundle_pem = DataOf(config_map, tls::kCaBundleFile);
@@ -72,9 +75,10 @@ absl::Status JobTls::PatchConfigMap(const api::TrainingJob& job, const std::stri
       .status();
 }
 
-absl::Status JobTls::EnsureIssued(const api::TrainingJob& job, const json* config_map, absl::Time now) {
+absl::Status JobTls::EnsureIssued(const api::TrainingJob& job, double now_s) {
+  const absl::Time now = absl::FromUnixSeconds(static_cast<int64_t>(now_s));
   absl::MutexLock lock(&mu_);
-  if (Known(job, config_map)) return absl::OkStatus();
+  if (Known(job)) return absl::OkStatus();
   absl::StatusOr<tls::JobCertificates> c = tls::CreateJobCertificates(Key(job), now, policy_);
   if (!c.ok()) return c.status();
   if (absl::Status s = PatchSecret(job, {c->key_pem, c->cert_pem}); !s.ok()) return s;
@@ -84,30 +88,40 @@ absl::Status JobTls::EnsureIssued(const api::TrainingJob& job, const json* confi
   return absl::OkStatus();
 }
 
-absl::StatusOr<absl::Time> JobTls::Rotate(const api::TrainingJob& job, const json* config_map,
-                                          absl::Time now, std::vector<std::string>* changes) {
+JobTls::Pass JobTls::Rotate(const api::TrainingJob& job, double now_s) {
+  const absl::Time now = absl::FromUnixSeconds(static_cast<int64_t>(now_s));
+  Pass pass;
   absl::MutexLock lock(&mu_);
-  std::optional<State> known = Known(job, config_map);
-  if (!known) return absl::InfiniteFuture();
+  std::optional<State> known = Known(job);
+  if (!known) return pass;
   State st = *std::move(known);
-  if (now < st.next_check) return st.next_check;
+  if (now < st.next_check) {
+    pass.requeue_after_s = absl::ToDoubleSeconds(st.next_check - now);
+    return pass;
+  }
   absl::StatusOr<tls::RotationStep> step =
       tls::PlanRotation(st.ca_bundle_pem, st.issued_pem, st.pending, Key(job), now, policy_);
-  if (!step.ok()) return step.status();
+  if (!step.ok()) {
+    pass.error = step.status();
+    return pass;
+  }
   // The Secret first: once ca.crt or issued.crt say a certificate exists, it does.
   if (step->identity) {
-    if (absl::Status s = PatchSecret(job, *step->identity); !s.ok()) return s;
+    pass.error = PatchSecret(job, *step->identity);
+    if (!pass.error.ok()) return pass;
     st.issued_pem = step->identity->cert_pem;
   }
   if (step->ca_bundle_pem) st.ca_bundle_pem = *step->ca_bundle_pem;
   if (step->changed()) {
-    if (absl::Status s = PatchConfigMap(job, st.ca_bundle_pem, st.issued_pem); !s.ok()) return s;
+    pass.error = PatchConfigMap(job, st.ca_bundle_pem, st.issued_pem);
+    if (!pass.error.ok()) return pass;
   }
   st.pending = step->pending_ca;
   st.next_check = step->next_check;
-  for (const std::string& r : step->reasons) changes->push_back(r);
+  pass.changes = step->reasons;
+  pass.requeue_after_s = absl::ToDoubleSeconds(st.next_check - now);
   jobs_[Key(job)] = st;
-  return st.next_check;
+  return pass;
 }
 
 }  // namespace tandem::controller

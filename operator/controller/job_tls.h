@@ -21,6 +21,7 @@
 #include "api/training_job.h"
 #include "common/job_certificates.h"
 #include "nlohmann/json.hpp"
+#include "operator/controller/cluster_cache.h"
 #include "operator/kube/kube_api.h"
 
 namespace tandem::controller {
@@ -37,19 +38,25 @@ nlohmann::json TlsVolumeMount();
 
 class JobTls {
  public:
-  JobTls(kube::KubeApi* api, tls::RotationPolicy policy) : api_(api), policy_(policy) {}
+  // `cache`: the informer cache (the job's ConfigMap is read from it, never from the API).
+  JobTls(kube::KubeApi* api, const ClusterCache* cache, tls::RotationPolicy policy)
+      : api_(api), cache_(cache), policy_(policy) {}
 
   // Before the job's workers are created, once its Secret exists: issues the material when the
-  // job has none yet (`config_map`, the cached ConfigMap, may be null or stale). Writes the
-  // Secret first, then the ConfigMap, whose ca.crt is the record that the material exists.
-  absl::Status EnsureIssued(const api::TrainingJob& job, const nlohmann::json* config_map,
-                            absl::Time now);
+  // job has none yet (the cached ConfigMap may be absent or stale). Writes the Secret first,
+  // then the ConfigMap, whose ca.crt is the record that the material exists. `now_s`: seconds
+  // since the epoch.
+  absl::Status EnsureIssued(const api::TrainingJob& job, double now_s);
 
-  // While the workers exist: applies the rotation rule, patching what changed; `changes` gets
-  // one line per change. Returns when to look again (InfiniteFuture: the job has no material,
-  // e.g. it was started by an operator without TLS). No API call unless something changes.
-  absl::StatusOr<absl::Time> Rotate(const api::TrainingJob& job, const nlohmann::json* config_map,
-                                    absl::Time now, std::vector<std::string>* changes);
+  struct Pass {
+    absl::Status error;
+    std::vector<std::string> changes;  // one line per change, for an Event
+    double requeue_after_s = 0;        // > 0: when the rule next has work
+  };
+  // While the workers exist: applies the rotation rule, patching what changed. Nothing to do
+  // (and no requeue) for a job without material, e.g. one started by an operator without TLS.
+  // No API call unless something changes.
+  Pass Rotate(const api::TrainingJob& job, double now_s);
 
  private:
   struct State {
@@ -60,13 +67,13 @@ class JobTls {
     absl::Time next_check = absl::InfinitePast();
   };
   // The job's public material: what this process wrote last, else the cached ConfigMap's.
-  std::optional<State> Known(const api::TrainingJob& job, const nlohmann::json* config_map)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  std::optional<State> Known(const api::TrainingJob& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status PatchSecret(const api::TrainingJob& job, const tls::KeyAndCertificate& identity);
   absl::Status PatchConfigMap(const api::TrainingJob& job, const std::string& bundle,
                               const std::string& issued);
 
   kube::KubeApi* const api_;
+  const ClusterCache* const cache_;
   const tls::RotationPolicy policy_;
   absl::Mutex mu_;
   std::map<std::string, State> jobs_ ABSL_GUARDED_BY(mu_);  // by "ns/name"

@@ -97,7 +97,7 @@ TrainingJobReconciler::TrainingJobReconciler(kube::KubeApi* api, const ClusterCa
       events_(events),
       options_(std::move(options)),
       validators_(options_.validators ? *options_.validators : trainer::TrainerSectionValidators()),
-      tls_(api, options_.tls_rotation) {}
+      tls_(api, cache, options_.tls_rotation) {}
 
 double TrainingJobReconciler::Now() const {
   if (options_.now) return options_.now();
@@ -482,10 +482,8 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
       result.error = secret.status();
       return write();
     }
-    // The job's certificate and trust bundle (operator/controller/job_tls.h), before any worker
-    // that mounts them.
-    kube::Object config = cache_->Get(kube::kConfigMaps, job.metadata.namespace_ + "/" + ConfigMapName(job.metadata.name));
-    if (absl::Status s = tls_.EnsureIssued(job, config.get(), absl::FromUnixSeconds(static_cast<int64_t>(Now()))); !s.ok()) {
+    // The job's certificate and trust bundle (job_tls.h), before any worker that mounts them.
+    if (absl::Status s = tls_.EnsureIssued(job, Now()); !s.ok()) {
       result.error = s;
       return write();
     }
@@ -500,21 +498,15 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
     }
   }
 
-  // Certificates renewed while the workers run (the rule: common/job_certificates.h).
-  {
-    kube::Object config = cache_->Get(kube::kConfigMaps, job.metadata.namespace_ + "/" + ConfigMapName(job.metadata.name));
-    std::vector<std::string> changes;
-    const absl::Time tls_now = absl::FromUnixSeconds(static_cast<int64_t>(Now()));
-    absl::StatusOr<absl::Time> next = tls_.Rotate(job, config.get(), tls_now, &changes);
-    if (!next.ok()) {
-      Event(obj, "Warning", "CertificateRotationFailed", std::string(next.status().message()));
-      result.error = next.status();
-    } else if (*next != absl::InfiniteFuture()) {
-      const double in = absl::ToDoubleSeconds(*next - tls_now);
-      if (result.requeue_after_s <= 0 || in < result.requeue_after_s) result.requeue_after_s = in;
-    }
-    if (!changes.empty()) Event(obj, "Normal", "CertificateRotated", absl::StrJoin(changes, "; "));
+  // Certificates renewed while the workers run (job_tls.h).
+  JobTls::Pass tls = tls_.Rotate(job, Now());
+  if (!tls.changes.empty()) Event(obj, "Normal", "CertificateRotated", absl::StrJoin(tls.changes, "; "));
+  if (!tls.error.ok()) {
+    Event(obj, "Warning", "CertificateRotationFailed", std::string(tls.error.message()));
+    result.error = tls.error;
   }
+  if (tls.requeue_after_s > 0 && (result.requeue_after_s <= 0 || tls.requeue_after_s < result.requeue_after_s))
+    result.requeue_after_s = tls.requeue_after_s;
 
   // Counts, progress and Running / Succeeded.
   int running = 0, ready = 0, succeeded = 0, failed = 0;
