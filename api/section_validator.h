@@ -29,7 +29,8 @@ namespace tandem::api {
 // section: the JSON object of the section (never null: the validator is not called when the
 // section is absent; the API reports missing required sections itself). spec: the whole
 // spec (after defaults), for cross-section checks (e.g. data.inputs against model.inputs).
-// path: "spec.model" etc.; every FieldError path must start with it. Must not throw; must
+// path: "spec.model" etc.; every FieldError path starts with it, except a cross-section check's,
+// which names the field its section does not fit (the trainer's memory budget). Must not throw; must
 // return promptly on any input (the input may be hostile).
 using SectionValidator = std::function<void(const nlohmann::json& section, const nlohmann::json& spec,
                                             const std::string& path, FieldErrors* errors)>;

@@ -27,9 +27,19 @@ absl::Status ValidateWorkerContract(const WorkerContract& c) {
   if (!trainer && c.pservers.empty())
     return absl::InvalidArgumentError(
         absl::StrCat(kEnvPServers, ": required (the pserver listens on its own entry's port)"));
-  if (c.token.empty() && (!trainer || !c.pservers.empty()))
+  const std::pair<const char*, const std::string*> tls_files[] = {
+      {kEnvTlsCa, &c.tls.ca_file}, {kEnvTlsCert, &c.tls.cert_file}, {kEnvTlsKey, &c.tls.key_file}};
+  if (c.tls.enabled())
+    for (const auto& [name, file] : tls_files)
+      if (file->empty())
+        return absl::InvalidArgumentError(absl::StrCat(
+            name, ": required with the other TLS files (", kEnvTlsCa, ", ", kEnvTlsCert, ", ",
+            kEnvTlsKey, ": all three or none)"));
+  if (c.token.empty() && !c.tls.enabled() && (!trainer || !c.pservers.empty()))
     return absl::InvalidArgumentError(
-        absl::StrCat(kEnvJobToken, ": required: every pserver request carries the job's token"));
+        absl::StrCat(kEnvJobToken, ": required: every pserver request carries the job's token "
+                                   "(or give ", kEnvTlsCa, ", ", kEnvTlsCert, " and ", kEnvTlsKey,
+                     " for mutual TLS)"));
   if (c.metrics_port < -1 || c.metrics_port > 65535)
     return absl::InvalidArgumentError(
         absl::StrCat(kEnvMetricsPort, "=", c.metrics_port, ": must be in [-1, 65535]"));
@@ -53,6 +63,9 @@ WorkerInvocation RenderWorker(const WorkerContract& c, const std::string& bin_di
   add(kEnvPeers, EndpointListToString(c.peers));
   add(kEnvPServers, EndpointListToString(c.pservers));
   add(kEnvJobToken, c.token);
+  add(kEnvTlsCa, c.tls.ca_file);
+  add(kEnvTlsCert, c.tls.cert_file);
+  add(kEnvTlsKey, c.tls.key_file);
   add(kEnvCheckpointDir, c.checkpoint_dir);
   add(kEnvMetricsPort, std::to_string(c.metrics_port));
   add(kEnvThreads, std::to_string(c.threads));
@@ -95,6 +108,9 @@ absl::StatusOr<WorkerContract> ParseWorkerContract(WorkerRole role, const std::s
   TANDEM_RETURN_IF_ERROR(ReadEndpoints(env, kEnvPeers, &c.peers));
   TANDEM_RETURN_IF_ERROR(ReadEndpoints(env, kEnvPServers, &c.pservers));
   c.token = EnvValue(env, kEnvJobToken).value_or("");
+  c.tls.ca_file = EnvValue(env, kEnvTlsCa).value_or("");
+  c.tls.cert_file = EnvValue(env, kEnvTlsCert).value_or("");
+  c.tls.key_file = EnvValue(env, kEnvTlsKey).value_or("");
   c.checkpoint_dir = EnvValue(env, kEnvCheckpointDir).value_or("");
   if (role == WorkerRole::kTrainer) {
     c.output_dir = EnvValue(env, kEnvOutputDir).value_or("");

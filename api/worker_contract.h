@@ -24,6 +24,11 @@
 //                          entry's port); may be empty for a trainer run alone
 //   TANDEM_JOB_TOKEN       the job's secret (pods: from the Secret "<job>-token"); required by
 //                          the pserver and by a trainer that uses pservers
+//   TANDEM_TLS_CA          mutual TLS on the pserver's gRPC (docs/pserver.md): the job's trust
+//   TANDEM_TLS_CERT        bundle, certificate and key files (common/job_certificates.h; pods:
+//   TANDEM_TLS_KEY         the job's Secret mounted read-only). All three or none; with them the
+//                          job token may be empty (plain mode needs it), and when both are given
+//                          both are checked
 //   TANDEM_CHECKPOINT_DIR  this process' checkpoint folder (empty: no checkpoints)
 //   TANDEM_OUTPUT_DIR      trainer: where rank 0 writes the final model (empty: nowhere)
 //   TANDEM_METRICS_PORT    /metrics, /healthz, /readyz (-1 or unset: off)
@@ -40,6 +45,7 @@
 #include "absl/status/statusor.h"
 #include "api/exit_codes.h"
 #include "common/endpoint.h"
+#include "common/job_certificates.h"
 #include "common/environment.h"
 
 namespace tandem::api {
@@ -56,6 +62,9 @@ inline constexpr char kEnvWorldSize[] = "TANDEM_WORLD_SIZE";
 inline constexpr char kEnvPeers[] = "TANDEM_PEERS";
 inline constexpr char kEnvPServers[] = "TANDEM_PSERVERS";
 inline constexpr char kEnvJobToken[] = "TANDEM_JOB_TOKEN";
+inline constexpr char kEnvTlsCa[] = "TANDEM_TLS_CA";
+inline constexpr char kEnvTlsCert[] = "TANDEM_TLS_CERT";
+inline constexpr char kEnvTlsKey[] = "TANDEM_TLS_KEY";
 inline constexpr char kEnvCheckpointDir[] = "TANDEM_CHECKPOINT_DIR";
 inline constexpr char kEnvOutputDir[] = "TANDEM_OUTPUT_DIR";
 inline constexpr char kEnvMetricsPort[] = "TANDEM_METRICS_PORT";
@@ -72,6 +81,8 @@ struct WorkerContract {
   std::vector<Endpoint> peers;      // trainer: world_size entries when world_size > 1
   std::vector<Endpoint> pservers;   // world_size entries, or none (a trainer alone)
   std::string token;                // the pserver, and a trainer with pservers: non-empty
+                                    // unless `tls` is set
+  tls::TlsFiles tls;                // mutual TLS to and at the pservers; none: plain mode
   std::string checkpoint_dir;
   std::string output_dir;           // trainer only
   int metrics_port = -1;            // -1: off; 0: any free port

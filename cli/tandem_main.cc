@@ -40,6 +40,14 @@ int main(int argc, char** argv) {
   tandem::InitLogging("tandem");
   // The trainer's checks of spec.model/data/optimizer join the API's (docs/api.md).
   const tandem::api::SectionValidators validators = tandem::trainer::TrainerSectionValidators();
-  if (validate->parsed()) return tandem::cli::RunValidate(files, validators, std::cout);
+  if (validate->parsed()) {
+    // The trainer's memory estimate against its budget, shown for every valid TrainingJob (a
+    // job that does not fit is already refused by the validators).
+    const tandem::cli::SpecNote memory = [](const nlohmann::json& spec) -> std::string {
+      std::optional<tandem::trainer::TrainerMemoryCheck> c = tandem::trainer::CheckTrainerMemory(spec);
+      return c ? "trainer memory: " + c->Explain() : "";
+    };
+    return tandem::cli::RunValidate(files, validators, std::cout, {memory});
+  }
   return tandem::cli::RunJob(run_flags, validators);
 }

@@ -37,7 +37,7 @@ std::string Describe(const json& doc) {
 
 // Returns true when every document is valid.
 bool ValidateFile(const std::string& path, const api::SectionValidators& validators,
-                  std::ostream& out) {
+                  std::ostream& out, const std::vector<SpecNote>& notes) {
   auto text = api::ReadManifest(path, YamlLimits{}.max_bytes);
   if (!text.ok()) {
     out << Printable(path) << ": " << Printable(std::string(text.status().message())) << "\n";
@@ -64,6 +64,13 @@ bool ValidateFile(const std::string& path, const api::SectionValidators& validat
     api::FieldErrors errors = api::ValidateDocument(doc, validators);
     for (const api::FieldError& e : errors) out << Printable(where) << ": " << Printable(e.ToString()) << "\n";
     if (errors.empty()) out << Printable(where) << ": valid: " << Printable(Describe(doc)) << "\n";
+    if (errors.empty() && !notes.empty() && doc.value("kind", "") == api::kTrainingJobKind) {
+      absl::StatusOr<api::TrainingJob> job = api::TrainingJobFromJson(doc, validators);
+      const json spec = job.ok() ? api::SpecToJson(job->spec) : json();
+      for (const SpecNote& note : notes)
+        if (std::string line = job.ok() ? note(spec) : ""; !line.empty())
+          out << Printable(where) << ": " << Printable(line) << "\n";
+    }
     ok = ok && errors.empty();
   }
   return ok;
@@ -72,11 +79,11 @@ bool ValidateFile(const std::string& path, const api::SectionValidators& validat
 }  // namespace
 
 int RunValidate(const std::vector<std::string>& files, const api::SectionValidators& validators,
-                std::ostream& out) {
+                std::ostream& out, const std::vector<SpecNote>& notes) {
   bool ok = true;
   for (const std::string& f : files) {
     try {
-      ok = ValidateFile(f, validators, out) && ok;
+      ok = ValidateFile(f, validators, out, notes) && ok;
     } catch (const std::exception& e) {  // a bug, not the user's: still a clean report
       out << Printable(f) << ": internal error while validating: " << e.what() << "\n";
       ok = false;

@@ -8,6 +8,7 @@ find_package(nlohmann_json CONFIG REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(Protobuf REQUIRED)
 find_package(gRPC CONFIG REQUIRED)
+find_package(OpenSSL REQUIRED)  # certificates for the jobs' mutual TLS (common/tls_certificates.h)
 find_package(cpprestsdk CONFIG REQUIRED)
 
 # oneDNN: Debian's CMake config pulls in OpenCL; link the library directly instead.

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   std::string lease_namespace, lease_name = "tandem-operator", identity = Hostname();
   tandem::controller::ControllerOptions options;
   double lease_duration = 15, renew_deadline = 10, retry_period = 2;
+  double tls_cert_hours = 24 * 30, tls_propagation_s = 600;
   app.add_option("--kubeconfig", kubeconfig, "kubeconfig file (default: $KUBECONFIG, in-cluster, ~/.kube/config)");
   app.add_option("--context", context, "kubeconfig context (default: current-context)");
   app.add_option("--metrics-host", metrics_host, "Address for /metrics, /healthz, /readyz");
@@ -63,6 +64,15 @@ int main(int argc, char** argv) {
   app.add_option("--trainer-metrics-port", options.reconciler.build.ports.trainer_metrics,
                  "Port each trainer serves /metrics on (its TANDEM_METRICS_PORT); the operator scrapes "
                  "rank 0 there for status.progress")->check(CLI::Range(1, 65535));
+  app.add_option("--tls-cert-lifetime", tls_cert_hours,
+                 "Hours a job's TLS certificate is valid; renewed with a third left (docs/operator.md)")
+      ->check(CLI::Range(1.0, 24.0 * 3650))
+      ->capture_default_str();
+  app.add_option("--tls-propagation", tls_propagation_s,
+                 "Seconds a new CA is trusted by a job's workers before it signs their certificate "
+                 "(kubelet's Secret and ConfigMap refresh plus the workers' 60 s reload)")
+      ->check(CLI::Range(0.0, 86400.0))
+      ->capture_default_str();
   app.add_option("--progress-interval", options.progress.interval_s,
                  "Seconds between scrapes of one job's rank-0 trainer (0: no progress reporting)")
       ->check(CLI::Range(0.0, 3600.0));
@@ -78,6 +88,8 @@ int main(int argc, char** argv) {
   app.add_option("--renew-deadline", renew_deadline, "Seconds a leader may fail to renew before it stops");
   app.add_option("--retry-period", retry_period, "Seconds between Lease attempts");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
+  options.reconciler.tls_rotation.cert_lifetime = absl::Seconds(tls_cert_hours * 3600);
+  options.reconciler.tls_rotation.propagation = absl::Seconds(tls_propagation_s);
   tandem::InitLogging("operator");
   if (renew_deadline >= lease_duration) {
     TANDEM_LOG(error, "--renew-deadline ({}) must be less than --lease-duration ({})", renew_deadline, lease_duration);

@@ -50,6 +50,11 @@ PServerMetrics& PServerMetrics::Get() {
     m->rejected_unauthenticated = rejected.WithLabels({"unauthenticated"});
     m->rejected_invalid = rejected.WithLabels({"invalid_argument"});
     m->rejected_other = rejected.WithLabels({"other"});
+    auto& tls_rejected = r.AddCounter("tandem_pserver_tls_rejected_peers_total",
+                                      "TLS handshakes refused: the peer's certificate does not "
+                                      "chain to this job's CA (another job's, or expired).",
+                                      {"side"});
+    for (int s = 0; s < 2; ++s) m->tls_rejected_peers[s] = tls_rejected.WithLabels({sides[s]});
     m->version = r.AddGauge("tandem_pserver_version",
                             "Shard version: the next sync step to apply (async: 1 + newest step).")
                      .Get();

@@ -22,6 +22,9 @@ struct PServerMetrics {
   metrics::Counter* rejected_unauthenticated;
   metrics::Counter* rejected_invalid;
   metrics::Counter* rejected_other;
+  // side: TLS peers refused because their certificate does not chain to the job's CA (another
+  // job's certificate, a self-made one, an expired one)
+  metrics::Counter* tls_rejected_peers[2];
   metrics::Gauge* version;
   metrics::Gauge* steps_lost;
   metrics::Counter* rollbacks;       // RestoreToStep calls that replaced the shard's state

@@ -10,6 +10,7 @@
 #include "grpcpp/grpcpp.h"
 #include "proto/pserver.grpc.pb.h"
 #include "pserver/metrics.h"
+#include "pserver/tls_credentials.h"
 
 namespace tandem::pserver {
 namespace {
@@ -41,7 +42,7 @@ class PServer::Service final : public ParameterServer::Service {
  public:
   Service(PServer* server, std::string token, size_t max_request_bytes)
       : server_(server),
-        expected_(absl::StrCat("Bearer ", token)),
+        expected_(token.empty() ? "" : absl::StrCat("Bearer ", token)),
         max_request_bytes_(max_request_bytes),
         m_(PServerMetrics::Get()) {}
 
@@ -148,6 +149,7 @@ class PServer::Service final : public ParameterServer::Service {
   }
 
   absl::Status Authenticate(const grpc::ServerContext* ctx) const {
+    if (expected_.empty()) return absl::OkStatus();  // mutual TLS alone (checked at the handshake)
     const auto& md = ctx->client_metadata();
     auto it = md.find("authorization");
     if (it == md.end())
@@ -219,8 +221,11 @@ PServer::PServer(const PServerOptions& options) : options_(options) {}
 PServer::~PServer() { (void)Stop(false); }
 
 absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& options) {
-  if (options.token.empty())
-    return absl::InvalidArgumentError("the job token is empty (set TANDEM_JOB_TOKEN)");
+  if (options.token.empty() && !options.tls.enabled())
+    return absl::InvalidArgumentError(
+        "the job token is empty (set TANDEM_JOB_TOKEN, or the TLS files for mutual TLS)");
+  if (options.tls.enabled())
+    TANDEM_RETURN_IF_ERROR(CheckTlsFiles(options.tls), "the pserver's TLS files");
   if (options.shard.num_shards == 0 || options.shard.shard >= options.shard.num_shards)
     return absl::InvalidArgumentError(absl::StrCat(
         "shard ", options.shard.shard, " is not below num_shards ", options.shard.num_shards));
@@ -247,7 +252,10 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
   ps->service_ = std::make_unique<Service>(ps.get(), options.token, options.max_request_bytes);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
-                           grpc::InsecureServerCredentials(), &ps->port_);
+                           options.tls.enabled()
+                               ? MutualTlsServerCredentials(options.tls, options.tls_reload_interval)
+                               : grpc::InsecureServerCredentials(),
+                           &ps->port_);
   const int transport_limit =
       static_cast<int>(std::min<size_t>(options.max_request_bytes + (1 << 20), INT32_MAX));
   builder.SetMaxReceiveMessageSize(transport_limit);
@@ -268,9 +276,9 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
     });
     ps->checkpoint_thread_ = std::thread([raw] { raw->CheckpointLoop(); });
   }
-  TANDEM_LOG(info, "shard {}/{} serving on port {} ({} mode, {} trainers)", options.shard.shard,
+  TANDEM_LOG(info, "shard {}/{} serving on port {} ({} mode, {} trainers, {})", options.shard.shard,
              options.shard.num_shards, ps->port_, options.shard.sync ? "sync" : "async",
-             options.shard.num_trainers);
+             options.shard.num_trainers, options.tls.enabled() ? "mutual TLS" : "plaintext + token");
   return ps;
 }
 

@@ -10,7 +10,9 @@
 //   ... ps->port() ...
 //   ps->Stop(/*final_checkpoint=*/true); // what SIGTERM does
 //
-// Every RPC must carry metadata `authorization: Bearer <token>` (UNAUTHENTICATED otherwise).
+// Every RPC must carry metadata `authorization: Bearer <token>` (UNAUTHENTICATED otherwise) when
+// a token is set. With `tls` the port speaks mutual TLS only (pserver/tls_credentials.h): a client
+// must present a certificate of the job's CA; then the token is optional (checked when set).
 // A request larger than max_request_bytes is answered INVALID_ARGUMENT; the transport refuses
 // messages beyond max_request_bytes + 1 MiB outright (RESOURCE_EXHAUSTED) without reading them.
 #pragma once
@@ -25,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/job_certificates.h"
 #include "pserver/shard.h"
 #include "pserver/shard_checkpoint.h"
 
@@ -38,8 +41,12 @@ struct PServerOptions {
   ShardOptions shard;
   std::string host = "0.0.0.0";
   int port = 0;  // 0: pick a free port (see PServer::port())
-  // The job's shared secret. REQUIRES: not empty.
+  // The job's shared secret. REQUIRES: not empty unless `tls` is set.
   std::string token;
+  // Mutual TLS with the job's certificates (none: plaintext). The files are re-read every
+  // `tls_reload_interval` (rotation).
+  tls::TlsFiles tls;
+  absl::Duration tls_reload_interval = absl::Seconds(60);
   // Checkpoints: none when empty. Written every `checkpoint_interval` versions (0: only on
   // request and at Stop(true)); the newest `checkpoint_keep` are kept.
   std::string checkpoint_dir;

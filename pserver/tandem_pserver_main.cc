@@ -8,7 +8,8 @@
 // port of its own TANDEM_PSERVERS entry, and the sync mode, staleness and checkpoint settings
 // are the manifest's (spec.sync, spec.checkpoint), read through api/ with the validation every
 // binary uses; flags given explicitly override them. The job token is TANDEM_JOB_TOKEN (the
-// operator fills it from a Kubernetes Secret), required either way. --check-contract prints the
+// operator fills it from a Kubernetes Secret). Mutual TLS: TANDEM_TLS_CA/CERT/KEY in a job,
+// --tls-dir standalone (docs/pserver.md); without TLS the token is required. --check-contract prints the
 // parsed settings and exits. SIGTERM or SIGINT stops serving, writes a final checkpoint (with a
 // checkpoint folder) and exits 0. A failed allocation exits 3 (common/out_of_memory.h). Exit codes:
 // api/exit_codes.h.
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   int max_request_mib = 64;
   int barrier_timeout_s = 30;
   bool check_contract = false;
+  std::string tls_dir;
   app.add_option("job", job_path,
                  "TrainingJob manifest: run as a worker's pserver (see the file comment)");
   app.add_option("--host", o.host, "Address to listen on")->capture_default_str();
@@ -93,6 +95,9 @@ int main(int argc, char** argv) {
   auto* metrics_opt = app.add_option("--metrics-port", metrics_port,
                  "Port for /metrics, /healthz, /readyz (a job: $TANDEM_METRICS_PORT; -1: off)")
       ->check(CLI::Range(-1, 65535));
+  auto* tls_opt = app.add_option("--tls-dir", tls_dir,
+                 "Mutual TLS with the job's ca.crt, tls.crt and tls.key in this folder (a job: "
+                 "$TANDEM_TLS_CA, $TANDEM_TLS_CERT, $TANDEM_TLS_KEY); re-read every 60 s");
   app.add_flag("--check-contract", check_contract,
                "Parse and validate the worker contract and the manifest, print them, exit");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
@@ -100,6 +105,7 @@ int main(int argc, char** argv) {
   tandem::InitLogging("pserver");
 
   o.token = tandem::EnvValue(env, tandem::api::kEnvJobToken).value_or("");
+  if (!tls_dir.empty()) o.tls = tandem::tls::TlsFiles::InFolder(tls_dir);
   if (!job_path.empty()) {
     auto contract = tandem::api::ParseWorkerContract(tandem::api::WorkerRole::kPServer, job_path, env);
     if (!contract.ok()) {
@@ -124,10 +130,12 @@ int main(int argc, char** argv) {
       o.checkpoint_interval = static_cast<uint64_t>(job->spec.checkpoint.interval_steps);
     if (keep_opt->count() == 0) o.checkpoint_keep = static_cast<int>(job->spec.checkpoint.keep);
     o.token = contract->token;
+    if (tls_opt->count() == 0) o.tls = contract->tls;
   }
-  if (o.token.empty()) {
-    std::cerr << "tandem-pserver: TANDEM_JOB_TOKEN is not set; every RPC must carry the job's "
-                 "token, so the pserver refuses to start without one"
+  if (o.token.empty() && !o.tls.enabled()) {
+    std::cerr << "tandem-pserver: TANDEM_JOB_TOKEN is not set and TLS is off (--tls-dir, "
+                 "TANDEM_TLS_*); every RPC must carry the job's token or certificate, so the "
+                 "pserver refuses to start without one"
               << std::endl;
     return tandem::api::kExitInvalid;
   }
@@ -149,7 +157,10 @@ int main(int argc, char** argv) {
                                  {"checkpointInterval", o.checkpoint_interval},
                                  {"checkpointKeep", o.checkpoint_keep},
                                  {"metricsPort", metrics_port},
-                                 {"tokenBytes", o.token.size()}})
+                                 {"tokenBytes", o.token.size()},
+                                 {"tlsCa", o.tls.ca_file},
+                                 {"tlsCert", o.tls.cert_file},
+                                 {"tlsKey", o.tls.key_file}})
                      .dump()
               << std::endl;
     return 0;

@@ -27,7 +27,7 @@ default_targets=(metrics_test http_server_test yaml_json_test crc32c_test checkp
   resource_limits_test api_quantity_test api_training_job_test api_queue_test
   pserver_shard_test pserver_full_disk_test http_request_reader_test
   fuzz_yaml_json_replay fuzz_manifest_replay fuzz_prometheus_text_replay fuzz_http_request_replay
-  fuzz_pserver_request_replay fuzz_checkpoint_replay)
+  fuzz_pserver_request_replay fuzz_checkpoint_replay tls_certificates_test)
 read -r -a targets <<<"${TANDEM_SANITIZE_TARGETS:-${default_targets[*]}}"
 if [[ "${targets[*]}" == all ]]; then
   cmake --build build-asan -j "$jobs"

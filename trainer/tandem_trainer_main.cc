@@ -144,6 +144,9 @@ int main(int argc, char** argv) {
                           {"peers", tandem::EndpointListToString(contract->peers)},
                           {"pservers", tandem::EndpointListToString(contract->pservers)},
                           {"tokenBytes", contract->token.size()},
+                          {"tlsCa", contract->tls.ca_file},
+                          {"tlsCert", contract->tls.cert_file},
+                          {"tlsKey", contract->tls.key_file},
                           {"checkpointDir", checkpoint_dir},
                           {"outputDir", output_dir},
                           {"metricsPort", metrics_port},
@@ -179,7 +182,8 @@ int main(int argc, char** argv) {
     if (errors.empty() && (tandem::trainer::HasSparseTables(graph) || sync.dense_on_pserver)) {
       std::vector<std::string> endpoints;
       for (const tandem::Endpoint& e : contract->pservers) endpoints.push_back(e.ToString());
-      auto sp = tandem::trainer::SparsePath::Connect(endpoints, contract->token, contract->rank, sync);
+      auto sp = tandem::trainer::SparsePath::Connect(endpoints, contract->token, contract->tls,
+                                                           contract->rank, sync);
       if (!sp.ok()) {
         std::cerr << "tandem-trainer: parameter server: " << sp.status().message() << std::endl;
         return tandem::api::kExitFailed;

@@ -17,6 +17,7 @@
 #include "cli/local/progress.h"
 #include "cli/local/report.h"
 #include "common/socket.h"
+#include "common/job_certificates.h"
 #include "common/status.h"
 
 namespace tandem::local {
@@ -59,9 +60,17 @@ LocalJob LocalJobFor(const api::TrainingJob& job, const std::string& manifest_pa
   return lj;
 }
 
+absl::StatusOr<tls::TlsFiles> WriteJobCertificates(const std::string& dir, const std::string& job) {
+  tls::RotationPolicy policy;
+  policy.cert_lifetime = absl::Hours(24 * 365);  // a local run never renews
+  TANDEM_ASSIGN_OR_RETURN(tls::JobCertificates certs,
+                          tls::CreateJobCertificates(job, absl::Now(), policy));
+  return tls::WriteWorkerFiles(dir, certs);
+}
+
 std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::string& run_dir,
                                                 const std::vector<int>& ports,
-                                                const std::string& token) {
+                                                const std::string& token, const tls::TlsFiles& tls) {
   const int w = job.workers;
   std::vector<Endpoint> peers, pservers;
   for (int i = 0; i < w; ++i) {
@@ -78,6 +87,7 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
     c.peers = peers;
     c.pservers = pservers;
     c.token = token;
+    c.tls = tls;
     api::WorkerContract ps = c;
     ps.role = api::WorkerRole::kPServer;
     ps.checkpoint_dir = absl::StrCat(run_dir, "/checkpoints/pserver-", i);
@@ -98,9 +108,9 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
 std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRunOptions& options,
                                               const std::string& run_dir,
                                               const std::vector<int>& ports,
-                                              const std::string& token) {
+                                              const std::string& token, const tls::TlsFiles& tls) {
   std::vector<SupervisedProcess> out;
-  for (const api::WorkerContract& c : BuildContracts(job, run_dir, ports, token)) {
+  for (const api::WorkerContract& c : BuildContracts(job, run_dir, ports, token, tls)) {
     SupervisedProcess p;
     p.role = c.role == api::WorkerRole::kTrainer ? Role::kTrainer : Role::kPServer;
     p.worker = c.rank;
@@ -162,7 +172,8 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
 
   TANDEM_ASSIGN_OR_RETURN(std::vector<int> ports, net::PickFreeLoopbackPorts(4 * job_.workers));
   TANDEM_ASSIGN_OR_RETURN(std::string token, NewJobToken());
-  std::vector<SupervisedProcess> procs = BuildProcesses(job_, options_, run_dir, ports, token);
+  TANDEM_ASSIGN_OR_RETURN(tls::TlsFiles tls, WriteJobCertificates(run_dir + "/tls", job_.name));
+  std::vector<SupervisedProcess> procs = BuildProcesses(job_, options_, run_dir, ports, token, tls);
 
   std::map<std::string, std::unique_ptr<std::ofstream>> logs;
   for (const auto& p : procs) {

@@ -61,17 +61,24 @@ struct LocalRunResult {
 // A fresh random token (hex) for the job's pservers.
 absl::StatusOr<std::string> NewJobToken();
 
+// A fresh CA and certificate for the job (common/job_certificates.h) written to `dir`
+// (ca.crt, tls.crt, tls.key; the key mode 0600). The CA's key is never kept (no certificate can
+// be minted later); the certificate lasts a year, and a local run never renews it. Errors name
+// the file.
+absl::StatusOr<tls::TlsFiles> WriteJobCertificates(const std::string& dir, const std::string& job);
+
 // The worker contract of each process: [pserver 0, trainer 0, pserver 1, trainer 1, ...].
-// Ports: [collective x W][pserver x W][trainer metrics x W][pserver metrics x W].
+// Ports: [collective x W][pserver x W][trainer metrics x W][pserver metrics x W]. Every process
+// gets the token and the TLS files: the pservers' gRPC is mutual TLS, as in pods.
 std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::string& run_dir,
                                                 const std::vector<int>& ports,
-                                                const std::string& token);
+                                                const std::string& token, const tls::TlsFiles& tls);
 
 // The processes of the job: BuildContracts rendered (exposed for tests).
 std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRunOptions& options,
                                               const std::string& run_dir,
                                               const std::vector<int>& ports,
-                                              const std::string& token);
+                                              const std::string& token, const tls::TlsFiles& tls);
 
 // Runs the job to completion (or failure, or Stop()). Prints progress to `out`.
 class LocalRun {

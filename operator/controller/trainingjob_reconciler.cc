@@ -76,7 +76,8 @@ TrainingJobReconciler::TrainingJobReconciler(kube::KubeApi* api, const ClusterCa
       cache_(cache),
       events_(events),
       options_(std::move(options)),
-      validators_(options_.validators ? *options_.validators : trainer::TrainerSectionValidators()) {}
+      validators_(options_.validators ? *options_.validators : trainer::TrainerSectionValidators()),
+      tls_(api, cache, options_.tls_rotation) {}
 
 double TrainingJobReconciler::Now() const {
   if (options_.now) return options_.now();
@@ -405,6 +406,7 @@ ReconcileResult TrainingJobReconciler::OnPlaced(Pass& p) {
   absl::StatusOr<bool> created = CreateMissingWorkers(p);
   if (!created.ok()) p.result.error = created.status();
   if (!created.ok() || !*created) return Write(p);
+  RotateCertificates(p);
   UpdateWorkers(p);
   return Write(p);
 }
@@ -522,6 +524,8 @@ absl::StatusOr<bool> TrainingJobReconciler::CreateMissingWorkers(Pass& p) {
     std::string token = options_.new_token ? options_.new_token() : RandomToken();
     auto secret = api_->Create(kube::kSecrets, job.metadata.namespace_, BuildTokenSecret(p.obj, job, token));
     if (!secret.ok() && !kube::IsAlreadyExists(secret.status())) return secret.status();
+    // The job's certificate and trust bundle (job_tls.h), before any worker that mounts them.
+    if (absl::Status s = tls_.EnsureIssued(job, Now()); !s.ok()) return s;
   }
   for (size_t r = 0; r < world; ++r) {
     const int rank = static_cast<int>(r);
@@ -531,6 +535,18 @@ absl::StatusOr<bool> TrainingJobReconciler::CreateMissingWorkers(Pass& p) {
     if (!created.ok() && !kube::IsAlreadyExists(created.status())) return created.status();
   }
   return true;
+}
+
+// Certificates renewed while the workers run (job_tls.h).
+void TrainingJobReconciler::RotateCertificates(Pass& p) {
+  JobTls::Pass tls = tls_.Rotate(p.job, Now());
+  if (!tls.changes.empty()) Event(p.obj, "Normal", "CertificateRotated", absl::StrJoin(tls.changes, "; "));
+  if (!tls.error.ok()) {
+    Event(p.obj, "Warning", "CertificateRotationFailed", std::string(tls.error.message()));
+    p.result.error = tls.error;
+  }
+  if (tls.requeue_after_s > 0 && (p.result.requeue_after_s <= 0 || tls.requeue_after_s < p.result.requeue_after_s))
+    p.result.requeue_after_s = tls.requeue_after_s;
 }
 
 // Counts, progress, and the move to Running or Succeeded.

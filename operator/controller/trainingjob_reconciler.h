@@ -30,6 +30,7 @@
 #include "operator/controller/progress_prober.h"
 #include "operator/controller/worker_builder.h"
 #include "trainer/model/trainer_spec.h"
+#include "operator/controller/job_tls.h"
 #include "operator/kube/event_recorder.h"
 #include "operator/kube/kube_api.h"
 #include "operator/scheduler/scheduler.h"
@@ -58,6 +59,8 @@ struct ReconcilerOptions {
   // An admitted job whose checkpoint claim is still Pending this long gets Running=False,
   // reason CheckpointClaimPending, and a Warning Event.
   double claim_pending_warning_s = 120;
+  // Lifetimes and propagation delay of the jobs' TLS certificates (operator/controller/job_tls.h).
+  tls::RotationPolicy tls_rotation{};
 };
 
 class TrainingJobReconciler {
@@ -104,6 +107,7 @@ class TrainingJobReconciler {
   ReconcileResult OnWorkerFailure(Pass& p, const WorkerFailure& failure);
   bool RestartGang(Pass& p);
   absl::StatusOr<bool> CreateMissingWorkers(Pass& p);
+  void RotateCertificates(Pass& p);
   void UpdateWorkers(Pass& p);
   void WarnIfClaimPending(Pass& p);
   // Finish: the job ends in `phase` (Succeeded or Failed). Write: the status, if it changed.
@@ -133,6 +137,7 @@ class TrainingJobReconciler {
   kube::EventRecorder* events_;
   const ReconcilerOptions options_;
   const api::SectionValidators validators_;  // options_.validators, or the trainer's
+  JobTls tls_;                               // the jobs' certificates
 
   // Admissions and preemptions written but maybe not yet visible in the cache: the next pass
   // must not hand the same capacity out again (Kueue's "assumed" workloads).

@@ -2,6 +2,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "operator/controller/job_tls.h"
 #include "operator/kube/resource.h"
 
 namespace tandem::controller {
@@ -74,6 +75,7 @@ api::WorkerContract WorkerContractFor(const api::TrainingJob& job, api::WorkerRo
     c.pservers.push_back({host, o.ports.pserver});
   }
   c.token = kTokenFromSecret;
+  c.tls = PodTlsFiles();
   c.checkpoint_dir = CheckpointDir(job, api::RoleName(role), rank);
   // Rank 0 writes the final model next to the checkpoints.
   if (trainer) c.output_dir = ModelDir(job);
@@ -110,7 +112,8 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
   const std::string& ns = job.metadata.namespace_;
   json mounts = json::array({{{"name", "checkpoints"}, {"mountPath", kCheckpointMountPath}},
                              {{"name", "job"}, {"mountPath", kJobMountPath}, {"readOnly", true}},
-                             {{"name", "tmp"}, {"mountPath", "/tmp"}}});
+                             {{"name", "tmp"}, {"mountPath", "/tmp"}},
+                             TlsVolumeMount()});
   // Least privilege: no root, no new privileges, no capabilities, nothing written outside the
   // volumes above.
   json container_security = {{"runAsNonRoot", true},
@@ -164,7 +167,8 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
       {"volumes",
        {checkpoint_volume,
         {{"name", "job"}, {"configMap", {{"name", ConfigMapName(name)}}}},
-        {{"name", "tmp"}, {"emptyDir", json::object()}}}}};
+        {{"name", "tmp"}, {"emptyDir", json::object()}},
+        TlsVolume(name)}}};
   if (!job.spec.node_selector.empty()) spec["nodeSelector"] = job.spec.node_selector;
   return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", meta}, {"spec", spec}};
 }

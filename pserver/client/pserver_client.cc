@@ -15,6 +15,7 @@
 #include "grpcpp/grpcpp.h"
 #include "pserver/metrics.h"
 #include "pserver/placement.h"
+#include "pserver/tls_credentials.h"
 
 namespace tandem::pserver {
 namespace {
@@ -51,12 +52,17 @@ void SparseBatch::ReduceGradients(absl::Span<const float> per_id,
 // ---- Connection --------------------------------------------------------------------------------
 
 PServerClient::PServerClient(const PServerClientOptions& options)
-    : options_(options), auth_(absl::StrCat("Bearer ", options.token)) {}
+    : options_(options), auth_(options.token.empty() ? "" : absl::StrCat("Bearer ", options.token)) {}
 
 absl::StatusOr<std::unique_ptr<PServerClient>> PServerClient::Connect(
     const PServerClientOptions& options) {
   if (options.endpoints.empty())
     return absl::InvalidArgumentError("pserver client: no pserver endpoints given");
+  if (options.token.empty() && !options.tls.enabled())
+    return absl::InvalidArgumentError(
+        "pserver client: neither a job token nor TLS files given (TANDEM_JOB_TOKEN, TANDEM_TLS_*)");
+  if (options.tls.enabled())
+    TANDEM_RETURN_IF_ERROR(CheckTlsFiles(options.tls), "pserver client");
   if (options.max_request_bytes < 4096)
     return absl::InvalidArgumentError("pserver client: max_request_bytes must be >= 4096");
   std::unique_ptr<PServerClient> c(new PServerClient(options));
@@ -93,7 +99,12 @@ std::shared_ptr<grpc::Channel> PServerClient::NewChannel(const std::string& endp
   // A distinct argument keeps gRPC's global subchannel pool from handing a replacement channel
   // the old (backed-off) connection.
   args.SetInt("tandem.channel_generation", static_cast<int>(++channel_generation_));
-  return grpc::CreateCustomChannel(endpoint, grpc::InsecureChannelCredentials(), args);
+  if (options_.tls.enabled()) args.SetSslTargetNameOverride(tls::kTlsPeerName);
+  return grpc::CreateCustomChannel(
+      endpoint,
+      options_.tls.enabled() ? MutualTlsChannelCredentials(options_.tls, options_.tls_reload_interval)
+                             : grpc::InsecureChannelCredentials(),
+      args);
 }
 
 std::shared_ptr<ParameterServer::Stub> PServerClient::Stub(uint32_t shard) const {
@@ -132,7 +143,7 @@ void PServerClient::BackgroundLoop() {
 
 std::unique_ptr<grpc::ClientContext> PServerClient::NewContext(absl::Duration timeout) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->AddMetadata("authorization", auth_);
+  if (!auth_.empty()) ctx->AddMetadata("authorization", auth_);
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   return ctx;
 }

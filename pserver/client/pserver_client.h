@@ -47,13 +47,18 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "common/job_certificates.h"
 #include "proto/pserver.grpc.pb.h"
 
 namespace tandem::pserver {
 
 struct PServerClientOptions {
   std::vector<std::string> endpoints;  // host:port of every shard, in shard order. REQUIRES: != {}
-  std::string token;                   // the job token sent with every RPC
+  std::string token;                   // the job token sent with every RPC (empty: none)
+  // Mutual TLS with the job's certificates (pserver/tls_credentials.h); none: plaintext, and
+  // then the token is required. Files re-read every `tls_reload_interval`.
+  tls::TlsFiles tls;
+  absl::Duration tls_reload_interval = absl::Seconds(60);
   uint32_t rank = 0;                   // this trainer's rank
   bool sync = true;                    // must match the pservers' --mode
   absl::Duration rpc_timeout = absl::Seconds(30);         // one attempt of a pull or push

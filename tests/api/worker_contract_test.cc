@@ -17,6 +17,7 @@ WorkerContract Sample(WorkerRole role) {
   c.peers = {{"w0.ctr.svc", 7000}, {"w1.ctr.svc", 7000}};
   c.pservers = {{"w0.ctr.svc", 7100}, {"::1", 7100}};
   c.token = "secret";
+  c.tls = tls::TlsFiles::InFolder("/etc/tandem/tls");
   c.checkpoint_dir = "/ckpt/x-1";
   if (role == WorkerRole::kTrainer) {
     c.output_dir = "/ckpt/model";
@@ -44,6 +45,9 @@ TEST(WorkerContractTest, RendersAndParsesBackBothRoles) {
     Environment env = EnvOf(inv);
     EXPECT_EQ(env[kEnvPServers], "w0.ctr.svc:7100,[::1]:7100");
     EXPECT_EQ(env[kEnvOmpThreads], "3");
+    EXPECT_EQ(env[kEnvTlsCa], "/etc/tandem/tls/ca.crt");
+    EXPECT_EQ(env[kEnvTlsCert], "/etc/tandem/tls/tls.crt");
+    EXPECT_EQ(env[kEnvTlsKey], "/etc/tandem/tls/tls.key");
     auto back = ParseWorkerContract(role, inv.argv[1], env);
     ASSERT_TRUE(back.ok()) << back.status();
     EXPECT_EQ(*back, c) << RoleName(role);
@@ -72,7 +76,9 @@ TEST(WorkerContractTest, ErrorsNameTheVariable) {
       {kEnvPeers, "a:1", "TANDEM_PEERS: has 1 entries"},
       {kEnvPeers, "a:1,b", "TANDEM_PEERS: entry 1 'b': missing ':port'"},
       {kEnvPServers, "a:0,b:1", "TANDEM_PSERVERS: entry 0 'a:0'"},
-      {kEnvJobToken, nullptr, "TANDEM_JOB_TOKEN: required"},
+      {kEnvTlsCa, nullptr, "TANDEM_TLS_CA: required with the other TLS files"},
+      {kEnvTlsCert, "", "TANDEM_TLS_CERT: required with the other TLS files"},
+      {kEnvTlsKey, nullptr, "TANDEM_TLS_KEY: required with the other TLS files"},
       {kEnvMetricsPort, "70000", "TANDEM_METRICS_PORT='70000'"},
       {kEnvThreads, "-1", "TANDEM_THREADS='-1'"},
       {kEnvEvents, "maybe", "TANDEM_EVENTS='maybe'"},
@@ -90,6 +96,24 @@ TEST(WorkerContractTest, ErrorsNameTheVariable) {
   }
   EXPECT_NE(ParseWorkerContract(WorkerRole::kTrainer, "", good).status().message().find("manifest"),
             std::string::npos);
+}
+
+// Plain mode needs the token; mutual TLS alone is enough; with both, both are kept.
+TEST(WorkerContractTest, TheTokenIsRequiredOnlyWithoutTls) {
+  for (WorkerRole role : {WorkerRole::kTrainer, WorkerRole::kPServer}) {
+    WorkerContract c = Sample(role);
+    c.token.clear();
+    auto tls_only = ParseWorkerContract(role, c.manifest_path, EnvOf(RenderWorker(c, "")));
+    ASSERT_TRUE(tls_only.ok()) << tls_only.status();
+    EXPECT_EQ(tls_only->tls, c.tls);
+    EXPECT_TRUE(tls_only->token.empty());
+    c.tls = {};
+    auto neither = ParseWorkerContract(role, c.manifest_path, EnvOf(RenderWorker(c, "")));
+    ASSERT_FALSE(neither.ok()) << RoleName(role);
+    EXPECT_NE(neither.status().message().find("TANDEM_JOB_TOKEN: required"), std::string::npos)
+        << neither.status();
+    EXPECT_NE(neither.status().message().find("TANDEM_TLS_CA"), std::string::npos);
+  }
 }
 
 TEST(WorkerContractTest, ThePServerNeedsItsEntryAndToken) {

@@ -164,9 +164,11 @@ class WorkerProcessesTest : public ::testing::Test {
     options.bin_dir = testing::BinDir();
     auto ports = net::PickFreeLoopbackPorts(4 * lj.workers);
     EXPECT_TRUE(ports.ok());
+    auto tls = local::WriteJobCertificates((root_ / "run" / "tls").string(), lj.name);
+    EXPECT_TRUE(tls.ok()) << tls.status();
     std::vector<Process> out;
     for (const local::SupervisedProcess& sp :
-         local::BuildProcesses(lj, options, (root_ / "run").string(), *ports, "run-token")) {
+         local::BuildProcesses(lj, options, (root_ / "run").string(), *ports, "run-token", *tls)) {
       Process p;
       p.who = "tandem run " + sp.spec.name;
       p.role = sp.role == local::Role::kTrainer ? "trainer" : "pserver";
@@ -207,6 +209,9 @@ class WorkerProcessesTest : public ::testing::Test {
       EXPECT_EQ(got["syncMode"], std::string(c.mode)) << got.dump();
       EXPECT_EQ(got["staleness"], c.staleness) << got.dump();
       EXPECT_GT(got["tokenBytes"].get<int>(), 0);
+      // Mutual TLS on the pservers' gRPC, from both producers (docs/pserver.md).
+      for (const char* f : {"tlsCa", "tlsCert", "tlsKey"})
+        EXPECT_FALSE(got.value(f, "").empty()) << f << " " << got.dump();
       if (p.role == "trainer") {
         EXPECT_EQ(got["rank"], p.rank);
         EXPECT_EQ(got["worldSize"], 2);
@@ -258,7 +263,8 @@ TEST_F(WorkerProcessesTest, TandemRunsProcessesAreUnderstoodByTheBinaries) {
 // event lines).
 TEST_F(WorkerProcessesTest, TandemRunAndTheOperatorGiveTheSameEnvironment) {
   const std::set<std::string> placement = {"manifest", "peers", "pservers", "port", "checkpointDir",
-                                           "outputDir", "metricsPort", "tokenBytes", "events"};
+                                           "outputDir", "metricsPort", "tokenBytes", "events",
+                                           "tlsCa", "tlsCert", "tlsKey"};
   for (const JobCase& c : kCases) {
     SCOPED_TRACE(c.name);
     const std::string manifest = WriteManifest(c);

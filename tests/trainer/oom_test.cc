@@ -18,7 +18,10 @@ using ::testing::HasSubstr;
 using testing::BinDir;
 using testing::RunCommand;
 
-std::string Manifest(const std::string& name, long long hidden) {
+// `memory`: the trainer's request, large enough that validation's estimate (a lower bound,
+// trainer/model/memory_estimate.h) lets the job start: these tests are about an allocation
+// that fails anyway.
+std::string Manifest(const std::string& name, long long hidden, const std::string& memory) {
   const std::string path = ::testing::TempDir() + "/" + name + ".yaml";
   std::ofstream(path) << R"(apiVersion: tandem.dev/v1alpha1
 kind: TrainingJob
@@ -26,7 +29,7 @@ metadata: {name: )" << name << R"(, namespace: default}
 spec:
   image: tandem/tandem:0.1.0
   workers: {count: 1}
-  trainer: {threads: 1}
+  trainer: {threads: 1, resources: {requests: {memory: )" << memory << R"(}}}
   passes: 1
   data:
     train: {format: idx}
@@ -47,7 +50,7 @@ spec:
 
 TEST(TrainerOutOfMemoryTest, AModelNoMachineHoldsExitsCleanly) {
   // fc1 alone: 784 x 2^36 floats = 215 TB.
-  const std::string job = Manifest("oom-huge", 1LL << 36);
+  const std::string job = Manifest("oom-huge", 1LL << 36, "1Pi");
   auto r = RunCommand("ulimit -c 0; " + BinDir() + "/tandem-trainer " + job + " 2>&1");
   EXPECT_EQ(r.exit_code, kOutOfMemoryExitCode) << r.output;
   EXPECT_THAT(r.output, HasSubstr("tandem-trainer: out of memory: cannot allocate"));
@@ -59,7 +62,7 @@ TEST(TrainerOutOfMemoryTest, AModelOverTheAddressSpaceLimitExitsCleanly) {
   GTEST_SKIP() << "ASan reserves terabytes of address space; ulimit -v cannot apply";
 #endif
   // fc1: 784 x 2^20 floats = 3.2 GiB of weights, before gradients and Adam's state.
-  const std::string job = Manifest("oom-limit", 1LL << 20);
+  const std::string job = Manifest("oom-limit", 1LL << 20, "16Gi");
   auto r = RunCommand("ulimit -c 0; ulimit -v 1572864; " + BinDir() + "/tandem-trainer " + job +
                       " 2>&1");
   EXPECT_EQ(r.exit_code, kOutOfMemoryExitCode) << r.output;

@@ -61,16 +61,18 @@ bool HasSparseTables(const ModelGraph& graph) {
 }
 
 absl::StatusOr<std::unique_ptr<SparsePath>> SparsePath::Connect(
-    const std::vector<std::string>& endpoints, const std::string& token, int rank,
-    const PServerSyncOptions& sync) {
+    const std::vector<std::string>& endpoints, const std::string& token, const tls::TlsFiles& tls,
+    int rank, const PServerSyncOptions& sync) {
   if (endpoints.empty())
     return absl::FailedPreconditionError("no parameter server to use (TANDEM_PSERVERS is empty)");
-  if (token.empty())
+  if (token.empty() && !tls.enabled())
     return absl::FailedPreconditionError(
-        "TANDEM_JOB_TOKEN is not set: every pserver request must carry the job's token");
+        "neither TANDEM_JOB_TOKEN nor the TANDEM_TLS_* files are set: the pservers accept only "
+        "the job's token or certificate");
   pserver::PServerClientOptions o;
   o.endpoints = endpoints;
   o.token = token;
+  o.tls = tls;
   o.rank = static_cast<uint32_t>(rank);
   o.sync = !sync.async;
   auto client = pserver::PServerClient::Connect(o);

@@ -57,10 +57,11 @@ bool HasSparseTables(const ModelGraph& graph);
 
 class SparsePath {
  public:
-  // Connects to the shards at `endpoints` (host:port, shard order) as trainer `rank`; `token`
-  // is required.
+  // Connects to the shards at `endpoints` (host:port, shard order) as trainer `rank`, over
+  // mutual TLS with `tls` (when set); `token` is required without TLS and sent when given.
   static absl::StatusOr<std::unique_ptr<SparsePath>> Connect(const std::vector<std::string>& endpoints,
-                                                             const std::string& token, int rank,
+                                                             const std::string& token,
+                                                             const tls::TlsFiles& tls, int rank,
                                                              const PServerSyncOptions& sync);
   SparsePath(std::unique_ptr<pserver::PServerClient> client, const PServerSyncOptions& sync,
              uint64_t seed_salt = 0);

@@ -46,17 +46,25 @@ int OptimizerSlots(OptimizerType type) {
 }
 
 MemoryEstimate EstimateTrainerMemory(const ModelGraph& graph, OptimizerType optimizer,
-                                     int batch_size) {
+                                     int batch_size, const MemoryEstimateOptions& options) {
   MemoryEstimate m;
   m.optimizer_name = OptimizerName(optimizer);
   m.batch_size = batch_size;
   const int64_t bytes = sizeof(float);
   for (const GraphLayer& l : graph.layers) {
     for (const ParamDesc& p : l.params) {
+      // A remote table's rows for one batch are counted with the activations' order of size
+      // and left out here (a lower bound).
+      if (p.sparse && options.remote_sparse) {
+        m.remote_sparse = true;
+        continue;
+      }
       const int64_t b = Mul(Elements(p.shape), bytes);
       m.parameter_bytes = Add(m.parameter_bytes, b);
       if (!p.trainable) continue;
-      m.optimizer_state_bytes = Add(m.optimizer_state_bytes, Mul(b, OptimizerSlots(optimizer)));
+      if (!p.sparse && options.remote_dense_optimizer) m.remote_dense_optimizer = true;
+      if (p.sparse || !options.remote_dense_optimizer)
+        m.optimizer_state_bytes = Add(m.optimizer_state_bytes, Mul(b, OptimizerSlots(optimizer)));
       // Sparse (embedding) gradients hold only the rows a batch touched: not counted.
       if (!p.sparse) m.gradient_bytes = Add(m.gradient_bytes, b);
     }
@@ -89,7 +97,9 @@ std::string MemoryEstimate::Explain() const {
                       FormatBytes(parameter_bytes), ", gradients ", FormatBytes(gradient_bytes),
                       ", optimizer state ", FormatBytes(optimizer_state_bytes), " (",
                       optimizer_name, "), activations ", FormatBytes(activation_bytes), " (batch ",
-                      batch_size, ")");
+                      batch_size, ")",
+                      remote_sparse ? "; embedding tables are on the pservers, not counted" : "",
+                      remote_dense_optimizer ? "; dense optimizer state is on the pservers, not counted" : "");
 }
 
 }  // namespace tandem::trainer

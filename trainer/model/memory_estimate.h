@@ -35,6 +35,16 @@ struct MemoryEstimate {
   std::string Explain() const;
   std::string optimizer_name;
   int batch_size = 0;
+  bool remote_sparse = false;            // embedding tables left out: the pservers hold them
+  bool remote_dense_optimizer = false;   // dense optimizer state left out: the pservers hold it
+};
+
+// What the job's pservers hold instead of the trainer (docs/sparse.md): in a job, embedding
+// tables always live on the pservers; with spec.sync.dense: pserver so does the dense
+// parameters' optimizer state.
+struct MemoryEstimateOptions {
+  bool remote_sparse = false;
+  bool remote_dense_optimizer = false;
 };
 
 // Optimizer state floats per parameter float: sgd 0, momentum 1, adagrad 1, adam 2.
@@ -42,7 +52,7 @@ int OptimizerSlots(OptimizerType type);
 
 // REQUIRES: `graph` was built without errors; batch_size > 0.
 MemoryEstimate EstimateTrainerMemory(const ModelGraph& graph, OptimizerType optimizer,
-                                     int batch_size);
+                                     int batch_size, const MemoryEstimateOptions& options = {});
 
 // 1536 -> "1.5 KiB", 3221225472 -> "3 GiB".
 std::string FormatBytes(int64_t bytes);

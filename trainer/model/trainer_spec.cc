@@ -1,6 +1,8 @@
 #include "trainer/model/trainer_spec.h"
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "api/quantity.h"
 #include "trainer/layers/layer_registry.h"
 #include "trainer/model/model_graph.h"
 
@@ -99,6 +101,56 @@ void ValidateDataSection(const nlohmann::json& section, const nlohmann::json&,
   }
 }
 
+std::string TrainerMemoryCheck::Explain() const {
+  return absl::StrCat(estimate.Explain(), fits() ? "; fits " : "; does not fit ", budget_field, " (",
+                      FormatBytes(budget_bytes), ")");
+}
+
+std::optional<TrainerMemoryCheck> CheckTrainerMemory(const nlohmann::json& spec) {
+  const nlohmann::json& resources = Child(Child(spec, "trainer"), "resources");
+  TrainerMemoryCheck check;
+  for (const char* list : {"limits", "requests"}) {
+    const nlohmann::json& q = Child(Child(resources, list), "memory");
+    if (!q.is_string()) continue;
+    absl::StatusOr<api::Quantity> parsed = api::Quantity::Parse(q.get<std::string>());
+    if (!parsed.ok() || parsed->value() <= 0) return std::nullopt;  // reported by the API's rules
+    check.budget_bytes = parsed->value();
+    check.budget_field = absl::StrCat("spec.trainer.resources.", list, ".memory");
+    break;
+  }
+  if (check.budget_field.empty()) return std::nullopt;
+  std::vector<FieldError> errors;
+  ModelDef def = ParseModelDef(Child(spec, "model"), "spec.model", &errors);
+  if (!errors.empty()) return std::nullopt;
+  ModelGraph graph;
+  if (!BuildModelGraph(def, LayerRegistry::Builtin(), "spec.model", &graph).empty()) return std::nullopt;
+  OptimizerConfig optimizer = ParseOptimizerConfig(Child(spec, "optimizer"), "spec.optimizer", &errors);
+  if (!errors.empty()) return std::nullopt;
+  int batch_size = data::DataConfig{}.batch_size;
+  const nlohmann::json& batch = Child(Child(spec, "data"), "batchSize");
+  if (!batch.is_null()) {
+    if (!batch.is_number_integer() || batch.get<int64_t>() < 1 || batch.get<int64_t>() > (1 << 24))
+      return std::nullopt;
+    batch_size = static_cast<int>(batch.get<int64_t>());
+  }
+  const nlohmann::json& dense = Child(Child(spec, "sync"), "dense");
+  MemoryEstimateOptions options;
+  options.remote_sparse = true;  // every job's workers run a pserver, which holds the tables
+  options.remote_dense_optimizer = dense.is_string() && dense.get<std::string>() == "pserver";
+  check.estimate = EstimateTrainerMemory(graph, optimizer.type, batch_size, options);
+  return check;
+}
+
+void ValidateTrainerMemory(const nlohmann::json&, const nlohmann::json& spec, const std::string&,
+                           std::vector<FieldError>* errors) {
+  std::optional<TrainerMemoryCheck> check = CheckTrainerMemory(spec);
+  if (!check || check->fits()) return;
+  errors->push_back({check->budget_field,
+                     absl::StrCat(FormatBytes(check->budget_bytes),
+                                  " cannot hold the model, which needs ", check->estimate.Explain(),
+                                  ": raise it, or shrink the model or spec.data.batchSize")});
+}
+
 std::vector<FieldError> ValidateTrainerSections(const nlohmann::json& spec,
                                                 const SpecOptions& options) {
   std::vector<FieldError> errors;
@@ -150,6 +202,7 @@ api::SectionValidator Adapt(SectionFn validate) {
 api::SectionValidators TrainerSectionValidators() {
   api::SectionValidators v;
   v.Add("model", Adapt(&ValidateModelSection));
+  v.Add("model", Adapt(&ValidateTrainerMemory));
   v.Add("data", Adapt(&ValidateDataSection));
   v.Add("optimizer", Adapt(&ValidateOptimizerSection));
   return v;

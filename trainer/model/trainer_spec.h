@@ -13,6 +13,7 @@
 // so all of them accept and refuse the same manifests with the same messages.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "nlohmann/json.hpp"
 #include "trainer/data/data_config.h"
 #include "trainer/layers/attr_reader.h"
+#include "trainer/model/memory_estimate.h"
 #include "trainer/model/model_def.h"
 #include "trainer/optim/optimizer_config.h"
 
@@ -51,6 +53,27 @@ void ValidateOptimizerSection(const nlohmann::json& section, const nlohmann::jso
                               const std::string& path, std::vector<FieldError>* errors);
 void ValidateDataSection(const nlohmann::json& section, const nlohmann::json& spec,
                          const std::string& path, std::vector<FieldError>* errors);
+
+// The trainer's memory in a job against its budget: the estimate (memory_estimate.h) of spec.model
+// with spec.optimizer and spec.data.batchSize, leaving out what the job's pservers hold
+// (embedding tables; with spec.sync.dense: pserver, the dense optimizer state). The budget is
+// spec.trainer.resources.limits.memory when set (the wall the process hits), else
+// requests.memory (what the scheduler reserves; default 2Gi).
+struct TrainerMemoryCheck {
+  MemoryEstimate estimate;
+  int64_t budget_bytes = 0;
+  std::string budget_field;  // "spec.trainer.resources.limits.memory" or ".requests.memory"
+  bool fits() const { return estimate.total_bytes() <= budget_bytes; }
+  // "at least 3.2 GiB: parameters ... does not fit spec.trainer.resources.requests.memory (2 GiB)"
+  std::string Explain() const;
+};
+// `spec` after defaults (as section validators get it). nullopt when the model, optimizer or
+// batch size are invalid (their own validators report them) or the budget is missing.
+std::optional<TrainerMemoryCheck> CheckTrainerMemory(const nlohmann::json& spec);
+// SectionValidator-shaped, run with spec.model: a model that does not fit is an error at the
+// budget's field.
+void ValidateTrainerMemory(const nlohmann::json& section, const nlohmann::json& spec,
+                           const std::string& path, std::vector<FieldError>* errors);
 
 // The validators of spec.model, spec.data and spec.optimizer, for api::ParseTrainingJob
 // (check_files off: the data may live where the validating binary cannot see it).

@@ -3,6 +3,9 @@
 // failure and restart, suspend/resume, preempt, delete, TTL.
 #include "operator/controller/trainingjob_reconciler.h"
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_join.h"
+#include "common/tls_certificates.h"
 #include "gtest/gtest.h"
 #include "operator/kube/event_recorder.h"
 #include "tests/operator/controller/recording_api.h"
@@ -153,8 +156,10 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
   EXPECT_EQ(f.api.Summary(), (Calls{"create persistentvolumeclaims default/a-checkpoints", "create configmaps default/a-config",
-                                     "create services default/a", "create networkpolicies default/a", "create secrets default/a-token", "create pods default/a-worker-0",
-                                     "create pods default/a-worker-1", "update_status trainingjobs default/a"}));
+                                     "create services default/a", "create networkpolicies default/a", "create secrets default/a-token",
+                                     "patch secrets default/a-token", "patch configmaps default/a-config",
+                                     "create pods default/a-worker-0", "create pods default/a-worker-1",
+                                     "update_status trainingjobs default/a"}));
   const auto* pod = f.api.Find("create", "pods", "default/a-worker-1");
   ASSERT_NE(pod, nullptr);
   const json& p = pod->body;
@@ -178,11 +183,109 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   const auto* svc = f.api.Find("create", "services", "default/a");
   EXPECT_EQ(svc->body["spec"]["clusterIP"], "None");
   EXPECT_EQ(f.api.Find("create", "secrets")->body["data"]["token"], "dG9r");
+  // Mutual TLS (job_tls.h): the certificate in the Secret, the bundle in the ConfigMap, both
+  // mounted where the contract says, the token not among the projected files.
+  EXPECT_EQ(env["TANDEM_TLS_CA"]["value"], "/etc/tandem/ca.crt");
+  EXPECT_EQ(env["TANDEM_TLS_CERT"]["value"], "/etc/tandem/tls/tls.crt");
+  EXPECT_EQ(env["TANDEM_TLS_KEY"]["value"], "/etc/tandem/tls/tls.key");
+  json tls_volume;
+  for (const json& v : p["spec"]["volumes"])
+    if (v["name"] == "tls") tls_volume = v;
+  EXPECT_EQ(tls_volume["secret"]["secretName"], "a-token");
+  EXPECT_EQ(tls_volume["secret"]["items"].size(), 2u) << tls_volume.dump();
+  EXPECT_EQ(tls_volume["secret"]["defaultMode"], 0440);
+  for (const json& c : p["spec"]["containers"]) {
+    bool mounted = false;
+    for (const json& m : c["volumeMounts"]) mounted |= m["name"] == "tls" && m["mountPath"] == "/etc/tandem/tls";
+    EXPECT_TRUE(mounted) << c["name"];
+  }
+  std::string cert, key;
+  ASSERT_TRUE(absl::Base64Unescape(f.api.Find("patch", "secrets")->body["data"]["tls.crt"].get<std::string>(), &cert));
+  ASSERT_TRUE(absl::Base64Unescape(f.api.Find("patch", "secrets")->body["data"]["tls.key"].get<std::string>(), &key));
+  const json& config_patch = f.api.Find("patch", "configmaps")->body["data"];
+  EXPECT_EQ(config_patch["issued.crt"], cert);
+  EXPECT_TRUE(tls::VerifyCertificate(cert, config_patch["ca.crt"].get<std::string>(), absl::FromUnixSeconds(kT0)).ok());
+  EXPECT_EQ(*tls::PublicKeySha256OfPrivateKey(key, "tls.key"), tls::ParseCertificates(cert, "tls.crt")->front().public_key_sha256);
   for (const auto& c : f.api.calls) {
     if (c.verb == "create" && c.resource != "events") {
       EXPECT_EQ(c.body["metadata"]["ownerReferences"][0]["uid"], "uid-a") << c.String();
     }
   }
+}
+
+// The certificates are renewed while the job runs (common/job_certificates.h): first a CA is
+// added to the ConfigMap's bundle, then, after the propagation delay, the Secret gets a
+// certificate it signed. Before that nothing is called, and an operator restarted in between
+// (a fresh reconciler) works from the cached ConfigMap alone.
+TEST(ReconcileTest, CertificatesAreRotatedBeforeTheyExpireWithoutReadingTheSecret) {
+  Fixture f;
+  tls::RotationPolicy policy;
+  policy.cert_lifetime = absl::Hours(3);
+  policy.propagation = absl::Minutes(10);
+  auto reconciler = std::make_unique<TrainingJobReconciler>(
+      &f.api, &f.cache, &f.events,
+      ReconcilerOptions{.now = [&f] { return f.now; }, .new_token = [] { return std::string("tok"); },
+                        .tls_rotation = policy});
+  json job = Job("a", {}, Admitted());
+  f.cache.Put(kube::kTrainingJobs, job);
+  ReconcileResult r = reconciler->Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  // The cache catches up: the ConfigMap as patched, the pods running.
+  json config = {{"metadata", {{"name", "a-config"}, {"namespace", "default"}}},
+                 {"data", f.api.Find("patch", "configmaps")->body["data"]}};
+  f.cache.Put(kube::kConfigMaps, config);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Running", true));
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Running", true));
+  const std::string first_cert = config["data"]["issued.crt"];
+  const double renew = kT0 + 7100;  // valid kT0 - 5 min .. kT0 + 3 h: renewed with a third left
+  f.api.Clear();
+  r = reconciler->Reconcile("default/a");
+  EXPECT_EQ(f.api.Find("patch", "secrets"), nullptr);
+  EXPECT_EQ(f.api.Find("patch", "configmaps"), nullptr);
+  EXPECT_NEAR(r.requeue_after_s, renew - kT0, 1) << "looks again when the certificate is due";
+
+  // Due: a CA is added to the bundle, nothing is signed yet.
+  f.now = renew + 1;
+  f.api.Clear();
+  r = reconciler->Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  EXPECT_EQ(f.api.Find("patch", "secrets"), nullptr);
+  const auto* added = f.api.Find("patch", "configmaps", "default/a-config");
+  ASSERT_NE(added, nullptr);
+  const std::string bundle = added->body["data"]["ca.crt"];
+  EXPECT_EQ(tls::ParseCertificates(bundle, "ca.crt")->size(), 2u);
+  EXPECT_EQ(added->body["data"]["issued.crt"], first_cert);
+  EXPECT_NEAR(r.requeue_after_s, 600, 1);
+  EXPECT_NE(absl::StrJoin(f.api.EventReasons(), ",").find("CertificateRotated"), std::string::npos);
+  config["data"] = added->body["data"];
+  f.cache.Put(kube::kConfigMaps, config);
+
+  // After the propagation delay: the Secret gets a certificate of the new CA.
+  f.now = renew + 1 + 600;
+  f.api.Clear();
+  r = reconciler->Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  const auto* secret = f.api.Find("patch", "secrets", "default/a-token");
+  ASSERT_NE(secret, nullptr);
+  std::string cert;
+  ASSERT_TRUE(absl::Base64Unescape(secret->body["data"]["tls.crt"].get<std::string>(), &cert));
+  EXPECT_NE(cert, first_cert);
+  const absl::Time at = absl::FromUnixSeconds(static_cast<int64_t>(f.now));
+  EXPECT_TRUE(tls::VerifyCertificate(cert, bundle, at).ok());
+  auto original = tls::ParseCertificates(bundle, "ca.crt");
+  EXPECT_FALSE(tls::VerifyCertificate(cert, (*original)[0].pem, at).ok()) << "signed by the new CA";
+  EXPECT_EQ(f.api.Find("patch", "configmaps")->body["data"]["issued.crt"], cert);
+  config["data"] = f.api.Find("patch", "configmaps")->body["data"];
+  f.cache.Put(kube::kConfigMaps, config);
+
+  // An operator restarted now knows only the cache, and has nothing to do.
+  TrainingJobReconciler restarted(&f.api, &f.cache, &f.events,
+                                  ReconcilerOptions{.now = [&f] { return f.now; }, .tls_rotation = policy});
+  f.api.Clear();
+  r = restarted.Reconcile("default/a");
+  EXPECT_EQ(f.api.Find("patch", "secrets"), nullptr);
+  EXPECT_EQ(f.api.Find("patch", "configmaps"), nullptr);
+  EXPECT_GT(r.requeue_after_s, 3600);
 }
 
 TEST(ReconcileTest, AllWorkersReadyMeansRunningAndProgressIsReported) {

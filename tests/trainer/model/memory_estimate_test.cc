@@ -6,6 +6,7 @@
 #include "gtest/gtest.h"
 #include "trainer/layers/layer_registry.h"
 #include "trainer/model/model_builder.h"
+#include "trainer/model/trainer_spec.h"
 
 namespace tandem::trainer {
 namespace {
@@ -64,6 +65,89 @@ TEST(MemoryEstimateTest, AModelTooBigForAnyMachineSaturatesAndExplains) {
   EXPECT_THAT(m.Explain(), HasSubstr("parameters"));
   EXPECT_THAT(m.Explain(), HasSubstr("(adam)"));
   EXPECT_THAT(m.Explain(), HasSubstr("PiB"));
+}
+
+// The estimate wired into the one validation (trainer/model/trainer_spec.h): the spec of a
+// TrainingJob after defaults, against the trainer's memory budget.
+nlohmann::json Spec(int64_t hidden, const std::string& optimizer, nlohmann::json trainer_resources,
+                    const std::string& dense = "ring") {
+  return {{"trainer", {{"resources", trainer_resources}}},
+          {"model", {{"inputs", {{{"name", "image"}, {"source", "features"}, {"shape", {1, 28, 28}}},
+                                 {{"name", "label"}, {"source", "labels"}}}},
+                     {"layers", {{{"name", "fc1"}, {"type", "fc"}, {"input", "image"}, {"size", hidden}},
+                                 {{"name", "cost"}, {"type", "softmax_cross_entropy"}, {"inputs", {"fc1", "label"}}}}},
+                     {"cost", "cost"}}},
+          {"data", {{"batchSize", 64}}},
+          {"optimizer", {{"type", optimizer}, {"learningRate", 0.01}}},
+          {"sync", {{"dense", dense}}}};
+}
+
+TEST(TrainerMemoryCheckTest, TheBudgetIsTheLimitElseTheRequestAndPServerStateIsLeftOut) {
+  const nlohmann::json req2g = {{"requests", {{"memory", "2Gi"}}}};
+  // fc 784 -> 2^18: 785 MiB of parameters; adam doubles it again in optimizer state.
+  struct Case {
+    const char* name;
+    nlohmann::json spec;
+    bool fits;
+    const char* field;
+  } cases[] = {
+      {"small model", Spec(100, "sgd", req2g), true, "spec.trainer.resources.requests.memory"},
+      {"sgd fits 2Gi", Spec(1 << 18, "sgd", req2g), true, "spec.trainer.resources.requests.memory"},
+      {"adam does not", Spec(1 << 18, "adam", req2g), false, "spec.trainer.resources.requests.memory"},
+      {"the limit is the wall", Spec(1 << 18, "adam", {{"requests", {{"memory", "2Gi"}}}, {"limits", {{"memory", "4Gi"}}}}),
+       true, "spec.trainer.resources.limits.memory"},
+      {"a smaller limit", Spec(1 << 18, "sgd", {{"requests", {{"memory", "2Gi"}}}, {"limits", {{"memory", "1Gi"}}}}),
+       false, "spec.trainer.resources.limits.memory"},
+      {"adam's state on the pservers", Spec(1 << 18, "adam", req2g, "pserver"), true,
+       "spec.trainer.resources.requests.memory"},
+  };
+  for (const Case& c : cases) {
+    std::optional<TrainerMemoryCheck> check = CheckTrainerMemory(c.spec);
+    ASSERT_TRUE(check.has_value()) << c.name;
+    EXPECT_EQ(check->fits(), c.fits) << c.name << ": " << check->Explain();
+    EXPECT_EQ(check->budget_field, c.field) << c.name;
+    std::vector<FieldError> errors;
+    ValidateTrainerMemory(c.spec["model"], c.spec, "spec.model", &errors);
+    ASSERT_EQ(errors.size(), c.fits ? 0u : 1u) << c.name;
+    if (!c.fits) {
+      EXPECT_EQ(errors[0].path, c.field);
+      EXPECT_THAT(errors[0].message, HasSubstr("cannot hold the model, which needs at least"));
+    }
+  }
+  // fc weights and bias, by hand.
+  EXPECT_EQ(CheckTrainerMemory(Spec(1 << 18, "adam", req2g))->estimate.parameter_bytes,
+            (784 + 1) * (int64_t{1} << 18) * 4);
+  const MemoryEstimate remote = CheckTrainerMemory(Spec(1 << 18, "adam", req2g, "pserver"))->estimate;
+  EXPECT_EQ(remote.optimizer_state_bytes, 0);
+  EXPECT_THAT(remote.Explain(), HasSubstr("dense optimizer state is on the pservers"));
+}
+
+TEST(TrainerMemoryCheckTest, EmbeddingTablesLiveOnThePServers) {
+  nlohmann::json spec = Spec(10, "adagrad", {{"requests", {{"memory", "64Mi"}}}});
+  spec["model"] = {{"inputs", {{{"name", "ids"}, {"source", "fields"}, {"shape", {2}}},
+                               {{"name", "label"}, {"source", "labels"}}}},
+                   {"layers", {{{"name", "emb"}, {"type", "embedding"}, {"input", "ids"},
+                                {"vocabSize", 10000000}, {"size", 64}, {"pooling", "sum"}},
+                               {{"name", "fc"}, {"type", "fc"}, {"input", "emb"}, {"size", 2}},
+                               {{"name", "cost"}, {"type", "softmax_cross_entropy"}, {"inputs", {"fc", "label"}}}}},
+                   {"cost", "cost"}};
+  std::optional<TrainerMemoryCheck> check = CheckTrainerMemory(spec);
+  ASSERT_TRUE(check.has_value());
+  EXPECT_TRUE(check->fits()) << check->Explain() << ": a 2.4 GiB table is the pservers'";
+  EXPECT_LT(check->estimate.parameter_bytes, 1 << 20);
+  EXPECT_THAT(check->Explain(), HasSubstr("embedding tables are on the pservers"));
+}
+
+TEST(TrainerMemoryCheckTest, InvalidSectionsAreLeftToTheirOwnValidators) {
+  const nlohmann::json req = {{"requests", {{"memory", "2Gi"}}}};
+  nlohmann::json bad_batch = Spec(100, "sgd", req);
+  bad_batch["data"]["batchSize"] = 0;
+  nlohmann::json bad_model = Spec(100, "sgd", req);
+  bad_model["model"]["layers"][0]["type"] = "nope";
+  nlohmann::json bad_optimizer = Spec(100, "nope", req);
+  nlohmann::json no_budget = Spec(100, "sgd", nlohmann::json::object());
+  for (const nlohmann::json& s : {bad_batch, bad_model, bad_optimizer, no_budget})
+    EXPECT_FALSE(CheckTrainerMemory(s).has_value()) << s.dump();
 }
 
 TEST(MemoryEstimateTest, FormatBytes) {
