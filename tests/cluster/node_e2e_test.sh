@@ -36,6 +36,7 @@ pv="$WORK/pv"
 mkdir -p "$pv/data"
 cp "$data"/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz "$pv/data/"
 chown -R 65532:65532 "$pv"   # the workers' user (hostPath volumes get no fsGroup)
+kubectl delete pv tandem-node-e2e --ignore-not-found --wait=true >/dev/null
 kubectl apply -f - >/dev/null <<PV
 apiVersion: v1
 kind: PersistentVolume
@@ -81,11 +82,11 @@ for r in 0 1; do
   (
     pod="$job-worker-$r"
     for _ in $(seq 1 600); do
-      st="$(kubectl -n "$ml" get pod "$pod" -o jsonpath='{.status.containerStatuses[?(@.name=="trainer")].state}' 2>/dev/null)"
+      st="$(kubectl -n "$ml" get pod "$pod" -o jsonpath='{.status.containerStatuses[?(@.name=="trainer")].state}' 2>/dev/null)" || true
       [[ "$st" == *running* || "$st" == *terminated* ]] && break
       sleep 0.5
     done
-    kubectl -n "$ml" logs -f "$pod" -c trainer >"$WORK/trainer-$r.log" 2>&1
+    kubectl -n "$ml" logs -f "$pod" -c trainer >"$WORK/trainer-$r.log" 2>&1 || true
   ) &
   defer "kill $! 2>/dev/null"
 done
