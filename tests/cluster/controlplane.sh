@@ -35,23 +35,10 @@ stop_all() {
   done
 }
 
-start() {  # start <name> <cmd...>: background, logs to logs/<name>.log, pid in pids/<name>.pid
-  local name="$1"; shift
-  setsid "$@" </dev/null >>"$state/logs/$name.log" 2>&1 &
-  echo $! >"$state/pids/$name.pid"
-}
-ready() {  # ready <what> <seconds> <cmd...>
-  local what="$1" secs="$2"; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if (( SECONDS > deadline )); then
-      echo "controlplane: $what not ready after ${secs}s; log tail:" >&2
-      tail -n 30 "$state/logs/$what.log" >&2 || true
-      return 1
-    fi
-    sleep 0.5
-  done
-}
+# start, ready: logs in logs/<name>.log, pids in pids/<name>.pid
+PROC_WHO=controlplane PROC_LOGS="$state/logs/" PROC_PIDS="$state/pids"
+# shellcheck source=tests/cluster/procs.sh
+source "$here/procs.sh"
 if [[ "$cmd" == restart-apiserver ]]; then
   # shellcheck disable=SC1091
   source "$state/env.sh"

@@ -33,23 +33,10 @@ K8S_BIN="$(TANDEM_TOOLS_NO_BUILD=1 "$root/scripts/tools/build-k8s.sh" --node 2>/
 
 log() { echo "node: $*" >&2; }
 die() { echo "node: $*" >&2; exit 1; }
-start() {  # start <name> <cmd...>: background, log in logs/node-<name>.log, pid in node/pids/
-  local name="$1"; shift
-  setsid "$@" </dev/null >>"$state/logs/node-$name.log" 2>&1 &
-  echo $! >"$node/pids/$name.pid"
-}
-ready() {  # ready <what> <seconds> <cmd...>
-  local what="$1" secs="$2"; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if (( SECONDS > deadline )); then
-      log "$what not ready after ${secs}s; log tail:"
-      tail -n 40 "$state/logs/node-$what.log" >&2 || true
-      return 1
-    fi
-    sleep 0.5
-  done
-}
+# start, ready: logs in <state>/logs/node-<name>.log, pids in node/pids/<name>.pid
+PROC_WHO=node PROC_LOGS="$state/logs/node-" PROC_PIDS="$node/pids"
+# shellcheck source=tests/cluster/procs.sh
+source "$here/procs.sh"
 stop() {  # stop <name>: SIGTERM, then SIGKILL after 10 s
   local f="$node/pids/$1.pid" pid
   [[ -f "$f" ]] || return 0

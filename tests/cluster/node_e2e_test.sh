@@ -10,7 +10,6 @@
 # status.progress set; both ranks report the same test accuracy, and `tandem run` of the same
 # job on this machine (2 local workers) reaches the same accuracy.
 source "$(dirname "$0")/lib.sh"
-helm="$("$SRC/scripts/tools/build-helm.sh" | tail -n 1)" || fail "helm is not built (scripts/tools/build-helm.sh)"
 node="$TANDEM_NODE_NAME" ns=tandem-system ml=ml-e2e job=fashion-mnist
 data=/usr/share/datasets/fashion-mnist
 [[ -f $data/train-images-idx3-ubyte.gz ]] || fail "$data has no Fashion-MNIST (apt-get install dataset-fashion-mnist)"
@@ -18,17 +17,7 @@ data=/usr/share/datasets/fashion-mnist
 trainer_image="$("$SRC/images/build.sh" --tags trainer)"
 
 # --- the operator, as users install it --------------------------------------------------------
-kubectl apply -f - >/dev/null <<NS
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: $ns
-  labels: {pod-security.kubernetes.io/enforce: restricted, pod-security.kubernetes.io/warn: restricted}
-NS
-defer "'$helm' uninstall tandem -n $ns --wait --timeout 2m >/dev/null 2>&1"
-"$helm" install tandem "$SRC/charts/tandem" -n "$ns" --set image.pullPolicy=Never \
-  --set operator.progressInterval=1 --set operator.terminationGrace=10 \
-  --wait --timeout 5m >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log" >&2; fail "helm install --wait"; }
+install_chart "$ns" --set operator.progressInterval=1 --set operator.terminationGrace=10
 pass "operator installed by the chart, $(kubectl -n "$ns" get deploy tandem-operator -o jsonpath='{.status.readyReplicas}') replicas Ready"
 
 # --- storage: a pre-made hostPath PersistentVolume the job's claim binds to ---------------------

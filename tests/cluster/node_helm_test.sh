@@ -6,21 +6,11 @@
 # its DNS name, through CoreDNS and kube-proxy) for /healthz and a leader. Uninstalled at the end
 # (the CRDs stay, as the chart promises).
 source "$(dirname "$0")/lib.sh"
-helm="$("$SRC/scripts/tools/build-helm.sh" | tail -n 1)" || fail "helm is not built (scripts/tools/build-helm.sh)"
 node="$TANDEM_NODE_NAME" ns=tandem-system
 [[ "$(kubectl get node "$node" -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}')" == True ]] ||
   fail "node $node is not Ready"
-kubectl apply -f - >/dev/null <<NS
-apiVersion: v1
-kind: Namespace
-metadata:
-  name: $ns
-  labels: {pod-security.kubernetes.io/enforce: restricted, pod-security.kubernetes.io/warn: restricted}
-NS
-defer "'$helm' uninstall tandem -n $ns --wait --timeout 2m >/dev/null 2>&1"
 defer "kubectl -n $ns get pods -o wide >&2; kubectl -n $ns get events --sort-by=.lastTimestamp 2>/dev/null | tail -n 30 >&2"
-"$helm" install tandem "$SRC/charts/tandem" -n "$ns" --set image.pullPolicy=Never \
-  --wait --timeout 5m >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log" >&2; fail "helm install --wait"; }
+install_chart "$ns"
 pass "helm install: $(kubectl -n "$ns" get deploy tandem-operator -o jsonpath='{.status.readyReplicas}') of 2 operator replicas Ready"
 nodes="$(kubectl -n "$ns" get pods -l app.kubernetes.io/component=operator -o jsonpath='{range .items[*]}{.spec.nodeName}{"\n"}{end}' | sort -u)"
 [[ "$nodes" == "$node" ]] || fail "operator pods are on '$nodes', not on $node"
@@ -28,7 +18,7 @@ ids="$(kubectl -n "$ns" get pods -l app.kubernetes.io/component=operator -o json
 grep -q '^containerd://' <<<"$ids" || fail "operator containers not run by containerd: $ids"
 pass "operator pods run on $node under containerd"
 
-"$helm" test tandem -n "$ns" --timeout 3m --logs >"$WORK/test.log" 2>&1 || { cat "$WORK/test.log" >&2; fail "helm test"; }
+"$HELM" test tandem -n "$ns" --timeout 3m --logs >"$WORK/test.log" 2>&1 || { cat "$WORK/test.log" >&2; fail "helm test"; }
 cat "$WORK/test.log"
 grep -q "Phase: *Succeeded" "$WORK/test.log" || fail "helm test: the test pod did not succeed"
 grep -q "leader found; operator metrics served" "$WORK/test.log" || fail "helm test: the test pod's log lacks its success line"
