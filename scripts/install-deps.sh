@@ -31,8 +31,9 @@ PACKAGES=(
   dataset-fashion-mnist
   # peers for side-by-side benchmarks
   python3 python3-torch libopenmpi-dev openmpi-bin
-  # the real control plane of tests/cluster (certificates)
-  openssl
+  # the real control plane of tests/cluster (certificates) and its real node (tests/cluster/node.sh:
+  # a private containerd with runc, the CNI plugins, kube-proxy's iptables and conntrack, a relay)
+  openssl containerd containernetworking-plugins conntrack socat
   # the venv scripts/install-cuda.sh pip-installs the CUDA wheels into
   python3-venv
 )

@@ -9,5 +9,8 @@ TANDEM_CMAKE_ARGS="-DTANDEM_CUDA=ON ${TANDEM_CMAKE_ARGS:-}" scripts/build.sh
 scripts/tools/build-k8s.sh >/dev/null
 scripts/tools/build-etcd.sh >/dev/null
 scripts/tools/build-kwok.sh >/dev/null
+# ... and its real node (tests/cluster/node.sh): kubelet, kube-proxy, CoreDNS.
+scripts/tools/build-k8s.sh --node >/dev/null
+scripts/tools/build-coredns.sh >/dev/null
 cd build
 ctest --output-on-failure -j "${TANDEM_TEST_JOBS:-2}" --timeout 1500 "$@"

@@ -32,6 +32,23 @@ bool PodReady(const json& pod) {
   return false;
 }
 
+// A worker's phase: the pod's, except that a Running pod whose trainer has exited is done with
+// the trainer's outcome (exit 0: Succeeded, else Failed). On a real kubelet the pod stays Running
+// then, because its pserver serves until SIGTERM; the job's end stops it (finished jobs delete
+// their live pods with the grace period, so the pserver writes its last checkpoint).
+std::string WorkerPhase(const json& pod) {
+  std::string phase = PodPhase(pod);
+  if (phase != "Running") return phase;
+  const json* st = kube::FieldAt(pod, "status.containerStatuses");
+  if (st == nullptr || !st->is_array()) return phase;
+  for (const auto& c : *st) {
+    if (c.value("name", "") != kTrainerContainer) continue;
+    const json* code = kube::FieldAt(c, "state.terminated.exitCode");
+    if (code != nullptr && code->is_number_integer()) return code->get<int64_t>() == 0 ? "Succeeded" : "Failed";
+  }
+  return phase;
+}
+
 // Non-zero exit codes of terminated containers: "container:code".
 std::vector<std::pair<std::string, int64_t>> ExitCodes(const json& pod) {
   std::vector<std::pair<std::string, int64_t>> out;
@@ -418,7 +435,7 @@ std::optional<TrainingJobReconciler::WorkerFailure> TrainingJobReconciler::FindW
   std::optional<WorkerFailure> failure;
   bool retryable = true;
   for (const auto& [rank, pod] : p.pods.by_rank) {
-    if (PodPhase(*pod) != "Failed") continue;
+    if (WorkerPhase(*pod) != "Failed") continue;
     std::vector<std::string> parts;
     for (const auto& [container, code] : ExitCodes(*pod)) {
       parts.push_back(absl::StrCat(container, " exited with ", code));
@@ -556,7 +573,7 @@ void TrainingJobReconciler::UpdateWorkers(Pass& p) {
   const int world = static_cast<int>(st.placement.size());
   int running = 0, ready = 0, succeeded = 0, failed = 0;
   for (const auto& [rank, pod] : p.pods.by_rank) {
-    std::string phase = PodPhase(*pod);
+    std::string phase = WorkerPhase(*pod);
     if (phase == "Running") running++;
     if (phase == "Running" && PodReady(*pod)) ready++;
     if (phase == "Succeeded") succeeded++;

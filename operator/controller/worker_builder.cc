@@ -122,7 +122,7 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
                              {"readOnlyRootFilesystem", true},
                              {"capabilities", {{"drop", {"ALL"}}}}};
   json trainer = {
-      {"name", "trainer"},
+      {"name", kTrainerContainer},
       {"image", job.spec.image},
       {"ports", {{{"name", "collective"}, {"containerPort", o.ports.collective}},
                  {{"name", "trainer-metrics"}, {"containerPort", o.ports.trainer_metrics}}}},
@@ -130,7 +130,7 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
       {"securityContext", container_security},
       {"volumeMounts", mounts}};
   json pserver = {
-      {"name", "pserver"},
+      {"name", kPServerContainer},
       {"image", job.spec.image},
       {"ports", {{{"name", "pserver"}, {"containerPort", o.ports.pserver}},
                  {{"name", "pserver-metrics"}, {"containerPort", o.ports.pserver_metrics}}}},

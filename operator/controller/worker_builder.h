@@ -29,6 +29,11 @@ struct WorkerPorts {
   int pserver_metrics = 9101; // so their ports differ
 };
 
+// The worker pod's two containers. The trainer's exit is the worker's outcome: the pserver beside
+// it serves until SIGTERM (other ranks may still use its shard), so it outlives the trainer.
+inline constexpr char kTrainerContainer[] = "trainer";
+inline constexpr char kPServerContainer[] = "pserver";
+
 // The ConfigMap "<job>-config" is mounted at kJobMountPath in both containers; its key
 // kJobManifestKey is the manifest every trainer and pserver reads (their first argument).
 inline constexpr char kJobMountPath[] = "/etc/tandem";

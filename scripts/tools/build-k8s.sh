@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, kube-controller-manager, kube-scheduler and kubectl from the published
+# Builds kube-apiserver, kube-controller-manager, kube-scheduler and kubectl (the control plane) or,
+# with --node, kubelet and kube-proxy (a real node, tests/cluster/node.sh) from the published
 # k8s.io/kubernetes module (Go module proxy) and caches them outside git:
 #   ${TANDEM_CACHE:-/var/cache/tandem}/k8s-<version>/bin/
+# The two sets share the wrapper module, the bin dir and GOCACHE, but are checked and built apart:
+# building the node set never rebuilds or replaces the control plane's binaries.
 # k8s.io/kubernetes requires its staging modules at v0.0.0 and points them at ./staging, which only
 # works inside its own tree; our wrapper module (scripts/tools/k8s/go.mod) replaces each staging module
 # with its published v0.X.Y tag instead. A second run with the cache in place returns at once.
-# Usage: scripts/tools/build-k8s.sh            (prints the bin dir on the last line of stdout)
+# Usage: scripts/tools/build-k8s.sh [--node]   (prints the bin dir on the last line of stdout)
 set -euo pipefail
 K8S_VERSION="${K8S_VERSION:-v1.36.3}"
 CACHE="${TANDEM_CACHE:-/var/cache/tandem}"
 OUT="$CACHE/k8s-$K8S_VERSION/bin"
-TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+CONTROL_PLANE_TOOLS=(kube-apiserver kube-controller-manager kube-scheduler kubectl)
+NODE_TOOLS=(kubelet kube-proxy)
+TOOLS=("${CONTROL_PLANE_TOOLS[@]}")
+if [[ "${1:-}" == --node ]]; then TOOLS=("${NODE_TOOLS[@]}"); shift; fi
+[[ $# -eq 0 ]] || { echo "usage: $0 [--node]" >&2; exit 2; }
 here="$(cd "$(dirname "$0")" && pwd)"
 mod="$here/k8s"
 
 have_all() { for t in "${TOOLS[@]}"; do [[ -x "$OUT/$t" ]] || return 1; done; }
 if have_all; then echo "$OUT"; exit 0; fi
-if [[ -n "${TANDEM_TOOLS_NO_BUILD:-}" ]]; then echo "build-k8s.sh: not built yet: $OUT" >&2; exit 1; fi
+if [[ -n "${TANDEM_TOOLS_NO_BUILD:-}" ]]; then echo "build-k8s.sh: not built yet: ${TOOLS[*]} in $OUT" >&2; exit 1; fi
 
 command -v go >/dev/null || { echo "build-k8s.sh: go is not installed (scripts/install-deps.sh)" >&2; exit 1; }
 export CGO_ENABLED=0 GOFLAGS=-buildvcs=false GOTOOLCHAIN=local
@@ -50,10 +57,7 @@ if ! grep -q "k8s.io/kubernetes $K8S_VERSION\$" "$mod/go.mod" 2>/dev/null; then
 package tools
 
 import (
-	_ "k8s.io/kubernetes/cmd/kube-apiserver"
-	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
-	_ "k8s.io/kubernetes/cmd/kube-scheduler"
-	_ "k8s.io/kubernetes/cmd/kubectl"
+$(for t in "${CONTROL_PLANE_TOOLS[@]}" "${NODE_TOOLS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$t"; done)
 )
 GO
   (cd "$mod" && go mod tidy)

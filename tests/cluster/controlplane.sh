@@ -35,23 +35,10 @@ stop_all() {
   done
 }
 
-start() {  # start <name> <cmd...>: background, logs to logs/<name>.log, pid in pids/<name>.pid
-  local name="$1"; shift
-  setsid "$@" </dev/null >>"$state/logs/$name.log" 2>&1 &
-  echo $! >"$state/pids/$name.pid"
-}
-ready() {  # ready <what> <seconds> <cmd...>
-  local what="$1" secs="$2"; shift 2
-  local deadline=$((SECONDS + secs))
-  until "$@" >/dev/null 2>&1; do
-    if (( SECONDS > deadline )); then
-      echo "controlplane: $what not ready after ${secs}s; log tail:" >&2
-      tail -n 30 "$state/logs/$what.log" >&2 || true
-      return 1
-    fi
-    sleep 0.5
-  done
-}
+# start, ready: logs in logs/<name>.log, pids in pids/<name>.pid
+PROC_WHO=controlplane PROC_LOGS="$state/logs/" PROC_PIDS="$state/pids"
+# shellcheck source=tests/cluster/procs.sh
+source "$here/procs.sh"
 if [[ "$cmd" == restart-apiserver ]]; then
   # shellcheck disable=SC1091
   source "$state/env.sh"
@@ -90,7 +77,12 @@ done
 stop_all
 rm -rf "$state/etcd" "$state/pki"
 rm -rf "$state/logs"; mkdir -p "$state/logs" "$state/pids" "$state/etcd"
-"$here/pki.sh" "$state/pki"
+# The one real node (tests/cluster/node.sh, started only by the node tests): its name, its pods'
+# subnet on the bridge node.sh creates, and the bridge's own address, which is the node's address
+# and the address kube-apiserver advertises: pods reach the API through kube-proxy's `kubernetes`
+# Service there (node.sh relays it to the loopback port). Nothing listens on it without a node.
+NODE_NAME=tandem-node NODE_POD_CIDR=10.244.77.0/24 NODE_IP=10.244.77.1
+"$here/pki.sh" "$state/pki" "$NODE_NAME" "$NODE_IP"
 pki="$state/pki"
 
 read -r P_ETCD P_PEER P_API P_KCM P_KWOK < <(python3 - <<'PY'
@@ -126,6 +118,9 @@ KC
 kubeconfig "$state/admin.kubeconfig" tandem-admin "$pki/admin.crt" "$pki/admin.key"
 kubeconfig "$pki/kcm.kubeconfig" kube-controller-manager "$pki/kcm.crt" "$pki/kcm.key"
 kubeconfig "$pki/kwok.kubeconfig" kwok-controller "$pki/kwok.crt" "$pki/kwok.key"
+for c in kubelet kube-proxy scheduler coredns; do
+  kubeconfig "$pki/$c.kubeconfig" "$c" "$pki/$c.crt" "$pki/$c.key"
+done
 
 start etcd "$ETCD_BIN/etcd" --name=tandem --data-dir="$state/etcd" \
   --listen-client-urls="http://127.0.0.1:$P_ETCD" --advertise-client-urls="http://127.0.0.1:$P_ETCD" \
@@ -145,11 +140,14 @@ rules:
 AUDIT
 api_args=(
   --etcd-servers="http://127.0.0.1:$P_ETCD"
-  --bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$P_API"
+  --bind-address=127.0.0.1 --advertise-address="$NODE_IP" --secure-port="$P_API"
   --tls-cert-file="$pki/apiserver.crt" --tls-private-key-file="$pki/apiserver.key"
   --client-ca-file="$pki/ca.crt"
   --authorization-mode=Node,RBAC
-  --enable-admission-plugins=OwnerReferencesPermissionEnforcement
+  --enable-admission-plugins=NodeRestriction,OwnerReferencesPermissionEnforcement
+  --kubelet-client-certificate="$pki/apiserver-kubelet-client.crt"
+  --kubelet-client-key="$pki/apiserver-kubelet-client.key"
+  --kubelet-certificate-authority="$pki/ca.crt" --kubelet-preferred-address-types=InternalIP
   --service-account-issuer=https://kubernetes.default.svc.cluster.local
   --service-account-key-file="$pki/sa.pub" --service-account-signing-key-file="$pki/sa.key"
   --api-audiences=https://kubernetes.default.svc.cluster.local
@@ -169,6 +167,7 @@ export PATH="$K8S_BIN:$KWOK_BIN:$ETCD_BIN:\$PATH"
 export TANDEM_CLUSTER_STATE="$state"
 export TANDEM_KWOK_STAGES="$KWOK_STAGES"
 export TANDEM_APISERVER="https://127.0.0.1:$P_API"
+export TANDEM_NODE_NAME="$NODE_NAME" TANDEM_NODE_POD_CIDR="$NODE_POD_CIDR" TANDEM_NODE_IP="$NODE_IP"
 ENV
 # shellcheck disable=SC1091
 source "$state/env.sh"

@@ -162,3 +162,22 @@ PY2
 # tj <ns> <name> <jsonpath>: one field of a TrainingJob.
 tj() { kubectl -n "$1" get trainingjob "$2" -o jsonpath="{$3}"; }
 phase_is() { [[ "$(tj "$1" "$2" .status.phase)" == "$3" ]]; }
+
+# --- the chart on the real node (node.sh) ------------------------------------------------------
+# install_chart <namespace> [helm flags...]: charts/tandem as release "tandem" with the images the
+# node holds (imagePullPolicy Never), into a namespace enforcing Pod Security "restricted",
+# waiting for Ready pods; uninstalled at exit. Sets HELM to the helm binary.
+install_chart() {
+  local ns="$1"; shift
+  HELM="$("$SRC/scripts/tools/build-helm.sh" | tail -n 1)" || fail "helm is not built (scripts/tools/build-helm.sh)"
+  kubectl apply -f - >/dev/null <<NS
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: $ns
+  labels: {pod-security.kubernetes.io/enforce: restricted, pod-security.kubernetes.io/warn: restricted}
+NS
+  defer "'$HELM' uninstall tandem -n $ns --wait --timeout 2m >/dev/null 2>&1"
+  "$HELM" install tandem "$SRC/charts/tandem" -n "$ns" --set image.pullPolicy=Never "$@" \
+    --wait --timeout 5m >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log" >&2; fail "helm install --wait"; }
+}

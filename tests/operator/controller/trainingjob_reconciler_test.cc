@@ -730,6 +730,48 @@ TEST(ReconcileTest, AllWorkersSucceededCompletesTheJob) {
   EXPECT_TRUE(r.schedule);
 }
 
+// On a real kubelet a worker pod stays Running after its trainer exits: the pserver beside it
+// serves until SIGTERM. The trainer's exit decides; the finished job then stops the pservers.
+TEST(ReconcileTest, TrainersThatExitedZeroCompleteTheJobWhileThePServersStillServe) {
+  Fixture f;
+  json job = Job("a", {}, Admitted("Running"));
+  f.cache.Put(kube::kTrainingJobs, job);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Running", false, 0));
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Running", true));
+  f.reconciler.Reconcile("default/a");
+  EXPECT_NE(f.api.LastStatus()["phase"], "Succeeded") << "rank 1's trainer still runs";
+
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Running", false, 0));
+  f.api.Clear();
+  f.reconciler.Reconcile("default/a");
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Succeeded");
+  EXPECT_EQ(st["workers"]["succeeded"], 2);
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"Completed"}));
+
+  // The next pass sees the job finished and stops the pods (SIGTERM: the pservers checkpoint).
+  json done = job;
+  done["status"] = st;
+  f.cache.Put(kube::kTrainingJobs, done);
+  f.api.Clear();
+  f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Summary(), (Calls{"delete pods default/a-worker-0", "delete pods default/a-worker-1"}));
+  EXPECT_EQ(f.api.Find("delete", "pods")->delete_options.grace_period_seconds, 60);
+}
+
+TEST(ReconcileTest, ATrainerThatFailedWhileItsPServerServesRestartsTheGang) {
+  Fixture f;
+  json job = Job("a", {}, Admitted("Running"));
+  f.cache.Put(kube::kTrainingJobs, job);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Running", true));
+  f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Running", false, 75));
+  f.reconciler.Reconcile("default/a");
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Restarting");
+  EXPECT_NE(f.api.Find("delete", "pods", "default/a-worker-1"), nullptr);
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"WorkerFailed"}));
+}
+
 // Fault 3 of issue 20: the trainer's sections are validated by the operator too.
 TEST(ReconcileTest, AnInvalidModelFailsTheJobInsteadOfStartingIt) {
   Fixture f;
