@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "api/queue.h"
 #include "api/schema.h"
+#include "api/sweep.h"
 #include "api/training_job.h"
 #include "common/yaml_json.h"
 
@@ -41,15 +42,17 @@ FieldErrors ValidateDocument(const nlohmann::json& doc, const SectionValidators&
   }
   auto kind = doc.find("kind");
   if (kind == doc.end() || !kind->is_string()) {
-    errors.push_back({"kind", "required: TrainingJob or Queue"});
+    errors.push_back({"kind", "required: TrainingJob, Queue or Sweep"});
     return errors;
   }
   if (*kind == kTrainingJobKind) {
     ParseTrainingJob(doc, validators, &errors);
   } else if (*kind == kQueueKind) {
     ParseQueue(doc, &errors);
+  } else if (*kind == kSweepKind) {
+    ParseSweep(doc, validators, &errors);
   } else {
-    errors.push_back({"kind", absl::StrCat("must be TrainingJob or Queue, got ", DescribeValue(*kind))});
+    errors.push_back({"kind", absl::StrCat("must be TrainingJob, Queue or Sweep, got ", DescribeValue(*kind))});
   }
   return errors;
 }

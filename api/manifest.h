@@ -1,5 +1,5 @@
 // Validates manifest documents of any Tandem kind, as `tandem validate` does: YAML text or a
-// file -> documents -> TrainingJob or Queue by `kind` -> every problem, with its document.
+// file -> documents -> TrainingJob, Queue or Sweep by `kind` -> every problem, with its document.
 #pragma once
 
 #include <string>
@@ -18,7 +18,7 @@ struct DocumentProblem {
   FieldError error;
 };
 
-// Validates one parsed document by its kind (TrainingJob or Queue).
+// Validates one parsed document by its kind (TrainingJob, Queue or Sweep).
 FieldErrors ValidateDocument(const nlohmann::json& document, const SectionValidators& validators);
 
 // Reads a manifest file safely: regular files only (a device like /dev/zero or a FIFO is refused

@@ -52,6 +52,10 @@ class Walker {
         if (path != "metadata" && !s.value("x-kubernetes-preserve-unknown-fields", false))
           fail("open in C++ but the CRD would prune unknown fields");
         return;
+      case FieldType::kAny:
+        if (s.contains("type") || !s.value("x-kubernetes-preserve-unknown-fields", false))
+          fail("any value in C++: the CRD must give no type and preserve unknown fields");
+        return;
       case FieldType::kString:
       case FieldType::kDateTime: {
         if (type != "string") return fail("CRD type " + type + ", C++ string");
