@@ -81,14 +81,15 @@ Json* Resolve(Json& object, const std::string& path, std::string* why) {
     }
     int64_t index = -1;
     Json* found = nullptr;
-    if (absl::SimpleAtoi(s.key, &index)) {
+    const bool by_index = absl::SimpleAtoi(s.key, &index);
+    if (by_index) {
       if (index >= 0 && static_cast<size_t>(index) < at->size()) found = &(*at)[static_cast<size_t>(index)];
     } else {
       for (auto& item : *at)
         if (item.is_object() && item.contains("name") && item["name"] == s.key) found = &item;
     }
     if (found == nullptr) {
-      *why = absl::StrCat(walked, " has no item ", index >= 0 ? "at index " : "named ", s.key);
+      *why = absl::StrCat(walked, " has no item ", by_index ? "at index " : "named ", s.key);
       return nullptr;
     }
     at = found;
