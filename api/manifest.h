@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "api/field_error.h"
 #include "api/section_validator.h"
+#include "api/sweep.h"
 #include "api/training_job.h"
 #include "nlohmann/json.hpp"
 
@@ -38,5 +39,11 @@ std::vector<DocumentProblem> ValidateManifestText(const std::string& text, const
 // each, as "<path>: <field>: <what>", the same lines `tandem validate` prints.
 absl::StatusOr<TrainingJob> LoadTrainingJob(const std::string& path,
                                             const SectionValidators& validators);
+
+// The same for a file holding one Sweep (`tandem run sweep.yaml`).
+absl::StatusOr<Sweep> LoadSweep(const std::string& path, const SectionValidators& validators);
+
+// The kind of the first document of `path` that names one (how `tandem run` picks what to run).
+absl::StatusOr<std::string> ManifestKind(const std::string& path);
 
 }  // namespace tandem::api

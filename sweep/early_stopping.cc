@@ -17,29 +17,29 @@ std::optional<double> BestUpTo(const api::TrialStatus& t, int64_t pass, const st
 
 StopDecision JudgeAsha(const api::SweepSpec& spec, int64_t passes, const api::TrialStatus& trial,
                        const std::vector<api::TrialStatus>& trials, const std::string& goal) {
-  const api::MetricPoint& newest = trial.intermediate.back();
+  const int64_t newest = trial.intermediate.back().pass;
   const int64_t eta = std::max<int64_t>(2, spec.early_stopping.reduction_factor);
-  for (int64_t rung : AshaRungs(spec.early_stopping, passes)) {
-    std::optional<api::MetricPoint> at = ValueAt(trial, rung);
-    // Judged once per rung: when the newest value is the trial's first at or past it.
-    if (!at || at->pass != newest.pass) continue;
-    std::vector<double> peers;
-    for (const api::TrialStatus& t : trials) {
-      if (t.index == trial.index) continue;
-      if (std::optional<api::MetricPoint> v = ValueAt(t, rung)) peers.push_back(v->value);
-    }
-    const int64_t n = static_cast<int64_t>(peers.size()) + 1;
-    const int64_t keep = std::max<int64_t>(1, n / eta);
-    int64_t better = 0;  // peers strictly better: ties go the trial's way
-    for (double v : peers)
-      if (api::IsBetter(goal, v, at->value)) ++better;
-    if (better < keep) continue;
-    std::sort(peers.begin(), peers.end(), [&](double a, double b) { return api::IsBetter(goal, a, b); });
-    return {true, absl::StrFormat("asha: %.4g after pass %d is not among the best %d of %d trials at rung %d "
-                                  "(the %d-th best is %.4g)",
-                                  at->value, at->pass, keep, n, rung, keep, peers[static_cast<size_t>(keep - 1)])};
+  // The highest rung the trial has reached: it is judged there until it reaches the next one.
+  std::optional<int64_t> rung;
+  for (int64_t r : AshaRungs(spec.early_stopping, passes))
+    if (r <= newest) rung = r;
+  if (!rung) return {};
+  const api::MetricPoint at = *ValueAt(trial, *rung);
+  std::vector<double> peers;
+  for (const api::TrialStatus& t : trials) {
+    if (t.index == trial.index) continue;
+    if (std::optional<api::MetricPoint> v = ValueAt(t, *rung)) peers.push_back(v->value);
   }
-  return {};
+  const int64_t n = static_cast<int64_t>(peers.size()) + 1;
+  const int64_t keep = std::max<int64_t>(1, n / eta);
+  int64_t better = 0;  // peers strictly better: ties go the trial's way
+  for (double v : peers)
+    if (api::IsBetter(goal, v, at.value)) ++better;
+  if (better < keep) return {};
+  std::sort(peers.begin(), peers.end(), [&](double a, double b) { return api::IsBetter(goal, a, b); });
+  return {true, absl::StrFormat("asha: %.4g after pass %d is not among the best %d of %d trials at rung %d "
+                                "(cutoff %.4g)",
+                                at.value, at.pass, keep, n, *rung, peers[static_cast<size_t>(keep - 1)])};
 }
 
 StopDecision JudgeMedian(const api::SweepSpec& spec, const api::TrialStatus& trial,

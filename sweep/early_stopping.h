@@ -3,10 +3,12 @@
 //
 // asha    Asynchronous successive halving (Li et al., 2020), in its stopping form: rungs at
 //         minPasses * eta^k passes (k = 0, 1, ...; below the template's passes). A trial is judged
-//         once per rung, when its first value at or past the rung arrives: with n trials holding a
-//         value at that rung (itself included), it goes on only if its value is among the best
-//         max(1, floor(n / eta)). Early trials are judged against few peers, as ASHA intends: the
-//         first trial at a rung always goes on.
+//         at the highest rung it has reached, at every look until it reaches the next: with n
+//         trials holding a value at that rung (itself included), it goes on only if its value is
+//         among the best max(1, floor(n / eta)). The first trial at a rung goes on; a trial that
+//         went on may still be stopped before its next rung when later trials do better there
+//         (judging at every look, not once, makes the rule independent of how often progress is
+//         seen: the operator samples it every few seconds, `tandem run` reads events as they come).
 // median  Median stopping (Golovin et al., 2017): from minPasses on, at each new pass, a trial stops
 //         when its best value so far is worse than the median of the other trials' best values up
 //         to the same pass, once at least `startupTrials` other trials have reached that pass.

@@ -58,6 +58,9 @@ struct LocalRunResult {
   int64_t lost_steps = 0;
 };
 
+// "runs/<name>-<local time>": the run folder when none is given.
+std::string DefaultRunDir(const std::string& name);
+
 // Picks `n` distinct free TCP ports on 127.0.0.1.
 absl::StatusOr<std::vector<int>> PickFreePorts(int n);
 

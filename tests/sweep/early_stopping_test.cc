@@ -67,17 +67,21 @@ TEST(AshaTest, MinimizeFlipsTheOrder) {
   EXPECT_FALSE(JudgeTrial(s, 4, Trial(0, api::kTrialRunning, {{1, 0.25}}), trials).stop);
 }
 
-TEST(AshaTest, JudgedOncePerRungAndNeverAtTheLastPass) {
-  api::SweepSpec s = Asha(1, 2);
+TEST(AshaTest, JudgedAtTheHighestRungReachedAndNeverAtTheLastPass) {
+  api::SweepSpec s = Asha(1, 2);  // rungs 1, 2 (and 4 when there are more than 4 passes)
   std::vector<api::TrialStatus> peers = {Trial(1, api::kTrialSucceeded, {{1, 0.9}, {2, 0.95}, {3, 0.96}})};
-  // Pass 1 was judged (and passed) when it arrived; pass 2 is a rung (1 * 2): judged there.
+  // Good at rung 1, poor at rung 2: stopped at rung 2.
   EXPECT_TRUE(JudgeTrial(s, 4, Trial(0, api::kTrialRunning, {{1, 0.95}, {2, 0.5}}), peers).stop);
-  // Pass 3 is no rung: no judgement.
-  EXPECT_FALSE(JudgeTrial(s, 4, Trial(0, api::kTrialRunning, {{1, 0.95}, {2, 0.99}, {3, 0.1}}), peers).stop);
+  // Between rungs 2 and 4 it is judged at rung 2: good there, it goes on whatever pass 3 says.
+  EXPECT_FALSE(JudgeTrial(s, 8, Trial(0, api::kTrialRunning, {{1, 0.95}, {2, 0.99}, {3, 0.1}}), peers).stop);
+  // Still judged at rung 2 at pass 3: a later, better peer there stops it.
+  peers.push_back(Trial(2, api::kTrialRunning, {{2, 0.995}}));
+  peers.push_back(Trial(3, api::kTrialRunning, {{2, 0.999}}));
+  EXPECT_TRUE(JudgeTrial(s, 8, Trial(0, api::kTrialRunning, {{1, 0.95}, {2, 0.99}, {3, 0.1}}), peers).stop);
   // The last pass: the trial is done, not stopped.
   EXPECT_FALSE(JudgeTrial(s, 4, Trial(0, api::kTrialRunning, {{4, 0.1}}), peers).stop);
-  // A missed rung is judged at the first value past it (pass 3 for rung 2).
-  EXPECT_TRUE(JudgeTrial(s, 8, Trial(0, api::kTrialRunning, {{1, 0.95}, {3, 0.5}}), peers).stop);
+  // Values seen late (several passes at once) are judged all the same: pass 3 stands for rung 2.
+  EXPECT_TRUE(JudgeTrial(s, 8, Trial(0, api::kTrialRunning, {{3, 0.5}}), {Trial(1, api::kTrialRunning, {{2, 0.9}})}).stop);
 }
 
 TEST(MedianTest, StopsBelowTheMedianOnceEnoughTrialsReported) {
