@@ -122,7 +122,6 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
   // The trial jobs of this sweep (ours: controlled by this incarnation).
   const std::string uid = kube::UidOf(*obj);
   std::map<int64_t, api::TrainingJob> jobs;
-  std::map<int64_t, kube::Object> job_objects;
   for (const kube::Object& j : cache_->List(kube::kTrainingJobs)) {
     if (kube::NamespaceOf(*j) != sweep.metadata.namespace_ || SweepKeyOf(*j) != key) continue;
     if (kube::ControllerUidOf(*j) != uid) continue;
@@ -133,7 +132,6 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
     if (index < 0) continue;
     api::FieldErrors ignored;
     jobs[index] = api::ParseTrainingJob(*j, api::SectionValidators{}, &ignored);
-    job_objects[index] = j;
   }
 
   // The trials: the status' records, plus any job whose record was lost (adopted).
@@ -203,17 +201,23 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
   // Stop early: suspend the trial (its workers go; its record and checkpoints stay).
   for (const auto& [i, why] : plan.stop) {
     api::TrialStatus& t = trials[i];
-    absl::Status s = api_->Patch(kube::kTrainingJobs, sweep.metadata.namespace_, t.name, kube::PatchType::kMerge,
-                                 {{"spec", {{"suspend", true}}}})
-                         .status();
-    if (!s.ok() && !kube::IsNotFound(s)) {
-      result.error = s;
-      break;
+    auto job = jobs.find(t.index);
+    // A trial suspended by an earlier pass whose status write was lost is not stopped (or
+    // counted) twice.
+    const bool already = job != jobs.end() && job->second.spec.suspend;
+    if (!already && job != jobs.end()) {
+      absl::Status s = api_->Patch(kube::kTrainingJobs, sweep.metadata.namespace_, t.name, kube::PatchType::kMerge,
+                                   {{"spec", {{"suspend", true}}}})
+                           .status();
+      if (!s.ok() && !kube::IsNotFound(s)) {
+        result.error = s;
+        break;
+      }
+      metrics.stopped.WithLabels({sweep.spec.early_stopping.policy})->Inc();
+      Event(*obj, "Normal", "TrialStopped", absl::StrCat("trial ", t.name, " stopped early: ", why));
     }
     t.phase = api::kTrialStopped;
     t.reason = why;
-    metrics.stopped->WithLabels({sweep.spec.early_stopping.policy})->Inc();
-    Event(*obj, "Normal", "TrialStopped", absl::StrCat("trial ", t.name, " stopped early: ", why));
   }
 
   // Start: create each new trial as a TrainingJob owned by the sweep.
@@ -243,7 +247,7 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
       result.error = created.status();
       break;
     }
-    metrics.created->Get()->Inc();
+    metrics.created.Get()->Inc();
     Event(*obj, "Normal", "TrialCreated", absl::StrCat("trial ", t.name, ": ", t.parameters.dump()));
     trials.push_back(t);
   }

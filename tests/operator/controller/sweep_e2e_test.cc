@@ -118,8 +118,9 @@ class SweepE2eTest : public ::testing::Test {
     gauge("tandem_trainer_test_loss")->Set(1 - accuracy);
     gauge("tandem_trainer_test_pass")->Set(pass);
   }
-  // The kubelet's part for a one-worker trial: its pod runs, or ends with `exit_code`.
+  // The kubelet's part for a one-worker trial (once the operator created its pod): it runs or ends.
   void SetWorker(const std::string& job, const std::string& phase) {
+    ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kPods, "default", job + "-worker-0").ok(); })) << job;
     auto s = kube::UpdateWithRetry(
         client_.get(), kube::kPods, "default", job + "-worker-0",
         [&](json& pod) {
@@ -197,6 +198,7 @@ TEST_F(SweepE2eTest, TrialsQueueRunStopEarlyAndTheBestIsReported) {
   // It trains every pass and succeeds; the second trial gets its place in the queue.
   Evaluated(first, 4, 0.93);
   ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.bestTrial.objective") == "0.93"; }));
+  EXPECT_EQ(Field(kube::kTrainingJobs, first, "status.progress.testAccuracy"), "0.93");
   SetWorker(first, "Succeeded");
   ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, second, "status.phase") == "Admitted"; }))
       << Get(kube::kTrainingJobs, second).dump();
@@ -210,20 +212,25 @@ TEST_F(SweepE2eTest, TrialsQueueRunStopEarlyAndTheBestIsReported) {
   ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.trialsByPhase.stopped") == "1"; }));
   EXPECT_TRUE(Eventually([&] { return SweepEvent("TrialStopped"); }));
   json st = Get(kube::kSweeps, "hp")["status"];
-  for (const json& t : st["trials"])
-    if (t["name"] == second) EXPECT_NE(t["reason"].get<std::string>().find("asha"), std::string::npos) << t.dump();
+  for (const json& t : st["trials"]) {
+    if (t["name"] == second) {
+      EXPECT_NE(t["reason"].get<std::string>().find("asha"), std::string::npos) << t.dump();
+    }
+  }
 
   // The last trial beats the first; the sweep ends with it as the best.
   ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "status.phase") == "Admitted"; }));
   SetWorker("hp-2", "Running");
   Evaluated("hp-2", 1, 0.95);
   Evaluated("hp-2", 4, 0.97);
-  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.bestTrial.objective") == "0.97"; }));
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "status.progress.testPass") == "4"; }));
   SetWorker("hp-2", "Succeeded");
   ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.phase") == "Succeeded"; }))
       << Field(kube::kSweeps, "hp", "status");
   st = Get(kube::kSweeps, "hp")["status"];
   EXPECT_EQ(st["bestTrial"]["name"], "hp-2");
+  EXPECT_EQ(st["bestTrial"]["objective"], 0.97);
+  EXPECT_EQ(st["bestTrial"]["pass"], 4);
   EXPECT_EQ(st["trialsByPhase"]["succeeded"], 2);
   EXPECT_EQ(st["trials"].size(), 3u);
   EXPECT_TRUE(SweepEvent("NewBestTrial"));
@@ -231,7 +238,7 @@ TEST_F(SweepE2eTest, TrialsQueueRunStopEarlyAndTheBestIsReported) {
   const std::string text = metrics::Registry::Default().Serialize();
   EXPECT_NE(text.find("tandem_operator_sweep_best_objective{namespace=\"default\",sweep=\"hp\",metric=\"test_accuracy\"} 0.97"),
             std::string::npos);
-  EXPECT_NE(text.find("tandem_operator_sweep_trials_stopped_total{policy=\"asha\"} 1"), std::string::npos);
+  EXPECT_NE(text.find("tandem_operator_sweep_trials_stopped_total{policy=\"asha\"} 1"), std::string::npos) << text;
 
   // Deleting the sweep deletes its trials (owner references) and their workers.
   ASSERT_TRUE(client_->Delete(kube::kSweeps, "default", "hp").ok());
