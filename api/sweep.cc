@@ -434,10 +434,10 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
 absl::StatusOr<Sweep> SweepFromJson(const json& object, const SectionValidators& validators) {
   FieldErrors errors;
   Sweep s = ParseSweep(object, validators, &errors);
-  if (errors.empty()) return s;
-  std::vector<std::string> lines;
-  for (const FieldError& e : errors) lines.push_back(e.ToString());
-  return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n", [](std::string* out, const FieldError& e) {
+    out->append(e.ToString());
+  }));
+  return s;
 }
 
 json SweepSpecToJson(const SweepSpec& s) {

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
-#include "operator/controller/operator_metrics.h"
+#include "operator/controller/controller.h"
 
 namespace tandem::controller {
 
@@ -12,13 +12,7 @@ SweepController::SweepController(kube::KubeApi* api, SweepControllerOptions opti
     : api_(api), options_(std::move(options)), events_(api, options_.component, options_.host), queue_("sweeps") {
   reconciler_ = std::make_unique<SweepReconciler>(api_, &cache_, &events_, options_.reconciler);
   auto informer = [&](const kube::Resource& r, const std::string& label_selector) {
-    kube::InformerOptions o = options_.informer;
-    o.ns.clear();
-    o.label_selector = label_selector;
-    o.field_selector.clear();
-    informers_.push_back(std::make_unique<kube::Informer>(api_, r, o));
-    cache_.Add(informers_.back().get());
-    return informers_.back().get();
+    return AddInformer(api_, r, options_.informer, label_selector, &informers_, &cache_);
   };
   auto add = [this](const kube::Object& o) { queue_.Add(kube::ObjectKey::Of(*o).String()); };
   informer(kube::kSweeps, "")->AddHandler({.on_add = add,
@@ -63,16 +57,7 @@ void SweepController::Worker() {
   while (queue_.Get(&key)) {
     auto start = std::chrono::steady_clock::now();
     ReconcileResult r = reconciler_->Reconcile(key);
-    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    const char* outcome = r.error.ok() ? (r.requeue_after_s > 0 ? "requeue" : "success") : "error";
-    OperatorMetrics::Get().reconcile.WithLabels({outcome})->Observe(seconds);
-    if (!r.error.ok()) {
-      TANDEM_LOG(warn, "reconcile sweep {}: {} (retry {})", key, r.error.ToString(), queue_.NumRequeues(key) + 1);
-      queue_.AddRateLimited(key);
-    } else {
-      queue_.Forget(key);
-      if (r.requeue_after_s > 0) queue_.AddAfter(key, kube::Duration(r.requeue_after_s));
-    }
+    FinishReconcile(queue_, key, r, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
     queue_.Done(key);
   }
 }

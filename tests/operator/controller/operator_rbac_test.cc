@@ -252,11 +252,7 @@ TEST_F(OperatorRbacTest, EveryCallIsGrantedAndEveryGrantIsUsed) {
   const std::vector<Rule> cluster_rules = RulesOf(cluster_role), ns_rules = RulesOf(role);
 
   // The world, written by the test (as "admin").
-  for (const auto& e : fs::directory_iterator(fs::path(tandem::testing::SourceDir()) / "crds")) {
-    auto crds = YamlFileToJson(e.path().string());
-    ASSERT_TRUE(crds.ok()) << crds.status();
-    for (const auto& d : *crds) ASSERT_TRUE(client_->Create(kube::kCustomResourceDefinitions, "", d).ok());
-  }
+  ASSERT_TRUE(kube::testing::InstallCrds(client_.get(), tandem::testing::SourceDir() + "/crds").ok());
   ASSERT_TRUE(client_->Create(kube::kQueues, "",
                               {{"metadata", {{"name", "default"}}},
                                {"spec", {{"weight", 1}, {"guaranteed", {{"cpu", "64"}, {"memory", "256Gi"}, {"nvidia.com/gpu", 0}}}}}})

@@ -67,11 +67,7 @@ class SweepE2eTest : public ::testing::Test {
     kube::KubeConfig cfg;
     cfg.server = server_.url();
     client_ = std::make_unique<kube::KubeClient>(cfg);
-    for (const auto& e : fs::directory_iterator(fs::path(tandem::testing::SourceDir()) / "crds")) {
-      auto docs = YamlFileToJson(e.path().string());
-      ASSERT_TRUE(docs.ok()) << docs.status();
-      for (const auto& d : *docs) ASSERT_TRUE(client_->Create(kube::kCustomResourceDefinitions, "", d).ok());
-    }
+    ASSERT_TRUE(kube::testing::InstallCrds(client_.get(), tandem::testing::SourceDir() + "/crds").ok());
     // The research queue holds one trial (1.1 CPU) and may not borrow: the second one waits.
     json quota = {{"cpu", "1500m"}, {"memory", "8Gi"}, {"nvidia.com/gpu", 0}};
     json queue = {{"metadata", {{"name", "research"}}},
