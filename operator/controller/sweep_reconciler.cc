@@ -169,6 +169,17 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
   for (api::TrialStatus& t : trials) {
     const std::string before = t.phase;
     auto j = jobs.find(t.index);
+    if (j == jobs.end() && !sweep::IsFinished(t)) {
+      // Not in the cache: just created (the cache lags behind the create), or deleted. Ask.
+      absl::StatusOr<json> live = api_->Get(kube::kTrainingJobs, sweep.metadata.namespace_, t.name);
+      if (live.ok() && kube::ControllerUidOf(*live) == uid) {
+        api::FieldErrors ignored;
+        j = jobs.emplace(t.index, api::ParseTrainingJob(*live, api::SectionValidators{}, &ignored)).first;
+      } else if (!live.ok() && !kube::IsNotFound(live.status())) {
+        if (result.error.ok()) result.error = live.status();
+        continue;
+      }
+    }
     if (j == jobs.end()) {
       if (!sweep::IsFinished(t)) {
         t.phase = api::kTrialFailed;

@@ -8,8 +8,8 @@
 // The flow: take the Lease; a job admitted, run and finished with ttlSecondsAfterFinished: 0
 // (deleted); a job whose worker fails with a retryable code (gang restart); a job whose
 // checkpoint claim name is taken by a user's claim (refused; repeated Events are patched); a
-// job on an existing claim; a Sweep whose first trial fails (its other trial is stopped and the
-// sweep fails); SIGTERM (the Lease handed back).
+// job on an existing claim; a Sweep one of whose trials a user deletes (the other trial is
+// stopped and the sweep fails); SIGTERM (the Lease handed back).
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -322,7 +322,7 @@ TEST_F(OperatorRbacTest, EveryCallIsGrantedAndEveryGrantIsUsed) {
   ASSERT_TRUE(client_->Create(kube::kTrainingJobs, "default", shared).ok());
   ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kPods, "default", "shared-worker-0").ok(); }));
 
-  // 5. A Sweep of two trials tolerating no failure: the first one fails, the other is stopped.
+  // 5. A Sweep of two trials tolerating no failure: one is deleted, the other is stopped.
   auto sweep = YamlToJson(R"(
 apiVersion: tandem.dev/v1alpha1
 kind: Sweep
@@ -349,9 +349,11 @@ spec:
   ASSERT_TRUE(client_->Create(kube::kSweeps, "default", (*sweep)[0]).ok());
   ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kPods, "default", "hp-0-worker-0").ok(); }));
   ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kTrainingJobs, "default", "hp-1").ok(); }));
-  SetPod("hp-0-worker-0", "Failed", 1);
+  // A user deletes trial hp-1: the operator asks whether it is gone (get), fails it, and with no
+  // failure tolerated, stops the other trial.
+  ASSERT_TRUE(client_->Delete(kube::kTrainingJobs, "default", "hp-1").ok());
   ASSERT_TRUE(Eventually([&] {
-    auto t = client_->Get(kube::kTrainingJobs, "default", "hp-1");
+    auto t = client_->Get(kube::kTrainingJobs, "default", "hp-0");
     return t.ok() && t->value("spec", json::object()).value("suspend", false);
   })) << "the other trial is stopped";
   ASSERT_TRUE(Eventually([&] {
