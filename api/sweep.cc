@@ -297,6 +297,12 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
     report("spec.earlyStopping.startupTrials",
            absl::StrCat("must be < spec.maxTrials (", spec.max_trials, "): no trial would ever be judged"));
   if (spec.parameters.empty()) report("spec.parameters", "required: at least one parameter to search");
+  if (spec.parameters.size() > kMaxSweepParameters)
+    report("spec.parameters", absl::StrCat("at most ", kMaxSweepParameters, " parameters, got ", spec.parameters.size()));
+  for (size_t i = 0; i < spec.parameters.size(); ++i)
+    if (spec.parameters[i].values.size() > kMaxChoiceValues)
+      report(IndexPath("spec.parameters", i) + ".values",
+             absl::StrCat("at most ", kMaxChoiceValues, " values, got ", spec.parameters[i].values.size()));
 
   // The template as a TrainingJob: every problem of the trials' common part, reported once.
   json bare = {{"apiVersion", kApiVersion}, {"kind", kTrainingJobKind},
@@ -309,7 +315,8 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
     if (key != "labels" && key != "annotations")
       report(JoinPath("spec.template.metadata", key), "only labels and annotations may be set on trials");
   bool template_ok = true;
-  if (!reported.count("spec.template") && !reported.count("spec.template.spec")) {
+  if (spec.parameters.size() > kMaxSweepParameters) template_ok = false;
+  if (template_ok && !reported.count("spec.template") && !reported.count("spec.template.spec")) {
     if (spec.trial_template.spec.empty()) {
       report("spec.template.spec", "required: the TrainingJob spec every trial starts from");
       template_ok = false;
@@ -353,7 +360,7 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
             if (KindOf(p.values[k]) == ValueKind::kOther)
               report(IndexPath(at + ".values", k), absl::StrCat("must be a number, string or boolean, got ",
                                                                  DescribeValue(p.values[k])));
-            else if (!seen.insert(p.values[k].dump()).second)
+            else if (!seen.insert(p.values[k].dump(-1, ' ', false, json::error_handler_t::replace)).second)
               report(IndexPath(at + ".values", k), absl::StrCat("duplicate value ", DescribeValue(p.values[k])));
           }
         } else {

@@ -30,6 +30,10 @@ inline constexpr char kSweepKind[] = "Sweep";
 // Trials are named "<sweep>-<index>" (index < 10000) and must fit kMaxJobNameLength.
 inline constexpr size_t kMaxSweepNameLength = kMaxJobNameLength - 5;
 inline constexpr int64_t kMaxSweepTrials = 1000;
+// Bounds that keep validation (each parameter's values are tried as TrainingJobs) and the grid
+// small whatever the input.
+inline constexpr size_t kMaxSweepParameters = 32;
+inline constexpr size_t kMaxChoiceValues = 64;
 
 // Parameter types (spec.parameters[].type) and scales.
 inline constexpr char kParamChoice[] = "choice";

@@ -83,7 +83,8 @@ spec:
                   spec: TRAININGJOB_SPEC
               parameters:
                 type: array
-                description: The hyper-parameters to search, each a field of the template.
+                description: The hyper-parameters to search (at most 32), each a field of the template.
+                maxItems: 32
                 items:
                   type: object
                   description: One hyper-parameter.
@@ -115,8 +116,9 @@ spec:
                       enum: [linear, log]
                     values:
                       type: array
-                      description: 'choice: the values, numbers, strings or booleans, of the type the field
-                        holds.'
+                      description: 'choice: the values (at most 64), numbers, strings or booleans, of the
+                        type the field holds.'
+                      maxItems: 64
                       items:
                         description: One value.
                         x-kubernetes-preserve-unknown-fields: true

@@ -147,6 +147,8 @@ TEST(SweepTest, EveryBadFieldIsNamed) {
       {"template metadata name", "/spec/template/metadata/name", "x", "spec.template.metadata.name",
        "only labels and annotations"},
       {"no parameters", "/spec/parameters", json::array(), "spec.parameters", "at least one"},
+      {"too many values", "/spec/parameters/2/values", json(std::vector<int>(65, 1)), "spec.parameters[2].values",
+       "at most 64 values"},
       {"a bound the trainer refuses", "/spec/parameters/0",
        json({{"name", "lr"}, {"path", "spec.optimizer.learningRate"}, {"type", "float"}, {"min", 0}, {"max", 0.1}}),
        "spec.parameters[0]", "with lr = 0.0: spec.optimizer.learningRate: must be > 0"},
