@@ -11,6 +11,7 @@
 #include "common/status.h"
 #include "api/queue.h"
 #include "api/schema.h"
+#include "api/sweep.h"
 #include "api/training_job.h"
 #include "common/yaml_json.h"
 
@@ -41,15 +42,17 @@ FieldErrors ValidateDocument(const nlohmann::json& doc, const SectionValidators&
   }
   auto kind = doc.find("kind");
   if (kind == doc.end() || !kind->is_string()) {
-    errors.push_back({"kind", "required: TrainingJob or Queue"});
+    errors.push_back({"kind", "required: TrainingJob, Queue or Sweep"});
     return errors;
   }
   if (*kind == kTrainingJobKind) {
     ParseTrainingJob(doc, validators, &errors);
   } else if (*kind == kQueueKind) {
     ParseQueue(doc, &errors);
+  } else if (*kind == kSweepKind) {
+    ParseSweep(doc, validators, &errors);
   } else {
-    errors.push_back({"kind", absl::StrCat("must be TrainingJob or Queue, got ", DescribeValue(*kind))});
+    errors.push_back({"kind", absl::StrCat("must be TrainingJob, Queue or Sweep, got ", DescribeValue(*kind))});
   }
   return errors;
 }
@@ -104,8 +107,21 @@ std::vector<DocumentProblem> ValidateManifestText(const std::string& text, const
   return ValidateDocuments(*docs, validators);
 }
 
-absl::StatusOr<TrainingJob> LoadTrainingJob(const std::string& path,
-                                            const SectionValidators& validators) {
+absl::StatusOr<std::string> ManifestKind(const std::string& path) {
+  auto text = ReadManifest(path, YamlLimits{}.max_bytes);
+  if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", text.status().message()));
+  auto docs = YamlToJson(*text, path);
+  if (!docs.ok()) return absl::InvalidArgumentError(docs.status().message());
+  for (const nlohmann::json& d : *docs)
+    if (d.is_object() && d.contains("kind") && d["kind"].is_string()) return d["kind"].get<std::string>();
+  return absl::InvalidArgumentError(absl::StrCat(path, ": no document with a kind"));
+}
+
+namespace {
+
+// The one document of `path`, of `kind`, validated as `tandem validate` validates it.
+absl::StatusOr<nlohmann::json> LoadOne(const std::string& path, const char* kind,
+                                       const SectionValidators& validators) {
   auto text = ReadManifest(path, YamlLimits{}.max_bytes);
   if (!text.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", text.status().message()));
   auto docs = YamlToJson(*text, path);
@@ -115,17 +131,31 @@ absl::StatusOr<TrainingJob> LoadTrainingJob(const std::string& path,
     if (!d.is_null()) real.push_back(&d);
   if (real.size() != 1)
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": expected exactly one TrainingJob document, found ", real.size()));
+        path, ": expected exactly one ", kind, " document, found ", real.size()));
   FieldErrors errors = ValidateDocument(*real[0], validators);
-  if (errors.empty() && real[0]->value("kind", "") != kTrainingJobKind)
-    errors.push_back({"kind", absl::StrCat("must be ", kTrainingJobKind)});
+  if (errors.empty() && real[0]->value("kind", "") != kind)
+    errors.push_back({"kind", absl::StrCat("must be ", kind)});
   if (!errors.empty()) {
     std::vector<std::string> lines;
     for (const FieldError& e : errors) lines.push_back(absl::StrCat(path, ": ", e.ToString()));
     return absl::InvalidArgumentError(absl::StrJoin(lines, "\n"));
   }
+  return *real[0];
+}
+
+}  // namespace
+
+absl::StatusOr<TrainingJob> LoadTrainingJob(const std::string& path,
+                                            const SectionValidators& validators) {
+  TANDEM_ASSIGN_OR_RETURN(nlohmann::json doc, LoadOne(path, kTrainingJobKind, validators));
   FieldErrors none;
-  return ParseTrainingJob(*real[0], validators, &none);
+  return ParseTrainingJob(doc, validators, &none);
+}
+
+absl::StatusOr<Sweep> LoadSweep(const std::string& path, const SectionValidators& validators) {
+  TANDEM_ASSIGN_OR_RETURN(nlohmann::json doc, LoadOne(path, kSweepKind, validators));
+  FieldErrors none;
+  return ParseSweep(doc, validators, &none);
 }
 
 }  // namespace tandem::api

@@ -1,5 +1,5 @@
 // Validates manifest documents of any Tandem kind, as `tandem validate` does: YAML text or a
-// file -> documents -> TrainingJob or Queue by `kind` -> every problem, with its document.
+// file -> documents -> TrainingJob, Queue or Sweep by `kind` -> every problem, with its document.
 #pragma once
 
 #include <string>
@@ -8,6 +8,7 @@
 #include "absl/status/statusor.h"
 #include "api/field_error.h"
 #include "api/section_validator.h"
+#include "api/sweep.h"
 #include "api/training_job.h"
 #include "nlohmann/json.hpp"
 
@@ -18,7 +19,7 @@ struct DocumentProblem {
   FieldError error;
 };
 
-// Validates one parsed document by its kind (TrainingJob or Queue).
+// Validates one parsed document by its kind (TrainingJob, Queue or Sweep).
 FieldErrors ValidateDocument(const nlohmann::json& document, const SectionValidators& validators);
 
 // Reads a manifest file safely: regular files only (a device like /dev/zero or a FIFO is refused
@@ -38,5 +39,11 @@ std::vector<DocumentProblem> ValidateManifestText(const std::string& text, const
 // each, as "<path>: <field>: <what>", the same lines `tandem validate` prints.
 absl::StatusOr<TrainingJob> LoadTrainingJob(const std::string& path,
                                             const SectionValidators& validators);
+
+// The same for a file holding one Sweep (`tandem run sweep.yaml`).
+absl::StatusOr<Sweep> LoadSweep(const std::string& path, const SectionValidators& validators);
+
+// The kind of the first document of `path` that names one (how `tandem run` picks what to run).
+absl::StatusOr<std::string> ManifestKind(const std::string& path);
 
 }  // namespace tandem::api

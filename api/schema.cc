@@ -113,7 +113,8 @@ FieldSpec BuildTrainingJob() {
        Time("completionTime"),
        Obj("progress", {Int("step", 0), Int("pass", 0), Num("loss"), Num("accuracy", 0, 1),
                         Num("examplesPerSec", 0), Num("percent", 0, 100), Str("summary"),
-                        Time("updateTime")}),
+                        Time("updateTime"), Int("testPass", 0), Num("testLoss"), Num("testAccuracy", 0, 1),
+                        Num("testAuc", 0, 1)}),
        Str("pendingReason"),
        Int("queuePosition", 0),
        Array("placement", Str("")),
@@ -130,6 +131,43 @@ FieldSpec BuildQueue() {
   FieldSpec status =
       Obj("status", {Int("admittedJobs", 0), Int("pendingJobs", 0), Quantities("usage"),
                      Quantities("borrowed"), Num("weightedShare", 0), Conditions({"Active"})});
+  return Obj("", {Str("apiVersion"), Str("kind"), Metadata(), spec, status});
+}
+
+FieldSpec BuildSweep() {
+  FieldSpec job_spec = *TrainingJobSchema().Find("spec");
+  FieldSpec parameter = Obj(
+      "", {Str("name"), Str("path"), Str("type", {"choice", "int", "float"}), Num("min"), Num("max"),
+           Str("scale", {"linear", "log"}), Array("values", Leaf("", FieldType::kAny)),
+           Int("gridPoints", 1, 100)});
+  FieldSpec spec = Obj(
+      "spec",
+      {Obj("template", {Leaf("metadata", FieldType::kOpen), job_spec}),
+       Array("parameters", parameter),
+       Obj("objective", {Str("metric", {"test_accuracy", "test_loss", "test_auc"}),
+                         Str("goal", {"maximize", "minimize"})}),
+       Obj("algorithm", {Str("name", {"grid", "random", "tpe"}), Int("startupTrials", 0, 1000),
+                         Int("candidates", 1, 1000), Num("gamma", 0.01, 0.99)}),
+       Obj("earlyStopping", {Str("policy", {"none", "asha", "median"}), Int("minPasses", 1, 100000),
+                             Int("reductionFactor", 2, 100), Int("startupTrials", 1, 1000)}),
+       Int("parallelism", 1, 1000),
+       Int("maxTrials", 1, 1000),
+       Int("maxFailedTrials", 0, 1000),
+       Int("seed", 0, 2147483647)});
+  FieldSpec trial_phase = Str("phase", {"Pending", "Running", "Succeeded", "Failed", "Stopped"});
+  FieldSpec status = Obj(
+      "status",
+      {Str("phase", {"Running", "Succeeded", "Failed"}),
+       Conditions({"Running", "Succeeded", "Failed"}),
+       Obj("trialsByPhase", {Int("pending", 0), Int("running", 0), Int("succeeded", 0),
+                             Int("failed", 0), Int("stopped", 0)}),
+       Array("trials", Obj("", {Str("name"), Int("index", 0), Leaf("parameters", FieldType::kOpen),
+                                trial_phase, Array("intermediate", Obj("", {Int("pass", 1), Num("value")})),
+                                Num("objective"), Str("reason")})),
+       Obj("bestTrial", {Str("name"), Leaf("parameters", FieldType::kOpen), Num("objective"), Int("pass", 0)}),
+       Time("startTime"),
+       Time("completionTime"),
+       Int("observedGeneration", 0)});
   return Obj("", {Str("apiVersion"), Str("kind"), Metadata(), spec, status});
 }
 
@@ -183,6 +221,7 @@ absl::string_view FieldTypeName(FieldType type) {
     case FieldType::kArray: return "array";
     case FieldType::kStringMap: return "map of strings";
     case FieldType::kOpen: return "object";
+    case FieldType::kAny: return "any value";
   }
   return "?";
 }
@@ -200,6 +239,11 @@ const FieldSpec& TrainingJobSchema() {
 
 const FieldSpec& QueueSchema() {
   static const FieldSpec* schema = new FieldSpec(BuildQueue());
+  return *schema;
+}
+
+const FieldSpec& SweepSchema() {
+  static const FieldSpec* schema = new FieldSpec(BuildSweep());
   return *schema;
 }
 
@@ -245,6 +289,8 @@ void CheckAgainstSchema(const json& value, const FieldSpec& spec, const std::str
       return;
     case FieldType::kOpen:
       if (!value.is_object()) return wrong_type("an object");
+      return;
+    case FieldType::kAny:
       return;
     case FieldType::kString:
       if (!value.is_string()) return wrong_type("a string");

@@ -1,4 +1,4 @@
-// The field tree of the TrainingJob and Queue APIs: names, types, enums and ranges, in one place.
+// The field tree of the TrainingJob, Queue and Sweep APIs: names, types, enums and ranges, in one place.
 // The parsers check every manifest against it (unknown fields, wrong types, out-of-range values,
 // all reported, never just the first), and tests/api/crd_drift_test walks it beside the CRDs in
 // crds/ so the C++ types and the OpenAPI schemas cannot drift apart.
@@ -25,6 +25,7 @@ enum class FieldType {
   kArray,      // `fields` holds exactly one entry: the item schema
   kStringMap,  // map of string to string (labels, nodeSelector)
   kOpen,       // any object: the trainer validates it (spec.model/data/optimizer), or metadata
+  kAny,        // any JSON value (a Sweep's choice values); its user checks it
 };
 
 absl::string_view FieldTypeName(FieldType type);
@@ -44,6 +45,8 @@ struct FieldSpec {
 // The whole TrainingJob / Queue object: apiVersion, kind, metadata, spec, status.
 const FieldSpec& TrainingJobSchema();
 const FieldSpec& QueueSchema();
+// The Sweep; its spec.template.spec is TrainingJobSchema()'s spec.
+const FieldSpec& SweepSchema();
 
 // Checks `value` (at `path`) against `spec`: unknown fields, types, enums, ranges. A JSON null is
 // an unset field, as in Kubernetes. Appends one FieldError per problem.

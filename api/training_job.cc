@@ -258,6 +258,10 @@ TrainingJob ParseTrainingJob(const json& object, const SectionValidators& valida
     GetDouble(*p, "percent", &pr.percent);
     GetString(*p, "summary", &pr.summary);
     GetString(*p, "updateTime", &pr.update_time);
+    GetInt(*p, "testPass", &pr.test_pass);
+    GetDouble(*p, "testLoss", &pr.test_loss);
+    GetDouble(*p, "testAccuracy", &pr.test_accuracy);
+    if (const json* auc = Get(*p, "testAuc"); auc && auc->is_number()) pr.test_auc = auc->get<double>();
     status.progress = pr;
   }
   GetString(st, "pendingReason", &status.pending_reason);
@@ -388,6 +392,12 @@ json StatusToJson(const TrainingJobStatus& st) {
                {"examplesPerSec", p.examples_per_sec}, {"percent", p.percent}};
     if (!p.summary.empty()) pj["summary"] = p.summary;
     if (!p.update_time.empty()) pj["updateTime"] = p.update_time;
+    if (p.test_pass > 0) {
+      pj["testPass"] = p.test_pass;
+      pj["testLoss"] = p.test_loss;
+      pj["testAccuracy"] = p.test_accuracy;
+      if (p.test_auc) pj["testAuc"] = *p.test_auc;
+    }
     j["progress"] = pj;
   }
   if (!st.pending_reason.empty()) j["pendingReason"] = st.pending_reason;

@@ -137,6 +137,11 @@ struct Progress {
   double percent = 0;   // 0..100 of all passes
   std::string summary;  // the kubectl "Progress" column, e.g. "pass 2/3 41%"
   std::string update_time;
+  // The last evaluation on the test set (after each pass): the objective of a Sweep's trials.
+  int64_t test_pass = 0;  // passes done then; 0: no evaluation yet (the test_* are unset)
+  double test_loss = 0;
+  double test_accuracy = 0;
+  std::optional<double> test_auc;  // binary and ranking costs only
   bool operator==(const Progress&) const = default;
 };
 

@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <filesystem>
@@ -14,15 +15,34 @@
 #include "api/manifest.h"
 #include "api/training_job.h"
 #include "cli/local/local_run.h"
+#include "cli/local/local_sweep.h"
 
 namespace tandem::cli {
 namespace {
 
 std::atomic<local::LocalRun*> g_run{nullptr};
+std::atomic<local::LocalSweep*> g_sweep{nullptr};
 
 void OnSignal(int) {
   local::LocalRun* run = g_run.load();
   if (run != nullptr) run->Stop();
+  local::LocalSweep* sweep = g_sweep.load();
+  if (sweep != nullptr) sweep->Stop();
+}
+
+// Runs `body` with SIGINT and SIGTERM stopping the run, restoring the old handlers after.
+template <typename Body>
+auto WithStopSignals(Body body) {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  struct sigaction old_int {}, old_term {};
+  ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGTERM, &sa, &old_term);
+  auto result = body();
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
+  return result;
 }
 
 std::string SelfDir() {
@@ -57,8 +77,68 @@ std::string SummaryLine(const nlohmann::json& summary) {
   return absl::StrJoin(parts, " ");
 }
 
+int RunSweep(const RunFlags& flags, const api::SectionValidators& validators) {
+  const std::string& path = flags.job_path;
+  auto loaded = api::LoadSweep(path, validators);
+  if (!loaded.ok()) {
+    std::cerr << loaded.status().message() << "\n" << path << ": not run" << std::endl;
+    return 1;
+  }
+  if (flags.workers > 0) {
+    std::cerr << "tandem run: --workers applies to a TrainingJob; a Sweep's trials use the template's "
+                 "spec.workers.count" << std::endl;
+    return 1;
+  }
+  local::LocalSweepOptions opts;
+  opts.manifest_path = path;
+  opts.bin_dir = flags.bin_dir.empty() ? SelfDir() : flags.bin_dir;
+  opts.run_dir = flags.run_dir;
+  opts.tty = ::isatty(STDOUT_FILENO) == 1;
+  opts.stop_grace_seconds = flags.grace_seconds;
+  opts.validators = validators;
+  local::LocalSweep sweep(*loaded, opts);
+  g_sweep.store(&sweep);
+  auto result = WithStopSignals([&] { return sweep.Run(stdout); });
+  g_sweep.store(nullptr);
+  if (!result.ok()) {
+    std::cerr << "tandem run: " << result.status().message() << std::endl;
+    return 1;
+  }
+  const local::LocalSweepResult& r = *result;
+  const api::Sweep& sw = *loaded;
+  std::printf("\n");
+  std::vector<api::TrialStatus> ranked = r.status.trials;
+  const std::string goal = api::ObjectiveGoal(sw.spec.objective);
+  std::stable_sort(ranked.begin(), ranked.end(), [&](const api::TrialStatus& a, const api::TrialStatus& b) {
+    if (a.objective.has_value() != b.objective.has_value()) return a.objective.has_value();
+    return a.objective && api::IsBetter(goal, *a.objective, *b.objective);
+  });
+  int64_t passes = 0;
+  for (const api::TrialStatus& t : r.status.trials)
+    if (!t.intermediate.empty()) passes = std::max(passes, t.intermediate.back().pass);
+  if (auto p = r.summary.find("passesPerTrial"); p != r.summary.end() && p->is_number_integer()) passes = p->get<int64_t>();
+  for (const std::string& line : local::TrialTable(sw, ranked, passes)) std::printf("%s\n", line.c_str());
+  const api::TrialCounts& c = r.status.trial_counts;
+  std::printf("tandem run: sweep %s %s: %s; %zu trials (%lld succeeded, %lld stopped early, %lld failed), "
+              "%lld passes trained, %.1f s, %.1f CPU s; outputs in %s\n",
+              sw.metadata.name.c_str(), r.status.phase == api::kSweepSucceeded ? "succeeded" : "failed",
+              r.message.c_str(), r.status.trials.size(), static_cast<long long>(c.succeeded),
+              static_cast<long long>(c.stopped), static_cast<long long>(c.failed),
+              static_cast<long long>(r.passes_trained), r.wall_s, r.cpu_s, r.run_dir.c_str());
+  if (r.status.best_trial) {
+    const api::BestTrial& b = *r.status.best_trial;
+    std::vector<std::string> params;
+    for (const auto& [k, v] : b.parameters.items()) params.push_back(absl::StrCat(k, "=", FormatValue(v)));
+    std::printf("best: %s %s=%.4f after pass %lld: %s\n", b.name.c_str(), sw.spec.objective.metric.c_str(),
+                b.objective, static_cast<long long>(b.pass), absl::StrJoin(params, " ").c_str());
+  }
+  std::fflush(stdout);
+  return r.status.phase == api::kSweepSucceeded ? 0 : 1;
+}
+
 int RunJob(const RunFlags& flags, const api::SectionValidators& validators) {
   const std::string& path = flags.job_path;
+  if (auto kind = api::ManifestKind(path); kind.ok() && *kind == api::kSweepKind) return RunSweep(flags, validators);
   auto loaded = api::LoadTrainingJob(path, validators);
   if (!loaded.ok()) {
     std::cerr << loaded.status().message() << "\n" << path << ": not run" << std::endl;
@@ -77,15 +157,7 @@ int RunJob(const RunFlags& flags, const api::SectionValidators& validators) {
 
   local::LocalRun run(lj, opts);
   g_run.store(&run);
-  struct sigaction sa {};
-  sa.sa_handler = OnSignal;
-  sigemptyset(&sa.sa_mask);
-  struct sigaction old_int {}, old_term {};
-  ::sigaction(SIGINT, &sa, &old_int);
-  ::sigaction(SIGTERM, &sa, &old_term);
-  auto result = run.Run(stdout);
-  ::sigaction(SIGINT, &old_int, nullptr);
-  ::sigaction(SIGTERM, &old_term, nullptr);
+  auto result = WithStopSignals([&] { return run.Run(stdout); });
   g_run.store(nullptr);
   if (!result.ok()) {
     std::cerr << "tandem run: " << result.status().message() << std::endl;

@@ -19,8 +19,13 @@ struct RunFlags {
 };
 
 // Returns the process exit code: 0 on success, 1 when the job failed or the manifest is invalid.
-// Installs SIGINT/SIGTERM handlers for the duration of the run.
+// Installs SIGINT/SIGTERM handlers for the duration of the run. A manifest holding a Sweep runs
+// the sweep (RunSweep).
 int RunJob(const RunFlags& flags, const api::SectionValidators& validators);
+
+// `tandem run sweep.yaml`: the Sweep's trials as local jobs (cli/local/local_sweep.h), then the
+// trials ranked by objective and the best. 0 when the sweep succeeded.
+int RunSweep(const RunFlags& flags, const api::SectionValidators& validators);
 
 // The final `key=value` summary line (sorted keys; strings with spaces are quoted).
 std::string SummaryLine(const nlohmann::json& summary);

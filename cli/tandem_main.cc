@@ -16,8 +16,8 @@ int main(int argc, char** argv) {
   tandem::AddVersionFlag(app, "tandem");
   app.require_subcommand(0, 1);
   tandem::cli::RunFlags run_flags;
-  CLI::App* run = app.add_subcommand("run", "Run a TrainingJob on this machine as local processes");
-  run->add_option("job", run_flags.job_path, "TrainingJob manifest (YAML)")->required();
+  CLI::App* run = app.add_subcommand("run", "Run a TrainingJob (or a Sweep of them) on this machine as local processes");
+  run->add_option("job", run_flags.job_path, "TrainingJob or Sweep manifest (YAML)")->required();
   run->add_option("--run-dir", run_flags.run_dir,
                   "Folder for logs, checkpoints, model and metrics (default runs/<job>-<time>)");
   run->add_option("--workers", run_flags.workers, "Override spec.workers.count")
@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
   run->add_option("--bin-dir", run_flags.bin_dir,
                   "Folder of tandem-trainer and tandem-pserver (default: next to tandem)");
   std::vector<std::string> files;
-  CLI::App* validate = app.add_subcommand("validate", "Check TrainingJob and Queue manifests");
+  CLI::App* validate = app.add_subcommand("validate", "Check TrainingJob, Queue and Sweep manifests");
   validate->add_option("files", files, "Manifests to check")->required();
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
   if (app.get_subcommands().empty()) {

@@ -19,6 +19,8 @@
 #include "common/metrics_endpoint.h"
 #include "operator/controller/controller.h"
 #include "operator/controller/operator_metrics.h"
+#include "operator/controller/sweep_controller.h"
+#include "operator/controller/sweep_metrics.h"
 #include "operator/kube/kube_client.h"
 #include "operator/kube/kube_config.h"
 #include "operator/kube/leader_election.h"
@@ -37,7 +39,7 @@ std::string Hostname() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tandem-operator: the Kubernetes operator for TrainingJob and Queue resources"};
+  CLI::App app{"tandem-operator: the Kubernetes operator for TrainingJob, Queue and Sweep resources"};
   app.name("tandem-operator");
   tandem::AddVersionFlag(app, "tandem-operator");
   std::string kubeconfig, context, metrics_host = "0.0.0.0";
@@ -104,6 +106,7 @@ int main(int argc, char** argv) {
   TANDEM_LOG(info, "API server {} ({})", config->server, config->source);
   tandem::kube::KubeClient client(*config);
   tandem::controller::OperatorMetrics::Get();  // register every family before the first scrape
+  tandem::controller::SweepMetrics::Get();
 
   tandem::HealthState health;
   tandem::MetricsEndpoint endpoint(tandem::metrics::Registry::Default(), &health);
@@ -116,9 +119,15 @@ int main(int argc, char** argv) {
 
   options.host = identity;
   tandem::controller::Controller controller(&client, options);
+  tandem::controller::SweepControllerOptions sweep_options;
+  sweep_options.informer = options.informer;
+  sweep_options.host = identity;
+  tandem::controller::SweepController sweeps(&client, sweep_options);
   std::atomic<bool> failed{false};
   auto start = [&] {
-    if (auto s = controller.Start(); !s.ok()) {
+    absl::Status s = controller.Start();
+    if (s.ok()) s = sweeps.Start();
+    if (!s.ok()) {
       TANDEM_LOG(error, "controller: {}", s.ToString());
       failed = true;
       g_stop = true;
@@ -131,6 +140,7 @@ int main(int argc, char** argv) {
   if (!leader_elect) {
     start();
     while (!g_stop) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    sweeps.Stop();
     controller.Stop();
     return failed ? 1 : 0;
   }
@@ -145,6 +155,7 @@ int main(int argc, char** argv) {
   le.on_stopped_leading = [&] {
     health.SetReady(false, "not the leader");
     tandem::controller::OperatorMetrics::Get().leader->Set(0);
+    sweeps.Stop();
     controller.Stop();
   };
   le.on_new_leader = [&](const std::string& who) {
@@ -159,6 +170,7 @@ int main(int argc, char** argv) {
   absl::Status result = elector.Run();
   g_stop = true;
   watcher.join();
+  sweeps.Stop();
   controller.Stop();
   if (!result.ok()) {
     TANDEM_LOG(error, "{}", result.ToString());

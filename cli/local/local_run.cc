@@ -137,15 +137,6 @@ void LocalRun::Stop() {
 
 namespace {
 
-std::string Timestamp() {
-  std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  ::localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
-  return buf;
-}
-
 double NowSeconds() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
       .count();
@@ -153,10 +144,19 @@ double NowSeconds() {
 
 }  // namespace
 
+std::string DefaultRunDir(const std::string& name) {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  ::localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y%m%d-%H%M%S", &tm);
+  return absl::StrCat("runs/", name, "-", buf);
+}
+
 absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   const auto start = std::chrono::steady_clock::now();
   std::string run_dir = options_.run_dir.empty()
-                            ? absl::StrCat("runs/", job_.name, "-", Timestamp())
+                            ? DefaultRunDir(job_.name)
                             : options_.run_dir;
   std::error_code ec;
   for (const char* sub : {"logs", "checkpoints", "model"}) {

@@ -58,6 +58,9 @@ struct LocalRunResult {
   int64_t lost_steps = 0;
 };
 
+// "runs/<name>-<local time>": the run folder when none is given.
+std::string DefaultRunDir(const std::string& name);
+
 // A fresh random token (hex) for the job's pservers.
 absl::StatusOr<std::string> NewJobToken();
 

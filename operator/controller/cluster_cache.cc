@@ -44,4 +44,16 @@ std::vector<kube::Object> FakeCache::List(const kube::Resource& r) const {
   return out;
 }
 
+kube::Informer* AddInformer(kube::KubeApi* api, const kube::Resource& r, const kube::InformerOptions& base,
+                            const std::string& label_selector,
+                            std::vector<std::unique_ptr<kube::Informer>>* informers, InformerCache* cache) {
+  kube::InformerOptions o = base;
+  o.ns.clear();
+  o.label_selector = label_selector;
+  o.field_selector.clear();
+  informers->push_back(std::make_unique<kube::Informer>(api, r, o));
+  cache->Add(informers->back().get());
+  return informers->back().get();
+}
+
 }  // namespace tandem::controller

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,13 @@ class InformerCache : public ClusterCache {
  private:
   std::map<std::string, kube::Informer*> informers_;
 };
+
+// Creates an informer over `r` with `base`'s timeouts and backoff, all namespaces and
+// `label_selector`, keeps it in `informers` and serves it from `cache`. Controllers build their
+// informers with it.
+kube::Informer* AddInformer(kube::KubeApi* api, const kube::Resource& r, const kube::InformerOptions& base,
+                            const std::string& label_selector,
+                            std::vector<std::unique_ptr<kube::Informer>>* informers, InformerCache* cache);
 
 class FakeCache : public ClusterCache {
  public:

@@ -20,13 +20,7 @@ Controller::Controller(kube::KubeApi* api, ControllerOptions options)
   }
   reconciler_ = std::make_unique<TrainingJobReconciler>(api_, &cache_, &events_, reconciler_options);
   auto informer = [&](const kube::Resource& r, const std::string& label_selector) {
-    kube::InformerOptions o = options_.informer;
-    o.ns.clear();
-    o.label_selector = label_selector;
-    o.field_selector.clear();
-    informers_.push_back(std::make_unique<kube::Informer>(api_, r, o));
-    cache_.Add(informers_.back().get());
-    return informers_.back().get();
+    return AddInformer(api_, r, options_.informer, label_selector, &informers_, &cache_);
   };
   auto schedule = [this] { queue_.Add(kScheduleKey); };
   auto enqueue_owner = [this](const kube::Object& o) {
@@ -115,17 +109,20 @@ void Controller::Worker() {
 void Controller::Process(const std::string& key) {
   auto start = std::chrono::steady_clock::now();
   ReconcileResult r = key == kScheduleKey ? reconciler_->Schedule() : reconciler_->Reconcile(key);
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  FinishReconcile(queue_, key, r, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (r.schedule && key != kScheduleKey) queue_.Add(kScheduleKey);
+}
+
+void FinishReconcile(kube::WorkQueue& queue, const std::string& key, const ReconcileResult& r, double seconds) {
   const char* outcome = r.error.ok() ? (r.requeue_after_s > 0 ? "requeue" : "success") : "error";
   OperatorMetrics::Get().reconcile.WithLabels({outcome})->Observe(seconds);
   if (!r.error.ok()) {
-    TANDEM_LOG(warn, "reconcile {}: {} (retry {})", key, r.error.ToString(), queue_.NumRequeues(key) + 1);
-    queue_.AddRateLimited(key);
+    TANDEM_LOG(warn, "reconcile {}: {} (retry {})", key, r.error.ToString(), queue.NumRequeues(key) + 1);
+    queue.AddRateLimited(key);
   } else {
-    queue_.Forget(key);
-    if (r.requeue_after_s > 0) queue_.AddAfter(key, kube::Duration(r.requeue_after_s));
+    queue.Forget(key);
+    if (r.requeue_after_s > 0) queue.AddAfter(key, kube::Duration(r.requeue_after_s));
   }
-  if (r.schedule && key != kScheduleKey) queue_.Add(kScheduleKey);
 }
 
 }  // namespace tandem::controller

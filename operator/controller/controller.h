@@ -35,6 +35,11 @@ struct ControllerOptions {
   ProgressProberOptions progress{};
 };
 
+// After one Reconcile(key) that took `seconds`: records tandem_operator_reconcile_duration_seconds
+// and forgets the key's backoff (success), requeues it rate-limited (error) or after the asked
+// delay. Shared by every controller loop.
+void FinishReconcile(kube::WorkQueue& queue, const std::string& key, const ReconcileResult& r, double seconds);
+
 class Controller {
  public:
   Controller(kube::KubeApi* api, ControllerOptions options);

@@ -62,6 +62,12 @@ absl::StatusOr<TrainerMetrics> TrainerMetricsFromText(absl::string_view text, co
   m.loss = gauge("tandem_trainer_loss");
   m.accuracy = gauge("tandem_trainer_accuracy");
   m.test_accuracy = gauge("tandem_trainer_test_accuracy");
+  m.test_loss = gauge("tandem_trainer_test_loss");
+  if (const PromSample* auc = find("tandem_trainer_test_auc"); auc != nullptr && std::isfinite(auc->value))
+    m.test_auc = auc->value;
+  // Older trainers have no test_pass gauge: their test figures are then not attributed to a pass.
+  if (const PromSample* tp = find("tandem_trainer_test_pass"); tp != nullptr)
+    if (absl::Status s = count(tp, &m.test_pass); !s.ok()) return s;
   m.examples_per_sec = gauge("tandem_trainer_examples_per_second");
   return m;
 }

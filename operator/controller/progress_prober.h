@@ -39,6 +39,9 @@ struct TrainerMetrics {
   double loss = 0;              // tandem_trainer_loss (0 when absent or not finite)
   double accuracy = 0;          // tandem_trainer_accuracy (training accuracy, last interval)
   double test_accuracy = 0;     // tandem_trainer_test_accuracy (after the last pass; 0 before)
+  double test_loss = 0;         // tandem_trainer_test_loss
+  std::optional<double> test_auc;  // tandem_trainer_test_auc (absent unless binary or ranking)
+  int64_t test_pass = 0;        // tandem_trainer_test_pass: passes done at that evaluation (0: none)
   double examples_per_sec = 0;  // tandem_trainer_examples_per_second (this trainer's)
   bool operator==(const TrainerMetrics&) const = default;
 };

@@ -177,6 +177,12 @@ void TrainingJobReconciler::UpdateProgress(const std::string& key, const api::Tr
   // processes a batch per step, so the job runs world-size times rank 0's rate.
   p.examples_per_sec = m.examples_per_sec * static_cast<double>(std::max<size_t>(1, job.status.placement.size()));
   p.update_time = kube::FormatRfc3339(sample->changed_at);
+  p.test_pass = passes > 0 ? std::min(m.test_pass, passes) : m.test_pass;
+  if (p.test_pass > 0) {
+    p.test_loss = m.test_loss;
+    p.test_accuracy = std::clamp(m.test_accuracy, 0.0, 1.0);
+    if (m.test_auc) p.test_auc = std::clamp(*m.test_auc, 0.0, 1.0);
+  }
   api::TrainingJob view = job;
   view.status.progress = p;
   p.summary = api::ProgressSummary(view);

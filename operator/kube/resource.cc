@@ -25,6 +25,7 @@ const Resource kCustomResourceDefinitions{"apiextensions.k8s.io", "v1", "customr
                                           "CustomResourceDefinition", false};
 const Resource kTrainingJobs{"tandem.dev", "v1alpha1", "trainingjobs", "TrainingJob", true};
 const Resource kQueues{"tandem.dev", "v1alpha1", "queues", "Queue", false};
+const Resource kSweeps{"tandem.dev", "v1alpha1", "sweeps", "Sweep", true};
 
 std::string Resource::ApiVersion() const {
   return group.empty() ? version : absl::StrCat(group, "/", version);

@@ -40,6 +40,7 @@ extern const Resource kLeases;
 extern const Resource kCustomResourceDefinitions;
 extern const Resource kTrainingJobs;
 extern const Resource kQueues;
+extern const Resource kSweeps;
 
 // Namespace and name of one object. Cluster-scoped objects have an empty namespace.
 struct ObjectKey {

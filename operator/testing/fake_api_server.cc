@@ -1,5 +1,7 @@
 #include "operator/testing/fake_api_server.h"
 
+#include <filesystem>
+
 #include <algorithm>
 #include <chrono>
 #include <random>
@@ -14,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
+#include "common/yaml_json.h"
 #include "operator/kube/api_error.h"
 #include "operator/kube/resource.h"
 #include "operator/kube/selector.h"
@@ -21,6 +24,20 @@
 #include "operator/testing/table.h"
 
 namespace tandem::kube::testing {
+
+absl::Status InstallCrds(KubeApi* api, const std::string& crd_dir) {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(crd_dir, ec)) {
+    auto docs = YamlFileToJson(e.path().string());
+    if (!docs.ok()) return docs.status();
+    for (const auto& d : *docs) {
+      if (auto created = api->Create(kCustomResourceDefinitions, "", d); !created.ok()) return created.status();
+    }
+  }
+  if (ec) return absl::NotFoundError(absl::StrCat("cannot list ", crd_dir, ": ", ec.message()));
+  return absl::OkStatus();
+}
+
 
 using nlohmann::json;
 

@@ -28,8 +28,13 @@
 #include "absl/synchronization/mutex.h"
 #include "common/http_server.h"
 #include "nlohmann/json.hpp"
+#include "operator/kube/kube_api.h"
 
 namespace tandem::kube::testing {
+
+// Creates every CustomResourceDefinition of the YAML files in `crd_dir` (the repository's crds/)
+// through `api`, as `kubectl apply -f crds/` would on a fresh server.
+absl::Status InstallCrds(KubeApi* api, const std::string& crd_dir);
 
 struct FakeApiServerOptions {
   // How many changes are kept for watches; a watch from a resourceVersion older than the oldest

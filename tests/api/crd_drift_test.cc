@@ -1,9 +1,12 @@
 // Keeps crds/*.yaml and the C++ API (api/schema.cc, defaults in api/*.cc) in step: every field
 // of one exists in the other with the same type, enum, range and default, every CRD field has a
 // description (`kubectl explain` teaches the API), and printer columns point at real fields.
+#include <functional>
+
 #include "absl/strings/str_split.h"
 #include "api/queue.h"
 #include "api/schema.h"
+#include "api/sweep.h"
 #include "api/training_job.h"
 #include "common/yaml_json.h"
 #include "gtest/gtest.h"
@@ -51,6 +54,10 @@ class Walker {
         if (type != "object") fail("CRD type " + type + ", C++ open object");
         if (path != "metadata" && !s.value("x-kubernetes-preserve-unknown-fields", false))
           fail("open in C++ but the CRD would prune unknown fields");
+        return;
+      case FieldType::kAny:
+        if (s.contains("type") || !s.value("x-kubernetes-preserve-unknown-fields", false))
+          fail("any value in C++: the CRD must give no type and preserve unknown fields");
         return;
       case FieldType::kString:
       case FieldType::kDateTime: {
@@ -188,6 +195,50 @@ TEST(CrdDriftTest, QueueCrdMatchesTheCppApi) {
   w.CheckDescriptionsAndDefaults(Schema(crd), "", &defaults);
   CheckColumns(crd, QueueSchema(), &w.problems);
   EXPECT_TRUE(w.problems.empty()) << Dump(w.problems);
+}
+
+TEST(CrdDriftTest, SweepCrdMatchesTheCppApi) {
+  json crd = LoadCrd("sweep.yaml");
+  EXPECT_EQ(crd["spec"]["group"], kGroup);
+  EXPECT_EQ(crd["spec"]["names"]["kind"], kSweepKind);
+  EXPECT_EQ(crd["spec"]["scope"], "Namespaced");
+  EXPECT_EQ(crd["spec"]["names"]["shortNames"], json::array({"sw"}));
+  EXPECT_EQ(crd["spec"]["versions"][0]["name"], kVersion);
+  EXPECT_TRUE(crd["spec"]["versions"][0]["subresources"].contains("status"));
+  Walker w;
+  w.Compare(SweepSchema(), Schema(crd), "");
+  FieldErrors errors;
+  auto docs = YamlToJson(R"(
+apiVersion: tandem.dev/v1alpha1
+kind: Sweep
+metadata: {name: a}
+spec:
+  template: {spec: {model: {x: 1}}}
+  parameters: [{name: p, path: spec.passes, type: int, min: 1, max: 2}]
+)", "sweep.yaml");
+  ASSERT_TRUE(docs.ok()) << docs.status();
+  Sweep s = ParseSweep((*docs)[0], SectionValidators{}, &errors);
+  ASSERT_TRUE(errors.empty()) << errors[0].ToString();
+  json defaults = ToJson(s);
+  w.CheckDescriptionsAndDefaults(Schema(crd), "", &defaults);
+  CheckColumns(crd, SweepSchema(), &w.problems);
+  EXPECT_TRUE(w.problems.empty()) << Dump(w.problems);
+  // The template's spec is the TrainingJob's, without its defaults (scripts/tools/gen-sweep-crd.py).
+  json job_spec = Schema(LoadCrd("trainingjob.yaml"))["properties"]["spec"];
+  json tmpl_spec = Schema(crd)["properties"]["spec"]["properties"]["template"]["properties"]["spec"];
+  job_spec.erase("description");
+  tmpl_spec.erase("description");
+  EXPECT_EQ(tmpl_spec.dump().find("\"default\""), std::string::npos);
+  std::function<void(json&)> strip = [&](json& n) {
+    if (n.is_object()) {
+      n.erase("default");
+      for (auto& [k, v] : n.items()) strip(v);
+    } else if (n.is_array()) {
+      for (auto& v : n) strip(v);
+    }
+  };
+  strip(job_spec);
+  EXPECT_EQ(tmpl_spec, job_spec) << "crds/sweep.yaml is stale: run scripts/tools/gen-sweep-crd.py";
 }
 
 // The walker itself must notice drift, or the tests above prove nothing.

@@ -22,7 +22,7 @@ private=""
 cleanup() {
   "$helm" uninstall tandem -n "$ns" --wait >/dev/null 2>&1 || true
   kubectl delete namespace "$ns" $ml --ignore-not-found --wait=false >/dev/null 2>&1 || true
-  kubectl delete crd trainingjobs.tandem.dev queues.tandem.dev --ignore-not-found >/dev/null 2>&1 || true
+  kubectl delete crd trainingjobs.tandem.dev queues.tandem.dev sweeps.tandem.dev --ignore-not-found >/dev/null 2>&1 || true
   [[ -z $private ]] || bash "$src/tests/cluster/controlplane.sh" down "$private" >/dev/null 2>&1 || true
   rm -rf "$work"
 }

@@ -15,7 +15,7 @@ monitoring=(--api-versions monitoring.coreos.com/v1/ServiceMonitor --api-version
 
 validate() {  # validate FILE: every object against the Kubernetes 1.36 schemas and our CRDs
   "$py" "$src/scripts/tools/validate-k8s.py" --openapi "$("$src/scripts/tools/k8s-openapi.sh")" \
-    --crd "$src/crds/trainingjob.yaml" --crd "$src/crds/queue.yaml" \
+    --crd "$src/crds/trainingjob.yaml" --crd "$src/crds/queue.yaml" --crd "$src/crds/sweep.yaml" \
     --unchecked-group monitoring.coreos.com --restricted "$1"
 }
 kinds() { grep -E '^kind: ' "$1" | sort | uniq -c | sed 's/^ */  /'; }

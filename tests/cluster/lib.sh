@@ -54,7 +54,8 @@ new_namespace() {
 apply_crds() {
   kubectl apply --server-side --force-conflicts -f "$SRC/crds/" >/dev/null
   # (kubectl wait fails outright while a new CRD has no conditions yet.)
-  eventually 60 kubectl wait --for=condition=Established --timeout=10s crd/trainingjobs.tandem.dev crd/queues.tandem.dev
+  eventually 60 kubectl wait --for=condition=Established --timeout=10s crd/trainingjobs.tandem.dev crd/queues.tandem.dev \
+    crd/sweeps.tandem.dev
 }
 
 # jsonpath <kubectl get args...> -- prints one jsonpath value

@@ -5,6 +5,8 @@
 //             examplesPerSec (this trainer's, over the interval since the last progress event)
 //   resumed   step (the checkpoint step training resumed from), lostSteps (steps done before the
 //             restart that are trained again)
+//   eval      pass (1-based), passes, test_loss, test_accuracy, test_auc (null unless binary or
+//             ranking): the test set after every pass (all ranks together); a Sweep's objective
 //   summary   test_accuracy, test_loss, examples_per_sec (all ranks together), wall_s, ...
 //
 //   EventReporter events(&std::cout);

@@ -52,6 +52,8 @@ struct Metrics {
   metrics::Gauge* accuracy;
   metrics::Gauge* test_loss;
   metrics::Gauge* test_accuracy;
+  metrics::Gauge* test_auc;
+  metrics::Gauge* test_pass;
   metrics::Gauge* learning_rate;
   metrics::Gauge* pass;
   // Step time split: [0] compute, [1] waiting for data, [2] all-reduce, [3] pserver.
@@ -84,6 +86,12 @@ struct Metrics {
     test_accuracy = r.AddGauge("tandem_trainer_test_accuracy",
                                "Accuracy on the test set after the last pass.", {"job"})
                         .WithLabels({job});
+    test_auc = r.AddGauge("tandem_trainer_test_auc",
+                          "AUC on the test set after the last pass (binary and ranking costs only).", {"job"})
+                   .WithLabels({job});
+    test_pass = r.AddGauge("tandem_trainer_test_pass",
+                           "Passes done when the test_* gauges were last set (0: no evaluation yet).", {"job"})
+                    .WithLabels({job});
     learning_rate = r.AddGauge("tandem_trainer_learning_rate", "Current learning rate.", {"job"})
                         .WithLabels({job});
     pass = r.AddGauge("tandem_trainer_pass", "Current pass (0-based).", {"job"}).WithLabels({job});
@@ -631,6 +639,15 @@ absl::Status TrainingLoop::EndPass(const PassStats& ps) {
     result_.test_auc = ev.auc;
     m_.test_loss->Set(ev.loss);
     m_.test_accuracy->Set(ev.accuracy);
+    if (!std::isnan(ev.auc)) m_.test_auc->Set(ev.auc);
+    m_.test_pass->Set(static_cast<double>(ps.pass + 1));
+    if (options_.events != nullptr) {
+      // The objective of a Sweep's trial after every pass (docs/sweeps.md).
+      auto finite = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
+      options_.events->Emit({{"event", "eval"}, {"pass", ps.pass + 1}, {"passes", spec_.passes},
+                             {"test_loss", finite(ev.loss)}, {"test_accuracy", finite(ev.accuracy)},
+                             {"test_auc", finite(ev.auc)}});
+    }
     Log(absl::StrFormat("pass %d done: train_loss %.4f test_loss %.4f test_accuracy %.4f%s",
                         ps.pass + 1, result_.train_loss, ev.loss, ev.accuracy,
                         std::isnan(ev.auc) ? "" : absl::StrFormat(" test_auc %.4f", ev.auc)));

@@ -35,11 +35,7 @@ class OperatorE2eTest : public ::testing::Test {
     kube::KubeConfig cfg;
     cfg.server = server_.url();
     client_ = std::make_unique<kube::KubeClient>(cfg);
-    for (const auto& e : fs::directory_iterator(fs::path(tandem::testing::SourceDir()) / "crds")) {
-      auto docs = YamlFileToJson(e.path().string());
-      ASSERT_TRUE(docs.ok()) << docs.status();
-      for (const auto& d : *docs) ASSERT_TRUE(client_->Create(kube::kCustomResourceDefinitions, "", d).ok());
-    }
+    ASSERT_TRUE(kube::testing::InstallCrds(client_.get(), tandem::testing::SourceDir() + "/crds").ok());
     json queue = {{"metadata", {{"name", "default"}}},
                   {"spec", {{"weight", 1}, {"guaranteed", {{"cpu", "8"}, {"memory", "32Gi"}, {"nvidia.com/gpu", 4}}}}}};
     ASSERT_TRUE(client_->Create(kube::kQueues, "", queue).ok());

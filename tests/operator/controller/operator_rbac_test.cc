@@ -8,7 +8,8 @@
 // The flow: take the Lease; a job admitted, run and finished with ttlSecondsAfterFinished: 0
 // (deleted); a job whose worker fails with a retryable code (gang restart); a job whose
 // checkpoint claim name is taken by a user's claim (refused; repeated Events are patched); a
-// job on an existing claim; SIGTERM (the Lease handed back).
+// job on an existing claim; a Sweep one of whose trials a user deletes (the other trial is
+// stopped and the sweep fails); SIGTERM (the Lease handed back).
 #include <netinet/in.h>
 #include <signal.h>
 #include <spawn.h>
@@ -120,6 +121,7 @@ const std::set<std::string> kNotApiCalls = {
     // OwnerReferencesPermissionEnforcement admission: setting blockOwnerDeletion on a child's
     // owner reference requires update on the owner's finalizers.
     "update tandem.dev/trainingjobs/finalizers",
+    "update tandem.dev/sweeps/finalizers",
 };
 
 pid_t Spawn(std::vector<std::string> args) {
@@ -250,11 +252,7 @@ TEST_F(OperatorRbacTest, EveryCallIsGrantedAndEveryGrantIsUsed) {
   const std::vector<Rule> cluster_rules = RulesOf(cluster_role), ns_rules = RulesOf(role);
 
   // The world, written by the test (as "admin").
-  for (const auto& e : fs::directory_iterator(fs::path(tandem::testing::SourceDir()) / "crds")) {
-    auto crds = YamlFileToJson(e.path().string());
-    ASSERT_TRUE(crds.ok()) << crds.status();
-    for (const auto& d : *crds) ASSERT_TRUE(client_->Create(kube::kCustomResourceDefinitions, "", d).ok());
-  }
+  ASSERT_TRUE(kube::testing::InstallCrds(client_.get(), tandem::testing::SourceDir() + "/crds").ok());
   ASSERT_TRUE(client_->Create(kube::kQueues, "",
                               {{"metadata", {{"name", "default"}}},
                                {"spec", {{"weight", 1}, {"guaranteed", {{"cpu", "64"}, {"memory", "256Gi"}, {"nvidia.com/gpu", 0}}}}}})
@@ -324,7 +322,46 @@ TEST_F(OperatorRbacTest, EveryCallIsGrantedAndEveryGrantIsUsed) {
   ASSERT_TRUE(client_->Create(kube::kTrainingJobs, "default", shared).ok());
   ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kPods, "default", "shared-worker-0").ok(); }));
 
-  // 5. SIGTERM: the Lease is handed back.
+  // 5. A Sweep of two trials tolerating no failure: one is deleted, the other is stopped.
+  auto sweep = YamlToJson(R"(
+apiVersion: tandem.dev/v1alpha1
+kind: Sweep
+metadata: {name: hp}
+spec:
+  template:
+    spec:
+      workers: {count: 1}
+      model:
+        inputs:
+          - {name: image, source: features, shape: [1, 28, 28]}
+          - {name: label, source: labels}
+        layers:
+          - {name: fc1, type: fc, input: image, size: 10}
+          - {name: cost, type: softmax_cross_entropy, inputs: [fc1, label]}
+      optimizer: {type: sgd, learningRate: 0.1}
+      restartPolicy: {backoffLimit: 0}
+  parameters: [{name: lr, path: spec.optimizer.learningRate, type: float, min: 0.01, max: 0.1}]
+  parallelism: 2
+  maxTrials: 2
+  maxFailedTrials: 0
+)", "sweep.yaml");
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  ASSERT_TRUE(client_->Create(kube::kSweeps, "default", (*sweep)[0]).ok());
+  ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kPods, "default", "hp-0-worker-0").ok(); }));
+  ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kTrainingJobs, "default", "hp-1").ok(); }));
+  // A user deletes trial hp-1: the operator asks whether it is gone (get), fails it, and with no
+  // failure tolerated, stops the other trial.
+  ASSERT_TRUE(client_->Delete(kube::kTrainingJobs, "default", "hp-1").ok());
+  ASSERT_TRUE(Eventually([&] {
+    auto t = client_->Get(kube::kTrainingJobs, "default", "hp-0");
+    return t.ok() && t->value("spec", json::object()).value("suspend", false);
+  })) << "the other trial is stopped";
+  ASSERT_TRUE(Eventually([&] {
+    auto s = client_->Get(kube::kSweeps, "default", "hp");
+    return s.ok() && s->value("status", json::object()).value("phase", "") == "Failed";
+  }));
+
+  // 6. SIGTERM: the Lease is handed back.
   StopOperator();
   auto lease = client_->Get(kube::kLeases, kOperatorNamespace, "tandem-operator");
   ASSERT_TRUE(lease.ok());

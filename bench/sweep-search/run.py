@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Grid vs random vs TPE+ASHA on examples/sweep-fashion-mnist.yaml, at the same trial budget.
+
+  bench/sweep-search/run.py [--seeds 1 2 3] [--train-limit 20000] [--test-limit 5000]
+                            [--passes 3] [--parallelism 2] [--out DIR] [--tandem build/bin/tandem]
+
+For each seed and each search it writes the example with the algorithm and early stopping set
+(grid: the full 3x3x3 grid; random and tpe: maxTrials 27, the grid's size), the seed in spec.seed
+and in the template's data.seed (so a seed changes the data order of every trial, grid included),
+runs `tandem run` on it, and reads the run's sweep-summary.json. It prints one row per run and a
+markdown table of the mean over seeds: the best test accuracy found, the CPU seconds of all trial
+processes (getrusage of the children: what the search cost), the passes trained and the wall
+time. Nothing is faked: a run that fails is reported as failed.
+Needs python3-yaml. Measurements belong in docs/sweeps.md with the command, date and machine load.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
+
+SEARCHES = [
+    ("grid", {"name": "grid"}, {"policy": "none"}),
+    ("random", {"name": "random"}, {"policy": "none"}),
+    ("tpe+asha", {"name": "tpe", "startupTrials": 6}, {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
+]
+
+
+def manifest(base, search, algorithm, stopping, seed, args):
+    m = json.loads(json.dumps(base))
+    spec = m["spec"]
+    name = f"bench-{search.replace('+', '-')}-s{seed}"
+    m["metadata"] = {"name": name, "namespace": "default"}
+    spec["algorithm"] = algorithm
+    spec["earlyStopping"] = stopping
+    spec["seed"] = seed
+    spec["maxTrials"] = 27
+    spec["parallelism"] = args.parallelism
+    t = spec["template"]["spec"]
+    t["passes"] = args.passes
+    t["data"]["seed"] = seed
+    t["data"]["train"]["limit"] = args.train_limit
+    t["data"]["test"]["limit"] = args.test_limit
+    return name, m
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--searches", nargs="+", default=[s[0] for s in SEARCHES])
+    p.add_argument("--train-limit", type=int, default=20000)
+    p.add_argument("--test-limit", type=int, default=5000)
+    p.add_argument("--passes", type=int, default=3)
+    p.add_argument("--parallelism", type=int, default=2)
+    p.add_argument("--out", default="runs/sweep-search-bench")
+    p.add_argument("--tandem", default=os.path.join(ROOT, "build", "bin", "tandem"))
+    args = p.parse_args()
+    with open(os.path.join(ROOT, "examples", "sweep-fashion-mnist.yaml")) as f:
+        base = yaml.safe_load(f)
+    os.makedirs(args.out, exist_ok=True)
+    rows = []
+    for seed in args.seeds:
+        for search, algorithm, stopping in SEARCHES:
+            if search not in args.searches:
+                continue
+            name, m = manifest(base, search, algorithm, stopping, seed, args)
+            path = os.path.join(args.out, name + ".yaml")
+            with open(path, "w") as f:
+                yaml.safe_dump(m, f, sort_keys=False)
+            run_dir = os.path.join(args.out, name)
+            start = time.time()
+            r = subprocess.run([args.tandem, "run", path, "--run-dir", run_dir], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            try:
+                with open(os.path.join(run_dir, "sweep-summary.json")) as f:
+                    s = json.load(f)
+            except (OSError, ValueError):
+                s = {}
+            best = (s.get("bestTrial") or {}).get("objective")
+            row = {"search": search, "seed": seed, "exit": r.returncode, "phase": s.get("phase"),
+                   "best": best, "cpu_s": s.get("cpu_s"), "wall_s": round(time.time() - start, 1),
+                   "passes": s.get("passesTrained"), "trials": len(s.get("trials", [])),
+                   "stopped": (s.get("trialsByPhase") or {}).get("stopped")}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+            if r.returncode != 0:
+                print(r.stdout[-2000:], file=sys.stderr)
+    print()
+    print(f"| search | seeds | best test accuracy (mean; per seed) | CPU s (mean) | passes trained (mean) | wall s (mean) |")
+    print("|---|---|---|---|---|---|")
+    for search, _, _ in SEARCHES:
+        rs = [r for r in rows if r["search"] == search and r["best"] is not None]
+        if not rs:
+            continue
+        mean = lambda k: sum(r[k] for r in rs) / len(rs)
+        per = ", ".join(f"{r['best']:.4f}" for r in rs)
+        print(f"| {search} | {len(rs)} | {mean('best'):.4f} ({per}) | {mean('cpu_s'):.0f} | {mean('passes'):.0f} | "
+              f"{mean('wall_s'):.0f} |")
+    return 0 if all(r["exit"] == 0 for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+#include "cli/local/local_sweep.h"
+
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "api/manifest.h"
+#include "cli/local/local_run.h"
+#include "cli/local/progress.h"
+#include "sweep/planner.h"
+
+namespace tandem::local {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+double ChildrenCpuSeconds() {
+  rusage ru{};
+  ::getrusage(RUSAGE_CHILDREN, &ru);
+  auto s = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return s(ru.ru_utime) + s(ru.ru_stime);
+}
+
+std::string FormatValue(const json& v) {
+  if (v.is_number_float()) return absl::StrFormat("%.4g", v.get<double>());
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+std::string FormatParameters(const api::Sweep& sweep, const json& parameters) {
+  std::vector<std::string> parts;
+  for (const api::SweepParameter& p : sweep.spec.parameters)
+    if (parameters.contains(p.name)) parts.push_back(absl::StrCat(p.name, "=", FormatValue(parameters[p.name])));
+  return absl::StrJoin(parts, " ");
+}
+
+// One trial running as a local job on its own thread.
+struct TrialRun {
+  std::unique_ptr<LocalRun> run;
+  std::thread thread;
+  std::atomic<bool> done{false};
+  absl::StatusOr<LocalRunResult> result = absl::UnknownError("not finished");
+  std::FILE* console = nullptr;
+  std::string metrics_path;
+  std::streamoff offset = 0;
+  std::string partial;  // a line not yet ended
+  bool stop_requested = false;
+  std::string stop_reason;
+};
+
+// New `eval` events of worker 0 since the last call: (pass, the objective's value).
+std::vector<std::pair<int64_t, double>> ReadEvalEvents(TrialRun* t, const std::string& metric) {
+  std::vector<std::pair<int64_t, double>> out;
+  std::ifstream f(t->metrics_path, std::ios::binary);
+  if (!f) return out;
+  f.seekg(t->offset);
+  std::string chunk((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  t->offset += static_cast<std::streamoff>(chunk.size());
+  t->partial += chunk;
+  size_t start = 0;
+  for (size_t nl; (nl = t->partial.find('\n', start)) != std::string::npos; start = nl + 1) {
+    json e = json::parse(t->partial.substr(start, nl - start), nullptr, /*allow_exceptions=*/false);
+    if (e.is_discarded() || !e.is_object() || e.value("event", "") != "eval" || e.value("worker", -1) != 0) continue;
+    const json* v = e.contains(metric) ? &e[metric] : nullptr;
+    if (v != nullptr && v->is_number() && e.contains("pass") && e["pass"].is_number_integer())
+      out.push_back({e["pass"].get<int64_t>(), v->get<double>()});
+  }
+  t->partial.erase(0, start);
+  return out;
+}
+
+}  // namespace
+
+TrialSlots PlanTrialSlots(int64_t parallelism, int64_t workers, int64_t threads, int cores) {
+  cores = std::max(1, cores);
+  const int64_t w = std::max<int64_t>(1, workers);
+  TrialSlots s;
+  if (threads > 0) {
+    s.concurrency = static_cast<int>(std::clamp<int64_t>(cores / (w * threads), 1, std::max<int64_t>(1, parallelism)));
+    s.trainer_threads = static_cast<int>(threads);
+  } else {
+    s.concurrency = static_cast<int>(std::clamp<int64_t>(cores / w, 1, std::max<int64_t>(1, parallelism)));
+    s.trainer_threads = static_cast<int>(std::max<int64_t>(1, cores / (s.concurrency * w)));
+  }
+  return s;
+}
+
+std::vector<std::string> TrialTable(const api::Sweep& sweep, const std::vector<api::TrialStatus>& trials,
+                                    int64_t passes) {
+  std::vector<std::string> lines;
+  size_t width = 5;
+  for (const api::TrialStatus& t : trials) width = std::max(width, t.name.size());
+  const int value_width = static_cast<int>(std::max<size_t>(8, sweep.spec.objective.metric.size()));
+  lines.push_back(absl::StrFormat("%-*s  %-9s  %-7s  %-*s  %s", static_cast<int>(width), "TRIAL", "PHASE", "PASS",
+                                  value_width, absl::AsciiStrToUpper(sweep.spec.objective.metric), "PARAMETERS"));
+  for (const api::TrialStatus& t : trials) {
+    const int64_t pass = t.intermediate.empty() ? 0 : t.intermediate.back().pass;
+    std::string line = absl::StrFormat(
+        "%-*s  %-9s  %-7s  %-*s  %s", static_cast<int>(width), t.name, t.phase, absl::StrCat(pass, "/", passes),
+        value_width, t.objective ? absl::StrFormat("%.4f", *t.objective) : std::string("-"), FormatParameters(sweep, t.parameters));
+    if (!t.reason.empty()) absl::StrAppend(&line, "  (", t.reason, ")");
+    lines.push_back(std::move(line));
+  }
+  return lines;
+}
+
+LocalSweep::LocalSweep(api::Sweep sweep, LocalSweepOptions options)
+    : sweep_(std::move(sweep)), options_(std::move(options)) {}
+
+absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
+  const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = ChildrenCpuSeconds();
+  const api::SweepSpec& spec = sweep_.spec;
+  std::string run_dir = options_.run_dir.empty() ? DefaultRunDir(sweep_.metadata.name) : options_.run_dir;
+  std::error_code ec;
+  fs::create_directories(fs::path(run_dir) / "trials", ec);
+  if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot create run folder ", run_dir, "/trials: ", ec.message()));
+  run_dir = fs::absolute(run_dir).lexically_normal().string();
+  if (!options_.manifest_path.empty())
+    fs::copy_file(options_.manifest_path, fs::path(run_dir) / "sweep.yaml", fs::copy_options::overwrite_existing, ec);
+
+  // The template as every trial gets it, for its passes, workers and threads.
+  api::FieldErrors template_errors;
+  api::TrainingJob tmpl = api::ParseTrainingJob(
+      {{"apiVersion", api::kApiVersion}, {"kind", api::kTrainingJobKind}, {"metadata", {{"name", "t"}}},
+       {"spec", spec.trial_template.spec}},
+      options_.validators, &template_errors);
+  const int64_t passes = tmpl.spec.passes;
+  const int cores = options_.cores > 0 ? options_.cores : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const TrialSlots slots = PlanTrialSlots(spec.parallelism, tmpl.spec.workers.count, tmpl.spec.trainer.threads, cores);
+  const std::string metric = spec.objective.metric;
+
+  std::fprintf(out,
+               "tandem run: sweep %s: %s search%s over %zu parameters, at most %lld trials, %d at a time "
+               "(%d cores, %d trainer thread%s per worker); run folder %s\n",
+               sweep_.metadata.name.c_str(), spec.algorithm.name.c_str(),
+               spec.early_stopping.policy == api::kStoppingNone ? "" : absl::StrCat(" with ", spec.early_stopping.policy, " stopping").c_str(),
+               spec.parameters.size(), static_cast<long long>(spec.max_trials), slots.concurrency, cores,
+               slots.trainer_threads, slots.trainer_threads == 1 ? "" : "s", run_dir.c_str());
+  std::fflush(out);
+
+  std::unique_ptr<sweep::Sampler> sampler = sweep::NewSampler(spec);
+  std::vector<api::TrialStatus> trials;
+  std::map<int64_t, std::unique_ptr<TrialRun>> runs;  // live trial threads by index
+  sweep::Plan plan;
+  std::string end_message;
+  size_t table_lines = 0;
+  auto last_draw = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  auto say = [&](const std::string& line) {
+    if (options_.tty && table_lines > 0) {
+      std::fprintf(out, "\033[%zuA\033[J", table_lines);  // the table is redrawn below the line
+      table_lines = 0;
+    }
+    std::fprintf(out, "%s\n", line.c_str());
+    std::fflush(out);
+  };
+  auto draw = [&](bool force) {
+    if (!options_.tty) return;
+    auto now = std::chrono::steady_clock::now();
+    if (!force && now - last_draw < std::chrono::milliseconds(500)) return;
+    last_draw = now;
+    std::string text;
+    if (table_lines > 0) absl::StrAppend(&text, "\033[", table_lines, "A");
+    std::vector<std::string> lines = TrialTable(sweep_, trials, passes);
+    for (const std::string& l : lines) absl::StrAppend(&text, "\r\033[K", l, "\n");
+    absl::StrAppend(&text, "\033[J");
+    std::fputs(text.c_str(), out);
+    std::fflush(out);
+    table_lines = lines.size();
+  };
+
+  auto start_trial = [&](api::TrialStatus t) -> void {
+    const std::string manifest = absl::StrCat(run_dir, "/trials/", t.name, ".yaml");
+    absl::StatusOr<json> job = api::BuildTrialJob(sweep_, t.parameters, t.name);
+    absl::Status started = job.status();
+    if (started.ok()) {
+      std::ofstream(manifest) << job->dump(2) << '\n';  // JSON is YAML: the trainers read it as any manifest
+      absl::StatusOr<api::TrainingJob> loaded = api::LoadTrainingJob(manifest, options_.validators);
+      started = loaded.status();
+      if (started.ok()) {
+        auto r = std::make_unique<TrialRun>();
+        LocalJob lj = LocalJobFor(*loaded, manifest, 0);
+        lj.trainer_threads = slots.trainer_threads;
+        LocalRunOptions lo;
+        lo.bin_dir = options_.bin_dir;
+        lo.run_dir = absl::StrCat(run_dir, "/trials/", t.name);
+        lo.stop_grace_seconds = options_.stop_grace_seconds;
+        r->metrics_path = lo.run_dir + "/metrics.jsonl";
+        fs::create_directories(lo.run_dir, ec);
+        r->console = std::fopen((lo.run_dir + "/console.log").c_str(), "w");
+        r->run = std::make_unique<LocalRun>(lj, lo);
+        TrialRun* raw = r.get();
+        raw->thread = std::thread([raw] {
+          raw->result = raw->run->Run(raw->console != nullptr ? raw->console : stderr);
+          raw->done.store(true);
+        });
+        runs[t.index] = std::move(r);
+        t.phase = api::kTrialRunning;
+        say(absl::StrCat("trial ", t.name, " started: ", FormatParameters(sweep_, t.parameters)));
+      }
+    }
+    if (!started.ok()) {
+      t.phase = api::kTrialFailed;
+      t.reason = std::string(started.message());
+      say(absl::StrCat("trial ", t.name, " failed to start: ", t.reason));
+    }
+    trials.push_back(std::move(t));
+  };
+
+  bool interrupted = false;
+  while (true) {
+    // Refresh the trials from their events and finished threads (level-based, as the operator).
+    for (auto it = runs.begin(); it != runs.end();) {
+      TrialRun& r = *it->second;
+      api::TrialStatus& t = trials[static_cast<size_t>(it->first)];
+      for (const auto& [pass, value] : ReadEvalEvents(&r, metric)) {
+        if (sweep::RecordValue(&t, pass, value) && !options_.tty)
+          say(absl::StrFormat("trial %s pass %d/%d: %s %.4f", t.name, pass, passes, metric, value));
+      }
+      if (!r.done.load()) {
+        ++it;
+        continue;
+      }
+      r.thread.join();
+      if (r.console != nullptr) std::fclose(r.console);
+      for (const auto& [pass, value] : ReadEvalEvents(&r, metric)) sweep::RecordValue(&t, pass, value);
+      if (r.stop_requested) {
+        t.phase = api::kTrialStopped;
+        t.reason = r.stop_reason;
+      } else if (r.result.ok() && r.result->run.succeeded) {
+        t.phase = api::kTrialSucceeded;
+        // The trainers' summary holds the final evaluation, should its eval event be missing.
+        const json& s = r.result->summary;
+        if (s.contains(metric) && s[metric].is_number() && (t.intermediate.empty() || t.intermediate.back().pass < passes))
+          sweep::RecordValue(&t, passes, s[metric].get<double>());
+      } else {
+        t.phase = api::kTrialFailed;
+        t.reason = r.result.ok() ? r.result->run.failure : std::string(r.result.status().message());
+      }
+      say(absl::StrCat("trial ", t.name, " ", absl::AsciiStrToLower(t.phase),
+                       t.objective ? absl::StrFormat(": %s %.4f after pass %d", metric, *t.objective, t.intermediate.back().pass) : "",
+                       t.reason.empty() ? "" : absl::StrCat(" (", t.reason, ")")));
+      it = runs.erase(it);
+    }
+    if (stop_.load() && !interrupted) {
+      interrupted = true;
+      end_message = "interrupted: every running trial was stopped";
+      for (auto& [index, r] : runs) {
+        r->stop_requested = true;
+        r->stop_reason = "interrupted";
+        r->run->Stop();
+      }
+    }
+    if (interrupted) {
+      if (runs.empty()) break;
+    } else {
+      // A trial asked to stop stays Running (active) until its processes are gone: it holds its
+      // cores while it checkpoints and exits.
+      api::SweepSpec local = spec;
+      local.parallelism = std::min<int64_t>(spec.parallelism, slots.concurrency);
+      plan = sweep::PlanSweep(local, passes, trials, *sampler, absl::StrCat(sweep_.metadata.name, "-"));
+      for (const auto& [i, why] : plan.stop) {
+        api::TrialStatus& t = trials[i];
+        auto r = runs.find(t.index);
+        if (r == runs.end() || r->second->stop_requested) continue;
+        r->second->stop_requested = true;
+        r->second->stop_reason = why;
+        r->second->run->Stop();
+        say(absl::StrCat("trial ", t.name, " stopping: ", why));
+      }
+      for (api::TrialStatus& t : plan.start) start_trial(std::move(t));
+      if (plan.phase != api::kSweepRunning && runs.empty()) {
+        end_message = plan.message;
+        break;
+      }
+    }
+    draw(false);
+    std::this_thread::sleep_for(std::chrono::duration<double>(options_.poll_seconds));
+  }
+  draw(true);
+  table_lines = 0;
+
+  LocalSweepResult result;
+  result.run_dir = run_dir;
+  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.cpu_s = ChildrenCpuSeconds() - cpu_start;
+  result.concurrency = slots.concurrency;
+  result.trainer_threads = slots.trainer_threads;
+  result.message = end_message;
+  result.status.trials = trials;
+  result.status.trial_counts = sweep::CountTrials(trials);
+  result.status.best_trial = sweep::FindBestTrial(spec, trials);
+  result.status.phase = interrupted ? api::kSweepFailed : plan.phase;
+  for (const api::TrialStatus& t : trials) {
+    if (t.phase == api::kTrialSucceeded) result.passes_trained += passes;
+    else if (!t.intermediate.empty()) result.passes_trained += t.intermediate.back().pass;
+  }
+  json summary = {{"sweep", sweep_.metadata.name},
+                  {"phase", result.status.phase},
+                  {"message", result.message},
+                  {"algorithm", spec.algorithm.name},
+                  {"earlyStopping", spec.early_stopping.policy},
+                  {"seed", spec.seed},
+                  {"objective", {{"metric", metric}, {"goal", api::ObjectiveGoal(spec.objective)}}},
+                  {"passesPerTrial", passes},
+                  {"passesTrained", result.passes_trained},
+                  {"wall_s", result.wall_s},
+                  {"cpu_s", result.cpu_s},
+                  {"concurrency", slots.concurrency},
+                  {"trainerThreads", slots.trainer_threads}};
+  json status = api::SweepStatusToJson(result.status);
+  for (const char* k : {"trialsByPhase", "trials", "bestTrial"})
+    if (status.contains(k)) summary[k] = status[k];
+  result.summary = summary;
+  std::ofstream(run_dir + "/sweep-summary.json") << summary.dump(2) << '\n';
+  return result;
+}
+
+}  // namespace tandem::local

@@ -1,0 +1,240 @@
+#include "sweep/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "sweep/search_space.h"
+
+namespace tandem::sweep {
+namespace {
+
+using json = nlohmann::json;
+constexpr double kPi = 3.14159265358979323846;
+
+// --- grid ---
+class GridSampler : public Sampler {
+ public:
+  explicit GridSampler(const api::SweepSpec& spec) : spec_(spec) {
+    for (const api::SweepParameter& p : spec.parameters) axes_.push_back(GridValues(p));
+    size_ = GridSize(spec);
+  }
+  std::optional<json> Suggest(int64_t index, const std::vector<api::TrialStatus>&) const override {
+    if (index < 0 || index >= size_) return std::nullopt;
+    json out = json::object();
+    int64_t rest = index;
+    for (size_t i = axes_.size(); i-- > 0;) {  // the last parameter varies fastest
+      const int64_t n = static_cast<int64_t>(axes_[i].size());
+      out[spec_.parameters[i].name] = axes_[i][static_cast<size_t>(rest % n)];
+      rest /= n;
+    }
+    return out;
+  }
+
+ private:
+  const api::SweepSpec spec_;
+  std::vector<std::vector<json>> axes_;
+  int64_t size_ = 0;
+};
+
+json RandomPoint(const api::SweepSpec& spec, Rng& rng) {
+  json out = json::object();
+  for (const api::SweepParameter& p : spec.parameters) out[p.name] = FromUnit(p, rng.Uniform());
+  return out;
+}
+
+// --- random ---
+class RandomSampler : public Sampler {
+ public:
+  explicit RandomSampler(const api::SweepSpec& spec) : spec_(spec) {}
+  std::optional<json> Suggest(int64_t index, const std::vector<api::TrialStatus>&) const override {
+    Rng rng(static_cast<uint64_t>(spec_.seed), static_cast<uint64_t>(index));
+    return RandomPoint(spec_, rng);
+  }
+
+ private:
+  const api::SweepSpec spec_;
+};
+
+// --- tpe ---
+
+double NormalCdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
+
+// A mixture of Gaussians truncated to [0, 1], with equal weights.
+class Parzen {
+ public:
+  // `points` in [0, 1]; a prior component N(0.5, 1) is always added.
+  explicit Parzen(const std::vector<double>& points) {
+    // Hyperopt's adaptive bandwidths: the prior's centre joins the observed points; each point's
+    // sigma is the larger gap to its sorted neighbours (the ends have one), clipped to
+    // [1 / min(100, n + 1), 1].
+    std::vector<double> mus = points;
+    mus.push_back(0.5);
+    std::vector<size_t> order(mus.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return mus[a] < mus[b]; });
+    const size_t n = mus.size();
+    const double min_sigma = 1.0 / std::min<double>(100.0, 1.0 + static_cast<double>(n));
+    std::vector<double> sigmas(n, 1.0);
+    for (size_t r = 0; r < n && n > 1; ++r) {
+      const double here = mus[order[r]];
+      const double left = r == 0 ? 0.0 : here - mus[order[r - 1]];
+      const double right = r + 1 == n ? 0.0 : mus[order[r + 1]] - here;
+      sigmas[order[r]] = std::clamp(std::max(left, right), min_sigma, 1.0);
+    }
+    sigmas.back() = 1.0;  // the prior stays wide
+    mus_ = std::move(mus);
+    sigmas_ = std::move(sigmas);
+  }
+
+  double Sample(Rng& rng) const {
+    const size_t k = std::min(mus_.size() - 1, static_cast<size_t>(rng.Uniform() * static_cast<double>(mus_.size())));
+    for (int tries = 0; tries < 100; ++tries) {
+      const double x = mus_[k] + sigmas_[k] * rng.Normal();
+      if (x >= 0.0 && x <= 1.0) return x;
+    }
+    return rng.Uniform();  // a component far outside [0, 1] (cannot happen with these bounds)
+  }
+
+  double LogDensity(double x) const {
+    double sum = 0;
+    for (size_t k = 0; k < mus_.size(); ++k) {
+      const double s = sigmas_[k];
+      const double mass = NormalCdf((1.0 - mus_[k]) / s) - NormalCdf((0.0 - mus_[k]) / s);
+      const double z = (x - mus_[k]) / s;
+      sum += std::exp(-0.5 * z * z) / (s * std::sqrt(2 * kPi) * std::max(mass, 1e-12));
+    }
+    return std::log(std::max(sum / static_cast<double>(mus_.size()), 1e-300));
+  }
+
+ private:
+  std::vector<double> mus_, sigmas_;
+};
+
+class TpeSampler : public Sampler {
+ public:
+  explicit TpeSampler(const api::SweepSpec& spec) : spec_(spec), goal_(api::ObjectiveGoal(spec.objective)) {}
+
+  std::optional<json> Suggest(int64_t index, const std::vector<api::TrialStatus>& trials) const override {
+    Rng rng(static_cast<uint64_t>(spec_.seed), static_cast<uint64_t>(index));
+    std::vector<size_t> ranked = RankTrials(trials, goal_);
+    const int64_t n = static_cast<int64_t>(ranked.size());
+    if (n < std::max<int64_t>(1, spec_.algorithm.startup_trials)) return RandomPoint(spec_, rng);
+    int64_t n_good = static_cast<int64_t>(std::ceil(spec_.algorithm.gamma * static_cast<double>(n)));
+    n_good = std::clamp<int64_t>(n_good, 1, std::max<int64_t>(1, n - 1));
+    json out = json::object();
+    for (const api::SweepParameter& p : spec_.parameters) {
+      std::vector<const json*> good, bad;
+      for (int64_t r = 0; r < n; ++r) {
+        const json& params = trials[ranked[static_cast<size_t>(r)]].parameters;
+        if (!params.contains(p.name)) continue;
+        (r < n_good ? good : bad).push_back(&params[p.name]);
+      }
+      out[p.name] = p.type == api::kParamChoice ? SuggestChoice(p, good, bad, rng) : SuggestRange(p, good, bad, rng);
+    }
+    return out;
+  }
+
+ private:
+  json SuggestRange(const api::SweepParameter& p, const std::vector<const json*>& good,
+                    const std::vector<const json*>& bad, Rng& rng) const {
+    auto units = [&](const std::vector<const json*>& values) {
+      std::vector<double> u;
+      for (const json* v : values) u.push_back(ToUnit(p, *v));
+      return u;
+    };
+    const Parzen l(units(good)), g(units(bad));
+    double best_u = 0.5, best_score = -INFINITY;
+    for (int64_t c = 0; c < spec_.algorithm.candidates; ++c) {
+      const double u = l.Sample(rng);
+      const double score = l.LogDensity(u) - g.LogDensity(u);
+      if (score > best_score) {
+        best_score = score;
+        best_u = u;
+      }
+    }
+    return FromUnit(p, best_u);
+  }
+
+  json SuggestChoice(const api::SweepParameter& p, const std::vector<const json*>& good,
+                     const std::vector<const json*>& bad, Rng& rng) const {
+    const size_t k = p.values.size();
+    // Laplace-smoothed frequencies: a value no trial tried keeps a chance.
+    auto weights = [&](const std::vector<const json*>& values) {
+      std::vector<double> w(k, 1.0);
+      for (const json* v : values)
+        if (int i = ChoiceIndex(p, *v); i >= 0) w[static_cast<size_t>(i)] += 1.0;
+      const double total = std::accumulate(w.begin(), w.end(), 0.0);
+      for (double& x : w) x /= total;
+      return w;
+    };
+    const std::vector<double> l = weights(good), g = weights(bad);
+    size_t best = 0;
+    double best_score = -INFINITY;
+    for (int64_t c = 0; c < spec_.algorithm.candidates; ++c) {
+      double u = rng.Uniform(), acc = 0;
+      size_t pick = k - 1;
+      for (size_t i = 0; i < k; ++i) {
+        acc += l[i];
+        if (u < acc) {
+          pick = i;
+          break;
+        }
+      }
+      const double score = std::log(l[pick]) - std::log(g[pick]);
+      if (score > best_score) {
+        best_score = score;
+        best = pick;
+      }
+    }
+    return p.values[best];
+  }
+
+  const api::SweepSpec spec_;
+  const std::string goal_;
+};
+
+}  // namespace
+
+Rng::Rng(uint64_t seed, uint64_t stream) : state_(seed * 0x9E3779B97F4A7C15ULL ^ (stream + 1) * 0xD1B54A32D192ED03ULL) {
+  Next();
+}
+
+uint64_t Rng::Next() {
+  uint64_t z = (state_ += 0x9E3779B97F4A7C15ULL);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+  return z ^ (z >> 31);
+}
+
+double Rng::Uniform() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
+
+double Rng::Normal() {
+  double u1 = Uniform();
+  while (u1 <= 0.0) u1 = Uniform();
+  const double u2 = Uniform();
+  return std::sqrt(-2.0 * std::log(u1)) * std::cos(2 * kPi * u2);
+}
+
+std::vector<size_t> RankTrials(const std::vector<api::TrialStatus>& trials, const std::string& goal) {
+  std::vector<size_t> idx;
+  for (size_t i = 0; i < trials.size(); ++i) {
+    const api::TrialStatus& t = trials[i];
+    const bool finished = t.phase == api::kTrialSucceeded || t.phase == api::kTrialStopped;
+    if (finished && t.objective && !t.intermediate.empty()) idx.push_back(i);
+  }
+  std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+    const int64_t pa = trials[a].intermediate.back().pass, pb = trials[b].intermediate.back().pass;
+    if (pa != pb) return pa > pb;
+    return api::IsBetter(goal, *trials[a].objective, *trials[b].objective);
+  });
+  return idx;
+}
+
+std::unique_ptr<Sampler> NewSampler(const api::SweepSpec& spec) {
+  if (spec.algorithm.name == api::kAlgorithmGrid) return std::make_unique<GridSampler>(spec);
+  if (spec.algorithm.name == api::kAlgorithmTpe) return std::make_unique<TpeSampler>(spec);
+  return std::make_unique<RandomSampler>(spec);
+}
+
+}  // namespace tandem::sweep

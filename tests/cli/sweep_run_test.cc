@@ -1,0 +1,141 @@
+// `tandem run sweep.yaml` end to end with the real trainer and pserver binaries, on a tiny budget
+// (3 trials of 2 passes over 600 Fashion-MNIST examples): every trial runs as a local job in its
+// own folder with its parameters written into its manifest, reports its objective after each pass,
+// and the run ends with the best trial, a summary json and the exit code 0. A sweep whose trials
+// all fail exits 1 and says so.
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+#include "tests/common/local_run_harness.h"
+#include "tests/common/test_util.h"
+
+namespace tandem {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using testing::ReadFile;
+using testing::TandemRun;
+
+std::string TinySweep(const std::string& name, const std::string& optimizer) {
+  return absl::StrCat(R"(apiVersion: tandem.dev/v1alpha1
+kind: Sweep
+metadata: {name: )", name, R"(}
+spec:
+  template:
+    spec:
+      workers: {count: 1}
+      trainer: {threads: 1}
+      passes: 2
+      data:
+        train: {format: idx, limit: 600}
+        test: {format: idx, limit: 200}
+        batchSize: 50
+      model:
+        inputs:
+          - {name: image, source: features, shape: [1, 28, 28]}
+          - {name: label, source: labels}
+        layers:
+          - {name: fc1, type: fc, input: image, size: 16}
+          - {name: relu1, type: relu, input: fc1}
+          - {name: fc2, type: fc, input: relu1, size: 10}
+          - {name: cost, type: softmax_cross_entropy, inputs: [fc2, label]}
+      optimizer: )", optimizer, R"(
+      restartPolicy: {backoffLimit: 0, backoffSeconds: 1}
+  parameters:
+    - {name: lr, path: spec.optimizer.learningRate, type: float, min: 0.01, max: 0.3, scale: log}
+    - {name: width, path: "spec.model.layers[fc1].size", type: choice, values: [8, 16, 32]}
+  algorithm: {name: random}
+  earlyStopping: {policy: asha, minPasses: 1, reductionFactor: 2}
+  parallelism: 2
+  maxTrials: 3
+  maxFailedTrials: 0
+  seed: 11
+)");
+}
+
+class SweepRunTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / absl::StrCat("tandem_sweep_run_", ::getpid(), "_",
+                                                   ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(dir_);
+  }
+  fs::path dir_;
+};
+
+TEST_F(SweepRunTest, TrialsRunAsLocalJobsAndTheBestIsReported) {
+  const std::string manifest = (dir_ / "sweep.yaml").string();
+  std::ofstream(manifest) << TinySweep("tiny", "{type: momentum, learningRate: 0.1, momentum: 0.9}");
+  const std::string run_dir = (dir_ / "run").string(), out = (dir_ / "out.txt").string();
+  TandemRun run(manifest, run_dir, out);
+  const int code = run.Wait(std::chrono::seconds(300));
+  const std::string output = ReadFile(out);
+  ASSERT_EQ(code, 0) << output;
+
+  json summary = json::parse(ReadFile(run_dir + "/sweep-summary.json"), nullptr, false);
+  ASSERT_TRUE(summary.is_object()) << output;
+  EXPECT_EQ(summary["phase"], "Succeeded");
+  ASSERT_EQ(summary["trials"].size(), 3u) << summary.dump(2);
+  EXPECT_GT(summary["cpu_s"].get<double>(), 0);
+  int64_t passes_trained = 0;
+  for (const json& t : summary["trials"]) {
+    const std::string name = t["name"];
+    EXPECT_TRUE(t["phase"] == "Succeeded" || t["phase"] == "Stopped") << t.dump();
+    ASSERT_TRUE(t.contains("intermediate")) << t.dump();
+    EXPECT_EQ(t["intermediate"][0]["pass"], 1) << "the objective after pass 1 reached the search: " << t.dump();
+    const double acc = t["objective"].get<double>();
+    EXPECT_GE(acc, 0.0);
+    EXPECT_LE(acc, 1.0);
+    passes_trained += t["phase"] == "Succeeded" ? 2 : t["intermediate"].back()["pass"].get<int64_t>();
+    // The trial's manifest carries its parameters; its folder is a local run's.
+    json job = json::parse(ReadFile(run_dir + "/trials/" + name + ".yaml"), nullptr, false);
+    ASSERT_TRUE(job.is_object()) << name;
+    EXPECT_EQ(job["spec"]["optimizer"]["learningRate"], t["parameters"]["lr"]);
+    EXPECT_EQ(job["spec"]["model"]["layers"][0]["size"], t["parameters"]["width"]);
+    EXPECT_GE(t["parameters"]["lr"].get<double>(), 0.01);
+    EXPECT_LE(t["parameters"]["lr"].get<double>(), 0.3);
+    EXPECT_TRUE(fs::exists(run_dir + "/trials/" + name + "/metrics.jsonl")) << name;
+    EXPECT_TRUE(fs::exists(run_dir + "/trials/" + name + "/logs")) << name;
+  }
+  EXPECT_EQ(summary["passesTrained"], passes_trained);
+  ASSERT_TRUE(summary.contains("bestTrial"));
+  double best = -1;
+  for (const json& t : summary["trials"])
+    if (t["phase"] == "Succeeded") best = std::max(best, t["objective"].get<double>());
+  EXPECT_EQ(summary["bestTrial"]["objective"].get<double>(), best);
+  EXPECT_NE(output.find("best: " + summary["bestTrial"]["name"].get<std::string>()), std::string::npos) << output;
+  EXPECT_NE(output.find("trial tiny-0 started: lr="), std::string::npos) << output;
+}
+
+TEST_F(SweepRunTest, ASweepWhoseTrialsFailExitsOne) {
+  // Data files that exist but are not IDX: the trainers fail at start-up, and maxFailedTrials is 0.
+  const std::string garbage = (dir_ / "garbage.gz").string();
+  std::ofstream(garbage) << "not an idx file";
+  std::string text = TinySweep("broken", "{type: momentum, learningRate: 0.1, momentum: 0.9}");
+  text.replace(text.find("train: {format: idx, limit: 600}"), 32,
+               absl::StrCat("train: {format: idx, images: ", garbage, ", labels: ", garbage, "}"));
+  const std::string manifest = (dir_ / "sweep.yaml").string();
+  std::ofstream(manifest) << text;
+  const std::string run_dir = (dir_ / "run").string(), out = (dir_ / "out.txt").string();
+  TandemRun run(manifest, run_dir, out);
+  const int code = run.Wait(std::chrono::seconds(120));
+  const std::string output = ReadFile(out);
+  EXPECT_EQ(code, 1) << output;
+  json summary = json::parse(ReadFile(run_dir + "/sweep-summary.json"), nullptr, false);
+  ASSERT_TRUE(summary.is_object()) << output;
+  EXPECT_EQ(summary["phase"], "Failed");
+  EXPECT_GE(summary["trialsByPhase"]["failed"].get<int>(), 1);
+  EXPECT_NE(output.find("spec.maxFailedTrials allows 0"), std::string::npos) << output;
+}
+
+}  // namespace
+}  // namespace tandem

@@ -1,0 +1,262 @@
+// The Sweep controller beside the TrainingJob controller, against the API server stand-in over
+// HTTP: a Sweep becomes trial TrainingJobs owned by it; the trials are admitted through the
+// template's Queue (which holds one trial at a time, so the second waits, Queued); the objective
+// after each pass comes from the trials' status.progress (scraped from a stand-in trainer
+// endpoint); ASHA stops the poor trial by suspending it; the best trial is reported; the sweep
+// succeeds; deleting it deletes every trial. An invalid Sweep fails with the field named.
+#include <chrono>
+#include <filesystem>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/http_server.h"
+#include "common/metrics.h"
+#include "common/yaml_json.h"
+#include "gtest/gtest.h"
+#include "operator/controller/controller.h"
+#include "operator/controller/sweep_controller.h"
+#include "operator/kube/api_error.h"
+#include "operator/kube/conflict_retry.h"
+#include "operator/kube/kube_client.h"
+#include "operator/testing/fake_api_server.h"
+#include "tests/common/test_util.h"
+
+namespace tandem::controller {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+using ::tandem::testing::Eventually;
+
+constexpr char kSweep[] = R"(
+apiVersion: tandem.dev/v1alpha1
+kind: Sweep
+metadata: {name: hp, namespace: default}
+spec:
+  template:
+    metadata: {labels: {team: vision}}
+    spec:
+      queue: research
+      workers: {count: 1}
+      trainer: {resources: {requests: {cpu: "1", memory: 1Gi}}}
+      pserver: {resources: {requests: {cpu: 100m, memory: 256Mi}}}
+      passes: 4
+      model:
+        inputs:
+          - {name: image, source: features, shape: [1, 28, 28]}
+          - {name: label, source: labels}
+        layers:
+          - {name: fc1, type: fc, input: image, size: 32}
+          - {name: fc2, type: fc, input: fc1, size: 10}
+          - {name: cost, type: softmax_cross_entropy, inputs: [fc2, label]}
+      optimizer: {type: momentum, learningRate: 0.1, momentum: 0.9}
+  parameters:
+    - {name: lr, path: spec.optimizer.learningRate, type: float, min: 0.01, max: 0.5, scale: log}
+  objective: {metric: test_accuracy}
+  algorithm: {name: random}
+  earlyStopping: {policy: asha, minPasses: 1, reductionFactor: 2}
+  parallelism: 2
+  maxTrials: 3
+  seed: 3
+)";
+
+class SweepE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(server_.Start("127.0.0.1", 0).ok());
+    kube::KubeConfig cfg;
+    cfg.server = server_.url();
+    client_ = std::make_unique<kube::KubeClient>(cfg);
+    ASSERT_TRUE(kube::testing::InstallCrds(client_.get(), tandem::testing::SourceDir() + "/crds").ok());
+    // The research queue holds one trial (1.1 CPU) and may not borrow: the second one waits.
+    json quota = {{"cpu", "1500m"}, {"memory", "8Gi"}, {"nvidia.com/gpu", 0}};
+    json queue = {{"metadata", {{"name", "research"}}},
+                  {"spec", {{"weight", 1}, {"guaranteed", quota},
+                            {"borrowingLimit", {{"cpu", 0}, {"memory", 0}, {"nvidia.com/gpu", 0}}}}}};
+    ASSERT_TRUE(client_->Create(kube::kQueues, "", queue).ok());
+    json node = {{"metadata", {{"name", "node-1"}}},
+                 {"status", {{"allocatable", {{"cpu", "16"}, {"memory", "64Gi"}, {"nvidia.com/gpu", "0"}}},
+                             {"conditions", {{{"type", "Ready"}, {"status", "True"}}}}}}};
+    ASSERT_TRUE(client_->Create(kube::kNodes, "", node).ok());
+    trainer_.Handle("GET", "/metrics", [this](const HttpRequest&, HttpResponseWriter& w) {
+      std::lock_guard<std::mutex> lock(mu_);
+      w.Respond(200, "text/plain; version=0.0.4", registry_.Serialize());
+    });
+    ASSERT_TRUE(trainer_.Start("127.0.0.1", 0).ok());
+    ControllerOptions o;
+    o.reconciler.build.ports.trainer_metrics = trainer_.port();
+    o.progress.interval_s = 0.1;
+    o.progress.timeout_s = 1;
+    o.reconciler.schedule_interval_s = 0.3;
+    o.reconciler.build.termination_grace_s = 1;
+    o.informer.backoff_initial_s = 0.05;
+    o.informer.backoff_max_s = 0.5;
+    jobs_ = std::make_unique<Controller>(client_.get(), o);
+    ASSERT_TRUE(jobs_->Start().ok());
+    SweepControllerOptions so;
+    so.informer = o.informer;
+    sweeps_ = std::make_unique<SweepController>(client_.get(), so);
+    ASSERT_TRUE(sweeps_->Start().ok());
+  }
+  void TearDown() override {
+    if (sweeps_) sweeps_->Stop();
+    if (jobs_) jobs_->Stop();
+    trainer_.Stop();
+    server_.Stop();
+  }
+  // A trial's trainer, as its /metrics shows it: the test set after `pass` passes.
+  void Evaluated(const std::string& job, int pass, double accuracy) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto gauge = [&](const char* name) { return registry_.AddGauge(name, name, {"job"}).WithLabels({job}); };
+    registry_.AddCounter("tandem_trainer_steps_total", "steps", {"job"}).WithLabels({job})->Inc(100);
+    gauge("tandem_trainer_pass")->Set(pass);
+    gauge("tandem_trainer_test_accuracy")->Set(accuracy);
+    gauge("tandem_trainer_test_loss")->Set(1 - accuracy);
+    gauge("tandem_trainer_test_pass")->Set(pass);
+  }
+  // The kubelet's part for a one-worker trial (once the operator created its pod): it runs or ends.
+  void SetWorker(const std::string& job, const std::string& phase) {
+    ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kPods, "default", job + "-worker-0").ok(); })) << job;
+    auto s = kube::UpdateWithRetry(
+        client_.get(), kube::kPods, "default", job + "-worker-0",
+        [&](json& pod) {
+          const bool running = phase == "Running";
+          pod["status"] = {{"phase", phase},
+                           {"podIP", "127.0.0.1"},
+                           {"conditions", {{{"type", "Ready"}, {"status", running ? "True" : "False"}}}}};
+          return absl::OkStatus();
+        },
+        /*status_subresource=*/true);
+    ASSERT_TRUE(s.ok()) << s.status();
+  }
+  json Get(const kube::Resource& r, const std::string& name) {
+    auto o = client_->Get(r, "default", name);
+    return o.ok() ? *o : json::object();
+  }
+  std::string Field(const kube::Resource& r, const std::string& name, const std::string& path) {
+    const json o = Get(r, name);
+    const json* f = kube::FieldAt(o, path);
+    return f == nullptr ? "" : (f->is_string() ? f->get<std::string>() : f->dump());
+  }
+  bool SweepEvent(const std::string& reason) {
+    auto list = client_->List(kube::kEvents, "default", {.field_selector = "involvedObject.name=hp"});
+    if (!list.ok()) return false;
+    for (const auto& e : (*list)["items"])
+      if (e.value("reason", "") == reason) return true;
+    return false;
+  }
+
+  kube::testing::FakeApiServer server_;
+  HttpServer trainer_;
+  std::mutex mu_;
+  metrics::Registry registry_;
+  std::unique_ptr<kube::KubeClient> client_;
+  std::unique_ptr<Controller> jobs_;
+  std::unique_ptr<SweepController> sweeps_;
+};
+
+TEST_F(SweepE2eTest, TrialsQueueRunStopEarlyAndTheBestIsReported) {
+  auto docs = YamlToJson(kSweep, "sweep.yaml");
+  ASSERT_TRUE(docs.ok());
+  ASSERT_TRUE(client_->Create(kube::kSweeps, "default", (*docs)[0]).ok());
+
+  // Two trials (parallelism 2), owned by the sweep, in the template's queue.
+  ASSERT_TRUE(Eventually([&] { return !Get(kube::kTrainingJobs, "hp-1").empty(); }));
+  json trial0 = Get(kube::kTrainingJobs, "hp-0");
+  ASSERT_FALSE(trial0.empty());
+  EXPECT_EQ(trial0["metadata"]["ownerReferences"][0]["kind"], "Sweep");
+  EXPECT_EQ(trial0["metadata"]["ownerReferences"][0]["controller"], true);
+  EXPECT_EQ(trial0["metadata"]["labels"]["tandem.dev/sweep"], "hp");
+  EXPECT_EQ(trial0["metadata"]["labels"]["team"], "vision");
+  EXPECT_EQ(trial0["spec"]["queue"], "research");
+  json params0 = json::parse(trial0["metadata"]["annotations"]["tandem.dev/parameters"].get<std::string>());
+  EXPECT_EQ(trial0["spec"]["optimizer"]["learningRate"], params0["lr"]);
+  EXPECT_TRUE(Eventually([&] { return SweepEvent("TrialCreated"); }));
+
+  // The queue admits one trial; the other waits in it.
+  std::string first, second;
+  ASSERT_TRUE(Eventually([&] {
+    const std::string p0 = Field(kube::kTrainingJobs, "hp-0", "status.phase");
+    const std::string p1 = Field(kube::kTrainingJobs, "hp-1", "status.phase");
+    if (p0 == "Admitted" && p1 == "Queued") first = "hp-0", second = "hp-1";
+    if (p1 == "Admitted" && p0 == "Queued") first = "hp-1", second = "hp-0";
+    return !first.empty();
+  })) << Get(kube::kTrainingJobs, "hp-0").dump() << Get(kube::kTrainingJobs, "hp-1").dump();
+  EXPECT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.trialsByPhase.pending") == "2"; }))
+      << Field(kube::kSweeps, "hp", "status");
+
+  // The first trial runs and reports 0.9 after pass 1 (the first rung: it goes on, alone there).
+  SetWorker(first, "Running");
+  Evaluated(first, 1, 0.9);
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.bestTrial.name") == first; }))
+      << Field(kube::kSweeps, "hp", "status");
+  EXPECT_EQ(Field(kube::kSweeps, "hp", "status.bestTrial.objective"), "0.9");
+  // It trains every pass and succeeds; the second trial gets its place in the queue.
+  Evaluated(first, 4, 0.93);
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.bestTrial.objective") == "0.93"; }));
+  EXPECT_EQ(Field(kube::kTrainingJobs, first, "status.progress.testAccuracy"), "0.93");
+  SetWorker(first, "Succeeded");
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, second, "status.phase") == "Admitted"; }))
+      << Get(kube::kTrainingJobs, second).dump();
+  // The third (last) trial is created once a slot is free.
+  ASSERT_TRUE(Eventually([&] { return !Get(kube::kTrainingJobs, "hp-2").empty(); }));
+
+  // The second trial is worse at the first rung: ASHA (eta 2) stops it by suspending it.
+  SetWorker(second, "Running");
+  Evaluated(second, 1, 0.5);
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, second, "spec.suspend") == "true"; }));
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.trialsByPhase.stopped") == "1"; }));
+  EXPECT_TRUE(Eventually([&] { return SweepEvent("TrialStopped"); }));
+  json st = Get(kube::kSweeps, "hp")["status"];
+  for (const json& t : st["trials"]) {
+    if (t["name"] == second) {
+      EXPECT_NE(t["reason"].get<std::string>().find("asha"), std::string::npos) << t.dump();
+    }
+  }
+
+  // The last trial beats the first; the sweep ends with it as the best.
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "status.phase") == "Admitted"; }));
+  SetWorker("hp-2", "Running");
+  Evaluated("hp-2", 1, 0.95);
+  Evaluated("hp-2", 4, 0.97);
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "status.progress.testPass") == "4"; }));
+  SetWorker("hp-2", "Succeeded");
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.phase") == "Succeeded"; }))
+      << Field(kube::kSweeps, "hp", "status");
+  st = Get(kube::kSweeps, "hp")["status"];
+  EXPECT_EQ(st["bestTrial"]["name"], "hp-2");
+  EXPECT_EQ(st["bestTrial"]["objective"], 0.97);
+  EXPECT_EQ(st["bestTrial"]["pass"], 4);
+  EXPECT_EQ(st["trialsByPhase"]["succeeded"], 2);
+  EXPECT_EQ(st["trials"].size(), 3u);
+  EXPECT_TRUE(SweepEvent("NewBestTrial"));
+  EXPECT_TRUE(Eventually([&] { return SweepEvent("Completed"); }));
+  const std::string text = metrics::Registry::Default().Serialize();
+  EXPECT_NE(text.find("tandem_operator_sweep_best_objective{namespace=\"default\",sweep=\"hp\",metric=\"test_accuracy\"} 0.97"),
+            std::string::npos);
+  EXPECT_NE(text.find("tandem_operator_sweep_trials_stopped_total{policy=\"asha\"} 1"), std::string::npos) << text;
+
+  // Deleting the sweep deletes its trials (owner references) and their workers.
+  ASSERT_TRUE(client_->Delete(kube::kSweeps, "default", "hp").ok());
+  for (const char* t : {"hp-0", "hp-1", "hp-2"})
+    EXPECT_TRUE(Eventually([&] { return kube::IsNotFound(client_->Get(kube::kTrainingJobs, "default", t).status()); }))
+        << t;
+  EXPECT_TRUE(Eventually([&] { return kube::IsNotFound(client_->Get(kube::kPods, "default", "hp-2-worker-0").status()); }));
+}
+
+TEST_F(SweepE2eTest, AnInvalidSweepFailsWithTheFieldNamed) {
+  auto docs = YamlToJson(kSweep, "sweep.yaml");
+  ASSERT_TRUE(docs.ok());
+  json bad = (*docs)[0];
+  bad["metadata"]["name"] = "typo";
+  bad["spec"]["parameters"][0]["path"] = "spec.optimizer.learningRat";
+  ASSERT_TRUE(client_->Create(kube::kSweeps, "default", bad).ok());
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "typo", "status.phase") == "Failed"; }));
+  const json c = Get(kube::kSweeps, "typo")["status"]["conditions"][0];
+  EXPECT_EQ(c["reason"], "InvalidSpec");
+  EXPECT_NE(c["message"].get<std::string>().find("spec.parameters[0].path"), std::string::npos) << c.dump();
+  EXPECT_TRUE(Get(kube::kTrainingJobs, "typo-0").empty());
+}
+
+}  // namespace
+}  // namespace tandem::controller
