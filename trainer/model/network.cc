@@ -82,9 +82,10 @@ absl::Status Network::Init(uint64_t seed) {
       if (!p.desc.trainable) continue;  // no gradient
       if (p.remote) continue;           // per batch, like the value
       if (p.desc.sparse) {
-        p.grad.Resize(device_, p.desc.shape);
-        device_.Fill(p.grad.size(), 0.f, p.grad.data());
-        p.row_touched.assign(p.desc.shape.dim(0), 0);
+        // Compact gradient rows (Param): grown by the first backward to the rows a batch
+        // touches, not a second table.
+        p.grad = Tensor();
+        p.row_slot.assign(p.desc.shape.dim(0), -1);
         continue;
       }
       p.grad.View(grad_arena_.data() + grad_offset, p.desc.shape);
