@@ -150,6 +150,18 @@ class Layer {
   // Whether input `i` can carry a gradient (false for labels and ids).
   virtual bool Differentiable(int i) const { return true; }
 
+  // Activation layouts (ActivationLayout in device.h). kAny: the layer reads its input and writes
+  // its output in either layout, independently (conv2d, pooling); kSame: in either, but the output
+  // in the input's (element-wise layers); kPlainOnly: NCHW only (the default).
+  enum class LayoutSupport { kPlainOnly, kSame, kAny };
+  virtual LayoutSupport BlockedLayoutSupport() const { return LayoutSupport::kPlainOnly; }
+  // Called by the network before Init when it keeps the input and/or the output blocked.
+  // REQUIRES: BlockedLayoutSupport() allows the combination.
+  virtual void SetActivationLayouts(ActivationLayout input, ActivationLayout output) {}
+  // Fusion of a following relu into this layer's forward pass (Device::FusesConvRelu): returns
+  // true when the layer will write relu(its output) from then on. Called before Init.
+  virtual bool FuseRelu() { return false; }
+
   // Set by the network after Setup: params()[k] matches the k-th AddParam.
   std::vector<Param*>& params() { return params_; }
 
