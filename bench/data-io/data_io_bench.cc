@@ -1,4 +1,6 @@
-// bench/data-io: the data path and checkpoints, side by side with PyTorch 1.13 (peer.py).
+// bench/data-io: the data path and checkpoints, side by side with PyTorch (peer.py): PyTorch 2.x
+// from the project's pinned venv (scripts/install-bench-peers.sh, installed on first use; or
+// --peer-python), and Debian's PyTorch 1.13 as a second column (--no-torch113 skips it).
 //
 //   build/bin/tandem-bench-data-io [--mib 256] [--repeats 3] [--json PATH] [--no-peer]
 //
@@ -11,6 +13,7 @@
 // copy); and CRC-32C throughput. Reads come from the page cache on both sides.
 #include <unistd.h>
 
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -55,6 +58,11 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_path, "Also write the figures as JSON records");
   app.add_option("--dir", dir, "Fashion-MNIST directory");
   app.add_flag("--no-peer", no_peer, "Skip PyTorch");
+  std::string peer_python;
+  bool no_torch113 = false;
+  app.add_option("--peer-python", peer_python,
+                 "Python of the PyTorch 2.x peer (default: scripts/install-bench-peers.sh)");
+  app.add_flag("--no-torch113", no_torch113, "Skip the Debian PyTorch 1.13 column");
   tandem::AddVersionFlag(app, "tandem-bench-data-io");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
 
@@ -112,9 +120,9 @@ int main(int argc, char** argv) {
   });
 
   const double gib = mib / 1024.0;
-  nlohmann::json peer;
-  if (!no_peer) {
-    const std::string cmd = "/usr/bin/python3 " + std::string(TANDEM_BENCH_DIR) +
+  // Runs peer.py under `python`; the parsed JSON line, or null (with a message) on failure.
+  auto run_peer = [&](const std::string& python) -> nlohmann::json {
+    const std::string cmd = "OMP_NUM_THREADS=1 " + python + " " + std::string(TANDEM_BENCH_DIR) +
                             "/peer.py --mib " + std::to_string(mib) + " --repeats " +
                             std::to_string(repeats) + " --dir " + dir;
     FILE* p = ::popen(cmd.c_str(), "r");
@@ -122,10 +130,36 @@ int main(int argc, char** argv) {
     char buf[4096];
     while (p && std::fgets(buf, sizeof(buf), p)) out += buf;
     if (p == nullptr || ::pclose(p) != 0) {
-      std::fprintf(stderr, "peer failed: %s\n", out.c_str());
-      return 1;
+      std::fprintf(stderr, "peer %s failed: %s\n", python.c_str(), out.c_str());
+      return nullptr;
     }
-    peer = nlohmann::json::parse(out);
+    auto j = nlohmann::json::parse(out, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) std::fprintf(stderr, "peer %s printed no JSON: %s\n", python.c_str(), out.c_str());
+    return j.is_discarded() ? nlohmann::json() : j;
+  };
+  nlohmann::json peer, peer113;
+  if (!no_peer) {
+    if (peer_python.empty()) {
+      const std::string install = std::string(TANDEM_BENCH_DIR) + "/../../scripts/install-bench-peers.sh";
+      FILE* p = ::popen(install.c_str(), "r");
+      char buf[4096];
+      while (p && std::fgets(buf, sizeof(buf), p)) peer_python = buf;
+      while (!peer_python.empty() && std::isspace(static_cast<unsigned char>(peer_python.back())))
+        peer_python.pop_back();
+      if (p == nullptr || ::pclose(p) != 0 || peer_python.empty()) {
+        std::fprintf(stderr, "%s failed: no PyTorch 2.x peer (or pass --peer-python)\n", install.c_str());
+        return 1;
+      }
+    }
+    peer = run_peer(peer_python);
+    if (peer.is_null()) return 1;
+    if (!no_torch113) peer113 = run_peer("/usr/bin/python3");
+    std::printf("peer: PyTorch %s (%s), reader setting %s\n", peer.value("torch", "?").c_str(),
+                peer_python.c_str(), peer.value("reader_setting", "?").c_str());
+    if (!peer113.is_null()) {
+      std::printf("second column: PyTorch %s (/usr/bin/python3, Debian), reader setting %s\n",
+                  peer113.value("torch", "?").c_str(), peer113.value("reader_setting", "?").c_str());
+    }
   }
   struct Row {
     std::string name, unit;
@@ -143,21 +177,27 @@ int main(int argc, char** argv) {
       {"crc32c_portable", "GiB/s", gib / crc_portable_s, nullptr, false},
   };
   nlohmann::json records = nlohmann::json::array();
-  std::printf("%-16s %-11s %14s %14s %8s\n", "name", "unit", "tandem", "pytorch", "ratio");
+  std::printf("%-16s %-11s %12s %12s %8s %12s %8s\n", "name", "unit", "tandem", "pytorch2",
+              "ratio", "pytorch1.13", "ratio");
   for (const Row& r : rows) {
     nlohmann::json rec = {{"name", r.name}, {"unit", r.unit}, {"tandem", r.tandem}};
-    if (r.peer_key && peer.contains(r.peer_key)) {
-      const double pv = peer[r.peer_key];
-      // ratio > 1 means Tandem is better, whichever way the unit points.
-      const double ratio = r.lower_is_better ? pv / r.tandem : r.tandem / pv;
-      rec["peer"] = pv;
-      rec["ratio"] = ratio;
-      std::printf("%-16s %-11s %14.3f %14.3f %7.2fx\n", r.name.c_str(), r.unit.c_str(), r.tandem, pv, ratio);
-    } else {
-      rec["peer"] = nullptr;
-      rec["ratio"] = nullptr;
-      std::printf("%-16s %-11s %14.3f %14s %8s\n", r.name.c_str(), r.unit.c_str(), r.tandem, "-", "-");
+    std::printf("%-16s %-11s %12.3f", r.name.c_str(), r.unit.c_str(), r.tandem);
+    for (const auto* side : {&peer, &peer113}) {
+      const bool main_peer = side == &peer;
+      if (r.peer_key && side->contains(r.peer_key)) {
+        const double pv = (*side)[r.peer_key];
+        // ratio > 1 means Tandem is better, whichever way the unit points.
+        const double ratio = r.lower_is_better ? pv / r.tandem : r.tandem / pv;
+        rec[main_peer ? "peer" : "torch113"] = pv;
+        rec[main_peer ? "ratio" : "ratio_torch113"] = ratio;
+        std::printf(" %12.3f %7.2fx", pv, ratio);
+      } else {
+        if (main_peer) rec["peer"] = rec["ratio"] = nullptr;
+        std::printf(" %12s %8s", "-", "-");
+      }
     }
+    std::printf("\n");
+    if (!peer.is_null()) rec["peer_version"] = peer.value("torch", "");
     records.push_back(rec);
   }
   std::printf("crc32c hardware: %s (checksum %g)\n", tandem::crc32c::IsHardwareAccelerated() ? "yes" : "no", checksum);
