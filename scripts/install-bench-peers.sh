@@ -12,6 +12,8 @@
 #
 # Idempotent. Progress goes to stderr; stdout is only the python path.
 set -euo pipefail
+# shellcheck source=lib/pinned-venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/pinned-venv.sh"
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 req=$here/bench/peers/requirements.txt
 log() { echo "install-bench-peers: $*" >&2; }
@@ -26,24 +28,14 @@ if [[ -f "$dir/.complete" ]]; then
   echo "$py"
   exit 0
 fi
-mkdir -p "$dir"
 # Several checkouts may run a benchmark at once: one installs, the others wait and reuse it.
-exec 9>"$dir.lock"
-flock 9
-if [[ -f "$dir/.complete" ]]; then
+if pinned_venv_lock "$dir"; then
   echo "$py"
   exit 0
 fi
-# Debian's python (python3-venv, from install-deps.sh), not whatever python3 a PATH puts first:
-# the benchmarks' PyTorch 1.13 column is Debian's python3-torch on the same interpreter.
-python=$(command -v /usr/bin/python3 || command -v python3)
 start=$(date +%s)
-if [[ ! -x "$dir/venv/bin/pip" ]]; then
-  log "creating the venv $dir/venv"
-  "$python" -m venv "$dir/venv" >&2
-fi
 log "pip-installing torch $torch_pin and its pinned dependencies into $dir/venv (first run only)"
-"$dir/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$req" >&2
+pinned_venv_pip "$dir" -r "$req"
 # The check that matters: it imports, runs a convolution, and is the version pinned.
 got=$("$py" -c 'import torch; torch.nn.functional.conv2d(torch.ones(1, 1, 3, 3), torch.ones(1, 1, 2, 2)); print(torch.__version__)')
 [[ "$got" == "$torch_pin"* ]] || { log "venv imports torch $got, pinned $torch_pin"; exit 1; }

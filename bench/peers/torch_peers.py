@@ -99,3 +99,16 @@ def load_now():
     """The 1-minute load average, printed beside every figure (the machine is shared)."""
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
+
+
+def settings_line(best_by_setting, winner, best_113=None):
+    """The line under a benchmark's result: PyTorch 2.x's best run per setting, the winner's
+    peak RSS right after 'import torch' (the library's own cost), and 1.13's peak RSS.
+    Runs are the peer scripts' JSON dicts (examples_per_sec, peak_rss_mib, import_rss_mib)."""
+    parts = [f"{s} {r['examples_per_sec']:.1f} ex/s {r['peak_rss_mib']:.0f} MiB"
+             for s, r in best_by_setting.items()]
+    line = "         pt2 by setting: " + ", ".join(parts)
+    line += f"; pt2 after 'import torch' {winner['import_rss_mib']:.0f} MiB"
+    if best_113:
+        line += f"; pt1.13 {best_113['peak_rss_mib']:.0f} MiB"
+    return line

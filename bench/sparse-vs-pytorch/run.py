@@ -88,11 +88,7 @@ def main():
               f"{(ratio113 or float('nan')):6.2f}   {bt['peak_rss_mib']:10.0f} "
               f"{bp['peak_rss_mib']:8.0f} {bt['peak_rss_mib'] / bp['peak_rss_mib']:6.2f} "
               f"{load:>9}", flush=True)
-        print("         pt2 by setting: " + ", ".join(
-            f"{s} {best(r2[s])['examples_per_sec']:.0f} ex/s {best(r2[s])['peak_rss_mib']:.0f} MiB"
-            for s in settings) + f"; pt2 after 'import torch' {bp['import_rss_mib']:.0f} MiB" +
-            (f"; pt1.13 {b113['peak_rss_mib']:.0f} MiB" if b113 else ""),
-            flush=True)
+        print(torch_peers.settings_line({s: best(r2[s]) for s in settings}, bp, b113), flush=True)
         rec = {"name": name, "unit": "examples/s", "tandem": round(bt["examples_per_sec"], 1),
                "peer": round(bp["examples_per_sec"], 1), "ratio": round(ratio, 3),
                "peer_setting": win, "peer_version": pt2.version, "load": load}

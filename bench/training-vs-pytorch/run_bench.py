@@ -92,10 +92,7 @@ def main():
                   f"{(best_113['examples_per_sec'] if best_113 else float('nan')):11.1f} "
                   f"{(r113 or float('nan')):6.2f}   {best_t['peak_rss_mib']:10.1f} "
                   f"{bp['peak_rss_mib']:8.1f} {mem:6.2f} {load:>5}", flush=True)
-            print("         pt2 by setting: " + ", ".join(
-                f"{s} {best_2[s]['examples_per_sec']:.1f} ex/s {best_2[s]['peak_rss_mib']:.0f} MiB"
-                for s in settings) + f"; pt2 after 'import torch' {bp['import_rss_mib']:.0f} MiB" +
-                (f"; pt1.13 {best_113['peak_rss_mib']:.0f} MiB" if best_113 else ""), flush=True)
+            print(torch_peers.settings_line(best_2, bp, best_113), flush=True)
             rec = {"name": name, "unit": "examples/s", "tandem": best_t["examples_per_sec"],
                    "peer": bp["examples_per_sec"], "ratio": round(speed, 3),
                    "peer_setting": win, "peer_version": pt2.version,
