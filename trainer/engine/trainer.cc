@@ -581,8 +581,10 @@ absl::StatusOr<TrainResult> Train(const TrainerSpec& spec, const TrainOptions& o
     result.ids_seen = sp->ids_seen();
   }
   result.wall_seconds = Seconds(start, Clock::now());
-  result.final_parameters.assign(net->parameter_arena(),
-                                 net->parameter_arena() + net->parameter_arena_size());
+  if (options.keep_final_parameters) {
+    result.final_parameters.assign(net->parameter_arena(),
+                                   net->parameter_arena() + net->parameter_arena_size());
+  }
   return result;
 }
 
