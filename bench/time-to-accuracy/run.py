@@ -83,12 +83,12 @@ def run_tandem(bin_dir, manifest, metric, timeout):
             break
         if time.monotonic() - t0 > timeout:
             proc.kill()
-            sys.exit(f"{' '.join(cmd)}: no end after {timeout} s")
+            raise RuntimeError(f"{' '.join(cmd)}: no end after {timeout} s")
         time.sleep(0.1)
     out.wall = time.monotonic() - t0
     reader.join(5)
     if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} exited {proc.returncode}:\n{''.join(captured)[-3000:]}")
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{''.join(captured)[-3000:]}")
     subprocess.run(["rm", "-rf", run_dir])
     return out
 
@@ -122,7 +122,7 @@ def run_torch(peer, script, args, metric, timeout):
     out.wall = time.monotonic() - t0
     err_reader.join(5)
     if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} exited {proc.returncode}:\n{''.join(errors)[-3000:]}")
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}:\n{''.join(errors)[-3000:]}")
     out.settings = settings
     return out
 
@@ -155,7 +155,7 @@ def main():
     a = ap.parse_args()
     peer = torch_peers.resolve(a)[0]
     tmp = tempfile.mkdtemp(prefix="tta-")
-    records = []
+    records, failures = [], []
     print(f"peer: {peer.describe()}; torchrun --nproc-per-node 2, DDP over gloo, 1 thread per rank")
     print("tandem: tandem run (2 trainers + 2 pservers, 1 thread each, OMP_WAIT_POLICY=passive)")
     for job in a.jobs.split(","):
@@ -209,14 +209,22 @@ def main():
         runs_t, runs_p = [], []
         for r in range(a.repeats):  # alternate, so both see the same machine load
             load = torch_peers.load_now()
-            runs_t.append(run_tandem(a.bin, manifest_path, metric, a.timeout))
-            runs_p.append(run_torch(peer, peer_script, peer_args, metric, a.timeout))
+            try:
+                runs_t.append(run_tandem(a.bin, manifest_path, metric, a.timeout))
+                runs_p.append(run_torch(peer, peer_script, peer_args, metric, a.timeout))
+            except RuntimeError as e:  # report, and go on with the next job
+                failures.append(f"{job} run {r + 1}: {e}")
+                print(f"{job} run {r + 1} FAILED: {str(e)[-2000:]}", file=sys.stderr, flush=True)
+                break
             for name, s in (("tandem", runs_t[-1]), ("pytorch", runs_p[-1])):
                 per_pass = ", ".join(f"pass {p}: {v:.4f} at {t:.1f} s" for t, p, v in s.passes)
                 print(f"{job} run {r + 1} {name:8} wall {s.wall:7.1f} s  {per_pass}  "
                       f"(load at start {load:.1f})", flush=True)
+        if len(runs_t) != a.repeats or len(runs_p) != a.repeats:
+            continue
         if not runs_t[-1].passes or not runs_p[-1].passes:
-            sys.exit(f"{job}: a side printed no pass result")
+            failures.append(f"{job}: a side printed no pass result")
+            continue
         # Best (shortest) of the repeats for each side, as every other benchmark here.
         bt = min(runs_t, key=lambda s: s.wall)
         bp = min(runs_p, key=lambda s: s.wall)
@@ -237,13 +245,17 @@ def main():
              "peer": round(bp.wall, 2), "ratio": round(bt.wall / bp.wall, 3)},
             {"name": f"{job}_final_{metric}", "unit": metric, "tandem": ft, "peer": fp,
              "ratio": round(ft / fp, 4), "passes": passes}]
+        if a.json:  # after every job, so a later failure keeps what was measured
+            with open(a.json, "w") as f:
+                json.dump(records, f, indent=1)
     subprocess.run(["rm", "-rf", tmp])
     if a.smoke:
         print("smoke run: tiny data, the figures mean nothing")
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(records, f, indent=1)
+    if failures:
+        print("failed:\n  " + "\n  ".join(f.splitlines()[0] for f in failures))
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
