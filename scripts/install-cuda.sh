@@ -13,6 +13,8 @@
 #
 # Idempotent. Progress goes to stderr; stdout is only the root.
 set -euo pipefail
+# shellcheck source=lib/pinned-venv.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/pinned-venv.sh"
 
 # The pins, one place. Bumping any of them makes a new cache directory.
 # CUDA 13.0 as on the GPU machines (nvcc 13.0, driver 580, PyTorch 2.11+cu130): binaries built
@@ -48,22 +50,14 @@ if [[ -f "$dir/.complete" ]]; then
   exit 0
 fi
 
-mkdir -p "$dir"
 # Builds in several checkouts may start at once: one installs, the others wait and reuse it.
-exec 9>"$dir.lock"
-flock 9
-if [[ -f "$dir/.complete" ]]; then
+if pinned_venv_lock "$dir"; then
   echo "$root"
   exit 0
 fi
-python=$(command -v /usr/bin/python3 || command -v python3)
 start=$(date +%s)
-if [[ ! -x "$dir/venv/bin/pip" ]]; then
-  log "creating the venv $dir/venv"
-  "$python" -m venv "$dir/venv" >&2
-fi
 log "pip-installing ${#PINS[@]} pinned CUDA wheels into $dir/venv (first run only)"
-"$dir/venv/bin/pip" install --quiet --disable-pip-version-check --no-deps "${PINS[@]}" >&2
+pinned_venv_pip "$dir" "${PINS[@]}"
 
 site=$("$dir/venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 nv="$site/nvidia"

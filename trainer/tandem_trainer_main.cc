@@ -230,6 +230,7 @@ int main(int argc, char** argv) {
   options.output_dir = output_dir;
   options.stop = &g_stop;
   options.sparse = sparse.get();
+  options.keep_final_parameters = false;  // nobody reads it here; it would be a second model
   g_training.store(true);
   auto result = tandem::trainer::Train(*spec, options);
   if (!result.ok()) {

@@ -3,6 +3,8 @@
 
     /usr/bin/python3 bench/allreduce-vs-peers/run.py --build build [--json out.json]
 
+gloo is torch.distributed's gloo backend of PyTorch 2.x (pinned; scripts/install-bench-peers.sh
+installs it on first use); --peers gloo113 adds Debian's PyTorch 1.13 as another column.
 For every rank count (--ranks, default 2,4) and size (--sizes-mib, default 1,16,64,256) it runs
 our all-reduce twice -- as `tandem run` uses it (shared memory between ranks of one host) and
 forced onto the TCP ring (TANDEM_COLLECTIVE_SHM=0) -- beside gloo, Open MPI as it comes (shared
@@ -25,6 +27,8 @@ import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "peers"))
+import torch_peers  # noqa: E402
 
 
 def free_ports(n):
@@ -87,13 +91,16 @@ def run_tandem(args, n, sizes, iters, warmup, shm):
     return recs
 
 
-def run_gloo(args, n, sizes, iters, warmup):
+def run_gloo(args, peer, n, sizes, iters, warmup):
     port = free_ports(1)[0]
     script = os.path.join(HERE, "gloo_allreduce_bench.py")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmds = [[args.python, script, str(r), str(n), str(port), sizes, str(iters), str(warmup)]
+    env = peer.env(1)
+    cmds = [[peer.python, script, str(r), str(n), str(port), sizes, str(iters), str(warmup)]
             for r in range(n)]
-    return run_ranks(cmds, [env] * n, args.timeout)
+    recs = run_ranks(cmds, [env] * n, args.timeout)
+    for r in recs:
+        r["impl"] = "gloo" if peer.label == "pytorch2" else "gloo113"
+    return recs
 
 
 def run_mpi(args, n, sizes, iters, warmup, tcp):
@@ -133,13 +140,30 @@ def main():
     ap.add_argument("--repeats", type=int, default=3, help="runs per implementation; best kept")
     ap.add_argument("--iters", type=int, default=5, help="timed all-reduces per run and size")
     ap.add_argument("--warmup", type=int, default=2)
-    ap.add_argument("--peers", default="gloo,mpi,mpitcp", help="which peers to run")
-    ap.add_argument("--python", default="/usr/bin/python3", help="python with torch (gloo)")
+    ap.add_argument("--peers", default="gloo,mpi,mpitcp",
+                    help="which peers to run: gloo (PyTorch 2.x), gloo113 (Debian's PyTorch 1.13), "
+                         "mpi, mpitcp")
     ap.add_argument("--timeout", type=int, default=600)
     ap.add_argument("--json", help="write comparison records here")
+    torch_peers.add_args(ap, torch113_default=False)
     args = ap.parse_args()
 
     peers = [p for p in args.peers.split(",") if p]
+    for p in peers:
+        if p not in ("gloo", "gloo113", "mpi", "mpitcp"):
+            sys.exit(f"--peers: unknown peer {p!r} (known: gloo, gloo113, mpi, mpitcp)")
+    if "gloo113" in peers:
+        args.torch113 = True
+    torch_by_impl = {}
+    if "gloo" in peers or "gloo113" in peers:
+        resolved = torch_peers.resolve(args)
+        torch_by_impl = {"gloo": resolved[0]}
+        if len(resolved) > 1:
+            torch_by_impl["gloo113"] = resolved[1]
+        elif "gloo113" in peers:
+            sys.exit("--peers gloo113: Debian's python3-torch is not installed")
+        for impl, peer in torch_by_impl.items():
+            print(f"{impl}: torch.distributed gloo of {peer.describe()}", flush=True)
     impls = ["tandem", "tandemtcp"] + peers
     ranks = [int(x) for x in args.ranks.split(",")]
     sizes = [float(x) for x in args.sizes_mib.split(",")]
@@ -156,8 +180,9 @@ def main():
                     if impl in ("tandem", "tandemtcp"):
                         recs = run_tandem(args, n, args.sizes_mib, args.iters, args.warmup,
                                           impl == "tandem")
-                    elif impl == "gloo":
-                        recs = run_gloo(args, n, args.sizes_mib, args.iters, args.warmup)
+                    elif impl in ("gloo", "gloo113"):
+                        recs = run_gloo(args, torch_by_impl[impl], n, args.sizes_mib, args.iters,
+                                        args.warmup)
                     else:
                         recs = run_mpi(args, n, args.sizes_mib, args.iters, args.warmup,
                                        impl == "mpitcp")
@@ -176,9 +201,11 @@ def main():
     comparisons = [(p, "tandem", p, f"vs {p}") for p in peers if p != "mpitcp"]
     comparisons += [("mpitcp", "tandemtcp", "mpitcp", "tcp/mpitcp")] if "mpitcp" in peers else []
     comparisons += [("tcp_gloo", "tandemtcp", "gloo", "tcp/gloo")] if "gloo" in peers else []
+    comparisons += [("tcp_gloo113", "tandemtcp", "gloo113", "tcp/gl1.13")] if "gloo113" in peers else []
     transports = {impl: sorted({r.get("transport", "?") for (i, _, _), r in best.items() if i == impl})
                   for impl in ("tandem", "tandemtcp")}
-    print("\ntime ms / busbw GB/s (best mean of each implementation); ratio = tandem busbw / peer busbw")
+    print(f"\nload average at the end: {torch_peers.load_now():.1f} (2 cores)")
+    print("time ms / busbw GB/s (best mean of each implementation); ratio = tandem busbw / peer busbw")
     print(f"tandem = our default path (transport used: {','.join(transports['tandem']) or '-'}); "
           f"tandemtcp = TANDEM_COLLECTIVE_SHM=0 (transport used: "
           f"{','.join(transports['tandemtcp']) or '-'})")

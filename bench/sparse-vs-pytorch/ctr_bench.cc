@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   tandem::trainer::TrainOptions options;
   options.threads = threads;
   options.seed = 1;
+  options.keep_final_parameters = false;  // as the trainer binary: no copy of the table
   if (shards > 0) {
     tandem::pserver::PServerClientOptions co;
     co.token = "bench";

@@ -1,6 +1,13 @@
 #!/usr/bin/python3
 """PyTorch's side of bench/training-vs-pytorch: the same models, data, batch and optimizer as
-training_bench.cc, printing the same JSON line. Run by run_bench.py with the thread settings."""
+training_bench.cc, printing the same JSON line. Run by run_bench.py with the thread settings,
+under PyTorch 2.x (the pinned venv) or Debian's 1.13.
+
+Settings (run_bench.py tries each and keeps the best): --channels-last (CNN: activations and
+weights in NHWC, oneDNN's preferred layout for its convolutions), --compile (torch.compile of
+the model with the default inductor backend: C++/OpenMP kernels generated and built with the
+system compiler; the first steps, which compile, are warm-up and not timed). PyTorch's CPU
+convolutions use oneDNN (mkldnn) in every setting (torch.backends.mkldnn is on by default)."""
 import argparse, gzip, json, resource, time
 
 import numpy as np
@@ -12,7 +19,12 @@ p.add_argument("--threads", type=int, default=1)
 p.add_argument("--steps", type=int, default=100)
 p.add_argument("--warmup", type=int, default=10)
 p.add_argument("--batch", type=int, default=64)
+p.add_argument("--channels-last", action="store_true")
+p.add_argument("--compile", action="store_true")
 a = p.parse_args()
+# Peak RSS once torch is imported, before any model: what the library itself costs (PyPI's 2.x
+# maps its CUDA libraries even on a CPU). Reported beside the run's peak.
+import_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 torch.set_num_threads(a.threads)
 torch.manual_seed(1)
 VOCAB, SEQ, HIDDEN = 10000, 35, 256
@@ -35,6 +47,10 @@ else:
         def forward(self, x):
             return self.proj(self.lstm(self.embed(x))[0])
     model = LM()
+memory_format = torch.channels_last if a.channels_last else torch.contiguous_format
+if a.channels_last:
+    model = model.to(memory_format=memory_format)
+run = torch.compile(model) if a.compile else model
 opt = torch.optim.SGD(model.parameters(), lr=0.1 if a.model == "lstm" else 0.01, momentum=0.9,
                       weight_decay=0.0005 if a.model == "cnn" else 0.0)
 
@@ -53,12 +69,12 @@ def batch(step):
         return x, torch.randint(0, VOCAB, (a.batch * SEQ,))
     i = (step * a.batch) % (images.shape[0] - a.batch)
     idx = perm[i:i + a.batch]
-    return images[idx], labels[idx]
+    return images[idx].contiguous(memory_format=memory_format), labels[idx]
 
 def step(s):
     x, y = batch(s)
     opt.zero_grad()
-    out = model(x)
+    out = run(x)
     loss = nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y)
     loss.backward()
     opt.step()
@@ -74,4 +90,7 @@ print(json.dumps({"model": a.model, "threads": torch.get_num_threads(), "batch":
                   "steps": a.steps, "examples_per_sec": round(a.batch * a.steps / secs, 2),
                   "ms_per_step": round(1000 * secs / a.steps, 3),
                   "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-                  "loss": round(loss, 4)}))
+                  "loss": round(loss, 4), "torch": torch.__version__,
+                  "import_rss_mib": round(import_rss_mib, 1),
+                  "channels_last": a.channels_last, "compile": a.compile,
+                  "mkldnn": torch.backends.mkldnn.is_available()}))

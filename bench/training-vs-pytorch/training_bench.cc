@@ -7,6 +7,8 @@
 //   lstm: language model, vocabulary 10000, embedding = hidden = 256, 35 steps, fc to 10000
 // cnn/mlp read Fashion-MNIST through the data reader (as training does); lstm uses random tokens.
 // Optimizer: momentum 0.9 (lr 0.01, weight decay 0.0005 for cnn).
+// --plain-layout and --no-fusion switch off the blocked activations and the conv+relu fusion
+// (docs/trainer.md measures what each is worth).
 #include <sys/resource.h>
 
 #include <chrono>
@@ -81,10 +83,16 @@ int main(int argc, char** argv) {
   app.add_option("--steps", steps);
   app.add_option("--warmup", warmup);
   app.add_option("--batch", batch);
+  bool plain_layout = false, no_fusion = false;
+  app.add_flag("--plain-layout", plain_layout,
+               "Keep every activation in NCHW (no oneDNN blocked layout between layers)");
+  app.add_flag("--no-fusion", no_fusion, "Run relu after a convolution as its own pass");
   CLI11_PARSE(app, argc, argv);
 
   const int64_t vocab = 10000, seq = 35, hidden = 256;
-  auto device = tt::CreateCpuDevice({.threads = threads});
+  auto device = tt::CreateCpuDevice({.threads = threads,
+                                     .blocked_activations = !plain_layout,
+                                     .fuse_conv_relu = !no_fusion});
   tt::ModelGraph graph;
   auto errors = tt::BuildModelGraph(BuildModel(model, vocab, seq, hidden),
                                     tt::LayerRegistry::Builtin(), "bench", &graph);

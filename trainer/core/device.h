@@ -22,6 +22,14 @@ namespace tandem::trainer {
 
 enum class DeviceKind { kCpu, kCuda };
 
+// How a dense [C, H, W] activation lies in memory between two layers. kPlain is NCHW, what every
+// layer reads and writes by default. kBlocked is the backend's own convolution layout
+// (Device::BlockedChannels(): nChw16c with AVX-512), the same number of floats as kPlain when C
+// is a multiple of the block. Network keeps a blob blocked when its producer and every consumer
+// accept it (conv2d, pooling, element-wise activations), so a conv -> relu -> pool -> conv chain
+// runs without reordering to NCHW and back at each layer. Parameters are always plain.
+enum class ActivationLayout { kPlain, kBlocked };
+
 // A 2-D convolution over NCHW input with OIHW (grouped: G*O/G, I/G, H, W) weights.
 struct Conv2dDesc {
   int64_t in_channels = 0, in_h = 0, in_w = 0;
@@ -31,6 +39,11 @@ struct Conv2dDesc {
   int64_t pad_h = 0, pad_w = 0;
   int64_t groups = 1;
   bool bias = true;
+  ActivationLayout src_layout = ActivationLayout::kPlain;  // x and dx
+  ActivationLayout dst_layout = ActivationLayout::kPlain;  // y and dy
+  // Forward writes relu(conv(x) + b) (a fused post-op; Device::FusesConvRelu). Backward is
+  // unchanged: it takes the gradient with respect to conv(x) + b, which the relu layer computes.
+  bool fused_relu = false;
 };
 
 enum class PoolKind { kMax, kAvg };
@@ -39,6 +52,8 @@ struct Pool2dDesc {
   PoolKind kind = PoolKind::kMax;
   int64_t channels = 0, in_h = 0, in_w = 0, out_h = 0, out_w = 0;
   int64_t kernel_h = 2, kernel_w = 2, stride_h = 2, stride_w = 2, pad_h = 0, pad_w = 0;
+  ActivationLayout src_layout = ActivationLayout::kPlain;  // x and dx
+  ActivationLayout dst_layout = ActivationLayout::kPlain;  // y and dy
 };
 
 enum class EltwiseKind { kRelu, kSigmoid, kTanh };
@@ -113,6 +128,13 @@ class Device {
   // dx[r, :] = y[r, :] * (dy[r, :] - dot(dy[r, :], y[r, :])): softmax's backward from its output.
   virtual void SoftmaxBackward(int64_t rows, int64_t cols, const float* y, const float* dy,
                                float* dx) = 0;
+
+  // Channels per block of ActivationLayout::kBlocked on this device, 0 when it has no such
+  // layout (then every activation stays plain and no kernel is asked for kBlocked).
+  virtual int64_t BlockedChannels() const { return 0; }
+  // Whether Conv2dDesc::fused_relu is honoured (then the network runs a conv2d whose only reader
+  // is a relu as one forward primitive and skips the relu's forward pass).
+  virtual bool FusesConvRelu() const { return false; }
 
   virtual std::unique_ptr<Conv2dKernel> CreateConv2d(const Conv2dDesc& desc) = 0;
   virtual std::unique_ptr<Pool2dKernel> CreatePool2d(const Pool2dDesc& desc) = 0;

@@ -336,7 +336,7 @@ absl::Status SparsePath::Install(const Rows& rows) {
       p.value.Resize(net_->device(), shape);
       p.grad.Resize(net_->device(), shape);
       if (u > 0) std::memcpy(p.value.data(), b.rows().data(), sizeof(float) * b.rows().size());
-      p.row_touched.assign(u, 0);
+      p.row_slot.assign(u, -1);
       p.touched_rows.clear();
       rows_pulled_ += u;
     }
@@ -402,15 +402,17 @@ absl::Status SparsePath::AfterBackward(uint64_t step) {
     const pserver::SparseBatch& b = r.batches[t];
     const size_t u = b.unique_keys().size();
     const size_t dim = tables_[t].dim;
-    // Rows no id used this step (padding positions of sequences) have stale gradients: zero.
-    for (size_t i = 0; i < u; ++i)
-      if (!p.row_touched[i]) std::memset(p.grad.data() + i * dim, 0, sizeof(float) * dim);
-    TANDEM_RETURN_IF_ERROR(
-        client_->PushSparse(b, absl::MakeConstSpan(p.grad.data(), u * dim), step),
-        "pushing table ", tables_[t].id);
+    // The pserver takes the gradient in slot order; backward left compact rows in first-touch
+    // order (Param). Slots no id used this step (padding positions of sequences) push zeros.
+    push_rows_.assign(u * dim, 0.f);
+    for (size_t k = 0; k < p.touched_rows.size(); ++k)
+      std::memcpy(push_rows_.data() + static_cast<size_t>(p.touched_rows[k]) * dim,
+                  p.grad.data() + k * dim, sizeof(float) * dim);
+    TANDEM_RETURN_IF_ERROR(client_->PushSparse(b, push_rows_, step), "pushing table ",
+                           tables_[t].id);
     rows_pushed_ += u;
+    for (int32_t slot : p.touched_rows) p.row_slot[slot] = -1;
     p.touched_rows.clear();
-    std::fill(p.row_touched.begin(), p.row_touched.end(), 0);
   }
   for (size_t i = 0; i < dense_params_.size(); ++i) {
     const Param& p = net_->params()[dense_params_[i]];

@@ -149,6 +149,7 @@ class SparsePath {
   std::vector<int> dense_params_;        // hybrid: params held by the pserver
   std::vector<uint32_t> dense_table_ids_;
   std::vector<float> scratch_;           // dense gradients, per table
+  std::vector<float> push_rows_;         // a table's gradient in slot order, for PushSparse
   Rows rows_[2], eval_;
   int cur_ = 0;
   // Lookahead reading.

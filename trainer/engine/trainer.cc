@@ -713,8 +713,10 @@ absl::StatusOr<TrainResult> TrainingLoop::Finish() {
     result_.ids_seen = sp_->ids_seen();
   }
   result_.wall_seconds = Seconds(start_, Clock::now());
-  result_.final_parameters.assign(net_->parameter_arena(),
-                                  net_->parameter_arena() + net_->parameter_arena_size());
+  if (options_.keep_final_parameters) {
+    result_.final_parameters.assign(net_->parameter_arena(),
+                                    net_->parameter_arena() + net_->parameter_arena_size());
+  }
   return result_;
 }
 

@@ -17,6 +17,8 @@ class ActivationLayer : public Layer {
   void Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
                 const StepContext& ctx) override;
   static LayerExample GradCheckExample();
+  // Element-wise: any layout works, the output's being the input's.
+  LayoutSupport BlockedLayoutSupport() const override { return LayoutSupport::kSame; }
 
  private:
   EltwiseKind kind_;

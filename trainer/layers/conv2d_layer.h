@@ -18,6 +18,15 @@ class Conv2dLayer final : public Layer {
   void Forward(const LayerInputs& in, Blob& out, const StepContext& ctx) override;
   void Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
                 const StepContext& ctx) override;
+  LayoutSupport BlockedLayoutSupport() const override { return LayoutSupport::kAny; }
+  void SetActivationLayouts(ActivationLayout input, ActivationLayout output) override {
+    desc_.src_layout = input;
+    desc_.dst_layout = output;
+  }
+  bool FuseRelu() override {
+    desc_.fused_relu = true;
+    return true;
+  }
   static LayerExample GradCheckExample();
 
  private:

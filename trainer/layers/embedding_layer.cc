@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <cstring>
 
 namespace tandem::trainer {
@@ -78,43 +79,60 @@ void EmbeddingLayer::Forward(const LayerInputs& in, Blob& out, const StepContext
   }
 }
 
+namespace {
+
+// Room for `rows` compact gradient rows of `cols` in p.grad, keeping the first `keep` (a second
+// backward before the update adds to them). Grows geometrically, so the capacity settles after
+// the first steps at about the distinct rows of the largest batch.
+void ReserveGradRows(Device& device, Param& p, int64_t rows, int64_t keep, int64_t cols) {
+  const int64_t have = p.grad.empty() ? 0 : p.grad.shape().dim(0);
+  if (rows <= have) return;
+  Tensor grown;
+  grown.Resize(device, Shape({std::max(rows, 2 * have), cols}));
+  if (keep > 0) device.Copy(keep * cols, p.grad.data(), grown.data());
+  p.grad = std::move(grown);
+}
+
+}  // namespace
+
 void EmbeddingLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrads&,
                               const StepContext&) {
   Param& p = *params_[0];
+  const Blob& ids = *in[0];
   const float* dy = out.grad.data();
+  // 1. On one thread, in first-touch order: a compact gradient row (zeroed) for every table row
+  //    the batch uses. The order, and so the gradient's layout, is the same for any thread count.
+  const int64_t before = static_cast<int64_t>(p.touched_rows.size());
+  ForEach(ids, [&](int64_t, int32_t id, float) {
+    const int64_t r = Row(id);
+    if (p.row_slot[r] >= 0) return;
+    p.row_slot[r] = static_cast<int32_t>(p.touched_rows.size());
+    p.touched_rows.push_back(static_cast<int32_t>(r));
+  });
+  const int64_t rows = static_cast<int64_t>(p.touched_rows.size());
+  ReserveGradRows(*device_, p, rows, before, size_);
   float* g = p.grad.data();
-  // Scatter-add into the gradient table. With several threads, thread t owns the table rows
-  // r with r % T == t and walks every (output row, id) pair in order, so each gradient row is
-  // summed in the same order as on one thread (identical results) and no two threads write the
-  // same row or flag.
-  const int threads = device_->threads();
-  if (static_cast<int>(touched_per_thread_.size()) != threads) touched_per_thread_.resize(threads);
+  std::memset(g + before * size_, 0, sizeof(float) * (rows - before) * size_);
+  // 2. Scatter-add dy into those rows. With several threads, thread t owns the table rows r with
+  //    r % T == t and walks every (output row, id) pair in order, so each gradient row is summed
+  //    in the same order as on one thread (identical results) and no two threads write one row.
   auto accumulate = [&](int t, int nt) {
-    std::vector<int32_t>& touched = nt > 1 ? touched_per_thread_[t] : p.touched_rows;
-    ForEach(*in[0], [&](int64_t row, int32_t id, float w) {
+    ForEach(ids, [&](int64_t row, int32_t id, float w) {
       const int64_t r = Row(id);
       if (nt > 1 && r % nt != t) return;
-      float* dst = g + r * size_;
-      if (!p.row_touched[r]) {  // first use this step: start from zero
-        p.row_touched[r] = 1;
-        touched.push_back(static_cast<int32_t>(r));
-        std::memset(dst, 0, sizeof(float) * size_);
-      }
+      float* dst = g + int64_t{p.row_slot[r]} * size_;
       const float* src = dy + row * size_;
       for (int64_t c = 0; c < size_; ++c) dst[c] += w * src[c];
     });
   };
-  const int64_t work = static_cast<int64_t>(in[0]->ids.size()) * size_;
+  const int threads = device_->threads();
+  const int64_t work = static_cast<int64_t>(ids.ids.size()) * size_;
   if (threads <= 1 || work < 65536) {
     accumulate(0, 1);
     return;
   }
 #pragma omp parallel num_threads(threads)
   accumulate(omp_get_thread_num(), omp_get_num_threads());
-  for (auto& touched : touched_per_thread_) {
-    p.touched_rows.insert(p.touched_rows.end(), touched.begin(), touched.end());
-    touched.clear();
-  }
 }
 
 LayerExample EmbeddingLayer::GradCheckExample() {

@@ -6,7 +6,7 @@
 // Ids are taken modulo vocabSize (the hashing trick for raw feature ids; token ids are checked
 // against the vocabulary by the data reader). A field with no ids gives a zero vector.
 // Parameter: table [vocabSize, size], sparse (only the rows a batch touched get a gradient and an
-// update; Param::touched_rows lists them).
+// update; Param::touched_rows lists them, and the gradient holds only those rows: Param).
 #pragma once
 
 #include <cstdint>
@@ -33,8 +33,6 @@ class EmbeddingLayer final : public Layer {
   void ForEach(const Blob& in, F f) const;
   int64_t vocab_ = 0, size_ = 0, fields_ = 0, steps_ = 0;
   bool sequence_ = false, mean_ = false;
-  // Backward on several threads: the rows each thread touched first (capacity kept across steps).
-  std::vector<std::vector<int32_t>> touched_per_thread_;
 };
 
 }  // namespace tandem::trainer

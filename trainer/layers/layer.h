@@ -72,12 +72,19 @@ struct ParamDesc {
 };
 
 // A trainable parameter. `grad` is a view into the network's gradient arena (dense parameters).
+// A sparse parameter's gradient is compact: row k of `grad` is the gradient of table row
+// touched_rows[k], so a step's gradient takes (rows the batch touched) x columns, never the
+// table's size; grad's first dimension is its capacity in rows (only touched_rows.size() rows
+// are meaningful). The optimizer (or the sparse path) consumes the rows and clears the list.
 struct Param {
   ParamDesc desc;
   Tensor value;
   Tensor grad;
-  std::vector<int32_t> touched_rows;  // sparse parameters: rows with a gradient this step
-  std::vector<uint8_t> row_touched;   // sparse parameters: per-row flag backing touched_rows
+  // Sparse parameters: the rows with a gradient this step, in the order backward first touched
+  // them (the same order for any thread count).
+  std::vector<int32_t> touched_rows;
+  // Sparse parameters: row_slot[r] = r's index in touched_rows, or -1 (one entry per table row).
+  std::vector<int32_t> row_slot;
   // Held by the parameter server (trainer/engine/sparse_path.h): the local optimizer leaves it
   // alone. A remote sparse table holds only the current batch's rows, indexed by slot.
   bool remote = false;
@@ -142,6 +149,18 @@ class Layer {
                         const StepContext& ctx) = 0;
   // Whether input `i` can carry a gradient (false for labels and ids).
   virtual bool Differentiable(int i) const { return true; }
+
+  // Activation layouts (ActivationLayout in device.h). kAny: the layer reads its input and writes
+  // its output in either layout, independently (conv2d, pooling); kSame: in either, but the output
+  // in the input's (element-wise layers); kPlainOnly: NCHW only (the default).
+  enum class LayoutSupport { kPlainOnly, kSame, kAny };
+  virtual LayoutSupport BlockedLayoutSupport() const { return LayoutSupport::kPlainOnly; }
+  // Called by the network before Init when it keeps the input and/or the output blocked.
+  // REQUIRES: BlockedLayoutSupport() allows the combination.
+  virtual void SetActivationLayouts(ActivationLayout input, ActivationLayout output) {}
+  // Fusion of a following relu into this layer's forward pass (Device::FusesConvRelu): returns
+  // true when the layer will write relu(its output) from then on. Called before Init.
+  virtual bool FuseRelu() { return false; }
 
   // Set by the network after Setup: params()[k] matches the k-th AddParam.
   std::vector<Param*>& params() { return params_; }

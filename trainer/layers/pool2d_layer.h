@@ -18,6 +18,11 @@ class Pool2dLayer : public Layer {
   void Forward(const LayerInputs& in, Blob& out, const StepContext& ctx) override;
   void Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
                 const StepContext& ctx) override;
+  LayoutSupport BlockedLayoutSupport() const override { return LayoutSupport::kAny; }
+  void SetActivationLayouts(ActivationLayout input, ActivationLayout output) override {
+    desc_.src_layout = input;
+    desc_.dst_layout = output;
+  }
 
  private:
   Pool2dDesc desc_;

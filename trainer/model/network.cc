@@ -82,9 +82,10 @@ absl::Status Network::Init(uint64_t seed) {
       if (!p.desc.trainable) continue;  // no gradient
       if (p.remote) continue;           // per batch, like the value
       if (p.desc.sparse) {
-        p.grad.Resize(device_, p.desc.shape);
-        device_.Fill(p.grad.size(), 0.f, p.grad.data());
-        p.row_touched.assign(p.desc.shape.dim(0), 0);
+        // Compact gradient rows (Param): grown by the first backward to the rows a batch
+        // touches, not a second table.
+        p.grad = Tensor();
+        p.row_slot.assign(p.desc.shape.dim(0), -1);
         continue;
       }
       p.grad.View(grad_arena_.data() + grad_offset, p.desc.shape);
@@ -120,13 +121,86 @@ absl::Status Network::Init(uint64_t seed) {
       }
     }
   }
+  blocked_ = BlockedBlobs();
+  const std::vector<bool>& blocked = blocked_;
+  // conv2d -> relu, the relu being the convolution's only reader: one forward primitive writes
+  // the relu's output (the convolution's own output is never read: its backward needs x and the
+  // gradient, relu's backward its output), and the relu's forward pass is skipped.
+  forward_into_.assign(num_layers, -1);
+  skip_forward_.assign(num_layers, false);
+  if (device_.FusesConvRelu()) {
+    std::vector<int> producer(graph_.blobs.size(), -1), readers(graph_.blobs.size(), 0);
+    for (int l = 0; l < num_layers; ++l) {
+      producer[graph_.layers[l].output] = l;
+      for (int b : graph_.layers[l].inputs) ++readers[b];
+    }
+    for (int l = 0; l < num_layers; ++l) {
+      const GraphLayer& relu = graph_.layers[l];
+      if (relu.config.type != "relu" || relu.inputs.size() != 1) continue;
+      const int p = producer[relu.inputs[0]];
+      if (p < 0 || readers[relu.inputs[0]] != 1 || forward_into_[p] >= 0) continue;
+      if (!graph_.layers[p].layer->FuseRelu()) continue;
+      forward_into_[p] = relu.output;
+      skip_forward_[l] = true;
+    }
+  }
   for (int l = 0; l < num_layers; ++l) {
     GraphLayer& gl = graph_.layers[l];
     for (int pi : layer_params_[l]) gl.layer->params().push_back(&params_[pi]);
+    const bool in_blocked = gl.inputs.size() == 1 && blocked[gl.inputs[0]];
+    if (in_blocked || blocked[gl.output]) {
+      gl.layer->SetActivationLayouts(
+          in_blocked ? ActivationLayout::kBlocked : ActivationLayout::kPlain,
+          blocked[gl.output] ? ActivationLayout::kBlocked : ActivationLayout::kPlain);
+    }
     TANDEM_RETURN_IF_ERROR(gl.layer->Init(device_), "layer '", gl.config.name, "'");
   }
   for (size_t b = 0; b < blobs_.size(); ++b) blobs_[b].needs_grad = wants_grad_[b];
   return absl::OkStatus();
+}
+
+std::vector<bool> Network::BlockedBlobs() const {
+  const int64_t block = device_.BlockedChannels();
+  std::vector<bool> blocked(graph_.blobs.size(), false);
+  if (block <= 0) return blocked;
+  using Support = Layer::LayoutSupport;
+  std::vector<int> producer(graph_.blobs.size(), -1);
+  std::vector<std::vector<int>> consumers(graph_.blobs.size());
+  for (int l = 0; l < static_cast<int>(graph_.layers.size()); ++l) {
+    producer[graph_.layers[l].output] = l;
+    for (int b : graph_.layers[l].inputs) consumers[b].push_back(l);
+  }
+  auto support = [&](int l) {
+    const GraphLayer& gl = graph_.layers[l];
+    return gl.inputs.size() == 1 ? gl.layer->BlockedLayoutSupport() : Support::kPlainOnly;
+  };
+  // A candidate: an image-shaped activation whose channels fill whole blocks, made by a layer
+  // that can write it blocked and read only by layers that can read it blocked. Model inputs
+  // and the cost's inputs stay plain.
+  for (size_t b = 0; b < blocked.size(); ++b) {
+    const BlobDesc& d = graph_.blobs[b];
+    if (producer[b] < 0 || consumers[b].empty() || d.kind != BlobKind::kDense ||
+        d.shape.rank() != 3 || d.shape.dim(0) % block != 0) {
+      continue;
+    }
+    bool ok = support(producer[b]) != Support::kPlainOnly;
+    for (int l : consumers[b]) ok = ok && support(l) != Support::kPlainOnly;
+    blocked[b] = ok;
+  }
+  // Element-wise layers write the layout they read: where input and output disagree, both stay
+  // plain (which can only remove candidates, so this ends).
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (int l = 0; l < static_cast<int>(graph_.layers.size()); ++l) {
+      if (support(l) != Support::kSame) continue;
+      const int in = graph_.layers[l].inputs[0], out = graph_.layers[l].output;
+      if (blocked[in] != blocked[out]) {
+        blocked[in] = blocked[out] = false;
+        changed = true;
+      }
+    }
+  }
+  return blocked;
 }
 
 void Network::InitParameters(uint64_t seed) {
@@ -179,8 +253,10 @@ void Network::SetBatchSize(int64_t n) {
 
 double Network::Forward(const StepContext& ctx) {
   for (size_t l = 0; l < graph_.layers.size(); ++l) {
+    if (skip_forward_[l]) continue;  // fused into the layer before it
     GraphLayer& gl = graph_.layers[l];
-    gl.layer->Forward(layer_inputs_[l], blobs_[gl.output], ctx);
+    const int out = forward_into_[l] >= 0 ? forward_into_[l] : gl.output;
+    gl.layer->Forward(layer_inputs_[l], blobs_[out], ctx);
   }
   const Blob& loss = cost_output();
   double sum = 0;

@@ -13,6 +13,12 @@
 // can all-reduce buckets (slices of the arena) while backward continues. Sparse parameters
 // (embedding tables) keep their own gradient buffers and touched-row lists; they go to the pserver.
 //
+// Activations between convolution layers may stay in the device's blocked layout (device.h's
+// ActivationLayout; BlockedBlobs decides per blob at creation), so a blob's value is NCHW only
+// where a plain-only layer reads it; inputs, parameters and the cost's inputs are always plain.
+// A relu that is a convolution's only reader is fused into it (Device::FusesConvRelu): that
+// convolution's own output blob then holds no value (only its gradient is used).
+//
 // Memory: blobs and gradients are sized for the largest batch seen and reused; a step allocates
 // nothing once both batch sizes of a pass (full and last) have been seen.
 // Not thread-safe: one training thread drives a Network.
@@ -52,6 +58,10 @@ class Network {
 
   const ModelGraph& graph() const { return graph_; }
   const Blob& blob(int i) const { return blobs_[i]; }
+  // Whether blob `i` lives in the device's blocked layout (device.h's ActivationLayout).
+  bool blocked(int i) const { return blocked_[i]; }
+  // Whether layer `l`'s forward pass is done by the layer before it (a relu fused into a conv2d).
+  bool fused(int l) const { return skip_forward_[l]; }
   // Blob index of a layer's output / the cost layer's output / its first input (the logits).
   const Blob& cost_output() const { return blobs_[graph_.layers[graph_.cost_layer].output]; }
   const Blob& cost_input(int k) const {
@@ -74,10 +84,17 @@ class Network {
  private:
   Network(ModelGraph graph, Device& device) : graph_(std::move(graph)), device_(device) {}
   absl::Status Init(uint64_t seed);
+  // Per blob: whether it stays in the device's blocked layout (ActivationLayout in device.h).
+  std::vector<bool> BlockedBlobs() const;
   bool IsRemote(const ParamDesc& p) const { return remote_sparse_ && p.sparse && p.trainable; }
 
   ModelGraph graph_;
   Device& device_;
+  std::vector<bool> blocked_;  // per blob: BlockedBlobs()
+  // Conv -> relu fusion (Device::FusesConvRelu), per layer: the blob a fused convolution writes
+  // (its relu's output; -1: its own), and whether the forward pass is skipped (the fused relu).
+  std::vector<int> forward_into_;
+  std::vector<bool> skip_forward_;
   int64_t batch_ = 0;
   bool remote_sparse_ = false;
   std::vector<Blob> blobs_;

@@ -33,27 +33,26 @@ std::vector<Tensor*> Optimizer::State() {
   return out;
 }
 
-void Optimizer::UpdateRange(Param& p, int64_t begin, int64_t end, float lr, int slot) {
+void Optimizer::UpdateRange(Param& p, int64_t begin, int64_t n, const float* g, float lr,
+                            int slot) {
   float* w = p.value.data();
-  float* g = p.grad.data();
   const float wd = static_cast<float>(config_.weight_decay);
-  const int64_t n = end - begin;
   switch (config_.type) {
     case OptimizerType::kSgd:
-      cpu::SgdUpdate(n, lr, wd, g + begin, w + begin);
+      cpu::SgdUpdate(n, lr, wd, g, w + begin);
       break;
     case OptimizerType::kMomentum:
-      cpu::MomentumUpdate(n, lr, static_cast<float>(config_.momentum), wd, g + begin,
+      cpu::MomentumUpdate(n, lr, static_cast<float>(config_.momentum), wd, g,
                           m_[slot].data() + begin, w + begin);
       break;
     case OptimizerType::kAdam:
       cpu::AdamUpdate(n, lr / bc1_, static_cast<float>(config_.beta1),
                       static_cast<float>(config_.beta2), static_cast<float>(config_.epsilon),
-                      1.f / std::sqrt(bc2_), wd, g + begin, m_[slot].data() + begin,
+                      1.f / std::sqrt(bc2_), wd, g, m_[slot].data() + begin,
                       v_[slot].data() + begin, w + begin);
       break;
     case OptimizerType::kAdagrad:
-      cpu::AdagradUpdate(n, lr, static_cast<float>(config_.epsilon), wd, g + begin,
+      cpu::AdagradUpdate(n, lr, static_cast<float>(config_.epsilon), wd, g,
                          m_[slot].data() + begin, w + begin);
       break;
   }
@@ -70,19 +69,19 @@ void Optimizer::Step(int64_t step, int64_t total_steps) {
     Param& p = params_[i];
     if (!p.desc.trainable || p.remote) continue;  // remote: the pserver's optimizer updates it
     if (!p.desc.sparse) {
-      UpdateRange(p, 0, p.value.size(), lr, static_cast<int>(i));
+      UpdateRange(p, 0, p.value.size(), p.grad.data(), lr, static_cast<int>(i));
       continue;
     }
     const int64_t cols = p.desc.shape.NumElements() / p.desc.shape.dim(0);
-    // Only the rows this batch touched. Their gradient rows are left as they are: the next
-    // backward zeroes a row when it first touches it (EmbeddingLayer::Backward).
-    // Distinct rows: split across threads when there is enough of them.
+    // Only the rows this batch touched, from the compact gradient (row k belongs to table row
+    // touched_rows[k]); then the rows are released for the next backward. Distinct rows: split
+    // across threads when there is enough of them.
     const int64_t touched = static_cast<int64_t>(p.touched_rows.size());
 #pragma omp parallel for schedule(static) if (touched * cols >= 65536)
     for (int64_t k = 0; k < touched; ++k) {
       const int64_t row = p.touched_rows[k];
-      UpdateRange(p, row * cols, (row + 1) * cols, lr, static_cast<int>(i));
-      p.row_touched[row] = 0;
+      UpdateRange(p, row * cols, cols, p.grad.data() + k * cols, lr, static_cast<int>(i));
+      p.row_slot[row] = -1;
     }
     p.touched_rows.clear();
   }

@@ -5,9 +5,9 @@
 //   opt->Step(step, total_steps);
 //
 // Sparse parameters (embedding tables) are updated only in the rows the batch touched
-// (Param::touched_rows); their gradient rows are cleared afterwards. For Adagrad that is the
-// classic sparse update; for momentum and Adam it is the "lazy" variant (untouched rows keep their
-// state), as in TensorFlow's LazyAdam and Paddle's sparse updates.
+// (Param::touched_rows, with compact gradient rows); the list is cleared afterwards. For Adagrad
+// that is the classic sparse update; for momentum and Adam it is the "lazy" variant (untouched
+// rows keep their state), as in TensorFlow's LazyAdam and Paddle's sparse updates.
 // Not thread-safe.
 #pragma once
 
@@ -37,7 +37,8 @@ class Optimizer {
   void set_updates(int64_t n) { updates_ = n; }
 
  private:
-  void UpdateRange(Param& p, int64_t begin, int64_t end, float lr, int slot);
+  // Updates p.value[begin, begin + n) (and the state at the same offsets) with gradient `g`.
+  void UpdateRange(Param& p, int64_t begin, int64_t n, const float* g, float lr, int slot);
   OptimizerConfig config_;
   std::vector<Param>& params_;
   Device& device_;

@@ -75,11 +75,11 @@ struct Harness {
     for (size_t k = 0; k < params.size(); ++k) {
       params[k].desc = setup.params()[k];
       params[k].value.Resize(*device, params[k].desc.shape);
-      params[k].grad.Resize(*device, params[k].desc.shape);
+      if (!params[k].desc.sparse) params[k].grad.Resize(*device, params[k].desc.shape);
       Fill(params[k].value);
       // Scale parameters down so activations stay in the smooth range.
       for (int64_t i = 0; i < params[k].value.size(); ++i) params[k].value.data()[i] *= 0.3f;
-      if (params[k].desc.sparse) params[k].row_touched.assign(params[k].desc.shape.dim(0), 0);
+      if (params[k].desc.sparse) params[k].row_slot.assign(params[k].desc.shape.dim(0), -1);
       layer->params().push_back(&params[k]);
     }
     ASSERT_TRUE(layer->Init(*device).ok());
@@ -203,12 +203,12 @@ TEST(GradientCheckTest, EveryRegisteredLayer) {
     for (auto& g : in_grads) analytic_in.emplace_back(g->data(), g->data() + g->size());
     for (Param& p : h.params) {
       if (p.desc.sparse) {
-        // Sparse gradients are only defined on touched rows (zero elsewhere).
-        std::vector<float> dense(p.grad.size(), 0.f);
-        const int64_t cols = p.grad.size() / p.desc.shape.dim(0);
-        for (int32_t row : p.touched_rows)
-          std::copy(p.grad.data() + row * cols, p.grad.data() + (row + 1) * cols,
-                    dense.begin() + row * cols);
+        // Sparse gradients are compact rows, one per touched table row (zero elsewhere).
+        std::vector<float> dense(p.value.size(), 0.f);
+        const int64_t cols = p.value.size() / p.desc.shape.dim(0);
+        for (size_t k = 0; k < p.touched_rows.size(); ++k)
+          std::copy(p.grad.data() + k * cols, p.grad.data() + (k + 1) * cols,
+                    dense.begin() + p.touched_rows[k] * cols);
         analytic_param.push_back(dense);
       } else {
         analytic_param.emplace_back(p.grad.data(), p.grad.data() + p.grad.size());

@@ -135,15 +135,101 @@ TEST(NetworkTest, EmbeddingOnTwoThreadsMatchesOneThreadExactly) {
   const Param& pa = a->params()[0];
   const Param& pb = b->params()[0];
   ASSERT_EQ(pa.desc.name, "table");
-  std::vector<int32_t> ra = pa.touched_rows, rb = pb.touched_rows;
-  std::sort(ra.begin(), ra.end());
-  std::sort(rb.begin(), rb.end());
-  ASSERT_FALSE(ra.empty());
-  EXPECT_EQ(ra, rb);
-  for (int32_t row : ra) {
+  // The same rows in the same (first-touch) order, so the compact gradients compare row by row.
+  ASSERT_FALSE(pa.touched_rows.empty());
+  ASSERT_EQ(pa.touched_rows, pb.touched_rows);
+  for (size_t k = 0; k < pa.touched_rows.size(); ++k) {
+    ASSERT_EQ(pa.row_slot[pa.touched_rows[k]], static_cast<int32_t>(k));
     for (int64_t c = 0; c < kDim; ++c) {
-      ASSERT_EQ(pa.grad.data()[row * kDim + c], pb.grad.data()[row * kDim + c])
-          << "row " << row << " col " << c;
+      ASSERT_EQ(pa.grad.data()[k * kDim + c], pb.grad.data()[k * kDim + c])
+          << "row " << pa.touched_rows[k] << " col " << c;
+    }
+  }
+  // Compact: the gradient holds about the rows the batch touched, not the table's kVocab rows.
+  EXPECT_LT(pa.grad.size(), kVocab * kDim / 2);
+}
+
+// Activations kept in oneDNN's blocked layout between conv, relu and pooling (device.h's
+// ActivationLayout), with relus fused into their convolutions, must give what plain NCHW and
+// separate passes give: same loss, same parameter gradients. The
+// model has a blocked chain with a fan-out (relu1 feeds two poolings, so the gradient sum runs on
+// blocked tensors), a chain ending in plain-only layers (pool -> fc), and one the network must
+// keep plain (conv2 -> tanh -> fc: tanh's output is read by fc, so tanh's input stays plain too).
+TEST(NetworkTest, BlockedActivationsMatchPlainLayout) {
+  auto model = [] {
+    ModelBuilder m;
+    auto image = m.Features("image", {3, 8, 8});
+    auto label = m.Labels("label");
+    auto c1 = m.Conv2d("conv1").NumFilters(16).FilterSize(3).Padding(1).Input(image);
+    auto r1 = m.Relu("relu1").Input(c1);
+    auto p1 = m.MaxPool("pool1").PoolSize(2).Input(r1);
+    auto a1 = m.AvgPool("avg1").PoolSize(2).Input(r1);
+    auto c2 = m.Conv2d("conv2").NumFilters(16).FilterSize(3).Padding(1).Input(p1);
+    auto t2 = m.Tanh("tanh2").Input(c2);
+    auto c3 = m.Conv2d("conv3").NumFilters(32).FilterSize(3).Padding(1).Input(a1);
+    auto r3 = m.Relu("relu3").Input(c3);
+    auto p3 = m.MaxPool("pool3").PoolSize(2).Input(r3);
+    auto f1 = m.Fc("fc1").Size(6).Input(t2);
+    auto f3 = m.Fc("fc3").Size(6).Input(p3);
+    auto cat = m.Concat("cat").Inputs({f1, f3});
+    auto out = m.Fc("out").Size(5).Input(cat);
+    m.SoftmaxCrossEntropy("cost").Input(out).Label(label);
+    return m.Build();
+  };
+  auto blocked_device = CreateCpuDevice({.threads = 1, .blocked_activations = true});
+  auto plain_device = CreateCpuDevice(
+      {.threads = 1, .blocked_activations = false, .fuse_conv_relu = false});
+  if (blocked_device->BlockedChannels() == 0) {
+    GTEST_SKIP() << "this CPU has no blocked convolution layout in oneDNN (needs AVX2)";
+  }
+  ASSERT_EQ(plain_device->BlockedChannels(), 0);
+  auto build = [&](Device& device) {
+    ModelGraph graph;
+    EXPECT_TRUE(BuildModelGraph(model(), LayerRegistry::Builtin(), "m", &graph).empty());
+    auto net = Network::Create(std::move(graph), device, 3);
+    EXPECT_TRUE(net.ok()) << net.status();
+    return std::move(*net);
+  };
+  auto blocked = build(*blocked_device);
+  auto plain = build(*plain_device);
+  // Which activations stay blocked: the conv/relu/pool chains, not what an fc or tanh reads.
+  for (const GraphLayer& gl : blocked->graph().layers) {
+    const std::string& n = gl.config.name;
+    const bool want = n == "conv1" || n == "relu1" || n == "pool1" || n == "avg1" ||
+                      n == "conv3" || n == "relu3";
+    EXPECT_EQ(blocked->blocked(gl.output), want) << n;
+    EXPECT_FALSE(plain->blocked(gl.output)) << n;
+  }
+  // relu1 is fused into conv1 and relu3 into conv3; none is on the plain device.
+  for (int l = 0; l < static_cast<int>(blocked->graph().layers.size()); ++l) {
+    const std::string& n = blocked->graph().layers[l].config.name;
+    EXPECT_EQ(blocked->fused(l), n == "relu1" || n == "relu3") << n;
+    EXPECT_FALSE(plain->fused(l)) << n;
+  }
+  constexpr int64_t kBatch = 5;
+  double loss[2];
+  int k = 0;
+  for (Network* net : {blocked.get(), plain.get()}) {
+    net->SetBatchSize(kBatch);
+    float* x = net->input(0).value.data();
+    for (int64_t i = 0; i < kBatch * 3 * 8 * 8; ++i) x[i] = std::sin(0.37f * i) + 0.1f;
+    net->input(1).ids = {0, 1, 2, 3, 4};
+    StepContext ctx{.training = true};
+    loss[k++] = net->Forward(ctx);
+    net->Backward(ctx);
+  }
+  EXPECT_NEAR(loss[0], loss[1], 1e-5 * std::abs(loss[1]));
+  ASSERT_EQ(blocked->params().size(), plain->params().size());
+  for (size_t i = 0; i < plain->params().size(); ++i) {
+    const Param& b = blocked->params()[i];
+    const Param& p = plain->params()[i];
+    ASSERT_EQ(b.grad.size(), p.grad.size());
+    float scale = 0;
+    for (int64_t j = 0; j < p.grad.size(); ++j) scale = std::max(scale, std::abs(p.grad.data()[j]));
+    ASSERT_GT(scale, 0.f) << "parameter " << i << " (" << p.desc.name << ") got no gradient";
+    for (int64_t j = 0; j < p.grad.size(); ++j) {
+      ASSERT_NEAR(b.grad.data()[j], p.grad.data()[j], 1e-4f * scale)
+          << "parameter " << i << " (" << p.desc.name << ") element " << j;
     }
   }
 }

@@ -18,10 +18,10 @@ struct Fixture {
     p.desc.shape = shape;
     p.desc.sparse = sparse;
     p.value.Resize(*device, shape);
-    p.grad.Resize(*device, shape);
+    p.grad.Resize(*device, shape);  // sparse: compact rows, room for every row
     device->Fill(p.value.size(), value, p.value.data());
     device->Fill(p.grad.size(), grad, p.grad.data());
-    if (sparse) p.row_touched.assign(shape.dim(0), 0);
+    if (sparse) p.row_slot.assign(shape.dim(0), -1);
     return p;
   }
 };
@@ -60,9 +60,9 @@ TEST(OptimizerTest, AdagradTouchesOnlyTheRowsTheBatchUsed) {
   Fixture f;
   f.params.reserve(1);
   Param& p = f.Add(Shape({4, 2}), true, 1.f, 0.f);
-  p.grad.data()[2] = p.grad.data()[3] = 0.5f;  // row 1
+  p.grad.data()[0] = p.grad.data()[1] = 0.5f;  // compact row 0: table row 1
   p.touched_rows = {1};
-  p.row_touched[1] = 1;
+  p.row_slot[1] = 0;
   Optimizer opt(Parse({{"type", "adagrad"}, {"learningRate", 0.1}, {"weightDecay", 0.1}}),
                 f.params, *f.device);
   opt.Step(0, 1);
@@ -71,7 +71,7 @@ TEST(OptimizerTest, AdagradTouchesOnlyTheRowsTheBatchUsed) {
   }
   EXPECT_LT(p.value.data()[2], 1.f);
   EXPECT_TRUE(p.touched_rows.empty());
-  EXPECT_EQ(p.row_touched[1], 0) << "the next backward zeroes the row again when it first uses it";
+  EXPECT_EQ(p.row_slot[1], -1) << "the next backward gives the row a fresh, zeroed slot";
   Tensor* state = opt.State()[0];
   EXPECT_EQ(state->data()[0], 0.f);
   EXPECT_GT(state->data()[2], 0.f);

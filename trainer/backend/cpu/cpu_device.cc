@@ -70,13 +70,20 @@ struct Arg {
   }
 };
 
+// The oneDNN tag of an activation in `layout` (Device::BlockedChannels: `block` channels).
+Tag ActivationTag(ActivationLayout layout, int64_t block) {
+  if (layout == ActivationLayout::kPlain) return Tag::nchw;
+  TANDEM_CHECK(block == 16 || block == 8) << "blocked activations on a device without them";
+  return block == 16 ? Tag::nChw16c : Tag::nChw8c;
+}
+
 // Convolution with the layouts oneDNN prefers (format `any`: blocked nChw16c on AVX-512), which
 // run about 3x faster than its GEMM-based plain-NCHW path here; tensors between layers stay
 // plain, so each call reorders at its boundary (cheap next to the convolution).
 class CpuConv2d final : public Conv2dKernel {
  public:
-  CpuConv2d(dnnl::engine& eng, dnnl::stream& stream, const Conv2dDesc& d)
-      : eng_(eng), stream_(stream), d_(d) {}
+  CpuConv2d(dnnl::engine& eng, dnnl::stream& stream, const Conv2dDesc& d, int64_t block)
+      : eng_(eng), stream_(stream), d_(d), block_(block) {}
 
   void Forward(int64_t batch, const float* x, const float* w, const float* b, float* y) override {
     Entry& e = Get(batch);
@@ -158,8 +165,11 @@ class CpuConv2d final : public Conv2dKernel {
     // Right padding that makes the output exactly out_h x out_w.
     const memory::dims pad_r{(d_.out_h - 1) * d_.stride_h + d_.kernel_h - d_.in_h - d_.pad_h,
                              (d_.out_w - 1) * d_.stride_w + d_.kernel_w - d_.in_w - d_.pad_w};
-    const memory::desc src_md(src_dims, Dt::f32, Tag::nchw);
-    const memory::desc dst_md(dst_dims, Dt::f32, Tag::nchw);
+    // Our side of x/dx and y/dy: plain NCHW, or the blocked layout the network keeps between
+    // layers (then the primitives' preferred layout is usually the same, and Arg reorders
+    // nothing).
+    const memory::desc src_md(src_dims, Dt::f32, ActivationTag(d_.src_layout, block_));
+    const memory::desc dst_md(dst_dims, Dt::f32, ActivationTag(d_.dst_layout, block_));
     const memory::desc wei_md(wei_dims, Dt::f32, wei_tag);
     const memory::desc bias_md({d_.out_channels}, Dt::f32, Tag::x);
     const memory::desc src_any(src_dims, Dt::f32, Tag::any);
@@ -169,7 +179,13 @@ class CpuConv2d final : public Conv2dKernel {
     const auto algo = dnnl::algorithm::convolution_direct;
     dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, src_any, wei_any,
                                        d_.bias ? bias_md : no_bias, dst_any, strides, pad_l, pad_r);
-    dnnl::convolution_forward::primitive_desc fpd(fd, eng_);
+    dnnl::primitive_attr attr;
+    if (d_.fused_relu) {
+      dnnl::post_ops ops;
+      ops.append_eltwise(1.f, dnnl::algorithm::eltwise_relu, 0.f, 0.f);
+      attr.set_post_ops(ops);
+    }
+    dnnl::convolution_forward::primitive_desc fpd(fd, attr, eng_);
     dnnl::convolution_backward_data::desc bdd(algo, src_any, wei_any, dst_any, strides, pad_l,
                                               pad_r);
     dnnl::convolution_backward_data::primitive_desc bdpd(bdd, eng_, fpd);
@@ -204,29 +220,33 @@ class CpuConv2d final : public Conv2dKernel {
   dnnl::engine& eng_;
   dnnl::stream& stream_;
   Conv2dDesc d_;
+  int64_t block_;
   std::map<int64_t, Entry> cache_;
 };
 
+// Pooling runs in the layout of its input x (oneDNN's pooling wants src and dst alike); when
+// the output's layout differs (a blocked chain ending in a plain-only layer such as fc), y and
+// dy are reordered at this boundary, on the pooled, 4x smaller tensor.
 class CpuPool2d final : public Pool2dKernel {
  public:
-  CpuPool2d(dnnl::engine& eng, dnnl::stream& stream, const Pool2dDesc& d)
-      : eng_(eng), stream_(stream), d_(d) {}
+  CpuPool2d(dnnl::engine& eng, dnnl::stream& stream, const Pool2dDesc& d, int64_t block)
+      : eng_(eng), stream_(stream), d_(d), block_(block) {}
 
   void Forward(int64_t batch, const float* x, float* y, bool training) override {
     Entry& e = Get(batch);
     e.src.set_data_handle(const_cast<float*>(x));
-    e.dst.set_data_handle(y);
-    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src}, {DNNL_ARG_DST, e.dst}};
+    std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.src}, {DNNL_ARG_DST, e.dst.Out(y)}};
     if (e.has_workspace) args.emplace(DNNL_ARG_WORKSPACE, e.workspace);
     (training ? e.fwd_train : e.fwd_infer).execute(stream_, args);
+    e.dst.Finish(stream_);
     stream_.wait();
   }
 
   void Backward(int64_t batch, const float* dy, float* dx) override {
     Entry& e = Get(batch);
-    e.dst.set_data_handle(const_cast<float*>(dy));
     e.src.set_data_handle(dx);
-    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, e.dst}, {DNNL_ARG_DIFF_SRC, e.src}};
+    std::unordered_map<int, memory> args{{DNNL_ARG_DIFF_DST, e.ddst.In(stream_, dy)},
+                                         {DNNL_ARG_DIFF_SRC, e.src}};
     if (e.has_workspace) args.emplace(DNNL_ARG_WORKSPACE, e.workspace);
     e.bwd.execute(stream_, args);
     stream_.wait();
@@ -234,7 +254,8 @@ class CpuPool2d final : public Pool2dKernel {
 
  private:
   struct Entry {
-    memory src, dst, workspace;
+    memory src, workspace;  // x / dx in their own layout
+    Arg dst, ddst;          // y and dy: ours, or reordered from/to x's layout
     bool has_workspace = false;
     dnnl::pooling_forward fwd_train, fwd_infer;
     dnnl::pooling_backward bwd;
@@ -244,8 +265,11 @@ class CpuPool2d final : public Pool2dKernel {
     auto it = cache_.find(batch);
     if (it != cache_.end()) return it->second;
     Entry& e = cache_[batch];
-    memory::desc src_md({batch, d_.channels, d_.in_h, d_.in_w}, Dt::f32, Tag::nchw);
-    memory::desc dst_md({batch, d_.channels, d_.out_h, d_.out_w}, Dt::f32, Tag::nchw);
+    const Tag src_tag = ActivationTag(d_.src_layout, block_);
+    memory::desc src_md({batch, d_.channels, d_.in_h, d_.in_w}, Dt::f32, src_tag);
+    memory::desc dst_md({batch, d_.channels, d_.out_h, d_.out_w}, Dt::f32, src_tag);
+    memory::desc user_dst_md({batch, d_.channels, d_.out_h, d_.out_w}, Dt::f32,
+                             ActivationTag(d_.dst_layout, block_));
     const memory::dims strides{d_.stride_h, d_.stride_w}, kernel{d_.kernel_h, d_.kernel_w};
     const memory::dims pad_l{d_.pad_h, d_.pad_w};
     const memory::dims pad_r{(d_.out_h - 1) * d_.stride_h + d_.kernel_h - d_.in_h - d_.pad_h,
@@ -262,7 +286,8 @@ class CpuPool2d final : public Pool2dKernel {
     dnnl::pooling_backward::desc bd(algo, src_md, dst_md, strides, kernel, pad_l, pad_r);
     dnnl::pooling_backward::primitive_desc bpd(bd, eng_, ftpd);
     e.src = memory(src_md, eng_, DNNL_MEMORY_NONE);
-    e.dst = memory(dst_md, eng_, DNNL_MEMORY_NONE);
+    e.dst.Init(user_dst_md, dst_md, eng_, /*input=*/false);
+    e.ddst.Init(user_dst_md, dst_md, eng_, /*input=*/true);
     e.has_workspace = ftpd.workspace_desc().get_size() > 0;
     if (e.has_workspace) e.workspace = memory(ftpd.workspace_desc(), eng_);  // allocated once
     e.fwd_train = dnnl::pooling_forward(ftpd);
@@ -274,6 +299,7 @@ class CpuPool2d final : public Pool2dKernel {
   dnnl::engine& eng_;
   dnnl::stream& stream_;
   Pool2dDesc d_;
+  int64_t block_;
   std::map<int64_t, Entry> cache_;
 };
 
@@ -321,6 +347,17 @@ class CpuDevice final : public Device {
       : eng_(dnnl::engine::kind::cpu, 0), stream_(eng_) {
     if (options.threads > 0) omp_set_num_threads(options.threads);
     threads_ = omp_get_max_threads();
+    fuse_conv_relu_ = options.fuse_conv_relu;
+    if (options.blocked_activations) {
+      // The block oneDNN's convolutions pick for `any` on this instruction set.
+      const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
+      if (isa == dnnl::cpu_isa::avx512_core || isa == dnnl::cpu_isa::avx512_core_vnni ||
+          isa == dnnl::cpu_isa::avx512_core_bf16 || isa == dnnl::cpu_isa::avx512_core_amx) {
+        block_ = 16;
+      } else if (isa == dnnl::cpu_isa::avx2 || isa == dnnl::cpu_isa::avx2_vnni) {
+        block_ = 8;
+      }
+    }
   }
 
   DeviceKind kind() const override { return DeviceKind::kCpu; }
@@ -330,6 +367,8 @@ class CpuDevice final : public Device {
                         " threads)");
   }
   int threads() const override { return threads_; }
+  int64_t BlockedChannels() const override { return block_; }
+  bool FusesConvRelu() const override { return fuse_conv_relu_; }
 
   float* Allocate(int64_t n) override {
     size_t bytes = static_cast<size_t>(std::max<int64_t>(n, 1)) * sizeof(float);
@@ -418,10 +457,10 @@ class CpuDevice final : public Device {
   }
 
   std::unique_ptr<Conv2dKernel> CreateConv2d(const Conv2dDesc& desc) override {
-    return std::make_unique<CpuConv2d>(eng_, stream_, desc);
+    return std::make_unique<CpuConv2d>(eng_, stream_, desc, block_);
   }
   std::unique_ptr<Pool2dKernel> CreatePool2d(const Pool2dDesc& desc) override {
-    return std::make_unique<CpuPool2d>(eng_, stream_, desc);
+    return std::make_unique<CpuPool2d>(eng_, stream_, desc, block_);
   }
   std::unique_ptr<EltwiseKernel> CreateEltwise(EltwiseKind kind) override {
     return std::make_unique<CpuEltwise>(kind);
@@ -435,6 +474,8 @@ class CpuDevice final : public Device {
   dnnl::engine eng_;
   dnnl::stream stream_;
   int threads_ = 1;
+  int64_t block_ = 0;  // BlockedChannels()
+  bool fuse_conv_relu_ = true;
   std::map<std::pair<int64_t, int64_t>, SoftmaxEntry> softmax_;
 };
 

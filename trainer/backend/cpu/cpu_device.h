@@ -16,6 +16,11 @@ namespace tandem::trainer {
 struct CpuDeviceOptions {
   // Threads for oneDNN/OpenMP. 0: leave the OpenMP default (OMP_NUM_THREADS or all cores).
   int threads = 0;
+  // Offer oneDNN's blocked layout for activations between convolution layers (BlockedChannels):
+  // 16 channels with AVX-512, 8 with AVX2, none below. false: always plain NCHW (tests compare).
+  bool blocked_activations = true;
+  // Fuse a relu into the convolution before it (FusesConvRelu). false: separate passes.
+  bool fuse_conv_relu = true;
 };
 
 std::unique_ptr<Device> CreateCpuDevice(const CpuDeviceOptions& options);
