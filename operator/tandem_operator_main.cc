@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "common/cli.h"
+#include "common/environment.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_endpoint.h"
@@ -98,7 +99,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  auto config = tandem::kube::LoadKubeConfig(kubeconfig, context);
+  auto config = tandem::kube::LoadKubeConfig(tandem::ProcessEnvironment(), kubeconfig, context);
   if (!config.ok()) {
     TANDEM_LOG(error, "no Kubernetes configuration: {}", config.status().ToString());
     return 1;

@@ -1,6 +1,5 @@
 #include "operator/kube/kube_config.h"
 
-#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -52,14 +51,9 @@ std::string Str(const nlohmann::json& o, const char* f) {
 
 }  // namespace
 
-absl::StatusOr<KubeConfig> LoadInClusterConfig(
-    const std::string& sa_dir, const std::function<const char*(const char*)>& getenv_fn) {
-  auto env = [&](const char* n) -> std::string {
-    const char* v = getenv_fn ? getenv_fn(n) : std::getenv(n);
-    return v != nullptr ? v : "";
-  };
-  std::string host = env("KUBERNETES_SERVICE_HOST");
-  std::string port = env("KUBERNETES_SERVICE_PORT");
+absl::StatusOr<KubeConfig> LoadInClusterConfig(const Environment& env, const std::string& sa_dir) {
+  std::string host = EnvValue(env, "KUBERNETES_SERVICE_HOST").value_or("");
+  std::string port = EnvValue(env, "KUBERNETES_SERVICE_PORT").value_or("");
   if (host.empty() || port.empty()) {
     return absl::FailedPreconditionError(
         "not running in a cluster: KUBERNETES_SERVICE_HOST and KUBERNETES_SERVICE_PORT must be set");
@@ -155,20 +149,16 @@ absl::StatusOr<KubeConfig> LoadKubeconfigFile(const std::string& path, const std
   return cfg;
 }
 
-absl::StatusOr<KubeConfig> LoadKubeConfig(const std::string& explicit_path, const std::string& context) {
+absl::StatusOr<KubeConfig> LoadKubeConfig(const Environment& env, const std::string& explicit_path,
+                                          const std::string& context) {
   if (!explicit_path.empty()) return LoadKubeconfigFile(explicit_path, context);
-  const char* env = std::getenv("KUBECONFIG");
-  if (env != nullptr && *env != '\0') {
-    std::string first(env);
-    first = first.substr(0, first.find(':'));
-    return LoadKubeconfigFile(first, context);
+  if (std::optional<std::string> list = EnvValue(env, "KUBECONFIG")) {
+    return LoadKubeconfigFile(list->substr(0, list->find(':')), context);
   }
-  if (std::getenv("KUBERNETES_SERVICE_HOST") != nullptr) return LoadInClusterConfig();
-  const char* home = std::getenv("HOME");
-  if (home == nullptr) {
-    return absl::FailedPreconditionError("no kubeconfig: set --kubeconfig or KUBECONFIG");
-  }
-  return LoadKubeconfigFile(absl::StrCat(home, "/.kube/config"), context);
+  if (EnvValue(env, "KUBERNETES_SERVICE_HOST")) return LoadInClusterConfig(env);
+  std::optional<std::string> home = EnvValue(env, "HOME");
+  if (!home) return absl::FailedPreconditionError("no kubeconfig: set --kubeconfig or KUBECONFIG");
+  return LoadKubeconfigFile(absl::StrCat(*home, "/.kube/config"), context);
 }
 
 }  // namespace tandem::kube

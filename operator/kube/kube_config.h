@@ -1,14 +1,14 @@
 // Where the API server is and how to authenticate to it: in-cluster (service account) or from a
 // kubeconfig file.
 //
-//   TANDEM_ASSIGN_OR_RETURN(kube::KubeConfig cfg, kube::LoadKubeConfig(flag_kubeconfig));
+//   TANDEM_ASSIGN_OR_RETURN(kube::KubeConfig cfg, kube::LoadKubeConfig(ProcessEnvironment(), flag_kubeconfig));
 //   kube::KubeClient client(cfg);
 #pragma once
 
-#include <functional>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "common/environment.h"
 
 namespace tandem::kube {
 
@@ -29,10 +29,10 @@ struct KubeConfig {
 
 // Reads an in-cluster configuration: KUBERNETES_SERVICE_HOST/PORT, the service-account token,
 // CA bundle and namespace under `sa_dir` (default /var/run/secrets/kubernetes.io/serviceaccount).
-// `getenv` is injectable for tests.
+// `env` is the process environment the main read once (common/environment.h).
 absl::StatusOr<KubeConfig> LoadInClusterConfig(
-    const std::string& sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount",
-    const std::function<const char*(const char*)>& getenv = nullptr);
+    const Environment& env,
+    const std::string& sa_dir = "/var/run/secrets/kubernetes.io/serviceaccount");
 
 // Reads a kubeconfig file (YAML). `context` empty uses current-context. Supports cluster
 // server/certificate-authority(-data)/insecure-skip-tls-verify, user token/tokenFile/
@@ -42,8 +42,8 @@ absl::StatusOr<KubeConfig> LoadKubeconfigFile(const std::string& path,
                                               const std::string& context = "");
 
 // The usual order: `explicit_path` if set, else $KUBECONFIG (first entry), else in-cluster when
-// KUBERNETES_SERVICE_HOST is set, else ~/.kube/config.
-absl::StatusOr<KubeConfig> LoadKubeConfig(const std::string& explicit_path = "",
+// KUBERNETES_SERVICE_HOST is set, else $HOME/.kube/config; the variables are read from `env`.
+absl::StatusOr<KubeConfig> LoadKubeConfig(const Environment& env, const std::string& explicit_path = "",
                                           const std::string& context = "");
 
 }  // namespace tandem::kube

@@ -25,12 +25,8 @@ TEST(KubeConfigTest, InCluster) {
   Write(d / "token", "tok-123\n");
   Write(d / "ca.crt", "-----BEGIN CERTIFICATE-----\nX\n-----END CERTIFICATE-----\n");
   Write(d / "namespace", "ml\n");
-  auto env = [](const char* n) -> const char* {
-    if (std::string(n) == "KUBERNETES_SERVICE_HOST") return "10.0.0.1";
-    if (std::string(n) == "KUBERNETES_SERVICE_PORT") return "443";
-    return nullptr;
-  };
-  auto cfg = LoadInClusterConfig(d.string(), env);
+  const Environment env = {{"KUBERNETES_SERVICE_HOST", "10.0.0.1"}, {"KUBERNETES_SERVICE_PORT", "443"}};
+  auto cfg = LoadInClusterConfig(env, d.string());
   ASSERT_TRUE(cfg.ok()) << cfg.status();
   EXPECT_EQ(cfg->server, "https://10.0.0.1:443");
   EXPECT_EQ(cfg->token, "tok-123");
@@ -38,8 +34,31 @@ TEST(KubeConfigTest, InCluster) {
   EXPECT_NE(cfg->ca_pem.find("BEGIN CERTIFICATE"), std::string::npos);
   EXPECT_EQ(cfg->default_namespace, "ml");
 
-  auto none = LoadInClusterConfig(d.string(), [](const char*) -> const char* { return nullptr; });
+  auto none = LoadInClusterConfig(Environment{}, d.string());
   EXPECT_EQ(none.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+// The lookup order reads only the Environment it is given: an explicit path, then $KUBECONFIG's
+// first entry, then in-cluster, then $HOME/.kube/config; none of them is an error.
+TEST(KubeConfigTest, LookupOrderFromTheGivenEnvironment) {
+  fs::path d = TempDir("order");
+  fs::create_directories(d / "home" / ".kube");
+  const std::string one = "apiVersion: v1\nkind: Config\ncurrent-context: a\nclusters:\n- name: a\n  cluster: {server: \"https://one:1\"}\nusers:\n- name: a\n  user: {token: t}\ncontexts:\n- name: a\n  context: {cluster: a, user: a}\n";
+  std::string two = one;
+  two.replace(two.find("https://one:1"), 13, "https://two:2");
+  Write(d / "one", one);
+  Write(d / "home" / ".kube" / "config", two);
+
+  auto from_list = LoadKubeConfig({{"KUBECONFIG", (d / "one").string() + ":/nonexistent"}});
+  ASSERT_TRUE(from_list.ok()) << from_list.status();
+  EXPECT_EQ(from_list->server, "https://one:1");
+  auto explicit_path = LoadKubeConfig({{"KUBECONFIG", "/nonexistent"}}, (d / "home/.kube/config").string());
+  ASSERT_TRUE(explicit_path.ok()) << explicit_path.status();
+  EXPECT_EQ(explicit_path->server, "https://two:2");
+  auto from_home = LoadKubeConfig({{"HOME", (d / "home").string()}});
+  ASSERT_TRUE(from_home.ok()) << from_home.status();
+  EXPECT_EQ(from_home->server, "https://two:2");
+  EXPECT_EQ(LoadKubeConfig(Environment{}).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(KubeConfigTest, KubeconfigContextsUsersAndFiles) {

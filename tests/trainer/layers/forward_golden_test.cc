@@ -376,7 +376,7 @@ struct Instance {
       if (p.desc.name == "running_var")  // a variance: positive
         for (int64_t i = 0; i < p.value.size(); ++i)
           p.value.data()[i] = std::abs(p.value.data()[i]) + 0.1f;
-      if (p.desc.sparse) p.row_touched.assign(p.desc.shape.dim(0), 0);
+      if (p.desc.sparse) p.row_slot.assign(p.desc.shape.dim(0), -1);
       layer->params().push_back(&p);
       c.params.emplace_back(p.value.data(), p.value.data() + p.value.size());
     }
