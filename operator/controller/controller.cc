@@ -4,14 +4,18 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
+#include "operator/controller/cache_transform.h"
 #include "operator/controller/operator_metrics.h"
 
 namespace tandem::controller {
 
 Controller::Controller(kube::KubeApi* api, ControllerOptions options)
-    : api_(api), options_(std::move(options)), events_(api, options_.component, options_.host),
+    : api_(api), options_(std::move(options)),
+      requests_(options_.api_concurrency > 0 ? std::make_unique<kube::RequestPool>(options_.api_concurrency) : nullptr),
+      events_(api, options_.component, options_.host, requests_.get()),
       queue_("trainingjobs") {
   ReconcilerOptions reconciler_options = options_.reconciler;
+  reconciler_options.requests = requests_.get();
   if (options_.progress.interval_s > 0) {
     ProgressProberOptions p = options_.progress;
     p.on_update = [this](const std::string& key) { queue_.Add(key); };
@@ -24,6 +28,7 @@ Controller::Controller(kube::KubeApi* api, ControllerOptions options)
     o.ns.clear();
     o.label_selector = label_selector;
     o.field_selector.clear();
+    o.transform = CacheTransformFor(r);
     informers_.push_back(std::make_unique<kube::Informer>(api_, r, o));
     cache_.Add(informers_.back().get());
     return informers_.back().get();
@@ -102,6 +107,7 @@ void Controller::Stop() {
   workers_.clear();
   if (prober_) prober_->Stop();
   for (auto& i : informers_) i->Stop();
+  if (requests_) requests_->ShutDown();  // Events still queued are dropped
 }
 
 void Controller::Worker() {

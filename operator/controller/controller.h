@@ -17,6 +17,7 @@
 #include "operator/controller/trainingjob_reconciler.h"
 #include "operator/kube/event_recorder.h"
 #include "operator/kube/informer.h"
+#include "operator/kube/request_pool.h"
 #include "operator/kube/work_queue.h"
 
 namespace tandem::controller {
@@ -25,6 +26,10 @@ inline constexpr char kScheduleKey[] = "!schedule";
 
 struct ControllerOptions {
   int workers = 2;
+  // API requests in flight at once, across all workers (kube::RequestPool): a job's children and
+  // workers are created together, the scheduling pass's status writes go out together, and
+  // Events are sent without making the reconcile wait. 0: every call in line on its worker.
+  int api_concurrency = 32;
   ReconcilerOptions reconciler{};
   kube::InformerOptions informer{};  // ns/selectors are set per informer; timeouts and backoff apply to all
   double cache_sync_timeout_s = 60;
@@ -51,6 +56,7 @@ class Controller {
 
   kube::KubeApi* api_;
   const ControllerOptions options_;
+  std::unique_ptr<kube::RequestPool> requests_;  // null when api_concurrency == 0
   kube::EventRecorder events_;
   std::vector<std::unique_ptr<kube::Informer>> informers_;
   InformerCache cache_;

@@ -191,23 +191,23 @@ void TrainingJobReconciler::Event(const json& obj, const std::string& type, cons
 }
 
 absl::Status TrainingJobReconciler::WriteStatus(const json& obj, const api::TrainingJobStatus& status) {
-  json updated = obj;
-  updated["status"] = api::StatusToJson(status);
-  auto r = api_->UpdateStatus(kube::kTrainingJobs, updated);
+  auto r = api_->UpdateStatus(kube::kTrainingJobs, kube::StatusUpdateBody(obj, api::StatusToJson(status)));
   return r.status();
 }
 
 absl::Status TrainingJobReconciler::DeletePods(const std::vector<kube::Object>& pods, int grace_s) {
-  absl::Status first;
+  kube::CallGroup deletes(options_.requests);
   for (const auto& p : pods) {
     if (Deleting(*p)) continue;
-    kube::DeleteOptions o;
-    o.grace_period_seconds = grace_s;
-    o.precondition_uid = kube::UidOf(*p);
-    absl::Status s = api_->Delete(kube::kPods, kube::NamespaceOf(*p), kube::NameOf(*p), o);
-    if (!s.ok() && !kube::IsNotFound(s) && first.ok()) first = s;
+    deletes.Add([this, p, grace_s] {
+      kube::DeleteOptions o;
+      o.grace_period_seconds = grace_s;
+      o.precondition_uid = kube::UidOf(*p);
+      absl::Status s = api_->Delete(kube::kPods, kube::NamespaceOf(*p), kube::NameOf(*p), o);
+      return kube::IsNotFound(s) ? absl::OkStatus() : s;
+    });
   }
-  return first;
+  return deletes.Wait();
 }
 
 absl::Status TrainingJobReconciler::EnsureChildren(const json& obj, const api::TrainingJob& job) {
@@ -243,12 +243,17 @@ absl::Status TrainingJobReconciler::EnsureChildren(const json& obj, const api::T
       }
     }
   }
-  TANDEM_RETURN_IF_ERROR(create(kube::kConfigMaps, ConfigMapName(job.metadata.name), BuildConfigMap(obj, job)));
-  TANDEM_RETURN_IF_ERROR(create(kube::kServices, ServiceName(job.metadata.name),
-                                BuildService(obj, job, options_.build)));
-  TANDEM_RETURN_IF_ERROR(create(kube::kNetworkPolicies, NetworkPolicyName(job.metadata.name),
-                                BuildNetworkPolicy(obj, job, options_.build)));
-  return absl::OkStatus();
+  // Independent of each other: created at once.
+  kube::CallGroup children(options_.requests);
+  children.Add([&] { return create(kube::kConfigMaps, ConfigMapName(job.metadata.name), BuildConfigMap(obj, job)); });
+  children.Add([&] {
+    return create(kube::kServices, ServiceName(job.metadata.name), BuildService(obj, job, options_.build));
+  });
+  children.Add([&] {
+    return create(kube::kNetworkPolicies, NetworkPolicyName(job.metadata.name),
+                  BuildNetworkPolicy(obj, job, options_.build));
+  });
+  return children.Wait();
 }
 
 ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
@@ -482,14 +487,18 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
       return write();
     }
   }
+  kube::CallGroup workers(options_.requests);  // the gang's pods at once
   for (int r = 0; r < world; ++r) {
     if (pods.by_rank.count(r) != 0) continue;
-    json pod = BuildWorkerPod(obj, job, r, st.placement[r], st.restarts, options_.build);
-    auto created = api_->Create(kube::kPods, job.metadata.namespace_, pod);
-    if (!created.ok() && !kube::IsAlreadyExists(created.status())) {
-      result.error = created.status();
-      return write();
-    }
+    workers.Add([this, ns = job.metadata.namespace_,
+                 pod = BuildWorkerPod(obj, job, r, st.placement[r], st.restarts, options_.build)] {
+      auto created = api_->Create(kube::kPods, ns, pod);
+      return created.ok() || kube::IsAlreadyExists(created.status()) ? absl::OkStatus() : created.status();
+    });
+  }
+  if (absl::Status s = workers.Wait(); !s.ok()) {
+    result.error = s;
+    return write();
   }
 
   // Counts, progress and Running / Succeeded.
@@ -691,9 +700,7 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     api::SetCondition(&st.conditions, api::kConditionRunning, "False", "Preempted", p.message, now);
     api::SetCondition(&st.conditions, api::kConditionQueued, "True", "Preempted",
                       absl::StrCat("preempted for ", p.preemptor, "; will resume from its checkpoint"), now);
-    json updated = obj;
-    updated["status"] = api::StatusToJson(st);
-    auto w = api_->UpdateStatus(kube::kTrainingJobs, updated);
+    auto w = api_->UpdateStatus(kube::kTrainingJobs, kube::StatusUpdateBody(obj, api::StatusToJson(st)));
     note_error(w.status());
     if (w.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
@@ -704,6 +711,9 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     m.preemptions.WithLabels({victim.spec.queue, p.reason})->Inc();
   }
 
+  // The pass's status writes are independent of each other: issued at once, then waited for
+  // together (one pass used to take pending-jobs x request latency).
+  kube::CallGroup writes(options_.requests);
   for (const auto& a : decision.admissions) {
     auto it = jobs.find(a.job);
     if (it == jobs.end()) continue;
@@ -723,19 +733,17 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     if (api::FindCondition(st.conditions, api::kConditionPreempted) != nullptr) {
       api::SetCondition(&st.conditions, api::kConditionPreempted, "False", "Readmitted", message, now);
     }
-    json updated = obj;
-    updated["status"] = api::StatusToJson(st);
-    auto w = api_->UpdateStatus(kube::kTrainingJobs, updated);
-    if (!w.ok()) {
-      note_error(w.status());
-      continue;
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      assumed_[a.job] = {a.placement, kube::ResourceVersionOf(*w)};
-    }
-    Event(obj, "Normal", "Admitted", message);
-    m.admissions.WithLabels({job.spec.queue})->Inc();
+    writes.Add([this, &m, &obj, &a, queue = job.spec.queue, message, st = std::move(st)]() -> absl::Status {
+      auto w = api_->UpdateStatus(kube::kTrainingJobs, kube::StatusUpdateBody(obj, api::StatusToJson(st)));
+      if (!w.ok()) return w.status();
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        assumed_[a.job] = {a.placement, kube::ResourceVersionOf(*w)};
+      }
+      Event(obj, "Normal", "Admitted", message);
+      m.admissions.WithLabels({queue})->Inc();
+      return absl::OkStatus();
+    });
   }
 
   for (const auto& p : decision.pending) {
@@ -754,13 +762,14 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     bool new_reason = api::SetCondition(&st.conditions, api::kConditionQueued, "True", reason, message, now);
     if (st == job.status) continue;
     const json& obj = *objects[p.job];
-    json updated = obj;
-    updated["status"] = api::StatusToJson(st);
-    note_error(api_->UpdateStatus(kube::kTrainingJobs, updated).status());
     const api::Condition* before = api::FindCondition(job.status.conditions, api::kConditionQueued);
-    if (new_reason && (before == nullptr || before->reason != reason)) {
-      Event(obj, reason == "InvalidQueue" ? "Warning" : "Normal", reason, message);
-    }
+    const bool announce = new_reason && (before == nullptr || before->reason != reason);
+    writes.Add([this, &obj, announce, reason, message, st = std::move(st)] {
+      absl::Status s =
+          api_->UpdateStatus(kube::kTrainingJobs, kube::StatusUpdateBody(obj, api::StatusToJson(st))).status();
+      if (announce) Event(obj, reason == "InvalidQueue" ? "Warning" : "Normal", reason, message);
+      return s;
+    });
   }
 
   // Queue status (admitted/pending jobs, usage, borrowed, share): written when it changed.
@@ -778,10 +787,10 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     if (st == parsed->status) continue;
     api::Queue updated_queue = *parsed;
     updated_queue.status = st;
-    json updated = *qobj;
-    updated["status"] = api::ToJson(updated_queue).value("status", json::object());
-    note_error(api_->UpdateStatus(kube::kQueues, updated).status());
+    json updated = kube::StatusUpdateBody(*qobj, api::ToJson(updated_queue).value("status", json::object()));
+    writes.Add([this, updated = std::move(updated)] { return api_->UpdateStatus(kube::kQueues, updated).status(); });
   }
+  note_error(writes.Wait());
 
   // Metrics: queues and jobs by phase.
   for (const auto& q : decision.queues) {

@@ -30,6 +30,7 @@
 #include "trainer/model/trainer_spec.h"
 #include "operator/kube/event_recorder.h"
 #include "operator/kube/kube_api.h"
+#include "operator/kube/request_pool.h"
 #include "operator/scheduler/scheduler.h"
 
 namespace tandem::controller {
@@ -56,6 +57,10 @@ struct ReconcilerOptions {
   // An admitted job whose checkpoint claim is still Pending this long gets Running=False,
   // reason CheckpointClaimPending, and a Warning Event.
   double claim_pending_warning_s = 120;
+  // Independent API calls of one reconcile (a job's children, its workers, the scheduling
+  // pass's status writes) go through this pool at once. Null: one after another, in order
+  // (what the reconcile tests compare).
+  kube::RequestPool* requests = nullptr;
 };
 
 class TrainingJobReconciler {
