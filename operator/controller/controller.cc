@@ -33,6 +33,10 @@ Controller::Controller(kube::KubeApi* api, ControllerOptions options)
     cache_.Add(informers_.back().get());
     return informers_.back().get();
   };
+  // The scheduling pass goes ahead of the job keys: it admits the jobs they wait on, and in FIFO
+  // order it waited behind every reconcile queued before it (a backlog of thousands of jobs
+  // creating their workers stalled admission at 583 of 10,000 jobs).
+  queue_.SetUrgent(kScheduleKey);
   auto schedule = [this] { queue_.Add(kScheduleKey); };
   auto enqueue_owner = [this](const kube::Object& o) {
     std::string owner = TrainingJobReconciler::OwnerKey(*o);
@@ -42,8 +46,8 @@ Controller::Controller(kube::KubeApi* api, ControllerOptions options)
 
   kube::Informer* jobs = informer(kube::kTrainingJobs, "");
   jobs->AddHandler({.on_add = [this](const kube::Object& o) { queue_.Add(kube::ObjectKey::Of(*o).String()); },
-                    .on_update = [this](const kube::Object&, const kube::Object& o) {
-                      queue_.Add(kube::ObjectKey::Of(*o).String());
+                    .on_update = [this](const kube::Object& old_obj, const kube::Object& o) {
+                      if (JobUpdateNeedsReconcile(*old_obj, *o)) queue_.Add(kube::ObjectKey::Of(*o).String());
                     },
                     .on_delete = [this, schedule](const kube::Object& o) {
                       queue_.Add(kube::ObjectKey::Of(*o).String());
@@ -82,6 +86,21 @@ Controller::Controller(kube::KubeApi* api, ControllerOptions options)
 }
 
 Controller::~Controller() { Stop(); }
+
+bool Controller::JobUpdateNeedsReconcile(const nlohmann::json& old_job, const nlohmann::json& new_job) {
+  auto phase = [](const nlohmann::json& o) {
+    const nlohmann::json* p = kube::FieldAt(o, "status.phase");
+    return p != nullptr && p->is_string() ? p->get<std::string>() : "";
+  };
+  auto generation = [](const nlohmann::json& o) {
+    const nlohmann::json* g = kube::FieldAt(o, "metadata.generation");
+    return g != nullptr ? *g : nlohmann::json();
+  };
+  const bool stays_queued = phase(old_job) == api::kPhaseQueued && phase(new_job) == api::kPhaseQueued &&
+                            generation(old_job) == generation(new_job) &&
+                            kube::FieldAt(new_job, "metadata.deletionTimestamp") == nullptr;
+  return !stays_queued;
+}
 
 absl::Status Controller::Start() {
   if (started_) return absl::OkStatus();

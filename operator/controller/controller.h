@@ -48,6 +48,12 @@ class Controller {
   absl::Status Start();
   void Stop();
   kube::WorkQueue& queue() { return queue_; }
+
+  // Whether a TrainingJob update calls for its Reconcile. Not when the job was Queued and still
+  // is, with the same generation and no deletion: that is the scheduling pass rewriting its
+  // pendingReason and queuePosition, which its Reconcile has nothing to do about (and with
+  // thousands of pending jobs, one no-op reconcile each would hold up the work that matters).
+  static bool JobUpdateNeedsReconcile(const nlohmann::json& old_job, const nlohmann::json& new_job);
   const ClusterCache& cache() const { return cache_; }
 
  private:
