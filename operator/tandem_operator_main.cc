@@ -56,6 +56,8 @@ int main(int argc, char** argv) {
                  "API requests in flight at once (children, workers, status writes and Events of "
                  "all workers together; 0: each worker makes its calls one after another)")
       ->check(CLI::Range(0, 512));
+  app.add_option("--schedule-min-interval", options.schedule_min_interval_s,
+                 "Seconds at least between the starts of two scheduling passes")->check(CLI::Range(0.0, 60.0));
   app.add_option("--schedule-interval", options.reconciler.schedule_interval_s,
                  "Seconds between scheduling passes while jobs wait")->check(CLI::Range(0.1, 3600.0));
   app.add_option("--termination-grace", options.reconciler.build.termination_grace_s,

@@ -139,6 +139,15 @@ void Controller::Worker() {
 
 void Controller::Process(const std::string& key) {
   auto start = std::chrono::steady_clock::now();
+  if (key == kScheduleKey) {
+    const auto next = last_pass_ + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                                       std::chrono::duration<double>(options_.schedule_min_interval_s));
+    if (start < next) {
+      queue_.AddAfter(key, kube::Duration(next - start));
+      return;
+    }
+    last_pass_ = start;
+  }
   ReconcileResult r = key == kScheduleKey ? reconciler_->Schedule() : reconciler_->Reconcile(key);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   const char* outcome = r.error.ok() ? (r.requeue_after_s > 0 ? "requeue" : "success") : "error";

@@ -30,6 +30,10 @@ struct ControllerOptions {
   // workers are created together, the scheduling pass's status writes go out together, and
   // Events are sent without making the reconcile wait. 0: every call in line on its worker.
   int api_concurrency = 32;
+  // Scheduling passes start at most this often. The pass goes ahead of every job key, and every
+  // job that is queued or finishes asks for one, so without a floor passes would run back to
+  // back, each re-reading every job and rewriting the reasons of every waiting one.
+  double schedule_min_interval_s = 1;
   ReconcilerOptions reconciler{};
   kube::InformerOptions informer{};  // ns/selectors are set per informer; timeouts and backoff apply to all
   double cache_sync_timeout_s = 60;
@@ -71,6 +75,9 @@ class Controller {
   std::unique_ptr<TrainingJobReconciler> reconciler_;
   std::vector<std::thread> workers_;
   bool started_ = false;
+  // When the last scheduling pass started; only the worker running a pass touches it (the key
+  // is never handed to two workers at once).
+  std::chrono::steady_clock::time_point last_pass_{};
 };
 
 }  // namespace tandem::controller
