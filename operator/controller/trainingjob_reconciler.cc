@@ -762,14 +762,35 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     bool new_reason = api::SetCondition(&st.conditions, api::kConditionQueued, "True", reason, message, now);
     if (st == job.status) continue;
     const json& obj = *objects[p.job];
+    PendingWritten written{kube::ResourceVersionOf(obj), reason, message, p.position};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto w = pending_written_.find(p.job);
+      if (w != pending_written_.end() && w->second.cached_rv == written.cached_rv && w->second.reason == reason &&
+          w->second.message == message && w->second.position == p.position) {
+        continue;  // already written (or refused as stale) against this very version
+      }
+    }
     const api::Condition* before = api::FindCondition(job.status.conditions, api::kConditionQueued);
     const bool announce = new_reason && (before == nullptr || before->reason != reason);
-    writes.Add([this, &obj, announce, reason, message, st = std::move(st)] {
+    writes.Add([this, &obj, announce, reason, message, key = p.job, written = std::move(written), st = std::move(st)] {
       absl::Status s =
           api_->UpdateStatus(kube::kTrainingJobs, kube::StatusUpdateBody(obj, api::StatusToJson(st))).status();
+      if (s.ok() || kube::IsConflict(s)) {  // a conflict: the cache will show the newer version
+        std::lock_guard<std::mutex> lock(mu_);
+        pending_written_[key] = written;
+      }
       if (announce) Event(obj, reason == "InvalidQueue" ? "Warning" : "Normal", reason, message);
       return s;
     });
+  }
+  {
+    std::set<std::string> waiting;
+    for (const auto& p : decision.pending) waiting.insert(p.job);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto it = pending_written_.begin(); it != pending_written_.end();) {
+      it = waiting.count(it->first) ? std::next(it) : pending_written_.erase(it);
+    }
   }
 
   // Queue status (admitted/pending jobs, usage, borrowed, share): written when it changed.

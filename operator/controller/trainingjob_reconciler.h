@@ -111,6 +111,16 @@ class TrainingJobReconciler {
   };
   std::mutex mu_;
   std::map<std::string, Assumed> assumed_;  // GUARDED_BY(mu_)
+  // The pending reason each waiting job was last given, and the resourceVersion its cached
+  // object had then. While the cache still shows that version (the write has not come back
+  // through the watch yet, or it conflicted with a change not seen yet) the same reason is not
+  // written again: a pass a second later would otherwise rewrite every waiting job against the
+  // old resourceVersion, and get 409 for each (6,035 conflicts in a 1,000-job run).
+  struct PendingWritten {
+    std::string cached_rv, reason, message;
+    int64_t position = 0;
+  };
+  std::map<std::string, PendingWritten> pending_written_;  // GUARDED_BY(mu_)
 };
 
 }  // namespace tandem::controller

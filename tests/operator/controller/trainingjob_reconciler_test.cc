@@ -752,5 +752,39 @@ TEST(ReconcileTest, PrunedCacheObjectsLeadToTheSameDecisions) {
   EXPECT_FALSE(p["metadata"].contains("managedFields"));
 }
 
+// Regression: a pass that runs again before the informer shows its last write (passes are a
+// second apart, the watch can be slower) used to write every waiting job's reason again against
+// the old resourceVersion: 6,035 of 15,409 status writes in a 1,000-job run were 409s.
+TEST(ReconcileTest, APassBeforeTheCacheCatchesUpDoesNotRewriteAWaitingJob) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("big", {{"workers", {{"count", 8}}}}, {{"phase", "Queued"}}));
+  f.reconciler.Schedule();
+  const auto* first = f.api.Find("update_status", "trainingjobs", "default/big");
+  ASSERT_NE(first, nullptr) << "8 GPUs on a 4-GPU cluster: big waits, with a reason";
+  json written = first->body["status"];
+  EXPECT_FALSE(written.value("pendingReason", "").empty());
+
+  f.api.Clear();
+  f.now += 1;
+  f.reconciler.Schedule();  // the cache still shows the job as it was before the write
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/big"), nullptr) << "written already";
+
+  // The write shows up in the cache: nothing to do either.
+  json seen = Job("big", {{"workers", {{"count", 8}}}}, written);
+  seen["metadata"]["resourceVersion"] = "11";
+  f.cache.Put(kube::kTrainingJobs, seen);
+  f.api.Clear();
+  f.reconciler.Schedule();
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/big"), nullptr);
+
+  // Someone else changes the status (a newer version without the reason): written again.
+  json changed = Job("big", {{"workers", {{"count", 8}}}}, {{"phase", "Queued"}});
+  changed["metadata"]["resourceVersion"] = "12";
+  f.cache.Put(kube::kTrainingJobs, changed);
+  f.api.Clear();
+  f.reconciler.Schedule();
+  EXPECT_NE(f.api.Find("update_status", "trainingjobs", "default/big"), nullptr);
+}
+
 }  // namespace
 }  // namespace tandem::controller
