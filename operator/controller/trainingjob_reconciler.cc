@@ -766,9 +766,10 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto w = pending_written_.find(p.job);
-      if (w != pending_written_.end() && w->second.cached_rv == written.cached_rv && w->second.reason == reason &&
-          w->second.message == message && w->second.position == p.position) {
-        continue;  // already written (or refused as stale) against this very version
+      if (w != pending_written_.end() && w->second.cached_rv == written.cached_rv) {
+        // Written (or refused as stale) against this very version: the server holds a newer
+        // one, so a write now would be a certain 409. A changed reason waits for the cache.
+        continue;
       }
     }
     const api::Condition* before = api::FindCondition(job.status.conditions, api::kConditionQueued);

@@ -113,9 +113,10 @@ class TrainingJobReconciler {
   std::map<std::string, Assumed> assumed_;  // GUARDED_BY(mu_)
   // The pending reason each waiting job was last given, and the resourceVersion its cached
   // object had then. While the cache still shows that version (the write has not come back
-  // through the watch yet, or it conflicted with a change not seen yet) the same reason is not
-  // written again: a pass a second later would otherwise rewrite every waiting job against the
-  // old resourceVersion, and get 409 for each (6,035 conflicts in a 1,000-job run).
+  // through the watch yet, or it conflicted with a change not seen yet) nothing is written to
+  // that job: the server holds a newer version, so the write would be a certain 409 (a pass a
+  // second later used to rewrite every waiting job against the old resourceVersion: 6,035
+  // conflicts in a 1,000-job run). A changed reason is written once the cache has caught up.
   struct PendingWritten {
     std::string cached_rv, reason, message;
     int64_t position = 0;

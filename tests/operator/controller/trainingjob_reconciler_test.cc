@@ -768,6 +768,14 @@ TEST(ReconcileTest, APassBeforeTheCacheCatchesUpDoesNotRewriteAWaitingJob) {
   f.now += 1;
   f.reconciler.Schedule();  // the cache still shows the job as it was before the write
   EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/big"), nullptr) << "written already";
+  // Even a changed reason (more capacity now, so a different message) waits for the cache: the
+  // server holds a newer version than the cached one, so the write would only get a 409.
+  f.cache.Put(kube::kNodes, Node("n2", 2));
+  f.api.Clear();
+  f.reconciler.Schedule();
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/big"), nullptr) << "against a stale version";
+
+  f.cache.Remove(kube::kNodes, "n2");
 
   // The write shows up in the cache: nothing to do either.
   json seen = Job("big", {{"workers", {{"count", 8}}}}, written);
