@@ -56,6 +56,12 @@ int main(int argc, char** argv) {
   app.add_option("--metrics-port", metrics_port, "Port for /metrics, /healthz, /readyz (-1: off, 0: any)")
       ->check(CLI::Range(-1, 65535));
   app.add_option("--workers", options.workers, "Reconcile worker threads")->check(CLI::Range(1, 64));
+  app.add_option("--api-concurrency", options.api_concurrency,
+                 "API requests in flight at once (children, workers, status writes and Events of "
+                 "all workers together; 0: each worker makes its calls one after another)")
+      ->check(CLI::Range(0, 512));
+  app.add_option("--schedule-min-interval", options.schedule_min_interval_s,
+                 "Seconds at least between the starts of two scheduling passes")->check(CLI::Range(0.0, 60.0));
   app.add_option("--schedule-interval", options.reconciler.schedule_interval_s,
                  "Seconds between scheduling passes while jobs wait")->check(CLI::Range(0.1, 3600.0));
   app.add_option("--termination-grace", options.reconciler.build.termination_grace_s,

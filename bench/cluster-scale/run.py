@@ -109,6 +109,10 @@ def main():
     ap.add_argument("--settle", type=float, default=20.0, help="seconds without change that end the run")
     ap.add_argument("--timeout", type=float, default=1800.0)
     ap.add_argument("--operator-workers", type=int, default=8)
+    ap.add_argument("--api-concurrency", type=int, default=64,
+                    help="the operator's --api-concurrency (API requests in flight at once)")
+    ap.add_argument("--create-threads", type=int, default=16, help="client threads creating the jobs")
+    ap.add_argument("--operator", default=None, help="tandem-operator binary (default: <build>/bin)")
     ap.add_argument("--state", default=None, help="control-plane state dir (default: a temp dir)")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
@@ -173,7 +177,8 @@ def main():
         yaml.safe_dump(kc, open(opkc, "w"))
         mport = free_port()
         oplog = open(os.path.join(state, "logs", "operator.log"), "w")
-        op = subprocess.Popen([os.path.join(a.build, "bin", "tandem-operator"), "--kubeconfig", opkc,
+        op = subprocess.Popen([a.operator or os.path.join(a.build, "bin", "tandem-operator"), "--kubeconfig", opkc,
+                               "--api-concurrency", str(a.api_concurrency),
                                "--metrics-host", "127.0.0.1", "--metrics-port", str(mport),
                                "--lease-namespace", "tandem-system", "--identity", "bench",
                                "--progress-interval", "0", "--workers", str(a.operator_workers),
@@ -191,15 +196,36 @@ def main():
         pids["tandem-operator"] = op.pid
         cpu0 = {n: cpu_seconds(p) for n, p in pids.items()}
 
-        def scrape():
+        def operator_metrics():
             try:
                 c = http.client.HTTPConnection("127.0.0.1", mport, timeout=5)
-                c.request("GET", "/metrics"); text = c.getresponse().read().decode()
-                return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines()
-                           if l.startswith("tandem_operator_api_requests_total{"))
+                c.request("GET", "/metrics"); return c.getresponse().read().decode()
             except OSError:
-                return float("nan")
+                return ""
+
+        def metric_sum(text, prefix):
+            return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(prefix))
+
+        def scrape():
+            text = operator_metrics()
+            return metric_sum(text, "tandem_operator_api_requests_total{") if text else float("nan")
+
+        def apiserver_durations():
+            """kube-apiserver's own apiserver_request_duration_seconds (sum, count) by verb, all clients."""
+            s, b = api.request("GET", "/metrics", accept="text/plain")
+            out = {}
+            for l in b.decode().splitlines():
+                m = re.match(r'apiserver_request_duration_seconds_(sum|count)\{(.*)\} (\S+)$', l)
+                if not m:
+                    continue
+                labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(2)))
+                if labels.get("verb") in ("WATCH", "CONNECT"):
+                    continue
+                k = labels.get("verb", "?")
+                out.setdefault(k, [0.0, 0.0])[0 if m.group(1) == "sum" else 1] += float(m.group(3))
+            return out
         req0 = scrape()
+        dur0 = apiserver_durations()
 
         # 10,000 jobs of 1-8 one-GPU workers, created at once.
         jobs = []
@@ -228,7 +254,7 @@ def main():
             s, b = api.request("POST", f"/apis/tandem.dev/v1alpha1/namespaces/{ns}/trainingjobs", o)
             assert s == 201, (s, b[:300])
         t0 = time.time()
-        with ThreadPoolExecutor(16) as ex:
+        with ThreadPoolExecutor(a.create_threads) as ex:
             list(ex.map(create, jobs))
         t_created = time.time() - t0
         print(f"{a.jobs} TrainingJobs created in {t_created:.1f}s ({a.jobs / t_created:.0f}/s)", flush=True)
@@ -265,6 +291,8 @@ def main():
         cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
         reqs = scrape() - req0
         peak = vm_hwm_mib(op.pid)
+        opm = operator_metrics()
+        dur1 = apiserver_durations()
         gpus_used = admitted_workers
         adm_s = admitted / max(t_adm - t0, 1e-9)
         pods_s = pods / max(t_pods - t0, 1e-9)
@@ -292,6 +320,21 @@ def main():
         print(f"apiserver time per operator request (audit log, {len(lat)} requests): "
               f"median {med:.1f} ms, p90 {p90:.1f} ms; with {a.operator_workers} workers that bounds the "
               f"operator at ~{a.operator_workers / max(med / 1000, 1e-9):.0f} requests/s")
+        # kube-apiserver's view (its /metrics, every client): time spent per request, by verb.
+        print("kube-apiserver apiserver_request_duration_seconds during the run (all clients, by verb):")
+        busy = 0.0
+        for verb in sorted(dur1):
+            ds = dur1[verb][0] - dur0.get(verb, [0, 0])[0]
+            dc = dur1[verb][1] - dur0.get(verb, [0, 0])[1]
+            if dc > 0:
+                busy += ds
+                print(f"  {verb:8s} {dc:9.0f} requests  mean {1000 * ds / dc:7.1f} ms")
+        print(f"  requests in progress on average: {busy / max(t_end, 1e-9):.1f}")
+        # The operator's own timers.
+        for name in ("tandem_operator_scheduling_pass_duration_seconds", "tandem_operator_reconcile_duration_seconds"):
+            tot, n = metric_sum(opm, name + "_sum"), metric_sum(opm, name + "_count")
+            if n:
+                print(f"operator {name[16:]}: {n:.0f} x, mean {1000 * tot / n:.1f} ms, total {tot:.1f}s")
         rows = [("pods_per_s", "pods/s", pods_s, YUNIKORN_PODS_PER_S, False, "YuniKorn 833 pods/s (KWOK)"),
                 ("admissions_per_s", "jobs/s", adm_s, KUEUE_WORKLOADS_PER_S, False, "Kueue ~40 workloads/s (derived, CI perf test)"),
                 ("operator_peak_memory", "MiB", peak, 0, True, "target <= 500 MiB (VmHWM)"),

@@ -1,5 +1,7 @@
 #include "operator/controller/cluster_cache.h"
 
+#include "operator/controller/cache_transform.h"
+
 #include "absl/synchronization/mutex.h"
 
 namespace tandem::controller {
@@ -51,6 +53,7 @@ kube::Informer* AddInformer(kube::KubeApi* api, const kube::Resource& r, const k
   o.ns.clear();
   o.label_selector = label_selector;
   o.field_selector.clear();
+  o.transform = CacheTransformFor(r);  // only the fields the controllers read
   informers->push_back(std::make_unique<kube::Informer>(api, r, o));
   cache->Add(informers->back().get());
   return informers->back().get();

@@ -34,7 +34,8 @@ class InformerCache : public ClusterCache {
 };
 
 // Creates an informer over `r` with `base`'s timeouts and backoff, all namespaces and
-// `label_selector`, keeps it in `informers` and serves it from `cache`. Controllers build their
+// `label_selector`, the cache transform of `r` (cache_transform.h), keeps it in `informers` and
+// serves it from `cache`. Controllers build their
 // informers with it.
 kube::Informer* AddInformer(kube::KubeApi* api, const kube::Resource& r, const kube::InformerOptions& base,
                             const std::string& label_selector,

@@ -17,6 +17,7 @@
 #include "operator/controller/trainingjob_reconciler.h"
 #include "operator/kube/event_recorder.h"
 #include "operator/kube/informer.h"
+#include "operator/kube/request_pool.h"
 #include "operator/kube/work_queue.h"
 
 namespace tandem::controller {
@@ -25,6 +26,14 @@ inline constexpr char kScheduleKey[] = "!schedule";
 
 struct ControllerOptions {
   int workers = 2;
+  // API requests in flight at once, across all workers (kube::RequestPool): a job's children and
+  // workers are created together, the scheduling pass's status writes go out together, and
+  // Events are sent without making the reconcile wait. 0: every call in line on its worker.
+  int api_concurrency = 32;
+  // Scheduling passes start at most this often. The pass goes ahead of every job key, and every
+  // job that is queued or finishes asks for one, so without a floor passes would run back to
+  // back, each re-reading every job and rewriting the reasons of every waiting one.
+  double schedule_min_interval_s = 1;
   ReconcilerOptions reconciler{};
   kube::InformerOptions informer{};  // ns/selectors are set per informer; timeouts and backoff apply to all
   double cache_sync_timeout_s = 60;
@@ -48,6 +57,12 @@ class Controller {
   absl::Status Start();
   void Stop();
   kube::WorkQueue& queue() { return queue_; }
+
+  // Whether a TrainingJob update calls for its Reconcile. Not when the job was Queued and still
+  // is, with the same generation and no deletion: that is the scheduling pass rewriting its
+  // pendingReason and queuePosition, which its Reconcile has nothing to do about (and with
+  // thousands of pending jobs, one no-op reconcile each would hold up the work that matters).
+  static bool JobUpdateNeedsReconcile(const nlohmann::json& old_job, const nlohmann::json& new_job);
   const ClusterCache& cache() const { return cache_; }
 
  private:
@@ -56,6 +71,7 @@ class Controller {
 
   kube::KubeApi* api_;
   const ControllerOptions options_;
+  std::unique_ptr<kube::RequestPool> requests_;  // null when api_concurrency == 0
   kube::EventRecorder events_;
   std::vector<std::unique_ptr<kube::Informer>> informers_;
   InformerCache cache_;
@@ -64,6 +80,9 @@ class Controller {
   std::unique_ptr<TrainingJobReconciler> reconciler_;
   std::vector<std::thread> workers_;
   bool started_ = false;
+  // When the last scheduling pass started; only the worker running a pass touches it (the key
+  // is never handed to two workers at once).
+  std::chrono::steady_clock::time_point last_pass_{};
 };
 
 }  // namespace tandem::controller

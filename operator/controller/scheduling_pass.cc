@@ -241,9 +241,7 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     api::SetCondition(&st.conditions, api::kConditionRunning, "False", "Preempted", p.message, now);
     api::SetCondition(&st.conditions, api::kConditionQueued, "True", "Preempted",
                       absl::StrCat("preempted for ", p.preemptor, "; will resume from its checkpoint"), now);
-    json updated = obj;
-    updated["status"] = api::StatusToJson(st);
-    auto w = api_->UpdateStatus(kube::kTrainingJobs, updated);
+    auto w = api_->UpdateStatus(kube::kTrainingJobs, kube::StatusUpdateBody(obj, api::StatusToJson(st)));
     note_error(w.status());
     if (w.ok()) {
       absl::MutexLock lock(&mu_);
@@ -254,6 +252,9 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     m.preemptions.WithLabels({victim.spec.queue, p.reason})->Inc();
   }
 
+  // The pass's status writes are independent of each other: issued at once, then waited for
+  // together (one pass used to take pending-jobs x request latency).
+  kube::CallGroup writes(options_.requests);
   for (const auto& a : decision.admissions) {
     auto it = jobs.find(a.job);
     if (it == jobs.end()) continue;
@@ -273,19 +274,17 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     if (api::FindCondition(st.conditions, api::kConditionPreempted) != nullptr) {
       api::SetCondition(&st.conditions, api::kConditionPreempted, "False", "Readmitted", message, now);
     }
-    json updated = obj;
-    updated["status"] = api::StatusToJson(st);
-    auto w = api_->UpdateStatus(kube::kTrainingJobs, updated);
-    if (!w.ok()) {
-      note_error(w.status());
-      continue;
-    }
-    {
-      absl::MutexLock lock(&mu_);
-      assumed_[a.job] = {a.placement, kube::ResourceVersionOf(*w)};
-    }
-    Event(obj, "Normal", "Admitted", message);
-    m.admissions.WithLabels({job.spec.queue})->Inc();
+    writes.Add([this, &m, &obj, &a, queue = job.spec.queue, message, st = std::move(st)]() -> absl::Status {
+      auto w = api_->UpdateStatus(kube::kTrainingJobs, kube::StatusUpdateBody(obj, api::StatusToJson(st)));
+      if (!w.ok()) return w.status();
+      {
+        absl::MutexLock lock(&mu_);
+        assumed_[a.job] = {a.placement, kube::ResourceVersionOf(*w)};
+      }
+      Event(obj, "Normal", "Admitted", message);
+      m.admissions.WithLabels({queue})->Inc();
+      return absl::OkStatus();
+    });
   }
 
   for (const auto& p : decision.pending) {
@@ -304,12 +303,35 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     bool new_reason = api::SetCondition(&st.conditions, api::kConditionQueued, "True", reason, message, now);
     if (st == job.status) continue;
     const json& obj = *objects[p.job];
-    json updated = obj;
-    updated["status"] = api::StatusToJson(st);
-    note_error(api_->UpdateStatus(kube::kTrainingJobs, updated).status());
+    PendingWritten written{kube::ResourceVersionOf(obj), reason, message, p.position};
+    {
+      absl::MutexLock lock(&mu_);
+      auto w = pending_written_.find(p.job);
+      if (w != pending_written_.end() && w->second.cached_rv == written.cached_rv) {
+        // Written (or refused as stale) against this very version: the server holds a newer
+        // one, so a write now would be a certain 409. A changed reason waits for the cache.
+        continue;
+      }
+    }
     const api::Condition* before = api::FindCondition(job.status.conditions, api::kConditionQueued);
-    if (new_reason && (before == nullptr || before->reason != reason)) {
-      Event(obj, reason == "InvalidQueue" ? "Warning" : "Normal", reason, message);
+    const bool announce = new_reason && (before == nullptr || before->reason != reason);
+    writes.Add([this, &obj, announce, reason, message, key = p.job, written = std::move(written), st = std::move(st)] {
+      absl::Status s =
+          api_->UpdateStatus(kube::kTrainingJobs, kube::StatusUpdateBody(obj, api::StatusToJson(st))).status();
+      if (s.ok() || kube::IsConflict(s)) {  // a conflict: the cache will show the newer version
+        absl::MutexLock lock(&mu_);
+        pending_written_[key] = written;
+      }
+      if (announce) Event(obj, reason == "InvalidQueue" ? "Warning" : "Normal", reason, message);
+      return s;
+    });
+  }
+  {
+    std::set<std::string> waiting;
+    for (const auto& p : decision.pending) waiting.insert(p.job);
+    absl::MutexLock lock(&mu_);
+    for (auto it = pending_written_.begin(); it != pending_written_.end();) {
+      it = waiting.count(it->first) ? std::next(it) : pending_written_.erase(it);
     }
   }
 
@@ -328,10 +350,10 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     if (st == parsed->status) continue;
     api::Queue updated_queue = *parsed;
     updated_queue.status = st;
-    json updated = *qobj;
-    updated["status"] = api::ToJson(updated_queue).value("status", json::object());
-    note_error(api_->UpdateStatus(kube::kQueues, updated).status());
+    json updated = kube::StatusUpdateBody(*qobj, api::ToJson(updated_queue).value("status", json::object()));
+    writes.Add([this, updated = std::move(updated)] { return api_->UpdateStatus(kube::kQueues, updated).status(); });
   }
+  note_error(writes.Wait());
 
   ExportSchedulingMetrics(decision, snap, cache_->List(kube::kTrainingJobs), Now());
   // Admitted jobs create their workers in their own reconcile; pending ones retry periodically.

@@ -195,23 +195,23 @@ void TrainingJobReconciler::Event(const json& obj, const std::string& type, cons
 }
 
 absl::Status TrainingJobReconciler::WriteStatus(const json& obj, const api::TrainingJobStatus& status) {
-  json updated = obj;
-  updated["status"] = api::StatusToJson(status);
-  auto r = api_->UpdateStatus(kube::kTrainingJobs, updated);
+  auto r = api_->UpdateStatus(kube::kTrainingJobs, kube::StatusUpdateBody(obj, api::StatusToJson(status)));
   return r.status();
 }
 
 absl::Status TrainingJobReconciler::DeletePods(const std::vector<kube::Object>& pods, int grace_s) {
-  absl::Status first;
+  kube::CallGroup deletes(options_.requests);
   for (const auto& p : pods) {
     if (Deleting(*p)) continue;
-    kube::DeleteOptions o;
-    o.grace_period_seconds = grace_s;
-    o.precondition_uid = kube::UidOf(*p);
-    absl::Status s = api_->Delete(kube::kPods, kube::NamespaceOf(*p), kube::NameOf(*p), o);
-    if (!s.ok() && !kube::IsNotFound(s) && first.ok()) first = s;
+    deletes.Add([this, p, grace_s] {
+      kube::DeleteOptions o;
+      o.grace_period_seconds = grace_s;
+      o.precondition_uid = kube::UidOf(*p);
+      absl::Status s = api_->Delete(kube::kPods, kube::NamespaceOf(*p), kube::NameOf(*p), o);
+      return kube::IsNotFound(s) ? absl::OkStatus() : s;
+    });
   }
-  return first;
+  return deletes.Wait();
 }
 
 absl::Status TrainingJobReconciler::EnsureChildren(const json& obj, const api::TrainingJob& job) {
@@ -247,12 +247,17 @@ absl::Status TrainingJobReconciler::EnsureChildren(const json& obj, const api::T
       }
     }
   }
-  TANDEM_RETURN_IF_ERROR(create(kube::kConfigMaps, ConfigMapName(job.metadata.name), BuildConfigMap(obj, job)));
-  TANDEM_RETURN_IF_ERROR(create(kube::kServices, ServiceName(job.metadata.name),
-                                BuildService(obj, job, options_.build)));
-  TANDEM_RETURN_IF_ERROR(create(kube::kNetworkPolicies, NetworkPolicyName(job.metadata.name),
-                                BuildNetworkPolicy(obj, job, options_.build)));
-  return absl::OkStatus();
+  // Independent of each other: created at once.
+  kube::CallGroup children(options_.requests);
+  children.Add([&] { return create(kube::kConfigMaps, ConfigMapName(job.metadata.name), BuildConfigMap(obj, job)); });
+  children.Add([&] {
+    return create(kube::kServices, ServiceName(job.metadata.name), BuildService(obj, job, options_.build));
+  });
+  children.Add([&] {
+    return create(kube::kNetworkPolicies, NetworkPolicyName(job.metadata.name),
+                  BuildNetworkPolicy(obj, job, options_.build));
+  });
+  return children.Wait();
 }
 
 // One pass of Reconcile over one job: what the phase handlers read and change. The status is
@@ -550,13 +555,18 @@ absl::StatusOr<bool> TrainingJobReconciler::CreateMissingWorkers(Pass& p) {
     // The job's certificate and trust bundle (job_tls.h), before any worker that mounts them.
     if (absl::Status s = tls_.EnsureIssued(job, Now()); !s.ok()) return s;
   }
+  kube::CallGroup workers(options_.requests);  // the gang's pods at once
   for (size_t r = 0; r < world; ++r) {
     const int rank = static_cast<int>(r);
     if (p.pods.by_rank.count(rank) != 0) continue;
-    json pod = BuildWorkerPod(p.obj, job, rank, job.status.placement[r], job.status.restarts, options_.build);
-    auto created = api_->Create(kube::kPods, job.metadata.namespace_, pod);
-    if (!created.ok() && !kube::IsAlreadyExists(created.status())) return created.status();
+    workers.Add([this, ns = job.metadata.namespace_,
+                 pod = BuildWorkerPod(p.obj, job, rank, job.status.placement[r], job.status.restarts,
+                                      options_.build)] {
+      auto created = api_->Create(kube::kPods, ns, pod);
+      return created.ok() || kube::IsAlreadyExists(created.status()) ? absl::OkStatus() : created.status();
+    });
   }
+  TANDEM_RETURN_IF_ERROR(workers.Wait());
   return true;
 }
 

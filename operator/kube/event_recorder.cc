@@ -9,11 +9,31 @@
 
 namespace tandem::kube {
 
-EventRecorder::EventRecorder(KubeApi* api, std::string component, std::string host)
-    : api_(api), component_(std::move(component)), host_(std::move(host)) {}
+EventRecorder::EventRecorder(KubeApi* api, std::string component, std::string host, RequestPool* pool)
+    : api_(api), pool_(pool), component_(std::move(component)), host_(std::move(host)) {}
 
 void EventRecorder::Record(const nlohmann::json& object, const std::string& type,
                            const std::string& reason, const std::string& message) {
+  if (pool_ != nullptr) {
+    // Only what the Event needs of the object, not a copy of all of it.
+    nlohmann::json involved = {{"apiVersion", object.value("apiVersion", "")},
+                               {"kind", object.value("kind", "")},
+                               {"metadata",
+                                {{"namespace", NamespaceOf(object)},
+                                 {"name", NameOf(object)},
+                                 {"uid", UidOf(object)},
+                                 {"resourceVersion", ResourceVersionOf(object)}}}};
+    if (pool_->Submit([this, involved = std::move(involved), type, reason, message] {
+          Send(involved, type, reason, message);
+        })) {
+      return;
+    }
+  }
+  Send(object, type, reason, message);
+}
+
+void EventRecorder::Send(const nlohmann::json& object, const std::string& type,
+                         const std::string& reason, const std::string& message) {
   std::string ns = NamespaceOf(object);
   if (ns.empty()) ns = "default";  // events about cluster-scoped objects live in default
   std::string now = NowRfc3339();

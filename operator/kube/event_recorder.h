@@ -10,22 +10,29 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "operator/kube/kube_api.h"
+#include "operator/kube/request_pool.h"
 
 namespace tandem::kube {
 
 class EventRecorder {
  public:
-  EventRecorder(KubeApi* api, std::string component, std::string host = "");
+  // With a `pool`, Record() only queues the request there and returns (Events are best effort,
+  // and a reconcile should not wait on them); without one it makes the request itself.
+  EventRecorder(KubeApi* api, std::string component, std::string host = "", RequestPool* pool = nullptr);
   // `type` is "Normal" or "Warning"; `reason` is CamelCase ("Admitted", "WorkerRestarted").
   void Record(const nlohmann::json& object, const std::string& type, const std::string& reason,
               const std::string& message);
 
  private:
+  void Send(const nlohmann::json& object, const std::string& type, const std::string& reason,
+            const std::string& message);
+
   struct Seen {
     std::string name;
     int count = 0;
   };
   KubeApi* api_;
+  RequestPool* const pool_;
   const std::string component_;
   const std::string host_;
   absl::Mutex mu_;

@@ -8,6 +8,17 @@
 
 namespace tandem::kube {
 
+void DropServerBookkeeping(nlohmann::json& object) {
+  auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return;
+  meta->erase("managedFields");
+  auto annotations = meta->find("annotations");
+  if (annotations != meta->end() && annotations->is_object()) {
+    annotations->erase("kubectl.kubernetes.io/last-applied-configuration");
+    if (annotations->empty()) meta->erase(annotations);
+  }
+}
+
 Informer::Informer(KubeApi* api, Resource resource, InformerOptions options)
     : api_(api), resource_(std::move(resource)), options_(std::move(options)) {}
 
@@ -121,6 +132,7 @@ bool Informer::ListAndReplace() {
       // List items omit kind/apiVersion; fill them so cached objects look like watched ones.
       item["kind"] = resource_.kind;
       item["apiVersion"] = resource_.ApiVersion();
+      if (options_.transform) options_.transform(item);
       std::string key = ObjectKey::Of(item).String();
       fresh[key] = std::make_shared<const nlohmann::json>(std::move(item));
     }
@@ -192,7 +204,7 @@ bool Informer::WatchOnce(bool* failed) {
       break;
     }
     if (!ev->has_value()) break;  // closed by the server: re-watch from the last version
-    Apply(**ev);
+    Apply(std::move(**ev));
   }
   {
     absl::MutexLock lock(&mu_);
@@ -201,7 +213,7 @@ bool Informer::WatchOnce(bool* failed) {
   return !relist;
 }
 
-void Informer::Apply(const WatchEvent& ev) {
+void Informer::Apply(WatchEvent ev) {
   std::string rv = ResourceVersionOf(ev.object);
   if (ev.type == "BOOKMARK") {
     ++bookmarks_;
@@ -209,7 +221,8 @@ void Informer::Apply(const WatchEvent& ev) {
     if (!rv.empty()) resource_version_ = rv;
     return;
   }
-  auto obj = std::make_shared<const nlohmann::json>(ev.object);
+  if (options_.transform) options_.transform(ev.object);
+  auto obj = std::make_shared<const nlohmann::json>(std::move(ev.object));
   std::string key = ObjectKey::Of(*obj).String();
   Object old_obj;
   {

@@ -46,7 +46,18 @@ struct InformerOptions {
   // Backoff after failures: initial, doubled each time, capped (client-go: 800ms .. 30s).
   double backoff_initial_s = 0.8;
   double backoff_max_s = 30;
+  // Applied to every object before it is cached (list items and watch events), to keep only
+  // what readers use and so bound the cache's memory (client-go's SetTransform). It must keep
+  // metadata.name, namespace, uid and resourceVersion. Unset: objects are cached as received.
+  std::function<void(nlohmann::json&)> transform{};
 };
+
+// A transform for any informer: drops metadata.managedFields and kubectl's
+// last-applied-configuration annotation, which a real API server keeps on every object (often
+// larger than the spec) and no controller reads. Safe for objects written back with PUT: the
+// server keeps the stored managedFields when a request carries none, and a /status write
+// changes only status.
+void DropServerBookkeeping(nlohmann::json& object);
 
 class Informer {
  public:
@@ -81,7 +92,7 @@ class Informer {
   bool ListAndReplace();
   // Watches until the stream ends; returns false when a relist is needed.
   bool WatchOnce(bool* failed);
-  void Apply(const WatchEvent& ev);
+  void Apply(WatchEvent ev);
   void Sleep(double seconds);
 
   KubeApi* api_;

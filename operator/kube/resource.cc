@@ -82,6 +82,19 @@ const nlohmann::json* FieldAt(const nlohmann::json& object, const std::string& d
   return cur;
 }
 
+nlohmann::json StatusUpdateBody(const nlohmann::json& object, nlohmann::json status) {
+  nlohmann::json meta = nlohmann::json::object();
+  meta["name"] = NameOf(object);
+  if (std::string ns = NamespaceOf(object); !ns.empty()) meta["namespace"] = ns;
+  if (std::string uid = UidOf(object); !uid.empty()) meta["uid"] = uid;
+  if (std::string rv = ResourceVersionOf(object); !rv.empty()) meta["resourceVersion"] = rv;
+  nlohmann::json body = {{"metadata", std::move(meta)}, {"status", std::move(status)}};
+  for (const char* k : {"apiVersion", "kind"}) {
+    if (auto it = object.find(k); it != object.end()) body[k] = *it;
+  }
+  return body;
+}
+
 nlohmann::json ControllerRef(const nlohmann::json& owner) {
   return {{"apiVersion", owner.value("apiVersion", "")},
           {"kind", owner.value("kind", "")},

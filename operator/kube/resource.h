@@ -62,6 +62,12 @@ std::string ResourceVersionOf(const nlohmann::json& object);
 // The value at a dotted path ("status.phase"), or nullptr json when absent.
 const nlohmann::json* FieldAt(const nlohmann::json& object, const std::string& dotted_path);
 
+// The body of a PUT to `object`'s /status subresource: apiVersion, kind, metadata.name,
+// namespace, uid and resourceVersion (the precondition: 409 when stale) and `status`, nothing
+// else. The API server takes everything but status from the stored object, so sending the spec
+// too (a job's whole model) would only cost encoding and decoding on both sides.
+nlohmann::json StatusUpdateBody(const nlohmann::json& object, nlohmann::json status);
+
 // An ownerReference to `owner` (controller=true, blockOwnerDeletion=true).
 nlohmann::json ControllerRef(const nlohmann::json& owner);
 // The uid of the controlling owner of `object`, or "".

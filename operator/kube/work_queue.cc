@@ -81,14 +81,32 @@ WorkQueue::~WorkQueue() { ShutDown(); }
 
 void WorkQueue::UpdateDepthLocked() { depth_->Set(static_cast<double>(queue_.size())); }
 
+void WorkQueue::EnqueueLocked(const std::string& key) {
+  if (urgent_.count(key) != 0) {
+    queue_.push_front(key);
+  } else {
+    queue_.push_back(key);
+  }
+  UpdateDepthLocked();
+  cv_.Signal();
+}
+
+void WorkQueue::SetUrgent(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  urgent_.insert(key);
+  auto it = std::find(queue_.begin(), queue_.end(), key);
+  if (it != queue_.end()) {  // already waiting: move it to the front
+    queue_.erase(it);
+    queue_.push_front(key);
+  }
+}
+
 void WorkQueue::AddLocked(const std::string& key) {
   if (shutting_down_ || dirty_.count(key) != 0) return;
   adds_->Inc();
   dirty_.insert(key);
   if (processing_.count(key) != 0) return;  // re-queued by Done
-  queue_.push_back(key);
-  UpdateDepthLocked();
-  cv_.Signal();
+  EnqueueLocked(key);
 }
 
 void WorkQueue::Add(const std::string& key) {
@@ -173,11 +191,7 @@ bool WorkQueue::GetFor(std::string* key, Duration timeout) {
 void WorkQueue::Done(const std::string& key) {
   absl::MutexLock lock(&mu_);
   processing_.erase(key);
-  if (dirty_.count(key) != 0 && !shutting_down_) {
-    queue_.push_back(key);
-    UpdateDepthLocked();
-    cv_.Signal();
-  }
+  if (dirty_.count(key) != 0 && !shutting_down_) EnqueueLocked(key);
 }
 
 void WorkQueue::ShutDown() {

@@ -93,6 +93,12 @@ class WorkQueue {
                      std::unique_ptr<RateLimiter> limiter = DefaultControllerRateLimiter());
   ~WorkQueue();
 
+  // Marks `key` urgent: whenever it is queued (Add, a due AddAfter, a re-queue at Done) it goes
+  // to the front, ahead of every other key. For a key whose work unblocks the others (the
+  // scheduling pass, which admits the jobs those keys are waiting on): in plain FIFO order it
+  // waits behind every key queued before it, however long that backlog is.
+  void SetUrgent(const std::string& key);
+
   void Add(const std::string& key);
   void AddAfter(const std::string& key, Duration delay);
   void AddRateLimited(const std::string& key);
@@ -117,6 +123,7 @@ class WorkQueue {
   void AddLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PromoteDueLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void UpdateDepthLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EnqueueLocked(const std::string& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const std::string name_;
   std::unique_ptr<RateLimiter> limiter_;
@@ -125,6 +132,7 @@ class WorkQueue {
   std::deque<std::string> queue_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> dirty_ ABSL_GUARDED_BY(mu_);
   std::set<std::string> processing_ ABSL_GUARDED_BY(mu_);
+  std::set<std::string> urgent_ ABSL_GUARDED_BY(mu_);
   std::multimap<std::chrono::steady_clock::time_point, std::string> waiting_ ABSL_GUARDED_BY(mu_);
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   metrics::Gauge* depth_;

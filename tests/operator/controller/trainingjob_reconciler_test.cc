@@ -6,6 +6,8 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
 #include "common/tls_certificates.h"
+#include "operator/controller/cache_transform.h"
+
 #include "gtest/gtest.h"
 #include "operator/kube/event_recorder.h"
 #include "tests/operator/controller/recording_api.h"
@@ -802,6 +804,155 @@ TEST(ReconcileTest, InvalidSpecFailsWithTheFieldPath) {
   }
   EXPECT_NE(message.find("spec.workers.count"), std::string::npos) << message;
   EXPECT_EQ(f.api.EventReasons(), (Calls{"InvalidSpec"}));
+}
+
+// The informers keep only the fields the controller reads (cache_transform.h). The same world,
+// cached whole or pruned, must lead to the same API calls, status and progress endpoints; the
+// objects carry what a real kubelet and API server add (managedFields, images, host IPs...).
+TEST(ReconcileTest, PrunedCacheObjectsLeadToTheSameDecisions) {
+  json job = Job("a", {}, Admitted("Running"));
+  job["metadata"]["managedFields"] = {{{"manager", "kubectl"}, {"operation", "Update"}, {"fieldsV1", {{"f:spec", json::object()}}}}};
+  api::FieldErrors errors;
+  api::TrainingJob parsed = api::ParseTrainingJob(job, api::SectionValidators{}, &errors);
+  ASSERT_TRUE(errors.empty());
+  // A worker pod exactly as the operator builds it, with the status a kubelet writes.
+  auto pod = [&](int rank, const std::string& phase, bool ready, int trainer_exit, bool deleting) {
+    BuildOptions built_with;
+    built_with.ports.trainer_metrics = 9555;  // not the reconciler's default: read from the pod
+    json p = BuildWorkerPod(job, parsed, rank, "n1", 0, built_with);
+    p["metadata"]["uid"] = "pod-" + std::to_string(rank);
+    p["metadata"]["resourceVersion"] = "5";
+    p["metadata"]["managedFields"] = {{{"manager", "kubelet"}, {"fieldsV1", {{"f:status", json::object()}}}}};
+    if (deleting) p["metadata"]["deletionTimestamp"] = kube::FormatRfc3339(kT0);
+    p["status"] = {{"phase", phase}, {"podIP", "10.4.0." + std::to_string(rank + 7)}, {"hostIP", "192.0.2.1"},
+                   {"startTime", kube::FormatRfc3339(kT0 - 50)}, {"qosClass", "Burstable"},
+                   {"conditions", {{{"type", "Initialized"}, {"status", "True"}, {"lastTransitionTime", kube::FormatRfc3339(kT0)}},
+                                   {{"type", "Ready"}, {"status", ready ? "True" : "False"}, {"lastProbeTime", nullptr}}}}};
+    for (const char* c : {"trainer", "pserver"}) {
+      json st = {{"name", c}, {"ready", ready}, {"restartCount", 0}, {"image", "tandem/tandem:0.1.0"},
+                 {"imageID", "sha256:0"}, {"containerID", "containerd://1"}, {"started", ready}};
+      if (trainer_exit >= 0 && std::string(c) == "trainer") {
+        st["state"] = {{"terminated", {{"exitCode", trainer_exit}, {"reason", "Error"}}}};
+      } else {
+        st["state"] = {{"running", {{"startedAt", kube::FormatRfc3339(kT0 - 40)}}}};
+      }
+      p["status"]["containerStatuses"].push_back(st);
+    }
+    return p;
+  };
+  json node = Node("n1", 4);
+  node["status"]["images"] = {{{"names", {"tandem/tandem:0.1.0"}}, {"sizeBytes", 123456789}}};
+  node["status"]["nodeInfo"] = {{"kubeletVersion", "v1.36.3"}};
+  json cordoned = Node("n2", 8);
+  cordoned["spec"]["taints"] = {{{"key", "k"}, {"effect", "NoSchedule"}}};
+  json foreign = {{"metadata", {{"name", "other"}, {"namespace", "default"}, {"uid", "other"}}},
+                  {"spec", {{"nodeName", "n1"}, {"containers", {{{"name", "c"}, {"image", "x"},
+                                                                   {"resources", {{"requests", {{"nvidia.com/gpu", "1"}}}}}}}}}},
+                  {"status", {{"phase", "Running"}}}};
+  struct Case {
+    std::string name;
+    std::vector<json> pods;
+  };
+  std::vector<Case> cases = {
+      {"running and ready", {pod(0, "Running", true, -1, false), pod(1, "Running", true, -1, false)}},
+      {"retryable failure", {pod(0, "Running", true, -1, false), pod(1, "Failed", false, 137, false)}},
+      {"non-retryable failure", {pod(0, "Running", true, -1, false), pod(1, "Failed", false, 1, false)}},
+      {"a worker being deleted", {pod(0, "Running", true, -1, false), pod(1, "Running", true, -1, true)}},
+      {"succeeded", {pod(0, "Succeeded", false, -1, false), pod(1, "Succeeded", false, -1, false)}},
+  };
+  for (const auto& c : cases) {
+    std::vector<std::vector<std::string>> summaries;
+    std::vector<json> statuses;
+    std::vector<std::vector<std::pair<std::string, TrainerEndpoint>>> observed;
+    for (bool prune : {false, true}) {
+      Fixture f;
+      auto put = [&](const kube::Resource& r, json o) {
+        if (prune) CacheTransformFor(r)(o);
+        f.cache.Put(r, std::move(o));
+      };
+      put(kube::kTrainingJobs, job);
+      put(kube::kNodes, node);
+      put(kube::kNodes, cordoned);
+      put(kube::kPods, foreign);
+      for (const auto& p : c.pods) put(kube::kPods, p);
+      f.cache.Put(kube::kTrainingJobs, Job("b", {}, {{"phase", "Queued"}}));
+      ReconcileResult r = f.reconciler.Reconcile("default/a");
+      EXPECT_TRUE(r.error.ok()) << c.name << ": " << r.error;
+      f.reconciler.Schedule();  // b (2 GPUs) waits: 2 of n1's 4 are a's, 1 the foreign pod's; n2 is tainted
+      std::vector<std::string> calls = f.api.Summary();
+      for (const auto& reason : f.api.EventReasons()) calls.push_back("event " + reason);
+      summaries.push_back(calls);
+      statuses.push_back(f.api.LastStatus());
+      observed.push_back(f.progress.observed);
+    }
+    EXPECT_EQ(summaries[0], summaries[1]) << c.name;
+    EXPECT_EQ(statuses[0], statuses[1]) << c.name;
+    EXPECT_EQ(observed[0], observed[1]) << c.name;
+  }
+  // And the pruning is real: what a pod keeps is a fraction of it.
+  json p = pod(0, "Running", true, -1, false);
+  const size_t whole = p.dump().size();
+  CacheTransformFor(kube::kPods)(p);
+  EXPECT_LT(p.dump().size() * 3, whole) << p.dump();
+  EXPECT_FALSE(p["metadata"].contains("managedFields"));
+}
+
+// A job's ConfigMap keeps, in the cache, the trust bundle and the issued certificate that
+// JobTls reads back after an operator restart (else it would issue a new CA to running workers),
+// and loses the copy of the manifest.
+TEST(ReconcileTest, CachedConfigMapKeepsTheJobsTlsFilesOnly) {
+  json cm = {{"apiVersion", "v1"},
+             {"kind", "ConfigMap"},
+             {"metadata", {{"name", "a-job"}, {"namespace", "default"}, {"managedFields", json::array()}}},
+             {"data", {{"job.json", std::string(4096, 'x')}, {"ca.crt", "CA"}, {"issued.crt", "CERT"}}}};
+  CacheTransformFor(kube::kConfigMaps)(cm);
+  EXPECT_EQ(cm["data"], (json{{"ca.crt", "CA"}, {"issued.crt", "CERT"}})) << cm.dump();
+  EXPECT_FALSE(cm["metadata"].contains("managedFields"));
+  json plain = {{"metadata", {{"name", "other"}}}, {"data", {{"job.json", "{}"}}}};
+  CacheTransformFor(kube::kConfigMaps)(plain);
+  EXPECT_FALSE(plain.contains("data")) << plain.dump();
+}
+
+// Regression: a pass that runs again before the informer shows its last write (passes are a
+// second apart, the watch can be slower) used to write every waiting job's reason again against
+// the old resourceVersion: 6,035 of 15,409 status writes in a 1,000-job run were 409s.
+TEST(ReconcileTest, APassBeforeTheCacheCatchesUpDoesNotRewriteAWaitingJob) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs, Job("big", {{"workers", {{"count", 8}}}}, {{"phase", "Queued"}}));
+  f.reconciler.Schedule();
+  const auto* first = f.api.Find("update_status", "trainingjobs", "default/big");
+  ASSERT_NE(first, nullptr) << "8 GPUs on a 4-GPU cluster: big waits, with a reason";
+  json written = first->body["status"];
+  EXPECT_FALSE(written.value("pendingReason", "").empty());
+
+  f.api.Clear();
+  f.now += 1;
+  f.reconciler.Schedule();  // the cache still shows the job as it was before the write
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/big"), nullptr) << "written already";
+  // Even a changed reason (more capacity now, so a different message) waits for the cache: the
+  // server holds a newer version than the cached one, so the write would only get a 409.
+  f.cache.Put(kube::kNodes, Node("n2", 2));
+  f.api.Clear();
+  f.reconciler.Schedule();
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/big"), nullptr) << "against a stale version";
+
+  f.cache.Remove(kube::kNodes, "n2");
+
+  // The write shows up in the cache: nothing to do either.
+  json seen = Job("big", {{"workers", {{"count", 8}}}}, written);
+  seen["metadata"]["resourceVersion"] = "11";
+  f.cache.Put(kube::kTrainingJobs, seen);
+  f.api.Clear();
+  f.reconciler.Schedule();
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/big"), nullptr);
+
+  // Someone else changes the status (a newer version without the reason): written again.
+  json changed = Job("big", {{"workers", {{"count", 8}}}}, {{"phase", "Queued"}});
+  changed["metadata"]["resourceVersion"] = "12";
+  f.cache.Put(kube::kTrainingJobs, changed);
+  f.api.Clear();
+  f.reconciler.Schedule();
+  EXPECT_NE(f.api.Find("update_status", "trainingjobs", "default/big"), nullptr);
 }
 
 }  // namespace

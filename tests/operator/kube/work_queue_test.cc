@@ -36,6 +36,30 @@ TEST(WorkQueueTest, KeyAddedWhileProcessingIsRequeuedOnceAtDone) {
   EXPECT_EQ(q.Len(), 0);
 }
 
+TEST(WorkQueueTest, AnUrgentKeyGoesAheadOfTheBacklogEveryTime) {
+  WorkQueue q("urgent");
+  for (int i = 0; i < 1000; ++i) q.Add("job-" + std::to_string(i));
+  q.Add("!schedule");
+  q.SetUrgent("!schedule");  // already waiting at the back: moved to the front
+  std::string k;
+  ASSERT_TRUE(q.Get(&k));
+  EXPECT_EQ(k, "!schedule");
+  q.Add("!schedule");  // requested again while it runs: re-queued at Done, at the front
+  ASSERT_TRUE(q.Get(&k));
+  EXPECT_EQ(k, "job-0") << "never handed out twice at once";
+  q.Done("!schedule");
+  ASSERT_TRUE(q.Get(&k));
+  EXPECT_EQ(k, "!schedule");
+  q.Done("!schedule");
+  q.AddAfter("!schedule", Duration(0.01));  // a due delay also lands at the front
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(q.Get(&k));
+  EXPECT_EQ(k, "!schedule");
+  q.Done("!schedule");
+  ASSERT_TRUE(q.Get(&k));
+  EXPECT_EQ(k, "job-1") << "the other keys keep their order";
+}
+
 TEST(WorkQueueTest, ItemBackoffDoublesAndForgetResets) {
   ItemExponentialRateLimiter l(Duration(0.005), Duration(1));
   EXPECT_DOUBLE_EQ(l.When("a").count(), 0.005);
