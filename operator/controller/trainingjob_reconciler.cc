@@ -130,6 +130,16 @@ TrainingJobReconciler::Pods TrainingJobReconciler::PodsOf(const api::TrainingJob
   return pods;
 }
 
+// The restart a worker pod was created for (its kRestartAnnotation; -1 when absent or bad).
+static int64_t RestartOf(const json& pod) {
+  const json* a = kube::FieldAt(pod, "metadata.annotations");
+  if (a == nullptr || !a->is_object()) return -1;
+  auto it = a->find(kRestartAnnotation);
+  int64_t restart = -1;
+  if (it == a->end() || !it->is_string() || !absl::SimpleAtoi(it->get<std::string>(), &restart)) return -1;
+  return restart;
+}
+
 int TrainingJobReconciler::TrainerMetricsPort(const json& pod, int fallback) {
   const json* containers = kube::FieldAt(pod, "spec.containers");
   if (containers == nullptr || !containers->is_array()) return fallback;
@@ -505,8 +515,19 @@ ReconcileResult TrainingJobReconciler::OnWorkerFailure(Pass& p, const WorkerFail
 // Admitted again); false while waiting (requeue set).
 bool TrainingJobReconciler::RestartGang(Pass& p) {
   api::TrainingJobStatus& st = p.st();
-  if (!p.pods.all.empty()) {
-    DeleteWorkers(p, p.pods.all);
+  // Pods of this restart already exist: this pass read the job from a cache that has not yet
+  // seen our own write that started them (the pods' watch events can overtake the job's).
+  // Deleting them would restart the gang a second time for one failure.
+  std::vector<kube::Object> old_gang;
+  for (const auto& pod : p.pods.all) {
+    if (RestartOf(*pod) >= st.restarts) {
+      p.result.requeue_after_s = 1;
+      return false;
+    }
+    old_gang.push_back(pod);
+  }
+  if (!old_gang.empty()) {
+    DeleteWorkers(p, old_gang);
     p.result.requeue_after_s = 1;  // wait for the old gang to be gone
     return false;
   }

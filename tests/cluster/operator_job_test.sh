@@ -143,5 +143,8 @@ eventually 120 gone || fail "children of job a survived its deletion"
 pass "deleting job a removed its pods, Service, Secret and ConfigMap (garbage collector)"
 
 forbidden_calls || fail "the operator made calls RBAC forbids"
-grep -iE 'forbidden' "$WORK/operator-life-a.log" && fail "the operator logged a forbidden call"
+# A 403 from NamespaceLifecycle (an Event or Secret into a namespace another test is deleting,
+# seen by this operator too: it watches every namespace) is not a missing permission.
+grep -iE 'forbidden' "$WORK/operator-life-a.log" | grep -v 'because it is being terminated' &&
+  fail "the operator logged a forbidden call"
 pass "no forbidden call"

@@ -585,6 +585,20 @@ TEST(ReconcileTest, RetryableWorkerFailureRestartsTheGangAfterBackoff) {
   EXPECT_NE(f.api.Find("create", "pods", "default/a-worker-1"), nullptr);
   EXPECT_EQ(f.api.LastStatus()["phase"], "Admitted");
   EXPECT_EQ(f.api.EventReasons(), (Calls{"Restarted"}));
+
+  // Regression: a pass that still reads the job as Restarting (its informer has not delivered
+  // the write above yet) while the new gang's pods are already cached used to delete them, and
+  // so restart the gang twice for one failure. The new gang is left alone.
+  for (const char* name : {"default/a-worker-0", "default/a-worker-1"}) {
+    json created = f.api.Find("create", "pods", name)->body;
+    created["metadata"]["namespace"] = "default";
+    f.cache.Put(kube::kPods, created);
+  }
+  f.api.Clear();
+  r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  EXPECT_EQ(f.api.Find("delete", "pods"), nullptr) << "the new gang must survive a stale pass";
+  EXPECT_GT(r.requeue_after_s, 0);
 }
 
 TEST(ReconcileTest, NonRetryableExitCodeOrExhaustedBackoffFailsTheJob) {
