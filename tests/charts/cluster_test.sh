@@ -22,7 +22,8 @@ private=""
 cleanup() {
   "$helm" uninstall tandem -n "$ns" --wait >/dev/null 2>&1 || true
   kubectl delete namespace "$ns" $ml --ignore-not-found --wait=false >/dev/null 2>&1 || true
-  kubectl delete crd trainingjobs.tandem.dev queues.tandem.dev sweeps.tandem.dev --ignore-not-found >/dev/null 2>&1 || true
+  kubectl delete crd trainingjobs.tandem.dev queues.tandem.dev sweeps.tandem.dev servicemonitors.monitoring.coreos.com \
+    podmonitors.monitoring.coreos.com prometheusrules.monitoring.coreos.com --ignore-not-found >/dev/null 2>&1 || true
   [[ -z $private ]] || bash "$src/tests/cluster/controlplane.sh" down "$private" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
@@ -57,15 +58,22 @@ case "$check" in
   dry-run)
     restricted_ns "$ns"
     kubectl apply --server-side -f "$src/crds" >/dev/null   # custom resources need their CRDs to dry-run
-    kubectl wait --for condition=established crd/trainingjobs.tandem.dev crd/queues.tandem.dev --timeout=60s >/dev/null
+    # ... and prometheus-operator's, so that the full values' ServiceMonitor, PodMonitor and
+    # PrometheusRule are checked by the API server against their real schemas too.
+    mon=$("$src/scripts/tools/monitoring-crds.sh")
+    for kind in servicemonitors podmonitors prometheusrules; do
+      kubectl apply --server-side -f "$mon/monitoring.coreos.com_$kind.yaml" >/dev/null
+    done
+    kubectl wait --for condition=established crd/trainingjobs.tandem.dev crd/queues.tandem.dev \
+      crd/servicemonitors.monitoring.coreos.com crd/podmonitors.monitoring.coreos.com \
+      crd/prometheusrules.monitoring.coreos.com --timeout=60s >/dev/null
     for values in default full; do
       args=(--namespace "$ns" "${image_args[@]}")
       if [[ $values == full ]]; then
-        args+=(-f "$src/tests/charts/values-full.yaml" --set "dashboards.namespace=$ns")
-        # prometheus-operator's kinds only where the cluster serves them.
-        if ! kubectl api-resources --api-group=monitoring.coreos.com -o name | grep -q servicemonitors; then
-          args+=(--set metrics.serviceMonitor.enabled=false --set metrics.podMonitor.enabled=false --set metrics.prometheusRule.enabled=false)
-        fi
+        # helm template renders offline: tell it the cluster serves the kinds applied above.
+        args+=(-f "$src/tests/charts/values-full.yaml" --set "dashboards.namespace=$ns"
+               --api-versions monitoring.coreos.com/v1/ServiceMonitor --api-versions monitoring.coreos.com/v1/PodMonitor
+               --api-versions monitoring.coreos.com/v1/PrometheusRule)
       fi
       "$helm" template tandem "$chart" "${args[@]}" > "$work/$values.yaml"
       out=$(kubectl apply --server-side --dry-run=server -f "$work/$values.yaml" 2>&1) || fail "$values values: $out"

@@ -13,10 +13,14 @@ py=/usr/bin/python3
 monitoring=(--api-versions monitoring.coreos.com/v1/ServiceMonitor --api-versions monitoring.coreos.com/v1/PodMonitor
             --api-versions monitoring.coreos.com/v1/PrometheusRule)
 
-validate() {  # validate FILE: every object against the Kubernetes 1.36 schemas and our CRDs
+validate() {  # validate FILE: every object against the Kubernetes 1.36 schemas, our CRDs and
+  # prometheus-operator's (ServiceMonitor, PodMonitor, PrometheusRule; scripts/tools/monitoring-crds.sh)
+  local mon
+  mon=$("$src/scripts/tools/monitoring-crds.sh")
   "$py" "$src/scripts/tools/validate-k8s.py" --openapi "$("$src/scripts/tools/k8s-openapi.sh")" \
     --crd "$src/crds/trainingjob.yaml" --crd "$src/crds/queue.yaml" --crd "$src/crds/sweep.yaml" \
-    --unchecked-group monitoring.coreos.com --restricted "$1"
+    --crd "$mon/monitoring.coreos.com_servicemonitors.yaml" --crd "$mon/monitoring.coreos.com_podmonitors.yaml" \
+    --crd "$mon/monitoring.coreos.com_prometheusrules.yaml" --restricted "$1"
 }
 kinds() { grep -E '^kind: ' "$1" | sort | uniq -c | sed 's/^ */  /'; }
 
