@@ -45,9 +45,9 @@ absl::Status ValidateWorkerContract(const WorkerContract& c) {
         absl::StrCat(kEnvMetricsPort, "=", c.metrics_port, ": must be in [-1, 65535]"));
   if (c.threads < 0 || c.threads > 1024)
     return absl::InvalidArgumentError(absl::StrCat(kEnvThreads, "=", c.threads, ": must be in [0, 1024]"));
-  if (!trainer && (!c.output_dir.empty() || c.events))
-    return absl::InvalidArgumentError(
-        absl::StrCat(kEnvOutputDir, " and ", kEnvEvents, " are the trainer's, not the pserver's"));
+  if (!trainer && (!c.output_dir.empty() || c.events || !c.termination_log.empty()))
+    return absl::InvalidArgumentError(absl::StrCat(kEnvOutputDir, ", ", kEnvEvents, " and ", kEnvTerminationLog,
+                                                   " are the trainer's, not the pserver's"));
   return absl::OkStatus();
 }
 
@@ -73,6 +73,7 @@ WorkerInvocation RenderWorker(const WorkerContract& c, const std::string& bin_di
   if (trainer) {
     add(kEnvOutputDir, c.output_dir);
     add(kEnvEvents, c.events ? "1" : "0");
+    if (!c.termination_log.empty()) add(kEnvTerminationLog, c.termination_log);
   }
   return inv;
 }
@@ -115,6 +116,7 @@ absl::StatusOr<WorkerContract> ParseWorkerContract(WorkerRole role, const std::s
   if (role == WorkerRole::kTrainer) {
     c.output_dir = EnvValue(env, kEnvOutputDir).value_or("");
     TANDEM_RETURN_IF_ERROR(ReadEnvBool(env, kEnvEvents, &c.events));
+    c.termination_log = EnvValue(env, kEnvTerminationLog).value_or("");
   }
   TANDEM_RETURN_IF_ERROR(ValidateWorkerContract(c));
   return c;

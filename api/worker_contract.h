@@ -34,6 +34,9 @@
 //   TANDEM_METRICS_PORT    /metrics, /healthz, /readyz (-1 or unset: off)
 //   TANDEM_THREADS         compute threads (also rendered as OMP_NUM_THREADS); 0: all cores
 //   TANDEM_EVENTS          trainer: 1 prints `@tandem {json}` progress lines (docs/local-run.md)
+//   TANDEM_TERMINATION_LOG trainer: a file it writes its result to when it succeeds
+//                          (api/worker_result.h; pods: the container's terminationMessagePath,
+//                          which the kubelet reports in the pod's status). Empty: not written
 // Tuning variables outside the contract (TANDEM_COLLECTIVE_*, TANDEM_LOG_LEVEL) are read by the
 // mains from the same environment; their producers never set them.
 // Exit codes: api/exit_codes.h.
@@ -71,6 +74,7 @@ inline constexpr char kEnvMetricsPort[] = "TANDEM_METRICS_PORT";
 inline constexpr char kEnvThreads[] = "TANDEM_THREADS";
 inline constexpr char kEnvOmpThreads[] = "OMP_NUM_THREADS";
 inline constexpr char kEnvEvents[] = "TANDEM_EVENTS";
+inline constexpr char kEnvTerminationLog[] = "TANDEM_TERMINATION_LOG";
 
 struct WorkerContract {
   WorkerRole role = WorkerRole::kTrainer;
@@ -88,6 +92,7 @@ struct WorkerContract {
   int metrics_port = -1;            // -1: off; 0: any free port
   int threads = 0;                  // 0: all cores
   bool events = false;              // trainer only
+  std::string termination_log;      // trainer only: where its result goes (empty: nowhere)
 
   // The pserver's own gRPC port: the port of pservers[rank]. REQUIRES: a valid pserver contract.
   int pserver_port() const { return pservers.at(rank).port; }

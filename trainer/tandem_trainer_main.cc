@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <thread>
@@ -27,6 +28,7 @@
 #include "common/metrics_endpoint.h"
 #include "api/manifest.h"
 #include "api/worker_contract.h"
+#include "api/worker_result.h"
 #include "common/endpoint.h"
 #include "common/environment.h"
 #include "common/out_of_memory.h"
@@ -254,6 +256,24 @@ int main(int argc, char** argv) {
     return tandem::api::kExitFailed;
   }
   std::cout << result->SummaryLine() << std::endl;
+  if (!contract->termination_log.empty()) {
+    // The operator reads the final metrics from here (api/worker_result.h): a failure to write is
+    // reported but does not fail a job that trained.
+    auto finite = [](double v) { return std::isfinite(v) ? std::optional<double>(v) : std::nullopt; };
+    tandem::api::WorkerResult r;
+    r.steps = result->steps;
+    r.passes = max_steps == 0 ? spec->passes : 0;  // stopped by --max-steps: the pass is unknown
+    r.test_accuracy = finite(result->test_accuracy);
+    r.test_loss = finite(result->test_loss);
+    r.test_auc = finite(result->test_auc);
+    r.examples_per_sec = finite(result->examples_per_sec);
+    std::ofstream out(contract->termination_log, std::ios::trunc);
+    out << tandem::api::RenderWorkerResult(r);
+    out.close();
+    if (!out)
+      std::cerr << "tandem-trainer: cannot write the result to " << contract->termination_log << " ("
+                << tandem::api::kEnvTerminationLog << ")" << std::endl;
+  }
   if (events) {
     auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
     nlohmann::json summary = {{"event", "summary"},

@@ -100,6 +100,8 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
     c.metrics_port = ports[2 * w + i];
     c.threads = job.trainer_threads;
     c.events = true;
+    // What a pod's trainer leaves for the kubelet (api/worker_result.h), beside its log.
+    c.termination_log = absl::StrCat(run_dir, "/logs/trainer-", i, ".result.json");
     out.push_back(std::move(c));
   }
   return out;

@@ -1,5 +1,7 @@
 #include "operator/controller/trainingjob_reconciler.h"
 
+#include "api/worker_result.h"
+
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -9,7 +11,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/ascii.h"
 #include "absl/synchronization/mutex.h"
+#include "api/worker_result.h"
 #include "common/logging.h"
 #include "common/status.h"
 #include "operator/controller/object_state.h"
@@ -61,6 +66,29 @@ std::vector<std::pair<std::string, int64_t>> ExitCodes(const json& pod) {
     }
   }
   return out;
+}
+
+// The message the kubelet reported for a terminated container ("" when none): the trainer's
+// result on success, the log's tail on a failure (FallbackToLogsOnError, worker_builder.cc).
+std::string TerminationMessage(const json& pod, const char* container) {
+  const json* st = kube::FieldAt(pod, "status.containerStatuses");
+  if (st == nullptr || !st->is_array()) return "";
+  for (const auto& c : *st) {
+    if (c.value("name", "") != container) continue;
+    const json* m = kube::FieldAt(c, "state.terminated.message");
+    if (m != nullptr && m->is_string()) return m->get<std::string>();
+  }
+  return "";
+}
+
+// The last non-empty line of a log tail, shortened for a condition message.
+std::string LastLine(const std::string& text) {
+  std::vector<absl::string_view> lines = absl::StrSplit(text, '\n', absl::SkipWhitespace());
+  if (lines.empty()) return "";
+  std::string line(absl::StripAsciiWhitespace(lines.back()));
+  constexpr size_t kMax = 300;
+  if (line.size() > kMax) line = absl::StrCat(line.substr(0, kMax), "...");
+  return line;
 }
 
 int RankOf(const json& pod) {
@@ -196,6 +224,32 @@ void TrainingJobReconciler::UpdateProgress(const std::string& key, const api::Tr
   api::TrainingJob view = job;
   view.status.progress = p;
   p.summary = api::ProgressSummary(view);
+  st->progress = p;
+}
+
+// The final figures, from the result rank 0's trainer left in its termination message: they
+// replace what the last scrape saw, which may predate the last evaluation (the prober looks at
+// most every --progress-interval). A message that is not a result changes nothing.
+void TrainingJobReconciler::ApplyWorkerResult(const api::TrainingJob& job, const json& rank0,
+                                              api::TrainingJobStatus* st) {
+  std::string message = TerminationMessage(rank0, kTrainerContainer);
+  if (message.empty()) return;
+  absl::StatusOr<api::WorkerResult> r = api::ParseWorkerResult(message);
+  if (!r.ok()) {
+    TANDEM_LOG(warn, "trainingjob {}/{}: rank 0's termination message: {}", job.metadata.namespace_, job.metadata.name,
+             std::string(r.status().message()));
+    return;
+  }
+  api::Progress p = st->progress.value_or(api::Progress{});
+  p.step = std::max(p.step, r->steps);
+  if (r->examples_per_sec)
+    p.examples_per_sec = *r->examples_per_sec * static_cast<double>(std::max<size_t>(1, st->placement.size()));
+  if (r->passes > 0 && (r->test_accuracy || r->test_loss || r->test_auc)) {
+    p.test_pass = job.spec.passes > 0 ? std::min(r->passes, job.spec.passes) : r->passes;
+    if (r->test_loss) p.test_loss = *r->test_loss;
+    if (r->test_accuracy) p.test_accuracy = p.accuracy = *r->test_accuracy;
+    if (r->test_auc) p.test_auc = *r->test_auc;
+  }
   st->progress = p;
 }
 
@@ -459,7 +513,8 @@ std::optional<TrainingJobReconciler::WorkerFailure> TrainingJobReconciler::FindW
     if (WorkerPhase(*pod) != "Failed") continue;
     std::vector<std::string> parts;
     for (const auto& [container, code] : ExitCodes(*pod)) {
-      parts.push_back(absl::StrCat(container, " exited with ", code));
+      std::string why = LastLine(TerminationMessage(*pod, container.c_str()));
+      parts.push_back(absl::StrCat(container, " exited with ", code, why.empty() ? "" : " (" + why + ")"));
       const auto& ok = p.job.spec.restart_policy.retryable_exit_codes;
       if (std::find(ok.begin(), ok.end(), code) == ok.end()) retryable = false;
     }
@@ -623,10 +678,13 @@ void TrainingJobReconciler::UpdateWorkers(Pass& p) {
   st.workers.failed = failed;
   if (auto it = p.pods.by_rank.find(0); it != p.pods.by_rank.end()) UpdateProgress(p.key, job, it->second, &st);
   if (succeeded == world && world > 0) {
+    if (auto it = p.pods.by_rank.find(0); it != p.pods.by_rank.end()) ApplyWorkerResult(job, *it->second, &st);
     if (st.progress && job.spec.passes > 0) {
       st.progress->pass = job.spec.passes;
       st.progress->percent = 100;
-      st.progress->summary = api::ProgressSummary(job);
+      api::TrainingJob view = job;
+      view.status.progress = st.progress;
+      st.progress->summary = api::ProgressSummary(view);
     }
     Finish(p, api::kPhaseSucceeded, "Completed", absl::StrCat("all ", world, " workers completed"));
   } else if (ready == world && st.phase == api::kPhaseAdmitted) {

@@ -130,6 +130,7 @@ class TrainingJobReconciler {
   void UpdateProgress(const std::string& key, const api::TrainingJob& job, const kube::Object& rank0,
                       api::TrainingJobStatus* st);
   void ForgetProgress(const std::string& key);
+  void ApplyWorkerResult(const api::TrainingJob& job, const nlohmann::json& rank0, api::TrainingJobStatus* st);
   void Event(const nlohmann::json& obj, const std::string& type, const std::string& reason,
              const std::string& message);
   // `invalid_queues`: Queues that exist but do not parse (name -> why), left out of the snapshot.

@@ -79,6 +79,8 @@ api::WorkerContract WorkerContractFor(const api::TrainingJob& job, api::WorkerRo
   c.checkpoint_dir = CheckpointDir(job, api::RoleName(role), rank);
   // Rank 0 writes the final model next to the checkpoints.
   if (trainer) c.output_dir = ModelDir(job);
+  // The trainer's result goes where the kubelet reads a termination message (see BuildWorkerPod).
+  if (trainer) c.termination_log = kTerminationMessagePath;
   c.metrics_port = trainer ? o.ports.trainer_metrics : o.ports.pserver_metrics;
   c.threads = static_cast<int>(api::EffectiveThreads(trainer ? job.spec.trainer : job.spec.pserver));
   return c;
@@ -128,6 +130,10 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
                  {{"name", "trainer-metrics"}, {"containerPort", o.ports.trainer_metrics}}}},
       {"resources", Resources(job.spec.trainer.resources)},
       {"securityContext", container_security},
+      // Success: the trainer's result (api/worker_result.h), which the reconciler turns into the
+      // final status.progress; failure without one: the kubelet reports the log's tail instead.
+      {"terminationMessagePath", kTerminationMessagePath},
+      {"terminationMessagePolicy", "FallbackToLogsOnError"},
       {"volumeMounts", mounts}};
   json pserver = {
       {"name", kPServerContainer},

@@ -42,6 +42,9 @@ inline constexpr char kJobManifestKey[] = "job.json";
 inline constexpr char kTokenSecretKey[] = "token";
 // The token in a pod's contract: never rendered as a value (the env refers to the Secret).
 inline constexpr char kTokenFromSecret[] = "(from Secret)";
+// The trainer container's terminationMessagePath (Kubernetes' default): the trainer writes its
+// result there (TANDEM_TERMINATION_LOG) and the kubelet copies it into the pod's status.
+inline constexpr char kTerminationMessagePath[] = "/dev/termination-log";
 
 // Where the checkpoint volume is mounted in both containers. TANDEM_CHECKPOINT_DIR is a folder
 // under it per role and rank ("trainer-0", "pserver-0"; under "<job>/" on an ExistingClaim, which

@@ -22,6 +22,7 @@ WorkerContract Sample(WorkerRole role) {
   if (role == WorkerRole::kTrainer) {
     c.output_dir = "/ckpt/model";
     c.events = true;
+    c.termination_log = "/dev/termination-log";
   }
   c.metrics_port = 9100;
   c.threads = 3;
@@ -122,6 +123,17 @@ TEST(WorkerContractTest, ThePServerNeedsItsEntryAndToken) {
   auto parsed = ParseWorkerContract(WorkerRole::kPServer, "job.yaml", env);
   ASSERT_FALSE(parsed.ok());
   EXPECT_NE(parsed.status().message().find("TANDEM_PSERVERS: required"), std::string::npos);
+}
+
+TEST(WorkerContractTest, TheTerminationLogIsTheTrainers) {
+  WorkerContract c = Sample(WorkerRole::kPServer);
+  c.termination_log = "/dev/termination-log";
+  absl::Status s = ValidateWorkerContract(c);
+  EXPECT_NE(s.message().find("TANDEM_TERMINATION_LOG"), std::string::npos) << s;
+  // Optional for a trainer: not rendered when empty.
+  WorkerContract t = Sample(WorkerRole::kTrainer);
+  t.termination_log.clear();
+  EXPECT_EQ(EnvOf(RenderWorker(t, "")).count(kEnvTerminationLog), 0u);
 }
 
 TEST(WorkerContractTest, ExitCodesAndTheirMeaning) {

@@ -108,6 +108,14 @@ for r in 0 1; do
   pass "rank $r (pod): $line"
 done
 [[ "${acc[0]}" == "${acc[1]}" ]] || fail "the ranks disagree: ${acc[0]} vs ${acc[1]}"
+# The final figures come from rank 0's result, which the kubelet copied from the trainer's
+# termination message into the pod's status (api/worker_result.h), not from the last scrape.
+t_pass="$(tj "$ml" "$job" .status.progress.testPass)"
+t_acc="$(tj "$ml" "$job" .status.progress.testAccuracy)"
+[[ "$t_pass" == 1 ]] || fail "status.progress.testPass is '$t_pass', not 1: rank 0's termination message did not reach the status"
+python3 -c 'import sys; sys.exit(0 if abs(float(sys.argv[1]) - float(sys.argv[2])) < 1e-4 else 1)' "$t_acc" "${acc[0]}" ||
+  fail "status.progress.testAccuracy $t_acc is not rank 0's final ${acc[0]}"
+pass "status.progress.testAccuracy $t_acc = rank 0's final result (its termination message, through the kubelet)"
 
 # --- the same job with `tandem run` on this machine ----------------------------------------------
 "$TANDEM_BIN_DIR/tandem" run "$WORK/job-local.yaml" --run-dir "$WORK/run" >"$WORK/run.log" 2>&1 ||

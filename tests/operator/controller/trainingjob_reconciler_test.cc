@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_join.h"
+#include "api/worker_result.h"
 #include "common/tls_certificates.h"
 #include "operator/controller/cache_transform.h"
 
@@ -418,6 +419,14 @@ TEST(ReconcileTest, CheckpointsGoToAClaimTheJobOwnsAndWorkersRunAsNonRoot) {
     std::string role = container["name"];
     EXPECT_EQ(EnvOf(container)["TANDEM_CHECKPOINT_DIR"], "/var/lib/tandem/checkpoints/" + role + "-1");
     EXPECT_EQ(container["volumeMounts"][0]["mountPath"], "/var/lib/tandem/checkpoints");
+    if (role == "trainer") {
+      EXPECT_EQ(container["terminationMessagePath"], "/dev/termination-log");
+      EXPECT_EQ(container["terminationMessagePolicy"], "FallbackToLogsOnError");
+      EXPECT_EQ(EnvOf(container)["TANDEM_TERMINATION_LOG"], "/dev/termination-log");
+    } else {
+      EXPECT_FALSE(container.contains("terminationMessagePolicy"));
+      EXPECT_EQ(EnvOf(container).count("TANDEM_TERMINATION_LOG"), 0u);
+    }
     EXPECT_EQ(EnvOf(container).count("TANDEM_OUTPUT_DIR"), role == "trainer" ? 1u : 0u);
     EXPECT_FALSE(container["volumeMounts"][0].contains("subPath")) << "kubelet would create it owned by root";
     const json& sc = container["securityContext"];
@@ -773,6 +782,76 @@ TEST(ReconcileTest, TrainersThatExitedZeroCompleteTheJobWhileThePServersStillSer
   f.reconciler.Reconcile("default/a");
   EXPECT_EQ(f.api.Summary(), (Calls{"delete pods default/a-worker-0", "delete pods default/a-worker-1"}));
   EXPECT_EQ(f.api.Find("delete", "pods")->delete_options.grace_period_seconds, 60);
+}
+
+// The prober may last have seen the job before its final evaluation: the figures of a finished
+// job come from the result rank 0's trainer left in its termination message.
+TEST(ReconcileTest, ACompletedJobTakesItsFinalFiguresFromRank0sResult) {
+  Fixture f;
+  json scraped = Admitted("Running");
+  scraped["progress"] = {{"step", 900}, {"pass", 4}, {"percent", 75}, {"testPass", 3}, {"testAccuracy", 0.81},
+                         {"testLoss", 0.52}, {"accuracy", 0.81}};
+  json job = Job("a", {}, scraped);
+  f.cache.Put(kube::kTrainingJobs, job);
+  api::WorkerResult result{.steps = 1200, .passes = 4, .test_accuracy = 0.9125, .test_loss = 0.2875,
+                           .examples_per_sec = 2500};
+  for (int rank : {0, 1}) {
+    json pod = WorkerPod(job, rank, "n1", "Running", false, 0);
+    pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"] =
+        rank == 0 ? api::RenderWorkerResult(result) : "not rank 0's: ignored";
+    f.cache.Put(kube::kPods, pod);
+  }
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  json st = f.api.LastStatus();
+  ASSERT_EQ(st["phase"], "Succeeded") << st.dump();
+  EXPECT_EQ(st["progress"]["testPass"], 4);
+  EXPECT_DOUBLE_EQ(st["progress"]["testAccuracy"].get<double>(), 0.9125);
+  EXPECT_DOUBLE_EQ(st["progress"]["testLoss"].get<double>(), 0.2875);
+  EXPECT_DOUBLE_EQ(st["progress"]["accuracy"].get<double>(), 0.9125);
+  EXPECT_EQ(st["progress"]["step"], 1200);
+  EXPECT_DOUBLE_EQ(st["progress"]["examplesPerSec"].get<double>(), 5000) << "rank 0's rate x 2 workers";
+  EXPECT_EQ(st["progress"]["pass"], 4);
+  EXPECT_DOUBLE_EQ(st["progress"]["percent"].get<double>(), 100);
+
+  // A message that is not a result (a log tail, garbage) leaves the scraped figures alone.
+  for (const std::string message : {std::string("tandem-trainer: done\n"), std::string("{\"kind\":\"x\"}"),
+                                    api::RenderWorkerResult({.steps = 5, .passes = 4}).substr(0, 20)}) {
+    Fixture g;
+    g.cache.Put(kube::kTrainingJobs, job);
+    for (int rank : {0, 1}) {
+      json pod = WorkerPod(job, rank, "n1", "Running", false, 0);
+      pod["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = message;
+      g.cache.Put(kube::kPods, pod);
+    }
+    g.reconciler.Reconcile("default/a");
+    json gst = g.api.LastStatus();
+    EXPECT_EQ(gst["phase"], "Succeeded") << message;
+    EXPECT_DOUBLE_EQ(gst["progress"]["testAccuracy"].get<double>(), 0.81) << message;
+    EXPECT_EQ(gst["progress"]["testPass"], 3) << message;
+  }
+}
+
+// A failed trainer's log tail (the kubelet's FallbackToLogsOnError) names the cause in the
+// condition, so `kubectl describe tj` says why without reading the pod's logs.
+TEST(ReconcileTest, AFailedTrainersLastLogLineIsInTheFailure) {
+  Fixture f;
+  json job = Job("a", {}, Admitted("Running"));
+  f.cache.Put(kube::kTrainingJobs, job);
+  f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Running", true));
+  json failed = WorkerPod(job, 1, "n1", "Failed", false, 1);
+  failed["status"]["containerStatuses"][0]["state"]["terminated"]["message"] =
+      "pass 1 step 10 loss 0.5\ntandem-trainer: spec.data.train.path: cannot open /data/x.idx\n\n";
+  f.cache.Put(kube::kPods, failed);
+  f.reconciler.Reconcile("default/a");
+  json st = f.api.LastStatus();
+  ASSERT_EQ(st["phase"], "Failed") << st.dump();
+  std::string message;
+  for (const auto& cond : st["conditions"])
+    if (cond["type"] == "Failed") message = cond["message"];
+  EXPECT_NE(message.find("trainer exited with 1 (tandem-trainer: spec.data.train.path: cannot open /data/x.idx)"),
+            std::string::npos)
+      << message;
 }
 
 TEST(ReconcileTest, ATrainerThatFailedWhileItsPServerServesRestartsTheGang) {
