@@ -609,6 +609,10 @@ absl::Status TrainingLoop::RunStream() {
     if (stream_->EvalDue(step_)) TANDEM_RETURN_IF_ERROR(StreamEval(ps.examples));
   }
   if (stream_->config().eval_window > 0) TANDEM_RETURN_IF_ERROR(StreamEval(ps.examples));
+  // The summary's train loss is over this process's steps; no test set: test_* are the rolling
+  // evaluation's (StreamEval), accuracy has none.
+  if (ps.examples > 0) result_.train_loss = ps.loss / ps.examples;
+  result_.test_accuracy = std::nan("");
   return absl::OkStatus();
 }
 
