@@ -138,6 +138,7 @@ void StreamReader::CloseFile() {
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
   buf_.clear();
+  buf_pos_ = 0;
 }
 
 absl::Status StreamReader::OpenCurrent() {
@@ -158,6 +159,7 @@ absl::Status StreamReader::OpenCurrent() {
   }
   fd_ = fd;
   buf_.clear();
+  buf_pos_ = 0;
   read_offset_ = pos_.offset;
   last_size_ = st.st_size;
   last_growth_ = options_.now();
@@ -252,7 +254,7 @@ absl::Status StreamReader::TakeLines(Batch* batch, std::vector<StreamRecordRef>*
   const int want = batch->capacity - batch->size;
   std::string text;
   std::vector<int64_t> ordinals;
-  size_t used = 0;  // bytes of buf_ consumed
+  size_t used = buf_pos_;  // bytes of buf_ consumed
   int taken = 0;
   const int64_t first_offset = pos_.offset;
   const uint64_t w = static_cast<uint64_t>(options_.world_size);
@@ -280,10 +282,10 @@ absl::Status StreamReader::TakeLines(Batch* batch, std::vector<StreamRecordRef>*
   }
   const int before = *added;
   TANDEM_RETURN_IF_ERROR(AppendRecords(text, ordinals, first_offset, batch, refs, added));
-  pos_.offset += static_cast<int64_t>(used);
-  pos_.bytes += static_cast<int64_t>(used);
+  pos_.offset += static_cast<int64_t>(used - buf_pos_);
+  pos_.bytes += static_cast<int64_t>(used - buf_pos_);
   pos_.records += *added - before;
-  buf_.erase(0, used);
+  buf_pos_ = used;
   return absl::OkStatus();
 }
 
@@ -294,16 +296,17 @@ absl::StatusOr<int> StreamReader::Read(Batch* batch, std::vector<StreamRecordRef
       TANDEM_ASSIGN_OR_RETURN(bool opened, OpenNext());
       if (!opened) break;
     }
-    const int before = added;
     TANDEM_RETURN_IF_ERROR(TakeLines(batch, refs, /*final_tail=*/false, &added));
     if (batch->size >= batch->capacity) break;
-    if (added > before && buf_.find('\n') != std::string::npos) continue;
-    // buf_ holds at most a partial line: read on.
-    std::string chunk(kReadChunk, '\0');
-    const ssize_t n = ::pread(fd_, chunk.data(), chunk.size(), read_offset_);
+    // buf_ holds at most a partial line: drop what was consumed, read on.
+    buf_.erase(0, buf_pos_);
+    buf_pos_ = 0;
+    const size_t had = buf_.size();
+    buf_.resize(had + kReadChunk);
+    const ssize_t n = ::pread(fd_, buf_.data() + had, kReadChunk, read_offset_);
+    buf_.resize(had + static_cast<size_t>(std::max<ssize_t>(n, 0)));
     if (n < 0) return Errno("reading stream file", PathOf(pos_.file));
     if (n > 0) {
-      buf_.append(chunk.data(), static_cast<size_t>(n));
       read_offset_ += n;
       continue;
     }
@@ -322,7 +325,7 @@ absl::StatusOr<int> StreamReader::Read(Batch* batch, std::vector<StreamRecordRef
     if (::fstat(fd_, &st) != 0) return Errno("stream file", PathOf(pos_.file));
     if (st.st_size > read_offset_) continue;
     TANDEM_RETURN_IF_ERROR(TakeLines(batch, refs, /*final_tail=*/true, &added));
-    if (!buf_.empty()) break;  // the batch filled up before the tail
+    if (buf_pos_ < buf_.size()) break;  // the batch filled up before the tail
     pos_.closed = true;
     ++pos_.files;
     CloseFile();

@@ -134,7 +134,8 @@ class StreamReader {
   BatchLayout layout_;
   StreamPosition pos_;
   int fd_ = -1;
-  std::string buf_;          // bytes of the open file after pos_.offset, read but not consumed
+  std::string buf_;          // bytes of the open file read; buf_[buf_pos_] is at pos_.offset
+  size_t buf_pos_ = 0;       // bytes of buf_ consumed (dropped before the next read)
   int64_t read_offset_ = 0;  // file offset of the end of buf_
   int64_t last_size_ = -1;   // the open file's size when it last grew
   double last_growth_ = 0;   // when it last grew (the idle rule)
