@@ -104,6 +104,10 @@ ProgressDisplay::ProgressDisplay(std::FILE* out, bool tty, double plain_interval
 std::string ProgressDisplay::Render(const WorkerProgress& p, double elapsed_s, int width,
                                     bool bar) {
   if (!p.seen) return absl::StrFormat("starting... %s", Duration(elapsed_s));
+  if (p.steps_per_pass <= 0) {  // a stream without maxSteps: no end to measure against
+    return absl::StrFormat("stream step %d loss %.4f acc %.2f%% %.0f ex/s %s", p.step, p.loss,
+                           100 * p.accuracy, p.examples_per_sec, Duration(elapsed_s));
+  }
   const double total = static_cast<double>(std::max(p.passes, 1)) *
                        static_cast<double>(std::max<int64_t>(p.steps_per_pass, 1));
   // `pass` is 1-based in events; position counts completed passes plus steps in this one.

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <initializer_list>
 #include <limits>
 
@@ -143,9 +144,23 @@ class Parser {
         CheckKnownKeys(src, path,
                        {"format", "path", "limit", "sequenceLength", "vocabSize", "mode"});
       } else {
-        CheckKnownKeys(src, path, {"format", "path", "limit", "numFields"});
+        CheckKnownKeys(src, path, {"format", "path", "limit", "numFields", "stream"});
       }
-      Paths(src, path, out);
+      if (!tokens && src.contains("stream")) {
+        const std::string sp = absl::StrCat(path, ".stream");
+        if (is_test) {
+          Error(sp, "only the training source can be a stream (the rolling evaluation scores "
+                    "the stream itself: stream.rollingEval)");
+        } else if (src.contains("path")) {
+          Error(absl::StrCat(path, ".path"), "a stream source takes stream.dir, not path");
+        } else if (src.contains("limit")) {
+          Error(absl::StrCat(path, ".limit"), "not supported for a stream (use stream.maxSteps)");
+        } else {
+          Stream(src["stream"], sp, &out->stream.emplace());
+        }
+      } else {
+        Paths(src, path, out);
+      }
       if (tokens) {
         int64_t v = 0;
         if (Int(src, path, "sequenceLength", 1, 1 << 20, &v)) out->sequence_length = static_cast<int>(v);
@@ -199,6 +214,77 @@ class Parser {
     }
     int64_t limit = 0;
     if (Int(src, path, "limit", 0, std::numeric_limits<int64_t>::max(), &limit)) out->limit = limit;
+  }
+
+  // A number (integer or float) in [min, max].
+  bool Number(const json& obj, const std::string& path, const char* key, double min, double max,
+              bool min_exclusive, double* out) {
+    if (!obj.contains(key)) return false;
+    const json& v = obj[key];
+    const std::string p = absl::StrCat(path, ".", key);
+    if (!v.is_number()) {
+      Error(p, absl::StrCat("must be a number, got ", TypeName(v), " ", Brief(v)));
+      return false;
+    }
+    const double d = v.get<double>();
+    if (!(min_exclusive ? d > min : d >= min) || !(d <= max)) {
+      Error(p, absl::StrCat("must be in ", min_exclusive ? "(" : "[", min, ", ", max, "], got ",
+                            Brief(v)));
+      return false;
+    }
+    *out = d;
+    return true;
+  }
+
+  void Stream(const json& s, const std::string& path, StreamConfig* out) {
+    if (!s.is_object()) {
+      Error(path, absl::StrCat("must be an object, got ", TypeName(s), " ", Brief(s)));
+      return;
+    }
+    CheckKnownKeys(s, path,
+                   {"dir", "pattern", "pollSeconds", "closeIdleSeconds", "endMarker", "split",
+                    "maxSteps", "maxHours", "rollingEval", "ledger"});
+    if (!s.contains("dir")) {
+      Error(absl::StrCat(path, ".dir"), "required for a stream");
+    } else if (String(s, path, "dir", &out->dir) && options_.check_files) {
+      std::error_code ec;
+      if (!std::filesystem::is_directory(out->dir, ec))
+        Error(absl::StrCat(path, ".dir"), absl::StrCat("not a directory: ", out->dir));
+    }
+    String(s, path, "pattern", &out->pattern);
+    if (String(s, path, "endMarker", &out->end_marker) &&
+        out->end_marker.find('/') != std::string::npos) {
+      Error(absl::StrCat(path, ".endMarker"),
+            absl::StrCat("must be a file name in dir, without '/', got \"", out->end_marker, "\""));
+    }
+    Number(s, path, "pollSeconds", 0, 3600, /*min_exclusive=*/true, &out->poll_seconds);
+    Number(s, path, "closeIdleSeconds", 0, 7 * 86400, false, &out->close_idle_seconds);
+    Number(s, path, "maxHours", 0, 24 * 365 * 10, false, &out->max_hours);
+    Int(s, path, "maxSteps", 0, std::numeric_limits<int64_t>::max(), &out->max_steps);
+    std::string split;
+    if (String(s, path, "split", &split)) {
+      if (split == "record") {
+        out->split = StreamSplit::kRecord;
+      } else if (split == "file") {
+        out->split = StreamSplit::kFile;
+      } else {
+        Error(absl::StrCat(path, ".split"),
+              absl::StrCat("unknown split \"", split, "\" (known: record, file)"));
+      }
+    }
+    Bool(s, path, "ledger", &out->ledger);
+    if (s.contains("rollingEval")) {
+      const json& e = s["rollingEval"];
+      const std::string ep = absl::StrCat(path, ".rollingEval");
+      if (!e.is_object()) {
+        Error(ep, absl::StrCat("must be an object, got ", TypeName(e), " ", Brief(e)));
+      } else {
+        CheckKnownKeys(e, ep, {"windowRecords", "intervalSteps"});
+        Int(e, ep, "windowRecords", 0, int64_t{1} << 30, &out->eval_window);
+        Int(e, ep, "intervalSteps", 1, std::numeric_limits<int32_t>::max(),
+            &out->eval_interval_steps);
+      }
+    }
   }
 
   void Paths(const json& src, const std::string& path, SourceConfig* out) {
@@ -284,6 +370,11 @@ std::vector<std::string> ParseDataConfig(const nlohmann::json& data, const Parse
   } else if (!d.contains("test") && IsDefaultFashionMnist(config->train)) {
     config->test.emplace();
     p.Source(kEmpty, absl::StrCat(path, ".test"), /*is_test=*/true, &*config->test);
+  }
+  if (config->train.stream && config->test) {
+    p.Error(absl::StrCat(path, ".test"),
+            "a stream has no passes to evaluate after: leave test out and use "
+            "train.stream.rollingEval (scores every record before it is trained on)");
   }
   if (config->test && config->test->format != config->train.format) {
     p.Error(absl::StrCat(path, ".test.format"),

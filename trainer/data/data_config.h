@@ -39,6 +39,30 @@ enum class TokenMode {
   kLines,   // one sequence per line, truncated to sequenceLength; targets shifted by one
 };
 
+// How the files of a stream are dealt to the trainers.
+enum class StreamSplit {
+  kRecord,  // every trainer reads every file and takes record k of a file when k % W == rank
+  kFile,    // a file belongs to one trainer: FNV-1a(file name) % W == rank
+};
+
+// `spec.data.train.stream`: an append-only directory of libsvm record files that the trainers
+// follow (docs/streaming.md). Files are read in name order; only complete lines (up to the last
+// newline) are consumed; a file is closed when a later file exists, the end marker exists, or
+// (close_idle_seconds > 0) it has not grown for that long.
+struct StreamConfig {
+  std::string dir;                 // required
+  std::string pattern = "*";       // fnmatch(3) on file names; dot files and end_marker never match
+  double poll_seconds = 1;         // how often the directory and the open file are re-read, (0, 3600]
+  double close_idle_seconds = 0;   // 0: idle time never closes a file
+  std::string end_marker;          // a file name in dir whose presence ends the stream ("": none)
+  StreamSplit split = StreamSplit::kRecord;
+  int64_t max_steps = 0;           // stop (successfully) after this many steps in total; 0: none
+  double max_hours = 0;            // stop (successfully) after this long in this process; 0: none
+  int64_t eval_window = 10000;     // rolling (progressive) evaluation: records in the window; 0: off
+  int64_t eval_interval_steps = 100;
+  bool ledger = false;             // write every committed record to <checkpoint dir>/stream-ledger.tsv
+};
+
 // One source of examples (`spec.data.train` or `spec.data.test`).
 struct SourceConfig {
   DataFormat format = DataFormat::kIdx;
@@ -62,6 +86,8 @@ struct SourceConfig {
   uint64_t synthetic_seed = 1;
   bool synthetic_test = false;
   bool synthetic_pairs = false;  // records are (left, right) pairs for a rank cost
+  // kLibsvm training source only: a followed directory instead of `paths` (no passes).
+  std::optional<StreamConfig> stream;
 };
 
 struct DataConfig {

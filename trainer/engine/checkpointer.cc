@@ -44,16 +44,18 @@ std::vector<NamedTensor> StateTensors(Network& net, Optimizer& optimizer) {
 
 }  // namespace
 
-absl::Status Checkpointer::Save(int64_t step, Network& net, Optimizer& optimizer) {
+absl::Status Checkpointer::Save(int64_t step, Network& net, Optimizer& optimizer,
+                                const nlohmann::json& extra) {
   std::error_code ec;
   std::filesystem::create_directories(dir_, ec);
   if (ec) return absl::InternalError(absl::StrCat("checkpoint dir ", dir_, ": ", ec.message()));
   const std::string path = NumberedCheckpointPath(dir_, kPrefix, step);
-  TANDEM_ASSIGN_OR_RETURN(
-      auto writer,
-      CheckpointWriter::Open(path, {{"format", "tandem-trainer/1"},
-                                    {"step", step},
-                                    {"optimizerUpdates", optimizer.updates()}}));
+  nlohmann::json meta = {{"format", "tandem-trainer/1"},
+                         {"step", step},
+                         {"optimizerUpdates", optimizer.updates()}};
+  if (extra.is_object())
+    for (auto it = extra.begin(); it != extra.end(); ++it) meta[it.key()] = it.value();
+  TANDEM_ASSIGN_OR_RETURN(auto writer, CheckpointWriter::Open(path, meta));
   for (const NamedTensor& t : StateTensors(net, optimizer)) {
     TANDEM_RETURN_IF_ERROR(
         writer->Add<float>(t.name, std::span<const int64_t>(t.shape),
@@ -62,6 +64,7 @@ absl::Status Checkpointer::Save(int64_t step, Network& net, Optimizer& optimizer
   }
   TANDEM_RETURN_IF_ERROR(writer->Commit(), "checkpoint ", path);
   last_path_ = path;
+  last_metadata_ = std::move(meta);
   return PruneNumberedCheckpoints(dir_, kPrefix, keep_);
 }
 
@@ -106,6 +109,7 @@ absl::StatusOr<std::optional<int64_t>> Checkpointer::LoadLatest(Network& net,
     if (corrupt) continue;  // everything is re-read from the older file
     optimizer.set_updates(meta.value("optimizerUpdates", int64_t{0}));
     last_path_ = it->path;
+    last_metadata_ = meta;
     return std::optional<int64_t>(meta["step"].get<int64_t>());
   }
   return std::optional<int64_t>();

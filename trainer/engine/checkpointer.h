@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
 #include "trainer/model/network.h"
 #include "trainer/optim/optimizer.h"
 
@@ -22,7 +23,10 @@ class Checkpointer {
  public:
   explicit Checkpointer(std::string dir, int keep = 3) : dir_(std::move(dir)), keep_(keep) {}
 
-  absl::Status Save(int64_t step, Network& net, Optimizer& optimizer);
+  // `extra` (an object, may be empty) is stored in the metadata beside the step: state that must
+  // be restored with exactly this step, such as a stream's read position.
+  absl::Status Save(int64_t step, Network& net, Optimizer& optimizer,
+                    const nlohmann::json& extra = nlohmann::json::object());
   // Loads the newest valid checkpoint into `net` and `optimizer`; returns its step, or nullopt
   // when the directory holds none. Corrupt files are skipped with a logged warning; a file that
   // does not fit the model (other shapes) is an error. Files of steps above `max_step` are not
@@ -31,6 +35,8 @@ class Checkpointer {
       Network& net, Optimizer& optimizer,
       int64_t max_step = std::numeric_limits<int64_t>::max());
   const std::string& last_path() const { return last_path_; }
+  // The metadata of the checkpoint last loaded or saved (null before either).
+  const nlohmann::json& last_metadata() const { return last_metadata_; }
   // Only steps `accept(step)` holds are loaded (the pservers' common checkpoints, so that a
   // resume is a consistent cut); every step when unset.
   void set_step_filter(std::function<bool(int64_t)> accept) { accept_ = std::move(accept); }
@@ -39,6 +45,7 @@ class Checkpointer {
   std::string dir_;
   int keep_;
   std::string last_path_;
+  nlohmann::json last_metadata_;
   std::function<bool(int64_t)> accept_;
 };
 

@@ -36,6 +36,29 @@ absl::Status DataParallel::Attach(Network& net, const data::BatchReader& reader)
         "the training reader reads shard ", ro.rank, " of ", ro.world_size, ", this trainer is rank ",
         rank(), " of ", world_size()));
   }
+  TANDEM_RETURN_IF_ERROR(AttachNetwork(net));
+  shard_sizes_.assign(world_size(), 0);
+  for (int r = 0; r < world_size(); ++r) shard_sizes_[r] = reader.ShardSize(r);
+  batch_size_ = ro.batch_size;
+  return absl::OkStatus();
+}
+
+absl::Status DataParallel::AttachStream(Network& net) {
+  TANDEM_RETURN_IF_ERROR(AttachNetwork(net));
+  shard_sizes_.clear();
+  batch_size_ = 0;
+  return absl::OkStatus();
+}
+
+void DataParallel::BeginStreamStep(int64_t local_examples, int64_t global_examples) {
+  empty_step_ = local_examples == 0;
+  scale_ = global_examples > 0
+               ? static_cast<float>(static_cast<double>(local_examples) * world_size() /
+                                    static_cast<double>(global_examples))
+               : 0.f;
+}
+
+absl::Status DataParallel::AttachNetwork(Network& net) {
   slices_.clear();
   const float* arena = net.gradient_arena();
   for (const Param& p : net.params()) {
@@ -64,9 +87,6 @@ absl::Status DataParallel::Attach(Network& net, const data::BatchReader& reader)
   net_ = &net;
   net.SetGradientsReadyHook(
       [this](int, int64_t offset, int64_t count) { OnGradientsReady(offset, count); });
-  shard_sizes_.assign(world_size(), 0);
-  for (int r = 0; r < world_size(); ++r) shard_sizes_[r] = reader.ShardSize(r);
-  batch_size_ = ro.batch_size;
   TANDEM_LOG(info, "data-parallel: rank {} of {}, {} gradient buckets over {} floats{}", rank(),
              world_size(), reducer_->buckets().size(), net.gradient_arena_size(),
              sync_.compression == collective::Compression::kBf16 ? ", bf16 on the wire" : "");

@@ -68,6 +68,9 @@ class DataParallel {
   // `reader` is this rank's training reader: its geometry gives every rank's batch sizes.
   // REQUIRES: `net` and `reader` outlive this object, or Attach is called again, or Detach.
   absl::Status Attach(Network& net, const data::BatchReader& reader);
+  // The same for a stream, whose batches have no fixed geometry: each step says its global batch
+  // (BeginStreamStep).
+  absl::Status AttachStream(Network& net);
   // Lets go of the attached network before it is destroyed: removes the gradient hook and stops
   // the bucket reducer (waiting for an all-reduce in flight), so nothing touches the network's
   // gradients afterwards. Idempotent.
@@ -86,6 +89,8 @@ class DataParallel {
   // Before this rank's forward pass of the pass's batch `batch_index` (0-based), holding
   // `local_examples` examples (0: this rank's shard has no batch left; it takes an empty step).
   void BeginStep(int64_t batch_index, int64_t local_examples);
+  // A stream's step: this rank holds `local_examples` of the `global_examples` all ranks hold.
+  void BeginStreamStep(int64_t local_examples, int64_t global_examples);
   // After backward (or instead of it, for an empty step): waits until every gradient bucket is
   // averaged across the ranks. Then the optimizer may step.
   absl::Status FinishGradients();
@@ -106,6 +111,7 @@ class DataParallel {
 
  private:
   void OnGradientsReady(int64_t offset, int64_t count);
+  absl::Status AttachNetwork(Network& net);
   absl::StatusOr<std::vector<double>> GatherDoubles(const std::vector<double>& values);
 
   std::unique_ptr<collective::Communicator> comm_;

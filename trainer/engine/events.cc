@@ -40,7 +40,9 @@ void EventReporter::OnStep(const StepStats& s) {
   correct_ += s.correct;
   scored_ += s.scored;
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_ < interval_ && s.step_in_pass < s.steps_per_pass) return;
+  // steps_per_pass 0: a stream with no step limit, no end of pass to report at.
+  if (now - last_ < interval_ && (s.steps_per_pass <= 0 || s.step_in_pass < s.steps_per_pass))
+    return;
   auto finite = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
   Emit({{"event", "progress"},
         {"pass", s.pass + 1},

@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <optional>
 #include <span>
 #include <ostream>
@@ -21,6 +22,7 @@
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
 #include "trainer/engine/sparse_path.h"
+#include "trainer/engine/stream_driver.h"
 #include "trainer/data/synthetic_ctr_dataset.h"
 #include "trainer/eval/accuracy_accumulator.h"
 #include "trainer/eval/auc_accumulator.h"
@@ -291,6 +293,8 @@ class TrainingLoop {
   void CreateReaders();
   absl::Status Resume();
   absl::Status RunPass(int64_t pass);
+  absl::Status RunStream();  // a followed directory (spec.data.train.stream): no passes
+  absl::Status StreamEval(int64_t records_this_rank);
   absl::Status TrainStep(const data::Batch& batch, Clock::time_point t0, StepTimes times,
                          PassStats& ps);
   absl::StatusOr<double> ComputeGradients(const data::Batch& batch, int64_t pass,
@@ -331,6 +335,8 @@ class TrainingLoop {
   StepJournal journal_;
   double train_seconds_ = 0;
   const data::Batch empty_batch_{};  // a data-parallel rank whose shard ran out steps with this
+  std::unique_ptr<StreamDriver> stream_;  // set when the training source is a stream
+  int64_t stream_global_batch_ = 0;       // a stream step's examples on all ranks together
 };
 
 absl::StatusOr<TrainResult> TrainingLoop::Run() {
@@ -338,6 +344,18 @@ absl::StatusOr<TrainResult> TrainingLoop::Run() {
   TANDEM_RETURN_IF_ERROR(LoadData());
   TANDEM_RETURN_IF_ERROR(CreateNetwork());
   CreateReaders();
+  if (stream_ != nullptr) {
+    if (ring_ != nullptr) {
+      TANDEM_RETURN_IF_ERROR(ring_->AttachStream(*net_));
+      ring_attached_ = true;
+    }
+    // Schedules with a length run over maxSteps; without one, the rate stays where it starts.
+    total_steps_ = stream_->config().max_steps > 0 ? stream_->config().max_steps
+                                                    : std::numeric_limits<int32_t>::max();
+    TANDEM_RETURN_IF_ERROR(Resume());
+    TANDEM_RETURN_IF_ERROR(RunStream());
+    return Finish();
+  }
   // Data-parallel ranks all take the same number of steps (a rank whose shard ran out takes empty
   // ones), since every step is an all-reduce.
   if (ring_ != nullptr) {
@@ -370,6 +388,15 @@ absl::Status TrainingLoop::BuildModel() {
 }
 
 absl::Status TrainingLoop::LoadData() {
+  if (spec_.data.train.stream.has_value()) {
+    // Built here, used once the network (and so the rank) is known: see CreateReaders.
+    TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(
+        graph_, data::StreamReader({.num_fields = spec_.data.train.num_fields}).layout(), "train"));
+    Log(absl::StrCat("model: ", graph_.layers.size(), " layers, ", result_.parameters,
+                     " parameters; device: ", device_->Describe()));
+    Log(absl::StrCat("train: stream of libsvm files in ", spec_.data.train.stream->dir));
+    return absl::OkStatus();
+  }
   TANDEM_ASSIGN_OR_RETURN(
       train_, data::LoadDataset(spec_.data.train, {.skip_malformed = spec_.data.skip_malformed,
                                                    .name = "train"}));
@@ -406,6 +433,16 @@ absl::Status TrainingLoop::CreateNetwork() {
 }
 
 void TrainingLoop::CreateReaders() {
+  if (spec_.data.train.stream.has_value()) {
+    stream_ = std::make_unique<StreamDriver>(
+        spec_.data.train, StreamDriverOptions{.job = options_.job,
+                                              .rank = rank_,
+                                              .world_size = world_size_,
+                                              .batch_size = spec_.data.batch_size,
+                                              .skip_malformed = spec_.data.skip_malformed,
+                                              .checkpoint_dir = options_.checkpoint_dir});
+    return;  // no test set with a stream (validated): the rolling evaluation scores the stream
+  }
   reader_ = std::make_unique<data::BatchReader>(
       train_, data::ReaderOptions{.batch_size = spec_.data.batch_size,
                                   .rank = rank_,
@@ -447,20 +484,32 @@ absl::Status TrainingLoop::Resume() {
                                options_.resume, *net_, *optimizer_, options_.seed));
     if (resumed.has_value()) {
       step_ = *resumed;
-      start_pass_ = step_ / steps_per_pass_;
-      skip_in_pass_ = step_ % steps_per_pass_;
+      if (steps_per_pass_ > 0) {
+        start_pass_ = step_ / steps_per_pass_;
+        skip_in_pass_ = step_ % steps_per_pass_;
+      }
       Log(absl::StrCat("resumed from step ", step_, " (", checkpointer_.last_path(),
                        "), agreed by all ", world_size_, " ranks"));
     }
+    if (stream_ != nullptr)
+      TANDEM_RETURN_IF_ERROR(stream_->Restore(
+          resumed.has_value() ? std::optional(checkpointer_.last_metadata()) : std::nullopt, step_));
   } else if (options_.resume && !options_.checkpoint_dir.empty()) {
     TANDEM_ASSIGN_OR_RETURN(std::optional<int64_t> resumed,
                             checkpointer_.LoadLatest(*net_, *optimizer_));
     if (resumed.has_value()) {
       step_ = *resumed;
-      start_pass_ = step_ / steps_per_pass_;
-      skip_in_pass_ = step_ % steps_per_pass_;
+      if (steps_per_pass_ > 0) {
+        start_pass_ = step_ / steps_per_pass_;
+        skip_in_pass_ = step_ % steps_per_pass_;
+      }
       Log(absl::StrCat("resumed from step ", step_, " (", checkpointer_.last_path(), ")"));
     }
+    if (stream_ != nullptr)
+      TANDEM_RETURN_IF_ERROR(stream_->Restore(
+          resumed.has_value() ? std::optional(checkpointer_.last_metadata()) : std::nullopt, step_));
+  } else if (stream_ != nullptr) {
+    TANDEM_RETURN_IF_ERROR(stream_->Restore(std::nullopt, 0));
   }
   if (sp_ != nullptr) {
     // Every shard goes to the step this trainer starts from (a no-op for shards already there).
@@ -510,11 +559,102 @@ absl::Status TrainingLoop::RunPass(int64_t pass) {
   return EndPass(ps);
 }
 
+// Steps on the stream until a stop rule: maxSteps, maxHours, the end marker (every rank's part
+// read), or a stop request. Data-parallel ranks agree every step on what they hold (each step is
+// an all-reduce or a pserver barrier): a step nobody has records for is not taken (no update on
+// an empty step, no step number spent), a rank without records takes an empty step, and every
+// stop rule holds for all ranks at once.
+absl::Status TrainingLoop::RunStream() {
+  m_.pass->Set(0);
+  PassStats ps{.pass = 0};
+  const ModelGraph& g = net_->graph();
+  const bool scored = g.layers[g.cost_layer].config.type == "binary_cross_entropy";
+  if (!scored && stream_->config().eval_window > 0)
+    Log("stream: the rolling evaluation needs a binary_cross_entropy cost; it is off");
+  Clock::time_point last_lag = Clock::now() - std::chrono::hours(1);
+  while (!MaxStepsReached() && !stream_->StepLimitReached(step_)) {
+    const Clock::time_point t0 = Clock::now();
+    TANDEM_ASSIGN_OR_RETURN(const data::Batch* batch, stream_->NextBatch(options_.stop));
+    const StepTimes times{.data = Seconds(t0, Clock::now())};
+    const bool stopping = options_.stop != nullptr && options_.stop->load();
+    std::vector<double> agree = {static_cast<double>(batch->size),
+                                 stream_->finished() ? 1.0 : 0.0,
+                                 stream_->TimeLimitReached() ? 1.0 : 0.0, stopping ? 1.0 : 0.0};
+    if (dp_ != nullptr) {
+      TANDEM_ASSIGN_OR_RETURN(agree, dp_->SumAcrossRanks(agree));
+    }
+    if (Seconds(last_lag, Clock::now()) >= 1.0) {
+      TANDEM_RETURN_IF_ERROR(stream_->UpdateLag().status());
+      last_lag = Clock::now();
+    }
+    if (agree[3] > 0) return StopWithCheckpoint();
+    if (agree[2] > 0) {
+      Log(absl::StrCat("stream: maxHours reached at step ", step_));
+      break;
+    }
+    stream_global_batch_ = static_cast<int64_t>(agree[0]);
+    if (stream_global_batch_ == 0) {
+      if (agree[1] >= world_size_) {
+        Log(absl::StrCat("stream: the end marker is present and every rank read its part; "
+                         "stopping at step ", step_));
+        break;
+      }
+      continue;  // nothing to train anywhere: NextBatch waited pollSeconds already
+    }
+    TANDEM_RETURN_IF_ERROR(stream_->BeforeUpdate(step_ + 1));
+    ++ps.in_pass;
+    TANDEM_RETURN_IF_ERROR(TrainStep(batch->size > 0 ? *batch : empty_batch_, t0, times, ps));
+    if (scored && batch->size > 0)
+      stream_->Score(std::span<const float>(net_->cost_input(0).value.data(), batch->size));
+    if (stream_->EvalDue(step_)) TANDEM_RETURN_IF_ERROR(StreamEval(ps.examples));
+  }
+  if (stream_->config().eval_window > 0) TANDEM_RETURN_IF_ERROR(StreamEval(ps.examples));
+  // The summary's train loss is over this process's steps; no test set: test_* are the rolling
+  // evaluation's (StreamEval), accuracy has none.
+  if (ps.examples > 0) result_.train_loss = ps.loss / ps.examples;
+  result_.test_accuracy = std::nan("");
+  return absl::OkStatus();
+}
+
+// The rolling evaluation of every rank's window, the lag, and their event.
+absl::Status TrainingLoop::StreamEval(int64_t records_this_rank) {
+  std::vector<double> state;
+  stream_->AppendEvalState(&state);
+  if (dp_ != nullptr) {
+    TANDEM_ASSIGN_OR_RETURN(state, dp_->SumAcrossRanks(state));
+  }
+  const StreamDriver::Eval ev = stream_->Evaluate(state);
+  TANDEM_ASSIGN_OR_RETURN(const data::StreamReader::Lag lag, stream_->UpdateLag());
+  auto finite = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(); };
+  if (options_.events != nullptr) {
+    options_.events->Emit({{"event", "stream"},
+                           {"step", step_},
+                           {"records", records_this_rank},
+                           {"position", stream_->position().ToJson()},
+                           {"lagBytes", lag.bytes},
+                           {"lagSeconds", finite(lag.seconds)},
+                           {"windowRecords", ev.records},
+                           {"onlineAuc", ev.has_auc ? finite(ev.auc) : nlohmann::json()},
+                           {"onlineLoss", finite(ev.loss)}});
+  }
+  Log(absl::StrFormat("stream step %d: online_auc %s online_loss %.4f over %d records; lag %d "
+                      "bytes %.1f s",
+                      step_, ev.has_auc ? absl::StrFormat("%.4f", ev.auc) : "-", ev.loss,
+                      ev.records, lag.bytes, lag.seconds));
+  if (ev.has_auc) result_.test_auc = ev.auc;
+  result_.test_loss = ev.loss;
+  return absl::OkStatus();
+}
+
 // One step on `batch` (empty: a data-parallel rank whose shard ran out, which still takes part in
 // the all-reduce): gradients, their reduction, the update, then metrics, progress, checkpoints.
 absl::Status TrainingLoop::TrainStep(const data::Batch& batch, Clock::time_point t0,
                                      StepTimes times, PassStats& ps) {
-  if (ring_ != nullptr) ring_->BeginStep(ps.in_pass - 1, batch.size);
+  if (ring_ != nullptr && stream_ != nullptr) {
+    ring_->BeginStreamStep(batch.size, stream_global_batch_);
+  } else if (ring_ != nullptr) {
+    ring_->BeginStep(ps.in_pass - 1, batch.size);
+  }
   TANDEM_ASSIGN_OR_RETURN(const double loss, ComputeGradients(batch, ps.pass, times));
   TANDEM_RETURN_IF_ERROR(ReduceGradients(times));
   optimizer_->Step(step_, total_steps_);
@@ -522,6 +662,7 @@ absl::Status TrainingLoop::TrainStep(const data::Batch& batch, Clock::time_point
   train_seconds_ += dt;
   ps.interval_seconds += dt;
   ++step_;
+  if (stream_ != nullptr) stream_->Commit();  // checkpoints from here on start after this batch
   m_.step_seconds->Observe(dt);
   m_.phase_seconds[0]->Inc(std::max(0.0, dt - times.data - times.allreduce - times.pserver));
   m_.phase_seconds[1]->Inc(times.data);
@@ -532,10 +673,12 @@ absl::Status TrainingLoop::TrainStep(const data::Batch& batch, Clock::time_point
   auto [c, t] = batch.size > 0 ? CountCorrect(*net_) : std::pair<int64_t, int64_t>{0, 0};
   journal_.Record(step_);
   if (options_.events != nullptr) {
+    // A stream reports one endless pass (steps of maxSteps, when set).
     options_.events->OnStep({.pass = ps.pass,
-                             .passes = spec_.passes,
-                             .step_in_pass = ps.in_pass,
-                             .steps_per_pass = steps_per_pass_,
+                             .passes = stream_ != nullptr ? 1 : spec_.passes,
+                             .step_in_pass = stream_ != nullptr ? step_ : ps.in_pass,
+                             .steps_per_pass = stream_ != nullptr ? stream_->config().max_steps
+                                                                  : steps_per_pass_,
                              .loss_sum = loss * batch.size,
                              .examples = batch.size,
                              .correct = c,
@@ -552,7 +695,8 @@ absl::Status TrainingLoop::TrainStep(const data::Batch& batch, Clock::time_point
   ps.examples += batch.size;
   ps.interval_examples += batch.size;
   result_.examples += batch.size;
-  if (step_ % options_.progress_every == 0 || ps.in_pass == steps_per_pass_) ReportProgress(ps);
+  if (step_ % options_.progress_every == 0 || (stream_ == nullptr && ps.in_pass == steps_per_pass_))
+    ReportProgress(ps);
   if (options_.checkpoint_every > 0 && !options_.checkpoint_dir.empty() &&
       step_ % options_.checkpoint_every == 0) {
     TANDEM_RETURN_IF_ERROR(SaveCheckpoint(step_));
@@ -599,7 +743,9 @@ absl::Status TrainingLoop::ReduceGradients(StepTimes& times) {
       !options_.checkpoint_dir.empty() && sp_ == nullptr) {
     // Stopping, and a peer stopped first: the parameters are still those of `step` (no update
     // was applied), so they make a valid checkpoint.
-    TANDEM_RETURN_IF_ERROR(checkpointer_.Save(step_, *net_, *optimizer_));
+    TANDEM_RETURN_IF_ERROR(checkpointer_.Save(
+        step_, *net_, *optimizer_,
+        stream_ != nullptr ? stream_->CheckpointMetadata() : nlohmann::json::object()));
     m_.last_checkpoint->Set(WallClockSeconds());
     return absl::CancelledError(absl::StrCat("stopped at step ", step_, " (checkpoint ",
                                              checkpointer_.last_path(), ")"));
@@ -665,7 +811,9 @@ absl::Status TrainingLoop::EndPass(const PassStats& ps) {
 absl::Status TrainingLoop::SaveCheckpoint(int64_t at) {
   if (sp_ != nullptr)
     TANDEM_RETURN_IF_ERROR(sp_->CheckpointShards(at), "parameter-server checkpoint of step ", at);
-  TANDEM_RETURN_IF_ERROR(checkpointer_.Save(at, *net_, *optimizer_));
+  TANDEM_RETURN_IF_ERROR(checkpointer_.Save(
+      at, *net_, *optimizer_,
+      stream_ != nullptr ? stream_->CheckpointMetadata() : nlohmann::json::object()));
   m_.last_checkpoint->Set(WallClockSeconds());
   return absl::OkStatus();
 }

@@ -127,7 +127,7 @@ INSTANTIATE_TEST_SUITE_P(
                    "spec.data.train.format: unknown format \"csv\" (known: idx, libsvm, tokens, synthetic-ctr)"}},
         ErrorCase{"LibsvmFields",
                   R"({"train": {"format": "libsvm", "numFields": 0, "path": [], "images": "a"}})",
-                  {"spec.data.train.images: unknown field (known: format, path, limit, numFields)",
+                  {"spec.data.train.images: unknown field (known: format, path, limit, numFields, stream)",
                    "spec.data.train.path: must list at least one file",
                    "spec.data.train.numFields: must be > 0, got 0"}},
         ErrorCase{"TokensNeedsLength",
@@ -146,12 +146,78 @@ INSTANTIATE_TEST_SUITE_P(
                    "spec.data.test.images: file not found: /i",
                    "spec.data.test.labels: file not found: /l",
                    "spec.data.test.format: must match spec.data.train.format (libsvm), got idx"}},
+        ErrorCase{"StreamFields",
+                  R"({"train": {"format": "libsvm", "stream": {"dir": "/no/such/dir",
+                      "pollSeconds": 0, "closeIdleSeconds": -1, "split": "hash",
+                      "endMarker": "a/b", "maxSteps": -5, "maxHours": "1", "ledger": 1,
+                      "rollingEval": {"windowRecords": -1, "intervalSteps": 0, "every": 3},
+                      "follow": true}}})",
+                  {"spec.data.train.stream.follow: unknown field (known: dir, pattern, pollSeconds, "
+                   "closeIdleSeconds, endMarker, split, maxSteps, maxHours, rollingEval, ledger)",
+                   "spec.data.train.stream.dir: not a directory: /no/such/dir",
+                   "spec.data.train.stream.endMarker: must be a file name in dir, without '/', "
+                   "got \"a/b\"",
+                   "spec.data.train.stream.pollSeconds: must be in (0, 3600], got 0",
+                   "spec.data.train.stream.closeIdleSeconds: must be in [0, 604800], got -1",
+                   "spec.data.train.stream.maxHours: must be a number, got string \"1\"",
+                   "spec.data.train.stream.maxSteps: must be >= 0, got -5",
+                   "spec.data.train.stream.split: unknown split \"hash\" (known: record, file)",
+                   "spec.data.train.stream.ledger: must be true or false, got integer 1",
+                   "spec.data.train.stream.rollingEval.every: unknown field (known: windowRecords, "
+                   "intervalSteps)",
+                   "spec.data.train.stream.rollingEval.windowRecords: must be >= 0, got -1",
+                   "spec.data.train.stream.rollingEval.intervalSteps: must be > 0, got 0"}},
+        ErrorCase{"StreamConflicts",
+                  R"({"train": {"format": "libsvm", "path": "/a", "stream": {"dir": "/tmp"}},
+                      "test": {"format": "libsvm", "stream": {"dir": "/tmp"}}})",
+                  {"spec.data.train.path: a stream source takes stream.dir, not path",
+                   "spec.data.test.stream: only the training source can be a stream (the rolling "
+                   "evaluation scores the stream itself: stream.rollingEval)"}},
+        ErrorCase{"StreamWithTestAndLimit",
+                  R"({"train": {"format": "libsvm", "limit": 5, "stream": {}},
+                      "test": {"format": "libsvm", "path": "/a"}})",
+                  {"spec.data.train.limit: not supported for a stream (use stream.maxSteps)",
+                   "spec.data.test.path: file not found: /a"}},
+        ErrorCase{"StreamNeedsDir",
+                  R"({"train": {"format": "libsvm", "stream": {"pattern": "*.svm"}},
+                      "test": {"format": "libsvm", "path": "/a"}})",
+                  {"spec.data.train.stream.dir: required for a stream",
+                   "spec.data.test.path: file not found: /a",
+                   "spec.data.test: a stream has no passes to evaluate after: leave test out and "
+                   "use train.stream.rollingEval (scores every record before it is trained on)"}},
         ErrorCase{"WrongTypes",
                   R"({"train": "mnist", "test": {"images": 5, "labels": ""}})",
                   {"spec.data.train: must be an object, got string \"mnist\"",
                    "spec.data.test.images: must be a string, got integer 5",
                    "spec.data.test.labels: must not be empty"}}),
     [](const ::testing::TestParamInfo<ErrorCase>& info) { return info.param.name; });
+
+TEST(DataConfigTest, StreamSourceWithDefaults) {
+  auto config = ParseDataConfig(json::parse(R"({"train": {"format": "libsvm", "numFields": 26,
+      "stream": {"dir": "/tmp", "split": "file", "maxSteps": 1000, "maxHours": 1.5,
+                 "rollingEval": {"windowRecords": 500}}}})"));
+  ASSERT_TRUE(config.ok()) << config.status();
+  ASSERT_TRUE(config->train.stream.has_value());
+  const StreamConfig& s = *config->train.stream;
+  EXPECT_EQ(s.dir, "/tmp");
+  EXPECT_EQ(s.pattern, "*");
+  EXPECT_EQ(s.poll_seconds, 1);
+  EXPECT_EQ(s.close_idle_seconds, 0);
+  EXPECT_EQ(s.end_marker, "");
+  EXPECT_EQ(s.split, StreamSplit::kFile);
+  EXPECT_EQ(s.max_steps, 1000);
+  EXPECT_EQ(s.max_hours, 1.5);
+  EXPECT_EQ(s.eval_window, 500);
+  EXPECT_EQ(s.eval_interval_steps, 100);
+  EXPECT_FALSE(s.ledger);
+  EXPECT_TRUE(config->train.paths.empty());
+  EXPECT_FALSE(config->test.has_value());
+  // The operator cannot see the pods' directories: no check without check_files.
+  auto remote = ParseDataConfig(
+      json::parse(R"({"train": {"format": "libsvm", "stream": {"dir": "/mnt/clicks"}}})"),
+      {.check_files = false});
+  EXPECT_TRUE(remote.ok()) << remote.status();
+}
 
 TEST(DataConfigTest, CustomPathPrefixAndNoFileCheck) {
   DataConfig config;
