@@ -469,6 +469,15 @@ json ToJson(const TrainingJob& job) {
   return j;
 }
 
+std::string PublishDirectory(const std::string& process_checkpoint_dir, const PublishSpec& publish) {
+  if (process_checkpoint_dir.empty()) return "";
+  std::string dir = process_checkpoint_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const size_t slash = dir.rfind('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  return absl::StrCat(parent, parent == "/" ? "" : "/", publish.directory);
+}
+
 int64_t EffectiveThreads(const RoleSpec& role) {
   if (role.threads > 0) return role.threads;
   auto cpu = role.resources.requests.find(kResourceCpu);

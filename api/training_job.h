@@ -106,6 +106,12 @@ struct PublishSpec {
   bool operator==(const PublishSpec&) const = default;
 };
 
+// Where the published versions live: spec.publish.directory under the job's checkpoint
+// directory, which is the parent of every process's TANDEM_CHECKPOINT_DIR (".../trainer-0",
+// ".../pserver-1": siblings, in pods and under `tandem run`), so rank 0 and every pserver shard
+// resolve the same folder. "" when `process_checkpoint_dir` is empty.
+std::string PublishDirectory(const std::string& process_checkpoint_dir, const PublishSpec& publish);
+
 // spec.serving: the operator runs a Deployment and a Service of tandem-serve following the
 // published models (requires spec.publish). Absent: no serving.
 struct ServingSpec {

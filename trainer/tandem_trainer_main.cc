@@ -243,7 +243,7 @@ int main(int argc, char** argv) {
     }
     const tandem::api::PublishSpec& pub = *job->spec.publish;
     publisher = std::make_unique<tandem::trainer::Publisher>(
-        tandem::trainer::PublishOptions{.dir = checkpoint_dir + "/" + pub.directory,
+        tandem::trainer::PublishOptions{.dir = tandem::api::PublishDirectory(checkpoint_dir, pub),
                                         .every_steps = pub.every_steps,
                                         .every_seconds = 60.0 * static_cast<double>(pub.every_minutes),
                                         .keep = static_cast<int>(pub.keep),

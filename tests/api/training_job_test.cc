@@ -293,6 +293,15 @@ TEST(TrainingJobTest, PublishAndServingDefaultAndRoundTrip) {
   EXPECT_FALSE(ToJson(plain)["spec"].contains("serving"));
 }
 
+TEST(TrainingJobTest, PublishDirectoryIsASiblingOfEveryProcesssCheckpointDir) {
+  PublishSpec p;
+  EXPECT_EQ(PublishDirectory("/ck/trainer-0", p), "/ck/published");
+  EXPECT_EQ(PublishDirectory("/ck/pserver-3/", p), "/ck/published");
+  p.directory = "models/ctr";
+  EXPECT_EQ(PublishDirectory("run/checkpoints/trainer-0", p), "run/checkpoints/models/ctr");
+  EXPECT_EQ(PublishDirectory("", p), "");
+}
+
 TEST(TrainingJobTest, ReportsEveryProblemNotJustTheFirst) {
   json j = ValidJob();
   j["spec"]["workers"]["count"] = 0;
