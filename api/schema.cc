@@ -99,7 +99,11 @@ FieldSpec BuildTrainingJob() {
                           }(),
                           Str("storageClassName"), Str("claimName"), Str("hostPath")}),
        Obj("restartPolicy", {Int("backoffLimit", 0, 1000), Int("backoffSeconds", 0, 3600),
-                             Array("retryableExitCodes", Int("", 1, 255))})});
+                             Array("retryableExitCodes", Int("", 1, 255))}),
+       Obj("publish", {Int("everySteps", 0, 100000000), Int("everyMinutes", 0, 525600),
+                       Int("keep", 1, 1000), Str("directory")}),
+       Obj("serving", {Int("replicas", 0, 1000), Str("image"), Resources(), Int("threads", 0, 1024),
+                       Int("maxBatchSize", 1, 4096), Int("maxQueueDelayMicros", 0, 1000000)})});
   FieldSpec status = Obj(
       "status",
       {Str("phase", {"Pending", "Queued", "Admitted", "Running", "Restarting", "Succeeded",

@@ -148,6 +148,38 @@ void ValidateCheckpoint(const CheckpointSpec& c, FieldErrors* errors) {
   }
 }
 
+void ValidatePublishing(const TrainingJobSpec& s, FieldErrors* errors) {
+  if (s.publish.has_value()) {
+    const PublishSpec& p = *s.publish;
+    if (p.every_steps <= 0 && p.every_minutes <= 0)
+      errors->push_back({"spec.publish", "set everySteps or everyMinutes (or both) to a value > 0"});
+    const std::string& d = p.directory;
+    if (d.empty() || d[0] == '/' || d == ".." || absl::StartsWith(d, "../") ||
+        absl::StrContains(d, "/../") || absl::EndsWith(d, "/..") || d.find('\0') != std::string::npos)
+      errors->push_back({"spec.publish.directory",
+                         absl::StrCat("must be a path relative to the checkpoint directory, without '..', got \"", d, "\"")});
+  }
+  if (s.serving.has_value()) {
+    if (!s.publish.has_value())
+      errors->push_back({"spec.serving", "requires spec.publish: tandem-serve serves the published models"});
+    ValidateRole(s.serving->server, "spec.serving", errors);
+  }
+}
+
+json PublishToJson(const PublishSpec& p) {
+  return {{"everySteps", p.every_steps}, {"everyMinutes", p.every_minutes}, {"keep", p.keep},
+          {"directory", p.directory}};
+}
+
+json ServingToJson(const ServingSpec& v) {
+  json j = RoleToJson(v.server);
+  j["replicas"] = v.replicas;
+  j["maxBatchSize"] = v.max_batch_size;
+  j["maxQueueDelayMicros"] = v.max_queue_delay_micros;
+  if (!v.image.empty()) j["image"] = v.image;
+  return j;
+}
+
 std::string FormatPercent(double p) { return absl::StrFormat("%.0f%%", p); }
 
 }  // namespace
@@ -166,6 +198,10 @@ void ApplyDefaults(TrainingJob* job) {
   if (s.checkpoint.storage.empty()) s.checkpoint.storage = kStoragePersistentVolumeClaim;
   if (s.checkpoint.storage == kStoragePersistentVolumeClaim && s.checkpoint.size.empty())
     s.checkpoint.size = kDefaultCheckpointSize;
+  if (s.serving.has_value()) {
+    if (s.serving->image.empty()) s.serving->image = s.image;
+    DefaultRole(&s.serving->server, "1", "1Gi");
+  }
   if (s.model.is_null()) s.model = json::object();
   if (s.data.is_null()) s.data = json::object();
   if (s.optimizer.is_null()) s.optimizer = json::object();
@@ -226,6 +262,21 @@ TrainingJob ParseTrainingJob(const json& object, const SectionValidators& valida
   GetString(ck, "storageClassName", &spec.checkpoint.storage_class_name);
   GetString(ck, "claimName", &spec.checkpoint.claim_name);
   GetString(ck, "hostPath", &spec.checkpoint.host_path);
+  if (const json* p = Get(s, "publish"); p && p->is_object()) {
+    PublishSpec& pub = spec.publish.emplace();
+    GetInt(*p, "everySteps", &pub.every_steps);
+    GetInt(*p, "everyMinutes", &pub.every_minutes);
+    GetInt(*p, "keep", &pub.keep);
+    GetString(*p, "directory", &pub.directory);
+  }
+  if (const json* v = Get(s, "serving"); v && v->is_object()) {
+    ServingSpec& sv = spec.serving.emplace();
+    sv.server = ParseRole(*v);
+    GetInt(*v, "replicas", &sv.replicas);
+    GetString(*v, "image", &sv.image);
+    GetInt(*v, "maxBatchSize", &sv.max_batch_size);
+    GetInt(*v, "maxQueueDelayMicros", &sv.max_queue_delay_micros);
+  }
   const json& rp = GetObject(s, "restartPolicy");
   GetInt(rp, "backoffLimit", &spec.restart_policy.backoff_limit);
   GetInt(rp, "backoffSeconds", &spec.restart_policy.backoff_seconds);
@@ -340,6 +391,7 @@ FieldErrors ValidateTrainingJob(const TrainingJob& job) {
     errors.push_back({"spec.sync.mode",
                       "async requires spec.sync.dense: pserver (ring all-reduce is synchronous)"});
   ValidateCheckpoint(s.checkpoint, &errors);
+  ValidatePublishing(s, &errors);
   std::set<int64_t> seen;
   for (size_t i = 0; i < s.restart_policy.retryable_exit_codes.size(); ++i) {
     int64_t c = s.restart_policy.retryable_exit_codes[i];
@@ -373,6 +425,8 @@ json SpecToJson(const TrainingJobSpec& s) {
   };
   if (s.ttl_seconds_after_finished) j["ttlSecondsAfterFinished"] = *s.ttl_seconds_after_finished;
   if (!s.node_selector.empty()) j["nodeSelector"] = s.node_selector;
+  if (s.publish.has_value()) j["publish"] = PublishToJson(*s.publish);
+  if (s.serving.has_value()) j["serving"] = ServingToJson(*s.serving);
   return j;
 }
 
@@ -413,6 +467,15 @@ json ToJson(const TrainingJob& job) {
   json st = StatusToJson(job.status);
   if (!st.empty()) j["status"] = std::move(st);
   return j;
+}
+
+std::string PublishDirectory(const std::string& process_checkpoint_dir, const PublishSpec& publish) {
+  if (process_checkpoint_dir.empty()) return "";
+  std::string dir = process_checkpoint_dir;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  const size_t slash = dir.rfind('/');
+  const std::string parent = slash == std::string::npos ? "." : slash == 0 ? "/" : dir.substr(0, slash);
+  return absl::StrCat(parent, parent == "/" ? "" : "/", publish.directory);
 }
 
 int64_t EffectiveThreads(const RoleSpec& role) {

@@ -94,6 +94,35 @@ struct CheckpointSpec {
   bool operator==(const CheckpointSpec&) const = default;
 };
 
+// spec.publish: rank 0 publishes the model (dense weights and the pservers' embedding rows) as
+// versioned snapshots while it trains, for tandem-serve (docs/serving.md). Absent: no publishing.
+inline constexpr char kDefaultPublishDirectory[] = "published";
+struct PublishSpec {
+  int64_t every_steps = 0;    // 0: not by steps
+  int64_t every_minutes = 0;  // 0: not by time; at least one of the two is > 0
+  int64_t keep = 3;           // newest versions kept
+  // Relative to the job's checkpoint directory (its volume, which the serving pods mount).
+  std::string directory = kDefaultPublishDirectory;
+  bool operator==(const PublishSpec&) const = default;
+};
+
+// Where the published versions live: spec.publish.directory under the job's checkpoint
+// directory, which is the parent of every process's TANDEM_CHECKPOINT_DIR (".../trainer-0",
+// ".../pserver-1": siblings, in pods and under `tandem run`), so rank 0 and every pserver shard
+// resolve the same folder. "" when `process_checkpoint_dir` is empty.
+std::string PublishDirectory(const std::string& process_checkpoint_dir, const PublishSpec& publish);
+
+// spec.serving: the operator runs a Deployment and a Service of tandem-serve following the
+// published models (requires spec.publish). Absent: no serving.
+struct ServingSpec {
+  int64_t replicas = 1;
+  std::string image;  // empty until defaulted: spec.image
+  RoleSpec server;    // resources (default requests {cpu: 1, memory: 1Gi}) and threads (workers)
+  int64_t max_batch_size = 32;
+  int64_t max_queue_delay_micros = 1000;
+  bool operator==(const ServingSpec&) const = default;
+};
+
 struct RestartPolicySpec {
   int64_t backoff_limit = 3;    // restarts of the job before it fails
   int64_t backoff_seconds = 10; // first delay, doubled per restart (capped at 10 minutes)
@@ -119,6 +148,8 @@ struct TrainingJobSpec {
   SyncSpec sync;
   CheckpointSpec checkpoint;
   RestartPolicySpec restart_policy;
+  std::optional<PublishSpec> publish;
+  std::optional<ServingSpec> serving;
   bool operator==(const TrainingJobSpec&) const = default;
 };
 

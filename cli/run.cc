@@ -15,6 +15,8 @@
 #include "api/manifest.h"
 #include "api/training_job.h"
 #include "cli/local/local_run.h"
+#include "cli/local/local_serve.h"
+#include "common/socket.h"
 #include "cli/local/local_sweep.h"
 
 namespace tandem::cli {
@@ -155,10 +157,39 @@ int RunJob(const RunFlags& flags, const api::SectionValidators& validators) {
   opts.verbose = flags.verbose;
   opts.stop_grace_seconds = flags.grace_seconds;
 
+  // --serve: tandem-serve beside the job, on the folder the job publishes into.
+  local::LocalServe serve;
+  if (flags.serve_port >= 0) {
+    if (!job.spec.publish.has_value()) {
+      std::cerr << "tandem run: --serve needs spec.publish in " << path
+                << " (the served models are the ones the job publishes)" << std::endl;
+      return 1;
+    }
+    if (opts.run_dir.empty()) opts.run_dir = local::DefaultRunDir(lj.name);
+    int port = flags.serve_port;
+    if (port == 0) {
+      auto free_port = net::PickFreeLoopbackPorts(1);
+      if (!free_port.ok()) {
+        std::cerr << "tandem run: --serve: " << free_port.status().message() << std::endl;
+        return 1;
+      }
+      port = (*free_port)[0];
+    }
+    const local::LocalServeOptions so{.bin_dir = opts.bin_dir, .run_dir = opts.run_dir, .port = port};
+    if (absl::Status st = serve.Start(job, so); !st.ok()) {
+      std::cerr << "tandem run: --serve: " << st.message() << std::endl;
+      return 1;
+    }
+    std::printf("tandem run: serving the published models of %s on http://127.0.0.1:%d/v1/predict "
+                "(log %s/logs/serve.log)\n",
+                lj.name.c_str(), port, opts.run_dir.c_str());
+    std::fflush(stdout);
+  }
   local::LocalRun run(lj, opts);
   g_run.store(&run);
   auto result = WithStopSignals([&] { return run.Run(stdout); });
   g_run.store(nullptr);
+  serve.Stop();
   if (!result.ok()) {
     std::cerr << "tandem run: " << result.status().message() << std::endl;
     return 1;

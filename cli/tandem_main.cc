@@ -25,6 +25,10 @@ int main(int argc, char** argv) {
   run->add_option("--grace", run_flags.grace_seconds,
                   "Seconds between SIGTERM and SIGKILL when stopping")
       ->check(CLI::Range(0.0, 3600.0));
+  run->add_option("--serve", run_flags.serve_port,
+                  "Start tandem-serve on this port (0: a free one) following the models the job "
+                  "publishes (spec.publish); stopped when the job ends")
+      ->check(CLI::Range(0, 65535));
   run->add_flag("--verbose", run_flags.verbose, "Stream every process' output on a terminal too");
   run->add_option("--bin-dir", run_flags.bin_dir,
                   "Folder of tandem-trainer and tandem-pserver (default: next to tandem)");

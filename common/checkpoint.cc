@@ -316,7 +316,10 @@ absl::Status CheckpointWriter::Commit() {
   }
   committed_ = true;
   // Make the rename itself durable.
-  const std::string dir = DirName(path_);
+  return SyncDirectory(DirName(path_));
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd < 0) return ErrnoToStatus(errno, absl::StrCat("open directory ", dir));
   const int rc = ::fsync(dfd);

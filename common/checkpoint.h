@@ -231,6 +231,9 @@ struct NamedFloats {
 absl::Status WriteCheckpoint(const std::string& path, const nlohmann::json& metadata,
                              std::span<const NamedFloats> arrays);
 
+// fsyncs the directory `dir` (makes a rename or a new entry in it durable).
+absl::Status SyncDirectory(const std::string& dir);
+
 // Numbered checkpoints in a directory: `<dir>/<prefix>-<step, 12 digits>.ckpt`.
 std::string NumberedCheckpointPath(const std::string& dir, const std::string& prefix, int64_t step);
 struct NumberedCheckpoint {

@@ -29,10 +29,14 @@ bool HealthState::healthy(std::string* reason) const {
 }
 
 MetricsEndpoint::MetricsEndpoint(metrics::Registry& registry, HealthState* health) {
-  server_.Handle("GET", "/metrics", [&registry](const HttpRequest&, HttpResponseWriter& w) {
+  AddMetricsRoutes(server_, registry, health);
+}
+
+void AddMetricsRoutes(HttpServer& server, metrics::Registry& registry, HealthState* health) {
+  server.Handle("GET", "/metrics", [&registry](const HttpRequest&, HttpResponseWriter& w) {
     w.Respond(200, kPrometheusContentType, registry.Serialize());
   });
-  server_.Handle("GET", "/healthz", [health](const HttpRequest&, HttpResponseWriter& w) {
+  server.Handle("GET", "/healthz", [health](const HttpRequest&, HttpResponseWriter& w) {
     std::string reason;
     if (health == nullptr || health->healthy(&reason)) {
       w.Respond(200, "text/plain", "ok\n");
@@ -40,7 +44,7 @@ MetricsEndpoint::MetricsEndpoint(metrics::Registry& registry, HealthState* healt
       w.Respond(503, "text/plain", "unhealthy: " + reason + "\n");
     }
   });
-  server_.Handle("GET", "/readyz", [health](const HttpRequest&, HttpResponseWriter& w) {
+  server.Handle("GET", "/readyz", [health](const HttpRequest&, HttpResponseWriter& w) {
     std::string reason;
     if (health == nullptr || health->ready(&reason)) {
       w.Respond(200, "text/plain", "ok\n");

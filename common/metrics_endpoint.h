@@ -48,6 +48,9 @@ class MetricsEndpoint {
   HttpServer server_;
 };
 
+// Routes /metrics, /healthz and /readyz on a server of the caller's (one that serves more).
+void AddMetricsRoutes(HttpServer& server, metrics::Registry& registry, HealthState* health);
+
 // Content type of the Prometheus text exposition format.
 inline constexpr char kPrometheusContentType[] = "text/plain; version=0.0.4; charset=utf-8";
 

@@ -1,11 +1,13 @@
 #include "pserver/server.h"
 
 #include <chrono>
+#include <filesystem>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
+#include "common/model_snapshot.h"
 #include "common/status.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/pserver.grpc.pb.h"
@@ -126,6 +128,11 @@ class PServer::Service final : public ParameterServer::Service {
   grpc::Status Restore(grpc::ServerContext* ctx, const RestoreRequest* req,
                        RestoreResponse* resp) override {
     return Handle(ctx, *req, [&] { return server_->RestoreToStep(*req, resp); });
+  }
+
+  grpc::Status Publish(grpc::ServerContext* ctx, const PublishRequest* req,
+                       PublishResponse* resp) override {
+    return Handle(ctx, *req, [&] { return server_->Publish(*req, resp); });
   }
 
   grpc::Status Status(grpc::ServerContext* ctx, const StatusRequest* req,
@@ -310,6 +317,28 @@ absl::StatusOr<std::string> PServer::CheckpointNow() {
   TANDEM_LOG(debug, "shard {} checkpoint at version {}: {}", options_.shard.shard, state.version,
              *path);
   return path;
+}
+
+absl::Status PServer::Publish(const PublishRequest& req, PublishResponse* resp) {
+  if (options_.publish_dir.empty())
+    return absl::FailedPreconditionError("this pserver has no publish directory (spec.publish)");
+  // The name comes over the wire: only a staging directory's name, never a path.
+  if (!snapshot::IsStagingName(req.snapshot()))
+    return absl::InvalidArgumentError(
+        absl::StrCat("publish: \"", req.snapshot(), "\" is not a snapshot staging directory name"));
+  const std::string dir = absl::StrCat(options_.publish_dir, "/", req.snapshot());
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec))
+    return absl::FailedPreconditionError(absl::StrCat("publish: ", dir, " does not exist"));
+  const std::string name = snapshot::ShardFileName(options_.shard.shard);
+  ShardState state = shard_->Snapshot();
+  TANDEM_RETURN_IF_ERROR(WriteShardState(absl::StrCat(dir, "/", name), state), "publish shard ",
+                         options_.shard.shard);
+  resp->set_file(name);
+  resp->set_version(state.version);
+  TANDEM_LOG(debug, "shard {} published version {} for step {} into {}", options_.shard.shard,
+             state.version, req.step(), dir);
+  return absl::OkStatus();
 }
 
 std::vector<uint64_t> PServer::CheckpointSteps() const {

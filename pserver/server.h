@@ -52,6 +52,9 @@ struct PServerOptions {
   std::string checkpoint_dir;
   uint64_t checkpoint_interval = 0;
   int checkpoint_keep = 3;
+  // Published models (docs/serving.md): where rank 0 assembles snapshots that this shard writes
+  // its tables into (Publish RPC); empty: the RPC is refused (FAILED_PRECONDITION).
+  std::string publish_dir;
   size_t max_request_bytes = size_t{64} << 20;
   // Longest a StepBarrier waits before DEADLINE_EXCEEDED (the client then retries).
   absl::Duration barrier_timeout = absl::Seconds(30);
@@ -76,6 +79,9 @@ class PServer {
   absl::Status RestoreToStep(const RestoreRequest& req, RestoreResponse* resp);
   // Checkpoint files held, ascending.
   std::vector<uint64_t> CheckpointSteps() const;
+  // Writes the shard's tables into the snapshot directory `req.snapshot` under publish_dir (see
+  // PublishRequest). INVALID_ARGUMENT for a name that is not a staging directory's.
+  absl::Status Publish(const PublishRequest& req, PublishResponse* resp);
 
   // Stops serving (in-flight calls finish, waiting barriers fail UNAVAILABLE), then writes a
   // final checkpoint when asked and a directory is set. Idempotent.

@@ -129,6 +129,8 @@ int main(int argc, char** argv) {
     if (interval_opt->count() == 0)
       o.checkpoint_interval = static_cast<uint64_t>(job->spec.checkpoint.interval_steps);
     if (keep_opt->count() == 0) o.checkpoint_keep = static_cast<int>(job->spec.checkpoint.keep);
+    if (job->spec.publish.has_value() && !o.checkpoint_dir.empty())
+      o.publish_dir = tandem::api::PublishDirectory(o.checkpoint_dir, *job->spec.publish);
     o.token = contract->token;
     if (tls_opt->count() == 0) o.tls = contract->tls;
   }
@@ -156,6 +158,7 @@ int main(int argc, char** argv) {
                                  {"checkpointDir", o.checkpoint_dir},
                                  {"checkpointInterval", o.checkpoint_interval},
                                  {"checkpointKeep", o.checkpoint_keep},
+                                 {"publishDir", o.publish_dir},
                                  {"metricsPort", metrics_port},
                                  {"tokenBytes", o.token.size()},
                                  {"tlsCa", o.tls.ca_file},

@@ -35,6 +35,7 @@
 #include "trainer/collective/exit_codes.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
+#include "trainer/engine/publisher.h"
 #include "trainer/engine/sparse_path.h"
 #include "trainer/layers/layer_registry.h"
 #include "trainer/model/model_graph.h"
@@ -233,6 +234,25 @@ int main(int argc, char** argv) {
   options.stop = &g_stop;
   options.sparse = sparse.get();
   options.keep_final_parameters = false;  // nobody reads it here; it would be a second model
+  // spec.publish: rank 0 publishes the model for tandem-serve, into the checkpoint volume.
+  std::unique_ptr<tandem::trainer::Publisher> publisher;
+  if (job->spec.publish.has_value() && contract->rank == 0) {
+    if (checkpoint_dir.empty()) {
+      std::cerr << "tandem-trainer: spec.publish needs a checkpoint directory "
+                   "(TANDEM_CHECKPOINT_DIR or --checkpoint-dir): the published models live there"
+                << std::endl;
+      return tandem::api::kExitInvalid;
+    }
+    const tandem::api::PublishSpec& pub = *job->spec.publish;
+    publisher = std::make_unique<tandem::trainer::Publisher>(
+        tandem::trainer::PublishOptions{.dir = tandem::api::PublishDirectory(checkpoint_dir, pub),
+                                        .every_steps = pub.every_steps,
+                                        .every_seconds = 60.0 * static_cast<double>(pub.every_minutes),
+                                        .keep = static_cast<int>(pub.keep),
+                                        .job = name},
+        spec->model.ToJson(), options.seed);
+    options.publisher = publisher.get();
+  }
   g_training.store(true);
   auto result = tandem::trainer::Train(*spec, options);
   if (!result.ok()) {

@@ -97,7 +97,7 @@ std::function<void(json&)> CacheTransformFor(const kube::Resource& r) {
       if (!kept.empty()) o["data"] = std::move(kept);
     };
   }
-  for (const kube::Resource* m : {&kube::kServices, &kube::kNetworkPolicies}) {
+  for (const kube::Resource* m : {&kube::kServices, &kube::kNetworkPolicies, &kube::kDeployments}) {
     if (r.plural == m->plural && r.group == m->group) {
       return [](json& o) { kube::DropServerBookkeeping(o); MetadataOnly(o); };
     }

@@ -60,7 +60,7 @@ Controller::Controller(kube::KubeApi* api, ControllerOptions options)
                       enqueue_owner(o);
                       schedule();  // capacity freed
                     }});
-  for (const kube::Resource* r : {&kube::kServices, &kube::kConfigMaps, &kube::kNetworkPolicies}) {
+  for (const kube::Resource* r : {&kube::kServices, &kube::kConfigMaps, &kube::kNetworkPolicies, &kube::kDeployments}) {
     informer(*r, "tandem.dev/job")->AddHandler({.on_add = nullptr, .on_update = nullptr,
                                                 .on_delete = [=](const kube::Object& o) { enqueue_owner(o); }});
   }

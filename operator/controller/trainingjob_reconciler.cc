@@ -19,6 +19,7 @@
 #include "common/status.h"
 #include "operator/controller/object_state.h"
 #include "operator/controller/operator_metrics.h"
+#include "operator/controller/serving_builder.h"
 #include "operator/kube/api_error.h"
 
 namespace tandem::controller {
@@ -321,6 +322,11 @@ absl::Status TrainingJobReconciler::EnsureChildren(const json& obj, const api::T
     return create(kube::kNetworkPolicies, NetworkPolicyName(job.metadata.name),
                   BuildNetworkPolicy(obj, job, options_.build));
   });
+  const std::string serve = ServingName(job.metadata.name);  // outlives the calls (Wait below)
+  if (job.spec.serving.has_value()) {  // tandem-serve following the published models
+    children.Add([&] { return create(kube::kDeployments, serve, BuildServingDeployment(obj, job, options_.build)); });
+    children.Add([&] { return create(kube::kServices, serve, BuildServingService(obj, job)); });
+  }
   return children.Wait();
 }
 

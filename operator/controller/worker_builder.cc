@@ -33,8 +33,6 @@ std::string CheckpointDir(const api::TrainingJob& job, const std::string& role, 
   return absl::StrCat(kCheckpointMountPath, "/", job_dir, role, "-", rank);
 }
 
-namespace {
-
 json ChildMeta(const json& job_object, const std::string& name) {
   return {{"name", name},
           {"namespace", kube::NamespaceOf(job_object)},
@@ -53,8 +51,6 @@ json Resources(const api::ResourceRequirements& r) {
   }
   return out;
 }
-
-}  // namespace
 
 api::WorkerContract WorkerContractFor(const api::TrainingJob& job, api::WorkerRole role, int rank,
                                       const BuildOptions& o) {

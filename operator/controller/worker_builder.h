@@ -75,6 +75,11 @@ std::string CheckpointDir(const api::TrainingJob& job, const std::string& role, 
 // TANDEM_OUTPUT_DIR of the trainers (rank 0 writes the final model): kCheckpointMountPath/[<job>/]model.
 std::string ModelDir(const api::TrainingJob& job);
 
+// Every child's metadata: name, the job's namespace, tandem.dev/job, the controller reference.
+nlohmann::json ChildMeta(const nlohmann::json& job_object, const std::string& name);
+// A container's resources (GPU limits = requests, as Kubernetes requires).
+nlohmann::json Resources(const api::ResourceRequirements& r);
+
 // The worker contract of one container of worker `rank` (api/worker_contract.h): what
 // BuildWorkerPod renders into its command, args and env (the token as a Secret reference).
 api::WorkerContract WorkerContractFor(const api::TrainingJob& job, api::WorkerRole role, int rank,

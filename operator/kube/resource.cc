@@ -16,6 +16,7 @@ const Resource kServices{"", "v1", "services", "Service", true};
 const Resource kSecrets{"", "v1", "secrets", "Secret", true};
 const Resource kConfigMaps{"", "v1", "configmaps", "ConfigMap", true};
 const Resource kNetworkPolicies{"networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true};
+const Resource kDeployments{"apps", "v1", "deployments", "Deployment", true};
 const Resource kPersistentVolumeClaims{"", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", true};
 const Resource kEvents{"", "v1", "events", "Event", true};
 const Resource kNodes{"", "v1", "nodes", "Node", false};

@@ -32,6 +32,7 @@ extern const Resource kServices;
 extern const Resource kSecrets;
 extern const Resource kConfigMaps;
 extern const Resource kNetworkPolicies;
+extern const Resource kDeployments;
 extern const Resource kPersistentVolumeClaims;
 extern const Resource kEvents;
 extern const Resource kNodes;

@@ -229,6 +229,7 @@ void FakeApiServer::AddBuiltinTypes() {
   add("", "v1", "serviceaccounts", "ServiceAccount", true, {"sa"}, false);
   add("coordination.k8s.io", "v1", "leases", "Lease", true, {}, false);
   add("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", true, {"netpol"}, false);
+  add("apps", "v1", "deployments", "Deployment", true, {"deploy"}, true, {"all"});
   add("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition", false,
       {"crd", "crds"}, true);
 }

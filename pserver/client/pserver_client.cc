@@ -822,6 +822,25 @@ absl::Status PServerClient::CheckpointAll(uint64_t step) {
   });
 }
 
+absl::StatusOr<std::vector<std::string>> PServerClient::PublishAll(const std::string& snapshot,
+                                                                  uint64_t step) {
+  std::vector<std::string> files(num_shards());
+  TANDEM_RETURN_IF_ERROR(ForEachShard([&](uint32_t shard) -> absl::Status {
+    PublishRequest req;
+    req.set_snapshot(snapshot);
+    req.set_step(step);
+    req.set_rank(options_.rank);
+    PublishResponse resp;
+    auto call = [&](grpc::ClientContext* ctx) { return Stub(shard)->Publish(ctx, req, &resp); };
+    const absl::Duration timeout = options_.rpc_timeout * 4;  // a whole shard is written
+    auto ctx = NewContext(timeout);
+    TANDEM_RETURN_IF_ERROR(Retry(shard, call(ctx.get()), call, timeout));
+    files[shard] = resp.file();
+    return absl::OkStatus();
+  }));
+  return files;
+}
+
 absl::StatusOr<uint64_t> PServerClient::RestoreAll(uint64_t step) {
   std::vector<uint64_t> rolled(num_shards(), 0);
   TANDEM_RETURN_IF_ERROR(ForEachShard([&](uint32_t shard) -> absl::Status {

@@ -157,6 +157,10 @@ class PServerClient {
   // Returns the largest number of steps a shard rolled back. Clears the retained pushes.
   absl::StatusOr<uint64_t> RestoreAll(uint64_t step);
 
+  // Every shard writes its tables into the snapshot directory named `snapshot` under its publish
+  // directory (docs/serving.md), all shards in parallel; returns each shard's file name.
+  absl::StatusOr<std::vector<std::string>> PublishAll(const std::string& snapshot, uint64_t step);
+
   // The shards' status (for tests and tools).
   absl::StatusOr<StatusResponse> ShardStatus(uint32_t shard);
   absl::StatusOr<CheckpointResponse> CheckpointShard(uint32_t shard);

@@ -220,7 +220,26 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"hostpath_dotdot", "/spec/checkpoint", json{{"storage", "HostPath"}, {"hostPath", "/data/../etc"}},
                 "spec.checkpoint.hostPath", "without '..'"},
         BadCase{"hostpath_with_pvc", "/spec/checkpoint/hostPath", "/data", "spec.checkpoint.hostPath",
-                "only used with storage: HostPath"}),
+                "only used with storage: HostPath"},
+        BadCase{"publish_no_interval", "/spec/publish", json{{"keep", 2}}, "spec.publish",
+                "set everySteps or everyMinutes"},
+        BadCase{"publish_negative_steps", "/spec/publish", json{{"everySteps", -1}}, "spec.publish.everySteps",
+                "must be >= 0"},
+        BadCase{"publish_keep_zero", "/spec/publish", json{{"everySteps", 10}, {"keep", 0}}, "spec.publish.keep",
+                "must be >= 1"},
+        BadCase{"publish_absolute_dir", "/spec/publish", json{{"everySteps", 10}, {"directory", "/etc"}},
+                "spec.publish.directory", "relative to the checkpoint directory"},
+        BadCase{"publish_dotdot_dir", "/spec/publish", json{{"everyMinutes", 5}, {"directory", "a/../../x"}},
+                "spec.publish.directory", "without '..'"},
+        BadCase{"publish_unknown_field", "/spec/publish", json{{"everySteps", 10}, {"every", 3}},
+                "spec.publish.every", "unknown field"},
+        BadCase{"serving_without_publish", "/spec/serving", json{{"replicas", 2}}, "spec.serving",
+                "requires spec.publish"},
+        BadCase{"serving_batch_zero", "/spec/serving", json{{"maxBatchSize", 0}}, "spec.serving.maxBatchSize",
+                "must be >= 1"},
+        BadCase{"serving_request_over_limit", "/spec/serving",
+                json{{"resources", {{"requests", {{"cpu", "2"}}}, {"limits", {{"cpu", "1"}}}}}},
+                "spec.serving.resources.requests.cpu", "must be <= its limit"}),
     [](const ::testing::TestParamInfo<BadCase>& info) { return std::string(info.param.name); });
 
 TEST(TrainingJobTest, CheckpointStorageDefaultsToAnOwnedClaimAndRoundTrips) {
@@ -245,6 +264,42 @@ TEST(TrainingJobTest, CheckpointStorageDefaultsToAnOwnedClaimAndRoundTrips) {
     EXPECT_TRUE(again.empty()) << Dump(again);
     EXPECT_EQ(round.spec.checkpoint, parsed.spec.checkpoint) << ToJson(parsed)["spec"]["checkpoint"].dump();
   }
+}
+
+TEST(TrainingJobTest, PublishAndServingDefaultAndRoundTrip) {
+  json j = ValidJob();
+  j["spec"]["publish"] = {{"everySteps", 200}};
+  j["spec"]["serving"] = {{"replicas", 2}};
+  FieldErrors errors;
+  TrainingJob job = ParseTrainingJob(j, SectionValidators{}, &errors);
+  ASSERT_TRUE(errors.empty()) << Dump(errors);
+  ASSERT_TRUE(job.spec.publish.has_value());
+  EXPECT_EQ(job.spec.publish->every_steps, 200);
+  EXPECT_EQ(job.spec.publish->keep, 3);
+  EXPECT_EQ(job.spec.publish->directory, "published");
+  ASSERT_TRUE(job.spec.serving.has_value());
+  EXPECT_EQ(job.spec.serving->replicas, 2);
+  EXPECT_EQ(job.spec.serving->image, job.spec.image);
+  EXPECT_EQ(job.spec.serving->max_batch_size, 32);
+  EXPECT_EQ(job.spec.serving->server.resources.requests.at("cpu").text(), "1");
+  FieldErrors again;
+  TrainingJob round = ParseTrainingJob(ToJson(job), SectionValidators{}, &again);
+  EXPECT_TRUE(again.empty()) << Dump(again);
+  EXPECT_EQ(round.spec, job.spec);
+  // Absent: neither is set, and neither appears in the JSON.
+  errors.clear();
+  TrainingJob plain = ParseTrainingJob(ValidJob(), SectionValidators{}, &errors);
+  EXPECT_FALSE(plain.spec.publish.has_value());
+  EXPECT_FALSE(ToJson(plain)["spec"].contains("serving"));
+}
+
+TEST(TrainingJobTest, PublishDirectoryIsASiblingOfEveryProcesssCheckpointDir) {
+  PublishSpec p;
+  EXPECT_EQ(PublishDirectory("/ck/trainer-0", p), "/ck/published");
+  EXPECT_EQ(PublishDirectory("/ck/pserver-3/", p), "/ck/published");
+  p.directory = "models/ctr";
+  EXPECT_EQ(PublishDirectory("run/checkpoints/trainer-0", p), "run/checkpoints/models/ctr");
+  EXPECT_EQ(PublishDirectory("", p), "");
 }
 
 TEST(TrainingJobTest, ReportsEveryProblemNotJustTheFirst) {

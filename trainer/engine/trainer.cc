@@ -21,6 +21,7 @@
 #include "trainer/engine/checkpointer.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
+#include "trainer/engine/publisher.h"
 #include "trainer/engine/sparse_path.h"
 #include "trainer/engine/stream_driver.h"
 #include "trainer/data/synthetic_ctr_dataset.h"
@@ -701,6 +702,7 @@ absl::Status TrainingLoop::TrainStep(const data::Batch& batch, Clock::time_point
       step_ % options_.checkpoint_every == 0) {
     TANDEM_RETURN_IF_ERROR(SaveCheckpoint(step_));
   }
+  if (options_.publisher != nullptr) options_.publisher->MaybePublish(step_, *net_, sp_);
   if (options_.stop != nullptr && options_.stop->load(std::memory_order_relaxed)) {
     return StopWithCheckpoint();
   }
@@ -850,6 +852,8 @@ absl::StatusOr<TrainResult> TrainingLoop::Finish() {
     }
     result_.examples_per_sec = slowest > 0 ? all_examples / (slowest * 1e-6) : 0;
   }
+  if (options_.publisher != nullptr)
+    options_.publisher->MaybePublish(step_, *net_, sp_, /*force=*/true);
   if (!options_.output_dir.empty() && rank_ == 0) {
     Checkpointer model_writer(options_.output_dir, /*keep=*/1);
     TANDEM_RETURN_IF_ERROR(model_writer.Save(step_, *net_, *optimizer_), "writing the final model");

@@ -23,6 +23,7 @@ namespace tandem::trainer {
 class DataParallel;   // trainer/engine/data_parallel.h
 class EventReporter;  // trainer/engine/events.h
 class Network;        // trainer/model/network.h
+class Publisher;      // trainer/engine/publisher.h
 class SparsePath;     // trainer/engine/sparse_path.h
 
 struct TrainOptions {
@@ -50,6 +51,9 @@ struct TrainOptions {
   // Embedding tables (and, with spec.sync.dense: pserver, dense parameters) on the parameter
   // server: the network keeps no full table, rows are pulled and pushed per batch. Not owned.
   SparsePath* sparse = nullptr;
+  // Publishes the model for serving (spec.publish) when due and at the end; rank 0 only (null:
+  // none). Not owned.
+  Publisher* publisher = nullptr;
   // Called once the network is built and initialised, before training (tests: set weights).
   std::function<void(Network&)> on_network_created;
   // Copy the dense parameter arena into TrainResult::final_parameters at the end (tests compare

@@ -264,6 +264,15 @@ double Network::Forward(const StepContext& ctx) {
   return batch_ > 0 ? sum / batch_ : 0.0;
 }
 
+void Network::ForwardInference(const StepContext& ctx) {
+  for (size_t l = 0; l < graph_.layers.size(); ++l) {
+    if (skip_forward_[l] || static_cast<int>(l) == graph_.cost_layer) continue;
+    GraphLayer& gl = graph_.layers[l];
+    const int out = forward_into_[l] >= 0 ? forward_into_[l] : gl.output;
+    gl.layer->Forward(layer_inputs_[l], blobs_[out], ctx);
+  }
+}
+
 void Network::Backward(const StepContext& ctx) {
   Blob& cost = blobs_[graph_.layers[graph_.cost_layer].output];
   TANDEM_CHECK(!cost.grad.empty()) << "the cost layer has no trainable inputs";

@@ -53,6 +53,9 @@ class Network {
 
   // Runs every layer; returns the mean of the cost layer's per-example losses.
   double Forward(const StepContext& ctx);
+  // Forward for inference (tandem-serve): every layer but the cost layer, so label inputs are
+  // not read; the model's output is cost_input(0).
+  void ForwardInference(const StepContext& ctx);
   // Backward from the cost layer (seeded with 1/N per example); fills every parameter gradient.
   void Backward(const StepContext& ctx);
 

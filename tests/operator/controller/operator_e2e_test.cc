@@ -136,6 +136,8 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
   json job = (*docs)[0];
   job["metadata"]["name"] = "mnist";
   job["spec"]["restartPolicy"] = {{"backoffLimit", 2}, {"backoffSeconds", 1}, {"retryableExitCodes", {137}}};
+  job["spec"]["publish"] = {{"everySteps", 50}};
+  job["spec"]["serving"] = {{"replicas", 2}};
   ASSERT_TRUE(client_->Create(kube::kTrainingJobs, "default", job).ok());
 
   // Queued -> Admitted; the children appear.
@@ -154,6 +156,12 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
   EXPECT_EQ((*policy)["spec"]["podSelector"]["matchLabels"]["tandem.dev/job"], "mnist");
   EXPECT_EQ((*policy)["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["tandem.dev/job"], "mnist")
       << "the ring and pserver ports only from the job's own pods";
+  // spec.serving: tandem-serve follows the published models, behind its own Service.
+  auto serve = client_->Get(kube::kDeployments, "default", "mnist-serve");
+  ASSERT_TRUE(serve.ok()) << serve.status();
+  EXPECT_EQ((*serve)["spec"]["replicas"], 2);
+  EXPECT_EQ((*serve)["spec"]["template"]["spec"]["containers"][0]["args"][1], "/var/lib/tandem/checkpoints/published");
+  EXPECT_TRUE(client_->Get(kube::kServices, "default", "mnist-serve").ok());
   auto claim = client_->Get(kube::kPersistentVolumeClaims, "default", "mnist-checkpoints");
   ASSERT_TRUE(claim.ok()) << claim.status();
   EXPECT_EQ((*claim)["spec"]["accessModes"], json({"ReadWriteMany"}));
@@ -198,7 +206,7 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
   std::this_thread::sleep_for(std::chrono::milliseconds(300));
   EXPECT_TRUE(kube::IsNotFound(client_->Get(kube::kPersistentVolumeClaims, "default", "mnist-checkpoints").status()));
   for (const kube::Resource* r : {&kube::kPods, &kube::kServices, &kube::kSecrets, &kube::kConfigMaps,
-                                  &kube::kPersistentVolumeClaims, &kube::kNetworkPolicies}) {
+                                  &kube::kPersistentVolumeClaims, &kube::kNetworkPolicies, &kube::kDeployments}) {
     auto left = client_->List(*r, "default", {.label_selector = "tandem.dev/job=mnist"});
     ASSERT_TRUE(left.ok());
     EXPECT_TRUE((*left)["items"].empty()) << r->plural << ": " << (*left)["items"].dump();

@@ -282,6 +282,9 @@ TEST_F(OperatorRbacTest, EveryCallIsGrantedAndEveryGrantIsUsed) {
   // 1. Admitted, run, finished, deleted by its TTL.
   json done = Manifest("done");
   done["spec"]["ttlSecondsAfterFinished"] = 0;
+  // With a tandem-serve Deployment beside the workers (spec.serving).
+  done["spec"]["publish"] = {{"everySteps", 100}};
+  done["spec"]["serving"] = {{"replicas", 1}};
   ASSERT_TRUE(client_->Create(kube::kTrainingJobs, "default", done).ok());
   ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kPods, "default", "done-worker-0").ok(); }))
       << client_->Get(kube::kTrainingJobs, "default", "done")->dump();

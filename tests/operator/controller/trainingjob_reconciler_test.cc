@@ -446,6 +446,33 @@ TEST(ReconcileTest, CheckpointsGoToAClaimTheJobOwnsAndWorkersRunAsNonRoot) {
   EXPECT_EQ(f.api.Find("create", "persistentvolumeclaims"), nullptr);
 }
 
+TEST(ReconcileTest, ServingRunsADeploymentAndServiceOfTandemServeBesideTheWorkers) {
+  Fixture f;
+  f.cache.Put(kube::kTrainingJobs,
+              Job("a", {{"publish", {{"everySteps", 100}}}, {"serving", {{"replicas", 2}}}}, Admitted()));
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  const auto* d = f.api.Find("create", "deployments", "default/a-serve");
+  ASSERT_NE(d, nullptr);
+  EXPECT_EQ(d->body["spec"]["replicas"], 2);
+  EXPECT_EQ(d->body["metadata"]["ownerReferences"][0]["uid"], "uid-a");
+  const auto* svc = f.api.Find("create", "services", "default/a-serve");
+  ASSERT_NE(svc, nullptr);
+  EXPECT_EQ(svc->body["spec"]["selector"], json({{"tandem.dev/serving", "a"}}));
+  EXPECT_EQ(CreatedPods(f.api).size(), 2u) << "the workers too";
+  // In the cache: not created again.
+  f.cache.Put(kube::kDeployments, d->body);
+  f.cache.Put(kube::kServices, svc->body);
+  f.api.Clear();
+  f.reconciler.Reconcile("default/a");
+  EXPECT_EQ(f.api.Find("create", "deployments"), nullptr);
+  // Without spec.serving: no Deployment.
+  Fixture g;
+  g.cache.Put(kube::kTrainingJobs, Job("b", {{"publish", {{"everySteps", 100}}}}, Admitted()));
+  g.reconciler.Reconcile("default/b");
+  EXPECT_EQ(g.api.Find("create", "deployments"), nullptr);
+}
+
 TEST(ReconcileTest, AnUnboundClaimIsNamedOnTheJobAfterAWhile) {
   Fixture f;
   json job = Job("a", {}, Admitted("Admitted", {{"conditions", {{{"type", "Admitted"}, {"status", "True"},
