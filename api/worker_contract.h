@@ -34,6 +34,10 @@
 //   TANDEM_METRICS_PORT    /metrics, /healthz, /readyz (-1 or unset: off)
 //   TANDEM_THREADS         compute threads (also rendered as OMP_NUM_THREADS); 0: all cores
 //   TANDEM_EVENTS          trainer: 1 prints `@tandem {json}` progress lines (docs/local-run.md)
+//   TANDEM_HOST            optional: the host this process runs on, as its producer placed it
+//                          (`tandem run --placement`: the placement's host name). Ranks with
+//                          equal values (and one kernel) may share memory; unset: the machine
+//                          decides (boot id and host name). Rendered only when set
 // Tuning variables outside the contract (TANDEM_COLLECTIVE_*, TANDEM_LOG_LEVEL) are read by the
 // mains from the same environment; their producers never set them.
 // Exit codes: api/exit_codes.h.
@@ -71,6 +75,7 @@ inline constexpr char kEnvMetricsPort[] = "TANDEM_METRICS_PORT";
 inline constexpr char kEnvThreads[] = "TANDEM_THREADS";
 inline constexpr char kEnvOmpThreads[] = "OMP_NUM_THREADS";
 inline constexpr char kEnvEvents[] = "TANDEM_EVENTS";
+inline constexpr char kEnvHost[] = "TANDEM_HOST";
 
 struct WorkerContract {
   WorkerRole role = WorkerRole::kTrainer;
@@ -88,6 +93,7 @@ struct WorkerContract {
   int metrics_port = -1;            // -1: off; 0: any free port
   int threads = 0;                  // 0: all cores
   bool events = false;              // trainer only
+  std::string host;                 // "" (not rendered): this machine; else [A-Za-z0-9._-]{1,63}
 
   // The pserver's own gRPC port: the port of pservers[rank]. REQUIRES: a valid pserver contract.
   int pserver_port() const { return pservers.at(rank).port; }

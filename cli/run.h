@@ -16,6 +16,7 @@ struct RunFlags {
   double grace_seconds = 30;  // SIGTERM -> SIGKILL on stop
   bool verbose = false;       // stream every process line even on a terminal
   int workers = 0;            // > 0: override spec.workers.count
+  std::string placement;      // a placement file (cli/local/placement.h); empty: all here
 };
 
 // Returns the process exit code: 0 on success, 1 when the job failed or the manifest is invalid.

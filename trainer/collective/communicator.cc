@@ -142,6 +142,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::ConnectWorker(
     const api::WorkerContract& contract, const Environment& env, metrics::Registry* registry) {
   TANDEM_ASSIGN_OR_RETURN(CommunicatorOptions options, CommunicatorOptionsFromEnv(env, contract.job_name));
   options.registry = registry;
+  options.shm.host = contract.host;
   TANDEM_ASSIGN_OR_RETURN(PeerList peers, MakePeerList(contract.peers, contract.rank, contract.world_size));
   return Connect(options, peers);
 }

@@ -145,7 +145,8 @@ absl::StatusOr<std::unique_ptr<ShmAllReducer>> ShmAllReducer::Negotiate(
     Transport& t, const RingOptions& ring, RingScratch& scratch, const ShmOptions& options) {
   const int n = t.world_size(), rank = t.rank();
   if (n == 1) return nullptr;
-  const std::string host = HostFingerprint();
+  const std::string host =
+      options.host.empty() ? HostFingerprint() : absl::StrCat(HostFingerprint(), "/", options.host);
   // The slot holds N slices of at least 32 floats; whole pages keep slots apart.
   const size_t slot_bytes =
       RoundUp(std::max(options.slot_bytes, static_cast<size_t>(n) * 32 * sizeof(float)), kPage);
