@@ -52,6 +52,10 @@ struct ShmOptions {
   std::string host;
 };
 
+// The identity ranks compare to decide that they share a host: the machine's fingerprint
+// (HostFingerprint) plus `options.host` when set.
+std::string ShmHostIdentity(const ShmOptions& options);
+
 class ShmAllReducer {
  public:
   // Collective over `t` (a broadcast from rank 0, then a vote): returns a reducer when every rank
