@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   tandem::InitLogging("pserver");
 
   o.token = tandem::EnvValue(env, tandem::api::kEnvJobToken).value_or("");
+  std::string contract_host;  // TANDEM_HOST: only reported (the pserver shares no memory)
   if (!tls_dir.empty()) o.tls = tandem::tls::TlsFiles::InFolder(tls_dir);
   if (!job_path.empty()) {
     auto contract = tandem::api::ParseWorkerContract(tandem::api::WorkerRole::kPServer, job_path, env);
@@ -130,6 +131,7 @@ int main(int argc, char** argv) {
       o.checkpoint_interval = static_cast<uint64_t>(job->spec.checkpoint.interval_steps);
     if (keep_opt->count() == 0) o.checkpoint_keep = static_cast<int>(job->spec.checkpoint.keep);
     o.token = contract->token;
+    contract_host = contract->host;
     if (tls_opt->count() == 0) o.tls = contract->tls;
   }
   if (o.token.empty() && !o.tls.enabled()) {
@@ -160,7 +162,8 @@ int main(int argc, char** argv) {
                                  {"tokenBytes", o.token.size()},
                                  {"tlsCa", o.tls.ca_file},
                                  {"tlsCert", o.tls.cert_file},
-                                 {"tlsKey", o.tls.key_file}})
+                                 {"tlsKey", o.tls.key_file},
+                                 {"host", contract_host}})
                      .dump()
               << std::endl;
     return 0;

@@ -175,6 +175,7 @@ int main(int argc, char** argv) {
                           {"metricsPort", metrics_port},
                           {"threads", threads},
                           {"events", contract->events},
+                          {"host", contract->host},
                           {"syncMode", sync_spec.mode},
                           {"syncDense", sync_spec.dense},
                           {"staleness", sync_spec.staleness}};
@@ -225,6 +226,7 @@ int main(int argc, char** argv) {
         const bool transient = absl::IsUnavailable(joined) || absl::IsDeadlineExceeded(joined);
         std::cerr << "tandem-trainer: parameter server: " << joined.message()
                   << (transient ? " (exit 75: retry from the last checkpoint)" : "") << std::endl;
+        if (transient) tandem::trainer::ExitAfter(absl::Seconds(5), tandem::api::kExitPeerFailure);
         return transient ? tandem::api::kExitPeerFailure : tandem::api::kExitFailed;
       }
     }
@@ -279,18 +281,27 @@ int main(int argc, char** argv) {
   g_training.store(true);
   auto result = tandem::trainer::Train(*spec, options);
   watchdog.reset();  // training returned: failures are this thread's to report from here on
+  // Leaving for a restart: the other ranks must learn it now (a clean close says goodbye, which
+  // they take for a finished peer, and one blocked at a pserver's step barrier would wait there
+  // for its timeout), and tearing down connections to unreachable pservers must not hold this
+  // rank up.
+  auto leave_for_restart = [&](const absl::Status& why) {
+    if (parallel != nullptr) (void)parallel->communicator().transport().Fail(why);
+    tandem::trainer::ExitAfter(absl::Seconds(5), tandem::api::kExitPeerFailure);
+    return tandem::api::kExitPeerFailure;
+  };
   if (!result.ok()) {
     if (tandem::collective::IsPeerFailure(result.status())) {
       std::cerr << "tandem-trainer: a peer failed (exit 75: restart from the last checkpoint): "
                 << result.status().message() << std::endl;
-      return tandem::api::kExitPeerFailure;
+      return leave_for_restart(result.status());
     }
     if (absl::IsAborted(result.status()) && sparse != nullptr) {
       // A trainer or a pserver restarted: the job resumes from its last consistent checkpoint.
       std::cerr << "tandem-trainer: the parameter servers aborted the step (exit 75: restart "
                    "from the last consistent checkpoint): "
                 << result.status().message() << std::endl;
-      return tandem::api::kExitPeerFailure;
+      return leave_for_restart(result.status());
     }
     if (absl::IsCancelled(result.status())) {
       std::cerr << "tandem-trainer: " << result.status().message() << std::endl;

@@ -3,7 +3,8 @@
 # each worker's trainer and pserver on its host (`ip netns exec`), so the supervisor, the worker
 # contract, the consistent checkpoint and the lost-steps report under test are the product's.
 # Faults are injected in the middle of training, and each scenario asserts what the job does:
-#   link cut      every trainer exits 75 (ring peer failure) within the bound below, the
+#   link cut      (2 hosts x 1 worker, then 2 x 2 with the hierarchical all-reduce)
+#                 every trainer exits 75 (ring peer failure) within the bound below, the
 #                 supervisor restarts them, the job completes from the consistent checkpoint, and
 #                 lost_steps is exactly the steps done since the last checkpoint before the cut
 #   pserver host  partitioned briefly: no restart, nothing lost; held past the client's reconnect
@@ -94,15 +95,16 @@ placement() {
   } >"$file"
 }
 
-# start_job NAME PLACEMENT: `tandem run` in the background; sets job_pid, run_dir.
+# start_job NAME PLACEMENT [FLAGS...]: `tandem run` in the background; sets job_pid, run_dir.
 start_job() {
-  local name=$1
+  local name=$1 place=$2
+  shift 2
   run_dir="$out/$name"
   env TANDEM_COLLECTIVE_TIMEOUT_S=$PEER_TIMEOUT_S TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S=60 \
     TANDEM_PSERVER_RPC_TIMEOUT_S=$RPC_TIMEOUT_S TANDEM_PSERVER_RECONNECT_TIMEOUT_S=$RECONNECT_TIMEOUT_S \
     OMP_WAIT_POLICY=passive \
-    timeout -s KILL $HANG_LIMIT_S "$bin/tandem" run "$out/job.yaml" --placement "$2" \
-    --run-dir "$run_dir" --grace 10 >"$out/$name.out" 2>&1 &
+    timeout -s KILL $HANG_LIMIT_S "$bin/tandem" run "$out/job.yaml" --placement "$place" \
+    --run-dir "$run_dir" --grace 10 "$@" >"$out/$name.out" 2>&1 &
   job_pid=$!
 }
 
@@ -157,49 +159,76 @@ summary_value() { sed -n "s/.* $1=\([^ ]*\).*/\1/p; s/^$1=\([^ ]*\).*/\1/p" <<<"
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 
-# 1. A link cut in the middle of training: host 1's eth0 goes down (its trainer and pserver are
-#    cut off). Both trainers must exit 75 within the ring's peer timeout plus the watchdog's grace
+# 1. A link cut in the middle of training: host 1's eth0 goes down (its trainers and pservers are
+#    cut off). Every trainer must exit 75 within the ring's peer timeout plus the watchdog's grace
 #    (+ slack); the link comes back once they have; the job completes from the consistent
 #    checkpoint and reports exactly the steps lost.
+# cut_scenario NAME PLACEMENT WORKERS [tandem run flags...]; sets cut_line.
+cut_scenario() {
+  local name=$1 place=$2 w=$3
+  shift 3
+  start_job "$name" "$place" "$@"
+  wait_mid_interval "$name"
+  local t0 at_cut bound deadline s r t_up e d times="" resumed lost restarts
+  local -a ev
+  t0=$(now)
+  netns_link 1 down
+  at_cut=$(steps_done 0)
+  bound=$((PEER_TIMEOUT_S + GRACE_S + SLACK_S))
+  deadline=$((SECONDS + bound + 30))
+  while ((SECONDS < deadline)); do
+    local all=1
+    for ((r = 0; r < w; r++)); do
+      ev[$r]=$(event_time "worker-$r/trainer exited with code" "$t0")
+      [[ -n "${ev[$r]}" ]] || all=0
+    done
+    ((all)) && break
+    s=$(steps_done 0)
+    ((s > at_cut)) && at_cut=$s   # the step rank 0 had finished when the ring failed
+    sleep 0.05
+  done
+  netns_link 1 up
+  t_up=$(now)
+  for ((r = 0; r < w; r++)); do
+    [[ -n "${ev[$r]}" ]] || { events >&2; fail "$name: worker-$r/trainer did not exit within $((bound + 30)) s of the link cut (hang)"; }
+    events | awk -v t0="$t0" -v r=$r '$1 >= t0 && $0 ~ "worker-" r "/trainer exited with code" { print; exit }' | grep -q 'code 75' ||
+      { events >&2; fail "$name: worker-$r/trainer did not exit with 75 after the cut"; }
+    d=$(elapsed "$t0" "${ev[$r]}")
+    times+="${times:+, }$d"
+    awk -v a="$d" -v l=$bound 'BEGIN { exit !(a <= l) }' ||
+      fail "$name: worker-$r/trainer exited 75 after $d s, above peer timeout + grace + slack = $bound s"
+  done
+  finish_job "$name"
+  [[ $code == 0 ]] || { tail -20 "$out/$name.out" >&2; fail "$name: tandem run exited $code, want 0 (completion after restart)"; }
+  resumed=$(events | awk -v t0="$t0" '$1 >= t0 && $2 == "resumed" { print $6; exit }')
+  lost=$(summary_value lost_steps)
+  restarts=$(summary_value restarts)
+  [[ -n "$resumed" && -n "$lost" ]] || { events >&2; fail "$name: no resumed event or lost_steps ($summary)"; }
+  local want_resumed=$((at_cut / INTERVAL * INTERVAL))
+  ((resumed == want_resumed)) || fail "$name: resumed at step $resumed, want $want_resumed (the last checkpoint before step $at_cut)"
+  ((lost == at_cut - resumed)) || fail "$name: lost_steps=$lost, want $((at_cut - resumed)) (step $at_cut at the cut - checkpoint step $resumed)"
+  ((restarts >= w)) || fail "$name: restarts=$restarts, want all $w trainers restarted"
+  grep -q 'pserver exited' <(events) && fail "$name: a pserver restarted; only the trainers should"
+  cut_line="link cut at step $at_cut: $w trainers exited 75 after $times s (bound $bound s), link back after $(elapsed "$t0" "$t_up") s; resumed at checkpoint step $resumed, lost_steps=$lost, restarts=$restarts; job completed (summary: $summary)"
+}
 placement "$out/colocated.yaml" "0 1"
-start_job cut "$out/colocated.yaml"
-wait_mid_interval cut
-t0=$(now)
-netns_link 1 down
-at_cut=$(steps_done 0)
-bound=$((PEER_TIMEOUT_S + GRACE_S + SLACK_S))
-deadline=$((SECONDS + bound + 30))
-while ((SECONDS < deadline)); do
-  e0=$(event_time 'worker-0/trainer exited with code' "$t0")
-  e1=$(event_time 'worker-1/trainer exited with code' "$t0")
-  [[ -n "$e0" && -n "$e1" ]] && break
-  s=$(steps_done 0)
-  ((s > at_cut)) && at_cut=$s   # the step rank 0 had finished when the ring failed
-  sleep 0.05
-done
-netns_link 1 up
-t_up=$(now)
-[[ -n "$e0" && -n "$e1" ]] || { events >&2; fail "cut: a trainer did not exit within $((bound + 30)) s of the link cut (hang)"; }
-for r in 0 1; do
-  events | awk -v t0="$t0" -v r=$r '$1 >= t0 && $0 ~ "worker-" r "/trainer exited with code" { print; exit }' | grep -q 'code 75' ||
-    { events >&2; fail "cut: worker-$r/trainer did not exit with 75 after the cut"; }
-done
-d0=$(elapsed "$t0" "$e0"); d1=$(elapsed "$t0" "$e1")
-awk -v a="$d0" -v b="$d1" -v l=$bound 'BEGIN { exit !(a <= l && b <= l) }' ||
-  fail "cut: trainers exited 75 after $d0 s and $d1 s, above peer timeout + grace + slack = $bound s"
-finish_job cut
-[[ $code == 0 ]] || { tail -20 "$out/cut.out" >&2; fail "cut: tandem run exited $code, want 0 (completion after restart)"; }
-resumed=$(events | awk -v t0="$t0" '$1 >= t0 && $2 == "resumed" { print $6; exit }')
-lost=$(summary_value lost_steps)
-restarts=$(summary_value restarts)
-[[ -n "$resumed" && -n "$lost" ]] || { events >&2; fail "cut: no resumed event or lost_steps ($summary)"; }
-want_resumed=$((at_cut / INTERVAL * INTERVAL))
-((resumed == want_resumed)) || fail "cut: resumed at step $resumed, want $want_resumed (the last checkpoint before step $at_cut)"
-((lost == at_cut - resumed)) || fail "cut: lost_steps=$lost, want $((at_cut - resumed)) (step $at_cut at the cut - checkpoint step $resumed)"
-((restarts >= 2)) || fail "cut: restarts=$restarts, want both trainers restarted"
-grep -q 'worker-1/pserver exited' <(events) && fail "cut: a pserver restarted; only the trainers should"
+cut_scenario cut "$out/colocated.yaml" 2
+grep -q 'all-reduce uses TCP' "$run_dir/logs/worker-0-trainer.log" ||
+  fail "cut: the trainers on two hosts did not all-reduce over TCP (TANDEM_HOST ignored?)"
 cut_result="$(summary_value test_loss) $(summary_value test_auc)"
-echo "link cut at step $at_cut: trainers exited 75 after $d0 s and $d1 s (bound $bound s), link back after $(elapsed "$t0" "$t_up") s; resumed at checkpoint step $resumed, lost_steps=$lost, restarts=$restarts; job completed (summary: $summary)"
+echo "$cut_line"
+
+# 1b. The same with two workers per host (4 workers): the trainers all-reduce hierarchically
+#     (shared memory inside each host, TCP across: docs/collective.md), and a cut link must end
+#     all four, wherever they wait, and the job complete from the checkpoint all the same.
+{
+  for h in 0 1; do echo "  - {name: host$h, address: $(netns_addr $h), exec: [ip, netns, exec, $(netns_name $h)]}"; done
+  echo "workers: [host0, host0, host1, host1]"
+} | sed '1i hosts:' >"$out/two-per-host.yaml"
+cut_scenario hier "$out/two-per-host.yaml" 4 --workers 4
+grep -q 'hierarchical all-reduce: 2 hosts x 2 ranks' "$run_dir/logs/worker-0-trainer.log" ||
+  fail "hier: the 4 trainers on 2 hosts did not use the hierarchical all-reduce"
+echo "hierarchical (2 hosts x 2 workers), $cut_line"
 
 # 2a. The host of pserver shard 1 (host 2, nothing else on it) partitioned for 1 s, well under the
 #     RPC timeout: TCP retransmits, the trainers' RPCs complete; nothing restarts, nothing is lost.

@@ -47,4 +47,10 @@ class PeerFailureWatchdog {
   std::thread thread_;
 };
 
+// Ends the process with `code` (flushing stdio first) once `delay` has passed, unless it has
+// ended by then; returns at once. A failed rank arms it before its normal teardown, which closes
+// connections to peers and pservers that may be unreachable: the teardown then cannot keep the
+// rank (and so the job's restart) waiting on them.
+void ExitAfter(absl::Duration delay, int code);
+
 }  // namespace tandem::trainer

@@ -2,6 +2,9 @@
 // healthy ring, and not after it was destroyed (the training thread acted on the failure first).
 #include "trainer/engine/peer_failure_watchdog.h"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <chrono>
 #include <thread>
@@ -56,6 +59,22 @@ TEST(PeerFailureWatchdogTest, FailureHandledWithinTheGraceIsNotActedOn) {
     while (polls.load() < 20) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }  // the trainer returned with the failure itself: the watchdog goes away quietly
   EXPECT_EQ(stuck.load(), 0);
+}
+
+// A failed rank's teardown is bounded: the process ends with the code even when the main thread
+// is stuck (here: asleep for an hour).
+TEST(ExitAfterTest, EndsAStuckProcessWithTheCode) {
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ExitAfter(absl::Milliseconds(20), 75);
+    absl::SleepFor(absl::Hours(1));
+    ::_exit(1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFEXITED(status)) << status;
+  EXPECT_EQ(WEXITSTATUS(status), 75);
 }
 
 }  // namespace
