@@ -48,6 +48,11 @@ absl::Status ValidateWorkerContract(const WorkerContract& c) {
   if (!trainer && (!c.output_dir.empty() || c.events || !c.termination_log.empty()))
     return absl::InvalidArgumentError(absl::StrCat(kEnvOutputDir, ", ", kEnvEvents, " and ", kEnvTerminationLog,
                                                    " are the trainer's, not the pserver's"));
+  if (c.host.size() > 63 ||
+      c.host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
+          std::string::npos)
+    return absl::InvalidArgumentError(
+        absl::StrCat(kEnvHost, "='", c.host, "': at most 63 characters of [A-Za-z0-9._-]"));
   return absl::OkStatus();
 }
 
@@ -70,6 +75,7 @@ WorkerInvocation RenderWorker(const WorkerContract& c, const std::string& bin_di
   add(kEnvMetricsPort, std::to_string(c.metrics_port));
   add(kEnvThreads, std::to_string(c.threads));
   if (c.threads > 0) add(kEnvOmpThreads, std::to_string(c.threads));
+  if (!c.host.empty()) add(kEnvHost, c.host);
   if (trainer) {
     add(kEnvOutputDir, c.output_dir);
     add(kEnvEvents, c.events ? "1" : "0");
@@ -113,6 +119,7 @@ absl::StatusOr<WorkerContract> ParseWorkerContract(WorkerRole role, const std::s
   c.tls.cert_file = EnvValue(env, kEnvTlsCert).value_or("");
   c.tls.key_file = EnvValue(env, kEnvTlsKey).value_or("");
   c.checkpoint_dir = EnvValue(env, kEnvCheckpointDir).value_or("");
+  c.host = EnvValue(env, kEnvHost).value_or("");
   if (role == WorkerRole::kTrainer) {
     c.output_dir = EnvValue(env, kEnvOutputDir).value_or("");
     TANDEM_RETURN_IF_ERROR(ReadEnvBool(env, kEnvEvents, &c.events));

@@ -37,6 +37,10 @@
 //   TANDEM_TERMINATION_LOG trainer: a file it writes its result to when it succeeds
 //                          (api/worker_result.h; pods: the container's terminationMessagePath,
 //                          which the kubelet reports in the pod's status). Empty: not written
+//   TANDEM_HOST            optional: the host this process runs on, as its producer placed it
+//                          (`tandem run --placement`: the placement's host name). Ranks with
+//                          equal values (and one kernel) may share memory; unset: the machine
+//                          decides (boot id and host name). Rendered only when set
 // Tuning variables outside the contract (TANDEM_COLLECTIVE_*, TANDEM_LOG_LEVEL) are read by the
 // mains from the same environment; their producers never set them.
 // Exit codes: api/exit_codes.h.
@@ -75,6 +79,7 @@ inline constexpr char kEnvThreads[] = "TANDEM_THREADS";
 inline constexpr char kEnvOmpThreads[] = "OMP_NUM_THREADS";
 inline constexpr char kEnvEvents[] = "TANDEM_EVENTS";
 inline constexpr char kEnvTerminationLog[] = "TANDEM_TERMINATION_LOG";
+inline constexpr char kEnvHost[] = "TANDEM_HOST";
 
 struct WorkerContract {
   WorkerRole role = WorkerRole::kTrainer;
@@ -93,6 +98,7 @@ struct WorkerContract {
   int threads = 0;                  // 0: all cores
   bool events = false;              // trainer only
   std::string termination_log;      // trainer only: where its result goes (empty: nowhere)
+  std::string host;                 // "" (not rendered): this machine; else [A-Za-z0-9._-]{1,63}
 
   // The pserver's own gRPC port: the port of pservers[rank]. REQUIRES: a valid pserver contract.
   int pserver_port() const { return pservers.at(rank).port; }

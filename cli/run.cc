@@ -86,6 +86,10 @@ int RunSweep(const RunFlags& flags, const api::SectionValidators& validators) {
     std::cerr << loaded.status().message() << "\n" << path << ": not run" << std::endl;
     return 1;
   }
+  if (!flags.placement.empty()) {
+    std::cerr << "tandem run: --placement applies to a TrainingJob, not to a Sweep's trials" << std::endl;
+    return 1;
+  }
   if (flags.workers > 0) {
     std::cerr << "tandem run: --workers applies to a TrainingJob; a Sweep's trials use the template's "
                  "spec.workers.count" << std::endl;
@@ -156,6 +160,15 @@ int RunJob(const RunFlags& flags, const api::SectionValidators& validators) {
   opts.tty = ::isatty(STDOUT_FILENO) == 1;
   opts.verbose = flags.verbose;
   opts.stop_grace_seconds = flags.grace_seconds;
+  if (!flags.placement.empty()) {
+    auto placement = local::LoadPlacement(flags.placement, lj.workers);
+    if (!placement.ok()) {
+      std::cerr << "tandem run: --placement: " << placement.status().message() << "\n"
+                << path << ": not run" << std::endl;
+      return 1;
+    }
+    opts.placement = *std::move(placement);
+  }
 
   // --serve: tandem-serve beside the job, on the folder the job publishes into.
   local::LocalServe serve;

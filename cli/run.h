@@ -17,6 +17,7 @@ struct RunFlags {
   bool verbose = false;       // stream every process line even on a terminal
   int workers = 0;            // > 0: override spec.workers.count
   int serve_port = -1;        // >= 0: tandem-serve beside the job on this port (0: a free one)
+  std::string placement;      // a placement file (cli/local/placement.h); empty: all here
 };
 
 // Returns the process exit code: 0 on success, 1 when the job failed or the manifest is invalid.

@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
                   "Start tandem-serve on this port (0: a free one) following the models the job "
                   "publishes (spec.publish); stopped when the job ends")
       ->check(CLI::Range(0, 65535));
+  run->add_option("--placement", run_flags.placement,
+                  "YAML file placing each worker on a host: its address and the command prefix "
+                  "that runs there, e.g. 'ip netns exec NS' (docs/local-run.md)");
   run->add_flag("--verbose", run_flags.verbose, "Stream every process' output on a terminal too");
   run->add_option("--bin-dir", run_flags.bin_dir,
                   "Folder of tandem-trainer and tandem-pserver (default: next to tandem)");

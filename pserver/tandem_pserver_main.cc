@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   tandem::InitLogging("pserver");
 
   o.token = tandem::EnvValue(env, tandem::api::kEnvJobToken).value_or("");
+  std::string contract_host;  // TANDEM_HOST: only reported (the pserver shares no memory)
   if (!tls_dir.empty()) o.tls = tandem::tls::TlsFiles::InFolder(tls_dir);
   if (!job_path.empty()) {
     auto contract = tandem::api::ParseWorkerContract(tandem::api::WorkerRole::kPServer, job_path, env);
@@ -132,6 +133,7 @@ int main(int argc, char** argv) {
     if (job->spec.publish.has_value() && !o.checkpoint_dir.empty())
       o.publish_dir = tandem::api::PublishDirectory(o.checkpoint_dir, *job->spec.publish);
     o.token = contract->token;
+    contract_host = contract->host;
     if (tls_opt->count() == 0) o.tls = contract->tls;
   }
   if (o.token.empty() && !o.tls.enabled()) {
@@ -163,7 +165,8 @@ int main(int argc, char** argv) {
                                  {"tokenBytes", o.token.size()},
                                  {"tlsCa", o.tls.ca_file},
                                  {"tlsCert", o.tls.cert_file},
-                                 {"tlsKey", o.tls.key_file}})
+                                 {"tlsKey", o.tls.key_file},
+                                 {"host", contract_host}})
                      .dump()
               << std::endl;
     return 0;

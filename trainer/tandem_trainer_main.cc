@@ -21,7 +21,11 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 
 #include "common/cli.h"
 #include "common/logging.h"
@@ -32,10 +36,12 @@
 #include "common/endpoint.h"
 #include "common/environment.h"
 #include "common/out_of_memory.h"
+#include "common/status.h"
 #include "trainer/collective/exit_codes.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/events.h"
 #include "trainer/engine/publisher.h"
+#include "trainer/engine/peer_failure_watchdog.h"
 #include "trainer/engine/sparse_path.h"
 #include "trainer/layers/layer_registry.h"
 #include "trainer/model/model_graph.h"
@@ -45,6 +51,23 @@
 namespace {
 
 std::atomic<bool> g_stop{false};
+
+// The tuning variables of the trainer's pserver client (outside the worker contract, like
+// TANDEM_COLLECTIVE_*): seconds, unset for the client's defaults.
+absl::StatusOr<tandem::trainer::PServerTimeouts> PServerTimeoutsFromEnv(const tandem::Environment& env) {
+  tandem::trainer::PServerTimeouts t;
+  const std::pair<const char*, std::optional<absl::Duration>*> vars[] = {
+      {"TANDEM_PSERVER_RPC_TIMEOUT_S", &t.rpc}, {"TANDEM_PSERVER_RECONNECT_TIMEOUT_S", &t.reconnect}};
+  for (const auto& [name, out] : vars) {
+    if (!tandem::EnvValue(env, name)) continue;
+    double seconds = 0;
+    TANDEM_RETURN_IF_ERROR(tandem::ReadEnvNumber(env, name, &seconds));
+    if (seconds <= 0 || seconds > 86400)
+      return absl::InvalidArgumentError(absl::StrCat(name, "=", seconds, ": must be in (0, 86400]"));
+    *out = absl::Seconds(seconds);
+  }
+  return t;
+}
 std::atomic<bool> g_training{false};
 
 // SIGTERM (tandem run's Ctrl-C, a pod's eviction) and SIGINT are blocked in every thread and
@@ -155,6 +178,7 @@ int main(int argc, char** argv) {
                           {"metricsPort", metrics_port},
                           {"threads", threads},
                           {"events", contract->events},
+                          {"host", contract->host},
                           {"syncMode", sync_spec.mode},
                           {"syncDense", sync_spec.dense},
                           {"staleness", sync_spec.staleness}};
@@ -185,8 +209,13 @@ int main(int argc, char** argv) {
     if (errors.empty() && (tandem::trainer::HasSparseTables(graph) || sync.dense_on_pserver)) {
       std::vector<std::string> endpoints;
       for (const tandem::Endpoint& e : contract->pservers) endpoints.push_back(e.ToString());
+      auto timeouts = PServerTimeoutsFromEnv(env);
+      if (!timeouts.ok()) {
+        std::cerr << "tandem-trainer: " << timeouts.status().message() << std::endl;
+        return tandem::api::kExitInvalid;
+      }
       auto sp = tandem::trainer::SparsePath::Connect(endpoints, contract->token, contract->tls,
-                                                           contract->rank, sync);
+                                                           contract->rank, sync, *timeouts);
       if (!sp.ok()) {
         std::cerr << "tandem-trainer: parameter server: " << sp.status().message() << std::endl;
         return tandem::api::kExitFailed;
@@ -195,8 +224,13 @@ int main(int argc, char** argv) {
       // Before meeting the other trainers: if this rank restarted, the shards release the
       // others from the step they wait in, so that they restart and resume with it.
       if (auto joined = sparse->Join(); !joined.ok()) {
-        std::cerr << "tandem-trainer: parameter server: " << joined.message() << std::endl;
-        return tandem::api::kExitFailed;
+        // A shard unreachable for the reconnect timeout (its host partitioned, restarting) is
+        // the peer failure of the pserver path: retried like the ring's, not fatal to the job.
+        const bool transient = absl::IsUnavailable(joined) || absl::IsDeadlineExceeded(joined);
+        std::cerr << "tandem-trainer: parameter server: " << joined.message()
+                  << (transient ? " (exit 75: retry from the last checkpoint)" : "") << std::endl;
+        if (transient) tandem::trainer::ExitAfter(absl::Seconds(5), tandem::api::kExitPeerFailure);
+        return transient ? tandem::api::kExitPeerFailure : tandem::api::kExitFailed;
       }
     }
   }
@@ -216,6 +250,19 @@ int main(int argc, char** argv) {
     }
     parallel = std::make_unique<tandem::trainer::DataParallel>(
         *std::move(comm), tandem::trainer::SyncOptionsFrom(sync_spec));
+  }
+  // A failed ring ends this rank within a grace period even when its training thread is blocked
+  // elsewhere (a pserver RPC behind the same cut link): trainer/engine/peer_failure_watchdog.h.
+  std::unique_ptr<tandem::trainer::PeerFailureWatchdog> watchdog;
+  if (parallel != nullptr) {
+    tandem::collective::Communicator* comm = &parallel->communicator();
+    watchdog = std::make_unique<tandem::trainer::PeerFailureWatchdog>(
+        [comm] { return comm->health(); }, absl::Seconds(2), [](const absl::Status& s) {
+          std::cerr << "tandem-trainer: a peer failed and training did not stop within 2 s "
+                       "(exit 75: restart from the last checkpoint): "
+                    << s.message() << std::endl;
+          ::_exit(tandem::api::kExitPeerFailure);
+        });
   }
   std::unique_ptr<tandem::trainer::EventReporter> events;
   if (events_on) events = std::make_unique<tandem::trainer::EventReporter>(&std::cout);
@@ -255,18 +302,28 @@ int main(int argc, char** argv) {
   }
   g_training.store(true);
   auto result = tandem::trainer::Train(*spec, options);
+  watchdog.reset();  // training returned: failures are this thread's to report from here on
+  // Leaving for a restart: the other ranks must learn it now (a clean close says goodbye, which
+  // they take for a finished peer, and one blocked at a pserver's step barrier would wait there
+  // for its timeout), and tearing down connections to unreachable pservers must not hold this
+  // rank up.
+  auto leave_for_restart = [&](const absl::Status& why) {
+    if (parallel != nullptr) (void)parallel->communicator().transport().Fail(why);
+    tandem::trainer::ExitAfter(absl::Seconds(5), tandem::api::kExitPeerFailure);
+    return tandem::api::kExitPeerFailure;
+  };
   if (!result.ok()) {
     if (tandem::collective::IsPeerFailure(result.status())) {
       std::cerr << "tandem-trainer: a peer failed (exit 75: restart from the last checkpoint): "
                 << result.status().message() << std::endl;
-      return tandem::api::kExitPeerFailure;
+      return leave_for_restart(result.status());
     }
     if (absl::IsAborted(result.status()) && sparse != nullptr) {
       // A trainer or a pserver restarted: the job resumes from its last consistent checkpoint.
       std::cerr << "tandem-trainer: the parameter servers aborted the step (exit 75: restart "
                    "from the last consistent checkpoint): "
                 << result.status().message() << std::endl;
-      return tandem::api::kExitPeerFailure;
+      return leave_for_restart(result.status());
     }
     if (absl::IsCancelled(result.status())) {
       std::cerr << "tandem-trainer: " << result.status().message() << std::endl;

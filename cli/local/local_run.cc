@@ -70,12 +70,13 @@ absl::StatusOr<tls::TlsFiles> WriteJobCertificates(const std::string& dir, const
 
 std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::string& run_dir,
                                                 const std::vector<int>& ports,
-                                                const std::string& token, const tls::TlsFiles& tls) {
+                                                const std::string& token, const tls::TlsFiles& tls,
+                                                const Placement* placement) {
   const int w = job.workers;
   std::vector<Endpoint> peers, pservers;
   for (int i = 0; i < w; ++i) {
-    peers.push_back({"127.0.0.1", ports[i]});
-    pservers.push_back({"127.0.0.1", ports[w + i]});
+    peers.push_back({placement ? placement->worker_host(i).address : "127.0.0.1", ports[i]});
+    pservers.push_back({placement ? placement->pserver_host(i).address : "127.0.0.1", ports[w + i]});
   }
   std::vector<api::WorkerContract> out;
   for (int i = 0; i < w; ++i) {
@@ -93,6 +94,7 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
     ps.checkpoint_dir = absl::StrCat(run_dir, "/checkpoints/pserver-", i);
     ps.metrics_port = ports[3 * w + i];
     ps.threads = job.pserver_threads;
+    if (placement) ps.host = placement->pserver_host(i).name;
     out.push_back(std::move(ps));
     c.role = api::WorkerRole::kTrainer;
     c.checkpoint_dir = absl::StrCat(run_dir, "/checkpoints/trainer-", i);
@@ -102,6 +104,7 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
     c.events = true;
     // What a pod's trainer leaves for the kubelet (api/worker_result.h), beside its log.
     c.termination_log = absl::StrCat(run_dir, "/logs/trainer-", i, ".result.json");
+    if (placement) c.host = placement->worker_host(i).name;
     out.push_back(std::move(c));
   }
   return out;
@@ -112,13 +115,19 @@ std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRu
                                               const std::vector<int>& ports,
                                               const std::string& token, const tls::TlsFiles& tls) {
   std::vector<SupervisedProcess> out;
-  for (const api::WorkerContract& c : BuildContracts(job, run_dir, ports, token, tls)) {
+  const Placement* placement = options.placement ? &*options.placement : nullptr;
+  for (const api::WorkerContract& c : BuildContracts(job, run_dir, ports, token, tls, placement)) {
     SupervisedProcess p;
     p.role = c.role == api::WorkerRole::kTrainer ? Role::kTrainer : Role::kPServer;
     p.worker = c.rank;
     p.spec.name = absl::StrCat("worker-", c.rank, "/", api::RoleName(c.role));
     api::WorkerInvocation inv = api::RenderWorker(c, options.bin_dir);
-    p.spec.argv = std::move(inv.argv);
+    if (placement) {
+      const PlacementHost& host = p.role == Role::kTrainer ? placement->worker_host(c.rank)
+                                                           : placement->pserver_host(c.rank);
+      p.spec.argv = host.exec;
+    }
+    p.spec.argv.insert(p.spec.argv.end(), inv.argv.begin(), inv.argv.end());
     for (api::EnvVar& e : inv.env) p.spec.env.emplace_back(std::move(e.name), std::move(e.value));
     out.push_back(std::move(p));
   }
@@ -188,6 +197,15 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
 
   std::fprintf(out, "tandem run: job %s, %d worker%s (trainer + pserver each); run folder %s\n",
                job_.name.c_str(), job_.workers, job_.workers == 1 ? "" : "s", run_dir.c_str());
+  if (options_.placement) {
+    for (int i = 0; i < job_.workers; ++i) {
+      const PlacementHost& t = options_.placement->worker_host(i);
+      const PlacementHost& ps = options_.placement->pserver_host(i);
+      std::fprintf(out, "tandem run: worker %d: trainer on %s (%s:%d), pserver on %s (%s:%d)\n", i,
+                   t.name.c_str(), t.address.c_str(), ports[i], ps.name.c_str(),
+                   ps.address.c_str(), ports[job_.workers + i]);
+    }
+  }
   std::fflush(out);
 
   ProgressTracker tracker;
@@ -225,7 +243,7 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
     display.Log(absl::StrCat("[tandem] ", e));
     metrics << nlohmann::json({{"event", "supervisor"}, {"message", e}, {"time", NowSeconds()}})
                    .dump()
-            << '\n';
+            << '\n' << std::flush;  // followable live, like the trainers' events
   };
 
   SupervisorOptions sopts;

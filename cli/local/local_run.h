@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdio>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@
 #include "api/training_job.h"
 #include "api/worker_contract.h"
 #include "nlohmann/json.hpp"
+#include "cli/local/placement.h"
 #include "cli/local/supervisor.h"
 
 namespace tandem::local {
@@ -48,6 +50,8 @@ struct LocalRunOptions {
   bool tty = false;                // live progress bar
   bool verbose = false;            // also stream every process line on a terminal
   double stop_grace_seconds = 30;
+  // Where each process runs (cli/local/placement.h); none: every process here, on loopback.
+  std::optional<Placement> placement;
 };
 
 struct LocalRunResult {
@@ -72,12 +76,16 @@ absl::StatusOr<tls::TlsFiles> WriteJobCertificates(const std::string& dir, const
 
 // The worker contract of each process: [pserver 0, trainer 0, pserver 1, trainer 1, ...].
 // Ports: [collective x W][pserver x W][trainer metrics x W][pserver metrics x W]. Every process
-// gets the token and the TLS files: the pservers' gRPC is mutual TLS, as in pods.
+// gets the token and the TLS files: the pservers' gRPC is mutual TLS, as in pods. With a
+// `placement`, peers and pservers are reached at their host's address (the same ports) and every
+// process gets its host's name as TANDEM_HOST; without, 127.0.0.1 and no TANDEM_HOST.
 std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::string& run_dir,
                                                 const std::vector<int>& ports,
-                                                const std::string& token, const tls::TlsFiles& tls);
+                                                const std::string& token, const tls::TlsFiles& tls,
+                                                const Placement* placement = nullptr);
 
-// The processes of the job: BuildContracts rendered (exposed for tests).
+// The processes of the job: BuildContracts rendered, each behind its host's `exec` prefix when
+// options.placement is set (exposed for tests).
 std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRunOptions& options,
                                               const std::string& run_dir,
                                               const std::vector<int>& ports,

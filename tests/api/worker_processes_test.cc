@@ -155,13 +155,15 @@ class WorkerProcessesTest : public ::testing::Test {
     return out;
   }
 
-  // `tandem run`'s process table for the same manifest.
-  std::vector<Process> FromTandemRun(const std::string& manifest) {
+  // `tandem run`'s process table for the same manifest (with `placement`: --placement).
+  std::vector<Process> FromTandemRun(const std::string& manifest,
+                                     const local::Placement* placement = nullptr) {
     auto job = api::LoadTrainingJob(manifest, trainer::TrainerSectionValidators());
     EXPECT_TRUE(job.ok()) << job.status();
     const local::LocalJob lj = local::LocalJobFor(*job, manifest, 0);
     local::LocalRunOptions options;
     options.bin_dir = testing::BinDir();
+    if (placement) options.placement = *placement;
     auto ports = net::PickFreeLoopbackPorts(4 * lj.workers);
     EXPECT_TRUE(ports.ok());
     auto tls = local::WriteJobCertificates((root_ / "run" / "tls").string(), lj.name);
@@ -254,6 +256,35 @@ TEST_F(WorkerProcessesTest, TandemRunsProcessesAreUnderstoodByTheBinaries) {
     std::vector<Process> procs = FromTandemRun(WriteManifest(c));
     EXPECT_EQ(procs.size(), 4u);
     ExpectUnderstood(c, procs, &parsed);
+  }
+}
+
+// `tandem run --placement`: every process starts through its host's prefix (here /usr/bin/env, which
+// execs the rest as the network namespaces' `ip netns exec` does), is told its host's name, and
+// sees its peers and pservers at their hosts' addresses.
+TEST_F(WorkerProcessesTest, TandemRunsPlacedProcessesAreUnderstoodByTheBinaries) {
+  auto placement = local::ParsePlacement(json::parse(R"({"hosts": [
+      {"name": "host-a", "address": "10.213.9.1", "exec": ["/usr/bin/env"]},
+      {"name": "host-b", "address": "10.213.9.2", "exec": ["/usr/bin/env"]}],
+      "pservers": ["host-b", "host-a"]})"),
+                                         2, "placement");
+  ASSERT_TRUE(placement.ok()) << placement.status();
+  const JobCase& c = kCases[4];  // sparse: trainers use the pservers
+  std::vector<Process> procs = FromTandemRun(WriteManifest(c), &*placement);
+  ASSERT_EQ(procs.size(), 4u);
+  for (const Process& p : procs) {
+    SCOPED_TRACE(p.who);
+    EXPECT_EQ(p.argv[0], "/usr/bin/env");
+    json got = Check(p);
+    if (got.is_null()) continue;
+    const bool trainer = p.role == "trainer";
+    const std::string host = (trainer ? p.rank == 0 : p.rank == 1) ? "host-a" : "host-b";
+    EXPECT_EQ(got["host"], host) << got.dump();
+    if (trainer) {
+      EXPECT_TRUE(absl::StartsWith(got["peers"].get<std::string>(), "10.213.9.1:")) << got.dump();
+      EXPECT_TRUE(absl::StrContains(got["peers"].get<std::string>(), ",10.213.9.2:")) << got.dump();
+      EXPECT_TRUE(absl::StartsWith(got["pservers"].get<std::string>(), "10.213.9.2:")) << got.dump();
+    }
   }
 }
 

@@ -3,7 +3,9 @@
 # shaped to 1 Gbit/s and 10 Gbit/s, and the faults a real network brings. Each scenario asserts
 # what every rank does (its exit code: 0 done, 75 a peer failed - restart from the checkpoint) and
 # that none hangs (each rank runs under `timeout`, far above the collective's failure bound);
-# bandwidths and times are printed, never asserted. Usage: allreduce_netns_test.sh BIN_DIR
+# bandwidths and times are printed, never asserted. The last part runs the hierarchical path
+# (shared memory inside a host, TCP across hosts) against the flat ring on 2 hosts x 2 ranks.
+# Usage: allreduce_netns_test.sh BIN_DIR
 set -uo pipefail
 bin=${1:?usage: $0 BIN_DIR}/tandem-allreduce-bench
 here=$(cd "$(dirname "$0")" && pwd)
@@ -118,5 +120,63 @@ run_ranks loss 2 --sizes-mib 16 --iters 3 --warmup 0 --verify
 expect_codes loss 0 0
 netns_loss 1 0
 echo "1% packet loss: both ranks finished with verified sums; $(busbw "$out/loss.0.out" | awk '{printf "busbw %.3g MB/s", $2/1e6}')"
+# 6. The hierarchical path: 2 hosts x 2 ranks, each rank told its host (TANDEM_HOST, as
+#    `tandem run --placement` and the operator set it). With shared memory on, the ranks of a host
+#    share a segment and the hosts are joined by TCP rings ("hierarchical"); with it off, the
+#    same four ranks form the flat TCP ring, which crosses the host link twice per direction.
+#    Per all-reduce of S bytes a host sends S (hierarchical: 2(H-1)/H*S, H = 2) or 1.5 S (flat:
+#    2(N-1)/N*S, N = 4) over its link, so on a link of B bytes/s algbw = S/t is at most B
+#    (hierarchical) or B/1.5 (flat). Both runs verify their sums; bandwidths are printed.
+# run_placed NAME SHM HOST... : rank r on host HOST[r] (ports 29400 + its index on the host).
+run_placed() {
+  local name=$1 shm=$2
+  shift 2
+  local hosts=("$@") n=$#
+  local peers="" pids=() local_index=()
+  declare -A seen=()
+  for ((r = 0; r < n; r++)); do
+    local h=${hosts[$r]}
+    local_index[$r]=${seen[$h]:-0}
+    seen[$h]=$((local_index[$r] + 1))
+    peers+="${peers:+,}$(netns_addr "$h"):$((29400 + local_index[$r]))"
+  done
+  for ((r = 0; r < n; r++)); do
+    netns_exec "${hosts[$r]}" env TANDEM_PEERS="$peers" TANDEM_RANK=$r TANDEM_WORLD_SIZE=$n \
+      TANDEM_HOST="host${hosts[$r]}" TANDEM_COLLECTIVE_SHM=$shm TANDEM_COLLECTIVE_TIMEOUT_S=$PEER_TIMEOUT_S \
+      TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S=30 \
+      timeout -s KILL $HANG_LIMIT_S "$bin" --sizes-mib 16,64 --iters 3 --warmup 1 --verify \
+      >"$out/$name.$r.out" 2>"$out/$name.$r.err" &
+    pids+=($!)
+  done
+  codes=()
+  for ((r = 0; r < n; r++)); do
+    wait "${pids[$r]}"
+    codes[$r]=$?
+  done
+}
+wire_of() { sed -n 's/.*"transport":"\([a-z]*\)".*/\1/p' "$1" | head -1; }
+algbw() { sed -n 's/.*"bytes":\([0-9]*\).*"seconds":\([0-9.e+-]*\),.*/\1 \2/p' "$1"; }
+for rate in 1gbit 10gbit; do
+  for h in 0 1; do netns_shape $h $rate || fail "tc tbf $rate"; done
+  limit=$(netns_rate_bits $rate)
+  for mode in hierarchical flat; do
+    shm=1
+    [[ $mode == flat ]] && shm=0
+    run_placed $mode-$rate $shm 0 0 1 1
+    expect_codes $mode-$rate 0 0 0 0
+    want=tcp
+    [[ $mode == hierarchical ]] && want=hierarchical
+    got=$(wire_of "$out/$mode-$rate.0.out")
+    [[ "$got" == "$want" ]] || fail "$mode, $rate: all-reduce ran over '$got', want '$want'"
+    while read -r bytes sec; do
+      awk -v m=$mode -v r=$rate -v b=$bytes -v t=$sec -v l=$limit 'BEGIN {
+        per_host = (m == "hierarchical") ? 1.0 : 1.5; cap = l / 8 / per_host;
+        printf "%s, 2 hosts x 2 ranks, %s links, %d MiB: algbw %.3g GB/s, busbw %.3g GB/s; %.0f%% of what the link allows this algorithm (%.3g GB/s algbw)\n",
+               m, r, b / 1048576, b / t / 1e9, 1.5 * b / t / 1e9, 100 * (b / t) / cap, cap / 1e9 }'
+    done < <(algbw "$out/$mode-$rate.0.out")
+  done
+done
+for h in 0 1; do netns_shape $h 1gbit; done
+
 rm -rf "$out"
 echo PASS

@@ -51,9 +51,9 @@ struct Communicator::Metrics {
   metrics::Counter* bytes[3] = {};
   metrics::Counter* ops[3] = {};
   metrics::Counter* failures = nullptr;
-  // [0]: tcp, [1]: shm
-  metrics::Counter* transport_ops[2] = {};
-  metrics::Counter* transport_seconds[2] = {};
+  // [0]: tcp, [1]: shm, [2]: hierarchical
+  metrics::Counter* transport_ops[3] = {};
+  metrics::Counter* transport_seconds[3] = {};
   metrics::Gauge* shm_active = nullptr;
 };
 
@@ -94,13 +94,14 @@ Communicator::Communicator(const CommunicatorOptions& options,
                            .WithLabels({rank});
   auto& tops = r.AddCounter("tandem_collective_allreduce_transport_operations_total",
                             "All-reduces completed, by the transport that carried them (tcp: the "
-                            "ring over sockets; shm: shared memory between ranks of one host).",
+                            "ring over sockets; shm: shared memory between ranks of one host; "
+                            "hierarchical: shared memory inside hosts, TCP rings across them).",
                             {"rank", "transport"});
   auto& tsec = r.AddCounter("tandem_collective_allreduce_transport_seconds_total",
                             "Wall time of completed all-reduces, by transport.",
                             {"rank", "transport"});
-  const char* transports[2] = {"tcp", "shm"};
-  for (int i = 0; i < 2; ++i) {
+  const char* transports[3] = {"tcp", "shm", "hierarchical"};
+  for (int i = 0; i < 3; ++i) {
     metrics_->transport_ops[i] = tops.WithLabels({rank, transports[i]});
     metrics_->transport_seconds[i] = tsec.WithLabels({rank, transports[i]});
   }
@@ -114,6 +115,7 @@ Communicator::Communicator(const CommunicatorOptions& options,
 Communicator::~Communicator() {
   // The transport may fail (and call the hook) until it is destroyed; the segment goes first.
   transport_->SetFailureHook(nullptr);
+  hier_.reset();
 }
 
 absl::Status Communicator::SetUpSharedMemory() {
@@ -129,12 +131,23 @@ absl::Status Communicator::SetUpSharedMemory() {
   return absl::OkStatus();
 }
 
+absl::Status Communicator::SetUpHierarchy(const PeerList& peers) {
+  absl::MutexLock lock(&op_mu_);
+  auto hier = ShmHierarchicalAllReducer::Negotiate(*transport_, peers, options_.transport,
+                                                options_.ring, scratch_, options_.shm);
+  if (!hier.ok()) return Annotate(hier.status(), "negotiating the hierarchical all-reduce");
+  hier_ = *std::move(hier);
+  scratch_.sequence = 0;  // as after SetUpSharedMemory: the user's first operation is #0
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Connect(
     const CommunicatorOptions& options, const PeerList& peers, Listener listener) {
   TANDEM_ASSIGN_OR_RETURN(auto transport,
                           TcpTransport::Connect(options.transport, peers, std::move(listener)));
   auto comm = std::make_unique<Communicator>(options, std::move(transport));
   TANDEM_RETURN_IF_ERROR(comm->SetUpSharedMemory());
+  if (!comm->shm_) TANDEM_RETURN_IF_ERROR(comm->SetUpHierarchy(peers));
   return comm;
 }
 
@@ -142,12 +155,13 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::ConnectWorker(
     const api::WorkerContract& contract, const Environment& env, metrics::Registry* registry) {
   TANDEM_ASSIGN_OR_RETURN(CommunicatorOptions options, CommunicatorOptionsFromEnv(env, contract.job_name));
   options.registry = registry;
+  options.shm.host = contract.host;
   TANDEM_ASSIGN_OR_RETURN(PeerList peers, MakePeerList(contract.peers, contract.rank, contract.world_size));
   return Connect(options, peers);
 }
 
 void Communicator::Record(const char* op, size_t payload_bytes, double seconds,
-                          const OpStats& stats, const absl::Status& status, bool shm) {
+                          const OpStats& stats, const absl::Status& status, int wire) {
   if (!metrics_) return;
   int i = op[0] == 'a' ? 0 : op[1] == 'r' ? 1 : 2;
   metrics_->bytes[i]->Inc(static_cast<double>(stats.bytes_sent));
@@ -158,8 +172,8 @@ void Communicator::Record(const char* op, size_t payload_bytes, double seconds,
   }
   metrics_->ops[i]->Inc();
   if (i == 0) {
-    metrics_->transport_ops[shm ? 1 : 0]->Inc();
-    metrics_->transport_seconds[shm ? 1 : 0]->Inc(seconds);
+    metrics_->transport_ops[wire]->Inc();
+    metrics_->transport_seconds[wire]->Inc(seconds);
     metrics_->allreduce_seconds->Observe(seconds);
     const int n = world_size();
     if (seconds > 0 && n > 1)
@@ -173,12 +187,14 @@ absl::Status Communicator::AllReduce(float* data, size_t count, ReduceOp op,
   OpStats stats;
   const auto start = Clock::now();
   absl::Status s =
-      shm_ ? shm_->AllReduce(*transport_, options_.ring, scratch_, data, count, op, compression,
-                             &stats)
-           : RingAllReduce(*transport_, options_.ring, scratch_, data, count, op, compression,
-                           &stats);
+      shm_    ? shm_->AllReduce(*transport_, options_.ring, scratch_, data, count, op, compression,
+                                &stats)
+      : hier_ ? hier_->AllReduce(options_.ring, data, count, op, compression, &stats)
+              : RingAllReduce(*transport_, options_.ring, scratch_, data, count, op, compression,
+                              &stats);
   Record("allreduce", count * sizeof(float),
-         std::chrono::duration<double>(Clock::now() - start).count(), stats, s, shm_ != nullptr);
+         std::chrono::duration<double>(Clock::now() - start).count(), stats, s,
+         shm_ ? 1 : hier_ ? 2 : 0);
   return s;
 }
 

@@ -20,6 +20,7 @@
 #include "api/worker_contract.h"
 #include "common/environment.h"
 #include "common/metrics.h"
+#include "trainer/collective/hierarchical_allreduce.h"
 #include "trainer/collective/peer_list.h"
 #include "trainer/collective/ring_collectives.h"
 #include "trainer/collective/shm_allreduce.h"
@@ -78,21 +79,26 @@ class Communicator {
   absl::Status health() const { return transport_->health(); }
   Transport& transport() { return *transport_; }
 
-  // "shm" when all-reduce runs through shared memory, else "tcp" (the transport's wire).
-  const char* allreduce_transport() const { return shm_ ? "shm" : "tcp"; }
+  // "shm" when all-reduce runs through shared memory (every rank on this host), "hierarchical"
+  // when shared memory inside each host and TCP rings across hosts (ShmHierarchicalAllReducer),
+  // else "tcp" (the transport's wire).
+  const char* allreduce_transport() const { return shm_ ? "shm" : hier_ ? "hierarchical" : "tcp"; }
   // The /dev/shm name of the segment (already unlinked), "" without shared memory.
   std::string shared_memory_segment() const { return shm_ ? shm_->segment_name() : ""; }
 
  private:
   absl::Status SetUpSharedMemory();
+  absl::Status SetUpHierarchy(const PeerList& peers);
+  // wire: 0 tcp, 1 shm, 2 hierarchical (the transport label of the all-reduce series).
   void Record(const char* op, size_t payload_bytes, double seconds, const OpStats& stats,
-              const absl::Status& status, bool shm = false);
+              const absl::Status& status, int wire = 0);
 
   const CommunicatorOptions options_;
   std::unique_ptr<Transport> transport_;
   absl::Mutex op_mu_;          // one operation at a time
   RingScratch scratch_ ABSL_GUARDED_BY(op_mu_);
   std::unique_ptr<ShmAllReducer> shm_;  // set once by Connect, before any operation
+  std::unique_ptr<ShmHierarchicalAllReducer> hier_;  // likewise; only without shm_
   struct Metrics;
   std::unique_ptr<Metrics> metrics_;
 };

@@ -141,11 +141,15 @@ char* ShmAllReducer::slot(int rank, uint32_t round) const {
   return segment_.data() + data_offset_ + (static_cast<size_t>(rank) * 2 + (round & 1)) * slot_bytes_;
 }
 
+std::string ShmHostIdentity(const ShmOptions& options) {
+  return options.host.empty() ? HostFingerprint() : absl::StrCat(HostFingerprint(), "/", options.host);
+}
+
 absl::StatusOr<std::unique_ptr<ShmAllReducer>> ShmAllReducer::Negotiate(
     Transport& t, const RingOptions& ring, RingScratch& scratch, const ShmOptions& options) {
   const int n = t.world_size(), rank = t.rank();
   if (n == 1) return nullptr;
-  const std::string host = HostFingerprint();
+  const std::string host = ShmHostIdentity(options);
   // The slot holds N slices of at least 32 floats; whole pages keep slots apart.
   const size_t slot_bytes =
       RoundUp(std::max(options.slot_bytes, static_cast<size_t>(n) * 32 * sizeof(float)), kPage);

@@ -45,7 +45,16 @@ struct ShmOptions {
   // Staging slot per rank and buffer (two per rank). Rank 0's value is used by all. The default
   // keeps one rank's working set of a round (its slice plus the peers' copies) in L2.
   size_t slot_bytes = 512 << 10;
+  // The host this rank runs on as its producer placed it (the worker contract's TANDEM_HOST):
+  // ranks share memory only when their fingerprints (boot id, host name) and these agree, so
+  // ranks placed on different hosts of one kernel (network namespaces) stay on TCP. "": the
+  // machine's fingerprint alone.
+  std::string host;
 };
+
+// The identity ranks compare to decide that they share a host: the machine's fingerprint
+// (HostFingerprint) plus `options.host` when set.
+std::string ShmHostIdentity(const ShmOptions& options);
 
 class ShmAllReducer {
  public:

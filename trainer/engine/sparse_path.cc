@@ -62,7 +62,7 @@ bool HasSparseTables(const ModelGraph& graph) {
 
 absl::StatusOr<std::unique_ptr<SparsePath>> SparsePath::Connect(
     const std::vector<std::string>& endpoints, const std::string& token, const tls::TlsFiles& tls,
-    int rank, const PServerSyncOptions& sync) {
+    int rank, const PServerSyncOptions& sync, const PServerTimeouts& timeouts) {
   if (endpoints.empty())
     return absl::FailedPreconditionError("no parameter server to use (TANDEM_PSERVERS is empty)");
   if (token.empty() && !tls.enabled())
@@ -75,6 +75,8 @@ absl::StatusOr<std::unique_ptr<SparsePath>> SparsePath::Connect(
   o.tls = tls;
   o.rank = static_cast<uint32_t>(rank);
   o.sync = !sync.async;
+  if (timeouts.rpc) o.rpc_timeout = *timeouts.rpc;
+  if (timeouts.reconnect) o.reconnect_timeout = *timeouts.reconnect;
   auto client = pserver::PServerClient::Connect(o);
   if (!client.ok())
     return Annotate(client.status(),

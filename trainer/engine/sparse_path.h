@@ -30,6 +30,7 @@
 #include <cstdint>
 #include <future>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,14 @@ struct PServerSyncOptions {
 // From the validated api type (the one parse of spec.sync).
 PServerSyncOptions PServerSyncOptionsFrom(const api::SyncSpec& sync);
 
+// How long the trainer waits on a shard (pserver::PServerClientOptions; unset: its defaults,
+// 30 s per attempt and 120 s of retries). The trainer's main reads them from the tuning variables
+// TANDEM_PSERVER_RPC_TIMEOUT_S and TANDEM_PSERVER_RECONNECT_TIMEOUT_S.
+struct PServerTimeouts {
+  std::optional<absl::Duration> rpc;
+  std::optional<absl::Duration> reconnect;
+};
+
 // True when the model has a trainable sparse parameter (an embedding table).
 bool HasSparseTables(const ModelGraph& graph);
 
@@ -62,7 +71,8 @@ class SparsePath {
   static absl::StatusOr<std::unique_ptr<SparsePath>> Connect(const std::vector<std::string>& endpoints,
                                                              const std::string& token,
                                                              const tls::TlsFiles& tls, int rank,
-                                                             const PServerSyncOptions& sync);
+                                                             const PServerSyncOptions& sync,
+                                                             const PServerTimeouts& timeouts = {});
   SparsePath(std::unique_ptr<pserver::PServerClient> client, const PServerSyncOptions& sync,
              uint64_t seed_salt = 0);
   ~SparsePath();
