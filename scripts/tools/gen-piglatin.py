@@ -19,10 +19,12 @@ test never share a word (the test set measures generalisation to unseen words).
 
   scripts/tools/gen-piglatin.py --out /tmp/tandem-nmt            # train.tsv, test.tsv
   scripts/tools/gen-piglatin.py --out DIR --max-length 10 --test-fraction 0.05
+  scripts/tools/gen-piglatin.py --out DIR --sample 8000 --seed 1    # a random subset (tests)
 """
 import argparse
 import hashlib
 import os
+import random
 import sys
 
 VOWELS = set("aeiou")
@@ -56,7 +58,9 @@ def main():
     ap.add_argument("--min-length", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=12, help="longest source word kept")
     ap.add_argument("--test-fraction", type=float, default=0.05)
-    ap.add_argument("--limit", type=int, default=0, help="keep only the first N words (0: all)")
+    ap.add_argument("--sample", type=int, default=0,
+                    help="keep a random N of the words (0: all), in the list's order")
+    ap.add_argument("--seed", type=int, default=1, help="seed of --sample")
     a = ap.parse_args()
     if not os.path.exists(a.words):
         sys.exit(f"gen-piglatin: {a.words} not found: install Debian's wamerican "
@@ -72,8 +76,9 @@ def main():
                 continue
             seen.add(w)
             words.append(w)
-    if a.limit > 0:
-        words = words[: a.limit]
+    if 0 < a.sample < len(words):
+        keep = set(random.Random(a.seed).sample(range(len(words)), a.sample))
+        words = [w for i, w in enumerate(words) if i in keep]
     os.makedirs(a.out, exist_ok=True)
     counts = {"train": 0, "test": 0}
     with open(os.path.join(a.out, "train.tsv"), "w") as tr, open(os.path.join(a.out, "test.tsv"), "w") as te:

@@ -3,13 +3,16 @@
 #include <vector>
 
 #include "trainer/engine/sequence_decoder.h"
+#include "trainer/engine/sparse_path.h"
 
 namespace tandem::trainer {
 
 absl::StatusOr<eval::BleuAccumulator> EvaluateDecoding(Network& net, data::BatchReader& reader,
-                                                       const DecodeDef& decode) {
+                                                       const DecodeDef& decode,
+                                                       SparsePath* sparse) {
   absl::StatusOr<SequenceDecoder> decoder = SequenceDecoder::Create(net);
   if (!decoder.ok()) return decoder.status();
+  if (sparse != nullptr) decoder->SetBeforeForward([sparse] { return sparse->PrepareEval(); });
   std::vector<std::vector<int32_t>> sources, references;
   reader.StartPass(0);
   while (const data::Batch* b = reader.Next()) {
@@ -22,8 +25,9 @@ absl::StatusOr<eval::BleuAccumulator> EvaluateDecoding(Network& net, data::Batch
     }
   }
   eval::BleuAccumulator bleu;
-  const std::vector<std::vector<int32_t>> hyps = decoder->Decode(sources, decode.beam);
-  for (size_t i = 0; i < hyps.size(); ++i) bleu.Add(hyps[i], references[i]);
+  absl::StatusOr<SequenceDecoder::Sequences> hyps = decoder->Decode(sources, decode.beam);
+  if (!hyps.ok()) return hyps.status();
+  for (size_t i = 0; i < hyps->size(); ++i) bleu.Add((*hyps)[i], references[i]);
   return bleu;
 }
 

@@ -15,8 +15,13 @@
 
 namespace tandem::trainer {
 
+class SparsePath;
+
 // Reads one pass of `reader` (from its start), decodes up to decode.limit examples (0: all).
+// `sparse` (may be null): the parameter-server path of a model with remote embedding tables,
+// asked for the rows before every forward pass.
 absl::StatusOr<eval::BleuAccumulator> EvaluateDecoding(Network& net, data::BatchReader& reader,
-                                                       const DecodeDef& decode);
+                                                       const DecodeDef& decode,
+                                                       SparsePath* sparse = nullptr);
 
 }  // namespace tandem::trainer

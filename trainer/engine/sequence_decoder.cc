@@ -71,20 +71,32 @@ void SequenceDecoder::LogProbs(int64_t row, int64_t t, std::vector<float>* logp)
   for (int64_t c = 0; c < vocab_; ++c) (*logp)[c] = x[c] - lse;
 }
 
-std::vector<std::vector<int32_t>> SequenceDecoder::Decode(
-    const std::vector<std::vector<int32_t>>& sources, int beam, int max_batch) {
+absl::StatusOr<SequenceDecoder::Sequences> SequenceDecoder::Greedy(const Sequences& sources,
+                                                                    int max_batch) {
+  return Run(sources, 1, /*greedy=*/true, max_batch);
+}
+
+absl::StatusOr<SequenceDecoder::Sequences> SequenceDecoder::BeamSearch(const Sequences& sources,
+                                                                        int beam, int max_batch) {
+  return Run(sources, beam, /*greedy=*/false, max_batch);
+}
+
+absl::StatusOr<SequenceDecoder::Sequences> SequenceDecoder::Run(const Sequences& sources,
+                                                                 int beam, bool greedy,
+                                                                 int max_batch) {
   TANDEM_CHECK_GE(beam, 1);
   TANDEM_CHECK_GE(max_batch, 1);
   std::vector<std::vector<int32_t>> out(sources.size());
   for (size_t first = 0; first < sources.size(); first += static_cast<size_t>(max_batch)) {
     const size_t count = std::min(sources.size() - first, static_cast<size_t>(max_batch));
-    DecodeChunk(sources, first, count, beam, &out);
+    absl::Status s = DecodeChunk(sources, first, count, beam, greedy, &out);
+    if (!s.ok()) return s;
   }
   return out;
 }
 
-void SequenceDecoder::DecodeChunk(const std::vector<std::vector<int32_t>>& sources, size_t first,
-                                  size_t count, int beam, std::vector<std::vector<int32_t>>* out) {
+absl::Status SequenceDecoder::DecodeChunk(const Sequences& sources, size_t first, size_t count,
+                                          int beam, bool greedy, Sequences* out) {
   const int64_t rows = static_cast<int64_t>(count) * beam;
   Network& net = *net_;
   net.SetBatchSize(rows);
@@ -130,16 +142,23 @@ void SequenceDecoder::DecodeChunk(const std::vector<std::vector<int32_t>>& sourc
           const int64_t r = static_cast<int64_t>(e) * beam + k;
           const Hypothesis& y = hyps[e][std::min<size_t>(k, hyps[e].size() - 1)];
           const int64_t len = std::min<int64_t>(static_cast<int64_t>(y.tokens.size()), t + 1);
-          if (i == target_input_)
-            std::copy(y.tokens.begin(), y.tokens.begin() + len, b.ids.begin() + r * target_steps_);
+          if (i == target_input_) {
+            auto row = b.ids.begin() + r * target_steps_;
+            std::copy(y.tokens.begin(), y.tokens.begin() + len, row);
+            std::fill(row + len, row + target_steps_, Vocabulary::kPad);
+          }
           b.lengths[r] = static_cast<int32_t>(t + 1);
         }
       }
     }
+    if (before_forward_) {
+      absl::Status s = before_forward_();
+      if (!s.ok()) return s;
+    }
     net.Forward(ctx);
     for (size_t e = 0; e < count; ++e) {
       std::vector<Hypothesis>& h = hyps[e];
-      if (beam == 1) {  // greedy: argmax, the lowest id on ties
+      if (greedy) {  // argmax, the lowest id on ties
         Hypothesis& y = h[0];
         if (y.finished) continue;
         LogProbs(static_cast<int64_t>(e), t, &logp);
@@ -201,6 +220,7 @@ void SequenceDecoder::DecodeChunk(const std::vector<std::vector<int32_t>>& sourc
     if (!y.empty() && y.back() == Vocabulary::kEos) y.pop_back();
     (*out)[first + e] = std::move(y);
   }
+  return absl::OkStatus();
 }
 
 }  // namespace tandem::trainer

@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -35,21 +36,34 @@ class SequenceDecoder {
   static absl::StatusOr<SequenceDecoder> Create(Network& net);
 
   // Decodes every source (token ids without specials, at most the source input's length);
-  // returns the target ids without <s> and </s>. beam 1 is greedy. `max_batch`: examples decoded
-  // together (each takes `beam` rows of the network's batch).
-  std::vector<std::vector<int32_t>> Decode(const std::vector<std::vector<int32_t>>& sources,
-                                           int beam, int max_batch = 64);
+  // returns the target ids without <s> and </s>. `max_batch`: examples decoded together (each
+  // takes `beam` rows of the network's batch).
+  // Errors come only from the before-forward hook.
+  using Sequences = std::vector<std::vector<int32_t>>;
+  absl::StatusOr<Sequences> Greedy(const Sequences& sources, int max_batch = 64);
+  // REQUIRES: beam >= 1 (beam 1 runs the beam search code, and equals Greedy).
+  absl::StatusOr<Sequences> BeamSearch(const Sequences& sources, int beam, int max_batch = 64);
+  // Greedy for beam 1, else BeamSearch.
+  absl::StatusOr<Sequences> Decode(const Sequences& sources, int beam, int max_batch = 64) {
+    return beam == 1 ? Greedy(sources, max_batch) : BeamSearch(sources, beam, max_batch);
+  }
+  // Runs after the inputs are filled and before each forward pass: a model whose embedding
+  // tables live on the parameter server pulls the rows of those ids here
+  // (SparsePath::PrepareEval). An error stops the decoding and is returned.
+  void SetBeforeForward(std::function<absl::Status()> hook) { before_forward_ = std::move(hook); }
 
   int64_t max_steps() const { return target_steps_; }
 
  private:
   SequenceDecoder(Network& net) : net_(&net) {}
-  void DecodeChunk(const std::vector<std::vector<int32_t>>& sources, size_t first, size_t count,
-                   int beam, std::vector<std::vector<int32_t>>* out);
+  absl::StatusOr<Sequences> Run(const Sequences& sources, int beam, bool greedy, int max_batch);
+  absl::Status DecodeChunk(const Sequences& sources, size_t first, size_t count, int beam,
+                           bool greedy, Sequences* out);
   // Log-softmax of example row r's logits at step t into `logp` (vocab floats).
   void LogProbs(int64_t row, int64_t t, std::vector<float>* logp) const;
 
   Network* net_;
+  std::function<absl::Status()> before_forward_;
   int source_input_ = -1, target_input_ = -1;
   int64_t source_steps_ = 0, target_steps_ = 0, vocab_ = 0;
 };

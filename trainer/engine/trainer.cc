@@ -678,7 +678,7 @@ absl::Status TrainingLoop::EndPass(const PassStats& ps) {
 // reports exact match and BLEU.
 absl::Status TrainingLoop::EvaluateDecoded(const PassStats& ps) {
   TANDEM_ASSIGN_OR_RETURN(eval::BleuAccumulator bleu,
-                          EvaluateDecoding(*net_, *test_reader_, *spec_.model.decode));
+                          EvaluateDecoding(*net_, *test_reader_, *spec_.model.decode, sp_));
   if (dp_ != nullptr) {
     std::vector<double> state;
     bleu.AppendState(&state);

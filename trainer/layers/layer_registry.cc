@@ -17,6 +17,7 @@
 #include "trainer/layers/lstm_layer.h"
 #include "trainer/layers/rank_cost_layer.h"
 #include "trainer/layers/reverse_sequence_layer.h"
+#include "trainer/layers/sequence_summary_layers.h"
 #include "trainer/layers/pool2d_layer.h"
 #include "trainer/layers/softmax_cross_entropy_layer.h"
 #include "trainer/layers/softmax_layer.h"
@@ -49,6 +50,8 @@ void RegisterBuiltinLayers(LayerRegistry& r) {
   r.Add<DotAttentionLayer>("dot_attention", kAny);
   r.Add<AdditiveAttentionLayer>("additive_attention");
   r.Add<ReverseSequenceLayer>("reverse_sequence", kAny);
+  r.Add<LastStepLayer>("last_step", kAny);
+  r.Add<SequenceExpandLayer>("sequence_expand", kAny);
 }
 
 void LayerRegistry::Add(const std::string& type, Factory factory, LayerExample example,

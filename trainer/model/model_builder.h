@@ -174,6 +174,11 @@ class ModelBuilder {
   AttentionBuilder AdditiveAttention(const std::string& name) {
     return AttentionBuilder(Add(name, "additive_attention"));
   }
+  PlainBuilder LastStep(const std::string& name) { return PlainBuilder(Add(name, "last_step")); }
+  // Inputs: the vector, then the sequence whose steps it is repeated over.
+  PlainBuilder SequenceExpand(const std::string& name) {
+    return PlainBuilder(Add(name, "sequence_expand"));
+  }
   PlainBuilder ReverseSequence(const std::string& name) {
     return PlainBuilder(Add(name, "reverse_sequence"));
   }
