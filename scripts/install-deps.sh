@@ -29,6 +29,8 @@ PACKAGES=(
   clang-14 libclang-rt-14-dev libfuzzer-14-dev libomp-14-dev iproute2 iptables
   # data
   dataset-fashion-mnist
+  # the word list the sequence-to-sequence examples transliterate (scripts/tools/gen-piglatin.py)
+  wamerican
   # peers for side-by-side benchmarks
   python3 python3-torch libopenmpi-dev openmpi-bin
   # the real control plane of tests/cluster (certificates) and its real node (tests/cluster/node.sh:

@@ -364,6 +364,11 @@ int main(int argc, char** argv) {
     // CTR models: the test AUC and, on synthetic data, the best achievable one.
     if (std::isfinite(result->test_auc)) summary["test_auc"] = result->test_auc;
     if (std::isfinite(result->best_auc)) summary["best_auc"] = result->best_auc;
+    // Sequence-to-sequence models with spec.model.decode: the decoded test set's scores.
+    if (std::isfinite(result->test_bleu)) {
+      summary["test_exact_match"] = result->test_exact_match;
+      summary["test_bleu"] = result->test_bleu;
+    }
     if (result->rows_pulled > 0) {
       summary["rows_pulled"] = result->rows_pulled;
       summary["ids_looked_up"] = result->ids_seen;

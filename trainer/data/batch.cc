@@ -28,6 +28,9 @@ void Batch::Allocate(const BatchLayout& layout, int new_capacity) {
   tokens.assign(tokens_size, 0);
   token_targets.assign(tokens_size, 0);
   lengths.assign(layout.sequence_length > 0 ? cap : 0, 0);
+  source_length = layout.source_length;
+  source_tokens.assign(cap * static_cast<size_t>(layout.source_length), 0);
+  source_lengths.assign(layout.source_length > 0 ? cap : 0, 0);
   example_ids.assign(cap, 0);
   Clear();
 }

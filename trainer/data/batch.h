@@ -23,6 +23,7 @@ struct BatchLayout {
   bool has_targets = false;      // float targets
   int num_fields = 0;            // sparse fields (0 = none)
   int sequence_length = 0;       // token sequences (0 = none)
+  int source_length = 0;         // source side of parallel text (0 = none)
   int64_t FeatureSize() const;   // product of feature_shape (0 when empty)
 };
 
@@ -59,6 +60,12 @@ struct Batch {
   std::vector<int32_t> tokens;
   std::vector<int32_t> token_targets;
   std::vector<int32_t> lengths;
+  // Parallel text (parallel_text_dataset.h): the source side, row-major [capacity,
+  // source_length] padded with 0 after source_lengths[i]; tokens / token_targets / lengths hold
+  // the target side (decoder input <s> y and output y </s>).
+  int source_length = 0;
+  std::vector<int32_t> source_tokens;
+  std::vector<int32_t> source_lengths;
   // Dataset positions of the examples (for tests and debugging), [capacity].
   std::vector<int64_t> example_ids;
 

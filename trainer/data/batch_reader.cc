@@ -9,6 +9,7 @@
 #include "common/check.h"
 #include "common/metrics.h"
 #include "trainer/data/data_metrics.h"
+#include "trainer/data/length_buckets.h"
 
 namespace tandem::trainer::data {
 namespace {
@@ -51,7 +52,9 @@ ReaderOptions TrainReaderOptions(const DataConfig& config, int rank, int world_s
           .shuffle = config.shuffle,
           .seed = config.seed,
           .prefetch = config.prefetch,
-          .name = "train"};
+          .name = "train",
+          .bucket_by_length = config.bucket_by_length,
+          .batch_tokens = config.batch_tokens};
 }
 
 ReaderOptions TestReaderOptions(const DataConfig& config, int rank, int world_size) {
@@ -61,9 +64,18 @@ ReaderOptions TestReaderOptions(const DataConfig& config, int rank, int world_si
   return o;
 }
 
+namespace {
+
+ReaderOptions Resolve(const Dataset* dataset, ReaderOptions o) {
+  TANDEM_CHECK(dataset != nullptr);
+  if (o.batch_tokens > 0) o.batch_size = BatchSizeForTokens(*dataset, o.batch_tokens);
+  return o;
+}
+
+}  // namespace
+
 BatchReader::BatchReader(std::shared_ptr<const Dataset> dataset, ReaderOptions options)
-    : dataset_(std::move(dataset)), options_(std::move(options)) {
-  TANDEM_CHECK(dataset_ != nullptr);
+    : dataset_(std::move(dataset)), options_(Resolve(dataset_.get(), std::move(options))) {
   TANDEM_CHECK_GT(options_.batch_size, 0);
   TANDEM_CHECK_GT(options_.world_size, 0);
   TANDEM_CHECK(options_.rank >= 0 && options_.rank < options_.world_size)
@@ -129,6 +141,16 @@ std::vector<int64_t> BatchReader::ShardOrder(int64_t num_examples, const ReaderO
   return order;
 }
 
+std::vector<int64_t> BatchReader::PassOrder(int64_t pass) const {
+  std::vector<int64_t> order = ShardOrder(dataset_->size(), options_, pass);
+  if (options_.bucket_by_length) {
+    const uint64_t seed = options_.seed ^ (static_cast<uint64_t>(pass) << 20) ^
+                          static_cast<uint64_t>(options_.rank);
+    BucketByLength(*dataset_, options_.batch_size, seed, options_.shuffle, &order);
+  }
+  return order;
+}
+
 void BatchReader::Fill(const std::vector<int64_t>& order, size_t* position, int64_t pass,
                        int64_t index, Batch* batch) const {
   batch->Clear();
@@ -148,7 +170,7 @@ void BatchReader::StartPass(int64_t pass, int64_t first_batch) {
   if (options_.prefetch == 0) {
     absl::MutexLock lock(&mu_);  // uncontended: no producer thread
     started_ = true;
-    sync_order_ = ShardOrder(dataset_->size(), options_, pass);
+    sync_order_ = PassOrder(pass);
     sync_position_ = static_cast<size_t>(std::min<int64_t>(
         first_batch * options_.batch_size, static_cast<int64_t>(sync_order_.size())));
     sync_index_ = first_batch;
@@ -216,7 +238,7 @@ void BatchReader::ProducerLoop() {
     const int64_t pass = pass_;
     const int64_t first_batch = first_batch_;
     mu_.Unlock();
-    const std::vector<int64_t> order = ShardOrder(dataset_->size(), options_, pass);
+    const std::vector<int64_t> order = PassOrder(pass);
     mu_.Lock();
     size_t position = static_cast<size_t>(std::min<int64_t>(first_batch * options_.batch_size,
                                                             static_cast<int64_t>(order.size())));

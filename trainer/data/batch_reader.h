@@ -53,6 +53,10 @@ struct ReaderOptions {
   int prefetch = 2;      // REQUIRES: >= 0
   // Value of the `source` label on the tandem_trainer_data_* metrics.
   std::string name = "train";
+  // Similar lengths per batch (length_buckets.h), batch order shuffled when `shuffle`.
+  bool bucket_by_length = false;
+  // > 0: batch_size becomes BatchSizeForTokens(dataset, batch_tokens) (length_buckets.h).
+  int64_t batch_tokens = 0;
 };
 
 // Reader options for a job's training data (shuffled with the job's seed, name "train") and for
@@ -99,6 +103,8 @@ class BatchReader {
   void Fill(const std::vector<int64_t>& order, size_t* position, int64_t pass, int64_t index,
             Batch* batch) const;
   void UpdateDepthLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // ShardOrder, then bucketing when the options ask for it.
+  std::vector<int64_t> PassOrder(int64_t pass) const;
 
   const std::shared_ptr<const Dataset> dataset_;
   const ReaderOptions options_;

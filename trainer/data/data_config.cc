@@ -181,6 +181,29 @@ class Parser {
         int64_t v = 0;
         if (Int(src, path, "numFields", 1, 65535, &v)) out->num_fields = static_cast<int>(v);
       }
+    } else if (format == "parallel-text") {
+      out->format = DataFormat::kParallelText;
+      CheckKnownKeys(src, path, {"format", "path", "limit", "sourceLength", "targetLength",
+                                 "sourceVocabSize", "targetVocabSize", "tokenize"});
+      Paths(src, path, out);
+      int64_t v = 0;
+      if (Int(src, path, "sourceLength", 1, 1 << 16, &v)) out->source_length = static_cast<int>(v);
+      if (!src.contains("sourceLength"))
+        Error(absl::StrCat(path, ".sourceLength"), "required for format parallel-text");
+      if (Int(src, path, "targetLength", 2, 1 << 16, &v)) out->sequence_length = static_cast<int>(v);
+      if (!src.contains("targetLength"))
+        Error(absl::StrCat(path, ".targetLength"), "required for format parallel-text");
+      if (Int(src, path, "sourceVocabSize", 5, std::numeric_limits<int32_t>::max(), &v))
+        out->source_vocab_size = v;
+      if (Int(src, path, "targetVocabSize", 5, std::numeric_limits<int32_t>::max(), &v))
+        out->target_vocab_size = v;
+      std::string tokenize = "chars";
+      if (String(src, path, "tokenize", &tokenize)) {
+        if (tokenize != "chars" && tokenize != "words")
+          Error(absl::StrCat(path, ".tokenize"),
+                absl::StrCat("unknown tokenize \"", tokenize, "\" (known: chars, words)"));
+        out->tokenize_words = tokenize == "words";
+      }
     } else if (format == "synthetic-ctr") {
       out->format = DataFormat::kSyntheticCtr;
       out->synthetic_test = is_test;
@@ -208,7 +231,7 @@ class Parser {
       if (src.contains("format") && src["format"].is_string()) {
         Error(absl::StrCat(path, ".format"),
               absl::StrCat("unknown format \"", format,
-                           "\" (known: idx, libsvm, tokens, synthetic-ctr)"));
+                           "\" (known: idx, libsvm, tokens, synthetic-ctr, parallel-text)"));
       }
       return;
     }
@@ -341,6 +364,8 @@ const char* DataFormatName(DataFormat format) {
       return "tokens";
     case DataFormat::kSyntheticCtr:
       return "synthetic-ctr";
+    case DataFormat::kParallelText:
+      return "parallel-text";
   }
   return "unknown";
 }
@@ -361,7 +386,8 @@ std::vector<std::string> ParseDataConfig(const nlohmann::json& data, const Parse
   }
   const json& d = *root;
   p.CheckKnownKeys(d, path,
-                   {"train", "test", "batchSize", "shuffle", "seed", "prefetch", "skipMalformed"});
+                   {"train", "test", "batchSize", "shuffle", "seed", "prefetch", "skipMalformed",
+                    "bucketByLength", "batchTokens"});
   p.Source(d.contains("train") ? d["train"] : kEmpty, absl::StrCat(path, ".train"),
            /*is_test=*/false, &config->train);
   if (d.contains("test") && !d["test"].is_null()) {
@@ -388,6 +414,13 @@ std::vector<std::string> ParseDataConfig(const nlohmann::json& data, const Parse
     config->seed = static_cast<uint64_t>(v);
   p.Bool(d, path, "shuffle", &config->shuffle);
   p.Bool(d, path, "skipMalformed", &config->skip_malformed);
+  p.Bool(d, path, "bucketByLength", &config->bucket_by_length);
+  if (p.Int(d, path, "batchTokens", 1, int64_t{1} << 30, &v)) config->batch_tokens = v;
+  // Parallel text: both sources take their vocabularies from the training files.
+  if (config->train.format == DataFormat::kParallelText) {
+    config->train.vocab_paths = config->train.paths;
+    if (config->test) config->test->vocab_paths = config->train.paths;
+  }
   return errors;
 }
 

@@ -30,6 +30,7 @@ enum class DataFormat {
   kLibsvm,  // sparse click logs: `label [qid:Q] field:id:value ...` (docs/data.md)
   kTokens,  // token-id streams or sequences for language models
   kSyntheticCtr,  // click log generated in memory from a known model (synthetic_ctr_dataset.h)
+  kParallelText,  // "source<TAB>target" pairs for sequence-to-sequence (parallel_text_dataset.h)
 };
 const char* DataFormatName(DataFormat format);
 
@@ -88,6 +89,14 @@ struct SourceConfig {
   bool synthetic_pairs = false;  // records are (left, right) pairs for a rank cost
   // kLibsvm training source only: a followed directory instead of `paths` (no passes).
   std::optional<StreamConfig> stream;
+  // kParallelText: tokens per source (sourceLength) and per target (sequence_length, from
+  // targetLength: the decoder's <s> y / y </s>), vocabulary caps (0: all), tokenisation, and the
+  // files the vocabularies are built from (the job's training files; set by the parser).
+  int source_length = 0;
+  int64_t source_vocab_size = 0;
+  int64_t target_vocab_size = 0;
+  bool tokenize_words = false;
+  std::vector<std::string> vocab_paths;
 };
 
 struct DataConfig {
@@ -106,6 +115,12 @@ struct DataConfig {
   // Skip (and count) malformed records instead of failing. Default false. IDX files are always
   // validated as a whole: a damaged IDX file is an error either way.
   bool skip_malformed = false;
+  // Order each rank's examples so that a batch holds examples of similar length (sequence data:
+  // Dataset::ExampleTokens), with the batches' order shuffled; padding stays small. Default false.
+  bool bucket_by_length = false;
+  // When > 0: the batch size in examples is this many tokens over the training set's mean tokens
+  // per example (bucketing keeps each batch near it), instead of batchSize. Default 0.
+  int64_t batch_tokens = 0;
 };
 
 struct ParseOptions {

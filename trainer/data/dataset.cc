@@ -7,6 +7,7 @@
 #include "trainer/data/data_metrics.h"
 #include "trainer/data/idx_dataset.h"
 #include "trainer/data/libsvm_dataset.h"
+#include "trainer/data/parallel_text_dataset.h"
 #include "trainer/data/synthetic_ctr_dataset.h"
 #include "trainer/data/token_dataset.h"
 
@@ -29,6 +30,17 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadDataset(const SourceConfig& s
                                              .mode = source.token_mode,
                                              .limit = source.limit,
                                              .skip_malformed = options.skip_malformed});
+      break;
+    case DataFormat::kParallelText:
+      ds = ParallelTextDataset::Load(
+          source.paths, {.source_length = source.source_length,
+                         .target_length = source.sequence_length,
+                         .source_vocab_size = source.source_vocab_size,
+                         .target_vocab_size = source.target_vocab_size,
+                         .tokenize = source.tokenize_words ? Tokenize::kWords : Tokenize::kChars,
+                         .vocab_paths = source.vocab_paths,
+                         .limit = source.limit,
+                         .skip_malformed = options.skip_malformed});
       break;
     case DataFormat::kSyntheticCtr: {
       auto synth = SyntheticCtrDataset::Generate({.examples = source.limit > 0 ? std::min(source.examples, source.limit)

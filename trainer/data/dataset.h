@@ -31,6 +31,8 @@ class Dataset {
   // Copies example `i` into `batch` at position batch->size and increments batch->size.
   // REQUIRES: 0 <= i < size(); batch allocated for layout(); batch->size < batch->capacity.
   virtual void Append(int64_t i, Batch* batch) const = 0;
+  // Tokens in example `i` (sequence datasets: what bucketing by length sorts on; 1 otherwise).
+  virtual int64_t ExampleTokens(int64_t i) const { return 1; }
   // Human-readable origin ("idx /path/images.gz + /path/labels.gz, 60000 examples").
   virtual std::string Describe() const = 0;
 

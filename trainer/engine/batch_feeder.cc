@@ -37,6 +37,13 @@ absl::Status BatchFeeder::CheckLayout(const ModelGraph& graph, const data::Batch
               absl::StrCat(p, ": sequence length ", in.shape.dim(0), " does not match the ", what,
                            " data's ", layout.sequence_length));
         break;
+      case InputSource::kSourceTokens:
+        if (layout.source_length != in.shape.dim(0))
+          return absl::InvalidArgumentError(
+              absl::StrCat(p, ": source length ", in.shape.dim(0), " does not match the ", what,
+                           " data's ", layout.source_length,
+                           layout.source_length == 0 ? " (not parallel text)" : ""));
+        break;
       case InputSource::kFields:
         if (layout.num_fields != in.shape.dim(0))
           return absl::InvalidArgumentError(absl::StrCat(p, ": ", in.shape.dim(0),
@@ -91,6 +98,11 @@ absl::Status BatchFeeder::Feed(const data::Batch& batch, Network& net) {
         }
         break;
       }
+      case InputSource::kSourceTokens:
+        b.ids.assign(batch.source_tokens.begin(),
+                     batch.source_tokens.begin() + n * batch.source_length);
+        b.lengths.assign(batch.source_lengths.begin(), batch.source_lengths.begin() + n);
+        break;
       case InputSource::kFields: {
         const int64_t fields = in.shape.dim(0);
         b.offsets.assign(1, 0);

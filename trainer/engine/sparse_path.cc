@@ -280,9 +280,13 @@ absl::Status SparsePath::KeysOfBatch(const data::Batch& b,
         break;
       }
       case InputSource::kTokens:
-      case InputSource::kTokenTargets: {
-        const auto& src = in.source == InputSource::kTokens ? b.tokens : b.token_targets;
-        const int64_t n = static_cast<int64_t>(b.size) * b.sequence_length;
+      case InputSource::kTokenTargets:
+      case InputSource::kSourceTokens: {
+        const bool source = in.source == InputSource::kSourceTokens;
+        const auto& src = source ? b.source_tokens
+                                 : in.source == InputSource::kTokens ? b.tokens : b.token_targets;
+        const int64_t n =
+            static_cast<int64_t>(b.size) * (source ? b.source_length : b.sequence_length);
         for (int64_t i = 0; i < n; ++i) out.push_back(static_cast<uint64_t>(src[i]) % vocab);
         break;
       }

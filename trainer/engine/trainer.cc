@@ -25,6 +25,7 @@
 #include "trainer/engine/sparse_path.h"
 #include "trainer/engine/stream_driver.h"
 #include "trainer/data/synthetic_ctr_dataset.h"
+#include "trainer/engine/decode_evaluator.h"
 #include "trainer/eval/accuracy_accumulator.h"
 #include "trainer/eval/auc_accumulator.h"
 #include "trainer/eval/loss_accumulator.h"
@@ -56,6 +57,8 @@ struct Metrics {
   metrics::Gauge* test_loss;
   metrics::Gauge* test_accuracy;
   metrics::Gauge* test_auc;
+  metrics::Gauge* test_exact_match;
+  metrics::Gauge* test_bleu;
   metrics::Gauge* test_pass;
   metrics::Gauge* learning_rate;
   metrics::Gauge* pass;
@@ -92,6 +95,14 @@ struct Metrics {
     test_auc = r.AddGauge("tandem_trainer_test_auc",
                           "AUC on the test set after the last pass (binary and ranking costs only).", {"job"})
                    .WithLabels({job});
+    test_exact_match = r.AddGauge("tandem_trainer_test_exact_match",
+                                  "Fraction of decoded test sequences equal to their reference "
+                                  "after the last pass (models with spec.model.decode).", {"job"})
+                           .WithLabels({job});
+    test_bleu = r.AddGauge("tandem_trainer_test_bleu",
+                           "Corpus BLEU-4 of the decoded test set after the last pass (models "
+                           "with spec.model.decode).", {"job"})
+                    .WithLabels({job});
     test_pass = r.AddGauge("tandem_trainer_test_pass",
                            "Passes done when the test_* gauges were last set (0: no evaluation yet).", {"job"})
                     .WithLabels({job});
@@ -306,6 +317,7 @@ class TrainingLoop {
   absl::Status SaveCheckpoint(int64_t at);
   absl::Status StopWithCheckpoint();
   absl::StatusOr<TrainResult> Finish();
+  absl::Status EvaluateDecoded(const PassStats& ps);
   bool MaxStepsReached() const { return options_.max_steps > 0 && step_ >= options_.max_steps; }
   void Log(const std::string& line) const {
     if (options_.log != nullptr) *options_.log << line << std::endl;
@@ -799,6 +811,7 @@ absl::Status TrainingLoop::EndPass(const PassStats& ps) {
     Log(absl::StrFormat("pass %d done: train_loss %.4f test_loss %.4f test_accuracy %.4f%s",
                         ps.pass + 1, result_.train_loss, ev.loss, ev.accuracy,
                         std::isnan(ev.auc) ? "" : absl::StrFormat(" test_auc %.4f", ev.auc)));
+    if (spec_.model.decode.has_value()) TANDEM_RETURN_IF_ERROR(EvaluateDecoded(ps));
   } else {
     result_.test_loss = result_.test_accuracy = std::nan("");
     Log(absl::StrFormat("pass %d done: train_loss %.4f", ps.pass + 1, result_.train_loss));
@@ -806,6 +819,33 @@ absl::Status TrainingLoop::EndPass(const PassStats& ps) {
   if (!options_.checkpoint_dir.empty() && options_.checkpoint_every == 0) {
     TANDEM_RETURN_IF_ERROR(SaveCheckpoint(step_));
   }
+  return absl::OkStatus();
+}
+
+// spec.model.decode: decodes this rank's test examples, sums the counts across ranks, and
+// reports exact match and BLEU.
+absl::Status TrainingLoop::EvaluateDecoded(const PassStats& ps) {
+  TANDEM_ASSIGN_OR_RETURN(eval::BleuAccumulator bleu,
+                          EvaluateDecoding(*net_, *test_reader_, *spec_.model.decode, sp_));
+  if (dp_ != nullptr) {
+    std::vector<double> state;
+    bleu.AppendState(&state);
+    TANDEM_ASSIGN_OR_RETURN(std::vector<double> merged, dp_->SumAcrossRanks(state));
+    bleu.SetState(merged);
+  }
+  result_.test_exact_match = bleu.ExactMatch();
+  result_.test_bleu = bleu.Bleu();
+  m_.test_exact_match->Set(result_.test_exact_match);
+  m_.test_bleu->Set(result_.test_bleu);
+  if (options_.events != nullptr) {
+    options_.events->Emit({{"event", "decode"}, {"pass", ps.pass + 1},
+                           {"test_exact_match", result_.test_exact_match},
+                           {"test_bleu", result_.test_bleu},
+                           {"sequences", bleu.sentences()}});
+  }
+  Log(absl::StrFormat("pass %d decoded %d test sequences (beam %d): exact_match %.4f bleu %.4f",
+                      ps.pass + 1, bleu.sentences(), spec_.model.decode->beam,
+                      result_.test_exact_match, result_.test_bleu));
   return absl::OkStatus();
 }
 
@@ -882,6 +922,9 @@ std::string TrainResult::SummaryLine() const {
       examples, threads, parameters);
   if (!std::isnan(test_auc)) absl::StrAppend(&line, absl::StrFormat(" test_auc=%.4f", test_auc));
   if (!std::isnan(best_auc)) absl::StrAppend(&line, absl::StrFormat(" best_auc=%.4f", best_auc));
+  if (!std::isnan(test_bleu))
+    absl::StrAppend(&line, absl::StrFormat(" test_exact_match=%.4f test_bleu=%.4f",
+                                           test_exact_match, test_bleu));
   return line;
 }
 

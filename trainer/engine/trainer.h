@@ -71,6 +71,10 @@ struct TrainResult {
   // the best achievable one when the test data knows its true click probabilities (synthetic).
   double test_auc = std::nan("");
   double best_auc = std::nan("");
+  // Models with spec.model.decode: exact match and corpus BLEU of the decoded test set after the
+  // last pass (NaN otherwise; trainer/engine/decode_evaluator.h).
+  double test_exact_match = std::nan("");
+  double test_bleu = std::nan("");
   // Sparse path: rows moved (unique rows per step, summed) and ids looked up.
   uint64_t rows_pulled = 0, rows_pushed = 0, ids_seen = 0;
   int64_t steps = 0;

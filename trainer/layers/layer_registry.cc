@@ -4,6 +4,7 @@
 #include "absl/strings/str_join.h"
 #include "common/check.h"
 #include "trainer/layers/activation_layer.h"
+#include "trainer/layers/attention_layer.h"
 #include "trainer/layers/batch_norm_layer.h"
 #include "trainer/layers/binary_cross_entropy_layer.h"
 #include "trainer/layers/concat_layer.h"
@@ -15,6 +16,8 @@
 #include "trainer/layers/gru_layer.h"
 #include "trainer/layers/lstm_layer.h"
 #include "trainer/layers/rank_cost_layer.h"
+#include "trainer/layers/reverse_sequence_layer.h"
+#include "trainer/layers/sequence_summary_layers.h"
 #include "trainer/layers/pool2d_layer.h"
 #include "trainer/layers/softmax_cross_entropy_layer.h"
 #include "trainer/layers/softmax_layer.h"
@@ -43,6 +46,12 @@ void RegisterBuiltinLayers(LayerRegistry& r) {
   r.Add<SoftmaxCrossEntropyLayer>("softmax_cross_entropy");
   r.Add<BinaryCrossEntropyLayer>("binary_cross_entropy");
   r.Add<RankCostLayer>("rank_cost");
+  // Sequence-to-sequence (docs/seq2seq.md).
+  r.Add<DotAttentionLayer>("dot_attention", kAny);
+  r.Add<AdditiveAttentionLayer>("additive_attention");
+  r.Add<ReverseSequenceLayer>("reverse_sequence", kAny);
+  r.Add<LastStepLayer>("last_step", kAny);
+  r.Add<SequenceExpandLayer>("sequence_expand", kAny);
 }
 
 void LayerRegistry::Add(const std::string& type, Factory factory, LayerExample example,

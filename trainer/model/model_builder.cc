@@ -15,6 +15,15 @@ LayerConfig* ModelBuilder::Add(const std::string& name, const std::string& type)
   return &layers_.back();
 }
 
+Ref ModelBuilder::Bidirectional(const std::string& name, const std::string& type, int64_t size,
+                                const Ref& input) {
+  Ref fw = RecurrentBuilder(Add(name + "_fw", type)).Size(size).Input(input);
+  Ref rin = ReverseSequence(name + "_rin").Input(input);
+  Ref bw = RecurrentBuilder(Add(name + "_bw", type)).Size(size).Input(rin);
+  Ref rout = ReverseSequence(name + "_rout").Input(bw);
+  return Concat(name).Inputs({fw, rout});
+}
+
 ModelDef ModelBuilder::Build() const {
   ModelDef def;
   def.inputs = inputs_;

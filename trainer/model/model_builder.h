@@ -121,6 +121,16 @@ class RecurrentBuilder : public LayerBuilder<RecurrentBuilder> {
   TANDEM_BUILDER_FIELD(Size, "size", int64_t)
 };
 
+class AttentionBuilder : public LayerBuilder<AttentionBuilder> {
+ public:
+  using LayerBuilder::LayerBuilder;
+  // Queries (e.g. decoder states) then memory (e.g. encoder states).
+  AttentionBuilder& Queries(const Ref& r) { return Input(r); }
+  AttentionBuilder& Memory(const Ref& r) { return Input(r); }
+  TANDEM_BUILDER_FIELD(Size, "size", int64_t)     // additive_attention
+  TANDEM_BUILDER_FIELD(Scaled, "scaled", bool)    // dot_attention
+};
+
 #undef TANDEM_BUILDER_FIELD
 
 class ModelBuilder {
@@ -158,6 +168,29 @@ class ModelBuilder {
   }
   RecurrentBuilder Lstm(const std::string& name) { return RecurrentBuilder(Add(name, "lstm")); }
   RecurrentBuilder Gru(const std::string& name) { return RecurrentBuilder(Add(name, "gru")); }
+  AttentionBuilder DotAttention(const std::string& name) {
+    return AttentionBuilder(Add(name, "dot_attention"));
+  }
+  AttentionBuilder AdditiveAttention(const std::string& name) {
+    return AttentionBuilder(Add(name, "additive_attention"));
+  }
+  PlainBuilder LastStep(const std::string& name) { return PlainBuilder(Add(name, "last_step")); }
+  // Inputs: the vector, then the sequence whose steps it is repeated over.
+  PlainBuilder SequenceExpand(const std::string& name) {
+    return PlainBuilder(Add(name, "sequence_expand"));
+  }
+  PlainBuilder ReverseSequence(const std::string& name) {
+    return PlainBuilder(Add(name, "reverse_sequence"));
+  }
+  // A bidirectional recurrent encoder of `size` per direction, as five layers: name + "_fw"
+  // (forward), "_rin", "_bw", "_rout" (the backward direction between two reverse_sequence) and
+  // `name`, their concat (sequence [T, 2 * size]). `type`: "lstm" or "gru".
+  Ref Bidirectional(const std::string& name, const std::string& type, int64_t size,
+                    const Ref& input);
+  // The source side of a sequence-to-sequence model (sourceTokens input, shape [steps]).
+  Ref SourceTokens(const std::string& name, int64_t steps) {
+    return AddInput(name, InputSource::kSourceTokens, Shape({steps}));
+  }
   CostBuilder SoftmaxCrossEntropy(const std::string& name) {
     return CostBuilder(Add(name, "softmax_cross_entropy"));
   }

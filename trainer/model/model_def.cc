@@ -21,6 +21,7 @@ constexpr SourceInfo kSources[] = {
     {"tokens", InputSource::kTokens, BlobKind::kSequenceIds, true},
     {"tokenTargets", InputSource::kTokenTargets, BlobKind::kSequenceIds, true},
     {"fields", InputSource::kFields, BlobKind::kIds, true},
+    {"sourceTokens", InputSource::kSourceTokens, BlobKind::kSequenceIds, true},
 };
 
 const SourceInfo& Info(InputSource s) {
@@ -60,6 +61,7 @@ nlohmann::json ModelDef::ToJson() const {
     j["layers"].push_back(o);
   }
   if (!cost.empty()) j["cost"] = cost;
+  if (decode.has_value()) j["decode"] = {{"beam", decode->beam}, {"limit", decode->limit}};
   return j;
 }
 
@@ -83,8 +85,8 @@ ModelDef ParseModelDef(const nlohmann::json& model, const std::string& path,
     return name;
   };
   for (auto it = model.begin(); it != model.end(); ++it) {
-    if (it.key() != "inputs" && it.key() != "layers" && it.key() != "cost")
-      err(path + "." + it.key(), "unknown field (known: inputs, layers, cost)");
+    if (it.key() != "inputs" && it.key() != "layers" && it.key() != "cost" && it.key() != "decode")
+      err(path + "." + it.key(), "unknown field (known: inputs, layers, cost, decode)");
   }
 
   const auto inputs = model.find("inputs");
@@ -103,14 +105,14 @@ ModelDef ParseModelDef(const nlohmann::json& model, const std::string& path,
       const auto src = o.find("source");
       const SourceInfo* info = nullptr;
       if (src == o.end() || !src->is_string()) {
-        err(p + ".source", "is required (features, labels, targets, tokens, tokenTargets, fields)");
+        err(p + ".source", "is required (features, labels, targets, tokens, tokenTargets, fields, sourceTokens)");
       } else {
         for (const auto& s : kSources)
           if (src->get<std::string>() == s.name) info = &s;
         if (info == nullptr) {
           err(p + ".source", absl::StrCat("unknown source \"", src->get<std::string>(),
                                           "\" (known: features, labels, targets, tokens, "
-                                          "tokenTargets, fields)"));
+                                          "tokenTargets, fields, sourceTokens)"));
         } else {
           in.source = info->source;
         }
@@ -210,6 +212,24 @@ ModelDef ParseModelDef(const nlohmann::json& model, const std::string& path,
     } else {
       def.cost = cost->get<std::string>();
     }
+  }
+  const auto decode = model.find("decode");
+  if (decode != model.end()) {
+    AttrReader r(*decode);
+    DecodeDef d;
+    if (!decode->is_object()) {
+      err(path + ".decode", "must be an object {beam, limit}");
+    } else {
+      d.beam = static_cast<int>(r.Int("beam", 1, 1, 64));
+      d.limit = r.Int("limit", 0, 0);
+      r.CheckNoUnknownFields();
+      for (const FieldError& e : r.errors()) err(path + ".decode." + e.path, e.message);
+      bool has_source = false;
+      for (const InputDef& in : def.inputs) has_source |= in.source == InputSource::kSourceTokens;
+      if (!has_source)
+        err(path + ".decode", "needs an input with source sourceTokens (a sequence-to-sequence model)");
+    }
+    def.decode = d;
   }
   return def;
 }

@@ -15,9 +15,16 @@
 //
 // Input sources (what the data reader fills): features (dense, shape required), labels (class
 // ids), targets (float targets, dense [1]), tokens / tokenTargets (sequence ids, shape [T]
-// required), fields (multi-hot sparse ids, shape [numFields] required).
+// required), fields (multi-hot sparse ids, shape [numFields] required), sourceTokens (the source
+// side of a parallel-text pair, sequence ids, shape [T] required; docs/seq2seq.md).
+//
+// Sequence-to-sequence models may add `decode: {beam: 4, limit: 500}`: after each pass the trainer
+// also decodes the test set's sources (greedy for beam 1, else beam search; trainer/eval/
+// sequence_decoder.h) and reports exact match and BLEU. limit: decode only the first N test
+// examples of each rank (0: all).
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,7 +34,9 @@
 
 namespace tandem::trainer {
 
-enum class InputSource { kFeatures, kLabels, kTargets, kTokens, kTokenTargets, kFields };
+enum class InputSource {
+  kFeatures, kLabels, kTargets, kTokens, kTokenTargets, kFields, kSourceTokens
+};
 const char* InputSourceName(InputSource source);
 
 struct InputDef {
@@ -38,10 +47,18 @@ struct InputDef {
   BlobDesc Desc() const;
 };
 
+// spec.model.decode: how a sequence-to-sequence model is decoded for evaluation.
+struct DecodeDef {
+  int beam = 1;       // 1: greedy
+  int64_t limit = 0;  // test examples decoded per rank (0: all)
+  bool operator==(const DecodeDef& o) const = default;
+};
+
 struct ModelDef {
   std::vector<InputDef> inputs;
   std::vector<LayerConfig> layers;
   std::string cost;  // name of the cost layer; empty: the last layer
+  std::optional<DecodeDef> decode;
   bool operator==(const ModelDef& o) const = default;
   // The declarative JSON form (what ParseModelDef reads).
   nlohmann::json ToJson() const;
