@@ -98,6 +98,7 @@ void StreamReader::Restore(const StreamPosition& position) {
   pos_ = position;
   finished_ = false;
   heads_.clear();
+  last_passed_.reset();
   lag_measured_ = false;
 }
 
@@ -351,14 +352,21 @@ absl::StatusOr<StreamReader::Lag> StreamReader::MeasureLag() {
     head_size = st.st_size;
     if (!lag_measured_ && heads_.empty() && st.st_size > consumed) {
       // First look (start or restart): the unread data is at least as old as the file's mtime.
-      heads_.push_back({name, consumed + 1, static_cast<double>(st.st_mtim.tv_sec) +
-                                                st.st_mtim.tv_nsec * 1e-9});
+      const double mtime = static_cast<double>(st.st_mtim.tv_sec) + st.st_mtim.tv_nsec * 1e-9;
+      heads_.push_back({name, consumed + 1, mtime, mtime});
     }
   }
   lag_measured_ = true;
-  if (!head_file.empty() &&
-      (heads_.empty() || heads_.back().file != head_file || heads_.back().size != head_size)) {
-    heads_.push_back({head_file, head_size, now});
+  if (!head_file.empty()) {
+    // The newest observation: still the head (seen again now), or a new head.
+    HeadSeen* newest = !heads_.empty()            ? &heads_.back()
+                       : last_passed_.has_value() ? &*last_passed_
+                                                  : nullptr;
+    if (newest != nullptr && newest->file == head_file && newest->size == head_size) {
+      newest->last = now;
+    } else {
+      heads_.push_back({head_file, head_size, now, now});
+    }
   }
   // Drop what the reader has passed: an observation (f, s) is consumed once the position is past
   // it (a later file, or this file at offset >= s).
@@ -366,9 +374,23 @@ absl::StatusOr<StreamReader::Lag> StreamReader::MeasureLag() {
     const HeadSeen& h = heads_.front();
     const bool passed = pos_.file > h.file || (pos_.file == h.file && (pos_.closed || pos_.offset >= h.size));
     if (!passed) break;
+    last_passed_ = heads_.front();
     heads_.pop_front();
   }
-  if (lag.bytes > 0 && !heads_.empty()) lag.seconds = std::max(0.0, now - heads_.front().time);
+  if (lag.bytes > 0 && !heads_.empty()) {
+    // The head crossed the read position after the last sighting of the last observation
+    // passed and by the first sighting of the next; within one file, interpolate by bytes (the
+    // measurements are a second apart).
+    const HeadSeen& next = heads_.front();
+    double crossed = next.time;
+    if (last_passed_.has_value() && last_passed_->file == next.file && next.file == pos_.file &&
+        next.size > last_passed_->size) {
+      const double f = static_cast<double>(pos_.offset - last_passed_->size) /
+                       static_cast<double>(next.size - last_passed_->size);
+      crossed = last_passed_->last + std::clamp(f, 0.0, 1.0) * (next.time - last_passed_->last);
+    }
+    lag.seconds = std::max(0.0, now - crossed);
+  }
   return lag;
 }
 

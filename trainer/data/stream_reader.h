@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -146,9 +147,11 @@ class StreamReader {
   struct HeadSeen {
     std::string file;
     int64_t size;
-    double time;
+    double time;  // first seen
+    double last;  // last seen (still the head then)
   };
   std::deque<HeadSeen> heads_;
+  std::optional<HeadSeen> last_passed_;  // the newest observation the reader has passed
   bool lag_measured_ = false;  // the first measurement dates unread data by its file's mtime
 };
 

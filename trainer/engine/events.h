@@ -7,6 +7,8 @@
 //             restart that are trained again)
 //   eval      pass (1-based), passes, test_loss, test_accuracy, test_auc (null unless binary or
 //             ranking): the test set after every pass (all ranks together); a Sweep's objective
+//   stream    step, records, position, lagBytes, lagSeconds, windowRecords, onlineAuc, onlineLoss:
+//             a stream's rolling evaluation and lag (docs/streaming.md; every rank)
 //   summary   test_accuracy, test_loss, examples_per_sec (all ranks together), wall_s, ...
 //
 //   EventReporter events(&std::cout);

@@ -52,5 +52,22 @@ TEST(ProgressTest, RendersBarAndPlainLines) {
   EXPECT_NE(bar.find(" 75% "), std::string::npos);
 }
 
+TEST(ProgressTest, RendersAStreamWithoutAnEnd) {
+  // A stream without maxSteps reports one pass with no step count (docs/streaming.md).
+  WorkerProgress p;
+  p.seen = true;
+  p.pass = 1;
+  p.passes = 1;
+  p.step = 420;
+  p.steps_per_pass = 0;
+  p.loss = 0.5;
+  p.accuracy = 0.75;
+  p.examples_per_sec = 900;
+  EXPECT_EQ(ProgressDisplay::Render(p, 65, 0, false),
+            "stream step 420 loss 0.5000 acc 75.00% 900 ex/s 1m05s");
+  EXPECT_EQ(ProgressDisplay::Render(p, 65, 120, true),
+            "stream step 420 loss 0.5000 acc 75.00% 900 ex/s 1m05s");
+}
+
 }  // namespace
 }  // namespace tandem::local

@@ -261,6 +261,21 @@ TEST_F(StreamReaderTest, LagCountsUnreadBytesAndTheirAge) {
   lag = r.MeasureLag();
   EXPECT_EQ(lag->bytes, 0);
   EXPECT_EQ(lag->seconds, 0);
+  // Within a growing file the crossing time is interpolated between two observations: b.svm
+  // grew by 4 records between t and t+10; a reader 2 records into them is 5 s behind.
+  const double t = now_;
+  Append("b.svm", Rec(4) + Rec(5) + Rec(6) + Rec(7));
+  now_ = t + 10;
+  lag = r.MeasureLag();
+  Batch b;
+  b.Allocate(r.layout(), 2);
+  b.Clear();
+  ASSERT_EQ(*r.Read(&b), 2);
+  lag = r.MeasureLag();
+  EXPECT_EQ(lag->bytes, static_cast<int64_t>((Rec(6) + Rec(7)).size()));
+  const double expected =
+      10 - 10.0 * static_cast<double>((Rec(4) + Rec(5)).size()) / (Rec(4) + Rec(5) + Rec(6) + Rec(7)).size();
+  EXPECT_NEAR(lag->seconds, expected, 1e-9);
 }
 
 }  // namespace
