@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-${TANDEM_FUZZ_SECONDS:-20}}
 [[ -n "$seconds" ]] || seconds=20
 shift || true
-all=(yaml_json manifest prometheus_text http_request pserver_request checkpoint)
+all=(yaml_json manifest prometheus_text http_request pserver_request checkpoint serve_request)
 targets=("$@")
 ((${#targets[@]})) || targets=("${all[@]}")
 

@@ -13,6 +13,7 @@ workers compute in parallel while other threads parse requests.
 import argparse
 import json
 import queue
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -83,6 +84,13 @@ def main():
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One write per response, no Nagle: unbuffered headers then body would wait out the
+        # client's delayed ACK (40 ms) on every keep-alive request.
+        wbufsize = 1 << 16
+
+        def setup(self):
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def log_message(self, *args):
             pass
@@ -94,6 +102,9 @@ def main():
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def do_GET(self):  # readiness
+            self.reply(200, {"ready": True})
 
         def do_POST(self):
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))

@@ -123,7 +123,12 @@ def main():
         req = os.path.join(work, "requests-b1.jsonl")
         # Parity: both serve the same function.
         bodies = open(req).read().splitlines()[:20]
-        t, p = start("tandem", a, work, 1, 0), start("peer", a, work, 1, 0)
+        t = start("tandem", a, work, 1, 0)
+        try:
+            p = start("peer", a, work, 1, 0)
+        except Exception:
+            t.stop()
+            raise
         try:
             diff = max(abs(x - y) for b in bodies for rx, ry in zip(post(t.port, b), post(p.port, b))
                        for x, y in zip(rx, ry))

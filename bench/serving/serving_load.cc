@@ -146,6 +146,10 @@ int main(int argc, char** argv) {
   const Clock::time_point end = measure_from + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration));
   std::vector<std::thread> threads;
   std::atomic<uint64_t> next{0};
+  // Open loop's schedule: outlives the threads (joined below).
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Clock::time_point> due;
   if (mode == "closed") {
     for (int c = 0; c < concurrency; ++c) {
       threads.emplace_back([&, c] {
@@ -160,9 +164,6 @@ int main(int argc, char** argv) {
       });
     }
   } else {
-    std::mutex mu;
-    std::condition_variable cv;
-    std::deque<Clock::time_point> due;
     const auto interval = std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(1.0 / rate));
     threads.emplace_back([&] {
       for (Clock::time_point t = start; t < end; t += interval) {

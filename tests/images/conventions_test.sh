@@ -47,6 +47,7 @@ pass "$img: user 65532, OCI labels, environment"
 
 bins=(tandem-operator)
 [[ $which == operator ]] || bins=(tandem-trainer tandem-pserver)
+[[ $which == trainer ]] && bins+=(tandem-serve)  # the serving pods' command (spec.serving)
 # Everything below runs inside the image as its own user, on a read-only root.
 "${PODMAN[@]}" "${RUN_SAFE[@]}" --rm --network none --entrypoint /bin/sh "$img" -c '
   set -e

@@ -4,6 +4,7 @@
 // final published model, served, scores the job's test set with the AUC the trainers reported.
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -112,9 +113,14 @@ TEST(CtrPublishServeTest, TheServedModelScoresTheTestSetAsTheTrainersDid) {
     auto resp = testing::HttpRequestTo((*server)->port(), "POST", "/v1/predict",
                                        json({{"instances", instances}}).dump());
     ASSERT_EQ(resp.status, 200) << resp.body;
-    for (const json& p : json::parse(resp.body)["predictions"]) scores.push_back(p[0].get<float>());
+    const json answer = json::parse(resp.body);
+    for (const json& p : answer["predictions"]) scores.push_back(p[0].get<float>());
   }
+  ASSERT_EQ(scores.size(), (*test)->labels().size());
+  double clicks = 0;
+  for (float l : (*test)->labels()) clicks += l;
   const double served_auc = trainer::data::ExactAuc(scores, (*test)->labels());
+  ASSERT_FALSE(std::isnan(served_auc)) << scores.size() << " scores, first " << scores[0] << ", " << clicks << " clicks";
   EXPECT_NEAR(served_auc, test_auc, 0.005) << r.output;
   std::filesystem::remove_all(dir);
 }

@@ -82,6 +82,12 @@ TEST_F(ServerTest, PredictionsEqualTheTrainingNetworksAndCarryTheVersion) {
   EXPECT_TRUE(absl::StrContains(metrics.body, "tandem_serve_model_version 1")) << metrics.body;
   EXPECT_TRUE(absl::StrContains(metrics.body, "tandem_serve_model_step 40"));
   EXPECT_TRUE(absl::StrContains(metrics.body, "tandem_serve_requests_total{protocol=\"http\",code=\"200\"}"));
+  // Prometheus' own linter accepts the exposition.
+  const std::string path = dir_ + "/metrics.txt";
+  std::ofstream(path) << metrics.body;
+  ASSERT_EQ(tandem::testing::RunCommand("command -v promtool").exit_code, 0) << "promtool (package prometheus)";
+  auto check = tandem::testing::RunCommand("promtool check metrics < " + path + " 2>&1");
+  EXPECT_EQ(check.exit_code, 0) << check.output;
 }
 
 TEST_F(ServerTest, ReadyOnlyOnceAModelIsLoaded) {

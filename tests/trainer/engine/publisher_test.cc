@@ -67,6 +67,21 @@ TEST_F(PublisherTest, WritesVersionedCheckedSnapshotsAndPrunesOldOnes) {
     EXPECT_NE((*dense)->Find(name), nullptr) << name;
 }
 
+TEST_F(PublisherTest, TimeBasedPublishingIsDueOnceTheIntervalHasPassed) {
+  const nlohmann::json def = serve::testing::SmallModelDef().ToJson();
+  Publisher hourly({.dir = dir_, .every_seconds = 3600, .keep = 1}, def, 1);
+  EXPECT_FALSE(hourly.Due(7));
+  Publisher fast({.dir = dir_, .every_seconds = 0.001, .keep = 1}, def, 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  EXPECT_TRUE(fast.Due(7));
+  serve::testing::SmallModel model(1);
+  fast.MaybePublish(7, *model.net, nullptr);
+  EXPECT_EQ(fast.last_version(), 1);
+  EXPECT_FALSE(fast.Due(7)) << "one version per step";
+  fast.MaybePublish(7, *model.net, nullptr, /*force=*/true);
+  EXPECT_EQ(fast.last_version(), 1) << "the final publish does not repeat the step just published";
+}
+
 TEST_F(PublisherTest, VerifyRefusesDamagedMissingAndExtraFiles) {
   serve::testing::SmallModel model(2);
   ASSERT_EQ(model.Publish(dir_, 1), 1);
