@@ -267,6 +267,10 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
       static_cast<int>(std::min<size_t>(options.max_request_bytes + (1 << 20), INT32_MAX));
   builder.SetMaxReceiveMessageSize(transport_limit);
   builder.SetMaxSendMessageSize(transport_limit);
+  // Trainers ping open calls to notice partitions (pserver/client/pserver_client.cc): accept it
+  // (gRPC's default answers pings more often than every 5 minutes with GOAWAY).
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 400);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   builder.RegisterService(ps->service_.get());
   ps->server_ = builder.BuildAndStart();
   if (!ps->server_ || ps->port_ == 0)

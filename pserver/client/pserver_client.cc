@@ -96,6 +96,15 @@ std::shared_ptr<grpc::Channel> PServerClient::NewChannel(const std::string& endp
   args.SetMaxSendMessageSize(limit);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Keepalive pings while calls are open: a shard behind a partition (packets dropped, no reset)
+  // fails its calls with UNAVAILABLE within about rpc_timeout, so a step barrier (whose attempts
+  // time out as when other trainers are merely slow) does not wait out barrier_timeout. The
+  // pservers accept pings this often (pserver/server.cc).
+  const int keepalive_ms =
+      static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(options_.rpc_timeout) / 2, 500, 3600000));
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, keepalive_ms);
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, keepalive_ms);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);  // a barrier wait carries no data
   // A distinct argument keeps gRPC's global subchannel pool from handing a replacement channel
   // the old (backed-off) connection.
   args.SetInt("tandem.channel_generation", static_cast<int>(++channel_generation_));
