@@ -45,9 +45,14 @@ absl::Status ValidateWorkerContract(const WorkerContract& c) {
         absl::StrCat(kEnvMetricsPort, "=", c.metrics_port, ": must be in [-1, 65535]"));
   if (c.threads < 0 || c.threads > 1024)
     return absl::InvalidArgumentError(absl::StrCat(kEnvThreads, "=", c.threads, ": must be in [0, 1024]"));
-  if (!trainer && (!c.output_dir.empty() || c.events))
+  if (!trainer && (!c.output_dir.empty() || c.events || !c.membership_file.empty()))
+    return absl::InvalidArgumentError(absl::StrCat(kEnvOutputDir, ", ", kEnvEvents, " and ",
+                                                   kEnvMembership,
+                                                   " are the trainer's, not the pserver's"));
+  if (!c.membership_file.empty() && c.peers.empty())
     return absl::InvalidArgumentError(
-        absl::StrCat(kEnvOutputDir, " and ", kEnvEvents, " are the trainer's, not the pserver's"));
+        absl::StrCat(kEnvMembership, ": an elastic trainer needs ", kEnvPeers,
+                     " (its own entry is how the membership names it)"));
   return absl::OkStatus();
 }
 
@@ -73,6 +78,7 @@ WorkerInvocation RenderWorker(const WorkerContract& c, const std::string& bin_di
   if (trainer) {
     add(kEnvOutputDir, c.output_dir);
     add(kEnvEvents, c.events ? "1" : "0");
+    if (!c.membership_file.empty()) add(kEnvMembership, c.membership_file);
   }
   return inv;
 }
@@ -115,6 +121,7 @@ absl::StatusOr<WorkerContract> ParseWorkerContract(WorkerRole role, const std::s
   if (role == WorkerRole::kTrainer) {
     c.output_dir = EnvValue(env, kEnvOutputDir).value_or("");
     TANDEM_RETURN_IF_ERROR(ReadEnvBool(env, kEnvEvents, &c.events));
+    c.membership_file = EnvValue(env, kEnvMembership).value_or("");
   }
   TANDEM_RETURN_IF_ERROR(ValidateWorkerContract(c));
   return c;

@@ -34,6 +34,10 @@
 //   TANDEM_METRICS_PORT    /metrics, /healthz, /readyz (-1 or unset: off)
 //   TANDEM_THREADS         compute threads (also rendered as OMP_NUM_THREADS); 0: all cores
 //   TANDEM_EVENTS          trainer: 1 prints `@tandem {json}` progress lines (docs/local-run.md)
+//   TANDEM_MEMBERSHIP      trainer of an elastic job (spec.elastic): the membership file
+//                          (api/membership.h) its coordinator rewrites on every resize; once it
+//                          exists it, not TANDEM_RANK/WORLD_SIZE/PEERS, says who is in the job.
+//                          The trainer is known by its own entry of TANDEM_PEERS. Unset: fixed.
 // Tuning variables outside the contract (TANDEM_COLLECTIVE_*, TANDEM_LOG_LEVEL) are read by the
 // mains from the same environment; their producers never set them.
 // Exit codes: api/exit_codes.h.
@@ -71,6 +75,7 @@ inline constexpr char kEnvMetricsPort[] = "TANDEM_METRICS_PORT";
 inline constexpr char kEnvThreads[] = "TANDEM_THREADS";
 inline constexpr char kEnvOmpThreads[] = "OMP_NUM_THREADS";
 inline constexpr char kEnvEvents[] = "TANDEM_EVENTS";
+inline constexpr char kEnvMembership[] = "TANDEM_MEMBERSHIP";
 
 struct WorkerContract {
   WorkerRole role = WorkerRole::kTrainer;
@@ -88,6 +93,7 @@ struct WorkerContract {
   int metrics_port = -1;            // -1: off; 0: any free port
   int threads = 0;                  // 0: all cores
   bool events = false;              // trainer only
+  std::string membership_file;      // trainer only; empty: the job never changes size
 
   // The pserver's own gRPC port: the port of pservers[rank]. REQUIRES: a valid pserver contract.
   int pserver_port() const { return pservers.at(rank).port; }

@@ -32,6 +32,7 @@
 #include "common/out_of_memory.h"
 #include "trainer/collective/exit_codes.h"
 #include "trainer/engine/data_parallel.h"
+#include "trainer/engine/elastic_world.h"
 #include "trainer/engine/events.h"
 #include "trainer/engine/sparse_path.h"
 #include "trainer/layers/layer_registry.h"
@@ -56,6 +57,13 @@ void WaitForStopSignals(sigset_t signals) {
     if (!g_training.load()) ::_exit(128 + SIGTERM);
     g_stop.store(true);
   }
+}
+
+// An elastic job's ring of membership `epoch`: the epoch joins the job id checked at rendezvous.
+tandem::collective::CommunicatorOptions ElasticCommunicatorOptions(
+    tandem::collective::CommunicatorOptions options, int64_t epoch) {
+  options.transport.job_id = options.transport.job_id + "/epoch-" + std::to_string(epoch);
+  return options;
 }
 
 }  // namespace
@@ -116,13 +124,40 @@ int main(int argc, char** argv) {
   if (checkpoint_dir.empty()) checkpoint_dir = contract->checkpoint_dir;
   if (output_dir.empty()) output_dir = contract->output_dir;
   if (threads == -1) threads = contract->threads;
-  const int world_size = contract->world_size;
 
   auto job = tandem::api::LoadTrainingJob(job_path, tandem::trainer::TrainerSectionValidators());
   if (!job.ok()) {
     std::cerr << "tandem-trainer: invalid TrainingJob:\n" << job.status().message() << std::endl;
     return tandem::api::kExitInvalid;
   }
+  // Elastic (spec.elastic with TANDEM_MEMBERSHIP): once the coordinator has written the membership
+  // file, it says who is in the job and this trainer's rank (found by its own endpoint).
+  const bool elastic = job->spec.elastic.has_value() && !contract->membership_file.empty();
+  std::unique_ptr<tandem::trainer::FileMembershipSource> membership;
+  int64_t membership_epoch = 0;
+  tandem::Endpoint self;
+  if (elastic) {
+    self = contract->peers.at(static_cast<size_t>(contract->rank));
+    membership = std::make_unique<tandem::trainer::FileMembershipSource>(contract->membership_file);
+    auto now = membership->Latest();
+    if (!now.ok()) {
+      std::cerr << "tandem-trainer: " << now.status().message() << std::endl;
+      return tandem::api::kExitInvalid;
+    }
+    if (now->has_value()) {
+      const int rank = (*now)->RankOf(self);
+      if (rank < 0) {
+        std::cout << "tandem-trainer: " << self.ToString() << " is not in membership epoch "
+                  << (*now)->epoch << " (" << (*now)->reason << "): nothing to do" << std::endl;
+        return 0;
+      }
+      contract->rank = rank;
+      contract->world_size = (*now)->world_size();
+      contract->peers = (*now)->peers;
+      membership_epoch = (*now)->epoch;
+    }
+  }
+  const int world_size = contract->world_size;
   const nlohmann::json spec_json = tandem::api::SpecToJson(job->spec);
   auto spec = tandem::trainer::ParseTrainerSpec(spec_json, {.check_files = true});
   if (!spec.ok()) {
@@ -200,8 +235,23 @@ int main(int argc, char** argv) {
   // Data-parallel: meet the peers before the (long) data loading, so that a missing peer is
   // reported early; the rendezvous waits TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S for them.
   std::unique_ptr<tandem::trainer::DataParallel> parallel;
-  if (world_size > 1) {
-    auto comm = tandem::collective::Communicator::ConnectWorker(*contract, env);
+  if (world_size > 1 || elastic) {
+    absl::StatusOr<std::unique_ptr<tandem::collective::Communicator>> comm =
+        absl::UnavailableError("not connected");
+    if (!elastic) {
+      comm = tandem::collective::Communicator::ConnectWorker(*contract, env);
+    } else {
+      // The membership's epoch in the job id: a straggler of another epoch is refused.
+      auto peers = tandem::collective::MakePeerList(contract->peers, contract->rank, world_size);
+      auto base = tandem::collective::CommunicatorOptionsFromEnv(env, contract->job_name);
+      if (!peers.ok() || !base.ok()) {
+        std::cerr << "tandem-trainer: " << (peers.ok() ? base.status() : peers.status()).message()
+                  << std::endl;
+        return tandem::api::kExitInvalid;
+      }
+      comm = tandem::collective::Communicator::Connect(
+          ElasticCommunicatorOptions(*base, membership_epoch), *peers);
+    }
     if (!comm.ok()) {
       const int code = tandem::collective::ExitCodeFor(comm.status());
       std::cerr << "tandem-trainer: cannot join the data-parallel ring: " << comm.status().message()
@@ -213,6 +263,27 @@ int main(int argc, char** argv) {
     }
     parallel = std::make_unique<tandem::trainer::DataParallel>(
         *std::move(comm), tandem::trainer::SyncOptionsFrom(sync_spec));
+  }
+  std::unique_ptr<tandem::trainer::ElasticWorld> elastic_world;
+  if (elastic) {
+    auto comm_options = tandem::collective::CommunicatorOptionsFromEnv(env, contract->job_name);
+    if (!comm_options.ok()) {
+      std::cerr << "tandem-trainer: " << comm_options.status().message() << std::endl;
+      return tandem::api::kExitInvalid;
+    }
+    tandem::trainer::ElasticOptions eo;
+    eo.source = membership.get();
+    eo.self = self;
+    eo.epoch = membership_epoch;
+    eo.connect = [base = *comm_options](const tandem::collective::PeerList& peers, int64_t epoch) {
+      return tandem::collective::Communicator::Connect(ElasticCommunicatorOptions(base, epoch),
+                                                       peers);
+    };
+    eo.policy = *job->spec.elastic;
+    eo.reference_workers = static_cast<int>(job->spec.workers.count);
+    eo.max_workers = static_cast<int>(job->spec.workers.max_count);
+    eo.batch_size = spec->data.batch_size;
+    elastic_world = std::make_unique<tandem::trainer::ElasticWorld>(std::move(eo), *parallel);
   }
   std::unique_ptr<tandem::trainer::EventReporter> events;
   if (events_on) events = std::make_unique<tandem::trainer::EventReporter>(&std::cout);
@@ -226,6 +297,7 @@ int main(int argc, char** argv) {
   options.resume = resume;
   options.max_steps = max_steps;
   options.parallel = parallel.get();
+  options.elastic = elastic_world.get();
   options.events = events.get();
   options.output_dir = output_dir;
   options.stop = &g_stop;
@@ -252,6 +324,11 @@ int main(int argc, char** argv) {
     }
     std::cerr << "tandem-trainer: " << result.status().message() << std::endl;
     return tandem::api::kExitFailed;
+  }
+  if (result->left_job) {
+    std::cout << "tandem-trainer: left the job after step " << result->steps
+              << " (the coordinator took this worker out)" << std::endl;
+    return 0;
   }
   std::cout << result->SummaryLine() << std::endl;
   if (events) {
