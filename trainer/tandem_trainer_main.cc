@@ -130,32 +130,15 @@ int main(int argc, char** argv) {
     std::cerr << "tandem-trainer: invalid TrainingJob:\n" << job.status().message() << std::endl;
     return tandem::api::kExitInvalid;
   }
-  // Elastic (spec.elastic with TANDEM_MEMBERSHIP): once the coordinator has written the membership
-  // file, it says who is in the job and this trainer's rank (found by its own endpoint).
+  // Elastic (spec.elastic with TANDEM_MEMBERSHIP): the membership file says who is in the job;
+  // this trainer is known by its own endpoint and connects once it is named there (ElasticWorld::
+  // Join, after loading its data).
   const bool elastic = job->spec.elastic.has_value() && !contract->membership_file.empty();
   std::unique_ptr<tandem::trainer::FileMembershipSource> membership;
-  int64_t membership_epoch = 0;
   tandem::Endpoint self;
   if (elastic) {
     self = contract->peers.at(static_cast<size_t>(contract->rank));
     membership = std::make_unique<tandem::trainer::FileMembershipSource>(contract->membership_file);
-    auto now = membership->Latest();
-    if (!now.ok()) {
-      std::cerr << "tandem-trainer: " << now.status().message() << std::endl;
-      return tandem::api::kExitInvalid;
-    }
-    if (now->has_value()) {
-      const int rank = (*now)->RankOf(self);
-      if (rank < 0) {
-        std::cout << "tandem-trainer: " << self.ToString() << " is not in membership epoch "
-                  << (*now)->epoch << " (" << (*now)->reason << "): nothing to do" << std::endl;
-        return 0;
-      }
-      contract->rank = rank;
-      contract->world_size = (*now)->world_size();
-      contract->peers = (*now)->peers;
-      membership_epoch = (*now)->epoch;
-    }
   }
   const int world_size = contract->world_size;
   const nlohmann::json spec_json = tandem::api::SpecToJson(job->spec);
@@ -237,21 +220,8 @@ int main(int argc, char** argv) {
   std::unique_ptr<tandem::trainer::DataParallel> parallel;
   if (world_size > 1 || elastic) {
     absl::StatusOr<std::unique_ptr<tandem::collective::Communicator>> comm =
-        absl::UnavailableError("not connected");
-    if (!elastic) {
-      comm = tandem::collective::Communicator::ConnectWorker(*contract, env);
-    } else {
-      // The membership's epoch in the job id: a straggler of another epoch is refused.
-      auto peers = tandem::collective::MakePeerList(contract->peers, contract->rank, world_size);
-      auto base = tandem::collective::CommunicatorOptionsFromEnv(env, contract->job_name);
-      if (!peers.ok() || !base.ok()) {
-        std::cerr << "tandem-trainer: " << (peers.ok() ? base.status() : peers.status()).message()
-                  << std::endl;
-        return tandem::api::kExitInvalid;
-      }
-      comm = tandem::collective::Communicator::Connect(
-          ElasticCommunicatorOptions(*base, membership_epoch), *peers);
-    }
+        std::unique_ptr<tandem::collective::Communicator>();
+    if (!elastic) comm = tandem::collective::Communicator::ConnectWorker(*contract, env);
     if (!comm.ok()) {
       const int code = tandem::collective::ExitCodeFor(comm.status());
       std::cerr << "tandem-trainer: cannot join the data-parallel ring: " << comm.status().message()
@@ -274,12 +244,14 @@ int main(int argc, char** argv) {
     tandem::trainer::ElasticOptions eo;
     eo.source = membership.get();
     eo.self = self;
-    eo.epoch = membership_epoch;
     eo.connect = [base = *comm_options](const tandem::collective::PeerList& peers, int64_t epoch) {
       return tandem::collective::Communicator::Connect(ElasticCommunicatorOptions(base, epoch),
                                                        peers);
     };
     eo.policy = *job->spec.elastic;
+    eo.stop = &g_stop;
+    eo.registry = &tandem::metrics::Registry::Default();
+    eo.job = job->metadata.name;
     eo.reference_workers = static_cast<int>(job->spec.workers.count);
     eo.max_workers = static_cast<int>(job->spec.workers.max_count);
     eo.batch_size = spec->data.batch_size;

@@ -1,20 +1,23 @@
 #!/usr/bin/python3
 """bench/elastic-resize: what a resize costs an elastic job under `tandem run` (docs/elastic.md).
 
-  bench/elastic-resize/run.py [--bin build/bin] [--seeds 1,2] [--limit 12000] [--passes 2]
+  bench/elastic-resize/run.py [--bin build/bin] [--seeds 1,2] [--limit 60000] [--passes 3]
                               [--json out.json]
 
 For each data seed (the shuffle order: the run-to-run noise), two runs of a Fashion-MNIST MLP
 (784-128-10, momentum 0.05, batch 32 per worker, spec.elastic.policy constantGlobalBatch, global
 batch 64), one after the other:
 - fixed: 2 workers from start to end;
+- single: 1 worker with batch 64: the same examples in the same global batches, summed in
+  another order (what a resize changes too): its distance to `fixed` is the rounding noise;
 - resized: 2 workers, `tandem resize RUN 4` once rank 0 has done --grow-at steps, then
   `tandem resize RUN 3` --shrink-after steps later.
 Reported per resize: the time from `tandem resize` to the `resized` event (the new trainers'
 start, rendezvous and the state broadcast included), the survivors' pause (the event's
 pauseSeconds: from the step boundary to training again), the steps lost (the event's lostSteps)
 and the pause in steps (pause / the fixed run's mean step time). Per seed: the final test accuracy
-of both runs; the noise is the spread of the fixed runs' accuracies over the seeds.
+of every run; two noises: the spread of the fixed runs' accuracies over the seeds, and the
+largest |single - fixed| (same examples, another summation order).
 There is no peer run: TorchElastic would restart every worker at each membership change
 (rendezvous, then reload from a checkpoint), which this machine's PyTorch venv could run but this
 runner does not yet; records carry "peer": null and "ratio": null.
@@ -117,10 +120,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "bin"))
     ap.add_argument("--seeds", default="1,2")
-    ap.add_argument("--limit", type=int, default=12000)
-    ap.add_argument("--passes", type=int, default=2)
-    ap.add_argument("--grow-at", type=int, default=60)
-    ap.add_argument("--shrink-after", type=int, default=60)
+    ap.add_argument("--limit", type=int, default=60000)
+    ap.add_argument("--passes", type=int, default=3)
+    ap.add_argument("--grow-at", type=int, default=50)
+    ap.add_argument("--shrink-after", type=int, default=100)
     ap.add_argument("--json")
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="elastic-bench-")
@@ -135,6 +138,15 @@ def main():
             sys.exit("fixed run failed: see %s" % fixed_dir)
         fixed = summary(fixed_dir)
         step_s = fixed["wall_s"] / max(1, fixed["steps"])
+        single_manifest = os.path.join(work, "single-%d.yaml" % seed)
+        with open(single_manifest, "w") as f:
+            f.write(JOB.format(passes=args.passes, limit=args.limit, seed=seed)
+                    .replace("count: 2,", "count: 1,").replace("batchSize: 32", "batchSize: 64"))
+        single_dir = os.path.join(work, "single-%d" % seed)
+        p = start(args.bin, single_manifest, single_dir)
+        if p.wait(timeout=3600) != 0:
+            sys.exit("single run failed: see %s" % single_dir)
+        single = summary(single_dir)
 
         run_dir = os.path.join(work, "resized-%d" % seed)
         p = start(args.bin, manifest, run_dir)
@@ -157,18 +169,24 @@ def main():
                             "request_to_resized_s": took, "pause_s": e["pauseSeconds"],
                             "lost_steps": e["lostSteps"], "pause_in_steps": e["pauseSeconds"] / step_s})
         rows.append({"seed": seed, "fixed_accuracy": fixed["test_accuracy"],
+                     "single_accuracy": single["test_accuracy"],
                      "resized_accuracy": resized["test_accuracy"], "fixed_wall_s": fixed["wall_s"],
                      "resized_wall_s": resized["wall_s"], "steps": resized["steps"],
                      "fixed_steps": fixed["steps"], "step_s": step_s})
     print("load average: %s" % " ".join("%.2f" % x for x in os.getloadavg()))
-    print("%-6s %-14s %-16s %-10s %-10s" % ("seed", "fixed acc", "resized acc", "diff", "steps"))
+    print("%-6s %-10s %-10s %-12s %-14s %-14s %-10s" % ("seed", "fixed acc", "single acc",
+                                                       "resized acc", "resized-fixed",
+                                                       "single-fixed", "steps"))
     for r in rows:
-        print("%-6d %-14.4f %-16.4f %+-10.4f %d/%d" % (r["seed"], r["fixed_accuracy"], r["resized_accuracy"],
-                                                     r["resized_accuracy"] - r["fixed_accuracy"],
-                                                     r["steps"], r["fixed_steps"]))
+        print("%-6d %-10.4f %-10.4f %-12.4f %+-14.4f %+-14.4f %d/%d" % (
+            r["seed"], r["fixed_accuracy"], r["single_accuracy"], r["resized_accuracy"],
+            r["resized_accuracy"] - r["fixed_accuracy"], r["single_accuracy"] - r["fixed_accuracy"],
+            r["steps"], r["fixed_steps"]))
     fixed_accs = [r["fixed_accuracy"] for r in rows]
     noise = max(fixed_accs) - min(fixed_accs) if len(fixed_accs) > 1 else float("nan")
-    print("run-to-run noise (spread of the fixed runs over seeds): %.4f" % noise)
+    rounding = max(abs(r["single_accuracy"] - r["fixed_accuracy"]) for r in rows)
+    print("run-to-run noise: spread of the fixed runs over seeds %.4f; largest |single - fixed| %.4f"
+          % (noise, rounding))
     print("%-6s %-8s %-6s %-22s %-10s %-6s %-8s" % ("seed", "resize", "step", "request->resized s",
                                                     "pause s", "lost", "pause/steps"))
     for z in resizes:
@@ -191,6 +209,8 @@ def main():
                             "ratio": None})
         records.append({"name": "accuracy_noise_fixed_runs", "unit": "accuracy", "tandem": noise,
                         "peer": None, "ratio": None})
+        records.append({"name": "accuracy_noise_single_vs_fixed", "unit": "accuracy",
+                        "tandem": rounding, "peer": None, "ratio": None})
         with open(args.json, "w") as f:
             json.dump(records, f, indent=1)
 

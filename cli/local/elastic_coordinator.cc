@@ -1,5 +1,7 @@
 #include "cli/local/elastic_coordinator.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
 #include "common/status.h"
@@ -11,7 +13,8 @@ ElasticCoordinator::ElasticCoordinator(ElasticCoordinatorOptions options,
     : options_(std::move(options)),
       slots_(std::move(slots)),
       running_(slots_.size(), false),
-      initial_(initial) {
+      initial_(initial),
+      ready_(slots_.size(), false) {
   TANDEM_CHECK(initial_ >= 1 && initial_ <= static_cast<int>(slots_.size()));
 }
 
@@ -47,6 +50,9 @@ absl::StatusOr<ElasticChange> ElasticCoordinator::Resize(int workers, const std:
     return absl::InvalidArgumentError(absl::StrCat(
         "cannot resize to ", workers, " workers: spec.workers.minCount is ",
         options_.min_workers, " and spec.workers.maxCount ", options_.max_workers));
+  if (!pending_slots_.empty())
+    return absl::UnavailableError(absl::StrCat(
+        "a resize is in progress: ", pending_reason_, " waits for its new trainers to be ready"));
   if (workers == ch.from) return ch;
   api::Membership next = membership_;
   ++next.epoch;
@@ -65,11 +71,46 @@ absl::StatusOr<ElasticChange> ElasticCoordinator::Resize(int workers, const std:
       return absl::UnavailableError(absl::StrCat(
           "cannot grow to ", workers, " workers: only ", next.world_size(),
           " worker slots are free (trainers that are leaving still hold theirs; retry shortly)"));
+    pending_slots_ = ch.started;
+    pending_reason_ = ch.reason;
+    for (int s : ch.started) {
+      running_[static_cast<size_t>(s)] = true;
+      ready_[static_cast<size_t>(s)] = false;
+    }
+    ch.pending = true;
+    return ch;
   }
   TANDEM_RETURN_IF_ERROR(Publish(std::move(next)));
-  for (int s : ch.started) running_[static_cast<size_t>(s)] = true;
   ch.changed = true;
   return ch;
+}
+
+std::vector<int> ElasticCoordinator::CancelGrow() {
+  std::vector<int> out;
+  out.swap(pending_slots_);
+  for (int s : out) running_[static_cast<size_t>(s)] = false;
+  return out;
+}
+
+api::Membership ElasticCoordinator::Planned() const {
+  api::Membership m = membership_;
+  for (int s : pending_slots_) m.peers.push_back(slots_[static_cast<size_t>(s)]);
+  return m;
+}
+
+absl::StatusOr<bool> ElasticCoordinator::OnReady(int slot) {
+  if (std::find(pending_slots_.begin(), pending_slots_.end(), slot) == pending_slots_.end())
+    return false;
+  ready_[static_cast<size_t>(slot)] = true;
+  for (int s : pending_slots_)
+    if (!ready_[static_cast<size_t>(s)]) return false;
+  // Built on the current membership: an epoch may have passed since the grow began.
+  api::Membership next = Planned();
+  ++next.epoch;
+  next.reason = pending_reason_;
+  pending_slots_.clear();
+  TANDEM_RETURN_IF_ERROR(Publish(std::move(next)));
+  return true;
 }
 
 absl::StatusOr<ExitDecision> ElasticCoordinator::OnTrainerFailed(int slot, int exit_code,
@@ -77,8 +118,11 @@ absl::StatusOr<ExitDecision> ElasticCoordinator::OnTrainerFailed(int slot, int e
   const Endpoint& e = slots_[static_cast<size_t>(slot)];
   const int rank = membership_.RankOf(e);
   if (rank < 0) {
-    // Not a member (any more): nothing waits for it.
+    // Not a member (any more, or not yet): nothing waits for it. A trainer of a pending grow
+    // failing calls the grow off; its other new trainers time out waiting and are retired too.
     running_[static_cast<size_t>(slot)] = false;
+    if (std::find(pending_slots_.begin(), pending_slots_.end(), slot) != pending_slots_.end())
+      pending_slots_.clear();
     return ExitDecision::kRetire;
   }
   if (restartable) {

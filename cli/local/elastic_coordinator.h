@@ -6,11 +6,15 @@
 //                         .max_workers = 4}, slots, /*initial=*/2);
 //   TANDEM_RETURN_IF_ERROR(c.Start());                   // epoch 0: slots 0 and 1
 //   TANDEM_ASSIGN_OR_RETURN(ElasticChange ch, c.Resize(4, "tandem resize"));
-//   for (int slot : ch.started) supervisor.AddProcess(TrainerFor(slot, c.membership()));
+//   for (int slot : ch.started) supervisor.AddProcess(TrainerFor(slot, c.Planned()));
+//   ... a started trainer's `ready` event:  c.OnReady(slot)   // true: the new epoch is out
 //
 // Decisions (pure, over the current membership):
 // - Resize(n): shrinking drops the members of the highest ranks (rank 0 stays, so the job keeps
-//   the trainer it reports through); growing appends the lowest-numbered slots not running.
+//   the trainer it reports through) at once; growing appends the lowest-numbered slots not
+//   running, in two phases: their trainers start first (with the planned membership in their
+//   contract), load their data and say they are ready (OnReady); the grown membership is
+//   published when the last one is, so the survivors pause only for the ring rebuild.
 // - A trainer that exits with a failure: restartable (its code is retryable and the restart
 //   budget lasts) -> restarted, with a new epoch of the same members so that the survivors,
 //   waiting in place, rebuild the ring with it; otherwise, while the job keeps at least
@@ -42,6 +46,7 @@ struct ElasticCoordinatorOptions {
 // What one decision changed.
 struct ElasticChange {
   bool changed = false;         // a new epoch was written
+  bool pending = false;         // growing: published once the started trainers are ready
   int from = 0, to = 0;         // members before and after
   std::vector<int> started;     // slots to start now (growing)
   std::vector<int> removed;     // slots taken out (they leave by themselves at the boundary)
@@ -63,6 +68,16 @@ class ElasticCoordinator {
   // A trainer of `slot` exited with a failure; `restartable` as the restart policy sees it.
   // kRestart and kRetire write the new epoch before returning.
   absl::StatusOr<ExitDecision> OnTrainerFailed(int slot, int exit_code, bool restartable);
+  // The trainer of `slot` loaded its data and waits to be a member. Returns true when that
+  // completed a pending grow (the new epoch is written).
+  absl::StatusOr<bool> OnReady(int slot);
+  // The membership with a pending grow's slots (what new trainers are started with).
+  api::Membership Planned() const;
+  bool growing() const { return !pending_slots_.empty(); }
+  // Calls a pending grow off (the job finished before its new trainers were ready): returns the
+  // slots whose trainers must be stopped.
+  std::vector<int> CancelGrow();
+
   // The slot's process is not running any more (it left at a boundary, or was retired).
   void MarkStopped(int slot);
   void MarkRunning(int slot);
@@ -80,6 +95,9 @@ class ElasticCoordinator {
   std::vector<bool> running_;
   int initial_;
   api::Membership membership_;
+  std::vector<int> pending_slots_;  // a grow waiting for its trainers, in rank order
+  std::vector<bool> ready_;         // by slot
+  std::string pending_reason_;
 };
 
 }  // namespace tandem::local

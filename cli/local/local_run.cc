@@ -298,6 +298,15 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
         rec["worker"] = p.worker;
         rec["time"] = NowSeconds();
         metrics << rec.dump() << '\n' << std::flush;
+        if ((*event)["event"] == "ready" && elastic != nullptr) {
+          auto published = elastic->OnReady(p.worker);
+          if (!published.ok()) {
+            display.Log(absl::StrCat("[tandem] elastic: ", published.status().message()));
+          } else if (*published) {
+            display.Log(absl::StrCat("[tandem] membership epoch ", elastic->membership().epoch,
+                                     ": ", elastic->membership().reason));
+          }
+        }
         if ((*event)["event"] == "resized") {
           display.Log(absl::StrCat("[", p.spec.name, "] resized ", event->value("from", 0), " -> ",
                                    event->value("to", 0), " trainers at step ",
@@ -352,20 +361,27 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
         auto change = elastic->Resize(j["workers"].get<int>(), "tandem resize");
         if (!change.ok()) {
           answer = {{"ok", false}, {"message", std::string(change.status().message())}};
-        } else if (!change->changed) {
+        } else if (!change->changed && !change->pending) {
           answer = {{"ok", true}, {"message", absl::StrCat("already ", change->to, " workers")}};
         } else {
-          cb.on_event(absl::StrCat("membership epoch ", elastic->membership().epoch, ": ",
-                                   change->reason));
+          cb.on_event(change->pending
+                          ? absl::StrCat(change->reason, ": starting ", change->started.size(),
+                                         " trainers; the new epoch follows once they are ready")
+                          : absl::StrCat("membership epoch ", elastic->membership().epoch, ": ",
+                                         change->reason));
           for (int slot : change->removed) tracker.Forget(slot);
           absl::Status started = absl::OkStatus();
           for (int slot : change->started) {
             started.Update(running->AddProcess(BuildElasticTrainer(
-                job_, options_, run_dir, ports, elastic->membership(), slot, token, tls)));
+                job_, options_, run_dir, ports, elastic->Planned(), slot, token, tls)));
           }
           answer = {{"ok", started.ok()},
-                    {"message", started.ok() ? absl::StrCat(change->reason, " (epoch ",
-                                                            elastic->membership().epoch, ")")
+                    {"message", started.ok() ? (change->pending
+                                                    ? absl::StrCat(change->reason, " (starting ",
+                                                                   change->started.size(),
+                                                                   " trainers)")
+                                                    : absl::StrCat(change->reason, " (epoch ",
+                                                                   elastic->membership().epoch, ")"))
                                              : std::string(started.message())}};
         }
       }
@@ -377,7 +393,16 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
       if (p.role != Role::kTrainer) return ExitAction::kPolicy;
       if (code == 0) {  // finished, or left at a boundary
         elastic->MarkStopped(p.worker);
-        if (!elastic->IsMember(p.worker)) tracker.Forget(p.worker);
+        if (!elastic->IsMember(p.worker)) {
+          tracker.Forget(p.worker);
+        } else if (elastic->growing()) {
+          // The job is over: trainers still getting ready for a grow have nothing to join.
+          for (int slot : elastic->CancelGrow()) {
+            cb.on_event(absl::StrCat("the job finished before worker-", slot,
+                                     "/trainer was ready: not growing"));
+            running->StopProcess(absl::StrCat("worker-", slot, "/trainer"));
+          }
+        }
         return ExitAction::kPolicy;
       }
       auto decision = elastic->OnTrainerFailed(p.worker, code, restartable);

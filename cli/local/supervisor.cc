@@ -111,6 +111,16 @@ absl::Status Supervisor::AddProcess(SupervisedProcess process) {
   return absl::OkStatus();
 }
 
+void Supervisor::StopProcess(const std::string& name) {
+  for (auto& s : slots_) {
+    if (s->proc.spec.name != name || s->done) continue;
+    s->done = true;
+    s->restart_pending = false;
+    if (s->child.running()) s->child.Signal(SIGTERM);
+    Event(absl::StrCat("stopping ", name));
+  }
+}
+
 RunResult Supervisor::Run() {
   RunResult result;
   for (auto& s : slots_) {

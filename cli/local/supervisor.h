@@ -94,6 +94,9 @@ class Supervisor {
   void RequestStop();
   // Starts one more process (an elastic job growing). Only from the callbacks, on Run()'s thread.
   absl::Status AddProcess(SupervisedProcess process);
+  // Stops the running process named `name` (SIGTERM; SIGKILL after the grace period when the run
+  // ends) and no longer waits for it nor restarts it. Only from the callbacks.
+  void StopProcess(const std::string& name);
 
  private:
   struct Slot;

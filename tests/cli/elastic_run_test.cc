@@ -42,9 +42,9 @@ spec:
   workers: {count: )", count, ", minCount: ", min_count, ", maxCount: ", max_count, R"(}
   elastic: {policy: constantGlobalBatch}
   trainer: {threads: 1}
-  passes: 3
+  passes: 2
   data:
-    train: {format: idx, limit: 12000}
+    train: {format: idx}
     test: {format: idx, limit: 2000}
     batchSize: 32
   model:
@@ -57,7 +57,7 @@ spec:
       - {name: fc2, type: fc, input: relu1, size: 10}
       - {name: cost, type: softmax_cross_entropy, inputs: [fc2, label]}
   optimizer: {type: momentum, learningRate: 0.05, momentum: 0.9}
-  checkpoint: {intervalSteps: 50, keep: 3}
+  checkpoint: {intervalSteps: 200, keep: 3}
   restartPolicy: {backoffLimit: )", backoff_limit, R"(, backoffSeconds: 1, retryableExitCodes: [75, 137, 143]}
 )");
 }

@@ -57,12 +57,14 @@ SyncOptions SyncOptionsFrom(const api::SyncSpec& sync);
 class DataParallel {
  public:
   // Over a connected communicator (the trainer's main connects it to the contract's peers;
-  // tests: threads over loopback).
+  // tests: threads over loopback). Elastic trainers may start with none (nullptr) and connect
+  // once they are members (Reconnect); until then rank() is 0 and world_size() 1.
   DataParallel(std::unique_ptr<collective::Communicator> comm, const SyncOptions& sync);
   ~DataParallel();
 
-  int rank() const { return comm_->rank(); }
-  int world_size() const { return comm_->world_size(); }
+  int rank() const { return comm_ ? comm_->rank() : 0; }
+  int world_size() const { return comm_ ? comm_->world_size() : 1; }
+  bool connected() const { return comm_ != nullptr; }
   collective::Communicator& communicator() { return *comm_; }
 
   // Installs the gradients-ready hook on `net` and cuts its gradient arena into buckets.

@@ -40,6 +40,20 @@ ElasticWorld::ElasticWorld(ElasticOptions options, DataParallel& dp)
     : options_(std::move(options)), dp_(dp) {
   TANDEM_CHECK(options_.source != nullptr);
   TANDEM_CHECK(options_.connect != nullptr);
+  if (options_.registry != nullptr) {
+    metrics::Registry& r = *options_.registry;
+    epoch_gauge_ = r.AddGauge("tandem_trainer_elastic_epoch",
+                              "Membership epoch of the ring this trainer is in (-1: not yet).",
+                              {"job"})
+                       .WithLabels({options_.job});
+    world_gauge_ = r.AddGauge("tandem_trainer_elastic_world_size",
+                              "Trainers in this elastic job's current membership.", {"job"})
+                       .WithLabels({options_.job});
+    resizes_ = r.AddCounter("tandem_trainer_elastic_resizes_total",
+                            "Membership changes this trainer went through.", {"job"})
+                   .WithLabels({options_.job});
+    epoch_gauge_->Set(static_cast<double>(options_.epoch));
+  }
 }
 
 int64_t ElasticWorld::GlobalBatch(int world) const {
@@ -101,11 +115,34 @@ absl::StatusOr<api::Membership> ElasticWorld::AwaitNewMembership() {
     } else if (!latest.ok()) {
       last_error = std::string(latest.status().message());
     }
+    if (options_.stop != nullptr && options_.stop->load())
+      return absl::CancelledError("elastic: stopped while waiting for the next membership");
     if (absl::Now() >= deadline)
       return absl::DeadlineExceededError(absl::StrCat(
           "elastic: no membership newer than epoch ", options_.epoch, " within ",
           absl::FormatDuration(options_.membership_timeout), " after a peer failed",
           last_error.empty() ? "" : absl::StrCat(" (", last_error, ")")));
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(options_.poll_interval));
+  }
+}
+
+absl::Status ElasticWorld::Join(const std::function<void()>& ready) {
+  if (dp_.connected()) return absl::OkStatus();
+  if (ready) ready();
+  const absl::Time deadline = absl::Now() + options_.membership_timeout;
+  while (true) {
+    absl::StatusOr<std::optional<api::Membership>> latest = options_.source->Latest();
+    if (latest.ok() && latest->has_value() && (*latest)->RankOf(options_.self) >= 0) {
+      TANDEM_ASSIGN_OR_RETURN(const bool member, Enter(**latest));
+      if (member) return absl::OkStatus();
+    }
+    if (options_.stop != nullptr && options_.stop->load())
+      return absl::CancelledError("elastic: stopped before joining the job");
+    if (absl::Now() >= deadline)
+      return absl::DeadlineExceededError(absl::StrCat(
+          "elastic: ", options_.self.ToString(), " was not made a member of the job within ",
+          absl::FormatDuration(options_.membership_timeout),
+          latest.ok() ? "" : absl::StrCat(" (", latest.status().message(), ")")));
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(options_.poll_interval));
   }
 }
@@ -118,8 +155,11 @@ absl::StatusOr<bool> ElasticWorld::Enter(const api::Membership& m) {
                           collective::MakePeerList(m.peers, rank, m.world_size()));
   TANDEM_RETURN_IF_ERROR(dp_.Reconnect([&] { return options_.connect(peers, m.epoch); }),
                          "elastic: joining the ring of membership epoch ", m.epoch);
+  if (resizes_ != nullptr && options_.epoch >= 0) resizes_->Inc();
   options_.epoch = m.epoch;
   reason_ = m.reason;
+  if (epoch_gauge_ != nullptr) epoch_gauge_->Set(static_cast<double>(m.epoch));
+  if (world_gauge_ != nullptr) world_gauge_->Set(m.world_size());
   return true;
 }
 

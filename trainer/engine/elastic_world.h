@@ -31,6 +31,7 @@
 // Thread-safety: the training thread only.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,6 +44,7 @@
 #include "api/membership.h"
 #include "api/training_job.h"
 #include "common/endpoint.h"
+#include "common/metrics.h"
 #include "trainer/collective/communicator.h"
 #include "trainer/collective/peer_list.h"
 
@@ -88,7 +90,8 @@ struct ElasticPosition {
 struct ElasticOptions {
   MembershipSource* source = nullptr;  // not owned; REQUIRES: non-null
   Endpoint self;                       // this trainer's collective endpoint: its identity
-  int64_t epoch = 0;                   // the epoch whose ring the communicator is connected to
+  // The epoch whose ring the communicator is connected to; -1: not connected yet (Join).
+  int64_t epoch = -1;
   // Connects the ring of `peers` for membership `epoch` (the trainer's main: Communicator::Connect
   // with its options, the epoch in the job id so that a straggler of another epoch is refused).
   std::function<absl::StatusOr<std::unique_ptr<collective::Communicator>>(
@@ -101,6 +104,11 @@ struct ElasticOptions {
   // How long survivors wait for the coordinator's next epoch after a peer failed.
   absl::Duration membership_timeout = absl::Seconds(300);
   absl::Duration poll_interval = absl::Milliseconds(50);
+  // Set (SIGTERM): waiting for a membership (Join, AwaitNewMembership) ends with Cancelled.
+  const std::atomic<bool>* stop = nullptr;
+  // tandem_trainer_elastic_{epoch,world_size,resizes_total}, labelled with `job`; null: none.
+  metrics::Registry* registry = nullptr;
+  std::string job = "local";
 };
 
 class ElasticWorld {
@@ -110,6 +118,13 @@ class ElasticWorld {
 
   int64_t epoch() const { return options_.epoch; }
   const std::string& reason() const { return reason_; }
+
+  // A trainer that starts without a ring (its main connects nothing): calls `ready` (it has
+  // loaded its data and built its model), waits until the membership names it, then connects
+  // that membership's ring. A coordinator publishes a grown membership only once its new
+  // trainers are ready, so the survivors' pause is the ring rebuild, not a process start.
+  // No-op when already connected.
+  absl::Status Join(const std::function<void()>& ready);
 
   // Every rank, after a step: the newer membership the coordinator published, or nullopt. Every
   // rank gets the same answer (rank 0 reads the source and broadcasts it).
@@ -143,6 +158,9 @@ class ElasticWorld {
   DataParallel& dp_;
   std::string reason_;
   int64_t refused_epoch_ = -1;  // logged once
+  metrics::Gauge* epoch_gauge_ = nullptr;
+  metrics::Gauge* world_gauge_ = nullptr;
+  metrics::Counter* resizes_ = nullptr;
 };
 
 // The positions of an elastic job's checkpoints, a small file beside them

@@ -350,6 +350,12 @@ class TrainingLoop {
 absl::StatusOr<TrainResult> TrainingLoop::Run() {
   TANDEM_RETURN_IF_ERROR(BuildModel());
   TANDEM_RETURN_IF_ERROR(LoadData());
+  if (elastic_ != nullptr) {
+    // Data loaded: a new member tells its coordinator it is ready, then joins the ring.
+    TANDEM_RETURN_IF_ERROR(elastic_->Join([this] {
+      if (options_.events != nullptr) options_.events->Emit({{"event", "ready"}});
+    }));
+  }
   TANDEM_RETURN_IF_ERROR(CreateNetwork());
   CreateReaders();
   // Data-parallel ranks all take the same number of steps (a rank whose shard ran out takes empty

@@ -68,6 +68,20 @@ TEST_F(ElasticCoordinatorTest, ResizeGrowsIntoFreeSlotsAndShrinksFromTheHighestR
     if (ch.ok()) {
       EXPECT_EQ(ch->started, row.started) << row.workers;
       EXPECT_EQ(ch->removed, row.removed) << row.workers;
+      EXPECT_EQ(ch->pending, !row.started.empty()) << row.workers;
+      // Growing: nothing is published until every new trainer is ready.
+      for (size_t i = 0; i < ch->started.size(); ++i) {
+        EXPECT_EQ(c.membership().epoch, row.epoch - 1) << row.workers;
+        EXPECT_EQ(c.Planned().world_size(), row.workers);
+        if (i == 0) {
+          auto busy = c.Resize(1, "test");  // one resize at a time
+          EXPECT_FALSE(busy.ok());
+          EXPECT_NE(busy.status().message().find("in progress"), std::string::npos);
+        }
+        auto published = c.OnReady(ch->started[i]);
+        ASSERT_TRUE(published.ok()) << published.status();
+        EXPECT_EQ(*published, i + 1 == ch->started.size()) << i;
+      }
     }
     EXPECT_EQ(PortsOf(c.membership()), row.members) << row.workers;
     EXPECT_EQ(c.membership().epoch, row.epoch) << row.workers;
@@ -79,6 +93,15 @@ TEST_F(ElasticCoordinatorTest, ResizeGrowsIntoFreeSlotsAndShrinksFromTheHighestR
   auto grew = c.Resize(4, "test");
   ASSERT_TRUE(grew.ok()) << grew.status();
   EXPECT_EQ(grew->started, (std::vector<int>{3}));
+  // Its trainer fails before it is ready: the grow is called off, the job keeps its size.
+  auto failed = c.OnTrainerFailed(3, 1, /*restartable=*/true);
+  ASSERT_TRUE(failed.ok());
+  EXPECT_EQ(*failed, ExitDecision::kRetire);
+  EXPECT_FALSE(c.growing());
+  EXPECT_EQ(PortsOf(c.membership()), (std::vector<int>{0, 1, 2}));
+  auto late = c.OnReady(3);
+  ASSERT_TRUE(late.ok());
+  EXPECT_FALSE(*late);
 }
 
 TEST_F(ElasticCoordinatorTest, AFailedWorkerIsRestartedRetiredOrFailsTheJob) {

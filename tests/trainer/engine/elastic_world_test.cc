@@ -368,7 +368,9 @@ TEST_F(ElasticTest, APeerDyingMidStepShrinksTheJobInPlace) {
   // The step in flight was trained again from the last consistent state: still the fixed run.
   EXPECT_LT(MaxAbsDiff(a.final_parameters, fixed.final_parameters), 2e-4);
   // The crashed member either saw itself left out (it is "alive" as a thread) or failed.
-  if (members_[2].result.ok()) EXPECT_TRUE(members_[2].result->left_job);
+  if (members_[2].result.ok()) {
+    EXPECT_TRUE(members_[2].result->left_job);
+  }
 }
 
 TEST_F(ElasticTest, LinearPolicyScalesTheLearningRateWithARamp) {
