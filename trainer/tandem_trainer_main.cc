@@ -316,6 +316,7 @@ int main(int argc, char** argv) {
     // CTR models: the test AUC and, on synthetic data, the best achievable one.
     if (std::isfinite(result->test_auc)) summary["test_auc"] = result->test_auc;
     if (std::isfinite(result->best_auc)) summary["best_auc"] = result->best_auc;
+    if (elastic_world) summary["epoch"] = elastic_world->epoch();
     if (result->rows_pulled > 0) {
       summary["rows_pulled"] = result->rows_pulled;
       summary["ids_looked_up"] = result->ids_seen;

@@ -14,7 +14,8 @@ ElasticCoordinator::ElasticCoordinator(ElasticCoordinatorOptions options,
       slots_(std::move(slots)),
       running_(slots_.size(), false),
       initial_(initial),
-      ready_(slots_.size(), false) {
+      ready_(slots_.size(), false),
+      joined_(slots_.size(), 0) {
   TANDEM_CHECK(initial_ >= 1 && initial_ <= static_cast<int>(slots_.size()));
 }
 
@@ -85,6 +86,21 @@ absl::StatusOr<ElasticChange> ElasticCoordinator::Resize(int workers, const std:
   return ch;
 }
 
+std::vector<int> ElasticCoordinator::JoinedAfter(int64_t epoch) const {
+  std::vector<int> out;
+  for (const Endpoint& e : membership_.peers) {
+    const int s = SlotOf(e);
+    if (joined_[static_cast<size_t>(s)] > epoch) out.push_back(s);
+  }
+  return out;
+}
+
+void ElasticCoordinator::Abandon(int slot) {
+  const int rank = membership_.RankOf(slots_[static_cast<size_t>(slot)]);
+  if (rank >= 0) membership_.peers.erase(membership_.peers.begin() + rank);
+  running_[static_cast<size_t>(slot)] = false;
+}
+
 std::vector<int> ElasticCoordinator::CancelGrow() {
   std::vector<int> out;
   out.swap(pending_slots_);
@@ -108,6 +124,7 @@ absl::StatusOr<bool> ElasticCoordinator::OnReady(int slot) {
   api::Membership next = Planned();
   ++next.epoch;
   next.reason = pending_reason_;
+  for (int s : pending_slots_) joined_[static_cast<size_t>(s)] = next.epoch;
   pending_slots_.clear();
   TANDEM_RETURN_IF_ERROR(Publish(std::move(next)));
   return true;

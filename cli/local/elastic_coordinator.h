@@ -77,6 +77,11 @@ class ElasticCoordinator {
   // Calls a pending grow off (the job finished before its new trainers were ready): returns the
   // slots whose trainers must be stopped.
   std::vector<int> CancelGrow();
+  // The members that joined after epoch `epoch` (a trainer that finished at `epoch` never met
+  // them: they wait for a ring that will not form).
+  std::vector<int> JoinedAfter(int64_t epoch) const;
+  // Takes `slot` out of the membership without a new epoch for the trainers (the job is over).
+  void Abandon(int slot);
 
   // The slot's process is not running any more (it left at a boundary, or was retired).
   void MarkStopped(int slot);
@@ -97,6 +102,7 @@ class ElasticCoordinator {
   api::Membership membership_;
   std::vector<int> pending_slots_;  // a grow waiting for its trainers, in rank order
   std::vector<bool> ready_;         // by slot
+  std::vector<int64_t> joined_;     // by slot: the epoch that made it a member
   std::string pending_reason_;
 };
 

@@ -1,6 +1,7 @@
 #include "cli/local/local_run.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -280,6 +281,7 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
 
   ProgressTracker tracker;
   std::vector<nlohmann::json> resizes;  // the trainers' `resized` events
+  std::map<int, int64_t> final_epochs;  // elastic: by slot, the epoch of its summary event
   ProgressDisplay display(out, options_.tty);
   SupervisorCallbacks cb;
   cb.on_line = [&](const SupervisedProcess& p, const std::string& line) {
@@ -298,6 +300,8 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
         rec["worker"] = p.worker;
         rec["time"] = NowSeconds();
         metrics << rec.dump() << '\n' << std::flush;
+        if ((*event)["event"] == "summary" && elastic != nullptr)
+          final_epochs[p.worker] = event->value("epoch", int64_t{-1});
         if ((*event)["event"] == "ready" && elastic != nullptr) {
           auto published = elastic->OnReady(p.worker);
           if (!published.ok()) {
@@ -395,12 +399,18 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
         elastic->MarkStopped(p.worker);
         if (!elastic->IsMember(p.worker)) {
           tracker.Forget(p.worker);
-        } else if (elastic->growing()) {
-          // The job is over: trainers still getting ready for a grow have nothing to join.
-          for (int slot : elastic->CancelGrow()) {
+        } else {
+          // The job is over. Trainers getting ready for a grow, or made members in an epoch
+          // this one never entered (it was in its last steps), have no ring to join: they hold
+          // no state yet, so they are killed.
+          std::vector<int> stuck = elastic->CancelGrow();
+          if (auto it = final_epochs.find(p.worker); it != final_epochs.end() && it->second >= 0)
+            for (int slot : elastic->JoinedAfter(it->second)) stuck.push_back(slot);
+          for (int slot : stuck) {
             cb.on_event(absl::StrCat("the job finished before worker-", slot,
-                                     "/trainer was ready: not growing"));
-            running->StopProcess(absl::StrCat("worker-", slot, "/trainer"));
+                                     "/trainer could join: not growing"));
+            elastic->Abandon(slot);
+            running->StopProcess(absl::StrCat("worker-", slot, "/trainer"), SIGKILL);
           }
         }
         return ExitAction::kPolicy;

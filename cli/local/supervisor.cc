@@ -28,6 +28,7 @@ struct Supervisor::Slot {
   ChildProcess child;
   bool done = false;                 // exited 0 (trainer) or stopped at the end (pserver)
   bool restart_pending = false;
+  bool stopped = false;              // StopProcess: its exit is expected, not a failure
   Clock::time_point restart_at;
 };
 
@@ -111,12 +112,13 @@ absl::Status Supervisor::AddProcess(SupervisedProcess process) {
   return absl::OkStatus();
 }
 
-void Supervisor::StopProcess(const std::string& name) {
+void Supervisor::StopProcess(const std::string& name, int signal) {
   for (auto& s : slots_) {
     if (s->proc.spec.name != name || s->done) continue;
     s->done = true;
+    s->stopped = true;
     s->restart_pending = false;
-    if (s->child.running()) s->child.Signal(SIGTERM);
+    if (s->child.running()) s->child.Signal(signal);
     Event(absl::StrCat("stopping ", name));
   }
 }
@@ -175,6 +177,10 @@ RunResult Supervisor::Run() {
       Drain(*s);
       result.last_exit_codes[s->proc.spec.name] = code;
       const std::string& name = s->proc.spec.name;
+      if (s->stopped) {
+        Event(absl::StrCat(name, " stopped (exit code ", code, ")"));
+        continue;
+      }
       if (code == 0 && s->proc.role == Role::kTrainer) {
         if (callbacks_.on_exit) callbacks_.on_exit(s->proc, 0, false);
         s->done = true;

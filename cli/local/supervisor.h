@@ -96,7 +96,7 @@ class Supervisor {
   absl::Status AddProcess(SupervisedProcess process);
   // Stops the running process named `name` (SIGTERM; SIGKILL after the grace period when the run
   // ends) and no longer waits for it nor restarts it. Only from the callbacks.
-  void StopProcess(const std::string& name);
+  void StopProcess(const std::string& name, int signal = 15);
 
  private:
   struct Slot;

@@ -772,6 +772,7 @@ absl::Status TrainingLoop::ResumeElastic() {
         epos_.pass_offset = std::min(train_->size(), (step_ % per_pass) * g);
       }
       epos_.step = step_;
+      result_.resumed_step = step_;  // a rank with no checkpoint of its own resumed too
       // Ranks may have found different positions (a rank's folder without the file): rank 0's.
       TANDEM_RETURN_IF_ERROR(
           elastic_->AgreeOnState(/*live=*/true, &epos_, *net_, *optimizer_).status());

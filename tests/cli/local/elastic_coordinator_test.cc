@@ -87,6 +87,9 @@ TEST_F(ElasticCoordinatorTest, ResizeGrowsIntoFreeSlotsAndShrinksFromTheHighestR
     EXPECT_EQ(c.membership().epoch, row.epoch) << row.workers;
     ExpectFile(c);
   }
+  // Slots 2 and 3 became members at epoch 1: a trainer that finished at epoch 0 never met them.
+  EXPECT_EQ(c.JoinedAfter(0), (std::vector<int>{2}));  // slot 3 has left since
+  EXPECT_TRUE(c.JoinedAfter(1).empty());
   auto bounds = c.Resize(5, "test");
   EXPECT_NE(bounds.status().message().find("spec.workers.maxCount"), std::string::npos);
   c.MarkStopped(3);  // the leaving trainer exited

@@ -373,6 +373,57 @@ TEST_F(ElasticTest, APeerDyingMidStepShrinksTheJobInPlace) {
   }
 }
 
+TEST_F(ElasticTest, AJobRestartedWholeResumesItsCheckpointAtAnotherWorldSize) {
+  const TrainResult fixed = Fixed(2);
+  const TrainerSpec spec = MakeSpec(dir_.path(), Job{});
+  // Phase 1: 2 trainers train 5 steps and stop (the checkpoint of step 5, with its position).
+  const api::Membership first = Epoch(0, {0, 1}, "start");
+  ScriptedSource source1([&](int) { return first; });
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 2; ++i)
+    threads.emplace_back([&, i] {
+      RunMember(members_[i], first, spec, source1, [&, i](TrainOptions& o, DataParallel&) {
+        o.checkpoint_dir = absl::StrCat(dir_.path(), "/ckpt-", i);
+        o.checkpoint_every = 5;
+        o.max_steps = 5;
+      });
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 2; ++i) ASSERT_TRUE(members_[i].result.ok()) << members_[i].result.status();
+  ASSERT_EQ(members_[0].result->steps, 5);
+  // Phase 2: the whole job restarts with 3 trainers; the third has no checkpoint folder yet.
+  Member again[3];
+  api::Membership second{.epoch = 0, .reason = "restart"};
+  for (Member& m : again) {
+    auto l = collective::Listener::Bind("127.0.0.1", 0);
+    ASSERT_TRUE(l.ok()) << l.status();
+    m.self = {"127.0.0.1", l->port()};
+    m.listener = *std::move(l);
+    second.peers.push_back(m.self);
+  }
+  ScriptedSource source2([&](int) { return second; });
+  threads.clear();
+  for (int i = 0; i < 3; ++i)
+    threads.emplace_back([&, i] {
+      RunMember(again[i], second, spec, source2, [&, i](TrainOptions& o, DataParallel&) {
+        o.checkpoint_dir = absl::StrCat(dir_.path(), "/ckpt-", i);
+        o.resume = true;
+      });
+    });
+  for (auto& t : threads) t.join();
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(again[i].result.ok()) << i << ": " << again[i].result.status();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(again[i].result->resumed_step, 5) << i;
+    EXPECT_EQ(again[i].result->steps, fixed.steps) << i;
+    EXPECT_EQ(again[i].result->final_parameters, again[0].result->final_parameters) << i;
+  }
+  // Resumed from example 160 of pass 1 (5 global batches of 32): still the fixed run.
+  EXPECT_LT(MaxAbsDiff(again[0].result->final_parameters, fixed.final_parameters), 2e-4);
+  int64_t examples = members_[0].result->examples + members_[1].result->examples;
+  for (const Member& m : again) examples += m.result->examples;
+  EXPECT_EQ(examples, fixed.examples);
+}
+
 TEST_F(ElasticTest, LinearPolicyScalesTheLearningRateWithARamp) {
   collective::CommunicatorOptions unused;
   (void)unused;
