@@ -90,6 +90,8 @@ FieldSpec BuildTrainingJob() {
        Obj("sync", {Str("dense", {"ring", "pserver"}), Str("mode", {"sync", "async"}),
                     Int("staleness", 0, 1000), Int("bucketMiB", 1, 1024),
                     Str("compression", {"none", "bf16"})}),
+       Obj("elastic", {Str("policy", {"constantGlobalBatch", "linear"}),
+                       Int("warmupSteps", 0, 100000000)}),
        Obj("checkpoint", {Int("intervalSteps", 1, 100000000), Int("keep", 1, 1000),
                           Str("storage", {"PersistentVolumeClaim", "ExistingClaim", "HostPath"}),
                           [] {

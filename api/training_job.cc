@@ -253,6 +253,12 @@ TrainingJob ParseTrainingJob(const json& object, const SectionValidators& valida
   GetInt(sync, "staleness", &spec.sync.staleness);
   GetInt(sync, "bucketMiB", &spec.sync.bucket_mib);
   GetString(sync, "compression", &spec.sync.compression);
+  if (const json* el = Get(s, "elastic"); el && el->is_object()) {
+    ElasticSpec e;
+    GetString(*el, "policy", &e.policy);
+    GetInt(*el, "warmupSteps", &e.warmup_steps);
+    spec.elastic = e;
+  }
   const json& ck = GetObject(s, "checkpoint");
   GetInt(ck, "intervalSteps", &spec.checkpoint.interval_steps);
   GetInt(ck, "keep", &spec.checkpoint.keep);
@@ -390,6 +396,10 @@ FieldErrors ValidateTrainingJob(const TrainingJob& job) {
   if (s.sync.mode == "async" && s.sync.dense == "ring")
     errors.push_back({"spec.sync.mode",
                       "async requires spec.sync.dense: pserver (ring all-reduce is synchronous)"});
+  if (s.elastic.has_value() && s.sync.dense == "pserver")
+    errors.push_back({"spec.elastic",
+                      "not supported with spec.sync.dense: pserver yet: the pserver shards do not "
+                      "move between workers while a job runs (docs/elastic.md)"});
   ValidateCheckpoint(s.checkpoint, &errors);
   ValidatePublishing(s, &errors);
   std::set<int64_t> seen;
@@ -424,6 +434,8 @@ json SpecToJson(const TrainingJobSpec& s) {
                          {"retryableExitCodes", s.restart_policy.retryable_exit_codes}}},
   };
   if (s.ttl_seconds_after_finished) j["ttlSecondsAfterFinished"] = *s.ttl_seconds_after_finished;
+  if (s.elastic)
+    j["elastic"] = {{"policy", s.elastic->policy}, {"warmupSteps", s.elastic->warmup_steps}};
   if (!s.node_selector.empty()) j["nodeSelector"] = s.node_selector;
   if (s.publish.has_value()) j["publish"] = PublishToJson(*s.publish);
   if (s.serving.has_value()) j["serving"] = ServingToJson(*s.serving);

@@ -67,6 +67,20 @@ struct RoleSpec {
   bool operator==(const RoleSpec&) const = default;
 };
 
+// spec.elastic: the job may change its worker count while it runs, between
+// spec.workers.minCount and maxCount (docs/elastic.md). Absent: a fixed-size gang.
+inline constexpr char kElasticConstantGlobalBatch[] = "constantGlobalBatch";
+inline constexpr char kElasticLinear[] = "linear";
+struct ElasticSpec {
+  // constantGlobalBatch (default): the global batch stays data.batchSize x workers.count, split
+  // over however many workers run, and the learning rate is unchanged. linear: every worker keeps
+  // data.batchSize, and the learning rate is scaled by workers / workers.count, ramped linearly
+  // to the new scale over warmupSteps steps after each resize.
+  std::string policy = kElasticConstantGlobalBatch;
+  int64_t warmup_steps = 100;
+  bool operator==(const ElasticSpec&) const = default;
+};
+
 struct SyncSpec {
   std::string dense = "ring";  // ring | pserver: how dense gradients are combined
   std::string mode = "sync";   // sync | async (async requires dense: pserver)
@@ -146,6 +160,7 @@ struct TrainingJobSpec {
   nlohmann::json data = nlohmann::json::object();
   nlohmann::json optimizer = nlohmann::json::object();
   SyncSpec sync;
+  std::optional<ElasticSpec> elastic;  // unset: the job never changes size
   CheckpointSpec checkpoint;
   RestartPolicySpec restart_policy;
   std::optional<PublishSpec> publish;

@@ -41,6 +41,10 @@
 //                          (`tandem run --placement`: the placement's host name). Ranks with
 //                          equal values (and one kernel) may share memory; unset: the machine
 //                          decides (boot id and host name). Rendered only when set
+//   TANDEM_MEMBERSHIP      trainer of an elastic job (spec.elastic): the membership file
+//                          (api/membership.h) its coordinator rewrites on every resize; once it
+//                          exists it, not TANDEM_RANK/WORLD_SIZE/PEERS, says who is in the job.
+//                          The trainer is known by its own entry of TANDEM_PEERS. Unset: fixed.
 // Tuning variables outside the contract (TANDEM_COLLECTIVE_*, TANDEM_LOG_LEVEL) are read by the
 // mains from the same environment; their producers never set them.
 // Exit codes: api/exit_codes.h.
@@ -80,6 +84,7 @@ inline constexpr char kEnvOmpThreads[] = "OMP_NUM_THREADS";
 inline constexpr char kEnvEvents[] = "TANDEM_EVENTS";
 inline constexpr char kEnvTerminationLog[] = "TANDEM_TERMINATION_LOG";
 inline constexpr char kEnvHost[] = "TANDEM_HOST";
+inline constexpr char kEnvMembership[] = "TANDEM_MEMBERSHIP";
 
 struct WorkerContract {
   WorkerRole role = WorkerRole::kTrainer;
@@ -99,6 +104,7 @@ struct WorkerContract {
   bool events = false;              // trainer only
   std::string termination_log;      // trainer only: where its result goes (empty: nowhere)
   std::string host;                 // "" (not rendered): this machine; else [A-Za-z0-9._-]{1,63}
+  std::string membership_file;      // trainer only; empty: the job never changes size
 
   // The pserver's own gRPC port: the port of pservers[rank]. REQUIRES: a valid pserver contract.
   int pserver_port() const { return pservers.at(rank).port; }

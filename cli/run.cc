@@ -142,6 +142,37 @@ int RunSweep(const RunFlags& flags, const api::SectionValidators& validators) {
   return r.status.phase == api::kSweepSucceeded ? 0 : 1;
 }
 
+int ResizeJob(const std::string& target, int workers, double timeout_s) {
+  namespace fs = std::filesystem;
+  std::string run_dir = target;
+  std::error_code ec;
+  if (!fs::is_directory(target, ec)) {
+    // A job name: the newest runs/<job>-<time> folder of an elastic run.
+    std::string newest;
+    for (const auto& e : fs::directory_iterator("runs", ec)) {
+      const std::string name = e.path().filename().string();
+      if (name.rfind(target + "-", 0) == 0 && fs::exists(e.path() / local::kMembershipFile) &&
+          name > newest)
+        newest = name;
+    }
+    if (newest.empty()) {
+      std::cerr << "tandem resize: " << target
+                << " is neither a run folder nor the name of an elastic job with a folder in runs/"
+                << std::endl;
+      return 1;
+    }
+    run_dir = (fs::path("runs") / newest).string();
+  }
+  auto answer = local::RequestResize(run_dir, workers, timeout_s);
+  if (!answer.ok()) {
+    std::cerr << "tandem resize: " << answer.status().message() << std::endl;
+    return 1;
+  }
+  std::printf("tandem resize: %s: %s; the trainers switch at their next step boundary\n",
+              run_dir.c_str(), answer->c_str());
+  return 0;
+}
+
 int RunJob(const RunFlags& flags, const api::SectionValidators& validators) {
   const std::string& path = flags.job_path;
   if (auto kind = api::ManifestKind(path); kind.ok() && *kind == api::kSweepKind) return RunSweep(flags, validators);

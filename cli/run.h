@@ -29,6 +29,11 @@ int RunJob(const RunFlags& flags, const api::SectionValidators& validators);
 // trials ranked by objective and the best. 0 when the sweep succeeded.
 int RunSweep(const RunFlags& flags, const api::SectionValidators& validators);
 
+// `tandem resize RUN_DIR|JOB N`: asks a running elastic job (spec.elastic) to go to N workers.
+// JOB names the newest run folder runs/JOB-* of an elastic job. Prints the run's answer; returns
+// 0 when it accepted, 1 otherwise (the message says why: bounds, not elastic, not running).
+int ResizeJob(const std::string& target, int workers, double timeout_s);
+
 // The final `key=value` summary line (sorted keys; strings with spaces are quoted).
 std::string SummaryLine(const nlohmann::json& summary);
 

@@ -1,5 +1,6 @@
 // tandem: the command-line interface. `tandem run JOB.yaml` runs a TrainingJob on this machine
-// as local processes; `tandem validate FILE...` checks manifests.
+// as local processes; `tandem resize RUN_DIR|JOB N` resizes a running elastic job;
+// `tandem validate FILE...` checks manifests.
 #include <iostream>
 #include <string>
 #include <vector>
@@ -35,18 +36,31 @@ int main(int argc, char** argv) {
   run->add_flag("--verbose", run_flags.verbose, "Stream every process' output on a terminal too");
   run->add_option("--bin-dir", run_flags.bin_dir,
                   "Folder of tandem-trainer and tandem-pserver (default: next to tandem)");
+  std::string resize_target;
+  int resize_workers = 0;
+  double resize_timeout = 30;
+  CLI::App* resize = app.add_subcommand(
+      "resize", "Change the number of workers of a running elastic job (spec.elastic)");
+  resize->add_option("job", resize_target, "The run folder, or the job's name (its newest run in runs/)")
+      ->required();
+  resize->add_option("workers", resize_workers, "The new number of workers")
+      ->required()
+      ->check(CLI::Range(1, 4096));
+  resize->add_option("--timeout", resize_timeout, "Seconds to wait for the run's answer")
+      ->check(CLI::Range(0.1, 3600.0));
   std::vector<std::string> files;
   CLI::App* validate = app.add_subcommand("validate", "Check TrainingJob, Queue and Sweep manifests");
   validate->add_option("files", files, "Manifests to check")->required();
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
   if (app.get_subcommands().empty()) {
-    std::cerr << "tandem: error: a command is required (run, validate)\n"
+    std::cerr << "tandem: error: a command is required (run, resize, validate)\n"
               << "Run 'tandem --help' for usage." << std::endl;
     return tandem::kExitUsage;
   }
   tandem::InitLogging("tandem");
   // The trainer's checks of spec.model/data/optimizer join the API's (docs/api.md).
   const tandem::api::SectionValidators validators = tandem::trainer::TrainerSectionValidators();
+  if (resize->parsed()) return tandem::cli::ResizeJob(resize_target, resize_workers, resize_timeout);
   if (validate->parsed()) {
     // The trainer's memory estimate against its budget, shown for every valid TrainingJob (a
     // job that does not fit is already refused by the validators).

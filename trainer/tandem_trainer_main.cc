@@ -39,6 +39,7 @@
 #include "common/status.h"
 #include "trainer/collective/exit_codes.h"
 #include "trainer/engine/data_parallel.h"
+#include "trainer/engine/elastic_world.h"
 #include "trainer/engine/events.h"
 #include "trainer/engine/publisher.h"
 #include "trainer/engine/peer_failure_watchdog.h"
@@ -82,6 +83,13 @@ void WaitForStopSignals(sigset_t signals) {
     if (!g_training.load()) ::_exit(128 + SIGTERM);
     g_stop.store(true);
   }
+}
+
+// An elastic job's ring of membership `epoch`: the epoch joins the job id checked at rendezvous.
+tandem::collective::CommunicatorOptions ElasticCommunicatorOptions(
+    tandem::collective::CommunicatorOptions options, int64_t epoch) {
+  options.transport.job_id = options.transport.job_id + "/epoch-" + std::to_string(epoch);
+  return options;
 }
 
 }  // namespace
@@ -142,13 +150,23 @@ int main(int argc, char** argv) {
   if (checkpoint_dir.empty()) checkpoint_dir = contract->checkpoint_dir;
   if (output_dir.empty()) output_dir = contract->output_dir;
   if (threads == -1) threads = contract->threads;
-  const int world_size = contract->world_size;
 
   auto job = tandem::api::LoadTrainingJob(job_path, tandem::trainer::TrainerSectionValidators());
   if (!job.ok()) {
     std::cerr << "tandem-trainer: invalid TrainingJob:\n" << job.status().message() << std::endl;
     return tandem::api::kExitInvalid;
   }
+  // Elastic (spec.elastic with TANDEM_MEMBERSHIP): the membership file says who is in the job;
+  // this trainer is known by its own endpoint and connects once it is named there (ElasticWorld::
+  // Join, after loading its data).
+  const bool elastic = job->spec.elastic.has_value() && !contract->membership_file.empty();
+  std::unique_ptr<tandem::trainer::FileMembershipSource> membership;
+  tandem::Endpoint self;
+  if (elastic) {
+    self = contract->peers.at(static_cast<size_t>(contract->rank));
+    membership = std::make_unique<tandem::trainer::FileMembershipSource>(contract->membership_file);
+  }
+  const int world_size = contract->world_size;
   const nlohmann::json spec_json = tandem::api::SpecToJson(job->spec);
   auto spec = tandem::trainer::ParseTrainerSpec(spec_json, {.check_files = true});
   if (!spec.ok()) {
@@ -237,8 +255,10 @@ int main(int argc, char** argv) {
   // Data-parallel: meet the peers before the (long) data loading, so that a missing peer is
   // reported early; the rendezvous waits TANDEM_COLLECTIVE_RENDEZVOUS_TIMEOUT_S for them.
   std::unique_ptr<tandem::trainer::DataParallel> parallel;
-  if (world_size > 1) {
-    auto comm = tandem::collective::Communicator::ConnectWorker(*contract, env);
+  if (world_size > 1 || elastic) {
+    absl::StatusOr<std::unique_ptr<tandem::collective::Communicator>> comm =
+        std::unique_ptr<tandem::collective::Communicator>();
+    if (!elastic) comm = tandem::collective::Communicator::ConnectWorker(*contract, env);
     if (!comm.ok()) {
       const int code = tandem::collective::ExitCodeFor(comm.status());
       std::cerr << "tandem-trainer: cannot join the data-parallel ring: " << comm.status().message()
@@ -263,6 +283,28 @@ int main(int argc, char** argv) {
                     << s.message() << std::endl;
           ::_exit(tandem::api::kExitPeerFailure);
         });
+  std::unique_ptr<tandem::trainer::ElasticWorld> elastic_world;
+  if (elastic) {
+    auto comm_options = tandem::collective::CommunicatorOptionsFromEnv(env, contract->job_name);
+    if (!comm_options.ok()) {
+      std::cerr << "tandem-trainer: " << comm_options.status().message() << std::endl;
+      return tandem::api::kExitInvalid;
+    }
+    tandem::trainer::ElasticOptions eo;
+    eo.source = membership.get();
+    eo.self = self;
+    eo.connect = [base = *comm_options](const tandem::collective::PeerList& peers, int64_t epoch) {
+      return tandem::collective::Communicator::Connect(ElasticCommunicatorOptions(base, epoch),
+                                                       peers);
+    };
+    eo.policy = *job->spec.elastic;
+    eo.stop = &g_stop;
+    eo.registry = &tandem::metrics::Registry::Default();
+    eo.job = job->metadata.name;
+    eo.reference_workers = static_cast<int>(job->spec.workers.count);
+    eo.max_workers = static_cast<int>(job->spec.workers.max_count);
+    eo.batch_size = spec->data.batch_size;
+    elastic_world = std::make_unique<tandem::trainer::ElasticWorld>(std::move(eo), *parallel);
   }
   std::unique_ptr<tandem::trainer::EventReporter> events;
   if (events_on) events = std::make_unique<tandem::trainer::EventReporter>(&std::cout);
@@ -276,6 +318,7 @@ int main(int argc, char** argv) {
   options.resume = resume;
   options.max_steps = max_steps;
   options.parallel = parallel.get();
+  options.elastic = elastic_world.get();
   options.events = events.get();
   options.output_dir = output_dir;
   options.stop = &g_stop;
@@ -332,6 +375,11 @@ int main(int argc, char** argv) {
     std::cerr << "tandem-trainer: " << result.status().message() << std::endl;
     return tandem::api::kExitFailed;
   }
+  if (result->left_job) {
+    std::cout << "tandem-trainer: left the job after step " << result->steps
+              << " (the coordinator took this worker out)" << std::endl;
+    return 0;
+  }
   std::cout << result->SummaryLine() << std::endl;
   if (!contract->termination_log.empty()) {
     // The operator reads the final metrics from here (api/worker_result.h): a failure to write is
@@ -369,6 +417,7 @@ int main(int argc, char** argv) {
       summary["test_exact_match"] = result->test_exact_match;
       summary["test_bleu"] = result->test_bleu;
     }
+    if (elastic_world) summary["epoch"] = elastic_world->epoch();
     if (result->rows_pulled > 0) {
       summary["rows_pulled"] = result->rows_pulled;
       summary["ids_looked_up"] = result->ids_seen;

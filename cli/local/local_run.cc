@@ -1,6 +1,7 @@
 #include "cli/local/local_run.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,8 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cli/local/elastic_coordinator.h"
 #include "cli/local/progress.h"
 #include "cli/local/report.h"
 #include "common/socket.h"
@@ -51,6 +54,9 @@ LocalJob LocalJobFor(const api::TrainingJob& job, const std::string& manifest_pa
     lj.trainer_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / lj.workers);
   }
   lj.pserver_threads = static_cast<int>(api::EffectiveThreads(job.spec.pserver));
+  lj.elastic = job.spec.elastic.has_value();
+  lj.min_workers = static_cast<int>(std::min<int64_t>(job.spec.workers.min_count, lj.workers));
+  lj.max_workers = static_cast<int>(std::max<int64_t>(job.spec.workers.max_count, lj.workers));
   lj.restart.backoff_limit = static_cast<int>(job.spec.restart_policy.backoff_limit);
   lj.restart.backoff_seconds = static_cast<double>(job.spec.restart_policy.backoff_seconds);
   lj.restart.retryable_exit_codes.clear();
@@ -134,6 +140,71 @@ std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRu
   return out;
 }
 
+SupervisedProcess BuildElasticTrainer(const LocalJob& job, const LocalRunOptions& options,
+                                      const std::string& run_dir, const std::vector<int>& ports,
+                                      const api::Membership& membership, int slot,
+                                      const std::string& token, const tls::TlsFiles& tls) {
+  const Endpoint self{"127.0.0.1", ports[static_cast<size_t>(slot)]};
+  api::WorkerContract c;
+  c.role = api::WorkerRole::kTrainer;
+  c.manifest_path = job.manifest_path;
+  c.job_name = job.name;
+  c.rank = membership.RankOf(self);
+  c.world_size = membership.world_size();
+  c.peers = membership.peers;
+  c.token = token;
+  c.tls = tls;
+  c.checkpoint_dir = absl::StrCat(run_dir, "/checkpoints/trainer-", slot);
+  c.output_dir = run_dir + "/model";
+  c.metrics_port = ports[static_cast<size_t>(job.max_workers + slot)];
+  c.threads = job.trainer_threads;
+  c.events = true;
+  c.membership_file = absl::StrCat(run_dir, "/", kMembershipFile);
+  SupervisedProcess p;
+  p.role = Role::kTrainer;
+  p.worker = slot;
+  p.spec.name = absl::StrCat("worker-", slot, "/trainer");
+  api::WorkerInvocation inv = api::RenderWorker(c, options.bin_dir);
+  p.spec.argv = std::move(inv.argv);
+  for (api::EnvVar& e : inv.env) p.spec.env.emplace_back(std::move(e.name), std::move(e.value));
+  return p;
+}
+
+absl::StatusOr<std::string> RequestResize(const std::string& run_dir, int workers,
+                                          double timeout_s) {
+  if (!fs::exists(fs::path(run_dir) / kMembershipFile))
+    return absl::NotFoundError(absl::StrCat(
+        run_dir, " is not the run folder of an elastic job (no ", kMembershipFile,
+        "): only jobs with spec.elastic can be resized"));
+  const fs::path request = fs::path(run_dir) / kResizeRequestFile;
+  const fs::path result = fs::path(run_dir) / kResizeResultFile;
+  std::error_code ec;
+  fs::remove(result, ec);
+  {
+    const std::string temp = request.string() + ".tmp";
+    std::ofstream(temp) << nlohmann::json({{"workers", workers}}).dump() << '\n';
+    fs::rename(temp, request, ec);
+    if (ec) return absl::PermissionDeniedError(absl::StrCat("cannot write ", request.string(), ": ", ec.message()));
+  }
+  const auto deadline = std::chrono::steady_clock::now() +
+                        std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::ifstream in(result);
+    if (in) {
+      nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      if (j.is_object()) {
+        const std::string message = j.value("message", "");
+        if (j.value("ok", false)) return message;
+        return absl::FailedPreconditionError(message);
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  fs::remove(request, ec);
+  return absl::DeadlineExceededError(absl::StrCat(
+      "no answer from the run in ", run_dir, " within ", timeout_s, " s: is it still running?"));
+}
+
 LocalRun::LocalRun(LocalJob job, LocalRunOptions options)
     : job_(std::move(job)), options_(std::move(options)) {}
 
@@ -181,10 +252,30 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   fs::copy_file(job_.manifest_path, fs::path(run_dir) / "job.yaml",
                 fs::copy_options::overwrite_existing, ec);
 
-  TANDEM_ASSIGN_OR_RETURN(std::vector<int> ports, net::PickFreeLoopbackPorts(4 * job_.workers));
+  TANDEM_ASSIGN_OR_RETURN(
+      std::vector<int> ports,
+      net::PickFreeLoopbackPorts(job_.elastic ? 2 * job_.max_workers : 4 * job_.workers));
   TANDEM_ASSIGN_OR_RETURN(std::string token, NewJobToken());
   TANDEM_ASSIGN_OR_RETURN(tls::TlsFiles tls, WriteJobCertificates(run_dir + "/tls", job_.name));
-  std::vector<SupervisedProcess> procs = BuildProcesses(job_, options_, run_dir, ports, token, tls);
+  std::unique_ptr<ElasticCoordinator> elastic;
+  std::vector<SupervisedProcess> procs;
+  if (job_.elastic) {
+    std::vector<Endpoint> slots;
+    for (int i = 0; i < job_.max_workers; ++i) slots.push_back({"127.0.0.1", ports[static_cast<size_t>(i)]});
+    elastic = std::make_unique<ElasticCoordinator>(
+        ElasticCoordinatorOptions{.membership_path = absl::StrCat(run_dir, "/", kMembershipFile),
+                                  .min_workers = job_.min_workers,
+                                  .max_workers = job_.max_workers},
+        slots, job_.workers);
+    std::error_code rm;
+    fs::remove(fs::path(run_dir) / kResizeRequestFile, rm);
+    TANDEM_RETURN_IF_ERROR(elastic->Start());
+    for (int i = 0; i < job_.workers; ++i)
+      procs.push_back(BuildElasticTrainer(job_, options_, run_dir, ports, elastic->membership(), i,
+                                          token, tls));
+  } else {
+    procs = BuildProcesses(job_, options_, run_dir, ports, token, tls);
+  }
 
   std::map<std::string, std::unique_ptr<std::ofstream>> logs;
   for (const auto& p : procs) {
@@ -209,10 +300,18 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   std::fflush(out);
 
   ProgressTracker tracker;
+  std::vector<nlohmann::json> resizes;  // the trainers' `resized` events
+  std::map<int, int64_t> final_epochs;  // elastic: by slot, the epoch of its summary event
   ProgressDisplay display(out, options_.tty);
   SupervisorCallbacks cb;
   cb.on_line = [&](const SupervisedProcess& p, const std::string& line) {
-    auto& log = *logs[p.spec.name];
+    auto& log_ptr = logs[p.spec.name];
+    if (log_ptr == nullptr) {  // a worker an elastic job added
+      std::string file = p.spec.name;
+      std::replace(file.begin(), file.end(), '/', '-');
+      log_ptr = std::make_unique<std::ofstream>(run_dir + "/logs/" + file + ".log", std::ios::app);
+    }
+    auto& log = *log_ptr;
     log << line << '\n' << std::flush;  // followable live (tail -f)
     if (auto event = ParseEventLine(line)) {
       if (p.role == Role::kTrainer) {
@@ -221,6 +320,25 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
         rec["worker"] = p.worker;
         rec["time"] = NowSeconds();
         metrics << rec.dump() << '\n' << std::flush;
+        if ((*event)["event"] == "summary" && elastic != nullptr)
+          final_epochs[p.worker] = event->value("epoch", int64_t{-1});
+        if ((*event)["event"] == "ready" && elastic != nullptr) {
+          auto published = elastic->OnReady(p.worker);
+          if (!published.ok()) {
+            display.Log(absl::StrCat("[tandem] elastic: ", published.status().message()));
+          } else if (*published) {
+            display.Log(absl::StrCat("[tandem] membership epoch ", elastic->membership().epoch,
+                                     ": ", elastic->membership().reason));
+          }
+        }
+        if ((*event)["event"] == "resized") {
+          display.Log(absl::StrCat("[", p.spec.name, "] resized ", event->value("from", 0), " -> ",
+                                   event->value("to", 0), " trainers at step ",
+                                   event->value("step", 0), " (paused ",
+                                   absl::StrFormat("%.2f", event->value("pauseSeconds", 0.0)),
+                                   " s)"));
+          resizes.push_back(rec);
+        }
         if ((*event)["event"] == "resumed") {
           display.Log(absl::StrCat("[", p.spec.name, "] resumed from checkpoint at step ",
                                    event->value("step", 0), ", ", event->value("lostSteps", 0),
@@ -249,7 +367,93 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   SupervisorOptions sopts;
   sopts.restart = job_.restart;
   sopts.stop_grace_seconds = options_.stop_grace_seconds;
+  Supervisor* running = nullptr;
+  if (elastic != nullptr) {
+    // `tandem resize`: a request file in the run folder, answered with a result file.
+    cb.on_tick = [&] {
+      const fs::path request = fs::path(run_dir) / kResizeRequestFile;
+      std::ifstream in(request);
+      if (!in) return;
+      nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+      in.close();
+      std::error_code rm;
+      fs::remove(request, rm);
+      nlohmann::json answer;
+      if (!j.is_object() || !j.contains("workers") || !j["workers"].is_number_integer()) {
+        answer = {{"ok", false}, {"message", absl::StrCat(kResizeRequestFile, ": expected {\"workers\": N}")}};
+      } else {
+        auto change = elastic->Resize(j["workers"].get<int>(), "tandem resize");
+        if (!change.ok()) {
+          answer = {{"ok", false}, {"message", std::string(change.status().message())}};
+        } else if (!change->changed && !change->pending) {
+          answer = {{"ok", true}, {"message", absl::StrCat("already ", change->to, " workers")}};
+        } else {
+          cb.on_event(change->pending
+                          ? absl::StrCat(change->reason, ": starting ", change->started.size(),
+                                         " trainers; the new epoch follows once they are ready")
+                          : absl::StrCat("membership epoch ", elastic->membership().epoch, ": ",
+                                         change->reason));
+          for (int slot : change->removed) tracker.Forget(slot);
+          absl::Status started = absl::OkStatus();
+          for (int slot : change->started) {
+            started.Update(running->AddProcess(BuildElasticTrainer(
+                job_, options_, run_dir, ports, elastic->Planned(), slot, token, tls)));
+          }
+          answer = {{"ok", started.ok()},
+                    {"message", started.ok() ? (change->pending
+                                                    ? absl::StrCat(change->reason, " (starting ",
+                                                                   change->started.size(),
+                                                                   " trainers)")
+                                                    : absl::StrCat(change->reason, " (epoch ",
+                                                                   elastic->membership().epoch, ")"))
+                                             : std::string(started.message())}};
+        }
+      }
+      const std::string result = (fs::path(run_dir) / kResizeResultFile).string();
+      std::ofstream(result + ".tmp") << answer.dump() << '\n';
+      fs::rename(result + ".tmp", result, rm);
+    };
+    cb.on_exit = [&](const SupervisedProcess& p, int code, bool restartable) {
+      if (p.role != Role::kTrainer) return ExitAction::kPolicy;
+      if (code == 0) {  // finished, or left at a boundary
+        elastic->MarkStopped(p.worker);
+        if (!elastic->IsMember(p.worker)) {
+          tracker.Forget(p.worker);
+        } else {
+          // The job is over. Trainers getting ready for a grow, or made members in an epoch
+          // this one never entered (it was in its last steps), have no ring to join: they hold
+          // no state yet, so they are killed.
+          std::vector<int> stuck = elastic->CancelGrow();
+          if (auto it = final_epochs.find(p.worker); it != final_epochs.end() && it->second >= 0)
+            for (int slot : elastic->JoinedAfter(it->second)) stuck.push_back(slot);
+          for (int slot : stuck) {
+            cb.on_event(absl::StrCat("the job finished before worker-", slot,
+                                     "/trainer could join: not growing"));
+            elastic->Abandon(slot);
+            running->StopProcess(absl::StrCat("worker-", slot, "/trainer"), SIGKILL);
+          }
+        }
+        return ExitAction::kPolicy;
+      }
+      auto decision = elastic->OnTrainerFailed(p.worker, code, restartable);
+      if (!decision.ok()) {
+        cb.on_event(absl::StrCat("elastic: ", decision.status().message()));
+        return ExitAction::kPolicy;
+      }
+      if (*decision == ExitDecision::kRetire) {
+        tracker.Forget(p.worker);
+        cb.on_event(absl::StrCat("membership epoch ", elastic->membership().epoch, ": ",
+                                 elastic->membership().reason));
+        return ExitAction::kRetire;
+      }
+      if (*decision == ExitDecision::kRestart && code != kExitPeerFailure)
+        cb.on_event(absl::StrCat("membership epoch ", elastic->membership().epoch, ": ",
+                                 elastic->membership().reason));
+      return ExitAction::kPolicy;
+    };
+  }
   Supervisor supervisor(std::move(procs), sopts, cb);
+  running = &supervisor;
   supervisor_.store(&supervisor);
   if (early_stops_.load() > 0) supervisor.RequestStop();
   RunResult run = supervisor.Run();
@@ -268,7 +472,8 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   result.summary["wall_s"] = result.wall_s;
   result.summary["restarts"] = run.restarts;
   result.summary["lost_steps"] = result.lost_steps;
-  result.summary["workers"] = job_.workers;
+  result.summary["workers"] = elastic ? elastic->membership().world_size() : job_.workers;
+  if (elastic) result.summary["resizes"] = resizes;
   result.summary["succeeded"] = run.succeeded;
   std::ofstream(run_dir + "/summary.json") << result.summary.dump(2) << '\n';
   if (absl::Status r = WriteRunReport(run_dir); !r.ok()) std::fprintf(out, "tandem run: %s\n", r.ToString().c_str());

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "api/membership.h"
 #include "api/training_job.h"
 #include "api/worker_contract.h"
 #include "nlohmann/json.hpp"
@@ -37,7 +38,23 @@ struct LocalJob {
   RestartPolicy restart;
   int trainer_threads = 0;         // 0: the trainer decides (all cores of this machine)
   int pserver_threads = 0;
+  // spec.elastic: trainers only (no pservers), following a membership file the run's
+  // coordinator changes (cli/local/elastic_coordinator.h); between min and max workers.
+  bool elastic = false;
+  int min_workers = 1, max_workers = 1;
 };
+
+// The file `tandem resize` writes into a run folder, {"workers": N}, and the one the run answers
+// with, {"ok": bool, "message": "..."} (cli/local/elastic_coordinator.h, docs/elastic.md).
+inline constexpr char kResizeRequestFile[] = "resize-request.json";
+inline constexpr char kResizeResultFile[] = "resize-result.json";
+inline constexpr char kMembershipFile[] = "membership.json";
+
+// `tandem resize RUN_DIR N`: asks the run in `run_dir` to change its size and waits up to
+// `timeout_s` for its answer. Errors: no such run, the run refused (the message says why), no
+// answer (the run is not running).
+absl::StatusOr<std::string> RequestResize(const std::string& run_dir, int workers,
+                                          double timeout_s);
 
 // The LocalJob of a validated `job` read from `manifest_path` (made absolute); `workers` > 0
 // overrides spec.workers.count. Trainers with spec.trainer.threads 0 share this machine's cores
@@ -90,6 +107,13 @@ std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRu
                                               const std::string& run_dir,
                                               const std::vector<int>& ports,
                                               const std::string& token, const tls::TlsFiles& tls);
+
+// An elastic job's trainer of worker slot `slot` under `membership` (its rank and peers):
+// ports [collective x maxCount][trainer metrics x maxCount].
+SupervisedProcess BuildElasticTrainer(const LocalJob& job, const LocalRunOptions& options,
+                                      const std::string& run_dir, const std::vector<int>& ports,
+                                      const api::Membership& membership, int slot,
+                                      const std::string& token, const tls::TlsFiles& tls);
 
 // Runs the job to completion (or failure, or Stop()). Prints progress to `out`.
 class LocalRun {

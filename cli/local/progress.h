@@ -36,6 +36,8 @@ class ProgressTracker {
  public:
   // Feeds one event from worker `worker`.
   void OnEvent(int worker, const nlohmann::json& event);
+  // Worker `worker` left the job (elastic): its position no longer holds the others back.
+  void Forget(int worker) { workers_.erase(worker); }
 
   // Aggregate view: the slowest worker's position, mean loss/accuracy, summed throughput.
   WorkerProgress Aggregate() const;

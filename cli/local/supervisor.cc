@@ -28,6 +28,7 @@ struct Supervisor::Slot {
   ChildProcess child;
   bool done = false;                 // exited 0 (trainer) or stopped at the end (pserver)
   bool restart_pending = false;
+  bool stopped = false;              // StopProcess: its exit is expected, not a failure
   Clock::time_point restart_at;
 };
 
@@ -101,6 +102,27 @@ void Supervisor::StopAll(RunResult* result, bool kill_now) {
   }
 }
 
+absl::Status Supervisor::AddProcess(SupervisedProcess process) {
+  auto slot = std::make_unique<Slot>();
+  slot->proc = std::move(process);
+  absl::Status st = slot->child.Start(slot->proc.spec);
+  if (!st.ok()) return st;
+  Event(absl::StrCat("started ", slot->proc.spec.name, " (pid ", slot->child.pid(), ")"));
+  slots_.push_back(std::move(slot));
+  return absl::OkStatus();
+}
+
+void Supervisor::StopProcess(const std::string& name, int signal) {
+  for (auto& s : slots_) {
+    if (s->proc.spec.name != name || s->done) continue;
+    s->done = true;
+    s->stopped = true;
+    s->restart_pending = false;
+    if (s->child.running()) s->child.Signal(signal);
+    Event(absl::StrCat("stopping ", name));
+  }
+}
+
 RunResult Supervisor::Run() {
   RunResult result;
   for (auto& s : slots_) {
@@ -145,14 +167,22 @@ RunResult Supervisor::Run() {
       return result;
     }
 
+    if (callbacks_.on_tick) callbacks_.on_tick();
+
     // Exits.
-    for (auto& s : slots_) {
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      Slot* s = slots_[i].get();
       int code;
       if (!s->child.Poll(&code)) continue;
       Drain(*s);
       result.last_exit_codes[s->proc.spec.name] = code;
       const std::string& name = s->proc.spec.name;
+      if (s->stopped) {
+        Event(absl::StrCat(name, " stopped (exit code ", code, ")"));
+        continue;
+      }
       if (code == 0 && s->proc.role == Role::kTrainer) {
+        if (callbacks_.on_exit) callbacks_.on_exit(s->proc, 0, false);
         s->done = true;
         Event(absl::StrCat(name, " finished"));
         continue;
@@ -162,6 +192,14 @@ RunResult Supervisor::Run() {
       bool charged = code != kExitPeerFailure;
       if (code == 0) {  // a pserver exited while trainers still need it
         can_retry = true;
+      }
+      if (callbacks_.on_exit && code != 0) {
+        const bool restartable =
+            can_retry && (!charged || result.charged_restarts < options_.restart.backoff_limit);
+        if (callbacks_.on_exit(s->proc, code, restartable) == ExitAction::kRetire) {
+          s->done = true;  // gone for good: the job no longer waits for it
+          continue;
+        }
       }
       if (!can_retry) {
         result.failure = absl::StrCat(name, " failed with exit code ", code,
@@ -197,6 +235,7 @@ RunResult Supervisor::Run() {
     for (auto& s : slots_) {
       if (!s->restart_pending || Clock::now() < s->restart_at) continue;
       s->restart_pending = false;
+      if (callbacks_.on_restart) callbacks_.on_restart(s->proc);
       absl::Status st = s->child.Start(s->proc.spec);
       if (!st.ok()) {
         result.failure = std::string(st.message());

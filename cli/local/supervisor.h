@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "api/exit_codes.h"
 #include "cli/local/child_process.h"
 
@@ -50,11 +51,26 @@ struct SupervisorOptions {
   double stop_grace_seconds = 30;  // SIGTERM -> SIGKILL
 };
 
+// What to do about a process that exited (elastic jobs decide; others leave it to the policy).
+enum class ExitAction {
+  kPolicy,   // the restart policy decides (restart, or fail the job)
+  kRetire,   // the worker is gone for good and the job goes on without it: not a failure
+};
+
 struct SupervisorCallbacks {
   // One line of a process' output (without the newline).
   std::function<void(const SupervisedProcess&, const std::string& line)> on_line;
   // A lifecycle event in words ("worker-1/pserver exited with code 137; restarting in 1.0 s").
   std::function<void(const std::string& event)> on_event;
+  // Elastic jobs (cli/local/elastic_coordinator.h). Called on the Run() thread:
+  // - on_tick: once per loop (about every 100 ms); may call AddProcess.
+  // - on_exit: a process exited with `code`; `restartable`: the policy would restart it
+  //   (retryable code, budget left). kPolicy lets the policy act. (A trainer's exit 0 is told
+  //   too; it is done whatever the answer.)
+  // - on_restart: just before a process is started again.
+  std::function<void()> on_tick;
+  std::function<ExitAction(const SupervisedProcess&, int code, bool restartable)> on_exit;
+  std::function<void(const SupervisedProcess&)> on_restart;
 };
 
 struct RunResult {
@@ -76,6 +92,11 @@ class Supervisor {
 
   RunResult Run();
   void RequestStop();
+  // Starts one more process (an elastic job growing). Only from the callbacks, on Run()'s thread.
+  absl::Status AddProcess(SupervisedProcess process);
+  // Stops the running process named `name` (SIGTERM; SIGKILL after the grace period when the run
+  // ends) and no longer waits for it nor restarts it. Only from the callbacks.
+  void StopProcess(const std::string& name, int signal = 15);
 
  private:
   struct Slot;

@@ -302,6 +302,33 @@ TEST(TrainingJobTest, PublishDirectoryIsASiblingOfEveryProcesssCheckpointDir) {
   EXPECT_EQ(PublishDirectory("", p), "");
 }
 
+TEST(TrainingJobTest, ElasticIsOptionalDefaultedAndRoundTrips) {
+  FieldErrors errors;
+  EXPECT_FALSE(ParseTrainingJob(ValidJob(), SectionValidators{}, &errors).spec.elastic.has_value());
+  json j = ValidJob();
+  j["spec"]["workers"] = {{"count", 2}, {"minCount", 1}, {"maxCount", 4}};
+  j["spec"]["elastic"] = json::object();
+  TrainingJob job = ParseTrainingJob(j, SectionValidators{}, &errors);
+  EXPECT_TRUE(errors.empty()) << Dump(errors);
+  ASSERT_TRUE(job.spec.elastic.has_value());
+  EXPECT_EQ(job.spec.elastic->policy, kElasticConstantGlobalBatch);
+  EXPECT_EQ(job.spec.elastic->warmup_steps, 100);
+  j["spec"]["elastic"] = {{"policy", "linear"}, {"warmupSteps", 20}};
+  job = ParseTrainingJob(j, SectionValidators{}, &errors);
+  TrainingJob back = ParseTrainingJob(ToJson(job), SectionValidators{}, &errors);
+  EXPECT_TRUE(errors.empty()) << Dump(errors);
+  EXPECT_EQ(back.spec.elastic, job.spec.elastic);
+  EXPECT_EQ(back.spec.elastic->policy, "linear");
+  // Not with the dense parameters on the pservers; an unknown policy names the field.
+  j["spec"]["sync"]["dense"] = "pserver";
+  FieldErrors bad = Errors(j);
+  EXPECT_NE(Dump(bad).find("spec.elastic: not supported with spec.sync.dense: pserver"),
+            std::string::npos) << Dump(bad);
+  j["spec"]["sync"]["dense"] = "ring";
+  j["spec"]["elastic"]["policy"] = "quadratic";
+  EXPECT_NE(Dump(Errors(j)).find("spec.elastic.policy"), std::string::npos) << Dump(Errors(j));
+}
+
 TEST(TrainingJobTest, ReportsEveryProblemNotJustTheFirst) {
   json j = ValidJob();
   j["spec"]["workers"]["count"] = 0;

@@ -56,6 +56,31 @@ TEST(WorkerContractTest, RendersAndParsesBackBothRoles) {
   }
 }
 
+TEST(WorkerContractTest, AnElasticTrainerCarriesItsMembershipFile) {
+  WorkerContract c = Sample(WorkerRole::kTrainer);
+  c.membership_file = "/etc/tandem/membership/membership.json";
+  ASSERT_TRUE(ValidateWorkerContract(c).ok()) << ValidateWorkerContract(c);
+  WorkerInvocation inv = RenderWorker(c, "");
+  Environment env = EnvOf(inv);
+  EXPECT_EQ(env[kEnvMembership], c.membership_file);
+  auto back = ParseWorkerContract(WorkerRole::kTrainer, inv.argv[1], env);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, c);
+  // A fixed job's trainer renders no such variable.
+  EXPECT_EQ(EnvOf(RenderWorker(Sample(WorkerRole::kTrainer), "")).count(kEnvMembership), 0u);
+  // The membership names trainers by their endpoint: without TANDEM_PEERS there is none.
+  c.peers.clear();
+  c.world_size = 1;
+  c.rank = 0;
+  c.pservers.clear();
+  absl::Status no_peers = ValidateWorkerContract(c);
+  EXPECT_NE(no_peers.message().find(kEnvPeers), std::string::npos) << no_peers;
+  // The pserver has no membership.
+  WorkerContract ps = Sample(WorkerRole::kPServer);
+  ps.membership_file = "/x";
+  EXPECT_NE(ValidateWorkerContract(ps).message().find(kEnvMembership), std::string::npos);
+}
+
 TEST(WorkerContractTest, ATrainerAloneNeedsNoEnvironment) {
   auto c = ParseWorkerContract(WorkerRole::kTrainer, "job.yaml", {});
   ASSERT_TRUE(c.ok()) << c.status();

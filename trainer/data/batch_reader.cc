@@ -81,6 +81,9 @@ BatchReader::BatchReader(std::shared_ptr<const Dataset> dataset, ReaderOptions o
   TANDEM_CHECK(options_.rank >= 0 && options_.rank < options_.world_size)
       << "rank " << options_.rank << " of " << options_.world_size;
   TANDEM_CHECK_GE(options_.prefetch, 0);
+  TANDEM_CHECK(options_.global_batch == 0 || options_.global_batch >= options_.world_size)
+      << "global batch " << options_.global_batch << " over " << options_.world_size << " ranks";
+  TANDEM_CHECK_GE(options_.start_offset, 0);
   const DataMetrics& m = DataMetrics::For(options_.name);
   examples_read_ = m.examples_read;
   wait_seconds_ = m.wait_seconds;
@@ -88,7 +91,10 @@ BatchReader::BatchReader(std::shared_ptr<const Dataset> dataset, ReaderOptions o
   const int pool_size = options_.prefetch + 1;
   for (int i = 0; i < pool_size; ++i) {
     pool_.push_back(std::make_unique<Batch>());
-    pool_.back()->Allocate(dataset_->layout(), options_.batch_size);
+    pool_.back()->Allocate(dataset_->layout(), options_.global_batch > 0
+                                                   ? (options_.global_batch + options_.world_size - 1) /
+                                                         options_.world_size
+                                                   : options_.batch_size);
     free_.push_back(pool_.back().get());
   }
   if (options_.prefetch > 0) producer_ = std::thread([this] { ProducerLoop(); });
@@ -104,17 +110,69 @@ BatchReader::~BatchReader() {
   if (producer_.joinable()) producer_.join();
 }
 
+namespace {
+
+// Examples [floor(r * g / w), floor((r + 1) * g / w)) of a global batch of g go to rank r.
+int64_t SliceBegin(int64_t g, int r, int w) { return g * r / w; }
+
+}  // namespace
+
 int64_t BatchReader::ShardSize(int rank) const {
-  const int64_t n = dataset_->size();
   const int64_t w = options_.world_size;
+  if (options_.global_batch > 0) {
+    const int64_t remaining = std::max<int64_t>(0, dataset_->size() - options_.start_offset);
+    const int64_t full = remaining / options_.global_batch;
+    const int64_t last = remaining % options_.global_batch;
+    return full * BatchSize(rank) + SliceBegin(last, rank + 1, static_cast<int>(w)) -
+           SliceBegin(last, rank, static_cast<int>(w));
+  }
+  const int64_t n = dataset_->size();
   return n / w + (rank < n % w ? 1 : 0);
 }
 
+int64_t BatchReader::BatchSize(int rank) const {
+  if (options_.global_batch == 0) return options_.batch_size;
+  return SliceBegin(options_.global_batch, rank + 1, options_.world_size) -
+         SliceBegin(options_.global_batch, rank, options_.world_size);
+}
+
+int64_t BatchReader::SliceSize(int rank, int64_t index) const {
+  const int64_t remaining = std::max<int64_t>(0, dataset_->size() - options_.start_offset);
+  const int64_t g = std::clamp<int64_t>(remaining - index * options_.global_batch, 0,
+                                        options_.global_batch);
+  return SliceBegin(g, rank + 1, options_.world_size) - SliceBegin(g, rank, options_.world_size);
+}
+
+int64_t BatchReader::GlobalBatchSize(int64_t index) const {
+  if (options_.global_batch > 0) {
+    const int64_t remaining = std::max<int64_t>(0, dataset_->size() - options_.start_offset);
+    return std::clamp<int64_t>(remaining - index * options_.global_batch, 0, options_.global_batch);
+  }
+  int64_t n = 0;
+  for (int r = 0; r < options_.world_size; ++r)
+    n += std::clamp<int64_t>(ShardSize(r) - index * options_.batch_size, 0, options_.batch_size);
+  return n;
+}
+
+int64_t BatchReader::OrderPosition(int64_t index) const {
+  if (options_.global_batch == 0) return index * options_.batch_size;
+  // Every batch before the last is full.
+  const int64_t full = std::max<int64_t>(0, dataset_->size() - options_.start_offset) /
+                       options_.global_batch;
+  const int64_t k = std::min(index, full);
+  return k * BatchSize(options_.rank) + (index > full ? SliceSize(options_.rank, full) : 0);
+}
+
 int64_t BatchReader::BatchesPerPass() const {
+  if (options_.global_batch > 0) return MaxBatchesPerPass();
   return (ShardSize() + options_.batch_size - 1) / options_.batch_size;
 }
 
 int64_t BatchReader::MaxBatchesPerPass() const {
+  if (options_.global_batch > 0) {
+    const int64_t remaining = std::max<int64_t>(0, dataset_->size() - options_.start_offset);
+    return (remaining + options_.global_batch - 1) / options_.global_batch;
+  }
   return (ShardSize(0) + options_.batch_size - 1) / options_.batch_size;
 }
 
@@ -122,7 +180,21 @@ std::vector<int64_t> BatchReader::ShardOrder(int64_t num_examples, const ReaderO
                                              int64_t pass) {
   std::vector<int64_t> order;
   const int64_t w = options.world_size;
+  // Elastic dealing: this rank's slice of each global batch, in pass order.
+  auto deal = [&](auto position_to_example) {
+    const int64_t g = options.global_batch;
+    for (int64_t begin = options.start_offset; begin < num_examples; begin += g) {
+      const int64_t size = std::min(g, num_examples - begin);
+      for (int64_t i = begin + SliceBegin(size, options.rank, static_cast<int>(w));
+           i < begin + SliceBegin(size, options.rank + 1, static_cast<int>(w)); ++i)
+        order.push_back(position_to_example(i));
+    }
+  };
   if (!options.shuffle) {
+    if (options.global_batch > 0) {
+      deal([](int64_t i) { return i; });
+      return order;
+    }
     for (int64_t i = options.rank; i < num_examples; i += w) order.push_back(i);
     return order;
   }
@@ -137,6 +209,10 @@ std::vector<int64_t> BatchReader::ShardOrder(int64_t num_examples, const ReaderO
     std::swap(all[static_cast<size_t>(i)], all[static_cast<size_t>(j)]);
   }
   order.reserve(static_cast<size_t>(num_examples / w + 1));
+  if (options.global_batch > 0) {
+    deal([&](int64_t i) { return all[static_cast<size_t>(i)]; });
+    return order;
+  }
   for (int64_t i = options.rank; i < num_examples; i += w) order.push_back(all[static_cast<size_t>(i)]);
   return order;
 }
@@ -156,7 +232,9 @@ void BatchReader::Fill(const std::vector<int64_t>& order, size_t* position, int6
   batch->Clear();
   batch->pass = pass;
   batch->index = index;
-  const size_t end = std::min(order.size(), *position + static_cast<size_t>(options_.batch_size));
+  const int64_t limit =
+      options_.global_batch > 0 ? SliceSize(options_.rank, index) : options_.batch_size;
+  const size_t end = std::min(order.size(), *position + static_cast<size_t>(limit));
   for (; *position < end; ++*position) {
     const int64_t example = order[*position];
     batch->example_ids[static_cast<size_t>(batch->size)] = example;
@@ -172,7 +250,7 @@ void BatchReader::StartPass(int64_t pass, int64_t first_batch) {
     started_ = true;
     sync_order_ = PassOrder(pass);
     sync_position_ = static_cast<size_t>(std::min<int64_t>(
-        first_batch * options_.batch_size, static_cast<int64_t>(sync_order_.size())));
+        OrderPosition(first_batch), static_cast<int64_t>(sync_order_.size())));
     sync_index_ = first_batch;
     pass_ = pass;
     return;
@@ -240,8 +318,8 @@ void BatchReader::ProducerLoop() {
     mu_.Unlock();
     const std::vector<int64_t> order = PassOrder(pass);
     mu_.Lock();
-    size_t position = static_cast<size_t>(std::min<int64_t>(first_batch * options_.batch_size,
-                                                            static_cast<int64_t>(order.size())));
+    size_t position = static_cast<size_t>(
+        std::min<int64_t>(OrderPosition(first_batch), static_cast<int64_t>(order.size())));
     int64_t index = first_batch;
     while (position < order.size()) {
       while (!stop_ && generation_ == my_generation && free_.empty()) producer_cv_.Wait(&mu_);

@@ -57,6 +57,14 @@ struct ReaderOptions {
   bool bucket_by_length = false;
   // > 0: batch_size becomes BatchSizeForTokens(dataset, batch_tokens) (length_buckets.h).
   int64_t batch_tokens = 0;
+  // Elastic dealing (docs/elastic.md), when global_batch > 0: the pass's order from position
+  // `start_offset` on is cut into global batches of `global_batch` examples (the last one
+  // shorter), and rank r takes the r-th of world_size contiguous slices of each, the slice
+  // bounds being floor(i * g / world_size). batch_size is then unused. However often the world
+  // changes between global batches, every position of the order is read once per pass.
+  // REQUIRES: global_batch >= world_size; 0 <= start_offset.
+  int64_t global_batch = 0;
+  int64_t start_offset = 0;
 };
 
 // Reader options for a job's training data (shuffled with the job's seed, name "train") and for
@@ -90,8 +98,12 @@ class BatchReader {
   const Dataset& dataset() const { return *dataset_; }
   const ReaderOptions& options() const { return options_; }
 
-  // Examples of `rank` per pass.
+  // Examples of `rank` per pass (elastic: from start_offset on).
   int64_t ShardSize(int rank) const;
+  // The size of `rank`'s full batches (elastic: its slice of a full global batch).
+  int64_t BatchSize(int rank) const;
+  // Examples of every rank together in batch `index` of the pass (the global batch).
+  int64_t GlobalBatchSize(int64_t index) const;
   // The dataset positions that `rank` reads in pass `pass`, in order. (What the reader does; used
   // by tests and by anyone who wants the order without reading.)
   static std::vector<int64_t> ShardOrder(int64_t num_examples, const ReaderOptions& options,
@@ -105,6 +117,10 @@ class BatchReader {
   void UpdateDepthLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // ShardOrder, then bucketing when the options ask for it.
   std::vector<int64_t> PassOrder(int64_t pass) const;
+  // Elastic dealing: examples of `rank` in batch `index`, and where batch `index` starts in this
+  // rank's order.
+  int64_t SliceSize(int rank, int64_t index) const;
+  int64_t OrderPosition(int64_t index) const;
 
   const std::shared_ptr<const Dataset> dataset_;
   const ReaderOptions options_;

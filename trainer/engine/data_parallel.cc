@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/check.h"
 #include "common/logging.h"
 #include "common/status.h"
 
@@ -37,16 +38,13 @@ absl::Status DataParallel::Attach(Network& net, const data::BatchReader& reader)
         rank(), " of ", world_size()));
   }
   TANDEM_RETURN_IF_ERROR(AttachNetwork(net));
-  shard_sizes_.assign(world_size(), 0);
-  for (int r = 0; r < world_size(); ++r) shard_sizes_[r] = reader.ShardSize(r);
-  batch_size_ = ro.batch_size;
+  reader_ = &reader;
   return absl::OkStatus();
 }
 
 absl::Status DataParallel::AttachStream(Network& net) {
   TANDEM_RETURN_IF_ERROR(AttachNetwork(net));
-  shard_sizes_.clear();
-  batch_size_ = 0;
+  reader_ = nullptr;  // a stream's batches have no fixed geometry
   return absl::OkStatus();
 }
 
@@ -94,10 +92,21 @@ absl::Status DataParallel::AttachNetwork(Network& net) {
 }
 
 int64_t DataParallel::GlobalBatchSize(int64_t batch_index) const {
-  int64_t n = 0;
-  for (int64_t shard : shard_sizes_)
-    n += std::clamp<int64_t>(shard - batch_index * batch_size_, 0, batch_size_);
-  return n;
+  return reader_ != nullptr ? reader_->GlobalBatchSize(batch_index) : 0;
+}
+
+absl::Status DataParallel::Reconnect(
+    const std::function<absl::StatusOr<std::unique_ptr<collective::Communicator>>()>& connect) {
+  Detach();
+  reader_ = nullptr;
+  comm_.reset();
+  TANDEM_ASSIGN_OR_RETURN(comm_, connect());
+  TANDEM_CHECK(comm_ != nullptr);
+  return absl::OkStatus();
+}
+
+absl::Status DataParallel::Broadcast(void* data, size_t bytes, int root) {
+  return comm_->Broadcast(data, bytes, root);
 }
 
 void DataParallel::BeginStep(int64_t batch_index, int64_t local_examples) {
@@ -184,8 +193,10 @@ absl::StatusOr<std::vector<int64_t>> DataParallel::AllGather(int64_t value) {
 absl::StatusOr<std::optional<int64_t>> DataParallel::RestoreCheckpoint(Checkpointer* checkpointer,
                                                                        bool resume, Network& net,
                                                                        Optimizer& optimizer,
-                                                                       uint64_t seed) {
+                                                                       uint64_t seed,
+                                                                       bool ranks_may_lack) {
   std::optional<int64_t> agreed;
+  int source = 0;
   if (resume && checkpointer != nullptr) {
     // Each rank loads its newest checkpoint not above `bound`; while the ranks disagree, the bound
     // drops to the oldest step loaded. It strictly decreases, so this ends: on a step all ranks
@@ -195,8 +206,21 @@ absl::StatusOr<std::optional<int64_t>> DataParallel::RestoreCheckpoint(Checkpoin
       TANDEM_ASSIGN_OR_RETURN(std::optional<int64_t> loaded,
                               checkpointer->LoadLatest(net, optimizer, bound));
       TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> steps, AllGather(loaded.value_or(-1)));
-      const int64_t lo = *std::min_element(steps.begin(), steps.end());
+      int64_t lo = *std::min_element(steps.begin(), steps.end());
       const int64_t hi = *std::max_element(steps.begin(), steps.end());
+      if (ranks_may_lack && hi >= 0) {
+        // Elastic: a rank that never held a checkpoint (a worker added later) takes the others'.
+        lo = hi;
+        for (int64_t s : steps)
+          if (s >= 0) lo = std::min(lo, s);
+        if (lo == hi) {
+          agreed = lo;
+          source = static_cast<int>(std::find(steps.begin(), steps.end(), lo) - steps.begin());
+          break;
+        }
+        bound = lo;
+        continue;
+      }
       if (lo == hi) {
         if (lo >= 0) agreed = lo;
         break;
@@ -216,20 +240,20 @@ absl::StatusOr<std::optional<int64_t>> DataParallel::RestoreCheckpoint(Checkpoin
       bound = lo;
     }
   }
-  TANDEM_RETURN_IF_ERROR(SyncState(net, optimizer));
+  TANDEM_RETURN_IF_ERROR(SyncState(net, optimizer, source));
   return agreed;
 }
 
-absl::Status DataParallel::SyncState(Network& net, Optimizer& optimizer) {
+absl::Status DataParallel::SyncState(Network& net, Optimizer& optimizer, int root) {
   TANDEM_RETURN_IF_ERROR(
-      comm_->Broadcast(net.parameter_arena(), net.parameter_arena_size() * sizeof(float), 0),
-      "broadcasting rank 0's parameters");
+      comm_->Broadcast(net.parameter_arena(), net.parameter_arena_size() * sizeof(float), root),
+      "broadcasting rank ", root, "'s parameters");
   for (Tensor* t : optimizer.State()) {
-    TANDEM_RETURN_IF_ERROR(comm_->Broadcast(t->data(), t->size() * sizeof(float), 0),
-                           "broadcasting rank 0's optimizer state");
+    TANDEM_RETURN_IF_ERROR(comm_->Broadcast(t->data(), t->size() * sizeof(float), root),
+                           "broadcasting rank ", root, "'s optimizer state");
   }
   TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> updates, AllGather(optimizer.updates()));
-  optimizer.set_updates(updates[0]);
+  optimizer.set_updates(updates[root]);
   return absl::OkStatus();
 }
 

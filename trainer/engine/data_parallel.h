@@ -28,6 +28,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -56,12 +57,14 @@ SyncOptions SyncOptionsFrom(const api::SyncSpec& sync);
 class DataParallel {
  public:
   // Over a connected communicator (the trainer's main connects it to the contract's peers;
-  // tests: threads over loopback).
+  // tests: threads over loopback). Elastic trainers may start with none (nullptr) and connect
+  // once they are members (Reconnect); until then rank() is 0 and world_size() 1.
   DataParallel(std::unique_ptr<collective::Communicator> comm, const SyncOptions& sync);
   ~DataParallel();
 
-  int rank() const { return comm_->rank(); }
-  int world_size() const { return comm_->world_size(); }
+  int rank() const { return comm_ ? comm_->rank() : 0; }
+  int world_size() const { return comm_ ? comm_->world_size() : 1; }
+  bool connected() const { return comm_ != nullptr; }
   collective::Communicator& communicator() { return *comm_; }
 
   // Installs the gradients-ready hook on `net` and cuts its gradient arena into buckets.
@@ -80,11 +83,23 @@ class DataParallel {
   // rank's; `resume` false: start fresh), then makes every rank's parameters and optimizer state
   // equal to rank 0's. Returns the agreed step, or nullopt when the job starts from scratch (then
   // every rank re-initialises from `seed`, discarding whatever it had loaded).
+  // `ranks_may_lack` (elastic jobs): a rank with no checkpoint at all does not send everyone back
+  // to scratch; it takes the state of the ranks that agree.
   absl::StatusOr<std::optional<int64_t>> RestoreCheckpoint(Checkpointer* checkpointer, bool resume,
                                                            Network& net, Optimizer& optimizer,
-                                                           uint64_t seed);
-  // Broadcasts rank 0's parameter arena, optimizer state and update count to every rank.
-  absl::Status SyncState(Network& net, Optimizer& optimizer);
+                                                           uint64_t seed,
+                                                           bool ranks_may_lack = false);
+  // Broadcasts `root`'s parameter arena, optimizer state and update count to every rank.
+  absl::Status SyncState(Network& net, Optimizer& optimizer, int root = 0);
+
+  // Elastic jobs (trainer/engine/elastic_world.h): lets go of the attached network, closes the
+  // communicator (freeing its port), then continues over the one `connect` returns (the new
+  // membership's ring). Attach again before the next step. On error no communicator is left:
+  // only Reconnect may be called again.
+  absl::Status Reconnect(
+      const std::function<absl::StatusOr<std::unique_ptr<collective::Communicator>>()>& connect);
+  // Copies `bytes` bytes of `root`'s `data` to every rank.
+  absl::Status Broadcast(void* data, size_t bytes, int root);
 
   // Before this rank's forward pass of the pass's batch `batch_index` (0-based), holding
   // `local_examples` examples (0: this rank's shard has no batch left; it takes an empty step).
@@ -119,8 +134,7 @@ class DataParallel {
   Network* net_ = nullptr;
   std::unique_ptr<collective::BucketedAllReducer> reducer_;
   std::vector<collective::GradientSlice> slices_;  // dense parameters, arena order
-  std::vector<int64_t> shard_sizes_;               // examples per rank per pass
-  int64_t batch_size_ = 0;
+  const data::BatchReader* reader_ = nullptr;      // the attached reader: batch geometry
   float scale_ = 1;                                // this step's gradient weight
   bool empty_step_ = false;
   std::vector<float> layer_state_;                 // AverageLayerState's buffer

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/check.h"
 #include "common/metrics.h"
 #include "common/status.h"
 #include "trainer/backend/cpu/cpu_device.h"
@@ -20,6 +21,8 @@
 #include "trainer/engine/batch_feeder.h"
 #include "trainer/engine/checkpointer.h"
 #include "trainer/engine/data_parallel.h"
+#include "trainer/engine/elastic_world.h"
+#include "trainer/collective/exit_codes.h"
 #include "trainer/engine/events.h"
 #include "trainer/engine/publisher.h"
 #include "trainer/engine/sparse_path.h"
@@ -274,6 +277,7 @@ class TrainingLoop {
         m_(options.job),
         sp_(options.sparse),
         dp_(options.parallel),
+        elastic_(options.elastic),
         checkpointer_(options.checkpoint_dir) {}
   // The ring (the caller's) must let go of the network before it dies, on every way out, or its
   // reducer and gradient hook would outlive the gradients they point at.
@@ -318,6 +322,12 @@ class TrainingLoop {
   absl::Status StopWithCheckpoint();
   absl::StatusOr<TrainResult> Finish();
   absl::Status EvaluateDecoded(const PassStats& ps);
+  // Elastic jobs (elastic_world.h): the start (join the running job, or restore), what happens
+  // after each step (`stepped`: its outcome), the readers and ring rebuilt for a new world.
+  enum class Turn { kSame, kResized, kLeft };
+  absl::Status ResumeElastic();
+  absl::StatusOr<Turn> ElasticBoundary(const absl::Status& stepped, PassStats& ps);
+  void RebuildForWorld(int64_t pass);
   bool MaxStepsReached() const { return options_.max_steps > 0 && step_ >= options_.max_steps; }
   void Log(const std::string& line) const {
     if (options_.log != nullptr) *options_.log << line << std::endl;
@@ -335,6 +345,10 @@ class TrainingLoop {
   SparsePath* const sp_;
   std::unique_ptr<Optimizer> optimizer_;
   DataParallel* const dp_;
+  ElasticWorld* const elastic_;
+  ElasticPosition epos_;     // elastic: where the job stands (step, pass, examples of the pass)
+  int64_t batch_base_ = 0;   // elastic: steps of this pass taken before the current reader
+  bool left_ = false;        // elastic: this trainer was taken out of the job
   // Dense gradients by ring all-reduce, unless the pserver holds the dense parameters too.
   DataParallel* ring_ = nullptr;
   bool ring_attached_ = false;
@@ -355,6 +369,12 @@ class TrainingLoop {
 absl::StatusOr<TrainResult> TrainingLoop::Run() {
   TANDEM_RETURN_IF_ERROR(BuildModel());
   TANDEM_RETURN_IF_ERROR(LoadData());
+  if (elastic_ != nullptr) {
+    // Data loaded: a new member tells its coordinator it is ready, then joins the ring.
+    TANDEM_RETURN_IF_ERROR(elastic_->Join([this] {
+      if (options_.events != nullptr) options_.events->Emit({{"event", "ready"}});
+    }));
+  }
   TANDEM_RETURN_IF_ERROR(CreateNetwork());
   CreateReaders();
   if (stream_ != nullptr) {
@@ -380,6 +400,12 @@ absl::StatusOr<TrainResult> TrainingLoop::Run() {
   TANDEM_RETURN_IF_ERROR(Resume());
   for (int64_t pass = start_pass_; pass < spec_.passes; ++pass) {
     TANDEM_RETURN_IF_ERROR(RunPass(pass));
+    if (left_) {
+      result_.left_job = true;
+      result_.steps = step_;
+      result_.wall_seconds = Seconds(start_, Clock::now());
+      return result_;
+    }
     if (MaxStepsReached()) break;
   }
   return Finish();
@@ -430,6 +456,11 @@ absl::Status TrainingLoop::LoadData() {
 }
 
 absl::Status TrainingLoop::CreateNetwork() {
+  if (elastic_ != nullptr && (sp_ != nullptr || dp_ == nullptr))
+    return absl::UnimplementedError(
+        sp_ != nullptr ? "spec.elastic: a model with parameters on the pservers cannot resize yet "
+                         "(docs/elastic.md)"
+                       : "spec.elastic: an elastic trainer needs its data-parallel ring");
   TANDEM_ASSIGN_OR_RETURN(net_, Network::Create(std::move(graph_), *device_, options_.seed,
                                                 /*remote_sparse=*/sp_ != nullptr));
   if (options_.on_network_created) options_.on_network_created(*net_);
@@ -463,7 +494,9 @@ void TrainingLoop::CreateReaders() {
                                   .shuffle = spec_.data.shuffle,
                                   .seed = spec_.data.seed,
                                   .prefetch = spec_.data.prefetch,
-                                  .name = "train"});
+                                  .name = "train",
+                                  .global_batch = elastic_ ? elastic_->GlobalBatch(world_size_) : 0,
+                                  .start_offset = elastic_ ? epos_.pass_offset : 0});
   if (test_) {
     test_reader_ = std::make_unique<data::BatchReader>(
         test_, data::ReaderOptions{.batch_size = spec_.data.batch_size,
@@ -490,7 +523,9 @@ absl::Status TrainingLoop::Resume() {
   }
   // Steps this trainer had finished before it was restarted (crash, kill, peer failure).
   const std::optional<int64_t> steps_before_restart = StepJournal::Read(options_.checkpoint_dir);
-  if (dp_ != nullptr) {
+  if (elastic_ != nullptr) {
+    TANDEM_RETURN_IF_ERROR(ResumeElastic());
+  } else if (dp_ != nullptr) {
     TANDEM_ASSIGN_OR_RETURN(
         std::optional<int64_t> resumed,
         dp_->RestoreCheckpoint(options_.checkpoint_dir.empty() ? nullptr : &checkpointer_,
@@ -549,6 +584,13 @@ absl::Status TrainingLoop::Resume() {
 
 absl::Status TrainingLoop::RunPass(int64_t pass) {
   m_.pass->Set(static_cast<double>(pass));
+  if (elastic_ != nullptr && pass != epos_.pass) {
+    // A new pass starts at the first example of its order, whatever the last one's world was.
+    epos_.pass = pass;
+    epos_.pass_offset = 0;
+    batch_base_ = 0;
+    RebuildForWorld(pass);
+  }
   if (sp_ != nullptr) {
     sp_->StartPass(*reader_, pass);  // reads one batch ahead, for the row prefetch
   } else {
@@ -565,7 +607,14 @@ absl::Status TrainingLoop::RunPass(int64_t pass) {
     }
     if (ps.in_pass++ < skip_in_pass_) continue;  // resuming inside this pass: same order, skip
     if (batch->size == 0 && dp_ == nullptr) continue;
-    TANDEM_RETURN_IF_ERROR(TrainStep(*batch, t0, times, ps));
+    if (elastic_ == nullptr) {
+      TANDEM_RETURN_IF_ERROR(TrainStep(*batch, t0, times, ps));
+    } else {
+      const absl::Status stepped = TrainStep(*batch, t0, times, ps);
+      TANDEM_ASSIGN_OR_RETURN(const Turn turn, ElasticBoundary(stepped, ps));
+      if (turn == Turn::kLeft) return absl::OkStatus();
+      if (turn == Turn::kResized) reader_->StartPass(pass);  // the new reader: its first batch
+    }
     if (MaxStepsReached()) break;
   }
   skip_in_pass_ = 0;
@@ -666,10 +715,15 @@ absl::Status TrainingLoop::TrainStep(const data::Batch& batch, Clock::time_point
   if (ring_ != nullptr && stream_ != nullptr) {
     ring_->BeginStreamStep(batch.size, stream_global_batch_);
   } else if (ring_ != nullptr) {
-    ring_->BeginStep(ps.in_pass - 1, batch.size);
+    ring_->BeginStep(ps.in_pass - 1 - batch_base_, batch.size);
   }
   TANDEM_ASSIGN_OR_RETURN(const double loss, ComputeGradients(batch, ps.pass, times));
   TANDEM_RETURN_IF_ERROR(ReduceGradients(times));
+  if (elastic_ != nullptr) {
+    optimizer_->set_learning_rate_scale(elastic_->LearningRateScale(epos_, step_));
+    epos_.pass_offset += reader_->GlobalBatchSize(ps.in_pass - 1 - batch_base_);
+    epos_.step = step_ + 1;
+  }
   optimizer_->Step(step_, total_steps_);
   const double dt = Seconds(t0, Clock::now());
   train_seconds_ += dt;
@@ -856,6 +910,7 @@ absl::Status TrainingLoop::SaveCheckpoint(int64_t at) {
   TANDEM_RETURN_IF_ERROR(checkpointer_.Save(
       at, *net_, *optimizer_,
       stream_ != nullptr ? stream_->CheckpointMetadata() : nlohmann::json::object()));
+  if (elastic_ != nullptr) TANDEM_RETURN_IF_ERROR(SaveElasticPosition(options_.checkpoint_dir, epos_));
   m_.last_checkpoint->Set(WallClockSeconds());
   return absl::OkStatus();
 }
@@ -874,6 +929,130 @@ absl::Status TrainingLoop::StopWithCheckpoint() {
       "stopped at step ", step_,
       options_.checkpoint_dir.empty() ? ""
                                       : absl::StrCat(" (checkpoint ", checkpointer_.last_path(), ")")));
+}
+
+// Elastic start: a new member of a running job takes a live trainer's state and position; a job
+// that starts (or restarts whole) restores the newest checkpoint any rank holds, at whatever
+// world size it was written, from the same example of the same pass.
+absl::Status TrainingLoop::ResumeElastic() {
+  TANDEM_ASSIGN_OR_RETURN(const bool joined,
+                          elastic_->AgreeOnState(/*live=*/false, &epos_, *net_, *optimizer_));
+  if (joined) {
+    step_ = epos_.step;
+    Log(absl::StrCat("elastic: joined the running job at step ", step_, " (pass ", epos_.pass + 1,
+                     ", example ", epos_.pass_offset, " of its order), membership epoch ",
+                     elastic_->epoch(), ", ", dp_->world_size(), " trainers"));
+  } else {
+    TANDEM_ASSIGN_OR_RETURN(
+        std::optional<int64_t> resumed,
+        dp_->RestoreCheckpoint(options_.checkpoint_dir.empty() ? nullptr : &checkpointer_,
+                               options_.resume, *net_, *optimizer_, options_.seed,
+                               /*ranks_may_lack=*/true));
+    epos_ = ElasticPosition{};
+    if (resumed.has_value()) {
+      step_ = *resumed;
+      if (std::optional<ElasticPosition> saved = LoadElasticPosition(options_.checkpoint_dir, step_)) {
+        epos_ = *saved;
+      } else {
+        // A checkpoint without its position (written before the job was elastic): its step at
+        // the reference world's global batch.
+        const int64_t g = elastic_->GlobalBatch(dp_->world_size());
+        const int64_t per_pass = std::max<int64_t>(1, (train_->size() + g - 1) / g);
+        epos_.pass = step_ / per_pass;
+        epos_.pass_offset = std::min(train_->size(), (step_ % per_pass) * g);
+      }
+      epos_.step = step_;
+      result_.resumed_step = step_;  // a rank with no checkpoint of its own resumed too
+      // Ranks may have found different positions (a rank's folder without the file): rank 0's.
+      TANDEM_RETURN_IF_ERROR(
+          elastic_->AgreeOnState(/*live=*/true, &epos_, *net_, *optimizer_).status());
+      Log(absl::StrCat("elastic: resumed from step ", step_, " (pass ", epos_.pass + 1,
+                       ", example ", epos_.pass_offset, " of its order) on ", dp_->world_size(),
+                       " trainers"));
+    }
+  }
+  elastic_->RescaleLearningRate(dp_->world_size(), &epos_);
+  start_pass_ = epos_.pass;
+  skip_in_pass_ = 0;
+  RebuildForWorld(epos_.pass);
+  return absl::OkStatus();
+}
+
+// The readers (this rank's slices of the rest of the pass) and the ring's buckets for the world
+// the communicator now has; the step counts of the pass and of the run follow.
+void TrainingLoop::RebuildForWorld(int64_t pass) {
+  if (ring_attached_) ring_->Detach();
+  ring_attached_ = false;
+  rank_ = dp_->rank();
+  world_size_ = dp_->world_size();
+  reader_.reset();
+  test_reader_.reset();
+  CreateReaders();
+  if (ring_ != nullptr) {
+    // Attach only fails for a reader of another rank or a sparse parameter, both ruled out.
+    TANDEM_CHECK_OK(ring_->Attach(*net_, *reader_));
+    ring_attached_ = true;
+  }
+  const int64_t g = elastic_->GlobalBatch(world_size_);
+  const int64_t full_pass = (train_->size() + g - 1) / g;
+  steps_per_pass_ = batch_base_ + reader_->MaxBatchesPerPass();
+  total_steps_ = step_ + reader_->MaxBatchesPerPass() + (spec_.passes - pass - 1) * full_pass;
+}
+
+// After each step of an elastic job: a newer membership (polled at the boundary, or awaited when
+// the step failed because a peer died) is entered, the state agreed, the readers rebuilt.
+absl::StatusOr<TrainingLoop::Turn> TrainingLoop::ElasticBoundary(const absl::Status& stepped,
+                                                                 PassStats& ps) {
+  const Clock::time_point t0 = Clock::now();
+  absl::Status failed = stepped;
+  std::optional<api::Membership> next;
+  if (failed.ok()) {
+    absl::StatusOr<std::optional<api::Membership>> polled = elastic_->PollAtBoundary();
+    if (polled.ok()) {
+      if (!polled->has_value()) return Turn::kSame;
+      next = **polled;
+    } else {
+      failed = polled.status();
+    }
+  }
+  if (!failed.ok()) {
+    if (!collective::IsPeerFailure(failed)) return failed;
+    Log(absl::StrCat("elastic: a peer failed at step ", step_, " (", failed.message(),
+                     "); waiting for the next membership"));
+    TANDEM_ASSIGN_OR_RETURN(next, elastic_->AwaitNewMembership());
+  }
+  const int old_world = world_size_;
+  const int64_t my_step = step_;
+  TANDEM_ASSIGN_OR_RETURN(const bool member, elastic_->Enter(*next));
+  if (!member) {
+    Log(absl::StrCat("elastic: not in membership epoch ", next->epoch, " (", next->reason,
+                     "): leaving the job after step ", step_));
+    left_ = true;
+    return Turn::kLeft;
+  }
+  TANDEM_RETURN_IF_ERROR(elastic_->AgreeOnState(/*live=*/true, &epos_, *net_, *optimizer_).status());
+  if (epos_.pass != ps.pass)
+    return absl::InternalError(absl::StrCat("elastic: the source rank is in pass ", epos_.pass + 1,
+                                            ", this one in pass ", ps.pass + 1));
+  step_ = epos_.step;
+  elastic_->RescaleLearningRate(dp_->world_size(), &epos_);
+  batch_base_ = ps.in_pass;
+  RebuildForWorld(ps.pass);
+  ++result_.resizes;
+  const double pause = Seconds(t0, Clock::now());
+  // The step in flight when a peer died is computed again by whoever had not finished it.
+  const int64_t lost = failed.ok() ? 0 : 1;
+  Log(absl::StrFormat("elastic: epoch %d (%s): %d -> %d trainers at step %d, rank %d, pass %d "
+                      "example %d, lr scale %.3g -> %.3g, paused %.3f s",
+                      elastic_->epoch(), next->reason, old_world, world_size_, step_, rank_,
+                      ps.pass + 1, epos_.pass_offset, epos_.lr_from, epos_.lr_to, pause));
+  if (options_.events != nullptr && rank_ == 0) {
+    options_.events->Emit({{"event", "resized"}, {"epoch", elastic_->epoch()},
+                           {"from", old_world}, {"to", world_size_}, {"step", step_},
+                           {"reason", next->reason}, {"pauseSeconds", pause},
+                           {"lostSteps", lost}, {"rankStep", my_step}});
+  }
+  return Turn::kResized;
 }
 
 absl::StatusOr<TrainResult> TrainingLoop::Finish() {

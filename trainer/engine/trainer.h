@@ -21,6 +21,7 @@
 namespace tandem::trainer {
 
 class DataParallel;   // trainer/engine/data_parallel.h
+class ElasticWorld;   // trainer/engine/elastic_world.h
 class EventReporter;  // trainer/engine/events.h
 class Network;        // trainer/model/network.h
 class Publisher;      // trainer/engine/publisher.h
@@ -42,6 +43,9 @@ struct TrainOptions {
   // Data-parallel training with the other ranks of `parallel` (each trains on its shard, gradients
   // averaged every step, test metrics combined); null: this process trains alone. Not owned.
   DataParallel* parallel = nullptr;
+  // Elastic jobs (spec.elastic): the membership `parallel` follows; at step boundaries the job
+  // may grow or shrink (docs/elastic.md). REQUIRES: `parallel` set. Null: fixed size. Not owned.
+  ElasticWorld* elastic = nullptr;
   // `@tandem` progress and resumed events for a supervisor; null: none. Not owned.
   EventReporter* events = nullptr;
   // Where the final model is written (empty: nowhere). With `parallel`, only rank 0 writes it.
@@ -83,6 +87,10 @@ struct TrainResult {
   double wall_seconds = 0;     // whole run, loading included
   double examples_per_sec = 0;  // data-parallel: every rank's examples over the slowest's time
   int64_t resumed_step = -1;    // the checkpoint step training resumed from (-1: fresh start)
+  // Elastic jobs: membership changes this trainer went through, and whether it left the job (a
+  // coordinator took it out: its work is done, the others go on).
+  int resizes = 0;
+  bool left_job = false;
   int threads = 0;
   int64_t parameters = 0;
   // Copy of the dense parameter arena (tests), when TrainOptions::keep_final_parameters.

@@ -85,13 +85,14 @@ void ValidateOptimizerSection(const nlohmann::json& section, const nlohmann::jso
   ParseOptimizerConfig(section, path, errors);
 }
 
-void ValidateDataSection(const nlohmann::json& section, const nlohmann::json&,
+void ValidateDataSection(const nlohmann::json& section, const nlohmann::json& spec,
                          const std::string& path, std::vector<FieldError>* errors) {
   data::ParseOptions options;
   options.path = path;
   options.check_files = false;
   data::DataConfig config;
-  for (const std::string& line : data::ParseDataConfig(section, options, &config)) {
+  const std::vector<std::string> problems = data::ParseDataConfig(section, options, &config);
+  for (const std::string& line : problems) {
     const size_t colon = line.find(": ");
     if (colon == std::string::npos) {
       errors->push_back({path, line});
@@ -99,6 +100,12 @@ void ValidateDataSection(const nlohmann::json& section, const nlohmann::json&,
       errors->push_back({line.substr(0, colon), line.substr(colon + 2)});
     }
   }
+  // An elastic job re-deals a pass's examples at each resize (docs/elastic.md); a stream has no
+  // passes, and its read positions are per trainer (docs/streaming.md).
+  if (problems.empty() && config.train.stream.has_value() && spec.is_object() && spec.contains("elastic"))
+    errors->push_back({"spec.elastic", absl::StrCat("not supported with a stream (", path,
+                                                    ".train.stream): a stream's read positions "
+                                                    "belong to a fixed set of trainers")});
 }
 
 std::string TrainerMemoryCheck::Explain() const {

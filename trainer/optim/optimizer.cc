@@ -59,7 +59,7 @@ void Optimizer::UpdateRange(Param& p, int64_t begin, int64_t n, const float* g, 
 }
 
 void Optimizer::Step(int64_t step, int64_t total_steps) {
-  const float lr = static_cast<float>(config_.LearningRateAt(step, total_steps));
+  const float lr = static_cast<float>(LearningRate(step, total_steps));
   ++updates_;
   if (config_.type == OptimizerType::kAdam) {
     bc1_ = 1.f - static_cast<float>(std::pow(config_.beta1, static_cast<double>(updates_)));

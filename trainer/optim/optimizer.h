@@ -28,8 +28,10 @@ class Optimizer {
   // Applies one update with the gradients in the parameters. `step` is 0-based.
   void Step(int64_t step, int64_t total_steps);
   double LearningRate(int64_t step, int64_t total_steps) const {
-    return config_.LearningRateAt(step, total_steps);
+    return config_.LearningRateAt(step, total_steps) * lr_scale_;
   }
+  // Multiplies the schedule's learning rate (elastic jobs, spec.elastic.policy linear). Default 1.
+  void set_learning_rate_scale(double scale) { lr_scale_ = scale; }
   const OptimizerConfig& config() const { return config_; }
   // Optimizer state tensors (momentum, Adam moments, Adagrad sums), for checkpoints.
   std::vector<Tensor*> State();
@@ -44,6 +46,7 @@ class Optimizer {
   Device& device_;
   std::vector<Tensor> m_, v_;  // per parameter: first and second state
   int64_t updates_ = 0;        // Adam's bias-correction count
+  double lr_scale_ = 1;
   float bc1_ = 1, bc2_ = 1;
 };
 

@@ -101,6 +101,75 @@ INSTANTIATE_TEST_SUITE_P(Table, ShardingTest,
                                            ShardCase{1000, 3, 64, true, 3},
                                            ShardCase{1000, 7, 1000, true, 0}));
 
+// Elastic dealing (ReaderOptions::global_batch): the world changes at global-batch boundaries
+// `worlds[i].at` (examples of the pass consumed so far: 0, then wherever the previous world
+// stopped after `steps` global batches). Every position of the pass's order is read exactly once,
+// global batch k holds the order's positions [offset + k*g, ...) in order, split over the ranks.
+struct ElasticCase {
+  int64_t n;
+  int64_t global_batch;
+  std::vector<std::pair<int, int>> worlds;  // {world size, global batches it takes (-1: the rest)}
+  bool shuffle;
+  int prefetch;
+};
+
+class ElasticDealingTest : public ::testing::TestWithParam<ElasticCase> {};
+
+TEST_P(ElasticDealingTest, EveryExampleOncePerPassWhateverTheWorlds) {
+  const ElasticCase& c = GetParam();
+  auto ds = std::make_shared<CountingDataset>(c.n);
+  const int64_t pass = 1;
+  ReaderOptions whole{.batch_size = 1, .rank = 0, .world_size = 1, .shuffle = c.shuffle, .seed = 7};
+  const std::vector<int64_t> order = BatchReader::ShardOrder(c.n, whole, pass);
+  std::vector<int64_t> consumed;  // global batches concatenated, ranks in order
+  int64_t offset = 0;
+  for (const auto& [world, steps] : c.worlds) {
+    std::vector<std::vector<std::vector<int64_t>>> by_rank(static_cast<size_t>(world));
+    int64_t batches = -1;
+    for (int rank = 0; rank < world; ++rank) {
+      BatchReader reader(ds, {.rank = rank, .world_size = world, .shuffle = c.shuffle, .seed = 7,
+                              .prefetch = c.prefetch, .global_batch = c.global_batch,
+                              .start_offset = offset});
+      if (batches < 0) batches = reader.MaxBatchesPerPass();
+      EXPECT_EQ(reader.MaxBatchesPerPass(), batches);
+      reader.StartPass(pass);
+      int64_t index = 0;
+      while (const Batch* b = reader.Next()) {
+        if (steps >= 0 && index >= steps) break;
+        EXPECT_LE(b->size, reader.BatchSize(rank));
+        by_rank[static_cast<size_t>(rank)].emplace_back(b->example_ids.begin(),
+                                                        b->example_ids.begin() + b->size);
+        ++index;
+      }
+    }
+    const int64_t taken = steps >= 0 ? std::min<int64_t>(steps, batches) : batches;
+    BatchReader geometry(ds, {.rank = 0, .world_size = world, .shuffle = c.shuffle, .seed = 7,
+                              .prefetch = 0, .global_batch = c.global_batch, .start_offset = offset});
+    for (int64_t k = 0; k < taken; ++k) {
+      int64_t global = 0;
+      for (int rank = 0; rank < world; ++rank) {
+        auto& batches_of_rank = by_rank[static_cast<size_t>(rank)];
+        if (k >= static_cast<int64_t>(batches_of_rank.size())) continue;  // an empty last slice
+        const auto& ids = batches_of_rank[static_cast<size_t>(k)];
+        consumed.insert(consumed.end(), ids.begin(), ids.end());
+        global += static_cast<int64_t>(ids.size());
+      }
+      EXPECT_EQ(global, geometry.GlobalBatchSize(k)) << "global batch " << k;
+      offset += global;
+    }
+  }
+  // Exactly the pass's order, in order: nothing lost, nothing repeated, nothing reordered.
+  EXPECT_EQ(consumed, order);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, ElasticDealingTest,
+    ::testing::Values(ElasticCase{203, 32, {{2, 3}, {4, 6}, {3, -1}}, true, 2},   // 2 -> 4 -> 3
+                      ElasticCase{203, 32, {{2, -1}}, false, 0},                  // never resized
+                      ElasticCase{100, 10, {{3, 1}, {1, 2}, {7, 1}, {10, -1}}, true, 1},
+                      ElasticCase{101, 33, {{4, 2}, {2, -1}}, true, 0},  // 33 over 4: 8,8,8,9
+                      ElasticCase{7, 5, {{5, 1}, {3, -1}}, false, 2}));  // last slice empty
+
 TEST(BatchReaderTest, LastBatchIsShort) {
   auto ds = std::make_shared<CountingDataset>(10);
   BatchReader reader(ds, {.batch_size = 4, .shuffle = false});
