@@ -273,8 +273,10 @@ int main(int argc, char** argv) {
   }
   // A failed ring ends this rank within a grace period even when its training thread is blocked
   // elsewhere (a pserver RPC behind the same cut link): trainer/engine/peer_failure_watchdog.h.
+  // Not in an elastic job: there a failed ring is the survivors' cue to wait for the smaller
+  // membership (elastic_world.h), and its communicator is replaced at every resize.
   std::unique_ptr<tandem::trainer::PeerFailureWatchdog> watchdog;
-  if (parallel != nullptr) {
+  if (parallel != nullptr && !elastic) {
     tandem::collective::Communicator* comm = &parallel->communicator();
     watchdog = std::make_unique<tandem::trainer::PeerFailureWatchdog>(
         [comm] { return comm->health(); }, absl::Seconds(2), [](const absl::Status& s) {
@@ -283,6 +285,7 @@ int main(int argc, char** argv) {
                     << s.message() << std::endl;
           ::_exit(tandem::api::kExitPeerFailure);
         });
+  }
   std::unique_ptr<tandem::trainer::ElasticWorld> elastic_world;
   if (elastic) {
     auto comm_options = tandem::collective::CommunicatorOptionsFromEnv(env, contract->job_name);
@@ -351,7 +354,8 @@ int main(int argc, char** argv) {
   // for its timeout), and tearing down connections to unreachable pservers must not hold this
   // rank up.
   auto leave_for_restart = [&](const absl::Status& why) {
-    if (parallel != nullptr) (void)parallel->communicator().transport().Fail(why);
+    // (An elastic trainer's ring may already be gone: a failed rebuild leaves none.)
+    if (parallel != nullptr && !elastic) (void)parallel->communicator().transport().Fail(why);
     tandem::trainer::ExitAfter(absl::Seconds(5), tandem::api::kExitPeerFailure);
     return tandem::api::kExitPeerFailure;
   };
