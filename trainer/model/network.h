@@ -53,6 +53,11 @@ class Network {
 
   // Runs every layer; returns the mean of the cost layer's per-example losses.
   double Forward(const StepContext& ctx);
+  // Runs only the layers that depend (directly or through other layers) on one of `inputs`
+  // (input indices), reusing every other blob from the last forward pass at the same batch size:
+  // incremental decoding changes only the decoder's input, not the encoder's.
+  // REQUIRES: a full Forward ran since the last SetBatchSize.
+  double ForwardDependents(const std::vector<int>& inputs, const StepContext& ctx);
   // Backward from the cost layer (seeded with 1/N per example); fills every parameter gradient.
   void Backward(const StepContext& ctx);
 
