@@ -114,7 +114,7 @@ TEST(ModelErrorsTest, Table) {
          "  - {name: c2, type: conv2d, input: r, numFilters: 0, filterSize: 3}\n"),
        "spec.model.layers[2].numFilters: layer 'c2' (conv2d): must be >= 1, got 0"},
       {M("  - {name: f, type: fully, input: image}\n"),
-       "spec.model.layers[0].type: unknown layer type \"fully\" (known: avg_pool, batch_norm, "},
+       "spec.model.layers[0].type: unknown layer type \"fully\" (known: additive_attention, avg_pool, batch_norm, "},
       {M("  - {name: f, type: fc, input: image, size: 10, sise: 3}\n"),
        "spec.model.layers[0].sise: layer 'f' (fc): unknown field (known: bias, size)"},
       {M("  - {name: f, type: fc, input: imag, size: 10}\n"),
