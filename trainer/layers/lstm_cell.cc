@@ -10,7 +10,9 @@ namespace {
 // e^x by range reduction x = n ln2 + r, |r| <= ln2 / 2, a degree-6 polynomial for e^r (Cephes'
 // expf coefficients) and 2^n built in the exponent bits. Branch-free, so loops over it vectorise.
 inline float Exp(float x) {
-  x = std::min(std::max(x, -87.0f), 88.0f);
+  // Value selects, not std::min/max (which pass references and keep a branch in the loop).
+  x = x < -87.0f ? -87.0f : x;
+  x = x > 88.0f ? 88.0f : x;
   const float n = std::floor(x * 1.44269504088896341f + 0.5f);
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
