@@ -3,7 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "trainer/layers/lstm_cell.h"
+#include "trainer/layers/recurrent_cells.h"
 
 namespace tandem::trainer {
 BlobDesc LstmLayer::Setup(LayerSetup& s) {

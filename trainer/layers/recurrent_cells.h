@@ -1,4 +1,4 @@
-// The LSTM cell's element-wise work, one step of one sequence, vectorised: the gate
+// The LSTM and GRU cells' element-wise work, one step of one sequence, vectorised: the gate
 // non-linearities are computed with a polynomial exp (Cephes' expf: |relative error| < 2e-7 on
 // the clamped range) that the compiler turns into AVX-512 / AVX2 / SSE code, chosen at run time
 // (GCC target_clones). The scalar std::exp/std::tanh calls this replaces were half the time of an
@@ -20,6 +20,11 @@ void LstmCellForward(int64_t h, float* gates, const float* c_prev, float* c, flo
 // dc with the gradient of c_prev.
 void LstmCellBackward(int64_t h, const float* gates, const float* c, const float* c_prev,
                       const float* dh, float* dc, float* dgates);
+
+// GRU (gru_layer.h's formulation): gx holds x W + b_x for [r, z, n] and receives the
+// activations r, z, n; gh holds h_prev U + b_h; out_h = (1 - z) * n + z * h_prev (h_prev null:
+// zero state).
+void GruCellForward(int64_t h, float* gx, const float* gh, const float* h_prev, float* out_h);
 
 // Element-wise tanh with the same vectorised exp (y may equal x).
 void VectorTanh(int64_t n, const float* x, float* y);

@@ -1,4 +1,4 @@
-#include "trainer/layers/lstm_cell.h"
+#include "trainer/layers/recurrent_cells.h"
 
 #include <algorithm>
 #include <bit>
@@ -90,6 +90,20 @@ void LstmCellBackward(int64_t h, const float* gates, const float* c, const float
     dgates[2 * h + k] = dct * i * (1.f - g * g);
     dgates[3 * h + k] = dh[k] * tc * o * (1.f - o);
     dc[k] = dct * f;
+  }
+}
+
+TANDEM_VECTOR_CLONES
+void GruCellForward(int64_t h, float* gx, const float* gh, const float* h_prev, float* out_h) {
+#pragma omp simd
+  for (int64_t k = 0; k < h; ++k) {
+    const float rg = Sigmoid(gx[k] + gh[k]);
+    const float z = Sigmoid(gx[h + k] + gh[h + k]);
+    const float nn = Tanh(gx[2 * h + k] + rg * gh[2 * h + k]);
+    gx[k] = rg;
+    gx[h + k] = z;
+    gx[2 * h + k] = nn;
+    out_h[k] = (1.f - z) * nn + (h_prev != nullptr ? z * h_prev[k] : 0.f);
   }
 }
 
