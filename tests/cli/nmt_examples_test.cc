@@ -4,6 +4,7 @@
 // --sample 8000 --seed 1: 7,587 training and 413 held-out words) and fewer passes. Each must
 // succeed data-parallel (2 workers) and reach the token accuracy, exact match and BLEU stated
 // here on the held-out words; the full examples' figures are in docs/seq2seq.md.
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -55,9 +56,9 @@ TEST_P(NmtExamplesTest, TrainsDataParallelToTheStatedScores) {
   const Case& c = GetParam();
   std::string text = ReadFile(absl::StrCat(SourceDir(), "/examples/", c.example));
   ASSERT_NE(text.find("/tmp/tandem-nmt/"), std::string::npos);
-  ASSERT_NE(text.find("passes: 3"), std::string::npos);
+  ASSERT_NE(text.find("passes: 2"), std::string::npos);
   text = absl::StrReplaceAll(text, {{"/tmp/tandem-nmt/", dir_.string() + "/"},
-                                    {"passes: 3", absl::StrCat("passes: ", c.passes)}});
+                                    {"passes: 2", absl::StrCat("passes: ", c.passes)}});
   const std::string manifest = (dir_ / "job.yaml").string();
   std::ofstream(manifest) << text;
   const std::string run_dir = (dir_ / "run").string(), out = (dir_ / "out.txt").string();
@@ -73,13 +74,19 @@ TEST_P(NmtExamplesTest, TrainsDataParallelToTheStatedScores) {
   EXPECT_GE(summary["test_accuracy"].get<double>(), c.min_token_accuracy) << summary.dump(1);
   EXPECT_GE(summary["test_exact_match"].get<double>(), c.min_exact_match) << summary.dump(1);
   EXPECT_GE(summary["test_bleu"].get<double>(), c.min_bleu) << summary.dump(1);
+  std::printf("%s after %d passes: token accuracy %.4f exact match %.4f BLEU %.4f, %.1f s\n",
+              c.example, c.passes, summary["test_accuracy"].get<double>(),
+              summary["test_exact_match"].get<double>(), summary["test_bleu"].get<double>(),
+              summary["wall_s"].get<double>());
   // Both ranks decoded their halves and report the merged figures.
   EXPECT_NE(output.find("decoded 413 test sequences"), std::string::npos) << output;
 }
 
 INSTANTIATE_TEST_SUITE_P(Examples, NmtExamplesTest,
-                         ::testing::Values(Case{"nmt-attention.yaml", 2, 0.0, 0.0, 0.0},
-                                           Case{"nmt-encoder-decoder.yaml", 2, 0.0, 0.0, 0.0}),
+                         // Measured after 8 passes (2026-12-06, docs/seq2seq.md): attention
+                         // 0.9733 / 0.8257 / 0.9411, encoder-decoder 0.8801 / 0.3220 / 0.5890.
+                         ::testing::Values(Case{"nmt-attention.yaml", 8, 0.93, 0.6, 0.85},
+                                           Case{"nmt-encoder-decoder.yaml", 8, 0.8, 0.2, 0.45}),
                          [](const auto& info) {
                            return std::string(info.param.example[4] == 'a' ? "Attention"
                                                                            : "EncoderDecoder");

@@ -115,6 +115,9 @@ absl::Status SequenceDecoder::DecodeChunk(const Sequences& sources, size_t first
       b.lengths[r] = static_cast<int32_t>(len);
     }
   }
+  // The hook may rewrite the id inputs in place (the sparse path turns ids into row slots), so
+  // every step refills them from here.
+  const std::vector<int32_t> source_ids = net.input(source_input_).ids;
   // hyps[e][k]: example e's k-th hypothesis (row e * beam + k).
   std::vector<std::vector<Hypothesis>> hyps(count);
   for (auto& h : hyps) {
@@ -135,8 +138,11 @@ absl::Status SequenceDecoder::DecodeChunk(const Sequences& sources, size_t first
     if (!any_live) break;
     // Prefixes into the decoder input (finished or missing hypotheses just repeat a valid row).
     for (int i = 0; i < net.num_inputs(); ++i) {
-      if (i == source_input_) continue;
       Blob& b = net.input(i);
+      if (i == source_input_) {
+        b.ids = source_ids;
+        continue;
+      }
       for (size_t e = 0; e < count; ++e) {
         for (int k = 0; k < beam; ++k) {
           const int64_t r = static_cast<int64_t>(e) * beam + k;
@@ -155,7 +161,16 @@ absl::Status SequenceDecoder::DecodeChunk(const Sequences& sources, size_t first
       absl::Status s = before_forward_();
       if (!s.ok()) return s;
     }
-    net.Forward(ctx);
+    // The source side is the same at every step: from step 1 on, only the layers that read the
+    // decoder's inputs run again (the encoder's states are reused).
+    if (t == 0) {
+      net.Forward(ctx);
+    } else {
+      std::vector<int> changed;
+      for (int i = 0; i < net.num_inputs(); ++i)
+        if (i != source_input_) changed.push_back(i);
+      net.ForwardDependents(changed, ctx);
+    }
     for (size_t e = 0; e < count; ++e) {
       std::vector<Hypothesis>& h = hyps[e];
       if (greedy) {  // argmax, the lowest id on ties

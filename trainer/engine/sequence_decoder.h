@@ -8,10 +8,11 @@
 // a sequence [T, V] in which step t depends only on decoder inputs 0..t (recurrent and attention
 // layers are causal in time; nothing mixes future steps in). Decoding feeds <s>, takes the
 // logits at step t for the prefix so far, appends the chosen token and repeats until </s> or T
-// steps. Each step runs the whole network on the prefixes (the encoder too), so a sequence of
-// length L costs L forward passes: simple and exactly the trained computation, at the price of
-// recomputing the encoder and the prefix (fine for evaluation sets; a serving path would cache
-// the encoder's states and the recurrent state).
+// steps. The first step runs the whole network; later steps run only the layers that depend on
+// the decoder's inputs (Network::ForwardDependents), so the encoder runs once per batch. The
+// decoder itself reruns over the whole prefix at each step (exactly the trained computation, at
+// O(L^2) recurrent steps for a sequence of length L; a serving path would keep the recurrent
+// state between steps).
 //
 // Beam search keeps the `beam` best prefixes by total log-probability; a hypothesis that emits
 // </s> is finished and competes with the live ones by its total; the search stops when the best

@@ -2,12 +2,9 @@
 
 #include <cmath>
 
+#include "trainer/layers/recurrent_cells.h"
+
 namespace tandem::trainer {
-namespace {
-
-inline float Sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
-
-}  // namespace
 
 BlobDesc GruLayer::Setup(LayerSetup& s) {
   h_ = s.attrs().RequiredInt("size", 1, 1 << 16);
@@ -53,19 +50,8 @@ void GruLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
       device_->Gemm(false, false, a, h3, h_, 1.f, hs_.data() + op * h_, h_, wh, h3, 1.f,
                     gh_.data() + o * h3, h3);
     for (int64_t r = 0; r < a; ++r) {
-      float* gx = gx_.data() + (o + r) * h3;
-      const float* gh = gh_.data() + (o + r) * h3;
-      const float* hp = t > 0 ? hs_.data() + (op + r) * h_ : nullptr;
-      float* hr = hs_.data() + (o + r) * h_;
-      for (int64_t k = 0; k < h_; ++k) {
-        const float rg = Sigmoid(gx[k] + gh[k]);
-        const float z = Sigmoid(gx[h_ + k] + gh[h_ + k]);
-        const float nn = std::tanh(gx[2 * h_ + k] + rg * gh[2 * h_ + k]);
-        gx[k] = rg;
-        gx[h_ + k] = z;
-        gx[2 * h_ + k] = nn;
-        hr[k] = (1.f - z) * nn + (hp != nullptr ? z * hp[k] : 0.f);
-      }
+      GruCellForward(h_, gx_.data() + (o + r) * h3, gh_.data() + (o + r) * h3,
+                     t > 0 ? hs_.data() + (op + r) * h_ : nullptr, hs_.data() + (o + r) * h_);
     }
   }
   pack_.Scatter(hs_.data(), h_, out.value.data());

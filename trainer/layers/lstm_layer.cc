@@ -3,14 +3,9 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "trainer/layers/recurrent_cells.h"
 
 namespace tandem::trainer {
-namespace {
-
-inline float Sigmoid(float x) { return 1.f / (1.f + std::exp(-x)); }
-
-}  // namespace
-
 BlobDesc LstmLayer::Setup(LayerSetup& s) {
   h_ = s.attrs().RequiredInt("size", 1, 1 << 16);
   if (!s.ExpectInputs(1, 1, {{BlobKind::kSequence}})) return {};
@@ -40,7 +35,7 @@ void LstmLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
   const float* wh = params_[1]->value.data();
   const float* b = params_[2]->value.data();
   float* g = gates_.data();
-  for (int64_t r = 0; r < total; ++r) device_->Copy(4 * h_, b, g + r * 4 * h_);
+  device_->CopyRows(total, 4 * h_, b, 0, g, 4 * h_);  // g = bias, then g += x Wx
   device_->Gemm(false, false, total, 4 * h_, in_, 1.f, x_.data(), in_, wx, 4 * h_, 1.f, g, 4 * h_);
   const int64_t h4 = 4 * h_;
   for (int64_t t = 0; t < steps_; ++t) {
@@ -51,21 +46,8 @@ void LstmLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
     if (t > 0) device_->Gemm(false, false, a, h4, h_, 1.f, hs_.data() + op * h_, h_, wh, h4, 1.f, gt, h4);
 #pragma omp parallel for schedule(static) if (a * h_ > 16384)
     for (int64_t r = 0; r < a; ++r) {
-      float* gr = gt + r * h4;
-      float* cr = c_.data() + (o + r) * h_;
-      float* hr = hs_.data() + (o + r) * h_;
-      const float* cp = t > 0 ? c_.data() + (op + r) * h_ : nullptr;
-      for (int64_t k = 0; k < h_; ++k) {
-        const float i = Sigmoid(gr[k]), f = Sigmoid(gr[h_ + k]);
-        const float gg = std::tanh(gr[2 * h_ + k]), og = Sigmoid(gr[3 * h_ + k]);
-        gr[k] = i;
-        gr[h_ + k] = f;
-        gr[2 * h_ + k] = gg;
-        gr[3 * h_ + k] = og;
-        const float c = (cp != nullptr ? f * cp[k] : 0.f) + i * gg;
-        cr[k] = c;
-        hr[k] = og * std::tanh(c);
-      }
+      LstmCellForward(h_, gt + r * h4, t > 0 ? c_.data() + (op + r) * h_ : nullptr,
+                      c_.data() + (o + r) * h_, hs_.data() + (o + r) * h_);
     }
   }
   pack_.Scatter(hs_.data(), h_, out.value.data());
@@ -96,22 +78,9 @@ void LstmLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrad
     const int64_t op = t > 0 ? pack_.offset(t - 1) : 0;
 #pragma omp parallel for schedule(static) if (a * h_ > 16384)
     for (int64_t r = 0; r < a; ++r) {
-      const float* gr = gates_.data() + (o + r) * h4;
-      float* dg = dgates_.data() + (o + r) * h4;
-      const float* cr = c_.data() + (o + r) * h_;
-      const float* cp = t > 0 ? c_.data() + (op + r) * h_ : nullptr;
-      const float* dh = dh_.data() + (o + r) * h_;
-      float* dc = dc_.data() + r * h_;
-      for (int64_t k = 0; k < h_; ++k) {
-        const float i = gr[k], f = gr[h_ + k], g = gr[2 * h_ + k], og = gr[3 * h_ + k];
-        const float tc = std::tanh(cr[k]);
-        const float dct = dh[k] * og * (1.f - tc * tc) + dc[k];
-        dg[k] = dct * g * i * (1.f - i);
-        dg[h_ + k] = cp != nullptr ? dct * cp[k] * f * (1.f - f) : 0.f;
-        dg[2 * h_ + k] = dct * i * (1.f - g * g);
-        dg[3 * h_ + k] = dh[k] * tc * og * (1.f - og);
-        dc[k] = dct * f;
-      }
+      LstmCellBackward(h_, gates_.data() + (o + r) * h4, c_.data() + (o + r) * h_,
+                       t > 0 ? c_.data() + (op + r) * h_ : nullptr, dh_.data() + (o + r) * h_,
+                       dc_.data() + r * h_, dgates_.data() + (o + r) * h4);
     }
     if (t > 0) {
       const float* dgt = dgates_.data() + o * h4;
@@ -120,8 +89,7 @@ void LstmLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrad
     }
   }
   device_->Gemm(true, false, in_, h4, total, 1.f, x_.data(), in_, dgates_.data(), h4, 0.f, dwx, h4);
-  device_->Fill(h4, 0.f, db);
-  for (int64_t r = 0; r < total; ++r) device_->Axpy(h4, 1.f, dgates_.data() + r * h4, db);
+  device_->BiasGrad(total, h4, dgates_.data(), db);
   if (in_grad[0] != nullptr) {
     dx_.Resize(*device_, Shape({cap, in_}));
     device_->Gemm(false, true, total, in_, h4, 1.f, dgates_.data(), h4, wx, h4, 0.f, dx_.data(), in_);

@@ -29,6 +29,7 @@ ModelDef ModelBuilder::Build() const {
   def.inputs = inputs_;
   def.layers.assign(layers_.begin(), layers_.end());
   def.cost = cost_;
+  def.decode = decode_;
   return def;
 }
 

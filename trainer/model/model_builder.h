@@ -207,6 +207,11 @@ class ModelBuilder {
     cost_ = r.name;
     return *this;
   }
+  // spec.model.decode: how a sequence-to-sequence model is decoded for evaluation.
+  ModelBuilder& Decode(DecodeDef decode) {
+    decode_ = decode;
+    return *this;
+  }
 
   ModelDef Build() const;
 
@@ -216,6 +221,7 @@ class ModelBuilder {
   std::vector<InputDef> inputs_;
   std::deque<LayerConfig> layers_;  // deque: builders keep pointers while layers are added
   std::string cost_;
+  std::optional<DecodeDef> decode_;
 };
 
 }  // namespace tandem::trainer

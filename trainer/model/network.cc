@@ -273,6 +273,26 @@ void Network::ForwardInference(const StepContext& ctx) {
   }
 }
 
+double Network::ForwardDependents(const std::vector<int>& inputs, const StepContext& ctx) {
+  std::vector<bool> changed(blobs_.size(), false);
+  for (int i : inputs) changed[i] = true;
+  for (size_t l = 0; l < graph_.layers.size(); ++l) {
+    GraphLayer& gl = graph_.layers[l];
+    bool depends = false;
+    for (int b : gl.inputs) depends = depends || changed[b];
+    if (!depends) continue;
+    changed[gl.output] = true;
+    if (forward_into_[l] >= 0) changed[forward_into_[l]] = true;
+    if (skip_forward_[l]) continue;  // fused into the layer before it, which ran
+    const int out = forward_into_[l] >= 0 ? forward_into_[l] : gl.output;
+    gl.layer->Forward(layer_inputs_[l], blobs_[out], ctx);
+  }
+  const Blob& loss = cost_output();
+  double sum = 0;
+  for (int64_t i = 0; i < batch_; ++i) sum += loss.value.data()[i];
+  return batch_ > 0 ? sum / batch_ : 0.0;
+}
+
 void Network::Backward(const StepContext& ctx) {
   Blob& cost = blobs_[graph_.layers[graph_.cost_layer].output];
   TANDEM_CHECK(!cost.grad.empty()) << "the cost layer has no trainable inputs";

@@ -56,6 +56,11 @@ class Network {
   // Forward for inference (tandem-serve): every layer but the cost layer, so label inputs are
   // not read; the model's output is cost_input(0).
   void ForwardInference(const StepContext& ctx);
+  // Runs only the layers that depend (directly or through other layers) on one of `inputs`
+  // (input indices), reusing every other blob from the last forward pass at the same batch size:
+  // incremental decoding changes only the decoder's input, not the encoder's.
+  // REQUIRES: a full Forward ran since the last SetBatchSize.
+  double ForwardDependents(const std::vector<int>& inputs, const StepContext& ctx);
   // Backward from the cost layer (seeded with 1/N per example); fills every parameter gradient.
   void Backward(const StepContext& ctx);
 

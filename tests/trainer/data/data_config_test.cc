@@ -123,8 +123,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"UnknownFieldsAndFormat",
                   R"({"batchsize": 3, "train": {"format": "csv"}})",
                   {"spec.data.batchsize: unknown field (known: train, test, batchSize, shuffle, "
-                   "seed, prefetch, skipMalformed)",
-                   "spec.data.train.format: unknown format \"csv\" (known: idx, libsvm, tokens, synthetic-ctr)"}},
+                   "seed, prefetch, skipMalformed, bucketByLength, batchTokens)",
+                   "spec.data.train.format: unknown format \"csv\" (known: idx, libsvm, tokens, synthetic-ctr, parallel-text)"}},
         ErrorCase{"LibsvmFields",
                   R"({"train": {"format": "libsvm", "numFields": 0, "path": [], "images": "a"}})",
                   {"spec.data.train.images: unknown field (known: format, path, limit, numFields, stream)",

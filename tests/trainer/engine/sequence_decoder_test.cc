@@ -144,6 +144,29 @@ TEST_F(SequenceDecoderTest, HookRunsBeforeEveryForwardAndItsErrorStops) {
   EXPECT_EQ(calls, 2);
 }
 
+TEST_F(SequenceDecoderTest, InputsAreRefilledAfterAHookRewritesThem) {
+  // The sparse path's PrepareEval rewrites the id inputs into row slots in place; a hook that
+  // scrambles the ids after they were used must not change what the next step decodes.
+  Make(12, 7, 3);
+  auto decoder = SequenceDecoder::Create(*net_);
+  ASSERT_TRUE(decoder.ok());
+  const auto sources = Sources(10, 12);
+  const auto clean = decoder->Greedy(sources).value();
+  Network* net = net_.get();
+  std::vector<int32_t> seen;
+  decoder->SetBeforeForward([&] {
+    seen.push_back(net->input(0).ids[0]);
+    // From step 1 on the encoder does not run again, so a rewrite is harmless now but must not
+    // reach the next step (the first step's forward pass reads the ids as they are).
+    if (seen.size() > 1) net->input(0).ids[0] = 1000;
+    return absl::OkStatus();
+  });
+  const auto again = decoder->Greedy(sources).value();
+  EXPECT_EQ(again, clean);
+  ASSERT_GT(seen.size(), 2u);
+  for (int32_t id : seen) EXPECT_EQ(id, sources[0][0]);
+}
+
 TEST_F(SequenceDecoderTest, RefusesModelsThatAreNotSequenceToSequence) {
   ModelBuilder m;
   auto x = m.Features("x", {3});

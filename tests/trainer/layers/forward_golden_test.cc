@@ -324,6 +324,79 @@ std::vector<double> RankCost(const Case& c) {
   return y;
 }
 
+// Attention: context_i = sum_j softmax_j(score(q_i, k_j)) k_j over j < memory length, for
+// i < query length; zero elsewhere (and for an empty memory).
+std::vector<double> Attention(const Case& c, bool additive) {
+  const int64_t tq = c.in_desc[0].shape.dim(0), hq = c.in_desc[0].shape.dim(1);
+  const int64_t tk = c.in_desc[1].shape.dim(0), hk = c.in_desc[1].shape.dim(1);
+  const int64_t a = additive ? c.Int("size", 0) : 0;
+  const double scale = c.attrs.value("scaled", false) ? 1.0 / std::sqrt(double(hk)) : 1.0;
+  std::vector<double> y(c.n * tq * hk, 0.0);
+  for (int64_t e = 0; e < c.n; ++e) {
+    const int64_t lq = c.in[0].lengths[e], lk = c.in[1].lengths[e];
+    for (int64_t i = 0; i < lq && lk > 0; ++i) {
+      const float* q = c.X(0) + (e * tq + i) * hq;
+      std::vector<double> score(lk);
+      for (int64_t j = 0; j < lk; ++j) {
+        const float* k = c.X(1) + (e * tk + j) * hk;
+        double s = 0;
+        if (additive) {
+          for (int64_t u = 0; u < a; ++u) {
+            double z = 0;
+            for (int64_t d = 0; d < hq; ++d) z += double(q[d]) * c.params[0][d * a + u];
+            for (int64_t d = 0; d < hk; ++d) z += double(k[d]) * c.params[1][d * a + u];
+            s += c.params[2][u] * std::tanh(z);
+          }
+        } else {
+          for (int64_t d = 0; d < hk; ++d) s += double(q[d]) * k[d];
+          s *= scale;
+        }
+        score[j] = s;
+      }
+      const double mx = *std::max_element(score.begin(), score.end());
+      double sum = 0;
+      for (double& s : score) sum += (s = std::exp(s - mx));
+      for (int64_t j = 0; j < lk; ++j)
+        for (int64_t d = 0; d < hk; ++d)
+          y[(e * tq + i) * hk + d] += score[j] / sum * c.X(1)[(e * tk + j) * hk + d];
+    }
+  }
+  return y;
+}
+
+// Each example's valid steps in reverse order, zero padding.
+std::vector<double> ReverseSequence(const Case& c) {
+  const int64_t steps = c.in_desc[0].shape.dim(0), ch = c.in_desc[0].shape.dim(1);
+  std::vector<double> y(c.n * steps * ch, 0.0);
+  for (int64_t e = 0; e < c.n; ++e) {
+    const int64_t len = c.in[0].lengths[e];
+    for (int64_t t = 0; t < len; ++t)
+      for (int64_t d = 0; d < ch; ++d)
+        y[(e * steps + t) * ch + d] = c.X(0)[(e * steps + len - 1 - t) * ch + d];
+  }
+  return y;
+}
+
+std::vector<double> LastStep(const Case& c) {
+  const int64_t steps = c.in_desc[0].shape.dim(0), ch = c.in_desc[0].shape.dim(1);
+  std::vector<double> y(c.n * ch, 0.0);
+  for (int64_t e = 0; e < c.n; ++e) {
+    const int64_t len = c.in[0].lengths[e];
+    for (int64_t d = 0; len > 0 && d < ch; ++d)
+      y[e * ch + d] = c.X(0)[(e * steps + len - 1) * ch + d];
+  }
+  return y;
+}
+
+std::vector<double> SequenceExpand(const Case& c) {
+  const int64_t ch = c.in_desc[0].shape.dim(0), steps = c.in_desc[1].shape.dim(0);
+  std::vector<double> y(c.n * steps * ch, 0.0);
+  for (int64_t e = 0; e < c.n; ++e)
+    for (int64_t t = 0; t < c.in[1].lengths[e]; ++t)
+      for (int64_t d = 0; d < ch; ++d) y[(e * steps + t) * ch + d] = c.X(0)[e * ch + d];
+  return y;
+}
+
 const std::map<std::string, Reference>& References() {
   static const auto* refs = new std::map<std::string, Reference>{
       {"fc", Fc},
@@ -345,6 +418,11 @@ const std::map<std::string, Reference>& References() {
       {"softmax_cross_entropy", SoftmaxCrossEntropy},
       {"binary_cross_entropy", BinaryCrossEntropy},
       {"rank_cost", RankCost},
+      {"dot_attention", [](const Case& c) { return Attention(c, false); }},
+      {"additive_attention", [](const Case& c) { return Attention(c, true); }},
+      {"reverse_sequence", ReverseSequence},
+      {"last_step", LastStep},
+      {"sequence_expand", SequenceExpand},
   };
   return *refs;
 }

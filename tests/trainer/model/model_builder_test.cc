@@ -73,6 +73,65 @@ TEST(ModelBuilderTest, BuilderAndSpecBuildTheIdenticalGraph) {
   EXPECT_TRUE(round_trip_errors.empty());
 }
 
+// A sequence-to-sequence model with attention, declared both ways (docs/seq2seq.md).
+TEST(ModelBuilderTest, Seq2SeqWithAttentionIsTheSameBothWays) {
+  std::vector<FieldError> errors;
+  ModelDef from_spec = ParseModelDef(Yaml(R"(
+inputs:
+  - {name: src, source: sourceTokens, shape: [12]}
+  - {name: tgt_in, source: tokens, shape: [16]}
+  - {name: tgt_out, source: tokenTargets, shape: [16]}
+layers:
+  - {name: src_emb, type: embedding, input: src, vocabSize: 32, size: 8}
+  - {name: enc_fw, type: gru, input: src_emb, size: 6}
+  - {name: enc_rin, type: reverse_sequence, input: src_emb}
+  - {name: enc_bw, type: gru, input: enc_rin, size: 6}
+  - {name: enc_rout, type: reverse_sequence, input: enc_bw}
+  - {name: enc, type: concat, inputs: [enc_fw, enc_rout]}
+  - {name: tgt_emb, type: embedding, input: tgt_in, vocabSize: 32, size: 8}
+  - {name: dec, type: lstm, input: tgt_emb, size: 12}
+  - {name: att, type: dot_attention, inputs: [dec, enc], scaled: true}
+  - {name: add, type: additive_attention, inputs: [dec, enc], size: 5}
+  - {name: cat, type: concat, inputs: [att, add, dec]}
+  - {name: logits, type: fc, input: cat, size: 32}
+  - {name: cost, type: softmax_cross_entropy, inputs: [logits, tgt_out]}
+decode: {beam: 3, limit: 100}
+)"), "spec.model", &errors);
+  ASSERT_TRUE(errors.empty()) << errors[0].ToString();
+  ModelBuilder m;
+  auto src = m.SourceTokens("src", 12);
+  auto tin = m.Tokens("tgt_in", 16);
+  auto tout = m.TokenTargets("tgt_out", 16);
+  auto se = m.Embedding("src_emb").VocabSize(32).Size(8).Input(src);
+  auto enc = m.Bidirectional("enc", "gru", 6, se);
+  auto te = m.Embedding("tgt_emb").VocabSize(32).Size(8).Input(tin);
+  auto dec = m.Lstm("dec").Size(12).Input(te);
+  auto att = m.DotAttention("att").Scaled(true).Queries(dec).Memory(enc);
+  auto add = m.AdditiveAttention("add").Size(5).Queries(dec).Memory(enc);
+  auto cat = m.Concat("cat").Inputs({att, add, dec});
+  auto logits = m.Fc("logits").Size(32).Input(cat);
+  m.SoftmaxCrossEntropy("cost").Input(logits).Label(tout);
+  m.Decode({.beam = 3, .limit = 100});
+  EXPECT_EQ(m.Build(), from_spec);
+  ModelGraph graph;
+  ASSERT_TRUE(BuildModelGraph(from_spec, LayerRegistry::Builtin(), "spec.model", &graph).empty());
+  EXPECT_EQ(graph.blobs[graph.layers[5].output].shape, Shape({12, 12}));   // enc: 6 + 6
+  EXPECT_EQ(graph.blobs[graph.layers[10].output].shape, Shape({16, 36}));  // att + add + dec
+  std::vector<FieldError> round_trip;
+  EXPECT_EQ(ParseModelDef(from_spec.ToJson(), "spec.model", &round_trip), from_spec);
+
+  // decode without a source input, and a bad beam, are named.
+  errors.clear();
+  ParseModelDef(Yaml(R"(
+inputs: [{name: t, source: tokens, shape: [4]}]
+layers: [{name: e, type: embedding, input: t, vocabSize: 8, size: 2}]
+decode: {beam: 0}
+)"), "spec.model", &errors);
+  ASSERT_EQ(errors.size(), 2u);
+  EXPECT_EQ(errors[0].path, "spec.model.decode.beam");
+  EXPECT_EQ(errors[1].path, "spec.model.decode");
+}
+
 TEST(ModelBuilderTest, DifferentModelsDescribeDifferently) {
   ModelBuilder model;
   auto image = model.Features("image", {1, 28, 28});
@@ -114,7 +173,7 @@ TEST(ModelErrorsTest, Table) {
          "  - {name: c2, type: conv2d, input: r, numFilters: 0, filterSize: 3}\n"),
        "spec.model.layers[2].numFilters: layer 'c2' (conv2d): must be >= 1, got 0"},
       {M("  - {name: f, type: fully, input: image}\n"),
-       "spec.model.layers[0].type: unknown layer type \"fully\" (known: avg_pool, batch_norm, "},
+       "spec.model.layers[0].type: unknown layer type \"fully\" (known: additive_attention, avg_pool, batch_norm, "},
       {M("  - {name: f, type: fc, input: image, size: 10, sise: 3}\n"),
        "spec.model.layers[0].sise: layer 'f' (fc): unknown field (known: bias, size)"},
       {M("  - {name: f, type: fc, input: imag, size: 10}\n"),
