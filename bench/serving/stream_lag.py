@@ -150,7 +150,7 @@ def main():
                         trainers[env.get("TANDEM_RANK", "?")] = int(env["TANDEM_METRICS_PORT"])
             serve_log = os.path.join(run_dir, "logs", "serve.log")
             if serve_port is None and os.path.exists(serve_log):
-                m = re.search(r"127\.0\.0\.1:(\d+)", open(serve_log).read())
+                m = re.search(r"listening on port (\d+)", open(serve_log).read())
                 if m:
                     serve_port = int(m.group(1))
             time.sleep(0.2)
@@ -178,11 +178,14 @@ def main():
                 time.sleep(a.scrape_ms / 1000)
             sys.exit(f"timed out waiting for {what}: {open(log.name).read()[-2000:]}")
 
-        def idle_step():
-            """The trainers' step once it has not moved for a second (they wait for records)."""
+        def idle_step(timeline=None):
+            """The trainers' step once it has not moved for a second (they wait for records);
+            the served step keeps being sampled into `timeline` meanwhile."""
             last, since = steps(), time.time()
             while time.time() - since < 1.0:
-                time.sleep(0.05)
+                time.sleep(a.scrape_ms / 1000)
+                if timeline is not None:
+                    timeline.append((time.time(), served_step()))
                 s = steps()
                 if s != last:
                     last, since = s, time.time()
@@ -205,7 +208,7 @@ def main():
 
             wait(consumed, f"file {name} to be read")
             t_consumed = time.time()
-            s_last = idle_step()
+            s_last = idle_step(timeline)
             timeline.append((time.time(), served_step()))
             wait(lambda: timeline.append((time.time(), served_step())) or timeline[-1][1] >= s_last,
                  f"a served model at step {s_last}")
