@@ -11,6 +11,7 @@ project's venv under /var/cache/tandem (first use downloads it: about 4 GiB, see
 bench/peers/requirements.txt for why a CPU machine needs the CUDA wheels). The second column is
 Debian's python3-torch 1.13 on /usr/bin/python3, kept where a benchmark can afford it.
 """
+import json
 import os
 import subprocess
 import sys
@@ -112,3 +113,16 @@ def settings_line(best_by_setting, winner, best_113=None):
     if best_113:
         line += f"; pt1.13 {best_113['peak_rss_mib']:.0f} MiB"
     return line
+
+
+def run_json(cmd, env):
+    """Runs one benchmark process; its last stdout line is its JSON record. Exits on failure."""
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
+    return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def faster(a, b):
+    """The record with more examples/s (a may be None: nothing yet)."""
+    return b if a is None or b["examples_per_sec"] > a["examples_per_sec"] else a

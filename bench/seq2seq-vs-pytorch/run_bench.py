@@ -15,7 +15,7 @@ Tandem / PyTorch 2.x of throughput (higher is better).
 "peer_version", "tandem_s_per_100_batches", "peer_s_per_100_batches", "load" and, with the 1.13
 column, "torch113" and "ratio_torch113".
 """
-import argparse, json, os, subprocess, sys
+import argparse, json, os, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "peers"))
@@ -25,15 +25,10 @@ STEPS = {"rnn": (6, 2), "attention": (20, 3)}
 SETTINGS = {"eager": [], "compile": ["--compile"]}
 
 
-def run(cmd, env):
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+run = torch_peers.run_json
 
 
-def better(a, b):
-    return b if a is None or b["examples_per_sec"] > a["examples_per_sec"] else a
+better = torch_peers.faster
 
 
 def main():

@@ -15,18 +15,14 @@ model runs with the table on 1, 2 and 4 in-process pservers (gRPC over loopback)
 pull/push rows per second are printed. Records (--json): ctr_t1, ctr_t2 (examples/s),
 ctr_t1_peak_rss, ctr_t2_peak_rss (MiB), ctr_pserver_shards_{1,2,4} (examples/s; no peer);
 "peer" is PyTorch 2.x's best, with "peer_setting", "peer_version", "torch113", "ratio_torch113"."""
-import argparse, json, os, subprocess, sys, tempfile
+import argparse, json, os, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "peers"))
 import torch_peers  # noqa: E402
 SETTINGS = {"eager": [], "compile": ["--compile"]}
 
-def run(cmd, env):
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+run = torch_peers.run_json
 
 def best(runs):
     return max(runs, key=lambda r: r["examples_per_sec"])

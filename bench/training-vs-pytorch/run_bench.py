@@ -14,7 +14,7 @@ skips it). Ratios: Tandem / PyTorch 2.x for throughput (higher is better) and fo
 --json records: {"name","unit","tandem","peer","ratio"} plus "peer_setting", "peer_version" and,
 with the 1.13 column, "torch113" and "ratio_torch113".
 """
-import argparse, json, os, subprocess, sys
+import argparse, json, os, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "peers"))
@@ -24,15 +24,10 @@ STEPS = {"cnn": (40, 5), "mlp": (400, 20), "lstm": (8, 2)}
 SETTINGS = {"eager": [], "channels_last": ["--channels-last"], "compile": ["--compile"]}
 
 
-def run(cmd, env):
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if p.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{p.stderr[-3000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+run = torch_peers.run_json
 
 
-def better(a, b):
-    return b if a is None or b["examples_per_sec"] > a["examples_per_sec"] else a
+better = torch_peers.faster
 
 
 def main():
