@@ -30,6 +30,7 @@ struct Supervisor::Slot {
   bool restart_pending = false;
   bool stopped = false;              // StopProcess: its exit is expected, not a failure
   Clock::time_point restart_at;
+  Clock::time_point started_at;      // the last Start()
 };
 
 Supervisor::Supervisor(std::vector<SupervisedProcess> processes, SupervisorOptions options,
@@ -102,11 +103,28 @@ void Supervisor::StopAll(RunResult* result, bool kill_now) {
   }
 }
 
+std::string Supervisor::PeerFailureExcuse(const Slot& slot) const {
+  const std::string& name = slot.proc.spec.name;
+  for (const auto& [other, when] : last_failure_) {
+    if (other == name) continue;
+    const double ago = SecondsSince(when);
+    if (ago <= options_.peer_failure_window_seconds) {
+      return absl::StrFormat("%s failed %.1f s before", other, ago);
+    }
+  }
+  const double ran = SecondsSince(slot.started_at);
+  if (ran >= options_.settled_seconds) {
+    return absl::StrFormat("a peer failed after %.0f s of running", ran);
+  }
+  return "";
+}
+
 absl::Status Supervisor::AddProcess(SupervisedProcess process) {
   auto slot = std::make_unique<Slot>();
   slot->proc = std::move(process);
   absl::Status st = slot->child.Start(slot->proc.spec);
   if (!st.ok()) return st;
+  slot->started_at = Clock::now();
   Event(absl::StrCat("started ", slot->proc.spec.name, " (pid ", slot->child.pid(), ")"));
   slots_.push_back(std::move(slot));
   return absl::OkStatus();
@@ -132,6 +150,7 @@ RunResult Supervisor::Run() {
       StopAll(&result, /*kill_now=*/true);
       return result;
     }
+    s->started_at = Clock::now();
     Event(absl::StrCat("started ", s->proc.spec.name, " (pid ", s->child.pid(), ")"));
   }
 
@@ -189,7 +208,10 @@ RunResult Supervisor::Run() {
       }
       const auto& retryable = options_.restart.retryable_exit_codes;
       bool can_retry = std::find(retryable.begin(), retryable.end(), code) != retryable.end();
-      bool charged = code != kExitPeerFailure;
+      std::string excuse;
+      if (code == kExitPeerFailure) excuse = PeerFailureExcuse(*s);
+      if (code != 0) last_failure_[name] = Clock::now();
+      bool charged = excuse.empty();
       if (code == 0) {  // a pserver exited while trainers still need it
         can_retry = true;
       }
@@ -227,8 +249,14 @@ RunResult Supervisor::Run() {
       s->restart_at = Clock::now() + std::chrono::milliseconds(static_cast<int64_t>(delay * 1000));
       Event(absl::StrFormat("%s exited with code %d; restarting in %.1f s (%s)", name, code, delay,
                             charged ? absl::StrCat("restart ", result.charged_restarts, " of ",
-                                                   options_.restart.backoff_limit)
-                                    : std::string("a peer failed; not charged")));
+                                                   options_.restart.backoff_limit,
+                                                   code == kExitPeerFailure
+                                                       ? absl::StrFormat(
+                                                             "; charged: it exited 75 %.1f s after "
+                                                             "its start and no other process failed",
+                                                             SecondsSince(s->started_at))
+                                                       : std::string())
+                                    : absl::StrCat(excuse, "; not charged")));
     }
 
     // Due restarts.
@@ -243,6 +271,7 @@ RunResult Supervisor::Run() {
         StopAll(&result, /*kill_now=*/false);
         return result;
       }
+      s->started_at = Clock::now();
       Event(absl::StrCat("restarted ", s->proc.spec.name, " (pid ", s->child.pid(), ")"));
     }
 

@@ -9,13 +9,19 @@
 // exponential backoff) and gives up, stopping everything, on a non-retryable failure or when the
 // backoff limit is spent. The run succeeds when every trainer has exited 0; the pservers are
 // then stopped with SIGTERM (they checkpoint) and reaped. Exit code 75 (a trainer saw a peer
-// fail) is restarted without being charged to the backoff limit: the peer's failure was.
+// fail) is restarted without being charged to the backoff limit when a peer's failure explains
+// it (another process failed within `peer_failure_window_seconds`) or when the process had been
+// running for `settled_seconds` (it was training when its ring or a pserver went away: a link
+// cut, a partition). Otherwise (75 again and again right after each start, with nothing else
+// failing) it is charged like any failure, so a job that cannot get going ends instead of
+// restarting for ever.
 //
 // Thread-safety: RequestStop() is async-signal-safe and may be called from any thread or a
 // signal handler; everything else belongs to the thread running Run().
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -49,6 +55,11 @@ inline constexpr int kExitPeerFailure = 75;
 struct SupervisorOptions {
   RestartPolicy restart;
   double stop_grace_seconds = 30;  // SIGTERM -> SIGKILL
+  // When an exit 75 is not charged (see above). The window covers a trainer's detection of a
+  // dead peer: the ring's peer timeout plus the watchdog's grace, or the pserver client's
+  // reconnect timeout.
+  double peer_failure_window_seconds = 60;
+  double settled_seconds = 30;
 };
 
 // What to do about a process that exited (elastic jobs decide; others leave it to the policy).
@@ -104,7 +115,12 @@ class Supervisor {
   void Event(const std::string& e);
   void Drain(Slot& slot);
 
+  // Why an exit 75 of `name` is not charged ("" when it is).
+  std::string PeerFailureExcuse(const Slot& slot) const;
+
   std::vector<std::unique_ptr<Slot>> slots_;
+  // The last failure (non-zero exit of a process that was not being stopped) of each process.
+  std::map<std::string, std::chrono::steady_clock::time_point> last_failure_;
   SupervisorOptions options_;
   SupervisorCallbacks callbacks_;
   int stop_pipe_[2] = {-1, -1};

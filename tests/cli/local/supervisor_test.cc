@@ -82,19 +82,62 @@ TEST(SupervisorTest, RestartsRetryableFailure) {
 }
 
 TEST(SupervisorTest, PeerFailureIsNotCharged) {
-  std::string marker = ::testing::TempDir() + "/peer_marker_" + std::to_string(::getpid());
+  // w1 is killed once (charged); w0 sees it and exits 75 once: the peer's failure explains it.
+  std::string dir = ::testing::TempDir() + "/peer_" + std::to_string(::getpid());
+  ASSERT_EQ(::system(("rm -rf " + dir + " && mkdir -p " + dir).c_str()), 0);
+  SupervisorOptions o = FastOptions();
+  o.restart.backoff_limit = 1;
+  Captured c;
+  Supervisor sup({Sh("w1/trainer", Role::kTrainer,
+                     "if [ -e " + dir + "/killed ]; then exit 0; fi; touch " + dir +
+                         "/killed; kill -9 $$"),
+                  Sh("w0/trainer", Role::kTrainer,
+                     "if [ -e " + dir + "/seen ]; then exit 0; fi; "
+                     "while [ ! -e " + dir + "/killed ]; do sleep 0.02; done; sleep 0.1; touch " +
+                         dir + "/seen; exit 75")},
+                 o, Capture(&c));
+  RunResult r = sup.Run();
+  EXPECT_TRUE(r.succeeded) << r.failure;
+  EXPECT_EQ(r.restarts, 2);
+  EXPECT_EQ(r.charged_restarts, 1);
+  EXPECT_TRUE(Contains(c.events, "w1/trainer failed")) << ::testing::PrintToString(c.events);
+  EXPECT_TRUE(Contains(c.events, "not charged"));
+  ::system(("rm -rf " + dir).c_str());
+}
+
+TEST(SupervisorTest, PeerFailureAfterRunningIsNotCharged) {
+  // Nothing else failed, but it had been running (a link cut while training): not charged.
+  std::string marker = ::testing::TempDir() + "/settled_marker_" + std::to_string(::getpid());
   ::unlink(marker.c_str());
   SupervisorOptions o = FastOptions();
   o.restart.backoff_limit = 0;
+  o.settled_seconds = 0.2;
   Captured c;
   Supervisor sup({Sh("w0/trainer", Role::kTrainer,
-                     "if [ -e " + marker + " ]; then exit 0; fi; touch " + marker + "; exit 75")},
+                     "if [ -e " + marker + " ]; then exit 0; fi; sleep 0.4; touch " + marker +
+                         "; exit 75")},
                  o, Capture(&c));
   RunResult r = sup.Run();
   EXPECT_TRUE(r.succeeded) << r.failure;
   EXPECT_EQ(r.restarts, 1);
   EXPECT_EQ(r.charged_restarts, 0);
+  EXPECT_TRUE(Contains(c.events, "s of running; not charged"))
+      << ::testing::PrintToString(c.events);
   ::unlink(marker.c_str());
+}
+
+TEST(SupervisorTest, PeerFailureLoopIsChargedAndEnds) {
+  // 75 right after every start with nothing else failing: a loop that must end, not go on for
+  // ever (the budget is charged and spent).
+  SupervisorOptions o = FastOptions();
+  o.restart.backoff_limit = 2;
+  Captured c;
+  Supervisor sup({Sh("w0/trainer", Role::kTrainer, "exit 75")}, o, Capture(&c));
+  RunResult r = sup.Run();
+  EXPECT_FALSE(r.succeeded);
+  EXPECT_EQ(r.charged_restarts, 2);
+  EXPECT_NE(r.failure.find("exit code 75 and the restart budget"), std::string::npos) << r.failure;
+  EXPECT_TRUE(Contains(c.events, "charged: it exited 75"));
 }
 
 TEST(SupervisorTest, NonRetryableFailureStopsEverything) {
