@@ -192,7 +192,8 @@ absl::Status ServedModel::Build(const LoadOptions& options) {
   for (int w = 0; w < std::max(1, options.workers); ++w) {
     auto worker = std::make_unique<Worker>();
     worker->model_ = this;
-    worker->device_ = trainer::CreateCpuDevice({.threads = options.threads_per_worker});
+    worker->device_ = trainer::CreateCpuDevice(
+        {.threads = options.threads_per_worker, .constant_weights = true});
     ModelGraph g;
     TANDEM_RETURN_IF_ERROR(BuildGraph(manifest_["model"], &g));
     TANDEM_ASSIGN_OR_RETURN(worker->net_, trainer::Network::Create(std::move(g), *worker->device_,
