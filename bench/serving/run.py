@@ -11,6 +11,9 @@ requests), then
   batch1:  max batch 1, closed loop with 1 and 4 connections
   dynamic: max batch 32, max queue delay 2 ms, closed loop with 32 connections, and an open
            loop at a fixed rate (70% of the peer's dynamic closed-loop QPS) for both.
+and, in process without HTTP or threads, one request's steps on our side (JSON parse, forward,
+response render: tandem-bench-serving-forward) beside ONNX Runtime's InferenceSession.run alone
+(ort_forward.py), batch 1, the p50 of 2000 requests each.
 Prints p50/p99 latency and QPS per setting and the QPS ratio; --json writes
 {"name","unit","tandem","peer","ratio"} records. Records `uptime` with every run: the machine is
 shared.
@@ -138,6 +141,22 @@ def main():
         print(f"\n{model}: parity on 20 requests: max |tandem - onnxruntime| = {diff:.2e}")
         if diff > 1e-3:
             sys.exit(f"{model}: the two servers disagree ({diff}); not benchmarking different models")
+        # In process: where one batch-1 request's time goes on our side, and the peer's forward.
+        version = sorted(d for d in os.listdir(os.path.join(work, "published")) if d.startswith("v"))[-1]
+        ours = json.loads(subprocess.run(
+            [os.path.join(a.bin, "tandem-bench-serving-forward"), os.path.join(work, "published", version),
+             "--requests", req], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        peer = json.loads(subprocess.run([a.python, os.path.join(HERE, "ort_forward.py"), os.path.join(work, "model.onnx"),
+                                          req], check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1])
+        fr = peer["forward"]["p50_us"] / ours["forward"]["p50_us"]
+        print(f"in process, batch 1, p50 us: tandem parse {ours['parse']['p50_us']:.0f} + forward "
+              f"{ours['forward']['p50_us']:.0f} + render {ours['render']['p50_us']:.0f}; onnxruntime session.run "
+              f"{peer['forward']['p50_us']:.0f}; forward ratio {fr:.2f}  load {' '.join(uptime())}")
+        for step in ("parse", "forward", "render"):
+            records.append({"name": f"serving/{model}/in_process_b1/{step}_p50_us", "unit": "us",
+                            "tandem": ours[step]["p50_us"],
+                            "peer": peer["forward"]["p50_us"] if step == "forward" else None,
+                            "ratio": fr if step == "forward" else None})
         settings = [("batch1", 1, 0, "closed", 1, 0), ("batch1", 1, 0, "closed", 4, 0),
                     ("dynamic", 32, 2000, "closed", 32, 0), ("dynamic", 32, 2000, "open", 0, None)]
         print(f"{'setting':<34} {'tandem p50/p99 ms':>19} {'qps':>8}   {'peer p50/p99 ms':>19} {'qps':>8}  ratio  load")
