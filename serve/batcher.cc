@@ -21,7 +21,13 @@ Batcher::Batcher(const BatcherOptions& options) : options_(options) {
                                   "Time a request waited in the batching queue.", {},
                                   metrics::ExponentialBuckets(1e-5, 2, 18))
                        .Get();
-  for (int i = 0; i < std::max(1, options_.workers); ++i)
+  const int workers = std::max(1, options_.workers);
+  {
+    absl::MutexLock lock(&mu_);
+    busy_.assign(static_cast<size_t>(workers), false);
+  }
+  slots_.resize(static_cast<size_t>(workers));
+  for (int i = 0; i < workers; ++i)
     threads_.emplace_back([this, i] { WorkerLoop(i); });
 }
 
@@ -46,16 +52,58 @@ void Batcher::Stop() {
 
 BatchResult Batcher::Predict(std::shared_ptr<const ServedModel> model, std::vector<Example> examples) {
   Pending p{.model = std::move(model), .examples = std::move(examples), .enqueued = absl::Now()};
+  int slot = -1;
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return {.status = absl::UnavailableError("the server is stopping")};
+    if (queued_examples_ + p.examples.size() > options_.max_queued_examples)
+      return {.status = absl::ResourceExhaustedError(absl::StrCat(
+                  "overloaded: ", queued_examples_, " examples queued (at most ",
+                  options_.max_queued_examples, "); retry later"))};
+    // It would start at once: run it here, on a free worker slot (the header says why).
+    const bool starts_now =
+        queue_.empty() && (options_.max_queue_delay <= absl::ZeroDuration() ||
+                           p.examples.size() >= static_cast<size_t>(options_.max_batch_size));
+    if (starts_now && options_.threads_per_worker <= 1) {
+      for (size_t i = 0; i < busy_.size() && slot < 0; ++i)
+        if (!busy_[i]) slot = static_cast<int>(i);
+    }
+    if (slot < 0) {
+      queue_.push_back(&p);
+      queued_examples_ += p.examples.size();
+      mu_.Await(absl::Condition(&p.done));
+      return std::move(p.result);
+    }
+    busy_[slot] = true;
+  }
+  omp_set_num_threads(1);  // this thread's OpenMP setting: one compute thread, as a worker's
+  RunBatch(slot, {&p}, p.enqueued);
   absl::MutexLock lock(&mu_);
-  if (stopping_) return {.status = absl::UnavailableError("the server is stopping")};
-  if (queued_examples_ + p.examples.size() > options_.max_queued_examples)
-    return {.status = absl::ResourceExhaustedError(absl::StrCat(
-                "overloaded: ", queued_examples_, " examples queued (at most ",
-                options_.max_queued_examples, "); retry later"))};
-  queue_.push_back(&p);
-  queued_examples_ += p.examples.size();
-  mu_.Await(absl::Condition(&p.done));
+  busy_[slot] = false;  // a worker thread waiting for its slot may now take queued requests
   return std::move(p.result);
+}
+
+void Batcher::RunBatch(int slot, const std::vector<Pending*>& batch, absl::Time start) {
+  Slot& s = slots_[static_cast<size_t>(slot)];
+  s.examples.clear();
+  for (Pending* p : batch) {
+    queue_seconds_->Observe(absl::ToDoubleSeconds(start - p->enqueued));
+    for (const Example& e : p->examples) s.examples.push_back(&e);
+  }
+  batch_size_->Observe(static_cast<double>(s.examples.size()));
+  const ServedModel& model = *batch.front()->model;
+  absl::Status st = model.worker(slot % model.num_workers()).Run(s.examples, &s.outputs);
+  const int64_t per = model.signature().output_size;
+  size_t offset = 0;
+  for (Pending* p : batch) {
+    p->result.status = st;
+    p->result.model = p->model;
+    if (st.ok()) {
+      const size_t count = p->examples.size() * static_cast<size_t>(per);
+      p->result.outputs.assign(s.outputs.begin() + offset, s.outputs.begin() + offset + count);
+      offset += count;
+    }
+  }
 }
 
 bool Batcher::BatchReady() const {
@@ -74,20 +122,21 @@ bool Batcher::BatchReady() const {
 void Batcher::WorkerLoop(int index) {
   omp_set_num_threads(std::max(1, options_.threads_per_worker));
   std::vector<Pending*> batch;
-  std::vector<const Example*> examples;
-  std::vector<float> outputs;
   while (true) {
     batch.clear();
     {
       absl::MutexLock lock(&mu_);
-      auto nonempty = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
-      mu_.Await(absl::Condition(&nonempty));
+      // Queued requests, and this worker's slot not taken by a caller running one inline.
+      auto ready = [this, index]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || (!queue_.empty() && !busy_[static_cast<size_t>(index)]);
+      };
+      mu_.Await(absl::Condition(&ready));
       if (stopping_) return;
       // Wait for a full batch, at most until the oldest request has waited max_queue_delay.
       const absl::Time deadline = queue_.front()->enqueued + options_.max_queue_delay;
       mu_.AwaitWithDeadline(absl::Condition(this, &Batcher::BatchReady), deadline);
       if (stopping_) return;
-      if (queue_.empty()) continue;  // another worker took them
+      if (queue_.empty() || busy_[static_cast<size_t>(index)]) continue;  // taken meanwhile
       const ServedModel* model = queue_.front()->model.get();
       size_t n = 0;
       while (!queue_.empty() && queue_.front()->model.get() == model) {
@@ -98,29 +147,12 @@ void Batcher::WorkerLoop(int index) {
         queue_.pop_front();
       }
       queued_examples_ -= n;
+      busy_[static_cast<size_t>(index)] = true;
     }
-    const absl::Time start = absl::Now();
-    examples.clear();
-    for (Pending* p : batch) {
-      queue_seconds_->Observe(absl::ToDoubleSeconds(start - p->enqueued));
-      for (const Example& e : p->examples) examples.push_back(&e);
-    }
-    batch_size_->Observe(static_cast<double>(examples.size()));
-    const ServedModel& model = *batch.front()->model;
-    absl::Status st = model.worker(index % model.num_workers()).Run(examples, &outputs);
-    const int64_t per = model.signature().output_size;
-    size_t offset = 0;
+    RunBatch(index, batch, absl::Now());
     absl::MutexLock lock(&mu_);
-    for (Pending* p : batch) {
-      p->result.status = st;
-      p->result.model = p->model;
-      if (st.ok()) {
-        const size_t count = p->examples.size() * static_cast<size_t>(per);
-        p->result.outputs.assign(outputs.begin() + offset, outputs.begin() + offset + count);
-        offset += count;
-      }
-      p->done = true;
-    }
+    busy_[static_cast<size_t>(index)] = false;
+    for (Pending* p : batch) p->done = true;
   }
 }
 

@@ -5,6 +5,13 @@
 // runs alone. Requests parsed against different model versions never share a batch: every
 // request runs on the version it was validated against, so a hot reload never fails or mixes one.
 //
+// A request that would start at once anyway (nothing queued before it, and either no queue delay
+// or it fills a batch by itself) runs on the calling thread, on a worker slot no thread is using:
+// handing it to a worker thread and waking the caller again afterwards costs two thread wake-ups,
+// which at batch 1 are a large part of a small model's latency. Worker slots (a model's Worker,
+// its Network) are used by one thread at a time either way. Only with threads_per_worker == 1:
+// an OpenMP team per calling connection thread is not wanted.
+//
 //   Batcher batcher({.workers = 4, .max_batch_size = 32, .max_queue_delay = absl::Milliseconds(1)});
 //   BatchResult r = batcher.Predict(model, std::move(examples));   // blocks; thread-safe
 //
@@ -63,8 +70,16 @@ class Batcher {
     BatchResult result;
     bool done = false;
   };
+  // Scratch of one worker slot, used by whoever holds busy_[slot].
+  struct Slot {
+    std::vector<const Example*> examples;
+    std::vector<float> outputs;
+  };
   void WorkerLoop(int index);
   bool BatchReady() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `batch` (one model version) on worker slot `slot` and fills the requests' results.
+  // REQUIRES: the caller holds busy_[slot]; not mu_.
+  void RunBatch(int slot, const std::vector<Pending*>& batch, absl::Time start);
 
   const BatcherOptions options_;
   metrics::Histogram* batch_size_;
@@ -73,6 +88,8 @@ class Batcher {
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
   size_t queued_examples_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<bool> busy_ ABSL_GUARDED_BY(mu_);  // per worker slot: running a batch
+  std::vector<Slot> slots_;
   std::vector<std::thread> threads_;
 };
 

@@ -11,7 +11,8 @@
 //   TANDEM_ASSIGN_OR_RETURN(std::vector<float> out, w.Run(examples));
 //
 // Each worker owns a Network (forward-only use, ForwardInference) on its own CPU device; the
-// caller guarantees one thread per worker at a time. The model itself is immutable once
+// dense parameters are held once, by worker 0's Network, and viewed by the others;
+// the caller guarantees one thread per worker at a time. The model itself is immutable once
 // loaded: hot reload builds a new ServedModel and swaps pointers.
 #pragma once
 

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include "absl/strings/string_view.h"
 #include <vector>
@@ -58,6 +59,16 @@ struct RequestLimits {
 // Parses and validates a request body against `sig`.
 absl::StatusOr<std::vector<Example>> ParsePredictRequest(absl::string_view body, const Signature& sig,
                                                          const RequestLimits& limits);
+
+namespace internal {
+// ParsePredictRequest's two halves, for its tests and fuzz target: a fast scanner for the common
+// shape that answers only when it accepts (nullopt: "not mine"), and the general parser, which
+// decides everything else and writes every error message. Both must agree where the fast one answers.
+std::optional<std::vector<Example>> ParsePredictRequestFast(absl::string_view body, const Signature& sig,
+                                                            const RequestLimits& limits);
+absl::StatusOr<std::vector<Example>> ParsePredictRequestGeneral(absl::string_view body, const Signature& sig,
+                                                                const RequestLimits& limits);
+}  // namespace internal
 
 // {"model": {...}, "predictions": [[...], ...]} with `per_example` floats per example.
 std::string RenderPredictResponse(int64_t version, int64_t step, const std::vector<float>& outputs,

@@ -2,8 +2,11 @@
 // with every kind of serving input (dense features, multi-hot fields, token sequences). Never
 // crashes; a refusal is InvalidArgument with a message that names a field; an accepted request
 // holds exactly what the signature says, and its response and error renderings are valid JSON.
+// The parser's fast path (internal::ParsePredictRequestFast) answers only for requests the general
+// parser accepts, with bit-identical examples.
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <string>
 
 #include "nlohmann/json.hpp"
@@ -23,6 +26,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const tandem::serve::RequestLimits limits{.max_examples = 16, .max_ids_per_field = 8};
   const std::string body(reinterpret_cast<const char*>(data), size);
   auto parsed = tandem::serve::ParsePredictRequest(body, sig, limits);
+  if (auto fast = tandem::serve::internal::ParsePredictRequestFast(body, sig, limits)) {
+    auto general = tandem::serve::internal::ParsePredictRequestGeneral(body, sig, limits);
+    if (!general.ok() || general->size() != fast->size()) std::abort();
+    for (size_t i = 0; i < fast->size(); ++i) {
+      for (size_t k = 0; k < 3; ++k) {
+        const auto& a = (*fast)[i].inputs[k];
+        const auto& b = (*general)[i].inputs[k];
+        if (a.ids != b.ids || a.offsets != b.offsets || a.values.size() != b.values.size()) std::abort();
+        if (!a.values.empty() && std::memcmp(a.values.data(), b.values.data(), a.values.size() * sizeof(float)) != 0)
+          std::abort();
+      }
+    }
+  }
   if (!parsed.ok()) {
     if (parsed.status().code() != absl::StatusCode::kInvalidArgument) std::abort();
     const std::string msg(parsed.status().message());

@@ -82,13 +82,21 @@ Tag ActivationTag(ActivationLayout layout, int64_t block) {
 // plain, so each call reorders at its boundary (cheap next to the convolution).
 class CpuConv2d final : public Conv2dKernel {
  public:
-  CpuConv2d(dnnl::engine& eng, dnnl::stream& stream, const Conv2dDesc& d, int64_t block)
-      : eng_(eng), stream_(stream), d_(d), block_(block) {}
+  CpuConv2d(dnnl::engine& eng, dnnl::stream& stream, const Conv2dDesc& d, int64_t block,
+            bool constant_weights)
+      : eng_(eng), stream_(stream), d_(d), block_(block), constant_weights_(constant_weights) {}
 
   void Forward(int64_t batch, const float* x, const float* w, const float* b, float* y) override {
     Entry& e = Get(batch);
+    // Constant weights: reordered into the primitive's layout on the first call (per batch
+    // size and weights pointer), then used as they are.
+    memory* wei = &e.f_wei.internal;
+    if (!constant_weights_ || e.weights_of != w) {
+      wei = &e.f_wei.In(stream_, w);
+      e.weights_of = w;
+    }
     std::unordered_map<int, memory> args{{DNNL_ARG_SRC, e.f_src.In(stream_, x)},
-                                         {DNNL_ARG_WEIGHTS, e.f_wei.In(stream_, w)},
+                                         {DNNL_ARG_WEIGHTS, *wei},
                                          {DNNL_ARG_DST, e.f_dst.Out(y)}};
     if (d_.bias) {
       e.bias.set_data_handle(const_cast<float*>(b));
@@ -101,6 +109,7 @@ class CpuConv2d final : public Conv2dKernel {
 
   void Backward(int64_t batch, const float* x, const float* dy, const float* w, float* dw,
                 float* db, float* dx) override {
+    TANDEM_CHECK(!constant_weights_) << "conv2d Backward on an inference-only device";
     Entry& e = Get(batch);
     const bool with_bias = d_.bias && db != nullptr;
     Arg& src = with_bias ? e.w_src : e.wn_src;
@@ -139,6 +148,7 @@ class CpuConv2d final : public Conv2dKernel {
     Arg wn_src, wn_ddst, wn_dwei;            // backward weights (no bias)
     bool ddst_shared = false;                // backward data takes w_ddst's internal dy as is
     bool ddst_shared_nb = false;             // ... wn_ddst's
+    const float* weights_of = nullptr;       // constant weights: f_wei.internal holds these
     dnnl::convolution_forward fwd;
     dnnl::convolution_backward_data bwd_data;
     dnnl::convolution_backward_weights bwd_weights, bwd_weights_nobias;
@@ -177,8 +187,10 @@ class CpuConv2d final : public Conv2dKernel {
     const memory::desc wei_any(wei_dims, Dt::f32, Tag::any);
     const memory::desc no_bias;
     const auto algo = dnnl::algorithm::convolution_direct;
-    dnnl::convolution_forward::desc fd(dnnl::prop_kind::forward_training, algo, src_any, wei_any,
-                                       d_.bias ? bias_md : no_bias, dst_any, strides, pad_l, pad_r);
+    const auto prop = constant_weights_ ? dnnl::prop_kind::forward_inference
+                                        : dnnl::prop_kind::forward_training;
+    dnnl::convolution_forward::desc fd(prop, algo, src_any, wei_any, d_.bias ? bias_md : no_bias,
+                                       dst_any, strides, pad_l, pad_r);
     dnnl::primitive_attr attr;
     if (d_.fused_relu) {
       dnnl::post_ops ops;
@@ -186,6 +198,12 @@ class CpuConv2d final : public Conv2dKernel {
       attr.set_post_ops(ops);
     }
     dnnl::convolution_forward::primitive_desc fpd(fd, attr, eng_);
+    e.bias = memory(bias_md, eng_, DNNL_MEMORY_NONE);
+    e.f_src.Init(src_md, fpd.src_desc(), eng_, true);
+    e.f_wei.Init(wei_md, fpd.weights_desc(), eng_, true);
+    e.f_dst.Init(dst_md, fpd.dst_desc(), eng_, false);
+    e.fwd = dnnl::convolution_forward(fpd);
+    if (constant_weights_) return e;  // no backward primitives
     dnnl::convolution_backward_data::desc bdd(algo, src_any, wei_any, dst_any, strides, pad_l,
                                               pad_r);
     dnnl::convolution_backward_data::primitive_desc bdpd(bdd, eng_, fpd);
@@ -195,10 +213,6 @@ class CpuConv2d final : public Conv2dKernel {
     dnnl::convolution_backward_weights::desc bwd_nb(algo, src_any, wei_any, dst_any, strides,
                                                     pad_l, pad_r);
     dnnl::convolution_backward_weights::primitive_desc bwpd_nb(bwd_nb, eng_, fpd);
-    e.bias = memory(bias_md, eng_, DNNL_MEMORY_NONE);
-    e.f_src.Init(src_md, fpd.src_desc(), eng_, true);
-    e.f_wei.Init(wei_md, fpd.weights_desc(), eng_, true);
-    e.f_dst.Init(dst_md, fpd.dst_desc(), eng_, false);
     e.d_ddst.Init(dst_md, bdpd.diff_dst_desc(), eng_, true);
     e.d_wei.Init(wei_md, bdpd.weights_desc(), eng_, true);
     e.d_dsrc.Init(src_md, bdpd.diff_src_desc(), eng_, false);
@@ -210,7 +224,6 @@ class CpuConv2d final : public Conv2dKernel {
     e.wn_dwei.Init(wei_md, bwpd_nb.diff_weights_desc(), eng_, false);
     e.ddst_shared = bdpd.diff_dst_desc() == bwpd.diff_dst_desc();
     e.ddst_shared_nb = bdpd.diff_dst_desc() == bwpd_nb.diff_dst_desc();
-    e.fwd = dnnl::convolution_forward(fpd);
     e.bwd_data = dnnl::convolution_backward_data(bdpd);
     e.bwd_weights = dnnl::convolution_backward_weights(bwpd);
     e.bwd_weights_nobias = dnnl::convolution_backward_weights(bwpd_nb);
@@ -221,6 +234,7 @@ class CpuConv2d final : public Conv2dKernel {
   dnnl::stream& stream_;
   Conv2dDesc d_;
   int64_t block_;
+  bool constant_weights_;
   std::map<int64_t, Entry> cache_;
 };
 
@@ -348,6 +362,7 @@ class CpuDevice final : public Device {
     if (options.threads > 0) omp_set_num_threads(options.threads);
     threads_ = omp_get_max_threads();
     fuse_conv_relu_ = options.fuse_conv_relu;
+    constant_weights_ = options.constant_weights;
     if (options.blocked_activations) {
       // The block oneDNN's convolutions pick for `any` on this instruction set.
       const dnnl::cpu_isa isa = dnnl::get_effective_cpu_isa();
@@ -457,7 +472,7 @@ class CpuDevice final : public Device {
   }
 
   std::unique_ptr<Conv2dKernel> CreateConv2d(const Conv2dDesc& desc) override {
-    return std::make_unique<CpuConv2d>(eng_, stream_, desc, block_);
+    return std::make_unique<CpuConv2d>(eng_, stream_, desc, block_, constant_weights_);
   }
   std::unique_ptr<Pool2dKernel> CreatePool2d(const Pool2dDesc& desc) override {
     return std::make_unique<CpuPool2d>(eng_, stream_, desc, block_);
@@ -476,6 +491,7 @@ class CpuDevice final : public Device {
   int threads_ = 1;
   int64_t block_ = 0;  // BlockedChannels()
   bool fuse_conv_relu_ = true;
+  bool constant_weights_ = false;
   std::map<std::pair<int64_t, int64_t>, SoftmaxEntry> softmax_;
 };
 

@@ -21,6 +21,10 @@ struct CpuDeviceOptions {
   bool blocked_activations = true;
   // Fuse a relu into the convolution before it (FusesConvRelu). false: separate passes.
   bool fuse_conv_relu = true;
+  // Inference only (tandem-serve): parameters never change after a kernel's first Forward, and
+  // Backward is never called. Convolutions then build forward-inference primitives only and
+  // reorder their weights into the blocked layout once per batch size instead of on every call.
+  bool constant_weights = false;
 };
 
 std::unique_ptr<Device> CreateCpuDevice(const CpuDeviceOptions& options);

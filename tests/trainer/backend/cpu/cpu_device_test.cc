@@ -78,6 +78,31 @@ TEST(CpuDeviceTest, GroupedStridedConvolutionMatchesNaive) {
         }
 }
 
+// constant_weights (serving): weights reordered once per batch size and kept, forward-inference
+// primitives only; the same outputs as the training device's forward, call after call, for
+// batch sizes in any order, and again after the weights move to another pointer.
+TEST(CpuDeviceTest, ConstantWeightsConvolutionMatchesTheTrainingDevice) {
+  auto train = CreateCpuDevice({.threads = 1});
+  auto serve = CreateCpuDevice({.threads = 1, .constant_weights = true});
+  Conv2dDesc d{.in_channels = 16, .in_h = 9, .in_w = 9, .out_channels = 32, .out_h = 9, .out_w = 9,
+               .kernel_h = 3, .kernel_w = 3, .stride_h = 1, .stride_w = 1, .pad_h = 1,
+               .pad_w = 1, .groups = 1, .bias = true};
+  auto w = Random(32 * 16 * 9, 1), b = Random(32, 2);
+  auto w2 = Random(32 * 16 * 9, 3);
+  auto reference = train->CreateConv2d(d);
+  auto conv = serve->CreateConv2d(d);
+  int seed = 10;
+  for (const int64_t n : {1, 4, 1, 3, 4, 1}) {
+    for (const std::vector<float>* weights : {&w, &w, &w2}) {
+      auto x = Random(n * 16 * 81, seed++);
+      std::vector<float> want(n * 32 * 81), got(n * 32 * 81);
+      reference->Forward(n, x.data(), weights->data(), b.data(), want.data());
+      conv->Forward(n, x.data(), weights->data(), b.data(), got.data());
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-5) << "batch " << n << " at " << i;
+    }
+  }
+}
+
 TEST(CpuDeviceTest, SoftmaxRowsSumToOneAndAreStable) {
   auto device = CreateCpuDevice({.threads = 1});
   std::vector<float> x = {1000.f, 1001.f, 1002.f, -5.f, 0.f, 5.f}, y(6);
