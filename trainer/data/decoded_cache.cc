@@ -164,6 +164,27 @@ absl::Status WriteEntry(const std::string& entry, const std::string& abs, const 
   return status;
 }
 
+// Removes the entries of `cache_dir` whose sources no longer exist (best effort).
+void PruneVanished(const std::string& cache_dir) {
+  std::error_code ec;
+  for (fs::directory_iterator it(cache_dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().string();
+    if (it->path().extension() != ".decoded") continue;
+    const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    EntryHeader h;
+    std::string source;
+    if (::pread(fd, &h, sizeof(h), 0) == static_cast<ssize_t>(sizeof(h)) &&
+        std::memcmp(h.magic, kMagic, sizeof(kMagic)) == 0 && h.path_bytes <= 65536) {
+      source.resize(h.path_bytes);
+      if (::pread(fd, source.data(), h.path_bytes, sizeof(h)) != static_cast<ssize_t>(h.path_bytes)) source.clear();
+    }
+    ::close(fd);
+    struct stat st;
+    if (!source.empty() && ::stat(source.c_str(), &st) != 0 && errno == ENOENT) ::unlink(name.c_str());
+  }
+}
+
 bool IsGzip(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
@@ -183,8 +204,9 @@ std::string DecodedCacheEntryPath(const std::string& path, const std::string& ca
                       absl::Hex(crc32c::Value(a.data(), a.size()), absl::kZeroPad8), ".decoded");
 }
 
-absl::StatusOr<CachedFile> ReadThroughDecodedCache(const std::string& path, const std::string& cache_dir,
-                                                   int64_t max_bytes) {
+absl::StatusOr<CachedFile> ReadThroughDecodedCache(const std::string& path, const DecodedCacheOptions& options) {
+  const std::string& cache_dir = options.dir;
+  const int64_t max_bytes = options.max_bytes;
   CachedFile out;
   struct stat st;
   const bool cacheable = !cache_dir.empty() && ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && IsGzip(path);
@@ -209,9 +231,14 @@ absl::StatusOr<CachedFile> ReadThroughDecodedCache(const std::string& path, cons
   if (!read.ok()) return read.status();
   if (!found.refused.empty())
     out.note = absl::StrCat("decoded cache: refused ", entry, " (", found.refused, "); decoded ", path, " again");
+  if (static_cast<int64_t>(read->data.size()) < options.min_bytes) {
+    out.bytes = OwnBytes(std::move(read->data));
+    return out;
+  }
   fs::create_directories(cache_dir, ec);
   absl::Status written = ec ? absl::PermissionDeniedError(absl::StrCat("create ", cache_dir, ": ", ec.message()))
                             : WriteEntry(entry, abs, st, read->data);
+  if (written.ok()) PruneVanished(cache_dir);
   if (!written.ok()) {
     if (!out.note.empty()) absl::StrAppend(&out.note, "; ");
     absl::StrAppend(&out.note, "decoded cache: not kept: ", written.message());

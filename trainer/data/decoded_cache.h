@@ -3,7 +3,7 @@
 // inflating them again: Fashion-MNIST's 26 MB of gzip take about 0.25 CPU s to inflate, the
 // mapped entry a few milliseconds to checksum.
 //
-//   auto r = ReadThroughDecodedCache("/data/train-images-idx3-ubyte.gz", "/home/me/.cache/tandem/decoded");
+//   auto r = ReadThroughDecodedCache("/data/train-images-idx3-ubyte.gz", {.dir = "/home/me/.cache/tandem/decoded"});
 //   if (!r.ok()) return r.status();           // the source itself could not be read
 //   if (!r->note.empty()) Log(r->note);       // e.g. a corrupt entry that was refused and replaced
 //   std::string_view bytes = r->bytes->view();
@@ -17,7 +17,9 @@
 // renamed over the old one (readers see the old entry or the new one, never a partial one; no
 // fsync: a torn write after a crash fails the checksum and is rewritten). Failing to write is not
 // an error: the decoded bytes are returned and the note says why the entry was not kept.
-// Plain (not gzip) files are read directly: there is nothing to save.
+// Plain (not gzip) files are read directly: there is nothing to save; neither are files under
+// `min_bytes` decoded kept (inflating them is cheap). Writing an entry also removes the entries
+// whose sources no longer exist, so that the folder holds at most one entry per existing file.
 // Thread-safe and process-safe (concurrent writers each rename a complete entry).
 #pragma once
 
@@ -37,10 +39,15 @@ struct CachedFile {
   std::string note;                          // why an entry was refused or not written; empty if none
 };
 
+struct DecodedCacheOptions {
+  std::string dir;                       // the cache folder (created if missing); empty: no cache
+  int64_t min_bytes = int64_t{1} << 20;  // decoded files smaller than this are not kept
+  int64_t max_bytes = int64_t{16} << 30; // as ReadFileBytes: larger decoded files are refused
+};
+
 // Reads `path` decompressed, as ReadFileBytes does (same errors, naming the file), through the
-// cache in `cache_dir` (created if missing). An empty `cache_dir` reads without a cache.
-absl::StatusOr<CachedFile> ReadThroughDecodedCache(const std::string& path, const std::string& cache_dir,
-                                                   int64_t max_bytes = int64_t{16} << 30);
+// cache of `options`.
+absl::StatusOr<CachedFile> ReadThroughDecodedCache(const std::string& path, const DecodedCacheOptions& options);
 
 // The entry's path for `path` in `cache_dir` (tests, and the docs' "where is it").
 std::string DecodedCacheEntryPath(const std::string& path, const std::string& cache_dir);

@@ -81,7 +81,7 @@ absl::StatusOr<IdxArray> ParseIdx(std::shared_ptr<const SharedBytes> storage, co
 
 absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path, int expected_rank, const std::string& cache_dir,
                                      std::string* note) {
-  auto file = ReadThroughDecodedCache(path, cache_dir);
+  auto file = ReadThroughDecodedCache(path, {.dir = cache_dir});
   if (!file.ok()) return file.status();
   if (note != nullptr) *note = file->note;
   auto parsed = ParseIdx(std::move(file->bytes), path, expected_rank);

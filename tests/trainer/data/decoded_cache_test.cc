@@ -45,6 +45,9 @@ class DecodedCacheTest : public ::testing::Test {
     std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
   }
 
+  // Every size kept, for small test files.
+  DecodedCacheOptions Options() const { return {.dir = cache_, .min_bytes = 0}; }
+
   fs::path dir_;
   std::string cache_;
 };
@@ -58,7 +61,7 @@ std::string Pattern(size_t n, int salt) {
 TEST_F(DecodedCacheTest, MissWritesTheEntryAndTheNextReadMapsIt) {
   const std::string contents = Pattern(100000, 1);
   const std::string src = WriteGzip("a.gz", contents);
-  auto first = ReadThroughDecodedCache(src, cache_);
+  auto first = ReadThroughDecodedCache(src, Options());
   ASSERT_TRUE(first.ok()) << first.status();
   EXPECT_FALSE(first->hit);
   EXPECT_EQ(first->note, "");
@@ -70,7 +73,7 @@ TEST_F(DecodedCacheTest, MissWritesTheEntryAndTheNextReadMapsIt) {
   for (const auto& e : fs::directory_iterator(cache_))  // no temporary left behind
     EXPECT_EQ(e.path().string(), entry);
 
-  auto second = ReadThroughDecodedCache(src, cache_);
+  auto second = ReadThroughDecodedCache(src, Options());
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_TRUE(second->hit);
   EXPECT_EQ(second->note, "");
@@ -80,7 +83,7 @@ TEST_F(DecodedCacheTest, MissWritesTheEntryAndTheNextReadMapsIt) {
 
 TEST_F(DecodedCacheTest, ChangedSourceIsStaleAndReDecoded) {
   const std::string src = WriteGzip("b.gz", Pattern(5000, 1));
-  ASSERT_TRUE(ReadThroughDecodedCache(src, cache_).ok());
+  ASSERT_TRUE(ReadThroughDecodedCache(src, Options()).ok());
   // Same length and different bytes, then the old modification time restored one second later:
   // only the size and time could tell; the time differs.
   const std::string changed = Pattern(5000, 2);
@@ -89,13 +92,13 @@ TEST_F(DecodedCacheTest, ChangedSourceIsStaleAndReDecoded) {
   ASSERT_EQ(::stat(src.c_str(), &st), 0);
   struct timeval tv[2] = {{st.st_atim.tv_sec, 0}, {st.st_mtim.tv_sec + 1, 0}};
   ASSERT_EQ(::utimes(src.c_str(), tv), 0);
-  auto r = ReadThroughDecodedCache(src, cache_);
+  auto r = ReadThroughDecodedCache(src, Options());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_FALSE(r->hit);
   EXPECT_THAT(r->note, HasSubstr("stale: the source changed"));
   EXPECT_THAT(r->note, HasSubstr(DecodedCacheEntryPath(src, cache_)));
   EXPECT_EQ(r->bytes->view(), changed);
-  auto again = ReadThroughDecodedCache(src, cache_);  // rewritten for the new source
+  auto again = ReadThroughDecodedCache(src, Options());  // rewritten for the new source
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->hit);
   EXPECT_EQ(again->bytes->view(), changed);
@@ -104,7 +107,7 @@ TEST_F(DecodedCacheTest, ChangedSourceIsStaleAndReDecoded) {
 TEST_F(DecodedCacheTest, CorruptEntriesAreRefusedWithTheReasonAndRewritten) {
   const std::string contents = Pattern(20000, 3);
   const std::string src = WriteGzip("c.gz", contents);
-  ASSERT_TRUE(ReadThroughDecodedCache(src, cache_).ok());
+  ASSERT_TRUE(ReadThroughDecodedCache(src, Options()).ok());
   const std::string entry = DecodedCacheEntryPath(src, cache_);
   const std::string good = ReadRaw(entry);
   ASSERT_GT(good.size(), 4096u + contents.size() - 1);
@@ -131,7 +134,7 @@ TEST_F(DecodedCacheTest, CorruptEntriesAreRefusedWithTheReasonAndRewritten) {
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
     WriteRaw(entry, c.bytes);
-    auto r = ReadThroughDecodedCache(src, cache_);
+    auto r = ReadThroughDecodedCache(src, Options());
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_FALSE(r->hit);
     EXPECT_THAT(r->note, HasSubstr(c.expected));
@@ -139,7 +142,7 @@ TEST_F(DecodedCacheTest, CorruptEntriesAreRefusedWithTheReasonAndRewritten) {
     EXPECT_THAT(r->note, HasSubstr("decoded " + src + " again"));
     EXPECT_EQ(r->bytes->view(), contents);
     EXPECT_EQ(ReadRaw(entry), good);  // rewritten
-    auto again = ReadThroughDecodedCache(src, cache_);
+    auto again = ReadThroughDecodedCache(src, Options());
     ASSERT_TRUE(again.ok());
     EXPECT_TRUE(again->hit);
   }
@@ -148,7 +151,7 @@ TEST_F(DecodedCacheTest, CorruptEntriesAreRefusedWithTheReasonAndRewritten) {
 TEST_F(DecodedCacheTest, UnwritableCacheStillReadsAndSaysWhy) {
   const std::string src = WriteGzip("d.gz", Pattern(3000, 4));
   WriteRaw(cache_, "a file where the folder should be");
-  auto r = ReadThroughDecodedCache(src, cache_);
+  auto r = ReadThroughDecodedCache(src, Options());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_FALSE(r->hit);
   EXPECT_EQ(r->bytes->view(), Pattern(3000, 4));
@@ -158,21 +161,44 @@ TEST_F(DecodedCacheTest, UnwritableCacheStillReadsAndSaysWhy) {
 TEST_F(DecodedCacheTest, PlainFilesAndNoCacheReadDirectly) {
   const std::string plain = (dir_ / "plain.idx").string();
   WriteRaw(plain, Pattern(1000, 5));
-  auto r = ReadThroughDecodedCache(plain, cache_);
+  auto r = ReadThroughDecodedCache(plain, Options());
   ASSERT_TRUE(r.ok()) << r.status();
   EXPECT_FALSE(r->hit);
   EXPECT_EQ(r->bytes->view(), Pattern(1000, 5));
   EXPECT_FALSE(fs::exists(cache_));  // nothing to save for a plain file
 
   const std::string gz = WriteGzip("e.gz", Pattern(1000, 6));
-  auto none = ReadThroughDecodedCache(gz, "");
+  auto none = ReadThroughDecodedCache(gz, {});
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->bytes->view(), Pattern(1000, 6));
   EXPECT_FALSE(fs::exists(cache_));
 }
 
+TEST_F(DecodedCacheTest, SmallFilesAreNotKept) {
+  const std::string src = WriteGzip("small.gz", Pattern(4000, 8));
+  auto r = ReadThroughDecodedCache(src, {.dir = cache_, .min_bytes = 4001});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->bytes->view(), Pattern(4000, 8));
+  EXPECT_FALSE(fs::exists(DecodedCacheEntryPath(src, cache_)));
+  ASSERT_TRUE(ReadThroughDecodedCache(src, {.dir = cache_, .min_bytes = 4000}).ok());
+  EXPECT_TRUE(fs::exists(DecodedCacheEntryPath(src, cache_)));
+}
+
+TEST_F(DecodedCacheTest, WritingAnEntryRemovesThoseOfVanishedSources) {
+  const std::string gone = WriteGzip("gone.gz", Pattern(3000, 9));
+  const std::string kept = WriteGzip("kept.gz", Pattern(3000, 10));
+  ASSERT_TRUE(ReadThroughDecodedCache(gone, Options()).ok());
+  ASSERT_TRUE(ReadThroughDecodedCache(kept, Options()).ok());
+  fs::remove(gone);
+  const std::string other = WriteGzip("other.gz", Pattern(3000, 11));
+  ASSERT_TRUE(ReadThroughDecodedCache(other, Options()).ok());
+  EXPECT_FALSE(fs::exists(DecodedCacheEntryPath(gone, cache_)));
+  EXPECT_TRUE(fs::exists(DecodedCacheEntryPath(kept, cache_)));
+  EXPECT_TRUE(fs::exists(DecodedCacheEntryPath(other, cache_)));
+}
+
 TEST_F(DecodedCacheTest, SourceErrorsAreTheReadersErrors) {
-  auto missing = ReadThroughDecodedCache((dir_ / "missing.gz").string(), cache_);
+  auto missing = ReadThroughDecodedCache((dir_ / "missing.gz").string(), Options());
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(missing.status().message()), HasSubstr("missing.gz"));
@@ -180,7 +206,7 @@ TEST_F(DecodedCacheTest, SourceErrorsAreTheReadersErrors) {
   const std::string src = WriteGzip("f.gz", Pattern(50000, 7));
   const std::string gz = ReadRaw(src);
   WriteRaw(src, gz.substr(0, gz.size() / 2));
-  auto cut = ReadThroughDecodedCache(src, cache_);
+  auto cut = ReadThroughDecodedCache(src, Options());
   ASSERT_FALSE(cut.ok());
   EXPECT_EQ(cut.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_FALSE(fs::exists(DecodedCacheEntryPath(src, cache_)));
