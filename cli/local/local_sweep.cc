@@ -122,6 +122,17 @@ std::vector<std::string> TrialTable(const api::Sweep& sweep, const std::vector<a
   return lines;
 }
 
+std::vector<std::pair<int64_t, double>> FoldTrialValues(const std::vector<std::pair<int64_t, double>>& values,
+                                                        bool stopped_early, api::TrialStatus* t,
+                                                        int64_t* passes_seen) {
+  std::vector<std::pair<int64_t, double>> recorded;
+  for (const auto& [pass, value] : values) {
+    *passes_seen = std::max(*passes_seen, pass);
+    if (!stopped_early && sweep::RecordValue(t, pass, value)) recorded.push_back({pass, value});
+  }
+  return recorded;
+}
+
 LocalSweep::LocalSweep(api::Sweep sweep, LocalSweepOptions options)
     : sweep_(std::move(sweep)), options_(std::move(options)) {}
 
@@ -232,11 +243,8 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
     for (auto it = runs.begin(); it != runs.end();) {
       TrialRun& r = *it->second;
       api::TrialStatus& t = trials[static_cast<size_t>(it->first)];
-      for (const auto& [pass, value] : ReadEvalEvents(&r, metric)) {
-        r.passes_seen = std::max(r.passes_seen, pass);
-        if (r.stopped_early) continue;
-        if (sweep::RecordValue(&t, pass, value) && !options_.tty)
-          say(absl::StrFormat("trial %s pass %d/%d: %s %.4f", t.name, pass, passes, metric, value));
+      for (const auto& [pass, value] : FoldTrialValues(ReadEvalEvents(&r, metric), r.stopped_early, &t, &r.passes_seen)) {
+        if (!options_.tty) say(absl::StrFormat("trial %s pass %d/%d: %s %.4f", t.name, pass, passes, metric, value));
       }
       if (!r.done.load()) {
         ++it;
@@ -244,10 +252,7 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
       }
       r.thread.join();
       if (r.console != nullptr) std::fclose(r.console);
-      for (const auto& [pass, value] : ReadEvalEvents(&r, metric)) {
-        r.passes_seen = std::max(r.passes_seen, pass);
-        if (!r.stopped_early) sweep::RecordValue(&t, pass, value);
-      }
+      FoldTrialValues(ReadEvalEvents(&r, metric), r.stopped_early, &t, &r.passes_seen);
       passes_seen[t.index] = r.passes_seen;
       if (r.stop_requested) {
         t.phase = api::kTrialStopped;
