@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <string_view>
@@ -164,11 +165,19 @@ absl::Status WriteEntry(const std::string& entry, const std::string& abs, const 
   return status;
 }
 
-// Removes the entries of `cache_dir` whose sources no longer exist (best effort).
+// Removes the entries of `cache_dir` whose sources no longer exist, and temporary files over an
+// hour old (a writer that crashed: a live one renames its file within seconds). Best effort.
 void PruneVanished(const std::string& cache_dir) {
   std::error_code ec;
+  const auto hour_ago = fs::file_time_type::clock::now() - std::chrono::hours(1);
   for (fs::directory_iterator it(cache_dir, ec), end; !ec && it != end; it.increment(ec)) {
     const std::string name = it->path().string();
+    if (name.find(".decoded.tmp.") != std::string::npos) {
+      std::error_code tec;
+      const auto written = fs::last_write_time(it->path(), tec);
+      if (!tec && written < hour_ago) fs::remove(it->path(), tec);
+      continue;
+    }
     if (it->path().extension() != ".decoded") continue;
     const int fd = ::open(name.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) continue;

@@ -19,7 +19,8 @@
 // an error: the decoded bytes are returned and the note says why the entry was not kept.
 // Plain (not gzip) files are read directly: there is nothing to save; neither are files under
 // `min_bytes` decoded kept (inflating them is cheap). Writing an entry also removes the entries
-// whose sources no longer exist, so that the folder holds at most one entry per existing file.
+// whose sources no longer exist, so that the folder holds at most one entry per existing file,
+// and temporary files over an hour old (left by a writer that crashed).
 // Thread-safe and process-safe (concurrent writers each rename a complete entry).
 #pragma once
 

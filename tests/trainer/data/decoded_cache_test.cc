@@ -6,6 +6,7 @@
 #include <sys/time.h>
 #include <zlib.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -190,11 +191,19 @@ TEST_F(DecodedCacheTest, WritingAnEntryRemovesThoseOfVanishedSources) {
   ASSERT_TRUE(ReadThroughDecodedCache(gone, Options()).ok());
   ASSERT_TRUE(ReadThroughDecodedCache(kept, Options()).ok());
   fs::remove(gone);
+  // A crashed writer's temporary file two hours old, and a live writer's.
+  const std::string crashed = DecodedCacheEntryPath(kept, cache_) + ".tmp.999999";
+  const std::string live = DecodedCacheEntryPath(gone, cache_) + ".tmp.999998";
+  WriteRaw(crashed, "partial");
+  WriteRaw(live, "partial");
+  fs::last_write_time(crashed, fs::file_time_type::clock::now() - std::chrono::hours(2));
   const std::string other = WriteGzip("other.gz", Pattern(3000, 11));
   ASSERT_TRUE(ReadThroughDecodedCache(other, Options()).ok());
   EXPECT_FALSE(fs::exists(DecodedCacheEntryPath(gone, cache_)));
   EXPECT_TRUE(fs::exists(DecodedCacheEntryPath(kept, cache_)));
   EXPECT_TRUE(fs::exists(DecodedCacheEntryPath(other, cache_)));
+  EXPECT_FALSE(fs::exists(crashed));
+  EXPECT_TRUE(fs::exists(live));
 }
 
 TEST_F(DecodedCacheTest, SourceErrorsAreTheReadersErrors) {
