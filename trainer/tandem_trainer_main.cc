@@ -53,6 +53,16 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 
+// The decoded cache's folder (trainer/data/decoded_cache.h), a tuning variable outside the worker
+// contract: TANDEM_DATA_CACHE ("off" or empty: none), else the user's cache folder (XDG base
+// directories), else none.
+std::string DecodedCacheDirFromEnv(const tandem::Environment& env) {
+  if (auto v = tandem::EnvValue(env, "TANDEM_DATA_CACHE")) return v->empty() ? "off" : *v;
+  if (auto xdg = tandem::EnvValue(env, "XDG_CACHE_HOME"); xdg && !xdg->empty()) return *xdg + "/tandem/decoded";
+  if (auto home = tandem::EnvValue(env, "HOME"); home && !home->empty()) return *home + "/.cache/tandem/decoded";
+  return "off";
+}
+
 // The tuning variables of the trainer's pserver client (outside the worker contract, like
 // TANDEM_COLLECTIVE_*): seconds, unset for the client's defaults.
 absl::StatusOr<tandem::trainer::PServerTimeouts> PServerTimeoutsFromEnv(const tandem::Environment& env) {
@@ -133,6 +143,10 @@ int main(int argc, char** argv) {
   std::string output_dir;
   app.add_option("--output-dir", output_dir,
                  "Where rank 0 writes the final model (default $TANDEM_OUTPUT_DIR; empty: nowhere)");
+  std::string data_cache;
+  app.add_option("--data-cache", data_cache,
+                 "Folder of the decoded cache of gzip IDX files, 'off' for none (default "
+                 "$TANDEM_DATA_CACHE, else $XDG_CACHE_HOME/tandem/decoded or ~/.cache/tandem/decoded)");
   bool check_contract = false;
   app.add_flag("--check-contract", check_contract,
                "Parse and validate the worker contract and the manifest, print them, exit");
@@ -150,6 +164,8 @@ int main(int argc, char** argv) {
   if (checkpoint_dir.empty()) checkpoint_dir = contract->checkpoint_dir;
   if (output_dir.empty()) output_dir = contract->output_dir;
   if (threads == -1) threads = contract->threads;
+  if (data_cache.empty()) data_cache = DecodedCacheDirFromEnv(env);
+  if (data_cache == "off") data_cache.clear();
 
   auto job = tandem::api::LoadTrainingJob(job_path, tandem::trainer::TrainerSectionValidators());
   if (!job.ok()) {
@@ -324,6 +340,7 @@ int main(int argc, char** argv) {
   options.elastic = elastic_world.get();
   options.events = events.get();
   options.output_dir = output_dir;
+  options.decoded_cache_dir = data_cache;
   options.stop = &g_stop;
   options.sparse = sparse.get();
   options.keep_final_parameters = false;  // nobody reads it here; it would be a second model

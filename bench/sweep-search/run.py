@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Grid vs random vs TPE+ASHA on examples/sweep-fashion-mnist.yaml, at the same trial budget.
 
-  bench/sweep-search/run.py [--seeds 1 2 3] [--train-limit 20000] [--test-limit 5000]
-                            [--passes 3] [--parallelism 2] [--out DIR] [--tandem build/bin/tandem]
+  bench/sweep-search/run.py [--seeds 1 2 3] [--train-limit 60000] [--test-limit 10000]
+                            [--passes 9] [--parallelism 2] [--searches grid random tpe+asha]
+                            [--out DIR] [--tandem build/bin/tandem]
 
 For each seed and each search it writes the example with the algorithm and early stopping set
 (grid: the full 3x3x3 grid; random and tpe: maxTrials 27, the grid's size), the seed in spec.seed
@@ -10,7 +11,11 @@ and in the template's data.seed (so a seed changes the data order of every trial
 runs `tandem run` on it, and reads the run's sweep-summary.json. It prints one row per run and a
 markdown table of the mean over seeds: the best test accuracy found, the CPU seconds of all trial
 processes (getrusage of the children: what the search cost), the passes trained and the wall
-time. Nothing is faked: a run that fails is reported as failed.
+time. Last, per seed, the issue's target side by side with the grid (the peer): TPE+ASHA's best
+against the grid's best and its CPU time as a fraction of the grid's (target: >= and <= 1/3).
+ASHA's rungs are minPasses * reductionFactor^k below --passes (1, 3 with the default 9 passes:
+printed first); with --passes 3 its only rung is pass 1.
+Nothing is faked: a run that fails is reported as failed.
 Needs python3-yaml. Measurements belong in docs/sweeps.md with the command, date and machine load.
 """
 import argparse
@@ -54,9 +59,9 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--searches", nargs="+", default=[s[0] for s in SEARCHES])
-    p.add_argument("--train-limit", type=int, default=20000)
-    p.add_argument("--test-limit", type=int, default=5000)
-    p.add_argument("--passes", type=int, default=3)
+    p.add_argument("--train-limit", type=int, default=60000)
+    p.add_argument("--test-limit", type=int, default=10000)
+    p.add_argument("--passes", type=int, default=9)
     p.add_argument("--parallelism", type=int, default=2)
     p.add_argument("--out", default="runs/sweep-search-bench")
     p.add_argument("--tandem", default=os.path.join(ROOT, "build", "bin", "tandem"))
@@ -64,6 +69,13 @@ def main():
     with open(os.path.join(ROOT, "examples", "sweep-fashion-mnist.yaml")) as f:
         base = yaml.safe_load(f)
     os.makedirs(args.out, exist_ok=True)
+    for search, _, stopping in SEARCHES:
+        if search in args.searches and stopping["policy"] == "asha":
+            rungs, r = [], max(1, stopping["minPasses"])
+            while r < args.passes:
+                rungs.append(r)
+                r *= stopping["reductionFactor"]
+            print(f"{search}: rungs at passes {rungs}, the last pass {args.passes}", flush=True)
     rows = []
     for seed in args.seeds:
         for search, algorithm, stopping in SEARCHES:
@@ -92,16 +104,28 @@ def main():
             if r.returncode != 0:
                 print(r.stdout[-2000:], file=sys.stderr)
     print()
-    print(f"| search | seeds | best test accuracy (mean; per seed) | CPU s (mean) | passes trained (mean) | wall s (mean) |")
-    print("|---|---|---|---|---|---|")
+    print(f"| search | seeds | best test accuracy (mean; per seed) | CPU s (mean; per seed) | passes trained (mean; per seed) "
+          f"| stopped early | wall s (mean) |")
+    print("|---|---|---|---|---|---|---|")
     for search, _, _ in SEARCHES:
         rs = [r for r in rows if r["search"] == search and r["best"] is not None]
         if not rs:
             continue
         mean = lambda k: sum(r[k] for r in rs) / len(rs)
-        per = ", ".join(f"{r['best']:.4f}" for r in rs)
-        print(f"| {search} | {len(rs)} | {mean('best'):.4f} ({per}) | {mean('cpu_s'):.0f} | {mean('passes'):.0f} | "
+        per = lambda k, f: ", ".join(f.format(r[k]) for r in rs)
+        print(f"| {search} | {len(rs)} | {mean('best'):.4f} ({per('best', '{:.4f}')}) | {mean('cpu_s'):.1f} "
+              f"({per('cpu_s', '{:.1f}')}) | {mean('passes'):.0f} ({per('passes', '{}')}) | {per('stopped', '{}')} | "
               f"{mean('wall_s'):.0f} |")
+    print()
+    by = {(r["search"], r["seed"]): r for r in rows if r["best"] is not None}
+    for seed in args.seeds:
+        g, t = by.get(("grid", seed)), by.get(("tpe+asha", seed))
+        if g is None or t is None:
+            continue
+        ratio = t["cpu_s"] / g["cpu_s"]
+        met = t["best"] >= g["best"] and ratio <= 1 / 3
+        print(f"seed {seed}: tpe+asha best {t['best']:.4f} vs grid {g['best']:.4f}, CPU {t['cpu_s']:.1f} s vs "
+              f"{g['cpu_s']:.1f} s = {ratio:.2f} of the grid's: target {'met' if met else 'not met'}")
     return 0 if all(r["exit"] == 0 for r in rows) else 1
 
 

@@ -57,6 +57,13 @@ struct TrialRun {
   std::string partial;  // a line not yet ended
   bool stop_requested = false;
   std::string stop_reason;
+  // Stopped by the early-stopping rule: the values it reports after that decision (the passes it
+  // trains while the stop reaches it) are not recorded, as in ASHA a stopped trial is never
+  // promoted past the rung it was stopped at: recorded, they would count at rungs it was never
+  // promoted to (where they lower the bar for the others) and rank it, in TPE, above trials
+  // stopped promptly. They still count in the passes and CPU the sweep spent.
+  bool stopped_early = false;
+  int64_t passes_seen = 0;  // the newest pass it reported, recorded or not
 };
 
 // New `eval` events of worker 0 since the last call: (pass, the objective's value).
@@ -115,6 +122,17 @@ std::vector<std::string> TrialTable(const api::Sweep& sweep, const std::vector<a
   return lines;
 }
 
+std::vector<std::pair<int64_t, double>> FoldTrialValues(const std::vector<std::pair<int64_t, double>>& values,
+                                                        bool stopped_early, api::TrialStatus* t,
+                                                        int64_t* passes_seen) {
+  std::vector<std::pair<int64_t, double>> recorded;
+  for (const auto& [pass, value] : values) {
+    *passes_seen = std::max(*passes_seen, pass);
+    if (!stopped_early && sweep::RecordValue(t, pass, value)) recorded.push_back({pass, value});
+  }
+  return recorded;
+}
+
 LocalSweep::LocalSweep(api::Sweep sweep, LocalSweepOptions options)
     : sweep_(std::move(sweep)), options_(std::move(options)) {}
 
@@ -153,6 +171,7 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
   std::unique_ptr<sweep::Sampler> sampler = sweep::NewSampler(spec);
   std::vector<api::TrialStatus> trials;
   std::map<int64_t, std::unique_ptr<TrialRun>> runs;  // live trial threads by index
+  std::map<int64_t, int64_t> passes_seen;              // finished trials: the newest pass reported
   sweep::Plan plan;
   std::string end_message;
   size_t table_lines = 0;
@@ -224,9 +243,8 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
     for (auto it = runs.begin(); it != runs.end();) {
       TrialRun& r = *it->second;
       api::TrialStatus& t = trials[static_cast<size_t>(it->first)];
-      for (const auto& [pass, value] : ReadEvalEvents(&r, metric)) {
-        if (sweep::RecordValue(&t, pass, value) && !options_.tty)
-          say(absl::StrFormat("trial %s pass %d/%d: %s %.4f", t.name, pass, passes, metric, value));
+      for (const auto& [pass, value] : FoldTrialValues(ReadEvalEvents(&r, metric), r.stopped_early, &t, &r.passes_seen)) {
+        if (!options_.tty) say(absl::StrFormat("trial %s pass %d/%d: %s %.4f", t.name, pass, passes, metric, value));
       }
       if (!r.done.load()) {
         ++it;
@@ -234,7 +252,8 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
       }
       r.thread.join();
       if (r.console != nullptr) std::fclose(r.console);
-      for (const auto& [pass, value] : ReadEvalEvents(&r, metric)) sweep::RecordValue(&t, pass, value);
+      FoldTrialValues(ReadEvalEvents(&r, metric), r.stopped_early, &t, &r.passes_seen);
+      passes_seen[t.index] = r.passes_seen;
       if (r.stop_requested) {
         t.phase = api::kTrialStopped;
         t.reason = r.stop_reason;
@@ -275,6 +294,7 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
         auto r = runs.find(t.index);
         if (r == runs.end() || r->second->stop_requested) continue;
         r->second->stop_requested = true;
+        r->second->stopped_early = true;
         r->second->stop_reason = why;
         r->second->run->Stop();
         say(absl::StrCat("trial ", t.name, " stopping: ", why));
@@ -303,8 +323,10 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
   result.status.best_trial = sweep::FindBestTrial(spec, trials);
   result.status.phase = interrupted ? api::kSweepFailed : plan.phase;
   for (const api::TrialStatus& t : trials) {
-    if (t.phase == api::kTrialSucceeded) result.passes_trained += passes;
-    else if (!t.intermediate.empty()) result.passes_trained += t.intermediate.back().pass;
+    int64_t trained = t.phase == api::kTrialSucceeded ? passes : 0;
+    if (!t.intermediate.empty()) trained = std::max(trained, t.intermediate.back().pass);
+    if (auto it = passes_seen.find(t.index); it != passes_seen.end()) trained = std::max(trained, it->second);
+    result.passes_trained += trained;
   }
   json summary = {{"sweep", sweep_.metadata.name},
                   {"phase", result.status.phase},

@@ -15,6 +15,8 @@
 #include <atomic>
 #include <cstdio>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "api/section_validator.h"
@@ -53,6 +55,16 @@ struct TrialSlots {
   int trainer_threads = 1;
 };
 TrialSlots PlanTrialSlots(int64_t parallelism, int64_t workers, int64_t threads, int cores);
+
+// Folds the objective values a trial reported, (pass, value) in order, into its status: each
+// raises `*passes_seen` (the passes it trained, which the sweep's passesTrained counts); they are
+// recorded into `t` (sweep::RecordValue) unless early stopping has stopped the trial
+// (`stopped_early`). Values after that decision are passes trained while the stop reached the
+// trial: recorded, they would count it at rungs it was never promoted to (docs/sweeps.md).
+// Returns the values that changed `t`.
+std::vector<std::pair<int64_t, double>> FoldTrialValues(const std::vector<std::pair<int64_t, double>>& values,
+                                                        bool stopped_early, api::TrialStatus* t,
+                                                        int64_t* passes_seen);
 
 class LocalSweep {
  public:

@@ -17,9 +17,13 @@ absl::StatusOr<std::shared_ptr<const Dataset>> LoadDataset(const SourceConfig& s
                                                            const LoadOptions& options) {
   absl::StatusOr<std::shared_ptr<const Dataset>> ds;
   switch (source.format) {
-    case DataFormat::kIdx:
-      ds = IdxDataset::Load(source.images, source.labels, source.limit);
+    case DataFormat::kIdx: {
+      std::vector<std::string> notes;
+      ds = IdxDataset::Load(source.images, source.labels, source.limit, options.decoded_cache_dir, &notes);
+      if (options.note)
+        for (const std::string& n : notes) options.note(n);
       break;
+    }
     case DataFormat::kLibsvm:
       ds = LibsvmDataset::Load(source.paths, source.num_fields, source.limit,
                                options.skip_malformed);

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -50,6 +51,10 @@ struct LoadOptions {
   bool skip_malformed = false;
   // Value of the `source` label on the tandem_trainer_data_* metrics ("train", "test").
   std::string name = "train";
+  // IDX files: the decoded cache's folder (trainer/data/decoded_cache.h); empty: no cache.
+  std::string decoded_cache_dir;
+  // Called with each of the cache's notes (an entry refused or not written); null: dropped.
+  std::function<void(const std::string&)> note;
 };
 
 // Loads and validates the source. Errors name the file (and line, for text formats); a malformed

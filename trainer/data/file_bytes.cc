@@ -6,12 +6,29 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdio>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
 namespace tandem::trainer::data {
+namespace {
+
+class OwnedBytes : public SharedBytes {
+ public:
+  explicit OwnedBytes(std::string bytes) : bytes_(std::move(bytes)) {}
+  std::string_view view() const override { return bytes_; }
+
+ private:
+  std::string bytes_;
+};
+
+}  // namespace
+
+std::shared_ptr<const SharedBytes> OwnBytes(std::string bytes) {
+  return std::make_shared<const OwnedBytes>(std::move(bytes));
+}
 
 absl::StatusOr<FileBytes> ReadFileBytes(const std::string& path, int64_t max_bytes) {
   FileBytes out;

@@ -8,7 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
-#include "trainer/data/file_bytes.h"
+#include "trainer/data/decoded_cache.h"
 
 namespace tandem::trainer::data {
 namespace {
@@ -20,7 +20,9 @@ uint32_t BigEndian32(const char* p) {
 
 }  // namespace
 
-absl::StatusOr<IdxArray> ParseIdx(std::string bytes, const std::string& path, int expected_rank) {
+absl::StatusOr<IdxArray> ParseIdx(std::shared_ptr<const SharedBytes> storage, const std::string& path,
+                                  int expected_rank) {
+  const std::string_view bytes = storage->view();
   if (bytes.size() < 4) {
     return absl::DataLossError(absl::StrCat(path, ": not an IDX file: only ", bytes.size(),
                                             " bytes, shorter than the 4-byte magic number"));
@@ -72,27 +74,35 @@ absl::StatusOr<IdxArray> ParseIdx(std::string bytes, const std::string& path, in
     return absl::InvalidArgumentError(absl::StrCat(path, ": IDX file has ", have - elements,
                                                    " unexpected trailing bytes after the data"));
   }
-  bytes.erase(0, header);
-  out.data = std::move(bytes);
+  out.data = bytes.substr(header);
+  out.storage = std::move(storage);
   return out;
 }
 
-absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path, int expected_rank) {
-  auto file = ReadFileBytes(path);
+absl::StatusOr<IdxArray> ReadIdxFile(const std::string& path, int expected_rank, const std::string& cache_dir,
+                                     std::string* note) {
+  auto file = ReadThroughDecodedCache(path, {.dir = cache_dir});
   if (!file.ok()) return file.status();
-  const int64_t on_disk = file->bytes_on_disk;
-  auto parsed = ParseIdx(std::move(file->data), path, expected_rank);
-  if (parsed.ok()) parsed->bytes_on_disk = on_disk;
+  if (note != nullptr) *note = file->note;
+  auto parsed = ParseIdx(std::move(file->bytes), path, expected_rank);
+  if (parsed.ok()) parsed->bytes_on_disk = file->bytes_on_disk;
   return parsed;
 }
 
 absl::StatusOr<std::shared_ptr<const IdxDataset>> IdxDataset::Load(const std::string& images,
                                                                    const std::string& labels,
-                                                                   int64_t limit) {
-  auto image_array = ReadIdxFile(images, 3);
+                                                                   int64_t limit,
+                                                                   const std::string& cache_dir,
+                                                                   std::vector<std::string>* notes) {
+  std::string image_note, label_note;
+  auto image_array = ReadIdxFile(images, 3, cache_dir, &image_note);
   if (!image_array.ok()) return image_array.status();
-  auto label_array = ReadIdxFile(labels, 1);
+  auto label_array = ReadIdxFile(labels, 1, cache_dir, &label_note);
   if (!label_array.ok()) return label_array.status();
+  if (notes != nullptr) {
+    for (std::string* n : {&image_note, &label_note})
+      if (!n->empty()) notes->push_back(std::move(*n));
+  }
   const int64_t n_images = image_array->dims[0];
   const int64_t n_labels = label_array->dims[0];
   if (n_images != n_labels) {
@@ -105,13 +115,13 @@ absl::StatusOr<std::shared_ptr<const IdxDataset>> IdxDataset::Load(const std::st
   ds->labels_path_ = labels;
   ds->count_ = limit > 0 ? std::min(limit, n_images) : n_images;
   ds->example_bytes_ = image_array->dims[1] * image_array->dims[2];
-  ds->pixels_ = std::move(image_array->data);
-  ds->labels_ = std::move(label_array->data);
   // The class count comes from every label, so that `limit` does not change the model's shape.
   int max_label = 0;
-  for (char c : ds->labels_) max_label = std::max<int>(max_label, static_cast<uint8_t>(c));
-  ds->pixels_.resize(static_cast<size_t>(ds->count_ * ds->example_bytes_));
-  ds->labels_.resize(static_cast<size_t>(ds->count_));
+  for (char c : label_array->data) max_label = std::max<int>(max_label, static_cast<uint8_t>(c));
+  ds->pixels_ = image_array->data.substr(0, static_cast<size_t>(ds->count_ * ds->example_bytes_));
+  ds->labels_ = label_array->data.substr(0, static_cast<size_t>(ds->count_));
+  ds->pixel_storage_ = std::move(image_array->storage);
+  ds->label_storage_ = std::move(label_array->storage);
   ds->layout_.feature_shape = {1, image_array->dims[1], image_array->dims[2]};
   ds->layout_.has_labels = true;
   ds->layout_.num_classes = max_label + 1;

@@ -438,12 +438,16 @@ absl::Status TrainingLoop::LoadData() {
   }
   TANDEM_ASSIGN_OR_RETURN(
       train_, data::LoadDataset(spec_.data.train, {.skip_malformed = spec_.data.skip_malformed,
-                                                   .name = "train"}));
+                                                   .name = "train",
+                                                   .decoded_cache_dir = options_.decoded_cache_dir,
+                                                   .note = [this](const std::string& n) { Log(n); }}));
   TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(graph_, train_->layout(), "train"));
   if (spec_.data.test.has_value()) {
     TANDEM_ASSIGN_OR_RETURN(test_, data::LoadDataset(*spec_.data.test,
                                                      {.skip_malformed = spec_.data.skip_malformed,
-                                                      .name = "test"}));
+                                                      .name = "test",
+                                                      .decoded_cache_dir = options_.decoded_cache_dir,
+                                                      .note = [this](const std::string& n) { Log(n); }}));
     TANDEM_RETURN_IF_ERROR(BatchFeeder::CheckLayout(graph_, test_->layout(), "test"));
     if (const auto* synth = dynamic_cast<const data::SyntheticCtrDataset*>(test_.get()))
       result_.best_auc = synth->BestAuc();

@@ -50,6 +50,9 @@ struct TrainOptions {
   EventReporter* events = nullptr;
   // Where the final model is written (empty: nowhere). With `parallel`, only rank 0 writes it.
   std::string output_dir = {};
+  // The decoded cache's folder for gzip IDX files (trainer/data/decoded_cache.h): a later process
+  // maps the decoded bytes instead of inflating the files again. Empty: no cache.
+  std::string decoded_cache_dir = {};
   // Set (by a SIGTERM handler, say): finish the current step, checkpoint, return Cancelled.
   const std::atomic<bool>* stop = nullptr;
   // Embedding tables (and, with spec.sync.dense: pserver, dense parameters) on the parameter
