@@ -103,15 +103,16 @@ absl::Status SparseTable::Restore(const TableSnapshot& snap) {
 
 // ---- DenseTable --------------------------------------------------------------------------------
 
-DenseTable::DenseTable(const TableConfig& config, const Optimizer& optimizer, uint32_t shard,
-                       uint32_t num_shards)
+DenseTable::DenseTable(const TableConfig& config, const Optimizer& optimizer,
+                       const Placement& placement, uint32_t shard)
     : config_(config),
       optimizer_(optimizer),
       num_blocks_(NumBlocks(config.size(), config.block_size())),
       slots_(optimizer.StateSlots()) {
   const uint64_t salt = TableSalt(config.name());
-  for (uint64_t b = 0; b < num_blocks_; ++b) {
-    if (ShardOfKey(b, salt, num_shards) != shard) continue;
+  const bool member = placement.Contains(shard);
+  for (uint64_t b = 0; b < num_blocks_ && member; ++b) {
+    if (placement.OwnerOf(b, salt) != shard) continue;
     auto block = std::make_unique<Block>();
     block->id = static_cast<uint32_t>(b);
     block->length = BlockLength(block->id);
