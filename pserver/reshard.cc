@@ -119,22 +119,29 @@ absl::StatusOr<ReshardReport> RunReshard(const ReshardPlan& plan, const ReshardA
   const absl::Time sent_at = absl::Now();
   report.send = sent_at - begun;
 
-  // Commit: every receiver checks it got everything before it installs anything, so a commit
-  // refused by the first shard can still be aborted everywhere.
+  // Commit, all shards in parallel. Every sender's Send returned, so every receiver holds all
+  // its chunks: a commit can then fail only on malformed data or a lost shard, and a shard that
+  // committed serves the new layout, so there is no abort after this point (the error is
+  // returned, naming the shard).
   ReshardCommitRequest commit;
   commit.set_epoch(plan.epoch);
-  for (size_t i = 0; i < all.size(); ++i) {
-    ReshardCommitResponse resp;
-    grpc::Status s = c.Stub(all[i])->ReshardCommit(c.Context(absl::Seconds(120)).get(), commit, &resp);
-    if (!s.ok()) {
-      absl::Status st = FromGrpc(s, all[i], "reshard: commit");
-      // Shards already committed serve the new layout: aborting the others would split the
-      // job, so only a failure at the first commit is rolled back.
-      if (i == 0) return abort_all(st);
-      return st;
+  std::vector<ReshardCommitResponse> committed(all.size());
+  results.assign(all.size(), absl::OkStatus());
+  {
+    std::vector<std::thread> threads;
+    for (size_t i = 0; i < all.size(); ++i) {
+      ParameterServer::Stub* stub = c.Stub(all[i]);
+      threads.emplace_back([&, i, stub] {
+        auto ctx = c.Context(absl::Seconds(120));
+        results[i] = FromGrpc(stub->ReshardCommit(ctx.get(), commit, &committed[i]), all[i],
+                              "reshard: commit");
+      });
     }
-    if (resp.left()) report.left.push_back(all[i].id);
+    for (auto& t : threads) t.join();
   }
+  for (const absl::Status& s : results) TANDEM_RETURN_IF_ERROR(s);
+  for (size_t i = 0; i < all.size(); ++i)
+    if (committed[i].left()) report.left.push_back(all[i].id);
   report.commit = absl::Now() - sent_at;
   report.total = absl::Now() - start;
   return report;

@@ -12,7 +12,8 @@
 // with pushes pending refuses to begin); calls that arrive anyway are answered UNAVAILABLE while
 // the shards are frozen (clients retry) and FAILED_PRECONDITION once they serve the new layout
 // (the trainer reloads the membership and reconnects). After a failure before the commit every
-// shard is told to abort and keeps its old layout.
+// shard is told to abort and keeps its old layout; the commits (in parallel, after every send
+// succeeded) are not undone.
 #pragma once
 
 #include <cstdint>

@@ -993,69 +993,89 @@ absl::Status Shard::CommitReshard(const ReshardCommitRequest& req, ReshardCommit
       }
     }
   }
+  // Built aside (dense tables, new tables) or checked (sparse rows to insert in place) before
+  // anything changes, so that a bad snapshot leaves everything as it was.
   std::map<uint32_t, std::unique_ptr<TableEntry>> built;
+  std::vector<std::pair<SparseTable*, uint32_t>> in_place;  // existing sparse tables, by id
+  const std::string where = absl::StrCat("commit of epoch ", req.epoch(), " on shard ",
+                                         options_.shard, ": ");
   for (const auto& [id, config] : configs) {
     const uint64_t salt = TableSalt(config.name());
     TableSnapshot& m = merged[id];
+    TableEntry* existing = nullptr;
     {
       absl::ReaderMutexLock tables_lock(&tables_mu_);
-      if (auto it = tables_.find(id); it != tables_.end() && member) {
-        const TableEntry& t = *it->second;
-        const TableSnapshot own = t.sparse ? t.sparse->Snapshot() : t.dense->Snapshot();
-        size_t offset = 0;
-        for (size_t i = 0; i < own.keys.size(); ++i) {
-          const size_t width = t.sparse ? t.sparse->stride()
-                                        : size_t{t.dense->BlockLength(static_cast<uint32_t>(
-                                              own.keys[i]))} * t.dense->stride();
-          if (r.next.OwnerOf(own.keys[i], salt) == options_.shard) {
-            m.keys.push_back(own.keys[i]);
-            m.counts.push_back(own.counts[i]);
-            m.values.insert(m.values.end(), own.values.begin() + offset,
-                            own.values.begin() + offset + width);
-          }
-          offset += width;
+      if (auto it = tables_.find(id); it != tables_.end()) existing = it->second.get();
+    }
+    const Optimizer opt = *Optimizer::FromConfig(config.optimizer());
+    if (config.kind() == TableConfig::SPARSE) {
+      if (existing && member) {
+        TANDEM_RETURN_IF_ERROR(existing->sparse->CheckInsert(m), where);
+        in_place.emplace_back(existing->sparse.get(), id);
+        continue;
+      }
+      auto entry = std::make_unique<TableEntry>();
+      entry->config = config;
+      entry->sparse = std::make_unique<SparseTable>(config, opt);
+      if (member) TANDEM_RETURN_IF_ERROR(entry->sparse->Insert(m), where);
+      built[id] = std::move(entry);
+      continue;
+    }
+    // Dense: the kept blocks plus the received ones, in a table of the new layout.
+    if (existing && member) {
+      const DenseTable& d = *existing->dense;
+      const TableSnapshot own = d.Snapshot();
+      size_t offset = 0;
+      for (size_t i = 0; i < own.keys.size(); ++i) {
+        const size_t width =
+            size_t{d.BlockLength(static_cast<uint32_t>(own.keys[i]))} * d.stride();
+        if (r.next.OwnerOf(own.keys[i], salt) == options_.shard) {
+          m.keys.push_back(own.keys[i]);
+          m.counts.push_back(own.counts[i]);
+          m.values.insert(m.values.end(), own.values.begin() + offset,
+                          own.values.begin() + offset + width);
         }
+        offset += width;
       }
     }
     auto entry = std::make_unique<TableEntry>();
     entry->config = config;
-    const Optimizer opt = *Optimizer::FromConfig(config.optimizer());
-    const std::string where = absl::StrCat("commit of epoch ", req.epoch(), " on shard ",
-                                           options_.shard, ": ");
-    if (config.kind() == TableConfig::SPARSE) {
-      entry->sparse = std::make_unique<SparseTable>(config, opt);
-      if (member) TANDEM_RETURN_IF_ERROR(entry->sparse->Restore(m), where);
-    } else {
-      entry->dense = std::make_unique<DenseTable>(config, opt, r.next, options_.shard);
-      if (member) {
-        // DenseTable::Restore wants exactly the owned blocks by ascending id: sort them, and a
-        // block missing or twice is an error (nothing is installed).
-        const size_t stride = entry->dense->stride();
-        std::vector<size_t> order(m.keys.size()), offsets(m.keys.size());
-        size_t offset = 0;
-        for (size_t i = 0; i < m.keys.size(); ++i) {
-          order[i] = i;
-          offsets[i] = offset;
-          offset += size_t{entry->dense->BlockLength(static_cast<uint32_t>(m.keys[i]))} * stride;
-        }
-        std::sort(order.begin(), order.end(),
-                  [&](size_t a, size_t b) { return m.keys[a] < m.keys[b]; });
-        TableSnapshot sorted;
-        for (size_t i : order) {
-          const size_t width =
-              size_t{entry->dense->BlockLength(static_cast<uint32_t>(m.keys[i]))} * stride;
-          sorted.keys.push_back(m.keys[i]);
-          sorted.counts.push_back(m.counts[i]);
-          sorted.values.insert(sorted.values.end(), m.values.begin() + offsets[i],
-                               m.values.begin() + offsets[i] + width);
-        }
-        TANDEM_RETURN_IF_ERROR(entry->dense->Restore(sorted), where);
+    entry->dense = std::make_unique<DenseTable>(config, opt, r.next, options_.shard);
+    if (member) {
+      // DenseTable::Restore wants exactly the owned blocks by ascending id: sort them, and a
+      // block missing or twice is an error (nothing is installed).
+      const size_t stride = entry->dense->stride();
+      std::vector<size_t> order(m.keys.size()), offsets(m.keys.size());
+      size_t offset = 0;
+      for (size_t i = 0; i < m.keys.size(); ++i) {
+        order[i] = i;
+        offsets[i] = offset;
+        offset += size_t{entry->dense->BlockLength(static_cast<uint32_t>(m.keys[i]))} * stride;
       }
+      std::sort(order.begin(), order.end(),
+                [&](size_t a, size_t b) { return m.keys[a] < m.keys[b]; });
+      TableSnapshot sorted;
+      for (size_t i : order) {
+        const size_t width =
+            size_t{entry->dense->BlockLength(static_cast<uint32_t>(m.keys[i]))} * stride;
+        sorted.keys.push_back(m.keys[i]);
+        sorted.counts.push_back(m.counts[i]);
+        sorted.values.insert(sorted.values.end(), m.values.begin() + offsets[i],
+                             m.values.begin() + offsets[i] + width);
+      }
+      TANDEM_RETURN_IF_ERROR(entry->dense->Restore(sorted), where);
     }
     built[id] = std::move(entry);
   }
+  // From here on nothing fails. No data call is in flight (serve_mu_ is held exclusively).
+  for (auto [table, id] : in_place) {
+    const uint64_t salt = TableSalt(configs[id].name());
+    const Placement& next = r.next;
+    const uint32_t self = options_.shard;
+    table->EraseIf([&](uint64_t key) { return next.OwnerOf(key, salt) != self; });
+    (void)table->Insert(merged[id]);  // checked above
+  }
   {
-    // No data call is in flight (serve_mu_ is held exclusively): the old tables can go.
     absl::MutexLock tables_lock(&tables_mu_);
     for (auto& [id, entry] : built) {
       auto it = tables_.find(id);

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -49,6 +50,13 @@ class SparseTable {
   TableSnapshot Snapshot() const;
   // Floats per row in snapshots (parameters then optimizer state).
   size_t stride() const { return stride_; }
+  // Resharding: adds the rows of `rows` (a snapshot's layout); INVALID_ARGUMENT, with nothing
+  // added, when a key is already held or repeated or the sizes do not fit.
+  absl::Status Insert(const TableSnapshot& rows);
+  // What Insert would answer, without adding anything.
+  absl::Status CheckInsert(const TableSnapshot& rows) const;
+  // Removes the rows whose key `drop` selects; returns how many.
+  uint64_t EraseIf(const std::function<bool(uint64_t)>& drop);
   // Replaces the contents. INVALID_ARGUMENT when the snapshot's sizes do not fit this table.
   absl::Status Restore(const TableSnapshot& snapshot);
 
