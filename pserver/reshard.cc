@@ -64,6 +64,7 @@ absl::StatusOr<ReshardReport> RunReshard(const ReshardPlan& plan, const ReshardA
   }
   ReshardBeginRequest begin;
   begin.set_epoch(plan.epoch);
+  begin.set_num_trainers(plan.num_trainers);
   for (const ReshardMember& m : plan.to) {
     ShardEndpoint* e = begin.add_members();
     e->set_id(m.id);

@@ -35,6 +35,7 @@ struct ReshardPlan {
   uint64_t epoch = 0;  // the new layout's; > the old one's
   std::vector<ReshardMember> from;
   std::vector<ReshardMember> to;
+  uint32_t num_trainers = 0;  // the trainer count from the commit on (0: unchanged)
 };
 
 struct ReshardAuth {

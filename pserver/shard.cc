@@ -31,16 +31,17 @@ const char* KindName(TableConfig::Kind kind) {
 
 Shard::Shard(const ShardOptions& options)
     : options_(options),
+      placement_(options.members.empty()
+                     ? Placement::Modulo(options.num_shards)
+                     : Placement::Rendezvous(options.placement_epoch, options.members)),
+      frozen_(options.joining),
+      num_trainers_(options.num_trainers),
       newest_step_(options.num_trainers, 0),
       seen_rank_(options.num_trainers, false),
       async_step_(options.num_trainers, 0),
       async_seqs_(options.num_trainers),
       joined_(options.num_trainers, false),
-      async_restored_step_(0),  // a fresh shard holds the state of step 0
-      placement_(options.members.empty()
-                     ? Placement::Modulo(options.num_shards)
-                     : Placement::Rendezvous(options.placement_epoch, options.members)),
-      frozen_(options.joining) {}
+      async_restored_step_(0) {}  // a fresh shard holds the state of step 0
 
 Shard::~Shard() { Shutdown(); }
 
@@ -162,9 +163,9 @@ absl::StatusOr<Shard::TableEntry*> Shard::FindTable(uint32_t id, TableConfig::Ki
 }
 
 absl::Status Shard::ValidateHeader(const PushHeader& h) const {
-  if (h.rank() >= options_.num_trainers)
+  if (h.rank() >= num_trainers_.load())
     return absl::InvalidArgumentError(absl::StrCat("push: rank ", h.rank(), " is not below ",
-                                                   options_.num_trainers, " trainers"));
+                                                   num_trainers_.load(), " trainers"));
   return absl::OkStatus();
 }
 
@@ -229,22 +230,22 @@ void Shard::NoteFirstStepLocked(uint64_t step) {
 Shard::PendingStep& Shard::PendingLocked(uint64_t step) {
   PendingStep& p = pending_[step];
   if (p.seqs.empty()) {
-    p.seqs.resize(options_.num_trainers);
-    p.arrived.assign(options_.num_trainers, false);
+    p.seqs.resize(num_trainers_.load());
+    p.arrived.assign(num_trainers_.load(), false);
   }
   return p;
 }
 
 bool Shard::TryApplyLocked() {
   bool any = false;
-  const float scale = 1.0f / static_cast<float>(options_.num_trainers);
+  const float scale = 1.0f / static_cast<float>(num_trainers_.load());
   while (true) {
     auto it = pending_.find(version_);
     if (it == pending_.end()) {
       // No push and no barrier for this step yet: it can only complete if every rank has
       // already moved past it (after a restart).
       bool all_past = true;
-      for (uint32_t r = 0; r < options_.num_trainers; ++r)
+      for (uint32_t r = 0; r < num_trainers_.load(); ++r)
         all_past &= seen_rank_[r] && newest_step_[r] > version_;
       if (!all_past) break;
       ++version_;
@@ -253,7 +254,7 @@ bool Shard::TryApplyLocked() {
     }
     PendingStep& p = it->second;
     bool ready = true;
-    for (uint32_t r = 0; r < options_.num_trainers; ++r)
+    for (uint32_t r = 0; r < num_trainers_.load(); ++r)
       ready &= p.arrived[r] || (seen_rank_[r] && newest_step_[r] > version_);
     if (!ready) break;
     absl::ReaderMutexLock tables_lock(&tables_mu_);
@@ -340,8 +341,8 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
 }
 
 absl::Status Shard::PushSparse(const PushSparseRequest& req, PushResponse* resp) {
+  absl::ReaderMutexLock serve(&serve_mu_);  // the trainer count changes only under it
   TANDEM_RETURN_IF_ERROR(ValidateHeader(req.header()));
-  absl::ReaderMutexLock serve(&serve_mu_);
   TANDEM_RETURN_IF_ERROR(CheckServingLocked(req.header().placement_epoch(), "push"));
   TANDEM_ASSIGN_OR_RETURN(TableEntry * t, FindTable(req.table_id(), TableConfig::SPARSE));
   const uint32_t dim = t->config.dim();
@@ -375,8 +376,8 @@ absl::Status Shard::PushSparse(const PushSparseRequest& req, PushResponse* resp)
 }
 
 absl::Status Shard::PushDense(const PushDenseRequest& req, PushResponse* resp) {
+  absl::ReaderMutexLock serve(&serve_mu_);  // the trainer count changes only under it
   TANDEM_RETURN_IF_ERROR(ValidateHeader(req.header()));
-  absl::ReaderMutexLock serve(&serve_mu_);
   TANDEM_RETURN_IF_ERROR(CheckServingLocked(req.header().placement_epoch(), "push"));
   TANDEM_ASSIGN_OR_RETURN(TableEntry * t, FindTable(req.table_id(), TableConfig::DENSE));
   uint64_t total = 0;
@@ -431,9 +432,9 @@ absl::Status Shard::PushDense(const PushDenseRequest& req, PushResponse* resp) {
 
 absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadline,
                                 StepBarrierResponse* resp) {
-  if (req.rank() >= options_.num_trainers)
+  if (req.rank() >= num_trainers_.load())
     return absl::InvalidArgumentError(absl::StrCat("barrier: rank ", req.rank(), " is not below ",
-                                                   options_.num_trainers, " trainers"));
+                                                   num_trainers_.load(), " trainers"));
   uint64_t new_version = 0;
   bool advanced = false;
   absl::Status result = absl::OkStatus();
@@ -443,6 +444,10 @@ absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadli
     if (frozen_)
       return absl::UnavailableError(
           absl::StrCat("shard ", options_.shard, " is resharding; retry the barrier"));
+    if (req.rank() >= num_trainers_.load())  // again: a reshard may have changed it
+      return absl::InvalidArgumentError(absl::StrCat("barrier: rank ", req.rank(),
+                                                     " is not below ", num_trainers_.load(),
+                                                     " trainers"));
     if (options_.sync) {
       const uint64_t before = version_;
       TANDEM_RETURN_IF_ERROR(CheckCutLocked(req.rank(), req.step(), "barrier"));
@@ -509,7 +514,7 @@ void Shard::FillStatus(StatusResponse* resp) const {
     resp->set_resharding(frozen_);
   }
   resp->set_sync_mode(options_.sync);
-  resp->set_num_trainers(options_.num_trainers);
+  resp->set_num_trainers(num_trainers_.load());
   {
     absl::MutexLock lock(&mu_);
     resp->set_version(version_);
@@ -636,12 +641,15 @@ absl::Status Shard::CheckCutLocked(uint32_t rank, uint64_t step, const char* wha
 }
 
 absl::Status Shard::Join(const JoinRequest& req, JoinResponse* resp) {
-  if (req.rank() >= options_.num_trainers)
+  if (req.rank() >= num_trainers_.load())
     return absl::InvalidArgumentError(absl::StrCat("join: rank ", req.rank(), " is not below ",
-                                                   options_.num_trainers, " trainers"));
+                                                   num_trainers_.load(), " trainers"));
   bool aborted = false;
   {
     absl::MutexLock lock(&mu_);
+    if (req.rank() >= num_trainers_.load())  // again: a reshard may have changed it
+      return absl::InvalidArgumentError(absl::StrCat("join: rank ", req.rank(), " is not below ",
+                                                     num_trainers_.load(), " trainers"));
     cut_mode_ = true;
     awaiting_first_step_ = false;
     if (joined_[req.rank()]) {
@@ -824,6 +832,7 @@ absl::Status Shard::BeginReshard(const ReshardBeginRequest& req, ReshardBeginRes
         pending_.begin()->first, " not yet applied; the trainers must pause at a step boundary"));
   ReshardState state;
   state.next = Placement::Rendezvous(req.epoch(), ids);
+  state.num_trainers = req.num_trainers();
   state.endpoints = std::move(endpoints);
   for (uint32_t id : req.previous())
     if (id != options_.shard) state.senders.push_back(id);
@@ -1097,6 +1106,17 @@ absl::Status Shard::CommitReshard(const ReshardCommitRequest& req, ReshardCommit
     version_ = received_version;  // a joining shard takes the others' step
   }
   awaiting_first_step_ = false;
+  if (r.num_trainers > 0 && r.num_trainers != num_trainers_.load()) {
+    // The trainers resized with the shards (co-located workers). Nothing is pending (begin
+    // required a step boundary); the per-rank bookkeeping starts over for the new ranks.
+    const uint32_t w = r.num_trainers;
+    num_trainers_ = w;
+    newest_step_.assign(w, 0);
+    seen_rank_.assign(w, false);
+    async_step_.assign(w, 0);
+    async_seqs_.assign(w, {});
+    joined_.assign(w, false);
+  }
   frozen_ = false;
   reshard_.reset();
   return absl::OkStatus();

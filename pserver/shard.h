@@ -27,6 +27,7 @@
 // Thread-safety: all methods are thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -148,6 +149,7 @@ class Shard {
   uint64_t steps_lost() const;
   uint64_t restored_version() const;
   const ShardOptions& options() const { return options_; }
+  uint32_t num_trainers() const { return num_trainers_.load(); }
 
  private:
   struct TableEntry {
@@ -164,6 +166,7 @@ class Shard {
     std::map<uint32_t, std::string> endpoints;
     std::vector<uint32_t> senders;  // the old layout's shards but this one
     std::map<uint32_t, Staged> received;
+    uint32_t num_trainers = 0;  // the new trainer count (0: unchanged)
   };
   struct PendingTable {
     absl::flat_hash_map<uint64_t, uint32_t> index;  // sparse key (or dense block) -> slot
@@ -224,6 +227,8 @@ class Shard {
   // Frozen by a reshard (or joining): written with serve_mu_ and mu_ held, read under either.
   bool frozen_ = false;
   bool left_ ABSL_GUARDED_BY(serve_mu_) = false;  // not in the layout any more
+  // W: options_.num_trainers, changed by a reshard's commit (with serve_mu_ and mu_ held).
+  std::atomic<uint32_t> num_trainers_;
   mutable absl::Mutex reshard_mu_;
   std::optional<ReshardState> reshard_ ABSL_GUARDED_BY(reshard_mu_);
 

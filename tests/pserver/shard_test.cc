@@ -995,5 +995,48 @@ TEST(ReshardTest, RefusedOutsideAStepBoundaryOrForAFixedJob) {
   EXPECT_EQ(joiner.ReceiveReshard(stranger).code(), absl::StatusCode::kInvalidArgument);
 }
 
+TEST(ReshardTest, TheTrainerCountChangesWithTheLayout) {
+  // Co-located workers: 2 trainers and 1 shard become 4 trainers and 2 shards.
+  Shard s0(ElasticOptions(0, {0}, 1, false, /*sync=*/true));
+  Shard s1(ElasticOptions(1, {0, 1}, 2, /*joining=*/true, /*sync=*/true));
+  std::map<uint32_t, Shard*> all = {{0, &s0}, {1, &s1}};
+  ShardOptions o = ElasticOptions(0, {0}, 1, false, true);
+  Register(s0, SparseConfig(1, "emb", 1));
+  ReshardBeginRequest begin = BeginRequest(2, {0, 1}, {0});
+  begin.set_num_trainers(4);
+  ReshardBeginResponse br;
+  for (Shard* s : {&s0, &s1}) ASSERT_TRUE(s->BeginReshard(begin, &br).ok());
+  Deliver(s0, 2, all);
+  ReshardCommitRequest commit;
+  commit.set_epoch(2);
+  ReshardCommitResponse cr;
+  for (Shard* s : {&s0, &s1}) ASSERT_TRUE(s->CommitReshard(commit, &cr).ok());
+  EXPECT_EQ(s1.num_trainers(), 4u);
+  // A key of shard 1: the step is averaged over the 4 trainers and waits for all 4 barriers.
+  const Placement layout = Placement::Rendezvous(2, {0, 1});
+  uint64_t key = 0;
+  while (layout.OwnerOf(key, TableSalt("emb")) != 1) ++key;
+  PushResponse pr;
+  for (uint32_t rank = 0; rank < 4; ++rank) {
+    PushSparseRequest push = SparsePush(rank, 0, 0, {key}, {2});
+    push.mutable_header()->set_placement_epoch(2);
+    ASSERT_TRUE(s1.PushSparse(push, &pr).ok()) << rank;
+  }
+  std::vector<std::thread> barriers;
+  for (uint32_t rank = 0; rank < 3; ++rank)
+    barriers.emplace_back([&, rank] { EXPECT_TRUE(Barrier(s1, rank, 0, 1).ok()); });
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(s1.version(), 0u);  // rank 3 has not arrived
+  ASSERT_TRUE(Barrier(s1, 3, 0, 1).ok());
+  for (auto& t : barriers) t.join();
+  PullSparseRequest pull;
+  pull.set_table_id(1);
+  pull.set_placement_epoch(2);
+  pull.add_keys(key);
+  PullSparseResponse resp;
+  ASSERT_TRUE(s1.PullSparse(pull, &resp).ok());
+  EXPECT_EQ(resp.values(0), 1.0f - 2.0f);  // SGD lr 1: 1 - (4 x 2) / 4
+}
+
 }  // namespace
 }  // namespace tandem::pserver
