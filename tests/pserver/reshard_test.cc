@@ -5,13 +5,19 @@
 // its initial value plus the exact sum of every update pushed (SGD, lr 1, gradients in quarters,
 // so float sums are exact), Adagrad accumulators and update counts must match a reference (the
 // optimizer state moved with the rows), and each reshard must have moved about 1/N of the rows.
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/job_certificates.h"
+#include "common/tls_certificates.h"
 #include "gtest/gtest.h"
 #include "pserver/client/pserver_client.h"
 #include "pserver/placement.h"
@@ -335,6 +341,106 @@ TEST(PServerReshardTest, ConcurrentTrainersAcrossReshardsLoseAndRepeatNothing) {
               << "\n";
   }
 }
+
+// The reshard's calls are authenticated as every other: with mutual TLS (the shards send to each
+// other with the job's certificate; a coordinator holding another job's certificate gets nowhere)
+// and with the job token (a wrong one is refused). A refused reshard changes nothing.
+class ReshardAuthTest : public ::testing::TestWithParam<bool> {};
+
+TEST_P(ReshardAuthTest, OnlyTheJobCanReshard) {
+  const bool use_tls = GetParam();
+  const std::string root =
+      (std::filesystem::temp_directory_path() / absl::StrCat("reshard-auth-", getpid())).string();
+  std::filesystem::remove_all(root);
+  auto files_of = [&](const std::string& job) {
+    auto c = tls::CreateJobCertificates(job, absl::Now(), {});
+    EXPECT_TRUE(c.ok()) << c.status();
+    const std::string dir = absl::StrCat(root, "/", job);
+    std::filesystem::create_directories(dir);
+    std::ofstream(absl::StrCat(dir, "/", tls::kCaBundleFile)) << c->ca_bundle_pem;
+    std::ofstream(absl::StrCat(dir, "/", tls::kCertFile)) << c->cert_pem;
+    std::ofstream(absl::StrCat(dir, "/", tls::kKeyFile)) << c->key_pem;
+    return tls::TlsFiles::InFolder(dir);
+  };
+  const tls::TlsFiles ours = use_tls ? files_of("job-a") : tls::TlsFiles{};
+  const tls::TlsFiles theirs = use_tls ? files_of("job-b") : tls::TlsFiles{};
+  const std::string token = use_tls ? "" : kToken;
+  auto start = [&](uint32_t id, std::vector<uint32_t> members, uint64_t epoch, bool joining) {
+    PServerOptions o;
+    o.host = "127.0.0.1";
+    o.token = token;
+    o.tls = ours;
+    o.shard.shard = id;
+    o.shard.members = std::move(members);
+    o.shard.placement_epoch = epoch;
+    o.shard.joining = joining;
+    o.shard.sync = false;
+    auto ps = PServer::Start(o);
+    EXPECT_TRUE(ps.ok()) << ps.status();
+    return std::move(*ps);
+  };
+  auto s0 = start(0, {0}, 1, false);
+  auto s1 = start(1, {0, 1}, 2, true);
+  const std::string e0 = absl::StrCat("127.0.0.1:", s0->port());
+  const std::string e1 = absl::StrCat("127.0.0.1:", s1->port());
+  auto client = [&](std::vector<std::string> endpoints, std::vector<uint32_t> ids, uint64_t epoch) {
+    PServerClientOptions o;
+    o.endpoints = std::move(endpoints);
+    o.shard_ids = std::move(ids);
+    o.placement_epoch = epoch;
+    o.token = token;
+    o.tls = ours;
+    o.sync = false;
+    o.reconnect_timeout = absl::Seconds(10);
+    auto c = PServerClient::Connect(o);
+    EXPECT_TRUE(c.ok()) << c.status();
+    EXPECT_TRUE((*c)->RegisterTable(Table(kAda)).ok());
+    return std::move(*c);
+  };
+  std::vector<uint64_t> keys(400);
+  for (uint64_t k = 0; k < keys.size(); ++k) keys[k] = k * 31;
+  SparseBatch before, after;
+  {
+    auto c = client({e0}, {0}, 1);
+    ASSERT_TRUE(c->PullSparse(kAda, keys, &before).ok());
+    std::vector<float> g(before.unique_keys().size() * kDim, 0.5f);
+    ASSERT_TRUE(c->PushSparse(before, g, 0).ok());
+    ASSERT_TRUE(c->PullSparse(kAda, keys, &before).ok());
+  }
+  ReshardPlan plan;
+  plan.epoch = 2;
+  plan.from = {{0, e0}};
+  plan.to = {{0, e0}, {1, e1}};
+  // Another job's certificate, or a wrong token: refused, nothing changes.
+  ReshardAuth wrong;
+  if (use_tls)
+    wrong.tls = theirs;
+  else
+    wrong.token = "not-the-token";
+  auto refused = RunReshard(plan, wrong);
+  ASSERT_FALSE(refused.ok());
+  if (!use_tls) EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnauthenticated);
+  if (use_tls)  // the coordinator refuses the shard's certificate (and the shard would refuse it)
+    EXPECT_NE(refused.status().message().find("certificate"), std::string::npos)
+        << refused.status();
+  StatusResponse st;
+  s0->shard().FillStatus(&st);
+  EXPECT_EQ(st.placement_epoch(), 1u);
+  EXPECT_FALSE(st.resharding());
+  // The job's own credentials: shard 0 sends half its rows to shard 1 over the same transport.
+  auto report = RunReshard(plan, {.token = token, .tls = ours});
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_NEAR(static_cast<double>(report->rows_moved) / keys.size(), 0.5, 0.1);
+  auto c = client({e0, e1}, {0, 1}, 2);
+  ASSERT_TRUE(c->PullSparse(kAda, keys, &after).ok());
+  for (size_t i = 0; i < keys.size(); ++i)
+    for (uint32_t j = 0; j < kDim; ++j)
+      ASSERT_EQ(after.RowOf(i)[j], before.RowOf(i)[j]) << "key " << keys[i];
+  std::filesystem::remove_all(root);
+}
+
+INSTANTIATE_TEST_SUITE_P(Transports, ReshardAuthTest, ::testing::Values(true, false),
+                         [](const auto& info) { return info.param ? "MutualTls" : "Token"; });
 
 }  // namespace
 }  // namespace tandem::pserver
