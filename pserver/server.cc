@@ -152,12 +152,23 @@ class PServer::Service final : public ParameterServer::Service {
 
   grpc::Status ReshardCommit(grpc::ServerContext* ctx, const ReshardCommitRequest* req,
                              ReshardCommitResponse* resp) override {
-    return Handle(ctx, *req, [&] { return shard().CommitReshard(*req, resp); });
+    return Handle(ctx, *req, [&]() -> absl::Status {
+      TANDEM_RETURN_IF_ERROR(shard().CommitReshard(*req, resp));
+      m_.reshards_committed->Inc();
+      m_.reshard_received->Inc(static_cast<double>(resp->rows_received() + resp->blocks_received()));
+      m_.layout_epoch->Set(static_cast<double>(req->epoch()));
+      return absl::OkStatus();
+    });
   }
 
   grpc::Status ReshardAbort(grpc::ServerContext* ctx, const ReshardAbortRequest* req,
                             ReshardAbortResponse*) override {
-    return Handle(ctx, *req, [&] { return shard().AbortReshard(*req); });
+    return Handle(ctx, *req, [&]() -> absl::Status {
+      bool aborted = false;
+      TANDEM_RETURN_IF_ERROR(shard().AbortReshard(*req, &aborted));
+      if (aborted) m_.reshards_aborted->Inc();
+      return absl::OkStatus();
+    });
   }
 
   grpc::Status Status(grpc::ServerContext* ctx, const StatusRequest* req,
@@ -295,6 +306,7 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
       ps->has_checkpoint_ = true;
     }
   }
+  PServerMetrics::Get().layout_epoch->Set(static_cast<double>(options.shard.placement_epoch));
   ps->service_ = std::make_unique<Service>(ps.get(), options.token, options.max_request_bytes);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
@@ -487,6 +499,7 @@ absl::Status PServer::SendReshard(uint64_t epoch, ReshardSendResponse* resp) {
   }
   for (auto& t : threads) t.join();
   for (const absl::Status& st : results) TANDEM_RETURN_IF_ERROR(st);
+  PServerMetrics::Get().reshard_sent->Inc(static_cast<double>(out.rows_sent + out.blocks_sent));
   resp->set_rows_sent(out.rows_sent);
   resp->set_blocks_sent(out.blocks_sent);
   resp->set_bytes_sent(out.bytes_sent);

@@ -1122,11 +1122,13 @@ absl::Status Shard::CommitReshard(const ReshardCommitRequest& req, ReshardCommit
   return absl::OkStatus();
 }
 
-absl::Status Shard::AbortReshard(const ReshardAbortRequest& req) {
+absl::Status Shard::AbortReshard(const ReshardAbortRequest& req, bool* aborted) {
   absl::MutexLock serve(&serve_mu_);
   absl::MutexLock lock(&mu_);
   absl::MutexLock reshard_lock(&reshard_mu_);
+  if (aborted) *aborted = false;
   if (!reshard_ || reshard_->next.epoch() != req.epoch()) return absl::OkStatus();
+  if (aborted) *aborted = true;
   reshard_.reset();
   frozen_ = options_.joining && placement_.epoch() == req.epoch();  // a joiner stays frozen
   TANDEM_LOG(warn, "shard {}: reshard to epoch {} aborted; serving {} again", options_.shard,

@@ -136,7 +136,8 @@ class Shard {
   absl::StatusOr<OutgoingReshard> PrepareOutgoing(uint64_t epoch);
   absl::Status ReceiveReshard(const ReshardData& data);
   absl::Status CommitReshard(const ReshardCommitRequest& req, ReshardCommitResponse* resp);
-  absl::Status AbortReshard(const ReshardAbortRequest& req);
+  // `aborted` (optional): whether a reshard to req.epoch was in progress and is now undone.
+  absl::Status AbortReshard(const ReshardAbortRequest& req, bool* aborted = nullptr);
   Placement placement() const;
 
   // Wakes every StepBarrier waiter with UNAVAILABLE; later barriers fail at once.

@@ -17,12 +17,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/job_certificates.h"
+#include "common/metrics.h"
 #include "common/tls_certificates.h"
 #include "gtest/gtest.h"
 #include "pserver/client/pserver_client.h"
 #include "pserver/placement.h"
 #include "pserver/reshard.h"
 #include "pserver/server.h"
+#include "tests/common/test_util.h"
 
 namespace tandem::pserver {
 namespace {
@@ -441,6 +443,34 @@ TEST_P(ReshardAuthTest, OnlyTheJobCanReshard) {
 
 INSTANTIATE_TEST_SUITE_P(Transports, ReshardAuthTest, ::testing::Values(true, false),
                          [](const auto& info) { return info.param ? "MutualTls" : "Token"; });
+
+// The new metrics are well-formed (promtool, as every component's) and count what happened.
+TEST(ReshardMetricsTest, PassPromtool) {
+  ElasticCluster cluster;
+  const Layout one{1, {0}}, two{2, {0, 1}};
+  cluster.servers[0] = cluster.StartShard(0, one, false);
+  cluster.Client(0, one);  // declares the tables
+  cluster.servers[1] = cluster.StartShard(1, two, true);
+  ReshardPlan plan;
+  plan.epoch = 2;
+  plan.from = cluster.Members(one);
+  plan.to = cluster.Members(two);
+  plan.num_trainers = kTrainers;
+  ASSERT_TRUE(RunReshard(plan, {.token = kToken}).ok());
+  const std::string text = metrics::Registry::Default().Serialize();
+  EXPECT_NE(text.find("tandem_pserver_reshards_total{result=\"committed\"}"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("tandem_pserver_layout_epoch 2"), std::string::npos) << text;
+  const std::string path =
+      (std::filesystem::temp_directory_path() / absl::StrCat("reshard-metrics-", getpid()))
+          .string();
+  std::ofstream(path) << text;
+  auto which = testing::RunCommand("command -v promtool");
+  if (which.exit_code != 0) GTEST_FAIL() << "promtool is not installed (package prometheus)";
+  auto check = testing::RunCommand("promtool check metrics < " + path + " 2>&1");
+  EXPECT_EQ(check.exit_code, 0) << check.output << "\n" << text;
+  std::filesystem::remove(path);
+}
 
 }  // namespace
 }  // namespace tandem::pserver
