@@ -2,6 +2,7 @@
 // staleness, restart fast-forward, validation, and checkpoint files.
 #include "pserver/shard.h"
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -1036,6 +1037,99 @@ TEST(ReshardTest, TheTrainerCountChangesWithTheLayout) {
   PullSparseResponse resp;
   ASSERT_TRUE(s1.PullSparse(pull, &resp).ok());
   EXPECT_EQ(resp.values(0), 1.0f - 2.0f);  // SGD lr 1: 1 - (4 x 2) / 4
+}
+
+// Pushes that keep coming during a reshard (no pause, async mode, single-row pushes so each is
+// applied whole or not at all): every push answered OK is in the final rows exactly once, every
+// refused one (UNAVAILABLE while frozen, FAILED_PRECONDITION once the old layout is gone) in none,
+// and the pushers re-send refused ones by the new layout.
+TEST(ReshardTest, PushesDuringTheMoveAreAppliedOnceOrRefused) {
+  auto options = [](uint32_t id, std::vector<uint32_t> members, uint64_t epoch, bool joining) {
+    ShardOptions o = ElasticOptions(id, std::move(members), epoch, joining);
+    o.num_trainers = 4;
+    o.staleness = uint64_t{1} << 40;  // no stale drops: every push is applied or refused
+    o.max_step_lead = uint64_t{1} << 40;
+    return o;
+  };
+  Shard s0(options(0, {0, 1}, 1, false)), s1(options(1, {0, 1}, 1, false));
+  Shard s2(options(2, {0, 1, 2}, 2, true));
+  std::map<uint32_t, Shard*> all = {{0, &s0}, {1, &s1}, {2, &s2}};
+  for (Shard* s : {&s0, &s1}) Register(*s, SparseConfig(1, "emb", 1));  // constant 1, SGD lr 1
+  const Placement layouts[2] = {Placement::Rendezvous(1, {0, 1}),
+                                Placement::Rendezvous(2, {0, 1, 2})};
+  constexpr uint64_t kRows = 64;
+  std::vector<std::atomic<uint64_t>> applied(kRows);
+  std::atomic<bool> stop{false}, committed{false};
+  std::atomic<uint64_t> unavailable{0}, rerouted{0};
+  std::vector<std::thread> pushers;
+  std::vector<std::string> errors(4);
+  for (uint32_t rank = 0; rank < 4; ++rank) {
+    pushers.emplace_back([&, rank] {
+      int layout = 0;
+      for (uint64_t step = 0; !stop.load() || !committed.load(); ++step) {
+        const uint64_t key = (step * 4 + rank) % kRows;
+        PushSparseRequest push = SparsePush(rank, step, 0, {key}, {-1});  // +1 with SGD lr 1
+        while (true) {
+          push.mutable_header()->set_placement_epoch(layouts[layout].epoch());
+          PushResponse pr;
+          absl::Status st =
+              all[layouts[layout].OwnerOf(key, TableSalt("emb"))]->PushSparse(push, &pr);
+          if (st.ok()) {
+            if (!pr.ignored() && !pr.dropped_stale()) ++applied[key];
+            break;
+          }
+          if (st.code() == absl::StatusCode::kUnavailable) {
+            ++unavailable;
+            absl::SleepFor(absl::Microseconds(200));
+          } else if (st.code() == absl::StatusCode::kFailedPrecondition && layout == 0) {
+            ++rerouted;
+            layout = 1;  // "reload the membership"
+          } else {
+            errors[rank] = st.ToString();
+            return;
+          }
+        }
+      }
+    });
+  }
+  // Waits for progress, never for a time: each pusher has pushed before the reshard...
+  auto wait_for = [](const std::function<bool()>& done) {
+    while (!done()) absl::SleepFor(absl::Milliseconds(1));
+  };
+  wait_for([&] {
+    uint64_t n = 0;
+    for (const auto& a : applied) n += a.load();
+    return n >= 400;
+  });
+  const ReshardBeginRequest begin = BeginRequest(2, {0, 1, 2}, {0, 1});
+  ReshardBeginResponse br;
+  for (Shard* s : {&s0, &s1, &s2}) ASSERT_TRUE(s->BeginReshard(begin, &br).ok());
+  wait_for([&] { return unavailable.load() >= 8; });  // ...pushes into the frozen shards...
+  Deliver(s0, 2, all);
+  Deliver(s1, 2, all);
+  ReshardCommitRequest commit;
+  commit.set_epoch(2);
+  ReshardCommitResponse cr;
+  for (Shard* s : {&s0, &s1, &s2}) ASSERT_TRUE(s->CommitReshard(commit, &cr).ok());
+  committed = true;
+  wait_for([&] { return rerouted.load() == 4; });  // ...and every pusher found the old layout gone
+  stop = true;
+  for (auto& t : pushers) t.join();
+  for (const std::string& e : errors) EXPECT_EQ(e, "");
+  EXPECT_EQ(rerouted.load(), 4u);  // each pusher once
+  uint64_t total = 0;
+  for (uint64_t k = 0; k < kRows; ++k) {
+    Shard* owner = all[layouts[1].OwnerOf(k, TableSalt("emb"))];
+    PullSparseRequest pull;
+    pull.set_table_id(1);
+    pull.set_placement_epoch(2);
+    pull.add_keys(k);
+    PullSparseResponse resp;
+    ASSERT_TRUE(owner->PullSparse(pull, &resp).ok());
+    EXPECT_EQ(resp.values(0), 1.0f + static_cast<float>(applied[k].load())) << "key " << k;
+    total += applied[k].load();
+  }
+  EXPECT_GT(total, 0u);
 }
 
 }  // namespace
