@@ -40,7 +40,8 @@ class Coordinator {
 
   std::unique_ptr<grpc::ClientContext> Context(absl::Duration timeout) const {
     auto ctx = std::make_unique<grpc::ClientContext>();
-    if (!auth_.token.empty()) ctx->AddMetadata("authorization", absl::StrCat("Bearer ", auth_.token));
+    if (!auth_.token.empty())
+      ctx->AddMetadata("authorization", absl::StrCat("Bearer ", auth_.token));
     ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     return ctx;
   }

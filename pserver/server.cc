@@ -155,7 +155,8 @@ class PServer::Service final : public ParameterServer::Service {
     return Handle(ctx, *req, [&]() -> absl::Status {
       TANDEM_RETURN_IF_ERROR(shard().CommitReshard(*req, resp));
       m_.reshards_committed->Inc();
-      m_.reshard_received->Inc(static_cast<double>(resp->rows_received() + resp->blocks_received()));
+      m_.reshard_received->Inc(
+          static_cast<double>(resp->rows_received() + resp->blocks_received()));
       m_.layout_epoch->Set(static_cast<double>(req->epoch()));
       return absl::OkStatus();
     });
@@ -455,7 +456,8 @@ absl::Status PServer::SendReshard(uint64_t epoch, ReshardSendResponse* resp) {
         for (size_t k = 0; k < n; ++k) {
           width[k] = c.kind() == TableConfig::SPARSE
                          ? c.dim()
-                         : std::min<uint64_t>(c.block_size(), c.size() - t.keys(k) * c.block_size());
+                         : std::min<uint64_t>(c.block_size(),
+                                              c.size() - t.keys(k) * c.block_size());
           params += width[k];
         }
         const size_t stride = params == 0 ? 1 : t.values_size() / params;

@@ -105,7 +105,8 @@ int main(int argc, char** argv) {
                  "Mutual TLS with the job's ca.crt, tls.crt and tls.key in this folder (a job: "
                  "$TANDEM_TLS_CA, $TANDEM_TLS_CERT, $TANDEM_TLS_KEY); re-read every 60 s");
   app.add_option("--layout", layout,
-                 "Elastic jobs: the comma-separated shard ids (worker slots) of the current layout; "
+                 "Elastic jobs: the comma-separated shard ids (worker slots) of the current "
+                 "layout; "
                  "--shard is then this shard's id. Rows and blocks are placed by rendezvous "
                  "hashing and move between shards at a reshard (docs/elastic.md); no checkpoints");
   app.add_option("--layout-epoch", layout_epoch, "Elastic jobs: the membership epoch of --layout")

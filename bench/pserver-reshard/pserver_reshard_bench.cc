@@ -179,7 +179,8 @@ int main(int argc, char** argv) {
   uint64_t modulo_moved = 0;  // what the fixed jobs' placement would move, same keys
   const uint64_t salt = TableSalt("emb");
   for (uint64_t k = 0; k < rows; ++k)
-    modulo_moved += ShardOfKey(k * 7919 + 13, salt, 2) != ShardOfKey(k * 7919 + 13, salt, to_shards);
+    modulo_moved +=
+        ShardOfKey(k * 7919 + 13, salt, 2) != ShardOfKey(k * 7919 + 13, salt, to_shards);
   std::printf("table: %llu rows x %u floats (+%u floats of momentum), 2 -> %u shards\n",
               static_cast<unsigned long long>(rows), dim, dim, to_shards);
   std::printf("moved: %llu rows (%.4f of them; rendezvous ideal %.4f, modulo would move %.4f), "

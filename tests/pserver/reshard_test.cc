@@ -167,7 +167,8 @@ TEST(PServerReshardTest, ConcurrentTrainersAcrossReshardsLoseAndRepeatNothing) {
     for (uint32_t id : from.ids) {
       StatusResponse st;
       cluster.servers[id]->shard().FillStatus(&st);
-      for (const TableStatus& t : st.tables()) rows += t.kind() == TableConfig::SPARSE ? t.rows() : 0;
+      for (const TableStatus& t : st.tables())
+        rows += t.kind() == TableConfig::SPARSE ? t.rows() : 0;
     }
     rows_before.push_back(rows);
     ReshardPlan plan;
@@ -302,7 +303,8 @@ TEST(PServerReshardTest, ConcurrentTrainersAcrossReshardsLoseAndRepeatNothing) {
         for (size_t i = 0; i < t.data.keys.size(); ++i) {
           std::vector<float> a(t.data.values.begin() + i * 2 * kDim + kDim,
                                t.data.values.begin() + (i + 1) * 2 * kDim);
-          ASSERT_TRUE(ada_state.emplace(t.data.keys[i], std::make_pair(a, t.data.counts[i])).second);
+          ASSERT_TRUE(
+              ada_state.emplace(t.data.keys[i], std::make_pair(a, t.data.counts[i])).second);
         }
       } else if (t.config.id() == kMom) {
         for (size_t i = 0; i < t.data.keys.size(); ++i)

@@ -730,7 +730,7 @@ TEST(ShardCheckpointTest, NumberedByStepListedLoadedAndPrunedAboveARollBack) {
   std::filesystem::remove_all(dir);
 }
 
-// ---- Resharding (elastic jobs), without gRPC -----------------------------------------------------
+// ---- Resharding (elastic jobs), without gRPC ------------------------------------------------
 
 ShardOptions ElasticOptions(uint32_t id, std::vector<uint32_t> members, uint64_t epoch,
                             bool joining = false, bool sync = false) {
