@@ -68,6 +68,21 @@ PServerMetrics& PServerMetrics::Get() {
     m->aborted_steps = r.AddCounter("tandem_pserver_aborted_steps_total",
                                     "Steps in flight aborted because a trainer restarted.")
                            .Get();
+    auto& reshards = r.AddCounter("tandem_pserver_reshards_total",
+                                  "Reshards of an elastic job's shards, by outcome on this shard.",
+                                  {"result"});
+    m->reshards_committed = reshards.WithLabels({"committed"});
+    m->reshards_aborted = reshards.WithLabels({"aborted"});
+    auto& moved = r.AddCounter("tandem_pserver_reshard_moved_total",
+                               "Sparse rows and dense blocks this shard sent or received at "
+                               "reshards.",
+                               {"direction"});
+    m->reshard_sent = moved.WithLabels({"sent"});
+    m->reshard_received = moved.WithLabels({"received"});
+    m->layout_epoch = r.AddGauge("tandem_pserver_layout_epoch",
+                                 "Membership epoch of the layout this shard serves (elastic jobs; "
+                                 "0 for fixed ones).")
+                          .Get();
     m->shard_balance = r.AddGauge("tandem_pserver_shard_balance_ratio",
                                   "Max over min rows moved per shard, seen by this client "
                                   "(1 is perfect; Paddle's guard was 2).")

@@ -29,6 +29,13 @@ struct PServerMetrics {
   metrics::Gauge* steps_lost;
   metrics::Counter* rollbacks;       // RestoreToStep calls that replaced the shard's state
   metrics::Counter* aborted_steps;   // steps in flight aborted because a trainer re-joined
+  // Resharding (elastic jobs): reshards this shard committed / aborted, rows and dense blocks it
+  // sent and received, and the membership epoch of the layout it serves.
+  metrics::Counter* reshards_committed;
+  metrics::Counter* reshards_aborted;
+  metrics::Counter* reshard_sent;
+  metrics::Counter* reshard_received;
+  metrics::Gauge* layout_epoch;
   // client side
   metrics::Gauge* shard_balance;  // max/min rows moved per shard, from the client's view
   metrics::Counter* client_retries;

@@ -135,6 +135,43 @@ class PServer::Service final : public ParameterServer::Service {
     return Handle(ctx, *req, [&] { return server_->Publish(*req, resp); });
   }
 
+  grpc::Status ReshardBegin(grpc::ServerContext* ctx, const ReshardBeginRequest* req,
+                            ReshardBeginResponse* resp) override {
+    return Handle(ctx, *req, [&] { return shard().BeginReshard(*req, resp); });
+  }
+
+  grpc::Status ReshardSend(grpc::ServerContext* ctx, const ReshardSendRequest* req,
+                           ReshardSendResponse* resp) override {
+    return Handle(ctx, *req, [&] { return server_->SendReshard(req->epoch(), resp); });
+  }
+
+  grpc::Status ReshardReceive(grpc::ServerContext* ctx, const ReshardData* req,
+                              ReshardDataResponse*) override {
+    return Handle(ctx, *req, [&] { return shard().ReceiveReshard(*req); });
+  }
+
+  grpc::Status ReshardCommit(grpc::ServerContext* ctx, const ReshardCommitRequest* req,
+                             ReshardCommitResponse* resp) override {
+    return Handle(ctx, *req, [&]() -> absl::Status {
+      TANDEM_RETURN_IF_ERROR(shard().CommitReshard(*req, resp));
+      m_.reshards_committed->Inc();
+      m_.reshard_received->Inc(
+          static_cast<double>(resp->rows_received() + resp->blocks_received()));
+      m_.layout_epoch->Set(static_cast<double>(req->epoch()));
+      return absl::OkStatus();
+    });
+  }
+
+  grpc::Status ReshardAbort(grpc::ServerContext* ctx, const ReshardAbortRequest* req,
+                            ReshardAbortResponse*) override {
+    return Handle(ctx, *req, [&]() -> absl::Status {
+      bool aborted = false;
+      TANDEM_RETURN_IF_ERROR(shard().AbortReshard(*req, &aborted));
+      if (aborted) m_.reshards_aborted->Inc();
+      return absl::OkStatus();
+    });
+  }
+
   grpc::Status Status(grpc::ServerContext* ctx, const StatusRequest* req,
                       StatusResponse* resp) override {
     return Handle(ctx, *req, [&] {
@@ -233,13 +270,27 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
         "the job token is empty (set TANDEM_JOB_TOKEN, or the TLS files for mutual TLS)");
   if (options.tls.enabled())
     TANDEM_RETURN_IF_ERROR(CheckTlsFiles(options.tls), "the pserver's TLS files");
-  if (options.shard.num_shards == 0 || options.shard.shard >= options.shard.num_shards)
+  if (!options.shard.members.empty()) {
+    // Elastic: rendezvous placement over shard ids.
+    const auto& m = options.shard.members;
+    if (std::find(m.begin(), m.end(), options.shard.shard) == m.end())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shard ", options.shard.shard, " is not among the layout's shards ",
+          Placement::Rendezvous(options.shard.placement_epoch, m).ToString()));
+    if (!options.checkpoint_dir.empty())
+      return absl::InvalidArgumentError(
+          "an elastic (resharding) pserver cannot checkpoint yet: its files would be keyed by a "
+          "layout that changes (docs/elastic.md)");
+  } else if (options.shard.num_shards == 0 || options.shard.shard >= options.shard.num_shards) {
     return absl::InvalidArgumentError(absl::StrCat(
         "shard ", options.shard.shard, " is not below num_shards ", options.shard.num_shards));
+  }
   if (options.shard.num_trainers == 0)
     return absl::InvalidArgumentError("num_trainers must be > 0");
   std::unique_ptr<PServer> ps(new PServer(options));
   ShardOptions shard_options = options.shard;
+  if (!shard_options.members.empty())
+    shard_options.num_shards = static_cast<uint32_t>(shard_options.members.size());
   shard_options.max_response_floats =
       std::min<uint64_t>(shard_options.max_response_floats, options.max_request_bytes / 4);
   ps->shard_ = std::make_unique<Shard>(shard_options);
@@ -256,6 +307,7 @@ absl::StatusOr<std::unique_ptr<PServer>> PServer::Start(const PServerOptions& op
       ps->has_checkpoint_ = true;
     }
   }
+  PServerMetrics::Get().layout_epoch->Set(static_cast<double>(options.shard.placement_epoch));
   ps->service_ = std::make_unique<Service>(ps.get(), options.token, options.max_request_bytes);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(absl::StrCat(options.host, ":", options.port),
@@ -342,6 +394,121 @@ absl::Status PServer::Publish(const PublishRequest& req, PublishResponse* resp) 
   resp->set_version(state.version);
   TANDEM_LOG(debug, "shard {} published version {} for step {} into {}", options_.shard.shard,
              state.version, req.step(), dir);
+  return absl::OkStatus();
+}
+
+absl::Status PServer::SendReshard(uint64_t epoch, ReshardSendResponse* resp) {
+  TANDEM_ASSIGN_OR_RETURN(OutgoingReshard out, shard_->PrepareOutgoing(epoch));
+  const uint32_t self = options_.shard.shard;
+  // Chunks of at most a quarter of the request limit, one table slice each; the last chunk to a
+  // shard is an empty one marked `last`.
+  const size_t chunk_floats = std::max<size_t>(1024, options_.max_request_bytes / 16);
+  std::vector<std::thread> threads;
+  std::vector<absl::Status> results(out.by_shard.size());
+  size_t i = 0;
+  for (auto& [dest, tables] : out.by_shard) {
+    auto it = out.endpoints.find(dest);
+    if (it == out.endpoints.end())
+      return absl::InternalError(absl::StrCat("reshard: no endpoint for shard ", dest));
+    const std::string endpoint = it->second;
+    threads.emplace_back([&, dest = dest, endpoint, slot = i] {
+      grpc::ChannelArguments args;
+      const int limit =
+          static_cast<int>(std::min<size_t>(options_.max_request_bytes + (1 << 20), INT32_MAX));
+      args.SetMaxSendMessageSize(limit);
+      args.SetMaxReceiveMessageSize(limit);
+      auto channel = grpc::CreateCustomChannel(
+          endpoint,
+          options_.tls.enabled()
+              ? MutualTlsChannelCredentials(options_.tls, options_.tls_reload_interval)
+              : grpc::InsecureChannelCredentials(),
+          args);
+      auto stub = ParameterServer::NewStub(channel);
+      uint32_t seq = 0;
+      auto send = [&](const ReshardData& data) -> absl::Status {
+        // The receiver may not have begun yet, or be briefly unreachable: retry for a minute.
+        const absl::Time give_up = absl::Now() + absl::Seconds(60);
+        absl::Duration backoff = absl::Milliseconds(20);
+        while (true) {
+          grpc::ClientContext ctx;
+          if (!options_.token.empty())
+            ctx.AddMetadata("authorization", absl::StrCat("Bearer ", options_.token));
+          ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+          ReshardDataResponse r;
+          grpc::Status st = stub->ReshardReceive(&ctx, data, &r);
+          if (st.ok()) return absl::OkStatus();
+          const bool transient = st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                                 st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED;
+          if (!transient || absl::Now() + backoff > give_up)
+            return absl::Status(static_cast<absl::StatusCode>(st.error_code()),
+                                absl::StrCat("reshard: sending to shard ", dest, " at ", endpoint,
+                                             ": ", st.error_message()));
+          absl::SleepFor(backoff);
+          backoff = std::min(backoff * 2, absl::Seconds(1));
+        }
+      };
+      for (ReshardTable& t : tables) {
+        // Floats per key: a sparse row's, or a dense block's (the last block may be short).
+        const TableConfig& c = t.config();
+        const size_t n = t.keys_size();
+        std::vector<size_t> width(n);
+        uint64_t params = 0;
+        for (size_t k = 0; k < n; ++k) {
+          width[k] = c.kind() == TableConfig::SPARSE
+                         ? c.dim()
+                         : std::min<uint64_t>(c.block_size(),
+                                              c.size() - t.keys(k) * c.block_size());
+          params += width[k];
+        }
+        const size_t stride = params == 0 ? 1 : t.values_size() / params;
+        size_t first = 0, vfirst = 0;
+        do {
+          size_t count = 0, vcount = 0;
+          while (first + count < n && (count == 0 || vcount + width[first + count] * stride <=
+                                                         chunk_floats)) {
+            vcount += width[first + count] * stride;
+            ++count;
+          }
+          ReshardData data;
+          data.set_epoch(epoch);
+          data.set_from(self);
+          data.set_seq(seq++);
+          data.set_version(out.version);
+          ReshardTable* piece = data.add_tables();
+          *piece->mutable_config() = c;
+          piece->mutable_keys()->Add(t.keys().begin() + first, t.keys().begin() + first + count);
+          piece->mutable_counts()->Add(t.counts().begin() + first,
+                                       t.counts().begin() + first + count);
+          piece->mutable_values()->Add(t.values().begin() + vfirst,
+                                       t.values().begin() + vfirst + vcount);
+          if (absl::Status st = send(data); !st.ok()) {
+            results[slot] = st;
+            return;
+          }
+          first += count;
+          vfirst += vcount;
+        } while (first < n);
+      }
+      ReshardData last;
+      last.set_epoch(epoch);
+      last.set_from(self);
+      last.set_seq(seq++);
+      last.set_last(true);
+      last.set_version(out.version);
+      results[slot] = send(last);
+    });
+    ++i;
+  }
+  for (auto& t : threads) t.join();
+  for (const absl::Status& st : results) TANDEM_RETURN_IF_ERROR(st);
+  PServerMetrics::Get().reshard_sent->Inc(static_cast<double>(out.rows_sent + out.blocks_sent));
+  resp->set_rows_sent(out.rows_sent);
+  resp->set_blocks_sent(out.blocks_sent);
+  resp->set_bytes_sent(out.bytes_sent);
+  resp->set_rows_kept(out.rows_kept);
+  resp->set_blocks_kept(out.blocks_kept);
+  TANDEM_LOG(info, "shard {}: sent {} rows and {} blocks ({} bytes) for epoch {}", self,
+             out.rows_sent, out.blocks_sent, out.bytes_sent, epoch);
   return absl::OkStatus();
 }
 

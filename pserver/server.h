@@ -83,6 +83,11 @@ class PServer {
   // PublishRequest). INVALID_ARGUMENT for a name that is not a staging directory's.
   absl::Status Publish(const PublishRequest& req, PublishResponse* resp);
 
+  // Resharding (proto/pserver.proto "Resharding"): sends the rows and blocks the new layout of
+  // `epoch` puts on other shards to them (ReshardReceive, authenticated as every call: the job
+  // token and, with `tls`, the job's certificate), in parallel per receiving shard.
+  absl::Status SendReshard(uint64_t epoch, ReshardSendResponse* resp);
+
   // Stops serving (in-flight calls finish, waiting barriers fail UNAVAILABLE), then writes a
   // final checkpoint when asked and a directory is set. Idempotent.
   absl::Status Stop(bool final_checkpoint);

@@ -31,6 +31,11 @@ const char* KindName(TableConfig::Kind kind) {
 
 Shard::Shard(const ShardOptions& options)
     : options_(options),
+      placement_(options.members.empty()
+                     ? Placement::Modulo(options.num_shards)
+                     : Placement::Rendezvous(options.placement_epoch, options.members)),
+      frozen_(options.joining),
+      num_trainers_(options.num_trainers),
       newest_step_(options.num_trainers, 0),
       seen_rank_(options.num_trainers, false),
       async_step_(options.num_trainers, 0),
@@ -111,6 +116,10 @@ absl::Status Shard::ValidateConfig(const TableConfig& c) const {
 absl::Status Shard::RegisterTable(const RegisterTableRequest& req, RegisterTableResponse* resp) {
   const TableConfig& c = req.table();
   if (absl::Status s = ValidateConfig(c); !s.ok()) return s;
+  absl::ReaderMutexLock serve(&serve_mu_);
+  if (frozen_)
+    return absl::UnavailableError(
+        absl::StrCat("shard ", options_.shard, " is resharding; retry the registration"));
   absl::MutexLock lock(&tables_mu_);
   if (auto it = tables_.find(c.id()); it != tables_.end()) {
     if (!google::protobuf::util::MessageDifferencer::Equals(it->second->config, c))
@@ -133,7 +142,7 @@ absl::Status Shard::RegisterTable(const RegisterTableRequest& req, RegisterTable
   if (c.kind() == TableConfig::SPARSE)
     entry->sparse = std::make_unique<SparseTable>(c, opt);
   else
-    entry->dense = std::make_unique<DenseTable>(c, opt, options_.shard, options_.num_shards);
+    entry->dense = std::make_unique<DenseTable>(c, opt, placement_, options_.shard);
   tables_[c.id()] = std::move(entry);
   resp->set_created(true);
   return absl::OkStatus();
@@ -154,22 +163,19 @@ absl::StatusOr<Shard::TableEntry*> Shard::FindTable(uint32_t id, TableConfig::Ki
 }
 
 absl::Status Shard::ValidateHeader(const PushHeader& h) const {
-  if (h.rank() >= options_.num_trainers)
+  if (h.rank() >= num_trainers_.load())
     return absl::InvalidArgumentError(absl::StrCat("push: rank ", h.rank(), " is not below ",
-                                                   options_.num_trainers, " trainers"));
+                                                   num_trainers_.load(), " trainers"));
   return absl::OkStatus();
 }
 
 // ---- Pulls -------------------------------------------------------------------------------------
 
 absl::Status Shard::PullSparse(const PullSparseRequest& req, PullSparseResponse* resp) {
+  absl::ReaderMutexLock serve(&serve_mu_);
+  TANDEM_RETURN_IF_ERROR(CheckServingLocked(req.placement_epoch(), "pull"));
   TANDEM_ASSIGN_OR_RETURN(TableEntry * t, FindTable(req.table_id(), TableConfig::SPARSE));
-  const uint64_t salt = TableSalt(t->config.name());
-  for (uint64_t key : req.keys())
-    if (ShardOfKey(key, salt, options_.num_shards) != options_.shard)
-      return absl::InvalidArgumentError(
-          absl::StrCat("pull: key ", key, " of table '", t->config.name(), "' belongs to shard ",
-                       ShardOfKey(key, salt, options_.num_shards), ", not ", options_.shard));
+  for (uint64_t key : req.keys()) TANDEM_RETURN_IF_ERROR(CheckOwnerLocked(key, t->config, "pull"));
   const uint64_t n64 = static_cast<uint64_t>(req.keys_size()) * t->config.dim();
   if (n64 > options_.max_response_floats)
     return absl::InvalidArgumentError(
@@ -184,6 +190,8 @@ absl::Status Shard::PullSparse(const PullSparseRequest& req, PullSparseResponse*
 }
 
 absl::Status Shard::PullDense(const PullDenseRequest& req, PullDenseResponse* resp) {
+  absl::ReaderMutexLock serve(&serve_mu_);
+  TANDEM_RETURN_IF_ERROR(CheckServingLocked(req.placement_epoch(), "pull"));
   TANDEM_ASSIGN_OR_RETURN(TableEntry * t, FindTable(req.table_id(), TableConfig::DENSE));
   size_t total = 0;
   for (uint32_t b : req.block_ids()) {
@@ -222,22 +230,22 @@ void Shard::NoteFirstStepLocked(uint64_t step) {
 Shard::PendingStep& Shard::PendingLocked(uint64_t step) {
   PendingStep& p = pending_[step];
   if (p.seqs.empty()) {
-    p.seqs.resize(options_.num_trainers);
-    p.arrived.assign(options_.num_trainers, false);
+    p.seqs.resize(num_trainers_.load());
+    p.arrived.assign(num_trainers_.load(), false);
   }
   return p;
 }
 
 bool Shard::TryApplyLocked() {
   bool any = false;
-  const float scale = 1.0f / static_cast<float>(options_.num_trainers);
+  const float scale = 1.0f / static_cast<float>(num_trainers_.load());
   while (true) {
     auto it = pending_.find(version_);
     if (it == pending_.end()) {
       // No push and no barrier for this step yet: it can only complete if every rank has
       // already moved past it (after a restart).
       bool all_past = true;
-      for (uint32_t r = 0; r < options_.num_trainers; ++r)
+      for (uint32_t r = 0; r < num_trainers_.load(); ++r)
         all_past &= seen_rank_[r] && newest_step_[r] > version_;
       if (!all_past) break;
       ++version_;
@@ -246,7 +254,7 @@ bool Shard::TryApplyLocked() {
     }
     PendingStep& p = it->second;
     bool ready = true;
-    for (uint32_t r = 0; r < options_.num_trainers; ++r)
+    for (uint32_t r = 0; r < num_trainers_.load(); ++r)
       ready &= p.arrived[r] || (seen_rank_[r] && newest_step_[r] > version_);
     if (!ready) break;
     absl::ReaderMutexLock tables_lock(&tables_mu_);
@@ -333,19 +341,16 @@ absl::Status Shard::Push(const PushHeader& h, uint32_t table_id,
 }
 
 absl::Status Shard::PushSparse(const PushSparseRequest& req, PushResponse* resp) {
+  absl::ReaderMutexLock serve(&serve_mu_);  // the trainer count changes only under it
   TANDEM_RETURN_IF_ERROR(ValidateHeader(req.header()));
+  TANDEM_RETURN_IF_ERROR(CheckServingLocked(req.header().placement_epoch(), "push"));
   TANDEM_ASSIGN_OR_RETURN(TableEntry * t, FindTable(req.table_id(), TableConfig::SPARSE));
   const uint32_t dim = t->config.dim();
   if (static_cast<uint64_t>(req.grads_size()) != static_cast<uint64_t>(req.keys_size()) * dim)
     return absl::InvalidArgumentError(absl::StrCat(
         "push: table '", t->config.name(), "' has dim ", dim, ": ", req.keys_size(), " keys need ",
         static_cast<uint64_t>(req.keys_size()) * dim, " gradients, got ", req.grads_size()));
-  const uint64_t salt = TableSalt(t->config.name());
-  for (uint64_t key : req.keys())
-    if (ShardOfKey(key, salt, options_.num_shards) != options_.shard)
-      return absl::InvalidArgumentError(
-          absl::StrCat("push: key ", key, " of table '", t->config.name(), "' belongs to shard ",
-                       ShardOfKey(key, salt, options_.num_shards), ", not ", options_.shard));
+  for (uint64_t key : req.keys()) TANDEM_RETURN_IF_ERROR(CheckOwnerLocked(key, t->config, "push"));
   if (!AllFinite(req.grads().data(), req.grads_size()))
     return absl::InvalidArgumentError(
         absl::StrCat("push: table '", t->config.name(), "': gradients must be finite"));
@@ -371,7 +376,9 @@ absl::Status Shard::PushSparse(const PushSparseRequest& req, PushResponse* resp)
 }
 
 absl::Status Shard::PushDense(const PushDenseRequest& req, PushResponse* resp) {
+  absl::ReaderMutexLock serve(&serve_mu_);  // the trainer count changes only under it
   TANDEM_RETURN_IF_ERROR(ValidateHeader(req.header()));
+  TANDEM_RETURN_IF_ERROR(CheckServingLocked(req.header().placement_epoch(), "push"));
   TANDEM_ASSIGN_OR_RETURN(TableEntry * t, FindTable(req.table_id(), TableConfig::DENSE));
   uint64_t total = 0;
   absl::flat_hash_set<uint32_t> seen;
@@ -425,15 +432,22 @@ absl::Status Shard::PushDense(const PushDenseRequest& req, PushResponse* resp) {
 
 absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadline,
                                 StepBarrierResponse* resp) {
-  if (req.rank() >= options_.num_trainers)
+  if (req.rank() >= num_trainers_.load())
     return absl::InvalidArgumentError(absl::StrCat("barrier: rank ", req.rank(), " is not below ",
-                                                   options_.num_trainers, " trainers"));
+                                                   num_trainers_.load(), " trainers"));
   uint64_t new_version = 0;
   bool advanced = false;
   absl::Status result = absl::OkStatus();
   {
     absl::MutexLock lock(&mu_);
     if (shutdown_) return absl::UnavailableError("shard is shutting down");
+    if (frozen_)
+      return absl::UnavailableError(
+          absl::StrCat("shard ", options_.shard, " is resharding; retry the barrier"));
+    if (req.rank() >= num_trainers_.load())  // again: a reshard may have changed it
+      return absl::InvalidArgumentError(absl::StrCat("barrier: rank ", req.rank(),
+                                                     " is not below ", num_trainers_.load(),
+                                                     " trainers"));
     if (options_.sync) {
       const uint64_t before = version_;
       TANDEM_RETURN_IF_ERROR(CheckCutLocked(req.rank(), req.step(), "barrier"));
@@ -491,9 +505,16 @@ absl::Status Shard::StepBarrier(const StepBarrierRequest& req, absl::Time deadli
 
 void Shard::FillStatus(StatusResponse* resp) const {
   resp->set_shard(options_.shard);
-  resp->set_num_shards(options_.num_shards);
+  {
+    absl::ReaderMutexLock serve(&serve_mu_);
+    resp->set_num_shards(placement_.size());
+    resp->set_rendezvous(placement_.rendezvous());
+    resp->set_placement_epoch(placement_.epoch());
+    for (uint32_t id : placement_.ids()) resp->add_members(id);
+    resp->set_resharding(frozen_);
+  }
   resp->set_sync_mode(options_.sync);
-  resp->set_num_trainers(options_.num_trainers);
+  resp->set_num_trainers(num_trainers_.load());
   {
     absl::MutexLock lock(&mu_);
     resp->set_version(version_);
@@ -553,7 +574,7 @@ absl::StatusOr<std::map<uint32_t, std::unique_ptr<Shard::TableEntry>>> Shard::Bu
       if (!initial) TANDEM_RETURN_IF_ERROR(entry->sparse->Restore(st.data), "checkpoint");
     } else {
       entry->dense =
-          std::make_unique<DenseTable>(st.config, opt, options_.shard, options_.num_shards);
+          std::make_unique<DenseTable>(st.config, opt, PlacementUnlocked(), options_.shard);
       if (!initial) TANDEM_RETURN_IF_ERROR(entry->dense->Restore(st.data), "checkpoint");
     }
     if (!out.emplace(st.config.id(), std::move(entry)).second)
@@ -620,12 +641,15 @@ absl::Status Shard::CheckCutLocked(uint32_t rank, uint64_t step, const char* wha
 }
 
 absl::Status Shard::Join(const JoinRequest& req, JoinResponse* resp) {
-  if (req.rank() >= options_.num_trainers)
+  if (req.rank() >= num_trainers_.load())
     return absl::InvalidArgumentError(absl::StrCat("join: rank ", req.rank(), " is not below ",
-                                                   options_.num_trainers, " trainers"));
+                                                   num_trainers_.load(), " trainers"));
   bool aborted = false;
   {
     absl::MutexLock lock(&mu_);
+    if (req.rank() >= num_trainers_.load())  // again: a reshard may have changed it
+      return absl::InvalidArgumentError(absl::StrCat("join: rank ", req.rank(), " is not below ",
+                                                     num_trainers_.load(), " trainers"));
     cut_mode_ = true;
     awaiting_first_step_ = false;
     if (joined_[req.rank()]) {
@@ -734,6 +758,381 @@ absl::Status Shard::RestoreToStep(
   applied_cv_.SignalAll();
   TANDEM_LOG(info, "shard {}: rolled back from step {} to step {} (asked by rank {})",
              options_.shard, resp->from_version(), step, req.rank());
+  return absl::OkStatus();
+}
+
+// ---- Resharding ---------------------------------------------------------------------------------
+
+Placement Shard::placement() const {
+  absl::ReaderMutexLock serve(&serve_mu_);
+  return placement_;
+}
+
+absl::Status Shard::CheckServingLocked(uint64_t epoch, const char* what) const {
+  if (frozen_)
+    return absl::UnavailableError(absl::StrCat("shard ", options_.shard,
+                                               " is resharding; retry the ", what));
+  if (left_)
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, ": shard ", options_.shard, " left the layout at membership epoch ",
+        placement_.epoch(), "; reload the membership"));
+  if (placement_.rendezvous() && epoch != placement_.epoch())
+    return absl::FailedPreconditionError(absl::StrCat(
+        what, " routed by membership epoch ", epoch, ", but shard ", options_.shard, " serves ",
+        placement_.ToString(), "; reload the membership"));
+  return absl::OkStatus();
+}
+
+absl::Status Shard::CheckOwnerLocked(uint64_t key, const TableConfig& config,
+                                     const char* what) const {
+  const uint32_t owner = placement_.OwnerOf(key, TableSalt(config.name()));
+  if (owner == options_.shard) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(what, ": key ", key, " of table '", config.name(),
+                                                 "' belongs to shard ", owner, ", not ",
+                                                 options_.shard));
+}
+
+absl::Status Shard::BeginReshard(const ReshardBeginRequest& req, ReshardBeginResponse* resp) {
+  std::vector<uint32_t> ids;
+  std::map<uint32_t, std::string> endpoints;
+  for (const ShardEndpoint& m : req.members()) {
+    if (!endpoints.emplace(m.id(), m.endpoint()).second)
+      return absl::InvalidArgumentError(
+          absl::StrCat("reshard to epoch ", req.epoch(), ": shard ", m.id(), " listed twice"));
+    ids.push_back(m.id());
+  }
+  if (ids.empty())
+    return absl::InvalidArgumentError(
+        absl::StrCat("reshard to epoch ", req.epoch(), ": the new layout has no shards"));
+  absl::MutexLock serve(&serve_mu_);
+  absl::MutexLock lock(&mu_);
+  absl::MutexLock reshard_lock(&reshard_mu_);
+  resp->set_version(version_);
+  if (!placement_.rendezvous())
+    return absl::FailedPreconditionError(absl::StrCat(
+        "shard ", options_.shard, " uses the fixed (modulo) placement: only the shards of an "
+        "elastic job reshard"));
+  if (reshard_) {
+    if (reshard_->next.epoch() == req.epoch()) return absl::OkStatus();  // a retried call
+    return absl::FailedPreconditionError(
+        absl::StrCat("shard ", options_.shard, " is already resharding to epoch ",
+                     reshard_->next.epoch(), "; abort it first"));
+  }
+  const bool joining = options_.joining && frozen_ && placement_.epoch() == req.epoch();
+  if (!joining && req.epoch() <= placement_.epoch())
+    return absl::FailedPreconditionError(absl::StrCat("reshard to epoch ", req.epoch(), ": shard ",
+                                                      options_.shard, " already serves ",
+                                                      placement_.ToString()));
+  if (left_)
+    return absl::FailedPreconditionError(
+        absl::StrCat("shard ", options_.shard, " left the job at epoch ", placement_.epoch()));
+  if (options_.sync && !pending_.empty())
+    return absl::FailedPreconditionError(absl::StrCat(
+        "reshard to epoch ", req.epoch(), ": shard ", options_.shard, " holds pushes of step ",
+        pending_.begin()->first, " not yet applied; the trainers must pause at a step boundary"));
+  ReshardState state;
+  state.next = Placement::Rendezvous(req.epoch(), ids);
+  state.num_trainers = req.num_trainers();
+  state.endpoints = std::move(endpoints);
+  for (uint32_t id : req.previous())
+    if (id != options_.shard) state.senders.push_back(id);
+  reshard_ = std::move(state);
+  frozen_ = true;
+  TANDEM_LOG(info, "shard {}: resharding from {} to {}", options_.shard, placement_.ToString(),
+             reshard_->next.ToString());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<OutgoingReshard> Shard::PrepareOutgoing(uint64_t epoch) {
+  absl::ReaderMutexLock serve(&serve_mu_);
+  OutgoingReshard out;
+  Placement next;
+  {
+    absl::MutexLock lock(&mu_);
+    out.version = version_;
+    absl::MutexLock reshard_lock(&reshard_mu_);
+    if (!reshard_ || reshard_->next.epoch() != epoch)
+      return absl::FailedPreconditionError(
+          absl::StrCat("shard ", options_.shard, " is not resharding to epoch ", epoch));
+    next = reshard_->next;
+    out.endpoints = reshard_->endpoints;
+  }
+  // Frozen: nothing changes the tables until the commit (pulls and pushes are refused).
+  for (uint32_t id : next.ids())
+    if (id != options_.shard) out.by_shard[id];  // every new shard gets every declaration
+  absl::ReaderMutexLock tables_lock(&tables_mu_);
+  for (const auto& [id, t] : tables_) {
+    const uint64_t salt = TableSalt(t->config.name());
+    std::map<uint32_t, ReshardTable*> pieces;
+    for (auto& [dest, tables] : out.by_shard) {
+      tables.emplace_back();
+      *tables.back().mutable_config() = t->config;
+      pieces[dest] = &tables.back();
+    }
+    if (placement_.rendezvous() && !placement_.Contains(options_.shard)) continue;
+    const TableSnapshot snap = t->sparse ? t->sparse->Snapshot() : t->dense->Snapshot();
+    size_t offset = 0;
+    for (size_t i = 0; i < snap.keys.size(); ++i) {
+      const size_t width = t->sparse ? t->sparse->stride()
+                                     : size_t{t->dense->BlockLength(static_cast<uint32_t>(
+                                           snap.keys[i]))} * t->dense->stride();
+      const uint32_t owner = next.OwnerOf(snap.keys[i], salt);
+      if (owner == options_.shard) {
+        ++(t->sparse ? out.rows_kept : out.blocks_kept);
+      } else {
+        ReshardTable* piece = pieces.at(owner);
+        piece->add_keys(snap.keys[i]);
+        piece->add_counts(snap.counts[i]);
+        piece->mutable_values()->Add(snap.values.begin() + offset,
+                                     snap.values.begin() + offset + width);
+        ++(t->sparse ? out.rows_sent : out.blocks_sent);
+        out.bytes_sent += width * sizeof(float) + 16;
+      }
+      offset += width;
+    }
+  }
+  return out;
+}
+
+absl::Status Shard::ReceiveReshard(const ReshardData& data) {
+  absl::MutexLock reshard_lock(&reshard_mu_);
+  if (!reshard_ || reshard_->next.epoch() != data.epoch())
+    return absl::UnavailableError(absl::StrCat("shard ", options_.shard,
+                                               " has not begun the reshard to epoch ",
+                                               data.epoch(), "; retry"));
+  ReshardState& r = *reshard_;
+  if (std::find(r.senders.begin(), r.senders.end(), data.from()) == r.senders.end())
+    return absl::InvalidArgumentError(
+        absl::StrCat("reshard to epoch ", data.epoch(), ": shard ", data.from(),
+                     " is not a shard of the old layout"));
+  // The data came over the wire: check it fits its declarations and belongs here.
+  for (const ReshardTable& t : data.tables()) {
+    TANDEM_RETURN_IF_ERROR(ValidateConfig(t.config()), "reshard data from shard ", data.from());
+    const Optimizer opt = *Optimizer::FromConfig(t.config().optimizer());
+    const uint64_t salt = TableSalt(t.config().name());
+    const uint64_t stride = 1 + opt.StateSlots();
+    uint64_t need = 0;
+    for (uint64_t key : t.keys()) {
+      if (r.next.OwnerOf(key, salt) != options_.shard)
+        return absl::InvalidArgumentError(
+            absl::StrCat("reshard data from shard ", data.from(), ": key ", key, " of table '",
+                         t.config().name(), "' belongs to shard ", r.next.OwnerOf(key, salt)));
+      if (t.config().kind() == TableConfig::SPARSE) {
+        need += t.config().dim() * stride;
+      } else {
+        const uint64_t blocks = NumBlocks(t.config().size(), t.config().block_size());
+        if (key >= blocks)
+          return absl::InvalidArgumentError(absl::StrCat("reshard data from shard ", data.from(),
+                                                         ": block ", key, " of table '",
+                                                         t.config().name(), "' out of range"));
+        const uint64_t first = key * t.config().block_size();
+        need += std::min<uint64_t>(t.config().block_size(), t.config().size() - first) * stride;
+      }
+    }
+    if (need != static_cast<uint64_t>(t.values_size()) || t.counts_size() != t.keys_size())
+      return absl::InvalidArgumentError(absl::StrCat(
+          "reshard data from shard ", data.from(), ": table '", t.config().name(), "' has ",
+          t.keys_size(), " keys, ", t.counts_size(), " counts and ", t.values_size(),
+          " values; expected ", need, " values"));
+  }
+  Staged& staged = r.received[data.from()];
+  staged.chunks.try_emplace(data.seq(), data);  // a repeated chunk is ignored
+  if (data.last()) staged.last_seq = data.seq();
+  return absl::OkStatus();
+}
+
+absl::Status Shard::CommitReshard(const ReshardCommitRequest& req, ReshardCommitResponse* resp) {
+  absl::MutexLock serve(&serve_mu_);
+  absl::MutexLock lock(&mu_);
+  absl::MutexLock reshard_lock(&reshard_mu_);
+  if (!reshard_) {
+    if (placement_.rendezvous() && placement_.epoch() == req.epoch() && !frozen_) {
+      resp->set_left(left_);
+      return absl::OkStatus();  // a retried commit
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("shard ", options_.shard, " is not resharding to epoch ", req.epoch()));
+  }
+  ReshardState& r = *reshard_;
+  if (r.next.epoch() != req.epoch())
+    return absl::FailedPreconditionError(absl::StrCat(
+        "shard ", options_.shard, " is resharding to epoch ", r.next.epoch(), ", not ",
+        req.epoch()));
+  const bool member = r.next.Contains(options_.shard);
+  // Every old shard must have sent all its chunks: otherwise rows would be missing here.
+  if (member) {
+    for (uint32_t from : r.senders) {
+      auto it = r.received.find(from);
+      if (it == r.received.end() || it->second.last_seq < 0 ||
+          it->second.chunks.size() != static_cast<size_t>(it->second.last_seq) + 1)
+        return absl::FailedPreconditionError(absl::StrCat(
+            "commit of epoch ", req.epoch(), ": shard ", options_.shard,
+            " has not received everything from shard ", from, " (",
+            it == r.received.end() ? 0 : it->second.chunks.size(), " chunks",
+            it != r.received.end() && it->second.last_seq >= 0 ? "" : ", not the last", ")"));
+    }
+  }
+  // The new tables: what this shard keeps plus what it received, built aside so that a bad
+  // snapshot leaves everything as it was.
+  std::map<uint32_t, TableConfig> configs;
+  {
+    absl::ReaderMutexLock tables_lock(&tables_mu_);
+    for (const auto& [id, t] : tables_) configs[id] = t->config;
+  }
+  std::map<uint32_t, TableSnapshot> merged;
+  uint64_t received_version = 0;
+  for (const auto& [from, staged] : r.received) {
+    for (const auto& [seq, data] : staged.chunks) {
+      received_version = std::max(received_version, data.version());
+      for (const ReshardTable& t : data.tables()) {
+        auto [it, inserted] = configs.try_emplace(t.config().id(), t.config());
+        if (!inserted &&
+            !google::protobuf::util::MessageDifferencer::Equals(it->second, t.config()))
+          return absl::InvalidArgumentError(absl::StrCat(
+              "reshard data from shard ", from, ": table ", t.config().id(),
+              " is declared differently than on shard ", options_.shard));
+        TableSnapshot& m = merged[t.config().id()];
+        m.keys.insert(m.keys.end(), t.keys().begin(), t.keys().end());
+        m.values.insert(m.values.end(), t.values().begin(), t.values().end());
+        m.counts.insert(m.counts.end(), t.counts().begin(), t.counts().end());
+        if (t.config().kind() == TableConfig::SPARSE)
+          resp->set_rows_received(resp->rows_received() + t.keys_size());
+        else
+          resp->set_blocks_received(resp->blocks_received() + t.keys_size());
+      }
+    }
+  }
+  // Built aside (dense tables, new tables) or checked (sparse rows to insert in place) before
+  // anything changes, so that a bad snapshot leaves everything as it was.
+  std::map<uint32_t, std::unique_ptr<TableEntry>> built;
+  std::vector<std::pair<SparseTable*, uint32_t>> in_place;  // existing sparse tables, by id
+  const std::string where = absl::StrCat("commit of epoch ", req.epoch(), " on shard ",
+                                         options_.shard, ": ");
+  for (const auto& [id, config] : configs) {
+    const uint64_t salt = TableSalt(config.name());
+    TableSnapshot& m = merged[id];
+    TableEntry* existing = nullptr;
+    {
+      absl::ReaderMutexLock tables_lock(&tables_mu_);
+      if (auto it = tables_.find(id); it != tables_.end()) existing = it->second.get();
+    }
+    const Optimizer opt = *Optimizer::FromConfig(config.optimizer());
+    if (config.kind() == TableConfig::SPARSE) {
+      if (existing && member) {
+        TANDEM_RETURN_IF_ERROR(existing->sparse->CheckInsert(m), where);
+        in_place.emplace_back(existing->sparse.get(), id);
+        continue;
+      }
+      auto entry = std::make_unique<TableEntry>();
+      entry->config = config;
+      entry->sparse = std::make_unique<SparseTable>(config, opt);
+      if (member) TANDEM_RETURN_IF_ERROR(entry->sparse->Insert(m), where);
+      built[id] = std::move(entry);
+      continue;
+    }
+    // Dense: the kept blocks plus the received ones, in a table of the new layout.
+    if (existing && member) {
+      const DenseTable& d = *existing->dense;
+      const TableSnapshot own = d.Snapshot();
+      size_t offset = 0;
+      for (size_t i = 0; i < own.keys.size(); ++i) {
+        const size_t width =
+            size_t{d.BlockLength(static_cast<uint32_t>(own.keys[i]))} * d.stride();
+        if (r.next.OwnerOf(own.keys[i], salt) == options_.shard) {
+          m.keys.push_back(own.keys[i]);
+          m.counts.push_back(own.counts[i]);
+          m.values.insert(m.values.end(), own.values.begin() + offset,
+                          own.values.begin() + offset + width);
+        }
+        offset += width;
+      }
+    }
+    auto entry = std::make_unique<TableEntry>();
+    entry->config = config;
+    entry->dense = std::make_unique<DenseTable>(config, opt, r.next, options_.shard);
+    if (member) {
+      // DenseTable::Restore wants exactly the owned blocks by ascending id: sort them, and a
+      // block missing or twice is an error (nothing is installed).
+      const size_t stride = entry->dense->stride();
+      std::vector<size_t> order(m.keys.size()), offsets(m.keys.size());
+      size_t offset = 0;
+      for (size_t i = 0; i < m.keys.size(); ++i) {
+        order[i] = i;
+        offsets[i] = offset;
+        offset += size_t{entry->dense->BlockLength(static_cast<uint32_t>(m.keys[i]))} * stride;
+      }
+      std::sort(order.begin(), order.end(),
+                [&](size_t a, size_t b) { return m.keys[a] < m.keys[b]; });
+      TableSnapshot sorted;
+      for (size_t i : order) {
+        const size_t width =
+            size_t{entry->dense->BlockLength(static_cast<uint32_t>(m.keys[i]))} * stride;
+        sorted.keys.push_back(m.keys[i]);
+        sorted.counts.push_back(m.counts[i]);
+        sorted.values.insert(sorted.values.end(), m.values.begin() + offsets[i],
+                             m.values.begin() + offsets[i] + width);
+      }
+      TANDEM_RETURN_IF_ERROR(entry->dense->Restore(sorted), where);
+    }
+    built[id] = std::move(entry);
+  }
+  // From here on nothing fails. No data call is in flight (serve_mu_ is held exclusively).
+  for (auto [table, id] : in_place) {
+    const uint64_t salt = TableSalt(configs[id].name());
+    const Placement& next = r.next;
+    const uint32_t self = options_.shard;
+    table->EraseIf([&](uint64_t key) { return next.OwnerOf(key, salt) != self; });
+    (void)table->Insert(merged[id]);  // checked above
+  }
+  {
+    absl::MutexLock tables_lock(&tables_mu_);
+    for (auto& [id, entry] : built) {
+      auto it = tables_.find(id);
+      if (it == tables_.end()) {
+        tables_[id] = std::move(entry);
+      } else {
+        it->second->sparse = std::move(entry->sparse);
+        it->second->dense = std::move(entry->dense);
+      }
+    }
+  }
+  TANDEM_LOG(info, "shard {}: now serving {} ({} rows and {} blocks received{})", options_.shard,
+             r.next.ToString(), resp->rows_received(), resp->blocks_received(),
+             member ? "" : "; left the job");
+  placement_ = r.next;
+  left_ = !member;
+  resp->set_left(left_);
+  if (received_version > version_) {
+    version_ = received_version;  // a joining shard takes the others' step
+  }
+  awaiting_first_step_ = false;
+  if (r.num_trainers > 0 && r.num_trainers != num_trainers_.load()) {
+    // The trainers resized with the shards (co-located workers). Nothing is pending (begin
+    // required a step boundary); the per-rank bookkeeping starts over for the new ranks.
+    const uint32_t w = r.num_trainers;
+    num_trainers_ = w;
+    newest_step_.assign(w, 0);
+    seen_rank_.assign(w, false);
+    async_step_.assign(w, 0);
+    async_seqs_.assign(w, {});
+    joined_.assign(w, false);
+  }
+  frozen_ = false;
+  reshard_.reset();
+  return absl::OkStatus();
+}
+
+absl::Status Shard::AbortReshard(const ReshardAbortRequest& req, bool* aborted) {
+  absl::MutexLock serve(&serve_mu_);
+  absl::MutexLock lock(&mu_);
+  absl::MutexLock reshard_lock(&reshard_mu_);
+  if (aborted) *aborted = false;
+  if (!reshard_ || reshard_->next.epoch() != req.epoch()) return absl::OkStatus();
+  if (aborted) *aborted = true;
+  reshard_.reset();
+  frozen_ = options_.joining && placement_.epoch() == req.epoch();  // a joiner stays frozen
+  TANDEM_LOG(warn, "shard {}: reshard to epoch {} aborted; serving {} again", options_.shard,
+             req.epoch(), placement_.ToString());
   return absl::OkStatus();
 }
 

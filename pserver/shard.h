@@ -17,9 +17,17 @@
 // checkpoint or was rolled back) is answered ABORTED, as is everything after a known rank
 // re-joined, until the trainers, resumed from one common step S, call RestoreToStep(S).
 //
+// Resharding (elastic jobs, rendezvous placement; proto/pserver.proto "Resharding"): BeginReshard
+// freezes the shard (pulls, pushes and barriers answer UNAVAILABLE, which clients retry) once
+// the data calls in flight finished; PrepareOutgoing copies what the new layout puts elsewhere;
+// ReceiveReshard stages what other shards send; CommitReshard installs the staged rows, drops
+// the sent ones and serves the new layout. Until the commit nothing is removed or installed, so
+// AbortReshard restores the old layout exactly.
+//
 // Thread-safety: all methods are thread-safe.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -36,6 +44,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "proto/pserver.pb.h"
+#include "pserver/placement.h"
 #include "pserver/table.h"
 
 namespace tandem::pserver {
@@ -57,6 +66,21 @@ struct ShardOptions {
   // after a start, which fast-forwards): a runaway step number would otherwise make its rank
   // count as "moved past" every pending step, or (async) make every other push look stale.
   uint64_t max_step_lead = 8;
+  // Elastic jobs: rendezvous placement over the shard ids `members` of membership epoch
+  // `placement_epoch`; `shard` is this shard's id. Empty: modulo placement over num_shards.
+  std::vector<uint32_t> members;
+  uint64_t placement_epoch = 0;
+  // Started to join the layout (`members`, `placement_epoch`) at a reshard: holds nothing and
+  // serves nothing until that reshard's commit.
+  bool joining = false;
+};
+
+// What one shard sends to the others at a reshard, by receiving shard id.
+struct OutgoingReshard {
+  uint64_t version = 0;
+  std::map<uint32_t, std::vector<ReshardTable>> by_shard;
+  std::map<uint32_t, std::string> endpoints;  // the new layout's shards
+  uint64_t rows_sent = 0, blocks_sent = 0, bytes_sent = 0, rows_kept = 0, blocks_kept = 0;
 };
 
 // Everything a checkpoint holds.
@@ -107,6 +131,15 @@ class Shard {
                              RestoreResponse* resp);
   bool cut_mode() const;
 
+  // ---- Resharding (see the top of this file) ----
+  absl::Status BeginReshard(const ReshardBeginRequest& req, ReshardBeginResponse* resp);
+  absl::StatusOr<OutgoingReshard> PrepareOutgoing(uint64_t epoch);
+  absl::Status ReceiveReshard(const ReshardData& data);
+  absl::Status CommitReshard(const ReshardCommitRequest& req, ReshardCommitResponse* resp);
+  // `aborted` (optional): whether a reshard to req.epoch was in progress and is now undone.
+  absl::Status AbortReshard(const ReshardAbortRequest& req, bool* aborted = nullptr);
+  Placement placement() const;
+
   // Wakes every StepBarrier waiter with UNAVAILABLE; later barriers fail at once.
   void Shutdown();
 
@@ -117,12 +150,24 @@ class Shard {
   uint64_t steps_lost() const;
   uint64_t restored_version() const;
   const ShardOptions& options() const { return options_; }
+  uint32_t num_trainers() const { return num_trainers_.load(); }
 
  private:
   struct TableEntry {
     TableConfig config;
     std::unique_ptr<SparseTable> sparse;
     std::unique_ptr<DenseTable> dense;
+  };
+  struct Staged {  // one sender's chunks during a reshard
+    std::map<uint32_t, ReshardData> chunks;
+    int64_t last_seq = -1;
+  };
+  struct ReshardState {
+    Placement next;
+    std::map<uint32_t, std::string> endpoints;
+    std::vector<uint32_t> senders;  // the old layout's shards but this one
+    std::map<uint32_t, Staged> received;
+    uint32_t num_trainers = 0;  // the new trainer count (0: unchanged)
   };
   struct PendingTable {
     absl::flat_hash_map<uint64_t, uint32_t> index;  // sparse key (or dense block) -> slot
@@ -163,8 +208,30 @@ class Shard {
                     const std::function<void(PendingTable&)>& accumulate,
                     const std::function<void()>& apply, PushResponse* resp);
   void NotifyVersion(uint64_t version);
+  // The placement for building tables from checkpoints: only fixed (modulo) shards, whose
+  // placement never changes, checkpoint (PServer::Start), so no lock is needed.
+  const Placement& PlacementUnlocked() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return placement_; }
+  // Under serve_mu_ (shared): OK when a data request routed by `epoch` may be served here.
+  absl::Status CheckServingLocked(uint64_t epoch, const char* what) const
+      ABSL_SHARED_LOCKS_REQUIRED(serve_mu_);
+  // Under serve_mu_: the owner of `key` must be this shard.
+  absl::Status CheckOwnerLocked(uint64_t key, const TableConfig& config, const char* what) const
+      ABSL_SHARED_LOCKS_REQUIRED(serve_mu_);
 
   const ShardOptions options_;
+
+  // Data requests (pulls, pushes) hold serve_mu_ shared while they run; a reshard's begin and
+  // commit hold it exclusively, so they wait for the calls in flight and none runs meanwhile.
+  // Lock order: serve_mu_, mu_, reshard_mu_, tables_mu_.
+  mutable absl::Mutex serve_mu_;
+  Placement placement_ ABSL_GUARDED_BY(serve_mu_);
+  // Frozen by a reshard (or joining): written with serve_mu_ and mu_ held, read under either.
+  bool frozen_ = false;
+  bool left_ ABSL_GUARDED_BY(serve_mu_) = false;  // not in the layout any more
+  // W: options_.num_trainers, changed by a reshard's commit (with serve_mu_ and mu_ held).
+  std::atomic<uint32_t> num_trainers_;
+  mutable absl::Mutex reshard_mu_;
+  std::optional<ReshardState> reshard_ ABSL_GUARDED_BY(reshard_mu_);
 
   mutable absl::Mutex tables_mu_;
   std::map<uint32_t, std::unique_ptr<TableEntry>> tables_ ABSL_GUARDED_BY(tables_mu_);

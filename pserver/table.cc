@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "pserver/initializer.h"
@@ -101,17 +102,78 @@ absl::Status SparseTable::Restore(const TableSnapshot& snap) {
   return absl::OkStatus();
 }
 
+absl::Status SparseTable::Insert(const TableSnapshot& snap) {
+  if (absl::Status s = CheckInsert(snap); !s.ok()) return s;
+  for (size_t i = 0; i < snap.keys.size(); ++i) {
+    Stripe& s = stripes_[StripeOf(snap.keys[i])];
+    absl::MutexLock lock(&s.mu);
+    s.index.emplace(snap.keys[i], static_cast<uint32_t>(s.keys.size()));
+    s.keys.push_back(snap.keys[i]);
+    s.counts.push_back(snap.counts[i]);
+    s.data.insert(s.data.end(), snap.values.begin() + i * stride_,
+                  snap.values.begin() + (i + 1) * stride_);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SparseTable::CheckInsert(const TableSnapshot& snap) const {
+  if (snap.values.size() != snap.keys.size() * stride_ || snap.counts.size() != snap.keys.size())
+    return absl::InvalidArgumentError(
+        absl::StrCat("sparse table '", config_.name(), "': ", snap.keys.size(), " keys, ",
+                     snap.values.size(), " values and ", snap.counts.size(),
+                     " counts; expected ", stride_, " values per key"));
+  absl::flat_hash_set<uint64_t> seen;
+  seen.reserve(snap.keys.size());
+  for (uint64_t key : snap.keys) {
+    const Stripe& s = stripes_[StripeOf(key)];
+    absl::MutexLock lock(&s.mu);
+    if (s.index.contains(key) || !seen.insert(key).second)
+      return absl::InvalidArgumentError(
+          absl::StrCat("sparse table '", config_.name(), "': row ", key, " is already held"));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t SparseTable::EraseIf(const std::function<bool(uint64_t)>& drop) {
+  uint64_t erased = 0;
+  for (Stripe& s : stripes_) {
+    absl::MutexLock lock(&s.mu);
+    // Moves the last row into each erased slot.
+    for (size_t slot = 0; slot < s.keys.size();) {
+      if (!drop(s.keys[slot])) {
+        ++slot;
+        continue;
+      }
+      const size_t last = s.keys.size() - 1;
+      s.index.erase(s.keys[slot]);
+      if (slot != last) {
+        s.keys[slot] = s.keys[last];
+        s.counts[slot] = s.counts[last];
+        std::copy(s.data.begin() + last * stride_, s.data.begin() + (last + 1) * stride_,
+                  s.data.begin() + slot * stride_);
+        s.index[s.keys[slot]] = static_cast<uint32_t>(slot);
+      }
+      s.keys.pop_back();
+      s.counts.pop_back();
+      s.data.resize(last * stride_);
+      ++erased;
+    }
+  }
+  return erased;
+}
+
 // ---- DenseTable --------------------------------------------------------------------------------
 
-DenseTable::DenseTable(const TableConfig& config, const Optimizer& optimizer, uint32_t shard,
-                       uint32_t num_shards)
+DenseTable::DenseTable(const TableConfig& config, const Optimizer& optimizer,
+                       const Placement& placement, uint32_t shard)
     : config_(config),
       optimizer_(optimizer),
       num_blocks_(NumBlocks(config.size(), config.block_size())),
       slots_(optimizer.StateSlots()) {
   const uint64_t salt = TableSalt(config.name());
-  for (uint64_t b = 0; b < num_blocks_; ++b) {
-    if (ShardOfKey(b, salt, num_shards) != shard) continue;
+  const bool member = placement.Contains(shard);
+  for (uint64_t b = 0; b < num_blocks_ && member; ++b) {
+    if (placement.OwnerOf(b, salt) != shard) continue;
     auto block = std::make_unique<Block>();
     block->id = static_cast<uint32_t>(b);
     block->length = BlockLength(block->id);

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include "absl/types/span.h"
 #include "proto/pserver.pb.h"
 #include "pserver/optimizer.h"
+#include "pserver/placement.h"
 
 namespace tandem::pserver {
 
@@ -46,6 +48,15 @@ class SparseTable {
   const TableConfig& config() const { return config_; }
 
   TableSnapshot Snapshot() const;
+  // Floats per row in snapshots (parameters then optimizer state).
+  size_t stride() const { return stride_; }
+  // Resharding: adds the rows of `rows` (a snapshot's layout); INVALID_ARGUMENT, with nothing
+  // added, when a key is already held or repeated or the sizes do not fit.
+  absl::Status Insert(const TableSnapshot& rows);
+  // What Insert would answer, without adding anything.
+  absl::Status CheckInsert(const TableSnapshot& rows) const;
+  // Removes the rows whose key `drop` selects; returns how many.
+  uint64_t EraseIf(const std::function<bool(uint64_t)>& drop);
   // Replaces the contents. INVALID_ARGUMENT when the snapshot's sizes do not fit this table.
   absl::Status Restore(const TableSnapshot& snapshot);
 
@@ -73,10 +84,11 @@ class SparseTable {
 
 class DenseTable {
  public:
-  // Allocates and initialises the blocks of `config` that `shard` owns.
+  // Allocates and initialises the blocks of `config` that shard `shard` owns under `placement`
+  // (none when `shard` is not in it).
   // REQUIRES: config validated (kind DENSE, size > 0, block_size > 0).
-  DenseTable(const TableConfig& config, const Optimizer& optimizer, uint32_t shard,
-             uint32_t num_shards);
+  DenseTable(const TableConfig& config, const Optimizer& optimizer, const Placement& placement,
+             uint32_t shard);
 
   // True when this shard owns `block` (and block < num_blocks()).
   bool Owns(uint32_t block) const;
@@ -93,6 +105,9 @@ class DenseTable {
   void Apply(uint32_t block, absl::Span<const float> grads, float scale);
 
   TableSnapshot Snapshot() const;
+  // Snapshot floats per parameter float (1 + optimizer state slots).
+  int stride() const { return 1 + slots_; }
+  // REQUIRES: the snapshot's blocks are exactly the owned ones, by ascending id.
   absl::Status Restore(const TableSnapshot& snapshot);
 
  private:

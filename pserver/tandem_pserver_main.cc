@@ -15,10 +15,13 @@
 // api/exit_codes.h.
 #include <signal.h>
 
+#include <algorithm>
 #include <iostream>
 #include <string>
 
 #include "api/manifest.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
 #include "api/worker_contract.h"
 #include "common/cli.h"
 #include "common/environment.h"
@@ -47,6 +50,9 @@ int main(int argc, char** argv) {
   int max_request_mib = 64;
   int barrier_timeout_s = 30;
   bool check_contract = false;
+  std::string layout;
+  uint64_t layout_epoch = 0;
+  bool joining = false;
   std::string tls_dir;
   app.add_option("job", job_path,
                  "TrainingJob manifest: run as a worker's pserver (see the file comment)");
@@ -98,6 +104,16 @@ int main(int argc, char** argv) {
   auto* tls_opt = app.add_option("--tls-dir", tls_dir,
                  "Mutual TLS with the job's ca.crt, tls.crt and tls.key in this folder (a job: "
                  "$TANDEM_TLS_CA, $TANDEM_TLS_CERT, $TANDEM_TLS_KEY); re-read every 60 s");
+  app.add_option("--layout", layout,
+                 "Elastic jobs: the comma-separated shard ids (worker slots) of the current "
+                 "layout; "
+                 "--shard is then this shard's id. Rows and blocks are placed by rendezvous "
+                 "hashing and move between shards at a reshard (docs/elastic.md); no checkpoints");
+  app.add_option("--layout-epoch", layout_epoch, "Elastic jobs: the membership epoch of --layout")
+      ->capture_default_str();
+  app.add_flag("--joining", joining,
+               "Elastic jobs: started for the reshard to --layout at --layout-epoch; serves "
+               "nothing until that reshard commits");
   app.add_flag("--check-contract", check_contract,
                "Parse and validate the worker contract and the manifest, print them, exit");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
@@ -143,7 +159,26 @@ int main(int argc, char** argv) {
               << std::endl;
     return tandem::api::kExitInvalid;
   }
-  if (shard >= num_shards) {
+  std::vector<uint32_t> members;
+  for (absl::string_view id : absl::StrSplit(layout, ',', absl::SkipEmpty())) {
+    uint32_t v = 0;
+    if (!absl::SimpleAtoi(id, &v)) {
+      std::cerr << "tandem-pserver: --layout: \"" << id << "\" is not a shard id" << std::endl;
+      return tandem::api::kExitInvalid;
+    }
+    members.push_back(v);
+  }
+  if (!members.empty()) {
+    num_shards = static_cast<int>(members.size());
+    if (std::find(members.begin(), members.end(), static_cast<uint32_t>(shard)) == members.end()) {
+      std::cerr << "tandem-pserver: --shard " << shard << " is not in --layout " << layout
+                << std::endl;
+      return tandem::api::kExitInvalid;
+    }
+  } else if (joining) {
+    std::cerr << "tandem-pserver: --joining needs --layout" << std::endl;
+    return tandem::api::kExitInvalid;
+  } else if (shard >= num_shards) {
     std::cerr << "tandem-pserver: --shard " << shard << " must be below --num-shards " << num_shards
               << std::endl;
     return tandem::api::kExitInvalid;
@@ -174,6 +209,9 @@ int main(int argc, char** argv) {
   o.port = port;
   o.shard.shard = static_cast<uint32_t>(shard);
   o.shard.num_shards = static_cast<uint32_t>(num_shards);
+  o.shard.members = members;
+  o.shard.placement_epoch = layout_epoch;
+  o.shard.joining = joining;
   o.shard.num_trainers = static_cast<uint32_t>(trainers > 0 ? trainers : num_shards);
   o.shard.sync = mode == "sync";
   o.shard.staleness = static_cast<uint64_t>(staleness);

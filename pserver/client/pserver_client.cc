@@ -52,7 +52,11 @@ void SparseBatch::ReduceGradients(absl::Span<const float> per_id,
 // ---- Connection --------------------------------------------------------------------------------
 
 PServerClient::PServerClient(const PServerClientOptions& options)
-    : options_(options), auth_(options.token.empty() ? "" : absl::StrCat("Bearer ", options.token)) {}
+    : options_(options),
+      auth_(options.token.empty() ? "" : absl::StrCat("Bearer ", options.token)),
+      placement_(options.shard_ids.empty()
+                     ? Placement::Modulo(static_cast<uint32_t>(options.endpoints.size()))
+                     : Placement::Rendezvous(options.placement_epoch, options.shard_ids)) {}
 
 absl::StatusOr<std::unique_ptr<PServerClient>> PServerClient::Connect(
     const PServerClientOptions& options) {
@@ -63,6 +67,10 @@ absl::StatusOr<std::unique_ptr<PServerClient>> PServerClient::Connect(
         "pserver client: neither a job token nor TLS files given (TANDEM_JOB_TOKEN, TANDEM_TLS_*)");
   if (options.tls.enabled())
     TANDEM_RETURN_IF_ERROR(CheckTlsFiles(options.tls), "pserver client");
+  if (!options.shard_ids.empty() && options.shard_ids.size() != options.endpoints.size())
+    return absl::InvalidArgumentError(absl::StrCat(
+        "pserver client: ", options.shard_ids.size(), " shard ids for ",
+        options.endpoints.size(), " endpoints"));
   if (options.max_request_bytes < 4096)
     return absl::InvalidArgumentError("pserver client: max_request_bytes must be >= 4096");
   std::unique_ptr<PServerClient> c(new PServerClient(options));
@@ -307,13 +315,16 @@ absl::Status PServerClient::CheckLayout() {
   if (!layout_checked_.load()) {
     for (uint32_t shard = 0; shard < n; ++shard) {
       TANDEM_ASSIGN_OR_RETURN(StatusResponse st, ShardStatus(shard));
-      if (st.shard() != shard || st.num_shards() != n || st.sync_mode() != options_.sync ||
-          options_.rank >= st.num_trainers())
+      const uint32_t id = placement_.ids()[shard];
+      if (st.shard() != id || st.num_shards() != n || st.sync_mode() != options_.sync ||
+          options_.rank >= st.num_trainers() || st.rendezvous() != placement_.rendezvous() ||
+          st.placement_epoch() != placement_.epoch())
         return absl::FailedPreconditionError(absl::StrCat(
             "pserver at ", options_.endpoints[shard], " is shard ", st.shard(), " of ",
             st.num_shards(), " (", st.sync_mode() ? "sync" : "async", ", ", st.num_trainers(),
-            " trainers), but this client expects shard ", shard, " of ", n, " (",
-            options_.sync ? "sync" : "async", ", rank ", options_.rank, ")"));
+            " trainers, layout epoch ", st.placement_epoch(), "), but this client expects shard ",
+            id, " of ", n, " (", options_.sync ? "sync" : "async", ", rank ", options_.rank,
+            ", layout epoch ", placement_.epoch(), ")"));
     }
     layout_checked_ = true;
   }
@@ -324,7 +335,8 @@ absl::Status PServerClient::RegisterTable(const TableConfig& declared) {
   TableConfig config = declared;
   const uint32_t n = num_shards();
   if (config.kind() == TableConfig::DENSE && config.block_size() == 0)
-    config.set_block_size(DefaultBlockSize(config.size(), n));
+    config.set_block_size(DefaultBlockSize(
+        config.size(), options_.block_size_shards > 0 ? options_.block_size_shards : n));
   auto info = std::make_unique<TableInfo>();
   info->config = config;
   info->salt = TableSalt(config.name());
@@ -336,7 +348,8 @@ absl::Status PServerClient::RegisterTable(const TableConfig& declared) {
       return absl::InvalidArgumentError(
           absl::StrCat("table '", config.name(), "': too many blocks"));
     for (uint64_t b = 0; b < blocks; ++b)
-      info->blocks_by_shard[ShardOfKey(b, info->salt, n)].push_back(static_cast<uint32_t>(b));
+      info->blocks_by_shard[placement_.IndexOf(b, info->salt)].push_back(
+          static_cast<uint32_t>(b));
   }
   TANDEM_RETURN_IF_ERROR(CheckLayout());
   RegisterTableRequest req;
@@ -380,7 +393,7 @@ absl::Status PServerClient::PullSparse(uint32_t table_id, absl::Span<const uint6
   b->by_shard_.resize(n);
   for (auto& v : b->by_shard_) v.clear();
   for (size_t u = 0; u < b->unique_.size(); ++u)
-    b->by_shard_[ShardOfKey(b->unique_[u], t->salt, n)].push_back(static_cast<uint32_t>(u));
+    b->by_shard_[placement_.IndexOf(b->unique_[u], t->salt)].push_back(static_cast<uint32_t>(u));
   // One RPC per shard, split when a response would exceed max_request_bytes.
   const size_t chunk = std::max<size_t>(1, options_.max_request_bytes / (size_t{dim} * 4 + 8));
   b->calls_.clear();
@@ -399,6 +412,7 @@ absl::Status PServerClient::PullSparse(uint32_t table_id, absl::Span<const uint6
     const size_t count = std::min(chunk, b->by_shard_[s].size() - first);
     PullSparseRequest& req = b->requests_[c];
     req.set_table_id(table_id);
+    req.set_placement_epoch(placement_.epoch());
     req.mutable_keys()->Resize(static_cast<int>(count), 0);
     uint64_t* keys = req.mutable_keys()->mutable_data();
     for (size_t k = 0; k < count; ++k) keys[k] = b->unique_[b->by_shard_[s][first + k]];
@@ -537,6 +551,7 @@ absl::Status PServerClient::PushSparse(const SparseBatch& b, absl::Span<const fl
       h->set_rank(options_.rank);
       h->set_step(step);
       h->set_based_on_version(b.versions_.empty() ? 0 : b.versions_[s]);
+      h->set_placement_epoch(placement_.epoch());
       req.set_table_id(b.table_id_);
       req.mutable_keys()->Resize(static_cast<int>(count), 0);
       req.mutable_grads()->Resize(static_cast<int>(count * dim), 0.0f);
@@ -579,6 +594,7 @@ absl::Status PServerClient::PullDense(uint32_t table_id, absl::Span<float> out) 
       PullDenseRequest& req = requests.emplace_back();
       shards.push_back(s);
       req.set_table_id(table_id);
+      req.set_placement_epoch(placement_.epoch());
       const size_t end = std::min(blocks.size(), first + blocks_per_call);
       req.mutable_block_ids()->Add(blocks.begin() + first, blocks.begin() + end);
     }
@@ -650,6 +666,7 @@ absl::Status PServerClient::PushDense(uint32_t table_id, absl::Span<const float>
       h->set_rank(options_.rank);
       h->set_step(step);
       h->set_based_on_version(versions[s]);
+      h->set_placement_epoch(placement_.epoch());
       req.set_table_id(table_id);
       const size_t end = std::min(blocks.size(), first + blocks_per_call);
       for (size_t k = first; k < end; ++k) {

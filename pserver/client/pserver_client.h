@@ -49,6 +49,7 @@
 #include "absl/types/span.h"
 #include "common/job_certificates.h"
 #include "proto/pserver.grpc.pb.h"
+#include "pserver/placement.h"
 
 namespace tandem::pserver {
 
@@ -66,6 +67,15 @@ struct PServerClientOptions {
   absl::Duration reconnect_timeout = absl::Seconds(120);  // retrying an unavailable shard
   absl::Duration initial_backoff = absl::Milliseconds(50);
   absl::Duration max_backoff = absl::Seconds(2);
+  // Elastic jobs: the shards' ids (worker slots) in endpoint order and the membership epoch of
+  // that layout; rows and blocks are placed by rendezvous hashing over the ids (placement.h)
+  // and every pull and push names the epoch (a shard of another layout refuses it with
+  // FAILED_PRECONDITION: reconnect with the new membership). Empty: modulo placement.
+  std::vector<uint32_t> shard_ids;
+  uint64_t placement_epoch = 0;
+  // Shard count that DefaultBlockSize() is computed for (0: the number of endpoints). Elastic
+  // jobs pass their largest shard count, so that the block size does not change with the layout.
+  uint32_t block_size_shards = 0;
   // Requests are split so that none exceeds this (the pservers' --max-request-mib is 64).
   size_t max_request_bytes = size_t{16} << 20;
 };
@@ -166,6 +176,7 @@ class PServerClient {
   absl::StatusOr<CheckpointResponse> CheckpointShard(uint32_t shard);
 
   uint32_t num_shards() const { return static_cast<uint32_t>(options_.endpoints.size()); }
+  const Placement& placement() const { return placement_; }
 
  private:
   struct TableInfo {
@@ -209,6 +220,7 @@ class PServerClient {
 
   const PServerClientOptions options_;
   const std::string auth_;  // "Bearer <token>"
+  const Placement placement_;
   // The stub of `shard` (a new channel replaces one that stayed down: see Reconnect).
   std::shared_ptr<ParameterServer::Stub> Stub(uint32_t shard) const;
   // Replaces the channel of `shard` by a fresh one that connects at once.

@@ -2,6 +2,7 @@
 // staleness, restart fast-forward, validation, and checkpoint files.
 #include "pserver/shard.h"
 
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -76,6 +77,69 @@ TEST(PlacementTest, SmallIntegerKeysSpreadEvenlyAndNotInRanges) {
   for (uint64_t k = 0; k < 1000; ++k)
     same += ShardOfKey(k, salt, n) == ShardOfKey(k, TableSalt("other"), n);
   EXPECT_LT(same, 500);
+}
+
+// Rendezvous placement (elastic jobs): adding a shard moves only the keys the new shard wins,
+// about 1/(N+1); removing one moves only the keys it held, about 1/N; load stays even.
+TEST(PlacementTest, RendezvousMovesAboutOneNthOfTheKeys) {
+  const uint64_t salt = TableSalt("emb");
+  const int keys = 100000;
+  for (uint32_t n = 1; n <= 7; ++n) {
+    std::vector<uint32_t> ids;
+    for (uint32_t i = 0; i < n; ++i) ids.push_back(i * 3 + 1);  // slots need not be dense
+    const Placement before = Placement::Rendezvous(1, ids);
+    std::vector<uint32_t> grown = ids;
+    grown.push_back(100);
+    const Placement after_grow = Placement::Rendezvous(2, grown);
+    int moved = 0, elsewhere = 0;
+    std::map<uint32_t, int> load;
+    for (uint64_t k = 0; k < keys; ++k) {
+      const uint32_t a = before.OwnerOf(k, salt), b = after_grow.OwnerOf(k, salt);
+      ++load[b];
+      if (a != b) {
+        ++moved;
+        elsewhere += b != 100;  // a moved key may only go to the new shard
+      }
+    }
+    EXPECT_NEAR(static_cast<double>(moved) / keys, 1.0 / (n + 1), 0.01) << n << " -> " << n + 1;
+    EXPECT_EQ(elsewhere, 0);
+    for (const auto& [id, l] : load)
+      EXPECT_NEAR(l, keys / (n + 1.0), keys * 0.03) << "shard " << id << " of " << n + 1;
+    // Modulo placement, for comparison, moves n/(n+1) of the keys.
+    int moved_modulo = 0;
+    for (uint64_t k = 0; k < keys; ++k)
+      moved_modulo += ShardOfKey(k, salt, n) != ShardOfKey(k, salt, n + 1);
+    EXPECT_NEAR(static_cast<double>(moved_modulo) / keys, n / (n + 1.0), 0.01);
+    if (n < 2) continue;
+    // Shrink: remove the middle shard; only its keys move, spread over the others.
+    std::vector<uint32_t> shrunk = ids;
+    const uint32_t gone = shrunk[n / 2];
+    shrunk.erase(shrunk.begin() + n / 2);
+    const Placement after_shrink = Placement::Rendezvous(2, shrunk);
+    moved = 0;
+    int wrongly = 0;
+    for (uint64_t k = 0; k < keys; ++k) {
+      const uint32_t a = before.OwnerOf(k, salt), b = after_shrink.OwnerOf(k, salt);
+      if (a != b) {
+        ++moved;
+        wrongly += a != gone;
+      }
+    }
+    EXPECT_NEAR(static_cast<double>(moved) / keys, 1.0 / n, 0.01) << n << " -> " << n - 1;
+    EXPECT_EQ(wrongly, 0);
+  }
+}
+
+TEST(PlacementTest, RendezvousIsDeterministicAndOrderFree) {
+  const uint64_t salt = TableSalt("emb");
+  const Placement a = Placement::Rendezvous(3, {0, 1, 2});
+  const Placement b = Placement::Rendezvous(3, {2, 0, 1});  // same ids, another order
+  for (uint64_t k = 0; k < 1000; ++k) EXPECT_EQ(a.OwnerOf(k, salt), b.OwnerOf(k, salt));
+  // Part of the wire format (placement.h COMPATIBILITY): these owners must never change.
+  const uint32_t want[8] = {1, 1, 0, 0, 2, 2, 0, 2};
+  for (uint64_t k = 0; k < 8; ++k) EXPECT_EQ(a.OwnerOf(k, salt), want[k]) << "key " << k;
+  EXPECT_EQ(Placement::Modulo(3).OwnerOf(5, salt), ShardOfKey(5, salt, 3));
+  EXPECT_EQ(a.ToString(), "shards [0, 1, 2] of epoch 3");
 }
 
 // ---- Initializers ------------------------------------------------------------------------------
@@ -664,6 +728,408 @@ TEST(ShardCheckpointTest, NumberedByStepListedLoadedAndPrunedAboveARollBack) {
   ckpt.RemoveAbove(5);
   EXPECT_EQ(ckpt.Steps(), (std::vector<uint64_t>{5}));
   std::filesystem::remove_all(dir);
+}
+
+// ---- Resharding (elastic jobs), without gRPC ------------------------------------------------
+
+ShardOptions ElasticOptions(uint32_t id, std::vector<uint32_t> members, uint64_t epoch,
+                            bool joining = false, bool sync = false) {
+  ShardOptions o;
+  o.shard = id;
+  o.members = std::move(members);
+  o.num_shards = static_cast<uint32_t>(o.members.size());
+  o.placement_epoch = epoch;
+  o.joining = joining;
+  o.num_trainers = 1;
+  o.sync = sync;
+  return o;
+}
+
+TableConfig DenseConfig(uint32_t id, const std::string& name, uint64_t size, uint32_t block) {
+  TableConfig c;
+  c.set_id(id);
+  c.set_name(name);
+  c.set_kind(TableConfig::DENSE);
+  c.set_size(size);
+  c.set_block_size(block);
+  c.mutable_init()->set_kind(Initializer::CONSTANT);
+  c.mutable_init()->set_value(0.5f);
+  c.mutable_optimizer()->set_kind(OptimizerConfig::MOMENTUM);
+  c.mutable_optimizer()->set_learning_rate(1.0f);
+  c.mutable_optimizer()->set_momentum(0.5f);
+  return c;
+}
+
+ReshardBeginRequest BeginRequest(uint64_t epoch, const std::vector<uint32_t>& to,
+                                 const std::vector<uint32_t>& from) {
+  ReshardBeginRequest req;
+  req.set_epoch(epoch);
+  for (uint32_t id : to) {
+    ShardEndpoint* e = req.add_members();
+    e->set_id(id);
+    e->set_endpoint(absl::StrCat("shard-", id));
+  }
+  for (uint32_t id : from) req.add_previous(id);
+  return req;
+}
+
+// Sends `from`'s outgoing rows to the shards of `all` as the pserver would (one chunk with every
+// table, then the last chunk). Returns the rows and blocks sent.
+std::pair<uint64_t, uint64_t> Deliver(Shard& from, uint64_t epoch,
+                                      std::map<uint32_t, Shard*>& all, bool send_last = true) {
+  auto out = from.PrepareOutgoing(epoch);
+  EXPECT_TRUE(out.ok()) << out.status();
+  for (auto& [dest, tables] : out->by_shard) {
+    ReshardData data;
+    data.set_epoch(epoch);
+    data.set_from(from.options().shard);
+    data.set_seq(0);
+    data.set_version(out->version);
+    for (const ReshardTable& t : tables) *data.add_tables() = t;
+    EXPECT_TRUE(all.at(dest)->ReceiveReshard(data).ok());
+    EXPECT_TRUE(all.at(dest)->ReceiveReshard(data).ok());  // a retried chunk is ignored
+    if (!send_last) continue;
+    ReshardData last;
+    last.set_epoch(epoch);
+    last.set_from(from.options().shard);
+    last.set_seq(1);
+    last.set_last(true);
+    EXPECT_TRUE(all.at(dest)->ReceiveReshard(last).ok());
+  }
+  return {out->rows_sent, out->blocks_sent};
+}
+
+// Every sparse row and dense block of the shards, with optimizer state and update count.
+std::map<std::pair<uint32_t, uint64_t>, std::pair<std::vector<float>, uint64_t>> Contents(
+    const std::vector<Shard*>& shards) {
+  std::map<std::pair<uint32_t, uint64_t>, std::pair<std::vector<float>, uint64_t>> all;
+  for (Shard* shard : shards) {
+    for (const ShardState::Table& t : shard->Snapshot().tables) {
+      const size_t n = t.data.keys.size();
+      if (n == 0) continue;
+      const size_t width = t.data.values.size() / n;  // equal blocks in these tests
+      for (size_t i = 0; i < n; ++i) {
+        std::vector<float> v(t.data.values.begin() + i * width,
+                             t.data.values.begin() + (i + 1) * width);
+        EXPECT_TRUE(all.emplace(std::make_pair(t.config.id(), t.data.keys[i]),
+                                std::make_pair(v, t.data.counts[i]))
+                        .second)
+            << "key " << t.data.keys[i] << " of table " << t.config.id() << " held twice";
+      }
+    }
+  }
+  return all;
+}
+
+TEST(ReshardTest, RowsBlocksAndOptimizerStateMoveExactlyOnce) {
+  Shard s0(ElasticOptions(0, {0, 1}, 1)), s1(ElasticOptions(1, {0, 1}, 1));
+  Shard s2(ElasticOptions(2, {0, 1, 2}, 2, /*joining=*/true));
+  std::map<uint32_t, Shard*> all = {{0, &s0}, {1, &s1}, {2, &s2}};
+  const TableConfig emb = SparseConfig(1, "emb", 2, OptimizerConfig::ADAGRAD, 1.0f);
+  const TableConfig fc = DenseConfig(2, "fc", 64 * 16, 16);
+  for (Shard* s : {&s0, &s1}) {
+    Register(*s, emb);
+    Register(*s, fc);
+  }
+  const Placement old_layout = Placement::Rendezvous(1, {0, 1});
+  const uint64_t salt = TableSalt("emb");
+  std::map<uint32_t, std::vector<uint64_t>> keys_of;
+  for (uint64_t k = 0; k < 300; ++k) keys_of[old_layout.OwnerOf(k, salt)].push_back(k);
+  PushResponse pr;
+  for (uint32_t id : {0u, 1u}) {
+    std::vector<float> grads(keys_of[id].size() * 2, 0.25f);
+    PushSparseRequest push = SparsePush(0, 0, 0, keys_of[id], grads);
+    push.mutable_header()->set_placement_epoch(1);
+    ASSERT_TRUE(all[id]->PushSparse(push, &pr).ok());
+    // Dense: every owned block once.
+    PushDenseRequest dense;
+    dense.mutable_header()->set_placement_epoch(1);
+    dense.mutable_header()->set_seq(1);
+    dense.set_table_id(2);
+    for (const auto& t : all[id]->Snapshot().tables)
+      if (t.config.id() == 2)
+        for (uint64_t b : t.data.keys) dense.add_block_ids(static_cast<uint32_t>(b));
+    dense.mutable_grads()->Resize(dense.block_ids_size() * 16, 2.0f);
+    ASSERT_TRUE(all[id]->PushDense(dense, &pr).ok()) << id;
+  }
+  const auto before = Contents({&s0, &s1});
+  ASSERT_EQ(before.size(), 300u + 64u);
+
+  // A joining shard serves nothing before the commit.
+  PullSparseRequest pull;
+  pull.set_table_id(1);
+  pull.set_placement_epoch(2);
+  PullSparseResponse pull_resp;
+  EXPECT_EQ(s2.PullSparse(pull, &pull_resp).code(), absl::StatusCode::kUnavailable);
+
+  const ReshardBeginRequest begin = BeginRequest(2, {0, 1, 2}, {0, 1});
+  ReshardBeginResponse br;
+  for (Shard* s : {&s0, &s1, &s2}) ASSERT_TRUE(s->BeginReshard(begin, &br).ok());
+  ASSERT_TRUE(s0.BeginReshard(begin, &br).ok());  // a retried begin
+  // Frozen: pushes are answered UNAVAILABLE (the client retries), never applied.
+  PushSparseRequest during = SparsePush(0, 1, 0, {keys_of[0][0]}, {1, 1});
+  during.mutable_header()->set_placement_epoch(1);
+  EXPECT_EQ(s0.PushSparse(during, &pr).code(), absl::StatusCode::kUnavailable);
+
+  const auto [rows0, blocks0] = Deliver(s0, 2, all);
+  // Shard 1's last chunk has not arrived: shard 2 must refuse to commit.
+  const auto [rows1, blocks1] = Deliver(s1, 2, all, /*send_last=*/false);
+  ReshardCommitRequest commit;
+  commit.set_epoch(2);
+  ReshardCommitResponse cr;
+  absl::Status early = s2.CommitReshard(commit, &cr);
+  EXPECT_EQ(early.code(), absl::StatusCode::kFailedPrecondition) << early;
+  EXPECT_NE(early.message().find("from shard 1"), std::string::npos) << early;
+  Deliver(s1, 2, all);
+  uint64_t received_rows = 0, received_blocks = 0;
+  for (Shard* s : {&s0, &s1, &s2}) {
+    ASSERT_TRUE(s->CommitReshard(commit, &cr).ok());
+    received_rows += cr.rows_received();
+    received_blocks += cr.blocks_received();
+    EXPECT_FALSE(cr.left());
+  }
+  EXPECT_EQ(received_rows, rows0 + rows1);
+  EXPECT_EQ(received_blocks, blocks0 + blocks1);
+  // About a third moved, all of it to the new shard.
+  EXPECT_NEAR(static_cast<double>(rows0 + rows1) / 300, 1.0 / 3, 0.1);
+  EXPECT_EQ(Contents({&s0, &s1, &s2}), before);  // values, Adagrad/momentum state and counts
+  const Placement new_layout = Placement::Rendezvous(2, {0, 1, 2});
+  for (Shard* s : {&s0, &s1, &s2})
+    for (const ShardState::Table& t : s->Snapshot().tables)
+      for (uint64_t k : t.data.keys)
+        EXPECT_EQ(new_layout.OwnerOf(k, TableSalt(t.config.name())), s->options().shard);
+
+  // The old layout's requests are refused; the new one's are served.
+  EXPECT_EQ(s0.PushSparse(during, &pr).code(), absl::StatusCode::kFailedPrecondition);
+  const uint64_t moved_key = [&] {
+    for (uint64_t k : keys_of[0])
+      if (new_layout.OwnerOf(k, salt) == 2) return k;
+    return uint64_t{0};
+  }();
+  PushSparseRequest after = SparsePush(0, 1, 0, {moved_key}, {1, 1});
+  after.mutable_header()->set_placement_epoch(2);
+  EXPECT_EQ(s0.PushSparse(after, &pr).code(), absl::StatusCode::kInvalidArgument);  // not its key
+  ASSERT_TRUE(s2.PushSparse(after, &pr).ok());
+  EXPECT_EQ(s2.placement().ToString(), "shards [0, 1, 2] of epoch 2");
+}
+
+TEST(ReshardTest, ShrinkHandsEverythingOffAndAbortRestoresTheOldLayout) {
+  Shard s0(ElasticOptions(0, {0, 1, 2}, 1)), s1(ElasticOptions(1, {0, 1, 2}, 1)),
+      s2(ElasticOptions(2, {0, 1, 2}, 1));
+  std::map<uint32_t, Shard*> all = {{0, &s0}, {1, &s1}, {2, &s2}};
+  const TableConfig emb = SparseConfig(1, "emb", 3, OptimizerConfig::MOMENTUM, 1.0f);
+  for (Shard* s : {&s0, &s1, &s2}) Register(*s, emb);
+  const Placement layout = Placement::Rendezvous(1, {0, 1, 2});
+  PushResponse pr;
+  for (uint64_t k = 0; k < 200; ++k) {
+    PushSparseRequest push = SparsePush(0, 0, static_cast<uint32_t>(k), {k}, {1, 2, 3});
+    push.mutable_header()->set_placement_epoch(1);
+    ASSERT_TRUE(all[layout.OwnerOf(k, TableSalt("emb"))]->PushSparse(push, &pr).ok());
+  }
+  const auto before = Contents({&s0, &s1, &s2});
+
+  // Begun, sent, then aborted: every shard serves the old layout with everything it had.
+  const ReshardBeginRequest begin = BeginRequest(2, {0, 1}, {0, 1, 2});
+  ReshardBeginResponse br;
+  for (Shard* s : {&s0, &s1, &s2}) ASSERT_TRUE(s->BeginReshard(begin, &br).ok());
+  for (Shard* s : {&s0, &s1, &s2}) Deliver(*s, 2, all);
+  ReshardAbortRequest abort;
+  abort.set_epoch(2);
+  for (Shard* s : {&s0, &s1, &s2}) ASSERT_TRUE(s->AbortReshard(abort).ok());
+  EXPECT_EQ(Contents({&s0, &s1, &s2}), before);
+  PullSparseRequest old_pull;  // serving the old layout again
+  old_pull.set_table_id(1);
+  old_pull.set_placement_epoch(1);
+  PullSparseResponse old_resp;
+  EXPECT_TRUE(s2.PullSparse(old_pull, &old_resp).ok());
+  old_pull.set_placement_epoch(2);
+  EXPECT_EQ(s2.PullSparse(old_pull, &old_resp).code(), absl::StatusCode::kFailedPrecondition);
+
+  // Again, committed: shard 2 leaves with nothing, shards 0 and 1 hold everything.
+  const ReshardBeginRequest begin3 = BeginRequest(3, {0, 1}, {0, 1, 2});
+  for (Shard* s : {&s0, &s1, &s2}) ASSERT_TRUE(s->BeginReshard(begin3, &br).ok());
+  uint64_t moved = 0;
+  for (Shard* s : {&s0, &s1, &s2}) moved += Deliver(*s, 3, all).first;
+  ReshardCommitRequest commit;
+  commit.set_epoch(3);
+  ReshardCommitResponse cr;
+  for (Shard* s : {&s0, &s1, &s2}) ASSERT_TRUE(s->CommitReshard(commit, &cr).ok());
+  EXPECT_TRUE(cr.left());  // shard 2, committed last
+  EXPECT_EQ(Contents({&s0, &s1}), before);
+  EXPECT_TRUE(Contents({&s2}).empty());
+  // Only shard 2's rows moved (about a third).
+  uint64_t held_by_2 = 0;
+  for (uint64_t k = 0; k < 200; ++k) held_by_2 += layout.OwnerOf(k, TableSalt("emb")) == 2;
+  EXPECT_EQ(moved, held_by_2);
+  PullSparseRequest pull;
+  pull.set_table_id(1);
+  pull.set_placement_epoch(3);
+  PullSparseResponse pull_resp;
+  EXPECT_EQ(s2.PullSparse(pull, &pull_resp).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(ReshardTest, RefusedOutsideAStepBoundaryOrForAFixedJob) {
+  Shard sync(ElasticOptions(0, {0}, 1, false, /*sync=*/true));
+  Register(sync, SparseConfig(1, "emb", 1));
+  PushResponse pr;
+  PushSparseRequest push = SparsePush(0, 0, 0, {1}, {1});
+  push.mutable_header()->set_placement_epoch(1);
+  ASSERT_TRUE(sync.PushSparse(push, &pr).ok());  // pending until the barrier
+  ReshardBeginResponse br;
+  absl::Status s = sync.BeginReshard(BeginRequest(2, {0, 1}, {0}), &br);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("pause at a step boundary"), std::string::npos) << s;
+  ASSERT_TRUE(Barrier(sync, 0, 0, 1).ok());
+  EXPECT_TRUE(sync.BeginReshard(BeginRequest(2, {0, 1}, {0}), &br).ok());
+  EXPECT_EQ(sync.BeginReshard(BeginRequest(3, {0, 1}, {0}), &br).code(),
+            absl::StatusCode::kFailedPrecondition);  // one reshard at a time
+
+  Shard fixed = MakeShard(false, 1);
+  s = fixed.BeginReshard(BeginRequest(1, {0, 1}, {0}), &br);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  // Data from a shard outside the old layout is refused.
+  Shard joiner(ElasticOptions(1, {0, 1}, 2, /*joining=*/true));
+  ASSERT_TRUE(joiner.BeginReshard(BeginRequest(2, {0, 1}, {0}), &br).ok());
+  ReshardData stranger;
+  stranger.set_epoch(2);
+  stranger.set_from(7);
+  EXPECT_EQ(joiner.ReceiveReshard(stranger).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ReshardTest, TheTrainerCountChangesWithTheLayout) {
+  // Co-located workers: 2 trainers and 1 shard become 4 trainers and 2 shards.
+  Shard s0(ElasticOptions(0, {0}, 1, false, /*sync=*/true));
+  Shard s1(ElasticOptions(1, {0, 1}, 2, /*joining=*/true, /*sync=*/true));
+  std::map<uint32_t, Shard*> all = {{0, &s0}, {1, &s1}};
+  ShardOptions o = ElasticOptions(0, {0}, 1, false, true);
+  Register(s0, SparseConfig(1, "emb", 1));
+  ReshardBeginRequest begin = BeginRequest(2, {0, 1}, {0});
+  begin.set_num_trainers(4);
+  ReshardBeginResponse br;
+  for (Shard* s : {&s0, &s1}) ASSERT_TRUE(s->BeginReshard(begin, &br).ok());
+  Deliver(s0, 2, all);
+  ReshardCommitRequest commit;
+  commit.set_epoch(2);
+  ReshardCommitResponse cr;
+  for (Shard* s : {&s0, &s1}) ASSERT_TRUE(s->CommitReshard(commit, &cr).ok());
+  EXPECT_EQ(s1.num_trainers(), 4u);
+  // A key of shard 1: the step is averaged over the 4 trainers and waits for all 4 barriers.
+  const Placement layout = Placement::Rendezvous(2, {0, 1});
+  uint64_t key = 0;
+  while (layout.OwnerOf(key, TableSalt("emb")) != 1) ++key;
+  PushResponse pr;
+  for (uint32_t rank = 0; rank < 4; ++rank) {
+    PushSparseRequest push = SparsePush(rank, 0, 0, {key}, {2});
+    push.mutable_header()->set_placement_epoch(2);
+    ASSERT_TRUE(s1.PushSparse(push, &pr).ok()) << rank;
+  }
+  std::vector<std::thread> barriers;
+  for (uint32_t rank = 0; rank < 3; ++rank)
+    barriers.emplace_back([&, rank] { EXPECT_TRUE(Barrier(s1, rank, 0, 1).ok()); });
+  absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_EQ(s1.version(), 0u);  // rank 3 has not arrived
+  ASSERT_TRUE(Barrier(s1, 3, 0, 1).ok());
+  for (auto& t : barriers) t.join();
+  PullSparseRequest pull;
+  pull.set_table_id(1);
+  pull.set_placement_epoch(2);
+  pull.add_keys(key);
+  PullSparseResponse resp;
+  ASSERT_TRUE(s1.PullSparse(pull, &resp).ok());
+  EXPECT_EQ(resp.values(0), 1.0f - 2.0f);  // SGD lr 1: 1 - (4 x 2) / 4
+}
+
+// Pushes that keep coming during a reshard (no pause, async mode, single-row pushes so each is
+// applied whole or not at all): every push answered OK is in the final rows exactly once, every
+// refused one (UNAVAILABLE while frozen, FAILED_PRECONDITION once the old layout is gone) in none,
+// and the pushers re-send refused ones by the new layout.
+TEST(ReshardTest, PushesDuringTheMoveAreAppliedOnceOrRefused) {
+  auto options = [](uint32_t id, std::vector<uint32_t> members, uint64_t epoch, bool joining) {
+    ShardOptions o = ElasticOptions(id, std::move(members), epoch, joining);
+    o.num_trainers = 4;
+    o.staleness = uint64_t{1} << 40;  // no stale drops: every push is applied or refused
+    o.max_step_lead = uint64_t{1} << 40;
+    return o;
+  };
+  Shard s0(options(0, {0, 1}, 1, false)), s1(options(1, {0, 1}, 1, false));
+  Shard s2(options(2, {0, 1, 2}, 2, true));
+  std::map<uint32_t, Shard*> all = {{0, &s0}, {1, &s1}, {2, &s2}};
+  for (Shard* s : {&s0, &s1}) Register(*s, SparseConfig(1, "emb", 1));  // constant 1, SGD lr 1
+  const Placement layouts[2] = {Placement::Rendezvous(1, {0, 1}),
+                                Placement::Rendezvous(2, {0, 1, 2})};
+  constexpr uint64_t kRows = 64;
+  std::vector<std::atomic<uint64_t>> applied(kRows);
+  std::atomic<bool> stop{false}, committed{false};
+  std::atomic<uint64_t> unavailable{0}, rerouted{0};
+  std::vector<std::thread> pushers;
+  std::vector<std::string> errors(4);
+  for (uint32_t rank = 0; rank < 4; ++rank) {
+    pushers.emplace_back([&, rank] {
+      int layout = 0;
+      for (uint64_t step = 0; !stop.load() || !committed.load(); ++step) {
+        const uint64_t key = (step * 4 + rank) % kRows;
+        PushSparseRequest push = SparsePush(rank, step, 0, {key}, {-1});  // +1 with SGD lr 1
+        while (true) {
+          push.mutable_header()->set_placement_epoch(layouts[layout].epoch());
+          PushResponse pr;
+          absl::Status st =
+              all[layouts[layout].OwnerOf(key, TableSalt("emb"))]->PushSparse(push, &pr);
+          if (st.ok()) {
+            if (!pr.ignored() && !pr.dropped_stale()) ++applied[key];
+            break;
+          }
+          if (st.code() == absl::StatusCode::kUnavailable) {
+            ++unavailable;
+            absl::SleepFor(absl::Microseconds(200));
+          } else if (st.code() == absl::StatusCode::kFailedPrecondition && layout == 0) {
+            ++rerouted;
+            layout = 1;  // "reload the membership"
+          } else {
+            errors[rank] = st.ToString();
+            return;
+          }
+        }
+      }
+    });
+  }
+  // Waits for progress, never for a time: each pusher has pushed before the reshard...
+  auto wait_for = [](const std::function<bool()>& done) {
+    while (!done()) absl::SleepFor(absl::Milliseconds(1));
+  };
+  wait_for([&] {
+    uint64_t n = 0;
+    for (const auto& a : applied) n += a.load();
+    return n >= 400;
+  });
+  const ReshardBeginRequest begin = BeginRequest(2, {0, 1, 2}, {0, 1});
+  ReshardBeginResponse br;
+  for (Shard* s : {&s0, &s1, &s2}) ASSERT_TRUE(s->BeginReshard(begin, &br).ok());
+  wait_for([&] { return unavailable.load() >= 8; });  // ...pushes into the frozen shards...
+  Deliver(s0, 2, all);
+  Deliver(s1, 2, all);
+  ReshardCommitRequest commit;
+  commit.set_epoch(2);
+  ReshardCommitResponse cr;
+  for (Shard* s : {&s0, &s1, &s2}) ASSERT_TRUE(s->CommitReshard(commit, &cr).ok());
+  committed = true;
+  wait_for([&] { return rerouted.load() == 4; });  // ...and every pusher found the old layout gone
+  stop = true;
+  for (auto& t : pushers) t.join();
+  for (const std::string& e : errors) EXPECT_EQ(e, "");
+  EXPECT_EQ(rerouted.load(), 4u);  // each pusher once
+  uint64_t total = 0;
+  for (uint64_t k = 0; k < kRows; ++k) {
+    Shard* owner = all[layouts[1].OwnerOf(k, TableSalt("emb"))];
+    PullSparseRequest pull;
+    pull.set_table_id(1);
+    pull.set_placement_epoch(2);
+    pull.add_keys(k);
+    PullSparseResponse resp;
+    ASSERT_TRUE(owner->PullSparse(pull, &resp).ok());
+    EXPECT_EQ(resp.values(0), 1.0f + static_cast<float>(applied[k].load())) << "key " << k;
+    total += applied[k].load();
+  }
+  EXPECT_GT(total, 0u);
 }
 
 }  // namespace
