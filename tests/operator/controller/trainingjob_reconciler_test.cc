@@ -9,6 +9,7 @@
 #include "common/tls_certificates.h"
 #include "operator/controller/cache_transform.h"
 #include "operator/controller/elastic_state.h"
+#include "operator/controller/operator_metrics.h"
 #include "api/membership.h"
 #include "api/worker_contract.h"
 
@@ -1155,6 +1156,8 @@ TEST(ElasticReconcileTest, GrowsIntoIdleCapacityThenPublishes) {
 
   // Both new workers run: the new epoch is published, recorded and announced.
   f.api.Clear();
+  auto& grows = *OperatorMetrics::Get().resizes.WithLabels({"grow", "Grow"});
+  const double grows_before = grows.Value();
   f.cache.Put(kube::kConfigMaps, json{{"metadata", {{"name", "a-membership"}, {"namespace", "default"}}},
                                       {"data", {{"membership.json", api::RenderMembership(m0)}}}});
   for (int r = 2; r < 4; ++r) f.cache.Put(kube::kPods, WorkerPod(job, r, "n1", "Running", true));
@@ -1168,6 +1171,7 @@ TEST(ElasticReconcileTest, GrowsIntoIdleCapacityThenPublishes) {
   EXPECT_EQ(st["elastic"]["resizes"][0]["reason"], "Grow");
   EXPECT_EQ(st["elastic"]["resizes"][0]["lostSteps"], 0);
   EXPECT_EQ(f.api.EventReasons(), (Calls{"Resized"}));
+  EXPECT_EQ(grows.Value(), grows_before + 1) << "tandem_operator_resizes_total{direction=\"grow\"}";
   EXPECT_EQ(f.api.Find("patch", "configmaps", "default/a-membership"), nullptr) << "status first, then the file";
 
   // The next pass (the status as cached) moves the ConfigMap to epoch 1 with 4 peers.
@@ -1198,6 +1202,8 @@ TEST(ElasticReconcileTest, GrowsIntoIdleCapacityThenPublishes) {
 
 TEST(ElasticReconcileTest, ReclaimShrinksInsteadOfPreempting) {
   Fixture f;
+  auto& shrinks = *OperatorMetrics::Get().resizes.WithLabels({"shrink", "ReclaimBorrowed"});
+  const double shrinks_before = shrinks.Value();
   f.cache.Put(kube::kQueues, Queue("team-a", 0));
   f.cache.Put(kube::kQueues, Queue("team-b", 4));
   json a = Job("a", ElasticSpec(4, 1, 4), ElasticStatus(4, 3));
@@ -1214,6 +1220,7 @@ TEST(ElasticReconcileTest, ReclaimShrinksInsteadOfPreempting) {
   EXPECT_EQ(st["elastic"]["workers"], 2);
   EXPECT_EQ(st["elastic"]["epoch"], 4);
   EXPECT_EQ(st["elastic"]["resizes"][0]["reason"], "ReclaimBorrowed");
+  EXPECT_EQ(shrinks.Value(), shrinks_before + 1);
   EXPECT_EQ(f.api.Find("delete", "pods"), nullptr) << "the leaving trainers exit on their own";
   const auto* b = f.api.Find("update_status", "trainingjobs", "default/b");
   ASSERT_NE(b, nullptr);
