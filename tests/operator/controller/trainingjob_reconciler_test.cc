@@ -1032,6 +1032,9 @@ TEST(ReconcileTest, CachedConfigMapKeepsTheJobsTlsFilesOnly) {
   CacheTransformFor(kube::kConfigMaps)(cm);
   EXPECT_EQ(cm["data"], (json{{"ca.crt", "CA"}, {"issued.crt", "CERT"}})) << cm.dump();
   EXPECT_FALSE(cm["metadata"].contains("managedFields"));
+  json membership = {{"metadata", {{"name", "a-membership"}}}, {"data", {{"membership.json", "{\"epoch\": 1}"}}}};
+  CacheTransformFor(kube::kConfigMaps)(membership);
+  EXPECT_EQ(membership["data"], (json{{"membership.json", "{\"epoch\": 1}"}})) << "compared before a rewrite";
   json plain = {{"metadata", {{"name", "other"}}}, {"data", {{"job.json", "{}"}}}};
   CacheTransformFor(kube::kConfigMaps)(plain);
   EXPECT_FALSE(plain.contains("data")) << plain.dump();
@@ -1184,6 +1187,15 @@ TEST(ElasticReconcileTest, GrowsIntoIdleCapacityThenPublishes) {
   EXPECT_EQ(m1.epoch, 1);
   ASSERT_EQ(m1.world_size(), 4);
   EXPECT_EQ(m1.peers[2], (Endpoint{"a-worker-2.a.default.svc", 7000}));
+  // Once the cache (as pruned by the informer) shows it, nothing is rewritten.
+  json current = {{"metadata", {{"name", "a-membership"}, {"namespace", "default"}}},
+                  {"data", {{"membership.json", api::RenderMembership(m1)}, {"job.json", "{}"}}}};
+  CacheTransformFor(kube::kConfigMaps)(current);
+  f.cache.Put(kube::kConfigMaps, current);
+  f.api.Clear();
+  ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
+  EXPECT_EQ(f.api.Find("patch", "configmaps", "default/a-membership"), nullptr);
+  EXPECT_EQ(f.api.Find("create", "configmaps", "default/a-membership"), nullptr);
 
   // In its cool-down it does not grow again, even with capacity (another node).
   f.api.Clear();
