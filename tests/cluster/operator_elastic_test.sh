@@ -90,7 +90,7 @@ epoch="$(elastic e epoch)"
 eventually 60 bash -c "[[ \$(kubectl -n $NS get configmap e-membership -o jsonpath='{.data.membership\.json}' | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m[\"epoch\"], len(m[\"peers\"]))') == '$epoch 4' ]]" ||
   fail "ConfigMap e-membership: $(kubectl -n "$NS" get configmap e-membership -o jsonpath='{.data}')"
 [[ "$(membership e 'm["peers"][3]')" == "e-worker-3.e.$NS.svc:7000" ]] || fail "peers by stable DNS name: $(membership e 'm')"
-has_event e Resized "2 -> 4 workers" || fail "no Resized event for the grow"
+eventually 30 has_event e Resized "2 -> 4 workers" || fail "no Resized event for the grow"
 # Every worker mounts the membership and names it in TANDEM_MEMBERSHIP; the new ones started
 # with the planned membership of 4.
 env3="$(kubectl -n "$NS" get pod e-worker-3 -o jsonpath='{range .spec.containers[0].env[*]}{.name}={.value}{"\n"}{end}')"
@@ -111,7 +111,7 @@ epoch2="$(elastic e epoch)"
 (( epoch2 > epoch )) || fail "shrink did not raise the epoch"
 eventually 60 bash -c "[[ \$(kubectl -n $NS get configmap e-membership -o jsonpath='{.data.membership\.json}' | python3 -c 'import json,sys; m=json.load(sys.stdin); print(m[\"epoch\"], len(m[\"peers\"]))') == '$epoch2 2' ]]" ||
   fail "ConfigMap after the shrink: $(kubectl -n "$NS" get configmap e-membership -o jsonpath='{.data}')"
-has_event e Resized "4 -> 2 workers" || fail "no Resized event for the shrink"
+eventually 30 has_event e Resized "4 -> 2 workers" || fail "no Resized event for the shrink"
 # The leaving trainers still run (they leave at a step boundary): their pods stay, o waits.
 sleep 3
 [[ "$(running_count e)" == 4 ]] || fail "leaving workers deleted before their trainers exited: $(pods_of e)"
@@ -129,7 +129,7 @@ eventually 60 bash -c "[[ \$(kubectl -n $NS get tj e -o json | python3 -c \"impo
   { tail -n 30 "$WORK/operator-elastic-a.log"; fail "worker failure did not shrink e: $(elastic e resizes)"; }
 phase_is "$NS" e Running || fail "job e is $(tj "$NS" e .status.phase) after a worker failed above minCount"
 [[ "$(tj "$NS" e .status.restarts)" == "" || "$(tj "$NS" e .status.restarts)" == 0 ]] || fail "the gang was restarted"
-has_event e Resized "worker 1 (e-worker-1) failed" || fail "no Resized event for the failure"
+eventually 30 has_event e Resized "worker 1 (e-worker-1) failed" || fail "no Resized event for the failure"
 pass "a worker failing for good (exit 1) shrank e 2 -> 1 instead of failing the job"
 
 forbidden_calls || fail "the operator made calls RBAC forbids"
