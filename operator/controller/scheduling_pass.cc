@@ -181,7 +181,7 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
     if (assumed != assumed_.end()) {
       // Our write is visible once the cache shows that version or a later admission decision.
       bool visible = kube::ResourceVersionOf(*o) == assumed->second.written_rv ||
-                     (assumed->second.resize ? job.status.placement == assumed->second.placement || !Placed(phase)
+                     (assumed->second.resize ? kube::ResourceVersionOf(*o) != assumed->second.base_rv
                       : (!assumed->second.placement.empty() && !job.status.placement.empty()) ||
                             (assumed->second.placement.empty() && job.status.placement.empty() && Placed(phase) == false));
       if (visible) {
@@ -324,7 +324,7 @@ ReconcileResult TrainingJobReconciler::Schedule() {
       if (!w.ok()) return w.status();
       {
         absl::MutexLock lock(&mu_);
-        assumed_[r.job] = {r.placement, kube::ResourceVersionOf(*w), /*resize=*/true};
+        assumed_[r.job] = {r.placement, kube::ResourceVersionOf(*w), /*resize=*/true, kube::ResourceVersionOf(obj)};
       }
       if (grow) {
         Event(obj, "Normal", "Growing",

@@ -164,7 +164,11 @@ class TrainingJobReconciler {
   struct Assumed {
     std::vector<std::string> placement;  // empty: preempted (terminating)
     std::string written_rv;
-    bool resize = false;  // an elastic resize: visible once the cache shows this placement
+    // An elastic resize, written against the cached version `base_rv`: visible once the cache
+    // shows any other version (the write was conditional on that one, so any newer version is
+    // it or later).
+    bool resize = false;
+    std::string base_rv;
   };
   absl::Mutex mu_;
   std::map<std::string, Assumed> assumed_ ABSL_GUARDED_BY(mu_);

@@ -1098,6 +1098,11 @@ json ElasticStatus(int workers, int64_t epoch = 0) {
   return {{"phase", "Running"}, {"placement", placement},
           {"elastic", {{"workers", workers}, {"epoch", epoch}, {"members", members}, {"resizes", json::array()}}}};
 }
+// The job as the cache shows it after a status write: that status, a newer resourceVersion.
+json Written(json job, int rv) {
+  job["metadata"]["resourceVersion"] = std::to_string(rv);
+  return job;
+}
 std::map<std::string, json> PodEnv(const json& pod) {
   std::map<std::string, json> env;
   for (const auto& e : pod["spec"]["containers"][0]["env"]) env[e["name"]] = e;
@@ -1123,11 +1128,15 @@ TEST(ElasticReconcileTest, GrowsIntoIdleCapacityThenPublishes) {
   EXPECT_EQ(st["elastic"]["workers"], 2) << "published only once the new workers run";
   EXPECT_EQ(st["elastic"]["epoch"], 0);
   EXPECT_EQ(f.api.EventReasons(), (Calls{"Growing"}));
+  // A pass before the cache shows that write decides nothing more for a.
+  f.api.Clear();
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/a"), nullptr) << "resize in flight";
 
   // The job's reconcile creates the membership (still epoch 0) and the two new workers, which
   // start with the planned membership of 4.
   f.api.Clear();
-  job = Job("a", ElasticSpec(2, 1, 4), st);
+  job = Written(Job("a", ElasticSpec(2, 1, 4), st), 11);
   f.cache.Put(kube::kTrainingJobs, job);
   ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
   const auto* cm = f.api.Find("create", "configmaps", "default/a-membership");
@@ -1179,7 +1188,7 @@ TEST(ElasticReconcileTest, GrowsIntoIdleCapacityThenPublishes) {
 
   // The next pass (the status as cached) moves the ConfigMap to epoch 1 with 4 peers.
   f.api.Clear();
-  f.cache.Put(kube::kTrainingJobs, Job("a", ElasticSpec(2, 1, 4), st));
+  f.cache.Put(kube::kTrainingJobs, Written(Job("a", ElasticSpec(2, 1, 4), st), 12));
   ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
   const auto* patch = f.api.Find("patch", "configmaps", "default/a-membership");
   ASSERT_NE(patch, nullptr);
@@ -1201,7 +1210,7 @@ TEST(ElasticReconcileTest, GrowsIntoIdleCapacityThenPublishes) {
   f.api.Clear();
   f.cache.Put(kube::kNodes, Node("n2", 4));
   f.cache.Put(kube::kQueues, Queue("team-a", 8));
-  f.cache.Put(kube::kTrainingJobs, Job("a", ElasticSpec(2, 1, 6), st));
+  f.cache.Put(kube::kTrainingJobs, Written(Job("a", ElasticSpec(2, 1, 6), st), 13));
   f.now = kT0 + 10;
   ASSERT_TRUE(f.reconciler.Schedule().error.ok());
   EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/a"), nullptr) << "cool-down";
@@ -1243,7 +1252,7 @@ TEST(ElasticReconcileTest, ReclaimShrinksInsteadOfPreempting) {
 
   // Job a's reconcile: worker 2 is still training (kept), worker 3 left (exit 0: deleted).
   f.api.Clear();
-  a = Job("a", ElasticSpec(4, 1, 4), st);
+  a = Written(Job("a", ElasticSpec(4, 1, 4), st), 11);
   f.cache.Put(kube::kTrainingJobs, a);
   f.cache.Put(kube::kPods, WorkerPod(a, 3, "n1", "Running", false, 0));
   ReconcileResult r = f.reconciler.Reconcile("default/a");
