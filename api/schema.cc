@@ -124,7 +124,13 @@ FieldSpec BuildTrainingJob() {
        Str("pendingReason"),
        Int("queuePosition", 0),
        Array("placement", Str("")),
-       Int("observedGeneration", 0)});
+       Int("observedGeneration", 0),
+       Obj("elastic", {Int("workers", 0), Int("epoch", 0), Str("reason"), Array("members", Int("", 0)),
+                       Array("resizes", Obj("", {Int("from", 0), Int("to", 0),
+                                                 Str("reason", {"Grow", "ReclaimBorrowed", "LowerPriority",
+                                                                "WorkerFailed"}),
+                                                 Str("message"), Time("time"), Int("epoch", 0),
+                                                 Int("lostSteps", 0)}))})});
   return Obj("", {Str("apiVersion"), Str("kind"), Metadata(), spec, status});
 }
 

@@ -327,6 +327,30 @@ TrainingJob ParseTrainingJob(const json& object, const SectionValidators& valida
     for (const json& n : *pl)
       if (n.is_string()) status.placement.push_back(n.get<std::string>());
   GetInt(st, "observedGeneration", &status.observed_generation);
+  if (const json* el = Get(st, "elastic"); el && el->is_object()) {
+    ElasticStatus e;
+    GetInt(*el, "workers", &e.workers);
+    GetInt(*el, "epoch", &e.epoch);
+    GetString(*el, "reason", &e.reason);
+    if (const json* m = Get(*el, "members"); m && m->is_array())
+      for (const json& v : *m)
+        if (v.is_number_integer()) e.members.push_back(v.get<int64_t>());
+    if (const json* rs = Get(*el, "resizes"); rs && rs->is_array()) {
+      for (const json& r : *rs) {
+        if (!r.is_object()) continue;
+        ResizeRecord rec;
+        GetInt(r, "from", &rec.from);
+        GetInt(r, "to", &rec.to);
+        GetString(r, "reason", &rec.reason);
+        GetString(r, "message", &rec.message);
+        GetString(r, "time", &rec.time);
+        GetInt(r, "epoch", &rec.epoch);
+        if (const json* l = Get(r, "lostSteps"); l && l->is_number_integer()) rec.lost_steps = l->get<int64_t>();
+        e.resizes.push_back(std::move(rec));
+      }
+    }
+    status.elastic = std::move(e);
+  }
 
   ApplyDefaults(&job);
   // Cross-field rules only make sense on values that passed the schema; skip the ones whose
@@ -470,6 +494,19 @@ json StatusToJson(const TrainingJobStatus& st) {
   if (st.queue_position) j["queuePosition"] = st.queue_position;
   if (!st.placement.empty()) j["placement"] = st.placement;
   if (st.observed_generation) j["observedGeneration"] = st.observed_generation;
+  if (st.elastic) {
+    const ElasticStatus& e = *st.elastic;
+    json rs = json::array();
+    for (const ResizeRecord& r : e.resizes) {
+      json rj = {{"from", r.from}, {"to", r.to}, {"reason", r.reason}, {"epoch", r.epoch}};
+      if (!r.message.empty()) rj["message"] = r.message;
+      if (!r.time.empty()) rj["time"] = r.time;
+      if (r.lost_steps) rj["lostSteps"] = *r.lost_steps;
+      rs.push_back(std::move(rj));
+    }
+    j["elastic"] = {{"workers", e.workers}, {"epoch", e.epoch}, {"members", e.members}, {"resizes", rs}};
+    if (!e.reason.empty()) j["elastic"]["reason"] = e.reason;
+  }
   return j;
 }
 

@@ -191,6 +191,36 @@ struct Progress {
   bool operator==(const Progress&) const = default;
 };
 
+// One resize of an elastic job (status.elastic.resizes), newest last.
+struct ResizeRecord {
+  int64_t from = 0;
+  int64_t to = 0;
+  // Grow (idle capacity), ReclaimBorrowed (another queue reclaimed its share), LowerPriority (a
+  // higher-priority job of the queue), WorkerFailed (a worker failed for good).
+  std::string reason;
+  std::string message;
+  std::string time;       // RFC 3339: when the operator decided it
+  int64_t epoch = 0;      // the membership epoch that carries it
+  // Training steps lost by it, where the operator knows: 0 for a planned resize (the trainers
+  // switch at a step boundary); unset after a failure (the trainers' `resized` event says 0 or 1).
+  std::optional<int64_t> lost_steps;
+  bool operator==(const ResizeRecord&) const = default;
+};
+inline constexpr size_t kMaxResizeHistory = 10;
+
+// status.elastic: the membership the operator publishes in the ConfigMap "<job>-membership"
+// (api/membership.h) and its history. Set while an elastic job is admitted.
+struct ElasticStatus {
+  int64_t workers = 0;  // trainers in the published membership
+  int64_t epoch = 0;    // its epoch
+  std::string reason;   // why that epoch began
+  // Worker slots (pod "<job>-worker-<slot>") in rank order: the published members, then any
+  // new ones of a grow in progress (they start first and are published once they all run).
+  std::vector<int64_t> members;
+  std::vector<ResizeRecord> resizes;  // the last kMaxResizeHistory, oldest first
+  bool operator==(const ElasticStatus&) const = default;
+};
+
 struct TrainingJobStatus {
   std::string phase;  // "" until the operator first sees the job
   std::vector<Condition> conditions;
@@ -203,6 +233,7 @@ struct TrainingJobStatus {
   int64_t queue_position = 0;   // while Queued: 1-based position in its queue; 0 otherwise
   std::vector<std::string> placement;  // node of each worker, rank order, once admitted
   int64_t observed_generation = 0;
+  std::optional<ElasticStatus> elastic;  // elastic jobs (spec.elastic) once admitted
   bool operator==(const TrainingJobStatus&) const = default;
 };
 

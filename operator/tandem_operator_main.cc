@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
                  "Seconds at least between the starts of two scheduling passes")->check(CLI::Range(0.0, 60.0));
   app.add_option("--schedule-interval", options.reconciler.schedule_interval_s,
                  "Seconds between scheduling passes while jobs wait")->check(CLI::Range(0.1, 3600.0));
+  app.add_option("--elastic-cooldown", options.reconciler.elastic_cooldown_s,
+                 "Seconds after an elastic job's last resize before it may grow again")->check(CLI::Range(0.0, 86400.0));
   app.add_option("--termination-grace", options.reconciler.build.termination_grace_s,
                  "Seconds a stopped worker gets to checkpoint (SIGTERM to SIGKILL)")->check(CLI::Range(0, 3600));
   app.add_option("--checkpoint-root", options.reconciler.build.checkpoint_root,

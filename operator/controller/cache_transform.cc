@@ -2,6 +2,7 @@
 
 #include "common/job_certificates.h"
 #include "operator/controller/job_tls.h"
+#include "operator/controller/worker_builder.h"
 #include "operator/kube/informer.h"
 
 namespace tandem::controller {
@@ -85,13 +86,14 @@ std::function<void(json&)> CacheTransformFor(const kube::Resource& r) {
   }
   if (r.plural == kube::kConfigMaps.plural && r.group == kube::kConfigMaps.group) {
     // The job's trust bundle and issued certificate (job_tls.h reads them back after a restart
-    // of the operator), not the manifest copy.
+    // of the operator) and an elastic job's membership (compared before it is rewritten), not
+    // the manifest copy.
     return [](json& o) {
       kube::DropServerBookkeeping(o);
       json data = o.value("data", json::object());
       MetadataOnly(o);
       json kept = json::object();
-      for (const char* k : {tls::kCaBundleFile, kIssuedCertKey}) {
+      for (const char* k : {tls::kCaBundleFile, kIssuedCertKey, kMembershipKey}) {
         if (auto v = data.find(k); v != data.end()) kept[k] = std::move(*v);
       }
       if (!kept.empty()) o["data"] = std::move(kept);

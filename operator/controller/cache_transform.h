@@ -9,8 +9,8 @@
 //   Nodes:  metadata; spec.unschedulable, taints; status.allocatable, capacity,
 //           conditions[].type/status (a real node's status also lists every image it holds).
 //   Services, NetworkPolicies: metadata only (the controller checks that they exist).
-//   ConfigMaps: metadata and the job's TLS trust bundle and issued certificate (job_tls.h),
-//           not the copy of the whole manifest.
+//   ConfigMaps: metadata, the job's TLS trust bundle and issued certificate (job_tls.h) and an
+//           elastic job's membership.json (worker_builder.h), not the copy of the whole manifest.
 //   TrainingJobs, Queues, PersistentVolumeClaims: whole (status is written back from them).
 //
 // A reader of another field must add it here; `controller_cache_transform_test` runs the

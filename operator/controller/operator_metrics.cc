@@ -37,6 +37,10 @@ OperatorMetrics& OperatorMetrics::Get() {
         r.AddGauge("tandem_operator_leader",
                    "1 while this replica holds the leader Lease and reconciles, else 0")
             .Get(),
+        r.AddCounter("tandem_operator_resizes_total",
+                     "Resizes of elastic TrainingJobs, by direction (grow, shrink) and reason "
+                     "(Grow, ReclaimBorrowed, LowerPriority, WorkerFailed)",
+                     {"direction", "reason"}),
     };
   }();
   return *m;

@@ -26,6 +26,7 @@ struct OperatorMetrics {
   metrics::Family<metrics::Gauge>& job_workers;       // {namespace, tandem_job, queue, state}: desired|running|ready
   metrics::Family<metrics::Gauge>& job_queued_since;  // {namespace, tandem_job, queue, reason}: unix time
   metrics::Gauge* leader;                             // 1 while this replica leads (or runs unelected)
+  metrics::Family<metrics::Counter>& resizes;         // {direction, reason}: grow|shrink, elastic jobs
 };
 
 }  // namespace tandem::controller

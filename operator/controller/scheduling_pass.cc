@@ -2,14 +2,17 @@
 // queues, jobs and the admissions written but not yet seen), one fair-share decision by the pure
 // scheduler (operator/scheduler), then the API writes that carry it out: preemptions, admissions,
 // pending reasons and queue status.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <set>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "api/queue.h"
+#include "operator/controller/elastic_state.h"
 #include "operator/controller/object_state.h"
 #include "operator/controller/operator_metrics.h"
 #include "operator/controller/trainingjob_reconciler.h"
@@ -128,6 +131,7 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
     snap.nodes.push_back(std::move(info));
   }
   std::map<std::string, std::vector<std::string>> job_pod_nodes;  // job uid -> nodes of live pods
+  std::map<std::string, std::vector<std::pair<int, std::string>>> job_pod_slots;  // job uid -> (slot, node)
   for (const auto& p : cache_->List(kube::kPods)) {
     std::string phase = PodPhase(*p);
     if (phase == "Succeeded" || phase == "Failed") continue;
@@ -135,6 +139,12 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
     if (node == nullptr || !node->is_string()) continue;
     if (!OwnerKey(*p).empty()) {
       job_pod_nodes[kube::ControllerUidOf(*p)].push_back(node->get<std::string>());
+      int slot = -1;
+      if (const json* labels = kube::FieldAt(*p, "metadata.labels"); labels != nullptr && labels->is_object()) {
+        auto it = labels->find(kRankLabel);
+        if (it != labels->end() && it->is_string()) absl::SimpleAtoi(it->get<std::string>(), &slot);
+      }
+      job_pod_slots[kube::ControllerUidOf(*p)].push_back({slot, node->get<std::string>()});
       continue;
     }
     scheduler::PodUsage u;
@@ -171,8 +181,9 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
     if (assumed != assumed_.end()) {
       // Our write is visible once the cache shows that version or a later admission decision.
       bool visible = kube::ResourceVersionOf(*o) == assumed->second.written_rv ||
-                     (!assumed->second.placement.empty() && !job.status.placement.empty()) ||
-                     (assumed->second.placement.empty() && job.status.placement.empty() && Placed(phase) == false);
+                     (assumed->second.resize ? kube::ResourceVersionOf(*o) != assumed->second.base_rv
+                      : (!assumed->second.placement.empty() && !job.status.placement.empty()) ||
+                            (assumed->second.placement.empty() && job.status.placement.empty() && Placed(phase) == false));
       if (visible) {
         assumed_.erase(assumed);
         assumed = assumed_.end();
@@ -199,6 +210,26 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
       continue;  // not queued yet: its own reconcile queues it first
     } else {
       info.placement.clear();
+    }
+    if (info.elastic && !info.placement.empty() && !info.terminating) {
+      // A resize in flight (written, not yet seen; a grow not yet published; workers that left
+      // still running) holds further decisions; so does the cool-down, for grows.
+      info.resizing = (assumed != assumed_.end() && assumed->second.resize) || GrowPending(job.status) ||
+                      !job.status.elastic.has_value();
+      if (assumed != assumed_.end() && assumed->second.resize) {
+        // A shrink written but not seen yet: the workers it removes still hold their nodes.
+        for (size_t r = assumed->second.placement.size(); r < job.status.placement.size(); ++r)
+          info.releasing.push_back(job.status.placement[r]);
+      }
+      const std::vector<int> slots = WorkerSlots(job);
+      if (auto pods = job_pod_slots.find(kube::UidOf(*o)); pods != job_pod_slots.end()) {
+        for (const auto& [slot, node] : pods->second) {
+          if (std::find(slots.begin(), slots.end(), slot) != slots.end()) continue;
+          info.releasing.push_back(node);
+          info.resizing = true;
+        }
+      }
+      info.cooling_down = CoolingDown(job.status, Now(), options_.elastic_cooldown_s);
     }
     snap.jobs.push_back(info);
     (*job_objects)[key] = o;
@@ -235,6 +266,10 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     api::TrainingJobStatus st = victim.status;
     st.phase = api::kPhaseQueued;
     st.placement.clear();
+    if (st.elastic) {
+      st.elastic->members.clear();
+      st.elastic->workers = 0;
+    }
     st.workers.running = st.workers.ready = 0;
     api::SetCondition(&st.conditions, api::kConditionPreempted, "True", p.reason, p.message, now);
     api::SetCondition(&st.conditions, api::kConditionAdmitted, "False", "Preempted", p.message, now);
@@ -255,6 +290,53 @@ ReconcileResult TrainingJobReconciler::Schedule() {
   // The pass's status writes are independent of each other: issued at once, then waited for
   // together (one pass used to take pending-jobs x request latency).
   kube::CallGroup writes(options_.requests);
+  // Elastic resizes. A shrink is published at once (the trainers leave at their next step
+  // boundary; their pods are deleted once they have exited); a grow plans new members, whose
+  // pods the job's reconcile creates, and is published once they run (PublishGrow).
+  for (const auto& r : decision.resizes) {
+    auto it = jobs.find(r.job);
+    if (it == jobs.end() || !it->second.status.elastic) continue;
+    api::TrainingJob& job = it->second;
+    const json& obj = *objects[r.job];
+    api::TrainingJobStatus st = job.status;
+    api::ElasticStatus& e = *st.elastic;
+    if (e.members.size() != st.placement.size() || static_cast<int>(st.placement.size()) != r.from) continue;
+    const bool grow = r.to > r.from;
+    if (grow) {
+      std::set<int> taken;  // slots whose pods still exist
+      for (const auto& pod : cache_->List(kube::kPods)) {
+        if (kube::ControllerUidOf(*pod) != kube::UidOf(obj)) continue;
+        const json* labels = kube::FieldAt(*pod, "metadata.labels");
+        int slot = -1;
+        if (labels != nullptr && labels->is_object() && labels->contains(kRankLabel) && (*labels)[kRankLabel].is_string() &&
+            absl::SimpleAtoi((*labels)[kRankLabel].get<std::string>(), &slot))
+          taken.insert(slot);
+      }
+      for (int64_t slot : NewSlots(e.members, taken, r.to - r.from)) e.members.push_back(slot);
+    } else {
+      e.members.resize(static_cast<size_t>(r.to));
+    }
+    st.placement = r.placement;
+    st.workers.desired = r.to;
+    if (!grow) PublishMembers(&st, r.from, r.reason, r.message, now, 0);
+    writes.Add([this, &m, &obj, &r, grow, st = std::move(st)]() -> absl::Status {
+      auto w = api_->UpdateStatus(kube::kTrainingJobs, kube::StatusUpdateBody(obj, api::StatusToJson(st)));
+      if (!w.ok()) return w.status();
+      {
+        absl::MutexLock lock(&mu_);
+        assumed_[r.job] = {r.placement, kube::ResourceVersionOf(*w), /*resize=*/true, kube::ResourceVersionOf(obj)};
+      }
+      if (grow) {
+        Event(obj, "Normal", "Growing",
+              absl::StrCat("starting ", r.to - r.from, " new workers (", r.from, " -> ", r.to,
+                           "); published once they run: ", r.message));
+      } else {
+        RecordResized(obj, "Normal", st.elastic->resizes.back());
+        m.resizes.WithLabels({"shrink", r.reason})->Inc();
+      }
+      return absl::OkStatus();
+    });
+  }
   for (const auto& a : decision.admissions) {
     auto it = jobs.find(a.job);
     if (it == jobs.end()) continue;
@@ -266,6 +348,7 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     st.pending_reason.clear();
     st.queue_position = 0;
     st.workers.desired = a.workers;
+    if (job.spec.elastic) StartMembership(&st, a.workers, absl::StrCat("admitted with ", a.workers, " workers"));
     std::set<std::string> nodes(a.placement.begin(), a.placement.end());
     std::string message = absl::StrCat("admitted by queue ", job.spec.queue, ": ", a.workers, " workers on ",
                                        absl::StrJoin(nodes, ","));

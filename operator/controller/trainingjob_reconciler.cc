@@ -17,6 +17,7 @@
 #include "api/worker_result.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "operator/controller/elastic_state.h"
 #include "operator/controller/object_state.h"
 #include "operator/controller/operator_metrics.h"
 #include "operator/controller/serving_builder.h"
@@ -495,8 +496,22 @@ ReconcileResult TrainingJobReconciler::OnPlaced(Pass& p) {
     p.result.error = s;
     return Write(p);
   }
-  const std::optional<WorkerFailure> failure = FindWorkerFailure(p);
+  const bool elastic = p.job.spec.elastic.has_value();
+  if (elastic && !p.st().elastic.has_value()) {
+    // Admitted before status.elastic existed: its membership starts now (the pods wait for it).
+    StartMembership(&p.st(), static_cast<int>(p.st().placement.size()),
+                    absl::StrCat("started with ", p.st().placement.size(), " workers"));
+    return Write(p);
+  }
+  if (elastic) {
+    if (absl::Status s = SyncMembership(p); !s.ok()) {
+      p.result.error = s;
+      return Write(p);
+    }
+  }
+  std::optional<WorkerFailure> failure = FindWorkerFailure(p);
   const bool restarting = p.st().phase == api::kPhaseRestarting;
+  if (failure.has_value() && !restarting && elastic && ShrinkAfterFailure(p, *failure)) failure.reset();
   // Rank 0 is going away; its successor is scraped when it runs.
   if (failure.has_value() || restarting) ForgetProgress(p.key);
   if (failure.has_value() && !restarting) return OnWorkerFailure(p, *failure);
@@ -504,9 +519,126 @@ ReconcileResult TrainingJobReconciler::OnPlaced(Pass& p) {
   absl::StatusOr<bool> created = CreateMissingWorkers(p);
   if (!created.ok()) p.result.error = created.status();
   if (!created.ok() || !*created) return Write(p);
+  if (elastic) {
+    ReleaseLeavingWorkers(p);
+    PublishGrow(p);
+  }
   RotateCertificates(p);
   UpdateWorkers(p);
   return Write(p);
+}
+
+// The ConfigMap "<job>-membership" says what status.elastic says is published. It is written
+// only from the status as cached (a status this pass changes reaches it on the next pass), and
+// never back to an older epoch, so the trainers' epoch only rises.
+absl::Status TrainingJobReconciler::SyncMembership(Pass& p) {
+  const api::TrainingJob& job = p.job;
+  if (!job.status.elastic || job.status.elastic->workers <= 0) return absl::OkStatus();
+  const std::string& ns = job.metadata.namespace_;
+  const std::string name = MembershipConfigMapName(job.metadata.name);
+  json want = BuildMembershipConfigMap(p.obj, job, options_.build);
+  const std::string text = want["data"][kMembershipKey].get<std::string>();
+  kube::Object have = cache_->Get(kube::kConfigMaps, ns + "/" + name);
+  if (have == nullptr) {
+    auto created = api_->Create(kube::kConfigMaps, ns, want);
+    if (created.ok() || kube::IsAlreadyExists(created.status())) return absl::OkStatus();
+    return created.status();
+  }
+  const json* data = kube::FieldAt(*have, "data");
+  std::string current;
+  if (data != nullptr && data->is_object() && data->contains(kMembershipKey) && (*data)[kMembershipKey].is_string())
+    current = (*data)[kMembershipKey].get<std::string>();
+  if (current == text) return absl::OkStatus();
+  if (auto old = api::ParseMembership(current, name); old.ok() && old->epoch > job.status.elastic->epoch) {
+    // The cached job is older than the ConfigMap: its next version will say more.
+    p.result.requeue_after_s = 1;
+    return absl::OkStatus();
+  }
+  auto patched = api_->Patch(kube::kConfigMaps, ns, name, kube::PatchType::kMerge,
+                             json{{"data", {{kMembershipKey, text}}}});
+  return patched.status();
+}
+
+// A member that failed for good (any exit but 75, which only says it saw a peer fail; or a pod
+// that vanished), while the job stays at or above minCount: a new epoch without it, instead of
+// failing or restarting the whole job. True when the failure is handled so.
+bool TrainingJobReconciler::ShrinkAfterFailure(Pass& p, const WorkerFailure& failure) {
+  api::TrainingJobStatus& st = p.st();
+  if (!st.elastic || failure.slot < 0 || failure.peer_failure) return false;
+  api::ElasticStatus& e = *st.elastic;
+  auto it = std::find(e.members.begin(), e.members.end(), failure.slot);
+  if (it == e.members.end()) return false;
+  const size_t index = static_cast<size_t>(it - e.members.begin());
+  if (static_cast<int64_t>(index) >= e.workers) {
+    // One of a grow's new workers: the grow is called off; the job goes on as it was.
+    CancelGrow(p, failure.message);
+    return true;
+  }
+  if (GrowPending(st)) CancelGrow(p, failure.message);
+  const int64_t lowest = std::max<int64_t>(1, p.job.spec.workers.min_count);
+  if (e.workers - 1 < lowest) return false;
+  const int64_t from = e.workers;
+  e.members.erase(e.members.begin() + static_cast<long>(index));
+  st.placement.erase(st.placement.begin() + static_cast<long>(index));
+  PublishMembers(&st, from, "WorkerFailed",
+                 absl::StrCat(failure.message, "; continuing with ", from - 1, " workers (minCount ", lowest, ")"), p.now,
+                 std::nullopt);
+  RecordResized(p.obj, "Warning", e.resizes.back());
+  OperatorMetrics::Get().resizes.WithLabels({"shrink", "WorkerFailed"})->Inc();
+  return true;  // its pod, no longer a member, is deleted by ReleaseLeavingWorkers
+}
+
+void TrainingJobReconciler::CancelGrow(Pass& p, const std::string& why) {
+  api::TrainingJobStatus& st = p.st();
+  api::ElasticStatus& e = *st.elastic;
+  const size_t keep = static_cast<size_t>(e.workers);
+  if (e.members.size() <= keep) return;
+  const size_t planned = e.members.size();
+  e.members.resize(keep);
+  st.placement.resize(keep);
+  Event(p.obj, "Warning", "GrowCancelled",
+        absl::StrCat("grow ", keep, " -> ", planned, " workers called off: ", why));
+}
+
+// Workers no longer in the membership: deleted once their trainer has exited (it leaves at a
+// step boundary and exits 0), or at once when it never ran or failed.
+void TrainingJobReconciler::ReleaseLeavingWorkers(Pass& p) {
+  const std::vector<int> slots = WorkerSlots(p.job);
+  std::vector<kube::Object> gone;
+  bool waiting = false;
+  for (const auto& [slot, pod] : p.pods.by_rank) {
+    if (std::find(slots.begin(), slots.end(), slot) != slots.end()) continue;
+    if (WorkerPhase(*pod) == "Running") {
+      waiting = true;
+      continue;
+    }
+    gone.push_back(pod);
+  }
+  if (!gone.empty()) DeleteWorkers(p, gone);
+  if (waiting && (p.result.requeue_after_s <= 0 || p.result.requeue_after_s > 5)) p.result.requeue_after_s = 5;
+  if (!gone.empty() || waiting) p.result.schedule = true;  // their capacity is free once they are gone
+}
+
+// A grow's new workers run (they load their data and wait to be named): publish the new epoch.
+void TrainingJobReconciler::PublishGrow(Pass& p) {
+  api::TrainingJobStatus& st = p.st();
+  if (!GrowPending(st)) return;
+  api::ElasticStatus& e = *st.elastic;
+  for (size_t i = static_cast<size_t>(e.workers); i < e.members.size(); ++i) {
+    auto pod = p.pods.by_rank.find(static_cast<int>(e.members[i]));
+    if (pod == p.pods.by_rank.end() || WorkerPhase(*pod->second) != "Running" || !PodReady(*pod->second)) return;
+  }
+  const int64_t from = e.workers;
+  PublishMembers(&st, from, "Grow",
+                 absl::StrCat("grown ", from, " -> ", e.members.size(), " workers into idle capacity of queue ",
+                              p.job.spec.queue),
+                 p.now, 0);
+  RecordResized(p.obj, "Normal", e.resizes.back());
+  OperatorMetrics::Get().resizes.WithLabels({"grow", "Grow"})->Inc();
+}
+
+void TrainingJobReconciler::RecordResized(const json& obj, const std::string& type, const api::ResizeRecord& r) {
+  Event(obj, type, "Resized", absl::StrCat(r.from, " -> ", r.to, " workers (membership epoch ", r.epoch, "): ", r.message));
 }
 
 // A failed pod (the last one seen, or the first whose exit code is not retryable), else, while
@@ -515,10 +647,15 @@ std::optional<TrainingJobReconciler::WorkerFailure> TrainingJobReconciler::FindW
     const Pass& p) const {
   std::optional<WorkerFailure> failure;
   bool retryable = true;
+  const std::vector<int> slots = WorkerSlots(p.job);
   for (const auto& [rank, pod] : p.pods.by_rank) {
     if (WorkerPhase(*pod) != "Failed") continue;
+    // A worker that left an elastic job is not the job's failure.
+    if (std::find(slots.begin(), slots.end(), rank) == slots.end()) continue;
     std::vector<std::string> parts;
+    bool peer_failure = false;
     for (const auto& [container, code] : ExitCodes(*pod)) {
+      if (container == kTrainerContainer && code == api::kExitPeerFailure) peer_failure = true;
       std::string why = LastLine(TerminationMessage(*pod, container.c_str()));
       parts.push_back(absl::StrCat(container, " exited with ", code, why.empty() ? "" : " (" + why + ")"));
       const auto& ok = p.job.spec.restart_policy.retryable_exit_codes;
@@ -527,16 +664,21 @@ std::optional<TrainingJobReconciler::WorkerFailure> TrainingJobReconciler::FindW
     failure = WorkerFailure{"WorkerFailed",
                             absl::StrCat("worker ", rank, " (", kube::NameOf(*pod), ") failed",
                                          parts.empty() ? "" : ": " + absl::StrJoin(parts, ", ")),
-                            retryable};
+                            retryable, rank, peer_failure};
     if (!retryable) break;
   }
   if (!failure.has_value() && p.job.status.phase == api::kPhaseRunning) {
-    const int world = static_cast<int>(p.job.status.placement.size());
-    for (int r = 0; r < world; ++r) {
+    // The published members (a grow's new workers may not be in the cache yet).
+    size_t published = slots.size();
+    if (p.job.status.elastic && p.job.spec.elastic)
+      published = std::min(published, static_cast<size_t>(std::max<int64_t>(0, p.job.status.elastic->workers)));
+    for (size_t i = 0; i < published; ++i) {
+      const int r = slots[i];
       if (p.pods.by_rank.count(r) == 0) {
         return WorkerFailure{"WorkerLost",
                              absl::StrCat("worker ", r, " (", WorkerPodName(p.job.metadata.name, r),
-                                          ") disappeared")};
+                                          ") disappeared"),
+                             true, r, false};
       }
     }
   }
@@ -614,8 +756,9 @@ bool TrainingJobReconciler::RestartGang(Pass& p) {
 // worker stuck in ContainerCreating.
 absl::StatusOr<bool> TrainingJobReconciler::CreateMissingWorkers(Pass& p) {
   const api::TrainingJob& job = p.job;
-  const size_t world = job.status.placement.size();
-  const bool missing = p.pods.by_rank.size() < world;
+  const std::vector<int> slots = WorkerSlots(job);
+  bool missing = false;
+  for (int slot : slots) missing |= p.pods.by_rank.count(slot) == 0;
   if (missing && job.spec.checkpoint.storage == api::kStorageExistingClaim) {
     auto claim = api_->Get(kube::kPersistentVolumeClaims, job.metadata.namespace_, job.spec.checkpoint.claim_name);
     if (!claim.ok()) {
@@ -638,8 +781,8 @@ absl::StatusOr<bool> TrainingJobReconciler::CreateMissingWorkers(Pass& p) {
     if (absl::Status s = tls_.EnsureIssued(job, Now()); !s.ok()) return s;
   }
   kube::CallGroup workers(options_.requests);  // the gang's pods at once
-  for (size_t r = 0; r < world; ++r) {
-    const int rank = static_cast<int>(r);
+  for (size_t r = 0; r < slots.size(); ++r) {
+    const int rank = slots[r];
     if (p.pods.by_rank.count(rank) != 0) continue;
     workers.Add([this, ns = job.metadata.namespace_,
                  pod = BuildWorkerPod(p.obj, job, rank, job.status.placement[r], job.status.restarts,
@@ -668,9 +811,20 @@ void TrainingJobReconciler::RotateCertificates(Pass& p) {
 void TrainingJobReconciler::UpdateWorkers(Pass& p) {
   const api::TrainingJob& job = p.job;
   api::TrainingJobStatus& st = p.st();
+  if (GrowPending(st)) {
+    // The published members finished before the grow's new ones joined: nothing to join.
+    bool done = st.elastic->workers > 0;
+    for (int64_t i = 0; i < st.elastic->workers && done; ++i) {
+      auto pod = p.pods.by_rank.find(static_cast<int>(st.elastic->members[static_cast<size_t>(i)]));
+      done = pod != p.pods.by_rank.end() && WorkerPhase(*pod->second) == "Succeeded";
+    }
+    if (done) CancelGrow(p, "the job's workers finished first");
+  }
   const int world = static_cast<int>(st.placement.size());
+  const std::vector<int> slots = WorkerSlots(job);
   int running = 0, ready = 0, succeeded = 0, failed = 0;
   for (const auto& [rank, pod] : p.pods.by_rank) {
+    if (std::find(slots.begin(), slots.end(), rank) == slots.end()) continue;  // left the job
     std::string phase = WorkerPhase(*pod);
     if (phase == "Running") running++;
     if (phase == "Running" && PodReady(*pod)) ready++;

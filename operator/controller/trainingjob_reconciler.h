@@ -66,6 +66,9 @@ struct ReconcilerOptions {
   kube::RequestPool* requests = nullptr;
   // Lifetimes and propagation delay of the jobs' TLS certificates (operator/controller/job_tls.h).
   tls::RotationPolicy tls_rotation{};
+  // An elastic job is not grown again until this long after its last resize (shrinks for
+  // another queue's reclaim are not held back).
+  double elastic_cooldown_s = 60;
 };
 
 class TrainingJobReconciler {
@@ -97,6 +100,8 @@ class TrainingJobReconciler {
     std::string reason;  // WorkerFailed or WorkerLost
     std::string message;
     bool retryable = true;
+    int slot = -1;              // the worker's slot (tandem.dev/rank)
+    bool peer_failure = false;  // its trainer exited 75: it saw a peer fail, it did not fail itself
   };
 
   // The phase handlers of Reconcile.
@@ -113,6 +118,15 @@ class TrainingJobReconciler {
   bool RestartGang(Pass& p);
   absl::StatusOr<bool> CreateMissingWorkers(Pass& p);
   void RotateCertificates(Pass& p);
+  // Elastic jobs (spec.elastic, elastic_state.h): the membership ConfigMap follows status.elastic;
+  // a worker that fails for good above minCount is dropped from the membership; workers that
+  // left are deleted once their trainer has exited; a grow is published once its new workers run.
+  absl::Status SyncMembership(Pass& p);
+  bool ShrinkAfterFailure(Pass& p, const WorkerFailure& failure);
+  void CancelGrow(Pass& p, const std::string& why);
+  void ReleaseLeavingWorkers(Pass& p);
+  void PublishGrow(Pass& p);
+  void RecordResized(const nlohmann::json& obj, const std::string& type, const api::ResizeRecord& r);
   void UpdateWorkers(Pass& p);
   void WarnIfClaimPending(Pass& p);
   // Finish: the job ends in `phase` (Succeeded or Failed). Write: the status, if it changed.
@@ -150,6 +164,11 @@ class TrainingJobReconciler {
   struct Assumed {
     std::vector<std::string> placement;  // empty: preempted (terminating)
     std::string written_rv;
+    // An elastic resize, written against the cached version `base_rv`: visible once the cache
+    // shows any other version (the write was conditional on that one, so any newer version is
+    // it or later).
+    bool resize = false;
+    std::string base_rv;
   };
   absl::Mutex mu_;
   std::map<std::string, Assumed> assumed_ ABSL_GUARDED_BY(mu_);

@@ -1,5 +1,7 @@
 #include "operator/controller/worker_builder.h"
 
+#include <algorithm>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "operator/controller/job_tls.h"
@@ -15,6 +17,46 @@ std::string TokenSecretName(const std::string& job) { return absl::StrCat(job, "
 std::string ConfigMapName(const std::string& job) { return absl::StrCat(job, "-config"); }
 std::string NetworkPolicyName(const std::string& job) { return job; }
 std::string CheckpointClaimName(const std::string& job) { return absl::StrCat(job, "-checkpoints"); }
+std::string MembershipConfigMapName(const std::string& job) { return absl::StrCat(job, "-membership"); }
+
+std::vector<int> WorkerSlots(const api::TrainingJob& job) {
+  std::vector<int> slots;
+  const auto& e = job.status.elastic;
+  if (job.spec.elastic && e && !e->members.empty() && e->members.size() == job.status.placement.size()) {
+    for (int64_t m : e->members) slots.push_back(static_cast<int>(m));
+    return slots;
+  }
+  for (size_t r = 0; r < job.status.placement.size(); ++r) slots.push_back(static_cast<int>(r));
+  return slots;
+}
+
+namespace {
+std::string WorkerHost(const api::TrainingJob& job, int slot) {
+  return absl::StrCat(WorkerPodName(job.metadata.name, slot), ".", ServiceName(job.metadata.name), ".",
+                      job.metadata.namespace_, ".svc");
+}
+}  // namespace
+
+Endpoint WorkerEndpoint(const api::TrainingJob& job, int slot, const BuildOptions& o) {
+  return {WorkerHost(job, slot), o.ports.collective};
+}
+
+api::Membership PublishedMembership(const api::TrainingJob& job, const BuildOptions& o) {
+  const api::ElasticStatus& e = *job.status.elastic;
+  api::Membership m;
+  m.epoch = e.epoch;
+  m.reason = e.reason;
+  const size_t n = std::min(e.members.size(), static_cast<size_t>(std::max<int64_t>(0, e.workers)));
+  for (size_t i = 0; i < n; ++i) m.peers.push_back(WorkerEndpoint(job, static_cast<int>(e.members[i]), o));
+  return m;
+}
+
+json BuildMembershipConfigMap(const json& job_object, const api::TrainingJob& job, const BuildOptions& o) {
+  return {{"apiVersion", "v1"},
+          {"kind", "ConfigMap"},
+          {"metadata", ChildMeta(job_object, MembershipConfigMapName(job.metadata.name))},
+          {"data", {{kMembershipKey, api::RenderMembership(PublishedMembership(job, o))}}}};
+}
 
 std::string CheckpointClaimFor(const api::TrainingJob& job) {
   const auto& c = job.spec.checkpoint;
@@ -55,21 +97,29 @@ json Resources(const api::ResourceRequirements& r) {
 api::WorkerContract WorkerContractFor(const api::TrainingJob& job, api::WorkerRole role, int rank,
                                       const BuildOptions& o) {
   const std::string& name = job.metadata.name;
-  const std::string& ns = job.metadata.namespace_;
   const int world = static_cast<int>(job.status.placement.empty() ? job.spec.workers.count
                                                                   : job.status.placement.size());
   const bool trainer = role == api::WorkerRole::kTrainer;
+  // An elastic job's worker starts with the membership it is planned into (the survivors'
+  // slots, then the new ones): its rank there, those slots as peers. Fixed: slots 0..world-1.
+  std::vector<int> slots = WorkerSlots(job);
+  const auto self = std::find(slots.begin(), slots.end(), rank);
+  const bool elastic = job.spec.elastic.has_value() && job.status.elastic.has_value() && self != slots.end();
+  if (!elastic) {
+    slots.clear();
+    for (int r = 0; r < world; ++r) slots.push_back(r);
+  }
   api::WorkerContract c;
   c.role = role;
   c.manifest_path = absl::StrCat(kJobMountPath, "/", kJobManifestKey);
   c.job_name = name;
-  c.rank = rank;
-  c.world_size = world;
-  for (int r = 0; r < world; ++r) {
-    std::string host = absl::StrCat(WorkerPodName(name, r), ".", ServiceName(name), ".", ns, ".svc");
-    c.peers.push_back({host, o.ports.collective});
-    c.pservers.push_back({host, o.ports.pserver});
+  c.rank = elastic ? static_cast<int>(self - slots.begin()) : rank;
+  c.world_size = static_cast<int>(slots.size());
+  for (int slot : slots) {
+    c.peers.push_back(WorkerEndpoint(job, slot, o));
+    c.pservers.push_back({WorkerHost(job, slot), o.ports.pserver});
   }
+  if (elastic && trainer) c.membership_file = absl::StrCat(kMembershipMountPath, "/", kMembershipKey);
   c.token = kTokenFromSecret;
   c.tls = PodTlsFiles();
   c.checkpoint_dir = CheckpointDir(job, api::RoleName(role), rank);
@@ -139,7 +189,11 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
       {"resources", Resources(job.spec.pserver.resources)},
       {"securityContext", container_security},
       {"volumeMounts", mounts}};
-  SetInvocation(WorkerContractFor(job, api::WorkerRole::kTrainer, rank, o), name, &trainer);
+  const api::WorkerContract trainer_contract = WorkerContractFor(job, api::WorkerRole::kTrainer, rank, o);
+  if (!trainer_contract.membership_file.empty()) {
+    trainer["volumeMounts"].push_back({{"name", "membership"}, {"mountPath", kMembershipMountPath}, {"readOnly", true}});
+  }
+  SetInvocation(trainer_contract, name, &trainer);
   SetInvocation(WorkerContractFor(job, api::WorkerRole::kPServer, rank, o), name, &pserver);
   json checkpoint_volume = {{"name", "checkpoints"}};
   if (std::string claim = CheckpointClaimFor(job); !claim.empty()) {
@@ -171,6 +225,9 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
         {{"name", "job"}, {"configMap", {{"name", ConfigMapName(name)}}}},
         {{"name", "tmp"}, {"emptyDir", json::object()}},
         TlsVolume(name)}}};
+  if (!trainer_contract.membership_file.empty()) {
+    spec["volumes"].push_back({{"name", "membership"}, {"configMap", {{"name", MembershipConfigMapName(name)}}}});
+  }
   if (!job.spec.node_selector.empty()) spec["nodeSelector"] = job.spec.node_selector;
   return {{"apiVersion", "v1"}, {"kind", "Pod"}, {"metadata", meta}, {"spec", spec}};
 }

@@ -12,6 +12,7 @@
 
 #include <string>
 
+#include "api/membership.h"
 #include "api/training_job.h"
 #include "api/worker_contract.h"
 #include "nlohmann/json.hpp"
@@ -46,6 +47,13 @@ inline constexpr char kTokenFromSecret[] = "(from Secret)";
 // result there (TANDEM_TERMINATION_LOG) and the kubelet copies it into the pod's status.
 inline constexpr char kTerminationMessagePath[] = "/dev/termination-log";
 
+// Elastic jobs (spec.elastic): the ConfigMap "<job>-membership" holds the membership
+// (api/membership.h) under kMembershipKey; it is mounted (whole, not with subPath, so that the
+// kubelet refreshes the file in place) at kMembershipMountPath in the trainer container, and
+// TANDEM_MEMBERSHIP names the file.
+inline constexpr char kMembershipMountPath[] = "/etc/tandem-membership";
+inline constexpr char kMembershipKey[] = "membership.json";
+
 // Where the checkpoint volume is mounted in both containers. TANDEM_CHECKPOINT_DIR is a folder
 // under it per role and rank ("trainer-0", "pserver-0"; under "<job>/" on an ExistingClaim, which
 // may hold several jobs), created by the processes themselves (no subPath: kubelet would create
@@ -68,6 +76,7 @@ std::string TokenSecretName(const std::string& job);
 std::string ConfigMapName(const std::string& job);
 std::string NetworkPolicyName(const std::string& job);  // "<job>"
 std::string CheckpointClaimName(const std::string& job);  // "<job>-checkpoints"
+std::string MembershipConfigMapName(const std::string& job);  // "<job>-membership"
 // The claim to mount, by spec.checkpoint.storage: "<job>-checkpoints", claimName, or "" (HostPath).
 std::string CheckpointClaimFor(const api::TrainingJob& job);
 // TANDEM_CHECKPOINT_DIR of one process: kCheckpointMountPath/[<job>/]<role>-<rank>.
@@ -85,7 +94,20 @@ nlohmann::json Resources(const api::ResourceRequirements& r);
 api::WorkerContract WorkerContractFor(const api::TrainingJob& job, api::WorkerRole role, int rank,
                                       const BuildOptions& options);
 
+// The worker slots of an admitted job in rank order: for an elastic job with status.elastic,
+// its members (one per entry of status.placement); otherwise 0 .. placement.size()-1.
+std::vector<int> WorkerSlots(const api::TrainingJob& job);
+// The collective endpoint of worker `slot`: its stable DNS name in the headless Service.
+Endpoint WorkerEndpoint(const api::TrainingJob& job, int slot, const BuildOptions& options);
+// The membership status.elastic says is published (its epoch, the first `workers` members).
+// REQUIRES: job.status.elastic.
+api::Membership PublishedMembership(const api::TrainingJob& job, const BuildOptions& options);
+nlohmann::json BuildMembershipConfigMap(const nlohmann::json& job_object, const api::TrainingJob& job,
+                                        const BuildOptions& options);
+
 // `job_object` is the job as read from the API (for the owner reference); `job` its parse.
+// `rank` is the worker's slot (its pod name and tandem.dev/rank label); for an elastic job its
+// contract is the membership of WorkerSlots(job) (its rank there, all of them as peers).
 nlohmann::json BuildWorkerPod(const nlohmann::json& job_object, const api::TrainingJob& job, int rank,
                               const std::string& node, int64_t restart, const BuildOptions& options);
 nlohmann::json BuildService(const nlohmann::json& job_object, const api::TrainingJob& job,

@@ -55,7 +55,14 @@ class Pass {
   void TryJob(QueueState& q, int job);
   // Returns true when preemptions were issued (or are pending) for the job.
   bool TryPreempt(QueueState& q, int job, int n, std::string* reason, std::string* message);
+  // Shrinks elastic `candidates` (victim order) toward their minCount until `job` fits with `n`
+  // workers; true (and the resizes recorded) when it does, else nothing changes.
+  bool TryShrink(QueueState& q, int job, int n, const std::vector<int>& candidates, std::string* reason,
+                 std::string* message);
+  // Grows admitted elastic jobs into capacity no waiting job is short of.
+  void GrowElastic();
   std::vector<int> NodesOf(const JobInfo& j) const;
+  std::vector<int> NodesOf(const std::vector<std::string>& names) const;
 
   const Snapshot& s_;
   NodePool pool_;
@@ -73,13 +80,16 @@ class Pass {
   std::vector<bool> victim_;  // by job index: chosen as a victim in this pass
   std::vector<int> admitted_;     // admitted, not terminating: victim order (lowest priority, newest first)
   std::vector<int> terminating_;  // admitted and terminating
+  std::vector<int> releasing_;    // admitted jobs with workers leaving after a shrink
   std::vector<std::pair<std::string, std::string>> job_reason_;  // by job index: reason, message
   SchedulingResult result_;
 };
 
-std::vector<int> Pass::NodesOf(const JobInfo& j) const {
+std::vector<int> Pass::NodesOf(const JobInfo& j) const { return NodesOf(j.placement); }
+
+std::vector<int> Pass::NodesOf(const std::vector<std::string>& names) const {
   std::vector<int> nodes;
-  for (const std::string& n : j.placement) {
+  for (const std::string& n : names) {
     auto it = node_index_.find(n);
     if (it != node_index_.end()) nodes.push_back(it->second);
   }
@@ -158,12 +168,18 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
   const bool within = q.info->preempt_lower_priority;
   if (!reclaim && !within) return false;
 
-  // Victims of earlier passes still terminating: if their capacity would be enough, wait.
-  if (!terminating_.empty()) {
+  // Victims of earlier passes still terminating, and workers leaving shrunk elastic jobs: if
+  // their capacity would be enough, wait.
+  if (!terminating_.empty() || !releasing_.empty()) {
     std::vector<std::pair<const JobInfo*, std::vector<int>>> freed;
     for (int ti : terminating_) {
       const JobInfo& t = s_.jobs[ti];
       freed.emplace_back(&t, NodesOf(t));
+      for (int node : freed.back().second) pool_.Release(node, t.per_worker);
+    }
+    for (int ri : releasing_) {
+      const JobInfo& t = s_.jobs[ri];
+      freed.emplace_back(&t, NodesOf(t.releasing));
       for (int node : freed.back().second) pool_.Release(node, t.per_worker);
     }
     std::vector<int> nodes;
@@ -174,7 +190,7 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
     if (fits) {
       q.reserved += j.per_worker * n;
       *reason = "WaitingForPreemption";
-      *message = absl::StrCat("waiting for preempted or finishing jobs to release their resources (",
+      *message = absl::StrCat("waiting for preempted, shrunk or finishing jobs to release their resources (",
                               *message, ")");
       return true;
     }
@@ -194,6 +210,8 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
              : (reclaim && !vq.usage.FitsIn(vq.info->guaranteed)))
       candidates.push_back(i);
   }
+  // Elastic victims give up workers first: shrinking them loses no job's progress.
+  if (TryShrink(q, job, n, candidates, reason, message)) return true;
   // Queues' usage as victims are taken away: a queue stops being a reclaim target once it is
   // back within its guarantee.
   std::map<int, Resources> usage;
@@ -256,6 +274,126 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
   return true;
 }
 
+bool Pass::TryShrink(QueueState& q, int job, int n, const std::vector<int>& candidates, std::string* reason,
+                     std::string* message) {
+  const JobInfo& j = s_.jobs[job];
+  struct Shrink {
+    int job;
+    int size;  // workers kept
+  };
+  std::vector<Shrink> shrinks;
+  std::map<int, Resources> usage;  // by queue, as workers are taken away
+  std::vector<int> placed;
+  bool fits = false;
+  for (int c : candidates) {
+    const JobInfo& v = s_.jobs[c];
+    if (!v.elastic || v.resizing) continue;
+    const int lowest = std::max(1, v.min_count);
+    const int have = static_cast<int>(v.placement.size());
+    if (have <= lowest) continue;
+    const int vqi = job_queue_[c];
+    QueueState& vq = queues_[vqi];
+    if (!usage.count(vqi)) usage[vqi] = vq.usage;
+    int size = have;
+    // Highest ranks first; a reclaimed queue keeps at least its guarantee.
+    while (size > lowest && !fits) {
+      if (&vq != &q && usage[vqi].FitsIn(vq.info->guaranteed)) break;
+      auto node = node_index_.find(v.placement[static_cast<size_t>(size - 1)]);
+      if (node != node_index_.end()) pool_.Release(node->second, v.per_worker);
+      usage[vqi] -= v.per_worker;
+      --size;
+      placed.clear();
+      if (pool_.PlaceGang(j.per_worker, n, j.node_selector, &placed)) {
+        pool_.ReleaseGang(j.per_worker, placed);
+        fits = true;
+      }
+    }
+    if (size < have) shrinks.push_back({c, size});
+    if (fits) break;
+  }
+  // The leaving workers hold their resources until they have exited, shrink or not.
+  for (const Shrink& sh : shrinks) {
+    const JobInfo& v = s_.jobs[sh.job];
+    for (size_t r = static_cast<size_t>(sh.size); r < v.placement.size(); ++r) {
+      auto node = node_index_.find(v.placement[r]);
+      if (node != node_index_.end()) pool_.Use(node->second, v.per_worker);
+    }
+  }
+  if (!fits) return false;
+  for (const Shrink& sh : shrinks) {
+    victim_[sh.job] = true;  // no other decision for it in this pass
+    const JobInfo& v = s_.jobs[sh.job];
+    const bool same = v.queue == j.queue;
+    Resize r;
+    r.job = v.key;
+    r.from = static_cast<int>(v.placement.size());
+    r.to = sh.size;
+    r.placement.assign(v.placement.begin(), v.placement.begin() + sh.size);
+    r.reason = same ? "LowerPriority" : "ReclaimBorrowed";
+    r.preemptor = j.key;
+    r.message = same ? absl::StrCat("shrunk ", r.from, " -> ", r.to, " workers for higher-priority job ", j.key,
+                                    " (priority ", j.priority, " > ", v.priority, ")")
+                     : absl::StrCat("shrunk ", r.from, " -> ", r.to, " workers: queue ", v.queue,
+                                    " borrows beyond its guarantee; queue ", j.queue, " reclaims it for ", j.key);
+    result_.resizes.push_back(std::move(r));
+  }
+  q.reserved += j.per_worker * n;
+  *reason = "Shrinking";
+  *message = absl::StrCat("shrinking ", shrinks.size(), " elastic job(s) to make room; admitted once their ",
+                          "workers have left (", *message, ")");
+  return true;
+}
+
+void Pass::GrowElastic() {
+  // Capacity a waiting job is short of (or being freed for one) is not idle: growing into it
+  // would only be undone by a shrink on the next pass.
+  for (const QueueState& q : queues_) {
+    for (int w : q.waiting) {
+      const std::string& why = job_reason_[w].first;
+      if (why == "InsufficientResources" || why == "Preempting" || why == "WaitingForPreemption" ||
+          why == "Shrinking")
+        return;
+    }
+  }
+  std::vector<std::vector<int>> grown(s_.jobs.size());
+  using Entry = std::tuple<double, int64_t, int64_t, int>;  // share, -priority, created, job
+  std::priority_queue<Entry, std::vector<Entry>, std::greater<Entry>> heap;
+  auto can_grow = [&](int i) {
+    const JobInfo& v = s_.jobs[i];
+    return v.elastic && !v.resizing && !v.cooling_down && !victim_[i] && job_queue_[i] >= 0 &&
+           static_cast<int>(v.placement.size() + grown[i].size()) < v.max_count;
+  };
+  for (int i : admitted_) {
+    if (can_grow(i)) heap.emplace(Share(queues_[job_queue_[i]]), -s_.jobs[i].priority, s_.jobs[i].created, i);
+  }
+  while (!heap.empty()) {
+    const int i = std::get<3>(heap.top());
+    heap.pop();
+    const JobInfo& v = s_.jobs[i];
+    QueueState& q = queues_[job_queue_[i]];
+    if (!QueueLimit(q, v, 1).empty()) continue;
+    std::vector<int> node;
+    if (!pool_.PlaceGang(v.per_worker, 1, v.node_selector, &node)) continue;
+    q.usage += v.per_worker;
+    grown[i].push_back(node[0]);
+    if (can_grow(i)) heap.emplace(Share(q), -v.priority, v.created, i);
+  }
+  for (int i : admitted_) {
+    if (grown[i].empty()) continue;
+    const JobInfo& v = s_.jobs[i];
+    Resize r;
+    r.job = v.key;
+    r.from = static_cast<int>(v.placement.size());
+    r.to = r.from + static_cast<int>(grown[i].size());
+    r.placement = v.placement;
+    for (int node : grown[i]) r.placement.push_back(s_.nodes[node].name);
+    r.reason = "Grow";
+    r.message = absl::StrCat("grown ", r.from, " -> ", r.to, " workers into idle capacity",
+                             r.to < v.max_count ? "" : " (maxCount)", " of queue ", v.queue);
+    result_.resizes.push_back(std::move(r));
+  }
+}
+
 SchedulingResult Pass::Run() {
   for (size_t i = 0; i < s_.nodes.size(); ++i) {
     node_index_.emplace(s_.nodes[i].name, static_cast<int>(i));
@@ -289,6 +427,8 @@ SchedulingResult Pass::Run() {
     const int qi = job_queue_[i];
     if (!j.placement.empty()) {
       for (int node : NodesOf(j)) pool_.Use(node, j.per_worker);
+      for (int node : NodesOf(j.releasing)) pool_.Use(node, j.per_worker);
+      if (!j.releasing.empty()) releasing_.push_back(static_cast<int>(i));
       (j.terminating ? terminating_ : admitted_).push_back(static_cast<int>(i));
       if (qi >= 0) {
         queues_[qi].usage += JobUsage(j);
@@ -369,6 +509,7 @@ SchedulingResult Pass::Run() {
   };
   for (QueueState& q : queues_) q.cursor = 0;
   drain(next_open, [&](const QueueState& q) { return Share(q); });
+  GrowElastic();
   // Positions follow queue order, whichever phase left a job waiting.
   for (QueueState& q : queues_) {
     std::vector<int> order;

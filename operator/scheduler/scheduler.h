@@ -19,7 +19,14 @@
 //    preempts jobs of queues that borrow beyond their guarantee (lowest priority, then newest,
 //    first; only as many as needed). With withinQueue: LowerPriority it may also preempt
 //    lower-priority jobs of its own queue. It is admitted on a later pass, once they are gone.
-// 5. Every job left pending gets a reason naming the short resource, the binding queue limit,
+//    Before stopping any job whole it shrinks elastic jobs of those queues toward their
+//    minCount (highest ranks first); only when shrinking cannot make room are whole jobs
+//    preempted.
+// 5. Elastic jobs grow toward maxCount, one worker at a time, the queue with the lowest
+//    weighted share first, into capacity no waiting job is short of, within their queue's
+//    guaranteed + borrowingLimit. A job with a resize in flight is left alone; one in its
+//    cool-down may shrink but not grow.
+// 6. Every job left pending gets a reason naming the short resource, the binding queue limit,
 //    or the preemption it waits for, and its position in its queue.
 #pragma once
 
@@ -44,10 +51,24 @@ struct Preemption {
   std::string message;
 };
 
+// An elastic job's new size. Grow: `placement` is the old one plus a node for each new worker
+// (new ranks at the end). Shrink: the old one without its highest ranks (rank 0 always stays).
+struct Resize {
+  std::string job;
+  int from = 0;
+  int to = 0;
+  std::vector<std::string> placement;  // rank order, to entries
+  // Grow (idle capacity), ReclaimBorrowed (another queue reclaims its guarantee) or
+  // LowerPriority (a higher-priority job of the same queue, withinQueue: LowerPriority).
+  std::string reason;
+  std::string message;
+  std::string preemptor;  // shrinks: the pending job it makes room for
+};
+
 struct PendingJob {
   std::string job;
   // InsufficientResources, NeverFits, QueueLimit, NoSuchQueue, NamespaceNotServed,
-  // WaitingForPreemption, Preempting.
+  // WaitingForPreemption, Preempting, Shrinking.
   std::string reason;
   std::string message;  // "position 2 of 5 in queue team-a: insufficient nvidia.com/gpu: ..."
   int position = 0;     // 1-based among the queue's pending jobs; 0 when it has no queue
@@ -65,6 +86,7 @@ struct QueueReport {
 struct SchedulingResult {
   std::vector<Admission> admissions;
   std::vector<Preemption> preemptions;
+  std::vector<Resize> resizes;  // at most one per job
   std::vector<PendingJob> pending;
   std::vector<QueueReport> queues;
 };

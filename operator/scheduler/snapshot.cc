@@ -1,5 +1,7 @@
 #include "operator/scheduler/snapshot.h"
 
+#include <algorithm>
+
 namespace tandem::scheduler {
 
 QueueInfo QueueInfoFrom(const api::Queue& q) {
@@ -26,6 +28,8 @@ JobInfo JobInfoFrom(const api::TrainingJob& job, int64_t created) {
   info.min_count = static_cast<int>(std::min(job.spec.workers.min_count, job.spec.workers.count));
   info.node_selector = job.spec.node_selector;
   info.placement = job.status.placement;
+  info.elastic = job.spec.elastic.has_value();
+  info.max_count = static_cast<int>(std::max(job.spec.workers.max_count, job.spec.workers.count));
   return info;
 }
 

@@ -53,6 +53,20 @@ struct JobInfo {
   // Admitted jobs that are being preempted or are finishing: they still hold their resources
   // but are never chosen as victims again.
   bool terminating = false;
+
+  // Elastic jobs (spec.elastic, docs/elastic.md): an admitted one may grow toward max_count
+  // into idle capacity and is shrunk toward min_count, instead of being preempted whole, when
+  // another queue reclaims what it borrows. Fixed jobs (elastic false) are never resized.
+  bool elastic = false;
+  int max_count = 0;     // elastic: the most workers it may grow to (<= count: never grows)
+  // A resize of this job is in flight (new workers not yet all in the membership, or removed
+  // workers not yet gone): no resize decision is taken for it until it completes.
+  bool resizing = false;
+  // It was resized recently (the controller's cool-down): it may be shrunk, but not grown.
+  bool cooling_down = false;
+  // Nodes of workers that left the job (a shrink) and still run until they exit: they hold
+  // their resources on those nodes, like terminating jobs, but are not in `placement`.
+  std::vector<std::string> releasing;
 };
 
 struct Snapshot {

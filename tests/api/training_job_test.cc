@@ -329,6 +329,29 @@ TEST(TrainingJobTest, ElasticIsOptionalDefaultedAndRoundTrips) {
   EXPECT_NE(Dump(Errors(j)).find("spec.elastic.policy"), std::string::npos) << Dump(Errors(j));
 }
 
+TEST(TrainingJobTest, ElasticStatusRoundTrips) {
+  FieldErrors errors;
+  json j = ValidJob();
+  j["spec"]["workers"] = {{"count", 2}, {"minCount", 1}, {"maxCount", 4}};
+  j["spec"]["elastic"] = json::object();
+  j["status"] = {{"phase", "Running"}, {"placement", {"n1", "n2", "n2"}},
+                 {"elastic", {{"workers", 3}, {"epoch", 4}, {"reason", "grown 2 -> 3"}, {"members", {0, 2, 3}},
+                              {"resizes", {{{"from", 3}, {"to", 2}, {"reason", "WorkerFailed"}, {"epoch", 3},
+                                            {"time", "2026-12-06T10:00:00Z"}, {"message", "worker 1 failed"}},
+                                           {{"from", 2}, {"to", 3}, {"reason", "Grow"}, {"epoch", 4},
+                                            {"time", "2026-12-06T10:05:00Z"}, {"lostSteps", 0}}}}}}};
+  TrainingJob job = ParseTrainingJob(j, SectionValidators{}, &errors);
+  EXPECT_TRUE(errors.empty()) << Dump(errors);
+  ASSERT_TRUE(job.status.elastic.has_value());
+  EXPECT_EQ(job.status.elastic->members, (std::vector<int64_t>{0, 2, 3}));
+  ASSERT_EQ(job.status.elastic->resizes.size(), 2u);
+  EXPECT_FALSE(job.status.elastic->resizes[0].lost_steps.has_value()) << "unknown stays unknown";
+  EXPECT_EQ(job.status.elastic->resizes[1].lost_steps, 0);
+  TrainingJob back = ParseTrainingJob(ToJson(job), SectionValidators{}, &errors);
+  EXPECT_EQ(back.status, job.status);
+  EXPECT_FALSE(StatusToJson(TrainingJobStatus{}).contains("elastic")) << "fixed jobs: no status.elastic";
+}
+
 TEST(TrainingJobTest, ReportsEveryProblemNotJustTheFirst) {
   json j = ValidJob();
   j["spec"]["workers"]["count"] = 0;

@@ -12,7 +12,9 @@ GPUs) is admitted, its worker pods, Service, Secret, ConfigMap, NetworkPolicy an
 claim are created and its pods run; `kubectl get tj` shows the printer columns; a worker fails
 with exit code 137 and the gang restarts; suspend and resume; a borrower's job b is preempted by
 the owner's priority-100 job c; job d succeeds and its TTL deletes it; deleting a cascades to its
-children. Observations are values, never timings.
+children; an elastic job e grows into the idle GPUs and is shrunk (not preempted) when the
+owner's job f reclaims them, f running once e's leaving workers have exited. Observations are
+values, never timings.
 
 What stands in for what: on the real control plane kwok runs the nodes and pods (Ready nodes,
 bound pods Running, deleted pods removed after their grace period) and the operator runs as its
@@ -190,6 +192,17 @@ spec:
         lst = self.get_json("-n", NS, "events", "--field-selector", f"involvedObject.name={job}")
         return sorted({e.get("reason", "") for e in (lst or {}).get("items", [])})
 
+    def resizes(self, job):
+        return [(r.get("from"), r.get("to"), r.get("reason"), r.get("epoch"))
+                for r in self.field(job, "status.elastic.resizes") or []]
+
+    def membership(self, job):
+        cm = self.get_json("-n", NS, "configmap", f"{job}-membership")
+        if cm is None:
+            return None
+        m = json.loads(cm.get("data", {}).get("membership.json", "{}") or "{}")
+        return (m.get("epoch"), len(m.get("peers", [])))
+
     def printer_row(self, job):
         out = self.kubectl("-n", NS, "get", "tj", job).splitlines()
         # AGE (the last column) is a time: left out.
@@ -268,6 +281,29 @@ spec:
         uid = self.field("a", "metadata.uid")
         self.kubectl("-n", NS, "delete", "tj", "a", "--wait=false")
         self.expect(s, "a's children gone", lambda: uid is not None and not self.children(uid))
+
+        s = "7 elastic: grow into idle GPUs, shrink for a reclaim"
+        self.kubectl("apply", "-f", "-", stdin=self.job_yaml("e", "scn-borrower", 2, 4, 0, "  elastic: {}").replace(
+            "workers: {count: 2}", "workers: {count: 2, minCount: 1, maxCount: 4}"))
+        self.expect(s, "e grown to 4 published workers", lambda: self.field("e", "status.elastic.workers") == 4
+                    and self.running("e", 4))
+        self.observe(s, f'e members {self.field("e", "status.elastic.members")} epoch {self.field("e", "status.elastic.epoch")}')
+        self.observe(s, f'e resizes {self.resizes("e")}')
+        self.expect(s, "e-membership at that epoch with 4 peers",
+                    lambda: self.membership("e") == (self.field("e", "status.elastic.epoch"), 4))
+        self.expect(s, "events Growing, Resized", lambda: {"Growing", "Resized"} <= set(self.event_reasons("e")))
+        self.kubectl("apply", "-f", "-", stdin=self.job_yaml("f", "scn-owner", 2, 4))
+        self.expect(s, "e shrunk to 2, not preempted", lambda: self.field("e", "status.elastic.workers") == 2
+                    and not self.condition("e", "Preempted") and self.field("e", "status.phase") == "Running")
+        self.observe(s, f'e resizes {self.resizes("e")}')
+        self.expect(s, "e-membership with 2 peers", lambda: (self.membership("e") or (0, 0))[1] == 2)
+        self.expect(s, "f waits for e's leaving workers", lambda: self.condition("f", "Queued").get("reason")
+                    in ("Shrinking", "WaitingForPreemption"))
+        for p in self.live_pods("e"):
+            if p["metadata"]["labels"].get("tandem.dev/rank") in ("2", "3"):
+                self.set_pod_phase(p["metadata"]["name"], "Succeeded", 0)
+        self.expect(s, "f Running once they are gone", lambda: self.running("f", 2) and len(self.live_pods("e")) == 2)
+        self.kubectl("-n", NS, "delete", "tj", "e", "f", "--wait=false")
 
     def run(self):
         try:

@@ -8,6 +8,10 @@
 #include "api/worker_result.h"
 #include "common/tls_certificates.h"
 #include "operator/controller/cache_transform.h"
+#include "operator/controller/elastic_state.h"
+#include "operator/controller/operator_metrics.h"
+#include "api/membership.h"
+#include "api/worker_contract.h"
 
 #include "gtest/gtest.h"
 #include "operator/kube/event_recorder.h"
@@ -1028,6 +1032,9 @@ TEST(ReconcileTest, CachedConfigMapKeepsTheJobsTlsFilesOnly) {
   CacheTransformFor(kube::kConfigMaps)(cm);
   EXPECT_EQ(cm["data"], (json{{"ca.crt", "CA"}, {"issued.crt", "CERT"}})) << cm.dump();
   EXPECT_FALSE(cm["metadata"].contains("managedFields"));
+  json membership = {{"metadata", {{"name", "a-membership"}}}, {"data", {{"membership.json", "{\"epoch\": 1}"}}}};
+  CacheTransformFor(kube::kConfigMaps)(membership);
+  EXPECT_EQ(membership["data"], (json{{"membership.json", "{\"epoch\": 1}"}})) << "compared before a rewrite";
   json plain = {{"metadata", {{"name", "other"}}}, {"data", {{"job.json", "{}"}}}};
   CacheTransformFor(kube::kConfigMaps)(plain);
   EXPECT_FALSE(plain.contains("data")) << plain.dump();
@@ -1073,6 +1080,264 @@ TEST(ReconcileTest, APassBeforeTheCacheCatchesUpDoesNotRewriteAWaitingJob) {
   f.api.Clear();
   f.reconciler.Schedule();
   EXPECT_NE(f.api.Find("update_status", "trainingjobs", "default/big"), nullptr);
+}
+
+
+// --- elastic jobs (spec.elastic): grow, shrink for a reclaim, a worker failing for good -------
+
+json ElasticSpec(int count, int min, int max) {
+  return {{"workers", {{"count", count}, {"minCount", min}, {"maxCount", max}}}, {"elastic", json::object()}};
+}
+json ElasticStatus(int workers, int64_t epoch = 0) {
+  json members = json::array();
+  json placement = json::array();
+  for (int i = 0; i < workers; ++i) {
+    members.push_back(i);
+    placement.push_back("n1");
+  }
+  return {{"phase", "Running"}, {"placement", placement},
+          {"elastic", {{"workers", workers}, {"epoch", epoch}, {"members", members}, {"resizes", json::array()}}}};
+}
+// The job as the cache shows it after a status write: that status, a newer resourceVersion.
+json Written(json job, int rv) {
+  job["metadata"]["resourceVersion"] = std::to_string(rv);
+  return job;
+}
+std::map<std::string, json> PodEnv(const json& pod) {
+  std::map<std::string, json> env;
+  for (const auto& e : pod["spec"]["containers"][0]["env"]) env[e["name"]] = e;
+  return env;
+}
+api::Membership MembershipIn(const json& configmap_or_patch) {
+  auto m = api::ParseMembership(configmap_or_patch["data"]["membership.json"].get<std::string>(), "test");
+  EXPECT_TRUE(m.ok()) << m.status();
+  return m.ok() ? *m : api::Membership{};
+}
+
+TEST(ElasticReconcileTest, GrowsIntoIdleCapacityThenPublishes) {
+  Fixture f;
+  json job = Job("a", ElasticSpec(2, 1, 4), ElasticStatus(2));
+  f.cache.Put(kube::kTrainingJobs, job);
+  for (int r = 0; r < 2; ++r) f.cache.Put(kube::kPods, WorkerPod(job, r, "n1", "Running", true));
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  const auto* w = f.api.Find("update_status", "trainingjobs", "default/a");
+  ASSERT_NE(w, nullptr);
+  json st = w->body["status"];
+  EXPECT_EQ(st["placement"], json({"n1", "n1", "n1", "n1"})) << "4 GPUs idle: grown to maxCount";
+  EXPECT_EQ(st["elastic"]["members"], json({0, 1, 2, 3}));
+  EXPECT_EQ(st["elastic"]["workers"], 2) << "published only once the new workers run";
+  EXPECT_EQ(st["elastic"]["epoch"], 0);
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"Growing"}));
+  // A pass before the cache shows that write decides nothing more for a.
+  f.api.Clear();
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/a"), nullptr) << "resize in flight";
+
+  // The job's reconcile creates the membership (still epoch 0) and the two new workers, which
+  // start with the planned membership of 4.
+  f.api.Clear();
+  job = Written(Job("a", ElasticSpec(2, 1, 4), st), 11);
+  f.cache.Put(kube::kTrainingJobs, job);
+  ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
+  const auto* cm = f.api.Find("create", "configmaps", "default/a-membership");
+  ASSERT_NE(cm, nullptr);
+  api::Membership m0 = MembershipIn(cm->body);
+  EXPECT_EQ(m0.epoch, 0);
+  EXPECT_EQ(m0.world_size(), 2);
+  EXPECT_EQ(f.api.Find("create", "pods", "default/a-worker-0"), nullptr);
+  const auto* pod = f.api.Find("create", "pods", "default/a-worker-3");
+  ASSERT_NE(pod, nullptr);
+  auto env = PodEnv(pod->body);
+  EXPECT_EQ(env["TANDEM_RANK"]["value"], "3");
+  EXPECT_EQ(env["TANDEM_WORLD_SIZE"]["value"], "4");
+  EXPECT_EQ(env["TANDEM_MEMBERSHIP"]["value"], "/etc/tandem-membership/membership.json");
+  // The pod's contract is what the trainer's own parser accepts (one definition of the rule).
+  Environment penv;
+  for (const auto& [name, e] : env) penv[name] = e.contains("value") ? e["value"].get<std::string>() : "tok";
+  auto contract = api::ParseWorkerContract(api::WorkerRole::kTrainer, "/etc/tandem/job.json", penv);
+  ASSERT_TRUE(contract.ok()) << contract.status();
+  EXPECT_EQ(contract->rank, 3);
+  EXPECT_EQ(contract->peers[3], (Endpoint{"a-worker-3.a.default.svc", 7000}));
+  EXPECT_EQ(contract->membership_file, "/etc/tandem-membership/membership.json");
+  bool mounted = false;
+  for (const json& v : pod->body["spec"]["volumes"])
+    if (v.contains("configMap") && v["configMap"]["name"] == "a-membership") mounted = true;
+  EXPECT_TRUE(mounted);
+  EXPECT_EQ(f.api.LastStatus()["elastic"]["workers"], 2) << "nothing published yet";
+  EXPECT_EQ(f.api.LastStatus()["elastic"]["epoch"], 0);
+
+  // Both new workers run: the new epoch is published, recorded and announced.
+  f.api.Clear();
+  auto& grows = *OperatorMetrics::Get().resizes.WithLabels({"grow", "Grow"});
+  const double grows_before = grows.Value();
+  f.cache.Put(kube::kConfigMaps, json{{"metadata", {{"name", "a-membership"}, {"namespace", "default"}}},
+                                      {"data", {{"membership.json", api::RenderMembership(m0)}}}});
+  for (int r = 2; r < 4; ++r) f.cache.Put(kube::kPods, WorkerPod(job, r, "n1", "Running", true));
+  ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
+  st = f.api.LastStatus();
+  EXPECT_EQ(st["elastic"]["workers"], 4);
+  EXPECT_EQ(st["elastic"]["epoch"], 1);
+  ASSERT_EQ(st["elastic"]["resizes"].size(), 1u);
+  EXPECT_EQ(st["elastic"]["resizes"][0]["from"], 2);
+  EXPECT_EQ(st["elastic"]["resizes"][0]["to"], 4);
+  EXPECT_EQ(st["elastic"]["resizes"][0]["reason"], "Grow");
+  EXPECT_EQ(st["elastic"]["resizes"][0]["lostSteps"], 0);
+  EXPECT_EQ(f.api.EventReasons(), (Calls{"Resized"}));
+  EXPECT_EQ(grows.Value(), grows_before + 1) << "tandem_operator_resizes_total{direction=\"grow\"}";
+  EXPECT_EQ(f.api.Find("patch", "configmaps", "default/a-membership"), nullptr) << "status first, then the file";
+
+  // The next pass (the status as cached) moves the ConfigMap to epoch 1 with 4 peers.
+  f.api.Clear();
+  f.cache.Put(kube::kTrainingJobs, Written(Job("a", ElasticSpec(2, 1, 4), st), 12));
+  ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
+  const auto* patch = f.api.Find("patch", "configmaps", "default/a-membership");
+  ASSERT_NE(patch, nullptr);
+  api::Membership m1 = MembershipIn(patch->body);
+  EXPECT_EQ(m1.epoch, 1);
+  ASSERT_EQ(m1.world_size(), 4);
+  EXPECT_EQ(m1.peers[2], (Endpoint{"a-worker-2.a.default.svc", 7000}));
+  // Once the cache (as pruned by the informer) shows it, nothing is rewritten.
+  json current = {{"metadata", {{"name", "a-membership"}, {"namespace", "default"}}},
+                  {"data", {{"membership.json", api::RenderMembership(m1)}, {"job.json", "{}"}}}};
+  CacheTransformFor(kube::kConfigMaps)(current);
+  f.cache.Put(kube::kConfigMaps, current);
+  f.api.Clear();
+  ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
+  EXPECT_EQ(f.api.Find("patch", "configmaps", "default/a-membership"), nullptr);
+  EXPECT_EQ(f.api.Find("create", "configmaps", "default/a-membership"), nullptr);
+
+  // In its cool-down it does not grow again, even with capacity (another node).
+  f.api.Clear();
+  f.cache.Put(kube::kNodes, Node("n2", 4));
+  f.cache.Put(kube::kQueues, Queue("team-a", 8));
+  f.cache.Put(kube::kTrainingJobs, Written(Job("a", ElasticSpec(2, 1, 6), st), 13));
+  f.now = kT0 + 10;
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/a"), nullptr) << "cool-down";
+  f.now = kT0 + 61;
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  w = f.api.Find("update_status", "trainingjobs", "default/a");
+  ASSERT_NE(w, nullptr);
+  EXPECT_EQ(w->body["status"]["elastic"]["members"], json({0, 1, 2, 3, 4, 5}));
+}
+
+TEST(ElasticReconcileTest, ReclaimShrinksInsteadOfPreempting) {
+  Fixture f;
+  auto& shrinks = *OperatorMetrics::Get().resizes.WithLabels({"shrink", "ReclaimBorrowed"});
+  const double shrinks_before = shrinks.Value();
+  f.cache.Put(kube::kQueues, Queue("team-a", 0));
+  f.cache.Put(kube::kQueues, Queue("team-b", 4));
+  json a = Job("a", ElasticSpec(4, 1, 4), ElasticStatus(4, 3));
+  f.cache.Put(kube::kTrainingJobs, a);
+  for (int r = 0; r < 4; ++r) f.cache.Put(kube::kPods, WorkerPod(a, r, "n1", "Running", true));
+  f.cache.Put(kube::kTrainingJobs, Job("b", {{"queue", "team-b"}}, {{"phase", "Queued"}}));
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  const auto* w = f.api.Find("update_status", "trainingjobs", "default/a");
+  ASSERT_NE(w, nullptr);
+  json st = w->body["status"];
+  EXPECT_EQ(st["phase"], "Running") << "shrunk, not preempted";
+  EXPECT_EQ(st["placement"].size(), 2u);
+  EXPECT_EQ(st["elastic"]["members"], json({0, 1}));
+  EXPECT_EQ(st["elastic"]["workers"], 2);
+  EXPECT_EQ(st["elastic"]["epoch"], 4);
+  EXPECT_EQ(st["elastic"]["resizes"][0]["reason"], "ReclaimBorrowed");
+  EXPECT_EQ(shrinks.Value(), shrinks_before + 1);
+  EXPECT_EQ(f.api.Find("delete", "pods"), nullptr) << "the leaving trainers exit on their own";
+  const auto* b = f.api.Find("update_status", "trainingjobs", "default/b");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->body["status"]["conditions"][0]["reason"], "Shrinking") << b->body.dump();
+  std::vector<std::string> reasons = f.api.EventReasons();
+  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "Resized"), reasons.end());
+  EXPECT_EQ(std::find(reasons.begin(), reasons.end(), "Preempted"), reasons.end());
+
+  // Job a's reconcile: worker 2 is still training (kept), worker 3 left (exit 0: deleted).
+  f.api.Clear();
+  a = Written(Job("a", ElasticSpec(4, 1, 4), st), 11);
+  f.cache.Put(kube::kTrainingJobs, a);
+  f.cache.Put(kube::kPods, WorkerPod(a, 3, "n1", "Running", false, 0));
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  ASSERT_TRUE(r.error.ok()) << r.error;
+  EXPECT_NE(f.api.Find("delete", "pods", "default/a-worker-3"), nullptr);
+  EXPECT_EQ(f.api.Find("delete", "pods", "default/a-worker-2"), nullptr);
+  EXPECT_GT(r.requeue_after_s, 0);
+  if (const auto* status = f.api.Find("update_status", "trainingjobs", "default/a"))
+    EXPECT_EQ(status->body["status"]["workers"]["desired"], 2);
+
+  // Until they are gone, b waits for their capacity instead of preempting anything.
+  f.api.Clear();
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/a"), nullptr);
+  b = f.api.Find("update_status", "trainingjobs", "default/b");
+  if (b != nullptr) EXPECT_EQ(b->body["status"]["conditions"][0]["reason"], "WaitingForPreemption") << b->body.dump();
+  f.cache.Remove(kube::kPods, "default/a-worker-2");
+  f.cache.Remove(kube::kPods, "default/a-worker-3");
+  f.api.Clear();
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  b = f.api.Find("update_status", "trainingjobs", "default/b");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->body["status"]["phase"], "Admitted");
+}
+
+TEST(ElasticReconcileTest, WorkerFailingForGoodShrinksAboveMinCount) {
+  Fixture f;
+  json a = Job("a", ElasticSpec(3, 2, 3), ElasticStatus(3));
+  f.cache.Put(kube::kTrainingJobs, a);
+  f.cache.Put(kube::kConfigMaps, json{{"metadata", {{"name", "a-membership"}, {"namespace", "default"}}}, {"data", json::object()}});
+  for (int r = 0; r < 3; ++r) f.cache.Put(kube::kPods, WorkerPod(a, r, "n1", r == 1 ? "Failed" : "Running", r != 1, r == 1 ? 1 : -1));
+  ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Running");
+  EXPECT_EQ(st["elastic"]["members"], json({0, 2})) << "rank order kept, the failed slot gone";
+  EXPECT_EQ(st["elastic"]["workers"], 2);
+  EXPECT_EQ(st["elastic"]["epoch"], 1);
+  EXPECT_EQ(st["elastic"]["resizes"][0]["reason"], "WorkerFailed");
+  EXPECT_FALSE(st["elastic"]["resizes"][0].contains("lostSteps")) << "the operator cannot know";
+  EXPECT_EQ(st.value("restarts", 0), 0);
+  EXPECT_NE(f.api.Find("delete", "pods", "default/a-worker-1"), nullptr);
+  EXPECT_EQ(f.api.Find("delete", "pods", "default/a-worker-0"), nullptr);
+  std::vector<std::string> reasons = f.api.EventReasons();
+  EXPECT_NE(std::find(reasons.begin(), reasons.end(), "Resized"), reasons.end());
+
+  // At minCount the next failure is the job's, as for a fixed job (exit 1: not retryable).
+  f.api.Clear();
+  a = Job("a", ElasticSpec(3, 2, 3), st);
+  f.cache.Put(kube::kTrainingJobs, a);
+  f.cache.Remove(kube::kPods, "default/a-worker-1");
+  f.cache.Put(kube::kPods, WorkerPod(a, 2, "n1", "Failed", false, 1));
+  ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
+  EXPECT_EQ(f.api.LastStatus()["phase"], "Failed");
+}
+
+TEST(ElasticReconcileTest, PeerFailureRestartsTheGangInstead) {
+  Fixture f;
+  json a = Job("a", ElasticSpec(3, 1, 3), ElasticStatus(3));
+  f.cache.Put(kube::kTrainingJobs, a);
+  for (int r = 0; r < 3; ++r) f.cache.Put(kube::kPods, WorkerPod(a, r, "n1", r == 2 ? "Failed" : "Running", r != 2, r == 2 ? 75 : -1));
+  ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Restarting") << "exit 75 says a peer failed, not this worker";
+  EXPECT_EQ(st["elastic"]["workers"], 3);
+}
+
+TEST(ElasticStateTest, NewSlotsHistoryAndCoolDown) {
+  EXPECT_EQ(NewSlots({0, 2}, {}, 2), (std::vector<int64_t>{1, 3}));
+  EXPECT_EQ(NewSlots({0, 1}, {2}, 1), (std::vector<int64_t>{3})) << "slot 2's pod still exists";
+  api::TrainingJobStatus st;
+  StartMembership(&st, 2, "admitted");
+  EXPECT_EQ(st.elastic->epoch, 0);
+  for (int i = 0; i < 15; ++i) {
+    st.elastic->members.push_back(2);
+    PublishMembers(&st, 2, "Grow", "g", kube::FormatRfc3339(kT0 + i), 0);
+    st.elastic->members.pop_back();
+  }
+  EXPECT_EQ(st.elastic->epoch, 15);
+  EXPECT_EQ(st.elastic->resizes.size(), api::kMaxResizeHistory);
+  EXPECT_EQ(st.elastic->resizes.back().epoch, 15);
+  EXPECT_TRUE(CoolingDown(st, kT0 + 20, 60));
+  EXPECT_FALSE(CoolingDown(st, kT0 + 80, 60));
+  StartMembership(&st, 3, "readmitted");
+  EXPECT_EQ(st.elastic->epoch, 16) << "a readmitted job's epoch still rises";
+  EXPECT_EQ(st.elastic->workers, 3);
 }
 
 }  // namespace

@@ -7,8 +7,13 @@
 // - preemption only takes borrowed capacity (or lower priority within a queue), never from a
 //   queue within its guarantee;
 // - every pending job has a reason and a position;
+// - elastic resizes: between minCount (and 1) and maxCount, survivors keep their nodes, grown
+//   workers on schedulable matching nodes within the queue's limit, shrinks only of borrowing
+//   queues (or lower priority within a queue), at most one decision per job, none for a job
+//   with a resize in flight; removed workers hold their nodes until they are gone;
 // - guarantees are honoured: at steady state a queue with enough demand holds its guarantee;
 // - shares converge to weights under contention.
+#include <iostream>
 #include <map>
 #include <random>
 #include <set>
@@ -28,6 +33,7 @@ struct Sim {
   std::mt19937 rng;
   int next_id = 0;
   int passes = 0;
+  int grows = 0, shrinks = 0;
 
   explicit Sim(uint32_t seed) : rng(seed) {}
   int64_t Rand(int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); }
@@ -48,14 +54,28 @@ struct Sim {
     for (const auto& a : r.admissions) admitted[a.job] = &a;
     std::set<std::string> victims;
     for (const auto& p : r.preemptions) victims.insert(p.victim);
+    std::map<std::string, const Resize*> resized;
+    for (const auto& z : r.resizes) {
+      resized[z.job] = &z;
+      (z.to > z.from ? grows : shrinks)++;
+    }
     std::vector<JobInfo> next, stopped;
     for (JobInfo& j : s.jobs) {
       if (j.terminating) {  // victims of the last pass have stopped: they requeue below
         stopped.push_back(j);
         continue;
       }
+      // Workers that left at the last pass have exited; the job may be resized again.
+      j.releasing.clear();
+      j.resizing = false;
       if (victims.count(j.key)) j.terminating = true;
       if (auto it = admitted.find(j.key); it != admitted.end()) j.placement = it->second->placement;
+      if (auto it = resized.find(j.key); it != resized.end()) {
+        const Resize& z = *it->second;
+        for (size_t k = z.placement.size(); k < j.placement.size(); ++k) j.releasing.push_back(j.placement[k]);
+        j.placement = z.placement;
+        j.resizing = !j.releasing.empty();
+      }
       next.push_back(j);
     }
     // Preempted jobs come back as pending jobs (same key, fresh creation time).
@@ -79,9 +99,51 @@ struct Sim {
     for (const auto& j : s.jobs) {
       jobs[j.key] = &j;
       for (const auto& n : j.placement) used[n] += j.per_worker;
+      for (const auto& n : j.releasing) used[n] += j.per_worker;
       queue_usage[j.queue] += j.per_worker * static_cast<int64_t>(j.placement.size());
     }
     std::map<std::string, Resources> queue_before = queue_usage;
+    std::set<std::string> resized, preempted;
+    for (const auto& p : r.preemptions) preempted.insert(p.victim);
+    for (const auto& z : r.resizes) {
+      ASSERT_TRUE(resized.insert(z.job).second) << "two resizes of " << z.job;
+      ASSERT_FALSE(preempted.count(z.job)) << z.job << " resized and preempted";
+      const JobInfo* j = jobs.at(z.job);
+      ASSERT_TRUE(j->elastic) << z.job;
+      ASSERT_FALSE(j->resizing) << z.job;
+      ASSERT_FALSE(j->terminating) << z.job;
+      ASSERT_EQ(z.from, static_cast<int>(j->placement.size()));
+      ASSERT_EQ(static_cast<int>(z.placement.size()), z.to);
+      ASSERT_NE(z.to, z.from);
+      ASSERT_GE(z.to, std::max(1, j->min_count)) << z.job;
+      ASSERT_LE(z.to, std::max(j->max_count, j->count)) << z.job;
+      const size_t kept = std::min(z.placement.size(), j->placement.size());
+      for (size_t k = 0; k < kept; ++k) ASSERT_EQ(z.placement[k], j->placement[k]) << "a survivor moved";
+      if (z.to > z.from) {
+        ASSERT_EQ(z.reason, "Grow");
+        ASSERT_FALSE(j->cooling_down) << z.job;
+        for (size_t k = kept; k < z.placement.size(); ++k) {
+          const std::string& n = z.placement[k];
+          ASSERT_TRUE(nodes.count(n) && nodes[n]->schedulable) << n;
+          for (const auto& [key, v] : j->node_selector)
+            ASSERT_EQ(nodes[n]->labels.count(key) ? nodes[n]->labels.at(key) : "", v);
+          used[n] += j->per_worker;
+        }
+        queue_usage[j->queue] += j->per_worker * static_cast<int64_t>(z.to - z.from);
+      } else {
+        const JobInfo* by = jobs.at(z.preemptor);
+        ASSERT_TRUE(by->placement.empty());
+        if (j->queue == by->queue) {
+          ASSERT_EQ(z.reason, "LowerPriority");
+          ASSERT_LT(j->priority, by->priority);
+        } else {
+          ASSERT_EQ(z.reason, "ReclaimBorrowed");
+          ASSERT_FALSE(queue_before[j->queue].FitsIn(QueueOf(j->queue).guaranteed))
+              << "shrank queue " << j->queue << " within its guarantee";
+        }
+        // The removed workers still run (they hold their nodes) until they have left.
+      }
+    }
     for (const auto& a : r.admissions) {
       const JobInfo* j = jobs.at(a.job);
       ASSERT_TRUE(j->placement.empty()) << a.job << " admitted twice";
@@ -138,6 +200,7 @@ struct Sim {
 };
 
 TEST(SchedulerInvariantsTest, RandomClustersKeepEveryInvariant) {
+  int grows = 0, shrinks = 0;
   for (uint32_t seed = 1; seed <= 150; ++seed) {
     SCOPED_TRACE(::testing::Message() << "seed " << seed);
     Sim sim(seed);
@@ -167,6 +230,11 @@ TEST(SchedulerInvariantsTest, RandomClustersKeepEveryInvariant) {
         j.per_worker.memory = sim.Rand(1, 32) * kGi;
         j.min_count = static_cast<int>(sim.Rand(1, j.count));
         if (sim.Rand(0, 5) == 0) j.node_selector["zone"] = "a";
+        if (sim.Rand(0, 2) == 0) {
+          j.elastic = true;
+          j.max_count = j.count + static_cast<int>(sim.Rand(0, 4));
+          j.cooling_down = sim.Rand(0, 4) == 0;
+        }
         sim.s.jobs.push_back(j);
       }
       sim.Step();
@@ -174,7 +242,13 @@ TEST(SchedulerInvariantsTest, RandomClustersKeepEveryInvariant) {
       // Some admitted jobs finish.
       std::erase_if(sim.s.jobs, [&](const JobInfo& j) { return !j.placement.empty() && !j.terminating && sim.Rand(0, 4) == 0; });
     }
+    grows += sim.grows;
+    shrinks += sim.shrinks;
   }
+  // The elastic rules were exercised, not just allowed.
+  EXPECT_GT(grows, 20);
+  EXPECT_GT(shrinks, 3);
+  std::cout << "elastic decisions checked: " << grows << " grows, " << shrinks << " shrinks\n";
 }
 
 // Uniform 1-GPU jobs (no fragmentation), guarantees summing to at most the cluster: once the
