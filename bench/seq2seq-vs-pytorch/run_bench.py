@@ -12,8 +12,11 @@ the faster kept; Debian's PyTorch 1.13 runs eagerly as a second column (--no-tor
 Printed and recorded: examples/s and the time per 100 batches of each side, and the ratio
 Tandem / PyTorch 2.x of throughput (higher is better).
 --json records: {"name","unit","tandem","peer","ratio"} (examples/s) plus "peer_setting",
-"peer_version", "tandem_s_per_100_batches", "peer_s_per_100_batches", "load" and, with the 1.13
-column, "torch113" and "ratio_torch113".
+"peer_version", "tandem_s_per_100_batches", "peer_s_per_100_batches", "load",
+"tandem_cpu_ms_per_step" / "peer_cpu_ms_per_step" (the least CPU time per step of any run, the
+peer over both settings) and "cpu_ratio" (peer / tandem: the load-robust comparison at 1 thread;
+with more threads CPU time also counts waiting threads) and, with the 1.13 column, "torch113" and
+"ratio_torch113".
 """
 import argparse, json, os, sys
 
@@ -55,7 +58,8 @@ def main():
         print(f"peer:   {peer.describe()}")
     records = []
     print(f"{'name':13} {'tandem ex/s':>11} {'s/100b':>7} {'pt2 ex/s':>9} {'s/100b':>7} "
-          f"{'setting':>8} {'ratio':>6} {'pt1.13 ex/s':>11} {'ratio':>6} {'load':>9}")
+          f"{'setting':>8} {'ratio':>6} {'pt1.13 ex/s':>11} {'ratio':>6} {'load':>9} "
+          f"{'cpu ms/step t/pt2':>17} {'cpu ratio':>9}")
     for model in a.models.split(","):
         steps, warmup = STEPS[model]
         steps = max(2, int(steps * a.scale))
@@ -66,12 +70,16 @@ def main():
             best_t, best_113 = None, None
             best_2 = {s: None for s in settings}
             loads = []
+            cpu_t, cpu_2 = [], []  # CPU ms per step of every run (the least is kept)
             for _ in range(a.repeats):  # interleaved: every side sees the same load
                 loads.append(torch_peers.load_now())
-                best_t = better(best_t, run([a.bin] + args, env_t))
+                r = run([a.bin] + args, env_t)
+                cpu_t.append(r["cpu_ms_per_step"])
+                best_t = better(best_t, r)
                 for s in settings:
-                    best_2[s] = better(best_2[s], run([pt2.python, script] + args + SETTINGS[s],
-                                                      pt2.env(t)))
+                    r = run([pt2.python, script] + args + SETTINGS[s], pt2.env(t))
+                    cpu_2.append(r["cpu_ms_per_step"])
+                    best_2[s] = better(best_2[s], r)
                 if pt113:
                     best_113 = better(best_113, run([pt113.python, script] + args, pt113.env(t)))
             win = max(settings, key=lambda s: best_2[s]["examples_per_sec"])
@@ -80,18 +88,24 @@ def main():
             speed = best_t["examples_per_sec"] / bp["examples_per_sec"]
             r113 = best_113 and best_t["examples_per_sec"] / best_113["examples_per_sec"]
             load = f"{min(loads):.1f}-{max(loads):.1f}"
+            # At 1 thread, CPU time per step is the work itself, whatever the load took from the
+            # wall clock: its ratio is the load-robust figure. With more threads it also counts
+            # waiting threads, so it is printed but is no throughput ratio.
+            cpu_ratio = min(cpu_2) / min(cpu_t)
             print(f"{name:13} {best_t['examples_per_sec']:11.1f} "
                   f"{best_t['ms_per_100_batches'] / 1000:7.1f} {bp['examples_per_sec']:9.1f} "
                   f"{bp['ms_per_100_batches'] / 1000:7.1f} {win:>8} {speed:6.2f} "
                   f"{(best_113['examples_per_sec'] if best_113 else float('nan')):11.1f} "
-                  f"{(r113 or float('nan')):6.2f} {load:>9}", flush=True)
+                  f"{(r113 or float('nan')):6.2f} {load:>9} "
+                  f"{min(cpu_t):8.1f}/{min(cpu_2):8.1f} {cpu_ratio:9.2f}", flush=True)
             rec = {"name": name, "unit": "examples/s", "tandem": best_t["examples_per_sec"],
                    "peer": bp["examples_per_sec"], "ratio": round(speed, 3),
                    "peer_setting": win, "peer_version": pt2.version,
                    "peer_by_setting": {s: best_2[s]["examples_per_sec"] for s in settings},
                    "tandem_s_per_100_batches": round(best_t["ms_per_100_batches"] / 1000, 2),
                    "peer_s_per_100_batches": round(bp["ms_per_100_batches"] / 1000, 2),
-                   "load": load}
+                   "load": load, "tandem_cpu_ms_per_step": min(cpu_t),
+                   "peer_cpu_ms_per_step": min(cpu_2), "cpu_ratio": round(cpu_ratio, 3)}
             if best_113:
                 rec.update(torch113=best_113["examples_per_sec"], ratio_torch113=round(r113, 3))
             records.append(rec)

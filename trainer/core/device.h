@@ -122,6 +122,15 @@ class Device {
   virtual void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                     int64_t ldc) = 0;
+  // `batch` independent products of one shape in one call: for i in [0, batch),
+  // C_i = alpha * op(A_i) op(B_i) + beta * C_i with X_i = x + i * stride_x (row-major, leading
+  // dimensions as in Gemm; the C_i must not overlap). For many small GEMMs (attention's per-example
+  // scores and context): oneDNN's matmul with a batch dimension (one cached primitive per shape)
+  // on the CPU, cuBLAS's strided batched GEMM on the GPU. beta == 0 never reads C.
+  virtual void GemmStridedBatched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                  float alpha, const float* a, int64_t lda, int64_t stride_a,
+                                  const float* b, int64_t ldb, int64_t stride_b, float beta,
+                                  float* c, int64_t ldc, int64_t stride_c, int64_t batch) = 0;
 
   // y[r, :] = softmax(x[r, :]) for `rows` rows of `cols` (numerically stable).
   virtual void Softmax(int64_t rows, int64_t cols, const float* x, float* y) = 0;

@@ -15,20 +15,40 @@ bool AttentionBase::SetupInputs(LayerSetup& s) {
   return true;
 }
 
+void AttentionBase::Plan(const Blob& q, const Blob& m) {
+  const int64_t n = q.batch();
+  block_.assign(n + 1, 0);
+  runs_.clear();
+  for (int64_t e = 0; e < n; ++e) {
+    const int64_t lq = q.lengths[e], lk = m.lengths[e];
+    const bool valid = lq > 0 && lk > 0;
+    block_[e + 1] = block_[e] + (valid ? lq * lk : 0);
+    if (!valid) continue;
+    if (!runs_.empty()) {
+      Run& r = runs_.back();
+      if (r.first + r.count == e && r.lq == lq && r.lk == lk) {
+        ++r.count;
+        continue;
+      }
+    }
+    runs_.push_back({e, 1, lq, lk});
+  }
+}
+
 void AttentionBase::SoftmaxAndContext(const Blob& q, const Blob& m, Blob& out) {
   const int64_t n = q.batch();
   const float* mem = m.value.data();
   float* c = out.value.data();
+  for (const Run& r : runs_) {
+    float* p = probs_.data() + Block(r.first);
+    device_->Softmax(r.count * r.lq, r.lk, scores_.data() + Block(r.first), p);
+    device_->GemmStridedBatched(false, false, r.lq, hk_, r.lk, 1.f, p, r.lk, r.lq * r.lk,
+                                mem + r.first * tk_ * hk_, hk_, tk_ * hk_, 0.f,
+                                c + r.first * tq_ * hk_, hk_, tq_ * hk_, r.count);
+  }
   for (int64_t e = 0; e < n; ++e) {
-    const int64_t lq = q.lengths[e], lk = m.lengths[e];
-    float* ce = c + e * tq_ * hk_;
-    if (lq > 0 && lk > 0) {
-      float* p = probs_.data() + Block(e);
-      device_->Softmax(lq, lk, scores_.data() + Block(e), p);
-      device_->Gemm(false, false, lq, hk_, lk, 1.f, p, lk, mem + e * tk_ * hk_, hk_, 0.f, ce, hk_);
-    }
-    const int64_t valid = lk > 0 ? lq : 0;
-    if (valid < tq_) device_->Fill((tq_ - valid) * hk_, 0.f, ce + valid * hk_);
+    const int64_t valid = m.lengths[e] > 0 ? q.lengths[e] : 0;
+    if (valid < tq_) device_->Fill((tq_ - valid) * hk_, 0.f, c + (e * tq_ + valid) * hk_);
   }
   out.lengths = q.lengths;
 }
@@ -40,22 +60,26 @@ void AttentionBase::ContextBackward(const Blob& q, const Blob& m, const Blob& ou
   const float* dc = out.grad.data();
   dprobs_.Resize(*device_, Shape({n * tq_ * tk_}));
   dscores_.Resize(*device_, Shape({n * tq_ * tk_}));
+  for (const Run& r : runs_) {
+    const float* p = probs_.data() + Block(r.first);
+    const float* dce = dc + r.first * tq_ * hk_;
+    float* dp = dprobs_.data() + Block(r.first);
+    const int64_t blk = r.lq * r.lk;
+    device_->GemmStridedBatched(false, true, r.lq, r.lk, hk_, 1.f, dce, hk_, tq_ * hk_,
+                                mem + r.first * tk_ * hk_, hk_, tk_ * hk_, 0.f, dp, r.lk, blk,
+                                r.count);
+    if (dmemory != nullptr) {
+      device_->GemmStridedBatched(true, false, r.lk, hk_, r.lq, 1.f, p, r.lk, blk, dce, hk_,
+                                  tq_ * hk_, 0.f, dmemory->data() + r.first * tk_ * hk_, hk_,
+                                  tk_ * hk_, r.count);
+    }
+    device_->SoftmaxBackward(r.count * r.lq, r.lk, p, dp, dscores_.data() + Block(r.first));
+  }
+  if (dmemory == nullptr) return;
   for (int64_t e = 0; e < n; ++e) {
-    const int64_t lq = q.lengths[e], lk = m.lengths[e];
-    float* dm = dmemory != nullptr ? dmemory->data() + e * tk_ * hk_ : nullptr;
-    if (lq == 0 || lk == 0) {
-      if (dm != nullptr) device_->Fill(tk_ * hk_, 0.f, dm);
-      continue;
-    }
-    const float* p = probs_.data() + Block(e);
-    const float* dce = dc + e * tq_ * hk_;
-    float* dp = dprobs_.data() + Block(e);
-    device_->Gemm(false, true, lq, lk, hk_, 1.f, dce, hk_, mem + e * tk_ * hk_, hk_, 0.f, dp, lk);
-    if (dm != nullptr) {
-      device_->Gemm(true, false, lk, hk_, lq, 1.f, p, lk, dce, hk_, 0.f, dm, hk_);
-      if (lk < tk_) device_->Fill((tk_ - lk) * hk_, 0.f, dm + lk * hk_);
-    }
-    device_->SoftmaxBackward(lq, lk, p, dp, dscores_.data() + Block(e));
+    const int64_t valid = q.lengths[e] > 0 ? m.lengths[e] : 0;
+    if (valid < tk_)
+      device_->Fill((tk_ - valid) * hk_, 0.f, dmemory->data() + (e * tk_ + valid) * hk_);
   }
 }
 
@@ -80,11 +104,12 @@ void DotAttentionLayer::Forward(const LayerInputs& in, Blob& out, const StepCont
   const int64_t n = q.batch();
   scores_.Resize(*device_, Shape({n * tq_ * tk_}));
   probs_.Resize(*device_, Shape({n * tq_ * tk_}));
-  for (int64_t e = 0; e < n; ++e) {
-    const int64_t lq = q.lengths[e], lk = m.lengths[e];
-    if (lq == 0 || lk == 0) continue;
-    device_->Gemm(false, true, lq, lk, hk_, scale_, q.value.data() + e * tq_ * hq_, hq_,
-                  m.value.data() + e * tk_ * hk_, hk_, 0.f, scores_.data() + Block(e), lk);
+  Plan(q, m);
+  for (const Run& r : runs_) {
+    device_->GemmStridedBatched(false, true, r.lq, r.lk, hk_, scale_,
+                                q.value.data() + r.first * tq_ * hq_, hq_, tq_ * hq_,
+                                m.value.data() + r.first * tk_ * hk_, hk_, tk_ * hk_, 0.f,
+                                scores_.data() + Block(r.first), r.lk, r.lq * r.lk, r.count);
   }
   SoftmaxAndContext(q, m, out);
 }
@@ -95,22 +120,27 @@ void DotAttentionLayer::Backward(const LayerInputs& in, const Blob& out, const L
   const Blob& m = *in[1];
   const int64_t n = q.batch();
   ContextBackward(q, m, out, in_grad[1]);
+  for (const Run& r : runs_) {
+    const float* ds = dscores_.data() + Block(r.first);
+    const int64_t blk = r.lq * r.lk;
+    if (in_grad[0] != nullptr) {
+      device_->GemmStridedBatched(false, false, r.lq, hq_, r.lk, scale_, ds, r.lk, blk,
+                                  m.value.data() + r.first * tk_ * hk_, hk_, tk_ * hk_, 0.f,
+                                  in_grad[0]->data() + r.first * tq_ * hq_, hq_, tq_ * hq_,
+                                  r.count);
+    }
+    if (in_grad[1] != nullptr) {
+      device_->GemmStridedBatched(true, false, r.lk, hk_, r.lq, scale_, ds, r.lk, blk,
+                                  q.value.data() + r.first * tq_ * hq_, hq_, tq_ * hq_, 1.f,
+                                  in_grad[1]->data() + r.first * tk_ * hk_, hk_, tk_ * hk_,
+                                  r.count);
+    }
+  }
+  if (in_grad[0] == nullptr) return;
   for (int64_t e = 0; e < n; ++e) {
-    const int64_t lq = q.lengths[e], lk = m.lengths[e];
-    float* dq = in_grad[0] != nullptr ? in_grad[0]->data() + e * tq_ * hq_ : nullptr;
-    const bool valid = lq > 0 && lk > 0;
-    const float* ds = dscores_.data() + Block(e);
-    if (dq != nullptr) {
-      const int64_t rows = valid ? lq : 0;
-      if (valid)
-        device_->Gemm(false, false, lq, hq_, lk, scale_, ds, lk, m.value.data() + e * tk_ * hk_,
-                      hk_, 0.f, dq, hq_);
-      if (rows < tq_) device_->Fill((tq_ - rows) * hq_, 0.f, dq + rows * hq_);
-    }
-    if (valid && in_grad[1] != nullptr) {
-      device_->Gemm(true, false, lk, hk_, lq, scale_, ds, lk, q.value.data() + e * tq_ * hq_, hq_,
-                    1.f, in_grad[1]->data() + e * tk_ * hk_, hk_);
-    }
+    const int64_t rows = m.lengths[e] > 0 ? q.lengths[e] : 0;
+    if (rows < tq_)
+      device_->Fill((tq_ - rows) * hq_, 0.f, in_grad[0]->data() + (e * tq_ + rows) * hq_);
   }
 }
 
@@ -143,6 +173,7 @@ void AdditiveAttentionLayer::Forward(const LayerInputs& in, Blob& out, const Ste
   hidden_.Resize(*device_, Shape({n * tq_ * tk_, a_}));
   qw_.Resize(*device_, Shape({n * tq_, a_}));
   kw_.Resize(*device_, Shape({n * tk_, a_}));
+  Plan(q, m);
   // Padded rows are projected too (one GEMM each); their results are never read.
   device_->Gemm(false, false, n * tq_, a_, hq_, 1.f, q.value.data(), hq_,
                 params_[0]->value.data(), a_, 0.f, qw_.data(), a_);

@@ -14,6 +14,8 @@
 // query_weights [Hq, A], memory_weights [Hk, A] (Xavier), score_weights [A] (Xavier).
 // Work per example: scores and context are two GEMMs over only the valid block [lq, lk] (no
 // masking arithmetic, no padded rows); the additive score adds lq * lk * A tanh terms.
+// Consecutive examples of equal lengths (every example, when the batch is full length or
+// bucketed to one length) share one strided batched GEMM per product and one softmax call.
 #pragma once
 
 #include <vector>
@@ -28,14 +30,24 @@ class AttentionBase : public Layer {
  protected:
   // Checks the two sequence inputs and records their shapes; false on error.
   bool SetupInputs(LayerSetup& s);
-  // Per example n: where its [lq, lk] score block starts in a [N * Tq * Tk] buffer.
-  int64_t Block(int64_t n) const { return n * tq_ * tk_; }
+  // Per example n: where its [lq, lk] score block starts in a [N * Tq * Tk] buffer. The blocks
+  // are packed (each lq * lk after the one before), so a run of examples with equal lengths is one
+  // contiguous [count * lq, lk] matrix: one softmax and one batched GEMM per product for the run.
+  int64_t Block(int64_t n) const { return block_[n]; }
+  // Consecutive examples [first, first + count) with the same lengths lq, lk > 0.
+  struct Run {
+    int64_t first, count, lq, lk;
+  };
+  // Fills block_ and runs_ from the batch's lengths (in Forward; Backward reuses them).
+  void Plan(const Blob& q, const Blob& m);
   // probs_ = softmax(scores_) per valid block, then out = probs * memory (zero elsewhere).
   void SoftmaxAndContext(const Blob& q, const Blob& m, Blob& out);
   // From out.grad: dmemory = probs^T dc (overwritten, when wanted) and dscores_ (per block).
   void ContextBackward(const Blob& q, const Blob& m, const Blob& out, Tensor* dmemory);
 
   int64_t tq_ = 0, tk_ = 0, hq_ = 0, hk_ = 0;
+  std::vector<int64_t> block_;
+  std::vector<Run> runs_;
   Tensor scores_, probs_, dprobs_, dscores_;
 };
 

@@ -4,7 +4,8 @@
 // Attribute: size (required). Parameters: input_weights [C, 4*size], recurrent_weights
 // [size, 4*size] (Xavier), bias [4*size] (zero).
 // Each step costs one GEMM over only the still-running sequences; the input projection of all
-// steps is a single GEMM.
+// steps is a single GEMM, and so are the backward pass's weight gradients (dWx, and dWh over the
+// stacked gate gradients of every step).
 #pragma once
 
 #include "trainer/layers/layer.h"
@@ -24,7 +25,7 @@ class LstmLayer final : public Layer {
  private:
   int64_t steps_ = 0, in_ = 0, h_ = 0;
   SequencePacking pack_;
-  Tensor x_, gates_, c_, hs_, dh_, dgates_, dx_, dc_;
+  Tensor x_, gates_, c_, hs_, dh_, dgates_, dx_, dc_, hprev_, wht_;
 };
 
 }  // namespace tandem::trainer

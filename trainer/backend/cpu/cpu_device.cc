@@ -11,11 +11,14 @@
 #include <omp.h>
 #include <sys/mman.h>
 
+#include <bit>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "common/check.h"
@@ -327,12 +330,10 @@ class CpuEltwise final : public EltwiseKernel {
         cpu::ReluForward(n, x, y);
         break;
       case EltwiseKind::kSigmoid:
-#pragma omp parallel for schedule(static) if (n > 8192)
-        for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + std::exp(-x[i]));
+        cpu::SigmoidForward(n, x, y);
         break;
       case EltwiseKind::kTanh:
-#pragma omp parallel for schedule(static) if (n > 8192)
-        for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+        cpu::TanhForward(n, x, y);
         break;
     }
   }
@@ -439,6 +440,35 @@ class CpuDevice final : public Device {
         << "dnnl_sgemm m=" << m << " n=" << n << " k=" << k;
   }
 
+  // oneDNN's matmul with a batch dimension: one primitive per shape, created once and kept (its
+  // creation costs far more than one small product). A shape oneDNN declines (it has no
+  // implementation for those strides) falls back to a loop of sgemm calls.
+  void GemmStridedBatched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                          const float* a, int64_t lda, int64_t stride_a, const float* b,
+                          int64_t ldb, int64_t stride_b, float beta, float* c, int64_t ldc,
+                          int64_t stride_c, int64_t batch) override {
+    if (m == 0 || n == 0 || batch == 0) return;
+    const MatmulKey key{trans_a,  trans_b,  m,        n,        k,
+                        lda,      ldb,      ldc,      stride_a, stride_b,
+                        stride_c, batch,    std::bit_cast<uint32_t>(alpha),
+                        std::bit_cast<uint32_t>(beta)};
+    auto it = matmul_.find(key);
+    if (it == matmul_.end()) it = matmul_.emplace(key, CreateMatmul(key)).first;
+    MatmulEntry& e = it->second;
+    if (!e.prim) {
+      for (int64_t i = 0; i < batch; ++i)
+        Gemm(trans_a, trans_b, m, n, k, alpha, a + i * stride_a, lda, b + i * stride_b, ldb, beta,
+             c + i * stride_c, ldc);
+      return;
+    }
+    e.src.set_data_handle(const_cast<float*>(a));
+    e.wei.set_data_handle(const_cast<float*>(b));
+    e.dst.set_data_handle(c);
+    e.prim->execute(stream_, {{DNNL_ARG_SRC, e.src}, {DNNL_ARG_WEIGHTS, e.wei},
+                              {DNNL_ARG_DST, e.dst}});
+    stream_.wait();
+  }
+
   // oneDNN's vectorised softmax (the plain loop spends most of its time in scalar expf), one
   // primitive per shape.
   void Softmax(int64_t rows, int64_t cols, const float* x, float* y) override {
@@ -486,6 +516,40 @@ class CpuDevice final : public Device {
     memory src, dst;
     dnnl::softmax_forward prim;
   };
+  // trans_a, trans_b, m, n, k, lda, ldb, ldc, the three batch strides, batch, alpha and beta's
+  // bits.
+  using MatmulKey = std::tuple<bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                               int64_t, int64_t, int64_t, int64_t, uint32_t, uint32_t>;
+  struct MatmulEntry {
+    memory src, wei, dst;
+    std::optional<dnnl::matmul> prim;  // none: oneDNN has no implementation, loop over Gemm
+  };
+  MatmulEntry CreateMatmul(const MatmulKey& key) {
+    const auto [ta, tb, m, n, k, lda, ldb, ldc, sa, sb, sc, batch, alpha_bits, beta_bits] = key;
+    const float alpha = std::bit_cast<float>(alpha_bits), beta = std::bit_cast<float>(beta_bits);
+    // Row-major op(A)[m, k]: element (i, l) at i * lda + l, or l * lda + i when transposed.
+    const memory::desc a_md({batch, m, k}, Dt::f32,
+                            ta ? memory::dims{sa, 1, lda} : memory::dims{sa, lda, 1});
+    const memory::desc b_md({batch, k, n}, Dt::f32,
+                            tb ? memory::dims{sb, 1, ldb} : memory::dims{sb, ldb, 1});
+    const memory::desc c_md({batch, m, n}, Dt::f32, memory::dims{sc, ldc, 1});
+    MatmulEntry e{memory(a_md, eng_, DNNL_MEMORY_NONE), memory(b_md, eng_, DNNL_MEMORY_NONE),
+                  memory(c_md, eng_, DNNL_MEMORY_NONE), std::nullopt};
+    try {
+      dnnl::primitive_attr attr;
+      if (alpha != 1.f) attr.set_output_scales(0, {alpha});
+      if (beta != 0.f) {
+        dnnl::post_ops po;
+        po.append_sum(beta);
+        attr.set_post_ops(po);
+      }
+      dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, eng_);
+      e.prim.emplace(pd);
+    } catch (const dnnl::error&) {
+      e.prim.reset();
+    }
+    return e;
+  }
   dnnl::engine eng_;
   dnnl::stream stream_;
   int threads_ = 1;
@@ -493,6 +557,7 @@ class CpuDevice final : public Device {
   bool fuse_conv_relu_ = true;
   bool constant_weights_ = false;
   std::map<std::pair<int64_t, int64_t>, SoftmaxEntry> softmax_;
+  std::map<MatmulKey, MatmulEntry> matmul_;
 };
 
 }  // namespace

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "trainer/core/fast_math.h"
+
 namespace tandem::trainer::cpu {
 namespace {
 
@@ -47,6 +49,12 @@ void ParallelFor(int64_t n, Fn&& fn) {
       const float d = dy[i];                                                                    \
       dx[i] = y[i] > 0.f ? d : 0.f;                                                             \
     }                                                                                           \
+  }                                                                                             \
+  ATTR void SigmoidForward##SUFFIX(int64_t b, int64_t e, const float* x, float* y) {           \
+    for (int64_t i = b; i < e; ++i) y[i] = FastSigmoid(x[i]);                                   \
+  }                                                                                             \
+  ATTR void TanhForward##SUFFIX(int64_t b, int64_t e, const float* x, float* y) {              \
+    for (int64_t i = b; i < e; ++i) y[i] = FastTanh(x[i]);                                      \
   }                                                                                             \
   ATTR void SigmoidBackward##SUFFIX(int64_t b, int64_t e, const float* y, const float* dy,      \
                                     float* dx) {                                                \
@@ -103,6 +111,8 @@ struct Kernels {
   decltype(&ReluBackwardGeneric) relu_backward;
   decltype(&SigmoidBackwardGeneric) sigmoid_backward;
   decltype(&TanhBackwardGeneric) tanh_backward;
+  decltype(&SigmoidForwardGeneric) sigmoid_forward;
+  decltype(&TanhForwardGeneric) tanh_forward;
   decltype(&AxpyGeneric) axpy;
   decltype(&SgdGeneric) sgd;
   decltype(&MomentumGeneric) momentum;
@@ -111,11 +121,11 @@ struct Kernels {
   const char* isa;
 };
 
-#define TANDEM_KERNEL_TABLE(SUFFIX, ISA)                                                  \
-  Kernels {                                                                               \
-    ReluForward##SUFFIX, ReluBackward##SUFFIX, SigmoidBackward##SUFFIX,                   \
-        TanhBackward##SUFFIX, Axpy##SUFFIX, Sgd##SUFFIX, Momentum##SUFFIX, Adam##SUFFIX,  \
-        Adagrad##SUFFIX, ISA                                                              \
+#define TANDEM_KERNEL_TABLE(SUFFIX, ISA)                                                      \
+  Kernels {                                                                                   \
+    ReluForward##SUFFIX, ReluBackward##SUFFIX, SigmoidBackward##SUFFIX, TanhBackward##SUFFIX, \
+        SigmoidForward##SUFFIX, TanhForward##SUFFIX, Axpy##SUFFIX, Sgd##SUFFIX,               \
+        Momentum##SUFFIX, Adam##SUFFIX, Adagrad##SUFFIX, ISA                                  \
   }
 
 const Kernels& K() {
@@ -142,6 +152,12 @@ void ReluForward(int64_t n, const float* x, float* y) {
 }
 void ReluBackward(int64_t n, const float* y, const float* dy, float* dx) {
   ParallelFor(n, [&](int64_t b, int64_t e) { K().relu_backward(b, e, y, dy, dx); });
+}
+void SigmoidForward(int64_t n, const float* x, float* y) {
+  ParallelFor(n, [&](int64_t b, int64_t e) { K().sigmoid_forward(b, e, x, y); });
+}
+void TanhForward(int64_t n, const float* x, float* y) {
+  ParallelFor(n, [&](int64_t b, int64_t e) { K().tanh_forward(b, e, x, y); });
 }
 void SigmoidBackward(int64_t n, const float* y, const float* dy, float* dx) {
   ParallelFor(n, [&](int64_t b, int64_t e) { K().sigmoid_backward(b, e, y, dy, dx); });

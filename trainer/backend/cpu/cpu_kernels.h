@@ -18,6 +18,10 @@ namespace tandem::trainer::cpu {
 void ReluForward(int64_t n, const float* x, float* y);
 // dx = y > 0 ? dy : 0. dx may equal dy.
 void ReluBackward(int64_t n, const float* y, const float* dy, float* dx);
+// y = 1 / (1 + e^-x) and y = tanh(x), with trainer/core/fast_math.h's polynomial exp (absolute
+// error ~1e-7; libm's scalar calls were most of a tanh layer's time). y may equal x.
+void SigmoidForward(int64_t n, const float* x, float* y);
+void TanhForward(int64_t n, const float* x, float* y);
 // dx = dy * y * (1 - y).
 void SigmoidBackward(int64_t n, const float* y, const float* dy, float* dx);
 // dx = dy * (1 - y * y).

@@ -354,6 +354,23 @@ class CudaDevice final : public Device {
                                     CUDA_R_32F, I(ldc), compute, CUBLAS_GEMM_DEFAULT));
   }
 
+  void GemmStridedBatched(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                          const float* a, int64_t lda, int64_t stride_a, const float* b,
+                          int64_t ldb, int64_t stride_b, float beta, float* c, int64_t ldc,
+                          int64_t stride_c, int64_t batch) override {
+    if (m == 0 || n == 0 || batch == 0) return;
+    const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    const cublasComputeType_t compute = ctx_->precision == Precision::kFp32
+                                            ? CUBLAS_COMPUTE_32F_PEDANTIC
+                                            : CUBLAS_COMPUTE_32F_FAST_16BF;
+    TANDEM_CUBLAS_CALL(cublasGemmStridedBatchedEx(
+        ctx_->cublas, op_b, op_a, I(n), I(m), I(k), &alpha, b, CUDA_R_32F, I(ldb),
+        static_cast<long long>(stride_b), a, CUDA_R_32F, I(lda), static_cast<long long>(stride_a),
+        &beta, c, CUDA_R_32F, I(ldc), static_cast<long long>(stride_c), I(batch), compute,
+        CUBLAS_GEMM_DEFAULT));
+  }
+
   void Softmax(int64_t rows, int64_t cols, const float* x, float* y) override {
     TANDEM_CUDA_CALL(cuda::LaunchSoftmax(ctx_->stream, rows, cols, x, y));
   }

@@ -52,6 +52,37 @@ TEST(CpuDeviceTest, GemmMatchesNaive) {
   }
 }
 
+// Every transpose combination, alpha and beta (1 and others), padded leading dimensions and
+// batch strides with gaps: each product equals a naive one, and the gaps are never written.
+TEST(CpuDeviceTest, GemmStridedBatchedMatchesNaive) {
+  auto device = CreateCpuDevice({.threads = 2});
+  const int64_t m = 5, n = 6, k = 7, batch = 4;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      for (auto [alpha, beta] : {std::pair{1.f, 0.f}, std::pair{0.5f, 2.f}, std::pair{-1.f, 1.f}}) {
+        const int64_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 1, ldc = n + 3;
+        const int64_t sa = (ta ? k : m) * lda + 5, sb = (tb ? n : k) * ldb + 3, sc = m * ldc + 4;
+        auto a = Random(batch * sa, 1), b = Random(batch * sb, 2), c = Random(batch * sc, 3);
+        std::vector<float> ref = c;
+        for (int64_t e = 0; e < batch; ++e)
+          for (int64_t i = 0; i < m; ++i)
+            for (int64_t j = 0; j < n; ++j) {
+              double s = 0;
+              for (int64_t l = 0; l < k; ++l)
+                s += (ta ? a[e * sa + l * lda + i] : a[e * sa + i * lda + l]) *
+                     (tb ? b[e * sb + j * ldb + l] : b[e * sb + l * ldb + j]);
+              float& r = ref[e * sc + i * ldc + j];
+              r = static_cast<float>(alpha * s + (beta == 0.f ? 0.0 : beta * r));
+            }
+        device->GemmStridedBatched(ta, tb, m, n, k, alpha, a.data(), lda, sa, b.data(), ldb, sb,
+                                   beta, c.data(), ldc, sc, batch);
+        for (size_t i = 0; i < c.size(); ++i)
+          ASSERT_NEAR(c[i], ref[i], 1e-4) << ta << tb << " alpha " << alpha << " at " << i;
+      }
+    }
+  }
+}
+
 TEST(CpuDeviceTest, GroupedStridedConvolutionMatchesNaive) {
   auto device = CreateCpuDevice({.threads = 1});
   Conv2dDesc d{.in_channels = 4, .in_h = 7, .in_w = 6, .out_channels = 6, .out_h = 4, .out_w = 3,
