@@ -513,4 +513,13 @@ std::string ProgressSummary(const TrainingJob& job) {
   return absl::StrCat("pass ", p.pass, "/", job.spec.passes, " ", FormatPercent(p.percent));
 }
 
+bool HasEmbeddingLayers(const TrainingJobSpec& spec) {
+  const nlohmann::json* layers =
+      spec.model.is_object() && spec.model.contains("layers") ? &spec.model["layers"] : nullptr;
+  if (layers == nullptr || !layers->is_array()) return false;
+  for (const nlohmann::json& l : *layers)
+    if (l.is_object() && l.value("type", "") == "embedding") return true;
+  return false;
+}
+
 }  // namespace tandem::api
