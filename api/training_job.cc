@@ -398,8 +398,9 @@ FieldErrors ValidateTrainingJob(const TrainingJob& job) {
                       "async requires spec.sync.dense: pserver (ring all-reduce is synchronous)"});
   if (s.elastic.has_value() && s.sync.dense == "pserver")
     errors.push_back({"spec.elastic",
-                      "not supported with spec.sync.dense: pserver yet: the pserver shards do not "
-                      "move between workers while a job runs (docs/elastic.md)"});
+                      "not supported with spec.sync.dense: pserver yet: an elastic job keeps its "
+                      "dense parameters on the ring (spec.sync.dense: ring); its embedding tables "
+                      "do live on the pservers and move when it resizes (docs/elastic.md)"});
   ValidateCheckpoint(s.checkpoint, &errors);
   ValidatePublishing(s, &errors);
   std::set<int64_t> seen;
