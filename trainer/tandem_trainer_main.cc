@@ -441,7 +441,7 @@ int main(int argc, char** argv) {
                   {"examples_per_sec", number(result->examples_per_sec)},
                   {"wall_s", result->wall_seconds},
                   {"steps", result->steps},
-                  {"examples", result->examples},  // trained by this trainer (process)
+                  {"examples_this_trainer", result->examples},  // this process trained them
                   {"parameters", result->parameters}};
     // CTR models: the test AUC and, on synthetic data, the best achievable one.
     if (std::isfinite(result->test_auc)) summary["test_auc"] = result->test_auc;

@@ -302,7 +302,8 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
     for (int i = 0; i < job_.max_workers; ++i) {
       slots.push_back({"127.0.0.1", ports[static_cast<size_t>(i)]});
       if (job_.elastic_pservers)
-        pserver_slots.push_back({"127.0.0.1", ports[static_cast<size_t>(2 * job_.max_workers + i)]});
+        pserver_slots.push_back(
+            {"127.0.0.1", ports[static_cast<size_t>(2 * job_.max_workers + i)]});
     }
     elastic = std::make_unique<ElasticCoordinator>(
         ElasticCoordinatorOptions{.membership_path = absl::StrCat(run_dir, "/", kMembershipFile),

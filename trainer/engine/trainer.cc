@@ -466,7 +466,8 @@ absl::Status TrainingLoop::CreateNetwork() {
   // Elastic jobs keep embedding tables on the pservers (resharded at each resize) and their dense
   // parameters on the ring; dense parameters on the pservers are refused by validation already.
   if (elastic_ != nullptr && dp_ == nullptr)
-    return absl::UnimplementedError("spec.elastic: an elastic trainer needs its data-parallel ring");
+    return absl::UnimplementedError(
+        "spec.elastic: an elastic trainer needs its data-parallel ring");
   if (elastic_ != nullptr && sp_ != nullptr && sp_->dense_on_pserver())
     return absl::UnimplementedError(
         "spec.elastic: not supported with spec.sync.dense: pserver (docs/elastic.md)");
@@ -527,7 +528,8 @@ void TrainingLoop::CreateReaders() {
 absl::Status TrainingLoop::Resume() {
   // With pservers a checkpoint of step S is complete only when every shard holds S too (the
   // shards write theirs first, see SaveCheckpoint): resume from the newest such step.
-  if (sp_ != nullptr && elastic_ == nullptr && options_.resume && !options_.checkpoint_dir.empty()) {
+  if (sp_ != nullptr && elastic_ == nullptr && options_.resume &&
+      !options_.checkpoint_dir.empty()) {
     TANDEM_ASSIGN_OR_RETURN(std::vector<uint64_t> shard_steps, sp_->ShardCheckpointSteps());
     checkpointer_.set_step_filter([shard_steps](int64_t s) {
       return s >= 0 && std::binary_search(shard_steps.begin(), shard_steps.end(),
@@ -1155,7 +1157,8 @@ absl::Status TrainingLoop::FollowLayout(const api::Membership& m) {
     }
     header[2] = static_cast<int64_t>(message.size());
   }
-  TANDEM_RETURN_IF_ERROR(dp_->Broadcast(header, sizeof(header), 0), "elastic: the reshard's outcome");
+  TANDEM_RETURN_IF_ERROR(dp_->Broadcast(header, sizeof(header), 0),
+                         "elastic: the reshard's outcome");
   message.resize(static_cast<size_t>(header[2]));
   if (header[2] > 0)
     TANDEM_RETURN_IF_ERROR(dp_->Broadcast(message.data(), message.size(), 0),
@@ -1163,7 +1166,8 @@ absl::Status TrainingLoop::FollowLayout(const api::Membership& m) {
   if (header[0] != 0)
     return absl::Status(static_cast<absl::StatusCode>(header[0]),
                         absl::StrCat("elastic: resharding the pservers to layout epoch ",
-                                     layout.epoch, " of membership epoch ", m.epoch, ": ", message));
+                                     layout.epoch, " of membership epoch ", m.epoch, ": ",
+                                     message));
   if (same) return absl::OkStatus();
   return sp_->Relayout(endpoints, layout);
 }
