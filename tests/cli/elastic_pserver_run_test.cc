@@ -116,8 +116,9 @@ class ElasticPServerRunTest : public ::testing::Test {
   // `left` events of those taken out.
   static int64_t ExamplesTrained(const std::string& run_dir) {
     int64_t sum = 0;
-    for (const char* kind : {"summary", "left"})
-      for (const auto& e : Events(run_dir, kind)) sum += e.value("examples", int64_t{0});
+    for (const auto& e : Events(run_dir, "summary"))
+      sum += e.value("examples_this_trainer", int64_t{0});
+    for (const auto& e : Events(run_dir, "left")) sum += e.value("examples", int64_t{0});
     return sum;
   }
 
@@ -198,12 +199,14 @@ TEST_F(ElasticPServerRunTest, ResizeTwoToThreeToTwoReshardsTheEmbeddingTable) {
   // (21/21/22) a row's step differs by up to 1/64 from the reference's, and the sums arrive in
   // another order. A lost row (re-initialised by its new owner) would undo what it learnt.
   // Measured on this job (docs/elastic.md): test loss 0.620548 vs 0.620385 (+0.00016), AUC
-  // 0.639828 vs 0.639788 (+0.00004); the bounds below are 0.005, ~30x that.
+  // 0.639828 vs 0.639788 (+0.00004); the bounds below are 0.003, ~20x that. A build that drops
+  // the rows received at the shrink's commit (a third of the table) ended 0.011 / 0.010 away
+  // (test loss 0.6092, AUC 0.6499: both ways count, forgetting the long tail can even help).
   auto ref = SummaryOf(ref_out), got = SummaryOf(out);
   ASSERT_TRUE(ref.count("test_loss") && got.count("test_loss")) << ref_out << "\n" << out;
-  EXPECT_NEAR(std::stod(got["test_loss"]), std::stod(ref["test_loss"]), 0.005) << out;
+  EXPECT_NEAR(std::stod(got["test_loss"]), std::stod(ref["test_loss"]), 0.003) << out;
   if (ref.count("test_auc") && got.count("test_auc"))
-    EXPECT_NEAR(std::stod(got["test_auc"]), std::stod(ref["test_auc"]), 0.005) << out;
+    EXPECT_NEAR(std::stod(got["test_auc"]), std::stod(ref["test_auc"]), 0.003) << out;
   auto membership = nlohmann::json::parse(ReadFile(run_dir + "/membership.json"));
   EXPECT_EQ(membership["pservers"].size(), 2u) << membership.dump();
   EXPECT_EQ(membership["pserverEpoch"], 2) << membership.dump();
