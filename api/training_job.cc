@@ -401,6 +401,10 @@ FieldErrors ValidateTrainingJob(const TrainingJob& job) {
                       "not supported with spec.sync.dense: pserver yet: an elastic job keeps its "
                       "dense parameters on the ring (spec.sync.dense: ring); its embedding tables "
                       "do live on the pservers and move when it resizes (docs/elastic.md)"});
+  if (s.elastic.has_value() && s.publish.has_value() && HasEmbeddingLayers(s))
+    errors.push_back({"spec.publish",
+                      "not supported yet for an elastic job with embedding tables: its pserver "
+                      "shards write no files (docs/elastic.md)"});
   ValidateCheckpoint(s.checkpoint, &errors);
   ValidatePublishing(s, &errors);
   std::set<int64_t> seen;

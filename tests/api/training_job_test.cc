@@ -329,6 +329,11 @@ TEST(TrainingJobTest, ElasticIsOptionalDefaultedAndRoundTrips) {
   j["spec"]["model"] = {{"layers", {{{"name", "emb"}, {"type", "embedding"}}}}};
   EXPECT_TRUE(Errors(j).empty()) << Dump(Errors(j));
   EXPECT_TRUE(HasEmbeddingLayers(ParseTrainingJob(j, SectionValidators{}, &errors).spec));
+  // ... but not published (elastic shards write no files).
+  j["spec"]["publish"] = {{"everySteps", 100}};
+  EXPECT_NE(Dump(Errors(j)).find("spec.publish: not supported yet for an elastic job"),
+            std::string::npos) << Dump(Errors(j));
+  j["spec"].erase("publish");
   j["spec"]["model"] = {{"layers", {{{"name", "fc"}, {"type", "fc"}}}}};
   EXPECT_FALSE(HasEmbeddingLayers(ParseTrainingJob(j, SectionValidators{}, &errors).spec));
   j["spec"]["elastic"]["policy"] = "quadratic";

@@ -471,10 +471,6 @@ absl::Status TrainingLoop::CreateNetwork() {
   if (elastic_ != nullptr && sp_ != nullptr && sp_->dense_on_pserver())
     return absl::UnimplementedError(
         "spec.elastic: not supported with spec.sync.dense: pserver (docs/elastic.md)");
-  if (elastic_ != nullptr && sp_ != nullptr && options_.publisher != nullptr)
-    return absl::UnimplementedError(
-        "spec.publish: not supported for elastic jobs with tables on the pservers yet (elastic "
-        "shards write no files; docs/elastic.md)");
   TANDEM_ASSIGN_OR_RETURN(net_, Network::Create(std::move(graph_), *device_, options_.seed,
                                                 /*remote_sparse=*/sp_ != nullptr));
   if (options_.on_network_created) options_.on_network_created(*net_);
