@@ -20,7 +20,15 @@ int Membership::RankOf(const Endpoint& self) const {
 std::string RenderMembership(const Membership& m) {
   nlohmann::json peers = nlohmann::json::array();
   for (const Endpoint& e : m.peers) peers.push_back(e.ToString());
-  return nlohmann::json({{"epoch", m.epoch}, {"peers", peers}, {"reason", m.reason}}).dump();
+  nlohmann::json j = {{"epoch", m.epoch}, {"peers", peers}, {"reason", m.reason}};
+  if (!m.pservers.empty()) {
+    nlohmann::json shards = nlohmann::json::array();
+    for (const PServerShard& s : m.pservers)
+      shards.push_back({{"slot", s.slot}, {"endpoint", s.endpoint.ToString()}});
+    j["pserverEpoch"] = m.pserver_epoch;
+    j["pservers"] = shards;
+  }
+  return j.dump();
 }
 
 absl::StatusOr<Membership> ParseMembership(absl::string_view text, absl::string_view source) {
@@ -47,6 +55,34 @@ absl::StatusOr<Membership> ParseMembership(absl::string_view text, absl::string_
     m.peers.push_back((*list)[0]);
   }
   if (j.contains("reason") && j["reason"].is_string()) m.reason = j["reason"].get<std::string>();
+  if (j.contains("pservers")) {
+    if (!j["pservers"].is_array() || j["pservers"].empty())
+      return fail("pservers: a non-empty list of {slot, endpoint} when present");
+    if (!j.contains("pserverEpoch") || !j["pserverEpoch"].is_number_integer() ||
+        j["pserverEpoch"].get<int64_t>() < 0 || j["pserverEpoch"].get<int64_t>() > m.epoch)
+      return fail("pserverEpoch: required with pservers, an integer in [0, epoch]");
+    m.pserver_epoch = j["pserverEpoch"].get<int64_t>();
+    std::set<int> slots;
+    for (size_t i = 0; i < j["pservers"].size(); ++i) {
+      const nlohmann::json& s = j["pservers"][i];
+      const std::string at = absl::StrCat("pservers[", i, "]");
+      if (!s.is_object() || !s.contains("slot") || !s["slot"].is_number_integer() ||
+          s["slot"].get<int64_t>() < 0 || s["slot"].get<int64_t>() > 1 << 20)
+        return fail(absl::StrCat(at, ".slot: required, an integer >= 0"));
+      if (!s.contains("endpoint") || !s["endpoint"].is_string())
+        return fail(absl::StrCat(at, ".endpoint: required, host:port"));
+      auto list = ParseEndpointList(s["endpoint"].get<std::string>());
+      if (!list.ok() || list->size() != 1)
+        return fail(absl::StrCat(at, ".endpoint: '", s["endpoint"].get<std::string>(),
+                                 "' is not host:port"));
+      PServerShard shard{.slot = s["slot"].get<int>(), .endpoint = (*list)[0]};
+      if (!slots.insert(shard.slot).second)
+        return fail(absl::StrCat(at, ".slot: ", shard.slot, " is listed twice"));
+      m.pservers.push_back(std::move(shard));
+    }
+  } else if (j.contains("pserverEpoch")) {
+    return fail("pserverEpoch: only with pservers");
+  }
   return m;
 }
 

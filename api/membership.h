@@ -10,6 +10,11 @@
 //   TANDEM_ASSIGN_OR_RETURN(std::optional<Membership> now, ReadMembershipFile(path));
 //
 // On the wire (JSON): {"epoch": 3, "peers": ["127.0.0.1:4001", "127.0.0.1:4003"], "reason": "..."}
+// A job with tables on the pservers (sparse embeddings) also carries the shards' layout, one
+// co-located shard per worker slot (optional, absent without pservers):
+//   "pserverEpoch": 3, "pservers": [{"slot": 0, "endpoint": "127.0.0.1:5001"}, ...]
+// pserverEpoch is the epoch of the layout (pserver/placement.h Placement::Rendezvous): the
+// membership epoch at which the shard set last changed (a restart epoch keeps it).
 #pragma once
 
 #include <cstdint>
@@ -23,10 +28,20 @@
 
 namespace tandem::api {
 
+// One live pserver shard of an elastic job: its stable id (the worker slot) and address.
+struct PServerShard {
+  int slot = 0;
+  Endpoint endpoint;
+  bool operator==(const PServerShard&) const = default;
+};
+
 struct Membership {
   int64_t epoch = 0;             // >= 0; a coordinator only ever raises it
   std::vector<Endpoint> peers;   // rank order; non-empty, no duplicates
   std::string reason;            // why this epoch began (events, logs)
+  // The pserver layout (empty: the job has no pservers); slots distinct, in any order.
+  int64_t pserver_epoch = 0;     // <= epoch
+  std::vector<PServerShard> pservers;
 
   // The rank of the trainer listening at `self`, or -1 when it is not a member.
   int RankOf(const Endpoint& self) const;

@@ -422,8 +422,13 @@ FieldErrors ValidateTrainingJob(const TrainingJob& job) {
                       "async requires spec.sync.dense: pserver (ring all-reduce is synchronous)"});
   if (s.elastic.has_value() && s.sync.dense == "pserver")
     errors.push_back({"spec.elastic",
-                      "not supported with spec.sync.dense: pserver yet: the pserver shards do not "
-                      "move between workers while a job runs (docs/elastic.md)"});
+                      "not supported with spec.sync.dense: pserver yet: an elastic job keeps its "
+                      "dense parameters on the ring (spec.sync.dense: ring); its embedding tables "
+                      "do live on the pservers and move when it resizes (docs/elastic.md)"});
+  if (s.elastic.has_value() && s.publish.has_value() && HasEmbeddingLayers(s))
+    errors.push_back({"spec.publish",
+                      "not supported yet for an elastic job with embedding tables: its pserver "
+                      "shards write no files (docs/elastic.md)"});
   ValidateCheckpoint(s.checkpoint, &errors);
   ValidatePublishing(s, &errors);
   std::set<int64_t> seen;
@@ -548,6 +553,15 @@ std::string ProgressSummary(const TrainingJob& job) {
   if (!job.status.progress) return "";
   const Progress& p = *job.status.progress;
   return absl::StrCat("pass ", p.pass, "/", job.spec.passes, " ", FormatPercent(p.percent));
+}
+
+bool HasEmbeddingLayers(const TrainingJobSpec& spec) {
+  const nlohmann::json* layers =
+      spec.model.is_object() && spec.model.contains("layers") ? &spec.model["layers"] : nullptr;
+  if (layers == nullptr || !layers->is_array()) return false;
+  for (const nlohmann::json& l : *layers)
+    if (l.is_object() && l.value("type", "") == "embedding") return true;
+  return false;
 }
 
 }  // namespace tandem::api

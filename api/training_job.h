@@ -271,6 +271,10 @@ nlohmann::json StatusToJson(const TrainingJobStatus& status);
 // Threads for a process in a pod: spec threads, or the CPU request rounded up (at least 1).
 int64_t EffectiveThreads(const RoleSpec& role);
 
+// True when spec.model has an embedding layer: its table lives on the pservers (a job that runs
+// pservers), which an elastic job under `tandem run` then starts beside its trainers.
+bool HasEmbeddingLayers(const TrainingJobSpec& spec);
+
 // What one worker (its trainer plus its pserver, on one node) requests.
 ResourceList WorkerRequests(const TrainingJobSpec& spec);
 

@@ -406,12 +406,17 @@ absl::Status PServer::SendReshard(uint64_t epoch, ReshardSendResponse* resp) {
   std::vector<std::thread> threads;
   std::vector<absl::Status> results(out.by_shard.size());
   size_t i = 0;
-  for (auto& [dest, tables] : out.by_shard) {
-    auto it = out.endpoints.find(dest);
-    if (it == out.endpoints.end())
-      return absl::InternalError(absl::StrCat("reshard: no endpoint for shard ", dest));
-    const std::string endpoint = it->second;
-    threads.emplace_back([&, dest = dest, endpoint, slot = i] {
+  // Every destination's endpoint is checked before any thread starts: returning with a thread
+  // still joinable would terminate the process.
+  for (const auto& entry : out.by_shard) {
+    if (out.endpoints.find(entry.first) == out.endpoints.end())
+      return absl::InternalError(absl::StrCat("reshard: no endpoint for shard ", entry.first));
+  }
+  for (auto& entry : out.by_shard) {
+    const uint32_t dest = entry.first;
+    std::vector<ReshardTable>* tables = &entry.second;  // by value: outlives the loop iteration
+    const std::string endpoint = out.endpoints.find(dest)->second;
+    threads.emplace_back([&, dest, tables, endpoint, slot = i] {
       grpc::ChannelArguments args;
       const int limit =
           static_cast<int>(std::min<size_t>(options_.max_request_bytes + (1 << 20), INT32_MAX));
@@ -447,7 +452,7 @@ absl::Status PServer::SendReshard(uint64_t epoch, ReshardSendResponse* resp) {
           backoff = std::min(backoff * 2, absl::Seconds(1));
         }
       };
-      for (ReshardTable& t : tables) {
+      for (ReshardTable& t : *tables) {
         // Floats per key: a sparse row's, or a dense block's (the last block may be short).
         const TableConfig& c = t.config();
         const size_t n = t.keys_size();

@@ -243,21 +243,46 @@ int main(int argc, char** argv) {
     if (errors.empty() && (tandem::trainer::HasSparseTables(graph) || sync.dense_on_pserver)) {
       std::vector<std::string> endpoints;
       for (const tandem::Endpoint& e : contract->pservers) endpoints.push_back(e.ToString());
+      tandem::trainer::PServerLayout layout;
+      if (elastic) {
+        // Elastic shards are the membership's pserver layout (rendezvous placement over worker
+        // slots); a new member of a grow starts on the current one and moves to the grown one
+        // once rank 0 resharded (TrainingLoop::FollowLayout).
+        auto now = membership->Latest();
+        if (!now.ok() || !now->has_value() || (*now)->pservers.empty()) {
+          std::cerr << "tandem-trainer: " << contract->membership_file << ": "
+                    << (!now.ok() ? std::string(now.status().message())
+                                  : std::string("no pserver layout (pservers), but the model has "
+                                                "tables on the pservers"))
+                    << std::endl;
+          return tandem::api::kExitInvalid;
+        }
+        endpoints.clear();
+        for (const tandem::api::PServerShard& s : (*now)->pservers) {
+          endpoints.push_back(s.endpoint.ToString());
+          layout.ids.push_back(static_cast<uint32_t>(s.slot));
+        }
+        layout.epoch = static_cast<uint64_t>((*now)->pserver_epoch);
+        layout.block_size_shards = static_cast<uint32_t>(job->spec.workers.max_count);
+      }
       auto timeouts = PServerTimeoutsFromEnv(env);
       if (!timeouts.ok()) {
         std::cerr << "tandem-trainer: " << timeouts.status().message() << std::endl;
         return tandem::api::kExitInvalid;
       }
       auto sp = tandem::trainer::SparsePath::Connect(endpoints, contract->token, contract->tls,
-                                                           contract->rank, sync, *timeouts);
+                                                           contract->rank, sync, *timeouts, layout);
       if (!sp.ok()) {
         std::cerr << "tandem-trainer: parameter server: " << sp.status().message() << std::endl;
         return tandem::api::kExitFailed;
       }
       sparse = std::move(*sp);
+      // Elastic: the trainer announces itself (Join) once on the layout it trains with, when its
+      // tables are declared (SparsePath::Attach): a new member's shards serve only after the
+      // reshard. The restart handling Join exists for does not apply (a failure fails the job).
       // Before meeting the other trainers: if this rank restarted, the shards release the
       // others from the step they wait in, so that they restart and resume with it.
-      if (auto joined = sparse->Join(); !joined.ok()) {
+      if (auto joined = elastic ? absl::OkStatus() : sparse->Join(); !joined.ok()) {
         // A shard unreachable for the reconnect timeout (its host partitioned, restarting) is
         // the peer failure of the pserver path: retried like the ring's, not fatal to the job.
         const bool transient = absl::IsUnavailable(joined) || absl::IsDeadlineExceeded(joined);
@@ -399,6 +424,10 @@ int main(int argc, char** argv) {
   if (result->left_job) {
     std::cout << "tandem-trainer: left the job after step " << result->steps
               << " (the coordinator took this worker out)" << std::endl;
+    // What this trainer trained while in the job: summed over every trainer that ever took part,
+    // the examples of the run (docs/elastic.md, the data guarantee).
+    if (events)
+      events->Emit({{"event", "left"}, {"steps", result->steps}, {"examples", result->examples}});
     return 0;
   }
   std::cout << result->SummaryLine() << std::endl;
@@ -429,6 +458,7 @@ int main(int argc, char** argv) {
                   {"examples_per_sec", number(result->examples_per_sec)},
                   {"wall_s", result->wall_seconds},
                   {"steps", result->steps},
+                  {"examples_this_trainer", result->examples},  // this process trained them
                   {"parameters", result->parameters}};
     // CTR models: the test AUC and, on synthetic data, the best achievable one.
     if (std::isfinite(result->test_auc)) summary["test_auc"] = result->test_auc;

@@ -35,9 +35,12 @@ absl::Status ElasticCoordinator::Publish(api::Membership next) {
 }
 
 absl::Status ElasticCoordinator::Start() {
+  TANDEM_CHECK(options_.pserver_slots.empty() || options_.pserver_slots.size() == slots_.size());
   api::Membership m{.epoch = 0, .reason = absl::StrCat("start: ", initial_, " workers")};
   for (int i = 0; i < initial_; ++i) {
     m.peers.push_back(slots_[static_cast<size_t>(i)]);
+    if (has_pservers())
+      m.pservers.push_back({.slot = i, .endpoint = options_.pserver_slots[static_cast<size_t>(i)]});
     running_[static_cast<size_t>(i)] = true;
   }
   return Publish(std::move(m));
@@ -62,6 +65,12 @@ absl::StatusOr<ElasticChange> ElasticCoordinator::Resize(int workers, const std:
   if (workers < ch.from) {
     for (int r = ch.from - 1; r >= workers; --r) ch.removed.push_back(SlotOf(next.peers[r]));
     next.peers.resize(static_cast<size_t>(workers));
+    if (has_pservers()) {
+      std::erase_if(next.pservers, [&](const api::PServerShard& s) {
+        return std::find(ch.removed.begin(), ch.removed.end(), s.slot) != ch.removed.end();
+      });
+      next.pserver_epoch = next.epoch;
+    }
   } else {
     for (size_t s = 0; s < slots_.size() && next.world_size() < workers; ++s) {
       if (running_[s] || next.RankOf(slots_[s]) >= 0) continue;
@@ -74,6 +83,7 @@ absl::StatusOr<ElasticChange> ElasticCoordinator::Resize(int workers, const std:
           " worker slots are free (trainers that are leaving still hold theirs; retry shortly)"));
     pending_slots_ = ch.started;
     pending_reason_ = ch.reason;
+    pending_layout_epoch_ = next.epoch;  // the new shards start with it (--layout-epoch)
     for (int s : ch.started) {
       running_[static_cast<size_t>(s)] = true;
       ready_[static_cast<size_t>(s)] = false;
@@ -110,7 +120,12 @@ std::vector<int> ElasticCoordinator::CancelGrow() {
 
 api::Membership ElasticCoordinator::Planned() const {
   api::Membership m = membership_;
-  for (int s : pending_slots_) m.peers.push_back(slots_[static_cast<size_t>(s)]);
+  for (int s : pending_slots_) {
+    m.peers.push_back(slots_[static_cast<size_t>(s)]);
+    if (has_pservers())
+      m.pservers.push_back({.slot = s, .endpoint = options_.pserver_slots[static_cast<size_t>(s)]});
+  }
+  if (has_pservers() && !pending_slots_.empty()) m.pserver_epoch = pending_layout_epoch_;
   return m;
 }
 
@@ -142,6 +157,7 @@ absl::StatusOr<ExitDecision> ElasticCoordinator::OnTrainerFailed(int slot, int e
       pending_slots_.clear();
     return ExitDecision::kRetire;
   }
+  if (has_pservers()) return ExitDecision::kFail;  // its shard's rows may be gone (see the header)
   if (restartable) {
     if (exit_code == 75) return ExitDecision::kRestart;  // its peer's failure moves the epoch
     api::Membership next = membership_;

@@ -19,7 +19,13 @@
 //   budget lasts) -> restarted, with a new epoch of the same members so that the survivors,
 //   waiting in place, rebuild the ring with it; otherwise, while the job keeps at least
 //   minCount members -> retired and the job shrinks; otherwise -> the restart policy fails the
-//   job. Exit 75 (a trainer that saw a peer fail and could not recover in place) is restarted
+//   job. With pservers every failure of a member fails the job (kFail): its shard's rows cannot
+//   be recovered (shards are not replicated and elastic shards do not checkpoint), and carrying
+//   on without them would silently train a model with rows lost.
+// - With pservers the membership carries the layout: a grow's new shards are started (with the
+//   planned layout, `joining`) with its trainers; the trainers reshard at the boundary where
+//   they switch (trainer/engine/trainer.cc), and the shards of removed slots are stopped by the
+//   caller once that reshard is reported. Exit 75 (a trainer that saw a peer fail and could not recover in place) is restarted
 //   into the current epoch: the failure is its peer's, whose decision moves the epoch.
 // Every change raises the epoch and is written atomically before any new process starts.
 //
@@ -41,6 +47,9 @@ struct ElasticCoordinatorOptions {
   std::string membership_path;  // the file every trainer reads (TANDEM_MEMBERSHIP)
   int min_workers = 1;          // spec.workers.minCount
   int max_workers = 1;          // spec.workers.maxCount; REQUIRES: == slots.size()
+  // A job with tables on the pservers: the pserver endpoint of every worker slot (one shard
+  // co-located with each trainer), carried in the membership as its pserver layout. Empty: none.
+  std::vector<Endpoint> pserver_slots;
 };
 
 // What one decision changed.
@@ -73,6 +82,7 @@ class ElasticCoordinator {
   absl::StatusOr<bool> OnReady(int slot);
   // The membership with a pending grow's slots (what new trainers are started with).
   api::Membership Planned() const;
+  bool has_pservers() const { return !options_.pserver_slots.empty(); }
   bool growing() const { return !pending_slots_.empty(); }
   // Calls a pending grow off (the job finished before its new trainers were ready): returns the
   // slots whose trainers must be stopped.
@@ -104,6 +114,7 @@ class ElasticCoordinator {
   std::vector<bool> ready_;         // by slot
   std::vector<int64_t> joined_;     // by slot: the epoch that made it a member
   std::string pending_reason_;
+  int64_t pending_layout_epoch_ = 0;  // a pending grow's pserver layout epoch
 };
 
 }  // namespace tandem::local

@@ -55,6 +55,7 @@ LocalJob LocalJobFor(const api::TrainingJob& job, const std::string& manifest_pa
   }
   lj.pserver_threads = static_cast<int>(api::EffectiveThreads(job.spec.pserver));
   lj.elastic = job.spec.elastic.has_value();
+  lj.elastic_pservers = lj.elastic && api::HasEmbeddingLayers(job.spec);
   lj.min_workers = static_cast<int>(std::min<int64_t>(job.spec.workers.min_count, lj.workers));
   lj.max_workers = static_cast<int>(std::max<int64_t>(job.spec.workers.max_count, lj.workers));
   lj.restart.backoff_limit = static_cast<int>(job.spec.restart_policy.backoff_limit);
@@ -160,12 +161,48 @@ SupervisedProcess BuildElasticTrainer(const LocalJob& job, const LocalRunOptions
   c.threads = job.trainer_threads;
   c.events = true;
   c.membership_file = absl::StrCat(run_dir, "/", kMembershipFile);
+  for (const api::PServerShard& s : membership.pservers) c.pservers.push_back(s.endpoint);
   SupervisedProcess p;
   p.role = Role::kTrainer;
   p.worker = slot;
   p.spec.name = absl::StrCat("worker-", slot, "/trainer");
   api::WorkerInvocation inv = api::RenderWorker(c, options.bin_dir);
   p.spec.argv = std::move(inv.argv);
+  for (api::EnvVar& e : inv.env) p.spec.env.emplace_back(std::move(e.name), std::move(e.value));
+  return p;
+}
+
+SupervisedProcess BuildElasticPServer(const LocalJob& job, const LocalRunOptions& options,
+                                      const std::vector<int>& ports,
+                                      const api::Membership& membership, int slot, bool joining,
+                                      const std::string& token, const tls::TlsFiles& tls) {
+  const size_t max = static_cast<size_t>(job.max_workers);
+  api::WorkerContract c;
+  c.role = api::WorkerRole::kPServer;
+  c.manifest_path = job.manifest_path;
+  c.job_name = job.name;
+  c.rank = slot;  // TANDEM_PSERVERS holds every slot's endpoint: its own is entry `slot`
+  c.world_size = job.max_workers;
+  for (size_t i = 0; i < max; ++i) c.pservers.push_back({"127.0.0.1", ports[2 * max + i]});
+  c.token = token;
+  c.tls = tls;
+  c.metrics_port = ports[3 * max + static_cast<size_t>(slot)];
+  c.threads = job.pserver_threads;
+  SupervisedProcess p;
+  p.role = Role::kPServer;
+  p.worker = slot;
+  p.spec.name = absl::StrCat("worker-", slot, "/pserver");
+  api::WorkerInvocation inv = api::RenderWorker(c, options.bin_dir);
+  p.spec.argv = std::move(inv.argv);
+  std::string layout;
+  for (const api::PServerShard& s : membership.pservers)
+    absl::StrAppend(&layout, layout.empty() ? "" : ",", s.slot);
+  for (std::string arg : {std::string("--layout"), layout, std::string("--layout-epoch"),
+                          std::to_string(membership.pserver_epoch), std::string("--shard"),
+                          std::to_string(slot), std::string("--trainers"),
+                          std::to_string(membership.world_size())})
+    p.spec.argv.push_back(std::move(arg));
+  if (joining) p.spec.argv.push_back("--joining");
   for (api::EnvVar& e : inv.env) p.spec.env.emplace_back(std::move(e.name), std::move(e.value));
   return p;
 }
@@ -254,25 +291,36 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
 
   TANDEM_ASSIGN_OR_RETURN(
       std::vector<int> ports,
-      net::PickFreeLoopbackPorts(job_.elastic ? 2 * job_.max_workers : 4 * job_.workers));
+      net::PickFreeLoopbackPorts(job_.elastic ? (job_.elastic_pservers ? 4 : 2) * job_.max_workers
+                                              : 4 * job_.workers));
   TANDEM_ASSIGN_OR_RETURN(std::string token, NewJobToken());
   TANDEM_ASSIGN_OR_RETURN(tls::TlsFiles tls, WriteJobCertificates(run_dir + "/tls", job_.name));
   std::unique_ptr<ElasticCoordinator> elastic;
   std::vector<SupervisedProcess> procs;
   if (job_.elastic) {
-    std::vector<Endpoint> slots;
-    for (int i = 0; i < job_.max_workers; ++i) slots.push_back({"127.0.0.1", ports[static_cast<size_t>(i)]});
+    std::vector<Endpoint> slots, pserver_slots;
+    for (int i = 0; i < job_.max_workers; ++i) {
+      slots.push_back({"127.0.0.1", ports[static_cast<size_t>(i)]});
+      if (job_.elastic_pservers)
+        pserver_slots.push_back(
+            {"127.0.0.1", ports[static_cast<size_t>(2 * job_.max_workers + i)]});
+    }
     elastic = std::make_unique<ElasticCoordinator>(
         ElasticCoordinatorOptions{.membership_path = absl::StrCat(run_dir, "/", kMembershipFile),
                                   .min_workers = job_.min_workers,
-                                  .max_workers = job_.max_workers},
+                                  .max_workers = job_.max_workers,
+                                  .pserver_slots = pserver_slots},
         slots, job_.workers);
     std::error_code rm;
     fs::remove(fs::path(run_dir) / kResizeRequestFile, rm);
     TANDEM_RETURN_IF_ERROR(elastic->Start());
-    for (int i = 0; i < job_.workers; ++i)
+    for (int i = 0; i < job_.workers; ++i) {
+      if (job_.elastic_pservers)
+        procs.push_back(BuildElasticPServer(job_, options_, ports, elastic->membership(), i,
+                                            /*joining=*/false, token, tls));
       procs.push_back(BuildElasticTrainer(job_, options_, run_dir, ports, elastic->membership(), i,
                                           token, tls));
+    }
   } else {
     procs = BuildProcesses(job_, options_, run_dir, ports, token, tls);
   }
@@ -300,7 +348,9 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   std::fflush(out);
 
   ProgressTracker tracker;
+  Supervisor* running = nullptr;  // set before it runs; the callbacks below use it
   std::vector<nlohmann::json> resizes;  // the trainers' `resized` events
+  std::vector<nlohmann::json> reshards;  // elastic with pservers: rank 0's `resharded` events
   std::map<int, int64_t> final_epochs;  // elastic: by slot, the epoch of its summary event
   ProgressDisplay display(out, options_.tty);
   SupervisorCallbacks cb;
@@ -339,6 +389,19 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
                                    " s)"));
           resizes.push_back(rec);
         }
+        if ((*event)["event"] == "resharded" && elastic != nullptr) {
+          // The shards that left the layout handed everything off: they may stop now.
+          display.Log(absl::StrCat(
+              "[", p.spec.name, "] resharded the pservers to layout epoch ",
+              event->value("layoutEpoch", int64_t{0}), ": ", event->value("rowsMoved", int64_t{0}),
+              " rows moved, ", event->value("rowsKept", int64_t{0}), " kept (",
+              absl::StrFormat("%.2f", event->value("seconds", 0.0)), " s)"));
+          reshards.push_back(rec);
+          if (event->contains("left") && (*event)["left"].is_array())
+            for (const auto& slot : (*event)["left"])
+              if (slot.is_number_integer())
+                running->StopProcess(absl::StrCat("worker-", slot.get<int>(), "/pserver"));
+        }
         if ((*event)["event"] == "resumed") {
           display.Log(absl::StrCat("[", p.spec.name, "] resumed from checkpoint at step ",
                                    event->value("step", 0), ", ", event->value("lostSteps", 0),
@@ -367,7 +430,6 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   SupervisorOptions sopts;
   sopts.restart = job_.restart;
   sopts.stop_grace_seconds = options_.stop_grace_seconds;
-  Supervisor* running = nullptr;
   if (elastic != nullptr) {
     // `tandem resize`: a request file in the run folder, answered with a result file.
     cb.on_tick = [&] {
@@ -396,6 +458,10 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
           for (int slot : change->removed) tracker.Forget(slot);
           absl::Status started = absl::OkStatus();
           for (int slot : change->started) {
+            // The new shard first (joining: it serves nothing until the reshard's commit).
+            if (job_.elastic_pservers)
+              started.Update(running->AddProcess(BuildElasticPServer(
+                  job_, options_, ports, elastic->Planned(), slot, /*joining=*/true, token, tls)));
             started.Update(running->AddProcess(BuildElasticTrainer(
                 job_, options_, run_dir, ports, elastic->Planned(), slot, token, tls)));
           }
@@ -414,7 +480,14 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
       fs::rename(result + ".tmp", result, rm);
     };
     cb.on_exit = [&](const SupervisedProcess& p, int code, bool restartable) {
-      if (p.role != Role::kTrainer) return ExitAction::kPolicy;
+      if (p.role != Role::kTrainer) {
+        if (!job_.elastic_pservers) return ExitAction::kPolicy;
+        // Stopped shards (left the layout, or the job's end) do not come here.
+        cb.on_event(absl::StrCat(p.spec.name, " exited with code ", code, ": an elastic shard's "
+                                 "rows are neither replicated nor checkpointed, so the job "
+                                 "cannot go on without losing them"));
+        return ExitAction::kFail;
+      }
       if (code == 0) {  // finished, or left at a boundary
         elastic->MarkStopped(p.worker);
         if (!elastic->IsMember(p.worker)) {
@@ -431,6 +504,8 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
                                      "/trainer could join: not growing"));
             elastic->Abandon(slot);
             running->StopProcess(absl::StrCat("worker-", slot, "/trainer"), SIGKILL);
+            if (job_.elastic_pservers)
+              running->StopProcess(absl::StrCat("worker-", slot, "/pserver"));
           }
         }
         return ExitAction::kPolicy;
@@ -440,6 +515,16 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
         cb.on_event(absl::StrCat("elastic: ", decision.status().message()));
         return ExitAction::kPolicy;
       }
+      if (*decision == ExitDecision::kFail && elastic->has_pservers()) {
+        cb.on_event(absl::StrCat(
+            p.spec.name, " exited with code ", code, ": with tables on the pservers a lost "
+            "worker cannot be recovered in place (the step in flight is spread over shards that "
+            "are neither replicated nor checkpointed); the job fails instead of training on with "
+            "rows lost (docs/elastic.md)"));
+        return ExitAction::kFail;
+      }
+      if (*decision == ExitDecision::kRetire && elastic->has_pservers())
+        running->StopProcess(absl::StrCat("worker-", p.worker, "/pserver"));  // a grow called off
       if (*decision == ExitDecision::kRetire) {
         tracker.Forget(p.worker);
         cb.on_event(absl::StrCat("membership epoch ", elastic->membership().epoch, ": ",
@@ -474,6 +559,7 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   result.summary["lost_steps"] = result.lost_steps;
   result.summary["workers"] = elastic ? elastic->membership().world_size() : job_.workers;
   if (elastic) result.summary["resizes"] = resizes;
+  if (elastic && job_.elastic_pservers) result.summary["reshards"] = reshards;
   result.summary["succeeded"] = run.succeeded;
   std::ofstream(run_dir + "/summary.json") << result.summary.dump(2) << '\n';
   if (absl::Status r = WriteRunReport(run_dir); !r.ok()) std::fprintf(out, "tandem run: %s\n", r.ToString().c_str());

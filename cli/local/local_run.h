@@ -38,9 +38,11 @@ struct LocalJob {
   RestartPolicy restart;
   int trainer_threads = 0;         // 0: the trainer decides (all cores of this machine)
   int pserver_threads = 0;
-  // spec.elastic: trainers only (no pservers), following a membership file the run's
-  // coordinator changes (cli/local/elastic_coordinator.h); between min and max workers.
+  // spec.elastic: trainers following a membership file the run's coordinator changes
+  // (cli/local/elastic_coordinator.h); between min and max workers. With embedding tables
+  // (elastic_pservers) each worker slot also runs a pserver shard, resharded at each resize.
   bool elastic = false;
+  bool elastic_pservers = false;
   int min_workers = 1, max_workers = 1;
 };
 
@@ -109,10 +111,19 @@ std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRu
                                               const std::string& token, const tls::TlsFiles& tls);
 
 // An elastic job's trainer of worker slot `slot` under `membership` (its rank and peers):
-// ports [collective x maxCount][trainer metrics x maxCount].
+// ports [collective x maxCount][trainer metrics x maxCount], then with pservers
+// [pserver x maxCount][pserver metrics x maxCount].
 SupervisedProcess BuildElasticTrainer(const LocalJob& job, const LocalRunOptions& options,
                                       const std::string& run_dir, const std::vector<int>& ports,
                                       const api::Membership& membership, int slot,
+                                      const std::string& token, const tls::TlsFiles& tls);
+
+// An elastic job's pserver shard of worker slot `slot` for the pserver layout of `membership`
+// (tandem-pserver --layout ... --layout-epoch ... --shard slot --trainers N, and --joining for a
+// shard started for a grow's reshard). No checkpoint directory: elastic shards do not checkpoint.
+SupervisedProcess BuildElasticPServer(const LocalJob& job, const LocalRunOptions& options,
+                                      const std::vector<int>& ports,
+                                      const api::Membership& membership, int slot, bool joining,
                                       const std::string& token, const tls::TlsFiles& tls);
 
 // Runs the job to completion (or failure, or Stop()). Prints progress to `out`.

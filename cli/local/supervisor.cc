@@ -215,12 +215,21 @@ RunResult Supervisor::Run() {
       if (code == 0) {  // a pserver exited while trainers still need it
         can_retry = true;
       }
-      if (callbacks_.on_exit && code != 0) {
+      // A pserver's exit goes to on_exit even with code 0: no trainer is done with it yet.
+      if (callbacks_.on_exit && (code != 0 || s->proc.role != Role::kTrainer)) {
         const bool restartable =
             can_retry && (!charged || result.charged_restarts < options_.restart.backoff_limit);
-        if (callbacks_.on_exit(s->proc, code, restartable) == ExitAction::kRetire) {
+        const ExitAction action = callbacks_.on_exit(s->proc, code, restartable);
+        if (action == ExitAction::kRetire) {
           s->done = true;  // gone for good: the job no longer waits for it
           continue;
+        }
+        if (action == ExitAction::kFail) {
+          result.failure = absl::StrCat(name, " exited with code ", code,
+                                        ": the job cannot go on without it");
+          Event(result.failure + "; stopping the job");
+          StopAll(&result, /*kill_now=*/false);
+          return result;
         }
       }
       if (!can_retry) {

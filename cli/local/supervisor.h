@@ -66,6 +66,7 @@ struct SupervisorOptions {
 enum class ExitAction {
   kPolicy,   // the restart policy decides (restart, or fail the job)
   kRetire,   // the worker is gone for good and the job goes on without it: not a failure
+  kFail,     // the job cannot go on (an elastic job lost a pserver shard's rows): stop it now
 };
 
 struct SupervisorCallbacks {

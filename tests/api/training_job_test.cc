@@ -325,6 +325,17 @@ TEST(TrainingJobTest, ElasticIsOptionalDefaultedAndRoundTrips) {
   EXPECT_NE(Dump(bad).find("spec.elastic: not supported with spec.sync.dense: pserver"),
             std::string::npos) << Dump(bad);
   j["spec"]["sync"]["dense"] = "ring";
+  // Embedding tables (on the pservers, resharded at each resize) with the dense part on the ring.
+  j["spec"]["model"] = {{"layers", {{{"name", "emb"}, {"type", "embedding"}}}}};
+  EXPECT_TRUE(Errors(j).empty()) << Dump(Errors(j));
+  EXPECT_TRUE(HasEmbeddingLayers(ParseTrainingJob(j, SectionValidators{}, &errors).spec));
+  // ... but not published (elastic shards write no files).
+  j["spec"]["publish"] = {{"everySteps", 100}};
+  EXPECT_NE(Dump(Errors(j)).find("spec.publish: not supported yet for an elastic job"),
+            std::string::npos) << Dump(Errors(j));
+  j["spec"].erase("publish");
+  j["spec"]["model"] = {{"layers", {{{"name", "fc"}, {"type", "fc"}}}}};
+  EXPECT_FALSE(HasEmbeddingLayers(ParseTrainingJob(j, SectionValidators{}, &errors).spec));
   j["spec"]["elastic"]["policy"] = "quadratic";
   EXPECT_NE(Dump(Errors(j)).find("spec.elastic.policy"), std::string::npos) << Dump(Errors(j));
 }

@@ -158,6 +158,7 @@ absl::StatusOr<bool> ElasticWorld::Enter(const api::Membership& m) {
   if (resizes_ != nullptr && options_.epoch >= 0) resizes_->Inc();
   options_.epoch = m.epoch;
   reason_ = m.reason;
+  membership_ = m;
   if (epoch_gauge_ != nullptr) epoch_gauge_->Set(static_cast<double>(m.epoch));
   if (world_gauge_ != nullptr) world_gauge_->Set(m.world_size());
   return true;

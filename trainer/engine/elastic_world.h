@@ -118,6 +118,8 @@ class ElasticWorld {
 
   int64_t epoch() const { return options_.epoch; }
   const std::string& reason() const { return reason_; }
+  // The membership last entered (Enter, Join).
+  const api::Membership& membership() const { return membership_; }
 
   // A trainer that starts without a ring (its main connects nothing): calls `ready` (it has
   // loaded its data and built its model), waits until the membership names it, then connects
@@ -157,6 +159,7 @@ class ElasticWorld {
   ElasticOptions options_;
   DataParallel& dp_;
   std::string reason_;
+  api::Membership membership_;
   int64_t refused_epoch_ = -1;  // logged once
   metrics::Gauge* epoch_gauge_ = nullptr;
   metrics::Gauge* world_gauge_ = nullptr;

@@ -62,7 +62,8 @@ bool HasSparseTables(const ModelGraph& graph) {
 
 absl::StatusOr<std::unique_ptr<SparsePath>> SparsePath::Connect(
     const std::vector<std::string>& endpoints, const std::string& token, const tls::TlsFiles& tls,
-    int rank, const PServerSyncOptions& sync, const PServerTimeouts& timeouts) {
+    int rank, const PServerSyncOptions& sync, const PServerTimeouts& timeouts,
+    const PServerLayout& layout) {
   if (endpoints.empty())
     return absl::FailedPreconditionError("no parameter server to use (TANDEM_PSERVERS is empty)");
   if (token.empty() && !tls.enabled())
@@ -77,11 +78,44 @@ absl::StatusOr<std::unique_ptr<SparsePath>> SparsePath::Connect(
   o.sync = !sync.async;
   if (timeouts.rpc) o.rpc_timeout = *timeouts.rpc;
   if (timeouts.reconnect) o.reconnect_timeout = *timeouts.reconnect;
+  o.shard_ids = layout.ids;
+  o.placement_epoch = layout.epoch;
+  o.block_size_shards = layout.block_size_shards;
   auto client = pserver::PServerClient::Connect(o);
   if (!client.ok())
     return Annotate(client.status(),
                     absl::StrCat("connecting to the pservers ", absl::StrJoin(endpoints, ",")));
-  return std::make_unique<SparsePath>(std::move(*client), sync);
+  auto sp = std::make_unique<SparsePath>(std::move(*client), sync);
+  sp->options_ = std::move(o);
+  return sp;
+}
+
+absl::Status SparsePath::Relayout(const std::vector<std::string>& endpoints,
+                                  const PServerLayout& layout) {
+  if (options_.endpoints.empty())
+    return absl::FailedPreconditionError("pserver client: Relayout needs a client made by Connect");
+  // Rows pulled (or being prefetched) were for batches of the old readers; a prefetch caught by
+  // the reshard fails (FAILED_PRECONDITION from a shard of the new layout): dropped either way.
+  for (Rows* r : {&rows_[0], &rows_[1], &eval_}) {
+    (void)Wait(*r);
+    r->valid = false;
+  }
+  pserver::PServerClientOptions o = options_;
+  o.endpoints = endpoints;
+  o.shard_ids = layout.ids;
+  o.placement_epoch = layout.epoch;
+  o.block_size_shards = layout.block_size_shards;
+  auto client = pserver::PServerClient::Connect(o);
+  if (!client.ok())
+    return Annotate(client.status(), absl::StrCat("connecting to the pservers ",
+                                                  absl::StrJoin(endpoints, ","), " (layout epoch ",
+                                                  layout.epoch, ")"));
+  for (const pserver::TableConfig& c : configs_)
+    TANDEM_RETURN_IF_ERROR((*client)->RegisterTable(c), "declaring table '", c.name(),
+                           "' on the layout of epoch ", layout.epoch);
+  client_ = std::move(*client);
+  options_ = std::move(o);
+  return absl::OkStatus();
 }
 
 SparsePath::SparsePath(std::unique_ptr<pserver::PServerClient> client,
@@ -204,6 +238,7 @@ absl::Status SparsePath::Attach(Network& net, const OptimizerConfig& optimizer, 
         *c.mutable_init() = InitializerFor(d, seed, t.id);
         *c.mutable_optimizer() = opt;
         TANDEM_RETURN_IF_ERROR(client_->RegisterTable(c), "registering table '", name, "'");
+        configs_.push_back(c);
         tables_.push_back(t);
       } else if (sync_.dense_on_pserver && d.trainable && !d.sparse) {
         p.remote = true;  // the pserver's optimizer updates it; values are pulled every step
@@ -216,6 +251,7 @@ absl::Status SparsePath::Attach(Network& net, const OptimizerConfig& optimizer, 
         *c.mutable_init() = InitializerFor(d, seed, id);
         *c.mutable_optimizer() = opt;
         TANDEM_RETURN_IF_ERROR(client_->RegisterTable(c), "registering table '", name, "'");
+        configs_.push_back(c);
         dense_params_.push_back(pi);
         dense_table_ids_.push_back(id);
       }

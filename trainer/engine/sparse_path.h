@@ -61,6 +61,15 @@ struct PServerTimeouts {
   std::optional<absl::Duration> reconnect;
 };
 
+// Elastic jobs (docs/elastic.md): the shards' ids (worker slots) in endpoint order, the epoch of
+// that layout, and the largest shard count (dense block sizes never follow the live count).
+// Empty ids: a fixed job's modulo placement.
+struct PServerLayout {
+  std::vector<uint32_t> ids;
+  uint64_t epoch = 0;
+  uint32_t block_size_shards = 0;
+};
+
 // True when the model has a trainable sparse parameter (an embedding table).
 bool HasSparseTables(const ModelGraph& graph);
 
@@ -72,14 +81,22 @@ class SparsePath {
                                                              const std::string& token,
                                                              const tls::TlsFiles& tls, int rank,
                                                              const PServerSyncOptions& sync,
-                                                             const PServerTimeouts& timeouts = {});
+                                                             const PServerTimeouts& timeouts = {},
+                                                             const PServerLayout& layout = {});
   SparsePath(std::unique_ptr<pserver::PServerClient> client, const PServerSyncOptions& sync,
              uint64_t seed_salt = 0);
   ~SparsePath();
 
   bool dense_on_pserver() const { return sync_.dense_on_pserver; }
   pserver::PServerClient& client() { return *client_; }
+  // The options the current client was connected with (endpoints, layout); Connect only.
+  const pserver::PServerClientOptions& client_options() const { return options_; }
 
+  // Elastic jobs, at a step boundary after the shards were resharded to `layout` (every rank
+  // paused): drops the rows pulled or prefetched (their batch is not the next one any more: the
+  // readers are rebuilt), connects a client of the new layout and declares the tables on it
+  // (the shards hold them already: declarations are idempotent). REQUIRES: made by Connect.
+  absl::Status Relayout(const std::vector<std::string>& endpoints, const PServerLayout& layout);
   // The pserver initializer of parameter `p` held as table `table_id` in a job started with
   // `seed` (its ParamInit as a distribution; values depend only on (seed, table, row, column)).
   static pserver::Initializer InitializerFor(const ParamDesc& p, uint64_t seed, uint32_t table_id);
@@ -152,6 +169,8 @@ class SparsePath {
   absl::Status StartPrefetch();
 
   std::unique_ptr<pserver::PServerClient> client_;
+  pserver::PServerClientOptions options_;      // set by Connect
+  std::vector<pserver::TableConfig> configs_;  // every table declared, for Relayout
   PServerSyncOptions sync_;
   Network* net_ = nullptr;
   std::vector<Table> tables_;

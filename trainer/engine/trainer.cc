@@ -7,10 +7,12 @@
 #include <limits>
 #include <optional>
 #include <span>
+#include <thread>
 #include <ostream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/check.h"
 #include "common/metrics.h"
 #include "common/status.h"
@@ -26,6 +28,7 @@
 #include "trainer/engine/events.h"
 #include "trainer/engine/publisher.h"
 #include "trainer/engine/sparse_path.h"
+#include "pserver/reshard.h"
 #include "trainer/engine/stream_driver.h"
 #include "trainer/data/synthetic_ctr_dataset.h"
 #include "trainer/engine/decode_evaluator.h"
@@ -327,6 +330,7 @@ class TrainingLoop {
   enum class Turn { kSame, kResized, kLeft };
   absl::Status ResumeElastic();
   absl::StatusOr<Turn> ElasticBoundary(const absl::Status& stepped, PassStats& ps);
+  absl::Status FollowLayout(const api::Membership& m);
   void RebuildForWorld(int64_t pass);
   bool MaxStepsReached() const { return options_.max_steps > 0 && step_ >= options_.max_steps; }
   void Log(const std::string& line) const {
@@ -374,6 +378,9 @@ absl::StatusOr<TrainResult> TrainingLoop::Run() {
     TANDEM_RETURN_IF_ERROR(elastic_->Join([this] {
       if (options_.events != nullptr) options_.events->Emit({{"event", "ready"}});
     }));
+    // A new member of a grow: its tables are declared (CreateNetwork) on the grown layout, once
+    // rank 0 resharded to it. Every member of the ring takes part (one broadcast).
+    TANDEM_RETURN_IF_ERROR(FollowLayout(elastic_->membership()));
   }
   TANDEM_RETURN_IF_ERROR(CreateNetwork());
   CreateReaders();
@@ -460,11 +467,14 @@ absl::Status TrainingLoop::LoadData() {
 }
 
 absl::Status TrainingLoop::CreateNetwork() {
-  if (elastic_ != nullptr && (sp_ != nullptr || dp_ == nullptr))
+  // Elastic jobs keep embedding tables on the pservers (resharded at each resize) and their dense
+  // parameters on the ring; dense parameters on the pservers are refused by validation already.
+  if (elastic_ != nullptr && dp_ == nullptr)
     return absl::UnimplementedError(
-        sp_ != nullptr ? "spec.elastic: a model with parameters on the pservers cannot resize yet "
-                         "(docs/elastic.md)"
-                       : "spec.elastic: an elastic trainer needs its data-parallel ring");
+        "spec.elastic: an elastic trainer needs its data-parallel ring");
+  if (elastic_ != nullptr && sp_ != nullptr && sp_->dense_on_pserver())
+    return absl::UnimplementedError(
+        "spec.elastic: not supported with spec.sync.dense: pserver (docs/elastic.md)");
   TANDEM_ASSIGN_OR_RETURN(net_, Network::Create(std::move(graph_), *device_, options_.seed,
                                                 /*remote_sparse=*/sp_ != nullptr));
   if (options_.on_network_created) options_.on_network_created(*net_);
@@ -518,7 +528,8 @@ void TrainingLoop::CreateReaders() {
 absl::Status TrainingLoop::Resume() {
   // With pservers a checkpoint of step S is complete only when every shard holds S too (the
   // shards write theirs first, see SaveCheckpoint): resume from the newest such step.
-  if (sp_ != nullptr && options_.resume && !options_.checkpoint_dir.empty()) {
+  if (sp_ != nullptr && elastic_ == nullptr && options_.resume &&
+      !options_.checkpoint_dir.empty()) {
     TANDEM_ASSIGN_OR_RETURN(std::vector<uint64_t> shard_steps, sp_->ShardCheckpointSteps());
     checkpointer_.set_step_filter([shard_steps](int64_t s) {
       return s >= 0 && std::binary_search(shard_steps.begin(), shard_steps.end(),
@@ -563,7 +574,7 @@ absl::Status TrainingLoop::Resume() {
   } else if (stream_ != nullptr) {
     TANDEM_RETURN_IF_ERROR(stream_->Restore(std::nullopt, 0));
   }
-  if (sp_ != nullptr) {
+  if (sp_ != nullptr && elastic_ == nullptr) {
     // Every shard goes to the step this trainer starts from (a no-op for shards already there).
     auto rolled_back_or = sp_->RestoreShards(step_);
     if (!rolled_back_or.ok())
@@ -617,7 +628,13 @@ absl::Status TrainingLoop::RunPass(int64_t pass) {
       const absl::Status stepped = TrainStep(*batch, t0, times, ps);
       TANDEM_ASSIGN_OR_RETURN(const Turn turn, ElasticBoundary(stepped, ps));
       if (turn == Turn::kLeft) return absl::OkStatus();
-      if (turn == Turn::kResized) reader_->StartPass(pass);  // the new reader: its first batch
+      if (turn == Turn::kResized) {  // the new reader: its first batch
+        if (sp_ != nullptr) {
+          sp_->StartPass(*reader_, pass);
+        } else {
+          reader_->StartPass(pass);
+        }
+      }
     }
     if (MaxStepsReached()) break;
   }
@@ -909,6 +926,10 @@ absl::Status TrainingLoop::EvaluateDecoded(const PassStats& ps) {
 
 // A consistent cut: the shards checkpoint this step first, then this trainer.
 absl::Status TrainingLoop::SaveCheckpoint(int64_t at) {
+  // Elastic shards do not checkpoint (their files would be keyed by a layout that changes), and
+  // a trainer checkpoint without the shards' rows could only be restored with those rows lost:
+  // an elastic job with pservers writes none (docs/elastic.md).
+  if (elastic_ != nullptr && sp_ != nullptr) return absl::OkStatus();
   if (sp_ != nullptr)
     TANDEM_RETURN_IF_ERROR(sp_->CheckpointShards(at), "parameter-server checkpoint of step ", at);
   TANDEM_RETURN_IF_ERROR(checkpointer_.Save(
@@ -1021,6 +1042,12 @@ absl::StatusOr<TrainingLoop::Turn> TrainingLoop::ElasticBoundary(const absl::Sta
   }
   if (!failed.ok()) {
     if (!collective::IsPeerFailure(failed)) return failed;
+    if (sp_ != nullptr)
+      return absl::FailedPreconditionError(absl::StrCat(
+          "elastic: a peer failed at step ", step_, " (", failed.message(),
+          "): with tables on the pservers a lost worker cannot be recovered in place (its shard's "
+          "rows are not replicated and elastic shards do not checkpoint): the job fails "
+          "(docs/elastic.md)"));
     Log(absl::StrCat("elastic: a peer failed at step ", step_, " (", failed.message(),
                      "); waiting for the next membership"));
     TANDEM_ASSIGN_OR_RETURN(next, elastic_->AwaitNewMembership());
@@ -1034,6 +1061,7 @@ absl::StatusOr<TrainingLoop::Turn> TrainingLoop::ElasticBoundary(const absl::Sta
     left_ = true;
     return Turn::kLeft;
   }
+  TANDEM_RETURN_IF_ERROR(FollowLayout(*next));
   TANDEM_RETURN_IF_ERROR(elastic_->AgreeOnState(/*live=*/true, &epos_, *net_, *optimizer_).status());
   if (epos_.pass != ps.pass)
     return absl::InternalError(absl::StrCat("elastic: the source rank is in pass ", epos_.pass + 1,
@@ -1057,6 +1085,91 @@ absl::StatusOr<TrainingLoop::Turn> TrainingLoop::ElasticBoundary(const absl::Sta
                            {"lostSteps", lost}, {"rankStep", my_step}});
   }
   return Turn::kResized;
+}
+
+// Elastic jobs with tables on the pservers (docs/elastic.md): every rank of the ring of `m`, at
+// the step boundary where it entered it (every trainer paused; sync mode: the last step applied
+// on every shard). When m's pserver layout is not the one rank 0's client uses, rank 0 reshards
+// the shards from its layout to m's (pserver/reshard.h) while the others wait in the broadcast
+// of the outcome; then every rank's client moves to m's layout. A reshard that fails before its
+// commit leaves every shard on the old layout with everything it had; the trainers stop with the
+// error (the job fails) rather than train on a layout some shards do not serve.
+absl::Status TrainingLoop::FollowLayout(const api::Membership& m) {
+  if (sp_ == nullptr) return absl::OkStatus();
+  if (m.pservers.empty())
+    return absl::FailedPreconditionError(absl::StrCat(
+        "elastic: membership epoch ", m.epoch, " has no pserver layout (pservers) but the model "
+        "has tables on the pservers"));
+  std::vector<std::string> endpoints;
+  PServerLayout layout{.epoch = static_cast<uint64_t>(m.pserver_epoch),
+                       .block_size_shards = sp_->client_options().block_size_shards};
+  for (const api::PServerShard& s : m.pservers) {
+    endpoints.push_back(s.endpoint.ToString());
+    layout.ids.push_back(static_cast<uint32_t>(s.slot));
+  }
+  const pserver::PServerClientOptions& cur = sp_->client_options();
+  const bool same = cur.placement_epoch == layout.epoch && cur.shard_ids == layout.ids &&
+                    cur.endpoints == endpoints;
+  // [0] status code (0: ok), [1] 1 when a reshard ran, [2] message length.
+  int64_t header[3] = {0, 0, 0};
+  std::string message;
+  if (dp_->rank() == 0 && !same) {
+    pserver::ReshardPlan plan;
+    plan.epoch = layout.epoch;
+    plan.num_trainers = static_cast<uint32_t>(m.world_size());
+    for (size_t i = 0; i < cur.shard_ids.size(); ++i)
+      plan.from.push_back({.id = cur.shard_ids[i], .endpoint = cur.endpoints[i]});
+    for (size_t i = 0; i < layout.ids.size(); ++i)
+      plan.to.push_back({.id = layout.ids[i], .endpoint = endpoints[i]});
+    const Clock::time_point t0 = Clock::now();
+    absl::StatusOr<pserver::ReshardReport> report =
+        absl::FailedPreconditionError("this client has no elastic layout (shard ids)");
+    if (!cur.shard_ids.empty()) {
+      // A new shard still starting answers UNAVAILABLE: the reshard aborts cleanly; try again.
+      const Clock::time_point deadline = t0 + std::chrono::seconds(60);
+      while (true) {
+        report = pserver::RunReshard(plan, {.token = cur.token, .tls = cur.tls});
+        if (report.ok() || !absl::IsUnavailable(report.status()) || Clock::now() >= deadline) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+    if (!report.ok()) {
+      header[0] = static_cast<int64_t>(report.status().code());
+      message = std::string(report.status().message());
+    } else {
+      header[1] = 1;
+      const double seconds = Seconds(t0, Clock::now());
+      std::vector<uint32_t> from_ids = cur.shard_ids;
+      Log(absl::StrFormat("elastic: resharded the pservers from [%s] to [%s] (layout epoch %d): "
+                          "%d rows and %d blocks moved (%d bytes), %d rows kept, %.3f s",
+                          absl::StrJoin(from_ids, ","), absl::StrJoin(layout.ids, ","),
+                          layout.epoch, report->rows_moved, report->blocks_moved,
+                          report->bytes_moved, report->rows_kept, seconds));
+      if (options_.events != nullptr)
+        options_.events->Emit({{"event", "resharded"}, {"epoch", m.epoch},
+                               {"layoutEpoch", layout.epoch}, {"from", from_ids},
+                               {"to", layout.ids}, {"left", report->left},
+                               {"rowsMoved", report->rows_moved},
+                               {"blocksMoved", report->blocks_moved},
+                               {"bytesMoved", report->bytes_moved},
+                               {"rowsKept", report->rows_kept}, {"seconds", seconds},
+                               {"step", step_}});
+    }
+    header[2] = static_cast<int64_t>(message.size());
+  }
+  TANDEM_RETURN_IF_ERROR(dp_->Broadcast(header, sizeof(header), 0),
+                         "elastic: the reshard's outcome");
+  message.resize(static_cast<size_t>(header[2]));
+  if (header[2] > 0)
+    TANDEM_RETURN_IF_ERROR(dp_->Broadcast(message.data(), message.size(), 0),
+                           "elastic: the reshard's outcome");
+  if (header[0] != 0)
+    return absl::Status(static_cast<absl::StatusCode>(header[0]),
+                        absl::StrCat("elastic: resharding the pservers to layout epoch ",
+                                     layout.epoch, " of membership epoch ", m.epoch, ": ",
+                                     message));
+  if (same) return absl::OkStatus();
+  return sp_->Relayout(endpoints, layout);
 }
 
 absl::StatusOr<TrainResult> TrainingLoop::Finish() {

@@ -137,6 +137,52 @@ TEST_F(ElasticCoordinatorTest, AFailedWorkerIsRestartedRetiredOrFailsTheJob) {
       << c.membership().reason;
 }
 
+std::vector<int> ShardSlots(const api::Membership& m) {
+  std::vector<int> out;
+  for (const api::PServerShard& s : m.pservers) {
+    EXPECT_EQ(s.endpoint.port, 8000 + s.slot);
+    out.push_back(s.slot);
+  }
+  return out;
+}
+
+TEST_F(ElasticCoordinatorTest, WithPServersTheLayoutFollowsTheMembersAndFailuresFailTheJob) {
+  std::vector<Endpoint> shards;
+  for (int i = 0; i < 3; ++i) shards.push_back({"127.0.0.1", 8000 + i});
+  ElasticCoordinator c({.membership_path = File(), .min_workers = 1, .max_workers = 3,
+                        .pserver_slots = shards},
+                       Slots(3), 2);
+  ASSERT_TRUE(c.Start().ok());
+  EXPECT_EQ(ShardSlots(c.membership()), (std::vector<int>{0, 1}));
+  EXPECT_EQ(c.membership().pserver_epoch, 0);
+  ExpectFile(c);
+  // Grow: the planned layout (what the new shard starts with) has the next epoch; the published
+  // membership carries it once the new trainer is ready.
+  auto grew = c.Resize(3, "test");
+  ASSERT_TRUE(grew.ok()) << grew.status();
+  EXPECT_EQ(ShardSlots(c.Planned()), (std::vector<int>{0, 1, 2}));
+  EXPECT_EQ(c.Planned().pserver_epoch, 1);
+  EXPECT_TRUE(c.membership().pservers.size() == 2u);
+  ASSERT_TRUE(*c.OnReady(2));
+  EXPECT_EQ(c.membership().epoch, 1);
+  EXPECT_EQ(c.membership().pserver_epoch, 1);
+  EXPECT_EQ(ShardSlots(c.membership()), (std::vector<int>{0, 1, 2}));
+  ExpectFile(c);
+  // Shrink: the removed slot's shard leaves the layout in the same epoch.
+  auto shrank = c.Resize(2, "test");
+  ASSERT_TRUE(shrank.ok()) << shrank.status();
+  EXPECT_EQ(shrank->removed, (std::vector<int>{2}));
+  EXPECT_EQ(c.membership().epoch, 2);
+  EXPECT_EQ(c.membership().pserver_epoch, 2);
+  EXPECT_EQ(ShardSlots(c.membership()), (std::vector<int>{0, 1}));
+  ExpectFile(c);
+  // A member failing, even restartable, fails the job: its shard's rows cannot be recovered.
+  auto d = c.OnTrainerFailed(1, 137, /*restartable=*/true);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d, ExitDecision::kFail);
+  EXPECT_EQ(c.membership().epoch, 2);
+}
+
 TEST(MembershipTest, RendersAndParsesAndNamesWhatIsWrong) {
   api::Membership m{.epoch = 3, .peers = {{"127.0.0.1", 4001}, {"10.0.0.2", 4002}}, .reason = "r"};
   auto back = api::ParseMembership(api::RenderMembership(m), "x");
