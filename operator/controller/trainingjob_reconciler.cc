@@ -365,6 +365,17 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
   p.before = p.job.status;
   p.st().observed_generation = p.job.metadata.generation;
   if (!errors.empty()) return OnInvalidSpec(p, errors);
+  // Valid (tandem run resizes it, resharding the pservers), but the operator does not run
+  // joining pserver shards nor publish a pserver layout yet: a resize on Kubernetes would leave
+  // the trainers without their tables. Refused here, with the reason, instead of failing later.
+  if (p.job.spec.elastic.has_value() && api::HasEmbeddingLayers(p.job.spec) &&
+      !Finished(p.st().phase)) {
+    Finish(p, api::kPhaseFailed, "Unsupported",
+           "spec.elastic: an elastic job with embedding tables on the pservers runs under "
+           "`tandem run` only; the operator does not move pserver shards yet (docs/elastic.md). "
+           "Remove spec.elastic to run it as a fixed-size job");
+    return Write(p);
+  }
 
   p.pods = PodsOf(p.job, p.uid);
   const std::string& phase = p.st().phase;

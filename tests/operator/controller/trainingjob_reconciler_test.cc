@@ -1114,6 +1114,35 @@ api::Membership MembershipIn(const json& configmap_or_patch) {
   return m.ok() ? *m : api::Membership{};
 }
 
+TEST(ElasticReconcileTest, ElasticJobWithEmbeddingTablesIsRefusedWithTheReason) {
+  // tandem run resizes such a job (resharding its pservers); the operator cannot yet.
+  Fixture f;
+  json spec = ElasticSpec(2, 1, 4);
+  spec["sync"] = {{"dense", "ring"}, {"mode", "sync"}};
+  spec["data"] = {{"train", {{"format", "synthetic-ctr"}, {"examples", 1000}, {"numFields", 4}}},
+                  {"test", {{"format", "synthetic-ctr"}, {"examples", 100}, {"numFields", 4}}},
+                  {"batchSize", 32}};
+  spec["model"] = {{"inputs", {{{"name", "ids"}, {"source", "fields"}, {"shape", {4}}},
+                               {{"name", "click"}, {"source", "targets"}}}},
+                   {"layers", {{{"name", "emb"}, {"type", "embedding"}, {"input", "ids"},
+                                {"vocabSize", 1000}, {"size", 4}, {"pooling", "sum"}},
+                               {{"name", "logit"}, {"type", "fc"}, {"input", "emb"}, {"size", 1}},
+                               {{"name", "cost"}, {"type", "binary_cross_entropy"},
+                                {"inputs", {"logit", "click"}}}}},
+                   {"cost", "cost"}};
+  f.cache.Put(kube::kTrainingJobs, Job("a", spec));
+  ReconcileResult r = f.reconciler.Reconcile("default/a");
+  EXPECT_TRUE(r.error.ok());
+  json st = f.api.LastStatus();
+  EXPECT_EQ(st["phase"], "Failed");
+  std::string reason, message;
+  for (const auto& c : st["conditions"])
+    if (c["type"] == "Failed") reason = c["reason"], message = c["message"];
+  EXPECT_EQ(reason, "Unsupported") << st.dump();
+  EXPECT_NE(message.find("spec.elastic"), std::string::npos) << message;
+  for (const std::string& call : f.api.Summary()) EXPECT_EQ(call.find("create pods"), std::string::npos) << call;
+}
+
 TEST(ElasticReconcileTest, GrowsIntoIdleCapacityThenPublishes) {
   Fixture f;
   json job = Job("a", ElasticSpec(2, 1, 4), ElasticStatus(2));
