@@ -33,8 +33,10 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using testing::FindChild;
 using testing::ReadFile;
+using testing::RunEvents;
 using testing::StepsDone;
 using testing::SummaryOf;
+using testing::TandemResize;
 using testing::TandemRun;
 
 constexpr int kExamples = 100000;  // 3,126 steps: time for two resizes
@@ -69,23 +71,6 @@ spec:
 )");
 }
 
-std::vector<nlohmann::json> Events(const std::string& run_dir, const std::string& kind) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(ReadFile(run_dir + "/metrics.jsonl"));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("event", "") == kind) out.push_back(j);
-  }
-  return out;
-}
-
-std::pair<int, std::string> Resize(const std::string& args, const std::string& out) {
-  const std::string cmd = absl::StrCat(testing::BinDir(), "/tandem resize ", args, " >", out, " 2>&1");
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFile(out)};
-}
-
 class ElasticPServerRunTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -116,9 +101,9 @@ class ElasticPServerRunTest : public ::testing::Test {
   // `left` events of those taken out.
   static int64_t ExamplesTrained(const std::string& run_dir) {
     int64_t sum = 0;
-    for (const auto& e : Events(run_dir, "summary"))
+    for (const auto& e : RunEvents(run_dir, "summary"))
       sum += e.value("examples_this_trainer", int64_t{0});
-    for (const auto& e : Events(run_dir, "left")) sum += e.value("examples", int64_t{0});
+    for (const auto& e : RunEvents(run_dir, "left")) sum += e.value("examples", int64_t{0});
     return sum;
   }
 
@@ -141,21 +126,21 @@ TEST_F(ElasticPServerRunTest, ResizeTwoToThreeToTwoReshardsTheEmbeddingTable) {
   const pid_t survivor0 = FindChild(run.pid(), "trainer", 0);
   ASSERT_GT(survivor0, 0);
 
-  auto [grew, grew_out] = Resize(absl::StrCat(run_dir, " 3"), Path("resize1.txt"));
+  auto [grew, grew_out] = TandemResize(absl::StrCat(run_dir, " 3"), Path("resize1.txt"));
   ASSERT_EQ(grew, 0) << grew_out;
-  ASSERT_TRUE(WaitFor(run, [&] { return Events(run_dir, "resharded").size() >= 1; }, 120))
+  ASSERT_TRUE(WaitFor(run, [&] { return RunEvents(run_dir, "resharded").size() >= 1; }, 120))
       << ReadFile(Path("out.txt"));
   const int64_t at_grow = StepsDone(run_dir, 0);
   ASSERT_TRUE(WaitFor(run, [&] { return StepsDone(run_dir, 0) >= at_grow + 30; }, 120))
       << ReadFile(Path("out.txt"));
-  auto [shrank, shrank_out] = Resize(absl::StrCat(run_dir, " 2"), Path("resize2.txt"));
+  auto [shrank, shrank_out] = TandemResize(absl::StrCat(run_dir, " 2"), Path("resize2.txt"));
   ASSERT_EQ(shrank, 0) << shrank_out;
 
   const int code = run.Wait(std::chrono::seconds(400));
   const std::string out = ReadFile(Path("out.txt"));
   ASSERT_EQ(code, 0) << out;
 
-  auto resized = Events(run_dir, "resized");
+  auto resized = RunEvents(run_dir, "resized");
   ASSERT_EQ(resized.size(), 2u) << out;
   EXPECT_EQ(resized[0].value("from", 0), 2);
   EXPECT_EQ(resized[0].value("to", 0), 3);
@@ -165,7 +150,7 @@ TEST_F(ElasticPServerRunTest, ResizeTwoToThreeToTwoReshardsTheEmbeddingTable) {
 
   // Each resize resharded the table: the new shard (slot 2) took about a third of the rows
   // (rendezvous placement), and at the shrink it handed all of its own (about a third) back.
-  auto reshards = Events(run_dir, "resharded");
+  auto reshards = RunEvents(run_dir, "resharded");
   ASSERT_EQ(reshards.size(), 2u) << out;
   EXPECT_EQ(reshards[0]["to"], nlohmann::json({0, 1, 2})) << reshards[0].dump();
   EXPECT_EQ(reshards[1]["to"], nlohmann::json({0, 1})) << reshards[1].dump();
@@ -227,7 +212,7 @@ TEST_F(ElasticPServerRunTest, KillNineOfAWorkerFailsTheJobInsteadOfLosingRows) {
   EXPECT_NE(code, 0) << out;
   EXPECT_NE(out.find("cannot be recovered in place"), std::string::npos) << out;
   EXPECT_EQ(out.find("restarted worker-2/trainer"), std::string::npos) << out;
-  EXPECT_TRUE(Events(run_dir, "resized").empty()) << out;
+  EXPECT_TRUE(RunEvents(run_dir, "resized").empty()) << out;
 }
 
 }  // namespace

@@ -27,8 +27,10 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 using testing::FindChild;
 using testing::ReadFile;
+using testing::RunEvents;
 using testing::StepsDone;
 using testing::SummaryOf;
+using testing::TandemResize;
 using testing::TandemRun;
 
 constexpr char kFashionMnist[] = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
@@ -60,24 +62,6 @@ spec:
   checkpoint: {intervalSteps: 200, keep: 3}
   restartPolicy: {backoffLimit: )", backoff_limit, R"(, backoffSeconds: 1, retryableExitCodes: [75, 137, 143]}
 )");
-}
-
-std::vector<nlohmann::json> Events(const std::string& run_dir, const std::string& kind) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(ReadFile(run_dir + "/metrics.jsonl"));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (j.is_object() && j.value("event", "") == kind) out.push_back(j);
-  }
-  return out;
-}
-
-// `tandem resize ARGS`: its exit code and output.
-std::pair<int, std::string> Resize(const std::string& args, const std::string& out) {
-  const std::string cmd = absl::StrCat(testing::BinDir(), "/tandem resize ", args, " >", out, " 2>&1");
-  const int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFile(out)};
 }
 
 class ElasticRunTest : public ::testing::Test {
@@ -126,27 +110,27 @@ TEST_F(ElasticRunTest, ResizeTwoToFourToThreeWithoutRestartingSurvivors) {
   ASSERT_GT(survivor0, 0);
 
   // Out of bounds: refused with the field that bounds it; the job goes on.
-  auto [refused, refused_out] = Resize(absl::StrCat(run_dir, " 5"), Path("resize0.txt"));
+  auto [refused, refused_out] = TandemResize(absl::StrCat(run_dir, " 5"), Path("resize0.txt"));
   EXPECT_EQ(refused, 1) << refused_out;
   EXPECT_NE(refused_out.find("spec.workers.maxCount"), std::string::npos) << refused_out;
 
-  auto [grew, grew_out] = Resize(absl::StrCat(run_dir, " 4"), Path("resize1.txt"));
+  auto [grew, grew_out] = TandemResize(absl::StrCat(run_dir, " 4"), Path("resize1.txt"));
   ASSERT_EQ(grew, 0) << grew_out;
-  ASSERT_TRUE(WaitFor(run, [&] { return Events(run_dir, "resized").size() >= 1; }, 120))
+  ASSERT_TRUE(WaitFor(run, [&] { return RunEvents(run_dir, "resized").size() >= 1; }, 120))
       << ReadFile(Path("out.txt"));
   const int64_t at_grow = StepsDone(run_dir, 0);
   ASSERT_TRUE(WaitFor(run, [&] { return StepsDone(run_dir, 0) >= at_grow + 20; }, 120));
   // By the job's name: its newest run folder (here the test's run folder is not under runs/, so
   // the folder form is what works; the name form is exercised for its error).
-  auto [by_name, by_name_out] = Resize("no-such-job 3", Path("resize2.txt"));
+  auto [by_name, by_name_out] = TandemResize("no-such-job 3", Path("resize2.txt"));
   EXPECT_EQ(by_name, 1) << by_name_out;
-  auto [shrank, shrank_out] = Resize(absl::StrCat(run_dir, " 3"), Path("resize3.txt"));
+  auto [shrank, shrank_out] = TandemResize(absl::StrCat(run_dir, " 3"), Path("resize3.txt"));
   ASSERT_EQ(shrank, 0) << shrank_out;
 
   const int code = run.Wait(std::chrono::seconds(400));
   const std::string out = ReadFile(Path("out.txt"));
   ASSERT_EQ(code, 0) << out;
-  auto resized = Events(run_dir, "resized");
+  auto resized = RunEvents(run_dir, "resized");
   ASSERT_EQ(resized.size(), 2u) << out;
   EXPECT_EQ(resized[0].value("from", 0), 2);
   EXPECT_EQ(resized[0].value("to", 0), 4);
@@ -194,7 +178,7 @@ TEST_F(ElasticRunTest, KillNineOfAWorkerThatWillNotComeBackShrinksTheJob) {
   auto summary = SummaryOf(out);
   EXPECT_EQ(summary["workers"], "2") << out;
   EXPECT_GE(std::stod(summary["test_accuracy"]), 0.75) << out;
-  auto resized = Events(run_dir, "resized");
+  auto resized = RunEvents(run_dir, "resized");
   ASSERT_EQ(resized.size(), 1u) << out;
   EXPECT_EQ(resized[0].value("from", 0), 3);
   EXPECT_EQ(resized[0].value("to", 0), 2);

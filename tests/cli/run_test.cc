@@ -34,6 +34,7 @@ using testing::ChildrenOf;
 using testing::FindChild;
 using testing::HasCheckpoint;
 using testing::ReadFile;
+using testing::RunEvents;
 using testing::StepsDone;
 using testing::SummaryOf;
 using testing::TandemRun;
@@ -69,18 +70,6 @@ spec:
   checkpoint: {intervalSteps: )", checkpoint_every, R"(, keep: 3}
   restartPolicy: {backoffLimit: 4, backoffSeconds: 1, retryableExitCodes: [75, 137, 143]}
 )");
-}
-
-// Events of the run so far (metrics.jsonl).
-std::vector<nlohmann::json> Events(const std::string& run_dir) {
-  std::vector<nlohmann::json> out;
-  std::istringstream in(ReadFile(run_dir + "/metrics.jsonl"));
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.is_object()) out.push_back(j);
-  }
-  return out;
 }
 
 class RunTest : public ::testing::Test {
@@ -127,7 +116,7 @@ TEST_F(RunTest, TrainsTwoWorkersAndPrintsTheSummary) {
   // Both trainers reported progress, and both reported the same (combined) test accuracy.
   std::set<int> workers;
   std::vector<double> accuracies;
-  for (const auto& e : Events(Path("run"))) {
+  for (const auto& e : RunEvents(Path("run"))) {
     if (e.value("event", "") == "progress") workers.insert(e.value("worker", -1));
   }
   EXPECT_EQ(workers, (std::set<int>{0, 1}));
@@ -183,7 +172,7 @@ TEST_F(RunTest, FaultDrillKillNineOnePserverAndOneTrainer) {
   EXPECT_GT(std::stoll(summary["lost_steps"]), 0) << out;
   EXPECT_GE(std::stod(summary["test_accuracy"]), 0.75) << out;
   int resumed = 0;
-  for (const auto& e : Events(run_dir)) {
+  for (const auto& e : RunEvents(run_dir)) {
     if (e.value("event", "") != "resumed") continue;
     ++resumed;
     EXPECT_EQ(e.value("step", -1) % 50, 0) << e.dump();  // a checkpoint step

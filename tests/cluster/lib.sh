@@ -85,6 +85,32 @@ NODE
   eventually 120 bash -c "[[ \$(kubectl get nodes -l tandem.dev/test=$prefix -o jsonpath='{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}' | grep -c True) -ge $n ]]"
 }
 
+# --- queues -----------------------------------------------------------------------------------
+# owner_and_borrower_queues <prefix> <namespace> <gpus> <cpu> <memory>: Queue <prefix>-owner,
+# guaranteed that much and reclaiming what others borrowed of it, and Queue <prefix>-borrower
+# with no guarantee, both for <namespace>. Deleted at exit.
+owner_and_borrower_queues() {
+  local prefix="$1" ns="$2" gpus="$3" cpu="$4" mem="$5"
+  kubectl apply -f - >/dev/null <<Q
+apiVersion: tandem.dev/v1alpha1
+kind: Queue
+metadata: {name: $prefix-owner}
+spec:
+  weight: 1
+  guaranteed: {nvidia.com/gpu: $gpus, cpu: "$cpu", memory: $mem}
+  namespaces: [$ns]
+  preemption: {reclaimBorrowed: true, withinQueue: Never}
+---
+apiVersion: tandem.dev/v1alpha1
+kind: Queue
+metadata: {name: $prefix-borrower}
+spec:
+  weight: 1
+  namespaces: [$ns]
+Q
+  defer "kubectl delete queue $prefix-owner $prefix-borrower --ignore-not-found >/dev/null 2>&1"
+}
+
 # --- the operator as its ServiceAccount -------------------------------------------------------
 OPERATOR_SA="system:serviceaccount:tandem-system:tandem-operator"
 TEST_START="$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)"  # same format as the audit log's stageTimestamp

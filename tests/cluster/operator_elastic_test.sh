@@ -17,24 +17,7 @@ new_namespace "$NS"
 fake_nodes elastic 1 4
 pass "1 kwok node Ready (4 GPUs)"
 
-kubectl apply -f - >/dev/null <<Q
-apiVersion: tandem.dev/v1alpha1
-kind: Queue
-metadata: {name: elastic-owner}
-spec:
-  weight: 1
-  guaranteed: {nvidia.com/gpu: 4, cpu: "32", memory: 256Gi}
-  namespaces: [$NS]
-  preemption: {reclaimBorrowed: true, withinQueue: Never}
----
-apiVersion: tandem.dev/v1alpha1
-kind: Queue
-metadata: {name: elastic-borrower}
-spec:
-  weight: 1
-  namespaces: [$NS]
-Q
-defer "kubectl delete queue elastic-owner elastic-borrower --ignore-not-found >/dev/null 2>&1"
+owner_and_borrower_queues elastic "$NS" 4 32 256Gi
 
 job() {  # job <name> <queue> <workers yaml> [extra spec yaml lines]
   cat <<J

@@ -14,24 +14,7 @@ fake_nodes life 2 8
 pass "2 kwok nodes Ready (8 GPUs each)"
 
 # Queues: `owner` is guaranteed all 16 GPUs and reclaims them; `borrower` has no guarantee.
-kubectl apply -f - >/dev/null <<Q
-apiVersion: tandem.dev/v1alpha1
-kind: Queue
-metadata: {name: life-owner}
-spec:
-  weight: 1
-  guaranteed: {nvidia.com/gpu: 16, cpu: "64", memory: 512Gi}
-  namespaces: [$NS]
-  preemption: {reclaimBorrowed: true, withinQueue: Never}
----
-apiVersion: tandem.dev/v1alpha1
-kind: Queue
-metadata: {name: life-borrower}
-spec:
-  weight: 1
-  namespaces: [$NS]
-Q
-defer "kubectl delete queue life-owner life-borrower --ignore-not-found >/dev/null 2>&1"
+owner_and_borrower_queues life "$NS" 16 64 512Gi
 
 job() {  # job <name> <queue> <workers> <gpus-per-worker> [priority] [extra spec yaml lines]
   cat <<J

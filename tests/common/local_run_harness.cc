@@ -135,4 +135,22 @@ std::map<std::string, std::string> SummaryOf(const std::string& output) {
   return kv;
 }
 
+std::vector<nlohmann::json> RunEvents(const std::string& run_dir, const std::string& kind) {
+  std::vector<nlohmann::json> out;
+  std::istringstream in(ReadFile(run_dir + "/metrics.jsonl"));
+  std::string line;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) continue;
+    if (kind.empty() || j.value("event", "") == kind) out.push_back(std::move(j));
+  }
+  return out;
+}
+
+std::pair<int, std::string> TandemResize(const std::string& args, const std::string& out) {
+  const std::string cmd = absl::StrCat(BinDir(), "/tandem resize ", args, " >", out, " 2>&1");
+  const int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, ReadFile(out)};
+}
+
 }  // namespace tandem::testing

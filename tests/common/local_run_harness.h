@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "nlohmann/json.hpp"
+
 namespace tandem::testing {
 
 // The whole file, or "" when it cannot be read.
@@ -60,5 +62,10 @@ bool HasCheckpoint(const std::string& dir);
 // The `key=value` pairs of tandem run's summary line (the last line with `lost_steps=` and
 // `workers=`; the trainers' own summary lines have neither).
 std::map<std::string, std::string> SummaryOf(const std::string& output);
+// The events the run has written to `run_dir`/metrics.jsonl so far, in order; only those whose
+// `event` is `kind` unless `kind` is empty. Lines that are not JSON objects are skipped.
+std::vector<nlohmann::json> RunEvents(const std::string& run_dir, const std::string& kind = "");
+// `tandem resize ARGS` with its output in the file `out`: its exit code and that output.
+std::pair<int, std::string> TandemResize(const std::string& args, const std::string& out);
 
 }  // namespace tandem::testing
