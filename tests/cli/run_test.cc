@@ -142,6 +142,19 @@ TEST_F(RunTest, FaultDrillKillNineOnePserverAndOneTrainer) {
   // Once both trainers have a checkpoint and trained well past it (between two checkpoints, so
   // that steps are lost), kill worker 1's pserver, then worker 0's trainer.
   const auto deadline = Clock::now() + std::chrono::seconds(120);
+  // The pids are looked up before the wait, not after it: scanning /proc takes longer than the
+  // 25 steps of margin below when steps are fast, and a kill that lands after the next
+  // checkpoint loses no step, which this test must see.
+  pid_t pserver = -1;
+  pid_t trainer = -1;
+  while (Clock::now() < deadline && run.Running() && (pserver <= 0 || trainer <= 0)) {
+    pserver = FindChild(run.pid(), "pserver", 1);
+    trainer = FindChild(run.pid(), "trainer", 0);
+    if (pserver <= 0 || trainer <= 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(pserver, 0) << ChildrenOf(run.pid()).size() << " children of " << run.pid() << "\n"
+                        << ReadFile(Path("out.txt"));
+  ASSERT_GT(trainer, 0) << ReadFile(Path("out.txt"));
   auto ready = [&] {
     const int64_t done = StepsDone(run_dir, 0);
     return HasCheckpoint(run_dir + "/checkpoints/trainer-0") &&
@@ -152,11 +165,6 @@ TEST_F(RunTest, FaultDrillKillNineOnePserverAndOneTrainer) {
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   }
   ASSERT_GE(StepsDone(run_dir, 0), 70) << ReadFile(Path("out.txt"));
-  const pid_t pserver = FindChild(run.pid(), "pserver", 1);
-  const pid_t trainer = FindChild(run.pid(), "trainer", 0);
-  ASSERT_GT(pserver, 0) << ChildrenOf(run.pid()).size() << " children of " << run.pid() << "\n"
-                        << ReadFile(Path("out.txt"));
-  ASSERT_GT(trainer, 0) << ReadFile(Path("out.txt"));
   ASSERT_EQ(::kill(pserver, SIGKILL), 0);
   ASSERT_EQ(::kill(trainer, SIGKILL), 0);
 
