@@ -422,8 +422,10 @@ int main(int argc, char** argv) {
     return tandem::api::kExitFailed;
   }
   if (result->left_job) {
-    std::cout << "tandem-trainer: left the job after step " << result->steps
-              << " (the coordinator took this worker out)" << std::endl;
+    // The examples go in the plain line too: pods run without @tandem events, and their logs are
+    // how the data guarantee is checked there (tests/cluster/node_elastic_test.sh).
+    std::cout << "tandem-trainer: left the job after step " << result->steps << " (the coordinator took "
+              << "this worker out) examples=" << result->examples << std::endl;
     // What this trainer trained while in the job: summed over every trainer that ever took part,
     // the examples of the run (docs/elastic.md, the data guarantee).
     if (events)

@@ -213,3 +213,46 @@ NS
   "$HELM" install tandem "$SRC/charts/tandem" -n "$ns" --set image.pullPolicy=Never "$@" \
     --wait --timeout 5m >"$WORK/install.log" 2>&1 || { cat "$WORK/install.log" >&2; fail "helm install --wait"; }
 }
+
+# node_volume <pv-name>: a pre-made hostPath PersistentVolume on the real node (no provisioner runs
+# there) of storageClassName tandem-node-local, folder $WORK/pv, holding Fashion-MNIST under
+# data/ (a TrainingJob has no data volume of its own: the manifest reads
+# /var/lib/tandem/checkpoints/data/...). Owned by the workers' user (hostPath volumes get no
+# fsGroup). A job's checkpoint claim of that class binds to it. Deleted at exit. Sets NODE_PV.
+FASHION_MNIST=/usr/share/datasets/fashion-mnist
+node_volume() {
+  [[ -f $FASHION_MNIST/train-images-idx3-ubyte.gz ]] ||
+    fail "$FASHION_MNIST has no Fashion-MNIST (apt-get install dataset-fashion-mnist)"
+  NODE_PV="$WORK/pv"
+  mkdir -p "$NODE_PV/data"
+  cp "$FASHION_MNIST"/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz "$NODE_PV/data/"
+  chown -R 65532:65532 "$NODE_PV"
+  kubectl delete pv "$1" --ignore-not-found --wait=true >/dev/null
+  kubectl apply -f - >/dev/null <<PV
+apiVersion: v1
+kind: PersistentVolume
+metadata: {name: $1}
+spec:
+  capacity: {storage: 1Gi}
+  accessModes: [ReadWriteMany]
+  storageClassName: tandem-node-local
+  persistentVolumeReclaimPolicy: Retain
+  hostPath: {path: "$NODE_PV", type: Directory}
+PV
+  defer "kubectl delete pv $1 --wait=false >/dev/null 2>&1"
+}
+
+# follow_logs <namespace> <pod> <container> <file>: `kubectl logs -f --timestamps` of a container
+# into <file> from the moment it starts until it ends (a finished job's pods are deleted); stopped
+# at exit.
+follow_logs() {
+  (
+    for _ in $(seq 1 1200); do
+      st="$(kubectl -n "$1" get pod "$2" -o jsonpath="{.status.containerStatuses[?(@.name==\"$3\")].state}" 2>/dev/null)" || true
+      [[ "$st" == *running* || "$st" == *terminated* ]] && break
+      sleep 0.5
+    done
+    kubectl -n "$1" logs -f --timestamps "$2" -c "$3" >"$4" 2>&1 || true
+  ) &
+  defer "kill $! 2>/dev/null"
+}

@@ -296,6 +296,11 @@ imageGCLowThresholdPercent: 99
 evictionHard: {memory.available: "100Mi", nodefs.available: "0%", nodefs.inodesFree: "0%", imagefs.available: "0%"}
 serializeImagePulls: false
 protectKernelDefaults: false
+# How often the kubelet syncs every pod, which is also when it rewrites a mounted ConfigMap that
+# changed (its watch sees the change at once; the volume follows at the pod's next sync). The
+# default 1m made an elastic job's resize reach the trainers 66-72 s after the operator published
+# it (docs/elastic.md); 10s keeps cluster_node_elastic_test short.
+syncFrequency: "${TANDEM_KUBELET_SYNC_FREQUENCY:-10s}"
 YAML
 start kubelet "$K8S_BIN/kubelet" --config="$node/kubelet.yaml" \
   --kubeconfig="$state/pki/kubelet.kubeconfig" --hostname-override="$TANDEM_NODE_NAME" \

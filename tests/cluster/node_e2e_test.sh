@@ -11,8 +11,6 @@
 # job on this machine (2 local workers) reaches the same accuracy.
 source "$(dirname "$0")/lib.sh"
 node="$TANDEM_NODE_NAME" ns=tandem-system ml=ml-e2e job=fashion-mnist
-data=/usr/share/datasets/fashion-mnist
-[[ -f $data/train-images-idx3-ubyte.gz ]] || fail "$data has no Fashion-MNIST (apt-get install dataset-fashion-mnist)"
 [[ -x "$TANDEM_BIN_DIR/tandem" ]] || fail "no $TANDEM_BIN_DIR/tandem (build it)"
 trainer_image="$("$SRC/images/build.sh" --tags trainer)"
 
@@ -21,23 +19,7 @@ install_chart "$ns" --set operator.progressInterval=1 --set operator.termination
 pass "operator installed by the chart, $(kubectl -n "$ns" get deploy tandem-operator -o jsonpath='{.status.readyReplicas}') replicas Ready"
 
 # --- storage: a pre-made hostPath PersistentVolume the job's claim binds to ---------------------
-pv="$WORK/pv"
-mkdir -p "$pv/data"
-cp "$data"/{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz "$pv/data/"
-chown -R 65532:65532 "$pv"   # the workers' user (hostPath volumes get no fsGroup)
-kubectl delete pv tandem-node-e2e --ignore-not-found --wait=true >/dev/null
-kubectl apply -f - >/dev/null <<PV
-apiVersion: v1
-kind: PersistentVolume
-metadata: {name: tandem-node-e2e}
-spec:
-  capacity: {storage: 1Gi}
-  accessModes: [ReadWriteMany]
-  storageClassName: tandem-node-local
-  persistentVolumeReclaimPolicy: Retain
-  hostPath: {path: "$pv", type: Directory}
-PV
-defer "kubectl delete pv tandem-node-e2e --wait=false >/dev/null 2>&1"
+node_volume tandem-node-e2e
 new_namespace "$ml"
 defer "kubectl -n $ml get trainingjob,pods,pvc -o wide >&2 2>/dev/null; kubectl -n $ml get events --sort-by=.lastTimestamp 2>/dev/null | tail -n 30 >&2"
 
@@ -67,18 +49,7 @@ kubectl apply -f "$WORK/job.yaml" >/dev/null || fail "kubectl apply of the job"
 pass "kubectl apply -f job.yaml (examples/fashion-mnist.yaml with image $trainer_image, 50 steps)"
 
 # Follow both trainers' logs while they run (the finished job's pods are deleted).
-for r in 0 1; do
-  (
-    pod="$job-worker-$r"
-    for _ in $(seq 1 600); do
-      st="$(kubectl -n "$ml" get pod "$pod" -o jsonpath='{.status.containerStatuses[?(@.name=="trainer")].state}' 2>/dev/null)" || true
-      [[ "$st" == *running* || "$st" == *terminated* ]] && break
-      sleep 0.5
-    done
-    kubectl -n "$ml" logs -f "$pod" -c trainer >"$WORK/trainer-$r.log" 2>&1 || true
-  ) &
-  defer "kill $! 2>/dev/null"
-done
+for r in 0 1; do follow_logs "$ml" "$job-worker-$r" trainer "$WORK/trainer-$r.log"; done
 
 deadline=$((SECONDS + 600))
 while true; do
