@@ -60,6 +60,7 @@ class TensorDesc {
 struct CudaContext {
   int ordinal = 0;
   Precision precision = Precision::kFp32;
+  bool host_accessible = false;  // managed memory (CudaDeviceOptions::host_accessible)
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   cudnnHandle_t cudnn = nullptr;
@@ -293,7 +294,8 @@ class CudaDevice final : public Device {
   DeviceKind kind() const override { return DeviceKind::kCuda; }
   std::string Describe() const override {
     return absl::StrCat("gpu ", ctx_->ordinal, " (", name_, ", cuDNN ", cudnnGetVersion(), ", ",
-                        ctx_->precision == Precision::kFp32 ? "fp32" : "bf16 compute", ")");
+                        ctx_->precision == Precision::kFp32 ? "fp32" : "bf16 compute",
+                        ctx_->host_accessible ? ", managed memory" : "", ")");
   }
   int threads() const override { return 1; }
 
@@ -417,6 +419,7 @@ absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(const CudaDeviceOptions
   auto ctx = std::make_unique<CudaContext>();
   ctx->ordinal = options.ordinal;
   ctx->precision = options.precision;
+  ctx->host_accessible = options.host_accessible;
   err = cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking);
   if (err != cudaSuccess) return Unavailable("cudaStreamCreate", cudaGetErrorString(err));
   const cublasStatus_t bs = cublasCreate(&ctx->cublas);
@@ -427,9 +430,11 @@ absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(const CudaDeviceOptions
   cudnnSetStream(ctx->cudnn, ctx->stream);
   ctx->allocator = std::make_unique<CachingAllocator>(cuda::RawAllocator{
       .allocate =
-          [](size_t bytes) -> void* {
+          [managed = options.host_accessible](size_t bytes) -> void* {
             void* p = nullptr;
-            if (cudaMalloc(&p, bytes) != cudaSuccess) {
+            const cudaError_t e =
+                managed ? cudaMallocManaged(&p, bytes, cudaMemAttachGlobal) : cudaMalloc(&p, bytes);
+            if (e != cudaSuccess) {
               cudaGetLastError();  // clear the sticky-free error so the cache can retry
               return nullptr;
             }
