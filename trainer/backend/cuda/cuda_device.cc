@@ -74,6 +74,23 @@ struct CudaContext {
   }
 };
 
+// CudaDeviceOptions::host_accessible: every call returns once its work is done, so the host code
+// of the training loop (host-only layers, which mix device calls with loops over tensor memory;
+// the optimizer; the all-reduce; checkpoints) may read what the GPU wrote. Slower than queueing,
+// correct without knowing which host code reads what (docs/gpu.md, "The trainer on the GPU").
+class HostOrder {
+ public:
+  explicit HostOrder(CudaContext& ctx) : ctx_(ctx) {}
+  ~HostOrder() {
+    if (ctx_.host_accessible) TANDEM_CUDA_CALL(cudaStreamSynchronize(ctx_.stream));
+  }
+  HostOrder(const HostOrder&) = delete;
+  HostOrder& operator=(const HostOrder&) = delete;
+
+ private:
+  CudaContext& ctx_;
+};
+
 // cuDNN convolution: one entry per batch size holds the descriptors, the algorithms cuDNN's
 // heuristics pick, and one workspace large enough for all three passes.
 class CudaConv2d final : public Conv2dKernel {
@@ -102,6 +119,7 @@ class CudaConv2d final : public Conv2dKernel {
   }
 
   void Forward(int64_t batch, const float* x, const float* w, const float* b, float* y) override {
+    HostOrder order(ctx_);
     Entry& e = Get(batch);
     const float one = 1.f, zero = 0.f;
     TANDEM_CUDNN_CALL(cudnnConvolutionForward(ctx_.cudnn, &one, e.x.get(), x, w_desc_, w,
@@ -114,6 +132,7 @@ class CudaConv2d final : public Conv2dKernel {
 
   void Backward(int64_t batch, const float* x, const float* dy, const float* w, float* dw,
                 float* db, float* dx) override {
+    HostOrder order(ctx_);
     Entry& e = Get(batch);
     const float one = 1.f, zero = 0.f;
     TANDEM_CUDNN_CALL(cudnnConvolutionBackwardFilter(ctx_.cudnn, &one, e.x.get(), x, e.y.get(), dy,
@@ -210,6 +229,7 @@ class CudaPool2d final : public Pool2dKernel {
   ~CudaPool2d() override { cudnnDestroyPoolingDescriptor(pool_desc_); }
 
   void Forward(int64_t batch, const float* x, float* y, bool training) override {
+    HostOrder order(ctx_);
     Entry& e = Get(batch);
     const float one = 1.f, zero = 0.f;
     TANDEM_CUDNN_CALL(
@@ -222,6 +242,7 @@ class CudaPool2d final : public Pool2dKernel {
   }
 
   void Backward(int64_t batch, const float* dy, float* dx) override {
+    HostOrder order(ctx_);
     TANDEM_CHECK(last_batch_ == batch) << "pooling Backward without a training Forward";
     Entry& e = Get(batch);
     const float one = 1.f, zero = 0.f;
@@ -268,9 +289,11 @@ class CudaEltwise final : public EltwiseKernel {
     }
   }
   void Forward(int64_t n, const float* x, float* y) override {
+    HostOrder order(ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchActivationForward(ctx_.stream, act_, n, x, y));
   }
   void Backward(int64_t n, const float* y, const float* dy, float* dx) override {
+    HostOrder order(ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchActivationBackward(ctx_.stream, act_, n, y, dy, dx));
   }
 
@@ -306,25 +329,31 @@ class CudaDevice final : public Device {
   void Free(float* p) override { ctx_->allocator->Free(p); }
 
   void Fill(int64_t n, float value, float* p) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchFill(ctx_->stream, n, value, p));
   }
   void Copy(int64_t n, const float* src, float* dst) override {
+    HostOrder order(*ctx_);
     if (n <= 0) return;
     TANDEM_CUDA_CALL(
         cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, ctx_->stream));
   }
   void Axpy(int64_t n, float alpha, const float* x, float* y) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchAxpy(ctx_->stream, n, alpha, x, y));
   }
   void CopyRows(int64_t rows, int64_t cols, const float* src, int64_t src_stride, float* dst,
                 int64_t dst_stride) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(
         cuda::LaunchCopyRows(ctx_->stream, rows, cols, src, src_stride, dst, dst_stride));
   }
   void BiasGrad(int64_t rows, int64_t cols, const float* dy, float* db) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchBiasGrad(ctx_->stream, rows, cols, dy, db));
   }
   void Dropout(int64_t n, uint64_t key, float rate, const float* x, float* y) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchDropout(ctx_->stream, n, key, rate, x, y));
   }
   void Upload(int64_t n, const float* host, float* dst) override {
@@ -345,6 +374,7 @@ class CudaDevice final : public Device {
   void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
             const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
             int64_t ldc) override {
+    HostOrder order(*ctx_);
     if (m == 0 || n == 0) return;
     const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -360,6 +390,7 @@ class CudaDevice final : public Device {
                           const float* a, int64_t lda, int64_t stride_a, const float* b,
                           int64_t ldb, int64_t stride_b, float beta, float* c, int64_t ldc,
                           int64_t stride_c, int64_t batch) override {
+    HostOrder order(*ctx_);
     if (m == 0 || n == 0 || batch == 0) return;
     const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -374,10 +405,12 @@ class CudaDevice final : public Device {
   }
 
   void Softmax(int64_t rows, int64_t cols, const float* x, float* y) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchSoftmax(ctx_->stream, rows, cols, x, y));
   }
   void SoftmaxBackward(int64_t rows, int64_t cols, const float* y, const float* dy,
                        float* dx) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchSoftmaxBackward(ctx_->stream, rows, cols, y, dy, dx));
   }
 
