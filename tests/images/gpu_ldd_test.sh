@@ -26,12 +26,15 @@ info=$("${PODMAN[@]}" run "${PODMAN_RUN_LIMITS[@]}" --rm --network none --entryp
   fail "$img has no /usr/share/tandem/build-info"
 [[ $info == *"CUDA backend ON"* ]] || fail "$img was not built with the CUDA backend: $info"
 # The trainer is the CPU image's: it links no CUDA library and opens the plugin for a GPU job only.
-trainer_cuda=$(sed -n '/^== \/usr\/local\/bin\/tandem-trainer/,/^== [^/]/p' "$WORK/ldd.txt" | grep -oE 'lib(cudart|cublas|cudnn|nccl)[^ ]*' | sort -u | paste -sd, || true)
+section() {  # the ldd lines of one file's section of ldd.txt
+  awk -v h="== $1" '$0 == h {on = 1; next} /^== / {on = 0} on' "$WORK/ldd.txt"
+}
+trainer_cuda=$(section /usr/local/bin/tandem-trainer | grep -oE 'lib(cudart|cublas|cudnn|nccl)[^ ]*' | sort -u | paste -sd, || true)
 [[ -z $trainer_cuda ]] || fail "tandem-trainer links CUDA libraries ($trainer_cuda): it must open them through libtandem-cuda.so only"
 # The CUDA plugin is there, and every CUDA library it links resolves to the image's own copy.
 plugin=/usr/local/lib/tandem/libtandem-cuda.so
 grep -q "^== $plugin\$" "$WORK/ldd.txt" || fail "$img has no $plugin (the GPU trainer's CUDA plugin)"
-plugin_ldd=$(sed -n "\#^== $plugin\$#,/^== /p" "$WORK/ldd.txt")
+plugin_ldd=$(section "$plugin")
 for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcudnn.so.9 libnccl.so.2; do
   path=$(echo "$plugin_ldd" | awk -v l="$lib" '$1 == l {print $3}' | head -1)
   [[ -n $path ]] || fail "$plugin does not link $lib"
