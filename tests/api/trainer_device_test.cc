@@ -8,6 +8,9 @@
 #include "nlohmann/json.hpp"
 
 namespace tandem::api {
+
+void PrintTo(const TrainerDevice& d, std::ostream* os) { *os << d.ToString(); }
+
 namespace {
 
 // A minimal valid job whose spec.trainer is `trainer`.
@@ -15,7 +18,7 @@ TrainingJob JobWithTrainer(const nlohmann::json& trainer) {
   nlohmann::json job = {{"apiVersion", "tandem.dev/v1alpha1"},
                         {"kind", "TrainingJob"},
                         {"metadata", {{"name", "j"}, {"namespace", "default"}}},
-                        {"spec", {{"workers", {{"count", 2}}}}}};
+                        {"spec", {{"workers", {{"count", 2}}}, {"model", {{"layers", nlohmann::json::array()}}}}}};
   if (!trainer.is_null()) job["spec"]["trainer"] = trainer;
   auto parsed = TrainingJobFromJson(job, {});
   EXPECT_TRUE(parsed.ok()) << parsed.status();
@@ -101,9 +104,11 @@ TEST(TrainerDeviceTest, GpuOrdinalCrossesTheContractOnlyWhenSet) {
   WorkerContract ps = c;  // the pserver never trains on a GPU
   ps.role = WorkerRole::kPServer;
   ps.token = "t";
+  ps.pservers = {{"127.0.0.1", 7100}};
+  ASSERT_TRUE(ValidateWorkerContract([&] { WorkerContract ok = ps; ok.gpu_ordinal = -1; return ok; }()).ok());
   const absl::Status refused = ValidateWorkerContract(ps);
   EXPECT_FALSE(refused.ok());
-  EXPECT_NE(refused.message().find(kEnvGpuOrdinal), std::string::npos);
+  EXPECT_NE(refused.message().find(kEnvGpuOrdinal), std::string::npos) << refused;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "trainer/backend/cuda_plugin_abi.h"
 
 namespace tandem::trainer {
 namespace {
