@@ -232,8 +232,8 @@ int main(int argc, char** argv) {
   if (checkpoint_every == -1) checkpoint_every = job->spec.checkpoint.interval_steps;
   const tandem::api::SyncSpec& sync_spec = job->spec.sync;
   const tandem::api::TrainerDevice device_choice = tandem::api::SelectTrainerDevice(job->spec);
-  const int gpu_ordinal =
-      device_choice.kind == tandem::api::TrainerDeviceKind::kCuda ? std::max(0, contract->gpu_ordinal) : -1;
+  const bool gpu_job = device_choice.kind == tandem::api::TrainerDeviceKind::kCuda;
+  const int gpu_ordinal = gpu_job ? std::max(0, contract->gpu_ordinal) : -1;
   if (check_contract) {
     nlohmann::json out = {{"role", "trainer"},
                           {"manifest", contract->manifest_path},
@@ -266,7 +266,7 @@ int main(int argc, char** argv) {
   // before it meets its peers or loads its data.
   std::unique_ptr<tandem::trainer::Device> gpu;
   tandem::trainer::CudaPlugin* cuda_plugin = nullptr;
-  if (device_choice.kind == tandem::api::TrainerDeviceKind::kCuda) {
+  if (gpu_job) {
     auto opened = OpenGpu(device_choice, gpu_ordinal, env, &cuda_plugin);
     if (!opened.ok()) {
       std::cerr << "tandem-trainer: " << opened.status().message() << std::endl;
@@ -277,7 +277,8 @@ int main(int argc, char** argv) {
               << cuda_plugin->description() << ")" << std::endl;
   }
   if (check_device) {
-    if (gpu == nullptr) std::cout << "device: cpu (" << tandem::api::kTrainerGpuField << " unset)" << std::endl;
+    if (!gpu_job)
+      std::cout << "device: cpu (" << tandem::api::kTrainerGpuField << " unset)" << std::endl;
     return 0;
   }
 
@@ -377,7 +378,7 @@ int main(int argc, char** argv) {
   // NCCL's communicator does not follow yet): then they are staged through the host memory the
   // GPU shares (managed memory) into the TCP ring, as a CPU job's.
   std::unique_ptr<tandem::trainer::GpuAllReducer> nccl;
-  if (parallel != nullptr && gpu != nullptr && !elastic &&
+  if (parallel != nullptr && gpu != nullptr && !elastic && sync_spec.dense == "ring" &&
       tandem::EnvValue(env, "TANDEM_COLLECTIVE_NCCL").value_or("1") != "0") {
     auto made = cuda_plugin->CreateAllReducer(
         gpu_ordinal, parallel->rank(), parallel->world_size(),
