@@ -45,15 +45,19 @@ absl::Status ValidateWorkerContract(const WorkerContract& c) {
         absl::StrCat(kEnvMetricsPort, "=", c.metrics_port, ": must be in [-1, 65535]"));
   if (c.threads < 0 || c.threads > 1024)
     return absl::InvalidArgumentError(absl::StrCat(kEnvThreads, "=", c.threads, ": must be in [0, 1024]"));
-  if (!trainer && (!c.output_dir.empty() || c.events || !c.termination_log.empty() || !c.membership_file.empty()))
+  if (!trainer && (!c.output_dir.empty() || c.events || !c.termination_log.empty() ||
+                   !c.membership_file.empty() || c.gpu_ordinal >= 0))
     return absl::InvalidArgumentError(absl::StrCat(kEnvOutputDir, ", ", kEnvEvents, ", ", kEnvTerminationLog,
-                                                   " and ", kEnvMembership,
+                                                   ", ", kEnvGpuOrdinal, " and ", kEnvMembership,
                                                    " are the trainer's, not the pserver's"));
   if (c.host.size() > 63 ||
       c.host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") !=
           std::string::npos)
     return absl::InvalidArgumentError(
         absl::StrCat(kEnvHost, "='", c.host, "': at most 63 characters of [A-Za-z0-9._-]"));
+  if (c.gpu_ordinal < -1 || c.gpu_ordinal > 1023)
+    return absl::InvalidArgumentError(
+        absl::StrCat(kEnvGpuOrdinal, "=", c.gpu_ordinal, ": must be in [0, 1023]"));
   if (!c.membership_file.empty() && c.peers.empty())
     return absl::InvalidArgumentError(
         absl::StrCat(kEnvMembership, ": an elastic trainer needs ", kEnvPeers,
@@ -86,6 +90,7 @@ WorkerInvocation RenderWorker(const WorkerContract& c, const std::string& bin_di
     add(kEnvEvents, c.events ? "1" : "0");
     if (!c.termination_log.empty()) add(kEnvTerminationLog, c.termination_log);
     if (!c.membership_file.empty()) add(kEnvMembership, c.membership_file);
+    if (c.gpu_ordinal >= 0) add(kEnvGpuOrdinal, std::to_string(c.gpu_ordinal));
   }
   return inv;
 }
@@ -131,6 +136,11 @@ absl::StatusOr<WorkerContract> ParseWorkerContract(WorkerRole role, const std::s
     TANDEM_RETURN_IF_ERROR(ReadEnvBool(env, kEnvEvents, &c.events));
     c.termination_log = EnvValue(env, kEnvTerminationLog).value_or("");
     c.membership_file = EnvValue(env, kEnvMembership).value_or("");
+    if (EnvValue(env, kEnvGpuOrdinal)) {
+      int64_t ordinal = -1;
+      TANDEM_RETURN_IF_ERROR(ReadEnvInt(env, kEnvGpuOrdinal, 0, 1023, &ordinal));
+      c.gpu_ordinal = static_cast<int>(ordinal);
+    }
   }
   TANDEM_RETURN_IF_ERROR(ValidateWorkerContract(c));
   return c;

@@ -41,6 +41,10 @@
 //                          (`tandem run --placement`: the placement's host name). Ranks with
 //                          equal values (and one kernel) may share memory; unset: the machine
 //                          decides (boot id and host name). Rendered only when set
+//   TANDEM_GPU_ORDINAL     trainer of a GPU job (api/trainer_device.h), optional: the CUDA device
+//                          ordinal it opens among the GPUs it sees. Unset: 0 (a pod sees only its
+//                          own GPUs); `tandem run` sets it per trainer on a shared machine.
+//                          Rendered only when set
 //   TANDEM_MEMBERSHIP      trainer of an elastic job (spec.elastic): the membership file
 //                          (api/membership.h) its coordinator rewrites on every resize; once it
 //                          exists it, not TANDEM_RANK/WORLD_SIZE/PEERS, says who is in the job.
@@ -85,6 +89,7 @@ inline constexpr char kEnvEvents[] = "TANDEM_EVENTS";
 inline constexpr char kEnvTerminationLog[] = "TANDEM_TERMINATION_LOG";
 inline constexpr char kEnvHost[] = "TANDEM_HOST";
 inline constexpr char kEnvMembership[] = "TANDEM_MEMBERSHIP";
+inline constexpr char kEnvGpuOrdinal[] = "TANDEM_GPU_ORDINAL";
 
 struct WorkerContract {
   WorkerRole role = WorkerRole::kTrainer;
@@ -105,6 +110,7 @@ struct WorkerContract {
   std::string termination_log;      // trainer only: where its result goes (empty: nowhere)
   std::string host;                 // "" (not rendered): this machine; else [A-Za-z0-9._-]{1,63}
   std::string membership_file;      // trainer only; empty: the job never changes size
+  int gpu_ordinal = -1;             // trainer only; -1: not rendered (ordinal 0 for a GPU job)
 
   // The pserver's own gRPC port: the port of pservers[rank]. REQUIRES: a valid pserver contract.
   int pserver_port() const { return pservers.at(rank).port; }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Runs in an image's build stage: copies the given binaries and only the shared libraries they
-# load into DEST, as a tree to be copied onto the base image, with a package list.
-#   images/collect-runtime.sh DEST BIN...
+# Runs in an image's build stage: copies the given binaries (and plugins) and only the shared
+# libraries they load into DEST, as a tree to be copied onto the base image, with a package list.
+#   images/collect-runtime.sh DEST BIN... [--plugin SO...]
 #
+# - Each plugin (a shared object the binaries open with dlopen, which ldd cannot see: the CUDA
+#   plugin libtandem-cuda.so) goes to DEST/usr/local/lib/tandem/ (stripped), and the libraries
+#   it loads are shipped as a binary's are.
 # - Each binary goes to DEST/usr/local/bin/ (stripped).
 # - Each library ldd resolves is kept out when a package of the base image owns it (the base
 #   already has it: /usr/share/tandem/base-packages.txt), copied at its own path when another
@@ -129,9 +132,19 @@ resolve() {
   done <<<"$out"
 }
 
-for bin in "$@"; do
-  install -m 0755 "$bin" "$dest/usr/local/bin/"
-  strip --strip-unneeded "$dest/usr/local/bin/$(basename "$bin")"
+bins=() plugins=()
+for arg in "$@"; do
+  case $arg in
+    --plugin) mode=plugin ;;
+    *) if [[ ${mode:-bin} == plugin ]]; then plugins+=("$arg"); else bins+=("$arg"); fi ;;
+  esac
+done
+for bin in "${bins[@]}" "${plugins[@]}"; do
+  where=/usr/local/bin
+  for p in "${plugins[@]}"; do [[ $p == "$bin" ]] && where=/usr/local/lib/tandem; done
+  mkdir -p "$dest$where"
+  install -m 0755 "$bin" "$dest$where/"
+  strip --strip-unneeded "$dest$where/$(basename "$bin")"
   mapfile -t libs < <(resolve "$bin")
   for lib in "${libs[@]}"; do
     ship_lib "$lib"

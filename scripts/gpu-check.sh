@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
-# The one prepared run for the GPU machine: every `gpu`-labelled test, then bench/gpu-vs-pytorch,
-# with logs and JSON records under $OUT, in about 8 minutes.
+# The one prepared run for the GPU machine: the trainer's GPU device through the CUDA plugin
+# (tandem-trainer --check-device), every `gpu`-labelled test, a short GPU `tandem run` of
+# examples/fashion-mnist-cnn-gpu.yaml, then bench/gpu-vs-pytorch, with logs and JSON records
+# under $OUT, in about 9 minutes.
+#   scripts/gpu-check.sh --help | --prepare | [no argument: run]
+# Without a usable GPU it stops after the first step with exit status 3 and the trainer's reason
+# (what a GPU job does there), so the script can be checked on a CPU machine too.
 #
 # The GPU machine has nvcc 13.0, CMake, PyTorch 2.11 (with cuDNN/cuBLAS/NCCL wheels in its venv)
 # but no registry and not our Debian build dependencies (abseil, oneDNN, gRPC, GoogleTest), so the
@@ -15,22 +20,41 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 carry=.cache/gpu-carry
 
+case "${1:-}" in
+  "" | --prepare) ;;
+  -h | --help)
+    sed -n '2,/^set -uo/p' "$0" | sed -n 's/^# \{0,1\}//p'
+    exit 0 ;;
+  *)
+    echo "gpu-check: unknown argument '$1' (--prepare builds and packs the carry here; no argument runs it)" >&2
+    exit 2 ;;
+esac
+
 if [[ "${1:-}" == "--prepare" ]]; then
   set -e
   TANDEM_CMAKE_ARGS="-DTANDEM_CUDA=ON ${TANDEM_CMAKE_ARGS:-}" TANDEM_JOBS=${TANDEM_JOBS:-2} \
     scripts/build.sh gpu_parity_test cuda_smoke_test gpu_whole_model_test collective_nccl_test \
-    gpu_layers_bench
+    gpu_layers_bench tandem tandem-trainer tandem-pserver tandem-cuda
   rm -rf "$carry"
-  mkdir -p "$carry/bin" "$carry/lib"
+  mkdir -p "$carry/bin" "$carry/lib/tandem"
   cp build/tests/gpu_parity_test build/tests/cuda_smoke_test build/tests/gpu_whole_model_test \
     build/tests/collective_nccl_test build/bin/gpu_layers_bench "$carry/bin/"
-  # The whole-model test's data: the first 12,800 Fashion-MNIST training examples (200 steps of
-  # 64), cut from the Debian package's files (the GPU machine has no package).
+  # The GPU job: the shipped binaries and the plugin where tandem-trainer looks for it
+  # (bin/../lib/tandem/libtandem-cuda.so), stripped to fit the carry.
+  cp build/bin/tandem build/bin/tandem-trainer build/bin/tandem-pserver "$carry/bin/"
+  strip --strip-unneeded "$carry/bin/tandem" "$carry/bin/tandem-trainer" "$carry/bin/tandem-pserver"
+  cp build/lib/tandem/libtandem-cuda.so "$carry/lib/tandem/"
+  strip --strip-unneeded "$carry/lib/tandem/libtandem-cuda.so"
+  cp examples/fashion-mnist-cnn-gpu.yaml "$carry/"
+  # The whole-model test's data and the GPU job's: the first 12,800 Fashion-MNIST training
+  # examples (200 steps of 64) and 2,000 test examples, cut from the Debian package's files (the
+  # GPU machine has no package).
   mkdir -p "$carry/fashion-mnist"
   python3 - "$carry/fashion-mnist" <<'EOF'
 import gzip, struct, sys
-src, n = "/usr/share/datasets/fashion-mnist", 12800
-for name, header in (("train-images-idx3-ubyte.gz", 16), ("train-labels-idx1-ubyte.gz", 8)):
+src = "/usr/share/datasets/fashion-mnist"
+for name, header, n in (("train-images-idx3-ubyte.gz", 16, 12800), ("train-labels-idx1-ubyte.gz", 8, 12800),
+                        ("t10k-images-idx3-ubyte.gz", 16, 2000), ("t10k-labels-idx1-ubyte.gz", 8, 2000)):
     data = gzip.open(f"{src}/{name}").read()
     magic, count = struct.unpack(">II", data[:8])
     per = (len(data) - header) // count
@@ -39,14 +63,14 @@ for name, header in (("train-images-idx3-ubyte.gz", 16), ("train-labels-idx1-uby
         f.write(out)
 EOF
   # Every shared library they need except glibc's and CUDA's (the GPU machine brings its own).
-  for b in "$carry"/bin/*; do
+  for b in "$carry"/bin/* "$carry"/lib/tandem/*.so; do
     ldd "$b" | awk '$3 ~ /^\// {print $3}'
   done | sort -u | while read -r lib; do
     case "$(basename "$lib")" in
       # glibc and the compiler runtime: the GPU machine's are newer (an older libstdc++ first on
       # the path would break its PyTorch); CUDA's: the GPU machine brings its own.
       libc.so*|libm.so*|libdl.so*|librt.so*|libpthread.so*|ld-linux*|libstdc++*|libgcc_s*|libgomp*|libcuda.so*|libcudart.so*|libcublas*|libcudnn*|libnccl*) ;;
-      *) cp -L "$lib" "$carry/lib/" ;;
+      *) [[ -e "$carry/lib/$(basename "$lib")" ]] || cp -L "$lib" "$carry/lib/" ;;
     esac
   done
   cp bench/gpu-vs-pytorch/*.py "$carry/"
@@ -79,7 +103,19 @@ if [[ -d "$carry/bin" ]]; then
   bindir=$carry/bin
   tandem_ld="$PWD/$carry/lib:$tandem_ld"
   export TANDEM_SOURCE_DIR=$PWD TANDEM_FASHION_MNIST_DIR=$PWD/$carry/fashion-mnist
-  # Seconds per test: together with the bench's 300 they stay inside one 10-minute device call.
+  # 1. The trainer's own way to its GPU: the plugin beside it, device 0. Without a usable GPU
+  # nothing below can run: stop here with the trainer's reason.
+  echo "== tandem-trainer --check-device"
+  LD_LIBRARY_PATH=$tandem_ld timeout 30 "$bindir/tandem-trainer" --check-device \
+    "$carry/fashion-mnist-cnn-gpu.yaml" >"$OUT/check-device.log" 2>&1
+  code=$?
+  cat "$OUT/check-device.log"
+  if ((code != 0)); then
+    echo "gpu-check: no usable GPU (tandem-trainer --check-device exited $code); stopping"
+    exit 3
+  fi
+  # Seconds per step: check-device 30, these 300, the GPU job 120 and the bench 150 stay inside
+  # one 10-minute device call (typical runs take far less).
   for t_limit in cuda_smoke_test:30 gpu_parity_test:90 gpu_whole_model_test:120 \
       collective_nccl_test:60; do
     t=${t_limit%%:*}
@@ -110,10 +146,29 @@ else
   bindir=build/bin
 fi
 
+# A short GPU job through `tandem run` (one trainer per GPU, two with NCCL when the machine has
+# two): the example with the carried data, one pass of 200 steps.
+if [[ -d "$carry/bin" ]]; then
+  gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+  workers=1
+  ((gpus >= 2)) && workers=2
+  data=$PWD/$carry/fashion-mnist
+  sed -e "s#train: {format: idx}#train: {format: idx, images: $data/train-images-idx3-ubyte.gz, labels: $data/train-labels-idx1-ubyte.gz}#" \
+      -e "s#test: {format: idx}#test: {format: idx, images: $data/t10k-images-idx3-ubyte.gz, labels: $data/t10k-labels-idx1-ubyte.gz}#" \
+      "$carry/fashion-mnist-cnn-gpu.yaml" >"$OUT/fashion-mnist-cnn-gpu.yaml"
+  echo "== tandem run fashion-mnist-cnn-gpu.yaml ($workers trainer(s), $gpus GPU(s))"
+  if ! LD_LIBRARY_PATH=$tandem_ld timeout 120 "$bindir/tandem" run "$OUT/fashion-mnist-cnn-gpu.yaml" \
+      --workers "$workers" --run-dir "$OUT/run" --bin-dir "$PWD/$bindir" >"$OUT/tandem-run.log" 2>&1; then
+    status=1
+  fi
+  tail -8 "$OUT/tandem-run.log"
+  grep -h '^device: ' "$OUT"/run/logs/worker-*-trainer.log 2>/dev/null | sort -u
+fi
+
 echo "== bench/gpu-vs-pytorch"
 bench_py=bench/gpu-vs-pytorch/run.py
 [[ -f "$bench_py" ]] || bench_py=$carry/run.py
-timeout 300 "$python" "$bench_py" --tandem-bench "$bindir/gpu_layers_bench" \
+timeout 150 "$python" "$bench_py" --tandem-bench "$bindir/gpu_layers_bench" \
   --tandem-ld-library-path "$tandem_ld" --out "$OUT" \
   2>&1 | tee "$OUT/bench.log" || status=1
 echo "gpu-check: done, status $status; records in $OUT"

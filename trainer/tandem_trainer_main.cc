@@ -9,6 +9,10 @@
 // TANDEM_WORLD_SIZE > 1 it is one rank of a data-parallel job (docs/data-parallel.md).
 // --check-contract parses and validates everything (contract, manifest, model) and prints the
 // contract as JSON without training: how tests feed it what the operator and `tandem run` render.
+// --check-device opens the job's device and exits (`tandem run` asks it before a GPU job starts).
+// A job whose trainers request nvidia.com/gpu trains on the CUDA device (api/trainer_device.h),
+// opened through the CUDA plugin (trainer/backend/device_loader.h); without a usable GPU it
+// exits 2 at once, naming the field and CUDA's reason.
 // Exit codes (api/exit_codes.h): 0 trained; 1 training failed; 2 bad flags, environment or
 // manifest; 3 out of memory (common/out_of_memory.h, not retried); 75 a peer died, stalled or
 // never came up (restart from the last checkpoint).
@@ -31,12 +35,14 @@
 #include "common/logging.h"
 #include "common/metrics_endpoint.h"
 #include "api/manifest.h"
+#include "api/trainer_device.h"
 #include "api/worker_contract.h"
 #include "api/worker_result.h"
 #include "common/endpoint.h"
 #include "common/environment.h"
 #include "common/out_of_memory.h"
 #include "common/status.h"
+#include "trainer/backend/device_loader.h"
 #include "trainer/collective/exit_codes.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/engine/elastic_world.h"
@@ -95,6 +101,33 @@ void WaitForStopSignals(sigset_t signals) {
   }
 }
 
+// A GPU job's device (api/trainer_device.h): the CUDA plugin (TANDEM_CUDA_PLUGIN, a tuning
+// variable outside the contract, else beside this binary, else the loader's search path) makes
+// the device of TANDEM_GPU_ORDINAL. Any failure names the field that asked for the GPU and
+// CUDA's own reason: no fall-back to the CPU.
+absl::StatusOr<std::unique_ptr<tandem::trainer::Device>> OpenGpu(
+    const tandem::api::TrainerDevice& choice, int ordinal, const tandem::Environment& env,
+    tandem::trainer::CudaPlugin** plugin_out) {
+  auto explain = [&](const absl::Status& why) {
+    return absl::Status(why.code(),
+                        absl::StrCat(tandem::api::kTrainerGpuField, " = ", choice.gpus_per_trainer,
+                                     ": this job trains on a GPU (GPU ", ordinal, " of this process",
+                                     "), which cannot be used: ", why.message(),
+                                     ". There is no fall-back to the CPU: run the job where a GPU "
+                                     "is, or remove the GPU request to train on the CPU"));
+  };
+  std::string exe(4096, '\0');
+  const ssize_t n = ::readlink("/proc/self/exe", exe.data(), exe.size() - 1);
+  exe.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  auto plugin = tandem::trainer::CudaPlugin::Load(tandem::trainer::CudaPluginCandidates(
+      tandem::EnvValue(env, "TANDEM_CUDA_PLUGIN").value_or(""), exe));
+  if (!plugin.ok()) return explain(plugin.status());
+  auto device = (*plugin)->CreateDevice({.ordinal = ordinal, .host_accessible = true});
+  if (!device.ok()) return explain(device.status());
+  *plugin_out = *plugin;
+  return device;
+}
+
 // An elastic job's ring of membership `epoch`: the epoch joins the job id checked at rendezvous.
 tandem::collective::CommunicatorOptions ElasticCommunicatorOptions(
     tandem::collective::CommunicatorOptions options, int64_t epoch) {
@@ -150,6 +183,10 @@ int main(int argc, char** argv) {
   bool check_contract = false;
   app.add_flag("--check-contract", check_contract,
                "Parse and validate the worker contract and the manifest, print them, exit");
+  bool check_device = false;
+  app.add_flag("--check-device", check_device,
+               "Open the device the job trains on (its GPU for a job that requests "
+               "nvidia.com/gpu), print it, exit: 0 usable, 2 not, with the reason");
   if (auto code = tandem::ParseCommandLine(app, argc, argv)) return *code;
   const tandem::Environment env = tandem::ProcessEnvironment();
   auto contract = tandem::api::ParseWorkerContract(tandem::api::WorkerRole::kTrainer, job_path, env);
@@ -194,6 +231,9 @@ int main(int argc, char** argv) {
   // spec.checkpoint.intervalSteps as the API defaults it (500), as the pservers read it too.
   if (checkpoint_every == -1) checkpoint_every = job->spec.checkpoint.interval_steps;
   const tandem::api::SyncSpec& sync_spec = job->spec.sync;
+  const tandem::api::TrainerDevice device_choice = tandem::api::SelectTrainerDevice(job->spec);
+  const bool gpu_job = device_choice.kind == tandem::api::TrainerDeviceKind::kCuda;
+  const int gpu_ordinal = gpu_job ? std::max(0, contract->gpu_ordinal) : -1;
   if (check_contract) {
     nlohmann::json out = {{"role", "trainer"},
                           {"manifest", contract->manifest_path},
@@ -215,11 +255,32 @@ int main(int argc, char** argv) {
                           {"host", contract->host},
                           {"syncMode", sync_spec.mode},
                           {"syncDense", sync_spec.dense},
-                          {"staleness", sync_spec.staleness}};
+                          {"staleness", sync_spec.staleness},
+                          {"device", device_choice.ToString()},
+                          {"gpuOrdinal", gpu_ordinal}};
     std::cout << out.dump() << std::endl;
     return 0;
   }
   const bool events_on = contract->events;
+  // A GPU job opens its device first: on a machine without a usable GPU it fails here, at once,
+  // before it meets its peers or loads its data.
+  std::unique_ptr<tandem::trainer::Device> gpu;
+  tandem::trainer::CudaPlugin* cuda_plugin = nullptr;
+  if (gpu_job) {
+    auto opened = OpenGpu(device_choice, gpu_ordinal, env, &cuda_plugin);
+    if (!opened.ok()) {
+      std::cerr << "tandem-trainer: " << opened.status().message() << std::endl;
+      return tandem::api::kExitInvalid;
+    }
+    gpu = *std::move(opened);
+    std::cout << "device: " << gpu->Describe() << " through " << cuda_plugin->path() << " ("
+              << cuda_plugin->description() << ")" << std::endl;
+  }
+  if (check_device) {
+    if (!gpu_job)
+      std::cout << "device: cpu (" << tandem::api::kTrainerGpuField << " unset)" << std::endl;
+    return 0;
+  }
 
   tandem::HealthState health;
   tandem::MetricsEndpoint endpoint(tandem::metrics::Registry::Default(), &health);
@@ -312,6 +373,27 @@ int main(int argc, char** argv) {
     parallel = std::make_unique<tandem::trainer::DataParallel>(
         *std::move(comm), tandem::trainer::SyncOptionsFrom(sync_spec));
   }
+  // A GPU job's dense gradients go through NCCL (its id broadcast over the ring just made),
+  // unless TANDEM_COLLECTIVE_NCCL=0 or the job is elastic (its ring changes at every resize;
+  // NCCL's communicator does not follow yet): then they are staged through the host memory the
+  // GPU shares (managed memory) into the TCP ring, as a CPU job's.
+  std::unique_ptr<tandem::trainer::GpuAllReducer> nccl;
+  if (parallel != nullptr && gpu != nullptr && !elastic && sync_spec.dense == "ring" &&
+      tandem::EnvValue(env, "TANDEM_COLLECTIVE_NCCL").value_or("1") != "0") {
+    auto made = cuda_plugin->CreateAllReducer(
+        gpu_ordinal, parallel->rank(), parallel->world_size(),
+        [&](void* id, size_t bytes) { return parallel->Broadcast(id, bytes, 0); });
+    if (!made.ok()) {
+      const bool peer = tandem::collective::IsPeerFailure(made.status());
+      std::cerr << "tandem-trainer: NCCL between the GPU ranks: " << made.status().message()
+                << (peer ? " (exit 75: retry from the last checkpoint)" : "") << std::endl;
+      return peer ? tandem::api::kExitPeerFailure : tandem::api::kExitFailed;
+    }
+    nccl = *std::move(made);
+    parallel->UseDeviceAllReduce([r = nccl.get()](float* data, int64_t count) {
+      return r->AllReduceAverage(data, count);
+    });
+  }
   // A failed ring ends this rank within a grace period even when its training thread is blocked
   // elsewhere (a pserver RPC behind the same cut link): trainer/engine/peer_failure_watchdog.h.
   // Not in an elastic job: there a failed ring is the survivors' cue to wait for the smaller
@@ -357,6 +439,7 @@ int main(int argc, char** argv) {
   options.job = name;
   options.log = &std::cout;
   options.threads = threads;
+  options.device = gpu.get();  // null: the CPU
   options.checkpoint_dir = checkpoint_dir;
   options.checkpoint_every = checkpoint_every;
   options.resume = resume;

@@ -54,6 +54,7 @@ LocalJob LocalJobFor(const api::TrainingJob& job, const std::string& manifest_pa
     lj.trainer_threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / lj.workers);
   }
   lj.pserver_threads = static_cast<int>(api::EffectiveThreads(job.spec.pserver));
+  lj.device = api::SelectTrainerDevice(job.spec);
   lj.elastic = job.spec.elastic.has_value();
   lj.elastic_pservers = lj.elastic && api::HasEmbeddingLayers(job.spec);
   lj.min_workers = static_cast<int>(std::min<int64_t>(job.spec.workers.min_count, lj.workers));
@@ -75,6 +76,16 @@ absl::StatusOr<tls::TlsFiles> WriteJobCertificates(const std::string& dir, const
   return tls::WriteWorkerFiles(dir, certs);
 }
 
+std::vector<int> TrainerGpuOrdinals(const LocalJob& job, const Placement* placement) {
+  std::vector<int> out;
+  std::map<std::string, int> on_host;  // trainers placed so far per host name
+  for (int i = 0; i < job.workers; ++i) {
+    const std::string host = placement ? placement->worker_host(i).name : "";
+    out.push_back(api::TrainerGpuOrdinal(job.device, on_host[host]++));
+  }
+  return out;
+}
+
 std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::string& run_dir,
                                                 const std::vector<int>& ports,
                                                 const std::string& token, const tls::TlsFiles& tls,
@@ -85,6 +96,7 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
     peers.push_back({placement ? placement->worker_host(i).address : "127.0.0.1", ports[i]});
     pservers.push_back({placement ? placement->pserver_host(i).address : "127.0.0.1", ports[w + i]});
   }
+  const std::vector<int> gpu_ordinals = TrainerGpuOrdinals(job, placement);
   std::vector<api::WorkerContract> out;
   for (int i = 0; i < w; ++i) {
     api::WorkerContract c;
@@ -112,6 +124,7 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
     // What a pod's trainer leaves for the kubelet (api/worker_result.h), beside its log.
     c.termination_log = absl::StrCat(run_dir, "/logs/trainer-", i, ".result.json");
     if (placement) c.host = placement->worker_host(i).name;
+    c.gpu_ordinal = gpu_ordinals[static_cast<size_t>(i)];
     out.push_back(std::move(c));
   }
   return out;
@@ -161,6 +174,7 @@ SupervisedProcess BuildElasticTrainer(const LocalJob& job, const LocalRunOptions
   c.threads = job.trainer_threads;
   c.events = true;
   c.membership_file = absl::StrCat(run_dir, "/", kMembershipFile);
+  c.gpu_ordinal = api::TrainerGpuOrdinal(job.device, slot);  // one machine: slot = local rank
   for (const api::PServerShard& s : membership.pservers) c.pservers.push_back(s.endpoint);
   SupervisedProcess p;
   p.role = Role::kTrainer;
@@ -272,8 +286,59 @@ std::string DefaultRunDir(const std::string& name) {
   return absl::StrCat("runs/", name, "-", buf);
 }
 
+namespace {
+
+// A GPU job's trainers would each fail on a machine without their GPU, one after the other and
+// amid the pservers' start: ask `tandem-trainer --check-device` (the trainer's own way of opening
+// its device, so the rule and the message are the trainer's) once per GPU the job needs, first.
+absl::Status CheckTrainerGpus(const LocalJob& job, const LocalRunOptions& options) {
+  std::vector<int> ordinals = job.elastic ? std::vector<int>{} :
+      TrainerGpuOrdinals(job, options.placement ? &*options.placement : nullptr);
+  if (job.elastic)
+    for (int slot = 0; slot < job.max_workers; ++slot)
+      ordinals.push_back(api::TrainerGpuOrdinal(job.device, slot));
+  std::sort(ordinals.begin(), ordinals.end());
+  ordinals.erase(std::unique(ordinals.begin(), ordinals.end()), ordinals.end());
+  for (int ordinal : ordinals) {
+    ProcessSpec spec;
+    spec.name = absl::StrCat("gpu-check-", ordinal);
+    spec.argv = {options.bin_dir.empty() ? std::string(api::kTrainerBinary)
+                                         : absl::StrCat(options.bin_dir, "/", api::kTrainerBinary),
+                 "--check-device", job.manifest_path};
+    spec.env = {{api::kEnvGpuOrdinal, std::to_string(ordinal)}};
+    ChildProcess child;
+    TANDEM_RETURN_IF_ERROR(child.Start(spec), "checking the trainers' GPU");
+    std::vector<std::string> lines;
+    int code = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(2);
+    while (!child.Poll(&code)) {
+      child.ReadOutput(&lines);
+      if (std::chrono::steady_clock::now() > deadline)
+        return absl::DeadlineExceededError(absl::StrCat(
+            api::kTrainerBinary, " --check-device did not answer within 2 minutes (GPU ", ordinal,
+            ")"));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    while (child.ReadOutput(&lines)) {}
+    if (code != 0) {
+      std::string why;
+      for (const std::string& l : lines)
+        if (l.rfind("tandem-trainer: ", 0) == 0) absl::StrAppend(&why, why.empty() ? "" : "; ", l.substr(16));
+      if (why.empty()) why = lines.empty() ? "no output" : lines.back();
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the job's trainers train on GPUs, and this machine cannot give one its GPU ", ordinal,
+          " (", api::kTrainerBinary, " --check-device exited ", code, "): ", why));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   const auto start = std::chrono::steady_clock::now();
+  if (job_.device.kind == api::TrainerDeviceKind::kCuda)
+    TANDEM_RETURN_IF_ERROR(CheckTrainerGpus(job_, options_));
   std::string run_dir = options_.run_dir.empty()
                             ? DefaultRunDir(job_.name)
                             : options_.run_dir;

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "api/trainer_device.h"
 #include "absl/status/statusor.h"
 #include "api/membership.h"
 #include "api/training_job.h"
@@ -44,7 +45,15 @@ struct LocalJob {
   bool elastic = false;
   bool elastic_pservers = false;
   int min_workers = 1, max_workers = 1;
+  // What the trainers train on (api/trainer_device.h). A GPU job's trainers get their own GPU
+  // ordinals (TANDEM_GPU_ORDINAL, TrainerGpuOrdinals) and are checked before anything starts.
+  api::TrainerDevice device;
 };
+
+// The GPU ordinal of each trainer (rank order; -1 each for a CPU job): its local rank among the
+// trainers of its host (the placement's host name; one machine without a placement) times the
+// GPUs each requests, api::TrainerGpuOrdinal.
+std::vector<int> TrainerGpuOrdinals(const LocalJob& job, const Placement* placement);
 
 // The file `tandem resize` writes into a run folder, {"workers": N}, and the one the run answers
 // with, {"ok": bool, "message": "..."} (cli/local/elastic_coordinator.h, docs/elastic.md).

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Inside the GPU image, every shared library its binaries load resolves (ldd), it was built with the
-# CUDA backend on, the CUDA libraries it links resolve to the copies shipped in the image, and the
-# package list names the CUDA wheels they came from. Only the NVIDIA driver's own libraries
+# Inside the GPU image, every shared library its binaries and the CUDA plugin load resolves (ldd),
+# it was built with the CUDA backend on, tandem-trainer itself links no CUDA library, the plugin
+# (/usr/local/lib/tandem/libtandem-cuda.so) links cudart, cuBLAS, cuBLASLt, cuDNN and NCCL and each
+# resolves to the image's own copy, cuDNN's dlopen'd engines are shipped, and the package list
+# names the CUDA wheels they came from. Any of them missing fails the test. Only the NVIDIA driver's own libraries
 # (libcuda.so.1, libnvidia-ml.so.1) may be missing: the container toolkit mounts them at run time.
 source "$(dirname "$0")/lib.sh"
 img=$(image_tag trainer-gpu)
@@ -23,12 +25,30 @@ grep -q '^== /usr/local/bin/tandem-trainer' "$WORK/ldd.txt" || fail "$img has no
 info=$("${PODMAN[@]}" run "${PODMAN_RUN_LIMITS[@]}" --rm --network none --entrypoint /bin/cat "$img" /usr/share/tandem/build-info) ||
   fail "$img has no /usr/share/tandem/build-info"
 [[ $info == *"CUDA backend ON"* ]] || fail "$img was not built with the CUDA backend: $info"
-linked=$(grep -E '^\s*lib(cudart|cublas|cublasLt|cudnn|nccl)[^ ]* => ' "$WORK/ldd.txt" | awk '{print $1 " " $3}' | sort -u || true)
-while read -r lib path; do
-  [[ -z $lib ]] && continue
+# The trainer is the CPU image's: it links no CUDA library and opens the plugin for a GPU job only.
+section() {  # the ldd lines of one file's section of ldd.txt
+  awk -v h="== $1" '$0 == h {on = 1; next} /^== / {on = 0} on' "$WORK/ldd.txt"
+}
+trainer_cuda=$(section /usr/local/bin/tandem-trainer | grep -oE 'lib(cudart|cublas|cudnn|nccl)[^ ]*' | sort -u | paste -sd, || true)
+[[ -z $trainer_cuda ]] || fail "tandem-trainer links CUDA libraries ($trainer_cuda): it must open them through libtandem-cuda.so only"
+# The CUDA plugin is there, and every CUDA library it links resolves to the image's own copy.
+plugin=/usr/local/lib/tandem/libtandem-cuda.so
+grep -q "^== $plugin\$" "$WORK/ldd.txt" || fail "$img has no $plugin (the GPU trainer's CUDA plugin)"
+plugin_ldd=$(section "$plugin")
+for lib in libcudart.so.13 libcublas.so.13 libcublasLt.so.13 libcudnn.so.9 libnccl.so.2; do
+  path=$(echo "$plugin_ldd" | awk -v l="$lib" '$1 == l {print $3}' | head -1)
+  [[ -n $path ]] || fail "$plugin does not link $lib"
   [[ $path == /usr/local/lib/tandem/* ]] || fail "$lib resolves outside the image's CUDA libraries: $path"
-done <<<"$linked"
-grep -q '^pypi ' "$WORK/ldd.txt" || [[ -z $linked ]] || fail "$img ships CUDA libraries but its package list names no wheel"
-trainer_cuda=$(sed -n '/^== \/usr\/local\/bin\/tandem-trainer/,/^== [^/]/p' "$WORK/ldd.txt" | grep -oE 'lib(cudart|cublas|cudnn|nccl)[^ ]*' | sort -u | paste -sd, || true)
-echo "tandem-trainer links: ${trainer_cuda:-no CUDA library (the trainer does not link the CUDA backend yet)}"
-pass "$img: every library resolved; $(echo "$info" | tail -1); wheels shipped: $(grep '^pypi ' "$WORK/ldd.txt" | cut -d' ' -f2,3 | paste -sd, )"
+done
+# cuDNN opens its engines with dlopen (ldd cannot see them): every one must be shipped.
+for lib in libcudnn_adv.so.9 libcudnn_cnn.so.9 libcudnn_engines_precompiled.so.9 \
+    libcudnn_engines_runtime_compiled.so.9 libcudnn_graph.so.9 libcudnn_heuristic.so.9 libcudnn_ops.so.9; do
+  grep -q "^== /usr/local/lib/tandem/$lib\$" "$WORK/ldd.txt" || fail "$img lacks cuDNN's engine library $lib"
+done
+# Each wheel the libraries came from is named in the package list.
+for wheel in nvidia-cuda-runtime nvidia-cublas nvidia-cudnn-cu13 nvidia-nccl-cu13; do
+  grep -q "^pypi $wheel " "$WORK/ldd.txt" || fail "$img's package list does not name the wheel $wheel"
+done
+size=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$img")
+echo "$img: $((size / 1000000)) MB; the plugin links: $(echo "$plugin_ldd" | grep -oE '^\s*lib(cudart|cublas|cublasLt|cudnn|nccl)[^ ]*' | tr -d ' \t' | sort -u | paste -sd, )"
+pass "$img: every library resolved, tandem-trainer links no CUDA, the plugin's CUDA libraries and cuDNN's engines are the image's own; $(echo "$info" | tail -1); wheels shipped: $(grep '^pypi ' "$WORK/ldd.txt" | cut -d' ' -f2,3 | paste -sd, )"

@@ -72,6 +72,23 @@ absl::Status DataParallel::AttachNetwork(Network& net) {
   }
   std::sort(slices_.begin(), slices_.end(),
             [](const auto& a, const auto& b) { return a.offset < b.offset; });
+  if (net_ != nullptr) net_->SetGradientsReadyHook(nullptr);
+  reducer_.reset();
+  if (device_allreduce_) {
+    runs_.clear();
+    for (const collective::GradientSlice& sl : slices_) {
+      if (!runs_.empty() && runs_.back().offset + runs_.back().count == sl.offset)
+        runs_.back().count += sl.count;
+      else
+        runs_.push_back(sl);
+    }
+    net_ = &net;
+    net.SetGradientsReadyHook(
+        [this](int, int64_t offset, int64_t count) { OnGradientsReady(offset, count); });
+    TANDEM_LOG(info, "data-parallel: rank {} of {}, dense gradients by NCCL ({} runs over {} floats)",
+               rank(), world_size(), runs_.size(), net.gradient_arena_size());
+    return absl::OkStatus();
+  }
   collective::BucketOptions bo;
   bo.bucket_bytes = static_cast<size_t>(std::max(1.0, sync_.bucket_mib * (1 << 20)));
   bo.op = collective::ReduceOp::kAverage;
@@ -127,6 +144,7 @@ void DataParallel::OnGradientsReady(int64_t offset, int64_t count) {
   }
   auto it = std::lower_bound(slices_.begin(), slices_.end(), static_cast<size_t>(offset),
                              [](const auto& s, size_t off) { return s.offset < off; });
+  if (reducer_ == nullptr) return;  // the device all-reduce runs in FinishGradients
   for (; it != slices_.end() && it->offset < static_cast<size_t>(offset + count); ++it)
     reducer_->MarkReady(static_cast<size_t>(it - slices_.begin()));
 }
@@ -135,6 +153,13 @@ absl::Status DataParallel::FinishGradients() {
   if (empty_step_) {
     // No batch on this rank: contribute zeros (the others weighted themselves accordingly).
     net_->device().Fill(net_->gradient_arena_size(), 0.f, net_->gradient_arena());
+  }
+  if (device_allreduce_) {
+    net_->device().Synchronize();  // backward's last kernels wrote the gradients
+    for (const collective::GradientSlice& r : runs_)
+      TANDEM_RETURN_IF_ERROR(device_allreduce_(net_->gradient_arena() + r.offset,
+                                               static_cast<int64_t>(r.count)));
+    return absl::OkStatus();
   }
   return reducer_->Wait();
 }

@@ -67,6 +67,16 @@ class DataParallel {
   bool connected() const { return comm_ != nullptr; }
   collective::Communicator& communicator() { return *comm_; }
 
+  // A GPU job's dense all-reduce (NCCL, made by the CUDA plugin: trainer/backend/device_loader.h):
+  // `average(data, count)` replaces data[0, count) by its average over the ranks, in place, and
+  // waits. Then FinishGradients averages the dense gradients with it after backward (one call
+  // per contiguous run of them), instead of the TCP ring's buckets during backward; the ring still
+  // carries the broadcasts, the checkpoint agreement and the metrics. Call before Attach.
+  void UseDeviceAllReduce(std::function<absl::Status(float* data, int64_t count)> average) {
+    device_allreduce_ = std::move(average);
+  }
+  bool uses_device_allreduce() const { return static_cast<bool>(device_allreduce_); }
+
   // Installs the gradients-ready hook on `net` and cuts its gradient arena into buckets.
   // `reader` is this rank's training reader: its geometry gives every rank's batch sizes.
   // REQUIRES: `net` and `reader` outlive this object, or Attach is called again, or Detach.
@@ -138,6 +148,8 @@ class DataParallel {
   float scale_ = 1;                                // this step's gradient weight
   bool empty_step_ = false;
   std::vector<float> layer_state_;                 // AverageLayerState's buffer
+  std::function<absl::Status(float*, int64_t)> device_allreduce_;  // UseDeviceAllReduce
+  std::vector<collective::GradientSlice> runs_;    // device all-reduce: contiguous dense runs
 };
 
 }  // namespace tandem::trainer

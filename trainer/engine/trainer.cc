@@ -342,7 +342,8 @@ class TrainingLoop {
   const Clock::time_point start_ = Clock::now();
   TrainResult result_;
   Metrics m_;
-  std::unique_ptr<Device> device_;
+  std::unique_ptr<Device> own_device_;  // the CPU device, unless TrainOptions::device
+  Device* device_ = nullptr;
   ModelGraph graph_;  // moved into net_ by CreateNetwork
   std::shared_ptr<const data::Dataset> train_, test_;
   std::unique_ptr<Network> net_;
@@ -420,7 +421,12 @@ absl::StatusOr<TrainResult> TrainingLoop::Run() {
 
 absl::Status TrainingLoop::BuildModel() {
   const int threads = options_.threads >= 0 ? options_.threads : spec_.threads;
-  device_ = CreateCpuDevice({.threads = threads});
+  if (options_.device != nullptr) {
+    device_ = options_.device;
+  } else {
+    own_device_ = CreateCpuDevice({.threads = threads});
+    device_ = own_device_.get();
+  }
   result_.threads = device_->threads();
   std::vector<FieldError> errors =
       BuildModelGraph(spec_.model, LayerRegistry::Builtin(), "spec.model", &graph_);

@@ -21,6 +21,7 @@
 namespace tandem::trainer {
 
 class DataParallel;   // trainer/engine/data_parallel.h
+class Device;         // trainer/core/device.h
 class ElasticWorld;   // trainer/engine/elastic_world.h
 class EventReporter;  // trainer/engine/events.h
 class Network;        // trainer/model/network.h
@@ -61,6 +62,9 @@ struct TrainOptions {
   // Publishes the model for serving (spec.publish) when due and at the end; rank 0 only (null:
   // none). Not owned.
   Publisher* publisher = nullptr;
+  // The device to train on (the trainer's main opens the CUDA device for a GPU job,
+  // api/trainer_device.h); null: a CPU device of `threads` threads. Not owned.
+  Device* device = nullptr;
   // Called once the network is built and initialised, before training (tests: set weights).
   std::function<void(Network&)> on_network_created;
   // Copy the dense parameter arena into TrainResult::final_parameters at the end (tests compare

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/status.h"
 #include "gtest/gtest.h"
 #include "tests/trainer/engine/idx_job_harness.h"
 #include "trainer/collective/exit_codes.h"
@@ -143,6 +144,41 @@ TEST_F(DataParallelTest, ThreeRanksMatchOneTrainer) {
   for (int r = 0; r < 3; ++r) ASSERT_TRUE(ranks[r].ok()) << "rank " << r << ": " << ranks[r].status();
   EXPECT_EQ(ranks[0]->final_parameters, ranks[2]->final_parameters);
   EXPECT_LT(MaxAbsDiff(ranks[1]->final_parameters, single->final_parameters), 2e-4);
+}
+
+// A GPU job's dense all-reduce (NCCL through the CUDA plugin) plugs in through
+// UseDeviceAllReduce: after backward, over every dense gradient, weighted as the ring weights
+// them. Here the "device" all-reduce is a host average over the same ranks, so the result must
+// be the ring's and the single trainer's.
+TEST_F(DataParallelTest, DeviceAllReduceAfterBackwardMatchesOneTrainer) {
+  Job single_job;
+  single_job.batch_size = 32;
+  auto single = Train(MakeSpec(dir_.path(), single_job), Quiet());
+  ASSERT_TRUE(single.ok()) << single.status();
+  Job job;
+  job.batch_size = 16;
+  std::vector<int64_t> calls(2, 0), floats(2, 0);
+  auto ranks = RunRanks(2, MakeSpec(dir_.path(), job), {.bucket_mib = job.bucket_mib},
+                        [&](int r, DataParallel& dp) {
+                          dp.UseDeviceAllReduce([&, r](float* data, int64_t n) {
+                            ++calls[r];
+                            floats[r] += n;
+                            std::vector<double> v(data, data + n);
+                            TANDEM_ASSIGN_OR_RETURN(std::vector<double> sum, dp.SumAcrossRanks(v));
+                            for (int64_t i = 0; i < n; ++i)
+                              data[i] = static_cast<float>(sum[i] / dp.world_size());
+                            return absl::OkStatus();
+                          });
+                          EXPECT_TRUE(dp.uses_device_allreduce());
+                          return Quiet();
+                        });
+  for (int r = 0; r < 2; ++r) ASSERT_TRUE(ranks[r].ok()) << "rank " << r << ": " << ranks[r].status();
+  EXPECT_EQ(ranks[0]->final_parameters, ranks[1]->final_parameters);
+  EXPECT_LT(MaxAbsDiff(ranks[0]->final_parameters, single->final_parameters), 2e-4);
+  // Every step averaged every dense gradient (one contiguous run here: the arena).
+  EXPECT_EQ(calls[0], ranks[0]->steps);
+  EXPECT_EQ(floats[0], ranks[0]->steps * ranks[0]->parameters);
+  EXPECT_EQ(calls[1], calls[0]);
 }
 
 TEST_F(DataParallelTest, Bf16GradientsStayClose) {

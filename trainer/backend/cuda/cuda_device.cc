@@ -60,6 +60,7 @@ class TensorDesc {
 struct CudaContext {
   int ordinal = 0;
   Precision precision = Precision::kFp32;
+  bool host_accessible = false;  // managed memory (CudaDeviceOptions::host_accessible)
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   cudnnHandle_t cudnn = nullptr;
@@ -71,6 +72,23 @@ struct CudaContext {
                                << ordinal;
     return p;
   }
+};
+
+// CudaDeviceOptions::host_accessible: every call returns once its work is done, so the host code
+// of the training loop (host-only layers, which mix device calls with loops over tensor memory;
+// the optimizer; the all-reduce; checkpoints) may read what the GPU wrote. Slower than queueing,
+// correct without knowing which host code reads what (docs/gpu.md, "The trainer on the GPU").
+class HostOrder {
+ public:
+  explicit HostOrder(CudaContext& ctx) : ctx_(ctx) {}
+  ~HostOrder() {
+    if (ctx_.host_accessible) TANDEM_CUDA_CALL(cudaStreamSynchronize(ctx_.stream));
+  }
+  HostOrder(const HostOrder&) = delete;
+  HostOrder& operator=(const HostOrder&) = delete;
+
+ private:
+  CudaContext& ctx_;
 };
 
 // cuDNN convolution: one entry per batch size holds the descriptors, the algorithms cuDNN's
@@ -101,6 +119,7 @@ class CudaConv2d final : public Conv2dKernel {
   }
 
   void Forward(int64_t batch, const float* x, const float* w, const float* b, float* y) override {
+    HostOrder order(ctx_);
     Entry& e = Get(batch);
     const float one = 1.f, zero = 0.f;
     TANDEM_CUDNN_CALL(cudnnConvolutionForward(ctx_.cudnn, &one, e.x.get(), x, w_desc_, w,
@@ -113,6 +132,7 @@ class CudaConv2d final : public Conv2dKernel {
 
   void Backward(int64_t batch, const float* x, const float* dy, const float* w, float* dw,
                 float* db, float* dx) override {
+    HostOrder order(ctx_);
     Entry& e = Get(batch);
     const float one = 1.f, zero = 0.f;
     TANDEM_CUDNN_CALL(cudnnConvolutionBackwardFilter(ctx_.cudnn, &one, e.x.get(), x, e.y.get(), dy,
@@ -209,6 +229,7 @@ class CudaPool2d final : public Pool2dKernel {
   ~CudaPool2d() override { cudnnDestroyPoolingDescriptor(pool_desc_); }
 
   void Forward(int64_t batch, const float* x, float* y, bool training) override {
+    HostOrder order(ctx_);
     Entry& e = Get(batch);
     const float one = 1.f, zero = 0.f;
     TANDEM_CUDNN_CALL(
@@ -221,6 +242,7 @@ class CudaPool2d final : public Pool2dKernel {
   }
 
   void Backward(int64_t batch, const float* dy, float* dx) override {
+    HostOrder order(ctx_);
     TANDEM_CHECK(last_batch_ == batch) << "pooling Backward without a training Forward";
     Entry& e = Get(batch);
     const float one = 1.f, zero = 0.f;
@@ -267,9 +289,11 @@ class CudaEltwise final : public EltwiseKernel {
     }
   }
   void Forward(int64_t n, const float* x, float* y) override {
+    HostOrder order(ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchActivationForward(ctx_.stream, act_, n, x, y));
   }
   void Backward(int64_t n, const float* y, const float* dy, float* dx) override {
+    HostOrder order(ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchActivationBackward(ctx_.stream, act_, n, y, dy, dx));
   }
 
@@ -293,7 +317,8 @@ class CudaDevice final : public Device {
   DeviceKind kind() const override { return DeviceKind::kCuda; }
   std::string Describe() const override {
     return absl::StrCat("gpu ", ctx_->ordinal, " (", name_, ", cuDNN ", cudnnGetVersion(), ", ",
-                        ctx_->precision == Precision::kFp32 ? "fp32" : "bf16 compute", ")");
+                        ctx_->precision == Precision::kFp32 ? "fp32" : "bf16 compute",
+                        ctx_->host_accessible ? ", managed memory" : "", ")");
   }
   int threads() const override { return 1; }
 
@@ -304,25 +329,31 @@ class CudaDevice final : public Device {
   void Free(float* p) override { ctx_->allocator->Free(p); }
 
   void Fill(int64_t n, float value, float* p) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchFill(ctx_->stream, n, value, p));
   }
   void Copy(int64_t n, const float* src, float* dst) override {
+    HostOrder order(*ctx_);
     if (n <= 0) return;
     TANDEM_CUDA_CALL(
         cudaMemcpyAsync(dst, src, n * sizeof(float), cudaMemcpyDeviceToDevice, ctx_->stream));
   }
   void Axpy(int64_t n, float alpha, const float* x, float* y) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchAxpy(ctx_->stream, n, alpha, x, y));
   }
   void CopyRows(int64_t rows, int64_t cols, const float* src, int64_t src_stride, float* dst,
                 int64_t dst_stride) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(
         cuda::LaunchCopyRows(ctx_->stream, rows, cols, src, src_stride, dst, dst_stride));
   }
   void BiasGrad(int64_t rows, int64_t cols, const float* dy, float* db) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchBiasGrad(ctx_->stream, rows, cols, dy, db));
   }
   void Dropout(int64_t n, uint64_t key, float rate, const float* x, float* y) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchDropout(ctx_->stream, n, key, rate, x, y));
   }
   void Upload(int64_t n, const float* host, float* dst) override {
@@ -343,6 +374,7 @@ class CudaDevice final : public Device {
   void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
             const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
             int64_t ldc) override {
+    HostOrder order(*ctx_);
     if (m == 0 || n == 0) return;
     const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -358,6 +390,7 @@ class CudaDevice final : public Device {
                           const float* a, int64_t lda, int64_t stride_a, const float* b,
                           int64_t ldb, int64_t stride_b, float beta, float* c, int64_t ldc,
                           int64_t stride_c, int64_t batch) override {
+    HostOrder order(*ctx_);
     if (m == 0 || n == 0 || batch == 0) return;
     const cublasOperation_t op_a = trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     const cublasOperation_t op_b = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -372,10 +405,12 @@ class CudaDevice final : public Device {
   }
 
   void Softmax(int64_t rows, int64_t cols, const float* x, float* y) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchSoftmax(ctx_->stream, rows, cols, x, y));
   }
   void SoftmaxBackward(int64_t rows, int64_t cols, const float* y, const float* dy,
                        float* dx) override {
+    HostOrder order(*ctx_);
     TANDEM_CUDA_CALL(cuda::LaunchSoftmaxBackward(ctx_->stream, rows, cols, y, dy, dx));
   }
 
@@ -417,6 +452,7 @@ absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(const CudaDeviceOptions
   auto ctx = std::make_unique<CudaContext>();
   ctx->ordinal = options.ordinal;
   ctx->precision = options.precision;
+  ctx->host_accessible = options.host_accessible;
   err = cudaStreamCreateWithFlags(&ctx->stream, cudaStreamNonBlocking);
   if (err != cudaSuccess) return Unavailable("cudaStreamCreate", cudaGetErrorString(err));
   const cublasStatus_t bs = cublasCreate(&ctx->cublas);
@@ -427,9 +463,11 @@ absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(const CudaDeviceOptions
   cudnnSetStream(ctx->cudnn, ctx->stream);
   ctx->allocator = std::make_unique<CachingAllocator>(cuda::RawAllocator{
       .allocate =
-          [](size_t bytes) -> void* {
+          [managed = options.host_accessible](size_t bytes) -> void* {
             void* p = nullptr;
-            if (cudaMalloc(&p, bytes) != cudaSuccess) {
+            const cudaError_t e =
+                managed ? cudaMallocManaged(&p, bytes, cudaMemAttachGlobal) : cudaMalloc(&p, bytes);
+            if (e != cudaSuccess) {
               cudaGetLastError();  // clear the sticky-free error so the cache can retry
               return nullptr;
             }

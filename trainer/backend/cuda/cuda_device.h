@@ -30,6 +30,12 @@ enum class Precision {
 struct CudaDeviceOptions {
   int ordinal = 0;
   Precision precision = Precision::kFp32;
+  // Allocate with cudaMallocManaged instead of cudaMalloc, so host code may read and write the
+  // device's tensors directly (pages migrate on demand) once Synchronize() returned. The training
+  // loop needs it: its host-only layers, optimizer, data feeder, all-reduce and checkpoints read
+  // tensor memory on the host (docs/gpu.md, "The trainer on the GPU"). Default off: the parity
+  // test and the benchmark measure plain device memory.
+  bool host_accessible = false;
 };
 
 absl::StatusOr<std::unique_ptr<Device>> CreateCudaDevice(const CudaDeviceOptions& options);

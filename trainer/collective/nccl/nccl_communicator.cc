@@ -15,21 +15,29 @@ absl::Status CudaStatus(cudaError_t e, const char* what) {
 
 absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::CreateOver(
     Communicator& bootstrap, int device, const NcclOptions& options) {
+  return Create(
+      bootstrap.rank(), bootstrap.world_size(), device,
+      [&bootstrap](ncclUniqueId* id) { return bootstrap.Broadcast(id, sizeof(*id), 0); }, options);
+}
+
+absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::Create(
+    int rank, int world_size, int device,
+    const std::function<absl::Status(ncclUniqueId* id)>& share_id, const NcclOptions& options) {
   TANDEM_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice"));
   ncclUniqueId id{};
-  if (bootstrap.rank() == 0) {
+  if (rank == 0) {
     ncclResult_t r = ncclGetUniqueId(&id);
     if (r != ncclSuccess)
       return absl::InternalError(absl::StrCat("ncclGetUniqueId: ", ncclGetErrorString(r)));
   }
-  TANDEM_RETURN_IF_ERROR(bootstrap.Broadcast(&id, sizeof(id), 0), "sharing the NCCL id");
+  TANDEM_RETURN_IF_ERROR(share_id(&id), "sharing the NCCL id");
   // Non-blocking mode lets Synchronize() bound every wait and abort a communicator whose peer
   // is gone (a blocking init or collective could otherwise wait forever).
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
   ncclComm_t comm = nullptr;
   ncclResult_t r =
-      ncclCommInitRankConfig(&comm, bootstrap.world_size(), id, bootstrap.rank(), &config);
+      ncclCommInitRankConfig(&comm, world_size, id, rank, &config);
   const auto deadline = std::chrono::steady_clock::now() + options.timeout;
   while (r == ncclInProgress || r == ncclSuccess) {
     ncclResult_t state = ncclSuccess;
@@ -49,8 +57,8 @@ absl::StatusOr<std::unique_ptr<NcclCommunicator>> NcclCommunicator::CreateOver(
     if (comm != nullptr) ncclCommAbort(comm);
     return absl::UnavailableError(absl::StrCat("ncclCommInitRankConfig: ", ncclGetErrorString(r)));
   }
-  return std::unique_ptr<NcclCommunicator>(new NcclCommunicator(
-      comm, bootstrap.rank(), bootstrap.world_size(), device, options));
+  return std::unique_ptr<NcclCommunicator>(
+      new NcclCommunicator(comm, rank, world_size, device, options));
 }
 
 NcclCommunicator::~NcclCommunicator() {

@@ -12,6 +12,7 @@
 #include <nccl.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 
 #include "absl/status/statusor.h"
@@ -30,6 +31,11 @@ class NcclCommunicator {
   static absl::StatusOr<std::unique_ptr<NcclCommunicator>> CreateOver(Communicator& bootstrap,
                                                                       int device,
                                                                       const NcclOptions& options);
+  // The same with the unique id shared by the caller: `share_id` must make rank 0's id (which it
+  // receives filled in) every rank's (the CUDA plugin's callers broadcast it over their ring).
+  static absl::StatusOr<std::unique_ptr<NcclCommunicator>> Create(
+      int rank, int world_size, int device,
+      const std::function<absl::Status(ncclUniqueId* id)>& share_id, const NcclOptions& options);
   ~NcclCommunicator();
 
   int rank() const { return rank_; }
