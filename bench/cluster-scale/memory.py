@@ -12,8 +12,8 @@ starts, so it lists everything at once. Waits until every GPU is admitted, every
 worker pods exist and nothing changes for --settle seconds, then records:
   operator_peak_memory   VmHWM of tandem-operator                                  (MiB)
   operator_rss           VmRSS at the end                                          (MiB)
-  operator_put_requests  the operator's PUTs (tandem_operator_api_requests_total{verb="PUT"}):
-                         status writes to jobs and queues, nearly all of them  (requests)
+  operator_status_writes the operator's status writes to jobs and queues
+                         (tandem_operator_api_requests_total{verb="update_status"})  (requests)
 and the scheduling passes and their mean time. The stand-in has no kubelet: pods stay Pending,
 which changes nothing the operator caches per job. `--operator BIN` runs another build (main's).
 """
@@ -179,20 +179,20 @@ def main():
             time.sleep(3)
         m = metrics()
         peak, rss = status_of(op.pid, "VmHWM"), status_of(op.pid, "VmRSS")
-        status_puts = msum(m, "tandem_operator_api_requests_total{", 'verb="PUT"')
+        status_puts = msum(m, "tandem_operator_api_requests_total{", 'verb="update_status"')
         all_reqs = msum(m, "tandem_operator_api_requests_total{")
         passes = msum(m, "tandem_operator_scheduling_pass_duration_seconds_count")
         pass_s = msum(m, "tandem_operator_scheduling_pass_duration_seconds_sum")
         print(f"\n{a.nodes} nodes x {a.gpus} GPUs, {a.queues} queues, {a.jobs} jobs; admitted {last[0]} jobs, "
               f"{last[1]} pods, settled {t_change - t0:.0f}s after the operator started; load {os.getloadavg()[0]:.1f}")
-        print(f"operator API requests: {all_reqs:.0f}, of them PUT (status writes): {status_puts:.0f}")
+        print(f"operator API requests: {all_reqs:.0f}, of them status writes: {status_puts:.0f}")
         for l in m.splitlines():
             if l.startswith("tandem_operator_api_requests_total{"):
                 print("  " + l)
         if passes:
             print(f"scheduling passes: {passes:.0f}, mean {1000 * pass_s / passes:.0f} ms")
         rows = [("operator_peak_memory", "MiB", peak), ("operator_rss", "MiB", rss),
-                ("operator_put_requests", "requests", status_puts),
+                ("operator_status_writes", "requests", status_puts),
                 ("operator_api_requests", "requests", all_reqs)]
         for n, u, v in rows:
             print(f"{n:30s} {u:9s} {v:10.1f}")
