@@ -49,6 +49,21 @@ Queue ParseQueue(const json& object, FieldErrors* errors) {
   q.status.usage = ParseResourceList(GetObject(st, "usage"));
   q.status.borrowed = ParseResourceList(GetObject(st, "borrowed"));
   GetDouble(st, "weightedShare", &q.status.weighted_share);
+  if (auto w = st.find("waiting"); w != st.end() && w->is_object()) {
+    GetString(*w, "updateTime", &q.status.waiting_time);
+    if (auto js = w->find("jobs"); js != w->end() && js->is_array()) {
+      for (const json& e : *js) {
+        if (!e.is_object()) continue;
+        WaitingJob job;
+        GetString(e, "namespace", &job.ns);
+        GetString(e, "name", &job.name);
+        GetInt(e, "position", &job.position);
+        GetString(e, "reason", &job.reason);
+        GetString(e, "detail", &job.detail);
+        q.status.waiting.push_back(std::move(job));
+      }
+    }
+  }
   q.status.conditions = ParseConditions(st.contains("conditions") ? st["conditions"] : json());
 
   std::set<std::string> reported;
@@ -120,6 +135,16 @@ json ToJson(const Queue& q) {
                {"usage", ResourceListToJson(q.status.usage)}, {"borrowed", ResourceListToJson(q.status.borrowed)},
                {"weightedShare", q.status.weighted_share}};
     if (!q.status.conditions.empty()) st["conditions"] = ConditionsToJson(q.status.conditions);
+    if (!q.status.waiting.empty() || !q.status.waiting_time.empty()) {
+      json jobs = json::array();
+      for (const WaitingJob& w : q.status.waiting) {
+        json e = {{"namespace", w.ns}, {"name", w.name}, {"position", w.position}, {"reason", w.reason}};
+        if (!w.detail.empty()) e["detail"] = w.detail;
+        jobs.push_back(std::move(e));
+      }
+      st["waiting"] = {{"jobs", std::move(jobs)}};
+      if (!q.status.waiting_time.empty()) st["waiting"]["updateTime"] = q.status.waiting_time;
+    }
     j["status"] = st;
   }
   return j;

@@ -37,9 +37,23 @@ struct QueueSpec {
   bool operator==(const QueueSpec&) const = default;
 };
 
+// One of the first jobs waiting in a queue, as the last scheduling pass saw it. Positions and
+// free-capacity figures live here (refreshed at most every few seconds), not in each job's
+// status, where they would change with every pass (Kueue's pending-workloads visibility).
+struct WaitingJob {
+  std::string ns;      // namespace
+  std::string name;
+  int64_t position = 0;  // 1-based in the queue
+  std::string reason;    // as the job's Queued condition
+  std::string detail;    // "position 2 of 5; free capacity fits 2 (free 6, at most 3 on one node)"
+  bool operator==(const WaitingJob&) const = default;
+};
+
 struct QueueStatus {
   int64_t admitted_jobs = 0;
   int64_t pending_jobs = 0;
+  std::vector<WaitingJob> waiting;  // the first few waiting jobs, in queue order
+  std::string waiting_time;         // RFC 3339: when `waiting` was computed
   ResourceList usage;
   ResourceList borrowed;
   double weighted_share = 0;  // dominant share of borrowed capacity / weight

@@ -122,7 +122,7 @@ FieldSpec BuildTrainingJob() {
                         Time("updateTime"), Int("testPass", 0), Num("testLoss"), Num("testAccuracy", 0, 1),
                         Num("testAuc", 0, 1)}),
        Str("pendingReason"),
-       Int("queuePosition", 0),
+       Int("queuePosition", 0),  // deprecated: no longer written (Queue status.waiting has positions)
        Array("placement", Str("")),
        Int("observedGeneration", 0),
        Obj("elastic", {Int("workers", 0), Int("epoch", 0), Str("reason"), Array("members", Int("", 0)),
@@ -142,7 +142,10 @@ FieldSpec BuildQueue() {
                                   Str("withinQueue", {"Never", "LowerPriority"})})});
   FieldSpec status =
       Obj("status", {Int("admittedJobs", 0), Int("pendingJobs", 0), Quantities("usage"),
-                     Quantities("borrowed"), Num("weightedShare", 0), Conditions({"Active"})});
+                     Quantities("borrowed"), Num("weightedShare", 0), Conditions({"Active"}),
+                     Obj("waiting", {Array("jobs", Obj("", {Str("namespace"), Str("name"), Int("position", 1),
+                                                           Str("reason"), Str("detail")})),
+                                     Time("updateTime")})});
   return Obj("", {Str("apiVersion"), Str("kind"), Metadata(), spec, status});
 }
 

@@ -322,7 +322,6 @@ TrainingJob ParseTrainingJob(const json& object, const SectionValidators& valida
     status.progress = pr;
   }
   GetString(st, "pendingReason", &status.pending_reason);
-  GetInt(st, "queuePosition", &status.queue_position);
   if (const json* pl = Get(st, "placement"); pl && pl->is_array())
     for (const json& n : *pl)
       if (n.is_string()) status.placement.push_back(n.get<std::string>());
@@ -496,7 +495,6 @@ json StatusToJson(const TrainingJobStatus& st) {
     j["progress"] = pj;
   }
   if (!st.pending_reason.empty()) j["pendingReason"] = st.pending_reason;
-  if (st.queue_position) j["queuePosition"] = st.queue_position;
   if (!st.placement.empty()) j["placement"] = st.placement;
   if (st.observed_generation) j["observedGeneration"] = st.observed_generation;
   if (st.elastic) {

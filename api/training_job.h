@@ -229,8 +229,10 @@ struct TrainingJobStatus {
   std::string start_time;
   std::string completion_time;
   std::optional<Progress> progress;
-  std::string pending_reason;   // while Queued: the short resource, binding queue limit, ...
-  int64_t queue_position = 0;   // while Queued: 1-based position in its queue; 0 otherwise
+  // While Queued: why, in words that stay the same while the job waits for the same thing (the
+  // short resource, the binding queue limit, the preemption); its position and the free capacity
+  // are in its Queue's status.waiting, not here.
+  std::string pending_reason;
   std::vector<std::string> placement;  // node of each worker, rank order, once admitted
   int64_t observed_generation = 0;
   std::optional<ElasticStatus> elastic;  // elastic jobs (spec.elastic) once admitted

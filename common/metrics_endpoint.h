@@ -41,6 +41,10 @@ class MetricsEndpoint {
   MetricsEndpoint(metrics::Registry& registry, HealthState* health);
   // Port 0 picks a free port; a negative port disables the endpoint (Start returns OK).
   absl::Status Start(const std::string& host, int port);
+  // Serves one more route beside /metrics, /healthz and /readyz. Call before Start().
+  void Handle(const std::string& method, const std::string& path, HttpHandler handler) {
+    server_.Handle(method, path, std::move(handler));
+  }
   void Stop() { server_.Stop(); }
   int port() const { return server_.port(); }
 

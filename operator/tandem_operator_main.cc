@@ -72,6 +72,12 @@ int main(int argc, char** argv) {
                  "Node directory for jobs with spec.checkpoint.storage: HostPath and no hostPath");
   app.add_option("--run-as-user", options.reconciler.build.run_as_user,
                  "User, group and fsGroup of worker pods (non-root)")->check(CLI::Range(1, 2147483647));
+  app.add_option("--queue-status-top", options.reconciler.queue_status_top,
+                 "Waiting jobs listed in each Queue's status.waiting (with position and free capacity)")
+      ->check(CLI::Range(0, 1000));
+  app.add_option("--queue-status-interval", options.reconciler.queue_status_interval_s,
+                 "A Queue's status.waiting is rewritten at most this often (seconds)")
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--trainer-metrics-port", options.reconciler.build.ports.trainer_metrics,
                  "Port each trainer serves /metrics on (its TANDEM_METRICS_PORT); the operator scrapes "
                  "rank 0 there for status.progress")->check(CLI::Range(1, 65535));
@@ -119,6 +125,17 @@ int main(int argc, char** argv) {
 
   tandem::HealthState health;
   tandem::MetricsEndpoint endpoint(tandem::metrics::Registry::Default(), &health);
+  // /pending: every waiting job with its position and the figures behind its reason, as the last
+  // scheduling pass saw them (jobs' status holds only the stable reason; Queues the first few).
+  std::atomic<tandem::controller::Controller*> pending_source{nullptr};
+  endpoint.Handle("GET", "/pending", [&pending_source](const tandem::HttpRequest&, tandem::HttpResponseWriter& w) {
+    tandem::controller::Controller* c = pending_source.load();
+    if (c == nullptr) {
+      w.Respond(503, "text/plain", "not leading: no scheduling pass has run here\n");
+      return;
+    }
+    w.Respond(200, "application/json", c->PendingView().dump() + "\n");
+  });
   if (auto s = endpoint.Start(metrics_host, metrics_port); !s.ok()) {
     TANDEM_LOG(error, "metrics endpoint on {}:{}: {}", metrics_host, metrics_port, s.ToString());
     return 1;
@@ -128,6 +145,16 @@ int main(int argc, char** argv) {
 
   options.host = identity;
   tandem::controller::Controller controller(&client, options);
+  pending_source = &controller;
+  // Before the controller goes: no /pending request may reach it after this.
+  struct StopServing {
+    std::atomic<tandem::controller::Controller*>& source;
+    tandem::MetricsEndpoint& endpoint;
+    ~StopServing() {
+      source = nullptr;
+      endpoint.Stop();
+    }
+  } stop_serving{pending_source, endpoint};
   tandem::controller::SweepControllerOptions sweep_options;
   sweep_options.informer = options.informer;
   sweep_options.host = identity;

@@ -19,7 +19,7 @@ bench/scheduler-scale): Kueue ~40 workloads/s (derived from its CI performance t
 833.3 pods/s (KWOK).
 """
 import argparse, base64, http.client, json, os, random, re, signal, socket, ssl, subprocess, sys
-import tempfile, threading, time
+import shutil, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
 KUEUE_WORKLOADS_PER_S = 40.0   # research/operator-anchors.md §8 (derived); as bench/scheduler-scale
@@ -115,13 +115,18 @@ def main():
     ap.add_argument("--operator", default=None, help="tandem-operator binary (default: <build>/bin)")
     ap.add_argument("--state", default=None, help="control-plane state dir (default: a temp dir)")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--pprof", default="go tool pprof",
+                    help="the pprof command (go tool pprof builds it on first use: minutes on a loaded machine)")
+    ap.add_argument("--profile", type=float, default=0,
+                    help="seconds of CPU profile from job creation on: kube-apiserver's /debug/pprof "
+                         "(go tool pprof -top) and the operator's (perf record, when perf is installed)")
     a = ap.parse_args()
     rng = random.Random(a.seed)
     state = a.state or tempfile.mkdtemp(prefix="cluster-scale.")
     cp = os.path.join(ROOT, "tests/cluster/controlplane.sh")
     env = dict(os.environ)
     env["TANDEM_APISERVER_EXTRA_ARGS"] = ("--max-requests-inflight=0 --max-mutating-requests-inflight=0 "
-                                          "--enable-priority-and-fairness=false")
+                                          "--enable-priority-and-fairness=false" + (" --profiling=true" if a.profile else ""))
     env["TANDEM_KCM_QPS"], env["TANDEM_KCM_BURST"] = "5000", "10000"
     print(f"control plane in {state}", flush=True)
     subprocess.run(["bash", cp, "up", state], check=True, env=env)
@@ -253,6 +258,21 @@ def main():
             o["spec"]["workers"] = {"count": w}
             s, b = api.request("POST", f"/apis/tandem.dev/v1alpha1/namespaces/{ns}/trainingjobs", o)
             assert s == 201, (s, b[:300])
+        profilers = []
+        if a.profile:
+            def apiserver_profile():
+                s, b = api.request("GET", f"/debug/pprof/profile?seconds={int(a.profile)}", accept="*/*")
+                if s == 200:
+                    open(os.path.join(state, "apiserver.pprof"), "wb").write(b)
+            profilers.append(threading.Thread(target=apiserver_profile))
+            if shutil.which("perf"):
+                profilers.append(subprocess.Popen(
+                    ["perf", "record", "-F", "99", "-g", "-p", str(op.pid), "-o",
+                     os.path.join(state, "operator.perf.data"), "--", "sleep", str(int(a.profile))],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            for p in profilers:
+                if isinstance(p, threading.Thread): p.start()
+        load_start = os.getloadavg()
         t0 = time.time()
         with ThreadPoolExecutor(a.create_threads) as ex:
             list(ex.map(create, jobs))
@@ -288,6 +308,8 @@ def main():
                 raise RuntimeError("tandem-operator exited; see " + oplog.name)
             time.sleep(2)
         t_end = t_change - t0
+        for p in profilers:
+            p.join() if isinstance(p, threading.Thread) else p.wait()
         cpu = {n: cpu_seconds(p) - cpu0[n] for n, p in pids.items()}
         reqs = scrape() - req0
         peak = vm_hwm_mib(op.pid)
@@ -298,7 +320,8 @@ def main():
         pods_s = pods / max(t_pods - t0, 1e-9)
 
         print(f"\ncluster: {a.nodes} kwok nodes x {a.gpus} GPUs, {a.queues} queues, {a.jobs} TrainingJobs "
-              f"of 1-8 workers (seed {a.seed}); machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+              f"of 1-8 workers (seed {a.seed}); machine: {os.cpu_count()} cores, load (1 min) "
+              f"{load_start[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
         print(f"admitted {admitted} jobs ({pods} worker pods bound, {gpus_used} of {a.nodes * a.gpus} GPUs) "
               f"in {t_end:.1f}s from the first create; creating the jobs took {t_created:.1f}s")
         print(f"operator API requests: {reqs:.0f} ({reqs / max(t_end, 1e-9):.0f}/s)")
@@ -335,6 +358,25 @@ def main():
             tot, n = metric_sum(opm, name + "_sum"), metric_sum(opm, name + "_count")
             if n:
                 print(f"operator {name[16:]}: {n:.0f} x, mean {1000 * tot / n:.1f} ms, total {tot:.1f}s")
+        if a.profile:
+            # Which process is the limit: the apiserver's hottest functions (Go pprof) and the
+            # operator's (perf), over the first --profile seconds.
+            pp = os.path.join(state, "apiserver.pprof")
+            if os.path.exists(pp):
+                top = subprocess.run(a.pprof.split() + ["-top", "-cum", "-nodecount=300", pp], text=True,
+                                     capture_output=True).stdout.splitlines()
+                # The header, then where the time goes by handler and storage call, and the GC.
+                keep = [l for l in top[:6]] + [l for l in top[6:] if re.search(
+                    r"handlers\.|StatusREST|registry\.\(\*Store\)\.(Create|Update|Delete)|gcBgMarkWorker$|"
+                    r"cacher\.\(\*Cacher\)\.(Watch|GetList)|ServeHTTP$", l)][:30]
+                print("kube-apiserver CPU profile (" + a.pprof + " -top -cum " + pp + ", selected):\n" + "\n".join(keep))
+            pd = os.path.join(state, "operator.perf.data")
+            if os.path.exists(pd):
+                rep = subprocess.run(["perf", "report", "-i", pd, "--no-children", "--stdio", "--sort", "dso,symbol",
+                                      "--percent-limit", "1.5", "-g", "none"], text=True, capture_output=True).stdout
+                lines = [re.sub(r"\s+(-\s+)*$", "", l)[:160] for l in rep.splitlines()
+                         if l.strip() and not l.startswith("#")]
+                print("tandem-operator CPU profile (perf report -i " + pd + "):\n" + "\n".join(lines))
         rows = [("pods_per_s", "pods/s", pods_s, YUNIKORN_PODS_PER_S, False, "YuniKorn 833 pods/s (KWOK)"),
                 ("admissions_per_s", "jobs/s", adm_s, KUEUE_WORKLOADS_PER_S, False, "Kueue ~40 workloads/s (derived, CI perf test)"),
                 ("operator_peak_memory", "MiB", peak, 0, True, "target <= 500 MiB (VmHWM)"),

@@ -60,10 +60,12 @@ class Controller {
 
   // Whether a TrainingJob update calls for its Reconcile. Not when the job was Queued and still
   // is, with the same generation and no deletion: that is the scheduling pass rewriting its
-  // pendingReason and queuePosition, which its Reconcile has nothing to do about (and with
+  // pendingReason (a new reason), which its Reconcile has nothing to do about (and with
   // thousands of pending jobs, one no-op reconcile each would hold up the work that matters).
   static bool JobUpdateNeedsReconcile(const nlohmann::json& old_job, const nlohmann::json& new_job);
   const ClusterCache& cache() const { return cache_; }
+  // Every waiting job as the last scheduling pass saw it (TrainingJobReconciler::PendingView).
+  nlohmann::json PendingView() const { return reconciler_->PendingView(); }
 
  private:
   void Worker();

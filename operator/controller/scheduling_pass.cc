@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cmath>
 #include <set>
+#include <unordered_set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -102,7 +103,7 @@ void ExportSchedulingMetrics(const scheduler::SchedulingResult& decision,
 }  // namespace
 
 scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, kube::Object>* job_objects,
-                                                         std::map<std::string, api::TrainingJob>* jobs,
+                                                         std::map<std::string, std::shared_ptr<const ParsedJob>>* jobs,
                                                          std::map<std::string, std::string>* invalid_queues) {
   scheduler::Snapshot snap;
   for (const auto& n : cache_->List(kube::kNodes)) {
@@ -165,12 +166,22 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
       (*invalid_queues)[kube::NameOf(*q)] = std::string(parsed.status().message());
     }
   }
+  std::vector<kube::Object> job_list = cache_->List(kube::kTrainingJobs);
+  // Parsed once per resourceVersion (parsed_job_cache.h), outside the lock.
+  std::vector<std::shared_ptr<const ParsedJob>> parsed;
+  parsed.reserve(job_list.size());
+  std::unordered_set<std::string> uids;
+  for (const auto& o : job_list) {
+    parsed.push_back(parsed_jobs_.Get(o, validators_));
+    uids.insert(kube::UidOf(*o));
+  }
+  parsed_jobs_.Retain(uids);  // deleted jobs leave the cache
   absl::MutexLock lock(&mu_);
   std::set<std::string> seen;
-  for (const auto& o : cache_->List(kube::kTrainingJobs)) {
-    api::FieldErrors errors;
-    api::TrainingJob job = api::ParseTrainingJob(*o, validators_, &errors);
-    if (!errors.empty()) continue;
+  for (size_t i = 0; i < job_list.size(); ++i) {
+    const kube::Object& o = job_list[i];
+    if (!parsed[i]->errors.empty()) continue;
+    const api::TrainingJob& job = parsed[i]->job;
     std::string key = kube::ObjectKey::Of(*o).String();
     seen.insert(key);
     auto created = kube::ParseRfc3339(job.metadata.creation_timestamp);
@@ -233,7 +244,7 @@ scheduler::Snapshot TrainingJobReconciler::BuildSnapshot(std::map<std::string, k
     }
     snap.jobs.push_back(info);
     (*job_objects)[key] = o;
-    (*jobs)[key] = std::move(job);
+    (*jobs)[key] = parsed[i];
   }
   for (auto it = assumed_.begin(); it != assumed_.end();) {
     it = seen.count(it->first) ? std::next(it) : assumed_.erase(it);
@@ -246,7 +257,7 @@ ReconcileResult TrainingJobReconciler::Schedule() {
   auto& m = OperatorMetrics::Get();
   auto start = std::chrono::steady_clock::now();
   std::map<std::string, kube::Object> objects;
-  std::map<std::string, api::TrainingJob> jobs;
+  std::map<std::string, std::shared_ptr<const ParsedJob>> jobs;
   std::map<std::string, std::string> invalid_queues;
   scheduler::Snapshot snap = BuildSnapshot(&objects, &jobs, &invalid_queues);
   scheduler::SchedulingResult decision = scheduler::Schedule(snap);
@@ -259,7 +270,7 @@ ReconcileResult TrainingJobReconciler::Schedule() {
   for (const auto& p : decision.preemptions) {
     auto it = jobs.find(p.victim);
     if (it == jobs.end()) continue;
-    api::TrainingJob& victim = it->second;
+    const api::TrainingJob& victim = it->second->job;
     const json& obj = *objects[p.victim];
     Pods pods = PodsOf(victim, kube::UidOf(obj));
     note_error(DeletePods(pods.all, options_.build.termination_grace_s));
@@ -295,8 +306,8 @@ ReconcileResult TrainingJobReconciler::Schedule() {
   // pods the job's reconcile creates, and is published once they run (PublishGrow).
   for (const auto& r : decision.resizes) {
     auto it = jobs.find(r.job);
-    if (it == jobs.end() || !it->second.status.elastic) continue;
-    api::TrainingJob& job = it->second;
+    if (it == jobs.end() || !it->second->job.status.elastic) continue;
+    const api::TrainingJob& job = it->second->job;
     const json& obj = *objects[r.job];
     api::TrainingJobStatus st = job.status;
     api::ElasticStatus& e = *st.elastic;
@@ -340,13 +351,12 @@ ReconcileResult TrainingJobReconciler::Schedule() {
   for (const auto& a : decision.admissions) {
     auto it = jobs.find(a.job);
     if (it == jobs.end()) continue;
-    api::TrainingJob& job = it->second;
+    const api::TrainingJob& job = it->second->job;
     const json& obj = *objects[a.job];
     api::TrainingJobStatus st = job.status;
     st.phase = api::kPhaseAdmitted;
     st.placement = a.placement;
     st.pending_reason.clear();
-    st.queue_position = 0;
     st.workers.desired = a.workers;
     if (job.spec.elastic) StartMembership(&st, a.workers, absl::StrCat("admitted with ", a.workers, " workers"));
     std::set<std::string> nodes(a.placement.begin(), a.placement.end());
@@ -372,8 +382,8 @@ ReconcileResult TrainingJobReconciler::Schedule() {
 
   for (const auto& p : decision.pending) {
     auto it = jobs.find(p.job);
-    if (it == jobs.end() || !it->second.status.placement.empty()) continue;
-    api::TrainingJob& job = it->second;
+    if (it == jobs.end() || !it->second->job.status.placement.empty()) continue;
+    const api::TrainingJob& job = it->second->job;
     api::TrainingJobStatus st = job.status;
     std::string reason = p.reason, message = p.message;
     if (auto bad = invalid_queues.find(job.spec.queue); reason == "NoSuchQueue" && bad != invalid_queues.end()) {
@@ -381,12 +391,13 @@ ReconcileResult TrainingJobReconciler::Schedule() {
       reason = "InvalidQueue";
       message = absl::StrCat("queue ", job.spec.queue, " is invalid: ", bad->second);
     }
+    // Only what stays the same while the job waits for the same thing: its position and the free
+    // capacity change with every pass and go to the Queue's status.waiting (below).
     st.pending_reason = message;
-    st.queue_position = p.position;
     bool new_reason = api::SetCondition(&st.conditions, api::kConditionQueued, "True", reason, message, now);
     if (st == job.status) continue;
     const json& obj = *objects[p.job];
-    PendingWritten written{kube::ResourceVersionOf(obj), reason, message, p.position};
+    PendingWritten written{kube::ResourceVersionOf(obj), reason, message};
     {
       absl::MutexLock lock(&mu_);
       auto w = pending_written_.find(p.job);
@@ -418,7 +429,32 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     }
   }
 
-  // Queue status (admitted/pending jobs, usage, borrowed, share): written when it changed.
+  // The waiting jobs by queue, in queue order: the Queues' status.waiting and PendingView.
+  std::map<std::string, std::vector<const scheduler::PendingJob*>> waiting_by_queue;
+  json view = json::object();
+  for (const auto& p : decision.pending) {
+    auto it = jobs.find(p.job);
+    const std::string queue = it != jobs.end() ? it->second->job.spec.queue : "";
+    if (p.position > 0) waiting_by_queue[queue].push_back(&p);
+    const auto slash = p.job.find('/');
+    json e = {{"namespace", p.job.substr(0, slash)}, {"name", slash == std::string::npos ? p.job : p.job.substr(slash + 1)},
+              {"position", p.position}, {"reason", p.reason}, {"message", p.message}};
+    if (!p.detail.empty()) e["detail"] = p.detail;
+    if (!view.contains(queue)) view[queue] = json::array();
+    view[queue].push_back(std::move(e));
+  }
+  for (auto& [q, list] : waiting_by_queue) {
+    std::stable_sort(list.begin(), list.end(),
+                     [](const scheduler::PendingJob* a, const scheduler::PendingJob* b) { return a->position < b->position; });
+  }
+  const double now_s = Now();
+  {
+    absl::MutexLock lock(&mu_);
+    pending_view_ = {{"time", now}, {"queues", std::move(view)}};
+  }
+
+  // Queue status (admitted/pending jobs, usage, borrowed, share): written when it changed; the
+  // first waiting jobs (status.waiting) when they changed, at most every queue_status_interval_s.
   for (const auto& q : decision.queues) {
     kube::Object qobj = cache_->Get(kube::kQueues, q.name);
     if (qobj == nullptr) continue;
@@ -430,11 +466,43 @@ ReconcileResult TrainingJobReconciler::Schedule() {
     st.usage = scheduler::ToResourceList(q.usage);
     st.borrowed = scheduler::ToResourceList(q.borrowed);
     st.weighted_share = std::round(q.weighted_share * 1e6) / 1e6;  // no rewrite for float noise
-    if (st == parsed->status) continue;
+    const bool counts_changed = !(st == parsed->status);
+    std::vector<api::WaitingJob> top;
+    if (auto w = waiting_by_queue.find(q.name); w != waiting_by_queue.end()) {
+      for (const scheduler::PendingJob* p : w->second) {
+        if (static_cast<int>(top.size()) >= options_.queue_status_top) break;
+        const auto slash = p->job.find('/');
+        top.push_back({p->job.substr(0, slash), slash == std::string::npos ? p->job : p->job.substr(slash + 1),
+                       p->position, p->reason, p->detail});
+      }
+    }
+    const bool waiting_changed = top != parsed->status.waiting;
+    if (!counts_changed && !waiting_changed) continue;
+    const std::string cached_rv = kube::ResourceVersionOf(*qobj);
+    {
+      absl::MutexLock lock(&mu_);
+      const QueueWritten& last = queue_written_[q.name];
+      // Written against this very version: the cache has not caught up, a write would conflict.
+      if (!cached_rv.empty() && last.cached_rv == cached_rv) continue;
+      if (!counts_changed && now_s - last.waiting_time < options_.queue_status_interval_s) continue;
+    }
+    if (waiting_changed) {
+      st.waiting = std::move(top);
+      st.waiting_time = now;
+    }
     api::Queue updated_queue = *parsed;
     updated_queue.status = st;
     json updated = kube::StatusUpdateBody(*qobj, api::ToJson(updated_queue).value("status", json::object()));
-    writes.Add([this, updated = std::move(updated)] { return api_->UpdateStatus(kube::kQueues, updated).status(); });
+    writes.Add([this, name = q.name, cached_rv, waiting_changed, now_s, updated = std::move(updated)] {
+      absl::Status s = api_->UpdateStatus(kube::kQueues, updated).status();
+      if (s.ok() || kube::IsConflict(s)) {
+        absl::MutexLock lock(&mu_);
+        QueueWritten& w = queue_written_[name];
+        w.cached_rv = cached_rv;
+        if (waiting_changed) w.waiting_time = now_s;
+      }
+      return s;
+    });
   }
   note_error(writes.Wait());
 
@@ -442,6 +510,11 @@ ReconcileResult TrainingJobReconciler::Schedule() {
   // Admitted jobs create their workers in their own reconcile; pending ones retry periodically.
   result.requeue_after_s = options_.schedule_interval_s;
   return result;
+}
+
+json TrainingJobReconciler::PendingView() const {
+  absl::MutexLock lock(&mu_);
+  return pending_view_;
 }
 
 }  // namespace tandem::controller

@@ -124,7 +124,8 @@ TrainingJobReconciler::TrainingJobReconciler(kube::KubeApi* api, const ClusterCa
       events_(events),
       options_(std::move(options)),
       validators_(options_.validators ? *options_.validators : trainer::TrainerSectionValidators()),
-      tls_(api, cache, options_.tls_rotation) {}
+      tls_(api, cache, options_.tls_rotation),
+      parsed_jobs_(options_.parsed_job_cache_size) {}
 
 double TrainingJobReconciler::Now() const {
   if (options_.now) return options_.now();
@@ -356,12 +357,14 @@ ReconcileResult TrainingJobReconciler::Reconcile(const std::string& key) {
     return result;  // deleted: owner references let the garbage collector remove the children
   }
   if (Deleting(*cached)) return {};
-  api::FieldErrors errors;
+  // The parse of this version, shared with the scheduling pass (parsed once per resourceVersion).
+  std::shared_ptr<const ParsedJob> parsed = parsed_jobs_.Get(cached, validators_);
+  const api::FieldErrors& errors = parsed->errors;
   Pass p{.key = key,
          .obj = *cached,
          .uid = kube::UidOf(*cached),
          .now = NowText(),
-         .job = api::ParseTrainingJob(*cached, validators_, &errors)};
+         .job = parsed->job};
   p.before = p.job.status;
   p.st().observed_generation = p.job.metadata.generation;
   if (!errors.empty()) return OnInvalidSpec(p, errors);
@@ -412,7 +415,6 @@ void TrainingJobReconciler::Finish(Pass& p, const std::string& phase, const std:
                     "True", reason, message, p.now);
   api::SetCondition(&st.conditions, api::kConditionRunning, "False", reason, message, p.now);
   st.pending_reason.clear();
-  st.queue_position = 0;
   Event(p.obj, phase == api::kPhaseSucceeded ? "Normal" : "Warning", reason, message);
   p.result.schedule = true;
 }
@@ -458,7 +460,6 @@ ReconcileResult TrainingJobReconciler::OnSuspend(Pass& p) {
     st.phase = api::kPhaseSuspended;
     st.placement.clear();
     st.pending_reason.clear();
-    st.queue_position = 0;
     api::SetCondition(&st.conditions, api::kConditionSuspended, "True", "Suspended", "spec.suspend is true", p.now);
     api::SetCondition(&st.conditions, api::kConditionAdmitted, "False", "Suspended", "workers released", p.now);
     api::SetCondition(&st.conditions, api::kConditionRunning, "False", "Suspended", "workers released", p.now);

@@ -27,6 +27,7 @@
 #include "absl/synchronization/mutex.h"
 #include "api/training_job.h"
 #include "operator/controller/cluster_cache.h"
+#include "operator/controller/parsed_job_cache.h"
 #include "operator/controller/progress_prober.h"
 #include "operator/controller/worker_builder.h"
 #include "trainer/model/trainer_spec.h"
@@ -69,6 +70,16 @@ struct ReconcilerOptions {
   // An elastic job is not grown again until this long after its last resize (shrinks for
   // another queue's reclaim are not held back).
   double elastic_cooldown_s = 60;
+  // Each Queue's status.waiting lists its first `queue_status_top` waiting jobs, with their
+  // position and the figures behind their reason (free capacity, the queue's usage). Those
+  // change with every pass, so a list that changed is rewritten at most every
+  // `queue_status_interval_s`; a change of the queue's counts or usage is written at once (and
+  // takes the current list along). The jobs' own status holds only a reason that stays the same
+  // while they wait for the same thing.
+  int queue_status_top = 10;
+  double queue_status_interval_s = 5;
+  // Parsed jobs kept (by uid and resourceVersion) so that a pass does not parse every job again.
+  size_t parsed_job_cache_size = 50000;
 };
 
 class TrainingJobReconciler {
@@ -81,6 +92,10 @@ class TrainingJobReconciler {
   ReconcileResult Reconcile(const std::string& key);
   // One scheduling pass over every queue (scheduling_pass.cc).
   ReconcileResult Schedule();
+  // Every waiting job as the last pass saw it, by queue in queue order: position, reason, the
+  // job's message and the figures behind it, as JSON (the operator serves it at /pending).
+  nlohmann::json PendingView() const;
+  const ParsedJobCache& parsed_jobs() const { return parsed_jobs_; }
 
   // The port of the rank-0 trainer's metrics endpoint: TANDEM_METRICS_PORT of the pod's trainer
   // container (what the trainer really listens on), else `fallback`.
@@ -149,7 +164,7 @@ class TrainingJobReconciler {
              const std::string& message);
   // `invalid_queues`: Queues that exist but do not parse (name -> why), left out of the snapshot.
   scheduler::Snapshot BuildSnapshot(std::map<std::string, kube::Object>* job_objects,
-                                    std::map<std::string, api::TrainingJob>* jobs,
+                                    std::map<std::string, std::shared_ptr<const ParsedJob>>* jobs,
                                     std::map<std::string, std::string>* invalid_queues);
 
   kube::KubeApi* api_;
@@ -158,6 +173,7 @@ class TrainingJobReconciler {
   const ReconcilerOptions options_;
   const api::SectionValidators validators_;  // options_.validators, or the trainer's
   JobTls tls_;                               // the jobs' certificates
+  ParsedJobCache parsed_jobs_;               // parses of the cached jobs, by uid + resourceVersion
 
   // Admissions and preemptions written but maybe not yet visible in the cache: the next pass
   // must not hand the same capacity out again (Kueue's "assumed" workloads).
@@ -170,7 +186,7 @@ class TrainingJobReconciler {
     bool resize = false;
     std::string base_rv;
   };
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   std::map<std::string, Assumed> assumed_ ABSL_GUARDED_BY(mu_);
   // The pending reason each waiting job was last given, and the resourceVersion its cached
   // object had then. While the cache still shows that version (the write has not come back
@@ -180,9 +196,18 @@ class TrainingJobReconciler {
   // conflicts in a 1,000-job run). A changed reason is written once the cache has caught up.
   struct PendingWritten {
     std::string cached_rv, reason, message;
-    int64_t position = 0;
   };
   std::map<std::string, PendingWritten> pending_written_ ABSL_GUARDED_BY(mu_);
+  // Per Queue: when its status.waiting was last written, and the resourceVersion of the cached
+  // Queue it was written against (while the cache still shows that version, the write has not
+  // come back yet, and another would conflict).
+  struct QueueWritten {
+    double waiting_time = 0;
+    std::string cached_rv;
+  };
+  std::map<std::string, QueueWritten> queue_written_ ABSL_GUARDED_BY(mu_);
+  // The last pass's waiting jobs (PendingView).
+  nlohmann::json pending_view_ ABSL_GUARDED_BY(mu_) = nlohmann::json::object();
 };
 
 }  // namespace tandem::controller

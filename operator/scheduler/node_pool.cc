@@ -88,7 +88,9 @@ bool NodePool::PlaceGang(const Resources& r, int n, const std::map<std::string, 
 
 std::string NodePool::ExplainShortage(const Resources& r, int n,
                                       const std::map<std::string, std::string>& selector,
-                                      std::string* reason) const {
+                                      std::string* reason, std::string* detail, int* kind) const {
+  if (detail != nullptr) detail->clear();
+  if (kind != nullptr) *kind = -2;
   int64_t fits[3] = {0, 0, 0};
   int64_t free_total[3] = {0, 0, 0};
   int64_t largest_alloc[3] = {0, 0, 0};
@@ -125,10 +127,21 @@ std::string NodePool::ExplainShortage(const Resources& r, int n,
   for (int d = 0; d < 3; ++d)
     if (Component(r, d) > 0 && fits[d] < n && (short_d < 0 || fits[d] < fits[short_d])) short_d = d;
   if (short_d >= 0) {
-    return absl::StrCat("insufficient ", kResourceNames[short_d], ": ", n, " workers need ",
-                        FormatComponent(short_d, Component(r, short_d)), " each on one node; free capacity fits ",
-                        fits[short_d], " (free ", FormatComponent(short_d, free_total[short_d]),
-                        ", at most ", FormatComponent(short_d, largest_free[short_d]), " on one node)");
+    if (detail != nullptr) {
+      *detail = absl::StrCat("free capacity fits ", fits[short_d], " (free ", FormatComponent(short_d, free_total[short_d]),
+                             ", at most ", FormatComponent(short_d, largest_free[short_d]), " on one node)");
+    }
+    if (kind != nullptr) *kind = short_d;
+    return ShortageText(short_d, r, n);
+  }
+  if (kind != nullptr) *kind = -1;
+  return ShortageText(-1, r, n);
+}
+
+std::string NodePool::ShortageText(int kind, const Resources& r, int n) {
+  if (kind >= 0) {
+    return absl::StrCat("insufficient ", kResourceNames[kind], ": ", n, " workers need ",
+                        FormatComponent(kind, Component(r, kind)), " each on one node");
   }
   return absl::StrCat("fragmented: each resource alone has room for ", n, " workers of ", r.ToString(),
                       ", but no set of nodes fits them together");

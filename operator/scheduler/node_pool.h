@@ -40,9 +40,15 @@ class NodePool {
 
   // Why `n` workers of `r` do not fit right now: names the short resource. `reason` gets a
   // CamelCase reason (InsufficientResources, or NeverFits when no matching node could ever hold
-  // one worker even when empty).
+  // one worker even when empty). The returned text depends only on the request and the nodes'
+  // sizes; `detail` (when not null) gets what depends on the current usage ("free capacity fits
+  // 2 (free 2, at most 1 on one node)"), or "" when there is none.
   std::string ExplainShortage(const Resources& r, int n, const std::map<std::string, std::string>& selector,
-                              std::string* reason) const;
+                              std::string* reason, std::string* detail = nullptr, int* kind = nullptr) const;
+  // The text ExplainShortage gives for `n` workers when its `kind` was >= -1 (short of resource
+  // `kind`, or -1: fragmented): the same shortage, said for another gang size (kind -2: the text
+  // does not depend on n).
+  static std::string ShortageText(int kind, const Resources& r, int n);
 
   bool Matches(int node, const std::map<std::string, std::string>& selector) const;
 

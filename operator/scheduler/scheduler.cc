@@ -28,6 +28,14 @@ struct FailedShape {
   int min_failed_workers;
   std::string reason;
   std::string message;
+  std::string detail;
+  int kind = -2;  // NodePool::ExplainShortage's: the message is said again for each job's size
+};
+
+// Why a job waits: a reason, a message that stays the same while it waits for the same thing,
+// and the figures that change from pass to pass.
+struct Why {
+  std::string reason, message, detail;
 };
 
 std::string ShapeKey(const JobInfo& j) {
@@ -50,15 +58,15 @@ class Pass {
   bool WithinGuarantee(const QueueState& q, const JobInfo& j, int n) const {
     return (q.usage + q.reserved + j.per_worker * n).FitsIn(q.info->guaranteed);
   }
-  // "" when the queue may hold `n` more workers of `j`, else what binds.
-  std::string QueueLimit(const QueueState& q, const JobInfo& j, int n) const;
+  // "" when the queue may hold `n` more workers of `j`, else what binds (stable text; `detail`,
+  // when not null, gets the usage it would reach).
+  std::string QueueLimit(const QueueState& q, const JobInfo& j, int n, std::string* detail = nullptr) const;
   void TryJob(QueueState& q, int job);
   // Returns true when preemptions were issued (or are pending) for the job.
-  bool TryPreempt(QueueState& q, int job, int n, std::string* reason, std::string* message);
+  bool TryPreempt(QueueState& q, int job, int n, Why* why);
   // Shrinks elastic `candidates` (victim order) toward their minCount until `job` fits with `n`
   // workers; true (and the resizes recorded) when it does, else nothing changes.
-  bool TryShrink(QueueState& q, int job, int n, const std::vector<int>& candidates, std::string* reason,
-                 std::string* message);
+  bool TryShrink(QueueState& q, int job, int n, const std::vector<int>& candidates, Why* why);
   // Grows admitted elastic jobs into capacity no waiting job is short of.
   void GrowElastic();
   std::vector<int> NodesOf(const JobInfo& j) const;
@@ -81,7 +89,7 @@ class Pass {
   std::vector<int> admitted_;     // admitted, not terminating: victim order (lowest priority, newest first)
   std::vector<int> terminating_;  // admitted and terminating
   std::vector<int> releasing_;    // admitted jobs with workers leaving after a shrink
-  std::vector<std::pair<std::string, std::string>> job_reason_;  // by job index: reason, message
+  std::vector<Why> job_reason_;  // by job index
   SchedulingResult result_;
 };
 
@@ -96,7 +104,7 @@ std::vector<int> Pass::NodesOf(const std::vector<std::string>& names) const {
   return nodes;
 }
 
-std::string Pass::QueueLimit(const QueueState& q, const JobInfo& j, int n) const {
+std::string Pass::QueueLimit(const QueueState& q, const JobInfo& j, int n, std::string* detail) const {
   const Resources after = q.usage + j.per_worker * n;
   const Resources& g = q.info->guaranteed;
   const Resources& b = q.info->borrowing_limit;
@@ -105,10 +113,12 @@ std::string Pass::QueueLimit(const QueueState& q, const JobInfo& j, int n) const
     if (limit_b >= Resources::kUnlimited) continue;
     int64_t limit = Component(g, d) + limit_b;
     if (Component(after, d) > limit && Component(j.per_worker, d) > 0) {
-      return absl::StrCat("queue ", q.info->name, " limit binds: ", kResourceNames[d], " would be ",
-                          FormatComponent(d, Component(after, d)), ", over guaranteed ",
-                          FormatComponent(d, Component(g, d)), " + borrowingLimit ",
-                          FormatComponent(d, limit_b), " = ", FormatComponent(d, limit));
+      if (detail != nullptr) {
+        *detail = absl::StrCat(kResourceNames[d], " would be ", FormatComponent(d, Component(after, d)));
+      }
+      return absl::StrCat("queue ", q.info->name, " limit binds: ", kResourceNames[d], " over guaranteed ",
+                          FormatComponent(d, Component(g, d)), " + borrowingLimit ", FormatComponent(d, limit_b),
+                          " = ", FormatComponent(d, limit));
     }
   }
   return "";
@@ -117,22 +127,19 @@ std::string Pass::QueueLimit(const QueueState& q, const JobInfo& j, int n) const
 void Pass::TryJob(QueueState& q, int job) {
   const JobInfo& j = s_.jobs[job];
   const int shape = job_shape_[job];
-  std::string reason, message;
+  Why why;
   const int lowest = std::clamp(j.min_count, 1, std::max(1, j.count));
   for (int n = std::max(1, j.count); n >= lowest; --n) {
-    std::string limit = QueueLimit(q, j, n);
+    std::string detail;
+    std::string limit = QueueLimit(q, j, n, &detail);
     if (!limit.empty()) {
-      if (n == j.count || reason.empty()) {
-        reason = "QueueLimit";
-        message = limit;
-      }
+      if (n == j.count || why.reason.empty()) why = {"QueueLimit", limit, detail};
       continue;
     }
     const FailedShape& f = failed_[shape];
     if (f.min_failed_workers > 0 && n >= f.min_failed_workers) {
-      if (reason.empty() || reason == "QueueLimit") {
-        reason = f.reason;
-        message = f.message;
+      if (why.reason.empty() || why.reason == "QueueLimit") {
+        why = {f.reason, f.kind >= -1 ? NodePool::ShortageText(f.kind, j.per_worker, n) : f.message, f.detail};
       }
       continue;
     }
@@ -147,22 +154,20 @@ void Pass::TryJob(QueueState& q, int job) {
       result_.admissions.push_back(std::move(a));
       return;
     }
-    std::string why;
-    std::string shortage = pool_.ExplainShortage(j.per_worker, n, j.node_selector, &why);
+    std::string reason;
+    int kind = -2;
+    std::string shortage = pool_.ExplainShortage(j.per_worker, n, j.node_selector, &reason, &detail, &kind);
     FailedShape& fs = failed_[shape];
-    if (fs.min_failed_workers == 0 || n < fs.min_failed_workers) fs = {n, why, shortage};
-    if (reason.empty() || reason == "QueueLimit") {
-      reason = why;
-      message = shortage;
-    }
+    if (fs.min_failed_workers == 0 || n < fs.min_failed_workers) fs = {n, reason, shortage, detail, kind};
+    if (why.reason.empty() || why.reason == "QueueLimit") why = {reason, shortage, detail};
   }
   // Not admitted. Reclaim or priority preemption for the full gang (never for NeverFits).
-  if (reason != "NeverFits" && reason != "QueueLimit") TryPreempt(q, job, std::max(1, j.count), &reason, &message);
-  job_reason_[job] = {reason, message};
+  if (why.reason != "NeverFits" && why.reason != "QueueLimit") TryPreempt(q, job, std::max(1, j.count), &why);
+  job_reason_[job] = std::move(why);
   q.waiting.push_back(job);
 }
 
-bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::string* message) {
+bool Pass::TryPreempt(QueueState& q, int job, int n, Why* why) {
   const JobInfo& j = s_.jobs[job];
   const bool reclaim = q.info->reclaim_borrowed && WithinGuarantee(q, j, n);
   const bool within = q.info->preempt_lower_priority;
@@ -189,9 +194,9 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
       for (int node : ns) pool_.Use(node, t->per_worker);
     if (fits) {
       q.reserved += j.per_worker * n;
-      *reason = "WaitingForPreemption";
-      *message = absl::StrCat("waiting for preempted, shrunk or finishing jobs to release their resources (",
-                              *message, ")");
+      why->reason = "WaitingForPreemption";
+      why->message = absl::StrCat("waiting for preempted, shrunk or finishing jobs to release their resources (",
+                                  why->message, ")");
       return true;
     }
   }
@@ -211,7 +216,7 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
       candidates.push_back(i);
   }
   // Elastic victims give up workers first: shrinking them loses no job's progress.
-  if (TryShrink(q, job, n, candidates, reason, message)) return true;
+  if (TryShrink(q, job, n, candidates, why)) return true;
   // Queues' usage as victims are taken away: a queue stops being a reclaim target once it is
   // back within its guarantee.
   std::map<int, Resources> usage;
@@ -268,14 +273,13 @@ bool Pass::TryPreempt(QueueState& q, int job, int n, std::string* reason, std::s
                              " reclaims it for ", j.key)});
   }
   q.reserved += j.per_worker * n;
-  *reason = "Preempting";
-  *message = absl::StrCat("preempting ", victims.size(), " job(s) to make room; admitted once they have stopped (",
-                          *message, ")");
+  why->reason = "Preempting";
+  why->message = absl::StrCat("preempting ", victims.size(), " job(s) to make room; admitted once they have stopped (",
+                              why->message, ")");
   return true;
 }
 
-bool Pass::TryShrink(QueueState& q, int job, int n, const std::vector<int>& candidates, std::string* reason,
-                     std::string* message) {
+bool Pass::TryShrink(QueueState& q, int job, int n, const std::vector<int>& candidates, Why* why) {
   const JobInfo& j = s_.jobs[job];
   struct Shrink {
     int job;
@@ -338,9 +342,9 @@ bool Pass::TryShrink(QueueState& q, int job, int n, const std::vector<int>& cand
     result_.resizes.push_back(std::move(r));
   }
   q.reserved += j.per_worker * n;
-  *reason = "Shrinking";
-  *message = absl::StrCat("shrinking ", shrinks.size(), " elastic job(s) to make room; admitted once their ",
-                          "workers have left (", *message, ")");
+  why->reason = "Shrinking";
+  why->message = absl::StrCat("shrinking ", shrinks.size(), " elastic job(s) to make room; admitted once their ",
+                              "workers have left (", why->message, ")");
   return true;
 }
 
@@ -349,7 +353,7 @@ void Pass::GrowElastic() {
   // would only be undone by a shrink on the next pass.
   for (const QueueState& q : queues_) {
     for (int w : q.waiting) {
-      const std::string& why = job_reason_[w].first;
+      const std::string& why = job_reason_[w].reason;
       if (why == "InsufficientResources" || why == "Preempting" || why == "WaitingForPreemption" ||
           why == "Shrinking")
         return;
@@ -418,7 +422,7 @@ SchedulingResult Pass::Run() {
       if (!s_.jobs[i].placement.empty()) continue;
       job_shape_[i] = shapes.emplace(ShapeKey(s_.jobs[i]), static_cast<int>(shapes.size())).first->second;
     }
-    failed_.assign(shapes.size() + 1, FailedShape{0, "", ""});
+    failed_.assign(shapes.size() + 1, FailedShape{0, "", "", "", -2});
   }
   job_reason_.assign(s_.jobs.size(), {});
 
@@ -437,14 +441,14 @@ SchedulingResult Pass::Run() {
       continue;
     }
     if (qi < 0) {
-      result_.pending.push_back({j.key, "NoSuchQueue", absl::StrCat("queue ", j.queue, " does not exist"), 0});
+      result_.pending.push_back({j.key, "NoSuchQueue", absl::StrCat("queue ", j.queue, " does not exist"), "", 0});
       continue;
     }
     const QueueInfo& info = *queues_[qi].info;
     if (!info.namespaces.empty() &&
         std::find(info.namespaces.begin(), info.namespaces.end(), j.namespace_) == info.namespaces.end()) {
       result_.pending.push_back({j.key, "NamespaceNotServed",
-                                 absl::StrCat("queue ", j.queue, " does not serve namespace ", j.namespace_), 0});
+                                 absl::StrCat("queue ", j.queue, " does not serve namespace ", j.namespace_), "", 0});
       continue;
     }
     queues_[qi].jobs.push_back(static_cast<int>(i));
@@ -524,10 +528,11 @@ SchedulingResult Pass::Run() {
     int n = static_cast<int>(q.waiting.size());
     for (int k = 0; k < n; ++k) {
       int job = q.waiting[k];
-      const auto& [reason, message] = job_reason_[job];
-      result_.pending.push_back({s_.jobs[job].key, reason,
-                                 absl::StrCat("position ", k + 1, " of ", n, " in queue ", q.info->name, ": ", message),
-                                 k + 1});
+      const Why& why = job_reason_[job];
+      std::string detail = absl::StrCat("position ", k + 1, " of ", n);
+      if (!why.detail.empty()) absl::StrAppend(&detail, "; ", why.detail);
+      result_.pending.push_back({s_.jobs[job].key, why.reason, absl::StrCat("in queue ", q.info->name, ": ", why.message),
+                                 std::move(detail), k + 1});
     }
     QueueReport r;
     r.name = q.info->name;

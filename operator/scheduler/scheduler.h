@@ -4,7 +4,8 @@
 //   scheduler::SchedulingResult r = scheduler::Schedule(snapshot);
 //   for (const auto& a : r.admissions)  ...  // create a.placement.size() workers on those nodes
 //   for (const auto& p : r.preemptions) ...  // SIGTERM p.victim's workers; it checkpoints, requeues
-//   for (const auto& q : r.pending)     ...  // status.pendingReason = q.message, queuePosition = q.position
+//   for (const auto& q : r.pending)     ...  // status.pendingReason = q.message (stable); q.detail and
+//                                            // q.position go to the Queue's status, not the job's
 //
 // One pass, in this order (docs/scheduler.md has the details and the reasoning):
 // 1. Usage: admitted jobs and other pods are charged to their nodes and queues.
@@ -27,7 +28,9 @@
 //    guaranteed + borrowingLimit. A job with a resize in flight is left alone; one in its
 //    cool-down may shrink but not grow.
 // 6. Every job left pending gets a reason naming the short resource, the binding queue limit,
-//    or the preemption it waits for, and its position in its queue.
+//    or the preemption it waits for, and its position in its queue. The message stays the same
+//    while the job waits for the same thing (it is written into the job's status); the figures
+//    that change with every pass (position, free capacity, the queue's usage) are in `detail`.
 #pragma once
 
 #include <string>
@@ -70,7 +73,12 @@ struct PendingJob {
   // InsufficientResources, NeverFits, QueueLimit, NoSuchQueue, NamespaceNotServed,
   // WaitingForPreemption, Preempting, Shrinking.
   std::string reason;
-  std::string message;  // "position 2 of 5 in queue team-a: insufficient nvidia.com/gpu: ..."
+  // Stable while the job waits for the same thing: "in queue team-a: insufficient nvidia.com/gpu:
+  // 3 workers need 4 each on one node". No position, no free-capacity figures.
+  std::string message;
+  // What changes from pass to pass: "position 2 of 5; free capacity fits 2 (free 6, at most 3
+  // on one node)". Empty when there is nothing to add.
+  std::string detail;
   int position = 0;     // 1-based among the queue's pending jobs; 0 when it has no queue
 };
 

@@ -135,7 +135,8 @@ std::string Dump(const std::vector<std::string>& v) {
   return s;
 }
 
-// A JSONPath of a printer column (".status.workers.ready") must name a field of the C++ API.
+// A JSONPath of a printer column (".status.workers.ready", ".status.waiting.jobs[0].name") must
+// name a field of the C++ API.
 void CheckColumns(const json& crd, const FieldSpec& root, std::vector<std::string>* problems) {
   for (const json& col : crd["spec"]["versions"][0]["additionalPrinterColumns"]) {
     std::string p = col["jsonPath"];
@@ -154,7 +155,12 @@ void CheckColumns(const json& crd, const FieldSpec& root, std::vector<std::strin
       std::string key(part);
       for (char& c : key)
         if (c == '\x01') c = '.';
+      // "jobs[0]": an element of the array field "jobs".
+      const size_t bracket = key.find('[');
+      const bool element = bracket != std::string::npos && key.back() == ']';
+      if (element) key.resize(bracket);
       f = f ? f->Find(key) : nullptr;
+      if (element) f = f && f->type == FieldType::kArray && !f->fields.empty() ? &f->fields[0] : nullptr;
     }
     if (!f) problems->push_back("printer column " + col["name"].get<std::string>() + ": " + p + " is not a field");
   }

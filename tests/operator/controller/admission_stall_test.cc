@@ -123,18 +123,18 @@ TEST(AdmissionStallTest, TheSchedulingPassIsNotHeldUpByABacklogOfJobReconciles) 
 TEST(AdmissionStallTest, OnlyUpdatesThatMatterToAQueuedJobReconcileIt) {
   auto job = [](const std::string& phase, int generation, bool deleting = false) {
     json j = {{"metadata", {{"name", "a"}, {"namespace", "default"}, {"generation", generation}}},
-              {"status", {{"phase", phase}, {"queuePosition", 3}}}};
+              {"status", {{"phase", phase}, {"pendingReason", "in queue q: insufficient nvidia.com/gpu"}}}};
     if (deleting) j["metadata"]["deletionTimestamp"] = "2027-01-15T08:00:00Z";
     return j;
   };
-  json reranked = job("Queued", 1);
-  reranked["status"]["queuePosition"] = 2;
+  json new_reason = job("Queued", 1);
+  new_reason["status"]["pendingReason"] = "in queue q: waiting for preempted jobs";
   struct Case {
     const char* what;
     json old_job, new_job;
     bool reconcile;
   } cases[] = {
-      {"the pass re-ranked a queued job", job("Queued", 1), reranked, false},
+      {"the pass gave a queued job a new reason", job("Queued", 1), new_reason, false},
       {"admitted", job("Queued", 1), job("Admitted", 1), true},
       {"preempted back to the queue", job("Running", 1), job("Queued", 1), true},
       {"the spec changed (suspend)", job("Queued", 1), job("Queued", 2), true},

@@ -314,9 +314,18 @@ TEST_F(OperatorE2eTest, SecondJobWaitsWithAReasonUntilCapacityFrees) {
   }));
   auto waiting = client_->Get(kube::kTrainingJobs, "default", "next");
   EXPECT_EQ((*waiting)["status"]["phase"], "Queued");
-  EXPECT_EQ((*waiting)["status"]["queuePosition"], 1);
+  EXPECT_FALSE((*waiting)["status"].contains("queuePosition")) << "positions are in the Queue's status";
   EXPECT_NE((*waiting)["status"]["pendingReason"].get<std::string>().find("nvidia.com/gpu"), std::string::npos)
       << (*waiting)["status"]["pendingReason"];
+  // Its position, and the free capacity behind its reason, are in its Queue's status.waiting.
+  ASSERT_TRUE(Eventually([&] {
+    auto q = client_->Get(kube::kQueues, "", (*waiting)["spec"]["queue"].get<std::string>());
+    if (!q.ok()) return false;
+    const json* jobs = kube::FieldAt(*q, "status.waiting.jobs");
+    return jobs != nullptr && jobs->is_array() && !jobs->empty() && (*jobs)[0].value("name", "") == "next" &&
+           (*jobs)[0].value("position", 0) == 1 &&
+           (*jobs)[0].value("detail", "").find("position 1 of 1") != std::string::npos;
+  })) << client_->Get(kube::kQueues, "", (*waiting)["spec"]["queue"].get<std::string>())->dump();
 
   // Suspending the big job releases its GPUs; the waiting one is admitted.
   ASSERT_TRUE(client_->Patch(kube::kTrainingJobs, "default", "big", kube::PatchType::kMerge,

@@ -12,6 +12,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/socket.h"
 #include "common/yaml_json.h"
@@ -107,6 +108,22 @@ TEST(OperatorMainTest, LeadsAdmitsServesMetricsAndReleasesTheLease) {
 
   auto ready = tandem::testing::HttpRequestTo(metrics_port, "GET", "/readyz");
   EXPECT_EQ(ready.status, 200);
+  // A job that cannot fit waits: /pending lists it with its position, reason and message.
+  json big = (*job)[0];
+  big["metadata"]["name"] = "too-big";
+  big["spec"]["workers"] = {{"count", 64}};
+  ASSERT_TRUE(client.Create(kube::kTrainingJobs, "default", big).ok());
+  tandem::testing::HttpResult pending;
+  EXPECT_TRUE(Eventually([&] {
+    pending = tandem::testing::HttpRequestTo(metrics_port, "GET", "/pending");
+    return pending.status == 200 && absl::StrContains(pending.body, "\"too-big\"");
+  })) << pending.status << " " << pending.body;
+  json view = json::parse(pending.body, nullptr, false);
+  ASSERT_TRUE(view.is_object()) << pending.body;
+  ASSERT_TRUE(view["queues"]["default"].is_array()) << pending.body;
+  EXPECT_EQ(view["queues"]["default"][0]["name"], "too-big");
+  EXPECT_EQ(view["queues"]["default"][0]["position"], 1);
+  EXPECT_FALSE(view["queues"]["default"][0].value("message", "").empty()) << pending.body;
   auto scrape = tandem::testing::HttpRequestTo(metrics_port, "GET", "/metrics");
   ASSERT_EQ(scrape.status, 200);
   for (const char* name :

@@ -134,6 +134,95 @@ TEST(ReconcileTest, NewJobIsQueued) {
   EXPECT_TRUE(f.api.Summary().empty()) << "already queued: no calls";
 }
 
+// A waiting job's status holds a reason that stays the same while it waits for the same thing;
+// its position and the free capacity go to its Queue's status.waiting, which is rewritten at
+// once when the queue's counts change and at most every queue_status_interval_s when only the
+// list changed (a status write per waiting job per pass did not scale: ~12 per job).
+TEST(ReconcileTest, PositionsGoToTheQueueNotToTheWaitingJobs) {
+  Fixture f;  // n1: 4 GPUs; queue team-a
+  auto queued = [&](const std::string& name, int workers, double created) {
+    json j = Job(name, {{"workers", {{"count", workers}}}}, {{"phase", "Queued"}});
+    j["metadata"]["creationTimestamp"] = kube::FormatRfc3339(created);
+    return j;
+  };
+  f.cache.Put(kube::kTrainingJobs, Job("a", {}, Admitted()));  // 2 of the 4 GPUs
+  f.cache.Put(kube::kTrainingJobs, queued("b", 3, kT0 - 50));
+  f.cache.Put(kube::kTrainingJobs, queued("c", 4, kT0 - 40));
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  const auto* b = f.api.Find("update_status", "trainingjobs", "default/b");
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->body["status"]["pendingReason"], "in queue team-a: insufficient nvidia.com/gpu: 3 workers need 1 each on one node");
+  EXPECT_FALSE(b->body["status"].contains("queuePosition"));
+  json qs = f.api.LastStatus("queues");
+  ASSERT_EQ(qs["pendingJobs"], 2);
+  ASSERT_EQ(qs["waiting"]["jobs"].size(), 2u) << qs.dump();
+  EXPECT_EQ(qs["waiting"]["jobs"][0]["name"], "b");
+  EXPECT_EQ(qs["waiting"]["jobs"][0]["namespace"], "default");
+  EXPECT_EQ(qs["waiting"]["jobs"][0]["position"], 1);
+  EXPECT_EQ(qs["waiting"]["jobs"][0]["reason"], "InsufficientResources");
+  EXPECT_EQ(qs["waiting"]["jobs"][0]["detail"], "position 1 of 2; free capacity fits 2 (free 2, at most 2 on one node)");
+  EXPECT_EQ(qs["waiting"]["jobs"][1]["name"], "c");
+  EXPECT_EQ(qs["waiting"]["updateTime"], kube::FormatRfc3339(kT0));
+  // The operator's /pending: every waiting job, with its message and detail.
+  json view = f.reconciler.PendingView();
+  ASSERT_EQ(view["queues"]["team-a"].size(), 2u) << view.dump();
+  EXPECT_EQ(view["queues"]["team-a"][1]["detail"], "position 2 of 2; free capacity fits 2 (free 2, at most 2 on one node)");
+
+  // The cache catches up with what was written.
+  auto caught_up = [&](const std::string& name, int rv) {
+    const auto* w = f.api.Find("update_status", "trainingjobs", "default/" + name);
+    ASSERT_NE(w, nullptr) << name;
+    json j = *f.cache.Get(kube::kTrainingJobs, "default/" + name);
+    j["status"] = w->body["status"];
+    j["metadata"]["resourceVersion"] = std::to_string(rv);
+    f.cache.Put(kube::kTrainingJobs, j);
+  };
+  auto queue_caught_up = [&](int rv) {
+    json q = Queue("team-a", 4);
+    q["metadata"]["resourceVersion"] = std::to_string(rv);
+    q["status"] = f.api.LastStatus("queues");
+    f.cache.Put(kube::kQueues, q);
+  };
+  caught_up("b", 11);
+  caught_up("c", 11);
+  queue_caught_up(2);
+
+  // A job older than both joins the queue: b and c move down, their status is not rewritten;
+  // the queue's counts changed, so its list is written at once.
+  f.cache.Put(kube::kTrainingJobs, queued("d", 4, kT0 - 90));
+  f.now += 1;
+  f.api.Clear();
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/b"), nullptr) << "only b's position changed";
+  EXPECT_EQ(f.api.Find("update_status", "trainingjobs", "default/c"), nullptr) << "only c's position changed";
+  ASSERT_NE(f.api.Find("update_status", "trainingjobs", "default/d"), nullptr);
+  qs = f.api.LastStatus("queues");
+  ASSERT_EQ(qs["pendingJobs"], 3);
+  ASSERT_EQ(qs["waiting"]["jobs"].size(), 3u);
+  EXPECT_EQ(qs["waiting"]["jobs"][0]["name"], "d");
+  EXPECT_EQ(qs["waiting"]["jobs"][1]["detail"], "position 2 of 3; free capacity fits 2 (free 2, at most 2 on one node)");
+  caught_up("d", 12);
+  queue_caught_up(3);
+
+  // d is deleted and e, older still, queued: the same counts, another list. The list waits for
+  // the interval (5 s), then goes out.
+  f.cache.Remove(kube::kTrainingJobs, "default/d");
+  f.cache.Put(kube::kTrainingJobs, queued("e", 4, kT0 - 95));
+  f.now += 1;
+  f.api.Clear();
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  ASSERT_NE(f.api.Find("update_status", "trainingjobs", "default/e"), nullptr);
+  EXPECT_EQ(f.api.Find("update_status", "queues", "team-a"), nullptr) << "only the list changed, 1 s after the last";
+  caught_up("e", 13);
+  f.now += 5;
+  f.api.Clear();
+  ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+  EXPECT_EQ(f.api.Summary(), (Calls{"update_status queues team-a"}));
+  qs = f.api.LastStatus("queues");
+  EXPECT_EQ(qs["waiting"]["jobs"][0]["name"], "e");
+  EXPECT_EQ(qs["waiting"]["updateTime"], kube::FormatRfc3339(kT0 + 7));
+}
+
 TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   Fixture f;
   f.cache.Put(kube::kTrainingJobs, Job("a", {}, {{"phase", "Queued"}}));
@@ -928,6 +1017,74 @@ TEST(ReconcileTest, InvalidSpecFailsWithTheFieldPath) {
   }
   EXPECT_NE(message.find("spec.workers.count"), std::string::npos) << message;
   EXPECT_EQ(f.api.EventReasons(), (Calls{"InvalidSpec"}));
+}
+
+// What the informers keep of a TrainingJob and a Queue (cache_transform.h: no managedFields, no
+// kubectl last-applied annotation, which a real apiserver adds and which doubled a job's size)
+// still round-trips what the operator writes back: the status parsed from the slimmed object is
+// the status of the whole one, and the /status PUT built from it is the same request.
+TEST(ReconcileTest, SlimmedCacheObjectsRoundTripWhatTheOperatorWritesBack) {
+  api::TrainingJobStatus st;
+  st.phase = "Running";
+  api::SetCondition(&st.conditions, api::kConditionAdmitted, "True", "Admitted", "admitted by queue team-a", "2027-01-15T08:00:00Z");
+  api::SetCondition(&st.conditions, api::kConditionRunning, "True", "Running", "2 workers ready", "2027-01-15T08:01:00Z");
+  st.workers = {2, 2, 2, 0, 0};
+  st.restarts = 1;
+  st.start_time = "2027-01-15T08:01:00Z";
+  st.progress = api::Progress{.step = 40, .pass = 1, .loss = 0.5, .accuracy = 0.8, .examples_per_sec = 900,
+                              .percent = 25, .summary = "pass 1/4 25%", .update_time = "2027-01-15T08:02:00Z"};
+  st.placement = {"n1", "n1"};
+  st.observed_generation = 3;
+  st.elastic = api::ElasticStatus{.workers = 2, .epoch = 1, .reason = "admitted", .members = {0, 1}};
+  json whole = Job("a");
+  whole["status"] = api::StatusToJson(st);
+  whole["metadata"]["managedFields"] = {{{"manager", "kubectl-client-side-apply"}, {"operation", "Update"},
+                                         {"fieldsV1", {{"f:spec", {{"f:workers", json::object()}}}}}},
+                                        {{"manager", "tandem-operator"}, {"operation", "Update"}, {"subresource", "status"},
+                                         {"fieldsV1", {{"f:status", json::object()}}}}};
+  whole["metadata"]["annotations"] = {{"kubectl.kubernetes.io/last-applied-configuration", Job("a").dump()},
+                                      {"team", "vision"}};
+  whole["metadata"]["labels"] = {{"app", "mnist"}};
+  json slim = whole;
+  CacheTransformFor(kube::kTrainingJobs)(slim);
+  EXPECT_FALSE(slim["metadata"].contains("managedFields"));
+  EXPECT_EQ(slim["metadata"]["annotations"], json({{"team", "vision"}})) << "other annotations are kept";
+  EXPECT_EQ(slim["metadata"]["labels"], whole["metadata"]["labels"]);
+  EXPECT_LT(slim.dump().size(), whole.dump().size() / 2 + 200);
+  api::FieldErrors errors;
+  api::TrainingJob from_slim = api::ParseTrainingJob(slim, api::SectionValidators{}, &errors);
+  ASSERT_TRUE(errors.empty()) << errors[0].path << ": " << errors[0].message;
+  api::TrainingJob from_whole = api::ParseTrainingJob(whole, api::SectionValidators{}, &errors);
+  ASSERT_TRUE(errors.empty());
+  EXPECT_EQ(from_slim.status, st);
+  EXPECT_EQ(from_slim.spec, from_whole.spec);
+  EXPECT_EQ(api::StatusToJson(from_slim.status), whole["status"]);
+  EXPECT_EQ(kube::StatusUpdateBody(slim, api::StatusToJson(from_slim.status)),
+            kube::StatusUpdateBody(whole, api::StatusToJson(from_whole.status)));
+
+  // A Queue with its waiting list.
+  json queue = Queue("team-a", 4);
+  queue["metadata"]["uid"] = "q-uid";
+  queue["metadata"]["resourceVersion"] = "7";
+  queue["status"] = {{"admittedJobs", 1}, {"pendingJobs", 2}, {"usage", {{"nvidia.com/gpu", "2"}}},
+                     {"borrowed", json::object()}, {"weightedShare", 0},
+                     {"waiting", {{"jobs", {{{"namespace", "default"}, {"name", "b"}, {"position", 1},
+                                             {"reason", "InsufficientResources"}, {"detail", "position 1 of 2"}}}},
+                                  {"updateTime", "2027-01-15T08:00:00Z"}}}};
+  json whole_q = queue;
+  whole_q["metadata"]["managedFields"] = {{{"manager", "tandem-operator"}, {"fieldsV1", {{"f:status", json::object()}}}}};
+  whole_q["metadata"]["annotations"] = {{"kubectl.kubernetes.io/last-applied-configuration", queue.dump()}};
+  json slim_q = whole_q;
+  CacheTransformFor(kube::kQueues)(slim_q);
+  EXPECT_FALSE(slim_q["metadata"].contains("managedFields"));
+  auto parsed_q = api::QueueFromJson(slim_q);
+  ASSERT_TRUE(parsed_q.ok()) << parsed_q.status();
+  ASSERT_EQ(parsed_q->status.waiting.size(), 1u);
+  EXPECT_EQ(parsed_q->status.waiting[0].detail, "position 1 of 2");
+  json written = api::ToJson(*parsed_q).value("status", json::object());
+  EXPECT_EQ(written["waiting"], queue["status"]["waiting"]);
+  EXPECT_EQ(written["pendingJobs"], 2);
+  EXPECT_EQ(kube::StatusUpdateBody(slim_q, written), kube::StatusUpdateBody(whole_q, written));
 }
 
 // The informers keep only the fields the controller reads (cache_transform.h). The same world,

@@ -20,7 +20,8 @@ struct Expect {
   std::vector<std::string> admitted = {};         // job keys
   std::vector<std::string> victims = {};          // preempted job keys
   std::map<std::string, std::string> pending = {};  // job key -> reason
-  std::map<std::string, std::string> message = {};  // job key -> substring of its message
+  std::map<std::string, std::string> message = {};  // job key -> substring of its (stable) message
+  std::map<std::string, std::string> detail = {};   // job key -> substring of its per-pass detail
   std::map<std::string, std::vector<std::string>> placement = {};  // job key -> nodes
 };
 
@@ -50,7 +51,8 @@ std::vector<Case> Cases() {
                        {Job("big", "q", 3, 4, 0, 1), Job("fits", "q", 2, 4, 0, 2)}),
                {.admitted = {"fits"},
                 .pending = {{"big", "InsufficientResources"}},
-                .message = {{"big", "insufficient nvidia.com/gpu: 3 workers need 4 each on one node; free capacity fits 2"}}}});
+                .message = {{"big", "in queue q: insufficient nvidia.com/gpu: 3 workers need 4 each on one node"}},
+                .detail = {{"big", "position 1 of 1; free capacity fits 2 (free 8, at most 4 on one node)"}}}});
   c.push_back({"best_fit_packs_partly_used_node",
                Cluster({Node("empty", 8), Node("half", 8)}, {Queue("q")},
                        {Admitted(Job("old", "q", 1, 6), {"half"}), Job("new", "q", 1, 2)}),
@@ -69,7 +71,8 @@ std::vector<Case> Cases() {
                        {Job("old-low", "q", 1, 4, 0, 1), Job("new-high", "q", 1, 4, 5, 9), Job("old-high", "q", 1, 4, 5, 2)}),
                {.admitted = {"old-high"},
                 .pending = {{"new-high", "InsufficientResources"}, {"old-low", "InsufficientResources"}},
-                .message = {{"new-high", "position 1 of 2 in queue q"}, {"old-low", "position 2 of 2 in queue q"}}}});
+                .message = {{"new-high", "in queue q: insufficient"}, {"old-low", "in queue q: insufficient"}},
+                .detail = {{"new-high", "position 1 of 2"}, {"old-low", "position 2 of 2"}}}});
   c.push_back({"guarantee_before_share",
                // b has the lower share, but a's job fits within a's guarantee: a goes first.
                Cluster({Node("a", 4)}, {Queue("a", 1, 4), Queue("b", 100)},
@@ -81,7 +84,8 @@ std::vector<Case> Cases() {
     c.push_back({"borrowing_limit_binds",
                  Cluster({Node("a", 8)}, {q}, {Job("j", "q", 1, 6)}),
                  {.pending = {{"j", "QueueLimit"}},
-                  .message = {{"j", "queue q limit binds: nvidia.com/gpu would be 6, over guaranteed 2 + borrowingLimit 2 = 4"}}}});
+                  .message = {{"j", "queue q limit binds: nvidia.com/gpu over guaranteed 2 + borrowingLimit 2 = 4"}},
+                  .detail = {{"j", "nvidia.com/gpu would be 6"}}}});
   }
   c.push_back({"reclaim_borrowed_lowest_priority_newest_first",
                Cluster({Node("a", 8)}, {Queue("owner", 1, 4), Queue("borrower")},
@@ -200,6 +204,14 @@ TEST_P(SchedulerCaseTest, Decides) {
     const PendingJob* p = FindPending(r, job);
     ASSERT_NE(p, nullptr) << job;
     EXPECT_THAT(p->message, HasSubstr(fragment));
+    // What changes from pass to pass stays out of the message (it is written into the job).
+    EXPECT_THAT(p->message, Not(HasSubstr("position"))) << job;
+    EXPECT_THAT(p->message, Not(HasSubstr("free capacity"))) << job;
+  }
+  for (const auto& [job, fragment] : c.expect.detail) {
+    const PendingJob* p = FindPending(r, job);
+    ASSERT_NE(p, nullptr) << job;
+    EXPECT_THAT(p->detail, HasSubstr(fragment));
   }
   for (const auto& [job, nodes] : c.expect.placement) {
     const Admission* a = FindAdmission(r, job);
@@ -226,6 +238,35 @@ TEST(SchedulerTest, WeightsSplitContendedCapacity) {
   for (const auto& q : r.queues) gpus[q.name] = q.usage.gpu;
   EXPECT_EQ(gpus["light"], 4);
   EXPECT_EQ(gpus["heavy"], 12);
+}
+
+// A waiting job's message is written into its status, so it must not change while the job waits
+// for the same thing: jobs ahead of it admitted, new jobs behind it, capacity freed elsewhere.
+// Only the detail (position, free capacity) changes.
+TEST(SchedulerTest, PendingMessageStaysTheSameAsPositionAndFreeCapacityChange) {
+  // Pass 1: 8 GPUs, 6 used by another job; "big" (2 x 4) waits behind "small" (1 x 4).
+  Snapshot s1 = Cluster({Node("a", 8), Node("b", 4)}, {Queue("q")},
+                        {Admitted(Job("other", "q", 1, 6, 0, 0), {"a"}), Job("small", "q", 1, 4, 0, 1),
+                         Job("big", "q", 2, 4, 0, 2), Job("later", "q", 2, 4, 0, 3)});
+  // Pass 2: "small" has been admitted on b, a third job queued behind; the other job shrank to 5.
+  Snapshot s2 = Cluster({Node("a", 8), Node("b", 4)}, {Queue("q")},
+                        {Admitted(Job("other", "q", 1, 5, 0, 0), {"a"}), Admitted(Job("small", "q", 1, 4, 0, 1), {"b"}),
+                         Job("big", "q", 2, 4, 0, 2), Job("later", "q", 2, 4, 0, 3), Job("last", "q", 3, 4, 0, 4)});
+  SchedulingResult r1 = Schedule(s1), r2 = Schedule(s2);
+  const PendingJob* p1 = FindPending(r1, "big");
+  const PendingJob* p2 = FindPending(r2, "big");
+  ASSERT_NE(p1, nullptr);
+  ASSERT_NE(p2, nullptr);
+  EXPECT_EQ(p1->reason, "InsufficientResources");
+  EXPECT_EQ(p1->reason, p2->reason);
+  EXPECT_EQ(p1->message, p2->message);
+  EXPECT_EQ(p1->message, "in queue q: insufficient nvidia.com/gpu: 2 workers need 4 each on one node");
+  EXPECT_NE(p1->detail, p2->detail);
+  EXPECT_THAT(p2->detail, HasSubstr("position 1 of 3"));
+  // A job of the same shape but another size says its own size (not the first failure's).
+  const PendingJob* last = FindPending(r2, "last");
+  ASSERT_NE(last, nullptr);
+  EXPECT_THAT(last->message, HasSubstr("3 workers need 4 each"));
 }
 
 TEST(SchedulerTest, QueueReportsUsageBorrowedAndShare) {
