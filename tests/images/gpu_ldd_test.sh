@@ -49,6 +49,17 @@ done
 for wheel in nvidia-cuda-runtime nvidia-cublas nvidia-cudnn-cu13 nvidia-nccl-cu13; do
   grep -q "^pypi $wheel " "$WORK/ldd.txt" || fail "$img's package list does not name the wheel $wheel"
 done
+# The trainer opens the plugin inside the image and CUDA itself answers (this container has no
+# GPU): a GPU job exits 2 naming the field and CUDA's reason, so the plugin and the CUDA runtime
+# loaded from the image's own copies at run time, not only under ldd.
+run_out=$("${PODMAN[@]}" "${RUN_SAFE[@]}" --rm --network none \
+  -v "$TANDEM_SOURCE_DIR/examples/fashion-mnist-cnn-gpu.yaml:/job.yaml:ro" \
+  -v /usr/share/datasets/fashion-mnist:/usr/share/datasets/fashion-mnist:ro "$img" \
+  tandem-trainer --check-device /job.yaml 2>&1) && fail "--check-device found a GPU in a container given none: $run_out"
+[[ $run_out == *"spec.trainer.resources.requests[nvidia.com/gpu] = 1"*"cudaGetDeviceCount: "* ]] ||
+  fail "the GPU job did not fail on CUDA's own answer inside $img: $run_out"
+[[ $run_out != *"cannot load the CUDA plugin"* ]] || fail "the plugin does not load inside $img: $run_out"
+echo "in $img without a GPU: $run_out"
 size=$("${PODMAN[@]}" image inspect --format '{{.Size}}' "$img")
 echo "$img: $((size / 1000000)) MB; the plugin links: $(echo "$plugin_ldd" | grep -oE '^\s*lib(cudart|cublas|cublasLt|cudnn|nccl)[^ ]*' | tr -d ' \t' | sort -u | paste -sd, )"
 pass "$img: every library resolved, tandem-trainer links no CUDA, the plugin's CUDA libraries and cuDNN's engines are the image's own; $(echo "$info" | tail -1); wheels shipped: $(grep '^pypi ' "$WORK/ldd.txt" | cut -d' ' -f2,3 | paste -sd, )"

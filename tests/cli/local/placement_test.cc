@@ -142,6 +142,39 @@ TEST(PlacementTest, ContractsUseHostAddressesAndNames) {
   }
 }
 
+// A GPU job under `tandem run`: each trainer gets its own GPU ordinal on its host (its local rank
+// times the GPUs it requests), through TANDEM_GPU_ORDINAL; the pservers and CPU jobs get none.
+TEST(PlacementTest, GpuTrainersGetTheirOwnOrdinalsPerHost) {
+  auto p = ParsePlacement(json::parse(kTwoHosts), 3, "p.yaml");  // workers on h0, h1, h0
+  ASSERT_TRUE(p.ok()) << p.status();
+  LocalJob job;
+  job.name = "j";
+  job.manifest_path = "/m.yaml";
+  job.workers = 3;
+  job.device = {api::TrainerDeviceKind::kCuda, 2};
+  EXPECT_EQ(TrainerGpuOrdinals(job, &*p), (std::vector<int>{0, 0, 2}));
+  EXPECT_EQ(TrainerGpuOrdinals(job, nullptr), (std::vector<int>{0, 2, 4}));
+  std::vector<int> ports(12);
+  for (size_t i = 0; i < ports.size(); ++i) ports[i] = 1000 + static_cast<int>(i);
+  std::vector<int> trainer_ordinals;
+  for (const api::WorkerContract& c : BuildContracts(job, "/run", ports, "tok", {}, &*p)) {
+    if (c.role == api::WorkerRole::kPServer) {
+      EXPECT_EQ(c.gpu_ordinal, -1);
+      continue;
+    }
+    trainer_ordinals.push_back(c.gpu_ordinal);
+    Environment env;
+    for (const api::EnvVar& e : api::RenderWorker(c, "/bin").env) env[e.name] = e.value;
+    EXPECT_EQ(env[api::kEnvGpuOrdinal], std::to_string(c.gpu_ordinal));
+  }
+  EXPECT_EQ(trainer_ordinals, (std::vector<int>{0, 0, 2}));
+  job.device = {};  // a CPU job: no ordinal anywhere
+  EXPECT_EQ(TrainerGpuOrdinals(job, &*p), (std::vector<int>{-1, -1, -1}));
+  for (const api::WorkerContract& c : BuildContracts(job, "/run", ports, "tok", {}, &*p))
+    for (const api::EnvVar& e : api::RenderWorker(c, "/bin").env)
+      EXPECT_NE(e.name, api::kEnvGpuOrdinal);
+}
+
 std::string ReadAll(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;

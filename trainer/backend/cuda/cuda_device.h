@@ -30,11 +30,12 @@ enum class Precision {
 struct CudaDeviceOptions {
   int ordinal = 0;
   Precision precision = Precision::kFp32;
-  // Allocate with cudaMallocManaged instead of cudaMalloc, so host code may read and write the
-  // device's tensors directly (pages migrate on demand) once Synchronize() returned. The training
-  // loop needs it: its host-only layers, optimizer, data feeder, all-reduce and checkpoints read
-  // tensor memory on the host (docs/gpu.md, "The trainer on the GPU"). Default off: the parity
-  // test and the benchmark measure plain device memory.
+  // Allocate with cudaMallocManaged instead of cudaMalloc, and return from every call only once
+  // its work is done (host order), so host code may read and write the device's tensors directly
+  // between calls (pages migrate on demand). The training loop needs it: its host-only layers,
+  // optimizer, data feeder, all-reduce and checkpoints read tensor memory on the host (docs/gpu.md,
+  // "The trainer on the GPU"). Default off: the parity test and the benchmark measure plain
+  // device memory and queued calls.
   bool host_accessible = false;
 };
 
