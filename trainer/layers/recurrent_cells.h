@@ -11,9 +11,12 @@
 
 namespace tandem::trainer {
 
-// gates: pre-activations in, activations out (sigmoid i, f, o; tanh g). c = f * c_prev + i * g
-// (c_prev null: zero state), out_h = o * tanh(c).
-void LstmCellForward(int64_t h, float* gates, const float* c_prev, float* c, float* out_h);
+// The pre-activations are gates (when c_prev is not null: h_prev Wh, or x Wx + h_prev Wh when
+// xw is null) + xw (x Wx, may be null) + bias; with c_prev null (the zero state) gates is read
+// only when xw is null. gates receives the activations (sigmoid i, f, o; tanh g);
+// c = f * c_prev + i * g, out_h = o * tanh(c).
+void LstmCellForward(int64_t h, const float* xw, const float* bias, float* gates,
+                     const float* c_prev, float* c, float* out_h);
 
 // From the activations `gates`, the cell `c`, `c_prev` (null: zero state), the gradient `dh` of
 // out_h and `dc` of c from the next step: writes dgates (pre-activation gradients) and replaces
