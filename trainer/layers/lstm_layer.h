@@ -9,7 +9,8 @@
 // embedding over a small vocabulary: a character model's 32 ids over ~1,000 tokens a batch), the
 // input projection and dWx run over the distinct rows only (distinct_rows.h): x Wx once per
 // distinct row, and dWx = X_distinct^T (the gate gradients summed per distinct row). The bias is
-// added in the gate cell.
+// added in the gate cell. Backward overwrites the saved gate activations with their gradients:
+// one Backward per Forward.
 #pragma once
 
 #include "trainer/layers/distinct_rows.h"
@@ -36,7 +37,7 @@ class LstmLayer final : public Layer {
   SequencePacking pack_;
   DistinctRows rows_;
   bool project_distinct_ = true, distinct_ = false;
-  Tensor x_, gates_, c_, hs_, dh_, dgates_, dx_, dc_, hprev_, wht_, wxt_;
+  Tensor x_, gates_, c_, hs_, dh_, dx_, dc_, hprev_, wht_, wxt_;
   Tensor xu_, xwu_, dgu_;  // distinct input rows, their projections, summed gate gradients
 };
 

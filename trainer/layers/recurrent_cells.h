@@ -20,7 +20,7 @@ void LstmCellForward(int64_t h, const float* xw, const float* bias, float* gates
 
 // From the activations `gates`, the cell `c`, `c_prev` (null: zero state), the gradient `dh` of
 // out_h and `dc` of c from the next step: writes dgates (pre-activation gradients) and replaces
-// dc with the gradient of c_prev.
+// dc with the gradient of c_prev. dgates may equal gates (in place).
 void LstmCellBackward(int64_t h, const float* gates, const float* c, const float* c_prev,
                       const float* dh, float* dc, float* dgates);
 
