@@ -2,7 +2,8 @@
 // non-linearities are computed with a polynomial exp (Cephes' expf: |relative error| < 2e-7 on
 // the clamped range) that the compiler turns into AVX-512 / AVX2 / SSE code, chosen at run time
 // (GCC target_clones). The scalar std::exp/std::tanh calls this replaces were half the time of an
-// LSTM training step (perf, bench/seq2seq-vs-pytorch).
+// LSTM training step (perf, bench/seq2seq-vs-pytorch). The divisions 1 / (1 + e) compile to a
+// reciprocal estimate and one Newton step (-mrecip, trainer/layers/CMakeLists.txt: ~1 ulp).
 //
 // Gate layout: [i, f, g, o] pre-activations of `h` floats each (PyTorch's order).
 #pragma once
