@@ -15,7 +15,8 @@ namespace {
 void TransposeScalar(int64_t rows, int64_t cols, int64_t r_begin, int64_t c_begin,
                      const float* src, float* dst) {
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = (r < r_begin ? c_begin : 0); c < cols; ++c) dst[c * rows + r] = src[r * cols + c];
+    for (int64_t c = (r < r_begin ? c_begin : 0); c < cols; ++c)
+      dst[c * rows + r] = src[r * cols + c];
 }
 
 #if defined(__x86_64__) && defined(__GNUC__)

@@ -63,11 +63,16 @@ TANDEM_VECTOR_CLONES
 void LstmCellForward(int64_t h, const float* xw, const float* bias, float* gates,
                      const float* c_prev, float* c, float* out_h) {
   if (c_prev == nullptr) {
-    if (xw == nullptr) return LstmForwardBody<true, false, false>(h, xw, bias, gates, c_prev, c, out_h);
-    return LstmForwardBody<false, true, false>(h, xw, bias, gates, c_prev, c, out_h);
+    if (xw == nullptr) {
+      LstmForwardBody<true, false, false>(h, xw, bias, gates, c_prev, c, out_h);
+    } else {
+      LstmForwardBody<false, true, false>(h, xw, bias, gates, c_prev, c, out_h);
+    }
+  } else if (xw == nullptr) {
+    LstmForwardBody<true, false, true>(h, xw, bias, gates, c_prev, c, out_h);
+  } else {
+    LstmForwardBody<true, true, true>(h, xw, bias, gates, c_prev, c, out_h);
   }
-  if (xw == nullptr) return LstmForwardBody<true, false, true>(h, xw, bias, gates, c_prev, c, out_h);
-  LstmForwardBody<true, true, true>(h, xw, bias, gates, c_prev, c, out_h);
 }
 
 TANDEM_VECTOR_CLONES
