@@ -196,11 +196,12 @@ void LstmLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrad
     for (int64_t r = 0; r < total; ++r)
       device_->Axpy(h4, 1.f, dgates + r * h4, dgu_.data() + row_index[r] * h4);
     device_->Gemm(true, false, in_, h4, u, 1.f, xu_.data(), in_, dgu_.data(), h4, 0.f, dwx, h4);
+    device_->BiasGrad(u, h4, dgu_.data(), db);  // the same sum over the per-row sums' u rows
   } else {
     device_->Gemm(true, false, in_, h4, total, 1.f, x_.data(), in_, dgates, h4, 0.f, dwx,
                   h4);
+    device_->BiasGrad(total, h4, dgates, db);
   }
-  device_->BiasGrad(total, h4, dgates, db);
   if (in_grad[0] != nullptr) {
     dx_.Resize(*device_, Shape({cap, in_}));
     // dx = dgates Wx^T against Wx transposed once (the plain GEMM form, as for dh above).
