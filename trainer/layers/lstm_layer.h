@@ -5,9 +5,15 @@
 // [size, 4*size] (Xavier), bias [4*size] (zero).
 // Each step costs one GEMM over only the still-running sequences; the input projection of all
 // steps is a single GEMM, and so are the backward pass's weight gradients (dWx, and dWh over the
-// stacked gate gradients of every step).
+// stacked gate gradients of every step). When at most half of the input rows are distinct (an
+// embedding over a small vocabulary: a character model's 32 ids over ~1,000 tokens a batch), the
+// input projection and dWx run over the distinct rows only (distinct_rows.h): x Wx once per
+// distinct row, and dWx = X_distinct^T (the gate gradients summed per distinct row). The bias is
+// added in the gate cell. Backward overwrites the saved gate activations with their gradients:
+// one Backward per Forward.
 #pragma once
 
+#include "trainer/layers/distinct_rows.h"
 #include "trainer/layers/layer.h"
 #include "trainer/layers/layer_registry.h"
 #include "trainer/layers/sequence_packing.h"
@@ -21,11 +27,18 @@ class LstmLayer final : public Layer {
   void Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
                 const StepContext& ctx) override;
   static LayerExample GradCheckExample();
+  // Tests: false runs the plain path (every row projected) whatever the input.
+  void set_project_distinct_rows(bool on) { project_distinct_ = on; }
+  // Whether the last Forward projected distinct rows only.
+  bool projected_distinct_rows() const { return distinct_; }
 
  private:
   int64_t steps_ = 0, in_ = 0, h_ = 0;
   SequencePacking pack_;
-  Tensor x_, gates_, c_, hs_, dh_, dgates_, dx_, dc_, hprev_, wht_;
+  DistinctRows rows_;
+  bool project_distinct_ = true, distinct_ = false;
+  Tensor x_, gates_, c_, hs_, dh_, dx_, dc_, hprev_, wht_, wxt_;
+  Tensor xu_, xwu_, dgu_;  // distinct input rows, their projections, summed gate gradients
 };
 
 }  // namespace tandem::trainer

@@ -19,36 +19,59 @@ inline float Tanh(float x) { return FastTanh(x); }
 #define TANDEM_VECTOR_CLONES
 #endif
 
-TANDEM_VECTOR_CLONES
-void LstmCellForward(int64_t h, float* gates, const float* c_prev, float* c, float* out_h) {
+namespace {
+
+// kGates: gates holds a term of the pre-activation; kXw: xw does; kPrev: c_prev is a state.
+template <bool kGates, bool kXw, bool kPrev>
+[[gnu::always_inline]] inline void LstmForwardBody(int64_t h, const float* xw, const float* bias,
+                                                   float* gates, const float* c_prev, float* c,
+                                                   float* out_h) {
   float* gi = gates;
   float* gf = gates + h;
   float* gg = gates + 2 * h;
   float* go = gates + 3 * h;
-  if (c_prev == nullptr) {
-#pragma omp simd
-    for (int64_t k = 0; k < h; ++k) {
-      const float i = Sigmoid(gi[k]), f = Sigmoid(gf[k]), g = Tanh(gg[k]), o = Sigmoid(go[k]);
-      gi[k] = i;
-      gf[k] = f;
-      gg[k] = g;
-      go[k] = o;
-      const float ck = i * g;
-      c[k] = ck;
-      out_h[k] = o * Tanh(ck);
-    }
-    return;
-  }
 #pragma omp simd
   for (int64_t k = 0; k < h; ++k) {
-    const float i = Sigmoid(gi[k]), f = Sigmoid(gf[k]), g = Tanh(gg[k]), o = Sigmoid(go[k]);
+    float pi = bias[k], pf = bias[h + k], pg = bias[2 * h + k], po = bias[3 * h + k];
+    if constexpr (kGates) {
+      pi += gi[k];
+      pf += gf[k];
+      pg += gg[k];
+      po += go[k];
+    }
+    if constexpr (kXw) {
+      pi += xw[k];
+      pf += xw[h + k];
+      pg += xw[2 * h + k];
+      po += xw[3 * h + k];
+    }
+    const float i = Sigmoid(pi), f = Sigmoid(pf), g = Tanh(pg), o = Sigmoid(po);
     gi[k] = i;
     gf[k] = f;
     gg[k] = g;
     go[k] = o;
-    const float ck = f * c_prev[k] + i * g;
+    float ck = i * g;
+    if constexpr (kPrev) ck += f * c_prev[k];
     c[k] = ck;
     out_h[k] = o * Tanh(ck);
+  }
+}
+
+}  // namespace
+
+TANDEM_VECTOR_CLONES
+void LstmCellForward(int64_t h, const float* xw, const float* bias, float* gates,
+                     const float* c_prev, float* c, float* out_h) {
+  if (c_prev == nullptr) {
+    if (xw == nullptr) {
+      LstmForwardBody<true, false, false>(h, xw, bias, gates, c_prev, c, out_h);
+    } else {
+      LstmForwardBody<false, true, false>(h, xw, bias, gates, c_prev, c, out_h);
+    }
+  } else if (xw == nullptr) {
+    LstmForwardBody<true, false, true>(h, xw, bias, gates, c_prev, c, out_h);
+  } else {
+    LstmForwardBody<true, true, true>(h, xw, bias, gates, c_prev, c, out_h);
   }
 }
 

@@ -2,7 +2,8 @@
 // non-linearities are computed with a polynomial exp (Cephes' expf: |relative error| < 2e-7 on
 // the clamped range) that the compiler turns into AVX-512 / AVX2 / SSE code, chosen at run time
 // (GCC target_clones). The scalar std::exp/std::tanh calls this replaces were half the time of an
-// LSTM training step (perf, bench/seq2seq-vs-pytorch).
+// LSTM training step (perf, bench/seq2seq-vs-pytorch). The divisions 1 / (1 + e) compile to a
+// reciprocal estimate and one Newton step (-mrecip, trainer/layers/CMakeLists.txt: ~1 ulp).
 //
 // Gate layout: [i, f, g, o] pre-activations of `h` floats each (PyTorch's order).
 #pragma once
@@ -11,13 +12,16 @@
 
 namespace tandem::trainer {
 
-// gates: pre-activations in, activations out (sigmoid i, f, o; tanh g). c = f * c_prev + i * g
-// (c_prev null: zero state), out_h = o * tanh(c).
-void LstmCellForward(int64_t h, float* gates, const float* c_prev, float* c, float* out_h);
+// The pre-activations are gates (when c_prev is not null: h_prev Wh, or x Wx + h_prev Wh when
+// xw is null) + xw (x Wx, may be null) + bias; with c_prev null (the zero state) gates is read
+// only when xw is null. gates receives the activations (sigmoid i, f, o; tanh g);
+// c = f * c_prev + i * g, out_h = o * tanh(c).
+void LstmCellForward(int64_t h, const float* xw, const float* bias, float* gates,
+                     const float* c_prev, float* c, float* out_h);
 
 // From the activations `gates`, the cell `c`, `c_prev` (null: zero state), the gradient `dh` of
 // out_h and `dc` of c from the next step: writes dgates (pre-activation gradients) and replaces
-// dc with the gradient of c_prev.
+// dc with the gradient of c_prev. dgates may equal gates (in place).
 void LstmCellBackward(int64_t h, const float* gates, const float* c, const float* c_prev,
                       const float* dh, float* dc, float* dgates);
 
