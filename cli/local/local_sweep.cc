@@ -400,8 +400,11 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
       }
       for (const sweep::RungStep& p : plan.resume) {
         const api::TrialStatus& t = trials[p.trial];
-        say(absl::StrCat("trial ", t.name, p.running ? " promoted (goes on): " : " promoted (resumes): ", p.reason));
-        if (auto r = runs.find(t.index); r != runs.end()) {
+        auto live = runs.find(t.index);
+        const bool restarts = live == runs.end() || live->second->stop_after == p.rung;
+        say(absl::StrCat("trial ", t.name, restarts ? " promoted (resumes from its checkpoint): " : " promoted (goes on): ",
+                         p.reason));
+        if (auto r = live; r != runs.end()) {
           // Promoted in the look that saw it at its rung: its trainers pause there by themselves,
           // so it resumes once they have; a trainer not told to pause there just goes on.
           if (r->second->stop_after == p.rung) {
