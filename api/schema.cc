@@ -169,16 +169,17 @@ FieldSpec BuildSweep() {
        Int("maxTrials", 1, 1000),
        Int("maxFailedTrials", 0, 1000),
        Int("seed", 0, 2147483647)});
-  FieldSpec trial_phase = Str("phase", {"Pending", "Running", "Succeeded", "Failed", "Stopped"});
+  FieldSpec trial_phase = Str("phase", {"Pending", "Running", "Succeeded", "Failed", "Stopped", "Paused"});
   FieldSpec status = Obj(
       "status",
       {Str("phase", {"Running", "Succeeded", "Failed"}),
        Conditions({"Running", "Succeeded", "Failed"}),
        Obj("trialsByPhase", {Int("pending", 0), Int("running", 0), Int("succeeded", 0),
-                             Int("failed", 0), Int("stopped", 0)}),
+                             Int("failed", 0), Int("stopped", 0), Int("paused", 0)}),
        Array("trials", Obj("", {Str("name"), Int("index", 0), Leaf("parameters", FieldType::kOpen),
                                 trial_phase, Array("intermediate", Obj("", {Int("pass", 1), Num("value")})),
-                                Num("objective"), Str("reason")})),
+                                Num("objective"), Str("reason"), Int("pausedAt", 0),
+                                Int("promotedFrom", 0)})),
        Obj("bestTrial", {Str("name"), Leaf("parameters", FieldType::kOpen), Num("objective"), Int("pass", 0)}),
        Time("startTime"),
        Time("completionTime"),

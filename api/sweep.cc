@@ -238,6 +238,7 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
   GetInt(counts, "succeeded", &status.trial_counts.succeeded);
   GetInt(counts, "failed", &status.trial_counts.failed);
   GetInt(counts, "stopped", &status.trial_counts.stopped);
+  GetInt(counts, "paused", &status.trial_counts.paused);
   if (const json* ts = Get(st, "trials"); ts && ts->is_array()) {
     for (const json& tj : *ts) {
       TrialStatus t;
@@ -255,6 +256,8 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
       }
       if (const json* ob = Get(tj, "objective"); ob && ob->is_number()) t.objective = ob->get<double>();
       GetString(tj, "reason", &t.reason);
+      GetInt(tj, "pausedAt", &t.paused_at);
+      GetInt(tj, "promotedFrom", &t.promoted_from);
       status.trials.push_back(std::move(t));
     }
   }
@@ -487,6 +490,8 @@ json TrialStatusToJson(const TrialStatus& t) {
   }
   if (t.objective) j["objective"] = *t.objective;
   if (!t.reason.empty()) j["reason"] = t.reason;
+  if (t.paused_at > 0) j["pausedAt"] = t.paused_at;
+  if (t.promoted_from > 0) j["promotedFrom"] = t.promoted_from;
   return j;
 }
 
@@ -496,7 +501,7 @@ json SweepStatusToJson(const SweepStatus& st) {
   if (!st.conditions.empty()) j["conditions"] = ConditionsToJson(st.conditions);
   const TrialCounts& c = st.trial_counts;
   j["trialsByPhase"] = {{"pending", c.pending}, {"running", c.running}, {"succeeded", c.succeeded},
-                        {"failed", c.failed}, {"stopped", c.stopped}};
+                        {"failed", c.failed}, {"stopped", c.stopped}, {"paused", c.paused}};
   if (!st.trials.empty()) {
     json ts = json::array();
     for (const TrialStatus& t : st.trials) ts.push_back(TrialStatusToJson(t));

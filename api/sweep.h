@@ -63,6 +63,9 @@ inline constexpr char kTrialRunning[] = "Running";
 inline constexpr char kTrialSucceeded[] = "Succeeded";
 inline constexpr char kTrialFailed[] = "Failed";
 inline constexpr char kTrialStopped[] = "Stopped";    // stopped early by the early-stopping policy
+// ASHA: waiting at a rung (its checkpoint kept, its job suspended) until it is promoted (resumed)
+// or the sweep ends (then Stopped).
+inline constexpr char kTrialPaused[] = "Paused";
 inline constexpr char kSweepRunning[] = "Running";
 inline constexpr char kSweepSucceeded[] = "Succeeded";
 inline constexpr char kSweepFailed[] = "Failed";
@@ -71,6 +74,11 @@ inline constexpr char kSweepFailed[] = "Failed";
 inline constexpr char kSweepLabel[] = "tandem.dev/sweep";
 inline constexpr char kTrialIndexLabel[] = "tandem.dev/trial";
 inline constexpr char kTrialParametersAnnotation[] = "tandem.dev/parameters";
+// ASHA on a cluster: written with spec.suspend in one patch, so the trial's job says what was done
+// (the Sweep's status follows it, also after a lost status write): the rung a suspended trial
+// waits at, and the rung it was last promoted from.
+inline constexpr char kTrialPausedAtAnnotation[] = "tandem.dev/paused-at";
+inline constexpr char kTrialPromotedFromAnnotation[] = "tandem.dev/promoted-from";
 
 struct SweepParameter {
   std::string name;   // a short name for tables and summaries ("lr")
@@ -141,12 +149,16 @@ struct TrialStatus {
   std::string phase = kTrialPending;
   std::vector<MetricPoint> intermediate;  // the objective after each pass seen, by pass
   std::optional<double> objective;        // the last value of `intermediate` (final when Succeeded)
-  std::string reason;                     // why it stopped or failed
+  std::string reason;                     // why it stopped, paused or failed
+  // ASHA (Li et al., 2020): the rung (its pass) the trial waits at while Paused (kept after it
+  // ends Stopped there), and the highest rung it was promoted from (0: none yet).
+  int64_t paused_at = 0;      // "pausedAt"
+  int64_t promoted_from = 0;  // "promotedFrom"
   bool operator==(const TrialStatus&) const = default;
 };
 
 struct TrialCounts {
-  int64_t pending = 0, running = 0, succeeded = 0, failed = 0, stopped = 0;
+  int64_t pending = 0, running = 0, succeeded = 0, failed = 0, stopped = 0, paused = 0;
   bool operator==(const TrialCounts&) const = default;
 };
 

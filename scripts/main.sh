@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's main job: installs what is missing, builds (Release) the three binaries it needs,
-# and trains the example TrainingJob (2 workers: trainer + pserver each, ring all-reduce) on this
+# and trains the example TrainingJob (2 workers, ring all-reduce; no pserver processes: nothing lives on one) on this
 # machine with `tandem run`. Extra arguments go to `tandem run` (e.g. --run-dir DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."

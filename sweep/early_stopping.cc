@@ -15,33 +15,6 @@ std::optional<double> BestUpTo(const api::TrialStatus& t, int64_t pass, const st
   return best;
 }
 
-StopDecision JudgeAsha(const api::SweepSpec& spec, int64_t passes, const api::TrialStatus& trial,
-                       const std::vector<api::TrialStatus>& trials, const std::string& goal) {
-  const int64_t newest = trial.intermediate.back().pass;
-  const int64_t eta = std::max<int64_t>(2, spec.early_stopping.reduction_factor);
-  // The highest rung the trial has reached: it is judged there until it reaches the next one.
-  std::optional<int64_t> rung;
-  for (int64_t r : AshaRungs(spec.early_stopping, passes))
-    if (r <= newest) rung = r;
-  if (!rung) return {};
-  const api::MetricPoint at = *ValueAt(trial, *rung);
-  std::vector<double> peers;
-  for (const api::TrialStatus& t : trials) {
-    if (t.index == trial.index) continue;
-    if (std::optional<api::MetricPoint> v = ValueAt(t, *rung)) peers.push_back(v->value);
-  }
-  const int64_t n = static_cast<int64_t>(peers.size()) + 1;
-  const int64_t keep = std::max<int64_t>(1, n / eta);
-  int64_t better = 0;  // peers strictly better: ties go the trial's way
-  for (double v : peers)
-    if (api::IsBetter(goal, v, at.value)) ++better;
-  if (better < keep) return {};
-  std::sort(peers.begin(), peers.end(), [&](double a, double b) { return api::IsBetter(goal, a, b); });
-  return {true, absl::StrFormat("asha: %.4g after pass %d is not among the best %d of %d trials at rung %d "
-                                "(cutoff %.4g)",
-                                at.value, at.pass, keep, n, *rung, peers[static_cast<size_t>(keep - 1)])};
-}
-
 StopDecision JudgeMedian(const api::SweepSpec& spec, const api::TrialStatus& trial,
                          const std::vector<api::TrialStatus>& trials, const std::string& goal) {
   const int64_t pass = trial.intermediate.back().pass;
@@ -76,11 +49,53 @@ std::optional<api::MetricPoint> ValueAt(const api::TrialStatus& t, int64_t pass)
   return std::nullopt;
 }
 
+std::optional<int64_t> AshaPauseRung(const api::SweepSpec& spec, int64_t passes, const api::TrialStatus& t) {
+  for (int64_t r : AshaRungs(spec.early_stopping, passes)) {
+    if (r <= t.promoted_from) continue;
+    if (ValueAt(t, r)) return r;
+    return std::nullopt;
+  }
+  return std::nullopt;
+}
+
+bool CountsAtRung(const api::TrialStatus& t, int64_t rung) {
+  if (t.paused_at > 0 && t.paused_at < rung && (t.phase == api::kTrialPaused || t.phase == api::kTrialStopped))
+    return false;
+  return ValueAt(t, rung).has_value();
+}
+
+std::optional<Promotion> NextPromotion(const api::SweepSpec& spec, int64_t passes,
+                                       const std::vector<api::TrialStatus>& trials,
+                                       const std::vector<size_t>& taken) {
+  if (spec.early_stopping.policy != api::kStoppingAsha) return std::nullopt;
+  const std::string goal = api::ObjectiveGoal(spec.objective);
+  const int64_t eta = std::max<int64_t>(2, spec.early_stopping.reduction_factor);
+  std::vector<int64_t> rungs = AshaRungs(spec.early_stopping, passes);
+  for (auto r = rungs.rbegin(); r != rungs.rend(); ++r) {
+    std::vector<std::pair<double, size_t>> at;  // value at the rung, trial
+    for (size_t i = 0; i < trials.size(); ++i)
+      if (CountsAtRung(trials[i], *r)) at.push_back({ValueAt(trials[i], *r)->value, i});
+    std::stable_sort(at.begin(), at.end(), [&](const auto& a, const auto& b) {
+      return api::IsBetter(goal, a.first, b.first);
+    });
+    const size_t n = at.size();
+    const size_t top = n / static_cast<size_t>(eta);
+    for (size_t k = 0; k < top; ++k) {
+      const api::TrialStatus& t = trials[at[k].second];
+      if (t.phase != api::kTrialPaused || t.paused_at != *r) continue;
+      if (std::find(taken.begin(), taken.end(), at[k].second) != taken.end()) continue;
+      return Promotion{at[k].second, *r,
+                       absl::StrFormat("asha: %.4g at rung %d is number %d of %d there (the top %d are promoted)",
+                                       at[k].first, *r, k + 1, n, top)};
+    }
+  }
+  return std::nullopt;
+}
+
 StopDecision JudgeTrial(const api::SweepSpec& spec, int64_t passes, const api::TrialStatus& trial,
                         const std::vector<api::TrialStatus>& trials) {
   if (trial.intermediate.empty() || trial.intermediate.back().pass >= passes) return {};
   const std::string goal = api::ObjectiveGoal(spec.objective);
-  if (spec.early_stopping.policy == api::kStoppingAsha) return JudgeAsha(spec, passes, trial, trials, goal);
   if (spec.early_stopping.policy == api::kStoppingMedian) return JudgeMedian(spec, trial, trials, goal);
   return {};
 }

@@ -1,14 +1,14 @@
 // Early stopping of a Sweep's trials (spec.earlyStopping), on the objective each trial reports
 // after every pass (api::TrialStatus::intermediate). Pure and deterministic.
 //
-// asha    Asynchronous successive halving (Li et al., 2020), in its stopping form: rungs at
-//         minPasses * eta^k passes (k = 0, 1, ...; below the template's passes). A trial is judged
-//         at the highest rung it has reached, at every look until it reaches the next: with n
-//         trials holding a value at that rung (itself included), it goes on only if its value is
-//         among the best max(1, floor(n / eta)). The first trial at a rung goes on; a trial that
-//         went on may still be stopped before its next rung when later trials do better there
-//         (judging at every look, not once, makes the rule independent of how often progress is
-//         seen: the operator samples it every few seconds, `tandem run` reads events as they come).
+// asha    Asynchronous successive halving as Li et al. (MLSys 2020, "A System for Massively
+//         Parallel Hyperparameter Tuning", Algorithm 2) have it: rungs at minPasses * eta^k passes
+//         (k = 0, 1, ...; below the template's passes). A trial that reaches its next rung is
+//         paused there (its checkpoint kept); whenever a slot is free, the best trial of the
+//         highest rung that has one in its top floor(n / eta) (n: trials with a value at that
+//         rung) not yet promoted is promoted (resumed from its checkpoint); otherwise a new trial
+//         starts. Trials still paused when the sweep ends are stopped. JudgeTrial never stops an
+//         ASHA trial: the planner pauses (AshaPauseRung) and promotes (NextPromotion).
 // median  Median stopping (Golovin et al., 2017): from minPasses on, at each new pass, a trial stops
 //         when its best value so far is worse than the median of the other trials' best values up
 //         to the same pass, once at least `startupTrials` other trials have reached that pass.
@@ -41,5 +41,28 @@ std::vector<int64_t> AshaRungs(const api::SweepEarlyStopping& es, int64_t passes
 
 // The first value of `t` at a pass >= `pass`, with the pass it was recorded at.
 std::optional<api::MetricPoint> ValueAt(const api::TrialStatus& t, int64_t pass);
+
+// ASHA: the rung a Running trial must pause at now: the lowest rung above the one it was last
+// promoted from (t.promoted_from) at which it has a value; nullopt while it has not reached it
+// (a trial then pauses at its next rung even if a late look shows it past a further one).
+std::optional<int64_t> AshaPauseRung(const api::SweepSpec& spec, int64_t passes, const api::TrialStatus& t);
+
+// Whether `t` counts at `rung`: it has a value there and was admitted to it (a Paused trial, or a
+// Stopped one that was paused, counts only up to the rung it waits or waited at: values it
+// reported past it while its pause reached it are not a promotion).
+bool CountsAtRung(const api::TrialStatus& t, int64_t rung);
+
+struct Promotion {
+  size_t trial = 0;  // index into the trials
+  int64_t rung = 0;  // the pass of the rung it is promoted from
+  std::string reason;
+};
+
+// ASHA's get_job (Li et al., Algorithm 2): for each rung from the highest down, the trials counted
+// there (CountsAtRung), best first (ties: lower index first); of its top floor(n / eta), the best
+// that is Paused at this rung and not in `taken`. nullopt: nothing to promote (start a new trial).
+std::optional<Promotion> NextPromotion(const api::SweepSpec& spec, int64_t passes,
+                                       const std::vector<api::TrialStatus>& trials,
+                                       const std::vector<size_t>& taken = {});
 
 }  // namespace tandem::sweep

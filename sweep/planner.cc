@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "sweep/early_stopping.h"
 
 namespace tandem::sweep {
@@ -40,6 +41,7 @@ api::TrialCounts CountTrials(const std::vector<api::TrialStatus>& trials) {
     else if (t.phase == api::kTrialSucceeded) ++c.succeeded;
     else if (t.phase == api::kTrialFailed) ++c.failed;
     else if (t.phase == api::kTrialStopped) ++c.stopped;
+    else if (t.phase == api::kTrialPaused) ++c.paused;
   }
   return c;
 }
@@ -59,25 +61,54 @@ std::optional<api::BestTrial> FindBestTrial(const api::SweepSpec& spec, const st
   return api::BestTrial{best->name, best->parameters, *best->objective, best->intermediate.back().pass};
 }
 
+void ApplyRungSteps(const Plan& plan, std::vector<api::TrialStatus>* trials) {
+  for (const RungStep& p : plan.pause) {
+    api::TrialStatus& t = (*trials)[p.trial];
+    t.phase = api::kTrialPaused;
+    t.paused_at = p.rung;
+    t.reason = p.reason;
+  }
+  for (const RungStep& r : plan.resume) {
+    api::TrialStatus& t = (*trials)[r.trial];
+    t.phase = api::kTrialRunning;
+    t.promoted_from = r.rung;
+    t.paused_at = 0;
+    t.reason.clear();
+  }
+}
+
 Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api::TrialStatus>& trials,
                const Sampler& sampler, const std::string& name_prefix) {
   Plan plan;
   const api::TrialCounts counts = CountTrials(trials);
-  std::vector<size_t> active;
-  for (size_t i = 0; i < trials.size(); ++i)
-    if (!IsFinished(trials[i])) active.push_back(i);
+  const bool asha = spec.early_stopping.policy == api::kStoppingAsha;
 
   if (counts.failed > spec.max_failed_trials) {
-    for (size_t i : active) plan.stop.push_back({i, "the sweep failed: too many failed trials"});
+    for (size_t i = 0; i < trials.size(); ++i)
+      if (!IsFinished(trials[i])) plan.stop.push_back({i, "the sweep failed: too many failed trials"});
     plan.phase = api::kSweepFailed;
     plan.reason = "TooManyFailures";
     plan.message = absl::StrCat(counts.failed, " trials failed; spec.maxFailedTrials allows ", spec.max_failed_trials);
     return plan;
   }
 
+  // `view`: the trials as they are once this plan's pauses are carried out, which the
+  // promotions are chosen from (a trial paused now may be the one promoted: it then goes on).
+  std::vector<api::TrialStatus> view = trials;
   int64_t still_active = 0;
-  for (size_t i : active) {
+  for (size_t i = 0; i < trials.size(); ++i) {
     const api::TrialStatus& t = trials[i];
+    if (IsFinished(t) || t.phase == api::kTrialPaused) continue;
+    if (asha && t.phase == api::kTrialRunning) {
+      if (std::optional<int64_t> rung = AshaPauseRung(spec, passes, t)) {
+        const api::MetricPoint v = *ValueAt(t, *rung);
+        plan.pause.push_back({i, *rung, absl::StrFormat("asha: paused at rung %d (%.4g after pass %d)", *rung,
+                                                        v.value, v.pass)});
+        view[i].phase = api::kTrialPaused;
+        view[i].paused_at = *rung;
+        continue;
+      }
+    }
     StopDecision d = t.phase == api::kTrialRunning ? JudgeTrial(spec, passes, t, trials) : StopDecision{};
     if (d.stop) plan.stop.push_back({i, d.reason});
     else ++still_active;
@@ -86,7 +117,19 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
   bool exhausted = false;
   int64_t next = static_cast<int64_t>(trials.size());
   std::vector<api::TrialStatus> seen = trials;
-  while (still_active < spec.parallelism && next < spec.max_trials) {
+  std::vector<size_t> promoted;
+  while (still_active < spec.parallelism) {
+    if (std::optional<Promotion> p = NextPromotion(spec, passes, view, promoted)) {
+      auto paused_now = std::find_if(plan.pause.begin(), plan.pause.end(),
+                                     [&](const RungStep& s) { return s.trial == p->trial; });
+      const bool running = paused_now != plan.pause.end();
+      if (running) plan.pause.erase(paused_now);
+      plan.resume.push_back({p->trial, p->rung, p->reason, running});
+      promoted.push_back(p->trial);
+      ++still_active;
+      continue;
+    }
+    if (next >= spec.max_trials || exhausted) break;
     std::optional<nlohmann::json> params = sampler.Suggest(next, seen);
     if (!params) {
       exhausted = true;
@@ -112,8 +155,19 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
     plan.message = absl::StrCat(still_active, " trials active; all ", next, " trials started");
     return plan;
   }
-  // Nothing active, nothing more to start: over.
-  const bool any_value = FindBestTrial(spec, trials).has_value();
+  // Nothing active, nothing to promote, nothing more to start: over. Trials still paused at a
+  // rung were never promoted: they end stopped early there.
+  for (size_t i = 0; i < view.size(); ++i) {
+    if (view[i].phase != api::kTrialPaused) continue;
+    const api::MetricPoint v = *ValueAt(view[i], view[i].paused_at);
+    plan.stop.push_back({i, absl::StrFormat("asha: paused at rung %d (%.4g after pass %d) and not promoted "
+                                            "before the sweep ended", view[i].paused_at, v.value, v.pass)});
+  }
+  for (const auto& [i, why] : plan.stop) {
+    view[i].phase = api::kTrialStopped;
+    view[i].reason = why;
+  }
+  const bool any_value = FindBestTrial(spec, view).has_value();
   plan.phase = any_value ? api::kSweepSucceeded : api::kSweepFailed;
   plan.reason = any_value ? "Completed" : "NoObjective";
   plan.message = any_value ? absl::StrCat("all ", trials.size(), " trials finished",

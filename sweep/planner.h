@@ -19,9 +19,23 @@
 
 namespace tandem::sweep {
 
+// ASHA: a trial to pause at a rung, or to promote from one.
+struct RungStep {
+  size_t trial = 0;     // index into `trials`
+  int64_t rung = 0;     // the rung's pass
+  std::string reason;
+  bool running = false;  // resume only: it is Running (reached the rung in this look and is
+                         // promoted at once): it goes on without pausing
+};
+
 struct Plan {
   std::vector<api::TrialStatus> start;               // new trials, phase Pending, in index order
-  std::vector<std::pair<size_t, std::string>> stop;  // index into `trials`, and why
+  // Trials to end Stopped, and why: judged by median stopping; every active or Paused trial when
+  // the sweep fails; Paused trials never promoted when it is over (their jobs are already
+  // suspended: only their phase changes).
+  std::vector<std::pair<size_t, std::string>> stop;
+  std::vector<RungStep> pause;   // ASHA: Running trials to pause (phase Paused, paused_at = rung)
+  std::vector<RungStep> resume;  // ASHA: Paused trials promoted (phase Running, promoted_from = rung)
   std::string phase = api::kSweepRunning;            // Running | Succeeded | Failed
   std::string reason;   // CamelCase, for the condition: TrialsRunning, Completed, TooManyFailures, ...
   std::string message;  // for people
@@ -29,13 +43,21 @@ struct Plan {
 
 // `trials`: every trial so far, index order (trials[i].index == i), with current phases and
 // values. `passes`: the template's spec.passes. `name_prefix`: trial names are prefix + index.
-// Rules: a trial fails the sweep when more than maxFailedTrials have failed (every active
-// trial is then stopped); running trials are judged by spec.earlyStopping; new trials start
-// while fewer than `parallelism` are active, fewer than maxTrials exist and the sampler has
-// points left; the sweep is over when nothing is active and nothing can start (Succeeded if
-// some trial has a value, else Failed).
+// Rules: a trial fails the sweep when more than maxFailedTrials have failed (every active or
+// paused trial is then stopped); running trials are judged by spec.earlyStopping (ASHA: a
+// Running trial at its next rung is paused; median: stopped); while fewer than `parallelism`
+// are active (Pending or Running), each free slot goes to ASHA's next promotion
+// (NextPromotion), else to a new trial while fewer than maxTrials exist and the sampler has
+// points left; the sweep is over when nothing is active, nothing can be promoted and nothing
+// can start (Paused trials are then stopped; Succeeded if some trial has a value, else Failed).
+// ApplyRungSteps writes a plan's pauses and promotions into the trials (both executors call it;
+// stops they record themselves, when the trial's processes or pods are gone).
 Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api::TrialStatus>& trials,
                const Sampler& sampler, const std::string& name_prefix);
+
+// Sets phase, reason, paused_at and promoted_from of the trials a plan pauses and resumes (not
+// its stops, nor its new trials: the caller appends them once started).
+void ApplyRungSteps(const Plan& plan, std::vector<api::TrialStatus>* trials);
 
 api::TrialCounts CountTrials(const std::vector<api::TrialStatus>& trials);
 

@@ -220,7 +220,9 @@ std::vector<size_t> RankTrials(const std::vector<api::TrialStatus>& trials, cons
   std::vector<size_t> idx;
   for (size_t i = 0; i < trials.size(); ++i) {
     const api::TrialStatus& t = trials[i];
-    const bool finished = t.phase == api::kTrialSucceeded || t.phase == api::kTrialStopped;
+    // ASHA: a trial paused at a rung has its value there (as one stopped there had).
+    const bool finished = t.phase == api::kTrialSucceeded || t.phase == api::kTrialStopped ||
+                          t.phase == api::kTrialPaused;
     if (finished && t.objective && !t.intermediate.empty()) idx.push_back(i);
   }
   std::stable_sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {

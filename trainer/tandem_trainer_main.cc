@@ -173,6 +173,11 @@ int main(int argc, char** argv) {
   app.add_flag("--resume,!--no-resume", resume, "Resume from the newest checkpoint (default on)");
   int64_t max_steps = 0;
   app.add_option("--max-steps", max_steps, "Stop after this many steps (0: all passes)");
+  int64_t stop_after_pass = 0;
+  app.add_option("--stop-after-pass", stop_after_pass,
+                 "Pause after this pass (0: never): checkpoint, report a `paused` event and exit 0; "
+                 "a later run resumes from there as if it had not paused (ASHA's rungs in sweeps)")
+      ->check(CLI::NonNegativeNumber);
   std::string output_dir;
   app.add_option("--output-dir", output_dir,
                  "Where rank 0 writes the final model (default $TANDEM_OUTPUT_DIR; empty: nowhere)");
@@ -444,6 +449,7 @@ int main(int argc, char** argv) {
   options.checkpoint_every = checkpoint_every;
   options.resume = resume;
   options.max_steps = max_steps;
+  options.stop_after_pass = stop_after_pass;
   options.parallel = parallel.get();
   options.elastic = elastic_world.get();
   options.events = events.get();
@@ -513,6 +519,14 @@ int main(int argc, char** argv) {
     // the examples of the run (docs/elastic.md, the data guarantee).
     if (events)
       events->Emit({{"event", "left"}, {"steps", result->steps}, {"examples", result->examples}});
+    return 0;
+  }
+  if (result->paused_after_pass > 0) {
+    // Not finished: no result for the operator, no summary; a later run resumes.
+    std::cout << "tandem-trainer: paused after pass " << result->paused_after_pass << " at step "
+              << result->steps << std::endl;
+    if (events)
+      events->Emit({{"event", "paused"}, {"pass", result->paused_after_pass}, {"step", result->steps}});
     return 0;
   }
   std::cout << result->SummaryLine() << std::endl;

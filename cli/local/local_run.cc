@@ -55,6 +55,7 @@ LocalJob LocalJobFor(const api::TrainingJob& job, const std::string& manifest_pa
   }
   lj.pserver_threads = static_cast<int>(api::EffectiveThreads(job.spec.pserver));
   lj.device = api::SelectTrainerDevice(job.spec);
+  lj.pservers = api::HasEmbeddingLayers(job.spec) || job.spec.sync.dense == "pserver";
   lj.elastic = job.spec.elastic.has_value();
   lj.elastic_pservers = lj.elastic && api::HasEmbeddingLayers(job.spec);
   lj.min_workers = static_cast<int>(std::min<int64_t>(job.spec.workers.min_count, lj.workers));
@@ -105,7 +106,7 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
     c.rank = i;
     c.world_size = w;
     c.peers = peers;
-    c.pservers = pservers;
+    if (job.pservers) c.pservers = pservers;  // none: the trainer keeps everything local
     c.token = token;
     c.tls = tls;
     api::WorkerContract ps = c;
@@ -114,7 +115,7 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
     ps.metrics_port = ports[3 * w + i];
     ps.threads = job.pserver_threads;
     if (placement) ps.host = placement->pserver_host(i).name;
-    out.push_back(std::move(ps));
+    if (job.pservers) out.push_back(std::move(ps));
     c.role = api::WorkerRole::kTrainer;
     c.checkpoint_dir = absl::StrCat(run_dir, "/checkpoints/trainer-", i);
     c.output_dir = run_dir + "/model";
@@ -148,6 +149,8 @@ std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRu
       p.spec.argv = host.exec;
     }
     p.spec.argv.insert(p.spec.argv.end(), inv.argv.begin(), inv.argv.end());
+    if (p.role == Role::kTrainer)
+      p.spec.argv.insert(p.spec.argv.end(), options.trainer_args.begin(), options.trainer_args.end());
     for (api::EnvVar& e : inv.env) p.spec.env.emplace_back(std::move(e.name), std::move(e.value));
     out.push_back(std::move(p));
   }
@@ -399,8 +402,11 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   }
   std::ofstream metrics(run_dir + "/metrics.jsonl", std::ios::app);
 
-  std::fprintf(out, "tandem run: job %s, %d worker%s (trainer + pserver each); run folder %s\n",
-               job_.name.c_str(), job_.workers, job_.workers == 1 ? "" : "s", run_dir.c_str());
+  std::fprintf(out, "tandem run: job %s, %d worker%s (%s); run folder %s\n", job_.name.c_str(),
+               job_.workers, job_.workers == 1 ? "" : "s",
+               job_.elastic || job_.pservers ? "trainer + pserver each"
+                                             : "a trainer each; no pserver: nothing lives on one",
+               run_dir.c_str());
   if (options_.placement) {
     for (int i = 0; i < job_.workers; ++i) {
       const PlacementHost& t = options_.placement->worker_host(i);

@@ -39,6 +39,10 @@ struct LocalJob {
   RestartPolicy restart;
   int trainer_threads = 0;         // 0: the trainer decides (all cores of this machine)
   int pserver_threads = 0;
+  // Whether each worker runs a pserver: only when something lives on it (embedding tables, or
+  // spec.sync.dense: pserver). A dense job synchronised over the ring starts none (a pod's
+  // pserver container is the operator's and unchanged).
+  bool pservers = true;
   // spec.elastic: trainers following a membership file the run's coordinator changes
   // (cli/local/elastic_coordinator.h); between min and max workers. With embedding tables
   // (elastic_pservers) each worker slot also runs a pserver shard, resharded at each resize.
@@ -80,6 +84,8 @@ struct LocalRunOptions {
   double stop_grace_seconds = 30;
   // Where each process runs (cli/local/placement.h); none: every process here, on loopback.
   std::optional<Placement> placement;
+  // Appended to every trainer's command line (a sweep's ASHA trial: --stop-after-pass R).
+  std::vector<std::string> trainer_args;
 };
 
 struct LocalRunResult {

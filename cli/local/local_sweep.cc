@@ -17,6 +17,7 @@
 #include "api/manifest.h"
 #include "cli/local/local_run.h"
 #include "cli/local/progress.h"
+#include "sweep/early_stopping.h"
 #include "sweep/planner.h"
 
 namespace tandem::local {
@@ -64,6 +65,23 @@ struct TrialRun {
   // stopped promptly. They still count in the passes and CPU the sweep spent.
   bool stopped_early = false;
   int64_t passes_seen = 0;  // the newest pass it reported, recorded or not
+  // ASHA: paused at rung `pause_rung` (its processes asked to checkpoint and exit). Values past
+  // the rung that arrive while the pause reaches it are held, not recorded: the trial was not
+  // promoted past the rung; they are recorded if it is (it resumes past them).
+  bool pausing = false;
+  int64_t pause_rung = 0;
+  std::vector<std::pair<int64_t, double>> held;
+  bool resume_when_exited = false;  // promoted while its processes were still exiting
+  int64_t stop_after = 0;  // ASHA: its trainers pause by themselves after this pass (its next rung)
+};
+
+// What a paused trial keeps between its runs: where its metrics.jsonl was read up to, the values
+// held past its rung, and the passes it trained.
+struct ParkedTrial {
+  std::streamoff offset = 0;
+  std::string partial;
+  std::vector<std::pair<int64_t, double>> held;
+  int64_t passes_seen = 0;
 };
 
 // New `eval` events of worker 0 since the last call: (pass, the objective's value).
@@ -199,12 +217,16 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
     table_lines = lines.size();
   };
 
-  auto start_trial = [&](api::TrialStatus t) -> void {
+  std::map<int64_t, ParkedTrial> parked;  // ASHA: paused trials, by index
+  // Starts trial `t` (a new one, appended to `trials`), or with `resume`, the paused trial
+  // trials[t.index] again in the same run folder: its trainer resumes from the checkpoint it
+  // wrote when it paused.
+  auto start_trial = [&](api::TrialStatus t, bool resume = false) -> void {
     const std::string manifest = absl::StrCat(run_dir, "/trials/", t.name, ".yaml");
     absl::StatusOr<json> job = api::BuildTrialJob(sweep_, t.parameters, t.name);
     absl::Status started = job.status();
     if (started.ok()) {
-      std::ofstream(manifest) << job->dump(2) << '\n';  // JSON is YAML: the trainers read it as any manifest
+      if (!resume) std::ofstream(manifest) << job->dump(2) << '\n';  // JSON is YAML: the trainers read it as any manifest
       absl::StatusOr<api::TrainingJob> loaded = api::LoadTrainingJob(manifest, options_.validators);
       started = loaded.status();
       if (started.ok()) {
@@ -215,9 +237,25 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
         lo.bin_dir = options_.bin_dir;
         lo.run_dir = absl::StrCat(run_dir, "/trials/", t.name);
         lo.stop_grace_seconds = options_.stop_grace_seconds;
+        // ASHA: the trainers checkpoint and exit after the trial's next rung (the paper's job: train
+        // to the next rung), so a pause lands exactly there and nothing trains past it.
+        if (spec.early_stopping.policy == api::kStoppingAsha) {
+          for (int64_t rung : sweep::AshaRungs(spec.early_stopping, passes)) {
+            if (rung <= t.promoted_from) continue;
+            r->stop_after = rung;
+            lo.trainer_args = {"--stop-after-pass", std::to_string(rung)};
+            break;
+          }
+        }
         r->metrics_path = lo.run_dir + "/metrics.jsonl";
         fs::create_directories(lo.run_dir, ec);
-        r->console = std::fopen((lo.run_dir + "/console.log").c_str(), "w");
+        r->console = std::fopen((lo.run_dir + "/console.log").c_str(), resume ? "a" : "w");
+        if (auto p = parked.find(t.index); resume && p != parked.end()) {
+          r->offset = p->second.offset;
+          r->partial = std::move(p->second.partial);
+          r->passes_seen = p->second.passes_seen;
+          parked.erase(p);
+        }
         r->run = std::make_unique<LocalRun>(lj, lo);
         TrialRun* raw = r.get();
         raw->thread = std::thread([raw] {
@@ -226,15 +264,27 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
         });
         runs[t.index] = std::move(r);
         t.phase = api::kTrialRunning;
-        say(absl::StrCat("trial ", t.name, " started: ", FormatParameters(sweep_, t.parameters)));
+        if (!resume) say(absl::StrCat("trial ", t.name, " started: ", FormatParameters(sweep_, t.parameters)));
       }
     }
     if (!started.ok()) {
       t.phase = api::kTrialFailed;
       t.reason = std::string(started.message());
-      say(absl::StrCat("trial ", t.name, " failed to start: ", t.reason));
+      say(absl::StrCat("trial ", t.name, resume ? " failed to resume: " : " failed to start: ", t.reason));
     }
-    trials.push_back(std::move(t));
+    if (resume) trials[static_cast<size_t>(t.index)] = std::move(t);
+    else trials.push_back(std::move(t));
+  };
+  // A promoted trial: the values it held past its rung are recorded (it resumes past them).
+  auto resume_trial = [&](int64_t index) {
+    api::TrialStatus& t = trials[static_cast<size_t>(index)];
+    t.paused_at = 0;
+    t.reason.clear();
+    if (auto p = parked.find(index); p != parked.end()) {
+      FoldTrialValues(p->second.held, false, &t, &p->second.passes_seen);
+      p->second.held.clear();
+    }
+    start_trial(t, /*resume=*/true);
   };
 
   bool interrupted = false;
@@ -243,7 +293,17 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
     for (auto it = runs.begin(); it != runs.end();) {
       TrialRun& r = *it->second;
       api::TrialStatus& t = trials[static_cast<size_t>(it->first)];
-      for (const auto& [pass, value] : FoldTrialValues(ReadEvalEvents(&r, metric), r.stopped_early, &t, &r.passes_seen)) {
+      std::vector<std::pair<int64_t, double>> values = ReadEvalEvents(&r, metric);
+      if (r.pausing) {  // values past the rung are held (see TrialRun::held)
+        auto past = std::stable_partition(values.begin(), values.end(),
+                                          [&](const auto& v) { return v.first <= r.pause_rung; });
+        for (auto v = past; v != values.end(); ++v) {
+          r.held.push_back(*v);
+          r.passes_seen = std::max(r.passes_seen, v->first);
+        }
+        values.erase(past, values.end());
+      }
+      for (const auto& [pass, value] : FoldTrialValues(values, r.stopped_early, &t, &r.passes_seen)) {
         if (!options_.tty) say(absl::StrFormat("trial %s pass %d/%d: %s %.4f", t.name, pass, passes, metric, value));
       }
       if (!r.done.load()) {
@@ -252,12 +312,43 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
       }
       r.thread.join();
       if (r.console != nullptr) std::fclose(r.console);
-      FoldTrialValues(ReadEvalEvents(&r, metric), r.stopped_early, &t, &r.passes_seen);
+      for (const auto& v : ReadEvalEvents(&r, metric)) {
+        if (r.pausing && v.first > r.pause_rung) r.held.push_back(v);
+        else FoldTrialValues({v}, r.stopped_early, &t, &r.passes_seen);
+        r.passes_seen = std::max(r.passes_seen, v.first);
+      }
       passes_seen[t.index] = r.passes_seen;
-      if (r.stop_requested) {
+      const bool exited_ok = r.result.ok() && r.result->run.succeeded;
+      if (exited_ok && r.stop_after > 0 && r.passes_seen < passes && !r.pausing) {
+        // It paused itself at its rung before a look saw its value there (the plan would have).
+        r.pausing = true;
+        r.pause_rung = r.stop_after;
+        t.phase = api::kTrialPaused;
+        t.paused_at = r.stop_after;
+        if (std::optional<api::MetricPoint> v = sweep::ValueAt(t, r.stop_after))
+          t.reason = absl::StrFormat("asha: paused at rung %d (%.4g after pass %d)", r.stop_after, v->value, v->pass);
+        say(absl::StrCat("trial ", t.name, " paused: ", t.reason));
+      }
+      const bool trained_all = exited_ok && (!r.pausing || r.passes_seen >= passes);
+      // A trainer told to pause by itself that failed instead did not pause: it failed.
+      if (r.pausing && !trained_all && (exited_ok || r.stop_after != r.pause_rung)) {
+        // Paused at its rung: its processes checkpointed and exited; it waits for a promotion.
+        parked[t.index] = ParkedTrial{r.offset, r.partial, r.held, r.passes_seen};
+        const bool resume = r.resume_when_exited;
+        it = runs.erase(it);
+        if (resume) resume_trial(t.index);
+        continue;
+      }
+      if (r.pausing) {  // it trained every pass before the pause reached it, or failed
+        if (trained_all) FoldTrialValues(r.held, false, &t, &r.passes_seen);
+        t.paused_at = 0;
+        t.reason.clear();
+        r.pausing = false;
+      }
+      if (r.stop_requested && !r.pausing) {
         t.phase = api::kTrialStopped;
         t.reason = r.stop_reason;
-      } else if (r.result.ok() && r.result->run.succeeded) {
+      } else if (trained_all) {
         t.phase = api::kTrialSucceeded;
         // The trainers' summary holds the final evaluation, should its eval event be missing.
         const json& s = r.result->summary;
@@ -276,6 +367,7 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
       interrupted = true;
       end_message = "interrupted: every running trial was stopped";
       for (auto& [index, r] : runs) {
+        r->resume_when_exited = false;
         r->stop_requested = true;
         r->stop_reason = "interrupted";
         r->run->Stop();
@@ -286,13 +378,59 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
     } else {
       // A trial asked to stop stays Running (active) until its processes are gone: it holds its
       // cores while it checkpoints and exits.
+      // A trial paused at a rung is not active, but holds its cores until its processes are gone.
+      int64_t exiting = 0;
+      for (const auto& [index, r] : runs)
+        if (r->pausing && !r->resume_when_exited) ++exiting;
       api::SweepSpec local = spec;
-      local.parallelism = std::min<int64_t>(spec.parallelism, slots.concurrency);
+      local.parallelism = std::max<int64_t>(0, std::min<int64_t>(spec.parallelism, slots.concurrency) - exiting);
       plan = sweep::PlanSweep(local, passes, trials, *sampler, absl::StrCat(sweep_.metadata.name, "-"));
+      if (exiting > 0 && plan.phase != api::kSweepRunning) plan = sweep::Plan{};  // decide once they are gone
+      sweep::ApplyRungSteps(plan, &trials);
+      for (const sweep::RungStep& p : plan.pause) {
+        const api::TrialStatus& t = trials[p.trial];
+        auto r = runs.find(t.index);
+        if (r != runs.end()) {
+          r->second->pausing = true;
+          r->second->pause_rung = p.rung;
+          // Its trainers pause by themselves after that pass (stop_after); any other: stop them.
+          if (r->second->stop_after != p.rung) r->second->run->Stop();
+        }
+        say(absl::StrCat("trial ", t.name, " paused: ", p.reason));
+      }
+      for (const sweep::RungStep& p : plan.resume) {
+        const api::TrialStatus& t = trials[p.trial];
+        auto live = runs.find(t.index);
+        const bool restarts = live == runs.end() || live->second->stop_after == p.rung;
+        say(absl::StrCat("trial ", t.name, restarts ? " promoted (resumes from its checkpoint): " : " promoted (goes on): ",
+                         p.reason));
+        if (auto r = live; r != runs.end()) {
+          // Promoted in the look that saw it at its rung: its trainers pause there by themselves,
+          // so it resumes once they have; a trainer not told to pause there just goes on.
+          if (r->second->stop_after == p.rung) {
+            r->second->pausing = true;
+            r->second->pause_rung = p.rung;
+            r->second->resume_when_exited = true;
+          } else {
+            r->second->pausing = false;
+          }
+          continue;
+        }
+        if (p.running) continue;
+        else resume_trial(t.index);
+      }
       for (const auto& [i, why] : plan.stop) {
         api::TrialStatus& t = trials[i];
         auto r = runs.find(t.index);
+        if (r == runs.end() && t.phase == api::kTrialPaused) {  // never promoted: ends where it waits
+          t.phase = api::kTrialStopped;
+          t.reason = why;
+          parked.erase(t.index);
+          say(absl::StrCat("trial ", t.name, " stopped: ", why));
+          continue;
+        }
         if (r == runs.end() || r->second->stop_requested) continue;
+        r->second->pausing = r->second->resume_when_exited = false;  // the sweep failed: it ends
         r->second->stop_requested = true;
         r->second->stopped_early = true;
         r->second->stop_reason = why;
@@ -307,6 +445,13 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
     }
     draw(false);
     std::this_thread::sleep_for(std::chrono::duration<double>(options_.poll_seconds));
+  }
+  if (interrupted) {
+    for (api::TrialStatus& t : trials) {
+      if (t.phase != api::kTrialPaused) continue;
+      t.phase = api::kTrialStopped;
+      t.reason = absl::StrCat("interrupted while paused at rung ", t.paused_at);
+    }
   }
   draw(true);
   table_lines = 0;

@@ -4,7 +4,7 @@ namespace tandem::controller {
 namespace {
 
 constexpr const char* kPhases[] = {api::kTrialPending, api::kTrialRunning, api::kTrialSucceeded,
-                                   api::kTrialFailed, api::kTrialStopped};
+                                   api::kTrialFailed, api::kTrialStopped, api::kTrialPaused};
 constexpr const char* kMetrics[] = {api::kMetricTestAccuracy, api::kMetricTestLoss, api::kMetricTestAuc};
 
 }  // namespace
@@ -29,7 +29,7 @@ void SweepMetrics::Observe(const api::Sweep& sweep, const api::SweepStatus& st) 
   const std::string& ns = sweep.metadata.namespace_;
   const std::string& name = sweep.metadata.name;
   const api::TrialCounts& c = st.trial_counts;
-  const int64_t counts[] = {c.pending, c.running, c.succeeded, c.failed, c.stopped};
+  const int64_t counts[] = {c.pending, c.running, c.succeeded, c.failed, c.stopped, c.paused};
   for (size_t i = 0; i < std::size(kPhases); ++i)
     trials.WithLabels({ns, name, kPhases[i]})->Set(static_cast<double>(counts[i]));
   if (st.best_trial) best_objective.WithLabels({ns, name, sweep.spec.objective.metric})->Set(st.best_trial->objective);

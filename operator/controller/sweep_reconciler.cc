@@ -28,6 +28,14 @@ std::string TrialPhaseOf(const api::TrainingJob& job, const std::string& previou
   return api::kTrialPending;  // "", Pending, Queued, Admitted, Suspended (by someone else)
 }
 
+// An integer annotation of the job (0: none).
+int64_t AnnotationInt(const api::TrainingJob& job, const char* name) {
+  auto a = job.metadata.annotations.find(name);
+  int64_t v = 0;
+  if (a == job.metadata.annotations.end() || !absl::SimpleAtoi(a->second, &v)) return 0;
+  return v;
+}
+
 std::string FailureOf(const api::TrainingJob& job) {
   const api::Condition* c = api::FindCondition(job.status.conditions, api::kConditionFailed);
   if (c == nullptr) return "the trial's TrainingJob failed";
@@ -39,6 +47,7 @@ const char* EventReasonOf(const std::string& phase) {
   if (phase == api::kTrialSucceeded) return "TrialSucceeded";
   if (phase == api::kTrialFailed) return "TrialFailed";
   if (phase == api::kTrialStopped) return "TrialStopped";
+  if (phase == api::kTrialPaused) return "TrialPaused";
   return "TrialPending";
 }
 
@@ -187,10 +196,20 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
       }
     } else {
       if (std::optional<api::MetricPoint> v = TrialObjective(j->second, metric)) sweep::RecordValue(&t, v->pass, v->value);
-      t.phase = TrialPhaseOf(j->second, t.phase);
+      // ASHA: the job's annotations say whether it waits at a rung (Paused; unless it finished
+      // before the suspension reached it) and which rung it was promoted from.
+      const int64_t paused_at = AnnotationInt(j->second, api::kTrialPausedAtAnnotation);
+      if (const int64_t from = AnnotationInt(j->second, api::kTrialPromotedFromAnnotation); from > 0)
+        t.promoted_from = from;
+      if (t.phase != api::kTrialStopped) t.paused_at = paused_at;
+      const std::string phase = TrialPhaseOf(j->second, t.phase == api::kTrialPaused ? "" : t.phase);
+      t.phase = paused_at > 0 && t.phase != api::kTrialStopped && phase != api::kTrialSucceeded &&
+                        phase != api::kTrialFailed
+                    ? api::kTrialPaused
+                    : phase;
       if (t.phase == api::kTrialFailed && t.reason.empty()) t.reason = FailureOf(j->second);
     }
-    if (t.phase != before && before != "") {
+    if (t.phase != before && before != "" && t.phase != api::kTrialPaused && before != api::kTrialPaused) {
       Event(*obj, t.phase == api::kTrialFailed ? "Warning" : "Normal", EventReasonOf(t.phase),
             absl::StrCat("trial ", t.name, " ", t.phase,
                          t.objective ? absl::StrFormat(": %s %.4f after pass %d", metric, *t.objective,
@@ -209,21 +228,59 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
   std::unique_ptr<sweep::Sampler> sampler = sweep::NewSampler(sweep.spec);
   sweep::Plan plan = sweep::PlanSweep(sweep.spec, tmpl.spec.passes, trials, *sampler, absl::StrCat(sweep.metadata.name, "-"));
 
+  // Patched whatever the cache shows (a pause and a promotion in two quick passes would otherwise
+  // see the cache's older value and skip the second patch); a merge patch to the same value is a
+  // no-op.
+  // `annotations`: the ASHA annotations, written in the same patch.
+  auto set_suspend = [&](const api::TrialStatus& t, bool suspend, json annotations = json::object()) -> bool {
+    auto job = jobs.find(t.index);
+    if (job == jobs.end()) return true;
+    json patch = {{"spec", {{"suspend", suspend}}}};
+    if (!annotations.empty()) patch["metadata"]["annotations"] = annotations;
+    absl::Status s =
+        api_->Patch(kube::kTrainingJobs, sweep.metadata.namespace_, t.name, kube::PatchType::kMerge, patch).status();
+    if (!s.ok() && !kube::IsNotFound(s)) {
+      result.error = s;
+      return false;
+    }
+    return true;
+  };
+
+  // ASHA: pause a trial at its rung (suspend its job: its workers checkpoint and go, its claim and
+  // checkpoints stay), and promote one (unsuspend: it is queued again and its trainers resume
+  // from the checkpoint). A pass whose status write is lost repeats them harmlessly (a patch to
+  // the value the job already has changes nothing).
+  std::vector<sweep::RungStep> paused, resumed;
+  for (const sweep::RungStep& p : plan.pause) {
+    if (!set_suspend(trials[p.trial], true, {{api::kTrialPausedAtAnnotation, absl::StrCat(p.rung)}})) break;
+    paused.push_back(p);
+    Event(*obj, "Normal", "TrialPaused", absl::StrCat("trial ", trials[p.trial].name, " ", p.reason));
+  }
+  for (const sweep::RungStep& r : plan.resume) {
+    if (!result.error.ok() ||
+        !set_suspend(trials[r.trial], false,
+                     {{api::kTrialPausedAtAnnotation, nullptr}, {api::kTrialPromotedFromAnnotation, absl::StrCat(r.rung)}}))
+      break;
+    resumed.push_back(r);
+    Event(*obj, "Normal", "TrialResumed",
+          absl::StrCat("trial ", trials[r.trial].name, " promoted", r.running ? " (goes on): " : ": ", r.reason));
+  }
+  sweep::Plan done;
+  done.pause = paused;
+  done.resume = resumed;
+  sweep::ApplyRungSteps(done, &trials);
+  if (!result.error.ok()) plan.start.clear();  // the next pass decides again
+
   // Stop early: suspend the trial (its workers go; its record and checkpoints stay).
   for (const auto& [i, why] : plan.stop) {
+    if (!result.error.ok()) break;
     api::TrialStatus& t = trials[i];
     auto job = jobs.find(t.index);
     // A trial suspended by an earlier pass whose status write was lost is not stopped (or
-    // counted) twice.
-    const bool already = job != jobs.end() && job->second.spec.suspend;
+    // counted) twice; a Paused one is already suspended and ends Stopped now.
+    const bool already = job != jobs.end() && job->second.spec.suspend && t.phase != api::kTrialPaused;
     if (!already && job != jobs.end()) {
-      absl::Status s = api_->Patch(kube::kTrainingJobs, sweep.metadata.namespace_, t.name, kube::PatchType::kMerge,
-                                   {{"spec", {{"suspend", true}}}})
-                           .status();
-      if (!s.ok() && !kube::IsNotFound(s)) {
-        result.error = s;
-        break;
-      }
+      if ((t.phase != api::kTrialPaused || !job->second.spec.suspend) && !set_suspend(t, true)) break;
       metrics.stopped.WithLabels({sweep.spec.early_stopping.policy})->Inc();
       Event(*obj, "Normal", "TrialStopped", absl::StrCat("trial ", t.name, " stopped early: ", why));
     }

@@ -53,6 +53,7 @@ spec:
     - {name: Running, type: integer, jsonPath: .status.trialsByPhase.running, description: Trials training now.}
     - {name: Succeeded, type: integer, jsonPath: .status.trialsByPhase.succeeded, description: Trials that completed.}
     - {name: Stopped, type: integer, jsonPath: .status.trialsByPhase.stopped, description: Trials stopped early.}
+    - {name: Paused, type: integer, jsonPath: .status.trialsByPhase.paused, description: 'ASHA: trials waiting at a rung for a promotion.'}
     - {name: Best, type: number, jsonPath: .status.bestTrial.objective, description: Best objective so far.}
     - {name: Best-Trial, type: string, jsonPath: .status.bestTrial.name, description: The trial that reached it.}
     - {name: Age, type: date, jsonPath: .metadata.creationTimestamp}
@@ -254,6 +255,7 @@ spec:
                   succeeded: {type: integer, minimum: 0, description: Trained every pass.}
                   failed: {type: integer, minimum: 0, description: Failed.}
                   stopped: {type: integer, minimum: 0, description: Stopped early by the policy.}
+                  paused: {type: integer, minimum: 0, description: 'ASHA: waiting at a rung (suspended, checkpoint kept) for a promotion.'}
               trials:
                 type: array
                 description: Every trial, in index order.
@@ -269,8 +271,8 @@ spec:
                       x-kubernetes-preserve-unknown-fields: true
                     phase:
                       type: string
-                      description: Pending, Running, Succeeded, Failed or Stopped.
-                      enum: [Pending, Running, Succeeded, Failed, Stopped]
+                      description: Pending, Running, Succeeded, Failed, Stopped or Paused (ASHA, at a rung).
+                      enum: [Pending, Running, Succeeded, Failed, Stopped, Paused]
                     intermediate:
                       type: array
                       description: The objective after each pass seen.
@@ -281,7 +283,9 @@ spec:
                           pass: {type: integer, minimum: 1, description: Passes done.}
                           value: {type: number, description: The objective then.}
                     objective: {type: number, description: The newest value (final when Succeeded).}
-                    reason: {type: string, description: Why it stopped or failed.}
+                    reason: {type: string, description: Why it stopped, paused or failed.}
+                    pausedAt: {type: integer, minimum: 0, description: 'ASHA: the rung (pass) it waits or waited at.'}
+                    promotedFrom: {type: integer, minimum: 0, description: 'ASHA: the highest rung (pass) it was promoted from.'}
               bestTrial:
                 type: object
                 description: The best trial so far (among succeeded ones once there are any).

@@ -41,8 +41,11 @@ using testing::TandemRun;
 
 constexpr char kFashionMnist[] = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
 
-// A 2-worker MLP job on part of Fashion-MNIST.
-std::string MlpJob(const std::string& name, int train_limit, int passes, int checkpoint_every) {
+// A 2-worker MLP job on part of Fashion-MNIST. Dense over the ring (the default) it runs no
+// pserver under `tandem run` (nothing lives on one); `sync` "{dense: pserver}" puts the dense
+// parameters on the pservers.
+std::string MlpJob(const std::string& name, int train_limit, int passes, int checkpoint_every,
+                   const std::string& sync = "{dense: ring, bucketMiB: 1}") {
   return absl::StrCat(R"(apiVersion: tandem.dev/v1alpha1
 kind: TrainingJob
 metadata: {name: )", name, R"(, namespace: default}
@@ -66,7 +69,7 @@ spec:
       - {name: fc2, type: fc, input: relu1, size: 10}
       - {name: cost, type: softmax_cross_entropy, inputs: [fc2, label]}
   optimizer: {type: momentum, learningRate: 0.05, momentum: 0.9}
-  sync: {dense: ring, bucketMiB: 1}
+  sync: )", sync, R"(
   checkpoint: {intervalSteps: )", checkpoint_every, R"(, keep: 3}
   restartPolicy: {backoffLimit: 4, backoffSeconds: 1, retryableExitCodes: [75, 137, 143]}
 )");
@@ -131,11 +134,16 @@ TEST_F(RunTest, TrainsTwoWorkersAndPrintsTheSummary) {
   // Rank 0 wrote the final model; the summary is saved.
   EXPECT_TRUE(HasCheckpoint(Path("run/model")));
   EXPECT_TRUE(fs::exists(Path("run/summary.json")));
+  // Dense over the ring, no embedding tables: no pserver was started.
+  EXPECT_NE(out.find("no pserver: nothing lives on one"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(Path("run/logs/worker-0-pserver.log")));
+  EXPECT_FALSE(fs::exists(Path("run/checkpoints/pserver-0")));
 }
 
 TEST_F(RunTest, FaultDrillKillNineOnePserverAndOneTrainer) {
-  // 3 passes over 20000 examples: 313 steps per pass with 2 workers of batch 32.
-  const std::string job = WriteJob(MlpJob("mlp-drill", 20000, 3, 50));
+  // 3 passes over 20000 examples: 313 steps per pass with 2 workers of batch 32. The dense
+  // parameters live on the pservers (a ring job has none to kill).
+  const std::string job = WriteJob(MlpJob("mlp-drill", 20000, 3, 50, "{dense: pserver, mode: sync}"));
   TandemRun run(job, Path("run"), Path("out.txt"));
   const std::string run_dir = Path("run");
 
@@ -198,7 +206,8 @@ TEST_F(RunTest, CtrlCStopsEveryProcess) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   children = ChildrenOf(run.pid());
-  ASSERT_EQ(children.size(), 4u) << ReadFile(Path("out.txt"));
+  ASSERT_EQ(children.size(), 2u) << "two trainers, no pserver: " << ReadFile(Path("out.txt"));
+  for (const Child& c : children) EXPECT_EQ(c.role, "trainer");
   ASSERT_EQ(::kill(run.pid(), SIGINT), 0);
   const int code = run.Wait(std::chrono::seconds(60));
   const std::string out = ReadFile(Path("out.txt"));

@@ -1,11 +1,13 @@
 // `tandem run sweep.yaml` end to end with the real trainer and pserver binaries, on a tiny budget
 // (3 trials of 2 passes over 600 Fashion-MNIST examples): every trial runs as a local job in its
 // own folder with its parameters written into its manifest, reports its objective after each pass,
-// and the run ends with the best trial, a summary json and the exit code 0. A sweep whose trials
-// all fail exits 1 and says so.
+// and the run ends with the best trial, a summary json and the exit code 0; ASHA pauses every trial
+// at its rung and resumes the promoted one from its checkpoint. A sweep whose trials all fail
+// exits 1 and says so.
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
@@ -114,6 +116,39 @@ TEST_F(SweepRunTest, TrialsRunAsLocalJobsAndTheBestIsReported) {
   EXPECT_EQ(summary["bestTrial"]["objective"].get<double>(), best);
   EXPECT_NE(output.find("best: " + summary["bestTrial"]["name"].get<std::string>()), std::string::npos) << output;
   EXPECT_NE(output.find("trial tiny-0 started: lr="), std::string::npos) << output;
+
+  // ASHA (eta 2, one rung at pass 1): every trial paused there, exactly (its trainer checkpointed
+  // after pass 1 and exited); with two at the rung the better was promoted and resumed from its
+  // checkpoint in the same folder; those never promoted ended Stopped at the rung.
+  int promoted = 0;
+  for (const json& t : summary["trials"]) {
+    const std::string name = t["name"];
+    std::vector<json> events;
+    std::ifstream lines(run_dir + "/trials/" + name + "/metrics.jsonl");
+    for (std::string line; std::getline(lines, line);) {
+      json e = json::parse(line, nullptr, false);
+      if (e.is_object() && (e.value("event", "") == "paused" || e.value("event", "") == "resumed")) events.push_back(e);
+    }
+    ASSERT_FALSE(events.empty()) << name;
+    EXPECT_EQ(events[0]["event"], "paused") << name;
+    EXPECT_EQ(events[0]["pass"], 1) << name;
+    EXPECT_EQ(events[0]["step"], 12) << name << ": 600 examples in batches of 50";
+    if (t["phase"] == "Succeeded") {
+      ++promoted;
+      EXPECT_EQ(t.value("promotedFrom", 0), 1) << t.dump();
+      ASSERT_EQ(events.size(), 2u) << name;
+      EXPECT_EQ(events[1]["event"], "resumed") << name;
+      EXPECT_EQ(events[1]["step"], 12) << name << ": from the pause's checkpoint";
+      EXPECT_EQ(t["intermediate"].back()["pass"], 2) << t.dump();
+    } else {
+      EXPECT_EQ(events.size(), 1u) << name << ": never resumed";
+      EXPECT_EQ(t.value("pausedAt", 0), 1) << t.dump();
+      EXPECT_EQ(t["intermediate"].size(), 1u) << "nothing trained past the rung: " << t.dump();
+      EXPECT_NE(t["reason"].get<std::string>().find("not promoted"), std::string::npos) << t.dump();
+    }
+  }
+  EXPECT_GE(promoted, 1) << "with two trials at rung 1 the better is promoted";
+  EXPECT_NE(output.find("promoted (resumes from its checkpoint)"), std::string::npos) << output;
 }
 
 TEST_F(SweepRunTest, ASweepWhoseTrialsFailExitsOne) {

@@ -64,7 +64,7 @@ eventually 120 one_admitted || fail "expected one trial admitted and one Queued:
 pass "the queue admits one trial; the other waits Queued"
 out="$(kubectl -n "$NS" get sw hp)"
 echo "$out"
-head -n1 <<<"$out" | grep -qE '^NAME +PHASE +RUNNING +SUCCEEDED +STOPPED +BEST +BEST-TRIAL +AGE$' || fail "printer columns: $out"
+head -n1 <<<"$out" | grep -qE '^NAME +PHASE +RUNNING +SUCCEEDED +STOPPED +PAUSED +BEST +BEST-TRIAL +AGE$' || fail "printer columns: $out"
 sed -n 2p <<<"$out" | grep -qE '^hp +Running ' || fail "printer row: $out"
 pass "kubectl get sw shows the printer columns"
 

@@ -27,61 +27,123 @@ TEST(AshaTest, RungsAreGeometricAndBelowTheLastPass) {
   EXPECT_TRUE(AshaRungs(es, 2).empty());
 }
 
-struct PromotionCase {
-  const char* name;
-  std::vector<double> peers;  // values of other trials at rung 1
-  double value;               // the judged trial's value at rung 1
-  bool stop;
+// A trial of a promotion table: its phase, its values, the rung it waits at (Paused) and the
+// rung it was promoted from.
+struct T {
+  std::string phase;
+  std::vector<api::MetricPoint> values;
+  int64_t paused_at = 0;
+  int64_t promoted_from = 0;
 };
 
-// Rung 1 of 9 passes, eta 3: of n trials at the rung, the best max(1, floor(n/3)) go on.
+struct PromotionCase {
+  const char* name;
+  std::vector<T> trials;  // trial i has index i
+  int64_t promote;        // the trial promoted, or -1: none (a free slot starts a new trial)
+  int64_t rung = 0;       // the rung it is promoted from
+  std::vector<size_t> taken = {};  // already promoted in this plan
+};
+
+const std::string P = api::kTrialPaused, R = api::kTrialRunning, S = api::kTrialSucceeded,
+                  X = api::kTrialStopped, F = api::kTrialFailed;
+
+// ASHA's get_job (Li et al. 2020, Algorithm 2), 9 passes, eta 3: rungs at passes 1 and 3. Of the
+// n trials with a value at a rung, the top floor(n/3) are promotable; the best of them waiting
+// (Paused) at that rung is promoted, the highest rung first; none: a new trial.
 TEST(AshaTest, PromotionRule) {
   const std::vector<PromotionCase> cases = {
-      {"first at the rung goes on", {}, 0.1, false},
-      {"two: only the better goes on", {0.8}, 0.7, true},
-      {"two: the better goes on", {0.6}, 0.7, false},
-      {"a tie goes the trial's way", {0.7}, 0.7, false},
-      {"three: top one of three", {0.5, 0.9}, 0.8, true},
-      {"six: second of six goes on", {0.1, 0.2, 0.3, 0.4, 0.95}, 0.8, false},
-      {"six: third is out", {0.1, 0.2, 0.3, 0.9, 0.95}, 0.8, true},
+      {"nothing yet", {}, -1},
+      {"alone at a rung: floor(1/3) = 0, nothing is promoted (the first trial does not go on)",
+       {{P, {{1, 0.9}}, 1}}, -1},
+      {"two at a rung: still none", {{P, {{1, 0.9}}, 1}, {P, {{1, 0.5}}, 1}}, -1},
+      {"three: the best is promoted", {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}}, 1, 1},
+      {"three, the best already promoted (Running past the rung): none",
+       {{P, {{1, 0.5}}, 1}, {R, {{1, 0.9}, {2, 0.91}}, 0, 1}, {P, {{1, 0.7}}, 1}}, -1},
+      {"six: the top two, the second once the first is promoted",
+       {{P, {{1, 0.1}}, 1}, {R, {{1, 0.9}}, 0, 1}, {P, {{1, 0.8}}, 1}, {P, {{1, 0.3}}, 1}, {P, {{1, 0.2}}, 1},
+        {P, {{1, 0.4}}, 1}},
+       2, 1},
+      {"asynchronous: trials still running before the rung do not count there",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {R, {}}, {R, {}}, {R, {}}}, -1},
+      {"asynchronous: a failed trial's value counts at its rung, it is never promoted",
+       {{F, {{1, 0.99}}}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.5}}, 1}, {P, {{1, 0.4}}, 1}, {P, {{1, 0.3}}, 1}},
+       -1},
+      {"with six the top two: the failed one and the next",
+       {{F, {{1, 0.99}}}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.5}}, 1}, {P, {{1, 0.4}}, 1}, {P, {{1, 0.3}}, 1},
+        {X, {{1, 0.1}}, 1}},
+       1, 1},
+      {"the highest rung first: rung 3 has a promotable trial, rung 1 a better one",
+       {{P, {{1, 0.5}, {3, 0.8}}, 3, 1}, {S, {{1, 0.6}, {3, 0.7}, {9, 0.75}}, 0, 3},
+        {P, {{1, 0.4}, {3, 0.6}}, 3, 1}, {P, {{1, 0.95}}, 1}, {P, {{1, 0.1}}, 1}, {P, {{1, 0.2}}, 1}},
+       0, 3},
+      {"rung 3 has none in its top third: rung 1's best",
+       {{P, {{1, 0.5}, {3, 0.6}}, 3, 1}, {S, {{1, 0.6}, {3, 0.7}, {9, 0.75}}, 0, 3},
+        {P, {{1, 0.4}, {3, 0.65}}, 3, 1}, {P, {{1, 0.95}}, 1}, {P, {{1, 0.1}}, 1}, {P, {{1, 0.2}}, 1}},
+       3, 1},
+      {"a paused trial's values past its rung (seen while its pause reached it) do not count higher up",
+       {{P, {{1, 0.9}, {2, 0.9}, {3, 0.99}}, 1}, {P, {{1, 0.8}, {3, 0.5}}, 3, 1}, {P, {{1, 0.7}, {3, 0.4}}, 3, 1},
+        {P, {{1, 0.6}, {3, 0.3}}, 3, 1}, {P, {{1, 0.1}}, 1}, {P, {{1, 0.2}}, 1}},
+       1, 3},
+      {"taken in this plan already: the next one",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}, {P, {{1, 0.8}}, 1}, {P, {{1, 0.1}}, 1},
+        {P, {{1, 0.2}}, 1}},
+       3, 1, {1}},
+      {"ties: the lower index first",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.9}}, 1}}, 1, 1},
   };
   const api::SweepSpec s = Asha(1, 3);
   for (const PromotionCase& c : cases) {
     std::vector<api::TrialStatus> trials;
-    for (size_t i = 0; i < c.peers.size(); ++i) trials.push_back(Trial(i + 1, api::kTrialRunning, {{1, c.peers[i]}}));
-    api::TrialStatus t = Trial(0, api::kTrialRunning, {{1, c.value}});
-    trials.push_back(t);
-    StopDecision d = JudgeTrial(s, 9, t, trials);
-    EXPECT_EQ(d.stop, c.stop) << c.name << ": " << d.reason;
-    if (d.stop) {
-      EXPECT_NE(d.reason.find("rung 1"), std::string::npos) << d.reason;
+    for (size_t i = 0; i < c.trials.size(); ++i) {
+      api::TrialStatus t = Trial(static_cast<int64_t>(i), c.trials[i].phase, c.trials[i].values);
+      t.paused_at = c.trials[i].paused_at;
+      t.promoted_from = c.trials[i].promoted_from;
+      trials.push_back(t);
     }
+    std::optional<Promotion> p = NextPromotion(s, 9, trials, c.taken);
+    if (c.promote < 0) {
+      EXPECT_FALSE(p.has_value()) << c.name << ": promoted " << p->trial << " (" << p->reason << ")";
+      continue;
+    }
+    ASSERT_TRUE(p.has_value()) << c.name;
+    EXPECT_EQ(static_cast<int64_t>(p->trial), c.promote) << c.name << ": " << p->reason;
+    EXPECT_EQ(p->rung, c.rung) << c.name;
   }
 }
 
 TEST(AshaTest, MinimizeFlipsTheOrder) {
   api::SweepSpec s = Asha(1, 2);
   s.objective.metric = api::kMetricTestLoss;
-  std::vector<api::TrialStatus> trials = {Trial(1, api::kTrialSucceeded, {{1, 0.3}, {2, 0.2}})};
-  EXPECT_TRUE(JudgeTrial(s, 4, Trial(0, api::kTrialRunning, {{1, 0.4}}), trials).stop);
-  EXPECT_FALSE(JudgeTrial(s, 4, Trial(0, api::kTrialRunning, {{1, 0.25}}), trials).stop);
+  std::vector<api::TrialStatus> trials = {Trial(0, P, {{1, 0.4}}), Trial(1, P, {{1, 0.3}})};
+  for (auto& t : trials) t.paused_at = 1;
+  std::optional<Promotion> p = NextPromotion(s, 4, trials);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->trial, 1u);
 }
 
-TEST(AshaTest, JudgedAtTheHighestRungReachedAndNeverAtTheLastPass) {
-  api::SweepSpec s = Asha(1, 2);  // rungs 1, 2 (and 4 when there are more than 4 passes)
-  std::vector<api::TrialStatus> peers = {Trial(1, api::kTrialSucceeded, {{1, 0.9}, {2, 0.95}, {3, 0.96}})};
-  // Good at rung 1, poor at rung 2: stopped at rung 2.
-  EXPECT_TRUE(JudgeTrial(s, 4, Trial(0, api::kTrialRunning, {{1, 0.95}, {2, 0.5}}), peers).stop);
-  // Between rungs 2 and 4 it is judged at rung 2: good there, it goes on whatever pass 3 says.
-  EXPECT_FALSE(JudgeTrial(s, 8, Trial(0, api::kTrialRunning, {{1, 0.95}, {2, 0.99}, {3, 0.1}}), peers).stop);
-  // Still judged at rung 2 at pass 3: a later, better peer there stops it.
-  peers.push_back(Trial(2, api::kTrialRunning, {{2, 0.995}}));
-  peers.push_back(Trial(3, api::kTrialRunning, {{2, 0.999}}));
-  EXPECT_TRUE(JudgeTrial(s, 8, Trial(0, api::kTrialRunning, {{1, 0.95}, {2, 0.99}, {3, 0.1}}), peers).stop);
-  // The last pass: the trial is done, not stopped.
-  EXPECT_FALSE(JudgeTrial(s, 4, Trial(0, api::kTrialRunning, {{4, 0.1}}), peers).stop);
-  // Values seen late (several passes at once) are judged all the same: pass 3 stands for rung 2.
-  EXPECT_TRUE(JudgeTrial(s, 8, Trial(0, api::kTrialRunning, {{3, 0.5}}), {Trial(1, api::kTrialRunning, {{2, 0.9}})}).stop);
+TEST(AshaTest, PausesAtTheNextRungAboveTheLastPromotionAndNeverAtTheLastPass) {
+  const api::SweepSpec s = Asha(1, 3);  // 9 passes: rungs 1 and 3
+  api::TrialStatus t = Trial(0, R, {});
+  EXPECT_FALSE(AshaPauseRung(s, 9, t).has_value());
+  t.intermediate = {{1, 0.5}};
+  EXPECT_EQ(AshaPauseRung(s, 9, t), 1);
+  t.promoted_from = 1;
+  EXPECT_FALSE(AshaPauseRung(s, 9, t).has_value()) << "promoted from 1: goes on to 3";
+  t.intermediate.push_back({2, 0.6});
+  EXPECT_FALSE(AshaPauseRung(s, 9, t).has_value());
+  t.intermediate.push_back({4, 0.7});  // a late look: pass 4 stands for rung 3
+  EXPECT_EQ(AshaPauseRung(s, 9, t), 3);
+  t.promoted_from = 3;
+  t.intermediate.push_back({9, 0.8});
+  EXPECT_FALSE(AshaPauseRung(s, 9, t).has_value()) << "no rung at the last pass";
+  // A trial that missed rung 1 and is seen at pass 5 first pauses at rung 1 (not promoted past it).
+  EXPECT_EQ(AshaPauseRung(s, 9, Trial(1, R, {{5, 0.5}})), 1);
+  // Median stopping and none never pause.
+  EXPECT_FALSE(NextPromotion(TestSpec(), 9, {Trial(0, P, {{1, 0.9}})}).has_value());
+}
+
+TEST(AshaTest, JudgeTrialNeverStopsAnAshaTrial) {
+  EXPECT_FALSE(JudgeTrial(Asha(1, 2), 4, Trial(0, R, {{1, 0.1}}), {Trial(1, S, {{1, 0.9}, {4, 0.9}})}).stop);
 }
 
 TEST(MedianTest, StopsBelowTheMedianOnceEnoughTrialsReported) {

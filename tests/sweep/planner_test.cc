@@ -1,6 +1,7 @@
 #include "sweep/planner.h"
 
 #include "gtest/gtest.h"
+#include "sweep/early_stopping.h"
 #include "tests/sweep/sweep_spec.h"
 
 namespace tandem::sweep {
@@ -33,18 +34,125 @@ TEST(PlannerTest, StartsUpToParallelismThenWaits) {
 TEST(PlannerTest, StopsTrialsThePolicyJudgesAndRefillsTheirSlots) {
   api::SweepSpec s = TestSpec();
   s.parallelism = 2;
+  s.max_trials = 6;
+  s.early_stopping.policy = api::kStoppingMedian;
+  s.early_stopping.min_passes = 1;
+  s.early_stopping.startup_trials = 2;
+  auto sampler = NewSampler(s);
+  std::vector<api::TrialStatus> trials = {Trial(0, api::kTrialSucceeded, {{1, 0.9}, {4, 0.9}}),
+                                          Trial(1, api::kTrialSucceeded, {{1, 0.8}, {4, 0.9}}),
+                                          Trial(2, api::kTrialRunning, {{1, 0.95}}),
+                                          Trial(3, api::kTrialRunning, {{1, 0.5}})};
+  Plan p = PlanSweep(s, 4, trials, *sampler, "sw-");
+  ASSERT_EQ(p.stop.size(), 1u);
+  EXPECT_EQ(p.stop[0].first, 3u);
+  EXPECT_NE(p.stop[0].second.find("median"), std::string::npos);
+  ASSERT_EQ(p.start.size(), 1u);
+  EXPECT_EQ(p.start[0].index, 4);
+}
+
+api::TrialStatus PausedAt(api::TrialStatus t, int64_t rung, int64_t promoted_from = 0) {
+  t.phase = api::kTrialPaused;
+  t.paused_at = rung;
+  t.promoted_from = promoted_from;
+  return t;
+}
+
+// ASHA (eta 2, 4 passes: rungs 1 and 2): a trial at its next rung is paused and its slot goes to
+// a promotion or a new trial.
+TEST(PlannerTest, AshaPausesAtARungAndFillsTheSlotWithANewTrialWhenNoneIsPromotable) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 2;
   s.max_trials = 4;
   s.early_stopping.policy = api::kStoppingAsha;
   s.early_stopping.reduction_factor = 2;
   auto sampler = NewSampler(s);
-  std::vector<api::TrialStatus> trials = {Trial(0, api::kTrialRunning, {{1, 0.9}}),
-                                          Trial(1, api::kTrialRunning, {{1, 0.5}})};
+  // Trial 0 reaches rung 1 first: alone there (floor(1/2) = 0), it waits; trial 2 starts.
+  std::vector<api::TrialStatus> trials = {Trial(0, api::kTrialRunning, {{1, 0.9}}), Trial(1, api::kTrialRunning, {})};
   Plan p = PlanSweep(s, 4, trials, *sampler, "sw-");
-  ASSERT_EQ(p.stop.size(), 1u);
-  EXPECT_EQ(p.stop[0].first, 1u);
-  EXPECT_NE(p.stop[0].second.find("asha"), std::string::npos);
+  EXPECT_TRUE(p.stop.empty());
+  ASSERT_EQ(p.pause.size(), 1u);
+  EXPECT_EQ(p.pause[0].trial, 0u);
+  EXPECT_EQ(p.pause[0].rung, 1);
+  EXPECT_TRUE(p.resume.empty());
   ASSERT_EQ(p.start.size(), 1u);
   EXPECT_EQ(p.start[0].index, 2);
+  ApplyRungSteps(p, &trials);
+  EXPECT_EQ(trials[0].phase, api::kTrialPaused);
+  EXPECT_EQ(trials[0].paused_at, 1);
+  EXPECT_EQ(CountTrials(trials).paused, 1);
+
+  // Trial 1 reaches rung 1 with less: it pauses, and trial 0 (top 1 of 2) is promoted into the slot.
+  trials[1].intermediate = {{1, 0.5}};
+  trials.push_back(p.start[0]);
+  trials[2].phase = api::kTrialRunning;
+  p = PlanSweep(s, 4, trials, *sampler, "sw-");
+  ASSERT_EQ(p.pause.size(), 1u);
+  EXPECT_EQ(p.pause[0].trial, 1u);
+  ASSERT_EQ(p.resume.size(), 1u);
+  EXPECT_EQ(p.resume[0].trial, 0u);
+  EXPECT_EQ(p.resume[0].rung, 1);
+  EXPECT_FALSE(p.resume[0].running);
+  EXPECT_TRUE(p.start.empty()) << "the free slot went to the promotion";
+  ApplyRungSteps(p, &trials);
+  EXPECT_EQ(trials[0].phase, api::kTrialRunning);
+  EXPECT_EQ(trials[0].promoted_from, 1);
+  EXPECT_EQ(trials[0].paused_at, 0);
+  EXPECT_EQ(trials[1].phase, api::kTrialPaused);
+
+  // The promoted trial 0 goes on past rung 1 (not paused there again), to rung 2.
+  EXPECT_FALSE(AshaPauseRung(s, 4, trials[0]).has_value());
+  trials[0].intermediate.push_back({2, 0.91});
+  EXPECT_EQ(AshaPauseRung(s, 4, trials[0]), 2);
+}
+
+TEST(PlannerTest, AshaPromotesATrialInTheLookThatSeesItAtItsRungWithoutPausingIt) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 2;
+  s.max_trials = 4;
+  s.early_stopping.policy = api::kStoppingAsha;
+  s.early_stopping.reduction_factor = 2;
+  auto sampler = NewSampler(s);
+  std::vector<api::TrialStatus> trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.5}}), 1),
+                                          Trial(1, api::kTrialRunning, {{1, 0.9}}),
+                                          Trial(2, api::kTrialRunning, {})};
+  Plan p = PlanSweep(s, 4, trials, *sampler, "sw-");
+  EXPECT_TRUE(p.pause.empty());
+  ASSERT_EQ(p.resume.size(), 1u);
+  EXPECT_EQ(p.resume[0].trial, 1u);
+  EXPECT_TRUE(p.resume[0].running) << "it goes on: nothing to suspend and resume";
+  EXPECT_TRUE(p.start.empty());
+}
+
+TEST(PlannerTest, AshaWaitsForActiveTrialsThenStopsThePausedOnesThatWereNeverPromoted) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 2;
+  s.max_trials = 3;
+  s.early_stopping.policy = api::kStoppingAsha;
+  s.early_stopping.reduction_factor = 2;
+  auto sampler = NewSampler(s);
+  std::vector<api::TrialStatus> trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.5}}), 1),
+                                          Trial(1, api::kTrialRunning, {{1, 0.9}, {2, 0.92}}),
+                                          PausedAt(Trial(2, api::kTrialRunning, {{1, 0.4}}), 1)};
+  trials[1].promoted_from = 1;
+  // Trial 1 reaches rung 2 alone: paused; nothing is promotable, no trial is left to start: over.
+  Plan p = PlanSweep(s, 4, trials, *sampler, "sw-");
+  ASSERT_EQ(p.pause.size(), 1u);
+  EXPECT_EQ(p.phase, api::kSweepSucceeded);
+  ASSERT_EQ(p.stop.size(), 3u);
+  for (const auto& [i, why] : p.stop) EXPECT_NE(why.find("not promoted"), std::string::npos) << why;
+  // While one is active the sweep waits (a later value at a rung may make a paused one promotable).
+  trials[1].intermediate.pop_back();
+  p = PlanSweep(s, 4, trials, *sampler, "sw-");
+  EXPECT_EQ(p.phase, api::kSweepRunning);
+  EXPECT_TRUE(p.stop.empty());
+  EXPECT_TRUE(p.start.empty());
+  // Too many failures stop the paused trials as well.
+  s.max_failed_trials = 0;
+  trials[1].phase = api::kTrialFailed;
+  p = PlanSweep(s, 4, trials, *sampler, "sw-");
+  EXPECT_EQ(p.phase, api::kSweepFailed);
+  EXPECT_EQ(p.stop.size(), 2u);
 }
 
 TEST(PlannerTest, FinishesWhenAllTrialsAreDoneAndReportsTheBest) {

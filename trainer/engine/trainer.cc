@@ -323,6 +323,7 @@ class TrainingLoop {
   absl::Status EndPass(const PassStats& ps);
   absl::Status SaveCheckpoint(int64_t at);
   absl::Status StopWithCheckpoint();
+  absl::StatusOr<TrainResult> Pause(int64_t pass);
   absl::StatusOr<TrainResult> Finish();
   absl::Status EvaluateDecoded(const PassStats& ps);
   // Elastic jobs (elastic_world.h): the start (join the running job, or restore), what happens
@@ -415,8 +416,23 @@ absl::StatusOr<TrainResult> TrainingLoop::Run() {
       return result_;
     }
     if (MaxStepsReached()) break;
+    if (options_.stop_after_pass > 0 && pass + 1 == options_.stop_after_pass && pass + 1 < spec_.passes)
+      return Pause(pass + 1);
   }
   return Finish();
+}
+
+// TrainOptions::stop_after_pass: the state at the end of the pass is checkpointed (EndPass did
+// when checkpoints are per pass) and the run returns; no final model.
+absl::StatusOr<TrainResult> TrainingLoop::Pause(int64_t pass) {
+  if (!options_.checkpoint_dir.empty() && options_.checkpoint_every != 0) TANDEM_RETURN_IF_ERROR(SaveCheckpoint(step_));
+  Log(absl::StrCat("paused after pass ", pass, " at step ", step_,
+                   options_.checkpoint_dir.empty() ? "" : absl::StrCat(" (checkpoint ", checkpointer_.last_path(), ")")));
+  result_.paused_after_pass = pass;
+  result_.steps = step_;
+  result_.train_seconds = train_seconds_;
+  result_.wall_seconds = Seconds(start_, Clock::now());
+  return result_;
 }
 
 absl::Status TrainingLoop::BuildModel() {

@@ -71,6 +71,11 @@ struct TrainOptions {
   // it). The trainer binary and the benchmarks turn it off: for a model with a local embedding
   // table the copy is a second table at the very end of the run (371 MB for the CTR benchmark).
   bool keep_final_parameters = true;
+  // Pause after this pass (1-based; 0: never; ignored at or past the last pass): checkpoint at the
+  // end of it and return with TrainResult::paused_after_pass set. A later run with `resume`
+  // continues from there exactly as if it had not paused (the learning-rate schedule spans every
+  // pass, the data order is the pass'). ASHA's rungs in `tandem run` sweeps (docs/sweeps.md).
+  int64_t stop_after_pass = 0;
 };
 
 struct TrainResult {
@@ -98,6 +103,7 @@ struct TrainResult {
   // coordinator took it out: its work is done, the others go on).
   int resizes = 0;
   bool left_job = false;
+  int64_t paused_after_pass = 0;  // TrainOptions::stop_after_pass reached: paused there, not done
   int threads = 0;
   int64_t parameters = 0;
   // Copy of the dense parameter arena (tests), when TrainOptions::keep_final_parameters.

@@ -28,8 +28,9 @@ TEST(FoldTrialValuesTest, RecordsWhileRunningAndCountsPassesAfterAStop) {
   EXPECT_EQ(t.objective, 0.75);
 }
 
-// Why: a trial stopped at rung 1 that trained on to pass 3 would otherwise count at rung 3, where
-// it was never promoted, and widen the top third there.
+// Why: a trial stopped early (median stopping, or the sweep failing) that trained on to pass 3
+// while the stop reached it would otherwise count at ASHA's rung 3, where it was never promoted,
+// and widen the top there.
 TEST(FoldTrialValuesTest, AStoppedTrialsLaterPassesDoNotCountAtHigherRungs) {
   api::SweepSpec spec = TestSpec();
   spec.early_stopping.policy = api::kStoppingAsha;
@@ -38,20 +39,25 @@ TEST(FoldTrialValuesTest, AStoppedTrialsLaterPassesDoNotCountAtHigherRungs) {
   std::vector<api::TrialStatus> trials;
   for (double v : {0.85, 0.80, 0.79, 0.78})
     trials.push_back(Trial(static_cast<int64_t>(trials.size()), api::kTrialSucceeded, {{1, v}, {3, v}}));
-  api::TrialStatus judged = Trial(4, api::kTrialRunning, {{1, 0.82}, {3, 0.82}});
+  api::TrialStatus waiting = Trial(4, api::kTrialPaused, {{1, 0.82}, {3, 0.82}});
+  waiting.paused_at = 3;
+  waiting.promoted_from = 1;
   api::TrialStatus stopped = Trial(5, api::kTrialRunning, {});
   int64_t seen = 0;
   FoldTrialValues({{1, 0.5}}, false, &stopped, &seen);
-  FoldTrialValues({{2, 0.52}, {3, 0.55}}, true, &stopped, &seen);  // after the rule stopped it
+  FoldTrialValues({{2, 0.52}, {3, 0.55}}, true, &stopped, &seen);  // after it was stopped
   stopped.phase = api::kTrialStopped;
-  trials.push_back(judged);
+  trials.push_back(waiting);
   trials.push_back(stopped);
-  // Five trials at rung 3: only the best goes on (0.85), so 0.82 stops. Had the stopped trial's
-  // 0.55 been recorded at pass 3, six would be there and 0.82, second, would have gone on.
-  sweep::StopDecision d = sweep::JudgeTrial(spec, 9, judged, trials);
-  EXPECT_TRUE(d.stop);
-  EXPECT_NE(d.reason.find("best 1 of 5 trials at rung 3"), std::string::npos) << d.reason;
+  // Five trials at rung 3: only the best (0.85, finished) is in the top fifth, so 0.82 waits. Had
+  // the stopped trial's 0.55 been recorded at pass 3, six would be there and 0.82, second, would
+  // have been promoted.
+  EXPECT_FALSE(sweep::NextPromotion(spec, 9, trials).has_value());
   EXPECT_EQ(seen, 3);
+  trials[5].intermediate.push_back({3, 0.55});
+  std::optional<sweep::Promotion> p = sweep::NextPromotion(spec, 9, trials);
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->trial, 4u);
 }
 
 TEST(PlanTrialSlotsTest, ParallelismWithinTheCores) {

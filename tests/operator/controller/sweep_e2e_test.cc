@@ -2,8 +2,9 @@
 // HTTP: a Sweep becomes trial TrainingJobs owned by it; the trials are admitted through the
 // template's Queue (which holds one trial at a time, so the second waits, Queued); the objective
 // after each pass comes from the trials' status.progress (scraped from a stand-in trainer
-// endpoint); ASHA stops the poor trial by suspending it; the best trial is reported; the sweep
-// succeeds; deleting it deletes every trial. An invalid Sweep fails with the field named.
+// endpoint); ASHA pauses trials at its rungs by suspending them and promotes the best by
+// unsuspending it (TrialPaused, TrialResumed, status.trialsByPhase.paused); trials never promoted
+// end Stopped; the best trial is reported; the sweep succeeds; deleting it deletes every trial. An invalid Sweep fails with the field named.
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -155,7 +156,7 @@ class SweepE2eTest : public ::testing::Test {
   std::unique_ptr<SweepController> sweeps_;
 };
 
-TEST_F(SweepE2eTest, TrialsQueueRunStopEarlyAndTheBestIsReported) {
+TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) {
   auto docs = YamlToJson(kSweep, "sweep.yaml");
   ASSERT_TRUE(docs.ok());
   ASSERT_TRUE(client_->Create(kube::kSweeps, "default", (*docs)[0]).ok());
@@ -185,39 +186,84 @@ TEST_F(SweepE2eTest, TrialsQueueRunStopEarlyAndTheBestIsReported) {
   EXPECT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.trialsByPhase.pending") == "2"; }))
       << Field(kube::kSweeps, "hp", "status");
 
-  // The first trial runs and reports 0.9 after pass 1 (the first rung: it goes on, alone there).
+  // ASHA as Li et al. have it (eta 2, 4 passes: rungs at passes 1 and 2). The first trial runs
+  // and reports 0.9 after pass 1: it is paused at rung 1 (its job suspended), alone there (the
+  // top floor(1/2) is empty); its slot goes to a new trial, the third.
   SetWorker(first, "Running");
   Evaluated(first, 1, 0.9);
-  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.bestTrial.name") == first; }))
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, first, "spec.suspend") == "true"; }))
       << Field(kube::kSweeps, "hp", "status");
-  EXPECT_EQ(Field(kube::kSweeps, "hp", "status.bestTrial.objective"), "0.9");
-  // It trains every pass and succeeds; the second trial gets its place in the queue.
-  Evaluated(first, 4, 0.93);
-  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.bestTrial.objective") == "0.93"; }));
-  EXPECT_EQ(Field(kube::kTrainingJobs, first, "status.progress.testAccuracy"), "0.93");
-  SetWorker(first, "Succeeded");
+  EXPECT_TRUE(Eventually([&] { return SweepEvent("TrialPaused"); }));
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.trialsByPhase.paused") == "1"; }));
+  EXPECT_EQ(Field(kube::kSweeps, "hp", "status.bestTrial.name"), first);
+  ASSERT_TRUE(Eventually([&] { return !Get(kube::kTrainingJobs, "hp-2").empty(); }));
+  // Suspending released its place in the queue: the second trial is admitted and is worse at
+  // rung 1. It is paused there too, and the first, now the top 1 of 2 at rung 1, is promoted:
+  // its job is unsuspended (its workers would resume from the checkpoint on its claim).
   ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, second, "status.phase") == "Admitted"; }))
       << Get(kube::kTrainingJobs, second).dump();
-  // The third (last) trial is created once a slot is free.
-  ASSERT_TRUE(Eventually([&] { return !Get(kube::kTrainingJobs, "hp-2").empty(); }));
-
-  // The second trial is worse at the first rung: ASHA (eta 2) stops it by suspending it.
   SetWorker(second, "Running");
   Evaluated(second, 1, 0.5);
   ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, second, "spec.suspend") == "true"; }));
-  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.trialsByPhase.stopped") == "1"; }));
-  EXPECT_TRUE(Eventually([&] { return SweepEvent("TrialStopped"); }));
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, first, "spec.suspend") == "false"; }))
+      << Field(kube::kSweeps, "hp", "status");
+  EXPECT_TRUE(Eventually([&] { return SweepEvent("TrialResumed"); }));
   json st = Get(kube::kSweeps, "hp")["status"];
   for (const json& t : st["trials"]) {
     if (t["name"] == second) {
+      EXPECT_EQ(t["phase"], "Paused") << t.dump();
+      EXPECT_EQ(t["pausedAt"], 1) << t.dump();
       EXPECT_NE(t["reason"].get<std::string>().find("asha"), std::string::npos) << t.dump();
     }
+    if (t["name"] == first) EXPECT_EQ(t.value("promotedFrom", 0), 1) << t.dump();
   }
 
-  // The last trial beats the first; the sweep ends with it as the best.
-  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "status.phase") == "Admitted"; }));
-  SetWorker("hp-2", "Running");
-  Evaluated("hp-2", 1, 0.95);
+  // The third trial and the promoted first wait in the queue (one at a time). The third is the
+  // best at rung 1 (0.95): it is promoted in the look that sees it there and goes on without
+  // pausing. At rung 2 it beats the first (0.96 vs 0.92) and is promoted from there, trains its
+  // last pass and succeeds. Nothing is left to promote or start: the paused second and first end
+  // Stopped.
+  auto third_to_rung_2 = [&] {
+    SetWorker("hp-2", "Running");
+    Evaluated("hp-2", 1, 0.95);
+    ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.bestTrial.objective") == "0.95"; }));
+    EXPECT_EQ(Field(kube::kTrainingJobs, "hp-2", "spec.suspend"), "false") << "promoted at once: it goes on";
+    Evaluated("hp-2", 2, 0.96);
+  };
+  auto first_to_rung_2 = [&] {
+    SetWorker(first, "Running");
+    Evaluated(first, 2, 0.92);
+    ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, first, "spec.suspend") == "true"; }));
+  };
+  std::string next;  // the queue admits one of them first
+  ASSERT_TRUE(Eventually([&] {
+    if (Field(kube::kTrainingJobs, "hp-2", "status.phase") == "Admitted") next = "hp-2";
+    else if (Field(kube::kTrainingJobs, first, "status.phase") == "Admitted") next = first;
+    return !next.empty();
+  })) << Get(kube::kTrainingJobs, "hp-2").dump() << Get(kube::kTrainingJobs, first).dump();
+  if (next == "hp-2") {
+    // The third reaches rung 2 alone: paused; the first follows with less: paused, and the third
+    // (top 1 of 2 at rung 2) is promoted and queued again.
+    third_to_rung_2();
+    ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "spec.suspend") == "true"; }));
+    ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, first, "status.phase") == "Admitted"; }));
+    first_to_rung_2();
+    ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "spec.suspend") == "false"; }))
+        << Field(kube::kSweeps, "hp", "status");
+    ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "status.phase") == "Admitted"; }));
+    SetWorker("hp-2", "Running");
+  } else {
+    // The first reaches rung 2 alone: paused; the third reaches it with more and goes on.
+    first_to_rung_2();
+    ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "status.phase") == "Admitted"; }));
+    third_to_rung_2();
+  }
+  ASSERT_TRUE(Eventually([&] {
+    const json sweep = Get(kube::kSweeps, "hp");
+    for (const json& t : sweep["status"]["trials"])
+      if (t["name"] == "hp-2") return t.value("promotedFrom", 0) == 2;
+    return false;
+  })) << Field(kube::kSweeps, "hp", "status");
   Evaluated("hp-2", 4, 0.97);
   ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "status.progress.testPass") == "4"; }));
   SetWorker("hp-2", "Succeeded");
@@ -227,14 +273,22 @@ TEST_F(SweepE2eTest, TrialsQueueRunStopEarlyAndTheBestIsReported) {
   EXPECT_EQ(st["bestTrial"]["name"], "hp-2");
   EXPECT_EQ(st["bestTrial"]["objective"], 0.97);
   EXPECT_EQ(st["bestTrial"]["pass"], 4);
-  EXPECT_EQ(st["trialsByPhase"]["succeeded"], 2);
+  EXPECT_EQ(st["trialsByPhase"]["succeeded"], 1);
+  EXPECT_EQ(st["trialsByPhase"]["stopped"], 2);
+  EXPECT_EQ(st["trialsByPhase"]["paused"], 0);
   EXPECT_EQ(st["trials"].size(), 3u);
+  for (const json& t : st["trials"]) {
+    if (t["name"] == "hp-2") continue;
+    EXPECT_EQ(t["phase"], "Stopped") << t.dump();
+    EXPECT_NE(t["reason"].get<std::string>().find("not promoted"), std::string::npos) << t.dump();
+  }
   EXPECT_TRUE(SweepEvent("NewBestTrial"));
+  EXPECT_TRUE(SweepEvent("TrialStopped"));
   EXPECT_TRUE(Eventually([&] { return SweepEvent("Completed"); }));
   const std::string text = metrics::Registry::Default().Serialize();
   EXPECT_NE(text.find("tandem_operator_sweep_best_objective{namespace=\"default\",sweep=\"hp\",metric=\"test_accuracy\"} 0.97"),
             std::string::npos);
-  EXPECT_NE(text.find("tandem_operator_sweep_trials_stopped_total{policy=\"asha\"} 1"), std::string::npos) << text;
+  EXPECT_NE(text.find("tandem_operator_sweep_trials_stopped_total{policy=\"asha\"} 2"), std::string::npos) << text;
 
   // Deleting the sweep deletes its trials (owner references) and their workers.
   ASSERT_TRUE(client_->Delete(kube::kSweeps, "default", "hp").ok());

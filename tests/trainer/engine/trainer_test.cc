@@ -78,6 +78,40 @@ TEST(TrainerTest, ResumeGivesTheSameWeightsAsAnUninterruptedRun) {
   std::filesystem::remove_all(dir);
 }
 
+// ASHA's pause at a rung (TrainOptions::stop_after_pass): the run checkpoints after the pass and
+// returns; resumed, it ends with the same weights and test figures as an uninterrupted run (the
+// learning-rate schedule spans every pass, the data order is the pass'). Checkpoints at the ends
+// of passes (0) and every few steps (7, not a divisor of the pass' 20 steps) both.
+TEST(TrainerTest, PausedAfterAPassAndResumedEqualsUninterrupted) {
+  TrainerSpec spec = Spec();
+  spec.passes = 3;
+  auto full = Train(spec, {});
+  ASSERT_TRUE(full.ok()) << full.status();
+  EXPECT_EQ(full->paused_after_pass, 0);
+  for (int64_t every : {0, 7}) {
+    SCOPED_TRACE(every);
+    const std::string dir = TempDir("pause" + std::to_string(every));
+    auto paused = Train(spec, {.checkpoint_dir = dir, .checkpoint_every = every, .stop_after_pass = 1});
+    ASSERT_TRUE(paused.ok()) << paused.status();
+    EXPECT_EQ(paused->paused_after_pass, 1);
+    EXPECT_EQ(paused->steps, 20) << "one pass of 1280 examples in batches of 64";
+    auto resumed = Train(spec, {.checkpoint_dir = dir, .checkpoint_every = every, .resume = true});
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+    EXPECT_EQ(resumed->resumed_step, 20) << "resumed from the pause's checkpoint";
+    EXPECT_EQ(resumed->paused_after_pass, 0);
+    EXPECT_EQ(resumed->steps, 60);
+    EXPECT_EQ(resumed->final_parameters, full->final_parameters);
+    EXPECT_EQ(resumed->test_accuracy, full->test_accuracy);
+    EXPECT_EQ(resumed->test_loss, full->test_loss);
+    std::filesystem::remove_all(dir);
+  }
+  // At or past the last pass there is nothing to pause for: the run finishes.
+  auto last = Train(spec, {.stop_after_pass = 3});
+  ASSERT_TRUE(last.ok()) << last.status();
+  EXPECT_EQ(last->paused_after_pass, 0);
+  EXPECT_EQ(last->final_parameters, full->final_parameters);
+}
+
 TEST(TrainerTest, CorruptCheckpointIsRefusedNotLoaded) {
   const std::string dir = TempDir("corrupt");
   auto first = Train(Spec(), {.checkpoint_dir = dir, .checkpoint_every = 10, .max_steps = 20});
