@@ -2,10 +2,10 @@
 # An elastic resize with real trainers on the real kubelet (fixture cluster_node: node.sh). The
 # chart's operator (--elastic-cooldown 20) runs the Fashion-MNIST CNN of node_e2e_test.sh as an
 # elastic ring job {count: 2, minCount: 1, maxCount: 3} (constantGlobalBatch: global batch 2 x 64,
-# one pass over 25,600 examples = 200 steps) in a queue without guarantee, beside an owner queue guaranteed
+# one pass over 51,200 examples = 400 steps; CPU limit = request) in a queue without guarantee, beside an owner queue guaranteed
 # 1 CPU. Requests are sized for this node's 2 CPUs: 3 elastic workers (470m each) fit, but not
 # beside the owner queue's job (820m), nor beside a placeholder pod (600m) that the test deletes
-# once both trainers train.
+# once both trainers formed their ring.
 # - grow 2 -> 3 into idle capacity: the operator creates worker 2, raises the <job>-membership
 #   ConfigMap's epoch once it runs, the kubelet refreshes the mounted file, ranks 0 and 1 switch
 #   at a step boundary and worker 2 joins there;
@@ -44,14 +44,16 @@ def make(name, queue, workers, cpu, checkpoint, n):
     job["metadata"].update(name=name, namespace=ns)
     s = job["spec"]
     s.update(image=image, queue=queue, workers=workers, passes=1, checkpoint=checkpoint)
-    s["trainer"]["resources"] = {"requests": {"cpu": cpu, "memory": "512Mi"}}
+    # The CPU limit paces the trainers alike on an idle and a loaded machine, so that the job
+    # still trains when the shrink reaches it.
+    s["trainer"]["resources"] = {"requests": {"cpu": cpu, "memory": "512Mi"}, "limits": {"cpu": cpu}}
     s["pserver"]["resources"] = {"requests": {"cpu": "20m", "memory": "64Mi"}}
     s["data"]["train"] = files("train", n)
     s["data"]["test"] = files("t10k", 1000)
     s["restartPolicy"]["backoffLimit"] = 0
     return job
 e = make(name, "el-borrower", {"count": 2, "minCount": 1, "maxCount": 3}, "450m",
-         {"intervalSteps": 1000, "keep": 1, "size": "1Gi", "storageClassName": "tandem-node-local"}, 25600)
+         {"intervalSteps": 1000, "keep": 1, "size": "1Gi", "storageClassName": "tandem-node-local"}, 51200)
 e["spec"]["elastic"] = {"policy": "constantGlobalBatch"}
 # The owner's job shares the elastic job's claim (one hostPath volume on this node) and keeps
 # running until the test deletes it, so nothing regrows the elastic job behind the test's back.
@@ -97,8 +99,9 @@ eventually 120 kubectl -n "$ml" wait --for=condition=Ready pod/placeholder --tim
   fail "placeholder pod not Ready: $(kubectl -n "$ml" get pod placeholder -o jsonpath='{.status}')"
 kubectl apply -f "$WORK/elastic.yaml" >/dev/null || fail "kubectl apply of the elastic job"
 for r in 0 1 2; do follow_logs "$ml" "$job-worker-$r" trainer "$WORK/trainer-$r.log"; done
-for r in 0 1; do
-  eventually 600 grep -q "pass 1 step " "$WORK/trainer-$r.log" || fail "rank $r does not train: $(tail -n 5 "$WORK/trainer-$r.log")"
+for r in 0 1; do  # the ring of the first membership is formed: both trainers are at epoch 0
+  eventually 600 grep -q "data-parallel: rank $r of 2" "$WORK/trainer-$r.log" ||
+    fail "rank $r formed no ring of 2: $(tail -n 5 "$WORK/trainer-$r.log")"
 done
 [[ "$(elastic workers)" == 2 ]] || fail "the job grew while the placeholder held the capacity: $(resizes)"
 kubectl -n "$ml" delete pod placeholder --wait=false >/dev/null
@@ -185,8 +188,8 @@ examples = [int(m.group(3)) for m in end] + [int(left.group(2))]
 assert steps[0] == steps[1] == status_step, f"ranks ended at steps {steps}, status.progress.step {status_step}"
 # constantGlobalBatch: the pass is dealt in global batches of 128 whatever the world size, so the
 # job takes as many steps as unresized, and every example is trained once by someone.
-assert steps[0] == 25600 // 128, f"{steps[0]} steps, not the {25600 // 128} of an unresized pass"
-assert sum(examples) == 25600, f"examples per trainer {examples} sum to {sum(examples)}, not 25600"
+assert steps[0] == 51200 // 128, f"{steps[0]} steps, not the {51200 // 128} of an unresized pass"
+assert sum(examples) == 51200, f"examples per trainer {examples} sum to {sum(examples)}, not 51200"
 print(f"steps {steps[0]} on ranks 0 and 1 (= status, = unresized); examples {examples} = {sum(examples)}; "
       f"test accuracy {end[0].group(1)}")
 PY
