@@ -242,6 +242,14 @@ PV
   defer "kubectl delete pv $1 --wait=false >/dev/null 2>&1"
 }
 
+# kill_tree <pid>: a background subshell and everything it started (a watch in a pipeline would
+# outlive its subshell, and ctest waits for whatever still holds its output).
+kill_tree() {
+  local c
+  for c in $(pgrep -P "$1" 2>/dev/null); do kill_tree "$c"; done
+  kill "$1" 2>/dev/null || true
+}
+
 # follow_logs <namespace> <pod> <container> <file>: `kubectl logs -f --timestamps` of a container
 # into <file> from the moment it starts until it ends (a finished job's pods are deleted); stopped
 # at exit.
@@ -253,6 +261,6 @@ follow_logs() {
       sleep 0.5
     done
     kubectl -n "$1" logs -f --timestamps "$2" -c "$3" >"$4" 2>&1 || true
-  ) &
-  defer "kill $! 2>/dev/null"
+  ) </dev/null >/dev/null 2>&1 &
+  defer "kill_tree $!"
 }

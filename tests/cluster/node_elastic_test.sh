@@ -2,9 +2,10 @@
 # An elastic resize with real trainers on the real kubelet (fixture cluster_node: node.sh). The
 # chart's operator (--elastic-cooldown 20) runs the Fashion-MNIST CNN of node_e2e_test.sh as an
 # elastic ring job {count: 2, minCount: 1, maxCount: 3} (constantGlobalBatch: global batch 2 x 64,
-# one pass over 25,600 examples = 200 steps) in a queue without guarantee, beside an owner queue guaranteed
+# one pass over 51,200 examples = 400 steps; CPU limit = request) in a queue without guarantee, beside an owner queue guaranteed
 # 1 CPU. Requests are sized for this node's 2 CPUs: 3 elastic workers (470m each) fit, but not
-# beside the owner queue's job (820m).
+# beside the owner queue's job (820m), nor beside a placeholder pod (600m) that the test deletes
+# once both trainers formed their ring.
 # - grow 2 -> 3 into idle capacity: the operator creates worker 2, raises the <job>-membership
 #   ConfigMap's epoch once it runs, the kubelet refreshes the mounted file, ranks 0 and 1 switch
 #   at a step boundary and worker 2 joins there;
@@ -43,14 +44,16 @@ def make(name, queue, workers, cpu, checkpoint, n):
     job["metadata"].update(name=name, namespace=ns)
     s = job["spec"]
     s.update(image=image, queue=queue, workers=workers, passes=1, checkpoint=checkpoint)
-    s["trainer"]["resources"] = {"requests": {"cpu": cpu, "memory": "512Mi"}}
+    # The CPU limit paces the trainers alike on an idle and a loaded machine, so that the job
+    # still trains when the shrink reaches it.
+    s["trainer"]["resources"] = {"requests": {"cpu": cpu, "memory": "512Mi"}, "limits": {"cpu": cpu}}
     s["pserver"]["resources"] = {"requests": {"cpu": "20m", "memory": "64Mi"}}
     s["data"]["train"] = files("train", n)
     s["data"]["test"] = files("t10k", 1000)
     s["restartPolicy"]["backoffLimit"] = 0
     return job
 e = make(name, "el-borrower", {"count": 2, "minCount": 1, "maxCount": 3}, "450m",
-         {"intervalSteps": 1000, "keep": 1, "size": "1Gi", "storageClassName": "tandem-node-local"}, 25600)
+         {"intervalSteps": 1000, "keep": 1, "size": "1Gi", "storageClassName": "tandem-node-local"}, 51200)
 e["spec"]["elastic"] = {"policy": "constantGlobalBatch"}
 # The owner's job shares the elastic job's claim (one hostPath volume on this node) and keeps
 # running until the test deletes it, so nothing regrows the elastic job behind the test's back.
@@ -73,18 +76,45 @@ m = re.fullmatch(r"(\d+-\d+-\d+T\d+:\d+:\d+)(?:\.(\d+))?Z", sys.argv[1])
 t = calendar.timegm(time.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")) + float("0." + (m.group(2) or "0"))
 print(f"{t - float(sys.argv[2]):.1f}")' "$1" "$2" 2>/dev/null || echo "?"
 }
+# A placeholder pod holds 600m until both trainers train, so the grow cannot come while they still
+# start: a grow published in those seconds splits them between two epochs (found here, under
+# load: rank 0 read the grown membership, rank 1 the first, they refused each other as "another
+# job" and the job failed with exit 75; docs/elastic.md, "Not built").
+kubectl apply -f - >/dev/null <<P
+apiVersion: v1
+kind: Pod
+metadata: {name: placeholder, namespace: $ml}
+spec:
+  automountServiceAccountToken: false
+  securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: RuntimeDefault}}
+  containers:
+  - name: wait
+    image: $trainer_image
+    imagePullPolicy: Never
+    command: [tandem-serve, --model-dir, /nonexistent, --port, "8080", --grpc-port, "-1"]
+    resources: {requests: {cpu: 600m, memory: 64Mi}}
+    securityContext: {allowPrivilegeEscalation: false, capabilities: {drop: [ALL]}}
+P
+eventually 120 kubectl -n "$ml" wait --for=condition=Ready pod/placeholder --timeout=5s >/dev/null ||
+  fail "placeholder pod not Ready: $(kubectl -n "$ml" get pod placeholder -o jsonpath='{.status}')"
 kubectl apply -f "$WORK/elastic.yaml" >/dev/null || fail "kubectl apply of the elastic job"
 for r in 0 1 2; do follow_logs "$ml" "$job-worker-$r" trainer "$WORK/trainer-$r.log"; done
+for r in 0 1; do  # the ring of the first membership is formed: both trainers are at epoch 0
+  eventually 600 grep -q "data-parallel: rank $r of 2" "$WORK/trainer-$r.log" ||
+    fail "rank $r formed no ring of 2: $(tail -n 5 "$WORK/trainer-$r.log")"
+done
+[[ "$(elastic workers)" == 2 ]] || fail "the job grew while the placeholder held the capacity: $(resizes)"
+kubectl -n "$ml" delete pod placeholder --wait=false >/dev/null
+pass "both trainers train at 2 workers; the placeholder pod is deleted, freeing 600m"
 # Every published epoch of the ConfigMap, with the time this test saw it (a watch, not a poll).
 eventually 300 kubectl -n "$ml" get configmap "$job-membership" || fail "no ConfigMap $job-membership: $(tj "$ml" "$job" .status)"
 ( kubectl -n "$ml" get configmap "$job-membership" -w -o jsonpath='{.data.membership\.json}{"\n"}' 2>/dev/null |
-  while IFS= read -r line; do echo "$(date +%s.%N) $line"; done ) >"$WORK/configmap.log" &
-defer "kill $! 2>/dev/null"
+  while IFS= read -r line; do echo "$(date +%s.%N) $line"; done ) </dev/null >"$WORK/configmap.log" 2>/dev/null &
+defer "kill_tree $!"
 cm_seen() {  # cm_seen <epoch>: when this test saw the ConfigMap at that epoch
   grep -m1 "\"epoch\":$1[,}]" "$WORK/configmap.log" | cut -d' ' -f1
 }
-eventually 300 phase_is "$ml" "$job" Running || fail "job $job not Running: $(tj "$ml" "$job" .status)"
-pass "elastic job Running with $(elastic workers) workers, epoch $(elastic epoch)"
+phase_is "$ml" "$job" Running || fail "job $job not Running: $(tj "$ml" "$job" .status)"
 
 # --- grow 2 -> 3 --------------------------------------------------------------------------------
 eventually 300 bash -c "[[ \$(kubectl -n $ml get tj $job -o jsonpath='{.status.elastic.workers}') == 3 ]]" ||
@@ -105,8 +135,8 @@ pass "grow: ranks 0, 1 switched and worker 2 joined at epoch $grow_epoch: $(grep
 pass "grow: ConfigMap update -> trainer's epoch line: rank 0 $(delay "$(epoch_time "$WORK/trainer-0.log" "$grow_epoch")" "$t_cm") s, rank 1 $(delay "$(epoch_time "$WORK/trainer-1.log" "$grow_epoch")" "$t_cm") s, worker 2 $(delay "$(epoch_time "$WORK/trainer-2.log" "$grow_epoch")" "$t_cm") s"
 
 # --- the owner's job reclaims: shrink 3 -> 2 ---------------------------------------------------
-( kubectl -n "$ml" get pod "$job-worker-2" -w -o jsonpath='{.status.containerStatuses[?(@.name=="trainer")].state.terminated.exitCode}{"\n"}' 2>/dev/null ) >"$WORK/worker-2-exit.log" &
-defer "kill $! 2>/dev/null"
+( kubectl -n "$ml" get pod "$job-worker-2" -w -o jsonpath='{.status.containerStatuses[?(@.name=="trainer")].state.terminated.exitCode}{"\n"}' ) </dev/null >"$WORK/worker-2-exit.log" 2>/dev/null &
+defer "kill_tree $!"
 kubectl apply -f "$WORK/owner.yaml" >/dev/null || fail "kubectl apply of the owner's job"
 defer "kubectl -n $ml delete tj $other --wait=false >/dev/null 2>&1"
 eventually 300 bash -c "[[ \$(kubectl -n $ml get tj $job -o jsonpath='{.status.elastic.workers}') == 2 ]]" ||
@@ -158,8 +188,8 @@ examples = [int(m.group(3)) for m in end] + [int(left.group(2))]
 assert steps[0] == steps[1] == status_step, f"ranks ended at steps {steps}, status.progress.step {status_step}"
 # constantGlobalBatch: the pass is dealt in global batches of 128 whatever the world size, so the
 # job takes as many steps as unresized, and every example is trained once by someone.
-assert steps[0] == 25600 // 128, f"{steps[0]} steps, not the {25600 // 128} of an unresized pass"
-assert sum(examples) == 25600, f"examples per trainer {examples} sum to {sum(examples)}, not 25600"
+assert steps[0] == 51200 // 128, f"{steps[0]} steps, not the {51200 // 128} of an unresized pass"
+assert sum(examples) == 51200, f"examples per trainer {examples} sum to {sum(examples)}, not 51200"
 print(f"steps {steps[0]} on ranks 0 and 1 (= status, = unresized); examples {examples} = {sum(examples)}; "
       f"test accuracy {end[0].group(1)}")
 PY
