@@ -157,7 +157,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="tta-")
     records, failures = [], []
     print(f"peer: {peer.describe()}; torchrun --nproc-per-node 2, DDP over gloo, 1 thread per rank")
-    print("tandem: tandem run (2 trainers + 2 pservers, 1 thread each, OMP_WAIT_POLICY=passive)")
+    print("tandem: tandem run (2 trainers, plus 2 pservers for a job with tables on them; 1 thread each, OMP_WAIT_POLICY=passive)")
     for job in a.jobs.split(","):
         if job == "cnn":
             manifest = yaml.safe_load(open(os.path.join(REPO, "examples", "fashion-mnist.yaml")))
