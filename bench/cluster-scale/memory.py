@@ -20,6 +20,9 @@ which changes nothing the operator caches per job. `--operator BIN` runs another
 import argparse, http.client, json, os, random, signal, socket, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import workload  # noqa: E402  (the workload, shared with run.py)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -88,49 +91,20 @@ def main():
             for doc in yaml.safe_load_all(open(os.path.join(ROOT, "crds", f))):
                 s, b = api.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", doc)
                 assert s in (200, 201), (f, s, b[:300])
-        node = lambda i: {"apiVersion": "v1", "kind": "Node", "metadata": {
-            "name": f"kwok-{i:04d}", "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-{i:04d}"}},
-            "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": str(a.gpus)},
-                       "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": str(a.gpus)},
-                       "conditions": [{"type": "Ready", "status": "True"}]}}
+        node = lambda i: workload.node_object(i, a.gpus, ready_condition=True)
         with ThreadPoolExecutor(8) as ex:
             for s, b in ex.map(lambda i: api.request("POST", "/api/v1/nodes", node(i)), range(a.nodes)):
                 assert s == 201, (s, b[:200])
-        gq = a.nodes * a.gpus // a.queues
-        cq, mq = a.nodes * 32 // a.queues, a.nodes * 256 // a.queues
-        for q in range(a.queues):
-            api.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"q{q:02d}"}})
-            s, b = api.request("POST", "/apis/tandem.dev/v1alpha1/queues", {
-                "apiVersion": "tandem.dev/v1alpha1", "kind": "Queue", "metadata": {"name": f"q{q:02d}"},
-                "spec": {"weight": 1, "guaranteed": {"nvidia.com/gpu": gq, "cpu": str(cq), "memory": f"{mq}Gi"},
-                         "namespaces": [f"q{q:02d}"]}})
+        for ns_obj, queue_obj in workload.queue_objects(a.nodes, a.gpus, a.queues):
+            api.request("POST", "/api/v1/namespaces", ns_obj)
+            s, b = api.request("POST", "/apis/tandem.dev/v1alpha1/queues", queue_obj)
             assert s == 201, (s, b[:300])
-        rng = random.Random(a.seed)
-        jobs = []
-        for i in range(a.jobs):
-            q = rng.randrange(a.queues)
-            jobs.append((f"q{q:02d}", f"job-{i:05d}", rng.randint(1, 8)))
+        jobs = workload.job_mix(a.seed, a.jobs, a.queues)
         workers_of = {(ns, n): w for ns, n, w in jobs}
-        tmpl = {"apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "spec": {
-            "image": "tandem/tandem:0.1.0",
-            "trainer": {"resources": {"requests": {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": 1}}},
-            "pserver": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
-            "passes": 1,
-            "model": {"inputs": [{"name": "image", "source": "features", "shape": [1, 28, 28]},
-                                 {"name": "label", "source": "labels"}],
-                      "layers": [{"name": "fc1", "type": "fc", "input": "image", "size": 10},
-                                 {"name": "cost", "type": "softmax_cross_entropy", "inputs": ["fc1", "label"]}],
-                      "cost": "cost"},
-            "data": {"train": {"format": "idx"}, "test": {"format": "idx"}, "batchSize": 64}}}
 
         def create(j):
             ns, name, w = j
-            o = json.loads(json.dumps(tmpl))
-            # As kubectl apply leaves it: the last-applied annotation (the operator drops it).
-            o["metadata"] = {"name": name, "namespace": ns}
-            o["spec"]["queue"] = ns
-            o["spec"]["workers"] = {"count": w}
-            o["metadata"]["annotations"] = {"kubectl.kubernetes.io/last-applied-configuration": json.dumps(o)}
+            o = workload.job_object(ns, name, w, last_applied=True)  # as kubectl apply leaves it
             s, b = api.request("POST", f"/apis/tandem.dev/v1alpha1/namespaces/{ns}/trainingjobs", o)
             assert s == 201, (s, b[:300])
         t = time.time()

@@ -22,6 +22,9 @@ import argparse, base64, http.client, json, os, random, re, signal, socket, ssl,
 import shutil, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import workload  # noqa: E402  (the workload, shared with memory.py)
+
 KUEUE_WORKLOADS_PER_S = 40.0   # research/operator-anchors.md §8 (derived); as bench/scheduler-scale
 YUNIKORN_PODS_PER_S = 833.3    # yunikorn-site "Evaluate YuniKorn Performance with KWOK", case 1
 
@@ -121,7 +124,6 @@ def main():
                     help="seconds of CPU profile from job creation on: kube-apiserver's /debug/pprof "
                          "(go tool pprof -top) and the operator's (perf record, when perf is installed)")
     a = ap.parse_args()
-    rng = random.Random(a.seed)
     state = a.state or tempfile.mkdtemp(prefix="cluster-scale.")
     cp = os.path.join(ROOT, "tests/cluster/controlplane.sh")
     env = dict(os.environ)
@@ -144,22 +146,13 @@ def main():
 
         # Nodes, queues, namespaces.
         t = time.time()
-        node = lambda i: {"apiVersion": "v1", "kind": "Node", "metadata": {
-            "name": f"kwok-{i:04d}", "annotations": {"kwok.x-k8s.io/node": "fake"},
-            "labels": {"type": "kwok", "kubernetes.io/hostname": f"kwok-{i:04d}"}},
-            "status": {"allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": str(a.gpus)},
-                       "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110", "nvidia.com/gpu": str(a.gpus)}}}
+        node = lambda i: workload.node_object(i, a.gpus)
         with ThreadPoolExecutor(16) as ex:
             for s, _ in ex.map(lambda i: api.request("POST", "/api/v1/nodes", node(i)), range(a.nodes)):
                 assert s in (201, 409), s
-        gq = a.nodes * a.gpus // a.queues
-        cq, mq = a.nodes * 32 // a.queues, a.nodes * 256 // a.queues
-        for q in range(a.queues):
-            api.request("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"q{q:02d}"}})
-            s, b = api.request("POST", "/apis/tandem.dev/v1alpha1/queues", {
-                "apiVersion": "tandem.dev/v1alpha1", "kind": "Queue", "metadata": {"name": f"q{q:02d}"},
-                "spec": {"weight": 1, "guaranteed": {"nvidia.com/gpu": gq, "cpu": str(cq), "memory": f"{mq}Gi"},
-                         "namespaces": [f"q{q:02d}"]}})
+        for ns_obj, queue_obj in workload.queue_objects(a.nodes, a.gpus, a.queues):
+            api.request("POST", "/api/v1/namespaces", ns_obj)
+            s, b = api.request("POST", "/apis/tandem.dev/v1alpha1/queues", queue_obj)
             assert s in (201, 409), (s, b[:300])
         while True:
             s, b = api.request("GET", "/api/v1/nodes", accept="application/json;as=Table;g=meta.k8s.io;v=v1")
@@ -233,29 +226,12 @@ def main():
         dur0 = apiserver_durations()
 
         # 10,000 jobs of 1-8 one-GPU workers, created at once.
-        jobs = []
-        for i in range(a.jobs):
-            q = rng.randrange(a.queues)
-            jobs.append((f"q{q:02d}", f"job-{i:05d}", rng.randint(1, 8)))
+        jobs = workload.job_mix(a.seed, a.jobs, a.queues)
         workers_of = {(ns, n): w for ns, n, w in jobs}
-        tmpl = {"apiVersion": "tandem.dev/v1alpha1", "kind": "TrainingJob", "spec": {
-            "image": "tandem/tandem:0.1.0",
-            "trainer": {"resources": {"requests": {"cpu": "1", "memory": "4Gi", "nvidia.com/gpu": 1}}},
-            "pserver": {"resources": {"requests": {"cpu": "500m", "memory": "1Gi"}}},
-            "passes": 1,
-            "model": {"inputs": [{"name": "image", "source": "features", "shape": [1, 28, 28]},
-                                 {"name": "label", "source": "labels"}],
-                      "layers": [{"name": "fc1", "type": "fc", "input": "image", "size": 10},
-                                 {"name": "cost", "type": "softmax_cross_entropy", "inputs": ["fc1", "label"]}],
-                      "cost": "cost"},
-            "data": {"train": {"format": "idx"}, "test": {"format": "idx"}, "batchSize": 64}}}
 
         def create(j):
             ns, name, w = j
-            o = json.loads(json.dumps(tmpl))
-            o["metadata"] = {"name": name, "namespace": ns}
-            o["spec"]["queue"] = ns
-            o["spec"]["workers"] = {"count": w}
+            o = workload.job_object(ns, name, w)
             s, b = api.request("POST", f"/apis/tandem.dev/v1alpha1/namespaces/{ns}/trainingjobs", o)
             assert s == 201, (s, b[:300])
         profilers = []
