@@ -17,7 +17,7 @@ worker pods exist and nothing changes for --settle seconds, then records:
 and the scheduling passes and their mean time. The stand-in has no kubelet: pods stay Pending,
 which changes nothing the operator caches per job. `--operator BIN` runs another build (main's).
 """
-import argparse, http.client, json, os, random, signal, socket, subprocess, sys, tempfile, time
+import argparse, http.client, json, os, signal, socket, subprocess, sys, tempfile, time
 from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -18,7 +18,7 @@ shows which one is the limit. Peers' published figures are printed beside (same 
 bench/scheduler-scale): Kueue ~40 workloads/s (derived from its CI performance test), YuniKorn
 833.3 pods/s (KWOK).
 """
-import argparse, base64, http.client, json, os, random, re, signal, socket, ssl, subprocess, sys
+import argparse, base64, http.client, json, os, re, signal, socket, ssl, subprocess, sys
 import shutil, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
 
