@@ -79,6 +79,9 @@ inline constexpr char kTrialParametersAnnotation[] = "tandem.dev/parameters";
 // waits at, and the rung it was last promoted from.
 inline constexpr char kTrialPausedAtAnnotation[] = "tandem.dev/paused-at";
 inline constexpr char kTrialPromotedFromAnnotation[] = "tandem.dev/promoted-from";
+// Set with the suspension that stops a trial early: why. A pass whose status write was lost
+// rebuilds the Stopped phase from it instead of stopping (and counting) the trial again.
+inline constexpr char kTrialStoppedAnnotation[] = "tandem.dev/stopped";
 
 struct SweepParameter {
   std::string name;   // a short name for tables and summaries ("lr")

@@ -36,6 +36,11 @@ int64_t AnnotationInt(const api::TrainingJob& job, const char* name) {
   return v;
 }
 
+std::string AnnotationString(const api::TrainingJob& job, const char* name) {
+  auto a = job.metadata.annotations.find(name);
+  return a == job.metadata.annotations.end() ? "" : a->second;
+}
+
 std::string FailureOf(const api::TrainingJob& job) {
   const api::Condition* c = api::FindCondition(job.status.conditions, api::kConditionFailed);
   if (c == nullptr) return "the trial's TrainingJob failed";
@@ -208,6 +213,14 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
                     ? api::kTrialPaused
                     : phase;
       if (t.phase == api::kTrialFailed && t.reason.empty()) t.reason = FailureOf(j->second);
+      // A stop or a pause whose status write was lost: the job's annotations still say it.
+      if (const std::string why = AnnotationString(j->second, api::kTrialStoppedAnnotation);
+          !why.empty() && t.phase != api::kTrialSucceeded && t.phase != api::kTrialFailed) {
+        t.phase = api::kTrialStopped;
+        if (t.reason.empty()) t.reason = why;
+      }
+      if (t.phase == api::kTrialPaused && t.reason.empty())
+        t.reason = absl::StrCat("asha: paused at rung ", t.paused_at);
     }
     if (t.phase != before && before != "" && t.phase != api::kTrialPaused && before != api::kTrialPaused) {
       Event(*obj, t.phase == api::kTrialFailed ? "Warning" : "Normal", EventReasonOf(t.phase),
@@ -278,9 +291,11 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
     auto job = jobs.find(t.index);
     // A trial suspended by an earlier pass whose status write was lost is not stopped (or
     // counted) twice; a Paused one is already suspended and ends Stopped now.
-    const bool already = job != jobs.end() && job->second.spec.suspend && t.phase != api::kTrialPaused;
+    const bool already = job != jobs.end() &&
+                         (!AnnotationString(job->second, api::kTrialStoppedAnnotation).empty() ||
+                          (job->second.spec.suspend && t.phase != api::kTrialPaused));
     if (!already && job != jobs.end()) {
-      if ((t.phase != api::kTrialPaused || !job->second.spec.suspend) && !set_suspend(t, true)) break;
+      if (!set_suspend(t, true, {{api::kTrialStoppedAnnotation, why}})) break;
       metrics.stopped.WithLabels({sweep.spec.early_stopping.policy})->Inc();
       Event(*obj, "Normal", "TrialStopped", absl::StrCat("trial ", t.name, " stopped early: ", why));
     }

@@ -208,12 +208,23 @@ TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) 
   ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, first, "spec.suspend") == "false"; }))
       << Field(kube::kSweeps, "hp", "status");
   EXPECT_TRUE(Eventually([&] { return SweepEvent("TrialResumed"); }));
-  json st = Get(kube::kSweeps, "hp")["status"];
-  for (const json& t : st["trials"]) {
+  // The Sweep's status is written after the trials' patches (and may lose a 409 and be retried
+  // under load): wait until it shows both, then check it in detail.
+  json st;
+  EXPECT_TRUE(Eventually([&] {
+    st = Get(kube::kSweeps, "hp")["status"];
+    bool second_paused = false, first_promoted = false;
+    for (const json& t : st.value("trials", json::array())) {
+      if (t.value("name", "") == second) second_paused = t.value("phase", "") == "Paused";
+      if (t.value("name", "") == first) first_promoted = t.value("promotedFrom", 0) == 1;
+    }
+    return second_paused && first_promoted;
+  })) << st.dump();
+  for (const json& t : st.value("trials", json::array())) {
     if (t["name"] == second) {
       EXPECT_EQ(t["phase"], "Paused") << t.dump();
       EXPECT_EQ(t["pausedAt"], 1) << t.dump();
-      EXPECT_NE(t["reason"].get<std::string>().find("asha"), std::string::npos) << t.dump();
+      EXPECT_NE(t.value("reason", "").find("asha"), std::string::npos) << t.dump();
     }
     if (t["name"] == first) EXPECT_EQ(t.value("promotedFrom", 0), 1) << t.dump();
   }
