@@ -268,7 +268,7 @@ def main():
             admitted, admitted_workers = len(adm), sum(workers_of[k] for k in adm)
             s, b = api.request("GET", "/api/v1/pods?labelSelector=tandem.dev%2Fjob",
                                accept="application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1")
-            pods = len(json.loads(b)["items"])
+            pods = len(json.loads(b).get("items") or [])  # null while there are none
             now = time.time()
             if admitted != last[0]: t_adm = now
             if pods != last[1]: t_pods = now
