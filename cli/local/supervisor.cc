@@ -285,14 +285,15 @@ RunResult Supervisor::Run() {
     }
 
     // Done when every trainer finished.
-    bool all_done = true, any_trainer = false;
+    bool all_done = true, any_trainer = false, any_pserver = false;
     for (auto& s : slots_) {
+      any_pserver |= s->proc.role == Role::kPServer;
       if (s->proc.role != Role::kTrainer) continue;
       any_trainer = true;
       all_done &= s->done;
     }
     if (any_trainer && all_done) {
-      Event("every trainer finished; stopping the pservers");
+      Event(any_pserver ? "every trainer finished; stopping the pservers" : "every trainer finished");
       StopAll(&result, /*kill_now=*/false);
       result.succeeded = true;
       return result;
