@@ -8,6 +8,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <iterator>
 #include <fstream>
 #include <algorithm>
 #include <map>
@@ -131,6 +132,27 @@ std::vector<api::WorkerContract> BuildContracts(const LocalJob& job, const std::
   return out;
 }
 
+namespace {
+
+// The supervised process of worker `worker` that contract `c` describes: `prefix` (a placement
+// host's exec prefix), then the binary and its arguments, and its environment, as the contract
+// renders them (api/worker_contract.h: one rendering for `tandem run` and the operator's pods).
+SupervisedProcess ProcessFor(const api::WorkerContract& c, int worker, const std::string& bin_dir,
+                             std::vector<std::string> prefix = {}) {
+  SupervisedProcess p;
+  p.role = c.role == api::WorkerRole::kTrainer ? Role::kTrainer : Role::kPServer;
+  p.worker = worker;
+  p.spec.name = absl::StrCat("worker-", worker, "/", api::RoleName(c.role));
+  api::WorkerInvocation inv = api::RenderWorker(c, bin_dir);
+  p.spec.argv = std::move(prefix);
+  p.spec.argv.insert(p.spec.argv.end(), std::make_move_iterator(inv.argv.begin()),
+                     std::make_move_iterator(inv.argv.end()));
+  for (api::EnvVar& e : inv.env) p.spec.env.emplace_back(std::move(e.name), std::move(e.value));
+  return p;
+}
+
+}  // namespace
+
 std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRunOptions& options,
                                               const std::string& run_dir,
                                               const std::vector<int>& ports,
@@ -138,20 +160,13 @@ std::vector<SupervisedProcess> BuildProcesses(const LocalJob& job, const LocalRu
   std::vector<SupervisedProcess> out;
   const Placement* placement = options.placement ? &*options.placement : nullptr;
   for (const api::WorkerContract& c : BuildContracts(job, run_dir, ports, token, tls, placement)) {
-    SupervisedProcess p;
-    p.role = c.role == api::WorkerRole::kTrainer ? Role::kTrainer : Role::kPServer;
-    p.worker = c.rank;
-    p.spec.name = absl::StrCat("worker-", c.rank, "/", api::RoleName(c.role));
-    api::WorkerInvocation inv = api::RenderWorker(c, options.bin_dir);
-    if (placement) {
-      const PlacementHost& host = p.role == Role::kTrainer ? placement->worker_host(c.rank)
-                                                           : placement->pserver_host(c.rank);
-      p.spec.argv = host.exec;
-    }
-    p.spec.argv.insert(p.spec.argv.end(), inv.argv.begin(), inv.argv.end());
-    if (p.role == Role::kTrainer)
+    const bool trainer = c.role == api::WorkerRole::kTrainer;
+    std::vector<std::string> prefix;
+    if (placement)
+      prefix = (trainer ? placement->worker_host(c.rank) : placement->pserver_host(c.rank)).exec;
+    SupervisedProcess p = ProcessFor(c, c.rank, options.bin_dir, std::move(prefix));
+    if (trainer)
       p.spec.argv.insert(p.spec.argv.end(), options.trainer_args.begin(), options.trainer_args.end());
-    for (api::EnvVar& e : inv.env) p.spec.env.emplace_back(std::move(e.name), std::move(e.value));
     out.push_back(std::move(p));
   }
   return out;
@@ -179,14 +194,7 @@ SupervisedProcess BuildElasticTrainer(const LocalJob& job, const LocalRunOptions
   c.membership_file = absl::StrCat(run_dir, "/", kMembershipFile);
   c.gpu_ordinal = api::TrainerGpuOrdinal(job.device, slot);  // one machine: slot = local rank
   for (const api::PServerShard& s : membership.pservers) c.pservers.push_back(s.endpoint);
-  SupervisedProcess p;
-  p.role = Role::kTrainer;
-  p.worker = slot;
-  p.spec.name = absl::StrCat("worker-", slot, "/trainer");
-  api::WorkerInvocation inv = api::RenderWorker(c, options.bin_dir);
-  p.spec.argv = std::move(inv.argv);
-  for (api::EnvVar& e : inv.env) p.spec.env.emplace_back(std::move(e.name), std::move(e.value));
-  return p;
+  return ProcessFor(c, slot, options.bin_dir);
 }
 
 SupervisedProcess BuildElasticPServer(const LocalJob& job, const LocalRunOptions& options,
@@ -205,12 +213,7 @@ SupervisedProcess BuildElasticPServer(const LocalJob& job, const LocalRunOptions
   c.tls = tls;
   c.metrics_port = ports[3 * max + static_cast<size_t>(slot)];
   c.threads = job.pserver_threads;
-  SupervisedProcess p;
-  p.role = Role::kPServer;
-  p.worker = slot;
-  p.spec.name = absl::StrCat("worker-", slot, "/pserver");
-  api::WorkerInvocation inv = api::RenderWorker(c, options.bin_dir);
-  p.spec.argv = std::move(inv.argv);
+  SupervisedProcess p = ProcessFor(c, slot, options.bin_dir);
   std::string layout;
   for (const api::PServerShard& s : membership.pservers)
     absl::StrAppend(&layout, layout.empty() ? "" : ",", s.slot);
@@ -220,7 +223,6 @@ SupervisedProcess BuildElasticPServer(const LocalJob& job, const LocalRunOptions
                           std::to_string(membership.world_size())})
     p.spec.argv.push_back(std::move(arg));
   if (joining) p.spec.argv.push_back("--joining");
-  for (api::EnvVar& e : inv.env) p.spec.env.emplace_back(std::move(e.name), std::move(e.value));
   return p;
 }
 
