@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
   app.add_option("--stop-after-pass", stop_after_pass,
                  "Pause after this pass (0: never): checkpoint, report a `paused` event and exit 0; "
                  "a later run resumes from there as if it had not paused (ASHA's rungs in sweeps)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(int64_t{0}, int64_t{1000000}));
   std::string output_dir;
   app.add_option("--output-dir", output_dir,
                  "Where rank 0 writes the final model (default $TANDEM_OUTPUT_DIR; empty: nowhere)");
