@@ -158,4 +158,9 @@ absl::StatusOr<Sweep> LoadSweep(const std::string& path, const SectionValidators
   return ParseSweep(doc, validators, &none);
 }
 
+absl::StatusOr<Queue> LoadQueue(const std::string& path, const SectionValidators& validators) {
+  TANDEM_ASSIGN_OR_RETURN(nlohmann::json doc, LoadOne(path, kQueueKind, validators));
+  return QueueFromJson(doc);
+}
+
 }  // namespace tandem::api

@@ -7,6 +7,7 @@
 
 #include "absl/status/statusor.h"
 #include "api/field_error.h"
+#include "api/queue.h"
 #include "api/section_validator.h"
 #include "api/sweep.h"
 #include "api/training_job.h"
@@ -42,6 +43,9 @@ absl::StatusOr<TrainingJob> LoadTrainingJob(const std::string& path,
 
 // The same for a file holding one Sweep (`tandem run sweep.yaml`).
 absl::StatusOr<Sweep> LoadSweep(const std::string& path, const SectionValidators& validators);
+
+// The same for a file holding one Queue (the operator's --default-queue).
+absl::StatusOr<Queue> LoadQueue(const std::string& path, const SectionValidators& validators);
 
 // The kind of the first document of `path` that names one (how `tandem run` picks what to run).
 absl::StatusOr<std::string> ManifestKind(const std::string& path);

@@ -6,11 +6,14 @@
 // With --leader-elect (default), replicas campaign for a coordination.k8s.io Lease; only the
 // leader runs informers and reconciles. A leader that loses the Lease stops reconciling and exits
 // with code 1 so that its pod restarts as a candidate. SIGTERM/SIGINT release the Lease.
+// With --default-queue FILE, the leader creates that Queue if none of its name exists
+// (operator/controller/default_queue.h: why the operator and not the Helm chart).
 #include <unistd.h>
 
 #include <atomic>
 #include <csignal>
 #include <iostream>
+#include <optional>
 #include <thread>
 
 #include "common/cli.h"
@@ -18,6 +21,8 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "common/metrics_endpoint.h"
+#include "api/manifest.h"
+#include "operator/controller/default_queue.h"
 #include "operator/controller/controller.h"
 #include "operator/controller/operator_metrics.h"
 #include "operator/controller/sweep_controller.h"
@@ -97,6 +102,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.05, 60.0));
   app.add_option("--progress-threads", options.progress.threads, "Concurrent progress scrapes")
       ->check(CLI::Range(1, 64));
+  std::string default_queue_file;
+  app.add_option("--default-queue", default_queue_file,
+                 "A Queue manifest (YAML) to create when leading, if no Queue of its name exists (never updated)");
   app.add_flag("--leader-elect,!--no-leader-elect", leader_elect, "Campaign for a Lease before reconciling");
   app.add_option("--lease-namespace", lease_namespace, "Namespace of the Lease (default: the config's namespace)");
   app.add_option("--lease-name", lease_name, "Name of the Lease");
@@ -111,6 +119,16 @@ int main(int argc, char** argv) {
   if (renew_deadline >= lease_duration) {
     TANDEM_LOG(error, "--renew-deadline ({}) must be less than --lease-duration ({})", renew_deadline, lease_duration);
     return 2;
+  }
+
+  std::optional<tandem::api::Queue> default_queue;
+  if (!default_queue_file.empty()) {
+    auto q = tandem::api::LoadQueue(default_queue_file, tandem::api::SectionValidators{});
+    if (!q.ok()) {
+      TANDEM_LOG(error, "--default-queue: {}", std::string(q.status().message()));
+      return 2;
+    }
+    default_queue = *std::move(q);
   }
 
   auto config = tandem::kube::LoadKubeConfig(tandem::ProcessEnvironment(), kubeconfig, context);
@@ -160,7 +178,9 @@ int main(int argc, char** argv) {
   sweep_options.host = identity;
   tandem::controller::SweepController sweeps(&client, sweep_options);
   std::atomic<bool> failed{false};
+  std::atomic<bool> leading{false};
   auto start = [&] {
+    leading = true;
     absl::Status s = controller.Start();
     if (s.ok()) s = sweeps.Start();
     if (!s.ok()) {
@@ -171,6 +191,13 @@ int main(int argc, char** argv) {
     }
     health.SetReady(true);
     tandem::controller::OperatorMetrics::Get().leader->Set(1);
+    if (default_queue) {
+      // A refusal (RBAC, the API server's schema) is logged, not fatal: jobs of other queues
+      // run, and the default queue's jobs wait with reason NoSuchQueue until an admin acts.
+      absl::Status q = tandem::controller::EnsureDefaultQueue(&client, *default_queue,
+                                                              [&] { return g_stop || !leading; });
+      if (!q.ok() && !absl::IsCancelled(q)) TANDEM_LOG(error, "{}", std::string(q.message()));
+    }
   };
 
   if (!leader_elect) {
@@ -189,6 +216,7 @@ int main(int argc, char** argv) {
   le.retry_period_s = retry_period;
   le.on_started_leading = [&] { std::thread(start).detach(); };
   le.on_stopped_leading = [&] {
+    leading = false;
     health.SetReady(false, "not the leader");
     tandem::controller::OperatorMetrics::Get().leader->Set(0);
     sweeps.Stop();

@@ -40,10 +40,29 @@ case "${1:-}" in
       "${monitoring[@]}" --include-crds > "$out/full.yaml"
     kinds "$out/full.yaml"
     for k in CustomResourceDefinition Deployment Service ServiceMonitor PodMonitor PrometheusRule ConfigMap \
-             PodDisruptionBudget NetworkPolicy ClusterRole ClusterRoleBinding Role RoleBinding ServiceAccount Queue Pod; do
+             PodDisruptionBudget NetworkPolicy ClusterRole ClusterRoleBinding Role RoleBinding ServiceAccount Pod; do
       grep -q "^kind: $k\$" "$out/full.yaml" || { echo "full values render no $k"; exit 1; }
     done
     validate "$out/full.yaml"
+    # The default Queue is a manifest the operator creates (--default-queue), in a ConfigMap the
+    # Deployment mounts: it carries the values and passes the Queue CRD's schema.
+    "$py" - "$out/full.yaml" "$out/full-default-queue.yaml" <<'PY'
+import sys, yaml
+docs = [d for d in yaml.safe_load_all(open(sys.argv[1])) if d]
+cm = next(d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-default-queue"))
+dep = next(d for d in docs if d["kind"] == "Deployment")
+c = dep["spec"]["template"]["spec"]["containers"][0]
+assert "--default-queue=/etc/tandem/default-queue/queue.yaml" in c["args"], c["args"]
+assert any(m["mountPath"] == "/etc/tandem/default-queue" for m in c["volumeMounts"]), c["volumeMounts"]
+vols = {v["name"]: v for v in dep["spec"]["template"]["spec"]["volumes"]}
+assert vols["default-queue"]["configMap"]["name"] == cm["metadata"]["name"], vols
+q = yaml.safe_load(cm["data"]["queue.yaml"])
+assert q["kind"] == "Queue" and q["metadata"]["name"] == "default", q
+assert q["spec"] == {"weight": 2, "guaranteed": {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "0"}}, q["spec"]
+open(sys.argv[2], "w").write(cm["data"]["queue.yaml"])
+print("default Queue: the operator's --default-queue manifest, weight 2, guaranteed 8 CPUs")
+PY
+    validate "$out/full-default-queue.yaml"
     # The PrometheusRule carries the same rules as the plain file promtool checks.
     "$py" - "$out/full.yaml" "$chart/files/alerts.yaml" <<'PY'
 import sys, yaml

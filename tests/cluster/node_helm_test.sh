@@ -23,3 +23,10 @@ cat "$WORK/test.log"
 grep -q "Phase: *Succeeded" "$WORK/test.log" || fail "helm test: the test pod did not succeed"
 grep -q "leader found; operator metrics served" "$WORK/test.log" || fail "helm test: the test pod's log lacks its success line"
 pass "helm test: the test pod ran on $node and found a leader through the metrics Service"
+
+# The default Queue: the leading operator pod creates it from the chart's ConfigMap (not a Helm
+# hook: those raced the Queue CRD becoming established, operator/controller/default_queue.h).
+eventually 60 kubectl get queue default || fail "the operator created no default Queue"
+[[ "$(kubectl get queue default -o jsonpath='{.metadata.labels.app\.kubernetes\.io/created-by}')" == tandem-operator ]] ||
+  fail "the default Queue was not created from the chart's ConfigMap: $(kubectl get queue default -o yaml)"
+pass "the leading operator created the default Queue (weight $(kubectl get queue default -o jsonpath='{.spec.weight}'))"

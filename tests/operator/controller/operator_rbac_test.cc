@@ -28,6 +28,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "api/manifest.h"
 #include "common/yaml_json.h"
 #include "gtest/gtest.h"
 #include "operator/kube/api_error.h"
@@ -253,10 +254,14 @@ TEST_F(OperatorRbacTest, EveryCallIsGrantedAndEveryGrantIsUsed) {
 
   // The world, written by the test (as "admin").
   ASSERT_TRUE(kube::testing::InstallCrds(client_.get(), tandem::testing::SourceDir() + "/crds").ok());
-  ASSERT_TRUE(client_->Create(kube::kQueues, "",
-                              {{"metadata", {{"name", "default"}}},
-                               {"spec", {{"weight", 1}, {"guaranteed", {{"cpu", "64"}, {"memory", "256Gi"}, {"nvidia.com/gpu", 0}}}}}})
-                  .ok());
+  // The default Queue is the operator's to create (--default-queue), as the chart and
+  // deploy/operator.yaml run it.
+  std::string default_queue = (dir_ / "default-queue.yaml").string();
+  {
+    std::ofstream out(default_queue);
+    out << "apiVersion: tandem.dev/v1alpha1\nkind: Queue\nmetadata: {name: default}\n"
+           "spec: {weight: 1, guaranteed: {cpu: \"64\", memory: 256Gi, nvidia.com/gpu: 0}}\n";
+  }
   ASSERT_TRUE(client_->Create(kube::kNodes, "",
                               {{"metadata", {{"name", "node-1"}}},
                                {"status", {{"allocatable", {{"cpu", "64"}, {"memory", "256Gi"}}},
@@ -274,10 +279,13 @@ TEST_F(OperatorRbacTest, EveryCallIsGrantedAndEveryGrantIsUsed) {
   }
   pid_ = Spawn({tandem::testing::BinDir() + "/tandem-operator", "--kubeconfig", kubeconfig, "--metrics-port", "-1",
                 "--schedule-interval", "0.2", "--termination-grace", "1", "--retry-period", "0.2",
-                "--lease-duration", "3", "--renew-deadline", "2", "--progress-interval", "0.2"});
+                "--lease-duration", "3", "--renew-deadline", "2", "--progress-interval", "0.2",
+                "--default-queue", default_queue});
   ASSERT_GT(pid_, 0);
   ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kLeases, kOperatorNamespace, "tandem-operator").ok(); }))
       << "the operator took its Lease in " << kOperatorNamespace;
+  ASSERT_TRUE(Eventually([&] { return client_->Get(kube::kQueues, "", "default").ok(); }))
+      << "the operator created the default Queue";
 
   // 1. Admitted, run, finished, deleted by its TTL.
   json done = Manifest("done");
@@ -422,9 +430,15 @@ TEST(DeployManifestTest, TheDeploymentUsesTheAccountAndRunsUnprivileged) {
   for (const auto& d : *rbac) {
     if (d.value("kind", "") == "ServiceAccount") account = d["metadata"]["name"];
   }
-  ASSERT_EQ(deploy->size(), 1u);
-  const json& d = (*deploy)[0];
-  EXPECT_EQ(d["kind"], "Deployment");
+  const json* found = nullptr;
+  const json* default_queue = nullptr;
+  for (const json& doc : *deploy) {
+    if (doc.value("kind", "") == "Deployment") found = &doc;
+    if (doc.value("kind", "") == "ConfigMap") default_queue = &doc;
+  }
+  ASSERT_EQ(deploy->size(), 2u) << "a Deployment and the default Queue's ConfigMap";
+  ASSERT_TRUE(found != nullptr && default_queue != nullptr);
+  const json& d = *found;
   EXPECT_EQ(d["metadata"]["namespace"], kOperatorNamespace);
   const json& pod = d["spec"]["template"]["spec"];
   EXPECT_EQ(pod["serviceAccountName"], account);
@@ -437,6 +451,32 @@ TEST(DeployManifestTest, TheDeploymentUsesTheAccountAndRunsUnprivileged) {
   for (const auto& a : c["args"]) args.insert(a.get<std::string>());
   EXPECT_TRUE(args.count(absl::StrCat("--lease-namespace=", kOperatorNamespace)))
       << "the Lease must live where the Role grants it";
+  // --default-queue names a file of the mounted ConfigMap, and that file is a valid Queue.
+  const std::string flag = "--default-queue=";
+  std::string queue_path;
+  for (const std::string& a : args)
+    if (a.rfind(flag, 0) == 0) queue_path = a.substr(flag.size());
+  ASSERT_FALSE(queue_path.empty()) << "deploy/operator.yaml creates no default Queue";
+  std::string volume, mount;
+  for (const auto& m : c["volumeMounts"])
+    if (queue_path.rfind(m["mountPath"].get<std::string>() + "/", 0) == 0) {
+      volume = m["name"];
+      mount = m["mountPath"];
+    }
+  ASSERT_FALSE(volume.empty()) << queue_path << " is on no mounted volume";
+  std::string config_map;
+  for (const auto& v : pod["volumes"])
+    if (v["name"] == volume) config_map = v["configMap"]["name"];
+  EXPECT_EQ(config_map, (*default_queue)["metadata"]["name"]);
+  EXPECT_EQ((*default_queue)["metadata"]["namespace"], kOperatorNamespace);
+  const std::string key = queue_path.substr(mount.size() + 1);
+  ASSERT_TRUE((*default_queue)["data"].contains(key)) << key;
+  auto problems = api::ValidateManifestText((*default_queue)["data"][key].get<std::string>(), key, {});
+  EXPECT_TRUE(problems.empty()) << problems.front().error.ToString();
+  auto docs = YamlToJson((*default_queue)["data"][key].get<std::string>(), key);
+  ASSERT_TRUE(docs.ok());
+  EXPECT_EQ((*docs)[0]["kind"], "Queue");
+  EXPECT_EQ((*docs)[0]["metadata"]["name"], "default");
   EXPECT_EQ(d["spec"]["template"]["metadata"]["labels"], d["spec"]["selector"]["matchLabels"]);
 }
 
