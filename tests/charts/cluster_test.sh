@@ -92,9 +92,8 @@ case "$check" in
     helm_test() { if [[ $run_pods == 1 ]]; then "$helm" test tandem -n "$ns" --timeout 3m --logs; fi; }
     "$helm" install tandem "$chart" -n "$ns" "${image_args[@]}" "${wait[@]}"
     helm_test
-    # The default Queue is the leading operator's to create (no operator pod runs on kwok nodes;
-    # tests/cluster/node_helm_test.sh sees it created on the real node): here the API server
-    # accepts the manifest the chart hands the operator, and `tandem validate` does too.
+    # The default Queue is the leading operator's to create, from the manifest the chart hands it
+    # (--default-queue, a ConfigMap): the API server and `tandem validate` accept that manifest.
     cm="$ns/tandem-operator-default-queue"
     kubectl -n "$ns" get configmap tandem-operator-default-queue -o jsonpath='{.data.queue\.yaml}' > "$work/default-queue.yaml" ||
       fail "no ConfigMap $cm for the operator's --default-queue"
@@ -102,6 +101,20 @@ case "$check" in
     "$TANDEM_BINARY_DIR/bin/tandem" validate "$work/default-queue.yaml" >/dev/null || fail "tandem validate refuses $cm's Queue"
     kubectl -n "$ns" get deploy tandem-operator -o jsonpath='{.spec.template.spec.containers[0].args}' |
       grep -q -- '--default-queue=/etc/tandem/default-queue/queue.yaml' || fail "the operator is not given --default-queue"
+    if [[ $run_pods == 1 ]]; then
+      for _ in $(seq 120); do kubectl get queue default >/dev/null 2>&1 && break; sleep 0.5; done
+      kubectl get queue default >/dev/null 2>&1 || fail "the leading operator pod did not create the default Queue"
+    else
+      # No operator pod runs on kwok nodes: the operator binary, on the host, creates the Queue from
+      # that manifest on this real API server, through the CRD's own validation.
+      "$TANDEM_BINARY_DIR/bin/tandem-operator" --kubeconfig "$KUBECONFIG" --no-leader-elect --metrics-port -1 \
+        --default-queue "$work/default-queue.yaml" > "$work/operator.log" 2>&1 &
+      op=$!
+      for _ in $(seq 60); do kubectl get queue default >/dev/null 2>&1 && break; sleep 0.5; done
+      kill "$op"; wait "$op" || true
+      grep -q "default Queue 'default' created" "$work/operator.log" && kubectl get queue default >/dev/null 2>&1 ||
+        { cat "$work/operator.log"; fail "the operator did not create the default Queue"; }
+    fi
     kubectl -n "$ns" get deploy tandem-operator -o jsonpath='{.spec.replicas}' | grep -qx 2 || fail "the operator Deployment is not there with 2 replicas"
     kubectl create namespace "$ml" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
     sed "s/namespace: default/namespace: $ml/" "$src/examples/fashion-mnist.yaml" | kubectl -n "$ml" apply -f - >/dev/null
@@ -113,12 +126,13 @@ case "$check" in
     "$helm" uninstall tandem -n "$ns" --wait --timeout 3m
     kubectl get crd trainingjobs.tandem.dev queues.tandem.dev >/dev/null || fail "helm uninstall deleted the CRDs"
     kubectl -n "$ml" get trainingjob fashion-mnist >/dev/null || fail "helm uninstall deleted a TrainingJob"
+    kubectl get queue default >/dev/null || fail "helm uninstall deleted the default Queue"
     left=$(kubectl get deploy,svc,sa,role,rolebinding,pdb,networkpolicy,configmap -n "$ns" -l app.kubernetes.io/instance=tandem -o name)
     [[ -z "$left" ]] || fail "left after uninstall: $left"
     left=$(kubectl get clusterrole,clusterrolebinding -l app.kubernetes.io/instance=tandem -o name)
     [[ -z "$left" ]] || fail "left after uninstall: $left"
     # The kept CRDs carry the release's ownership, so installing again adopts them.
     "$helm" install tandem "$chart" -n "$ns" "${image_args[@]}" "${wait[@]}"
-    echo "install (the default Queue's manifest accepted), upgrade (CRDs upgraded), uninstall (CRDs and TrainingJob kept, nothing else left), reinstall: ok" ;;
+    echo "install (the operator created the default Queue from the chart's manifest), upgrade (CRDs upgraded), uninstall (CRDs, TrainingJob, Queue kept, nothing else left), reinstall: ok" ;;
   *) echo "usage: $0 dry-run|lifecycle STATE_DIR" >&2; exit 2 ;;
 esac

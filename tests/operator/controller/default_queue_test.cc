@@ -75,6 +75,21 @@ TEST_F(DefaultQueueTest, CreatesTheQueueWhenMissing) {
   EXPECT_FALSE(q->contains("status")) << "the operator writes a Queue's status only through the subresource";
 }
 
+// The chart's default values: no guarantee. The CRD requires cpu, memory and nvidia.com/gpu
+// together in spec.guaranteed, so an empty one must not be sent (a real API server refuses it).
+TEST_F(DefaultQueueTest, NoGuaranteeSendsNoGuaranteedField) {
+  InstallCrds();
+  ASSERT_TRUE(EnsureDefaultQueue(client_.get(),
+                                 Load("apiVersion: tandem.dev/v1alpha1\nkind: Queue\nmetadata: {name: default}\n"
+                                      "spec: {weight: 1}\n"),
+                                 [] { return false; }, fast_)
+                  .ok());
+  auto q = client_->Get(kube::kQueues, "", "default");
+  ASSERT_TRUE(q.ok()) << q.status();
+  EXPECT_EQ((*q)["spec"]["weight"], 1);
+  EXPECT_FALSE((*q)["spec"].contains("guaranteed")) << q->dump();
+}
+
 TEST_F(DefaultQueueTest, NeverUpdatesAnExistingQueue) {
   InstallCrds();
   // An admin's edit (weight 7, no guarantee) survives the operator's restarts and upgrades.
