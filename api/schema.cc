@@ -180,7 +180,7 @@ FieldSpec BuildSweep() {
        Array("trials", Obj("", {Str("name"), Int("index", 0), Leaf("parameters", FieldType::kOpen),
                                 trial_phase, Array("intermediate", Obj("", {Int("pass", 1), Num("value")})),
                                 Num("objective"), Str("reason"), Int("pausedAt", 0),
-                                Int("promotedFrom", 0), Num("costPerPass", 0)})),
+                                Int("promotedFrom", 0), Num("cost", 0)})),
        Obj("bestTrial", {Str("name"), Leaf("parameters", FieldType::kOpen), Num("objective"), Int("pass", 0)}),
        Time("startTime"),
        Time("completionTime"),

@@ -262,7 +262,7 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
       GetString(tj, "reason", &t.reason);
       GetInt(tj, "pausedAt", &t.paused_at);
       GetInt(tj, "promotedFrom", &t.promoted_from);
-      GetDouble(tj, "costPerPass", &t.cost_per_pass);
+      GetDouble(tj, "cost", &t.cost);
       status.trials.push_back(std::move(t));
     }
   }
@@ -503,7 +503,7 @@ json TrialStatusToJson(const TrialStatus& t) {
   if (!t.reason.empty()) j["reason"] = t.reason;
   if (t.paused_at > 0) j["pausedAt"] = t.paused_at;
   if (t.promoted_from > 0) j["promotedFrom"] = t.promoted_from;
-  if (t.cost_per_pass > 0) j["costPerPass"] = t.cost_per_pass;
+  if (t.cost > 0) j["cost"] = t.cost;
   return j;
 }
 

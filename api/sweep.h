@@ -170,11 +170,13 @@ struct TrialStatus {
   // ends Stopped there), and the highest rung it was promoted from (0: none yet).
   int64_t paused_at = 0;      // "pausedAt"
   int64_t promoted_from = 0;  // "promotedFrom"
-  // The trial's measured cost ("costPerPass"): seconds per pass trained, 0 until measured.
-  // `tandem run`: CPU seconds (user + system) of the trial's processes, reaped, over the passes
-  // they trained, updated whenever its processes exit (a pause or the end). The operator does not
-  // measure it (docs/sweeps.md). The cost-aware TPE sampler learns from it.
-  double cost_per_pass = 0;
+  // The trial's measured cost: seconds of compute per unit of training, 0 until measured. Only
+  // its ratios between the trials of one sweep matter (the cost-aware TPE sampler learns them), so
+  // each runner measures what it has: `tandem run`, the CPU seconds (user + system) of the trial's
+  // processes, reaped, per pass trained (updated whenever they exit: a pause or the end); the
+  // operator, worker-seconds per training example (the job's workers over its
+  // status.progress.examplesPerSec: the trainers' own throughput, wall time).
+  double cost = 0;
   bool operator==(const TrialStatus&) const = default;
 };
 

@@ -111,7 +111,7 @@ class Parzen {
   std::vector<double> mus_, sigmas_;
 };
 
-// The cost-aware acquisition's model of what a trial costs: log(cost per pass) as an additive
+// The cost-aware acquisition's model of what a trial costs: log(cost) as an additive
 // function of the parameters, log c(x) = b + sum_p f_p(x_p), with f_p one effect per value of a
 // choice and a slope on the unit interval for a range, fitted by backfitting (ridge: each effect
 // and each slope shrunk towards 0 as if one more trial had cost the mean). Additive in the
@@ -124,12 +124,12 @@ class CostModel {
   CostModel(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials) : spec_(spec) {
     std::vector<const api::TrialStatus*> measured;
     for (const api::TrialStatus& t : trials)
-      if (t.cost_per_pass > 0 && std::isfinite(t.cost_per_pass)) measured.push_back(&t);
+      if (t.cost > 0 && std::isfinite(t.cost)) measured.push_back(&t);
     const size_t n = measured.size(), np = spec.parameters.size();
     terms_.resize(np);
     if (n < 2) return;  // nothing to tell costs apart with
     std::vector<double> y(n);
-    for (size_t i = 0; i < n; ++i) y[i] = std::log(measured[i]->cost_per_pass);
+    for (size_t i = 0; i < n; ++i) y[i] = std::log(measured[i]->cost);
     // The parameters of every measured trial: a choice's index (-1: missing or unknown), a
     // range's unit value (NaN: missing).
     std::vector<std::vector<double>> x(np, std::vector<double>(n));
@@ -205,7 +205,7 @@ class CostModel {
     return k < terms_[p].effect.size() ? terms_[p].effect[k] : 0.0;
   }
   double RangeTerm(size_t p, double u) const { return terms_[p].slope * (u - terms_[p].centre); }
-  // The predicted log cost per pass of `params` (tests).
+  // The predicted log cost of `params` (tests).
   double LogCost(const nlohmann::json& params) const {
     double out = base_;
     for (size_t p = 0; p < spec_.parameters.size(); ++p) {

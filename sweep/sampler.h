@@ -11,7 +11,7 @@
 //           a wide prior) and the one with the highest ratio good/rest density is kept.
 //           Choices: smoothed frequencies instead of Gaussians.
 //           With algorithm.costAware: the sampler also learns what a trial costs (each trial's
-//           measured costPerPass, as an additive model of log cost in the parameters: one
+//           measured cost, as an additive model of log cost in the parameters: one
 //           effect per choice value, a slope per range) and keeps the candidate with the highest
 //           l(x)/g(x) / cost(x)^alpha (expected improvement per second, Snoek et al., 2012);
 //           alpha decays from costAware.exponent to 0 as the trials are spent (cost cooling,
@@ -58,8 +58,8 @@ std::unique_ptr<Sampler> NewSampler(const api::SweepSpec& spec);
 // The cost exponent alpha the cost-aware TPE uses for trial `index` (0 when costAware is off).
 double CostExponent(const api::SweepSpec& spec, int64_t index);
 
-// Exposed for tests: the cost model's predicted log(cost per pass) of `parameters`, fitted on
-// the trials with a measured costPerPass.
+// Exposed for tests: the cost model's predicted log(cost) of `parameters`, fitted on
+// the trials with a measured cost.
 double PredictedLogCost(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials,
                         const nlohmann::json& parameters);
 

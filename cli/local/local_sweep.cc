@@ -323,7 +323,7 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
       // (resumed runs start at the pass they paused after, so the newest pass is the count).
       if (r.result.ok()) trial_cpu[t.index] += r.result->cpu_s;
       if (r.passes_seen > 0 && trial_cpu[t.index] > 0)
-        t.cost_per_pass = trial_cpu[t.index] / static_cast<double>(r.passes_seen);
+        t.cost = trial_cpu[t.index] / static_cast<double>(r.passes_seen);
       const bool exited_ok = r.result.ok() && r.result->run.succeeded;
       if (exited_ok && r.stop_after > 0 && r.passes_seen < passes && !r.pausing) {
         // It paused itself at its rung before a look saw its value there (the plan would have).

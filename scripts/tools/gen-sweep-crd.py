@@ -175,7 +175,7 @@ spec:
                   costAware:
                     type: object
                     description: 'tpe: cost-aware acquisition. The sampler learns each trial''s measured
-                      cost per pass (status.trials[].costPerPass) as a function of the parameters and ranks
+                      cost (status.trials[].cost) as a function of the parameters and ranks
                       candidates by l(x)/g(x) divided by the predicted cost to the power alpha.'
                     default: {}
                     properties:
@@ -309,7 +309,7 @@ spec:
                     reason: {type: string, description: Why it stopped, paused or failed.}
                     pausedAt: {type: integer, minimum: 0, description: 'ASHA: the rung (pass) it waits or waited at.'}
                     promotedFrom: {type: integer, minimum: 0, description: 'ASHA: the highest rung (pass) it was promoted from.'}
-                    costPerPass: {type: number, minimum: 0, description: 'Measured cost, seconds per pass trained (tandem run: CPU seconds of its processes; not set by the operator).'}
+                    cost: {type: number, minimum: 0, description: 'Measured cost, compared between the trials of the sweep: tandem run, CPU seconds of its processes per pass trained; the operator, worker-seconds per training example (from status.progress.examplesPerSec).'}
               bestTrial:
                 type: object
                 description: The best trial so far (among succeeded ones once there are any).

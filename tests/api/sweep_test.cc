@@ -68,7 +68,7 @@ TEST(SweepTest, ParsesDefaultsAndRoundTrips) {
   EXPECT_EQ(s.spec.algorithm.cost_aware.exponent, 1.0);
   EXPECT_TRUE(s.spec.algorithm.cost_aware.cooling);
   s.spec.algorithm.cost_aware = {.enabled = true, .exponent = 0.5, .cooling = false};
-  s.status.trials.push_back({.name = "t-0", .index = 0, .phase = kTrialPaused, .paused_at = 1, .cost_per_pass = 2.5});
+  s.status.trials.push_back({.name = "t-0", .index = 0, .phase = kTrialPaused, .paused_at = 1, .cost = 2.5});
   FieldErrors again;
   EXPECT_EQ(ParseSweep(ToJson(s), LrValidator(), &again), s);
   EXPECT_TRUE(again.empty()) << again[0].ToString();

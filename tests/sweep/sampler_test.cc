@@ -182,7 +182,7 @@ std::vector<api::TrialStatus> RunSweep(const api::SweepSpec& s, int n, double (*
   for (int i = 0; i < n; ++i) {
     json p = *sampler->Suggest(i, done);
     api::TrialStatus t = Trial(i, api::kTrialSucceeded, {{1, objective(p)}}, p);
-    if (measured) t.cost_per_pass = CostOf(p);
+    if (measured) t.cost = CostOf(p);
     done.push_back(std::move(t));
   }
   return done;
