@@ -3,7 +3,7 @@
 
   bench/sweep-search/run.py [--seeds 1 2 3] [--train-limit 60000] [--test-limit 10000]
                             [--passes 9] [--parallelism 2]
-                            [--searches grid random tpe+asha tpe-cost+asha]
+                            [--searches grid random tpe+asha tpe-cost+asha tpe-eips+asha]
                             [--out DIR] [--tandem build/bin/tandem]
 
 For each seed and each search it writes the example with the algorithm and early stopping set
@@ -12,7 +12,8 @@ and in the template's data.seed (so a seed changes the data order of every trial
 runs `tandem run` on it, and reads the run's sweep-summary.json. It prints one row per run and a
 markdown table of the mean over seeds: the best test accuracy found, the CPU seconds of all trial
 processes (getrusage of the children: what the search cost), the passes trained and the wall
-time. tpe-cost+asha is TPE with algorithm.costAware on (its defaults). Last, per seed, the
+time. tpe-cost+asha is TPE with algorithm.costAware on (its defaults: exponent 1, cost cooling);
+tpe-eips+asha the same with cooling off (alpha stays 1). Last, per seed, the
 issue's target side by side with the grid (the peer): each TPE+ASHA search's best
 against the grid's best and its CPU time as a fraction of the grid's (target: >= and <= 1/3).
 ASHA's rungs are minPasses * reductionFactor^k below --passes (1, 3 with the default 9 passes:
@@ -39,9 +40,12 @@ SEARCHES = [
     # TPE with cost-aware acquisition at its documented defaults (exponent 1, cost cooling).
     ("tpe-cost+asha", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True}},
      {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
+    # The same without cost cooling: alpha stays 1 (Snoek et al.'s expected improvement per second).
+    ("tpe-eips+asha", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True, "cooling": False}},
+     {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
 ]
 # The searches held against the grid for the issue's target (the learning samplers with ASHA).
-TARGETS = ["tpe+asha", "tpe-cost+asha"]
+TARGETS = ["tpe+asha", "tpe-cost+asha", "tpe-eips+asha"]
 
 
 def manifest(base, search, algorithm, stopping, seed, args):
