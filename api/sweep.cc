@@ -218,6 +218,10 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
   GetInt(a, "startupTrials", &spec.algorithm.startup_trials);
   GetInt(a, "candidates", &spec.algorithm.candidates);
   GetDouble(a, "gamma", &spec.algorithm.gamma);
+  const json& ca = GetObject(a, "costAware");
+  GetBool(ca, "enabled", &spec.algorithm.cost_aware.enabled);
+  GetDouble(ca, "exponent", &spec.algorithm.cost_aware.exponent);
+  GetBool(ca, "cooling", &spec.algorithm.cost_aware.cooling);
   const json& es = GetObject(s, "earlyStopping");
   GetString(es, "policy", &spec.early_stopping.policy);
   GetInt(es, "minPasses", &spec.early_stopping.min_passes);
@@ -258,6 +262,7 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
       GetString(tj, "reason", &t.reason);
       GetInt(tj, "pausedAt", &t.paused_at);
       GetInt(tj, "promotedFrom", &t.promoted_from);
+      GetDouble(tj, "cost", &t.cost);
       status.trials.push_back(std::move(t));
     }
   }
@@ -296,6 +301,9 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
   // Cross-field rules of the search.
   if (spec.parallelism > spec.max_trials)
     report("spec.parallelism", absl::StrCat("must be <= spec.maxTrials (", spec.max_trials, "), got ", spec.parallelism));
+  if (spec.algorithm.cost_aware.enabled && spec.algorithm.name != kAlgorithmTpe)
+    report("spec.algorithm.costAware.enabled",
+           absl::StrCat("only the tpe algorithm learns what trials cost, got algorithm ", spec.algorithm.name));
   if (spec.early_stopping.policy == kStoppingMedian && spec.early_stopping.startup_trials >= spec.max_trials)
     report("spec.earlyStopping.startupTrials",
            absl::StrCat("must be < spec.maxTrials (", spec.max_trials, "): no trial would ever be judged"));
@@ -470,7 +478,10 @@ json SweepSpecToJson(const SweepSpec& s) {
           {"parameters", params},
           {"objective", {{"metric", s.objective.metric}, {"goal", ObjectiveGoal(s.objective)}}},
           {"algorithm", {{"name", s.algorithm.name}, {"startupTrials", s.algorithm.startup_trials},
-                         {"candidates", s.algorithm.candidates}, {"gamma", s.algorithm.gamma}}},
+                         {"candidates", s.algorithm.candidates}, {"gamma", s.algorithm.gamma},
+                         {"costAware", {{"enabled", s.algorithm.cost_aware.enabled},
+                                        {"exponent", s.algorithm.cost_aware.exponent},
+                                        {"cooling", s.algorithm.cost_aware.cooling}}}}},
           {"earlyStopping", {{"policy", s.early_stopping.policy}, {"minPasses", s.early_stopping.min_passes},
                              {"reductionFactor", s.early_stopping.reduction_factor},
                              {"startupTrials", s.early_stopping.startup_trials}}},
@@ -492,6 +503,7 @@ json TrialStatusToJson(const TrialStatus& t) {
   if (!t.reason.empty()) j["reason"] = t.reason;
   if (t.paused_at > 0) j["pausedAt"] = t.paused_at;
   if (t.promoted_from > 0) j["promotedFrom"] = t.promoted_from;
+  if (t.cost > 0) j["cost"] = t.cost;
   return j;
 }
 

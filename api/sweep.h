@@ -108,6 +108,19 @@ struct SweepAlgorithm {
   int64_t startup_trials = 5;
   int64_t candidates = 24;
   double gamma = 0.25;
+  // tpe: cost-aware acquisition ("costAware" in JSON; docs/sweeps.md). Off by default: a sweep's
+  // suggestions stay those of plain TPE unless asked.
+  struct CostAware {
+    bool enabled = false;
+    // The cost exponent alpha: candidates are ranked by l(x)/g(x) / cost(x)^alpha (Snoek et al.,
+    // 2012: expected improvement per second at alpha 1). 0: plain TPE.
+    double exponent = 1.0;
+    // CArBO's cost cooling (Lee et al., 2020): alpha decays linearly from `exponent` to 0 as the
+    // trial budget after the startup trials is spent, so late trials are chosen for the objective
+    // alone. false: alpha stays `exponent`.
+    bool cooling = true;
+    bool operator==(const CostAware&) const = default;
+  } cost_aware;
   bool operator==(const SweepAlgorithm&) const = default;
 };
 
@@ -157,6 +170,13 @@ struct TrialStatus {
   // ends Stopped there), and the highest rung it was promoted from (0: none yet).
   int64_t paused_at = 0;      // "pausedAt"
   int64_t promoted_from = 0;  // "promotedFrom"
+  // The trial's measured cost: seconds of compute per unit of training, 0 until measured. Only
+  // its ratios between the trials of one sweep matter (the cost-aware TPE sampler learns them), so
+  // each runner measures what it has: `tandem run`, the CPU seconds (user + system) of the trial's
+  // processes, reaped, per pass trained (updated whenever they exit: a pause or the end); the
+  // operator, worker-seconds per training example (the job's workers over its
+  // status.progress.examplesPerSec: the trainers' own throughput, wall time).
+  double cost = 0;
   bool operator==(const TrialStatus&) const = default;
 };
 

@@ -111,6 +111,126 @@ class Parzen {
   std::vector<double> mus_, sigmas_;
 };
 
+// The cost-aware acquisition's model of what a trial costs: log(cost) as an additive
+// function of the parameters, log c(x) = b + sum_p f_p(x_p), with f_p one effect per value of a
+// choice and a slope on the unit interval for a range, fitted by backfitting (ridge: each effect
+// and each slope shrunk towards 0 as if one more trial had cost the mean). Additive in the
+// parameters as TPE's own density ratio is a product over them, so the acquisition
+// log l(x) - log g(x) - alpha log c(x) is a sum of one term per parameter and its maximum over
+// the candidates of every parameter (their cross product) is taken parameter by parameter, from
+// the very draws plain TPE makes: with alpha 0 the suggestion is plain TPE's, exactly.
+class CostModel {
+ public:
+  CostModel(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials) : spec_(spec) {
+    std::vector<const api::TrialStatus*> measured;
+    for (const api::TrialStatus& t : trials)
+      if (t.cost > 0 && std::isfinite(t.cost)) measured.push_back(&t);
+    const size_t n = measured.size(), np = spec.parameters.size();
+    terms_.resize(np);
+    if (n < 2) return;  // nothing to tell costs apart with
+    std::vector<double> y(n);
+    for (size_t i = 0; i < n; ++i) y[i] = std::log(measured[i]->cost);
+    // The parameters of every measured trial: a choice's index (-1: missing or unknown), a
+    // range's unit value (NaN: missing).
+    std::vector<std::vector<double>> x(np, std::vector<double>(n));
+    for (size_t p = 0; p < np; ++p) {
+      const api::SweepParameter& par = spec.parameters[p];
+      Term& term = terms_[p];
+      if (par.type == api::kParamChoice) term.effect.assign(par.values.size(), 0.0);
+      double sum_u = 0, count_u = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const nlohmann::json& params = measured[i]->parameters;
+        if (!params.contains(par.name)) {
+          x[p][i] = par.type == api::kParamChoice ? -1.0 : std::nan("");
+        } else if (par.type == api::kParamChoice) {
+          x[p][i] = ChoiceIndex(par, params[par.name]);
+        } else {
+          x[p][i] = ToUnit(par, params[par.name]);
+          sum_u += x[p][i];
+          ++count_u;
+        }
+      }
+      if (count_u > 0) term.centre = sum_u / count_u;
+    }
+    const double mean = std::accumulate(y.begin(), y.end(), 0.0) / static_cast<double>(n);
+    base_ = mean;
+    std::vector<double> fitted(n, mean);  // b + sum of the terms, per trial
+    auto term_at = [&](size_t p, size_t i) {
+      const Term& t = terms_[p];
+      const double v = x[p][i];
+      if (spec.parameters[p].type == api::kParamChoice) return v >= 0 ? t.effect[static_cast<size_t>(v)] : 0.0;
+      return std::isnan(v) ? 0.0 : t.slope * (v - t.centre);
+    };
+    // One pseudo-trial at the mean: weight 1 on a choice's effect, the variance of a uniform unit
+    // value (1/12) on a slope.
+    constexpr double kChoicePrior = 1.0, kSlopePrior = 1.0 / 12.0;
+    for (int sweep = 0; sweep < 50; ++sweep) {
+      double change = 0;
+      for (size_t p = 0; p < np; ++p) {
+        Term& t = terms_[p];
+        std::vector<double> partial(n);  // y minus b and every other term
+        for (size_t i = 0; i < n; ++i) partial[i] = y[i] - fitted[i] + term_at(p, i);
+        for (size_t i = 0; i < n; ++i) fitted[i] -= term_at(p, i);
+        if (spec.parameters[p].type == api::kParamChoice) {
+          std::vector<double> sum(t.effect.size(), 0.0), count(t.effect.size(), 0.0);
+          for (size_t i = 0; i < n; ++i)
+            if (x[p][i] >= 0) {
+              sum[static_cast<size_t>(x[p][i])] += partial[i];
+              count[static_cast<size_t>(x[p][i])] += 1;
+            }
+          for (size_t k = 0; k < t.effect.size(); ++k) {
+            const double e = sum[k] / (count[k] + kChoicePrior);
+            change = std::max(change, std::abs(e - t.effect[k]));
+            t.effect[k] = e;
+          }
+        } else {
+          double sxy = 0, sxx = 0;
+          for (size_t i = 0; i < n; ++i)
+            if (!std::isnan(x[p][i])) {
+              sxy += (x[p][i] - t.centre) * partial[i];
+              sxx += (x[p][i] - t.centre) * (x[p][i] - t.centre);
+            }
+          const double slope = sxy / (sxx + kSlopePrior);
+          change = std::max(change, std::abs(slope - t.slope));
+          t.slope = slope;
+        }
+        for (size_t i = 0; i < n; ++i) fitted[i] += term_at(p, i);
+      }
+      if (change < 1e-9) break;
+    }
+  }
+
+  // f_p(value) of parameter p, for a choice's index k or a range's unit value u.
+  double ChoiceTerm(size_t p, size_t k) const {
+    return k < terms_[p].effect.size() ? terms_[p].effect[k] : 0.0;
+  }
+  double RangeTerm(size_t p, double u) const { return terms_[p].slope * (u - terms_[p].centre); }
+  // The predicted log cost of `params` (tests).
+  double LogCost(const nlohmann::json& params) const {
+    double out = base_;
+    for (size_t p = 0; p < spec_.parameters.size(); ++p) {
+      const api::SweepParameter& par = spec_.parameters[p];
+      if (!params.contains(par.name)) continue;
+      if (par.type == api::kParamChoice) {
+        const int k = ChoiceIndex(par, params[par.name]);
+        if (k >= 0) out += ChoiceTerm(p, static_cast<size_t>(k));
+      } else {
+        out += RangeTerm(p, ToUnit(par, params[par.name]));
+      }
+    }
+    return out;
+  }
+
+ private:
+  struct Term {
+    std::vector<double> effect;  // choice: per value
+    double slope = 0, centre = 0.5;  // range
+  };
+  const api::SweepSpec& spec_;
+  double base_ = 0;
+  std::vector<Term> terms_;
+};
+
 class TpeSampler : public Sampler {
  public:
   explicit TpeSampler(const api::SweepSpec& spec) : spec_(spec), goal_(api::ObjectiveGoal(spec.objective)) {}
@@ -122,22 +242,35 @@ class TpeSampler : public Sampler {
     if (n < std::max<int64_t>(1, spec_.algorithm.startup_trials)) return RandomPoint(spec_, rng);
     int64_t n_good = static_cast<int64_t>(std::ceil(spec_.algorithm.gamma * static_cast<double>(n)));
     n_good = std::clamp<int64_t>(n_good, 1, std::max<int64_t>(1, n - 1));
+    // Cost-aware acquisition: the exponent alpha, cooled (CArBO) over the trials after startup.
+    double alpha = 0;
+    std::optional<CostModel> cost;
+    if (spec_.algorithm.cost_aware.enabled) {
+      alpha = CostExponent(spec_, index);
+      if (alpha > 0) cost.emplace(spec_, trials);
+    }
     json out = json::object();
-    for (const api::SweepParameter& p : spec_.parameters) {
+    for (size_t i = 0; i < spec_.parameters.size(); ++i) {
+      const api::SweepParameter& p = spec_.parameters[i];
       std::vector<const json*> good, bad;
       for (int64_t r = 0; r < n; ++r) {
         const json& params = trials[ranked[static_cast<size_t>(r)]].parameters;
         if (!params.contains(p.name)) continue;
         (r < n_good ? good : bad).push_back(&params[p.name]);
       }
-      out[p.name] = p.type == api::kParamChoice ? SuggestChoice(p, good, bad, rng) : SuggestRange(p, good, bad, rng);
+      const CostModel* c = cost ? &*cost : nullptr;
+      out[p.name] = p.type == api::kParamChoice ? SuggestChoice(p, good, bad, rng, c, i, alpha)
+                                                : SuggestRange(p, good, bad, rng, c, i, alpha);
     }
     return out;
   }
 
  private:
+  // Each keeps the candidate with the highest log l - log g - alpha f(x), f the cost model's term
+  // of parameter `i` (no model or alpha 0: plain TPE's choice from the same draws).
   json SuggestRange(const api::SweepParameter& p, const std::vector<const json*>& good,
-                    const std::vector<const json*>& bad, Rng& rng) const {
+                    const std::vector<const json*>& bad, Rng& rng, const CostModel* cost, size_t i,
+                    double alpha) const {
     auto units = [&](const std::vector<const json*>& values) {
       std::vector<double> u;
       for (const json* v : values) u.push_back(ToUnit(p, *v));
@@ -147,7 +280,8 @@ class TpeSampler : public Sampler {
     double best_u = 0.5, best_score = -INFINITY;
     for (int64_t c = 0; c < spec_.algorithm.candidates; ++c) {
       const double u = l.Sample(rng);
-      const double score = l.LogDensity(u) - g.LogDensity(u);
+      double score = l.LogDensity(u) - g.LogDensity(u);
+      if (cost != nullptr) score -= alpha * cost->RangeTerm(i, u);
       if (score > best_score) {
         best_score = score;
         best_u = u;
@@ -157,7 +291,8 @@ class TpeSampler : public Sampler {
   }
 
   json SuggestChoice(const api::SweepParameter& p, const std::vector<const json*>& good,
-                     const std::vector<const json*>& bad, Rng& rng) const {
+                     const std::vector<const json*>& bad, Rng& rng, const CostModel* cost, size_t i,
+                     double alpha) const {
     const size_t k = p.values.size();
     // Laplace-smoothed frequencies: a value no trial tried keeps a chance.
     auto weights = [&](const std::vector<const json*>& values) {
@@ -181,7 +316,8 @@ class TpeSampler : public Sampler {
           break;
         }
       }
-      const double score = std::log(l[pick]) - std::log(g[pick]);
+      double score = std::log(l[pick]) - std::log(g[pick]);
+      if (cost != nullptr) score -= alpha * cost->ChoiceTerm(i, pick);
       if (score > best_score) {
         best_score = score;
         best = pick;
@@ -231,6 +367,24 @@ std::vector<size_t> RankTrials(const std::vector<api::TrialStatus>& trials, cons
     return api::IsBetter(goal, *trials[a].objective, *trials[b].objective);
   });
   return idx;
+}
+
+double CostExponent(const api::SweepSpec& spec, int64_t index) {
+  const api::SweepAlgorithm::CostAware& ca = spec.algorithm.cost_aware;
+  if (!ca.enabled) return 0;
+  if (!ca.cooling) return ca.exponent;
+  // Lee et al. (2020): alpha = (tau - tau_k) / (tau - tau_0), tau the budget, tau_k what is spent,
+  // tau_0 the initial design's share; here the budget is maxTrials, tau_k the trials started
+  // before this one and tau_0 the startup trials.
+  const double left = static_cast<double>(spec.max_trials - index);
+  const double after_startup = static_cast<double>(spec.max_trials - spec.algorithm.startup_trials);
+  if (after_startup <= 0) return 0;
+  return ca.exponent * std::clamp(left / after_startup, 0.0, 1.0);
+}
+
+double PredictedLogCost(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials,
+                        const nlohmann::json& parameters) {
+  return CostModel(spec, trials).LogCost(parameters);
 }
 
 std::unique_ptr<Sampler> NewSampler(const api::SweepSpec& spec) {

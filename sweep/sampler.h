@@ -10,6 +10,12 @@
 //           (truncated Gaussians on the unit interval, bandwidth from neighbour distances, plus
 //           a wide prior) and the one with the highest ratio good/rest density is kept.
 //           Choices: smoothed frequencies instead of Gaussians.
+//           With algorithm.costAware: the sampler also learns what a trial costs (each trial's
+//           measured cost, as an additive model of log cost in the parameters: one
+//           effect per choice value, a slope per range) and keeps the candidate with the highest
+//           l(x)/g(x) / cost(x)^alpha (expected improvement per second, Snoek et al., 2012);
+//           alpha decays from costAware.exponent to 0 as the trials are spent (cost cooling,
+//           CArBO, Lee et al., 2020). alpha 0, or no two trials measured: plain TPE, exactly.
 //
 // Reproducible: a suggestion is a pure function of (spec, index, the trials' parameters and
 // values); each trial's random stream is seeded by (spec.seed, index) with our own generator, so
@@ -48,6 +54,14 @@ class Sampler {
 
 // The sampler of spec.algorithm.name (grid, random, tpe). REQUIRES: `spec` validated.
 std::unique_ptr<Sampler> NewSampler(const api::SweepSpec& spec);
+
+// The cost exponent alpha the cost-aware TPE uses for trial `index` (0 when costAware is off).
+double CostExponent(const api::SweepSpec& spec, int64_t index);
+
+// Exposed for tests: the cost model's predicted log(cost) of `parameters`, fitted on
+// the trials with a measured cost.
+double PredictedLogCost(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials,
+                        const nlohmann::json& parameters);
 
 // Exposed for tests: the TPE ranking key of a trial (more passes first, then better objective).
 // Trials without a value are left out. Returns the indexes into `trials`, best first.

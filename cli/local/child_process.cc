@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -115,8 +116,11 @@ void ChildProcess::Signal(int sig) {
 bool ChildProcess::Poll(int* exit_code) {
   if (pid_ <= 0) return false;
   int status = 0;
-  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  rusage ru{};
+  pid_t r = ::wait4(pid_, &status, WNOHANG, &ru);
   if (r != pid_) return false;
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  cpu_seconds_ += seconds(ru.ru_utime) + seconds(ru.ru_stime);
   if (WIFEXITED(status)) {
     *exit_code = WEXITSTATUS(status);
   } else if (WIFSIGNALED(status)) {

@@ -45,12 +45,16 @@ class ChildProcess {
   bool ReadOutput(std::vector<std::string>* lines);
 
   bool running() const { return pid_ > 0; }
+  // User + system CPU seconds of every run of this child reaped by Poll (with the descendants it
+  // waited for), summed over its restarts.
+  double cpu_seconds() const { return cpu_seconds_; }
   pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;
   int out_fd_ = -1;
   std::string partial_;
+  double cpu_seconds_ = 0;
 };
 
 }  // namespace tandem::local

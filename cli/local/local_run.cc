@@ -624,10 +624,12 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   result.run = run;
   result.run_dir = run_dir;
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.cpu_s = supervisor.ReapedCpuSeconds();
   result.lost_steps = tracker.lost_steps();
   result.summary = tracker.summary().is_null() ? nlohmann::json::object() : tracker.summary();
   result.summary.erase("event");
   result.summary["wall_s"] = result.wall_s;
+  result.summary["cpu_s"] = result.cpu_s;
   result.summary["restarts"] = run.restarts;
   result.summary["lost_steps"] = result.lost_steps;
   result.summary["workers"] = elastic ? elastic->membership().world_size() : job_.workers;

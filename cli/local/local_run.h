@@ -93,6 +93,9 @@ struct LocalRunResult {
   std::string run_dir;
   nlohmann::json summary;          // the trainers' summary event, plus the run's own figures
   double wall_s = 0;
+  // User + system CPU seconds of the job's processes (trainers, pservers), from wait4 as each
+  // exited: what this run of the job cost.
+  double cpu_s = 0;
   int64_t lost_steps = 0;
 };
 

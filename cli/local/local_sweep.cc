@@ -190,6 +190,7 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
   std::vector<api::TrialStatus> trials;
   std::map<int64_t, std::unique_ptr<TrialRun>> runs;  // live trial threads by index
   std::map<int64_t, int64_t> passes_seen;              // finished trials: the newest pass reported
+  std::map<int64_t, double> trial_cpu;                 // CPU seconds of each trial's processes, reaped
   sweep::Plan plan;
   std::string end_message;
   size_t table_lines = 0;
@@ -318,6 +319,11 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
         r.passes_seen = std::max(r.passes_seen, v.first);
       }
       passes_seen[t.index] = r.passes_seen;
+      // Its measured cost: the CPU its processes used in all its runs, per pass they trained
+      // (resumed runs start at the pass they paused after, so the newest pass is the count).
+      if (r.result.ok()) trial_cpu[t.index] += r.result->cpu_s;
+      if (r.passes_seen > 0 && trial_cpu[t.index] > 0)
+        t.cost = trial_cpu[t.index] / static_cast<double>(r.passes_seen);
       const bool exited_ok = r.result.ok() && r.result->run.succeeded;
       if (exited_ok && r.stop_after > 0 && r.passes_seen < passes && !r.pausing) {
         // It paused itself at its rung before a look saw its value there (the plan would have).

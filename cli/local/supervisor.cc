@@ -61,6 +61,12 @@ void Supervisor::RequestStop() {
   }
 }
 
+double Supervisor::ReapedCpuSeconds() const {
+  double sum = 0;
+  for (const auto& s : slots_) sum += s->child.cpu_seconds();
+  return sum;
+}
+
 void Supervisor::Event(const std::string& e) {
   if (callbacks_.on_event) callbacks_.on_event(e);
 }

@@ -109,6 +109,9 @@ class Supervisor {
   // Stops the running process named `name` (SIGTERM; SIGKILL after the grace period when the run
   // ends) and no longer waits for it nor restarts it. Only from the callbacks.
   void StopProcess(const std::string& name, int signal = 15);
+  // User + system CPU seconds of every process reaped so far (after Run: all of them). Only from
+  // Run()'s thread or after Run returned.
+  double ReapedCpuSeconds() const;
 
  private:
   struct Slot;

@@ -201,6 +201,12 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
       }
     } else {
       if (std::optional<api::MetricPoint> v = TrialObjective(j->second, metric)) sweep::RecordValue(&t, v->pass, v->value);
+      // Its cost for the cost-aware sampler (docs/sweeps.md): worker-seconds per training example,
+      // the trainers' own throughput (the newest measured; wall time, the only cost a pod reports).
+      if (const std::optional<api::Progress>& p = j->second.status.progress; p && p->examples_per_sec > 0) {
+        const size_t workers = std::max<size_t>(1, j->second.status.placement.size());
+        t.cost = static_cast<double>(workers) / p->examples_per_sec;
+      }
       // ASHA: the job's annotations say whether it waits at a rung (Paused; unless it finished
       // before the suspension reached it) and which rung it was promoted from.
       const int64_t paused_at = AnnotationInt(j->second, api::kTrialPausedAtAnnotation);

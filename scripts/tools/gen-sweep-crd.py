@@ -172,6 +172,29 @@ spec:
                     minimum: 0.01
                     maximum: 0.99
                     default: 0.25
+                  costAware:
+                    type: object
+                    description: 'tpe: cost-aware acquisition. The sampler learns each trial''s measured
+                      cost (status.trials[].cost) as a function of the parameters and ranks
+                      candidates by l(x)/g(x) divided by the predicted cost to the power alpha.'
+                    default: {}
+                    properties:
+                      enabled:
+                        type: boolean
+                        description: 'On (tpe only). Off by default: plain TPE.'
+                        default: false
+                      exponent:
+                        type: number
+                        description: 'alpha at the start: 1 is expected improvement per second (Snoek et
+                          al., 2012); 0 is plain TPE.'
+                        minimum: 0
+                        maximum: 1
+                        default: 1
+                      cooling:
+                        type: boolean
+                        description: 'Cost cooling (Lee et al., 2020): alpha decays linearly from exponent
+                          to 0 as maxTrials is spent after the startup trials.'
+                        default: true
               earlyStopping:
                 type: object
                 description: When a trial that does poorly stops before its last pass (it is suspended).
@@ -286,6 +309,7 @@ spec:
                     reason: {type: string, description: Why it stopped, paused or failed.}
                     pausedAt: {type: integer, minimum: 0, description: 'ASHA: the rung (pass) it waits or waited at.'}
                     promotedFrom: {type: integer, minimum: 0, description: 'ASHA: the highest rung (pass) it was promoted from.'}
+                    cost: {type: number, minimum: 0, description: 'Measured cost, compared between the trials of the sweep: tandem run, CPU seconds of its processes per pass trained; the operator, worker-seconds per training example (from status.progress.examplesPerSec).'}
               bestTrial:
                 type: object
                 description: The best trial so far (among succeeded ones once there are any).

@@ -64,6 +64,11 @@ TEST(SweepTest, ParsesDefaultsAndRoundTrips) {
   EXPECT_EQ(s.spec.objective.goal, kGoalMaximize);  // defaulted from the metric
   EXPECT_EQ(s.spec.max_failed_trials, 3);
   EXPECT_EQ(s.spec.algorithm.candidates, 24);
+  EXPECT_FALSE(s.spec.algorithm.cost_aware.enabled);  // plain TPE unless asked
+  EXPECT_EQ(s.spec.algorithm.cost_aware.exponent, 1.0);
+  EXPECT_TRUE(s.spec.algorithm.cost_aware.cooling);
+  s.spec.algorithm.cost_aware = {.enabled = true, .exponent = 0.5, .cooling = false};
+  s.status.trials.push_back({.name = "t-0", .index = 0, .phase = kTrialPaused, .paused_at = 1, .cost = 2.5});
   FieldErrors again;
   EXPECT_EQ(ParseSweep(ToJson(s), LrValidator(), &again), s);
   EXPECT_TRUE(again.empty()) << again[0].ToString();
@@ -141,6 +146,12 @@ TEST(SweepTest, EveryBadFieldIsNamed) {
       {"unknown metric", "/spec/objective/metric", "f1", "spec.objective.metric", "must be one of"},
       {"unknown algorithm", "/spec/algorithm/name", "bayes", "spec.algorithm.name", "must be one of"},
       {"unknown field", "/spec/budget", 3, "spec.budget", "unknown field"},
+      {"cost-aware grid", "/spec/algorithm", json({{"name", "grid"}, {"costAware", {{"enabled", true}}}}),
+       "spec.algorithm.costAware.enabled", "only the tpe algorithm"},
+      {"cost exponent above 1", "/spec/algorithm/costAware", json({{"enabled", true}, {"exponent", 2}}),
+       "spec.algorithm.costAware.exponent", "<= 1"},
+      {"cost-aware not a boolean", "/spec/algorithm/costAware/enabled", "yes", "spec.algorithm.costAware.enabled",
+       "boolean"},
       {"parallelism above maxTrials", "/spec/parallelism", 20, "spec.parallelism", "must be <= spec.maxTrials"},
       {"name too long", "/metadata/name", std::string(44, 'a'), "metadata.name", "<sweep>-<index>"},
       {"bad template", "/spec/template/spec/passes", 0, "spec.template.spec.passes", "must be >= 1"},

@@ -98,6 +98,11 @@ TEST_F(SweepRunTest, TrialsRunAsLocalJobsAndTheBestIsReported) {
     EXPECT_GE(acc, 0.0);
     EXPECT_LE(acc, 1.0);
     passes_trained += t["phase"] == "Succeeded" ? 2 : t["intermediate"].back()["pass"].get<int64_t>();
+    // Its measured cost (the cost-aware sampler's input): the CPU of its processes per pass, a
+    // share of the sweep's CPU.
+    ASSERT_TRUE(t.contains("cost")) << t.dump();
+    EXPECT_GT(t["cost"].get<double>(), 0) << t.dump();
+    EXPECT_LT(t["cost"].get<double>(), summary["cpu_s"].get<double>()) << t.dump();
     // The trial's manifest carries its parameters; its folder is a local run's.
     json job = json::parse(ReadFile(run_dir + "/trials/" + name + ".yaml"), nullptr, false);
     ASSERT_TRUE(job.is_object()) << name;

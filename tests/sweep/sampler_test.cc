@@ -1,6 +1,7 @@
 #include "sweep/sampler.h"
 
 #include <cmath>
+#include <cstdio>
 #include <map>
 #include <set>
 
@@ -160,6 +161,148 @@ TEST(SamplerTest, RankingPutsFurtherPassesFirstThenTheBetterObjective) {
       Trial(4, api::kTrialFailed, {})};
   EXPECT_EQ(RankTrials(trials, api::kGoalMaximize), (std::vector<size_t>{2, 1, 0}));
   EXPECT_EQ(RankTrials(trials, api::kGoalMinimize), (std::vector<size_t>{1, 2, 0}));
+}
+
+// --- cost-aware TPE (algorithm.costAware) ---
+
+// A cost per pass that the parameters set: act relu 1, tanh 4, sigmoid 9 (as a layer's width
+// sets a pass' cost), times e^(1.5 u) over size's unit interval.
+double CostOf(const json& p) {
+  const double act = p["act"] == "relu" ? 1.0 : p["act"] == "tanh" ? 4.0 : 9.0;
+  const api::SweepSpec s = TestSpec();
+  return act * std::exp(1.5 * ToUnit(s.parameters[2], p["size"]));
+}
+
+// Runs `n` trials of `s` one after the other, each finished with `objective(p)` and, when
+// `measured`, its cost per pass; returns the trials.
+std::vector<api::TrialStatus> RunSweep(const api::SweepSpec& s, int n, double (*objective)(const json&),
+                                       bool measured = true) {
+  auto sampler = NewSampler(s);
+  std::vector<api::TrialStatus> done;
+  for (int i = 0; i < n; ++i) {
+    json p = *sampler->Suggest(i, done);
+    api::TrialStatus t = Trial(i, api::kTrialSucceeded, {{1, objective(p)}}, p);
+    if (measured) t.cost = CostOf(p);
+    done.push_back(std::move(t));
+  }
+  return done;
+}
+
+// An objective that does not depend on act or size: noise from the learning rate alone, so that
+// the good trials differ from one suggestion to the next as in a real search.
+double Flat(const json& p) {
+  const double x = std::sin(p["lr"].get<double>() * 12345.678) * 43758.5453;
+  return 0.5 + 0.01 * (x - std::floor(x));
+}
+
+TEST(CostAwareTpeTest, CostModelLearnsWhatEachValueCosts) {
+  api::SweepSpec s = TestSpec(api::kAlgorithmTpe);
+  std::vector<api::TrialStatus> trials = RunSweep(TestSpec(api::kAlgorithmRandom), 40, Score);
+  for (const char* act : {"relu", "tanh", "sigmoid"}) {
+    for (int size : {16, 136, 256}) {
+      json p = {{"lr", 0.01}, {"momentum", 0.9}, {"size", size}, {"act", act}};
+      // Shrinkage pulls each effect a little towards the mean: within 25% of the true cost.
+      EXPECT_NEAR(PredictedLogCost(s, trials, p), std::log(CostOf(p)), 0.25) << act << " " << size;
+    }
+  }
+  // Fewer than two measured trials: no model (every prediction the same).
+  std::vector<api::TrialStatus> one = {trials[0]};
+  EXPECT_EQ(PredictedLogCost(s, one, {{"act", "relu"}, {"size", 16}}),
+            PredictedLogCost(s, one, {{"act", "sigmoid"}, {"size", 256}}));
+}
+
+TEST(CostAwareTpeTest, PicksTheCheapRegionMoreOftenWhenObjectivesAreEqual) {
+  int cheap_plain = 0, cheap_aware = 0, trials_after_startup = 0;
+  for (int64_t seed = 1; seed <= 5; ++seed) {
+    api::SweepSpec plain = TestSpec(api::kAlgorithmTpe);
+    plain.seed = seed;
+    plain.max_trials = 30;
+    plain.algorithm.startup_trials = 6;
+    api::SweepSpec aware = plain;
+    aware.algorithm.cost_aware.enabled = true;  // the defaults: exponent 1, cooling
+    std::vector<api::TrialStatus> a = RunSweep(plain, 30, Flat), b = RunSweep(aware, 30, Flat);
+    for (size_t i = 6; i < 30; ++i) {
+      cheap_plain += a[i].parameters["act"] == "relu";
+      cheap_aware += b[i].parameters["act"] == "relu";
+      ++trials_after_startup;
+    }
+  }
+  // Equal objectives: plain TPE has no reason to prefer a value (about a third each); the
+  // cost-aware one prefers the cheapest, most while alpha is near 1.
+  EXPECT_GT(cheap_aware, cheap_plain + trials_after_startup / 6) << cheap_aware << " vs " << cheap_plain;
+  EXPECT_GT(cheap_aware, trials_after_startup / 2);
+  std::printf("relu (the cheapest) after startup: %d of %d with costAware, %d of %d without\n", cheap_aware,
+              trials_after_startup, cheap_plain, trials_after_startup);
+}
+
+TEST(CostAwareTpeTest, ExponentZeroIsPlainTpeExactly) {
+  api::SweepSpec plain = TestSpec(api::kAlgorithmTpe);
+  plain.algorithm.startup_trials = 4;
+  plain.max_trials = 30;
+  std::vector<api::TrialStatus> history = RunSweep(plain, 30, Score);  // with measured costs
+  api::SweepSpec zero = plain;
+  zero.algorithm.cost_aware = {.enabled = true, .exponent = 0.0, .cooling = false};
+  api::SweepSpec cooled_out = plain;  // cooled to 0 at the end of the budget
+  cooled_out.algorithm.cost_aware.enabled = true;
+  auto p = NewSampler(plain), z = NewSampler(zero), c = NewSampler(cooled_out);
+  for (int64_t i = 0; i < 30; ++i) {
+    std::vector<api::TrialStatus> before(history.begin(), history.begin() + i);
+    EXPECT_EQ(*z->Suggest(i, before), *p->Suggest(i, before)) << i;
+  }
+  EXPECT_EQ(CostExponent(cooled_out, 30), 0.0);
+  EXPECT_EQ(*c->Suggest(30, history), *p->Suggest(30, history));
+  // And the exponent matters: with alpha 1 some suggestion differs.
+  api::SweepSpec one = zero;
+  one.algorithm.cost_aware.exponent = 1.0;
+  auto o = NewSampler(one);
+  int differ = 0;
+  for (int64_t i = 4; i < 30; ++i) {
+    std::vector<api::TrialStatus> before(history.begin(), history.begin() + i);
+    differ += *o->Suggest(i, before) != *p->Suggest(i, before);
+  }
+  EXPECT_GT(differ, 0);
+}
+
+TEST(CostAwareTpeTest, NoMeasuredCostIsPlainTpe) {
+  api::SweepSpec plain = TestSpec(api::kAlgorithmTpe);
+  plain.algorithm.startup_trials = 4;
+  api::SweepSpec aware = plain;
+  aware.algorithm.cost_aware.enabled = true;
+  std::vector<api::TrialStatus> history = RunSweep(plain, 15, Score, /*measured=*/false);
+  EXPECT_EQ(*NewSampler(aware)->Suggest(15, history), *NewSampler(plain)->Suggest(15, history));
+}
+
+TEST(CostAwareTpeTest, SeedsReproduce) {
+  api::SweepSpec s = TestSpec(api::kAlgorithmTpe);
+  s.algorithm.startup_trials = 4;
+  s.max_trials = 25;
+  s.algorithm.cost_aware.enabled = true;
+  std::vector<api::TrialStatus> a = RunSweep(s, 25, Score), b = RunSweep(s, 25, Score);
+  api::SweepSpec other = s;
+  other.seed = s.seed + 1;
+  std::vector<api::TrialStatus> c = RunSweep(other, 25, Score);
+  int differ = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].parameters, b[i].parameters) << i;
+    differ += a[i].parameters != c[i].parameters;
+  }
+  EXPECT_GT(differ, 0);
+}
+
+TEST(CostAwareTpeTest, CostCoolingTakesTheExponentFromItsValueToZero) {
+  api::SweepSpec s = TestSpec(api::kAlgorithmTpe);
+  s.max_trials = 26;
+  s.algorithm.startup_trials = 6;
+  EXPECT_EQ(CostExponent(s, 10), 0.0);  // off
+  s.algorithm.cost_aware.enabled = true;
+  s.algorithm.cost_aware.exponent = 0.8;
+  EXPECT_DOUBLE_EQ(CostExponent(s, 0), 0.8);  // startup trials: the full exponent
+  EXPECT_DOUBLE_EQ(CostExponent(s, 6), 0.8);
+  EXPECT_DOUBLE_EQ(CostExponent(s, 16), 0.4);  // half the budget after startup spent
+  EXPECT_DOUBLE_EQ(CostExponent(s, 26), 0.0);
+  for (int64_t i = 6; i < 26; ++i) EXPECT_GT(CostExponent(s, i), CostExponent(s, i + 1)) << i;
+  s.algorithm.cost_aware.cooling = false;
+  EXPECT_DOUBLE_EQ(CostExponent(s, 25), 0.8);
 }
 
 }  // namespace

@@ -105,8 +105,9 @@ class SweepE2eTest : public ::testing::Test {
     trainer_.Stop();
     server_.Stop();
   }
-  // A trial's trainer, as its /metrics shows it: the test set after `pass` passes.
-  void Evaluated(const std::string& job, int pass, double accuracy) {
+  // A trial's trainer, as its /metrics shows it: the test set after `pass` passes, and with
+  // `examples_per_sec` its training throughput (the trial's cost).
+  void Evaluated(const std::string& job, int pass, double accuracy, double examples_per_sec = 0) {
     std::lock_guard<std::mutex> lock(mu_);
     auto gauge = [&](const char* name) { return registry_.AddGauge(name, name, {"job"}).WithLabels({job}); };
     registry_.AddCounter("tandem_trainer_steps_total", "steps", {"job"}).WithLabels({job})->Inc(100);
@@ -114,6 +115,7 @@ class SweepE2eTest : public ::testing::Test {
     gauge("tandem_trainer_test_accuracy")->Set(accuracy);
     gauge("tandem_trainer_test_loss")->Set(1 - accuracy);
     gauge("tandem_trainer_test_pass")->Set(pass);
+    if (examples_per_sec > 0) gauge("tandem_trainer_examples_per_second")->Set(examples_per_sec);
   }
   // The kubelet's part for a one-worker trial (once the operator created its pod): it runs or ends.
   void SetWorker(const std::string& job, const std::string& phase) {
@@ -190,7 +192,7 @@ TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) 
   // and reports 0.9 after pass 1: it is paused at rung 1 (its job suspended), alone there (the
   // top floor(1/2) is empty); its slot goes to a new trial, the third.
   SetWorker(first, "Running");
-  Evaluated(first, 1, 0.9);
+  Evaluated(first, 1, 0.9, /*examples_per_sec=*/500);
   ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, first, "spec.suspend") == "true"; }))
       << Field(kube::kSweeps, "hp", "status");
   EXPECT_TRUE(Eventually([&] { return SweepEvent("TrialPaused"); }));
@@ -227,6 +229,12 @@ TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) 
       EXPECT_NE(t.value("reason", "").find("asha"), std::string::npos) << t.dump();
     }
     if (t["name"] == first) EXPECT_EQ(t.value("promotedFrom", 0), 1) << t.dump();
+  }
+  // The cost-aware sampler's cost: worker-seconds per example from the trainer's throughput (one
+  // worker at 500 examples/s); a trial whose trainer reported none has no cost.
+  for (const json& t : st.value("trials", json::array())) {
+    if (t["name"] == first) EXPECT_NEAR(t.value("cost", 0.0), 1.0 / 500, 1e-12) << t.dump();
+    if (t["name"] == second) EXPECT_FALSE(t.contains("cost")) << t.dump();
   }
 
   // The third trial and the promoted first wait in the queue (one at a time). The third is the
