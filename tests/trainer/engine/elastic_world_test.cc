@@ -81,7 +81,8 @@ void RunMember(Member& m, const api::Membership& start, const TrainerSpec& spec,
     return;
   }
   collective::CommunicatorOptions o = FastOptions();
-  o.transport.job_id = absl::StrCat("elastic-test/epoch-", start.epoch);
+  o.transport.job_id = "elastic-test";
+  o.transport.epoch = start.epoch;
   auto comm = collective::Communicator::Connect(o, *peers, std::move(m.listener));
   if (!comm.ok()) {
     m.result = comm.status();
@@ -92,9 +93,12 @@ void RunMember(Member& m, const api::Membership& start, const TrainerSpec& spec,
   eo.source = &source;
   eo.self = m.self;
   eo.epoch = start.epoch;
-  eo.connect = [](const collective::PeerList& p, int64_t epoch) {
+  eo.connect = [](const collective::PeerList& p, int64_t epoch,
+                  const std::function<absl::Status()>& keep_waiting) {
     collective::CommunicatorOptions o = FastOptions();
-    o.transport.job_id = absl::StrCat("elastic-test/epoch-", epoch);
+    o.transport.job_id = "elastic-test";
+    o.transport.epoch = epoch;
+    o.transport.keep_waiting = keep_waiting;
     return collective::Communicator::Connect(o, p);
   };
   eo.policy = api::ElasticSpec{};  // constantGlobalBatch
@@ -297,7 +301,8 @@ TEST_F(ElasticTest, LinearPolicyScalesTheLearningRateWithARamp) {
   ElasticOptions eo;
   ScriptedSource source([](int) { return std::nullopt; });
   eo.source = &source;
-  eo.connect = [](const collective::PeerList&, int64_t) -> absl::StatusOr<std::unique_ptr<collective::Communicator>> {
+  eo.connect = [](const collective::PeerList&, int64_t, const std::function<absl::Status()>&)
+      -> absl::StatusOr<std::unique_ptr<collective::Communicator>> {
     return absl::UnimplementedError("not used");
   };
   eo.policy.policy = api::kElasticLinear;
