@@ -174,7 +174,8 @@ absl::StatusOr<bool> ElasticWorld::Join(const std::function<void()>& ready) {
         options_.epoch = -1;
         absl::StatusOr<bool> joined = EnterAndSettle(m, keep_waiting, /*resize=*/false);
         if (joined.ok()) return *joined;
-        options_.epoch = -1;
+        options_.epoch = -1;  // not in any ring yet
+        if (epoch_gauge_ != nullptr) epoch_gauge_->Set(-1);
         last_error = std::string(joined.status().message());
         if (std::optional<int64_t> newer = collective::NewerEpochOf(joined.status())) {
           if (*newer > heard) {
