@@ -286,6 +286,9 @@ absl::Status TcpTransport::Rendezvous(Listener listener) {
   // 3. The right neighbour's acks prove it is the rank we expect there.
   for (int idx = 0; idx <= k; ++idx) {
     while (!answered[idx]) {
+      // An elastic rank still hears a peer of a newer epoch dialling it (its left neighbour
+      // there) while it waits for this answer.
+      if (elastic) TANDEM_RETURN_IF_ERROR(accept_one(Clock::now()).status());
       if (readable(idx, milliseconds(100))) {
         TANDEM_RETURN_IF_ERROR(read_answer(idx));
         continue;

@@ -155,7 +155,10 @@ absl::StatusOr<bool> ElasticWorld::Join(const std::function<void()>& ready) {
           return false;
         }
       } else {
-        if (named >= 0 && m.epoch != named)
+        if (named < 0)
+          TANDEM_LOG(info, "elastic: joining the ring of membership epoch {} as rank {} of {}",
+                     m.epoch, m.RankOf(options_.self), m.world_size());
+        else if (m.epoch != named)
           TANDEM_LOG(info, "elastic: membership changed during start-up: epoch {} -> {}, joining at {}",
                      named, m.epoch, m.epoch);
         named = m.epoch;

@@ -7,6 +7,7 @@
 // rank 1 ... to accept: ack: connection closed by peer", as on the real kubelet.
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -57,6 +58,17 @@ spec:
   optimizer: {type: momentum, learningRate: 0.05, momentum: 0.9}
 )";
 
+// A port the trainers' rings bind themselves (a trainer binds its own endpoint at every
+// rendezvous): free now, let go, and below the kernel's ephemeral range (32768-60999 by
+// default), so that no outgoing connection of this or another test takes it meanwhile.
+int QuietPort() {
+  static std::atomic<int> next{20000 + static_cast<int>(::getpid() % 997) * 10};
+  for (;;) {
+    const int port = 20000 + (next.fetch_add(1) - 20000) % 12000;
+    if (net::Listener::Bind("127.0.0.1", port).ok()) return port;
+  }
+}
+
 std::string Slurp(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream s;
@@ -84,9 +96,7 @@ class ElasticStartupProcessTest : public ::testing::Test {
     fs::create_directories(root_);
     std::ofstream(root_ / "job.yaml") << kJob;
     for (int i = 0; i < 3; ++i) {
-      auto l = net::Listener::Bind("127.0.0.1", 0);  // a free port, let go for the trainer
-      ASSERT_TRUE(l.ok()) << l.status();
-      p_[i].self = {"127.0.0.1", l->port()};
+      p_[i].self = {"127.0.0.1", QuietPort()};
       p_[i].membership = root_ / absl::StrCat("membership-", i, ".json");
       p_[i].log = root_ / absl::StrCat("trainer-", i, ".log");
     }
@@ -199,7 +209,10 @@ TEST_F(ElasticStartupProcessTest, ShrinkDuringStartUp) {
   Publish(1, e1);
   Wait(0);
   Wait(1);
-  Publish(2, e1);  // trainer 2's copy is refreshed last: the others never waited for it
+  // Trainer 2's copy is refreshed last (the others never waited for it), once trainer 2 read
+  // epoch 0: a copy that never named it would make it a new member waiting to be named.
+  EXPECT_TRUE(LogSays(2, "joining the ring of membership epoch 0 as rank 2 of 3")) << Slurp(p_[2].log);
+  Publish(2, e1);
   Wait(2);
   for (int i = 0; i < 2; ++i) {
     const std::string log = Slurp(p_[i].log);

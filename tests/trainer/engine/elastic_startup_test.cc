@@ -6,6 +6,8 @@
 // (or once the others have formed their ring): the orders are forced, never left to sleeps.
 // Before the fix the ring's handshake took the epoch as part of the job id, each side refused
 // the other as "another job", and the first join failed.
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -35,8 +37,11 @@ class CopySource : public MembershipSource {
  public:
   absl::StatusOr<std::optional<api::Membership>> Latest() override {
     absl::MutexLock lock(&mu_);
+    if (!read_.HasBeenNotified()) read_.Notify();
     return m_;
   }
+  // Notified once the trainer has read its copy.
+  absl::Notification& read() { return read_; }
   void Set(const api::Membership& m) {
     absl::MutexLock lock(&mu_);
     m_ = m;
@@ -45,6 +50,7 @@ class CopySource : public MembershipSource {
  private:
   absl::Mutex mu_;
   std::optional<api::Membership> m_ ABSL_GUARDED_BY(mu_);
+  absl::Notification read_;
 };
 
 // One trainer of the job: its endpoint, its copy of the membership, what it reported.
@@ -61,6 +67,17 @@ struct Trainer {
   std::vector<int64_t> gathered;      // an all-gather over the ring it joined: every rank's id
   absl::StatusOr<TrainResult> trained = absl::UnknownError("not run");
 };
+
+// A port the trainers' rings bind themselves (a trainer binds its own endpoint at every
+// rendezvous): free now, let go, and below the kernel's ephemeral range (32768-60999 by
+// default), so that no outgoing connection of this or another test takes it meanwhile.
+int QuietPort() {
+  static std::atomic<int> next{20000 + static_cast<int>(::getpid() % 997) * 10};
+  for (;;) {
+    const int port = 20000 + (next.fetch_add(1) - 20000) % 12000;
+    if (collective::Listener::Bind("127.0.0.1", port).ok()) return port;
+  }
+}
 
 ElasticOptions OptionsFor(Trainer& t) {
   ElasticOptions eo;
@@ -106,13 +123,7 @@ void JoinOnly(Trainer& t, int id) {
 class ElasticStartupTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    // Ports the trainers' rings bind themselves (a trainer binds its own endpoint at every
-    // rendezvous): found free, then let go.
-    for (int i = 0; i < 4; ++i) {
-      auto l = collective::Listener::Bind("127.0.0.1", 0);
-      ASSERT_TRUE(l.ok()) << l.status();
-      t_[i].self = {"127.0.0.1", l->port()};
-    }
+    for (int i = 0; i < 4; ++i) t_[i].self = {"127.0.0.1", QuietPort()};
   }
   api::Membership Epoch(int64_t epoch, std::vector<int> who, std::string reason) {
     api::Membership m{.epoch = epoch, .reason = std::move(reason)};
@@ -285,8 +296,10 @@ TEST_F(ElasticStartupTest, ShrinkDuringStartUpThroughTheTrainer) {
   const bool heard = Await(t_[1].behind);
   EXPECT_TRUE(heard) << "trainer 1 never heard of epoch 1";
   t_[1].source.Set(e1);
-  // Trainer 2's copy is refreshed once the survivors finished (they never waited for it).
-  const bool finished = Await(t_[0].done) && Await(t_[1].done);
+  // Trainer 2's copy is refreshed once the survivors finished (they never waited for it), and
+  // once trainer 2 read epoch 0 (its data loaded): a copy that never named it would make it a
+  // new member waiting to be named (see docs/elastic.md, not handled).
+  const bool finished = Await(t_[0].done) && Await(t_[1].done) && Await(t_[2].source.read());
   EXPECT_TRUE(finished);
   t_[2].source.Set(e1);
   for (auto& th : threads) th.join();
