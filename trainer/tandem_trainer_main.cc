@@ -128,10 +128,13 @@ absl::StatusOr<std::unique_ptr<tandem::trainer::Device>> OpenGpu(
   return device;
 }
 
-// An elastic job's ring of membership `epoch`: the epoch joins the job id checked at rendezvous.
+// An elastic job's ring of membership `epoch`: the hello carries the epoch beside the job id, so
+// a peer on another epoch is told apart from another job (trainer/collective/tcp_transport.h).
 tandem::collective::CommunicatorOptions ElasticCommunicatorOptions(
-    tandem::collective::CommunicatorOptions options, int64_t epoch) {
-  options.transport.job_id = options.transport.job_id + "/epoch-" + std::to_string(epoch);
+    tandem::collective::CommunicatorOptions options, int64_t epoch,
+    const std::function<absl::Status()>& keep_waiting) {
+  options.transport.epoch = epoch;
+  options.transport.keep_waiting = keep_waiting;
   return options;
 }
 
@@ -424,9 +427,10 @@ int main(int argc, char** argv) {
     tandem::trainer::ElasticOptions eo;
     eo.source = membership.get();
     eo.self = self;
-    eo.connect = [base = *comm_options](const tandem::collective::PeerList& peers, int64_t epoch) {
-      return tandem::collective::Communicator::Connect(ElasticCommunicatorOptions(base, epoch),
-                                                       peers);
+    eo.connect = [base = *comm_options](const tandem::collective::PeerList& peers, int64_t epoch,
+                                        const std::function<absl::Status()>& keep_waiting) {
+      return tandem::collective::Communicator::Connect(
+          ElasticCommunicatorOptions(base, epoch, keep_waiting), peers);
     };
     eo.policy = *job->spec.elastic;
     eo.stop = &g_stop;

@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/logging.h"
@@ -27,7 +29,7 @@ namespace {
 using std::chrono::milliseconds;
 
 constexpr uint32_t kHelloMagic = 0x4D444E54;  // "TNDM"
-constexpr uint32_t kProtocolVersion = 1;
+constexpr uint32_t kProtocolVersion = 2;  // 2: the epoch in hellos and answers
 constexpr uint32_t kCtrlMagic = 0x4C525443;   // "CTRL"
 constexpr int kLeft = 0;
 constexpr int kRight = 1;
@@ -40,11 +42,19 @@ struct Hello {
   uint32_t index;  // 0..channels-1: data connection; channels: control connection
   uint32_t channels;
   uint64_t job_hash;
+  int64_t epoch;   // elastic: the membership epoch of the sender's ring; -1: a fixed job
 };
+// The answer to a hello: magic kHelloMagic and the rank that accepted it, or kRefuseMagic and
+// why (RefuseReason) with the refusing rank's epoch.
 struct Ack {
   uint32_t magic;
-  uint32_t rank;
+  uint32_t rank;  // kRefuseMagic: a RefuseReason
+  int64_t epoch;
 };
+constexpr uint32_t kRefuseMagic = 0x46455254;  // "TREF"
+enum RefuseReason : uint32_t { kRefusedAnotherJob = 1, kRefusedOlderEpoch = 2 };
+
+constexpr char kNewerEpochPayload[] = "type.tandem.dev/collective/newer-membership-epoch";
 
 enum CtrlType : uint32_t { kHeartbeat = 1, kAbort = 2, kGoodbye = 3 };
 struct CtrlRecord {
@@ -65,6 +75,20 @@ uint64_t JobHash(const std::string& job) {
 std::string Seconds(milliseconds ms) { return absl::StrCat(ms.count() / 1000.0, "s"); }
 
 }  // namespace
+
+absl::Status NewerEpochError(int64_t epoch, const std::string& message) {
+  absl::Status s = absl::UnavailableError(message);
+  s.SetPayload(kNewerEpochPayload, absl::Cord(std::to_string(epoch)));
+  return s;
+}
+
+std::optional<int64_t> NewerEpochOf(const absl::Status& status) {
+  const auto payload = status.GetPayload(kNewerEpochPayload);
+  if (!payload.has_value()) return std::nullopt;
+  int64_t epoch = 0;
+  if (!absl::SimpleAtoi(std::string(*payload), &epoch)) return std::nullopt;
+  return epoch;
+}
 
 TcpTransport::TcpTransport(const TcpTransportOptions& options, PeerList peers)
     : options_(options), peers_(std::move(peers)) {}
@@ -87,6 +111,7 @@ absl::StatusOr<std::unique_ptr<TcpTransport>> TcpTransport::Connect(
 absl::Status TcpTransport::Rendezvous(Listener listener) {
   const auto deadline = Clock::now() + options_.rendezvous_timeout;
   const int k = options_.channels;
+  const bool elastic = options_.epoch >= 0;
   const PeerEndpoint& me = peers_.endpoints[peers_.rank];
   if (!listener.valid()) {
     auto bound = Listener::Bind(options_.bind_host, me.port);
@@ -94,56 +119,58 @@ absl::Status TcpTransport::Rendezvous(Listener listener) {
     listener = *std::move(bound);
   }
   const uint64_t job_hash = JobHash(options_.job_id);
-
-  // 1. Connect to the right neighbour, retrying while it starts. Hellos wait in its backlog.
-  std::vector<Fd> out(k + 1);
+  // Waits are cut into slices so that keep_waiting is asked about every 100 ms.
+  const auto slice_end = [&] { return std::min(deadline, Clock::now() + milliseconds(100)); };
+  const auto keep_waiting = [&]() -> absl::Status {
+    return options_.keep_waiting ? options_.keep_waiting() : absl::OkStatus();
+  };
   const PeerEndpoint& right_ep = peers_.endpoints[right()];
-  for (int idx = 0; idx <= k; ++idx) {
-    auto backoff = milliseconds(20);
-    absl::Status last;
-    for (;;) {
-      auto fd = ConnectOnce(right_ep.host, right_ep.port,
-                            std::min(deadline, Clock::now() + std::chrono::seconds(2)));
-      if (fd.ok()) {
-        out[idx] = *std::move(fd);
-        break;
-      }
-      last = fd.status();
-      if (Clock::now() + backoff >= deadline)
-        return absl::DeadlineExceededError(
-            absl::StrCat("could not connect to ", Describe(right()), " within ",
-                         Seconds(options_.rendezvous_timeout), ": ", last.message()));
-      std::this_thread::sleep_for(backoff);
-      backoff = std::min(backoff * 2, milliseconds(500));
-    }
-    Hello h{kHelloMagic, kProtocolVersion, static_cast<uint32_t>(world_size()),
-            static_cast<uint32_t>(peers_.rank), static_cast<uint32_t>(idx),
-            static_cast<uint32_t>(k), job_hash};
-    TANDEM_RETURN_IF_ERROR(WriteFully(out[idx].get(), &h, sizeof(h), deadline, "hello"),
-                           "greeting ", Describe(right()));
-  }
 
-  // 2. Accept the left neighbour's connections. Strangers (other jobs, stale ranks) are refused.
+  // The left neighbour's side: accepts one connection (waiting until `until`) and checks its
+  // hello. Strangers (other jobs, stale ranks, other epochs) are refused; a hello of a newer
+  // epoch ends the rendezvous. Returns whether a connection came.
   std::vector<Fd> in(k + 1);
   int filled = 0;
-  while (filled <= k) {
-    auto conn = listener.Accept(deadline);
-    if (!conn.ok())
-      return absl::DeadlineExceededError(absl::StrCat(
-          Describe(left()), " did not connect within ", Seconds(options_.rendezvous_timeout),
-          " (not started, or cannot reach ", me.ToString(), ")"));
+  int64_t refused_epoch = -2;  // logged once
+  const auto refuse = [&](Fd& conn, RefuseReason why) {
+    Ack no{kRefuseMagic, why, options_.epoch};
+    (void)WriteFully(conn.get(), &no, sizeof(no),
+                     std::min(deadline, Clock::now() + milliseconds(200)), "refusal");
+  };
+  const auto accept_one = [&](Clock::time_point until) -> absl::StatusOr<bool> {
+    auto conn = listener.Accept(until);
+    if (!conn.ok()) {
+      if (conn.status().code() == absl::StatusCode::kDeadlineExceeded) return false;
+      return conn.status();
+    }
     Hello h{};
     auto read = ReadFully(conn->get(), &h, sizeof(h),
                           std::min(deadline, Clock::now() + std::chrono::seconds(5)), "hello");
     if (!read.ok() || h.magic != kHelloMagic || h.version != kProtocolVersion) {
       TANDEM_LOG(warn, "collective rank {}: ignoring a connection that is not a Tandem peer",
                  peers_.rank);
-      continue;
+      return true;
     }
     if (h.job_hash != job_hash) {
       TANDEM_LOG(warn, "collective rank {}: refusing rank {} of another job", peers_.rank,
                  h.from_rank);
-      continue;
+      // A fixed job just closes it, as it always did (its dialer retries: the stranger may be a
+      // stale process about to go); an elastic rank answers, so its dialer fails at once.
+      if (elastic) refuse(*conn, kRefusedAnotherJob);
+      return true;
+    }
+    if (h.epoch > options_.epoch)
+      return NewerEpochError(h.epoch, absl::StrCat("rank ", h.from_rank,
+                                                   " of this job is in the ring of membership epoch ",
+                                                   h.epoch, ", this rank in that of epoch ",
+                                                   options_.epoch));
+    if (h.epoch < options_.epoch) {
+      if (h.epoch != refused_epoch)
+        TANDEM_LOG(info, "collective rank {}: refusing rank {} of the older membership epoch {} "
+                   "(this ring: epoch {})", peers_.rank, h.from_rank, h.epoch, options_.epoch);
+      refused_epoch = h.epoch;
+      refuse(*conn, kRefusedOlderEpoch);
+      return true;
     }
     if (h.world_size != static_cast<uint32_t>(world_size()))
       return absl::InvalidArgumentError(absl::StrCat(Describe(left()), " runs with world size ",
@@ -155,23 +182,123 @@ absl::Status TcpTransport::Rendezvous(Listener listener) {
     if (h.from_rank != static_cast<uint32_t>(left()) || h.index > static_cast<uint32_t>(k)) {
       TANDEM_LOG(warn, "collective rank {}: refusing a connection from rank {} (expected rank {})",
                  peers_.rank, h.from_rank, left());
-      continue;
+      return true;
     }
-    Ack ack{kHelloMagic, static_cast<uint32_t>(peers_.rank)};
-    if (!WriteFully(conn->get(), &ack, sizeof(ack), deadline, "ack").ok()) continue;
+    Ack ack{kHelloMagic, static_cast<uint32_t>(peers_.rank), options_.epoch};
+    if (!WriteFully(conn->get(), &ack, sizeof(ack), deadline, "ack").ok()) return true;
     if (!in[h.index].valid()) ++filled;
     in[h.index] = *std::move(conn);
-  }
+    return true;
+  };
 
-  // 3. The right neighbour's acks prove it is the rank we expect there.
-  for (int idx = 0; idx <= k; ++idx) {
+  // Connection `idx` to the right neighbour, retried while it starts; the hello waits in its
+  // backlog until it accepts. Between tries an elastic rank accepts its left neighbour's
+  // connections: a rank whose right neighbour went on to another epoch (and listens no more)
+  // still hears the newer epoch from its left.
+  const auto dial = [&](int idx) -> absl::StatusOr<Fd> {
+    auto backoff = milliseconds(20);
+    absl::Status last;
+    for (;;) {
+      auto fd = ConnectOnce(right_ep.host, right_ep.port,
+                            std::min(deadline, Clock::now() + std::chrono::seconds(2)));
+      if (fd.ok()) {
+        Hello h{kHelloMagic, kProtocolVersion, static_cast<uint32_t>(world_size()),
+                static_cast<uint32_t>(peers_.rank), static_cast<uint32_t>(idx),
+                static_cast<uint32_t>(k), job_hash, options_.epoch};
+        TANDEM_RETURN_IF_ERROR(WriteFully(fd->get(), &h, sizeof(h), deadline, "hello"),
+                               "greeting ", Describe(right()));
+        return *std::move(fd);
+      }
+      last = fd.status();
+      TANDEM_RETURN_IF_ERROR(keep_waiting());
+      if (Clock::now() + backoff >= deadline)
+        return absl::DeadlineExceededError(
+            absl::StrCat("could not connect to ", Describe(right()), " within ",
+                         Seconds(options_.rendezvous_timeout), ": ", last.message()));
+      if (elastic) {
+        const auto until = Clock::now() + backoff;
+        while (Clock::now() < until && filled <= k) {
+          TANDEM_ASSIGN_OR_RETURN(const bool came, accept_one(until));
+          if (!came) break;
+        }
+        if (Clock::now() < until) std::this_thread::sleep_until(until);
+      } else {
+        std::this_thread::sleep_for(backoff);
+      }
+      backoff = std::min(backoff * 2, milliseconds(500));
+    }
+  };
+  // Reads the right neighbour's answer on connection `idx`, which poll() found readable: OK once
+  // it accepted; an error for a refusal; an elastic rank dials a connection closed unanswered
+  // again (the neighbour left that rendezvous for another epoch's) and `*answered` stays false.
+  std::vector<Fd> out(k + 1);
+  std::vector<bool> answered(k + 1, false);
+  const auto read_answer = [&](int idx) -> absl::Status {
     Ack ack{};
-    TANDEM_RETURN_IF_ERROR(ReadFully(out[idx].get(), &ack, sizeof(ack), deadline, "ack"),
-                           "waiting for ", Describe(right()), " to accept");
+    absl::Status read = ReadFully(out[idx].get(), &ack, sizeof(ack), deadline, "ack");
+    if (!read.ok()) {
+      if (!elastic || read.code() == absl::StatusCode::kDeadlineExceeded)
+        return Annotate(read, absl::StrCat("waiting for ", Describe(right()), " to accept"));
+      TANDEM_ASSIGN_OR_RETURN(out[idx], dial(idx));
+      return absl::OkStatus();
+    }
+    if (ack.magic == kRefuseMagic && ack.rank == kRefusedOlderEpoch)
+      return NewerEpochError(
+          ack.epoch, absl::StrCat(Describe(right()), " is in the ring of membership epoch ",
+                                  ack.epoch, ", this rank in that of epoch ", options_.epoch));
+    if (ack.magic == kRefuseMagic)
+      return absl::InvalidArgumentError(absl::StrCat(
+          Describe(right()), " refused this rank: it belongs to another job (job id '",
+          options_.job_id, "' differs): the ranks disagree on TANDEM_PEERS or the job name"));
     if (ack.magic != kHelloMagic || ack.rank != static_cast<uint32_t>(right()))
       return absl::InvalidArgumentError(absl::StrCat(
           "endpoint ", right_ep.ToString(), " answered as rank ", ack.rank, ", expected rank ",
           right(), ": the ranks disagree on TANDEM_PEERS"));
+    answered[idx] = true;
+    return absl::OkStatus();
+  };
+  // Whether connection `idx` has something to read within `wait` (an answer, or its close).
+  const auto readable = [&](int idx, milliseconds wait) {
+    pollfd p{out[idx].get(), POLLIN, 0};
+    return poll(&p, 1, static_cast<int>(wait.count())) > 0;
+  };
+
+  // 1. Connect to the right neighbour. Hellos wait in its backlog.
+  for (int idx = 0; idx <= k; ++idx) {
+    TANDEM_ASSIGN_OR_RETURN(out[idx], dial(idx));
+  }
+
+  // 2. Accept the rest of the left neighbour's connections; an elastic rank meanwhile reads the
+  // answers that came already (a refusal ends it at once).
+  while (filled <= k) {
+    TANDEM_RETURN_IF_ERROR(keep_waiting());
+    if (elastic)
+      for (int idx = 0; idx <= k; ++idx)
+        if (!answered[idx] && readable(idx, milliseconds(0))) TANDEM_RETURN_IF_ERROR(read_answer(idx));
+    TANDEM_ASSIGN_OR_RETURN(const bool came,
+                            accept_one(elastic || options_.keep_waiting ? slice_end() : deadline));
+    if (!came && Clock::now() >= deadline)
+      return absl::DeadlineExceededError(absl::StrCat(
+          Describe(left()), " did not connect within ", Seconds(options_.rendezvous_timeout),
+          " (not started, or cannot reach ", me.ToString(), ")"));
+  }
+
+  // 3. The right neighbour's acks prove it is the rank we expect there.
+  for (int idx = 0; idx <= k; ++idx) {
+    while (!answered[idx]) {
+      // An elastic rank still hears a peer of a newer epoch dialling it (its left neighbour
+      // there) while it waits for this answer.
+      if (elastic) TANDEM_RETURN_IF_ERROR(accept_one(Clock::now()).status());
+      if (readable(idx, milliseconds(100))) {
+        TANDEM_RETURN_IF_ERROR(read_answer(idx));
+        continue;
+      }
+      TANDEM_RETURN_IF_ERROR(keep_waiting());
+      if (Clock::now() >= deadline)
+        return absl::DeadlineExceededError(absl::StrCat(
+            "waiting for ", Describe(right()), " to accept: no answer within ",
+            Seconds(options_.rendezvous_timeout)));
+    }
   }
 
   SocketTuning data_tuning{options_.socket_buffer_bytes, /*no_delay=*/true};

@@ -6,6 +6,15 @@
 // neighbour. A hello/ack exchange checks the job id, world size and ranks, so a mis-ordered peer
 // list or a stale process of another job is refused with an error naming the endpoint.
 //
+// Elastic jobs (trainer/engine/elastic_world.h) set `epoch`, their membership's: the hello carries
+// it beside the job id, so a peer of the same job on another epoch is told apart from a stranger.
+// A rank that hears a NEWER epoch ends its rendezvous at once with NewerEpochError (its membership
+// is behind: the caller re-reads it and meets the peer there); a rank that hears an OLDER one
+// refuses it with an answer naming its own epoch, which ends the older rank's rendezvous the same
+// way. An elastic rank refuses a peer of another job with an answer saying so, and that peer
+// fails at once with an error naming the endpoint. An elastic rank whose right neighbour closes the connection
+// before answering (it left to join another epoch) dials it again until the deadline.
+//
 // Failure detection: a monitor thread exchanges heartbeats with both neighbours over the control
 // connections (TCP_NODELAY). A neighbour that closes its connections (crash, kill) or stays silent
 // for `peer_timeout` (stopped, partitioned) fails the transport with an Unavailable error that
@@ -15,7 +24,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,7 +58,21 @@ struct TcpTransportOptions {
   std::chrono::milliseconds peer_timeout{std::chrono::seconds(30)};
   // Ranks only accept peers presenting the same job id (TANDEM_JOB_NAME).
   std::string job_id;
+  // Elastic jobs: the membership epoch this ring is formed for (see the top of this file); -1: a
+  // fixed job, whose hellos all carry -1.
+  int64_t epoch = -1;
+  // Polled about every 100 ms while the rendezvous waits for a neighbour; an error ends the
+  // rendezvous with it (elastic start-up: the membership file moved on). Unset: wait until
+  // rendezvous_timeout. Called on the thread that called Connect.
+  std::function<absl::Status()> keep_waiting;
 };
+
+// The rendezvous met a peer of this job at membership epoch `epoch`, newer than this rank's
+// (Unavailable, so a trainer that cannot recover from it in place exits 75 and is restarted into
+// the current epoch). `message` names the peer.
+absl::Status NewerEpochError(int64_t epoch, const std::string& message);
+// The newer epoch of a NewerEpochError, annotated or not; nullopt for any other status.
+std::optional<int64_t> NewerEpochOf(const absl::Status& status);
 
 class TcpTransport final : public Transport {
  public:

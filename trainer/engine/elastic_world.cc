@@ -15,6 +15,8 @@
 #include "common/logging.h"
 #include "common/status.h"
 #include "nlohmann/json.hpp"
+#include "trainer/collective/exit_codes.h"
+#include "trainer/collective/tcp_transport.h"
 #include "trainer/engine/data_parallel.h"
 #include "trainer/model/network.h"
 #include "trainer/optim/optimizer.h"
@@ -126,41 +128,138 @@ absl::StatusOr<api::Membership> ElasticWorld::AwaitNewMembership() {
   }
 }
 
-absl::Status ElasticWorld::Join(const std::function<void()>& ready) {
-  if (dp_.connected()) return absl::OkStatus();
+// The first join. The membership a trainer reads may be older than a peer's (each pod's mounted
+// file is refreshed at its own kubelet sync): the ring's handshake carries the epoch, so a
+// trainer behind hears the newer epoch from a peer (NewerEpochError) and waits for its source to
+// show it, while one ahead refuses the older peer and keeps waiting for its own. A rendezvous that
+// fails or times out for any other reason (a peer that left it for another epoch) is retried at
+// whatever epoch the source shows then.
+absl::StatusOr<bool> ElasticWorld::Join(const std::function<void()>& ready) {
+  if (dp_.connected()) return true;
   if (ready) ready();
   const absl::Time deadline = absl::Now() + options_.membership_timeout;
+  int64_t heard = -1;  // the newest epoch a peer was heard in
+  int64_t named = -1;  // the newest epoch that named this trainer
+  std::string last_error;
   while (true) {
     absl::StatusOr<std::optional<api::Membership>> latest = options_.source->Latest();
-    if (latest.ok() && latest->has_value() && (*latest)->RankOf(options_.self) >= 0) {
-      TANDEM_ASSIGN_OR_RETURN(const bool member, Enter(**latest));
-      if (member) return absl::OkStatus();
+    if (!latest.ok()) {
+      last_error = std::string(latest.status().message());
+    } else if (latest->has_value() && (*latest)->epoch >= heard) {
+      const api::Membership m = **latest;
+      if (m.RankOf(options_.self) < 0) {
+        if (named >= 0) {
+          leave_reason_ = absl::StrCat("not in membership epoch ", m.epoch, " (", m.reason,
+                                       "), published while this trainer started in epoch ", named);
+          TANDEM_LOG(info, "elastic: {}: leaving the job before its first step", leave_reason_);
+          return false;
+        }
+      } else {
+        if (named < 0)
+          TANDEM_LOG(info, "elastic: joining the ring of membership epoch {} as rank {} of {}",
+                     m.epoch, m.RankOf(options_.self), m.world_size());
+        else if (m.epoch != named)
+          TANDEM_LOG(info, "elastic: membership changed during start-up: epoch {} -> {}, joining at {}",
+                     named, m.epoch, m.epoch);
+        named = m.epoch;
+        const int64_t joining = m.epoch;
+        // While this rendezvous waits, the source moving on ends it: the ring of `joining` may
+        // never form (a peer that read the newer epoch first is waiting in that one).
+        const auto keep_waiting = [this, joining]() -> absl::Status {
+          if (options_.stop != nullptr && options_.stop->load())
+            return absl::CancelledError("elastic: stopped before joining the job");
+          absl::StatusOr<std::optional<api::Membership>> now = options_.source->Latest();
+          if (now.ok() && now->has_value() && (*now)->epoch > joining)
+            return absl::AbortedError(absl::StrCat("membership epoch ", (*now)->epoch,
+                                                   " was published during the rendezvous"));
+          return absl::OkStatus();
+        };
+        options_.epoch = -1;
+        absl::StatusOr<bool> joined = EnterAndSettle(m, keep_waiting, /*resize=*/false);
+        if (joined.ok()) return *joined;
+        options_.epoch = -1;  // not in any ring yet
+        if (epoch_gauge_ != nullptr) epoch_gauge_->Set(-1);
+        last_error = std::string(joined.status().message());
+        if (std::optional<int64_t> newer = collective::NewerEpochOf(joined.status())) {
+          if (*newer > heard) {
+            heard = *newer;
+            if (heard > m.epoch) {
+              TANDEM_LOG(info, "elastic: a peer is in membership epoch {} while this trainer's "
+                         "membership says epoch {}: waiting for it to show epoch {} ({})",
+                         heard, m.epoch, heard, last_error);
+              if (options_.on_behind) options_.on_behind(m.epoch, heard);
+            }
+          }
+        } else if (absl::IsCancelled(joined.status())) {
+          return joined.status();
+        } else if (!collective::IsPeerFailure(joined.status()) &&
+                   !absl::IsAborted(joined.status())) {
+          return joined.status();  // a membership refused, a ring of another job
+        } else {
+          TANDEM_LOG(warn, "elastic: joining the ring of membership epoch {} failed ({}); reading "
+                     "the membership again", m.epoch, last_error);
+        }
+      }
     }
     if (options_.stop != nullptr && options_.stop->load())
       return absl::CancelledError("elastic: stopped before joining the job");
     if (absl::Now() >= deadline)
       return absl::DeadlineExceededError(absl::StrCat(
-          "elastic: ", options_.self.ToString(), " was not made a member of the job within ",
+          "elastic: ", options_.self.ToString(),
+          named < 0 ? " was not made a member of the job within "
+                    : " could not join the ring of its membership within ",
           absl::FormatDuration(options_.membership_timeout),
-          latest.ok() ? "" : absl::StrCat(" (", latest.status().message(), ")")));
+          last_error.empty() ? "" : absl::StrCat(" (", last_error, ")")));
     std::this_thread::sleep_for(absl::ToChronoMilliseconds(options_.poll_interval));
   }
 }
 
 absl::StatusOr<bool> ElasticWorld::Enter(const api::Membership& m) {
   TANDEM_RETURN_IF_ERROR(CheckSize(m));
+  if (m.RankOf(options_.self) < 0) {
+    leave_reason_ = absl::StrCat("not in membership epoch ", m.epoch, " (", m.reason, ")");
+    return false;
+  }
+  return EnterAndSettle(m, nullptr, /*resize=*/options_.epoch >= 0);
+}
+
+absl::StatusOr<bool> ElasticWorld::Connect(const api::Membership& m,
+                                           const std::function<absl::Status()>& keep_waiting,
+                                           bool resize) {
+  TANDEM_RETURN_IF_ERROR(CheckSize(m));
   const int rank = m.RankOf(options_.self);
   if (rank < 0) return false;
   TANDEM_ASSIGN_OR_RETURN(collective::PeerList peers,
                           collective::MakePeerList(m.peers, rank, m.world_size()));
-  TANDEM_RETURN_IF_ERROR(dp_.Reconnect([&] { return options_.connect(peers, m.epoch); }),
-                         "elastic: joining the ring of membership epoch ", m.epoch);
-  if (resizes_ != nullptr && options_.epoch >= 0) resizes_->Inc();
+  TANDEM_RETURN_IF_ERROR(
+      dp_.Reconnect([&] { return options_.connect(peers, m.epoch, keep_waiting); }),
+      "elastic: joining the ring of membership epoch ", m.epoch);
+  if (resizes_ != nullptr && resize) resizes_->Inc();
   options_.epoch = m.epoch;
   reason_ = m.reason;
   membership_ = m;
   if (epoch_gauge_ != nullptr) epoch_gauge_->Set(static_cast<double>(m.epoch));
   if (world_gauge_ != nullptr) world_gauge_->Set(m.world_size());
+  return true;
+}
+
+absl::StatusOr<bool> ElasticWorld::EnterAndSettle(const api::Membership& m,
+                                                  const std::function<absl::Status()>& keep_waiting,
+                                                  bool resize) {
+  TANDEM_ASSIGN_OR_RETURN(const bool member, Connect(m, keep_waiting, resize));
+  if (!member) return false;
+  // A rendezvous can succeed on a rank whose neighbour then abandoned its own (it went on to
+  // another epoch), leaving a dead link. Every link carries data in an all-gather, and no rank
+  // completes the second one unless every rank completed the first: so either every rank
+  // settles in this ring or none does (each then retries, in Join), never some.
+  for (int round = 0; round < 2; ++round) {
+    TANDEM_ASSIGN_OR_RETURN(std::vector<int64_t> epochs, dp_.AllGather(options_.epoch));
+    for (size_t r = 0; r < epochs.size(); ++r)
+      if (epochs[r] != options_.epoch)
+        return absl::FailedPreconditionError(absl::StrCat(
+            "elastic: rank ", r, " entered membership epoch ", epochs[r], ", this rank ",
+            options_.epoch));
+  }
   return true;
 }
 

@@ -22,6 +22,12 @@
 //    the source: its position (step, pass, examples of the pass consumed, learning-rate ramp),
 //    parameters and optimizer state are broadcast to all. When no rank is live (a job starting
 //    or restarted whole), the caller restores the newest checkpoint instead.
+// The first join (Join) is exposed to a membership that changes while the trainers start (a pod's
+// mounted ConfigMap is refreshed at each kubelet's own sync, so two trainers can read two epochs):
+// the ring's handshake carries the epoch, a trainer that meets a peer on a newer epoch waits for
+// its own source to show it, and a failed or outrun first join reads the membership again. The
+// first ring so forms at the newest epoch once all its members arrive; a trainer not in that
+// epoch leaves without training; no trainer trains a step on an older one (docs/elastic.md).
 // A peer that dies in the middle of a step fails its ring; the survivors keep the parameters of
 // the last completed step (the update is applied only after the all-reduce succeeded) and wait
 // for the coordinator's next epoch (AwaitNewMembership), then continue from step 2. A survivor
@@ -93,9 +99,11 @@ struct ElasticOptions {
   // The epoch whose ring the communicator is connected to; -1: not connected yet (Join).
   int64_t epoch = -1;
   // Connects the ring of `peers` for membership `epoch` (the trainer's main: Communicator::Connect
-  // with its options, the epoch in the job id so that a straggler of another epoch is refused).
+  // with its options, TcpTransportOptions::epoch = `epoch` so that a peer of another epoch is told
+  // apart, and TcpTransportOptions::keep_waiting = `keep_waiting`, null outside a first join).
   std::function<absl::StatusOr<std::unique_ptr<collective::Communicator>>(
-      const collective::PeerList& peers, int64_t epoch)>
+      const collective::PeerList& peers, int64_t epoch,
+      const std::function<absl::Status()>& keep_waiting)>
       connect;
   api::ElasticSpec policy;
   int reference_workers = 1;          // spec.workers.count: the global batch's and lr's reference
@@ -109,6 +117,10 @@ struct ElasticOptions {
   // tandem_trainer_elastic_{epoch,world_size,resizes_total}, labelled with `job`; null: none.
   metrics::Registry* registry = nullptr;
   std::string job = "local";
+  // Testing and diagnostics: called (training thread) when a first join met a peer on epoch
+  // `peer_epoch`, newer than the `source_epoch` this trainer's source shows; Join then waits for
+  // the source to reach it.
+  std::function<void(int64_t source_epoch, int64_t peer_epoch)> on_behind;
 };
 
 class ElasticWorld {
@@ -125,8 +137,16 @@ class ElasticWorld {
   // loaded its data and built its model), waits until the membership names it, then connects
   // that membership's ring. A coordinator publishes a grown membership only once its new
   // trainers are ready, so the survivors' pause is the ring rebuild, not a process start.
-  // No-op when already connected.
-  absl::Status Join(const std::function<void()>& ready);
+  // A membership that changes meanwhile (another epoch read by a peer, a rendezvous that fails
+  // or times out, the source moving on during the rendezvous) is read again and joined at its
+  // newest epoch; the two all-gathers of Enter then check every link, so every member returns in
+  // the same ring or retries. Returns true once connected (at once when already connected);
+  // false, connecting nothing, when a membership that had named this trainer was followed by one
+  // that does not (it must leave, as at a step boundary: leave_reason() says why). Errors: DeadlineExceeded after options.membership_timeout, Cancelled on stop, or a
+  // membership this job refuses (CheckSize) or a ring of another job.
+  absl::StatusOr<bool> Join(const std::function<void()>& ready);
+  // Why Join returned false.
+  const std::string& leave_reason() const { return leave_reason_; }
 
   // Every rank, after a step: the newer membership the coordinator published, or nullopt. Every
   // rank gets the same answer (rank 0 reads the source and broadcasts it).
@@ -135,7 +155,9 @@ class ElasticWorld {
   // one appears (options.membership_timeout: DeadlineExceeded).
   absl::StatusOr<api::Membership> AwaitNewMembership();
   // Closes the old ring and connects the one of `m`. Returns false, connecting nothing, when
-  // this trainer is not in `m` (it must leave the job).
+  // this trainer is not in `m` (it must leave the job; leave_reason() says why). Every member of
+  // the new ring (survivors here, new members in Join) then checks every link with two
+  // all-gathers of the epoch.
   absl::StatusOr<bool> Enter(const api::Membership& m);
 
   // Every rank of the (new) ring: agrees on the training state. Returns true when some rank was
@@ -155,12 +177,21 @@ class ElasticWorld {
 
  private:
   absl::Status CheckSize(const api::Membership& m) const;
+  // Enter, with `keep_waiting` for the rendezvous; `resize`: count it as a membership change.
+  absl::StatusOr<bool> Connect(const api::Membership& m,
+                               const std::function<absl::Status()>& keep_waiting, bool resize);
+  // Connect to `m`, then check every link as Enter says; false when `m` does not name this
+  // trainer.
+  absl::StatusOr<bool> EnterAndSettle(const api::Membership& m,
+                                      const std::function<absl::Status()>& keep_waiting,
+                                      bool resize);
 
   ElasticOptions options_;
   DataParallel& dp_;
   std::string reason_;
   api::Membership membership_;
   int64_t refused_epoch_ = -1;  // logged once
+  std::string leave_reason_;
   metrics::Gauge* epoch_gauge_ = nullptr;
   metrics::Gauge* world_gauge_ = nullptr;
   metrics::Counter* resizes_ = nullptr;

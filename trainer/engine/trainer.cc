@@ -377,9 +377,19 @@ absl::StatusOr<TrainResult> TrainingLoop::Run() {
   TANDEM_RETURN_IF_ERROR(LoadData());
   if (elastic_ != nullptr) {
     // Data loaded: a new member tells its coordinator it is ready, then joins the ring.
-    TANDEM_RETURN_IF_ERROR(elastic_->Join([this] {
+    TANDEM_ASSIGN_OR_RETURN(const bool member, elastic_->Join([this] {
       if (options_.events != nullptr) options_.events->Emit({{"event", "ready"}});
     }));
+    if (!member) {
+      // The membership changed while this trainer started and no longer names it: it leaves as
+      // at a step boundary, having trained nothing (docs/elastic.md, the start-up race).
+      Log(absl::StrCat("elastic: ", elastic_->leave_reason(), ": leaving the job before step 1"));
+      left_ = true;
+      result_.left_job = true;
+      result_.steps = 0;
+      result_.wall_seconds = Seconds(start_, Clock::now());
+      return result_;
+    }
     // A new member of a grow: its tables are declared (CreateNetwork) on the grown layout, once
     // rank 0 resharded to it. Every member of the ring takes part (one broadcast).
     TANDEM_RETURN_IF_ERROR(FollowLayout(elastic_->membership()));

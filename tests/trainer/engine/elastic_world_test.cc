@@ -72,29 +72,42 @@ struct Member {
 
 constexpr int kReferenceWorkers = 2;
 
+// `join`: a new member of a running job, started unconnected as tandem-trainer starts every
+// elastic trainer: it joins (ElasticWorld::Join) once `source` names it.
 void RunMember(Member& m, const api::Membership& start, const TrainerSpec& spec,
-               MembershipSource& source, const std::function<void(TrainOptions&, DataParallel&)>& tweak) {
-  const int rank = start.RankOf(m.self);
-  auto peers = collective::MakePeerList(start.peers, rank, start.world_size());
-  if (!peers.ok()) {
-    m.result = peers.status();
-    return;
+               MembershipSource& source, const std::function<void(TrainOptions&, DataParallel&)>& tweak,
+               bool join = false) {
+  std::unique_ptr<collective::Communicator> connected;
+  if (join) {
+    m.listener = collective::Listener();  // its ring binds the endpoint itself
+  } else {
+    const int rank = start.RankOf(m.self);
+    auto peers = collective::MakePeerList(start.peers, rank, start.world_size());
+    if (!peers.ok()) {
+      m.result = peers.status();
+      return;
+    }
+    collective::CommunicatorOptions o = FastOptions();
+    o.transport.job_id = "elastic-test";
+    o.transport.epoch = start.epoch;
+    auto comm = collective::Communicator::Connect(o, *peers, std::move(m.listener));
+    if (!comm.ok()) {
+      m.result = comm.status();
+      return;
+    }
+    connected = *std::move(comm);
   }
-  collective::CommunicatorOptions o = FastOptions();
-  o.transport.job_id = absl::StrCat("elastic-test/epoch-", start.epoch);
-  auto comm = collective::Communicator::Connect(o, *peers, std::move(m.listener));
-  if (!comm.ok()) {
-    m.result = comm.status();
-    return;
-  }
-  DataParallel dp(std::move(*comm), {.bucket_mib = 0.001});
+  DataParallel dp(std::move(connected), {.bucket_mib = 0.001});
   ElasticOptions eo;
   eo.source = &source;
   eo.self = m.self;
-  eo.epoch = start.epoch;
-  eo.connect = [](const collective::PeerList& p, int64_t epoch) {
+  eo.epoch = join ? -1 : start.epoch;
+  eo.connect = [](const collective::PeerList& p, int64_t epoch,
+                  const std::function<absl::Status()>& keep_waiting) {
     collective::CommunicatorOptions o = FastOptions();
-    o.transport.job_id = absl::StrCat("elastic-test/epoch-", epoch);
+    o.transport.job_id = "elastic-test";
+    o.transport.epoch = epoch;
+    o.transport.keep_waiting = keep_waiting;
     return collective::Communicator::Connect(o, p);
   };
   eo.policy = api::ElasticSpec{};  // constantGlobalBatch
@@ -158,8 +171,10 @@ TEST_F(ElasticTest, GrowTwoToFourThenShrinkToThreeMatchesTheFixedRun) {
   });
   std::vector<std::thread> threads;
   // The new members start once the first two are training, as a coordinator starts them (a
-  // survivor's port listens only during a rendezvous), with the membership that includes them,
-  // and wait in the rendezvous until the survivors reach the step boundary.
+  // survivor's port listens only during a rendezvous), unconnected; their own copy of the
+  // membership names them at once, so they wait in the rendezvous until the survivors reach the
+  // step boundary (rank 0's reads of `source` stay the only ones that count).
+  ScriptedSource joiners([&](int) { return e1; });
   absl::Notification started[2];
   for (int i = 0; i < 2; ++i)
     threads.emplace_back([&, i] {
@@ -170,7 +185,7 @@ TEST_F(ElasticTest, GrowTwoToFourThenShrinkToThreeMatchesTheFixedRun) {
     threads.emplace_back([&, i] {
       started[0].WaitForNotification();
       started[1].WaitForNotification();
-      RunMember(members_[i], e1, spec, source, nullptr);
+      RunMember(members_[i], e1, spec, joiners, nullptr, /*join=*/true);
     });
   for (auto& t : threads) t.join();
   for (int i = 0; i < 4; ++i) EXPECT_TRUE(members_[i].result.ok()) << i << ": " << members_[i].result.status();
@@ -297,7 +312,8 @@ TEST_F(ElasticTest, LinearPolicyScalesTheLearningRateWithARamp) {
   ElasticOptions eo;
   ScriptedSource source([](int) { return std::nullopt; });
   eo.source = &source;
-  eo.connect = [](const collective::PeerList&, int64_t) -> absl::StatusOr<std::unique_ptr<collective::Communicator>> {
+  eo.connect = [](const collective::PeerList&, int64_t, const std::function<absl::Status()>&)
+      -> absl::StatusOr<std::unique_ptr<collective::Communicator>> {
     return absl::UnimplementedError("not used");
   };
   eo.policy.policy = api::kElasticLinear;
