@@ -33,13 +33,12 @@ uint64_t HashRow(const float* row, int64_t cols) {
   return out;
 }
 
-// Rows scanned before giving up when none of them repeats (a hidden state or any dense input:
-// the caller's plain path without scanning up to max_distinct rows).
-constexpr int64_t kProbeRows = 64;
-
 }  // namespace
 
-bool DistinctRows::Find(int64_t rows, int64_t cols, const float* x, int64_t max_distinct) {
+// probe_rows: rows scanned before giving up when none of them repeats (a hidden state or any
+// dense input: the caller's plain path without scanning up to max_distinct rows).
+bool DistinctRows::Find(int64_t rows, int64_t cols, const float* x, int64_t max_distinct,
+                        int64_t probe_rows) {
   index_.resize(rows);
   first_.clear();
   hashes_.clear();
@@ -55,7 +54,7 @@ bool DistinctRows::Find(int64_t rows, int64_t cols, const float* x, int64_t max_
     for (uint64_t s = h & mask;; s = (s + 1) & mask) {
       const int32_t d = slot_[s];
       if (d < 0) {
-        if (count() == max_distinct || (r + 1 == kProbeRows && count() == r)) return false;
+        if (count() == max_distinct || (r + 1 == probe_rows && count() == r)) return false;
         slot_[s] = static_cast<int32_t>(first_.size());
         index_[r] = slot_[s];
         first_.push_back(r);

@@ -13,10 +13,14 @@ namespace tandem::trainer {
 class DistinctRows {
  public:
   // Finds the distinct rows of x (row-major, `cols` floats a row). Returns false as soon as more
-  // than `max_distinct` are found, or when the first 64 rows are all distinct (then the contents
-  // are unspecified): the caller's plain path is cheaper than gathering that many. Cost: one hash
-  // of each row scanned, and one comparison with each row it collides with.
-  bool Find(int64_t rows, int64_t cols, const float* x, int64_t max_distinct);
+  // than `max_distinct` are found, or when the first `probe_rows` rows are all distinct (then
+  // the contents are unspecified): the caller's plain path is cheaper than gathering that many.
+  // A sequence layer's packed rows come step by step, so a value repeated per sequence (an
+  // encoder's summary at every decoder step) first repeats one step's rows later: it probes a
+  // step's rows plus 64. Cost: one hash of each row scanned, and one comparison with each row it
+  // collides with.
+  bool Find(int64_t rows, int64_t cols, const float* x, int64_t max_distinct,
+            int64_t probe_rows = 64);
   int64_t count() const { return static_cast<int64_t>(first_.size()); }
   // Per row: the number of its distinct row, in [0, count()).
   const std::vector<int32_t>& index() const { return index_; }

@@ -161,6 +161,11 @@ class Layer {
   // Fusion of a following relu into this layer's forward pass (Device::FusesConvRelu): returns
   // true when the layer will write relu(its output) from then on. Called before Init.
   virtual bool FuseRelu() { return false; }
+  // Fusion of a preceding concat that only this layer reads (and that is this layer's only
+  // input): returns true when the layer will from then on receive the concat's inputs, of the
+  // given widths (features per row, summing to this layer's input width), as separate inputs in
+  // Forward and Backward, and the concat is skipped (no copies). Called before Init.
+  virtual bool ReadConcatInputs(const std::vector<int64_t>& widths) { return false; }
 
   // Set by the network after Setup: params()[k] matches the k-th AddParam.
   std::vector<Param*>& params() { return params_; }
