@@ -35,6 +35,22 @@ uint64_t HashRow(const float* row, int64_t cols) {
 
 }  // namespace
 
+void DistinctRows::FromClasses(int64_t rows, const int32_t* class_of_row, int64_t classes) {
+  index_.resize(rows);
+  first_.clear();
+  source_class_.clear();
+  slot_.assign(classes, -1);
+  for (int64_t r = 0; r < rows; ++r) {
+    int32_t& d = slot_[class_of_row[r]];
+    if (d < 0) {
+      d = static_cast<int32_t>(first_.size());
+      first_.push_back(r);
+      source_class_.push_back(class_of_row[r]);
+    }
+    index_[r] = d;
+  }
+}
+
 // probe_rows: rows scanned before giving up when none of them repeats (a hidden state or any
 // dense input: the caller's plain path without scanning up to max_distinct rows).
 bool DistinctRows::Find(int64_t rows, int64_t cols, const float* x, int64_t max_distinct,

@@ -21,6 +21,10 @@ class DistinctRows {
   // collides with.
   bool Find(int64_t rows, int64_t cols, const float* x, int64_t max_distinct,
             int64_t probe_rows = 64);
+  // The same from known classes (class_of_row[r] >= 0, rows of one class equal), numbered by
+  // first occurrence; source_class() gives each one's class number.
+  void FromClasses(int64_t rows, const int32_t* class_of_row, int64_t classes);
+  const std::vector<int32_t>& source_class() const { return source_class_; }
   int64_t count() const { return static_cast<int64_t>(first_.size()); }
   // Per row: the number of its distinct row, in [0, count()).
   const std::vector<int32_t>& index() const { return index_; }
@@ -32,6 +36,7 @@ class DistinctRows {
   std::vector<int64_t> first_;
   std::vector<int32_t> slot_;     // open-addressing table: distinct row number or -1
   std::vector<uint64_t> hashes_;  // per distinct row
+  std::vector<int32_t> source_class_;  // FromClasses: per distinct row
 };
 
 }  // namespace tandem::trainer

@@ -92,6 +92,13 @@ bool LstmLayer::ReadConcatInputs(const std::vector<int64_t>& widths) {
   return true;
 }
 
+bool LstmLayer::ReadRowClasses(int input, const RowClassSource& source) {
+  if (input < 0 || input >= static_cast<int>(parts_.size()) || source.layer == nullptr)
+    return false;
+  parts_[input].source = source;
+  return true;
+}
+
 bool LstmLayer::projected_distinct_rows() const {
   for (const Part& p : parts_)
     if (p.distinct) return true;
@@ -122,8 +129,22 @@ void LstmLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
     Part& p = parts_[k];
     p.x.Resize(*device_, Shape({cap, p.width}));
     pack_.Gather(in[k]->value.data(), p.width, p.x.data());
-    p.distinct = project_distinct_ &&
-                 p.rows.Find(total, p.width, p.x.data(), total / 2, pack_.active(0) + 64);
+    if (p.source.layer != nullptr) {
+      // Rows grouped by the producer's classes; a row it leaves unclassed (its padding, zero)
+      // gets one class of its own, numbered source_classes.
+      p.source_classes = p.source.layer->RowClasses(*p.source.inputs, &p.row_class);
+      pack_.PaddedRows(&padded_rows_);
+      p.packed_class.resize(total);
+      for (int64_t r = 0; r < total; ++r) {
+        const int32_t c = p.row_class[padded_rows_[r]];
+        p.packed_class[r] = c >= 0 ? c : static_cast<int32_t>(p.source_classes);
+      }
+      p.rows.FromClasses(total, p.packed_class.data(), p.source_classes + 1);
+      p.distinct = project_distinct_ && p.rows.count() <= total / 2;
+    } else {
+      p.distinct = project_distinct_ &&
+                   p.rows.Find(total, p.width, p.x.data(), total / 2, pack_.active(0) + 64);
+    }
     if (p.distinct) continue;
     device_->Gemm(false, false, total, h4, p.width, 1.f, p.x.data(), p.width, wx + p.offset * h4,
                   h4, gates_term ? 1.f : 0.f, g, h4);
@@ -178,7 +199,7 @@ void LstmLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
 }
 
 void LstmLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
-                         const StepContext&) {
+                         const StepContext& ctx) {
   const int64_t n = in[0]->batch();
   const int64_t cap = n * steps_;
   const int64_t h4 = 4 * h_;
@@ -241,14 +262,17 @@ void LstmLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrad
   for (size_t k = 0; k < parts_.size(); ++k) {
     Part& p = parts_[k];
     float* dwxk = dwx + p.offset * h4;
-    if (p.distinct) {
-      // dWx_k = sum_r x_r^T dgates_r = sum_d xu_d^T (sum of dgates_r over the rows equal to xu_d).
-      const int64_t u = p.rows.count();
+    const int64_t u = p.rows.count();
+    if (p.distinct || p.source.layer != nullptr) {
+      // The gate gradients summed per distinct row.
       p.dgu.Resize(*device_, Shape({u, h4}));
       device_->Fill(p.dgu.size(), 0.f, p.dgu.data());
       const int32_t* row_index = p.rows.index().data();
       for (int64_t r = 0; r < total; ++r)
         device_->Axpy(h4, 1.f, dgates + r * h4, p.dgu.data() + row_index[r] * h4);
+    }
+    if (p.distinct) {
+      // dWx_k = sum_r x_r^T dgates_r = sum_d xu_d^T (sum of dgates_r over the rows equal to xu_d).
       device_->Gemm(true, false, p.width, h4, u, 1.f, p.xu.data(), p.width, p.dgu.data(), h4, 0.f,
                     dwxk, h4);
       if (!have_db) device_->BiasGrad(u, h4, p.dgu.data(), db);
@@ -260,15 +284,38 @@ void LstmLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrad
   }
   if (!have_db) device_->BiasGrad(total, h4, dgates, db);
   for (size_t k = 0; k < parts_.size(); ++k) {
-    if (in_grad[k] == nullptr) continue;
     Part& p = parts_[k];
-    p.dx.Resize(*device_, Shape({cap, p.width}));
-    // dx = dgates Wx^T against Wx transposed once (the plain GEMM form, as for dh above).
+    const bool to_source = p.source.layer != nullptr;
+    if (!to_source && in_grad[k] == nullptr) continue;
+    // dx = dgates Wx^T against Wx transposed once (the plain GEMM form, as for dh above); for a
+    // producer of repeated rows, (gate gradients summed per class) Wx^T: one row per class.
     p.wxt.Resize(*device_, Shape({h4, p.width}));
     Transpose(p.width, h4, wx + p.offset * h4, p.wxt.data());
-    device_->Gemm(false, false, total, p.width, h4, 1.f, dgates, h4, p.wxt.data(), p.width, 0.f,
-                  p.dx.data(), p.width);
-    pack_.Scatter(p.dx.data(), p.width, in_grad[k]->data());
+    if (!to_source) {
+      p.dx.Resize(*device_, Shape({cap, p.width}));
+      device_->Gemm(false, false, total, p.width, h4, 1.f, dgates, h4, p.wxt.data(), p.width, 0.f,
+                    p.dx.data(), p.width);
+      pack_.Scatter(p.dx.data(), p.width, in_grad[k]->data());
+      continue;
+    }
+    const int64_t u = p.rows.count();
+    p.gu.Resize(*device_, Shape({u, p.width}));
+    device_->Gemm(false, false, u, p.width, h4, 1.f, p.dgu.data(), h4, p.wxt.data(), p.width, 0.f,
+                  p.gu.data(), p.width);
+    // Drop the producer's padding class (its rows are constant zeros: no gradient goes back).
+    send_classes_.clear();
+    for (int64_t d = 0; d < u; ++d) {
+      const int32_t c = p.rows.source_class()[d];
+      if (c == p.source_classes) continue;
+      if (static_cast<int64_t>(send_classes_.size()) != d) {
+        device_->Copy(p.width, p.gu.data() + d * p.width,
+                      p.gu.data() + send_classes_.size() * p.width);
+      }
+      send_classes_.push_back(c);
+    }
+    p.source.layer->BackwardFromClassSums(*p.source.inputs, *p.source.grads,
+                                          static_cast<int64_t>(send_classes_.size()),
+                                          send_classes_.data(), p.gu.data(), ctx);
   }
 }
 

@@ -15,6 +15,10 @@
 // (ReadConcatInputs): x Wx = sum_k x_k Wx_k over the row blocks of Wx, each input projected on
 // its own, so an input with few distinct rows (the encoder's summary repeated at every decoder
 // step, sequence_expand) takes the distinct-row path while the others take the plain one.
+// When an input comes from a producer of repeated rows that only this layer reads (an embedding
+// over token sequences, a sequence_expand: ReadRowClasses), its rows are grouped by the
+// producer's classes (ids, examples) and its gradient goes back summed per class: the gate
+// gradients are summed per class and multiplied by Wx^T once per class, not once per token.
 #pragma once
 
 #include <vector>
@@ -33,6 +37,7 @@ class LstmLayer final : public Layer {
   void Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
                 const StepContext& ctx) override;
   bool ReadConcatInputs(const std::vector<int64_t>& widths) override;
+  bool ReadRowClasses(int input, const RowClassSource& source) override;
   static LayerExample GradCheckExample();
   // Tests: false runs the plain path (every row projected) whatever the input.
   void set_project_distinct_rows(bool on) { project_distinct_ = on; }
@@ -47,6 +52,10 @@ class LstmLayer final : public Layer {
     bool distinct = false;
     Tensor x, dx, wxt;       // packed input, its packed gradient, Wx's block transposed
     Tensor xu, xwu, dgu;     // distinct rows, their projections, summed gate gradients
+    RowClassSource source;   // the producer of repeated rows it reads (layer null: none)
+    std::vector<int32_t> row_class, packed_class;
+    int64_t source_classes = 0;
+    Tensor gu;  // the input's gradient summed per distinct row
   };
   int64_t steps_ = 0, in_ = 0, h_ = 0;
   SequencePacking pack_;
@@ -54,6 +63,8 @@ class LstmLayer final : public Layer {
   bool project_distinct_ = true;
   int cell_part_ = -1;  // the distinct input whose projection the cell adds (-1: none)
   Tensor gates_, c_, hs_, dh_, dc_, hprev_, wht_;
+  std::vector<int64_t> padded_rows_;  // per packed row, its padded row
+  std::vector<int32_t> send_classes_;
 };
 
 }  // namespace tandem::trainer

@@ -87,7 +87,9 @@ void SoftmaxCrossEntropyLayer::Forward(const LayerInputs& in, Blob& out, const S
   row_sum_.resize(rows);
   row_loss_.resize(rows);
   const float* x = logits.value.data();
-  auto valid = [&](int64_t row) { return !sequence_ || row % steps_ < labels.lengths[row / steps_]; };
+  auto valid = [&](int64_t row) {
+    return !sequence_ || row % steps_ < labels.lengths[row / steps_];
+  };
 #pragma omp parallel for schedule(static) if (rows * classes_ >= 65536)
   for (int64_t row = 0; row < rows; ++row) {
     if (!valid(row)) continue;  // padding: no loss, zero gradient

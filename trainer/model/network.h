@@ -73,6 +73,8 @@ class Network {
   bool fused(int l) const { return skip_forward_[l]; }
   // The layer that reads concat layer `l`'s inputs in place (Layer::ReadConcatInputs), or -1.
   int concat_read_by(int l) const { return concat_into_[l]; }
+  // The layer that runs layer `l`'s backward pass from class sums (Layer::ReadRowClasses), or -1.
+  int row_classes_read_by(int l) const { return row_classes_to_[l]; }
   // Blob index of a layer's output / the cost layer's output / its first input (the logits).
   const Blob& cost_output() const { return blobs_[graph_.layers[graph_.cost_layer].output]; }
   const Blob& cost_input(int k) const {
@@ -111,6 +113,9 @@ class Network {
   // slots directly.
   void FuseConcats();
   std::vector<int> concat_into_;
+  // Producer of repeated rows -> its reader that sums the gradient per class (-1: none).
+  void FuseRowClasses();
+  std::vector<int> row_classes_to_;
   int64_t batch_ = 0;
   bool remote_sparse_ = false;
   std::vector<Blob> blobs_;

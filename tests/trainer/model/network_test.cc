@@ -237,6 +237,105 @@ TEST(NetworkTest, ConcatReadInPlaceMatchesConcatCopies) {
   }
 }
 
+// An embedding over token sequences or a sequence_expand read by one lstm (directly or through
+// a concat read in place) hands its backward pass to the lstm, which sums the gate gradients per
+// id / per example and multiplies by Wx^T once per class (Layer::ReadRowClasses). The same model
+// with a second reader of each producer (a tanh outside the cost) runs the per-token path, and
+// must give the same loss and gradients (the embedding tables compared row by row: the compact
+// gradients list the rows in another order). The source ids repeat (distinct-row projection),
+// the target ids do not (plain projection, class sums backward).
+TEST(NetworkTest, GradientSummedPerRowClassMatchesPerTokenGradient) {
+  constexpr int64_t kVocab = 40, kSrc = 5, kTgt = 4;
+  auto build = [](Device& device, bool second_readers) {
+    ModelBuilder m;
+    auto src = m.SourceTokens("src", kSrc);
+    auto tin = m.Tokens("tgt_in", kTgt);
+    auto tout = m.TokenTargets("tgt_out", kTgt);
+    auto se = m.Embedding("src_emb").VocabSize(kVocab).Size(3).Input(src);
+    auto te = m.Embedding("tgt_emb").VocabSize(kVocab).Size(3).Input(tin);
+    auto enc = m.Lstm("enc").Size(5).Input(se);
+    auto last = m.LastStep("summary").Input(enc);
+    auto rep = m.SequenceExpand("summary_seq").Inputs({last, tin});
+    auto din = m.Concat("dec_in").Inputs({te, rep});
+    auto dec = m.Lstm("dec").Size(4).Input(din);
+    auto logits = m.Fc("logits").Size(kVocab).Input(dec);
+    auto cost = m.SoftmaxCrossEntropy("cost").Input(logits).Label(tout);
+    m.Cost(cost);
+    if (second_readers) {
+      m.Tanh("other_reader_1").Input(se);
+      m.Tanh("other_reader_2").Input(te);
+      m.Tanh("other_reader_3").Input(rep);
+    }
+    ModelGraph graph;
+    EXPECT_TRUE(BuildModelGraph(m.Build(), LayerRegistry::Builtin(), "m", &graph).empty());
+    auto net = Network::Create(std::move(graph), device, 3);
+    EXPECT_TRUE(net.ok()) << net.status();
+    return std::move(*net);
+  };
+  auto device = CreateCpuDevice({.threads = 1});
+  auto fused = build(*device, false);
+  auto per_token = build(*device, true);
+  auto layer = [&](const std::string& name) {
+    const auto& layers = fused->graph().layers;
+    for (size_t l = 0; l < layers.size(); ++l)
+      if (layers[l].config.name == name) return static_cast<int>(l);
+    return -1;
+  };
+  EXPECT_EQ(fused->row_classes_read_by(layer("src_emb")), layer("enc"));
+  EXPECT_EQ(fused->row_classes_read_by(layer("tgt_emb")), layer("dec"));
+  EXPECT_EQ(fused->row_classes_read_by(layer("summary_seq")), layer("dec"));
+  for (const char* name : {"src_emb", "tgt_emb", "summary_seq"})
+    EXPECT_EQ(per_token->row_classes_read_by(layer(name)), -1) << name;
+  StepContext ctx{.training = true};
+  double loss[2];
+  int i = 0;
+  for (Network* net : {fused.get(), per_token.get()}) {
+    net->SetBatchSize(4);
+    const int32_t lengths[2][4] = {{5, 2, 4, 5}, {4, 1, 3, 2}};  // some sequences end early
+    for (int k = 0; k < 3; ++k) {
+      const int64_t steps = k == 0 ? kSrc : kTgt;
+      Blob& b = net->input(k);
+      b.ids.resize(4 * steps);
+      for (size_t j = 0; j < b.ids.size(); ++j)
+        b.ids[j] = static_cast<int32_t>(k == 0 ? 4 + j % 3 : (7 * j + 3 * k) % kVocab);
+      b.lengths.assign(lengths[k == 0 ? 0 : 1], lengths[k == 0 ? 0 : 1] + 4);
+    }
+    loss[i++] = net->Forward(ctx);
+    net->Backward(ctx);
+  }
+  const auto* enc = dynamic_cast<const LstmLayer*>(fused->graph().layers[layer("enc")].layer.get());
+  ASSERT_NE(enc, nullptr);
+  EXPECT_TRUE(enc->projected_distinct_rows()) << "3 source ids over 21 tokens";
+  EXPECT_NEAR(loss[0], loss[1], 1e-6);
+  ASSERT_EQ(fused->params().size(), per_token->params().size());
+  for (size_t p = 0; p < fused->params().size(); ++p) {
+    const Param& a = fused->params()[p];
+    const Param& b = per_token->params()[p];
+    const int64_t cols = b.desc.shape.dim(b.desc.shape.rank() - 1);
+    std::vector<std::pair<const float*, const float*>> rows;  // (fused, per token), one per row
+    if (b.desc.sparse) {
+      ASSERT_EQ(a.touched_rows.size(), b.touched_rows.size()) << b.desc.name;
+      for (int32_t r : b.touched_rows) {
+        ASSERT_GE(a.row_slot[r], 0) << b.desc.name << " row " << r;
+        rows.emplace_back(a.grad.data() + a.row_slot[r] * cols,
+                          b.grad.data() + b.row_slot[r] * cols);
+      }
+    } else {
+      ASSERT_EQ(a.grad.size(), b.grad.size()) << b.desc.name;
+      for (int64_t r = 0; r < b.grad.size() / cols; ++r)
+        rows.emplace_back(a.grad.data() + r * cols, b.grad.data() + r * cols);
+    }
+    double norm = 0;
+    for (auto [x, y] : rows)
+      for (int64_t c = 0; c < cols; ++c) norm = std::max<double>(norm, std::fabs(y[c]));
+    ASSERT_GT(norm, 0) << "parameter " << p << " (" << b.desc.name << ") has no gradient";
+    for (size_t r = 0; r < rows.size(); ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        ASSERT_NEAR(rows[r].first[c], rows[r].second[c], 1e-5 * norm + 1e-7)
+            << "parameter " << p << " (" << b.desc.name << ") row " << r << " col " << c;
+  }
+}
+
 // Activations kept in oneDNN's blocked layout between conv, relu and pooling (device.h's
 // ActivationLayout), with relus fused into their convolutions, must give what plain NCHW and
 // separate passes give: same loss, same parameter gradients. The
