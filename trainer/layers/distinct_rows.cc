@@ -33,13 +33,28 @@ uint64_t HashRow(const float* row, int64_t cols) {
   return out;
 }
 
-// Rows scanned before giving up when none of them repeats (a hidden state or any dense input:
-// the caller's plain path without scanning up to max_distinct rows).
-constexpr int64_t kProbeRows = 64;
-
 }  // namespace
 
-bool DistinctRows::Find(int64_t rows, int64_t cols, const float* x, int64_t max_distinct) {
+void DistinctRows::FromClasses(int64_t rows, const int32_t* class_of_row, int64_t classes) {
+  index_.resize(rows);
+  first_.clear();
+  source_class_.clear();
+  slot_.assign(classes, -1);
+  for (int64_t r = 0; r < rows; ++r) {
+    int32_t& d = slot_[class_of_row[r]];
+    if (d < 0) {
+      d = static_cast<int32_t>(first_.size());
+      first_.push_back(r);
+      source_class_.push_back(class_of_row[r]);
+    }
+    index_[r] = d;
+  }
+}
+
+// probe_rows: rows scanned before giving up when none of them repeats (a hidden state or any
+// dense input: the caller's plain path without scanning up to max_distinct rows).
+bool DistinctRows::Find(int64_t rows, int64_t cols, const float* x, int64_t max_distinct,
+                        int64_t probe_rows) {
   index_.resize(rows);
   first_.clear();
   hashes_.clear();
@@ -55,7 +70,7 @@ bool DistinctRows::Find(int64_t rows, int64_t cols, const float* x, int64_t max_
     for (uint64_t s = h & mask;; s = (s + 1) & mask) {
       const int32_t d = slot_[s];
       if (d < 0) {
-        if (count() == max_distinct || (r + 1 == kProbeRows && count() == r)) return false;
+        if (count() == max_distinct || (r + 1 == probe_rows && count() == r)) return false;
         slot_[s] = static_cast<int32_t>(first_.size());
         index_[r] = slot_[s];
         first_.push_back(r);

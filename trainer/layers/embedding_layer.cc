@@ -95,6 +95,19 @@ void ReserveGradRows(Device& device, Param& p, int64_t rows, int64_t keep, int64
 
 }  // namespace
 
+template <typename ForEachRow>
+void EmbeddingLayer::TouchRows(Param& p, ForEachRow for_each_row) {
+  const int64_t before = static_cast<int64_t>(p.touched_rows.size());
+  for_each_row([&](int64_t r) {
+    if (p.row_slot[r] >= 0) return;
+    p.row_slot[r] = static_cast<int32_t>(p.touched_rows.size());
+    p.touched_rows.push_back(static_cast<int32_t>(r));
+  });
+  const int64_t rows = static_cast<int64_t>(p.touched_rows.size());
+  ReserveGradRows(*device_, p, rows, before, size_);
+  std::memset(p.grad.data() + before * size_, 0, sizeof(float) * (rows - before) * size_);
+}
+
 void EmbeddingLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrads&,
                               const StepContext&) {
   Param& p = *params_[0];
@@ -102,17 +115,10 @@ void EmbeddingLayer::Backward(const LayerInputs& in, const Blob& out, const Laye
   const float* dy = out.grad.data();
   // 1. On one thread, in first-touch order: a compact gradient row (zeroed) for every table row
   //    the batch uses. The order, and so the gradient's layout, is the same for any thread count.
-  const int64_t before = static_cast<int64_t>(p.touched_rows.size());
-  ForEach(ids, [&](int64_t, int32_t id, float) {
-    const int64_t r = Row(id);
-    if (p.row_slot[r] >= 0) return;
-    p.row_slot[r] = static_cast<int32_t>(p.touched_rows.size());
-    p.touched_rows.push_back(static_cast<int32_t>(r));
+  TouchRows(p, [&](auto touch) {
+    ForEach(ids, [&](int64_t, int32_t id, float) { touch(Row(id)); });
   });
-  const int64_t rows = static_cast<int64_t>(p.touched_rows.size());
-  ReserveGradRows(*device_, p, rows, before, size_);
   float* g = p.grad.data();
-  std::memset(g + before * size_, 0, sizeof(float) * (rows - before) * size_);
   // 2. Scatter-add dy into those rows. With several threads, thread t owns the table rows r with
   //    r % T == t and walks every (output row, id) pair in order, so each gradient row is summed
   //    in the same order as on one thread (identical results) and no two threads write one row.
@@ -133,6 +139,37 @@ void EmbeddingLayer::Backward(const LayerInputs& in, const Blob& out, const Laye
   }
 #pragma omp parallel num_threads(threads)
   accumulate(omp_get_thread_num(), omp_get_num_threads());
+}
+
+int64_t EmbeddingLayer::RowClasses(const LayerInputs& in, std::vector<int32_t>* row_class) {
+  const Blob& ids = *in[0];
+  row_class->assign(ids.lengths.size() * steps_, -1);
+  class_rows_.clear();
+  class_of_row_.clear();
+  ForEach(ids, [&](int64_t row, int32_t id, float) {
+    const int64_t r = Row(id);
+    auto [it, added] = class_of_row_.try_emplace(r, static_cast<int32_t>(class_rows_.size()));
+    if (added) class_rows_.push_back(r);
+    (*row_class)[row] = it->second;
+  });
+  return static_cast<int64_t>(class_rows_.size());
+}
+
+// The table rows' gradients are the class sums themselves (every row of a class is one lookup of
+// its table row with weight 1).
+void EmbeddingLayer::BackwardFromClassSums(const LayerInputs&, const LayerGrads&, int64_t n,
+                                           const int32_t* classes, const float* grads,
+                                           const StepContext&) {
+  Param& p = *params_[0];
+  TouchRows(p, [&](auto touch) {
+    for (int64_t i = 0; i < n; ++i) touch(class_rows_[classes[i]]);
+  });
+  float* g = p.grad.data();
+  for (int64_t i = 0; i < n; ++i) {
+    float* dst = g + int64_t{p.row_slot[class_rows_[classes[i]]]} * size_;
+    const float* src = grads + i * size_;
+    for (int64_t c = 0; c < size_; ++c) dst[c] += src[c];
+  }
 }
 
 LayerExample EmbeddingLayer::GradCheckExample() {

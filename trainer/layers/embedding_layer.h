@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <unordered_map>
 #include <vector>
 
 #include "trainer/layers/layer.h"
@@ -24,15 +25,27 @@ class EmbeddingLayer final : public Layer {
   void Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
                 const StepContext& ctx) override;
   bool Differentiable(int) const override { return false; }
+  // Over token sequences: the class of a row is its table row (one class per distinct id).
+  bool HasRowClasses() const override { return sequence_; }
+  int64_t RowClasses(const LayerInputs& in, std::vector<int32_t>* row_class) override;
+  void BackwardFromClassSums(const LayerInputs& in, const LayerGrads& in_grad, int64_t n,
+                             const int32_t* classes, const float* grads,
+                             const StepContext& ctx) override;
   static LayerExample GradCheckExample();
 
  private:
+  // Registers table rows as touched (Param::touched_rows, in first-touch order) and sizes the
+  // compact gradient to them, zeroing the new rows.
+  template <typename ForEachRow>
+  void TouchRows(Param& p, ForEachRow for_each_row);
   int64_t Row(int32_t id) const { return static_cast<int64_t>(id) % vocab_; }
   // Calls f(output row, id, weight) for every looked-up id.
   template <typename F>
   void ForEach(const Blob& in, F f) const;
   int64_t vocab_ = 0, size_ = 0, fields_ = 0, steps_ = 0;
   bool sequence_ = false, mean_ = false;
+  std::vector<int64_t> class_rows_;                   // RowClasses: per class, its table row
+  std::unordered_map<int64_t, int32_t> class_of_row_;  // RowClasses: table row -> class
 };
 
 }  // namespace tandem::trainer

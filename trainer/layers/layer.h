@@ -161,6 +161,36 @@ class Layer {
   // Fusion of a following relu into this layer's forward pass (Device::FusesConvRelu): returns
   // true when the layer will write relu(its output) from then on. Called before Init.
   virtual bool FuseRelu() { return false; }
+  // Fusion of a preceding concat that only this layer reads (and that is this layer's only
+  // input): returns true when the layer will from then on receive the concat's inputs, of the
+  // given widths (features per row, summing to this layer's input width), as separate inputs in
+  // Forward and Backward, and the concat is skipped (no copies). Called before Init.
+  virtual bool ReadConcatInputs(const std::vector<int64_t>& widths) { return false; }
+
+  // Producers of repeated rows (an embedding over token sequences: rows of one id; a
+  // sequence_expand: rows of one example). HasRowClasses: whether the layer has them.
+  // RowClasses: after Forward, per output row (example * steps + step) the number of its class
+  // (rows of one class are copies of one vector; -1: padding, zero), and returns the number of
+  // classes. BackwardFromClassSums: the backward pass from the output gradient summed per class
+  // (n rows: class classes[i] gets grads[i, :]; absent classes none), which is all it needs;
+  // in_grad as for Backward.
+  virtual bool HasRowClasses() const { return false; }
+  virtual int64_t RowClasses(const LayerInputs& in, std::vector<int32_t>* row_class) {
+    return -1;
+  }
+  virtual void BackwardFromClassSums(const LayerInputs& in, const LayerGrads& in_grad, int64_t n,
+                                     const int32_t* classes, const float* grads,
+                                     const StepContext& ctx) {}
+  // A producer of repeated rows that only this layer reads, as its input `input`.
+  struct RowClassSource {
+    Layer* layer = nullptr;
+    const LayerInputs* inputs = nullptr;
+    const LayerGrads* grads = nullptr;
+  };
+  // Returns true when the layer will from then on hand the gradient of input `input` to
+  // source.layer->BackwardFromClassSums (summed per class) instead of writing in_grad[input];
+  // the network then skips that layer's Backward. Called before Init.
+  virtual bool ReadRowClasses(int input, const RowClassSource& source) { return false; }
 
   // Set by the network after Setup: params()[k] matches the k-th AddParam.
   std::vector<Param*>& params() { return params_; }

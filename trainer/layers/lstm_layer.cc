@@ -69,6 +69,8 @@ BlobDesc LstmLayer::Setup(LayerSetup& s) {
   if (!s.ok()) return {};
   steps_ = s.inputs()[0].shape.dim(0);
   in_ = s.inputs()[0].shape.dim(1);
+  parts_.resize(1);
+  parts_[0].width = in_;
   s.AddParam({.name = "input_weights", .shape = Shape({in_, 4 * h_}), .init = ParamInit::kXavier,
               .fan_in = in_, .fan_out = 4 * h_});
   s.AddParam({.name = "recurrent_weights", .shape = Shape({h_, 4 * h_}),
@@ -77,37 +79,104 @@ BlobDesc LstmLayer::Setup(LayerSetup& s) {
   return {BlobKind::kSequence, Shape({steps_, h_})};
 }
 
+bool LstmLayer::ReadConcatInputs(const std::vector<int64_t>& widths) {
+  int64_t sum = 0;
+  for (int64_t w : widths) sum += w;
+  if (sum != in_) return false;
+  parts_.clear();
+  parts_.resize(widths.size());
+  for (size_t k = 0; k < widths.size(); ++k) {
+    parts_[k].width = widths[k];
+    parts_[k].offset = k > 0 ? parts_[k - 1].offset + widths[k - 1] : 0;
+  }
+  return true;
+}
+
+bool LstmLayer::ReadRowClasses(int input, const RowClassSource& source) {
+  if (input < 0 || input >= static_cast<int>(parts_.size()) || source.layer == nullptr)
+    return false;
+  parts_[input].source = source;
+  return true;
+}
+
+bool LstmLayer::projected_distinct_rows() const {
+  for (const Part& p : parts_)
+    if (p.distinct) return true;
+  return false;
+}
+
 void LstmLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
-  const Blob& x = *in[0];
-  const int64_t n = x.batch();
-  pack_.Build(x.lengths, steps_);
+  const Blob& x0 = *in[0];
+  const int64_t n = x0.batch();
+  pack_.Build(x0.lengths, steps_);
   const int64_t cap = n * steps_;
-  x_.Resize(*device_, Shape({cap, in_}));
   gates_.Resize(*device_, Shape({cap, 4 * h_}));
   c_.Resize(*device_, Shape({cap, h_}));
   hs_.Resize(*device_, Shape({cap, h_}));
   const int64_t total = pack_.total();
-  pack_.Gather(x.value.data(), in_, x_.data());
   const float* wx = params_[0]->value.data();
   const float* wh = params_[1]->value.data();
   const float* b = params_[2]->value.data();
   const int64_t h4 = 4 * h_;
   float* g = gates_.data();
-  // The input projection: x Wx into gates_ (each step's GEMM then adds h_{t-1} Wh), or, with
-  // few distinct rows, into xwu_ per distinct row (each step's GEMM then writes h_{t-1} Wh and
-  // the cell adds the row's projection).
-  distinct_ = project_distinct_ && rows_.Find(total, in_, x_.data(), total / 2);
-  if (distinct_) {
-    const int64_t u = rows_.count();
-    xu_.Resize(*device_, Shape({u, in_}));
-    xwu_.Resize(*device_, Shape({u, h4}));
-    for (int64_t d = 0; d < u; ++d)
-      device_->Copy(in_, x_.data() + rows_.first()[d] * in_, xu_.data() + d * in_);
-    device_->Gemm(false, false, u, h4, in_, 1.f, xu_.data(), in_, wx, h4, 0.f, xwu_.data(), h4);
-  } else {
-    device_->Gemm(false, false, total, h4, in_, 1.f, x_.data(), in_, wx, h4, 0.f, g, h4);
+  // The input projection, input by input: x_k Wx_k into gates_ (the first written, the others
+  // added; each step's GEMM then adds h_{t-1} Wh), or, with few distinct rows, into xwu per
+  // distinct row. The cell adds one such input's projection per row (cell_part_); any other is
+  // added into gates_ row by row here.
+  bool gates_term = false;
+  cell_part_ = -1;
+  for (size_t k = 0; k < parts_.size(); ++k) {
+    Part& p = parts_[k];
+    p.x.Resize(*device_, Shape({cap, p.width}));
+    pack_.Gather(in[k]->value.data(), p.width, p.x.data());
+    if (p.source.layer != nullptr) {
+      // Rows grouped by the producer's classes; a row it leaves unclassed (its padding, zero)
+      // gets one class of its own, numbered source_classes.
+      p.source_classes = p.source.layer->RowClasses(*p.source.inputs, &p.row_class);
+      pack_.PaddedRows(&padded_rows_);
+      p.packed_class.resize(total);
+      for (int64_t r = 0; r < total; ++r) {
+        const int32_t c = p.row_class[padded_rows_[r]];
+        p.packed_class[r] = c >= 0 ? c : static_cast<int32_t>(p.source_classes);
+      }
+      p.rows.FromClasses(total, p.packed_class.data(), p.source_classes + 1);
+      p.distinct = project_distinct_ && p.rows.count() <= total / 2;
+    } else {
+      p.distinct = project_distinct_ &&
+                   p.rows.Find(total, p.width, p.x.data(), total / 2, pack_.active(0) + 64);
+    }
+    if (p.distinct) continue;
+    device_->Gemm(false, false, total, h4, p.width, 1.f, p.x.data(), p.width, wx + p.offset * h4,
+                  h4, gates_term ? 1.f : 0.f, g, h4);
+    gates_term = true;
   }
-  const int32_t* row_index = rows_.index().data();
+  for (size_t k = 0; k < parts_.size(); ++k) {
+    Part& p = parts_[k];
+    if (!p.distinct) continue;
+    const int64_t u = p.rows.count();
+    p.xu.Resize(*device_, Shape({u, p.width}));
+    p.xwu.Resize(*device_, Shape({u, h4}));
+    for (int64_t d = 0; d < u; ++d)
+      device_->Copy(p.width, p.x.data() + p.rows.first()[d] * p.width, p.xu.data() + d * p.width);
+    device_->Gemm(false, false, u, h4, p.width, 1.f, p.xu.data(), p.width, wx + p.offset * h4, h4,
+                  0.f, p.xwu.data(), h4);
+    if (cell_part_ < 0) {
+      cell_part_ = static_cast<int>(k);
+      continue;
+    }
+    const int32_t* index = p.rows.index().data();
+    for (int64_t r = 0; r < total; ++r) {
+      const float* src = p.xwu.data() + index[r] * h4;
+      if (gates_term) {
+        device_->Axpy(h4, 1.f, src, g + r * h4);
+      } else {
+        device_->Copy(h4, src, g + r * h4);
+      }
+    }
+    gates_term = true;
+  }
+  const Part* cell = cell_part_ >= 0 ? &parts_[cell_part_] : nullptr;
+  const int32_t* row_index = cell != nullptr ? cell->rows.index().data() : nullptr;
   for (int64_t t = 0; t < steps_; ++t) {
     const int64_t a = pack_.active(t), o = pack_.offset(t);
     if (a == 0) break;
@@ -115,23 +184,23 @@ void LstmLayer::Forward(const LayerInputs& in, Blob& out, const StepContext&) {
     const int64_t op = t > 0 ? pack_.offset(t - 1) : 0;
     if (t > 0) {
       device_->Gemm(false, false, a, h4, h_, 1.f, hs_.data() + op * h_, h_, wh, h4,
-                    distinct_ ? 0.f : 1.f, gt, h4);
+                    gates_term ? 1.f : 0.f, gt, h4);
     }
 #pragma omp parallel for schedule(static) if (a * h_ > 16384)
     for (int64_t r = 0; r < a; ++r) {
-      const float* xw = distinct_ ? xwu_.data() + row_index[o + r] * h4 : nullptr;
-      LstmCellForward(h_, xw, b, gt + r * h4, t > 0 ? c_.data() + (op + r) * h_ : nullptr,
-                      c_.data() + (o + r) * h_, hs_.data() + (o + r) * h_);
+      const float* xw = cell != nullptr ? cell->xwu.data() + row_index[o + r] * h4 : nullptr;
+      LstmCellForward(h_, xw, b, gt + r * h4, gates_term,
+                      t > 0 ? c_.data() + (op + r) * h_ : nullptr, c_.data() + (o + r) * h_,
+                      hs_.data() + (o + r) * h_);
     }
   }
   pack_.Scatter(hs_.data(), h_, out.value.data());
-  out.lengths = x.lengths;
+  out.lengths = x0.lengths;
 }
 
 void LstmLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
-                         const StepContext&) {
-  const Blob& x = *in[0];
-  const int64_t n = x.batch();
+                         const StepContext& ctx) {
+  const int64_t n = in[0]->batch();
   const int64_t cap = n * steps_;
   const int64_t h4 = 4 * h_;
   const int64_t total = pack_.total();
@@ -187,29 +256,66 @@ void LstmLayer::Backward(const LayerInputs& in, const Blob& out, const LayerGrad
     device_->Gemm(true, false, h_, h4, rows, 1.f, hprev, h_, dgates + a0 * h4, h4, 0.f,
                   dwh, h4);
   }
-  if (distinct_) {
-    // dWx = sum_r x_r^T dgates_r = sum_d xu_d^T (sum of dgates_r over the rows r equal to xu_d).
-    const int64_t u = rows_.count();
-    dgu_.Resize(*device_, Shape({u, h4}));
-    device_->Fill(dgu_.size(), 0.f, dgu_.data());
-    const int32_t* row_index = rows_.index().data();
-    for (int64_t r = 0; r < total; ++r)
-      device_->Axpy(h4, 1.f, dgates + r * h4, dgu_.data() + row_index[r] * h4);
-    device_->Gemm(true, false, in_, h4, u, 1.f, xu_.data(), in_, dgu_.data(), h4, 0.f, dwx, h4);
-    device_->BiasGrad(u, h4, dgu_.data(), db);  // the same sum over the per-row sums' u rows
-  } else {
-    device_->Gemm(true, false, in_, h4, total, 1.f, x_.data(), in_, dgates, h4, 0.f, dwx,
-                  h4);
-    device_->BiasGrad(total, h4, dgates, db);
+  // dWx block by block; the bias gradient from the first distinct input's per-row sums (every
+  // row is in exactly one of them), else from all rows.
+  bool have_db = false;
+  for (size_t k = 0; k < parts_.size(); ++k) {
+    Part& p = parts_[k];
+    float* dwxk = dwx + p.offset * h4;
+    const int64_t u = p.rows.count();
+    if (p.distinct || p.source.layer != nullptr) {
+      // The gate gradients summed per distinct row.
+      p.dgu.Resize(*device_, Shape({u, h4}));
+      device_->Fill(p.dgu.size(), 0.f, p.dgu.data());
+      const int32_t* row_index = p.rows.index().data();
+      for (int64_t r = 0; r < total; ++r)
+        device_->Axpy(h4, 1.f, dgates + r * h4, p.dgu.data() + row_index[r] * h4);
+    }
+    if (p.distinct) {
+      // dWx_k = sum_r x_r^T dgates_r = sum_d xu_d^T (sum of dgates_r over the rows equal to xu_d).
+      device_->Gemm(true, false, p.width, h4, u, 1.f, p.xu.data(), p.width, p.dgu.data(), h4, 0.f,
+                    dwxk, h4);
+      if (!have_db) device_->BiasGrad(u, h4, p.dgu.data(), db);
+      have_db = true;
+    } else {
+      device_->Gemm(true, false, p.width, h4, total, 1.f, p.x.data(), p.width, dgates, h4, 0.f,
+                    dwxk, h4);
+    }
   }
-  if (in_grad[0] != nullptr) {
-    dx_.Resize(*device_, Shape({cap, in_}));
-    // dx = dgates Wx^T against Wx transposed once (the plain GEMM form, as for dh above).
-    wxt_.Resize(*device_, Shape({h4, in_}));
-    Transpose(in_, h4, wx, wxt_.data());
-    device_->Gemm(false, false, total, in_, h4, 1.f, dgates, h4, wxt_.data(), in_, 0.f,
-                  dx_.data(), in_);
-    pack_.Scatter(dx_.data(), in_, in_grad[0]->data());
+  if (!have_db) device_->BiasGrad(total, h4, dgates, db);
+  for (size_t k = 0; k < parts_.size(); ++k) {
+    Part& p = parts_[k];
+    const bool to_source = p.source.layer != nullptr;
+    if (!to_source && in_grad[k] == nullptr) continue;
+    // dx = dgates Wx^T against Wx transposed once (the plain GEMM form, as for dh above); for a
+    // producer of repeated rows, (gate gradients summed per class) Wx^T: one row per class.
+    p.wxt.Resize(*device_, Shape({h4, p.width}));
+    Transpose(p.width, h4, wx + p.offset * h4, p.wxt.data());
+    if (!to_source) {
+      p.dx.Resize(*device_, Shape({cap, p.width}));
+      device_->Gemm(false, false, total, p.width, h4, 1.f, dgates, h4, p.wxt.data(), p.width, 0.f,
+                    p.dx.data(), p.width);
+      pack_.Scatter(p.dx.data(), p.width, in_grad[k]->data());
+      continue;
+    }
+    const int64_t u = p.rows.count();
+    p.gu.Resize(*device_, Shape({u, p.width}));
+    device_->Gemm(false, false, u, p.width, h4, 1.f, p.dgu.data(), h4, p.wxt.data(), p.width, 0.f,
+                  p.gu.data(), p.width);
+    // Drop the producer's padding class (its rows are constant zeros: no gradient goes back).
+    send_classes_.clear();
+    for (int64_t d = 0; d < u; ++d) {
+      const int32_t c = p.rows.source_class()[d];
+      if (c == p.source_classes) continue;
+      if (static_cast<int64_t>(send_classes_.size()) != d) {
+        device_->Copy(p.width, p.gu.data() + d * p.width,
+                      p.gu.data() + send_classes_.size() * p.width);
+      }
+      send_classes_.push_back(c);
+    }
+    p.source.layer->BackwardFromClassSums(*p.source.inputs, *p.source.grads,
+                                          static_cast<int64_t>(send_classes_.size()),
+                                          send_classes_.data(), p.gu.data(), ctx);
   }
 }
 

@@ -60,11 +60,13 @@ template <bool kGates, bool kXw, bool kPrev>
 }  // namespace
 
 TANDEM_VECTOR_CLONES
-void LstmCellForward(int64_t h, const float* xw, const float* bias, float* gates,
+void LstmCellForward(int64_t h, const float* xw, const float* bias, float* gates, bool gates_term,
                      const float* c_prev, float* c, float* out_h) {
   if (c_prev == nullptr) {
     if (xw == nullptr) {
       LstmForwardBody<true, false, false>(h, xw, bias, gates, c_prev, c, out_h);
+    } else if (gates_term) {
+      LstmForwardBody<true, true, false>(h, xw, bias, gates, c_prev, c, out_h);
     } else {
       LstmForwardBody<false, true, false>(h, xw, bias, gates, c_prev, c, out_h);
     }

@@ -12,11 +12,12 @@
 
 namespace tandem::trainer {
 
-// The pre-activations are gates (when c_prev is not null: h_prev Wh, or x Wx + h_prev Wh when
-// xw is null) + xw (x Wx, may be null) + bias; with c_prev null (the zero state) gates is read
-// only when xw is null. gates receives the activations (sigmoid i, f, o; tanh g);
-// c = f * c_prev + i * g, out_h = o * tanh(c).
-void LstmCellForward(int64_t h, const float* xw, const float* bias, float* gates,
+// The pre-activations are gates (when c_prev is not null: h_prev Wh, plus whatever part of
+// x Wx is not in xw) + xw (a part of x Wx, may be null) + bias; with c_prev null (the zero state)
+// gates is read only when xw is null or gates_term is true (a part of x Wx is in gates).
+// gates receives the activations (sigmoid i, f, o; tanh g); c = f * c_prev + i * g,
+// out_h = o * tanh(c).
+void LstmCellForward(int64_t h, const float* xw, const float* bias, float* gates, bool gates_term,
                      const float* c_prev, float* c, float* out_h);
 
 // From the activations `gates`, the cell `c`, `c_prev` (null: zero state), the gradient `dh` of

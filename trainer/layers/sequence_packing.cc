@@ -33,6 +33,12 @@ void SequencePacking::Gather(const float* padded, int64_t c, float* packed) cons
                   sizeof(float) * c);
 }
 
+void SequencePacking::PaddedRows(std::vector<int64_t>* rows) const {
+  rows->resize(total_);
+  for (int64_t t = 0; t < steps_; ++t)
+    for (int64_t k = 0; k < active_[t]; ++k) (*rows)[offset_[t] + k] = order_[k] * steps_ + t;
+}
+
 void SequencePacking::Scatter(const float* packed, int64_t c, float* padded) const {
   const int64_t n = static_cast<int64_t>(order_.size());
   std::memset(padded, 0, sizeof(float) * n * steps_ * c);

@@ -20,6 +20,8 @@ class SequencePacking {
   int64_t steps() const { return steps_; }
   // Padded [N, T, C] -> packed [S, C].
   void Gather(const float* padded, int64_t c, float* packed) const;
+  // Per packed row, its padded row (example * steps + step).
+  void PaddedRows(std::vector<int64_t>* rows) const;
   // Packed [S, C] -> padded [N, T, C], zero at padded positions.
   void Scatter(const float* packed, int64_t c, float* padded) const;
 

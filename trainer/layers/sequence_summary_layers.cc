@@ -79,6 +79,26 @@ void SequenceExpandLayer::Backward(const LayerInputs& in, const Blob& out,
   }
 }
 
+int64_t SequenceExpandLayer::RowClasses(const LayerInputs& in, std::vector<int32_t>* row_class) {
+  const Blob& like = *in[1];
+  const int64_t n = in[0]->batch();
+  row_class->assign(n * steps_, -1);
+  for (int64_t e = 0; e < n; ++e)
+    for (int64_t t = 0; t < like.lengths[e]; ++t)
+      (*row_class)[e * steps_ + t] = static_cast<int32_t>(e);
+  return n;
+}
+
+void SequenceExpandLayer::BackwardFromClassSums(const LayerInputs& in, const LayerGrads& in_grad,
+                                                int64_t n, const int32_t* classes,
+                                                const float* grads, const StepContext&) {
+  if (in_grad[0] == nullptr) return;
+  float* dv = in_grad[0]->data();
+  device_->Fill(in[0]->batch() * channels_, 0.f, dv);  // examples without steps: zero
+  for (int64_t i = 0; i < n; ++i)
+    device_->Copy(channels_, grads + i * channels_, dv + int64_t{classes[i]} * channels_);
+}
+
 LayerExample SequenceExpandLayer::GradCheckExample() {
   return {.inputs = {{BlobKind::kDense, Shape({3})}, {BlobKind::kSequence, Shape({4, 2})}},
           .batch = 3};

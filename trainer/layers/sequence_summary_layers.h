@@ -37,6 +37,12 @@ class SequenceExpandLayer final : public Layer {
   void Backward(const LayerInputs& in, const Blob& out, const LayerGrads& in_grad,
                 const StepContext& ctx) override;
   bool Differentiable(int i) const override { return i == 0; }
+  bool HasRowClasses() const override { return true; }
+  // Class of row (e, t): example e.
+  int64_t RowClasses(const LayerInputs& in, std::vector<int32_t>* row_class) override;
+  void BackwardFromClassSums(const LayerInputs& in, const LayerGrads& in_grad, int64_t n,
+                             const int32_t* classes, const float* grads,
+                             const StepContext& ctx) override;
   static LayerExample GradCheckExample();
 
  private:

@@ -4,6 +4,8 @@
 // contributes nothing). Labels must lie in [0, C); the data reader guarantees it.
 #pragma once
 
+#include <vector>
+
 #include "trainer/layers/layer.h"
 #include "trainer/layers/layer_registry.h"
 
@@ -21,7 +23,9 @@ class SoftmaxCrossEntropyLayer final : public Layer {
  private:
   int64_t classes_ = 0, steps_ = 1;
   bool sequence_ = false;
-  Tensor probs_;
+  // Per row of the last forward pass (rows past a sequence's length unset): the logits' max, the
+  // sum of e^(logit - max), and the row's loss.
+  std::vector<float> row_max_, row_sum_, row_loss_;
 };
 
 }  // namespace tandem::trainer

@@ -128,6 +128,7 @@ absl::Status Network::Init(uint64_t seed) {
   // gradient, relu's backward its output), and the relu's forward pass is skipped.
   forward_into_.assign(num_layers, -1);
   skip_forward_.assign(num_layers, false);
+  concat_into_.assign(num_layers, -1);
   if (device_.FusesConvRelu()) {
     std::vector<int> producer(graph_.blobs.size(), -1), readers(graph_.blobs.size(), 0);
     for (int l = 0; l < num_layers; ++l) {
@@ -144,6 +145,8 @@ absl::Status Network::Init(uint64_t seed) {
       skip_forward_[l] = true;
     }
   }
+  FuseConcats();
+  FuseRowClasses();
   for (int l = 0; l < num_layers; ++l) {
     GraphLayer& gl = graph_.layers[l];
     for (int pi : layer_params_[l]) gl.layer->params().push_back(&params_[pi]);
@@ -232,6 +235,75 @@ void Network::InitParameters(uint64_t seed) {
         for (int64_t i = 0; i < n; ++i) v[i] = d(rng);
         break;
       }
+    }
+  }
+}
+
+// A concat whose output only one layer reads, and which is that layer's only input, is skipped
+// when the reader takes its inputs directly (Layer::ReadConcatInputs): the reader gets the
+// concat's inputs and their gradient slots (a fan-out input keeps its private slot, summed as
+// before), and the concat's output is never written. Layouts stay plain.
+void Network::FuseConcats() {
+  const int num_layers = static_cast<int>(graph_.layers.size());
+  std::vector<int> producer(graph_.blobs.size(), -1), readers(graph_.blobs.size(), 0);
+  for (int l = 0; l < num_layers; ++l) {
+    producer[graph_.layers[l].output] = l;
+    for (int b : graph_.layers[l].inputs) ++readers[b];
+  }
+  for (int l = 0; l < num_layers; ++l) {
+    GraphLayer& gl = graph_.layers[l];
+    if (gl.inputs.size() != 1 || skip_forward_[l] || forward_into_[l] >= 0) continue;
+    const int b = gl.inputs[0];
+    const int p = producer[b];
+    if (p < 0 || readers[b] != 1 || graph_.layers[p].config.type != "concat") continue;
+    if (skip_forward_[p] || forward_into_[p] >= 0 || blocked_[b]) continue;
+    const GraphLayer& cat = graph_.layers[p];
+    std::vector<int64_t> widths;
+    bool plain = true;
+    for (int in : cat.inputs) {
+      const BlobDesc& d = graph_.blobs[in];
+      plain = plain && !blocked_[in];
+      widths.push_back(d.kind == BlobKind::kSequence ? d.shape.dim(1) : d.shape.NumElements());
+    }
+    if (!plain || !gl.layer->ReadConcatInputs(widths)) continue;
+    layer_inputs_[l] = layer_inputs_[p];
+    grad_slots_[l] = grad_slots_[p];
+    skip_forward_[p] = true;
+    runs_backward_[p] = false;
+    concat_into_[p] = l;
+  }
+}
+
+// A producer of repeated rows (Layer::HasRowClasses: an embedding over token sequences, a
+// sequence_expand) whose output one layer reads, directly or through a concat read in place,
+// hands its backward pass to that reader when the reader takes it (Layer::ReadRowClasses): the
+// reader sends the output gradient summed per class, and the producer's own Backward is skipped.
+// Producers with dense gradients in the arena (the gradients-ready hook) are left alone.
+void Network::FuseRowClasses() {
+  const int num_layers = static_cast<int>(graph_.layers.size());
+  std::vector<int> producer(graph_.blobs.size(), -1), readers(graph_.blobs.size(), 0);
+  std::vector<int> concat_of(num_layers, -1);
+  for (int l = 0; l < num_layers; ++l) {
+    producer[graph_.layers[l].output] = l;
+    for (int b : graph_.layers[l].inputs) ++readers[b];
+    if (concat_into_[l] >= 0) concat_of[concat_into_[l]] = l;
+  }
+  row_classes_to_.assign(num_layers, -1);
+  for (int l = 0; l < num_layers; ++l) {
+    if (!runs_backward_[l]) continue;
+    const GraphLayer& gl = graph_.layers[l];
+    const std::vector<int>& in = concat_of[l] >= 0 ? graph_.layers[concat_of[l]].inputs : gl.inputs;
+    for (size_t k = 0; k < in.size(); ++k) {
+      const int b = in[k];
+      const int q = producer[b];
+      if (q < 0 || readers[b] != 1 || !runs_backward_[q] || skip_forward_[q]) continue;
+      if (grad_slots_[l][k] != &blobs_[b].grad || layer_grad_range_[q].second > 0) continue;
+      GraphLayer& src = graph_.layers[q];
+      if (!src.layer->HasRowClasses()) continue;
+      const Layer::RowClassSource source{src.layer.get(), &layer_inputs_[q], &grad_slots_[q]};
+      if (!gl.layer->ReadRowClasses(static_cast<int>(k), source)) continue;
+      runs_backward_[q] = false;
+      row_classes_to_[q] = l;
     }
   }
 }

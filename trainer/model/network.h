@@ -68,8 +68,13 @@ class Network {
   const Blob& blob(int i) const { return blobs_[i]; }
   // Whether blob `i` lives in the device's blocked layout (device.h's ActivationLayout).
   bool blocked(int i) const { return blocked_[i]; }
-  // Whether layer `l`'s forward pass is done by the layer before it (a relu fused into a conv2d).
+  // Whether layer `l`'s forward pass is done by another layer (a relu fused into a conv2d, a
+  // concat read in place by its only reader).
   bool fused(int l) const { return skip_forward_[l]; }
+  // The layer that reads concat layer `l`'s inputs in place (Layer::ReadConcatInputs), or -1.
+  int concat_read_by(int l) const { return concat_into_[l]; }
+  // The layer that runs layer `l`'s backward pass from class sums (Layer::ReadRowClasses), or -1.
+  int row_classes_read_by(int l) const { return row_classes_to_[l]; }
   // Blob index of a layer's output / the cost layer's output / its first input (the logits).
   const Blob& cost_output() const { return blobs_[graph_.layers[graph_.cost_layer].output]; }
   const Blob& cost_input(int k) const {
@@ -103,6 +108,14 @@ class Network {
   // (its relu's output; -1: its own), and whether the forward pass is skipped (the fused relu).
   std::vector<int> forward_into_;
   std::vector<bool> skip_forward_;
+  // Concat -> fc / lstm (Layer::ReadConcatInputs), per layer: the reader of a fused concat (-1:
+  // none). The concat runs neither pass; its reader takes the concat's inputs and their gradient
+  // slots directly.
+  void FuseConcats();
+  std::vector<int> concat_into_;
+  // Producer of repeated rows -> its reader that sums the gradient per class (-1: none).
+  void FuseRowClasses();
+  std::vector<int> row_classes_to_;
   int64_t batch_ = 0;
   bool remote_sparse_ = false;
   std::vector<Blob> blobs_;

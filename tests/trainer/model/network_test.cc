@@ -5,6 +5,7 @@
 
 #include "gtest/gtest.h"
 #include "trainer/backend/cpu/cpu_device.h"
+#include "trainer/layers/lstm_layer.h"
 #include "trainer/model/model_builder.h"
 
 namespace tandem::trainer {
@@ -149,6 +150,192 @@ TEST(NetworkTest, EmbeddingOnTwoThreadsMatchesOneThreadExactly) {
   EXPECT_LT(pa.grad.size(), kVocab * kDim / 2);
 }
 
+// A concat read only by an fc or an lstm is skipped: its reader takes the concat's inputs
+// directly (Layer::ReadConcatInputs). The same model with a second reader of each concat (a tanh
+// that does not feed the cost) keeps the concats, and must give the same loss and gradients. The
+// decoder lstm reads [target embedding, the encoder's last state repeated at every step]: the
+// repeated input takes the distinct-row path, the embedding does not (every token distinct).
+TEST(NetworkTest, ConcatReadInPlaceMatchesConcatCopies) {
+  constexpr int64_t kVocab = 40, kSrc = 5, kTgt = 4;
+  auto build = [](Device& device, bool second_readers) {
+    ModelBuilder m;
+    auto src = m.SourceTokens("src", kSrc);
+    auto tin = m.Tokens("tgt_in", kTgt);
+    auto tout = m.TokenTargets("tgt_out", kTgt);
+    auto se = m.Embedding("src_emb").VocabSize(kVocab).Size(3).Input(src);
+    auto te = m.Embedding("tgt_emb").VocabSize(kVocab).Size(3).Input(tin);
+    auto enc = m.Lstm("enc").Size(5).Input(se);
+    auto last = m.LastStep("summary").Input(enc);
+    auto rep = m.SequenceExpand("summary_seq").Inputs({last, te});
+    auto din = m.Concat("dec_in").Inputs({te, rep});
+    auto dec = m.Lstm("dec").Size(4).Input(din);
+    auto cat = m.Concat("out_in").Inputs({dec, rep, te});
+    auto out = m.Fc("out").Size(6).Input(cat);
+    auto th = m.Tanh("out_tanh").Input(out);
+    auto logits = m.Fc("logits").Size(kVocab).Input(th);
+    auto cost = m.SoftmaxCrossEntropy("cost").Input(logits).Label(tout);
+    m.Cost(cost);
+    if (second_readers) {
+      m.Tanh("other_reader_1").Input(din);
+      m.Tanh("other_reader_2").Input(cat);
+    }
+    ModelGraph graph;
+    EXPECT_TRUE(BuildModelGraph(m.Build(), LayerRegistry::Builtin(), "m", &graph).empty());
+    auto net = Network::Create(std::move(graph), device, 3);
+    EXPECT_TRUE(net.ok()) << net.status();
+    return std::move(*net);
+  };
+  auto device = CreateCpuDevice({.threads = 1});
+  auto fused = build(*device, false);
+  auto copies = build(*device, true);
+  auto layer = [&](const std::string& name) {
+    const auto& layers = fused->graph().layers;
+    for (size_t l = 0; l < layers.size(); ++l)
+      if (layers[l].config.name == name) return static_cast<int>(l);
+    return -1;
+  };
+  const int kDecIn = layer("dec_in"), kDec = layer("dec"), kOutIn = layer("out_in");
+  ASSERT_GE(kDecIn, 0);
+  ASSERT_GE(kOutIn, 0);
+  EXPECT_EQ(fused->concat_read_by(kDecIn), kDec);
+  EXPECT_EQ(fused->concat_read_by(kOutIn), kOutIn + 1);
+  EXPECT_EQ(copies->concat_read_by(kDecIn), -1);
+  EXPECT_EQ(copies->concat_read_by(kOutIn), -1);
+  StepContext ctx{.training = true};
+  double loss[2];
+  int i = 0;
+  for (Network* net : {fused.get(), copies.get()}) {
+    net->SetBatchSize(3);
+    const int32_t lengths[2][3] = {{5, 2, 4}, {4, 1, 3}};  // some sequences end early
+    for (int k = 0; k < 3; ++k) {
+      const int64_t steps = k == 0 ? kSrc : kTgt;
+      Blob& b = net->input(k);
+      b.ids.resize(3 * steps);
+      for (size_t j = 0; j < b.ids.size(); ++j)
+        b.ids[j] = static_cast<int32_t>((7 * j + 3 * k) % kVocab);
+      b.lengths.assign(lengths[k == 0 ? 0 : 1], lengths[k == 0 ? 0 : 1] + 3);
+    }
+    loss[i++] = net->Forward(ctx);
+    net->Backward(ctx);
+  }
+  const auto* dec = dynamic_cast<const LstmLayer*>(fused->graph().layers[kDec].layer.get());
+  ASSERT_NE(dec, nullptr);
+  EXPECT_TRUE(dec->projected_distinct_rows()) << "the repeated summary has 3 distinct rows";
+  EXPECT_NEAR(loss[0], loss[1], 1e-6);
+  ASSERT_EQ(fused->params().size(), copies->params().size());
+  for (size_t p = 0; p < fused->params().size(); ++p) {
+    const Param& a = fused->params()[p];
+    const Param& b = copies->params()[p];
+    ASSERT_EQ(a.grad.size(), b.grad.size()) << a.desc.name;
+    double norm = 0;
+    for (int64_t j = 0; j < b.grad.size(); ++j)
+      norm = std::max<double>(norm, std::fabs(b.grad.data()[j]));
+    ASSERT_GT(norm, 0) << "parameter " << p << " (" << a.desc.name << ") has no gradient";
+    for (int64_t j = 0; j < a.grad.size(); ++j)
+      ASSERT_NEAR(a.grad.data()[j], b.grad.data()[j], 1e-5 * norm + 1e-7)
+          << "parameter " << p << " (" << a.desc.name << ") element " << j;
+  }
+}
+
+// An embedding over token sequences or a sequence_expand read by one lstm (directly or through
+// a concat read in place) hands its backward pass to the lstm, which sums the gate gradients per
+// id / per example and multiplies by Wx^T once per class (Layer::ReadRowClasses). The same model
+// with a second reader of each producer (a tanh outside the cost) runs the per-token path, and
+// must give the same loss and gradients (the embedding tables compared row by row: the compact
+// gradients list the rows in another order). The source ids repeat (distinct-row projection),
+// the target ids do not (plain projection, class sums backward).
+TEST(NetworkTest, GradientSummedPerRowClassMatchesPerTokenGradient) {
+  constexpr int64_t kVocab = 40, kSrc = 5, kTgt = 4;
+  auto build = [](Device& device, bool second_readers) {
+    ModelBuilder m;
+    auto src = m.SourceTokens("src", kSrc);
+    auto tin = m.Tokens("tgt_in", kTgt);
+    auto tout = m.TokenTargets("tgt_out", kTgt);
+    auto se = m.Embedding("src_emb").VocabSize(kVocab).Size(3).Input(src);
+    auto te = m.Embedding("tgt_emb").VocabSize(kVocab).Size(3).Input(tin);
+    auto enc = m.Lstm("enc").Size(5).Input(se);
+    auto last = m.LastStep("summary").Input(enc);
+    auto rep = m.SequenceExpand("summary_seq").Inputs({last, tin});
+    auto din = m.Concat("dec_in").Inputs({te, rep});
+    auto dec = m.Lstm("dec").Size(4).Input(din);
+    auto logits = m.Fc("logits").Size(kVocab).Input(dec);
+    auto cost = m.SoftmaxCrossEntropy("cost").Input(logits).Label(tout);
+    m.Cost(cost);
+    if (second_readers) {
+      m.Tanh("other_reader_1").Input(se);
+      m.Tanh("other_reader_2").Input(te);
+      m.Tanh("other_reader_3").Input(rep);
+    }
+    ModelGraph graph;
+    EXPECT_TRUE(BuildModelGraph(m.Build(), LayerRegistry::Builtin(), "m", &graph).empty());
+    auto net = Network::Create(std::move(graph), device, 3);
+    EXPECT_TRUE(net.ok()) << net.status();
+    return std::move(*net);
+  };
+  auto device = CreateCpuDevice({.threads = 1});
+  auto fused = build(*device, false);
+  auto per_token = build(*device, true);
+  auto layer = [&](const std::string& name) {
+    const auto& layers = fused->graph().layers;
+    for (size_t l = 0; l < layers.size(); ++l)
+      if (layers[l].config.name == name) return static_cast<int>(l);
+    return -1;
+  };
+  EXPECT_EQ(fused->row_classes_read_by(layer("src_emb")), layer("enc"));
+  EXPECT_EQ(fused->row_classes_read_by(layer("tgt_emb")), layer("dec"));
+  EXPECT_EQ(fused->row_classes_read_by(layer("summary_seq")), layer("dec"));
+  for (const char* name : {"src_emb", "tgt_emb", "summary_seq"})
+    EXPECT_EQ(per_token->row_classes_read_by(layer(name)), -1) << name;
+  StepContext ctx{.training = true};
+  double loss[2];
+  int i = 0;
+  for (Network* net : {fused.get(), per_token.get()}) {
+    net->SetBatchSize(4);
+    const int32_t lengths[2][4] = {{5, 2, 4, 5}, {4, 1, 3, 2}};  // some sequences end early
+    for (int k = 0; k < 3; ++k) {
+      const int64_t steps = k == 0 ? kSrc : kTgt;
+      Blob& b = net->input(k);
+      b.ids.resize(4 * steps);
+      for (size_t j = 0; j < b.ids.size(); ++j)
+        b.ids[j] = static_cast<int32_t>(k == 0 ? 4 + j % 3 : (7 * j + 3 * k) % kVocab);
+      b.lengths.assign(lengths[k == 0 ? 0 : 1], lengths[k == 0 ? 0 : 1] + 4);
+    }
+    loss[i++] = net->Forward(ctx);
+    net->Backward(ctx);
+  }
+  const auto* enc = dynamic_cast<const LstmLayer*>(fused->graph().layers[layer("enc")].layer.get());
+  ASSERT_NE(enc, nullptr);
+  EXPECT_TRUE(enc->projected_distinct_rows()) << "3 source ids over 21 tokens";
+  EXPECT_NEAR(loss[0], loss[1], 1e-6);
+  ASSERT_EQ(fused->params().size(), per_token->params().size());
+  for (size_t p = 0; p < fused->params().size(); ++p) {
+    const Param& a = fused->params()[p];
+    const Param& b = per_token->params()[p];
+    const int64_t cols = b.desc.shape.dim(b.desc.shape.rank() - 1);
+    std::vector<std::pair<const float*, const float*>> rows;  // (fused, per token), one per row
+    if (b.desc.sparse) {
+      ASSERT_EQ(a.touched_rows.size(), b.touched_rows.size()) << b.desc.name;
+      for (int32_t r : b.touched_rows) {
+        ASSERT_GE(a.row_slot[r], 0) << b.desc.name << " row " << r;
+        rows.emplace_back(a.grad.data() + a.row_slot[r] * cols,
+                          b.grad.data() + b.row_slot[r] * cols);
+      }
+    } else {
+      ASSERT_EQ(a.grad.size(), b.grad.size()) << b.desc.name;
+      for (int64_t r = 0; r < b.grad.size() / cols; ++r)
+        rows.emplace_back(a.grad.data() + r * cols, b.grad.data() + r * cols);
+    }
+    double norm = 0;
+    for (auto [x, y] : rows)
+      for (int64_t c = 0; c < cols; ++c) norm = std::max<double>(norm, std::fabs(y[c]));
+    ASSERT_GT(norm, 0) << "parameter " << p << " (" << b.desc.name << ") has no gradient";
+    for (size_t r = 0; r < rows.size(); ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        ASSERT_NEAR(rows[r].first[c], rows[r].second[c], 1e-5 * norm + 1e-7)
+            << "parameter " << p << " (" << b.desc.name << ") row " << r << " col " << c;
+  }
+}
+
 // Activations kept in oneDNN's blocked layout between conv, relu and pooling (device.h's
 // ActivationLayout), with relus fused into their convolutions, must give what plain NCHW and
 // separate passes give: same loss, same parameter gradients. The
@@ -200,11 +387,14 @@ TEST(NetworkTest, BlockedActivationsMatchPlainLayout) {
     EXPECT_EQ(blocked->blocked(gl.output), want) << n;
     EXPECT_FALSE(plain->blocked(gl.output)) << n;
   }
-  // relu1 is fused into conv1 and relu3 into conv3; none is on the plain device.
+  // relu1 is fused into conv1 and relu3 into conv3; none is on the plain device. (The concat,
+  // read only by an fc, is read in place on both.)
   for (int l = 0; l < static_cast<int>(blocked->graph().layers.size()); ++l) {
     const std::string& n = blocked->graph().layers[l].config.name;
-    EXPECT_EQ(blocked->fused(l), n == "relu1" || n == "relu3") << n;
-    EXPECT_FALSE(plain->fused(l)) << n;
+    const bool concat = n == "cat";
+    EXPECT_EQ(blocked->fused(l), concat || n == "relu1" || n == "relu3") << n;
+    EXPECT_EQ(plain->fused(l), concat) << n;
+    EXPECT_EQ(plain->concat_read_by(l) >= 0, concat) << n;
   }
   constexpr int64_t kBatch = 5;
   double loss[2];
