@@ -252,7 +252,13 @@ TEST_F(WorkerProcessesTest, TheOperatorsPodsAreUnderstoodByTheBinaries) {
   for (const JobCase& c : kCases) {
     std::map<std::string, json> parsed;
     std::vector<Process> procs = FromOperator(WriteManifest(c));
-    EXPECT_EQ(procs.size(), 4u);
+    // The same rule as `tandem run` (api::UsesPServers): no pserver container where nothing
+    // lives on it.
+    const bool no_pservers = !c.sparse_model && std::string(c.sync).find("pserver") == std::string::npos;
+    EXPECT_EQ(procs.size(), no_pservers ? 2u : 4u) << c.name;
+    for (const Process& p : procs) {
+      if (no_pservers) EXPECT_EQ(p.role, "trainer") << p.who;
+    }
     ExpectUnderstood(c, procs, &parsed);
   }
 }
@@ -262,7 +268,7 @@ TEST_F(WorkerProcessesTest, TandemRunsProcessesAreUnderstoodByTheBinaries) {
     std::map<std::string, json> parsed;
     std::vector<Process> procs = FromTandemRun(WriteManifest(c));
     // A dense job synchronised over the ring has nothing on a pserver: `tandem run` starts none
-    // (its trainers get an empty TANDEM_PSERVERS); the operator's pods keep the container.
+    // and its trainers get no TANDEM_PSERVERS, like the operator's pods (above).
     const bool no_pservers = !c.sparse_model && std::string(c.sync).find("pserver") == std::string::npos;
     EXPECT_EQ(procs.size(), no_pservers ? 2u : 4u) << c.name;
     for (const Process& p : procs) {

@@ -72,7 +72,7 @@ finish() {  # the kubelet's part: every pod of trial $1 Succeeded
   local p
   for p in $(kubectl -n "$NS" get pods -l "tandem.dev/job=$1" -o jsonpath='{.items[*].metadata.name}'); do
     kubectl -n "$NS" patch pod "$p" --subresource=status --type=merge -p \
-      '{"status":{"phase":"Succeeded","containerStatuses":[{"name":"trainer","ready":false,"restartCount":0,"image":"tandem/tandem:0.1.0","imageID":"","state":{"terminated":{"exitCode":0,"reason":"Completed"}}},{"name":"pserver","ready":false,"restartCount":0,"image":"tandem/tandem:0.1.0","imageID":"","state":{"terminated":{"exitCode":0,"reason":"Completed"}}}]}}' >/dev/null
+      '{"status":{"phase":"Succeeded","containerStatuses":[{"name":"trainer","ready":false,"restartCount":0,"image":"tandem/tandem:0.1.0","imageID":"","state":{"terminated":{"exitCode":0,"reason":"Completed"}}}]}}' >/dev/null
   done
 }
 first=hp-0 second=hp-1
