@@ -319,8 +319,8 @@ TEST_F(WorkerProcessesTest, TandemRunAndTheOperatorGiveTheSameEnvironment) {
     SCOPED_TRACE(c.name);
     const std::string manifest = WriteManifest(c);
     std::vector<Process> pods = FromOperator(manifest), local = FromTandemRun(manifest);
-    const bool no_pservers = !c.sparse_model && std::string(c.sync).find("pserver") == std::string::npos;
-    ASSERT_EQ(pods.size(), no_pservers ? 2 * local.size() : local.size());
+    // The same processes: pservers on both sides or on neither (api::UsesPServers).
+    ASSERT_EQ(pods.size(), local.size());
     auto names = [](const Process& p) {
       std::set<std::string> n;
       for (const auto& [k, v] : p.env) n.insert(k);
@@ -329,7 +329,6 @@ TEST_F(WorkerProcessesTest, TandemRunAndTheOperatorGiveTheSameEnvironment) {
     std::map<std::string, const Process*> by_key;
     for (const Process& p : local) by_key[p.role + "-" + std::to_string(p.rank)] = &p;
     for (const Process& pod : pods) {
-      if (no_pservers && pod.role == "pserver") continue;  // `tandem run` starts none (above)
       const Process* mine = by_key[pod.role + "-" + std::to_string(pod.rank)];
       ASSERT_NE(mine, nullptr) << pod.who;
       EXPECT_EQ(names(pod), names(*mine)) << pod.who << " vs " << mine->who;
