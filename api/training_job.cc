@@ -538,7 +538,9 @@ int64_t EffectiveThreads(const RoleSpec& role) {
 
 ResourceList WorkerRequests(const TrainingJobSpec& spec) {
   ResourceList total;
-  for (const RoleSpec* r : {&spec.trainer, &spec.pserver}) {
+  std::vector<const RoleSpec*> roles = {&spec.trainer};
+  if (UsesPServers(spec)) roles.push_back(&spec.pserver);
+  for (const RoleSpec* r : roles) {
     for (const auto& [name, q] : r->resources.requests) {
       int64_t sum = total.count(name) ? total[name].milli() : 0;
       total[name] = Quantity::FromMilli(sum + q.milli());
@@ -560,6 +562,10 @@ bool HasEmbeddingLayers(const TrainingJobSpec& spec) {
   for (const nlohmann::json& l : *layers)
     if (l.is_object() && l.value("type", "") == "embedding") return true;
   return false;
+}
+
+bool UsesPServers(const TrainingJobSpec& spec) {
+  return HasEmbeddingLayers(spec) || spec.sync.dense == "pserver";
 }
 
 }  // namespace tandem::api

@@ -277,7 +277,19 @@ int64_t EffectiveThreads(const RoleSpec& role);
 // pservers), which an elastic job under `tandem run` then starts beside its trainers.
 bool HasEmbeddingLayers(const TrainingJobSpec& spec);
 
-// What one worker (its trainer plus its pserver, on one node) requests.
+// THE rule for whether a job runs pservers at all: only when something lives on them, i.e. the
+// model has embedding tables (their rows are sharded over the pservers) or the dense parameters
+// are kept there (spec.sync.dense: pserver). A job with neither (dense sync over the ring, the
+// README's main job, every sweep trial) runs trainers only: `tandem run` starts no pserver
+// process, the operator's worker pods have no pserver container, the trainers get no
+// TANDEM_PSERVERS and the scheduler counts no spec.pserver.resources. The same rule holds for
+// elastic jobs (which validation keeps off sync.dense: pserver, so for them it is "has
+// embedding tables").
+bool UsesPServers(const TrainingJobSpec& spec);
+
+// What one worker requests of its node: its trainer, plus its pserver when the job runs them
+// (UsesPServers). The scheduler's demand and queue usage, and the worker pod's containers'
+// requests, are both this.
 ResourceList WorkerRequests(const TrainingJobSpec& spec);
 
 // "pass 2/3 41%" from status.progress and spec.passes.

@@ -75,7 +75,9 @@ WorkerInvocation RenderWorker(const WorkerContract& c, const std::string& bin_di
   add(kEnvRank, std::to_string(c.rank));
   add(kEnvWorldSize, std::to_string(c.world_size));
   add(kEnvPeers, EndpointListToString(c.peers));
-  add(kEnvPServers, EndpointListToString(c.pservers));
+  // A trainer of a job without pservers (api::UsesPServers) gets no TANDEM_PSERVERS at all, the
+  // same under `tandem run` and in the operator's pods.
+  if (!c.pservers.empty()) add(kEnvPServers, EndpointListToString(c.pservers));
   add(kEnvJobToken, c.token);
   add(kEnvTlsCa, c.tls.ca_file);
   add(kEnvTlsCert, c.tls.cert_file);

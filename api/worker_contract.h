@@ -21,7 +21,9 @@
 //   TANDEM_WORLD_SIZE      W, the number of workers (trainers = pserver shards)
 //   TANDEM_PEERS           W host:port, rank order: the trainers' collective endpoints
 //   TANDEM_PSERVERS        W host:port, shard order: the pservers (a pserver listens on its own
-//                          entry's port); may be empty for a trainer run alone
+//                          entry's port); absent for a trainer of a job without pservers
+//                          (api::UsesPServers: nothing lives on one), under `tandem run` and in
+//                          the operator's pods alike
 //   TANDEM_JOB_TOKEN       the job's secret (pods: from the Secret "<job>-token"); required by
 //                          the pserver and by a trainer that uses pservers
 //   TANDEM_TLS_CA          mutual TLS on the pserver's gRPC (docs/pserver.md): the job's trust

@@ -56,9 +56,10 @@ LocalJob LocalJobFor(const api::TrainingJob& job, const std::string& manifest_pa
   }
   lj.pserver_threads = static_cast<int>(api::EffectiveThreads(job.spec.pserver));
   lj.device = api::SelectTrainerDevice(job.spec);
-  lj.pservers = api::HasEmbeddingLayers(job.spec) || job.spec.sync.dense == "pserver";
+  // One rule (api::UsesPServers), the operator's too: no pserver where nothing lives on it.
+  lj.pservers = api::UsesPServers(job.spec);
   lj.elastic = job.spec.elastic.has_value();
-  lj.elastic_pservers = lj.elastic && api::HasEmbeddingLayers(job.spec);
+  lj.elastic_pservers = lj.elastic && lj.pservers;
   lj.min_workers = static_cast<int>(std::min<int64_t>(job.spec.workers.min_count, lj.workers));
   lj.max_workers = static_cast<int>(std::max<int64_t>(job.spec.workers.max_count, lj.workers));
   lj.restart.backoff_limit = static_cast<int>(job.spec.restart_policy.backoff_limit);

@@ -42,7 +42,8 @@ bool PodReady(const json& pod) {
 // A worker's phase: the pod's, except that a Running pod whose trainer has exited is done with
 // the trainer's outcome (exit 0: Succeeded, else Failed). On a real kubelet the pod stays Running
 // then, because its pserver serves until SIGTERM; the job's end stops it (finished jobs delete
-// their live pods with the grace period, so the pserver writes its last checkpoint).
+// their live pods with the grace period, so the pserver writes its last checkpoint). A pod with
+// the trainer alone (a job without pservers, api::UsesPServers) simply ends with the trainer.
 std::string WorkerPhase(const json& pod) {
   std::string phase = PodPhase(pod);
   if (phase != "Running") return phase;

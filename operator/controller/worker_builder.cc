@@ -115,9 +115,12 @@ api::WorkerContract WorkerContractFor(const api::TrainingJob& job, api::WorkerRo
   c.job_name = name;
   c.rank = elastic ? static_cast<int>(self - slots.begin()) : rank;
   c.world_size = static_cast<int>(slots.size());
+  // No pservers where nothing lives on them (api::UsesPServers, as under `tandem run`): the
+  // trainer then gets no TANDEM_PSERVERS and keeps everything local.
+  const bool pservers = api::UsesPServers(job.spec);
   for (int slot : slots) {
     c.peers.push_back(WorkerEndpoint(job, slot, o));
-    c.pservers.push_back({WorkerHost(job, slot), o.ports.pserver});
+    if (pservers) c.pservers.push_back({WorkerHost(job, slot), o.ports.pserver});
   }
   if (elastic && trainer) c.membership_file = absl::StrCat(kMembershipMountPath, "/", kMembershipKey);
   c.token = kTokenFromSecret;
@@ -181,20 +184,26 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
       {"terminationMessagePath", kTerminationMessagePath},
       {"terminationMessagePolicy", "FallbackToLogsOnError"},
       {"volumeMounts", mounts}};
-  json pserver = {
-      {"name", kPServerContainer},
-      {"image", job.spec.image},
-      {"ports", {{{"name", "pserver"}, {"containerPort", o.ports.pserver}},
-                 {{"name", "pserver-metrics"}, {"containerPort", o.ports.pserver_metrics}}}},
-      {"resources", Resources(job.spec.pserver.resources)},
-      {"securityContext", container_security},
-      {"volumeMounts", mounts}};
   const api::WorkerContract trainer_contract = WorkerContractFor(job, api::WorkerRole::kTrainer, rank, o);
   if (!trainer_contract.membership_file.empty()) {
     trainer["volumeMounts"].push_back({{"name", "membership"}, {"mountPath", kMembershipMountPath}, {"readOnly", true}});
   }
   SetInvocation(trainer_contract, name, &trainer);
-  SetInvocation(WorkerContractFor(job, api::WorkerRole::kPServer, rank, o), name, &pserver);
+  json containers = json::array({trainer});
+  // The pserver container only where something lives on it (api::UsesPServers): a dense job on
+  // the ring would otherwise hold an idle process, its CPU and memory, and a port per worker.
+  if (api::UsesPServers(job.spec)) {
+    json pserver = {
+        {"name", kPServerContainer},
+        {"image", job.spec.image},
+        {"ports", {{{"name", "pserver"}, {"containerPort", o.ports.pserver}},
+                   {{"name", "pserver-metrics"}, {"containerPort", o.ports.pserver_metrics}}}},
+        {"resources", Resources(job.spec.pserver.resources)},
+        {"securityContext", container_security},
+        {"volumeMounts", mounts}};
+    SetInvocation(WorkerContractFor(job, api::WorkerRole::kPServer, rank, o), name, &pserver);
+    containers.push_back(pserver);
+  }
   json checkpoint_volume = {{"name", "checkpoints"}};
   if (std::string claim = CheckpointClaimFor(job); !claim.empty()) {
     checkpoint_volume["persistentVolumeClaim"] = {{"claimName", claim}};
@@ -219,7 +228,7 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
                            {"runAsGroup", o.run_as_user},
                            {"fsGroup", o.run_as_user},
                            {"seccompProfile", {{"type", "RuntimeDefault"}}}}},
-      {"containers", {trainer, pserver}},
+      {"containers", containers},
       {"volumes",
        {checkpoint_volume,
         {{"name", "job"}, {"configMap", {{"name", ConfigMapName(name)}}}},
@@ -233,6 +242,8 @@ json BuildWorkerPod(const json& job_object, const api::TrainingJob& job, int ran
 }
 
 json BuildService(const json& job_object, const api::TrainingJob& job, const BuildOptions& o) {
+  json ports = json::array({{{"name", "collective"}, {"port", o.ports.collective}}});
+  if (api::UsesPServers(job.spec)) ports.push_back({{"name", "pserver"}, {"port", o.ports.pserver}});
   return {{"apiVersion", "v1"},
           {"kind", "Service"},
           {"metadata", ChildMeta(job_object, ServiceName(job.metadata.name))},
@@ -240,8 +251,7 @@ json BuildService(const json& job_object, const api::TrainingJob& job, const Bui
            {{"clusterIP", "None"},  // headless: one DNS record per worker pod
             {"publishNotReadyAddresses", true},  // peers resolve each other while starting
             {"selector", {{kJobLabel, job.metadata.name}}},
-            {"ports", {{{"name", "collective"}, {"port", o.ports.collective}},
-                       {{"name", "pserver"}, {"port", o.ports.pserver}}}}}}};
+            {"ports", ports}}}};
 }
 
 json BuildTokenSecret(const json& job_object, const api::TrainingJob& job, const std::string& token) {
@@ -264,6 +274,12 @@ json BuildConfigMap(const json& job_object, const api::TrainingJob& job) {
 json BuildNetworkPolicy(const json& job_object, const api::TrainingJob& job, const BuildOptions& o) {
   const json own = {{"matchLabels", {{kJobLabel, job.metadata.name}}}};
   auto tcp = [](int port) { return json{{"protocol", "TCP"}, {"port", port}}; };
+  json peer_ports = json::array({tcp(o.ports.collective)});
+  json metrics_ports = json::array({tcp(o.ports.trainer_metrics)});
+  if (api::UsesPServers(job.spec)) {  // no pserver container, no pserver port to open
+    peer_ports.push_back(tcp(o.ports.pserver));
+    metrics_ports.push_back(tcp(o.ports.pserver_metrics));
+  }
   return {{"apiVersion", "networking.k8s.io/v1"},
           {"kind", "NetworkPolicy"},
           {"metadata", ChildMeta(job_object, NetworkPolicyName(job.metadata.name))},
@@ -272,8 +288,8 @@ json BuildNetworkPolicy(const json& job_object, const api::TrainingJob& job, con
             {"policyTypes", {"Ingress"}},
             {"ingress",
              {{{"from", {{{"podSelector", own}}}},
-               {"ports", {tcp(o.ports.collective), tcp(o.ports.pserver)}}},
-              {{"ports", {tcp(o.ports.trainer_metrics), tcp(o.ports.pserver_metrics)}}}}}}}};
+               {"ports", peer_ports}},
+              {{"ports", metrics_ports}}}}}}};
 }
 
 json BuildCheckpointClaim(const json& job_object, const api::TrainingJob& job) {

@@ -1,12 +1,14 @@
 // The children of a TrainingJob, as the reconciler creates them. One worker = ONE POD with two
 // containers, `trainer` and `pserver` (docs/operator.md explains the choice): they share the
 // node, the network namespace (the trainer reaches its own shard on localhost) and the
-// lifecycle, and kube binds them atomically.
+// lifecycle, and kube binds them atomically. A job with nothing on a pserver (no embedding
+// tables, sync.dense: ring; api::UsesPServers, the rule `tandem run` follows too) has the
+// `trainer` container alone, and its Service and NetworkPolicy no pserver ports.
 //
 // Names: pod "<job>-worker-<rank>", headless Service "<job>" (peer DNS
 // "<job>-worker-<rank>.<job>.<ns>.svc"), Secret "<job>-token" (key "token"), ConfigMap
 // "<job>-config" (key "job.json": the job as the trainer and the pserver read it), NetworkPolicy
-// "<job>" (only the job's own pods reach its ring and pserver ports). Every child carries the
+// "<job>" (only the job's own pods reach its ring and any pserver ports). Every child carries the
 // labels tandem.dev/job=<job> (and tandem.dev/rank on pods) and a controller ownerReference.
 #pragma once
 
@@ -30,8 +32,9 @@ struct WorkerPorts {
   int pserver_metrics = 9101; // so their ports differ
 };
 
-// The worker pod's two containers. The trainer's exit is the worker's outcome: the pserver beside
-// it serves until SIGTERM (other ranks may still use its shard), so it outlives the trainer.
+// The worker pod's containers. The trainer's exit is the worker's outcome: the pserver beside
+// it (where the job has pservers) serves until SIGTERM (other ranks may still use its shard), so
+// it outlives the trainer.
 inline constexpr char kTrainerContainer[] = "trainer";
 inline constexpr char kPServerContainer[] = "pserver";
 
@@ -117,7 +120,8 @@ nlohmann::json BuildTokenSecret(const nlohmann::json& job_object, const api::Tra
 nlohmann::json BuildConfigMap(const nlohmann::json& job_object, const api::TrainingJob& job);
 // Ingress to the job's workers: the ring and pserver ports only from the job's own pods (same
 // tandem.dev/job), the metrics ports from anywhere (the operator reads rank 0's progress there,
-// Prometheus scrapes them). Enforced where the cluster's network plugin enforces NetworkPolicy.
+// Prometheus scrapes them); the pserver ports only where the job has pservers
+// (api::UsesPServers). Enforced where the cluster's network plugin enforces NetworkPolicy.
 nlohmann::json BuildNetworkPolicy(const nlohmann::json& job_object, const api::TrainingJob& job,
                                   const BuildOptions& options);
 // The job's own checkpoint claim (storage PersistentVolumeClaim): ReadWriteMany, the spec's size

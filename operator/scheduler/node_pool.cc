@@ -119,7 +119,7 @@ std::string NodePool::ExplainShortage(const Resources& r, int n,
     if (Component(r, d) > largest_alloc[d]) {
       *reason = "NeverFits";
       return absl::StrCat("a worker needs ", FormatComponent(d, Component(r, d)), " ", kResourceNames[d],
-                          " (trainer + pserver) but the largest node has ", FormatComponent(d, largest_alloc[d]));
+                          " (its trainer and any pserver) but the largest node has ", FormatComponent(d, largest_alloc[d]));
     }
   }
   // The dimension that fits the fewest workers is the short one.

@@ -44,7 +44,8 @@ struct JobInfo {
   std::string queue;
   int64_t priority = 0;
   int64_t created = 0;  // creation time (any monotonic unit): smaller is older
-  Resources per_worker; // trainer + pserver requests: both run on the worker's node
+  Resources per_worker; // api::WorkerRequests: the trainer, plus the pserver where the job runs
+                        // pservers (api::UsesPServers); both on the worker's node
   int count = 1;
   int min_count = 1;    // elastic: may be admitted with fewer workers, down to this
   std::map<std::string, std::string> node_selector;

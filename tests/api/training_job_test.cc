@@ -59,7 +59,35 @@ TEST(TrainingJobTest, ValidManifestParsesWithoutErrors) {
   EXPECT_EQ(job.spec.pserver.resources.requests.at("cpu").milli(), 500);
   EXPECT_EQ(job.spec.model["cost"], "cross_entropy");
   EXPECT_EQ(*job.spec.ttl_seconds_after_finished, 3600);
-  EXPECT_EQ(WorkerRequests(job.spec).at("cpu").milli(), 1500);
+  // Dense sync over the ring, no embedding tables: nothing lives on a pserver, so a worker is its
+  // trainer alone (1 CPU, 2Gi), without the 500m/1Gi of spec.pserver.
+  EXPECT_FALSE(UsesPServers(job.spec));
+  EXPECT_EQ(WorkerRequests(job.spec).at("cpu").milli(), 1000);
+  EXPECT_EQ(WorkerRequests(job.spec).at("memory").value(), 2LL << 30);
+}
+
+TEST(TrainingJobTest, UsesPServersOnlyWhenSomethingLivesOnThem) {
+  FieldErrors errors;
+  json j = ValidJob();
+  EXPECT_FALSE(UsesPServers(ParseTrainingJob(j, SectionValidators{}, &errors).spec));
+  // Dense parameters on the pservers.
+  j["spec"]["sync"]["dense"] = "pserver";
+  TrainingJob dense = ParseTrainingJob(j, SectionValidators{}, &errors);
+  EXPECT_TRUE(UsesPServers(dense.spec));
+  EXPECT_EQ(WorkerRequests(dense.spec).at("cpu").milli(), 1500);
+  EXPECT_EQ(WorkerRequests(dense.spec).at("memory").value(), 3LL << 30);
+  // Embedding tables with the dense part on the ring.
+  j["spec"]["sync"]["dense"] = "ring";
+  j["spec"]["model"]["layers"] = {{{"name", "emb"}, {"type", "embedding"}, {"size", 8}},
+                                  {{"type", "fc"}, {"size", 10}}};
+  TrainingJob sparse = ParseTrainingJob(j, SectionValidators{}, &errors);
+  EXPECT_TRUE(UsesPServers(sparse.spec));
+  EXPECT_EQ(WorkerRequests(sparse.spec).at("cpu").milli(), 1500);
+  // An elastic job follows the same rule: with embedding tables it has pservers, without none.
+  j["spec"]["elastic"] = {{"policy", "linear"}};
+  EXPECT_TRUE(UsesPServers(ParseTrainingJob(j, SectionValidators{}, &errors).spec));
+  j["spec"]["model"]["layers"] = {{{"type", "fc"}, {"size", 10}}};
+  EXPECT_FALSE(UsesPServers(ParseTrainingJob(j, SectionValidators{}, &errors).spec));
 }
 
 TEST(TrainingJobTest, DefaultsFillAMinimalJob) {

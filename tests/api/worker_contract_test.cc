@@ -81,6 +81,21 @@ TEST(WorkerContractTest, AnElasticTrainerCarriesItsMembershipFile) {
   EXPECT_NE(ValidateWorkerContract(ps).message().find(kEnvMembership), std::string::npos);
 }
 
+// A job without pservers (api::UsesPServers): its trainers get no TANDEM_PSERVERS at all, under
+// `tandem run` and in the operator's pods, and read that back as "no pservers".
+TEST(WorkerContractTest, ATrainerWithoutPServersGetsNoPServerVariable) {
+  WorkerContract c = Sample(WorkerRole::kTrainer);
+  c.pservers.clear();
+  ASSERT_TRUE(ValidateWorkerContract(c).ok()) << ValidateWorkerContract(c);
+  Environment env = EnvOf(RenderWorker(c, ""));
+  EXPECT_EQ(env.count(kEnvPServers), 0u);
+  EXPECT_EQ(env.count(kEnvPeers), 1u);
+  auto back = ParseWorkerContract(WorkerRole::kTrainer, c.manifest_path, env);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_TRUE(back->pservers.empty());
+  EXPECT_EQ(back->peers.size(), 2u);
+}
+
 TEST(WorkerContractTest, ATrainerAloneNeedsNoEnvironment) {
   auto c = ParseWorkerContract(WorkerRole::kTrainer, "job.yaml", {});
   ASSERT_TRUE(c.ok()) << c.status();

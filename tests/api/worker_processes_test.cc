@@ -252,7 +252,13 @@ TEST_F(WorkerProcessesTest, TheOperatorsPodsAreUnderstoodByTheBinaries) {
   for (const JobCase& c : kCases) {
     std::map<std::string, json> parsed;
     std::vector<Process> procs = FromOperator(WriteManifest(c));
-    EXPECT_EQ(procs.size(), 4u);
+    // The same rule as `tandem run` (api::UsesPServers): no pserver container where nothing
+    // lives on it.
+    const bool no_pservers = !c.sparse_model && std::string(c.sync).find("pserver") == std::string::npos;
+    EXPECT_EQ(procs.size(), no_pservers ? 2u : 4u) << c.name;
+    for (const Process& p : procs) {
+      if (no_pservers) EXPECT_EQ(p.role, "trainer") << p.who;
+    }
     ExpectUnderstood(c, procs, &parsed);
   }
 }
@@ -262,7 +268,7 @@ TEST_F(WorkerProcessesTest, TandemRunsProcessesAreUnderstoodByTheBinaries) {
     std::map<std::string, json> parsed;
     std::vector<Process> procs = FromTandemRun(WriteManifest(c));
     // A dense job synchronised over the ring has nothing on a pserver: `tandem run` starts none
-    // (its trainers get an empty TANDEM_PSERVERS); the operator's pods keep the container.
+    // and its trainers get no TANDEM_PSERVERS, like the operator's pods (above).
     const bool no_pservers = !c.sparse_model && std::string(c.sync).find("pserver") == std::string::npos;
     EXPECT_EQ(procs.size(), no_pservers ? 2u : 4u) << c.name;
     for (const Process& p : procs) {
@@ -313,8 +319,8 @@ TEST_F(WorkerProcessesTest, TandemRunAndTheOperatorGiveTheSameEnvironment) {
     SCOPED_TRACE(c.name);
     const std::string manifest = WriteManifest(c);
     std::vector<Process> pods = FromOperator(manifest), local = FromTandemRun(manifest);
-    const bool no_pservers = !c.sparse_model && std::string(c.sync).find("pserver") == std::string::npos;
-    ASSERT_EQ(pods.size(), no_pservers ? 2 * local.size() : local.size());
+    // The same processes: pservers on both sides or on neither (api::UsesPServers).
+    ASSERT_EQ(pods.size(), local.size());
     auto names = [](const Process& p) {
       std::set<std::string> n;
       for (const auto& [k, v] : p.env) n.insert(k);
@@ -323,7 +329,6 @@ TEST_F(WorkerProcessesTest, TandemRunAndTheOperatorGiveTheSameEnvironment) {
     std::map<std::string, const Process*> by_key;
     for (const Process& p : local) by_key[p.role + "-" + std::to_string(p.rank)] = &p;
     for (const Process& pod : pods) {
-      if (no_pservers && pod.role == "pserver") continue;  // `tandem run` starts none (above)
       const Process* mine = by_key[pod.role + "-" + std::to_string(pod.rank)];
       ASSERT_NE(mine, nullptr) << pod.who;
       EXPECT_EQ(names(pod), names(*mine)) << pod.who << " vs " << mine->who;

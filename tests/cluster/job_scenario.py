@@ -209,10 +209,14 @@ spec:
         return " | ".join([" ".join(out[0].split()[:-1]), " ".join(out[1].split()[:-1])])
 
     def set_pod_phase(self, pod, phase, exit_code):
+        # A status for each container the pod has: the trainer alone for a job without pservers
+        # (api::UsesPServers), as the jobs here are (dense sync over the ring).
+        obj = self.get_json("-n", NS, "pod", pod) or {}
+        names = [c["name"] for c in obj.get("spec", {}).get("containers", [])] or ["trainer"]
         statuses = [{"name": c, "ready": False, "restartCount": 0, "image": "tandem/tandem:0.1.0", "imageID": "",
                      "state": {"terminated": {"exitCode": exit_code if c == "trainer" else 0,
                                               "reason": "Error" if exit_code else "Completed"}}}
-                    for c in ("trainer", "pserver")]
+                    for c in names]
         self.kubectl("-n", NS, "patch", "pod", pod, "--subresource=status", "--type=merge", "-p",
                      json.dumps({"status": {"phase": phase, "containerStatuses": statuses}}))
 

@@ -53,6 +53,17 @@ grep -q life- <<<"$(kubectl -n "$NS" get pods -l tandem.dev/job=a -o jsonpath='{
   || fail "workers not bound to the kwok nodes"
 pass "Service and Secret created; pods bound by the operator"
 
+# Job a keeps nothing on a pserver (no embedding tables, dense sync over the ring: api::UsesPServers),
+# so its pods hold the trainer container alone, the trainers get no TANDEM_PSERVERS and the
+# Service has no pserver port.
+containers_of() { kubectl -n "$NS" get pods -l "tandem.dev/job=$1" -o jsonpath='{range .items[*]}{range .spec.containers[*]}{.name} {end}{"\n"}{end}'; }
+[[ "$(containers_of a)" == $'trainer \ntrainer ' ]] || fail "job a's pods: containers $(containers_of a)"
+env_names="$(kubectl -n "$NS" get pods -l tandem.dev/job=a -o jsonpath='{.items[*].spec.containers[*].env[*].name}')"
+[[ "$env_names" == *TANDEM_PEERS* && "$env_names" != *TANDEM_PSERVERS* ]] || fail "job a's trainers' env: $env_names"
+svc_ports="$(kubectl -n "$NS" get service a -o jsonpath='{.spec.ports[*].name}')"
+[[ "$svc_ports" == collective ]] || fail "job a's Service ports: $svc_ports"
+pass "a dense job on the ring: trainer-only pods, no TANDEM_PSERVERS, no pserver port"
+
 out="$(kubectl -n "$NS" get tj a)"
 echo "$out"
 head -n1 <<<"$out" | grep -qE '^NAME +PHASE +READY +WORKERS +QUEUE +PROGRESS +AGE$' || fail "printer columns: $out"
@@ -101,8 +112,11 @@ kubectl -n "$NS" delete tj b --wait=false >/dev/null
 
 # --- TTL clean-up after success ---------------------------------------------------------------
 kubectl -n "$NS" delete tj c --wait=false >/dev/null
-job d life-owner 1 1 0 "  ttlSecondsAfterFinished: 2" | kubectl apply -f - >/dev/null
+job d life-owner 1 1 0 $'  ttlSecondsAfterFinished: 2\n  sync: {dense: pserver}' | kubectl apply -f - >/dev/null
 eventually 120 all_running d 1 || fail "job d not Running"
+# Its dense parameters live on the pservers: each pod runs one beside the trainer.
+[[ "$(containers_of d)" == 'trainer pserver ' ]] || fail "job d's pods: containers $(containers_of d)"
+pass "a job with sync.dense: pserver keeps the pserver container"
 for p in $(workers_of d | awk '{print $1}'); do
   kubectl -n "$NS" patch pod "$p" --subresource=status --type=merge -p \
     '{"status":{"phase":"Succeeded","containerStatuses":[{"name":"trainer","ready":false,"restartCount":0,"image":"tandem/tandem:0.1.0","imageID":"","state":{"terminated":{"exitCode":0,"reason":"Completed"}}},{"name":"pserver","ready":false,"restartCount":0,"image":"tandem/tandem:0.1.0","imageID":"","state":{"terminated":{"exitCode":0,"reason":"Completed"}}}]}}' >/dev/null

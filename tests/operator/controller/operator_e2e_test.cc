@@ -94,9 +94,11 @@ class OperatorE2eTest : public ::testing::Test {
           bool ready = phase == "Running";
           pod["status"]["conditions"] = {{{"type", "Ready"}, {"status", ready ? "True" : "False"}}};
           json statuses = json::array();
-          for (const char* c : {"trainer", "pserver"}) {
+          // One status per container the pod has (the trainer alone for a job without pservers).
+          for (const json& container : pod["spec"]["containers"]) {
+            const std::string c = container.value("name", "");
             json st = {{"name", c}, {"ready", ready}, {"restartCount", 0}};
-            if (exit_code >= 0 && std::string(c) == "trainer") {
+            if (exit_code >= 0 && c == "trainer") {
               st["state"] = {{"terminated", {{"exitCode", exit_code}}}};
             } else {
               st["state"] = {{"running", json::object()}};
@@ -146,9 +148,16 @@ TEST_F(OperatorE2eTest, JobBecomesWorkersAndRunsRestartsAndIsCollected) {
     return client_->Get(kube::kPods, "default", "mnist-worker-0").ok() &&
            client_->Get(kube::kPods, "default", "mnist-worker-1").ok();
   }));
+  // Dense sync over the ring, no embedding tables: nothing lives on a pserver, so the pods hold
+  // the trainer alone and the Service has no pserver port (api::UsesPServers).
+  auto worker0 = client_->Get(kube::kPods, "default", "mnist-worker-0");
+  ASSERT_TRUE(worker0.ok()) << worker0.status();
+  ASSERT_EQ((*worker0)["spec"]["containers"].size(), 1u) << (*worker0)["spec"]["containers"].dump();
+  EXPECT_EQ((*worker0)["spec"]["containers"][0]["name"], "trainer");
   auto svc = client_->Get(kube::kServices, "default", "mnist");
   ASSERT_TRUE(svc.ok());
   EXPECT_EQ((*svc)["spec"]["clusterIP"], "None");
+  EXPECT_EQ((*svc)["spec"]["ports"].size(), 1u) << (*svc)["spec"]["ports"].dump();
   EXPECT_TRUE(client_->Get(kube::kSecrets, "default", "mnist-token").ok());
   EXPECT_TRUE(client_->Get(kube::kConfigMaps, "default", "mnist-config").ok());
   auto policy = client_->Get(kube::kNetworkPolicies, "default", "mnist");

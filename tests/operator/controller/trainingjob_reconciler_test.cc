@@ -4,7 +4,11 @@
 #include "operator/controller/trainingjob_reconciler.h"
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "api/quantity.h"
+#include "api/section_validator.h"
+#include "api/training_job.h"
 #include "api/worker_result.h"
 #include "common/tls_certificates.h"
 #include "operator/controller/cache_transform.h"
@@ -47,6 +51,15 @@ json Job(const std::string& name, json spec_extra = json::object(), json status 
             {"spec", spec}};
   if (status.is_object() && !status.empty()) j["status"] = status;
   return j;
+}
+
+// Job() keeps its dense parameters on the ring and has no embedding tables, so nothing lives on a
+// pserver and its workers run none (api::UsesPServers). This one keeps the dense parameters on
+// the pservers: its workers run both.
+json PServerJob(const std::string& name, json spec_extra = json::object(), json status = json::object()) {
+  json extra = {{"sync", {{"dense", "pserver"}}}};
+  if (spec_extra.is_object()) extra.merge_patch(spec_extra);
+  return Job(name, extra, status);
 }
 
 json Node(const std::string& name, int gpus) {
@@ -262,22 +275,28 @@ TEST(ReconcileTest, SchedulingPassAdmitsAndReconcileCreatesWorkers) {
   EXPECT_EQ(p["spec"]["nodeName"], "n1");
   EXPECT_EQ(p["spec"]["subdomain"], "a");
   EXPECT_EQ(p["metadata"]["ownerReferences"][0]["uid"], "uid-a");
-  EXPECT_EQ(p["spec"]["containers"].size(), 2u);
+  // Dense sync over the ring, no embedding tables: nothing lives on a pserver, so the pod is the
+  // trainer alone, whose contract names no pservers (as under `tandem run`).
+  ASSERT_EQ(p["spec"]["containers"].size(), 1u) << p["spec"]["containers"].dump();
+  EXPECT_EQ(p["spec"]["containers"][0]["name"], "trainer");
   std::map<std::string, json> env;
   for (const auto& e : p["spec"]["containers"][0]["env"]) env[e["name"]] = e;
   EXPECT_EQ(env["TANDEM_RANK"]["value"], "1");
   EXPECT_EQ(env["TANDEM_WORLD_SIZE"]["value"], "2");
   EXPECT_EQ(env["TANDEM_PEERS"]["value"],
             "a-worker-0.a.default.svc:7000,a-worker-1.a.default.svc:7000");
-  EXPECT_EQ(env["TANDEM_PSERVERS"]["value"],
-            "a-worker-0.a.default.svc:7100,a-worker-1.a.default.svc:7100");
+  EXPECT_EQ(env.count("TANDEM_PSERVERS"), 0u);
   EXPECT_EQ(env["TANDEM_JOB_TOKEN"]["valueFrom"]["secretKeyRef"]["name"], "a-token");
   EXPECT_EQ(env["TANDEM_METRICS_PORT"]["value"], "9100");
   EXPECT_EQ(env["TANDEM_THREADS"]["value"], "1") << "the CPU request, rounded up";
-  EXPECT_EQ(p["spec"]["containers"][1]["name"], "pserver");
   EXPECT_EQ(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "1");
   const auto* svc = f.api.Find("create", "services", "default/a");
   EXPECT_EQ(svc->body["spec"]["clusterIP"], "None");
+  EXPECT_EQ(svc->body["spec"]["ports"], json::parse(R"([{"name": "collective", "port": 7000}])"));
+  const auto* np = f.api.Find("create", "networkpolicies", "default/a");
+  ASSERT_NE(np, nullptr);
+  EXPECT_EQ(np->body["spec"]["ingress"][0]["ports"], json::parse(R"([{"protocol": "TCP", "port": 7000}])"));
+  EXPECT_EQ(np->body["spec"]["ingress"][1]["ports"], json::parse(R"([{"protocol": "TCP", "port": 9100}])"));
   EXPECT_EQ(f.api.Find("create", "secrets")->body["data"]["token"], "dG9r");
   // Mutual TLS (job_tls.h): the certificate in the Secret, the bundle in the ConfigMap, both
   // mounted where the contract says, the token not among the projected files.
@@ -490,9 +509,107 @@ std::map<std::string, std::string> EnvOf(const json& container) {
   return env;
 }
 
+// A job with something on its pservers (dense parameters there, or embedding tables) keeps a
+// pserver container beside each trainer, with its port on the Service and in the NetworkPolicy,
+// and the trainers find every shard through TANDEM_PSERVERS.
+TEST(ReconcileTest, AJobWithStateOnThePServersRunsAPServerInEveryWorkerPod) {
+  // examples/ctr-auc.yaml, smaller: an embedding table on the pservers, the dense part on the ring.
+  const json embeddings = json::parse(R"({
+    "data": {"train": {"format": "synthetic-ctr", "examples": 1000, "numFields": 4},
+             "test": {"format": "synthetic-ctr", "examples": 100, "numFields": 4}},
+    "model": {"inputs": [{"name": "ids", "source": "fields", "shape": [4]}, {"name": "click", "source": "targets"}],
+              "layers": [{"name": "emb", "type": "embedding", "input": "ids", "vocabSize": 1000, "size": 8, "pooling": "sum"},
+                         {"name": "logit", "type": "fc", "input": "emb", "size": 1},
+                         {"name": "cost", "type": "binary_cross_entropy", "inputs": ["logit", "click"]}],
+              "cost": "cost"}})");
+  for (const json& job : {PServerJob("a", {}, Admitted()), Job("a", embeddings, Admitted())}) {
+    SCOPED_TRACE(job["spec"].dump());
+    api::FieldErrors errors;
+    ASSERT_TRUE(api::UsesPServers(api::ParseTrainingJob(job, api::SectionValidators{}, &errors).spec));
+    Fixture f;
+    f.cache.Put(kube::kTrainingJobs, job);
+    ReconcileResult r = f.reconciler.Reconcile("default/a");
+    ASSERT_TRUE(r.error.ok()) << r.error;
+    auto pods = CreatedPods(f.api);
+    ASSERT_EQ(pods.size(), 2u) << testing::PrintToString(f.api.Summary());
+    const json& containers = pods["a-worker-1"]["spec"]["containers"];
+    ASSERT_EQ(containers.size(), 2u) << containers.dump();
+    EXPECT_EQ(containers[0]["name"], "trainer");
+    EXPECT_EQ(containers[1]["name"], "pserver");
+    EXPECT_EQ(EnvOf(containers[0])["TANDEM_PSERVERS"],
+              "a-worker-0.a.default.svc:7100,a-worker-1.a.default.svc:7100");
+    EXPECT_EQ(EnvOf(containers[1])["TANDEM_METRICS_PORT"], "9101");
+    EXPECT_EQ(containers[1]["resources"]["requests"]["cpu"], "500m");
+    const auto* svc = f.api.Find("create", "services", "default/a");
+    ASSERT_NE(svc, nullptr);
+    EXPECT_EQ(svc->body["spec"]["ports"],
+              json::parse(R"([{"name": "collective", "port": 7000}, {"name": "pserver", "port": 7100}])"));
+    const auto* np = f.api.Find("create", "networkpolicies", "default/a");
+    ASSERT_NE(np, nullptr);
+    EXPECT_EQ(np->body["spec"]["ingress"][0]["ports"],
+              json::parse(R"([{"protocol": "TCP", "port": 7000}, {"protocol": "TCP", "port": 7100}])"));
+    EXPECT_EQ(np->body["spec"]["ingress"][1]["ports"],
+              json::parse(R"([{"protocol": "TCP", "port": 9100}, {"protocol": "TCP", "port": 9101}])"));
+  }
+}
+
+// What the scheduler counts for a worker is what its pod requests: the trainer alone when the job
+// runs no pservers, trainer + pserver otherwise. On a node with 2.5 CPUs a 2-worker job of 1-CPU
+// trainers fits only without its 500m pservers; the queue's usage is the pods' requests.
+TEST(ReconcileTest, SchedulingCountsThePServerOnlyWhereTheWorkerPodsRunOne) {
+  struct Case {
+    bool pservers;
+    std::string node_cpu;
+    bool admitted;
+  };
+  for (const Case& c : {Case{false, "2500m", true}, Case{true, "2500m", false}, Case{true, "4", true}}) {
+    SCOPED_TRACE(absl::StrCat("pservers ", c.pservers, ", node cpu ", c.node_cpu));
+    Fixture f;
+    json node = Node("n1", 4);
+    node["status"]["allocatable"]["cpu"] = c.node_cpu;
+    f.cache.Put(kube::kNodes, node);
+    const json queued = c.pservers ? PServerJob("a", {}, {{"phase", "Queued"}}) : Job("a", {}, {{"phase", "Queued"}});
+    f.cache.Put(kube::kTrainingJobs, queued);
+    ASSERT_TRUE(f.reconciler.Schedule().error.ok());
+    const auto* st = f.api.Find("update_status", "trainingjobs", "default/a");
+    ASSERT_NE(st, nullptr);
+    if (!c.admitted) {
+      EXPECT_EQ(st->body["status"]["phase"], "Queued");
+      EXPECT_NE(st->body["status"].value("pendingReason", "").find("cpu"), std::string::npos)
+          << st->body["status"].dump();
+      continue;
+    }
+    ASSERT_EQ(st->body["status"]["phase"], "Admitted") << st->body["status"].dump();
+    const json usage = f.api.LastStatus("queues")["usage"];
+    EXPECT_EQ(api::Quantity::Parse(usage["cpu"].get<std::string>())->milli(), c.pservers ? 3000 : 2000)
+        << usage.dump();
+
+    // The pods it then creates request exactly the queue's usage.
+    json admitted = queued;
+    admitted["status"] = st->body["status"];
+    f.cache.Put(kube::kTrainingJobs, admitted);
+    f.api.Clear();
+    ASSERT_TRUE(f.reconciler.Reconcile("default/a").error.ok());
+    auto pods = CreatedPods(f.api);
+    ASSERT_EQ(pods.size(), 2u);
+    std::map<std::string, int64_t> requested;  // milli-units
+    for (const auto& [name, pod] : pods) {
+      EXPECT_EQ(pod["spec"]["containers"].size(), c.pservers ? 2u : 1u) << name;
+      for (const json& container : pod["spec"]["containers"])
+        for (const auto& [resource, q] : container["resources"]["requests"].items())
+          requested[resource] += api::Quantity::Parse(q.get<std::string>())->milli();
+    }
+    for (const char* resource : {"cpu", "memory", "nvidia.com/gpu"}) {
+      EXPECT_EQ(requested[resource], api::Quantity::Parse(usage[resource].get<std::string>())->milli())
+          << resource << ": pods " << requested[resource] << "m, queue usage " << usage[resource];
+    }
+  }
+}
+
 TEST(ReconcileTest, CheckpointsGoToAClaimTheJobOwnsAndWorkersRunAsNonRoot) {
   Fixture f;
-  f.cache.Put(kube::kTrainingJobs, Job("a", {{"checkpoint", {{"size", "50Gi"}, {"storageClassName", "nfs-rwx"}}}}, Admitted()));
+  // Dense parameters on the pservers: both containers' folders and mounts are checked.
+  f.cache.Put(kube::kTrainingJobs, PServerJob("a", {{"checkpoint", {{"size", "50Gi"}, {"storageClassName", "nfs-rwx"}}}}, Admitted()));
   ReconcileResult r = f.reconciler.Reconcile("default/a");
   ASSERT_TRUE(r.error.ok()) << r.error;
   ASSERT_EQ(f.api.calls.front().String(), "create persistentvolumeclaims default/a-checkpoints") << "before any pod";
@@ -507,6 +624,7 @@ TEST(ReconcileTest, CheckpointsGoToAClaimTheJobOwnsAndWorkersRunAsNonRoot) {
   ASSERT_EQ(pods.size(), 2u);
   const json& pod = pods["a-worker-1"];
   EXPECT_EQ(pod["spec"]["volumes"][0], json({{"name", "checkpoints"}, {"persistentVolumeClaim", {{"claimName", "a-checkpoints"}}}}));
+  ASSERT_EQ(pod["spec"]["containers"].size(), 2u);
   for (int c = 0; c < 2; ++c) {
     const json& container = pod["spec"]["containers"][c];
     std::string role = container["name"];
@@ -879,7 +997,7 @@ TEST(ReconcileTest, AllWorkersSucceededCompletesTheJob) {
 // serves until SIGTERM. The trainer's exit decides; the finished job then stops the pservers.
 TEST(ReconcileTest, TrainersThatExitedZeroCompleteTheJobWhileThePServersStillServe) {
   Fixture f;
-  json job = Job("a", {}, Admitted("Running"));
+  json job = PServerJob("a", {}, Admitted("Running"));
   f.cache.Put(kube::kTrainingJobs, job);
   f.cache.Put(kube::kPods, WorkerPod(job, 0, "n1", "Running", false, 0));
   f.cache.Put(kube::kPods, WorkerPod(job, 1, "n1", "Running", true));
@@ -1109,10 +1227,11 @@ TEST(ReconcileTest, PrunedCacheObjectsLeadToTheSameDecisions) {
                    {"startTime", kube::FormatRfc3339(kT0 - 50)}, {"qosClass", "Burstable"},
                    {"conditions", {{{"type", "Initialized"}, {"status", "True"}, {"lastTransitionTime", kube::FormatRfc3339(kT0)}},
                                    {{"type", "Ready"}, {"status", ready ? "True" : "False"}, {"lastProbeTime", nullptr}}}}};
-    for (const char* c : {"trainer", "pserver"}) {
+    for (const json& container : p["spec"]["containers"]) {  // the trainer alone: a dense job
+      const std::string c = container["name"];
       json st = {{"name", c}, {"ready", ready}, {"restartCount", 0}, {"image", "tandem/tandem:0.1.0"},
                  {"imageID", "sha256:0"}, {"containerID", "containerd://1"}, {"started", ready}};
-      if (trainer_exit >= 0 && std::string(c) == "trainer") {
+      if (trainer_exit >= 0 && c == "trainer") {
         st["state"] = {{"terminated", {{"exitCode", trainer_exit}, {"reason", "Error"}}}};
       } else {
         st["state"] = {{"running", {{"startedAt", kube::FormatRfc3339(kT0 - 40)}}}};
@@ -1337,6 +1456,9 @@ TEST(ElasticReconcileTest, GrowsIntoIdleCapacityThenPublishes) {
   EXPECT_EQ(env["TANDEM_RANK"]["value"], "3");
   EXPECT_EQ(env["TANDEM_WORLD_SIZE"]["value"], "4");
   EXPECT_EQ(env["TANDEM_MEMBERSHIP"]["value"], "/etc/tandem-membership/membership.json");
+  // No embedding tables: like `tandem run` (elastic_pservers), no pserver beside the trainer.
+  EXPECT_EQ(pod->body["spec"]["containers"].size(), 1u);
+  EXPECT_EQ(env.count("TANDEM_PSERVERS"), 0u);
   // The pod's contract is what the trainer's own parser accepts (one definition of the rule).
   Environment penv;
   for (const auto& [name, e] : env) penv[name] = e.contains("value") ? e["value"].get<std::string>() : "tok";

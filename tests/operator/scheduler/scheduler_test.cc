@@ -156,7 +156,7 @@ std::vector<Case> Cases() {
     c.push_back({"queue_and_namespace_errors",
                  Cluster({Node("a", 8)}, {team}, {Job("lost", "nope", 1, 1), ns, huge}),
                  {.pending = {{"lost", "NoSuchQueue"}, {"ns", "NamespaceNotServed"}, {"huge", "NeverFits"}},
-                  .message = {{"huge", "a worker needs 16 nvidia.com/gpu (trainer + pserver) but the largest node has 8"}}}});
+                  .message = {{"huge", "a worker needs 16 nvidia.com/gpu (its trainer and any pserver) but the largest node has 8"}}}});
   }
   {
     JobInfo elastic = Job("elastic", "q", 4, 4);
@@ -302,20 +302,30 @@ TEST(ResourcesTest, ConvertsFromApiQuantities) {
   EXPECT_EQ(FromResourceList(ToResourceList(r)), r);
 }
 
+// A worker's demand is its trainer plus, where the job runs pservers (api::UsesPServers), its
+// pserver (the default spec.pserver requests: 500m, 1Gi): the same containers its pod has.
 TEST(SnapshotTest, JobInfoFromTrainingJobSumsTrainerAndPserver) {
-  api::FieldErrors errors;
-  api::TrainingJob job = api::ParseTrainingJob(
-      {{"apiVersion", "tandem.dev/v1alpha1"}, {"kind", "TrainingJob"}, {"metadata", {{"name", "j"}, {"namespace", "ns"}}},
-       {"spec", {{"workers", {{"count", 3}, {"minCount", 2}}}, {"model", {{"x", 1}}}, {"priority", 4},
-                 {"trainer", {{"resources", {{"requests", {{"cpu", "2"}, {"memory", "4Gi"}, {"nvidia.com/gpu", 1}}}}}}}}}},
-      api::SectionValidators{}, &errors);
-  ASSERT_TRUE(errors.empty()) << errors[0].ToString();
-  JobInfo info = JobInfoFrom(job, 42);
-  EXPECT_EQ(info.key, "ns/j");
-  EXPECT_EQ(info.per_worker, (Resources{2500, 5 * kGi, 1}));
-  EXPECT_EQ(info.count, 3);
-  EXPECT_EQ(info.min_count, 2);
-  EXPECT_EQ(info.priority, 4);
+  for (const char* dense : {"pserver", "ring"}) {
+    SCOPED_TRACE(dense);
+    api::FieldErrors errors;
+    api::TrainingJob job = api::ParseTrainingJob(
+        {{"apiVersion", "tandem.dev/v1alpha1"}, {"kind", "TrainingJob"}, {"metadata", {{"name", "j"}, {"namespace", "ns"}}},
+         {"spec", {{"workers", {{"count", 3}, {"minCount", 2}}}, {"model", {{"x", 1}}}, {"priority", 4},
+                   {"sync", {{"dense", dense}}},
+                   {"trainer", {{"resources", {{"requests", {{"cpu", "2"}, {"memory", "4Gi"}, {"nvidia.com/gpu", 1}}}}}}}}}},
+        api::SectionValidators{}, &errors);
+    ASSERT_TRUE(errors.empty()) << errors[0].ToString();
+    JobInfo info = JobInfoFrom(job, 42);
+    EXPECT_EQ(info.key, "ns/j");
+    if (std::string(dense) == "pserver") {
+      EXPECT_EQ(info.per_worker, (Resources{2500, 5 * kGi, 1}));
+    } else {  // nothing lives on a pserver: the trainer alone
+      EXPECT_EQ(info.per_worker, (Resources{2000, 4 * kGi, 1}));
+    }
+    EXPECT_EQ(info.count, 3);
+    EXPECT_EQ(info.min_count, 2);
+    EXPECT_EQ(info.priority, 4);
+  }
 }
 
 }  // namespace
