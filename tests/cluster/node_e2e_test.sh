@@ -5,7 +5,7 @@
 # examples = 50 steps of 2 x 64, 2,000 test examples, smaller CPU requests to fit this 2-core node,
 # the dataset read from the checkpoint volume), with its checkpoint claim bound to a pre-made
 # hostPath PersistentVolume (no provisioner runs here) that also holds the dataset. The operator's
-# two worker pods run trainer + pserver in real containers on the node, find each other through
+# two worker pods run their trainers (a dense job: no pserver) in real containers on the node, find each other through
 # CoreDNS (headless Service), train over the TCP ring, and the job reaches Succeeded with
 # status.progress set; both ranks report the same test accuracy, and `tandem run` of the same
 # job on this machine (2 local workers) reaches the same accuracy.
