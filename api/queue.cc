@@ -123,10 +123,11 @@ FieldErrors ValidateQueue(const Queue& q) {
 
 json ToJson(const Queue& q) {
   json spec = {{"weight", q.spec.weight},
-               {"guaranteed", ResourceListToJson(q.spec.guaranteed)},
                {"namespaces", q.spec.namespaces},
                {"preemption", {{"reclaimBorrowed", q.spec.preemption.reclaim_borrowed},
                                {"withinQueue", q.spec.preemption.within_queue}}}};
+  // No guarantee is no `guaranteed`: the CRD requires cpu, memory and nvidia.com/gpu together.
+  if (!q.spec.guaranteed.empty()) spec["guaranteed"] = ResourceListToJson(q.spec.guaranteed);
   if (q.spec.borrowing_limit) spec["borrowingLimit"] = ResourceListToJson(*q.spec.borrowing_limit);
   json j = {{"apiVersion", q.api_version}, {"kind", q.kind}, {"metadata", ObjectMetaToJson(q.metadata)},
             {"spec", spec}};

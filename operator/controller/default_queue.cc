@@ -15,8 +15,6 @@ absl::Status EnsureDefaultQueue(kube::KubeApi* api, const api::Queue& queue,
                                 const std::function<bool()>& stopping, const DefaultQueueOptions& options) {
   nlohmann::json body = api::ToJson(queue);
   body.erase("status");
-  // No guarantee is no `guaranteed` at all: the CRD requires cpu, memory and nvidia.com/gpu in one.
-  if (queue.spec.guaranteed.empty()) body["spec"].erase("guaranteed");
   const std::string& name = queue.metadata.name;
   double backoff = options.initial_backoff_s;
   for (int attempt = 1;; ++attempt) {
