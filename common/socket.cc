@@ -11,7 +11,10 @@
 
 #include <cerrno>
 #include <climits>
+#include <algorithm>
 #include <cstring>
+#include <fstream>
+#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -47,23 +50,71 @@ absl::Status WaitReady(int fd, short events, Clock::time_point deadline, const s
   }
 }
 
+namespace {
+
+// Binds a TCP socket to 0.0.0.0:`port` (0: the kernel's choice) without SO_REUSEADDR, so it
+// fails while any socket on any local address holds the port, listening or connected.
+absl::StatusOr<Fd> BindAnyAddress(int port) {
+  Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) return ErrnoToStatus(errno, "socket");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_ANY);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0)
+    return ErrnoToStatus(errno, absl::StrCat("bind to port ", port));
+  return fd;
+}
+
+int BoundPort(const Fd& fd) {
+  sockaddr_in addr{};
+  socklen_t len = sizeof(addr);
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
+  return ntohs(addr.sin_port);
+}
+
+}  // namespace
+
+PortRange PickablePortRange() {
+  // Below the ephemeral range: the kernel hands these ports to no bind(0) and no connect(), so
+  // once picked, only another process that picks a fixed port can take one. [20000, 30000)
+  // keeps clear of the well-known services (below 10000), the kubelet's 10248-10259 and the
+  // NodePort range (30000-32767).
+  PortRange r{20000, 30000};
+  std::ifstream in(kEphemeralPortRangeFile);
+  int lo = 0, hi = 0;
+  if (in >> lo >> hi && lo > 0) r.end = std::min(r.end, lo);
+  if (r.end - r.begin < 1000) return PortRange{0, 0};  // no room: take the kernel's choice
+  return r;
+}
+
 absl::StatusOr<std::vector<int>> PickFreeLoopbackPorts(int n) {
-  std::vector<Fd> held;
+  std::vector<Fd> held;  // every picked port stays bound until all are picked: n distinct ports
   std::vector<int> ports;
+  const PortRange range = PickablePortRange();
+  const int span = range.end - range.begin;
+  std::mt19937_64 rng(std::random_device{}() ^ (static_cast<uint64_t>(::getpid()) << 32) ^
+                      static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
   for (int i = 0; i < n; ++i) {
-    Fd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    if (!fd.valid()) return ErrnoToStatus(errno, "socket");
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    addr.sin_port = 0;
-    socklen_t len = sizeof(addr);
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-        ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-      return ErrnoToStatus(errno, "bind to a free loopback port");
+    if (span <= 0) {
+      TANDEM_ASSIGN_OR_RETURN(Fd fd, BindAnyAddress(0));
+      ports.push_back(BoundPort(fd));
+      held.push_back(std::move(fd));
+      continue;
     }
-    ports.push_back(ntohs(addr.sin_port));
-    held.push_back(std::move(fd));
+    // Random candidates, so that two processes picking at the same moment rarely meet.
+    bool found = false;
+    for (int attempt = 0; attempt < 4 * span && !found; ++attempt) {
+      const int port = range.begin + static_cast<int>(rng() % static_cast<uint64_t>(span));
+      absl::StatusOr<Fd> fd = BindAnyAddress(port);
+      if (!fd.ok()) continue;
+      ports.push_back(port);
+      held.push_back(*std::move(fd));
+      found = true;
+    }
+    if (!found)
+      return absl::ResourceExhaustedError(absl::StrCat("no free TCP port in [", range.begin, ", ",
+                                                       range.end, ") after ", 4 * span, " tries"));
   }
   return ports;
 }

@@ -85,8 +85,21 @@ int MillisUntil(Clock::time_point deadline);
 // DeadlineExceeded "timed out <what>", or Unavailable with the poll error.
 absl::Status WaitReady(int fd, short events, Clock::time_point deadline, const std::string& what);
 
-// `n` distinct TCP ports on 127.0.0.1 that were free when chosen (all sockets are held until every
-// port is picked, then closed). Another process may still take one before its user binds it.
+// The ports PickFreeLoopbackPorts chooses from: [begin, end), [20000, 30000) cut at the start of
+// the kernel's ephemeral range (kEphemeralPortRangeFile); {0, 0} when under 1000 ports remain,
+// and the kernel then picks (bind to port 0).
+struct PortRange {
+  int begin = 0;
+  int end = 0;
+};
+inline constexpr char kEphemeralPortRangeFile[] = "/proc/sys/net/ipv4/ip_local_port_range";
+PortRange PickablePortRange();
+
+// `n` distinct TCP ports, each free on every local address when chosen (bound to 0.0.0.0 without
+// SO_REUSEADDR; all are held until every port is picked, then closed), drawn at random from
+// PickablePortRange(). That range lies below the ephemeral ports, so no other process's bind(0)
+// or outgoing connection takes a port between this call and its user's bind; only a process
+// that picks fixed ports could. ResourceExhausted when the range has no free port left.
 absl::StatusOr<std::vector<int>> PickFreeLoopbackPorts(int n);
 
 }  // namespace tandem::net

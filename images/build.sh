@@ -83,6 +83,14 @@ for w in "${wanted[@]}"; do
   fi
 done
 
+# Each build leaves the previous build's images untagged; on overlay each holds a full copy of
+# what its steps changed (about 1-2 GB for the GPU image), and they added up to 40 GB over a day
+# of builds. Remove them; images that later builds' steps still start from are kept (podman
+# prunes only untagged images that no other image depends on), so the layer cache survives.
+if ! "${PODMAN[@]}" image prune -f >/dev/null 2>&1; then
+  echo "images/build.sh: could not remove the previous builds' untagged images" >&2
+fi
+
 printf '%-60s %10s\n' IMAGE SIZE
 for w in "${wanted[@]}"; do
   tag=$(tag_of "$w")

@@ -4,8 +4,10 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <fstream>
 #include <set>
 #include <string>
 #include <thread>
@@ -26,6 +28,48 @@ TEST(PickFreeLoopbackPortsTest, DistinctPorts) {
   std::set<int> unique(ports->begin(), ports->end());
   EXPECT_EQ(unique.size(), 16u);
   for (int p : *ports) EXPECT_GT(p, 0);
+}
+
+TEST(PickFreeLoopbackPortsTest, BelowTheEphemeralRangeAndFreeOnEveryAddress) {
+  const PortRange range = PickablePortRange();
+  int ephemeral_lo = 0, ephemeral_hi = 0;
+  std::ifstream(kEphemeralPortRangeFile) >> ephemeral_lo >> ephemeral_hi;
+  if (ephemeral_lo > 21000) {
+    EXPECT_EQ(range.begin, 20000);
+    EXPECT_EQ(range.end, std::min(30000, ephemeral_lo));
+  }
+  auto ports = PickFreeLoopbackPorts(8);
+  ASSERT_TRUE(ports.ok()) << ports.status();
+  for (int p : *ports) {
+    if (range.end > range.begin) {
+      EXPECT_GE(p, range.begin);
+      EXPECT_LT(p, range.end);
+    }
+    // Released on return, and free on 0.0.0.0 too (the metrics endpoints bind there).
+    auto listener = Listener::Bind("0.0.0.0", p);
+    EXPECT_TRUE(listener.ok()) << "port " << p << ": " << listener.status();
+  }
+}
+
+TEST(PickFreeLoopbackPortsTest, NeverPicksAPortInUse) {
+  // Occupy a tenth of the range on loopback; 200 picks must avoid every one of them.
+  const PortRange range = PickablePortRange();
+  if (range.end <= range.begin) GTEST_SKIP() << "the kernel picks the ports on this machine";
+  std::vector<Listener> busy;
+  std::set<int> busy_ports;
+  for (int p = range.begin; p < range.end; p += 10) {
+    auto l = Listener::Bind("127.0.0.1", p);
+    if (l.ok()) {
+      busy.push_back(*std::move(l));
+      busy_ports.insert(p);
+    }
+  }
+  ASSERT_GT(busy_ports.size(), 100u);
+  for (int round = 0; round < 25; ++round) {
+    auto ports = PickFreeLoopbackPorts(8);
+    ASSERT_TRUE(ports.ok()) << ports.status();
+    for (int p : *ports) EXPECT_EQ(busy_ports.count(p), 0u) << "picked busy port " << p;
+  }
 }
 
 TEST(SocketTest, ConnectAcceptAndExactSizeIo) {
