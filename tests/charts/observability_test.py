@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,11 +42,8 @@ procs = []
 
 
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """One free port, by the project's one policy (scripts/tools/free-ports.py)."""
+    return int(subprocess.check_output([os.path.join(SRC, "scripts", "tools", "free-ports.py"), "1"], text=True))
 
 
 def start(argv, log, **kw):

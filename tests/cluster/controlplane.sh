@@ -85,14 +85,7 @@ NODE_NAME=tandem-node NODE_POD_CIDR=10.244.77.0/24 NODE_IP=10.244.77.1
 "$here/pki.sh" "$state/pki" "$NODE_NAME" "$NODE_IP"
 pki="$state/pki"
 
-read -r P_ETCD P_PEER P_API P_KCM P_KWOK < <(python3 - <<'PY'
-import socket
-socks = []
-for _ in range(5):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-)
+read -r P_ETCD P_PEER P_API P_KCM P_KWOK < <("$root/scripts/tools/free-ports.py" 5)
 
 
 kubeconfig() {  # kubeconfig <file> <user> <cert> <key>

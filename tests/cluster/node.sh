@@ -121,16 +121,7 @@ done
 down  # leftovers of an earlier run
 mkdir -p "$node"/{pids,run,root,opt,cni/net.d,cni/ipam,kubelet,kube-proxy}
 prefix="${TANDEM_NODE_POD_CIDR#*/}"
-free_ports() {
-  python3 - "$1" <<'PY'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-PY
-}
-read -r P_KUBELET P_KUBELET_HEALTHZ P_SCHED P_PROXY_METRICS P_PROXY_HEALTHZ P_DNS_HEALTH < <(free_ports 6)
+read -r P_KUBELET P_KUBELET_HEALTHZ P_SCHED P_PROXY_METRICS P_PROXY_HEALTHZ P_DNS_HEALTH < <("$root/scripts/tools/free-ports.py" 6)
 P_API="${TANDEM_APISERVER##*:}"
 
 # --- network: the bridge, forwarding between pods and to Services -------------------------------

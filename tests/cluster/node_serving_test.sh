@@ -108,7 +108,7 @@ pass "served version $advanced (published/ at ${published#"$NODE_PV"/} on the vo
 
 on_pod="$(predict "$pod_ip:8080")" || fail "predict at the pod: $on_pod"
 on_svc="$(predict "$cluster_ip:8080")" || fail "predict through the Service: $on_svc"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$("$SRC/scripts/tools/free-ports.py" 1)"
 "$TANDEM_BIN_DIR/tandem-serve" --model-dir "$published" --host 127.0.0.1 --port "$port" --grpc-port -1 \
   --workers 1 >"$WORK/serve-local.log" 2>&1 &
 defer "kill $! 2>/dev/null"
