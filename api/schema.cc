@@ -169,7 +169,8 @@ FieldSpec BuildSweep() {
        Int("parallelism", 1, 1000),
        Int("maxTrials", 1, 1000),
        Int("maxFailedTrials", 0, 1000),
-       Int("seed", 0, 2147483647)});
+       Int("seed", 0, 2147483647),
+       Obj("budget", {Num("cpuSeconds", 1, 1e9)})});
   FieldSpec trial_phase = Str("phase", {"Pending", "Running", "Succeeded", "Failed", "Stopped", "Paused"});
   FieldSpec status = Obj(
       "status",
@@ -180,11 +181,12 @@ FieldSpec BuildSweep() {
        Array("trials", Obj("", {Str("name"), Int("index", 0), Leaf("parameters", FieldType::kOpen),
                                 trial_phase, Array("intermediate", Obj("", {Int("pass", 1), Num("value")})),
                                 Num("objective"), Str("reason"), Int("pausedAt", 0),
-                                Int("promotedFrom", 0), Num("cost", 0)})),
+                                Int("promotedFrom", 0), Num("cost", 0), Num("cpuSeconds", 0)})),
        Obj("bestTrial", {Str("name"), Leaf("parameters", FieldType::kOpen), Num("objective"), Int("pass", 0)}),
        Time("startTime"),
        Time("completionTime"),
-       Int("observedGeneration", 0)});
+       Int("observedGeneration", 0),
+       Time("cpuAccountedTime")});
   return Obj("", {Str("apiVersion"), Str("kind"), Metadata(), spec, status});
 }
 

@@ -231,6 +231,7 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
   GetInt(s, "maxTrials", &spec.max_trials);
   GetInt(s, "maxFailedTrials", &spec.max_failed_trials);
   GetInt(s, "seed", &spec.seed);
+  GetDouble(GetObject(s, "budget"), "cpuSeconds", &spec.budget.cpu_seconds);
 
   const json& st = GetObject(object, "status");
   SweepStatus& status = sw.status;
@@ -263,6 +264,7 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
       GetInt(tj, "pausedAt", &t.paused_at);
       GetInt(tj, "promotedFrom", &t.promoted_from);
       GetDouble(tj, "cost", &t.cost);
+      GetDouble(tj, "cpuSeconds", &t.cpu_seconds);
       status.trials.push_back(std::move(t));
     }
   }
@@ -277,6 +279,7 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
   GetString(st, "startTime", &status.start_time);
   GetString(st, "completionTime", &status.completion_time);
   GetInt(st, "observedGeneration", &status.observed_generation);
+  GetString(st, "cpuAccountedTime", &status.cpu_accounted_time);
 
   std::set<std::string> reported;
   for (size_t i = first_error; i < errors->size(); ++i) reported.insert((*errors)[i].path);
@@ -474,7 +477,7 @@ json SweepSpecToJson(const SweepSpec& s) {
   }
   json tmpl = {{"spec", s.trial_template.spec}};
   if (!s.trial_template.metadata.empty()) tmpl["metadata"] = s.trial_template.metadata;
-  return {{"template", tmpl},
+  json j = {{"template", tmpl},
           {"parameters", params},
           {"objective", {{"metric", s.objective.metric}, {"goal", ObjectiveGoal(s.objective)}}},
           {"algorithm", {{"name", s.algorithm.name}, {"startupTrials", s.algorithm.startup_trials},
@@ -489,6 +492,8 @@ json SweepSpecToJson(const SweepSpec& s) {
           {"maxTrials", s.max_trials},
           {"maxFailedTrials", s.max_failed_trials},
           {"seed", s.seed}};
+  if (s.budget.cpu_seconds > 0) j["budget"] = {{"cpuSeconds", s.budget.cpu_seconds}};
+  return j;
 }
 
 json TrialStatusToJson(const TrialStatus& t) {
@@ -504,6 +509,7 @@ json TrialStatusToJson(const TrialStatus& t) {
   if (t.paused_at > 0) j["pausedAt"] = t.paused_at;
   if (t.promoted_from > 0) j["promotedFrom"] = t.promoted_from;
   if (t.cost > 0) j["cost"] = t.cost;
+  if (t.cpu_seconds > 0) j["cpuSeconds"] = t.cpu_seconds;
   return j;
 }
 
@@ -526,6 +532,7 @@ json SweepStatusToJson(const SweepStatus& st) {
   if (!st.start_time.empty()) j["startTime"] = st.start_time;
   if (!st.completion_time.empty()) j["completionTime"] = st.completion_time;
   if (st.observed_generation) j["observedGeneration"] = st.observed_generation;
+  if (!st.cpu_accounted_time.empty()) j["cpuAccountedTime"] = st.cpu_accounted_time;
   return j;
 }
 

@@ -132,6 +132,17 @@ struct SweepEarlyStopping {
   bool operator==(const SweepEarlyStopping&) const = default;
 };
 
+// What the whole search may spend (spec.budget). Unset (0): no limit but maxTrials.
+struct SweepBudget {
+  // The CPU seconds all trials together may use. `tandem run` counts what the trials' processes
+  // used (user + system, running ones included); the operator what they reserved: each Running
+  // trial's CPU requests (every worker's trainer and pserver) times the seconds it ran. No new
+  // trial or promotion starts when its expected cost would cross it; once spent, every running
+  // trial is stopped and the sweep ends (reason BudgetSpent).
+  double cpu_seconds = 0;
+  bool operator==(const SweepBudget&) const = default;
+};
+
 struct SweepTemplate {
   nlohmann::json metadata = nlohmann::json::object();  // labels and annotations for trials
   nlohmann::json spec = nlohmann::json::object();      // a TrainingJob spec, as written
@@ -148,6 +159,7 @@ struct SweepSpec {
   int64_t max_trials = 10;
   int64_t max_failed_trials = 3;
   int64_t seed = 0;
+  SweepBudget budget;
   bool operator==(const SweepSpec&) const = default;
 };
 
@@ -177,6 +189,10 @@ struct TrialStatus {
   // operator, worker-seconds per training example (the job's workers over its
   // status.progress.examplesPerSec: the trainers' own throughput, wall time).
   double cost = 0;
+  // The CPU seconds the trial has used so far, in the units of spec.budget (`tandem run`: its
+  // processes' CPU, running ones included; the operator: its CPU requests times the seconds it
+  // was Running). Kept by both runners, with or without a budget.
+  double cpu_seconds = 0;  // "cpuSeconds"
   bool operator==(const TrialStatus&) const = default;
 };
 
@@ -202,6 +218,9 @@ struct SweepStatus {
   std::string start_time;
   std::string completion_time;
   int64_t observed_generation = 0;
+  // The operator: when the trials' cpuSeconds were last brought up to date (RFC 3339). A Running
+  // trial is charged its requests times the seconds since then at the next look.
+  std::string cpu_accounted_time;  // "cpuAccountedTime"
   bool operator==(const SweepStatus&) const = default;
 };
 

@@ -1,6 +1,7 @@
 #include "sweep/planner.h"
 
 #include <algorithm>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -77,11 +78,64 @@ void ApplyRungSteps(const Plan& plan, std::vector<api::TrialStatus>* trials) {
   }
 }
 
+double SpentCpuSeconds(const std::vector<api::TrialStatus>& trials) {
+  double spent = 0;
+  for (const api::TrialStatus& t : trials) spent += t.cpu_seconds;
+  return spent;
+}
+
+namespace {
+
+// The passes a trial has trained: its newest value's pass.
+int64_t PassesDone(const api::TrialStatus& t) { return t.intermediate.empty() ? 0 : t.intermediate.back().pass; }
+
+// Where a trial that trains now stops next: ASHA's next rung above `from`, else the last pass.
+int64_t NextStop(const api::SweepSpec& spec, int64_t passes, int64_t from) {
+  if (spec.early_stopping.policy == api::kStoppingAsha)
+    for (int64_t rung : AshaRungs(spec.early_stopping, passes))
+      if (rung > from) return rung;
+  return passes;
+}
+
+// spec.budget.cpuSeconds: what is spent, and what the trials that train now will still spend.
+struct BudgetView {
+  double limit = 0;       // 0: no budget
+  double spent = 0;
+  double committed = 0;   // expected, until each active trial's next stop
+  double mean_rate = 0;   // CPU seconds per pass over the trials measured so far (0: none yet)
+  std::map<size_t, double> rates;  // each measured trial's own
+
+  double RateOf(size_t i) const {
+    auto it = rates.find(i);
+    return it != rates.end() ? it->second : mean_rate;
+  }
+  bool Fits(double more) const { return limit <= 0 || spent + committed + more <= limit; }
+};
+
+BudgetView ViewBudget(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials) {
+  BudgetView b;
+  b.limit = spec.budget.cpu_seconds;
+  b.spent = SpentCpuSeconds(trials);
+  double rate_sum = 0;
+  for (size_t i = 0; i < trials.size(); ++i) {
+    const int64_t done = PassesDone(trials[i]);
+    if (trials[i].cpu_seconds > 0 && done > 0) {
+      b.rates[i] = trials[i].cpu_seconds / static_cast<double>(done);
+      rate_sum += b.rates[i];
+    }
+  }
+  if (!b.rates.empty()) b.mean_rate = rate_sum / static_cast<double>(b.rates.size());
+  return b;
+}
+
+}  // namespace
+
 Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api::TrialStatus>& trials,
                const Sampler& sampler, const std::string& name_prefix) {
   Plan plan;
   const api::TrialCounts counts = CountTrials(trials);
   const bool asha = spec.early_stopping.policy == api::kStoppingAsha;
+  BudgetView budget = ViewBudget(spec, trials);
 
   if (counts.failed > spec.max_failed_trials) {
     for (size_t i = 0; i < trials.size(); ++i)
@@ -89,6 +143,25 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
     plan.phase = api::kSweepFailed;
     plan.reason = "TooManyFailures";
     plan.message = absl::StrCat(counts.failed, " trials failed; spec.maxFailedTrials allows ", spec.max_failed_trials);
+    return plan;
+  }
+
+  if (budget.limit > 0 && budget.spent >= budget.limit) {
+    // The budget is spent: every trial still training or waiting stops where it is (a stopped
+    // trial keeps its values), and the sweep is over.
+    const std::string why = absl::StrFormat("budget: %.1f of spec.budget.cpuSeconds %.0f spent", budget.spent,
+                                            budget.limit);
+    std::vector<api::TrialStatus> view = trials;
+    for (size_t i = 0; i < trials.size(); ++i) {
+      if (IsFinished(trials[i])) continue;
+      plan.stop.push_back({i, why});
+      view[i].phase = api::kTrialStopped;
+    }
+    const bool any_value = FindBestTrial(spec, view).has_value();
+    plan.phase = any_value ? api::kSweepSucceeded : api::kSweepFailed;
+    plan.reason = "BudgetSpent";
+    plan.message = absl::StrCat(why, " after ", trials.size(), " trials",
+                                any_value ? "" : "; no trial reported a value of the objective");
     return plan;
   }
 
@@ -110,16 +183,28 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
       }
     }
     StopDecision d = t.phase == api::kTrialRunning ? JudgeTrial(spec, passes, t, trials) : StopDecision{};
-    if (d.stop) plan.stop.push_back({i, d.reason});
-    else ++still_active;
+    if (d.stop) {
+      plan.stop.push_back({i, d.reason});
+    } else {
+      ++still_active;
+      const int64_t done = PassesDone(t);
+      budget.committed += budget.RateOf(i) * static_cast<double>(NextStop(spec, passes, std::max(done, t.promoted_from)) - done);
+    }
   }
 
   bool exhausted = false;
+  bool over_budget = false;  // the next promotion or trial would cross spec.budget.cpuSeconds
   int64_t next = static_cast<int64_t>(trials.size());
   std::vector<api::TrialStatus> seen = trials;
   std::vector<size_t> promoted;
   while (still_active < spec.parallelism) {
     if (std::optional<Promotion> p = NextPromotion(spec, passes, view, promoted)) {
+      const double cost = budget.RateOf(p->trial) * static_cast<double>(NextStop(spec, passes, p->rung) - p->rung);
+      if (!budget.Fits(cost)) {
+        over_budget = true;
+        break;
+      }
+      budget.committed += cost;
       auto paused_now = std::find_if(plan.pause.begin(), plan.pause.end(),
                                      [&](const RungStep& s) { return s.trial == p->trial; });
       const bool running = paused_now != plan.pause.end();
@@ -130,6 +215,12 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
       continue;
     }
     if (next >= spec.max_trials || exhausted) break;
+    const double cost = budget.mean_rate * static_cast<double>(NextStop(spec, passes, 0));
+    if (!budget.Fits(cost)) {
+      over_budget = true;
+      break;
+    }
+    budget.committed += cost;
     std::optional<nlohmann::json> params = sampler.Suggest(next, seen);
     if (!params) {
       exhausted = true;
@@ -145,14 +236,18 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
     ++still_active;
     ++next;
   }
-  if (next < spec.max_trials && !exhausted && still_active >= spec.parallelism) {
+  if (next < spec.max_trials && !exhausted && !over_budget && still_active >= spec.parallelism) {
     plan.reason = "TrialsRunning";
     plan.message = absl::StrCat(still_active, " trials active, ", next, " of ", spec.max_trials, " started");
     return plan;
   }
   if (still_active > 0) {
     plan.reason = "TrialsRunning";
-    plan.message = absl::StrCat(still_active, " trials active; all ", next, " trials started");
+    plan.message = over_budget
+                       ? absl::StrFormat("%d trials active; the budget (%.1f of %.0f CPU seconds spent, %.1f "
+                                         "expected for them) leaves no room for another",
+                                         still_active, budget.spent, budget.limit, budget.committed)
+                       : absl::StrCat(still_active, " trials active; all ", next, " trials started");
     return plan;
   }
   // Nothing active, nothing to promote, nothing more to start: over. Trials still paused at a
@@ -161,7 +256,8 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
     if (view[i].phase != api::kTrialPaused) continue;
     const api::MetricPoint v = *ValueAt(view[i], view[i].paused_at);
     plan.stop.push_back({i, absl::StrFormat("asha: paused at rung %d (%.4g after pass %d) and not promoted "
-                                            "before the sweep ended", view[i].paused_at, v.value, v.pass)});
+                                            "before the sweep ended%s", view[i].paused_at, v.value, v.pass,
+                                            over_budget ? " (the budget had no room left)" : "")});
   }
   for (const auto& [i, why] : plan.stop) {
     view[i].phase = api::kTrialStopped;
@@ -169,10 +265,13 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
   }
   const bool any_value = FindBestTrial(spec, view).has_value();
   plan.phase = any_value ? api::kSweepSucceeded : api::kSweepFailed;
-  plan.reason = any_value ? "Completed" : "NoObjective";
-  plan.message = any_value ? absl::StrCat("all ", trials.size(), " trials finished",
-                                          exhausted ? " (the grid is exhausted)" : "")
-                           : "no trial reported a value of the objective";
+  plan.reason = !any_value ? "NoObjective" : over_budget ? "BudgetSpent" : "Completed";
+  plan.message = !any_value ? "no trial reported a value of the objective"
+                 : over_budget
+                     ? absl::StrFormat("all %d trials finished; %.1f of spec.budget.cpuSeconds %.0f spent, too "
+                                       "little left for another trial or promotion (%.2f CPU seconds a pass)",
+                                       trials.size(), budget.spent, budget.limit, budget.mean_rate)
+                     : absl::StrCat("all ", trials.size(), " trials finished", exhausted ? " (the grid is exhausted)" : "");
   return plan;
 }
 

@@ -50,6 +50,11 @@ struct Plan {
 // (NextPromotion), else to a new trial while fewer than maxTrials exist and the sampler has
 // points left; the sweep is over when nothing is active, nothing can be promoted and nothing
 // can start (Paused trials are then stopped; Succeeded if some trial has a value, else Failed).
+// spec.budget.cpuSeconds: once the trials' cpuSeconds add up to it, every unfinished trial is
+// stopped and the sweep ends (reason BudgetSpent); before, a promotion or a new trial starts only
+// if what is spent, plus what the active trials are expected to spend until their next stop (a
+// rung or the last pass), plus its own expected cost fits (CPU seconds per pass: the trial's own
+// when measured, else the mean of the measured trials; nothing is expected before any trial is).
 // ApplyRungSteps writes a plan's pauses and promotions into the trials (both executors call it;
 // stops they record themselves, when the trial's processes or pods are gone).
 Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api::TrialStatus>& trials,
@@ -68,6 +73,9 @@ std::optional<api::BestTrial> FindBestTrial(const api::SweepSpec& spec, const st
 // Records the objective after `pass` (1-based) on `trial`: appended, or replacing a value of the
 // same pass; `objective` follows the newest value. Returns true when anything changed.
 bool RecordValue(api::TrialStatus* trial, int64_t pass, double value);
+
+// The CPU seconds the trials have used together (their cpuSeconds): what spec.budget counts.
+double SpentCpuSeconds(const std::vector<api::TrialStatus>& trials);
 
 // True for Succeeded, Failed and Stopped.
 bool IsFinished(const api::TrialStatus& trial);

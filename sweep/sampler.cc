@@ -246,7 +246,9 @@ class TpeSampler : public Sampler {
     double alpha = 0;
     std::optional<CostModel> cost;
     if (spec_.algorithm.cost_aware.enabled) {
-      alpha = CostExponent(spec_, index);
+      double spent = 0;
+      for (const api::TrialStatus& t : trials) spent += t.cpu_seconds;
+      alpha = CostExponent(spec_, index, spent);
       if (alpha > 0) cost.emplace(spec_, trials);
     }
     json out = json::object();
@@ -369,17 +371,21 @@ std::vector<size_t> RankTrials(const std::vector<api::TrialStatus>& trials, cons
   return idx;
 }
 
-double CostExponent(const api::SweepSpec& spec, int64_t index) {
+double CostExponent(const api::SweepSpec& spec, int64_t index, double spent_cpu_seconds) {
   const api::SweepAlgorithm::CostAware& ca = spec.algorithm.cost_aware;
   if (!ca.enabled) return 0;
   if (!ca.cooling) return ca.exponent;
   // Lee et al. (2020): alpha = (tau - tau_k) / (tau - tau_0), tau the budget, tau_k what is spent,
   // tau_0 the initial design's share; here the budget is maxTrials, tau_k the trials started
-  // before this one and tau_0 the startup trials.
+  // before this one and tau_0 the startup trials. With spec.budget.cpuSeconds, also CArBO's own
+  // form in CPU seconds (tau_0 taken as 0): the smaller share left decides.
   const double left = static_cast<double>(spec.max_trials - index);
   const double after_startup = static_cast<double>(spec.max_trials - spec.algorithm.startup_trials);
   if (after_startup <= 0) return 0;
-  return ca.exponent * std::clamp(left / after_startup, 0.0, 1.0);
+  double share_left = std::clamp(left / after_startup, 0.0, 1.0);
+  if (spec.budget.cpu_seconds > 0)
+    share_left = std::min(share_left, std::clamp(1.0 - spent_cpu_seconds / spec.budget.cpu_seconds, 0.0, 1.0));
+  return ca.exponent * share_left;
 }
 
 double PredictedLogCost(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials,

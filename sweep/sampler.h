@@ -55,8 +55,10 @@ class Sampler {
 // The sampler of spec.algorithm.name (grid, random, tpe). REQUIRES: `spec` validated.
 std::unique_ptr<Sampler> NewSampler(const api::SweepSpec& spec);
 
-// The cost exponent alpha the cost-aware TPE uses for trial `index` (0 when costAware is off).
-double CostExponent(const api::SweepSpec& spec, int64_t index);
+// The cost exponent alpha the cost-aware TPE uses for trial `index` (0 when costAware is off),
+// with `spent_cpu_seconds` of spec.budget.cpuSeconds used: cooling follows whichever budget,
+// trials or CPU, has the smaller share left.
+double CostExponent(const api::SweepSpec& spec, int64_t index, double spent_cpu_seconds = 0);
 
 // Exposed for tests: the cost model's predicted log(cost) of `parameters`, fitted on
 // the trials with a measured cost.

@@ -76,8 +76,10 @@ def main():
     p.add_argument("--parallelism", type=int, default=2)
     p.add_argument("--out", default="runs/sweep-search-bench")
     p.add_argument("--tandem", default=os.path.join(ROOT, "build", "bin", "tandem"))
+    p.add_argument("--example", default=os.path.join(ROOT, "examples", "sweep-fashion-mnist.yaml"),
+                   help="the Sweep whose template, parameters and objective every search uses")
     args = p.parse_args()
-    with open(os.path.join(ROOT, "examples", "sweep-fashion-mnist.yaml")) as f:
+    with open(args.example) as f:
         base = yaml.safe_load(f)
     os.makedirs(args.out, exist_ok=True)
     for search, _, stopping in SEARCHES:

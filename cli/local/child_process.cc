@@ -8,7 +8,11 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
+#include <sstream>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
@@ -162,6 +166,27 @@ bool ChildProcess::ReadOutput(std::vector<std::string>* lines) {
     out_fd_ = -1;
     return false;
   }
+}
+
+double ChildProcess::LiveCpuSeconds() const {
+  if (pid_ <= 0) return cpu_seconds_;
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
+  std::string line;
+  if (!std::getline(in, line)) return cpu_seconds_;
+  // "pid (comm) state ppid ...": the name may hold spaces and parentheses; fields after the
+  // last ')' start at field 3 (state); utime and stime are fields 14 and 15, in clock ticks.
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return cpu_seconds_;
+  std::istringstream fields(line.substr(close + 1));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int n = 3; n <= 15 && fields >> field; ++n) {
+    if (n == 14) utime = std::strtoull(field.c_str(), nullptr, 10);
+    if (n == 15) stime = std::strtoull(field.c_str(), nullptr, 10);
+  }
+  const long ticks = ::sysconf(_SC_CLK_TCK);
+  if (ticks <= 0) return cpu_seconds_;
+  return cpu_seconds_ + static_cast<double>(utime + stime) / static_cast<double>(ticks);
 }
 
 }  // namespace tandem::local

@@ -48,6 +48,9 @@ class ChildProcess {
   // User + system CPU seconds of every run of this child reaped by Poll (with the descendants it
   // waited for), summed over its restarts.
   double cpu_seconds() const { return cpu_seconds_; }
+  // cpu_seconds() plus what the running process has used so far (user + system, from
+  // /proc/<pid>/stat; its threads included, its unreaped children not).
+  double LiveCpuSeconds() const;
   pid_t pid() const { return pid_; }
 
  private:

@@ -503,6 +503,7 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
 
   SupervisorOptions sopts;
   sopts.restart = job_.restart;
+  sopts.live_cpu_seconds = &cpu_seconds_;
   sopts.stop_grace_seconds = options_.stop_grace_seconds;
   if (elastic != nullptr) {
     // `tandem resize`: a request file in the run folder, answered with a result file.
@@ -626,6 +627,7 @@ absl::StatusOr<LocalRunResult> LocalRun::Run(std::FILE* out) {
   result.run_dir = run_dir;
   result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   result.cpu_s = supervisor.ReapedCpuSeconds();
+  cpu_seconds_.store(result.cpu_s);
   result.lost_steps = tracker.lost_steps();
   result.summary = tracker.summary().is_null() ? nlohmann::json::object() : tracker.summary();
   result.summary.erase("event");

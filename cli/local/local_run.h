@@ -151,12 +151,16 @@ class LocalRun {
   absl::StatusOr<LocalRunResult> Run(std::FILE* out);
   // Async-signal-safe: SIGTERM every process (they checkpoint), SIGKILL after the grace period.
   void Stop();
+  // The CPU seconds (user + system) its processes have used so far, running ones included
+  // (sampled about twice a second; after Run returns, the final figure). Any thread.
+  double CpuSecondsSoFar() const { return cpu_seconds_.load(); }
 
  private:
   LocalJob job_;
   LocalRunOptions options_;
   std::atomic<Supervisor*> supervisor_{nullptr};
   std::atomic<int> early_stops_{0};
+  std::atomic<double> cpu_seconds_{0};
 };
 
 }  // namespace tandem::local

@@ -137,6 +137,9 @@ std::vector<std::string> TrialTable(const api::Sweep& sweep, const std::vector<a
     if (!t.reason.empty()) absl::StrAppend(&line, "  (", t.reason, ")");
     lines.push_back(std::move(line));
   }
+  if (sweep.spec.budget.cpu_seconds > 0)
+    lines.push_back(absl::StrFormat("budget: %.1f of %.0f CPU seconds spent", sweep::SpentCpuSeconds(trials),
+                                    sweep.spec.budget.cpu_seconds));
   return lines;
 }
 
@@ -308,6 +311,8 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
         if (!options_.tty) say(absl::StrFormat("trial %s pass %d/%d: %s %.4f", t.name, pass, passes, metric, value));
       }
       if (!r.done.load()) {
+        // What it has used so far, running processes included: spec.budget charges it live.
+        t.cpu_seconds = trial_cpu[t.index] + r.run->CpuSecondsSoFar();
         ++it;
         continue;
       }
@@ -322,6 +327,7 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
       // Its measured cost: the CPU its processes used in all its runs, per pass they trained
       // (resumed runs start at the pass they paused after, so the newest pass is the count).
       if (r.result.ok()) trial_cpu[t.index] += r.result->cpu_s;
+      t.cpu_seconds = trial_cpu[t.index];
       if (r.passes_seen > 0 && trial_cpu[t.index] > 0)
         t.cost = trial_cpu[t.index] / static_cast<double>(r.passes_seen);
       const bool exited_ok = r.result.ok() && r.result->run.succeeded;
@@ -492,6 +498,8 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
                   {"cpu_s", result.cpu_s},
                   {"concurrency", slots.concurrency},
                   {"trainerThreads", slots.trainer_threads}};
+  if (spec.budget.cpu_seconds > 0)
+    summary["budget"] = {{"cpuSeconds", spec.budget.cpu_seconds}, {"spent", sweep::SpentCpuSeconds(trials)}};
   json status = api::SweepStatusToJson(result.status);
   for (const char* k : {"trialsByPhase", "trials", "bestTrial"})
     if (status.contains(k)) summary[k] = status[k];

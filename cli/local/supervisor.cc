@@ -61,6 +61,12 @@ void Supervisor::RequestStop() {
   }
 }
 
+double Supervisor::LiveCpuSeconds() const {
+  double sum = 0;
+  for (const auto& s : slots_) sum += s->child.LiveCpuSeconds();
+  return sum;
+}
+
 double Supervisor::ReapedCpuSeconds() const {
   double sum = 0;
   for (const auto& s : slots_) sum += s->child.cpu_seconds();
@@ -160,6 +166,7 @@ RunResult Supervisor::Run() {
     Event(absl::StrCat("started ", s->proc.spec.name, " (pid ", s->child.pid(), ")"));
   }
 
+  Clock::time_point next_cpu_sample = Clock::now();
   for (;;) {
     // Wait for output, a stop request, or 100 ms (to poll exits and due restarts).
     std::vector<pollfd> fds;
@@ -193,6 +200,10 @@ RunResult Supervisor::Run() {
     }
 
     if (callbacks_.on_tick) callbacks_.on_tick();
+    if (options_.live_cpu_seconds != nullptr && Clock::now() >= next_cpu_sample) {
+      options_.live_cpu_seconds->store(LiveCpuSeconds());
+      next_cpu_sample = Clock::now() + std::chrono::milliseconds(500);
+    }
 
     // Exits.
     for (size_t i = 0; i < slots_.size(); ++i) {

@@ -54,6 +54,10 @@ inline constexpr int kExitPeerFailure = 75;
 
 struct SupervisorOptions {
   RestartPolicy restart;
+  // When set, Run() stores here, about twice a second and once more before it returns, the CPU
+  // seconds (user + system) of every process so far: those reaped and the running ones' own.
+  // Readable from any thread (a sweep charging its budget while its trials run).
+  std::atomic<double>* live_cpu_seconds = nullptr;
   double stop_grace_seconds = 30;  // SIGTERM -> SIGKILL
   // When an exit 75 is not charged (see above). The window covers a trainer's detection of a
   // dead peer: the ring's peer timeout plus the watchdog's grace, or the pserver client's
@@ -112,6 +116,8 @@ class Supervisor {
   // User + system CPU seconds of every process reaped so far (after Run: all of them). Only from
   // Run()'s thread or after Run returned.
   double ReapedCpuSeconds() const;
+  // ReapedCpuSeconds() plus the running processes' CPU so far. Same threads as above.
+  double LiveCpuSeconds() const;
 
  private:
   struct Slot;

@@ -18,7 +18,7 @@ SweepMetrics& SweepMetrics::Get() {
                    {"namespace", "sweep", "metric"}),
         r.AddCounter("tandem_operator_sweep_trials_created_total", "Trial TrainingJobs created by Sweeps", {}),
         r.AddCounter("tandem_operator_sweep_trials_stopped_total",
-                     "Trials stopped early, by early-stopping policy (asha, median, none: the sweep failed)",
+                     "Trials stopped early, by early-stopping policy (asha, median; none: the sweep failed; budget: spec.budget was spent)",
                      {"policy"}),
     };
   }();

@@ -4,7 +4,10 @@
 #include <chrono>
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/logging.h"
@@ -110,8 +113,16 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
   api::FieldErrors errors;
   api::Sweep sweep = api::ParseSweep(*obj, validators_, &errors);
   api::SweepStatus st = sweep.status;
+  // The CPU charged to the trials moves at every look; without a budget it is written only with
+  // some other change (the next look charges from the last written time, so nothing is lost).
+  auto without_charges = [](api::SweepStatus s) {
+    s.cpu_accounted_time.clear();
+    for (api::TrialStatus& t : s.trials) t.cpu_seconds = 0;
+    return s;
+  };
   auto write = [&]() {
     if (st == sweep.status) return;
+    if (sweep.spec.budget.cpu_seconds <= 0 && without_charges(st) == without_charges(sweep.status)) return;
     json updated = *obj;
     updated["status"] = api::SweepStatusToJson(st);
     if (auto w = api_->UpdateStatus(kube::kSweeps, updated); !w.ok() && result.error.ok()) result.error = w.status();
@@ -244,6 +255,25 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
       {{"apiVersion", api::kApiVersion}, {"kind", api::kTrainingJobKind}, {"metadata", {{"name", "t"}}},
        {"spec", sweep.spec.trial_template.spec}},
       api::SectionValidators{}, &template_errors);
+  // spec.budget's CPU seconds on a cluster: what the trials reserved. Each trial Running with
+  // workers placed is charged its workers' CPU requests (trainer, and pserver where the job has
+  // one: api::WorkerRequests) times the seconds since the last charge (status.cpuAccountedTime).
+  {
+    const double now_s = options_.now ? options_.now() : absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch());
+    double since = now_s;
+    if (absl::StatusOr<double> t0 = kube::ParseRfc3339(st.cpu_accounted_time); t0.ok()) since = std::min(*t0, now_s);
+    for (api::TrialStatus& t : trials) {
+      auto j = jobs.find(t.index);
+      if (t.phase != api::kTrialRunning || j == jobs.end() || j->second.status.placement.empty()) continue;
+      const api::ResourceList per_worker = api::WorkerRequests(j->second.spec);
+      auto cpu = per_worker.find("cpu");
+      if (cpu == per_worker.end()) continue;
+      t.cpu_seconds += static_cast<double>(cpu->second.milli()) / 1000.0 *
+                       static_cast<double>(j->second.status.placement.size()) * (now_s - since);
+    }
+    st.cpu_accounted_time = kube::FormatRfc3339(now_s, /*micro=*/true);
+  }
+
   std::unique_ptr<sweep::Sampler> sampler = sweep::NewSampler(sweep.spec);
   sweep::Plan plan = sweep::PlanSweep(sweep.spec, tmpl.spec.passes, trials, *sampler, absl::StrCat(sweep.metadata.name, "-"));
 
@@ -302,7 +332,8 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
                           (job->second.spec.suspend && t.phase != api::kTrialPaused));
     if (!already && job != jobs.end()) {
       if (!set_suspend(t, true, {{api::kTrialStoppedAnnotation, why}})) break;
-      metrics.stopped.WithLabels({sweep.spec.early_stopping.policy})->Inc();
+      metrics.stopped.WithLabels({absl::StartsWith(why, "budget:") ? std::string("budget")
+                                                                   : sweep.spec.early_stopping.policy})->Inc();
       Event(*obj, "Normal", "TrialStopped", absl::StrCat("trial ", t.name, " stopped early: ", why));
     }
     t.phase = api::kTrialStopped;
@@ -365,6 +396,10 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
   }
   write();
   metrics.Observe(sweep, st);
+  // A budget is charged while trials run, whether or not their jobs change meanwhile.
+  if (sweep.spec.budget.cpu_seconds > 0 && st.phase == api::kSweepRunning && st.trial_counts.running > 0 &&
+      result.error.ok())
+    result.requeue_after_s = 5;
   return result;
 }
 

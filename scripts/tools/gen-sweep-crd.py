@@ -249,6 +249,19 @@ spec:
                 minimum: 0
                 maximum: 2147483647
                 default: 0
+              budget:
+                type: object
+                description: What the whole search may spend; unset, only maxTrials limits it.
+                properties:
+                  cpuSeconds:
+                    type: number
+                    description: 'CPU seconds all trials together may use: on a cluster, each Running
+                      trial''s CPU requests (trainers and pservers of every worker) times the seconds
+                      it ran; tandem run, the CPU its processes used. No trial or promotion starts
+                      when its expected cost would cross it; once spent, running trials are stopped
+                      and the sweep ends (reason BudgetSpent).'
+                    minimum: 1
+                    maximum: 1000000000
           status:
             type: object
             description: Observed state, written by the operator.
@@ -310,6 +323,7 @@ spec:
                     pausedAt: {type: integer, minimum: 0, description: 'ASHA: the rung (pass) it waits or waited at.'}
                     promotedFrom: {type: integer, minimum: 0, description: 'ASHA: the highest rung (pass) it was promoted from.'}
                     cost: {type: number, minimum: 0, description: 'Measured cost, compared between the trials of the sweep: tandem run, CPU seconds of its processes per pass trained; the operator, worker-seconds per training example (from status.progress.examplesPerSec).'}
+                    cpuSeconds: {type: number, minimum: 0, description: 'CPU seconds it used so far, in the units of spec.budget.cpuSeconds.'}
               bestTrial:
                 type: object
                 description: The best trial so far (among succeeded ones once there are any).
@@ -324,6 +338,7 @@ spec:
               startTime: {type: string, format: date-time, description: When the first trial was created.}
               completionTime: {type: string, format: date-time, description: When the sweep finished.}
               observedGeneration: {type: integer, minimum: 0, description: The spec generation last acted on.}
+              cpuAccountedTime: {type: string, format: date-time, description: 'When the trials'' cpuSeconds were last brought up to date (Running trials are charged from then).'}
 """)
 
 

@@ -68,7 +68,11 @@ TEST(SweepTest, ParsesDefaultsAndRoundTrips) {
   EXPECT_EQ(s.spec.algorithm.cost_aware.exponent, 1.0);
   EXPECT_TRUE(s.spec.algorithm.cost_aware.cooling);
   s.spec.algorithm.cost_aware = {.enabled = true, .exponent = 0.5, .cooling = false};
-  s.status.trials.push_back({.name = "t-0", .index = 0, .phase = kTrialPaused, .paused_at = 1, .cost = 2.5});
+  EXPECT_EQ(s.spec.budget.cpu_seconds, 0.0);  // no budget unless asked
+  s.spec.budget.cpu_seconds = 600;
+  s.status.trials.push_back(
+      {.name = "t-0", .index = 0, .phase = kTrialPaused, .paused_at = 1, .cost = 2.5, .cpu_seconds = 12.25});
+  s.status.cpu_accounted_time = "2026-12-06T22:00:00.250000Z";
   FieldErrors again;
   EXPECT_EQ(ParseSweep(ToJson(s), LrValidator(), &again), s);
   EXPECT_TRUE(again.empty()) << again[0].ToString();
@@ -145,7 +149,11 @@ TEST(SweepTest, EveryBadFieldIsNamed) {
       {"unknown type", "/spec/parameters/0/type", "double", "spec.parameters[0].type", "must be one of"},
       {"unknown metric", "/spec/objective/metric", "f1", "spec.objective.metric", "must be one of"},
       {"unknown algorithm", "/spec/algorithm/name", "bayes", "spec.algorithm.name", "must be one of"},
-      {"unknown field", "/spec/budget", 3, "spec.budget", "unknown field"},
+      {"unknown field", "/spec/deadline", 3, "spec.deadline", "unknown field"},
+      {"budget not an object", "/spec/budget", 3, "spec.budget", "must be an object"},
+      {"budget below a CPU second", "/spec/budget", json({{"cpuSeconds", 0.5}}), "spec.budget.cpuSeconds", ">= 1"},
+      {"budget not a number", "/spec/budget", json({{"cpuSeconds", "1h"}}), "spec.budget.cpuSeconds", "number"},
+      {"budget in other units", "/spec/budget", json({{"passes", 10}}), "spec.budget.passes", "unknown field"},
       {"cost-aware grid", "/spec/algorithm", json({{"name", "grid"}, {"costAware", {{"enabled", true}}}}),
        "spec.algorithm.costAware.enabled", "only the tpe algorithm"},
       {"cost exponent above 1", "/spec/algorithm/costAware", json({{"enabled", true}, {"exponent", 2}}),

@@ -3,7 +3,7 @@
 // own folder with its parameters written into its manifest, reports its objective after each pass,
 // and the run ends with the best trial, a summary json and the exit code 0; ASHA pauses every trial
 // at its rung and resumes the promoted one from its checkpoint. A sweep whose trials all fail
-// exits 1 and says so.
+// exits 1 and says so. A CPU budget ends a sweep before maxTrials.
 #include <filesystem>
 #include <fstream>
 #include <string>
@@ -69,7 +69,7 @@ class SweepRunTest : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override {
-    if (!HasFailure()) fs::remove_all(dir_);
+    if (!HasFailure() && !getenv("KEEP")) fs::remove_all(dir_);
   }
   fs::path dir_;
 };
@@ -154,6 +154,45 @@ TEST_F(SweepRunTest, TrialsRunAsLocalJobsAndTheBestIsReported) {
   }
   EXPECT_GE(promoted, 1) << "with two trials at rung 1 the better is promoted";
   EXPECT_NE(output.find("promoted (resumes from its checkpoint)"), std::string::npos) << output;
+}
+
+// spec.budget.cpuSeconds through `tandem run`: the trials' processes' CPU is charged while they
+// run; the sweep starts no trial the rest of the budget cannot pay for, stops what runs once it is
+// spent, and ends Succeeded with the reason, long before maxTrials.
+TEST_F(SweepRunTest, ACpuBudgetEndsTheSweepBeforeMaxTrials) {
+  std::string text = TinySweep("budget", "{type: momentum, learningRate: 0.1, momentum: 0.9}");
+  text.replace(text.find("maxTrials: 3"), 12, "maxTrials: 40\n  budget: {cpuSeconds: 1}");
+  const std::string manifest = (dir_ / "sweep.yaml").string();
+  std::ofstream(manifest) << text;
+  const std::string run_dir = (dir_ / "run").string(), out = (dir_ / "out.txt").string();
+  TandemRun run(manifest, run_dir, out);
+  const int code = run.Wait(std::chrono::seconds(300));
+  const std::string output = ReadFile(out);
+  ASSERT_EQ(code, 0) << output;
+  json summary = json::parse(ReadFile(run_dir + "/sweep-summary.json"), nullptr, false);
+  ASSERT_TRUE(summary.is_object()) << output;
+  EXPECT_EQ(summary["phase"], "Succeeded") << summary.dump(2);
+  EXPECT_NE(summary["message"].get<std::string>().find("spec.budget.cpuSeconds 1"), std::string::npos)
+      << summary["message"];
+  const size_t trials = summary["trials"].size();
+  EXPECT_GE(trials, 2u);
+  EXPECT_LT(trials, 40u) << "the budget, not maxTrials, ended it";
+  ASSERT_TRUE(summary.contains("budget")) << summary.dump(2);
+  EXPECT_EQ(summary["budget"]["cpuSeconds"], 1);
+  double spent = 0, most = 0;
+  for (const json& t : summary["trials"]) {
+    ASSERT_TRUE(t.contains("cpuSeconds")) << t.dump();
+    const double c = t["cpuSeconds"].get<double>();
+    EXPECT_GT(c, 0) << t.dump();
+    spent += c;
+    most = std::max(most, c);
+  }
+  EXPECT_NEAR(summary["budget"]["spent"].get<double>(), spent, 1e-6);
+  // What the trials used is what the sweep's children used (both from wait4).
+  EXPECT_NEAR(spent, summary["cpu_s"].get<double>(), 0.05 * summary["cpu_s"].get<double>() + 0.05);
+  // Spent up to the budget, and past it at most by what the two trials in flight could use.
+  EXPECT_GE(spent, 0.5) << summary.dump(2);
+  EXPECT_LE(spent, 1 + 2 * most) << summary.dump(2);
 }
 
 TEST_F(SweepRunTest, ASweepWhoseTrialsFailExitsOne) {

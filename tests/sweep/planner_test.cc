@@ -230,5 +230,109 @@ TEST(PlannerTest, RecordValueKeepsPassesOrderedAndObjectiveNewest) {
   EXPECT_EQ(*t.objective, 0.6);
 }
 
+// spec.budget.cpuSeconds: spent, everything unfinished stops and the sweep ends BudgetSpent.
+TEST(PlannerTest, ASpentBudgetStopsEveryUnfinishedTrialAndEndsTheSweep) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 2;
+  s.max_trials = 10;
+  s.early_stopping = {.policy = api::kStoppingAsha, .min_passes = 1, .reduction_factor = 3};
+  s.budget.cpu_seconds = 30;
+  auto sampler = NewSampler(s);
+  std::vector<api::TrialStatus> trials = {Trial(0, api::kTrialSucceeded, {{1, 0.7}, {3, 0.8}, {9, 0.85}}),
+                                          PausedAt(Trial(1, api::kTrialRunning, {{1, 0.6}}), 1),
+                                          Trial(2, api::kTrialRunning, {{1, 0.75}, {2, 0.8}}),
+                                          Trial(3, api::kTrialRunning, {})};
+  trials[0].cpu_seconds = 18;
+  trials[1].cpu_seconds = 2;
+  trials[2].cpu_seconds = 6;
+  trials[3].cpu_seconds = 3.5;
+  Plan under = PlanSweep(s, 9, trials, *sampler, "sw-");  // 29.5 of 30: still running
+  EXPECT_EQ(under.phase, api::kSweepRunning);
+  EXPECT_TRUE(under.stop.empty());
+  EXPECT_TRUE(under.start.empty());  // both slots are taken
+  trials[3].cpu_seconds = 4;  // 30 of 30
+  Plan p = PlanSweep(s, 9, trials, *sampler, "sw-");
+  EXPECT_EQ(p.phase, api::kSweepSucceeded);  // trial 0 has a value
+  EXPECT_EQ(p.reason, "BudgetSpent");
+  EXPECT_TRUE(p.start.empty());
+  EXPECT_TRUE(p.resume.empty());
+  ASSERT_EQ(p.stop.size(), 3u);  // the paused trial and both running ones; not the finished one
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_EQ(p.stop[k].first, k + 1);
+    EXPECT_NE(p.stop[k].second.find("budget: 30.0 of spec.budget.cpuSeconds 30 spent"), std::string::npos)
+        << p.stop[k].second;
+  }
+  EXPECT_NE(p.message.find("budget"), std::string::npos) << p.message;
+}
+
+// Before it is spent: a new trial or a promotion starts only when its expected cost fits beside
+// what is spent and what the active trials are expected to spend until their next stop.
+TEST(PlannerTest, NothingStartsThatTheBudgetCannotPayFor) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 2;
+  s.max_trials = 10;
+  s.early_stopping = {.policy = api::kStoppingAsha, .min_passes = 1, .reduction_factor = 3};
+  auto sampler = NewSampler(s);
+  // Trial 0 trained 3 passes for 6 CPU s (2 s a pass) and waits at rung 3; trial 1, promoted
+  // from rung 1, trained 2 passes for 2 s (1 s a pass) and runs to rung 3: 1 s more expected.
+  // Mean rate 1.5 s a pass.
+  std::vector<api::TrialStatus> trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.7}, {3, 0.8}}), 3, 1),
+                                          Trial(1, api::kTrialRunning, {{1, 0.6}, {2, 0.65}})};
+  trials[1].promoted_from = 1;
+  trials[0].cpu_seconds = 6;
+  trials[1].cpu_seconds = 2;
+  // Without a budget the free slot starts trial 2 (nothing to promote: one trial at rung 3).
+  Plan free = PlanSweep(s, 9, trials, *sampler, "sw-");
+  ASSERT_EQ(free.start.size(), 1u);
+  // Spent 8, trial 1 expects 1 more: a new trial (1.5 s for its first pass) needs 10.5.
+  s.budget.cpu_seconds = 10.4;
+  Plan tight = PlanSweep(s, 9, trials, *sampler, "sw-");
+  EXPECT_TRUE(tight.start.empty());
+  EXPECT_EQ(tight.phase, api::kSweepRunning);  // trial 1 still trains
+  EXPECT_NE(tight.message.find("leaves no room"), std::string::npos) << tight.message;
+  s.budget.cpu_seconds = 10.5;
+  Plan fits = PlanSweep(s, 9, trials, *sampler, "sw-");
+  ASSERT_EQ(fits.start.size(), 1u);
+  EXPECT_EQ(fits.start[0].index, 2);
+  // Once trial 1 ends and nothing else fits, the sweep is over: the paused trial stops there.
+  trials[1].phase = api::kTrialSucceeded;
+  trials[1].intermediate = {{1, 0.6}, {3, 0.7}, {9, 0.9}};
+  trials[1].cpu_seconds = 9;  // 15 spent; mean rate (2 + 1) / 2 = 1.5 a pass
+  s.budget.cpu_seconds = 16;
+  Plan over = PlanSweep(s, 9, trials, *sampler, "sw-");
+  EXPECT_TRUE(over.start.empty());
+  EXPECT_TRUE(over.resume.empty());
+  EXPECT_EQ(over.phase, api::kSweepSucceeded);
+  EXPECT_EQ(over.reason, "BudgetSpent");
+  ASSERT_EQ(over.stop.size(), 1u);
+  EXPECT_EQ(over.stop[0].first, 0u);
+  EXPECT_NE(over.stop[0].second.find("the budget had no room left"), std::string::npos) << over.stop[0].second;
+}
+
+// A promotion is priced at the promoted trial's own rate, to its next stop.
+TEST(PlannerTest, APromotionIsPricedAtTheTrialsOwnRate) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 1;
+  s.max_trials = 3;
+  s.early_stopping = {.policy = api::kStoppingAsha, .min_passes = 1, .reduction_factor = 3};
+  auto sampler = NewSampler(s);
+  // Three trials at rung 1: the best (trial 2, 0.9) is promoted to rung 3: 2 passes at its own
+  // 4 s a pass = 8 s, beside 6 spent.
+  std::vector<api::TrialStatus> trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.5}}), 1),
+                                          PausedAt(Trial(1, api::kTrialRunning, {{1, 0.6}}), 1),
+                                          PausedAt(Trial(2, api::kTrialRunning, {{1, 0.9}}), 1)};
+  trials[0].cpu_seconds = 1;
+  trials[1].cpu_seconds = 1;
+  trials[2].cpu_seconds = 4;
+  s.budget.cpu_seconds = 13.9;
+  Plan no = PlanSweep(s, 9, trials, *sampler, "sw-");
+  EXPECT_TRUE(no.resume.empty());
+  EXPECT_EQ(no.reason, "BudgetSpent");
+  s.budget.cpu_seconds = 14;
+  Plan yes = PlanSweep(s, 9, trials, *sampler, "sw-");
+  ASSERT_EQ(yes.resume.size(), 1u);
+  EXPECT_EQ(yes.resume[0].trial, 2u);
+}
+
 }  // namespace
 }  // namespace tandem::sweep

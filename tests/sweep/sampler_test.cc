@@ -305,5 +305,21 @@ TEST(CostAwareTpeTest, CostCoolingTakesTheExponentFromItsValueToZero) {
   EXPECT_DOUBLE_EQ(CostExponent(s, 25), 0.8);
 }
 
+TEST(CostAwareTpeTest, WithACpuBudgetCoolingFollowsWhicheverBudgetHasLessLeft) {
+  api::SweepSpec s = TestSpec(api::kAlgorithmTpe);
+  s.max_trials = 26;
+  s.algorithm.startup_trials = 6;
+  s.algorithm.cost_aware.enabled = true;
+  s.algorithm.cost_aware.exponent = 0.8;
+  EXPECT_DOUBLE_EQ(CostExponent(s, 6, 50), 0.8);  // no budget: the CPU spent does not matter
+  s.budget.cpu_seconds = 100;
+  EXPECT_DOUBLE_EQ(CostExponent(s, 6, 0), 0.8);
+  EXPECT_DOUBLE_EQ(CostExponent(s, 6, 75), 0.2);   // a quarter of the CPU left, all trials
+  EXPECT_DOUBLE_EQ(CostExponent(s, 21, 10), 0.2);  // a quarter of the trials left, most CPU
+  EXPECT_DOUBLE_EQ(CostExponent(s, 6, 120), 0.0);  // overspent
+  s.algorithm.cost_aware.cooling = false;
+  EXPECT_DOUBLE_EQ(CostExponent(s, 6, 75), 0.8);
+}
+
 }  // namespace
 }  // namespace tandem::sweep

@@ -5,6 +5,7 @@
 // endpoint); ASHA pauses trials at its rungs by suspending them and promotes the best by
 // unsuspending it (TrialPaused, TrialResumed, status.trialsByPhase.paused); trials never promoted
 // end Stopped; the best trial is reported; the sweep succeeds; deleting it deletes every trial. An invalid Sweep fails with the field named.
+// A CPU budget (spec.budget.cpuSeconds) charges running trials their requests and ends the sweep.
 #include <chrono>
 #include <filesystem>
 #include <thread>
@@ -315,6 +316,53 @@ TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) 
     EXPECT_TRUE(Eventually([&] { return kube::IsNotFound(client_->Get(kube::kTrainingJobs, "default", t).status()); }))
         << t;
   EXPECT_TRUE(Eventually([&] { return kube::IsNotFound(client_->Get(kube::kPods, "default", "hp-2-worker-0").status()); }));
+}
+
+// spec.budget.cpuSeconds on a cluster: a Running trial is charged its workers' CPU requests (1 CPU
+// here: a dense ring job's worker has no pserver) for the seconds it runs; once that adds up to
+// the budget, the running trial is stopped (suspended, with the reason) and the sweep ends
+// Succeeded with reason BudgetSpent, without creating the other trials.
+TEST_F(SweepE2eTest, ACpuBudgetStopsTheRunningTrialAndEndsTheSweep) {
+  auto docs = YamlToJson(kSweep, "sweep.yaml");
+  ASSERT_TRUE(docs.ok());
+  json sw = (*docs)[0];
+  sw["spec"]["earlyStopping"] = {{"policy", "none"}};
+  sw["spec"]["parallelism"] = 1;
+  sw["spec"]["budget"] = {{"cpuSeconds", 2}};
+  ASSERT_TRUE(client_->Create(kube::kSweeps, "default", sw).ok());
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-0", "status.phase") == "Admitted"; }));
+  const auto started = std::chrono::steady_clock::now();
+  SetWorker("hp-0", "Running");
+  Evaluated("hp-0", 1, 0.8);
+  // It is charged while it runs: status.trials[0].cpuSeconds grows.
+  ASSERT_TRUE(Eventually([&] {
+    const json t = Get(kube::kSweeps, "hp")["status"]["trials"][0];
+    return t.value("cpuSeconds", 0.0) > 0;
+  })) << Field(kube::kSweeps, "hp", "status");
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.phase") == "Succeeded"; },
+                         std::chrono::seconds(30)))
+      << Field(kube::kSweeps, "hp", "status");
+  const double ran = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const json st = Get(kube::kSweeps, "hp")["status"];
+  ASSERT_EQ(st["trials"].size(), 1u) << st.dump(2);
+  const json t = st["trials"][0];
+  EXPECT_EQ(t["phase"], "Stopped") << t.dump();
+  EXPECT_NE(t["reason"].get<std::string>().find("budget: "), std::string::npos) << t.dump();
+  EXPECT_GE(t["cpuSeconds"].get<double>(), 2.0) << t.dump();
+  EXPECT_LE(t["cpuSeconds"].get<double>(), ran + 1) << "1 CPU for at most the seconds it ran: " << t.dump();
+  EXPECT_FALSE(st.value("cpuAccountedTime", "").empty());
+  bool budget_condition = false;
+  for (const json& c : st["conditions"])
+    if (c["type"] == "Succeeded" && c["reason"] == "BudgetSpent") budget_condition = true;
+  EXPECT_TRUE(budget_condition) << st.dump(2);
+  EXPECT_EQ(Field(kube::kTrainingJobs, "hp-0", "spec.suspend"), "true");
+  const json job = Get(kube::kTrainingJobs, "hp-0");
+  EXPECT_NE(job["metadata"]["annotations"].value("tandem.dev/stopped", "").find("budget"), std::string::npos)
+      << job["metadata"].dump();
+  EXPECT_TRUE(Get(kube::kTrainingJobs, "hp-1").empty()) << "no trial after the budget";
+  EXPECT_TRUE(Eventually([&] { return SweepEvent("BudgetSpent"); }));
+  EXPECT_NE(metrics::Registry::Default().Serialize().find("tandem_operator_sweep_trials_stopped_total{policy=\"budget\"} 1"),
+            std::string::npos);
 }
 
 TEST_F(SweepE2eTest, AnInvalidSweepFailsWithTheFieldNamed) {
