@@ -3,8 +3,10 @@
 
   bench/sweep-search/run.py [--seeds 1 2 3] [--train-limit 60000] [--test-limit 10000]
                             [--passes 9] [--parallelism 2]
-                            [--searches grid random tpe+asha tpe-cost+asha tpe-eips+asha]
-                            [--out DIR] [--tandem build/bin/tandem]
+                            [--searches grid random tpe+asha tpe-cost+asha tpe-eips+asha
+                                        tpe-cost+asha+budget]
+                            [--budget-fraction 0.3333] [--grid-cpu SEED=SECONDS ...]
+                            [--out DIR] [--tandem build/bin/tandem] [--example SWEEP.yaml]
 
 For each seed and each search it writes the example with the algorithm and early stopping set
 (grid: the full 3x3x3 grid; random and tpe: maxTrials 27, the grid's size), the seed in spec.seed
@@ -13,7 +15,10 @@ runs `tandem run` on it, and reads the run's sweep-summary.json. It prints one r
 markdown table of the mean over seeds: the best test accuracy found, the CPU seconds of all trial
 processes (getrusage of the children: what the search cost), the passes trained and the wall
 time. tpe-cost+asha is TPE with algorithm.costAware on (its defaults: exponent 1, cost cooling);
-tpe-eips+asha the same with cooling off (alpha stays 1). Last, per seed, the
+tpe-eips+asha the same with cooling off (alpha stays 1). tpe-cost+asha+budget is tpe-cost+asha
+with spec.budget.cpuSeconds set to --budget-fraction (1/3) of the grid's CPU seconds for the
+same seed: measured by the grid run of this invocation (list grid first in --searches; it runs
+first for each seed) or given by --grid-cpu. Last, per seed, the
 issue's target side by side with the grid (the peer): each TPE+ASHA search's best
 against the grid's best and its CPU time as a fraction of the grid's (target: >= and <= 1/3).
 ASHA's rungs are minPasses * reductionFactor^k below --passes (1, 3 with the default 9 passes:
@@ -43,12 +48,15 @@ SEARCHES = [
     # The same without cost cooling: alpha stays 1 (Snoek et al.'s expected improvement per second).
     ("tpe-eips+asha", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True, "cooling": False}},
      {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
+    # Cost-aware TPE with a CPU budget of a fraction of the grid's CPU (spec.budget.cpuSeconds).
+    ("tpe-cost+asha+budget", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True}},
+     {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
 ]
 # The searches held against the grid for the issue's target (the learning samplers with ASHA).
-TARGETS = ["tpe+asha", "tpe-cost+asha", "tpe-eips+asha"]
+TARGETS = ["tpe+asha", "tpe-cost+asha", "tpe-eips+asha", "tpe-cost+asha+budget"]
 
 
-def manifest(base, search, algorithm, stopping, seed, args):
+def manifest(base, search, algorithm, stopping, seed, args, budget=None):
     m = json.loads(json.dumps(base))
     spec = m["spec"]
     name = f"bench-{search.replace('+', '-')}-s{seed}"
@@ -63,6 +71,8 @@ def manifest(base, search, algorithm, stopping, seed, args):
     t["data"]["seed"] = seed
     t["data"]["train"]["limit"] = args.train_limit
     t["data"]["test"]["limit"] = args.test_limit
+    if budget is not None:
+        spec["budget"] = {"cpuSeconds": budget}
     return name, m
 
 
@@ -76,6 +86,10 @@ def main():
     p.add_argument("--parallelism", type=int, default=2)
     p.add_argument("--out", default="runs/sweep-search-bench")
     p.add_argument("--tandem", default=os.path.join(ROOT, "build", "bin", "tandem"))
+    p.add_argument("--budget-fraction", type=float, default=1 / 3,
+                   help="tpe-cost+asha+budget: spec.budget.cpuSeconds as a fraction of the grid's CPU")
+    p.add_argument("--grid-cpu", nargs="+", default=[], metavar="SEED=SECONDS",
+                   help="the grid's CPU seconds per seed, when the grid does not run in this invocation")
     p.add_argument("--example", default=os.path.join(ROOT, "examples", "sweep-fashion-mnist.yaml"),
                    help="the Sweep whose template, parameters and objective every search uses")
     args = p.parse_args()
@@ -94,7 +108,17 @@ def main():
         for search, algorithm, stopping in SEARCHES:
             if search not in args.searches:
                 continue
-            name, m = manifest(base, search, algorithm, stopping, seed, args)
+            budget = None
+            if search.endswith("+budget"):
+                grid = [r["cpu_s"] for r in rows if r["search"] == "grid" and r["seed"] == seed and r["cpu_s"]]
+                given = dict(g.split("=", 1) for g in args.grid_cpu)
+                grid_cpu = grid[0] if grid else float(given[str(seed)]) if str(seed) in given else None
+                if grid_cpu is None:
+                    print(f"{search} seed {seed}: no grid CPU (run grid first, or give --grid-cpu {seed}=S); skipped",
+                          file=sys.stderr)
+                    continue
+                budget = round(max(1.0, args.budget_fraction * grid_cpu), 1)
+            name, m = manifest(base, search, algorithm, stopping, seed, args, budget)
             path = os.path.join(args.out, name + ".yaml")
             with open(path, "w") as f:
                 yaml.safe_dump(m, f, sort_keys=False)
@@ -111,6 +135,7 @@ def main():
             row = {"search": search, "seed": seed, "exit": r.returncode, "phase": s.get("phase"),
                    "best": best, "cpu_s": s.get("cpu_s"), "wall_s": round(time.time() - start, 1),
                    "passes": s.get("passesTrained"), "trials": len(s.get("trials", [])),
+                   "budget": budget, "message": s.get("message"),
                    "stopped": (s.get("trialsByPhase") or {}).get("stopped"),
                    # How the trials spread over the hidden layer's width (the cost-setting
                    # parameter of the example): trials per fc1 value.
