@@ -5,7 +5,8 @@
                             [--passes 9] [--parallelism 2]
                             [--searches grid random tpe+asha tpe-cost+asha tpe-eips+asha
                                         tpe-cost+asha+budget]
-                            [--budget-fraction 0.3333] [--grid-cpu SEED=SECONDS ...]
+                            [--budget-fraction 0.3333] [--budget-max-trials 27]
+                            [--grid-cpu SEED=SECONDS ...]
                             [--out DIR] [--tandem build/bin/tandem] [--example SWEEP.yaml]
 
 For each seed and each search it writes the example with the algorithm and early stopping set
@@ -18,7 +19,8 @@ time. tpe-cost+asha is TPE with algorithm.costAware on (its defaults: exponent 1
 tpe-eips+asha the same with cooling off (alpha stays 1). tpe-cost+asha+budget is tpe-cost+asha
 with spec.budget.cpuSeconds set to --budget-fraction (1/3) of the grid's CPU seconds for the
 same seed: measured by the grid run of this invocation (list grid first in --searches; it runs
-first for each seed) or given by --grid-cpu. Last, per seed, the
+first for each seed) or given by --grid-cpu; --budget-max-trials raises its maxTrials, so that the
+CPU budget, not the trial count, ends it. Last, per seed, the
 issue's target side by side with the grid (the peer): each TPE+ASHA search's best
 against the grid's best and its CPU time as a fraction of the grid's (target: >= and <= 1/3).
 ASHA's rungs are minPasses * reductionFactor^k below --passes (1, 3 with the default 9 passes:
@@ -73,6 +75,7 @@ def manifest(base, search, algorithm, stopping, seed, args, budget=None):
     t["data"]["test"]["limit"] = args.test_limit
     if budget is not None:
         spec["budget"] = {"cpuSeconds": budget}
+        spec["maxTrials"] = args.budget_max_trials
     return name, m
 
 
@@ -88,6 +91,8 @@ def main():
     p.add_argument("--tandem", default=os.path.join(ROOT, "build", "bin", "tandem"))
     p.add_argument("--budget-fraction", type=float, default=1 / 3,
                    help="tpe-cost+asha+budget: spec.budget.cpuSeconds as a fraction of the grid's CPU")
+    p.add_argument("--budget-max-trials", type=int, default=27,
+                   help="tpe-cost+asha+budget: its maxTrials (27: the grid's trial count too)")
     p.add_argument("--grid-cpu", nargs="+", default=[], metavar="SEED=SECONDS",
                    help="the grid's CPU seconds per seed, when the grid does not run in this invocation")
     p.add_argument("--example", default=os.path.join(ROOT, "examples", "sweep-fashion-mnist.yaml"),
