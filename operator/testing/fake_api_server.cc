@@ -416,6 +416,19 @@ int FakeApiServer::CreateLocked(const Type& t, const std::string& ns, json obj, 
   } else {
     m.erase("namespace");
   }
+  if (!t.builtin) {
+    // Validation after the strategy's PrepareForCreate (a status subresource's status dropped),
+    // with ObjectMeta's, before storage (so an invalid object is a 422 even if the name is taken).
+    if (t.status_subresource) obj.erase("status");
+    if (const CrdSchema* schema = t.SchemaOf(obj)) {
+      std::vector<FieldError> errs = schema->Validate(obj);
+      invalid.insert(invalid.end(), errs.begin(), errs.end());
+    }
+    if (!invalid.empty()) {
+      *out = InvalidStatus(t.kind, t.group, name, invalid);
+      return 422;
+    }
+  }
   auto& bucket = objects_[t.Key()];
   std::string key = StoreKey(t.namespaced ? ns : "", name);
   if (bucket.count(key) != 0) {
@@ -441,16 +454,6 @@ int FakeApiServer::CreateLocked(const Type& t, const std::string& ns, json obj, 
   m.erase("deletionTimestamp");
   m.erase("deletionGracePeriodSeconds");
   m.erase("managedFields");
-  if (!t.builtin && t.status_subresource) obj.erase("status");
-  if (const CrdSchema* schema = t.builtin ? nullptr : t.SchemaOf(obj)) {
-    // Validation after the strategy's PrepareForCreate (status dropped), with ObjectMeta's.
-    std::vector<FieldError> errs = schema->Validate(obj);
-    invalid.insert(invalid.end(), errs.begin(), errs.end());
-  }
-  if (!invalid.empty()) {
-    *out = InvalidStatus(t.kind, t.group, name, invalid);
-    return 422;
-  }
   if (t.kind == "Pod") {
     obj["status"] = {{"phase", "Pending"}};
   } else if (t.kind == "Namespace") {

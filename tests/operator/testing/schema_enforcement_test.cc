@@ -175,6 +175,9 @@ TEST_F(SchemaEnforcementTest, FieldValidationStrictWarnIgnore) {
 TEST_F(SchemaEnforcementTest, UpdatesPatchesAndStatusAreValidated) {
   ASSERT_EQ(Call(port(), "POST", kJobsPath, Job("u", {{"model", kModel}})).status, 201);
   const std::string url = absl::StrCat(kJobsPath, "/u");
+  // Validation comes before storage: an invalid object under a taken name is a 422, a valid one 409.
+  EXPECT_EQ(Call(port(), "POST", kJobsPath, Job("u", {{"passes", 0}})).status, 422);
+  EXPECT_EQ(Call(port(), "POST", kJobsPath, Job("u", {{"model", kModel}})).status, 409);
   // A merge patch that makes the job invalid: 422, unchanged.
   Reply bad = Call(port(), "PATCH", url, {{"spec", {{"passes", 0}}}}, "application/merge-patch+json");
   ASSERT_EQ(bad.status, 422) << bad.body.dump();
