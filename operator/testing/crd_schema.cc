@@ -6,10 +6,13 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
+#include <memory>
 #include <set>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/match.h"
 #include "operator/kube/api_error.h"
@@ -369,6 +372,17 @@ bool ReadInt(const json& s, const char* key, int64_t* out) {
   return true;
 }
 
+// The compiled pattern, kept: CRDs repeat a few patterns (the quantity one) in many fields, and
+// compiling is most of a validation's cost.
+const RE2& Pattern(const std::string& pattern) {
+  static absl::Mutex mu;
+  static auto* cache = new std::map<std::string, std::unique_ptr<RE2>>();
+  absl::MutexLock lock(&mu);
+  auto& re = (*cache)[pattern];
+  if (re == nullptr) re = std::make_unique<RE2>(pattern, RE2::Quiet);
+  return *re;
+}
+
 // validate/validator.go stringValidator: the first failing check only.
 void ValidateString(const json& s, const std::string& path, const std::string& v, Result& r) {
   int64_t n = 0;
@@ -385,7 +399,7 @@ void ValidateString(const json& s, const std::string& path, const std::string& v
   auto p = s.find("pattern");
   if (p != s.end() && p->is_string()) {
     const std::string pattern = p->get<std::string>();
-    RE2 re(pattern, RE2::Quiet);
+    const RE2& re = Pattern(pattern);
     if (!re.ok()) {
       r.Add(Plain(absl::StrCat("pattern ", GoQuote(pattern), " is not valid: ", re.error())));
     } else if (!RE2::PartialMatch(v, re)) {
