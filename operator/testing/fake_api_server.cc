@@ -163,12 +163,19 @@ std::vector<FieldError> NameErrors(const std::string& name) {
 // declare. Warn is its default.
 enum class FieldValidation { kIgnore, kWarn, kStrict };
 
-FieldValidation FieldValidationOf(const std::map<std::string, std::string>& params) {
+// False for a value the apiserver refuses (ValidateFieldValidation of the request's options).
+bool FieldValidationOf(const std::map<std::string, std::string>& params, FieldValidation* out) {
   auto it = params.find("fieldValidation");
-  if (it == params.end()) return FieldValidation::kWarn;
-  if (it->second == "Strict") return FieldValidation::kStrict;
-  if (it->second == "Ignore") return FieldValidation::kIgnore;
-  return FieldValidation::kWarn;
+  *out = FieldValidation::kWarn;
+  if (it == params.end() || it->second.empty() || it->second == "Warn") return true;
+  if (it->second == "Strict") {
+    *out = FieldValidation::kStrict;
+  } else if (it->second == "Ignore") {
+    *out = FieldValidation::kIgnore;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 std::string UnknownFieldList(const std::vector<std::string>& unknown) {
@@ -1049,7 +1056,19 @@ void FakeApiServer::ServeResource(const HttpRequest& req, HttpResponseWriter& w,
   // before anything else: a strict request with unknown fields stops here (400 for a body that is
   // the object; a patch is refused after it is applied, below), a warning one gets Warning headers.
   const CrdSchema* schema = t.builtin ? nullptr : t.SchemaFor(route.version);
-  const FieldValidation field_validation = FieldValidationOf(params);
+  FieldValidation field_validation;
+  if (!FieldValidationOf(params, &field_validation) &&
+      (req.method == "POST" || req.method == "PUT" || req.method == "PATCH")) {
+    const std::string options = req.method == "POST" ? "CreateOptions" : req.method == "PUT" ? "UpdateOptions" : "PatchOptions";
+    const std::vector<FieldError> errs = {
+        {"FieldValueNotSupported", "fieldValidation",
+         absl::StrCat("Unsupported value: ", GoQuote(params["fieldValidation"]),
+                      ": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"")}};
+    json st = InvalidStatus(options, "meta.k8s.io", "", errs);
+    st["details"].erase("name");
+    Reply(w, 422, st);
+    return;
+  }
   if (schema != nullptr && (req.method == "POST" || req.method == "PUT") && body.is_object()) {
     std::vector<std::string> unknown = DecodeCustomResource(*schema, body);
     if (!unknown.empty() && field_validation == FieldValidation::kStrict) {

@@ -164,6 +164,17 @@ TEST_F(SchemaEnforcementTest, FieldValidationStrictWarnIgnore) {
   EXPECT_EQ(got.body["spec"]["trainer"], json::object());
   EXPECT_FALSE(got.body["metadata"].contains("foo"));
   EXPECT_EQ(got.body["spec"]["passes"], 1);  // defaulted
+  // A value the apiserver does not know is refused, with its words.
+  Reply bogus = Call(port(), "POST", absl::StrCat(kJobsPath, "?fieldValidation=Bogus"), job);
+  ASSERT_EQ(bogus.status, 422);
+  EXPECT_EQ(bogus.body["message"],
+            "CreateOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"Bogus\": supported "
+            "values: \"\", \"Ignore\", \"Strict\", \"Warn\"");
+  EXPECT_EQ(Call(port(), "PATCH", absl::StrCat(kJobsPath, "/w?fieldValidation=Bogus"), {{"spec", {{"passes", 2}}}},
+                 "application/merge-patch+json")
+                .body["message"],
+            "PatchOptions.meta.k8s.io \"\" is invalid: fieldValidation: Unsupported value: \"Bogus\": supported "
+            "values: \"\", \"Ignore\", \"Strict\", \"Warn\"");
   // Ignore: pruned silently.
   job["metadata"]["name"] = "i";
   Reply ignore = Call(port(), "POST", absl::StrCat(kJobsPath, "?fieldValidation=Ignore"), job);
