@@ -544,6 +544,16 @@ int FakeApiServer::UpdateLocked(const Type& t, const std::string& ns, const std:
     return 400;
   }
   std::string rv = m.value("resourceVersion", "");
+  if (rv.empty() && !t.builtin) {
+    // Custom resources do not allow unconditional updates (their strategy's
+    // AllowUnconditionalUpdate is false); a patch carries the stored resourceVersion.
+    *out = InvalidStatus(t.kind, t.group, name, {{"FieldValueInvalid", "metadata.resourceVersion",
+                                                  "Invalid value: 0: must be specified for an update"}});
+    (*out)["message"] = absl::StrCat(t.Qualified(), " ", GoQuote(name),
+                                     " is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update");
+    (*out)["details"]["kind"] = t.plural;  // the apiserver names the resource here, not the kind
+    return 422;
+  }
   if (!rv.empty() && rv != ResourceVersionOf(old)) {
     *out = StatusObject(409, "Conflict",
                         absl::StrCat("Operation cannot be fulfilled on ", t.Qualified(), " \"", name,

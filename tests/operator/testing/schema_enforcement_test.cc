@@ -219,6 +219,15 @@ TEST_F(SchemaEnforcementTest, UpdatesPatchesAndStatusAreValidated) {
   Reply put_bad = Call(port(), "PUT", url, put);
   ASSERT_EQ(put_bad.status, 422);
   EXPECT_EQ(put_bad.body["details"]["causes"][0]["field"], "spec.workers.count");
+  // A custom resource's update must carry a resourceVersion (no unconditional updates).
+  json no_rv = put;
+  no_rv["spec"]["workers"] = {{"count", 2}};
+  no_rv["metadata"].erase("resourceVersion");
+  Reply unconditional = Call(port(), "PUT", url, no_rv);
+  ASSERT_EQ(unconditional.status, 422);
+  EXPECT_EQ(unconditional.body["message"],
+            "trainingjobs.tandem.dev \"u\" is invalid: metadata.resourceVersion: Invalid value: 0: must be specified "
+            "for an update");
   // The status subresource validates the status only, with paths under status.
   Reply st = Call(port(), "PATCH", absl::StrCat(url, "/status"),
                   {{"status", {{"phase", "Bogus"}, {"workers", {{"ready", -1}}}}}, {"spec", {{"passes", 0}}}},
