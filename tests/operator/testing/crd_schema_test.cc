@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/yaml_json.h"
 #include "gtest/gtest.h"
 #include "tests/common/test_util.h"
@@ -163,6 +164,79 @@ TEST(CrdSchemaTest, BadObjectsGetTheApiserversFieldsAndWords) {
   json sweep = {{"spec", {{"template", {{"spec", {{"model", kModel}}}}}, {"parameters", params}}}};
   EXPECT_EQ(Set(Lines(Sweeps(), sweep)),
             Set({"spec.parameters[5].path: Required value", "spec.parameters: Too many: 33: must have at most 32 items"}));
+}
+
+// A schema with every keyword our CRDs do not use, registered on kube-apiserver v1.36.3 as
+// probes.x.dev; the expected lines are its answers to the same objects.
+TEST(CrdSchemaTest, EveryKeywordAsTheApiserverWordsIt) {
+  const CrdSchema probe(json::parse(R"({"type":"object","properties":{"spec":{"type":"object","minProperties":1,
+    "properties":{"s":{"type":"string","minLength":3,"maxLength":5},"one":{"type":"string","maxLength":1},
+    "l":{"type":"array","minItems":1,"maxItems":2,"items":{"type":"string"}},
+    "l1":{"type":"array","maxItems":1,"items":{"type":"string"}},
+    "x":{"type":"number","minimum":0,"exclusiveMinimum":true,"maximum":10,"exclusiveMaximum":true},
+    "i":{"type":"integer","minimum":-1000000,"maximum":1000000000},"n":{"type":"string","nullable":true},
+    "nd":{"type":"string","nullable":true,"default":"dflt"},"d":{"type":"string","default":"dflt"},
+    "t":{"type":"string","format":"date-time"},"e":{"type":"integer","enum":[1,2]},
+    "es":{"type":"string","enum":["a","b"]},"m":{"type":"object","maxProperties":1,"additionalProperties":{"type":"integer"}},
+    "o":{"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"minProperties":2},
+    "ios":{"x-kubernetes-int-or-string":true,"anyOf":[{"type":"integer"},{"type":"string"}],"pattern":"^[0-9]+m?$"}}},
+    "status":{"type":"object","properties":{"t":{"type":"string","format":"date-time"},"c":{"type":"integer","minimum":0}}}}})"));
+  auto spec = [](const char* text) { return json{{"metadata", {{"name", "p"}}}, {"spec", json::parse(text)}}; };
+  EXPECT_EQ(Set(Lines(probe, spec(R"({"s":"ab","one":"toolong","l":[],"l1":["a","b"],"x":0,"i":-2000000,
+      "t":"garbage","e":3,"es":"c","m":{"a":1,"b":"x"},"o":{"b":1},"ios":"12x"})"))),
+            Set({"spec.s: Invalid value: \"ab\": spec.s in body should be at least 3 chars long",
+                 "spec.x: Invalid value: 0: spec.x in body should be greater than 0",
+                 "spec.l1: Too many: 2: must have at most 1 item",
+                 "spec.i: Invalid value: -2000000: spec.i in body should be greater than or equal to -1000000",
+                 "spec.o: Invalid value: 0: spec.o in body should have at least 2 properties",
+                 "spec.o.a: Required value",
+                 "spec.one: Too long: may not be more than 1 byte",
+                 "spec.e: Unsupported value: 3: supported values: \"1\", \"2\"",
+                 "spec.es: Unsupported value: \"c\": supported values: \"a\", \"b\"",
+                 "spec.ios: Invalid value: \"12x\": spec.ios in body should match '^[0-9]+m?$'",
+                 "spec.l: Invalid value: 0: spec.l in body should have at least 1 items",
+                 "spec.t: Invalid value: \"garbage\": spec.t in body must be of type date-time: \"garbage\"",
+                 "spec.m: Too many: 2: must have at most 1 item",
+                 "spec.m.b: Invalid value: \"string\": spec.m.b in body must be of type integer: \"string\""}));
+  EXPECT_EQ(Set(Lines(probe, spec(R"({"s":"abcdefgh","l":["a","b","c"],"x":10,"i":-2000000.5,"e":"1","es":5,
+      "ios":1.5,"n":null,"nd":null,"d":null})"))),
+            Set({"spec.l: Too many: 3: must have at most 2 items",
+                 "spec.s: Too long: may not be more than 5 bytes",
+                 "spec.x: Invalid value: 10: spec.x in body should be less than 10",
+                 "spec.i: Invalid value: \"number\": spec.i in body must be of type integer: \"number\"",
+                 "<nil>: Invalid value: \"\": Checked value must be of type integer (default format) in spec.i",
+                 "spec.i: Invalid value: -2.0000005e+06: spec.i in body should be greater than or equal to -1e+06",
+                 "spec.e: Invalid value: \"string\": spec.e in body must be of type integer: \"string\"",
+                 "spec.e: Unsupported value: \"1\": supported values: \"1\", \"2\"",
+                 "spec.es: Invalid value: \"integer\": spec.es in body must be of type string: \"integer\"",
+                 "spec.es: Unsupported value: 5: supported values: \"a\", \"b\"",
+                 "spec.ios: Invalid value: \"number\": spec.ios in body must be of type integer,string: \"number\"",
+                 "<nil>: Invalid value: \"\": \"spec.ios\" must validate at least one schema (anyOf)",
+                 "spec.ios: Invalid value: \"number\": spec.ios in body must be of type integer: \"number\"",
+                 "<nil>: Invalid value: \"\": Checked value must be of type integer (default format) in spec.ios"}));
+  EXPECT_EQ(Set(Lines(probe, spec(R"({"s":true,"l":"x","o":"y","m":[1]})"))),
+            Set({"spec.s: Invalid value: \"boolean\": spec.s in body must be of type string: \"boolean\"",
+                 "spec.o: Invalid value: \"string\": spec.o in body must be of type object: \"string\"",
+                 "spec.l: Invalid value: \"string\": spec.l in body must be of type array: \"string\"",
+                 "spec.m: Invalid value: \"array\": spec.m in body must be of type object: \"array\""}));
+  EXPECT_EQ(Set(Lines(probe, spec(R"({"i":12345678901234567890})"))),
+            Set({"spec.i: Invalid value: \"number\": spec.i in body must be of type integer: \"number\"",
+                 "<nil>: Invalid value: \"\": Checked value must be of type integer (default format) in spec.i",
+                 "spec.i: Invalid value: 1.2345678901234567e+19: spec.i in body should be less than or equal to 1e+09"}));
+  // Accepted, with the apiserver's stored result: defaults where absent or a non-nullable null,
+  // a nullable null with a default kept, integral numbers as integers.
+  json ok = spec(R"({"s":"abc","t":"2024-01-02T03:04:05Z","ios":5,"nd":null,"d":null,"i":1e3})");
+  EXPECT_EQ(Lines(probe, ok), std::vector<std::string>{});
+  NormalizeNumbers(ok);
+  probe.Default(ok);
+  EXPECT_EQ(ok["spec"], json::parse(R"({"d":"dflt","i":1000,"ios":5,"nd":null,"s":"abc","t":"2024-01-02T03:04:05Z"})"));
+  json empty = spec("{}");
+  EXPECT_EQ(Lines(probe, empty), std::vector<std::string>{});  // minProperties met by the defaults
+  probe.Default(empty);
+  EXPECT_EQ(empty["spec"], json({{"d", "dflt"}, {"nd", "dflt"}}));
+  for (const char* t : {"2024-01-02T03:04:05.123+02:00", "2024-01-02t03:04:05z"}) {
+    EXPECT_EQ(Lines(probe, spec(absl::StrCat(R"({"t":")", t, R"("})").c_str())), std::vector<std::string>{}) << t;
+  }
 }
 
 TEST(CrdSchemaTest, StatusIsValidatedRelativeToStatus) {
