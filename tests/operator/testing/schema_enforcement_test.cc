@@ -56,9 +56,19 @@ Reply Call(int port, const std::string& method, const std::string& target, const
   std::string raw;
   char buf[8192];
   ssize_t n;
-  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) raw.append(buf, static_cast<size_t>(n));
+  size_t head_end = std::string::npos, want = std::string::npos;
+  // Reads the head, then Content-Length bytes of body (the stand-in always sends one here).
+  while ((n = ::recv(fd, buf, sizeof(buf), 0)) > 0) {
+    raw.append(buf, static_cast<size_t>(n));
+    if (head_end == std::string::npos && (head_end = raw.find("\r\n\r\n")) != std::string::npos) {
+      const std::string head = absl::AsciiStrToLower(raw.substr(0, head_end));
+      if (size_t cl = head.find("content-length:"); cl != std::string::npos) {
+        want = head_end + 4 + std::strtoul(head.c_str() + cl + 15, nullptr, 10);
+      }
+    }
+    if (want != std::string::npos && raw.size() >= want) break;
+  }
   ::close(fd);
-  const size_t head_end = raw.find("\r\n\r\n");
   if (head_end == std::string::npos || raw.size() < 12) return r;
   r.status = std::atoi(raw.substr(9, 3).c_str());
   for (absl::string_view line : absl::StrSplit(raw.substr(0, head_end), "\r\n")) {
