@@ -207,6 +207,12 @@ struct Result {
   bool ok() const { return errors.empty(); }
 };
 
+// A schema's `format`, "" when absent or not a string (a CRD is user input: nothing here throws).
+std::string FormatOf(const json& s) {
+  auto it = s.find("format");
+  return it != s.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
 std::vector<std::string> TypesOf(const json& s) {
   if (Flag(s, "x-kubernetes-int-or-string")) return {"integer", "string"};
   auto it = s.find("type");
@@ -263,7 +269,7 @@ OpenApiError Plain(std::string message) { return {OpenApiError::kPlain, "", null
 // validate/type.go
 void ValidateType(const json& s, const std::string& path, const json& d, Result& r) {
   const std::vector<std::string> types = TypesOf(s);
-  const std::string format = s.value("format", "");
+  const std::string format = FormatOf(s);
   if (types.empty() && format.empty()) return;
   if (d.is_null()) {
     if (!types.empty() && !Contains(types, "null") && !Nullable(&s)) {
@@ -368,7 +374,8 @@ size_t RuneCount(const std::string& s) {
 bool ReadInt(const json& s, const char* key, int64_t* out) {
   auto it = s.find(key);
   if (it == s.end() || !it->is_number()) return false;
-  *out = static_cast<int64_t>(AsDouble(*it));
+  const double v = AsDouble(*it);
+  *out = v > 9e18 ? INT64_MAX : v < -9e18 ? INT64_MIN : static_cast<int64_t>(v);
   return true;
 }
 
@@ -437,7 +444,7 @@ bool IsDate(const std::string& v) {
 
 // validate/formats.go, for the formats the apiserver keeps (others are stripped or ignored).
 void ValidateFormat(const json& s, const std::string& path, const std::string& v, Result& r) {
-  const std::string format = s.value("format", "");
+  const std::string format = FormatOf(s);
   bool ok = true;
   if (format == "date-time" || format == "datetime") {
     ok = IsDateTime(v);
@@ -486,7 +493,7 @@ std::string BoundText(double bound, bool as_int) {
 void ValidateNumber(const json& s, const std::string& path, const json& d, Result& r) {
   const std::vector<std::string> types = TypesOf(s);
   const std::string type_name = types.empty() ? "" : types[0];
-  const std::string format = s.value("format", "");
+  const std::string format = FormatOf(s);
   const bool is_int = IsInt(d);
   const int64_t iv = is_int ? AsInt(d) : 0;
   const double v = AsDouble(d);

@@ -59,7 +59,8 @@ struct FakeApiServer::Type {
   }
   // The schema of the version an object's apiVersion names (else of the first served version).
   const CrdSchema* SchemaOf(const json& obj) const {
-    std::string v = obj.value("apiVersion", "");
+    auto av = obj.find("apiVersion");
+    std::string v = av != obj.end() && av->is_string() ? av->get<std::string>() : "";
     if (size_t slash = v.find('/'); slash != std::string::npos) v = v.substr(slash + 1);
     if (const CrdSchema* s = SchemaFor(v)) return s;
     return versions.empty() ? nullptr : SchemaFor(versions[0]);

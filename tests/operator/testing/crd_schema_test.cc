@@ -239,6 +239,40 @@ TEST(CrdSchemaTest, EveryKeywordAsTheApiserverWordsIt) {
   }
 }
 
+// A CRD is user input: a schema whose keywords have the wrong JSON types, and objects of every
+// shape, are handled without throwing.
+TEST(CrdSchemaTest, MalformedSchemasAndObjectsDoNotThrow) {
+  const std::vector<json> schemas = {
+      json::parse(R"({"type":5,"format":5,"properties":[],"required":"x","enum":3,"items":true,"pattern":7})"),
+      json::parse(R"({"type":"object","properties":{"a":{"type":"string","pattern":"(unclosed","minLength":"x"},
+                     "b":{"anyOf":"x","oneOf":[1,2],"allOf":[{}],"not":{"type":"string"}},
+                     "c":{"type":"array","items":[1],"maxItems":-1,"uniqueItems":true},
+                     "d":{"additionalProperties":false,"maxProperties":"x"},
+                     "e":{"default":{"x":1},"properties":{"x":{"default":null}}}},"required":[1,"a"]})"),
+      json::parse("[]"), json::parse("null")};
+  const std::vector<json> objects = {
+      json::parse(R"({"a":"abc","b":"x","c":[1,1,null],"d":{"k":1},"e":null,"f":{"g":[{}]}})"),
+      json::parse(R"({"a":1,"b":[],"c":{},"d":[],"e":"s","metadata":5})"), json::parse("[1,2]"), json::parse("7"),
+      json::parse("null")};
+  for (const auto& sc : schemas) {
+    const CrdSchema schema(sc);
+    for (json o : objects) {
+      EXPECT_NO_THROW({
+        NormalizeNumbers(o);
+        schema.Prune(o);
+        schema.Default(o);
+        schema.Validate(o);
+        schema.ValidateStatus(o);
+      }) << sc.dump() << " " << o.dump();
+    }
+  }
+  // The unclosed pattern is reported, not thrown.
+  const CrdSchema bad_pattern(schemas[1]);
+  bool reported = false;
+  for (const auto& e : bad_pattern.Validate(json{{"a", "abc"}})) reported |= absl::StrContains(e.message, "(unclosed");
+  EXPECT_TRUE(reported);
+}
+
 TEST(CrdSchemaTest, StatusIsValidatedRelativeToStatus) {
   json job = Job({{"model", kModel}});
   job["status"] = {{"phase", "Bogus"}, {"startTime", "x"}, {"workers", {{"ready", -1}}},
