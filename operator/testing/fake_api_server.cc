@@ -20,6 +20,7 @@
 #include "operator/kube/api_error.h"
 #include "operator/kube/resource.h"
 #include "operator/kube/selector.h"
+#include "operator/testing/crd_schema.h"
 #include "operator/testing/patch.h"
 #include "operator/testing/table.h"
 
@@ -50,6 +51,20 @@ struct FakeApiServer::Type {
   bool status_subresource = false;
   bool builtin = true;
   std::map<std::string, json> printer_columns;  // version -> additionalPrinterColumns
+  // Custom resources: version -> its structural schema (absent: no schema, nothing enforced).
+  std::map<std::string, std::shared_ptr<const CrdSchema>> schemas;
+  const CrdSchema* SchemaFor(const std::string& version) const {
+    auto it = schemas.find(version);
+    return it == schemas.end() ? nullptr : it->second.get();
+  }
+  // The schema of the version an object's apiVersion names (else of the first served version).
+  const CrdSchema* SchemaOf(const json& obj) const {
+    auto av = obj.find("apiVersion");
+    std::string v = av != obj.end() && av->is_string() ? av->get<std::string>() : "";
+    if (size_t slash = v.find('/'); slash != std::string::npos) v = v.substr(slash + 1);
+    if (const CrdSchema* s = SchemaFor(v)) return s;
+    return versions.empty() ? nullptr : SchemaFor(versions[0]);
+  }
   std::string Key() const { return group + "/" + plural; }
   std::string Qualified() const { return group.empty() ? plural : plural + "." + group; }
   std::string ApiVersion(const std::string& v) const { return group.empty() ? v : group + "/" + v; }
@@ -68,8 +83,10 @@ namespace {
 
 const char* kJson = "application/json";
 
-void Reply(HttpResponseWriter& w, int code, const json& body) {
-  w.Respond(code, kJson, body.dump());
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+void Reply(HttpResponseWriter& w, int code, const json& body, const Headers& headers = {}) {
+  w.Respond(code, kJson, body.dump(), headers);
 }
 
 void ReplyError(HttpResponseWriter& w, int code, const std::string& reason,
@@ -131,6 +148,58 @@ json& Meta(json& o) {
 }
 
 std::string Now() { return NowRfc3339(); }
+
+// The metadata.name errors of ObjectMeta validation (generateName filled in before).
+std::vector<FieldError> NameErrors(const std::string& name) {
+  if (name.empty()) return {{"FieldValueRequired", "metadata.name", "Required value: name or generateName is required"}};
+  if (ValidName(name)) return {};
+  return {{"FieldValueInvalid", "metadata.name",
+           absl::StrCat("Invalid value: ", GoQuote(name),
+                        ": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "
+                        "or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex "
+                        "used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')")}};
+}
+
+// The `fieldValidation` query parameter: what the apiserver does with fields the schema does not
+// declare. Warn is its default.
+enum class FieldValidation { kIgnore, kWarn, kStrict };
+
+// False for a value the apiserver refuses (ValidateFieldValidation of the request's options).
+bool FieldValidationOf(const std::map<std::string, std::string>& params, FieldValidation* out) {
+  auto it = params.find("fieldValidation");
+  *out = FieldValidation::kWarn;
+  if (it == params.end() || it->second.empty() || it->second == "Warn") return true;
+  if (it->second == "Strict") {
+    *out = FieldValidation::kStrict;
+  } else if (it->second == "Ignore") {
+    *out = FieldValidation::kIgnore;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::string UnknownFieldList(const std::vector<std::string>& unknown) {
+  std::vector<std::string> parts;
+  for (const auto& f : unknown) parts.push_back(absl::StrCat("unknown field ", GoQuote(f)));
+  return absl::StrJoin(parts, ", ");
+}
+
+// One `Warning: 299 - "unknown field \"spec.foo\""` header per pruned field.
+Headers UnknownFieldWarnings(const std::vector<std::string>& unknown) {
+  Headers h;
+  for (const auto& f : unknown) h.emplace_back("Warning", absl::StrCat("299 - ", GoQuote(absl::StrCat("unknown field ", GoQuote(f)))));
+  return h;
+}
+
+// What the apiserver's decoding does to a custom resource: numbers as Go decodes them, pruning
+// (the pruned paths are returned), then defaulting.
+std::vector<std::string> DecodeCustomResource(const CrdSchema& schema, json& obj) {
+  NormalizeNumbers(obj);
+  std::vector<std::string> unknown = schema.Prune(obj);
+  schema.Default(obj);
+  return unknown;
+}
 
 }  // namespace
 
@@ -281,11 +350,22 @@ void FakeApiServer::RegisterCrdLocked(const json& crd) {
         t->status_subresource = true;
       }
       if (v.contains("additionalPrinterColumns")) t->printer_columns[name] = v["additionalPrinterColumns"];
+      if (const json* s = FieldAt(v, "schema.openAPIV3Schema"); s != nullptr && s->is_object()) {
+        t->schemas[name] = std::make_shared<const CrdSchema>(*s);
+      }
     }
   }
   auto existing = types_.find(t->Key());
   types_[t->Key()] = t;
-  if (existing == types_.end()) objects_[t->Key()];
+  if (existing == types_.end()) {
+    objects_[t->Key()];
+  } else {
+    // A changed CRD: the apiserver prunes and defaults stored objects with the new schema when
+    // it reads them; here they are brought up to date at once (no new resourceVersion, as a read).
+    for (auto& [k, obj] : objects_[t->Key()]) {
+      if (const CrdSchema* schema = t->SchemaOf(obj)) DecodeCustomResource(*schema, obj);
+    }
+  }
 }
 
 void FakeApiServer::UnregisterCrdLocked(const json& crd) {
@@ -323,13 +403,9 @@ int FakeApiServer::CreateLocked(const Type& t, const std::string& ns, json obj, 
     name = m["generateName"].get<std::string>() + RandomSuffix(5);
     m["name"] = name;
   }
-  if (!ValidName(name)) {
-    *out = StatusObject(422, "Invalid",
-                        absl::StrCat(t.kind, " \"", name, "\" is invalid: metadata.name: Invalid value: \"",
-                                     name, "\": a lowercase RFC 1123 subdomain must consist of lower case "
-                                     "alphanumeric characters, '-' or '.', and must start and end with an "
-                                     "alphanumeric character"));
-    (*out)["details"] = {{"name", name}, {"kind", t.plural}};
+  std::vector<FieldError> invalid = NameErrors(name);
+  if (!invalid.empty() && t.builtin) {
+    *out = InvalidStatus(t.kind, t.group, name, invalid);
     return 422;
   }
   if (t.namespaced) {
@@ -347,6 +423,19 @@ int FakeApiServer::CreateLocked(const Type& t, const std::string& ns, json obj, 
     }
   } else {
     m.erase("namespace");
+  }
+  if (!t.builtin) {
+    // Validation after the strategy's PrepareForCreate (a status subresource's status dropped),
+    // with ObjectMeta's, before storage (so an invalid object is a 422 even if the name is taken).
+    if (t.status_subresource) obj.erase("status");
+    if (const CrdSchema* schema = t.SchemaOf(obj)) {
+      std::vector<FieldError> errs = schema->Validate(obj);
+      invalid.insert(invalid.end(), errs.begin(), errs.end());
+    }
+    if (!invalid.empty()) {
+      *out = InvalidStatus(t.kind, t.group, name, invalid);
+      return 422;
+    }
   }
   auto& bucket = objects_[t.Key()];
   std::string key = StoreKey(t.namespaced ? ns : "", name);
@@ -373,7 +462,6 @@ int FakeApiServer::CreateLocked(const Type& t, const std::string& ns, json obj, 
   m.erase("deletionTimestamp");
   m.erase("deletionGracePeriodSeconds");
   m.erase("managedFields");
-  if (!t.builtin && t.status_subresource) obj.erase("status");
   if (t.kind == "Pod") {
     obj["status"] = {{"phase", "Pending"}};
   } else if (t.kind == "Namespace") {
@@ -457,6 +545,16 @@ int FakeApiServer::UpdateLocked(const Type& t, const std::string& ns, const std:
     return 400;
   }
   std::string rv = m.value("resourceVersion", "");
+  if (rv.empty() && !t.builtin) {
+    // Custom resources do not allow unconditional updates (their strategy's
+    // AllowUnconditionalUpdate is false); a patch carries the stored resourceVersion.
+    *out = InvalidStatus(t.kind, t.group, name, {{"FieldValueInvalid", "metadata.resourceVersion",
+                                                  "Invalid value: 0: must be specified for an update"}});
+    (*out)["message"] = absl::StrCat(t.Qualified(), " ", GoQuote(name),
+                                     " is invalid: metadata.resourceVersion: Invalid value: 0: must be specified for an update");
+    (*out)["details"]["kind"] = t.plural;  // the apiserver names the resource here, not the kind
+    return 422;
+  }
   if (!rv.empty() && rv != ResourceVersionOf(old)) {
     *out = StatusObject(409, "Conflict",
                         absl::StrCat("Operation cannot be fulfilled on ", t.Qualified(), " \"", name,
@@ -503,6 +601,24 @@ int FakeApiServer::UpdateLocked(const Type& t, const std::string& ns, const std:
     }
     if (SpecPart(result, t.status_subresource) != SpecPart(old, t.status_subresource)) {
       rm["generation"] = old["metadata"].value("generation", 1) + 1;
+    }
+  }
+  if (const CrdSchema* schema = t.builtin ? nullptr : t.SchemaOf(result)) {
+    // The main resource validates all but the status when /status is its own subresource; the
+    // status subresource validates only the status (kube-apiserver's status strategy).
+    std::vector<FieldError> errs;
+    if (status_only) {
+      errs = schema->ValidateStatus(result);
+    } else if (t.status_subresource) {
+      json without_status = result;
+      without_status.erase("status");
+      errs = schema->Validate(without_status);
+    } else {
+      errs = schema->Validate(result);
+    }
+    if (!errs.empty()) {
+      *out = InvalidStatus(t.kind, t.group, name, errs);
+      return 422;
     }
   }
   Meta(result)["resourceVersion"] = ResourceVersionOf(old);
@@ -946,6 +1062,34 @@ void FakeApiServer::ServeResource(const HttpRequest& req, HttpResponseWriter& w,
   }
   json out;
   int code = 0;
+  Headers headers;
+  // A custom resource with a schema is decoded as the apiserver decodes it (pruned, defaulted)
+  // before anything else: a strict request with unknown fields stops here (400 for a body that is
+  // the object; a patch is refused after it is applied, below), a warning one gets Warning headers.
+  const CrdSchema* schema = t.builtin ? nullptr : t.SchemaFor(route.version);
+  FieldValidation field_validation;
+  if (!FieldValidationOf(params, &field_validation) &&
+      (req.method == "POST" || req.method == "PUT" || req.method == "PATCH")) {
+    const std::string options = req.method == "POST" ? "CreateOptions" : req.method == "PUT" ? "UpdateOptions" : "PatchOptions";
+    const std::vector<FieldError> errs = {
+        {"FieldValueNotSupported", "fieldValidation",
+         absl::StrCat("Unsupported value: ", GoQuote(params["fieldValidation"]),
+                      ": supported values: \"\", \"Ignore\", \"Strict\", \"Warn\"")}};
+    json st = InvalidStatus(options, "meta.k8s.io", "", errs);
+    st["details"].erase("name");
+    Reply(w, 422, st);
+    return;
+  }
+  if (schema != nullptr && (req.method == "POST" || req.method == "PUT") && body.is_object()) {
+    std::vector<std::string> unknown = DecodeCustomResource(*schema, body);
+    if (!unknown.empty() && field_validation == FieldValidation::kStrict) {
+      ReplyError(w, 400, "BadRequest",
+                 absl::StrCat(t.kind, " in version ", GoQuote(route.version), " cannot be handled as a ", t.kind,
+                              ": strict decoding error: ", UnknownFieldList(unknown)));
+      return;
+    }
+    if (field_validation == FieldValidation::kWarn) headers = UnknownFieldWarnings(unknown);
+  }
   if (req.method == "GET") {
     absl::MutexLock lock(&mu_);
     auto& bucket = objects_[t.Key()];
@@ -1009,6 +1153,20 @@ void FakeApiServer::ServeResource(const HttpRequest& req, HttpResponseWriter& w,
       ReplyError(w, 422, "Invalid", std::string(patched.status().message()));
       return;
     }
+    if (schema != nullptr && patched->is_object()) {
+      const std::string merged = patched->dump();
+      std::vector<std::string> unknown = DecodeCustomResource(*schema, *patched);
+      if (!unknown.empty() && field_validation == FieldValidation::kStrict) {
+        // kube-apiserver's words for a strict patch: the patched object as the bad value of "patch".
+        const std::string cause = absl::StrCat("Invalid value: ", GoQuote(merged), ": strict decoding error: ",
+                                               UnknownFieldList(unknown));
+        json st = StatusObject(422, "Invalid", absl::StrCat(" \"\" is invalid: patch: ", cause));
+        st["details"] = {{"causes", {{{"reason", "FieldValueInvalid"}, {"message", cause}, {"field", "patch"}}}}};
+        Reply(w, 422, st);
+        return;
+      }
+      if (field_validation == FieldValidation::kWarn) headers = UnknownFieldWarnings(unknown);
+    }
     // A resourceVersion in the patch is a precondition; otherwise the patch applies to the latest.
     json& pm = Meta(*patched);
     const json* patch_rv = FieldAt(body, "metadata.resourceVersion");
@@ -1042,7 +1200,7 @@ void FakeApiServer::ServeResource(const HttpRequest& req, HttpResponseWriter& w,
     ReplyError(w, 405, "MethodNotAllowed", absl::StrCat(req.method, " is not supported on ", req.path));
     return;
   }
-  Reply(w, code, out);
+  Reply(w, code, out, headers);
 }
 
 void FakeApiServer::ServeWatch(const HttpRequest& req, HttpResponseWriter& w, const Route& route) {

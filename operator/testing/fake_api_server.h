@@ -4,7 +4,9 @@
 // CRUD on built-in and CRD-registered types, monotonically increasing resourceVersion, uid,
 // generation, creation/deletion timestamps, finalizers, owner-reference garbage collection,
 // 404/409/410/422, chunked watch streams with bookmarks, status subresources, label and field
-// selectors, merge/JSON/strategic-merge patches and server-side Table output.
+// selectors, merge/JSON/strategic-merge patches, server-side Table output, and custom resources
+// held to their CRD's structural schema (pruning, defaulting, validation with kube-apiserver's
+// words, `fieldValidation` Strict/Warn/Ignore: crd_schema.h).
 //
 //   kube::testing::FakeApiServer server({.compaction_window = 100});
 //   TANDEM_CHECK_OK(server.Start("127.0.0.1", 0));
