@@ -358,6 +358,11 @@ void HttpServer::AcceptLoop() {
     connections_.push_back(std::move(conn));
     raw->thread = std::thread([this, raw] {
       Serve(raw);
+      // The peer sees the end now (a FIN after what was written), not when the accept loop next
+      // reaps this connection (up to its 200 ms poll later): clients that read a response to its
+      // end of stream waited that long. The descriptor stays open until reaped, so its number is
+      // not reused while this thread object exists.
+      ::shutdown(raw->fd, SHUT_WR);
       raw->done = true;
     });
   }

@@ -1,5 +1,6 @@
 #include "tests/common/test_util.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,7 +27,7 @@ std::string BinDir() {
 ChildResult RunInChild(const std::function<int()>& body) {
   ChildResult r;
   int fds[2];
-  if (::pipe(fds) != 0) return r;
+  if (::pipe2(fds, O_CLOEXEC) != 0) return r;  // see RunProgram
   std::fflush(nullptr);
   const pid_t pid = ::fork();
   if (pid == 0) {
@@ -69,7 +70,12 @@ CommandResult RunCommand(const std::string& command) {
 CommandResult RunProgram(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
   CommandResult r;
   int out[2];
-  if (argv.empty() || ::pipe(out) != 0) return r;
+  // Close-on-exec: tests run several programs at once from threads (the elastic start-up test:
+  // three trainers), and a program forked by another thread must not inherit this pipe's write
+  // end, or this read would see no end of file until that other program exits too (a trainer
+  // waiting for the test's next step: a deadlock, seen once in CI). dup2 onto 1 and 2 clears the
+  // flag on the child's own copies.
+  if (argv.empty() || ::pipe2(out, O_CLOEXEC) != 0) return r;
   std::vector<char*> args, envp;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);

@@ -34,7 +34,7 @@ struct Process {
   // Starts the binary with `args`; waits for its "listening on port N" line.
   static Process Start(const std::vector<std::string>& args, const std::string& log) {
     int out[2];
-    EXPECT_EQ(::pipe(out), 0);
+    EXPECT_EQ(::pipe2(out, O_CLOEXEC), 0);  // no other child inherits it (tests/common/test_util.cc)
     Process p;
     p.pid = ::fork();
     if (p.pid == 0) {
