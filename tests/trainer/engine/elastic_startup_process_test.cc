@@ -7,7 +7,6 @@
 // rank 1 ... to accept: ack: connection closed by peer", as on the real kubelet.
 #include <unistd.h>
 
-#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -58,17 +57,6 @@ spec:
   optimizer: {type: momentum, learningRate: 0.05, momentum: 0.9}
 )";
 
-// A port the trainers' rings bind themselves (a trainer binds its own endpoint at every
-// rendezvous): free now, let go, and below the kernel's ephemeral range (32768-60999 by
-// default), so that no outgoing connection of this or another test takes it meanwhile.
-int QuietPort() {
-  static std::atomic<int> next{20000 + static_cast<int>(::getpid() % 997) * 10};
-  for (;;) {
-    const int port = 20000 + (next.fetch_add(1) - 20000) % 12000;
-    if (net::Listener::Bind("127.0.0.1", port).ok()) return port;
-  }
-}
-
 std::string Slurp(const fs::path& p) {
   std::ifstream in(p);
   std::stringstream s;
@@ -95,8 +83,13 @@ class ElasticStartupProcessTest : public ::testing::Test {
     fs::remove_all(root_);
     fs::create_directories(root_);
     std::ofstream(root_ / "job.yaml") << kJob;
+    // The ports the trainers' rings bind themselves (a trainer binds its own endpoint at every
+    // rendezvous), by the project's one policy: below the ephemeral range, so that no outgoing
+    // connection of this or another test takes one meanwhile (common/socket.h).
+    absl::StatusOr<std::vector<int>> ports = net::PickFreeLoopbackPorts(3);
+    ASSERT_TRUE(ports.ok()) << ports.status();
     for (int i = 0; i < 3; ++i) {
-      p_[i].self = {"127.0.0.1", QuietPort()};
+      p_[i].self = {"127.0.0.1", (*ports)[static_cast<size_t>(i)]};
       p_[i].membership = root_ / absl::StrCat("membership-", i, ".json");
       p_[i].log = root_ / absl::StrCat("trainer-", i, ".log");
     }
