@@ -69,21 +69,36 @@ class SweepRunTest : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override {
-    if (!HasFailure() && !getenv("KEEP")) fs::remove_all(dir_);
+    if (!HasFailure()) fs::remove_all(dir_);
   }
+  // `tandem run` on the sweep `text` (written as sweep.yaml) into run_dir(), waiting at most
+  // `timeout`: its exit code, its console output, and its sweep-summary.json (null if unreadable).
+  struct Ran {
+    int code = -1;
+    std::string output;
+    json summary;
+  };
+  Ran RunSweep(const std::string& text, std::chrono::seconds timeout) {
+    const std::string manifest = (dir_ / "sweep.yaml").string(), out = (dir_ / "out.txt").string();
+    std::ofstream(manifest) << text;
+    TandemRun run(manifest, run_dir(), out);
+    Ran r;
+    r.code = run.Wait(timeout);
+    r.output = ReadFile(out);
+    r.summary = json::parse(ReadFile(run_dir() + "/sweep-summary.json"), nullptr, false);
+    return r;
+  }
+  std::string run_dir() const { return (dir_ / "run").string(); }
   fs::path dir_;
 };
 
 TEST_F(SweepRunTest, TrialsRunAsLocalJobsAndTheBestIsReported) {
-  const std::string manifest = (dir_ / "sweep.yaml").string();
-  std::ofstream(manifest) << TinySweep("tiny", "{type: momentum, learningRate: 0.1, momentum: 0.9}");
-  const std::string run_dir = (dir_ / "run").string(), out = (dir_ / "out.txt").string();
-  TandemRun run(manifest, run_dir, out);
-  const int code = run.Wait(std::chrono::seconds(300));
-  const std::string output = ReadFile(out);
-  ASSERT_EQ(code, 0) << output;
-
-  json summary = json::parse(ReadFile(run_dir + "/sweep-summary.json"), nullptr, false);
+  const Ran ran = RunSweep(TinySweep("tiny", "{type: momentum, learningRate: 0.1, momentum: 0.9}"),
+                           std::chrono::seconds(300));
+  const std::string& output = ran.output;
+  json summary = ran.summary;  // a copy: a missing key reads as null, not an assertion
+  const std::string run_dir = this->run_dir();
+  ASSERT_EQ(ran.code, 0) << output;
   ASSERT_TRUE(summary.is_object()) << output;
   EXPECT_EQ(summary["phase"], "Succeeded");
   ASSERT_EQ(summary["trials"].size(), 3u) << summary.dump(2);
@@ -162,15 +177,10 @@ TEST_F(SweepRunTest, TrialsRunAsLocalJobsAndTheBestIsReported) {
 TEST_F(SweepRunTest, ACpuBudgetEndsTheSweepBeforeMaxTrials) {
   std::string text = TinySweep("budget", "{type: momentum, learningRate: 0.1, momentum: 0.9}");
   text.replace(text.find("maxTrials: 3"), 12, "maxTrials: 40\n  budget: {cpuSeconds: 1}");
-  const std::string manifest = (dir_ / "sweep.yaml").string();
-  std::ofstream(manifest) << text;
-  const std::string run_dir = (dir_ / "run").string(), out = (dir_ / "out.txt").string();
-  TandemRun run(manifest, run_dir, out);
-  const int code = run.Wait(std::chrono::seconds(300));
-  const std::string output = ReadFile(out);
-  ASSERT_EQ(code, 0) << output;
-  json summary = json::parse(ReadFile(run_dir + "/sweep-summary.json"), nullptr, false);
-  ASSERT_TRUE(summary.is_object()) << output;
+  const Ran ran = RunSweep(text, std::chrono::seconds(300));
+  json summary = ran.summary;  // a copy: a missing key reads as null, not an assertion
+  ASSERT_EQ(ran.code, 0) << ran.output;
+  ASSERT_TRUE(summary.is_object()) << ran.output;
   EXPECT_EQ(summary["phase"], "Succeeded") << summary.dump(2);
   EXPECT_NE(summary["message"].get<std::string>().find("spec.budget.cpuSeconds 1"), std::string::npos)
       << summary["message"];
@@ -202,14 +212,10 @@ TEST_F(SweepRunTest, ASweepWhoseTrialsFailExitsOne) {
   std::string text = TinySweep("broken", "{type: momentum, learningRate: 0.1, momentum: 0.9}");
   text.replace(text.find("train: {format: idx, limit: 600}"), 32,
                absl::StrCat("train: {format: idx, images: ", garbage, ", labels: ", garbage, "}"));
-  const std::string manifest = (dir_ / "sweep.yaml").string();
-  std::ofstream(manifest) << text;
-  const std::string run_dir = (dir_ / "run").string(), out = (dir_ / "out.txt").string();
-  TandemRun run(manifest, run_dir, out);
-  const int code = run.Wait(std::chrono::seconds(120));
-  const std::string output = ReadFile(out);
-  EXPECT_EQ(code, 1) << output;
-  json summary = json::parse(ReadFile(run_dir + "/sweep-summary.json"), nullptr, false);
+  const Ran ran = RunSweep(text, std::chrono::seconds(120));
+  const std::string& output = ran.output;
+  json summary = ran.summary;  // a copy: a missing key reads as null, not an assertion
+  EXPECT_EQ(ran.code, 1) << output;
   ASSERT_TRUE(summary.is_object()) << output;
   EXPECT_EQ(summary["phase"], "Failed");
   EXPECT_GE(summary["trialsByPhase"]["failed"].get<int>(), 1);
