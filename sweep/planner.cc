@@ -115,6 +115,7 @@ struct BudgetView {
 BudgetView ViewBudget(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials) {
   BudgetView b;
   b.limit = spec.budget.cpu_seconds;
+  if (b.limit <= 0) return b;  // no budget: nothing to price (every expected cost reads 0)
   b.spent = SpentCpuSeconds(trials);
   double rate_sum = 0;
   for (size_t i = 0; i < trials.size(); ++i) {
