@@ -66,10 +66,11 @@ absl::StatusOr<Fd> BindAnyAddress(int port) {
   return fd;
 }
 
-int BoundPort(const Fd& fd) {
+absl::StatusOr<int> BoundPort(const Fd& fd) {
   sockaddr_in addr{};
   socklen_t len = sizeof(addr);
-  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) return -1;
+  if (::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+    return ErrnoToStatus(errno, "getsockname of a free port");
   return ntohs(addr.sin_port);
 }
 
@@ -98,7 +99,8 @@ absl::StatusOr<std::vector<int>> PickFreeLoopbackPorts(int n) {
   for (int i = 0; i < n; ++i) {
     if (span <= 0) {
       TANDEM_ASSIGN_OR_RETURN(Fd fd, BindAnyAddress(0));
-      ports.push_back(BoundPort(fd));
+      TANDEM_ASSIGN_OR_RETURN(int port, BoundPort(fd));
+      ports.push_back(port);
       held.push_back(std::move(fd));
       continue;
     }
