@@ -4,7 +4,6 @@
 #include <chrono>
 #include <map>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -332,8 +331,9 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
                           (job->second.spec.suspend && t.phase != api::kTrialPaused));
     if (!already && job != jobs.end()) {
       if (!set_suspend(t, true, {{api::kTrialStoppedAnnotation, why}})) break;
-      metrics.stopped.WithLabels({absl::StartsWith(why, "budget:") ? std::string("budget")
-                                                                   : sweep.spec.early_stopping.policy})->Inc();
+      // A plan that ends the sweep for its budget stops trials for that reason, whatever the policy.
+      metrics.stopped.WithLabels({plan.reason == "BudgetSpent" ? std::string("budget")
+                                                               : sweep.spec.early_stopping.policy})->Inc();
       Event(*obj, "Normal", "TrialStopped", absl::StrCat("trial ", t.name, " stopped early: ", why));
     }
     t.phase = api::kTrialStopped;
