@@ -98,6 +98,12 @@ def main():
     p.add_argument("--example", default=os.path.join(ROOT, "examples", "sweep-fashion-mnist.yaml"),
                    help="the Sweep whose template, parameters and objective every search uses")
     args = p.parse_args()
+    for g in args.grid_cpu:
+        seed, _, cpu = g.partition("=")
+        try:
+            int(seed), float(cpu)
+        except ValueError:
+            p.error(f"--grid-cpu {g}: expected SEED=SECONDS, e.g. 1=159.9")
     with open(args.example) as f:
         base = yaml.safe_load(f)
     os.makedirs(args.out, exist_ok=True)
@@ -116,7 +122,7 @@ def main():
             budget = None
             if search.endswith("+budget"):
                 grid = [r["cpu_s"] for r in rows if r["search"] == "grid" and r["seed"] == seed and r["cpu_s"]]
-                given = dict(g.split("=", 1) for g in args.grid_cpu)
+                given = dict(g.split("=", 1) for g in args.grid_cpu if "=" in g)
                 grid_cpu = grid[0] if grid else float(given[str(seed)]) if str(seed) in given else None
                 if grid_cpu is None:
                     print(f"{search} seed {seed}: no grid CPU (run grid first, or give --grid-cpu {seed}=S); skipped",
