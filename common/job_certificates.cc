@@ -8,15 +8,29 @@
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/crc32c.h"
 #include "common/status.h"
 
 namespace tandem::tls {
 namespace {
 
+// "<prefix><job><suffix>" within X.509's 64 characters for a common name (RFC 5280's
+// ub-common-name; OpenSSL refuses longer). A job name that does not fit (a namespace and a name
+// may take 63 characters each) is cut, and the CRC-32C of the whole name keeps two cut names apart.
+std::string CommonName(absl::string_view prefix, const std::string& job, absl::string_view suffix) {
+  constexpr size_t kMaxCommonName = 64;
+  std::string name = absl::StrCat(prefix, job, suffix);
+  if (name.size() <= kMaxCommonName) return name;
+  const std::string tag = absl::StrFormat("~%08x", crc32c::Value(job.data(), job.size()));
+  const size_t room = kMaxCommonName - prefix.size() - suffix.size() - tag.size();
+  return absl::StrCat(prefix, job.substr(0, room), tag, suffix);
+}
+
 std::string CaName(const std::string& job, absl::Time now) {
   // The time keeps a job's CAs apart (two live at once during a rotation).
-  return absl::StrCat("tandem job ", job, " CA ",
-                      absl::FormatTime("%Y%m%dT%H%M%SZ", now, absl::UTCTimeZone()));
+  return CommonName("tandem job ", job,
+                    absl::StrCat(" CA ", absl::FormatTime("%Y%m%dT%H%M%SZ", now, absl::UTCTimeZone())));
 }
 
 // The job name as a DNS-safe subjectAltName (informational: peers check the chain, not names).
@@ -48,7 +62,7 @@ absl::Status CheckPolicy(const RotationPolicy& p) {
 absl::StatusOr<KeyAndCertificate> IssueJobCertificate(const KeyAndCertificate& ca,
                                                       const std::string& job, absl::Time now,
                                                       const RotationPolicy& policy) {
-  return IssueCertificate(ca, absl::StrCat("tandem job ", job), DnsNames(job), now,
+  return IssueCertificate(ca, CommonName("tandem job ", job, ""), DnsNames(job), now,
                           policy.cert_lifetime);
 }
 

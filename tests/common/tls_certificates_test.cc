@@ -113,6 +113,30 @@ TEST(JobCertificatesTest, FreshMaterialChainsAndKeepsNoCaKey) {
             kNow + absl::Hours(3) + absl::Minutes(20));
 }
 
+TEST(JobCertificatesTest, LongJobNamesFitTheCommonNameAndStayApart) {
+  // A namespace and a name of 63 characters each (the longest Kubernetes allows), and a
+  // `tandem run` sweep trial's name: X.509 allows 64 characters in a common name.
+  const std::string ns(63, 'n'), name_a = std::string(62, 'a') + "1", name_b = std::string(62, 'a') + "2";
+  for (const std::string& job : {ns + "/" + name_a, ns + "/" + name_b, std::string("bench-tpe-mv-cost-asha-budget-s1-0")}) {
+    absl::StatusOr<JobCertificates> c = CreateJobCertificates(job, kNow, ShortPolicy());
+    ASSERT_TRUE(c.ok()) << job << ": " << c.status();
+    EXPECT_TRUE(VerifyCertificate(c->cert_pem, c->ca_bundle_pem, kNow).ok()) << job;
+    const std::string leaf = ParseCertificates(c->cert_pem, "c")->front().common_name;
+    const std::string ca = ParseCertificates(c->ca_bundle_pem, "ca")->front().common_name;
+    EXPECT_LE(leaf.size(), 64u) << leaf;
+    EXPECT_LE(ca.size(), 64u) << ca;
+    EXPECT_TRUE(absl::StartsWith(leaf, "tandem job ")) << leaf;
+    EXPECT_TRUE(absl::StrContains(ca, " CA 2")) << ca;  // the time still keeps a job's CAs apart
+  }
+  // What fits is unchanged; two long names that differ only at their end get different names.
+  EXPECT_EQ(ParseCertificates(CreateJobCertificates("ml/ctr", kNow, ShortPolicy())->cert_pem, "c")->front().common_name,
+            "tandem job ml/ctr");
+  EXPECT_NE(ParseCertificates(CreateJobCertificates(ns + "/" + name_a, kNow, ShortPolicy())->cert_pem, "c")
+                ->front().common_name,
+            ParseCertificates(CreateJobCertificates(ns + "/" + name_b, kNow, ShortPolicy())->cert_pem, "c")
+                ->front().common_name);
+}
+
 TEST(JobCertificatesTest, RenewalAddsACaFirstAndSignsWithItAfterThePropagationDelay) {
   const RotationPolicy p = ShortPolicy();
   JobCertificates c = *CreateJobCertificates("ml/ctr", kNow, p);
