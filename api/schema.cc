@@ -163,7 +163,7 @@ FieldSpec BuildSweep() {
                          Str("goal", {"maximize", "minimize"})}),
        Obj("algorithm", {Str("name", {"grid", "random", "tpe"}), Int("startupTrials", 0, 1000),
                          Int("candidates", 1, 1000), Num("gamma", 0.01, 0.99),
-                         Obj("costAware", {Bool("enabled"), Num("exponent", 0, 1), Bool("cooling")})}),
+                         Bool("multivariate"), Obj("costAware", {Bool("enabled"), Num("exponent", 0, 1), Bool("cooling")})}),
        Obj("earlyStopping", {Str("policy", {"none", "asha", "median"}), Int("minPasses", 1, 100000),
                              Int("reductionFactor", 2, 100), Int("startupTrials", 1, 1000)}),
        Int("parallelism", 1, 1000),

@@ -218,6 +218,7 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
   GetInt(a, "startupTrials", &spec.algorithm.startup_trials);
   GetInt(a, "candidates", &spec.algorithm.candidates);
   GetDouble(a, "gamma", &spec.algorithm.gamma);
+  GetBool(a, "multivariate", &spec.algorithm.multivariate);
   const json& ca = GetObject(a, "costAware");
   GetBool(ca, "enabled", &spec.algorithm.cost_aware.enabled);
   GetDouble(ca, "exponent", &spec.algorithm.cost_aware.exponent);
@@ -307,6 +308,9 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
   if (spec.algorithm.cost_aware.enabled && spec.algorithm.name != kAlgorithmTpe)
     report("spec.algorithm.costAware.enabled",
            absl::StrCat("only the tpe algorithm learns what trials cost, got algorithm ", spec.algorithm.name));
+  if (spec.algorithm.multivariate && spec.algorithm.name != kAlgorithmTpe)
+    report("spec.algorithm.multivariate",
+           absl::StrCat("only the tpe algorithm models the parameters jointly, got algorithm ", spec.algorithm.name));
   if (spec.early_stopping.policy == kStoppingMedian && spec.early_stopping.startup_trials >= spec.max_trials)
     report("spec.earlyStopping.startupTrials",
            absl::StrCat("must be < spec.maxTrials (", spec.max_trials, "): no trial would ever be judged"));
@@ -482,6 +486,7 @@ json SweepSpecToJson(const SweepSpec& s) {
           {"objective", {{"metric", s.objective.metric}, {"goal", ObjectiveGoal(s.objective)}}},
           {"algorithm", {{"name", s.algorithm.name}, {"startupTrials", s.algorithm.startup_trials},
                          {"candidates", s.algorithm.candidates}, {"gamma", s.algorithm.gamma},
+                         {"multivariate", s.algorithm.multivariate},
                          {"costAware", {{"enabled", s.algorithm.cost_aware.enabled},
                                         {"exponent", s.algorithm.cost_aware.exponent},
                                         {"cooling", s.algorithm.cost_aware.cooling}}}}},

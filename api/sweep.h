@@ -121,6 +121,12 @@ struct SweepAlgorithm {
     bool cooling = true;
     bool operator==(const CostAware&) const = default;
   } cost_aware;
+  // tpe: one joint density over all parameters for the good and the other trials (multivariate
+  // TPE, as Optuna's multivariate=True and BOHB's KDE) instead of one per parameter, so that
+  // where good values of one parameter lie may depend on the others (learning rate and momentum
+  // trade off; the best learning rate depends on the width). Off by default: suggestions stay
+  // those of the per-parameter TPE.
+  bool multivariate = false;
   bool operator==(const SweepAlgorithm&) const = default;
 };
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 
 #include "sweep/search_space.h"
 
@@ -60,6 +61,21 @@ class RandomSampler : public Sampler {
 
 double NormalCdf(double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); }
 
+// A Gaussian N(mu, sigma) truncated to [0, 1]: a draw (by rejection) and the density at x.
+double SampleTruncated(double mu, double sigma, Rng& rng) {
+  for (int tries = 0; tries < 100; ++tries) {
+    const double x = mu + sigma * rng.Normal();
+    if (x >= 0.0 && x <= 1.0) return x;
+  }
+  return rng.Uniform();  // a component far outside [0, 1] (cannot happen with these bounds)
+}
+
+double TruncatedDensity(double x, double mu, double sigma) {
+  const double mass = NormalCdf((1.0 - mu) / sigma) - NormalCdf((0.0 - mu) / sigma);
+  const double z = (x - mu) / sigma;
+  return std::exp(-0.5 * z * z) / (sigma * std::sqrt(2 * kPi) * std::max(mass, 1e-12));
+}
+
 // A mixture of Gaussians truncated to [0, 1], with equal weights.
 class Parzen {
  public:
@@ -89,26 +105,114 @@ class Parzen {
 
   double Sample(Rng& rng) const {
     const size_t k = std::min(mus_.size() - 1, static_cast<size_t>(rng.Uniform() * static_cast<double>(mus_.size())));
-    for (int tries = 0; tries < 100; ++tries) {
-      const double x = mus_[k] + sigmas_[k] * rng.Normal();
-      if (x >= 0.0 && x <= 1.0) return x;
-    }
-    return rng.Uniform();  // a component far outside [0, 1] (cannot happen with these bounds)
+    return SampleTruncated(mus_[k], sigmas_[k], rng);
   }
 
   double LogDensity(double x) const {
     double sum = 0;
-    for (size_t k = 0; k < mus_.size(); ++k) {
-      const double s = sigmas_[k];
-      const double mass = NormalCdf((1.0 - mus_[k]) / s) - NormalCdf((0.0 - mus_[k]) / s);
-      const double z = (x - mus_[k]) / s;
-      sum += std::exp(-0.5 * z * z) / (s * std::sqrt(2 * kPi) * std::max(mass, 1e-12));
-    }
+    for (size_t k = 0; k < mus_.size(); ++k) sum += TruncatedDensity(x, mus_[k], sigmas_[k]);
     return std::log(std::max(sum / static_cast<double>(mus_.size()), 1e-300));
   }
 
  private:
   std::vector<double> mus_, sigmas_;
+};
+
+// Where a trial lies in the search space, one coordinate per parameter: a range's unit value, a
+// choice's index. nullopt when the trial lacks a parameter or has a value the spec does not list.
+using Coords = std::vector<double>;
+std::optional<Coords> TrialCoords(const api::SweepSpec& spec, const json& params) {
+  Coords out;
+  for (const api::SweepParameter& p : spec.parameters) {
+    if (!params.contains(p.name)) return std::nullopt;
+    if (p.type == api::kParamChoice) {
+      const int k = ChoiceIndex(p, params[p.name]);
+      if (k < 0) return std::nullopt;
+      out.push_back(k);
+    } else {
+      out.push_back(ToUnit(p, params[p.name]));
+    }
+  }
+  return out;
+}
+
+// The multivariate TPE's density (algorithm.multivariate): a mixture, with equal weights, of one
+// product kernel per observed point and a prior kernel (N(0.5, 1) on each range, uniform on each
+// choice), so that where a good trial lay in one parameter stays tied to where it lay in the
+// others. Ranges: Gaussians truncated to [0, 1] with one bandwidth, Scott's rule 0.2 n^(-1/(d+4))
+// clipped to [1 / min(100, n + 2), 1] (as Optuna's multivariate TPE; Falkner, Klein and Hutter,
+// BOHB, ICML 2018, likewise fit one joint KDE). Choices: each point's own value has weight 1 +
+// 1/(n+1) against 1/(n+1) for every other value, normalised (sharper as points accumulate).
+class JointParzen {
+ public:
+  JointParzen(const api::SweepSpec& spec, std::vector<Coords> points) : spec_(spec), points_(std::move(points)) {
+    const double n = static_cast<double>(points_.size());
+    const double d = static_cast<double>(spec.parameters.size());
+    sigma_ = std::clamp(0.2 * std::pow(std::max(n, 1.0), -1.0 / (d + 4.0)), 1.0 / std::min(100.0, n + 2.0), 1.0);
+    off_ = 1.0 / (n + 1.0);
+  }
+
+  Coords Sample(Rng& rng) const {
+    const size_t m = points_.size() + 1;  // the last component is the prior
+    const size_t k = std::min(m - 1, static_cast<size_t>(rng.Uniform() * static_cast<double>(m)));
+    Coords x(spec_.parameters.size());
+    for (size_t p = 0; p < x.size(); ++p) {
+      const api::SweepParameter& par = spec_.parameters[p];
+      if (par.type != api::kParamChoice) {
+        x[p] = k == points_.size() ? SampleTruncated(0.5, 1.0, rng) : SampleTruncated(points_[k][p], sigma_, rng);
+        continue;
+      }
+      const size_t n_values = par.values.size();
+      double u = rng.Uniform() * (k == points_.size() ? 1.0 : Norm(n_values));
+      size_t pick = n_values - 1;
+      for (size_t v = 0; v < n_values; ++v) {
+        u -= k == points_.size() ? 1.0 / static_cast<double>(n_values) : ChoiceWeight(k, p, v);
+        if (u < 0) {
+          pick = v;
+          break;
+        }
+      }
+      x[p] = static_cast<double>(pick);
+    }
+    return x;
+  }
+
+  double LogDensity(const Coords& x) const {
+    // log of the mean over the components of the product of their kernels (log-sum-exp).
+    std::vector<double> logs;
+    logs.reserve(points_.size() + 1);
+    for (size_t k = 0; k <= points_.size(); ++k) {
+      double log_k = 0;
+      for (size_t p = 0; p < x.size(); ++p) {
+        const api::SweepParameter& par = spec_.parameters[p];
+        const size_t n_values = par.values.size();
+        double density;
+        if (par.type != api::kParamChoice) {
+          density = k == points_.size() ? TruncatedDensity(x[p], 0.5, 1.0) : TruncatedDensity(x[p], points_[k][p], sigma_);
+        } else {
+          density = k == points_.size() ? 1.0 / static_cast<double>(n_values)
+                                        : ChoiceWeight(k, p, static_cast<size_t>(x[p])) / Norm(n_values);
+        }
+        log_k += std::log(std::max(density, 1e-300));
+      }
+      logs.push_back(log_k);
+    }
+    const double top = *std::max_element(logs.begin(), logs.end());
+    double sum = 0;
+    for (double l : logs) sum += std::exp(l - top);
+    return top + std::log(sum / static_cast<double>(logs.size()));
+  }
+
+ private:
+  // Point k's unnormalised weight on value v of choice p, and the normaliser of n_values values.
+  double ChoiceWeight(size_t k, size_t p, size_t v) const {
+    return (static_cast<size_t>(points_[k][p]) == v ? 1.0 : 0.0) + off_;
+  }
+  double Norm(size_t n_values) const { return 1.0 + off_ * static_cast<double>(n_values); }
+
+  const api::SweepSpec& spec_;
+  std::vector<Coords> points_;
+  double sigma_ = 1.0, off_ = 1.0;
 };
 
 // The cost-aware acquisition's model of what a trial costs: log(cost) as an additive
@@ -251,6 +355,8 @@ class TpeSampler : public Sampler {
       alpha = CostExponent(spec_, index, spent);
       if (alpha > 0) cost.emplace(spec_, trials);
     }
+    const CostModel* c = cost ? &*cost : nullptr;
+    if (spec_.algorithm.multivariate) return SuggestJoint(trials, ranked, n_good, rng, c, alpha);
     json out = json::object();
     for (size_t i = 0; i < spec_.parameters.size(); ++i) {
       const api::SweepParameter& p = spec_.parameters[i];
@@ -260,7 +366,6 @@ class TpeSampler : public Sampler {
         if (!params.contains(p.name)) continue;
         (r < n_good ? good : bad).push_back(&params[p.name]);
       }
-      const CostModel* c = cost ? &*cost : nullptr;
       out[p.name] = p.type == api::kParamChoice ? SuggestChoice(p, good, bad, rng, c, i, alpha)
                                                 : SuggestRange(p, good, bad, rng, c, i, alpha);
     }
@@ -268,6 +373,37 @@ class TpeSampler : public Sampler {
   }
 
  private:
+  // Multivariate: `candidates` points drawn from the joint density of the good trials, the one
+  // with the highest log l(x) - log g(x) - alpha log c(x) kept (the cost model's terms summed).
+  json SuggestJoint(const std::vector<api::TrialStatus>& trials, const std::vector<size_t>& ranked, int64_t n_good,
+                    Rng& rng, const CostModel* cost, double alpha) const {
+    std::vector<Coords> good, bad;
+    for (size_t r = 0; r < ranked.size(); ++r)
+      if (std::optional<Coords> x = TrialCoords(spec_, trials[ranked[r]].parameters))
+        (static_cast<int64_t>(r) < n_good ? good : bad).push_back(std::move(*x));
+    const JointParzen l(spec_, std::move(good)), g(spec_, std::move(bad));
+    Coords best;
+    double best_score = -INFINITY;
+    for (int64_t c = 0; c < spec_.algorithm.candidates; ++c) {
+      Coords x = l.Sample(rng);
+      double score = l.LogDensity(x) - g.LogDensity(x);
+      if (cost != nullptr)
+        for (size_t p = 0; p < x.size(); ++p)
+          score -= alpha * (spec_.parameters[p].type == api::kParamChoice ? cost->ChoiceTerm(p, static_cast<size_t>(x[p]))
+                                                                           : cost->RangeTerm(p, x[p]));
+      if (score > best_score) {
+        best_score = score;
+        best = std::move(x);
+      }
+    }
+    json out = json::object();
+    for (size_t p = 0; p < spec_.parameters.size(); ++p) {
+      const api::SweepParameter& par = spec_.parameters[p];
+      out[par.name] = par.type == api::kParamChoice ? par.values[static_cast<size_t>(best[p])] : FromUnit(par, best[p]);
+    }
+    return out;
+  }
+
   // Each keeps the candidate with the highest log l - log g - alpha f(x), f the cost model's term
   // of parameter `i` (no model or alpha 0: plain TPE's choice from the same draws).
   json SuggestRange(const api::SweepParameter& p, const std::vector<const json*>& good,
@@ -386,6 +522,15 @@ double CostExponent(const api::SweepSpec& spec, int64_t index, double spent_cpu_
   if (spec.budget.cpu_seconds > 0)
     share_left = std::min(share_left, std::clamp(1.0 - spent_cpu_seconds / spec.budget.cpu_seconds, 0.0, 1.0));
   return ca.exponent * share_left;
+}
+
+std::vector<double> PredictedLogCosts(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials,
+                                      const std::vector<nlohmann::json>& parameters) {
+  const CostModel model(spec, trials);
+  std::vector<double> out;
+  out.reserve(parameters.size());
+  for (const nlohmann::json& p : parameters) out.push_back(model.LogCost(p));
+  return out;
 }
 
 double PredictedLogCost(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials,

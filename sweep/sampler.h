@@ -60,8 +60,11 @@ std::unique_ptr<Sampler> NewSampler(const api::SweepSpec& spec);
 // trials or CPU, has the smaller share left.
 double CostExponent(const api::SweepSpec& spec, int64_t index, double spent_cpu_seconds = 0);
 
-// Exposed for tests: the cost model's predicted log(cost) of `parameters`, fitted on
-// the trials with a measured cost.
+// The cost model's predicted log(cost) of each of `parameters`, fitted once on the trials with
+// a measured cost (status.trials[].cost). The planner prices new trials with it under a budget.
+std::vector<double> PredictedLogCosts(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials,
+                                      const std::vector<nlohmann::json>& parameters);
+// The same for one (tests).
 double PredictedLogCost(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials,
                         const nlohmann::json& parameters);
 

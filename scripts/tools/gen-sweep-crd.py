@@ -172,6 +172,12 @@ spec:
                     minimum: 0.01
                     maximum: 0.99
                     default: 0.25
+                  multivariate:
+                    type: boolean
+                    description: 'tpe: one joint density over all parameters (multivariate TPE) instead
+                      of one per parameter, so that good values of one parameter may depend on the
+                      others. Off by default.'
+                    default: false
                   costAware:
                     type: object
                     description: 'tpe: cost-aware acquisition. The sampler learns each trial''s measured

@@ -68,6 +68,8 @@ TEST(SweepTest, ParsesDefaultsAndRoundTrips) {
   EXPECT_EQ(s.spec.algorithm.cost_aware.exponent, 1.0);
   EXPECT_TRUE(s.spec.algorithm.cost_aware.cooling);
   s.spec.algorithm.cost_aware = {.enabled = true, .exponent = 0.5, .cooling = false};
+  EXPECT_FALSE(s.spec.algorithm.multivariate);  // one density per parameter unless asked
+  s.spec.algorithm.multivariate = true;
   EXPECT_EQ(s.spec.budget.cpu_seconds, 0.0);  // no budget unless asked
   s.spec.budget.cpu_seconds = 600;
   s.status.trials.push_back(
@@ -156,6 +158,9 @@ TEST(SweepTest, EveryBadFieldIsNamed) {
       {"budget in other units", "/spec/budget", json({{"passes", 10}}), "spec.budget.passes", "unknown field"},
       {"cost-aware grid", "/spec/algorithm", json({{"name", "grid"}, {"costAware", {{"enabled", true}}}}),
        "spec.algorithm.costAware.enabled", "only the tpe algorithm"},
+      {"multivariate random", "/spec/algorithm", json({{"name", "random"}, {"multivariate", true}}),
+       "spec.algorithm.multivariate", "only the tpe algorithm"},
+      {"multivariate not a boolean", "/spec/algorithm/multivariate", 1, "spec.algorithm.multivariate", "boolean"},
       {"cost exponent above 1", "/spec/algorithm/costAware", json({{"enabled", true}, {"exponent", 2}}),
        "spec.algorithm.costAware.exponent", "<= 1"},
       {"cost-aware not a boolean", "/spec/algorithm/costAware/enabled", "yes", "spec.algorithm.costAware.enabled",

@@ -321,5 +321,150 @@ TEST(CostAwareTpeTest, WithACpuBudgetCoolingFollowsWhicheverBudgetHasLessLeft) {
   EXPECT_DOUBLE_EQ(CostExponent(s, 6, 75), 0.8);
 }
 
+
+// --- multivariate TPE (algorithm.multivariate) ---
+
+// Objectives with an interaction: the good learning rates depend on the momentum (a band where
+// their unit values add up to 1, as lr / (1 - momentum) sets the step), or on the choice (relu
+// wants the low third of lr's interval, tanh the high third, sigmoid is bad).
+double Band(const json& p) {
+  const api::SweepSpec s = TestSpec();
+  const double d = ToUnit(s.parameters[0], p["lr"]) + ToUnit(s.parameters[1], p["momentum"]) - 1.0;
+  return 1.0 - d * d;
+}
+bool InBand(const json& p) { return Band(p) > 1.0 - 0.1 * 0.1; }
+double Conditional(const json& p) {
+  const double u = ToUnit(TestSpec().parameters[0], p["lr"]);
+  if (p["act"] == "relu") return 1.0 - std::abs(u - 0.15);
+  if (p["act"] == "tanh") return 1.0 - std::abs(u - 0.85);
+  return 0.0;
+}
+bool MatchesItsChoice(const json& p) {
+  const double u = ToUnit(TestSpec().parameters[0], p["lr"]);
+  return (p["act"] == "relu" && u < 1.0 / 3) || (p["act"] == "tanh" && u > 2.0 / 3);
+}
+
+// Of `n` suggestions after 40 random trials scored by `objective` (each from its own index, the
+// history fixed), how many satisfy `good`.
+int GoodSuggestions(bool multivariate, int64_t seed, double (*objective)(const json&), bool (*good)(const json&),
+                    int n) {
+  api::SweepSpec s = TestSpec(api::kAlgorithmTpe);
+  s.seed = seed;
+  s.max_trials = 40 + n;
+  s.algorithm.multivariate = multivariate;
+  api::SweepSpec r = s;
+  r.algorithm.name = api::kAlgorithmRandom;
+  r.algorithm.multivariate = false;
+  std::vector<api::TrialStatus> history = RunSweep(r, 40, objective);
+  auto tpe = NewSampler(s);
+  int hits = 0;
+  for (int64_t i = 40; i < 40 + n; ++i) hits += good(*tpe->Suggest(i, history));
+  return hits;
+}
+
+TEST(MultivariateTpeTest, LearnsThatTwoRangesTradeOff) {
+  int joint = 0, separate = 0, n = 0;
+  for (int64_t seed = 1; seed <= 4; ++seed) {
+    joint += GoodSuggestions(true, seed, Band, InBand, 100);
+    separate += GoodSuggestions(false, seed, Band, InBand, 100);
+    n += 100;
+  }
+  std::printf("in the good band: %d of %d multivariate, %d of %d per parameter\n", joint, n, separate, n);
+  // The band covers every value of each parameter alone: a per-parameter density cannot find it.
+  EXPECT_GT(joint * 10, separate * 16);
+  EXPECT_GT(joint, n / 3);
+}
+
+TEST(MultivariateTpeTest, LearnsWhichRangeGoesWithWhichChoice) {
+  int joint = 0, separate = 0, n = 0;
+  for (int64_t seed = 1; seed <= 4; ++seed) {
+    joint += GoodSuggestions(true, seed, Conditional, MatchesItsChoice, 100);
+    separate += GoodSuggestions(false, seed, Conditional, MatchesItsChoice, 100);
+    n += 100;
+  }
+  std::printf("lr matching act: %d of %d multivariate, %d of %d per parameter\n", joint, n, separate, n);
+  EXPECT_GT(joint, separate + n / 5);
+  EXPECT_GT(joint, n * 6 / 10);
+}
+
+TEST(MultivariateTpeTest, ReproducibleInRangeAndBetterThanRandom) {
+  api::SweepSpec s = TestSpec(api::kAlgorithmTpe);
+  s.algorithm.multivariate = true;
+  s.algorithm.startup_trials = 2;
+  s.max_trials = 40;
+  auto tpe = NewSampler(s);
+  std::vector<api::TrialStatus> trials;
+  for (int i = 0; i < 40; ++i) {
+    json p = *tpe->Suggest(i, trials);
+    EXPECT_EQ(p, *NewSampler(s)->Suggest(i, trials)) << i;
+    ASSERT_GE(p["lr"].get<double>(), 1e-4);
+    ASSERT_LE(p["lr"].get<double>(), 1e-1);
+    ASSERT_GE(p["momentum"].get<double>(), 0.5);
+    ASSERT_LE(p["momentum"].get<double>(), 0.99);
+    ASSERT_TRUE(p["size"].is_number_integer());
+    ASSERT_GE(p["size"].get<int>(), 16);
+    ASSERT_LE(p["size"].get<int>(), 256);
+    ASSERT_TRUE(p["act"] == "relu" || p["act"] == "tanh" || p["act"] == "sigmoid") << p;
+    trials.push_back(Trial(i, i % 3 == 0 ? api::kTrialStopped : api::kTrialSucceeded, {{1 + i % 2, Score(p)}}, p));
+  }
+  // A trial without a parameter, or with a value the spec does not list, is left out of the
+  // model rather than misread.
+  trials.push_back(Trial(40, api::kTrialSucceeded, {{2, 2.0}}, {{"lr", 0.01}}));
+  trials.push_back(Trial(41, api::kTrialSucceeded, {{2, 2.0}},
+                         {{"lr", 0.01}, {"momentum", 0.9}, {"size", 200}, {"act", "gelu"}}));
+  EXPECT_TRUE(tpe->Suggest(42, trials).has_value());
+  // Over seeds, its best of 40 beats random's best of 40 on the smooth objective.
+  double joint_sum = 0, random_sum = 0;
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    api::SweepSpec m = TestSpec(api::kAlgorithmTpe);
+    m.seed = static_cast<int64_t>(seed);
+    m.algorithm.startup_trials = 8;
+    m.algorithm.multivariate = true;
+    api::SweepSpec r = m;
+    r.algorithm.name = api::kAlgorithmRandom;
+    r.algorithm.multivariate = false;
+    auto best = [](const std::vector<api::TrialStatus>& ts) {
+      double b = -1e9;
+      for (const api::TrialStatus& t : ts) b = std::max(b, *t.objective);
+      return b;
+    };
+    joint_sum += best(RunSweep(m, 40, Score));
+    random_sum += best(RunSweep(r, 40, Score));
+  }
+  EXPECT_GT(joint_sum, random_sum);
+}
+
+TEST(MultivariateTpeTest, CostAwareWithExponentZeroIsPlainAndWithOnePrefersTheCheap) {
+  api::SweepSpec plain = TestSpec(api::kAlgorithmTpe);
+  plain.algorithm.multivariate = true;
+  plain.algorithm.startup_trials = 4;
+  plain.max_trials = 30;
+  std::vector<api::TrialStatus> history = RunSweep(plain, 30, Flat);  // with measured costs
+  api::SweepSpec zero = plain;
+  zero.algorithm.cost_aware = {.enabled = true, .exponent = 0.0, .cooling = false};
+  auto p = NewSampler(plain), z = NewSampler(zero);
+  for (int64_t i = 0; i < 30; ++i) {
+    std::vector<api::TrialStatus> before(history.begin(), history.begin() + i);
+    EXPECT_EQ(*z->Suggest(i, before), *p->Suggest(i, before)) << i;
+  }
+  int cheap_plain = 0, cheap_aware = 0, after_startup = 0;
+  for (int64_t seed = 1; seed <= 5; ++seed) {
+    api::SweepSpec a = plain;
+    a.seed = seed;
+    a.algorithm.startup_trials = 6;
+    api::SweepSpec b = a;
+    b.algorithm.cost_aware.enabled = true;
+    std::vector<api::TrialStatus> x = RunSweep(a, 30, Flat), y = RunSweep(b, 30, Flat);
+    for (size_t i = 6; i < 30; ++i) {
+      cheap_plain += x[i].parameters["act"] == "relu";
+      cheap_aware += y[i].parameters["act"] == "relu";
+      ++after_startup;
+    }
+  }
+  std::printf("relu (the cheapest) after startup, multivariate: %d of %d with costAware, %d without\n", cheap_aware,
+              after_startup, cheap_plain);
+  EXPECT_GT(cheap_aware, cheap_plain + after_startup / 6);
+}
+
 }  // namespace
 }  // namespace tandem::sweep
