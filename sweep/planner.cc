@@ -1,6 +1,7 @@
 #include "sweep/planner.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -110,6 +111,29 @@ struct BudgetView {
     return it != rates.end() ? it->second : mean_rate;
   }
   bool Fits(double more) const { return limit <= 0 || spent + committed + more <= limit; }
+  // A new trial's expected CPU seconds per pass: the cost-aware sampler's additive model of log
+  // cost (PredictedLogCosts) fitted to the measured trials' rates, back to seconds with Duan's
+  // smearing factor (the mean of the fit's exp(residual)), so that a sweep whose parameters do
+  // not set the cost gets the mean rate exactly. The mean rate until two trials are measured.
+  double RateFor(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials,
+                 const nlohmann::json& parameters) const {
+    if (limit <= 0 || rates.size() < 2) return mean_rate;
+    std::vector<api::TrialStatus> priced;
+    std::vector<nlohmann::json> points;
+    for (const auto& [i, rate] : rates) {
+      api::TrialStatus t;
+      t.parameters = trials[i].parameters;
+      t.cost = rate;
+      points.push_back(t.parameters);
+      priced.push_back(std::move(t));
+    }
+    points.push_back(parameters);
+    const std::vector<double> log_rate = PredictedLogCosts(spec, priced, points);
+    double smear = 0;
+    for (size_t k = 0; k < priced.size(); ++k) smear += priced[k].cost / std::exp(log_rate[k]);
+    smear /= static_cast<double>(priced.size());
+    return std::exp(log_rate.back()) * smear;
+  }
 };
 
 BudgetView ViewBudget(const api::SweepSpec& spec, const std::vector<api::TrialStatus>& trials) {
@@ -194,16 +218,20 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
   }
 
   bool exhausted = false;
-  bool over_budget = false;  // the next promotion or trial would cross spec.budget.cpuSeconds
+  bool over_budget = false;  // the next trial would cross spec.budget.cpuSeconds
+  bool refused = false;      // a promotion would have (it waits; a cheaper step may still fit)
   int64_t next = static_cast<int64_t>(trials.size());
   std::vector<api::TrialStatus> seen = trials;
-  std::vector<size_t> promoted;
+  std::vector<size_t> promoted;  // promoted by this plan, or refused for the budget
   while (still_active < spec.parallelism) {
     if (std::optional<Promotion> p = NextPromotion(spec, passes, view, promoted)) {
       const double cost = budget.RateOf(p->trial) * static_cast<double>(NextStop(spec, passes, p->rung) - p->rung);
+      promoted.push_back(p->trial);
       if (!budget.Fits(cost)) {
-        over_budget = true;
-        break;
+        // A costly trial's next rung may not fit where another promotion or a cheap new trial
+        // does: the rest of the budget goes to those instead of ending the sweep with it unused.
+        refused = true;
+        continue;
       }
       budget.committed += cost;
       auto paused_now = std::find_if(plan.pause.begin(), plan.pause.end(),
@@ -211,22 +239,23 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
       const bool running = paused_now != plan.pause.end();
       if (running) plan.pause.erase(paused_now);
       plan.resume.push_back({p->trial, p->rung, p->reason, running});
-      promoted.push_back(p->trial);
       ++still_active;
       continue;
     }
     if (next >= spec.max_trials || exhausted) break;
-    const double cost = budget.mean_rate * static_cast<double>(NextStop(spec, passes, 0));
-    if (!budget.Fits(cost)) {
-      over_budget = true;
-      break;
-    }
-    budget.committed += cost;
     std::optional<nlohmann::json> params = sampler.Suggest(next, seen);
     if (!params) {
       exhausted = true;
       break;
     }
+    // Priced at the rate the trials' measured CPU predicts for its parameters (the cost-aware
+    // sampler's model; a sweep whose parameters all cost the same gets the mean).
+    const double cost = budget.RateFor(spec, trials, *params) * static_cast<double>(NextStop(spec, passes, 0));
+    if (!budget.Fits(cost)) {
+      over_budget = true;
+      break;
+    }
+    budget.committed += cost;
     api::TrialStatus t;
     t.index = next;
     t.name = absl::StrCat(name_prefix, next);
@@ -242,6 +271,7 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
     plan.message = absl::StrCat(still_active, " trials active, ", next, " of ", spec.max_trials, " started");
     return plan;
   }
+  over_budget = over_budget || refused;
   if (still_active > 0) {
     plan.reason = "TrialsRunning";
     plan.message = over_budget

@@ -334,5 +334,77 @@ TEST(PlannerTest, APromotionIsPricedAtTheTrialsOwnRate) {
   EXPECT_EQ(yes.resume[0].trial, 2u);
 }
 
+// A promotion the budget cannot pay for waits, and the rest goes to a cheaper step: here a new
+// trial (the sweep used to end with the rest unused).
+TEST(PlannerTest, ACostlyPromotionThatDoesNotFitLeavesTheRestToACheaperStep) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 1;
+  s.max_trials = 10;
+  s.early_stopping = {.policy = api::kStoppingAsha, .min_passes = 1, .reduction_factor = 3};
+  auto sampler = NewSampler(s);
+  // Trial 2 (0.9, the one promotable of three at rung 1) costs 4 s a pass: 8 s to rung 3. The
+  // mean rate is 2 s a pass: a new trial's first pass, 2 s.
+  std::vector<api::TrialStatus> trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.5}}), 1),
+                                          PausedAt(Trial(1, api::kTrialRunning, {{1, 0.6}}), 1),
+                                          PausedAt(Trial(2, api::kTrialRunning, {{1, 0.9}}), 1)};
+  trials[0].cpu_seconds = 1;
+  trials[1].cpu_seconds = 1;
+  trials[2].cpu_seconds = 4;
+  s.budget.cpu_seconds = 10;  // 6 spent: 4 left
+  Plan p = PlanSweep(s, 9, trials, *sampler, "sw-");
+  EXPECT_TRUE(p.resume.empty());
+  ASSERT_EQ(p.start.size(), 1u);
+  EXPECT_EQ(p.start[0].index, 3);
+  EXPECT_EQ(p.phase, api::kSweepRunning);
+  EXPECT_EQ(p.reason, "TrialsRunning");
+  // When the new trial cannot be paid for either, the sweep ends and the paused trials stop.
+  s.budget.cpu_seconds = 7.9;
+  Plan end = PlanSweep(s, 9, trials, *sampler, "sw-");
+  EXPECT_TRUE(end.start.empty());
+  EXPECT_TRUE(end.resume.empty());
+  EXPECT_EQ(end.reason, "BudgetSpent");
+  EXPECT_EQ(end.stop.size(), 3u);
+}
+
+// Suggests the same parameters for every trial.
+class FixedSampler : public Sampler {
+ public:
+  explicit FixedSampler(nlohmann::json p) : p_(std::move(p)) {}
+  std::optional<nlohmann::json> Suggest(int64_t, const std::vector<api::TrialStatus>&) const override { return p_; }
+
+ private:
+  nlohmann::json p_;
+};
+
+nlohmann::json Act(const std::string& act) { return nlohmann::json{{"act", act}}; }
+
+// Under a budget a new trial is priced at what its own parameters are measured to cost, not at
+// the mean: a cheap one fits where a costly one, or the mean, would not.
+TEST(PlannerTest, ANewTrialIsPricedAtWhatItsParametersCost) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 1;
+  s.max_trials = 10;
+  std::vector<api::TrialStatus> trials;
+  for (int i = 0; i < 4; ++i) {
+    const bool cheap = i % 2 == 0;
+    api::TrialStatus t = Trial(i, api::kTrialSucceeded, {{1, 0.5}, {2, 0.6}, {3, 0.7}}, {{"act", cheap ? "relu" : "sigmoid"}});
+    t.cpu_seconds = cheap ? 3 : 27;  // 1 and 9 s a pass over 3 passes; 60 spent, mean rate 5
+    trials.push_back(std::move(t));
+  }
+  s.budget.cpu_seconds = 66;  // 6 left: 3 passes of relu fit; of sigmoid, or at the mean (15 s), not
+  Plan cheap = PlanSweep(s, 3, trials, FixedSampler(Act("relu")), "sw-");
+  ASSERT_EQ(cheap.start.size(), 1u);
+  EXPECT_EQ(cheap.start[0].parameters["act"], "relu");
+  Plan costly = PlanSweep(s, 3, trials, FixedSampler(Act("sigmoid")), "sw-");
+  EXPECT_TRUE(costly.start.empty());
+  EXPECT_EQ(costly.reason, "BudgetSpent");
+  // Parameters the cost does not depend on: the mean rate exactly (Duan's smearing).
+  for (api::TrialStatus& t : trials) t.parameters = {{"act", "tanh"}};
+  s.budget.cpu_seconds = 75.01;  // 60 + 15
+  EXPECT_EQ(PlanSweep(s, 3, trials, FixedSampler(Act("tanh")), "sw-").start.size(), 1u);
+  s.budget.cpu_seconds = 74.9;
+  EXPECT_TRUE(PlanSweep(s, 3, trials, FixedSampler(Act("tanh")), "sw-").start.empty());
+}
+
 }  // namespace
 }  // namespace tandem::sweep
