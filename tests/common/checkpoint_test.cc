@@ -18,10 +18,21 @@ namespace {
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
 
+// The test's scratch folders, removed when the test program exits (they were left in /tmp).
+struct ScratchDirs {
+  ~ScratchDirs() {
+    std::error_code ec;
+    for (const std::string& d : dirs) fs::remove_all(d, ec);
+  }
+  std::vector<std::string> dirs;
+};
+
 std::string TestDir(const std::string& name) {
+  static ScratchDirs scratch;
   const std::string dir = ::testing::TempDir() + "/ckpt-" + name + "-" + std::to_string(::getpid());
   fs::remove_all(dir);
   fs::create_directories(dir);
+  scratch.dirs.push_back(dir);
   return dir;
 }
 
