@@ -16,6 +16,12 @@
 //           l(x)/g(x) / cost(x)^alpha (expected improvement per second, Snoek et al., 2012);
 //           alpha decays from costAware.exponent to 0 as the trials are spent (cost cooling,
 //           CArBO, Lee et al., 2020). alpha 0, or no two trials measured: plain TPE, exactly.
+//           With algorithm.multivariate: one joint density over all parameters for the good and
+//           for the other trials (a product kernel per trial: truncated Gaussians with one
+//           Scott's-rule bandwidth on the ranges, a categorical kernel on the choices, plus a
+//           prior), `candidates` points drawn jointly, the best l/g (over cost^alpha) kept; so a
+//           good value of one parameter may depend on the others (Falkner et al., BOHB, 2018;
+//           Optuna's multivariate TPE).
 //
 // Reproducible: a suggestion is a pure function of (spec, index, the trials' parameters and
 // values); each trial's random stream is seeded by (spec.seed, index) with our own generator, so

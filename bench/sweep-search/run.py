@@ -53,9 +53,16 @@ SEARCHES = [
     # Cost-aware TPE with a CPU budget of a fraction of the grid's CPU (spec.budget.cpuSeconds).
     ("tpe-cost+asha+budget", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True}},
      {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
+    # Multivariate TPE (one joint density over the parameters), cost-aware, with and without the budget.
+    ("tpe-mv-cost+asha", {"name": "tpe", "startupTrials": 6, "multivariate": True, "costAware": {"enabled": True}},
+     {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
+    ("tpe-mv-cost+asha+budget", {"name": "tpe", "startupTrials": 6, "multivariate": True,
+                                 "costAware": {"enabled": True}},
+     {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
 ]
 # The searches held against the grid for the issue's target (the learning samplers with ASHA).
-TARGETS = ["tpe+asha", "tpe-cost+asha", "tpe-eips+asha", "tpe-cost+asha+budget"]
+TARGETS = ["tpe+asha", "tpe-cost+asha", "tpe-eips+asha", "tpe-cost+asha+budget", "tpe-mv-cost+asha",
+           "tpe-mv-cost+asha+budget"]
 
 
 def manifest(base, search, algorithm, stopping, seed, args, budget=None):
@@ -95,6 +102,9 @@ def main():
                    help="tpe-cost+asha+budget: its maxTrials (27: the grid's trial count too)")
     p.add_argument("--grid-cpu", nargs="+", default=[], metavar="SEED=SECONDS",
                    help="the grid's CPU seconds per seed, when the grid does not run in this invocation")
+    p.add_argument("--grid-from", metavar="DIR",
+                   help="take the grid's rows (best and CPU per seed) from an earlier run's --out DIR instead of "
+                        "running it (its bench-grid-s<SEED>/sweep-summary.json; the same binaries' arithmetic)")
     p.add_argument("--example", default=os.path.join(ROOT, "examples", "sweep-fashion-mnist.yaml"),
                    help="the Sweep whose template, parameters and objective every search uses")
     args = p.parse_args()
@@ -115,9 +125,23 @@ def main():
                 r *= stopping["reductionFactor"]
             print(f"{search}: rungs at passes {rungs}, the last pass {args.passes}", flush=True)
     rows = []
+    if args.grid_from:
+        for seed in args.seeds:
+            path = os.path.join(args.grid_from, f"bench-grid-s{seed}", "sweep-summary.json")
+            try:
+                with open(path) as f:
+                    s = json.load(f)
+            except (OSError, ValueError) as e:
+                p.error(f"--grid-from {args.grid_from}: seed {seed}: {e}")
+            row = {"search": "grid", "seed": seed, "exit": 0, "phase": s.get("phase"),
+                   "best": (s.get("bestTrial") or {}).get("objective"), "cpu_s": s.get("cpu_s"), "wall_s": None,
+                   "passes": s.get("passesTrained"), "trials": len(s.get("trials", [])), "budget": None,
+                   "message": f"from {path}", "stopped": (s.get("trialsByPhase") or {}).get("stopped"), "fc1": {}}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
     for seed in args.seeds:
         for search, algorithm, stopping in SEARCHES:
-            if search not in args.searches:
+            if search not in args.searches or (search == "grid" and args.grid_from):
                 continue
             budget = None
             if search.endswith("+budget"):
@@ -169,7 +193,7 @@ def main():
         per = lambda k, f: ", ".join(f.format(r[k]) for r in rs)
         print(f"| {search} | {len(rs)} | {mean('best'):.4f} ({per('best', '{:.4f}')}) | {mean('cpu_s'):.1f} "
               f"({per('cpu_s', '{:.1f}')}) | {mean('passes'):.0f} ({per('passes', '{}')}) | {per('stopped', '{}')} | "
-              f"{mean('wall_s'):.0f} |")
+              f"{sum(r['wall_s'] or 0 for r in rs) / len(rs):.0f} |")
     print()
     by = {(r["search"], r["seed"]): r for r in rows if r["best"] is not None}
     for seed in args.seeds:
