@@ -4,9 +4,9 @@
   bench/sweep-search/run.py [--seeds 1 2 3] [--train-limit 60000] [--test-limit 10000]
                             [--passes 9] [--parallelism 2]
                             [--searches grid random tpe+asha tpe-cost+asha tpe-eips+asha
-                                        tpe-cost+asha+budget]
+                                        tpe-cost+asha+budget tpe-mv-cost+asha tpe-mv-cost+asha+budget]
                             [--budget-fraction 0.3333] [--budget-max-trials 27]
-                            [--grid-cpu SEED=SECONDS ...]
+                            [--grid-cpu SEED=SECONDS ...] [--grid-from DIR]
                             [--out DIR] [--tandem build/bin/tandem] [--example SWEEP.yaml]
 
 For each seed and each search it writes the example with the algorithm and early stopping set
@@ -16,7 +16,8 @@ runs `tandem run` on it, and reads the run's sweep-summary.json. It prints one r
 markdown table of the mean over seeds: the best test accuracy found, the CPU seconds of all trial
 processes (getrusage of the children: what the search cost), the passes trained and the wall
 time. tpe-cost+asha is TPE with algorithm.costAware on (its defaults: exponent 1, cost cooling);
-tpe-eips+asha the same with cooling off (alpha stays 1). tpe-cost+asha+budget is tpe-cost+asha
+tpe-eips+asha the same with cooling off (alpha stays 1); tpe-mv-* the multivariate TPE
+(algorithm.multivariate). tpe-cost+asha+budget is tpe-cost+asha
 with spec.budget.cpuSeconds set to --budget-fraction (1/3) of the grid's CPU seconds for the
 same seed: measured by the grid run of this invocation (list grid first in --searches; it runs
 first for each seed) or given by --grid-cpu; --budget-max-trials raises its maxTrials, so that the
