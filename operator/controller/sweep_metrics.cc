@@ -1,5 +1,7 @@
 #include "operator/controller/sweep_metrics.h"
 
+#include "sweep/planner.h"
+
 namespace tandem::controller {
 namespace {
 
@@ -20,6 +22,12 @@ SweepMetrics& SweepMetrics::Get() {
         r.AddCounter("tandem_operator_sweep_trials_stopped_total",
                      "Trials stopped early, by early-stopping policy (asha, median; none: the sweep failed; budget: spec.budget was spent)",
                      {"policy"}),
+        r.AddGauge("tandem_operator_sweep_cpu_seconds",
+                   "CPU seconds charged to a Sweep's trials so far (their workers' CPU requests "
+                   "while Running; what spec.budget.cpuSeconds counts)",
+                   {"namespace", "sweep"}),
+        r.AddGauge("tandem_operator_sweep_budget_cpu_seconds",
+                   "A Sweep's spec.budget.cpuSeconds (only for a sweep with a budget)", {"namespace", "sweep"}),
     };
   }();
   return *m;
@@ -33,11 +41,18 @@ void SweepMetrics::Observe(const api::Sweep& sweep, const api::SweepStatus& st) 
   for (size_t i = 0; i < std::size(kPhases); ++i)
     trials.WithLabels({ns, name, kPhases[i]})->Set(static_cast<double>(counts[i]));
   if (st.best_trial) best_objective.WithLabels({ns, name, sweep.spec.objective.metric})->Set(st.best_trial->objective);
+  cpu_seconds.WithLabels({ns, name})->Set(sweep::SpentCpuSeconds(st.trials));
+  if (sweep.spec.budget.cpu_seconds > 0)
+    budget_cpu_seconds.WithLabels({ns, name})->Set(sweep.spec.budget.cpu_seconds);
+  else
+    budget_cpu_seconds.Remove({ns, name});
 }
 
 void SweepMetrics::Forget(const std::string& ns, const std::string& name) {
   for (const char* phase : kPhases) trials.Remove({ns, name, phase});
   for (const char* metric : kMetrics) best_objective.Remove({ns, name, metric});
+  cpu_seconds.Remove({ns, name});
+  budget_cpu_seconds.Remove({ns, name});
 }
 
 }  // namespace tandem::controller

@@ -15,8 +15,11 @@ struct SweepMetrics {
   metrics::Family<metrics::Gauge>& best_objective;  // {namespace, sweep, metric}: the best trial's value
   metrics::Family<metrics::Counter>& created;       // trials created
   metrics::Family<metrics::Counter>& stopped;       // {policy}: trials stopped early
+  metrics::Family<metrics::Gauge>& cpu_seconds;     // {namespace, sweep}: CPU charged to its trials so far
+  metrics::Family<metrics::Gauge>& budget_cpu_seconds;  // {namespace, sweep}: spec.budget.cpuSeconds, if set
 
-  // Sets the per-sweep series from `status`.
+  // Sets the per-sweep series from `status` (the budget gauge only for a sweep with a budget;
+  // removed again if its spec drops the budget).
   void Observe(const api::Sweep& sweep, const api::SweepStatus& status);
   // Removes the series of a deleted sweep.
   void Forget(const std::string& ns, const std::string& name);

@@ -8,8 +8,9 @@ The dashboards are plain Grafana JSON, importable on their own (Dashboards > Imp
 the chart as sidecar ConfigMaps. Every query uses only metric names the code exports (the
 chart_dashboards_prometheus test runs each one against a Prometheus that scraped a real
 `tandem run` and a real operator), `$__rate_interval` for rates, and the variables datasource,
-namespace, queue, job and rank. Series labels: namespace and tandem_job (the TrainingJob), rank
-and role (trainer | pserver) on worker series, queue on the operator's.
+namespace, queue, sweep, job and rank. Series labels: namespace and tandem_job (the TrainingJob), rank
+and role (trainer | pserver) on worker series, queue on the operator's, namespace and sweep on
+the operator's per-Sweep series.
 Python standard library only.
 """
 import json
@@ -24,6 +25,7 @@ DS = {"type": "prometheus", "uid": "${datasource}"}
 W = 'namespace=~"$namespace", tandem_job=~"$job", rank=~"$rank"'
 WJ = 'namespace=~"$namespace", tandem_job=~"$job"'
 Q = 'queue=~"$queue"'
+SW = 'sweep=~"$sweep"'
 RI = "$__rate_interval"
 
 
@@ -44,6 +46,7 @@ VARS = {
     "namespace": lambda: var_query("namespace", "Namespace",
                                    "label_values(tandem_trainer_steps_total, namespace)"),
     "queue": lambda: var_query("queue", "Queue", "label_values(tandem_operator_queue_pending_jobs, queue)"),
+    "sweep": lambda: var_query("sweep", "Sweep", "label_values(tandem_operator_sweep_trials, sweep)"),
     "job": lambda: var_query("job", "TrainingJob",
                              'label_values(tandem_trainer_steps_total{namespace=~"$namespace"}, tandem_job)'),
     "rank": lambda: var_query("rank", "Rank",
@@ -127,8 +130,9 @@ class Board:
 def cluster():
     b = Board("tandem-cluster", "Tandem / Cluster and queues",
               "TrainingJobs by phase, admissions, pending reasons, queue usage against guarantee and share, "
-              "preemptions, and the operator's scheduling and reconcile latency.",
-              ["queue"], ["tandem"])
+              "preemptions, Sweeps (trials by phase, best objective, trials created and stopped, CPU spent "
+              "against the budget), and the operator's scheduling and reconcile latency.",
+              ["queue", "sweep"], ["tandem"])
     b.row("Jobs")
     b.panel("TrainingJobs by phase", [target(f"sum by (phase) (tandem_operator_jobs{{{Q}}})", "{{phase}}")], stack=True)
     b.panel("Admissions per second", [target(f"sum by (queue) (rate(tandem_operator_admissions_total{{{Q}}}[{RI}]))", "{{queue}}")], unit="ops")
@@ -158,6 +162,26 @@ def cluster():
         f"sum by (queue, reason) (rate(tandem_operator_preemptions_total{{{Q}}}[{RI}]))", "{{queue}}: {{reason}}")], unit="ops")
     b.panel("Gang restarts per second", [target(
         f"sum by (queue) (rate(tandem_operator_job_restarts_total{{{Q}}}[{RI}]))", "{{queue}}")], unit="ops")
+    b.row("Sweeps")
+    b.panel("Sweep trials by phase", [target(
+        f"max by (namespace, sweep, phase) (tandem_operator_sweep_trials{{{SW}}})", "{{sweep}}: {{phase}}")],
+        stack=True, description="Each Sweep's trials (TrainingJobs) by phase: Pending, Running, Paused (ASHA: "
+                                "waiting at a rung), Succeeded, Failed, Stopped (early stopping or the budget).")
+    b.panel("Best objective so far", [target(
+        f"max by (namespace, sweep, metric) (tandem_operator_sweep_best_objective{{{SW}}})", "{{sweep}}: {{metric}}")],
+        description="The objective (spec.objective.metric) of each Sweep's best trial so far; no series until "
+                    "a trial reports a value.")
+    b.panel("Trials created and stopped per second (all sweeps)", [
+        target(f"sum (rate(tandem_operator_sweep_trials_created_total[{RI}]))", "created"),
+        target(f"sum by (policy) (rate(tandem_operator_sweep_trials_stopped_total[{RI}]))", "stopped: {{policy}}")],
+        unit="ops", description="Operator-wide counters (no sweep label): trials stopped by early-stopping policy "
+                                "(asha, median), by a failed sweep (none) or by a spent spec.budget (budget).")
+    b.panel("CPU seconds spent against the budget", [
+        target(f"max by (namespace, sweep) (tandem_operator_sweep_cpu_seconds{{{SW}}})", "{{sweep}} spent"),
+        target(f"max by (namespace, sweep) (tandem_operator_sweep_budget_cpu_seconds{{{SW}}})", "{{sweep}} budget")],
+        description="CPU seconds charged to each Sweep's trials (their workers' CPU requests while Running) "
+                    "and its spec.budget.cpuSeconds (only for a sweep with a budget); the sweep ends "
+                    "(BudgetSpent) when spent reaches the budget.")
     b.row("Operator")
     b.panel("Scheduling pass latency", [
         target(f"histogram_quantile(0.5, sum by (le) (rate(tandem_operator_scheduling_pass_duration_seconds_bucket[{RI}])))", "p50"),

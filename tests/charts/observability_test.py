@@ -1,10 +1,14 @@
 #!/usr/bin/env python3
 """Every Grafana panel query and alert expression, checked against a real Prometheus.
 
-Starts, all on 127.0.0.1:
+Starts, all on loopback (127.0.0.1; the Sweep trial's stand-in trainer on 127.0.0.2):
   * tandem-fake-apiserver with our CRDs, two Queues and a Node, and the real tandem-operator
     against it; the test then applies TrainingJobs so that the operator admits, preempts, leaves
-    one waiting, sees a gang partly running and restarts one (every operator series exists);
+    one waiting, sees a gang partly running and restarts one (every operator series exists); then
+    a Sweep with spec.budget.cpuSeconds whose one trial runs (its rank 0's /metrics, a stand-in on
+    127.0.0.2 serving tandem_trainer_test_* gauges, gives it a value of the objective) until the
+    budget stops it (every tandem_operator_sweep_* series exists, the stopped counter's
+    policy="budget" included);
   * a real `tandem run` of tests/charts/testdata/observability-job.yaml (2 trainers, 2 pservers:
     sparse rows through the pservers, dense gradients over the ring, checkpoints);
   * Debian's prometheus scraping the operator and every trainer and pserver (found in /proc by
@@ -14,10 +18,12 @@ Then it runs every panel query of charts/tandem/dashboards/*.json (variables set
 $__rate_interval to 5s) at one instant while everything ran, and every variable's label_values,
 and requires each to parse and return at least one series. The DCGM panels are the exception:
 no GPU exporter runs here, so they must parse and return nothing. Each alert and recording-rule
-expression must parse. On success it leaves the run folder (with report.html) in
+expression must parse. The operator's /metrics, once the Sweep ran, must pass `promtool check
+metrics`. On success it leaves the run folder (with report.html) in
 $TANDEM_BINARY_DIR/tests/charts/observability-run for the browser test.
 """
 import glob
+import http.server
 import json
 import os
 import re
@@ -26,6 +32,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 import urllib.request
@@ -125,6 +132,63 @@ def job_manifest(name, queue, cpu, count=2, priority=None):
     return yaml.safe_dump(j)
 
 
+SWEEP = "obs-sweep"
+TRIAL = SWEEP + "-0"
+
+
+def sweep_manifest():
+    """A Sweep of one trial at a time in queue team (within its guarantee, beside job-c), with a CPU
+    budget of 3 CPU seconds: the trial's one worker requests 500m, so the budget stops it after
+    about 6 seconds of running."""
+    with open(os.path.join(SRC, "tests/operator/testing/testdata/trainingjob.yaml")) as f:
+        j = yaml.safe_load(f)
+    spec = j["spec"]
+    spec["queue"] = "team"
+    spec["workers"] = {"count": 1, "minCount": 1, "maxCount": 1}
+    spec["trainer"]["resources"] = {"requests": {"cpu": "500m", "memory": "1Gi"}}
+    spec["pserver"]["resources"] = {"requests": {"cpu": "100m", "memory": "256Mi"}}
+    return yaml.safe_dump({
+        "apiVersion": "tandem.dev/v1alpha1", "kind": "Sweep",
+        "metadata": {"name": SWEEP, "namespace": "default"},
+        "spec": {"template": {"spec": spec},
+                 "parameters": [{"name": "lr", "path": "spec.optimizer.learningRate", "type": "float",
+                                 "min": 0.01, "max": 0.5, "scale": "log"}],
+                 "objective": {"metric": "test_accuracy"}, "algorithm": {"name": "random"},
+                 "earlyStopping": {"policy": "none"}, "parallelism": 1, "maxTrials": 2, "seed": 1,
+                 "budget": {"cpuSeconds": 3}}})
+
+
+def serve_trial_metrics(port):
+    """The trial's rank-0 trainer as the operator's progress scrape sees it: its tandem_trainer_*
+    gauges after one pass (test accuracy 0.8), on 127.0.0.2 (the trial pod's IP here), so that
+    job-a's rank 0 on 127.0.0.1 stays unreachable."""
+    body = "".join(f'{name}{{job="{TRIAL}"}} {v}\n' for name, v in (
+        ("tandem_trainer_steps_total", 100), ("tandem_trainer_pass", 1), ("tandem_trainer_test_pass", 1),
+        ("tandem_trainer_test_accuracy", 0.8), ("tandem_trainer_test_loss", 0.5))).encode()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server interface
+            self.send_response(200 if self.path == "/metrics" else 404)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.2", port), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def sweep_field(kubeconfig, path):
+    s = json.loads(kubectl(kubeconfig, "get", "sweep", SWEEP, "-n", "default", "-o", "json"))
+    for key in path.split("."):
+        s = s.get(key, {}) if isinstance(s, dict) else {}
+    return s
+
+
 def phase(kubeconfig, name):
     out = kubectl(kubeconfig, "get", "trainingjob", name, "-n", "default", "-o", "json")
     return json.loads(out).get("status", {}).get("phase", "")
@@ -144,7 +208,7 @@ def panel_queries():
 
 
 def substitute(expr):
-    for var in ("namespace", "job", "rank", "queue"):
+    for var in ("namespace", "job", "rank", "queue", "sweep"):
         expr = expr.replace("$" + var, ".*")
     return expr.replace("$__rate_interval", RATE)
 
@@ -182,10 +246,10 @@ def run(work):
     eventually(lambda: os.path.exists(kubeconfig) and os.path.getsize(f"{work}/api-port") > 0, "the API server")
     kubectl(kubeconfig, "apply", "-f", os.path.join(SRC, "crds"))
     kubectl(kubeconfig, "apply", "-f", os.path.join(SRC, "tests/charts/testdata/operator-scenario.yaml"))
-    op_port = free_port()
+    op_port, trainer_metrics_port = free_port(), free_port()
     start([f"{BIN}/tandem-operator", "--kubeconfig", kubeconfig, "--metrics-host", "127.0.0.1",
            "--metrics-port", str(op_port), "--identity", "op-1", "--schedule-interval", "0.5",
-           "--progress-interval", "1", "--trainer-metrics-port", str(free_port())], f"{work}/operator.log")
+           "--progress-interval", "1", "--trainer-metrics-port", str(trainer_metrics_port)], f"{work}/operator.log")
     eventually(lambda: "tandem_operator_leader 1" in http_get(f"http://127.0.0.1:{op_port}/metrics"), "the operator to lead")
 
     # 2. Prometheus: the operator (honor_labels, as the chart's ServiceMonitor) and the workers.
@@ -249,6 +313,34 @@ def run(work):
                "a preemption", timeout=60)
     eventually(lambda: prom(base, "/api/v1/query", query="tandem_operator_job_restarts_total")["data"]["result"],
                "a gang restart", timeout=60)
+
+    # The Sweep: its trial is admitted in team (500m beside job-c's 3 CPUs, within the guarantee
+    # of 4), runs (the kubelet's part, as for job-a) and reports test accuracy 0.8 after pass 1;
+    # the budget then stops it and the sweep succeeds (BudgetSpent).
+    serve_trial_metrics(trainer_metrics_port)
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=sweep_manifest())
+    # Listed by label, not got by name: `kubectl get` of a name exits non-zero (the test's end)
+    # until the sweep created it.
+    def items(kind, selector):
+        return json.loads(kubectl(kubeconfig, "get", kind, "-n", "default", "-l", selector, "-o", "json"))["items"]
+    eventually(lambda: [j for j in items("trainingjobs", f"tandem.dev/sweep={SWEEP}")
+                        if j["metadata"]["name"] == TRIAL and j.get("status", {}).get("phase") == "Admitted"],
+               f"trial {TRIAL} admitted", timeout=60)
+    eventually(lambda: items("pods", f"tandem.dev/job={TRIAL}"), f"trial {TRIAL}'s worker pod")
+    kubectl(kubeconfig, "patch", "pod", f"{TRIAL}-worker-0", "-n", "default", "--subresource=status", "--type=merge",
+            "-p", json.dumps({"status": {"phase": "Running", "podIP": "127.0.0.2",
+                                         "conditions": [{"type": "Ready", "status": "True"}]}}))
+    eventually(lambda: sweep_field(kubeconfig, "status.phase") in ("Succeeded", "Failed"),
+               f"sweep {SWEEP} to spend its budget", timeout=90)
+    st = sweep_field(kubeconfig, "status")
+    best = st.get("bestTrial", {})
+    if st.get("phase") != "Succeeded" or best.get("name") != TRIAL or best.get("objective") != 0.8:
+        raise SystemExit(f"FAIL: sweep {SWEEP} did not succeed with {TRIAL} at 0.8 as its best: {json.dumps(st)}")
+    # The operator's metrics, every tandem_operator_sweep_* series now among them, pass promtool's lint.
+    text = http_get(f"http://127.0.0.1:{op_port}/metrics")
+    lint = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    if lint.returncode != 0 or "tandem_operator_sweep_budget_cpu_seconds{" not in text:
+        raise SystemExit(f"FAIL: promtool check metrics on the operator's metrics: {lint.stdout}{lint.stderr}")
 
     # 4. The training run, and its processes as scrape targets.
     run_dir = os.path.join(work, "run")

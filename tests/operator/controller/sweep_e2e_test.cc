@@ -5,11 +5,15 @@
 // endpoint); ASHA pauses trials at its rungs by suspending them and promotes the best by
 // unsuspending it (TrialPaused, TrialResumed, status.trialsByPhase.paused); trials never promoted
 // end Stopped; the best trial is reported; the sweep succeeds; deleting it deletes every trial. An invalid Sweep fails with the field named.
-// A CPU budget (spec.budget.cpuSeconds) charges running trials their requests and ends the sweep.
+// A CPU budget (spec.budget.cpuSeconds) charges running trials their requests and ends the sweep;
+// tandem_operator_sweep_cpu_seconds follows the charge and tandem_operator_sweep_budget_cpu_seconds
+// shows the budget (only for a sweep with one); both go with the deleted sweep.
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/http_server.h"
 #include "common/metrics.h"
@@ -29,6 +33,23 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 using ::tandem::testing::Eventually;
+
+// The value of one series (`name{labels}`, as the text shows it) in the operator's default
+// registry; NaN when there is no such series.
+double SeriesValue(const std::string& series) {
+  const std::string text = metrics::Registry::Default().Serialize();
+  const std::string prefix = series + " ";
+  for (size_t at = text.find(prefix); at != std::string::npos; at = text.find(prefix, at + 1)) {
+    if (at != 0 && text[at - 1] != '\n') continue;
+    const size_t start = at + prefix.size();
+    double v = 0;
+    if (absl::SimpleAtod(text.substr(start, text.find('\n', start) - start), &v)) return v;
+  }
+  return std::nan("");
+}
+
+constexpr char kSpent[] = R"(tandem_operator_sweep_cpu_seconds{namespace="default",sweep="hp"})";
+constexpr char kBudget[] = R"(tandem_operator_sweep_budget_cpu_seconds{namespace="default",sweep="hp"})";
 
 constexpr char kSweep[] = R"(
 apiVersion: tandem.dev/v1alpha1
@@ -309,6 +330,10 @@ TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) 
   EXPECT_NE(text.find("tandem_operator_sweep_best_objective{namespace=\"default\",sweep=\"hp\",metric=\"test_accuracy\"} 0.97"),
             std::string::npos);
   EXPECT_NE(text.find("tandem_operator_sweep_trials_stopped_total{policy=\"asha\"} 2"), std::string::npos) << text;
+  // Its trials were charged while they ran (the spent gauge is kept without a budget too); it has
+  // no budget, so no budget series.
+  EXPECT_GT(SeriesValue(kSpent), 0) << text;
+  EXPECT_TRUE(std::isnan(SeriesValue(kBudget))) << text;
 
   // Deleting the sweep deletes its trials (owner references) and their workers.
   ASSERT_TRUE(client_->Delete(kube::kSweeps, "default", "hp").ok());
@@ -316,6 +341,10 @@ TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) 
     EXPECT_TRUE(Eventually([&] { return kube::IsNotFound(client_->Get(kube::kTrainingJobs, "default", t).status()); }))
         << t;
   EXPECT_TRUE(Eventually([&] { return kube::IsNotFound(client_->Get(kube::kPods, "default", "hp-2-worker-0").status()); }));
+  // Its series go with it.
+  EXPECT_TRUE(Eventually([&] { return std::isnan(SeriesValue(kSpent)); })) << metrics::Registry::Default().Serialize();
+  EXPECT_TRUE(std::isnan(SeriesValue(
+      R"(tandem_operator_sweep_trials{namespace="default",sweep="hp",phase="Succeeded"})")));
 }
 
 // spec.budget.cpuSeconds on a cluster: a Running trial is charged its workers' CPU requests (1 CPU
@@ -333,6 +362,9 @@ TEST_F(SweepE2eTest, ACpuBudgetStopsTheRunningTrialAndEndsTheSweep) {
   const auto started = std::chrono::steady_clock::now();
   ASSERT_TRUE(client_->Create(kube::kSweeps, "default", sw).ok());
   ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-0", "status.phase") == "Admitted"; }));
+  // Admitted, not yet running: nothing is charged; the gauges exist.
+  EXPECT_TRUE(Eventually([&] { return SeriesValue(kBudget) == 2; })) << metrics::Registry::Default().Serialize();
+  EXPECT_EQ(SeriesValue(kSpent), 0) << metrics::Registry::Default().Serialize();
   SetWorker("hp-0", "Running");
   Evaluated("hp-0", 1, 0.8);
   // It is charged while it runs: status.trials[0].cpuSeconds grows.
@@ -340,6 +372,9 @@ TEST_F(SweepE2eTest, ACpuBudgetStopsTheRunningTrialAndEndsTheSweep) {
     const json t = Get(kube::kSweeps, "hp")["status"]["trials"][0];
     return t.value("cpuSeconds", 0.0) > 0;
   })) << Field(kube::kSweeps, "hp", "status");
+  // The spent gauge rises once the trial runs; the budget gauge is the spec's.
+  EXPECT_TRUE(Eventually([&] { return SeriesValue(kSpent) > 0; })) << metrics::Registry::Default().Serialize();
+  EXPECT_EQ(SeriesValue(kBudget), 2) << metrics::Registry::Default().Serialize();
   ASSERT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.phase") == "Succeeded"; },
                          std::chrono::seconds(30)))
       << Field(kube::kSweeps, "hp", "status");
@@ -364,6 +399,14 @@ TEST_F(SweepE2eTest, ACpuBudgetStopsTheRunningTrialAndEndsTheSweep) {
   EXPECT_TRUE(Eventually([&] { return SweepEvent("BudgetSpent"); }));
   EXPECT_NE(metrics::Registry::Default().Serialize().find("tandem_operator_sweep_trials_stopped_total{policy=\"budget\"} 1"),
             std::string::npos);
+  // The spent gauge ends at what the status says the trial used (at least the budget); the budget
+  // gauge stays.
+  EXPECT_GE(SeriesValue(kSpent), 2) << metrics::Registry::Default().Serialize();
+  EXPECT_TRUE(Eventually([&] {
+    const json written = Get(kube::kSweeps, "hp")["status"]["trials"][0];
+    return std::abs(SeriesValue(kSpent) - written.value("cpuSeconds", -1.0)) < 1e-9;
+  })) << Field(kube::kSweeps, "hp", "status") << metrics::Registry::Default().Serialize();
+  EXPECT_EQ(SeriesValue(kBudget), 2);
 }
 
 TEST_F(SweepE2eTest, AnInvalidSweepFailsWithTheFieldNamed) {
