@@ -94,7 +94,8 @@ std::vector<Exit> ExitsOf(const std::string& output) {
 }
 
 TEST(PServerKilledExitTest, TrainersLeavingForARestartExit75) {
-  const fs::path root = fs::temp_directory_path() / absl::StrCat("pserver-killed-exit-", ::getpid());
+  const fs::path root =
+      fs::temp_directory_path() / absl::StrCat("pserver-killed-exit-", ::getpid());
   fs::remove_all(root);
   fs::create_directories(root);
   std::ofstream(root / "job.yaml") << kJob;
