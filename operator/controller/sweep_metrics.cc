@@ -7,6 +7,7 @@ namespace {
 
 constexpr const char* kPhases[] = {api::kTrialPending, api::kTrialRunning, api::kTrialSucceeded,
                                    api::kTrialFailed, api::kTrialStopped, api::kTrialPaused};
+constexpr const char* kSweepPhases[] = {api::kSweepRunning, api::kSweepSucceeded, api::kSweepFailed};
 constexpr const char* kMetrics[] = {api::kMetricTestAccuracy, api::kMetricTestLoss, api::kMetricTestAuc};
 
 }  // namespace
@@ -28,6 +29,9 @@ SweepMetrics& SweepMetrics::Get() {
                    {"namespace", "sweep"}),
         r.AddGauge("tandem_operator_sweep_budget_cpu_seconds",
                    "A Sweep's spec.budget.cpuSeconds (only for a sweep with a budget)", {"namespace", "sweep"}),
+        r.AddGauge("tandem_operator_sweep_phase",
+                   "A Sweep's status.phase: 1 for its phase (Running, Succeeded, Failed), 0 for the others",
+                   {"namespace", "sweep", "phase"}),
     };
   }();
   return *m;
@@ -41,6 +45,7 @@ void SweepMetrics::Observe(const api::Sweep& sweep, const api::SweepStatus& st) 
   for (size_t i = 0; i < std::size(kPhases); ++i)
     trials.WithLabels({ns, name, kPhases[i]})->Set(static_cast<double>(counts[i]));
   if (st.best_trial) best_objective.WithLabels({ns, name, sweep.spec.objective.metric})->Set(st.best_trial->objective);
+  for (const char* p : kSweepPhases) phase.WithLabels({ns, name, p})->Set(st.phase == p ? 1 : 0);
   cpu_seconds.WithLabels({ns, name})->Set(sweep::SpentCpuSeconds(st.trials));
   if (sweep.spec.budget.cpu_seconds > 0)
     budget_cpu_seconds.WithLabels({ns, name})->Set(sweep.spec.budget.cpu_seconds);
@@ -53,6 +58,7 @@ void SweepMetrics::Forget(const std::string& ns, const std::string& name) {
   for (const char* metric : kMetrics) best_objective.Remove({ns, name, metric});
   cpu_seconds.Remove({ns, name});
   budget_cpu_seconds.Remove({ns, name});
+  for (const char* p : kSweepPhases) phase.Remove({ns, name, p});
 }
 
 }  // namespace tandem::controller

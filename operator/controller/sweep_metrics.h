@@ -17,6 +17,7 @@ struct SweepMetrics {
   metrics::Family<metrics::Counter>& stopped;       // {policy}: trials stopped early
   metrics::Family<metrics::Gauge>& cpu_seconds;     // {namespace, sweep}: CPU charged to its trials so far
   metrics::Family<metrics::Gauge>& budget_cpu_seconds;  // {namespace, sweep}: spec.budget.cpuSeconds, if set
+  metrics::Family<metrics::Gauge>& phase;  // {namespace, sweep, phase}: 1 for the sweep's phase, 0 for the others
 
   // Sets the per-sweep series from `status` (the budget gauge only for a sweep with a budget;
   // removed again if its spec drops the budget).

@@ -135,6 +135,7 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
     api::SetCondition(&st.conditions, api::kConditionFailed, "True", "InvalidSpec", message, now);
     st.observed_generation = sweep.metadata.generation;
     write();
+    metrics.Observe(sweep, st);  // its phase (TandemSweepFailed), trials and CPU as they are
     return result;
   }
   const bool finished = st.phase == api::kSweepSucceeded || st.phase == api::kSweepFailed;

@@ -334,6 +334,10 @@ TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) 
   // no budget, so no budget series.
   EXPECT_GT(SeriesValue(kSpent), 0) << text;
   EXPECT_TRUE(std::isnan(SeriesValue(kBudget))) << text;
+  EXPECT_TRUE(Eventually([&] {
+    return SeriesValue(R"(tandem_operator_sweep_phase{namespace="default",sweep="hp",phase="Succeeded"})") == 1;
+  })) << metrics::Registry::Default().Serialize();
+  EXPECT_EQ(SeriesValue(R"(tandem_operator_sweep_phase{namespace="default",sweep="hp",phase="Failed"})"), 0);
 
   // Deleting the sweep deletes its trials (owner references) and their workers.
   ASSERT_TRUE(client_->Delete(kube::kSweeps, "default", "hp").ok());
@@ -345,6 +349,7 @@ TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) 
   EXPECT_TRUE(Eventually([&] { return std::isnan(SeriesValue(kSpent)); })) << metrics::Registry::Default().Serialize();
   EXPECT_TRUE(std::isnan(SeriesValue(
       R"(tandem_operator_sweep_trials{namespace="default",sweep="hp",phase="Succeeded"})")));
+  EXPECT_TRUE(std::isnan(SeriesValue(R"(tandem_operator_sweep_phase{namespace="default",sweep="hp",phase="Succeeded"})")));
 }
 
 // spec.budget.cpuSeconds on a cluster: a Running trial is charged its workers' CPU requests (1 CPU
@@ -421,6 +426,9 @@ TEST_F(SweepE2eTest, AnInvalidSweepFailsWithTheFieldNamed) {
   EXPECT_EQ(c["reason"], "InvalidSpec");
   EXPECT_NE(c["message"].get<std::string>().find("spec.parameters[0].path"), std::string::npos) << c.dump();
   EXPECT_TRUE(Get(kube::kTrainingJobs, "typo-0").empty());
+  // The phase gauge the TandemSweepFailed alert reads.
+  EXPECT_EQ(SeriesValue(R"(tandem_operator_sweep_phase{namespace="default",sweep="typo",phase="Failed"})"), 1);
+  EXPECT_EQ(SeriesValue(R"(tandem_operator_sweep_phase{namespace="default",sweep="typo",phase="Running"})"), 0);
 }
 
 }  // namespace
