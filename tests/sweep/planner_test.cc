@@ -309,6 +309,18 @@ TEST(PlannerTest, NothingStartsThatTheBudgetCannotPayFor) {
   EXPECT_NE(over.stop[0].second.find("the budget had no room left"), std::string::npos) << over.stop[0].second;
 }
 
+// Three trials paused at ASHA's rung 1 (of eta 3) after 1 pass each, for 1, 1 and 4 CPU s: 6
+// spent, a mean rate of 2 s a pass; trial 2 (0.9) is the one promotable.
+std::vector<api::TrialStatus> ThreeAtRungOne() {
+  std::vector<api::TrialStatus> trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.5}}), 1),
+                                          PausedAt(Trial(1, api::kTrialRunning, {{1, 0.6}}), 1),
+                                          PausedAt(Trial(2, api::kTrialRunning, {{1, 0.9}}), 1)};
+  trials[0].cpu_seconds = 1;
+  trials[1].cpu_seconds = 1;
+  trials[2].cpu_seconds = 4;
+  return trials;
+}
+
 // A promotion is priced at the promoted trial's own rate, to its next stop.
 TEST(PlannerTest, APromotionIsPricedAtTheTrialsOwnRate) {
   api::SweepSpec s = TestSpec();
@@ -318,12 +330,7 @@ TEST(PlannerTest, APromotionIsPricedAtTheTrialsOwnRate) {
   auto sampler = NewSampler(s);
   // Three trials at rung 1: the best (trial 2, 0.9) is promoted to rung 3: 2 passes at its own
   // 4 s a pass = 8 s, beside 6 spent.
-  std::vector<api::TrialStatus> trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.5}}), 1),
-                                          PausedAt(Trial(1, api::kTrialRunning, {{1, 0.6}}), 1),
-                                          PausedAt(Trial(2, api::kTrialRunning, {{1, 0.9}}), 1)};
-  trials[0].cpu_seconds = 1;
-  trials[1].cpu_seconds = 1;
-  trials[2].cpu_seconds = 4;
+  std::vector<api::TrialStatus> trials = ThreeAtRungOne();
   s.budget.cpu_seconds = 13.9;
   Plan no = PlanSweep(s, 9, trials, *sampler, "sw-");
   EXPECT_TRUE(no.resume.empty());
@@ -344,12 +351,7 @@ TEST(PlannerTest, ACostlyPromotionThatDoesNotFitLeavesTheRestToACheaperStep) {
   auto sampler = NewSampler(s);
   // Trial 2 (0.9, the one promotable of three at rung 1) costs 4 s a pass: 8 s to rung 3. The
   // mean rate is 2 s a pass: a new trial's first pass, 2 s.
-  std::vector<api::TrialStatus> trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.5}}), 1),
-                                          PausedAt(Trial(1, api::kTrialRunning, {{1, 0.6}}), 1),
-                                          PausedAt(Trial(2, api::kTrialRunning, {{1, 0.9}}), 1)};
-  trials[0].cpu_seconds = 1;
-  trials[1].cpu_seconds = 1;
-  trials[2].cpu_seconds = 4;
+  std::vector<api::TrialStatus> trials = ThreeAtRungOne();
   s.budget.cpu_seconds = 10;  // 6 spent: 4 left
   Plan p = PlanSweep(s, 9, trials, *sampler, "sw-");
   EXPECT_TRUE(p.resume.empty());

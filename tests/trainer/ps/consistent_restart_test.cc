@@ -28,6 +28,7 @@
 #include "gtest/gtest.h"
 #include "pserver/shard_checkpoint.h"
 #include "tests/common/local_run_harness.h"
+#include "tests/trainer/ps/ctr_restart_job.h"
 #include "tests/common/test_util.h"
 
 namespace tandem {
@@ -41,37 +42,10 @@ using testing::ReadFile;
 using testing::StepsDone;
 using testing::SummaryOf;
 
-constexpr int kInterval = 20;
+constexpr int kInterval = testing::kCheckpointInterval;
 
 // 2 workers x 30,000 examples of batch 128: 235 steps per trainer.
-constexpr char kJob[] = R"(apiVersion: tandem.dev/v1alpha1
-kind: TrainingJob
-metadata: {name: ctr-cut, namespace: default}
-spec:
-  queue: default
-  image: tandem/tandem:0.1.0
-  workers: {count: 2}
-  trainer: {threads: 1}
-  passes: 1
-  data:
-    train: {format: synthetic-ctr, examples: 60000, numFields: 26, zipf: 1.2, seed: 5}
-    test: {format: synthetic-ctr, examples: 2000, numFields: 26, zipf: 1.2, seed: 5}
-    batchSize: 128
-  model:
-    inputs:
-      - {name: ids, source: fields, shape: [26]}
-      - {name: click, source: targets}
-    layers:
-      - {name: emb, type: embedding, input: ids, vocabSize: 1451594, size: 8, pooling: sum}
-      - {name: fc1, type: fc, input: emb, size: 32}
-      - {name: relu1, type: relu, input: fc1}
-      - {name: logit, type: fc, input: relu1, size: 1}
-      - {name: cost, type: binary_cross_entropy, inputs: [logit, click]}
-  optimizer: {type: adagrad, learningRate: 0.05}
-  sync: {dense: ring, mode: sync}
-  checkpoint: {intervalSteps: 20, keep: 3}
-  restartPolicy: {backoffLimit: 4, backoffSeconds: 1, retryableExitCodes: [75, 137, 143]}
-)";
+const std::string kJob = testing::CtrRestartJob("ctr-cut", 60000, /*backoff_limit=*/4);
 
 // Everything the job learned: the final model's dense arrays and, per shard and table, every row
 // (sorted by key) with its optimizer state.

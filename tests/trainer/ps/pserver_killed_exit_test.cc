@@ -22,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "tests/common/local_run_harness.h"
+#include "tests/trainer/ps/ctr_restart_job.h"
 
 namespace tandem {
 namespace {
@@ -33,39 +34,12 @@ using testing::HasCheckpoint;
 using testing::ReadFile;
 using testing::StepsDone;
 
-constexpr int kInterval = 20;
+constexpr int kInterval = testing::kCheckpointInterval;
 constexpr int kKills = 3;
 
 // 2 workers x 60,000 examples of batch 128: 469 steps per trainer. A restart budget that the
 // kills' charged pserver restarts (1 + 2 + 4 s of backoff) stay well inside.
-constexpr char kJob[] = R"(apiVersion: tandem.dev/v1alpha1
-kind: TrainingJob
-metadata: {name: ctr-exit, namespace: default}
-spec:
-  queue: default
-  image: tandem/tandem:0.1.0
-  workers: {count: 2}
-  trainer: {threads: 1}
-  passes: 1
-  data:
-    train: {format: synthetic-ctr, examples: 120000, numFields: 26, zipf: 1.2, seed: 5}
-    test: {format: synthetic-ctr, examples: 2000, numFields: 26, zipf: 1.2, seed: 5}
-    batchSize: 128
-  model:
-    inputs:
-      - {name: ids, source: fields, shape: [26]}
-      - {name: click, source: targets}
-    layers:
-      - {name: emb, type: embedding, input: ids, vocabSize: 1451594, size: 8, pooling: sum}
-      - {name: fc1, type: fc, input: emb, size: 32}
-      - {name: relu1, type: relu, input: fc1}
-      - {name: logit, type: fc, input: relu1, size: 1}
-      - {name: cost, type: binary_cross_entropy, inputs: [logit, click]}
-  optimizer: {type: adagrad, learningRate: 0.05}
-  sync: {dense: ring, mode: sync}
-  checkpoint: {intervalSteps: 20, keep: 3}
-  restartPolicy: {backoffLimit: 8, backoffSeconds: 1, retryableExitCodes: [75, 137, 143]}
-)";
+const std::string kJob = testing::CtrRestartJob("ctr-exit", 120000, /*backoff_limit=*/8);
 
 struct Exit {
   std::string process;  // "worker-1/trainer"
