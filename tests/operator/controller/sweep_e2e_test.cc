@@ -405,12 +405,13 @@ TEST_F(SweepE2eTest, ACpuBudgetStopsTheRunningTrialAndEndsTheSweep) {
   EXPECT_NE(metrics::Registry::Default().Serialize().find("tandem_operator_sweep_trials_stopped_total{policy=\"budget\"} 1"),
             std::string::npos);
   // The spent gauge ends at what the status says the trial used (at least the budget); the budget
-  // gauge stays.
-  EXPECT_GE(SeriesValue(kSpent), 2) << metrics::Registry::Default().Serialize();
+  // gauge stays. The reconciler writes the status before it sets the gauges, so the gauge may
+  // still hold the previous look's charge when the status already reads Succeeded: wait for it.
   EXPECT_TRUE(Eventually([&] {
     const json written = Get(kube::kSweeps, "hp")["status"]["trials"][0];
     return std::abs(SeriesValue(kSpent) - written.value("cpuSeconds", -1.0)) < 1e-9;
   })) << Field(kube::kSweeps, "hp", "status") << metrics::Registry::Default().Serialize();
+  EXPECT_GE(SeriesValue(kSpent), 2) << metrics::Registry::Default().Serialize();
   EXPECT_EQ(SeriesValue(kBudget), 2);
 }
 
@@ -426,8 +427,10 @@ TEST_F(SweepE2eTest, AnInvalidSweepFailsWithTheFieldNamed) {
   EXPECT_EQ(c["reason"], "InvalidSpec");
   EXPECT_NE(c["message"].get<std::string>().find("spec.parameters[0].path"), std::string::npos) << c.dump();
   EXPECT_TRUE(Get(kube::kTrainingJobs, "typo-0").empty());
-  // The phase gauge the TandemSweepFailed alert reads.
-  EXPECT_EQ(SeriesValue(R"(tandem_operator_sweep_phase{namespace="default",sweep="typo",phase="Failed"})"), 1);
+  // The phase gauge the TandemSweepFailed alert reads (set just after the status is written).
+  EXPECT_TRUE(Eventually([&] {
+    return SeriesValue(R"(tandem_operator_sweep_phase{namespace="default",sweep="typo",phase="Failed"})") == 1;
+  })) << metrics::Registry::Default().Serialize();
   EXPECT_EQ(SeriesValue(R"(tandem_operator_sweep_phase{namespace="default",sweep="typo",phase="Running"})"), 0);
 }
 
