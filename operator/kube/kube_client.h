@@ -22,8 +22,13 @@ namespace tandem::kube {
 struct KubeClientOptions {
   // Per-request timeout for non-watch calls.
   int request_timeout_s = 30;
-  // A watch with no bytes for this long is considered dead (the server sends bookmarks).
-  int watch_idle_timeout_s = 600;
+  // A watch with no bytes for this long is dead: Next() fails and the informer watches again
+  // from the last resourceVersion. kube-apiserver's watch cache sends every watch that asked
+  // for bookmarks one about every minute, "for periodicity if the watch breaks due to
+  // unexpected conditions" (k8s.io/apiserver cacher), so two minutes without a byte is not a
+  // quiet watch. (It was 600 s, longer than the watches' own 300 s: a watch left silent, for
+  // example across an apiserver restart, then went unnoticed until its timeout.)
+  int watch_idle_timeout_s = 120;
   std::string user_agent = "tandem-operator/0.1";
 };
 

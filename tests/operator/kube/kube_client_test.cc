@@ -252,6 +252,38 @@ TEST(KubeClientTest, WatchStreamsChangesAndBookmarks) {
   (*stream)->Cancel();
 }
 
+// A watch that carries no bytes for watch_idle_timeout_s is dead (the apiserver sends a bookmark
+// about every minute): Next() fails, and the informer watches again. One that keeps getting
+// bookmarks outlives the idle timeout many times over.
+TEST(KubeClientTest, SilentWatchBreaksAfterTheIdleTimeoutAndABusyOneDoesNot) {
+  for (bool silent : {true, false}) {
+    KubeTestEnv env({.bookmark_interval_s = silent ? 3600.0 : 0.2});
+    KubeConfig cfg;
+    cfg.server = env.server.url();
+    KubeClient client(cfg, {.watch_idle_timeout_s = 1});
+    auto stream = client.Watch(kPods, "default", {.resource_version = "", .allow_watch_bookmarks = true, .timeout_seconds = 60});
+    ASSERT_TRUE(stream.ok()) << stream.status();
+    const auto start = std::chrono::steady_clock::now();
+    auto seconds = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+    absl::Status broke;
+    int bookmarks = 0;
+    while (broke.ok() && seconds() < 4) {
+      auto ev = (*stream)->Next();
+      if (!ev.ok()) broke = ev.status();
+      else if (ev->has_value() && (*ev)->type == "BOOKMARK") ++bookmarks;
+      else if (!ev->has_value()) break;
+    }
+    if (silent) {
+      EXPECT_FALSE(broke.ok()) << "a watch without a byte for 4 s is still open";
+      EXPECT_LT(seconds(), 4);
+    } else {
+      EXPECT_TRUE(broke.ok()) << broke << " after " << seconds() << " s and " << bookmarks << " bookmarks";
+      EXPECT_GE(bookmarks, 10);
+    }
+    (*stream)->Cancel();
+  }
+}
+
 TEST(KubeClientTest, WatchFromCompactedVersionIsGone) {
   for (bool as_http : {false, true}) {
     KubeTestEnv env({.compaction_window = 2, .gone_as_http_error = as_http});
