@@ -191,6 +191,25 @@ sys.exit(1 if bad else 0)
 PY2
 }
 
+# diagnose_job <ns> <name> [node-label-prefix]: what a failing wait needs to tell the operator, the
+# scheduler, kwok or the node apart: the job's status, its pods (phase, node), the nodes' Ready
+# condition and taints, and the job's events. Prints to stderr; never fails.
+diagnose_job() {
+  local ns="$1" name="$2" prefix="${3:-}"
+  {
+    echo "--- trainingjob $ns/$name status:"
+    kubectl -n "$ns" get trainingjob "$name" -o jsonpath='{.status}' 2>&1; echo
+    echo "--- its pods:"
+    kubectl -n "$ns" get pods -l "tandem.dev/job=$name" -o wide 2>&1
+    echo "--- nodes${prefix:+ (tandem.dev/test=$prefix)}: Ready, taints"
+    kubectl get nodes ${prefix:+-l "tandem.dev/test=$prefix"} -o jsonpath='{range .items[*]}{.metadata.name} {.status.conditions[?(@.type=="Ready")].status} {.spec.taints}{"\n"}{end}' 2>&1
+    echo "--- its events:"
+    kubectl -n "$ns" get events --field-selector "involvedObject.name=$name" 2>&1 | tail -n 15
+    echo "--- kwok's log, last lines:"
+    tail -n 15 "$TANDEM_CLUSTER_STATE/logs/kwok.log" 2>&1
+  } >&2 || true
+}
+
 # tj <ns> <name> <jsonpath>: one field of a TrainingJob.
 tj() { kubectl -n "$1" get trainingjob "$2" -o jsonpath="{$3}"; }
 phase_is() { [[ "$(tj "$1" "$2" .status.phase)" == "$3" ]]; }
