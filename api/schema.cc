@@ -164,7 +164,7 @@ FieldSpec BuildSweep() {
        Obj("algorithm", {Str("name", {"grid", "random", "tpe"}), Int("startupTrials", 0, 1000),
                          Int("candidates", 1, 1000), Num("gamma", 0.01, 0.99),
                          Bool("multivariate"), Obj("costAware", {Bool("enabled"), Num("exponent", 0, 1), Bool("cooling")})}),
-       Obj("earlyStopping", {Str("policy", {"none", "asha", "median"}), Int("minPasses", 1, 100000),
+       Obj("earlyStopping", {Str("policy", {"none", "asha", "sha", "median"}), Int("minPasses", 1, 100000),
                              Int("reductionFactor", 2, 100), Int("startupTrials", 1, 1000)}),
        Int("parallelism", 1, 1000),
        Int("maxTrials", 1, 1000),

@@ -55,6 +55,7 @@ inline constexpr char kAlgorithmRandom[] = "random";
 inline constexpr char kAlgorithmTpe[] = "tpe";
 inline constexpr char kStoppingNone[] = "none";
 inline constexpr char kStoppingAsha[] = "asha";
+inline constexpr char kStoppingSha[] = "sha";  // synchronous successive halving
 inline constexpr char kStoppingMedian[] = "median";
 
 // Trial phases (status.trials[].phase) and sweep phases (status.phase).
@@ -131,9 +132,9 @@ struct SweepAlgorithm {
 };
 
 struct SweepEarlyStopping {
-  std::string policy = kStoppingNone;  // none | asha | median
-  int64_t min_passes = 1;         // asha: the first rung; median: passes before any judgement
-  int64_t reduction_factor = 3;   // asha: eta; rungs at minPasses * eta^k passes
+  std::string policy = kStoppingNone;  // none | asha | sha | median
+  int64_t min_passes = 1;         // asha, sha: the first rung; median: passes before any judgement
+  int64_t reduction_factor = 3;   // asha, sha: eta; rungs at minPasses * eta^k passes
   int64_t startup_trials = 3;     // median: trials that must report a pass before it judges it
   bool operator==(const SweepEarlyStopping&) const = default;
 };

@@ -36,6 +36,10 @@ StopDecision JudgeMedian(const api::SweepSpec& spec, const api::TrialStatus& tri
 
 }  // namespace
 
+bool UsesRungs(const api::SweepEarlyStopping& es) {
+  return es.policy == api::kStoppingAsha || es.policy == api::kStoppingSha;
+}
+
 std::vector<int64_t> AshaRungs(const api::SweepEarlyStopping& es, int64_t passes) {
   std::vector<int64_t> rungs;
   const int64_t eta = std::max<int64_t>(2, es.reduction_factor);
@@ -64,29 +68,82 @@ bool CountsAtRung(const api::TrialStatus& t, int64_t rung) {
   return ValueAt(t, rung).has_value();
 }
 
+namespace {
+
+// The trials counted at `rung`, best first (ties: lower index first): (value there, trial).
+std::vector<std::pair<double, size_t>> RankedAt(const std::vector<api::TrialStatus>& trials, int64_t rung,
+                                                const std::string& goal) {
+  std::vector<std::pair<double, size_t>> at;
+  for (size_t i = 0; i < trials.size(); ++i)
+    if (CountsAtRung(trials[i], rung)) at.push_back({ValueAt(trials[i], rung)->value, i});
+  std::stable_sort(at.begin(), at.end(),
+                   [&](const auto& a, const auto& b) { return api::IsBetter(goal, a.first, b.first); });
+  return at;
+}
+
+bool Taken(const std::vector<size_t>& taken, size_t i) {
+  return std::find(taken.begin(), taken.end(), i) != taken.end();
+}
+
+}  // namespace
+
+bool RungComplete(const api::SweepSpec& spec, int64_t passes, const std::vector<api::TrialStatus>& trials,
+                  int64_t rung, const std::vector<size_t>& taken, bool all_started) {
+  if (!all_started) return false;
+  const std::vector<int64_t> rungs = AshaRungs(spec.early_stopping, passes);
+  for (size_t i = 0; i < trials.size(); ++i) {
+    const api::TrialStatus& t = trials[i];
+    if (t.phase == api::kTrialPending) return false;
+    if (t.phase != api::kTrialRunning) continue;
+    // A Running trial trains from max(its passes, the rung it was promoted from) to the next rung.
+    const int64_t done = t.intermediate.empty() ? 0 : t.intermediate.back().pass;
+    const int64_t from = std::max(done, t.promoted_from);
+    int64_t stop = passes;
+    for (int64_t r : rungs) {
+      if (r > from) {
+        stop = r;
+        break;
+      }
+    }
+    if (stop <= rung) return false;
+  }
+  const std::string goal = api::ObjectiveGoal(spec.objective);
+  const int64_t eta = std::max<int64_t>(2, spec.early_stopping.reduction_factor);
+  for (int64_t lower : rungs) {
+    if (lower >= rung) break;
+    const auto at = RankedAt(trials, lower, goal);
+    const size_t top = at.size() / static_cast<size_t>(eta);
+    for (size_t k = 0; k < top; ++k) {
+      const api::TrialStatus& t = trials[at[k].second];
+      if (t.phase == api::kTrialPaused && t.paused_at == lower && !Taken(taken, at[k].second)) return false;
+    }
+  }
+  return true;
+}
+
 std::optional<Promotion> NextPromotion(const api::SweepSpec& spec, int64_t passes,
                                        const std::vector<api::TrialStatus>& trials,
-                                       const std::vector<size_t>& taken) {
-  if (spec.early_stopping.policy != api::kStoppingAsha) return std::nullopt;
+                                       const std::vector<size_t>& taken, bool all_started) {
+  const bool sha = spec.early_stopping.policy == api::kStoppingSha;
+  if (!UsesRungs(spec.early_stopping)) return std::nullopt;
   const std::string goal = api::ObjectiveGoal(spec.objective);
   const int64_t eta = std::max<int64_t>(2, spec.early_stopping.reduction_factor);
   std::vector<int64_t> rungs = AshaRungs(spec.early_stopping, passes);
-  for (auto r = rungs.rbegin(); r != rungs.rend(); ++r) {
-    std::vector<std::pair<double, size_t>> at;  // value at the rung, trial
-    for (size_t i = 0; i < trials.size(); ++i)
-      if (CountsAtRung(trials[i], *r)) at.push_back({ValueAt(trials[i], *r)->value, i});
-    std::stable_sort(at.begin(), at.end(), [&](const auto& a, const auto& b) {
-      return api::IsBetter(goal, a.first, b.first);
-    });
+  // ASHA: the highest rung first. SHA: the lowest first, and a rung only once it is complete
+  // (a higher one is not complete before the lower ones have promoted).
+  if (!sha) std::reverse(rungs.begin(), rungs.end());
+  for (int64_t r : rungs) {
+    if (sha && !RungComplete(spec, passes, trials, r, taken, all_started)) return std::nullopt;
+    const auto at = RankedAt(trials, r, goal);
     const size_t n = at.size();
     const size_t top = n / static_cast<size_t>(eta);
     for (size_t k = 0; k < top; ++k) {
       const api::TrialStatus& t = trials[at[k].second];
-      if (t.phase != api::kTrialPaused || t.paused_at != *r) continue;
-      if (std::find(taken.begin(), taken.end(), at[k].second) != taken.end()) continue;
-      return Promotion{at[k].second, *r,
-                       absl::StrFormat("asha: %.4g at rung %d is number %d of %d there (the top %d are promoted)",
-                                       at[k].first, *r, k + 1, n, top)};
+      if (t.phase != api::kTrialPaused || t.paused_at != r) continue;
+      if (Taken(taken, at[k].second)) continue;
+      return Promotion{at[k].second, r,
+                       absl::StrFormat("%s: %.4g at rung %d is number %d of %d there (the top %d are promoted)",
+                                       sha ? "sha" : "asha", at[k].first, r, k + 1, n, top)};
     }
   }
   return std::nullopt;

@@ -9,6 +9,13 @@
 //         rung) not yet promoted is promoted (resumed from its checkpoint); otherwise a new trial
 //         starts. Trials still paused when the sweep ends are stopped. JudgeTrial never stops an
 //         ASHA trial: the planner pauses (AshaPauseRung) and promotes (NextPromotion).
+// sha     Successive halving, synchronous (Jamieson & Talwalkar, AISTATS 2016; as one bracket of
+//         Hyperband or BOHB): ASHA's rungs and pauses, but every trial (maxTrials) starts before
+//         any promotion, and a rung promotes its top floor(n / eta) only once it is complete:
+//         every trial that can still reach it has (RungComplete). ASHA promotes the best of the
+//         few trials it has seen at a rung, and early in a sweep those are often not the best
+//         of all (Li et al. call them mispromotions); a sweep with a CPU budget spends much of it
+//         on them. SHA waits, and leaves slots idle at each rung's end instead.
 // median  Median stopping (Golovin et al., 2017): from minPasses on, at each new pass, a trial stops
 //         when its best value so far is worse than the median of the other trials' best values up
 //         to the same pass, once at least `startupTrials` other trials have reached that pass.
@@ -36,7 +43,10 @@ struct StopDecision {
 StopDecision JudgeTrial(const api::SweepSpec& spec, int64_t passes, const api::TrialStatus& trial,
                         const std::vector<api::TrialStatus>& trials);
 
-// The ASHA rungs below `passes`: minPasses * eta^k.
+// Whether the policy pauses trials at rungs and promotes them (asha, sha).
+bool UsesRungs(const api::SweepEarlyStopping& es);
+
+// The ASHA (and SHA) rungs below `passes`: minPasses * eta^k.
 std::vector<int64_t> AshaRungs(const api::SweepEarlyStopping& es, int64_t passes);
 
 // The first value of `t` at a pass >= `pass`, with the pass it was recorded at.
@@ -61,8 +71,18 @@ struct Promotion {
 // ASHA's get_job (Li et al., Algorithm 2): for each rung from the highest down, the trials counted
 // there (CountsAtRung), best first (ties: lower index first); of its top floor(n / eta), the best
 // that is Paused at this rung and not in `taken`. nullopt: nothing to promote (start a new trial).
+// SHA: the same choice, from the lowest rung up and only at complete rungs (RungComplete; it
+// needs `all_started`: no further trial will start). `taken`: promoted (or refused) by the
+// caller already.
 std::optional<Promotion> NextPromotion(const api::SweepSpec& spec, int64_t passes,
                                        const std::vector<api::TrialStatus>& trials,
-                                       const std::vector<size_t>& taken = {});
+                                       const std::vector<size_t>& taken = {}, bool all_started = false);
+
+// SHA: rung `rung` is complete when no further trial will start (`all_started`), no trial that
+// is Pending, or Running towards a stop at or below the rung, may still add a value there, and
+// every lower rung has promoted its top floor(n / eta) (or `taken` holds them). Trials that
+// failed or were stopped on the way count as arrived: they never will.
+bool RungComplete(const api::SweepSpec& spec, int64_t passes, const std::vector<api::TrialStatus>& trials,
+                  int64_t rung, const std::vector<size_t>& taken, bool all_started);
 
 }  // namespace tandem::sweep

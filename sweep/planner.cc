@@ -92,7 +92,7 @@ int64_t PassesDone(const api::TrialStatus& t) { return t.intermediate.empty() ? 
 
 // Where a trial that trains now stops next: ASHA's next rung above `from`, else the last pass.
 int64_t NextStop(const api::SweepSpec& spec, int64_t passes, int64_t from) {
-  if (spec.early_stopping.policy == api::kStoppingAsha)
+  if (UsesRungs(spec.early_stopping))
     for (int64_t rung : AshaRungs(spec.early_stopping, passes))
       if (rung > from) return rung;
   return passes;
@@ -159,7 +159,8 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
                const Sampler& sampler, const std::string& name_prefix) {
   Plan plan;
   const api::TrialCounts counts = CountTrials(trials);
-  const bool asha = spec.early_stopping.policy == api::kStoppingAsha;
+  const bool asha = UsesRungs(spec.early_stopping);  // asha or sha: pauses at rungs, promotions
+  const bool sha = spec.early_stopping.policy == api::kStoppingSha;
   BudgetView budget = ViewBudget(spec, trials);
 
   if (counts.failed > spec.max_failed_trials) {
@@ -200,7 +201,7 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
     if (asha && t.phase == api::kTrialRunning) {
       if (std::optional<int64_t> rung = AshaPauseRung(spec, passes, t)) {
         const api::MetricPoint v = *ValueAt(t, *rung);
-        plan.pause.push_back({i, *rung, absl::StrFormat("asha: paused at rung %d (%.4g after pass %d)", *rung,
+        plan.pause.push_back({i, *rung, absl::StrFormat("%s: paused at rung %d (%.4g after pass %d)", spec.early_stopping.policy, *rung,
                                                         v.value, v.pass)});
         view[i].phase = api::kTrialPaused;
         view[i].paused_at = *rung;
@@ -224,7 +225,12 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
   std::vector<api::TrialStatus> seen = trials;
   std::vector<size_t> promoted;  // promoted by this plan, or refused for the budget
   while (still_active < spec.parallelism) {
-    if (std::optional<Promotion> p = NextPromotion(spec, passes, view, promoted)) {
+    // ASHA promotes before it starts a new trial; SHA starts every trial first, and promotes
+    // only from complete rungs.
+    const bool all_started = next >= spec.max_trials || exhausted || over_budget;
+    std::optional<Promotion> p;
+    if (!sha || all_started) p = NextPromotion(spec, passes, view, promoted, all_started);
+    if (p) {
       const double cost = budget.RateOf(p->trial) * static_cast<double>(NextStop(spec, passes, p->rung) - p->rung);
       promoted.push_back(p->trial);
       if (!budget.Fits(cost)) {
@@ -239,21 +245,26 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
       const bool running = paused_now != plan.pause.end();
       if (running) plan.pause.erase(paused_now);
       plan.resume.push_back({p->trial, p->rung, p->reason, running});
+      if (sha) {  // it trains towards the next rung now: a higher rung is not complete before it arrives
+        view[p->trial].phase = api::kTrialRunning;
+        view[p->trial].promoted_from = p->rung;
+        view[p->trial].paused_at = 0;
+      }
       ++still_active;
       continue;
     }
-    if (next >= spec.max_trials || exhausted) break;
+    if (all_started) break;
     std::optional<nlohmann::json> params = sampler.Suggest(next, seen);
     if (!params) {
       exhausted = true;
-      break;
+      continue;  // SHA: every trial has started; its complete rungs may promote now
     }
     // Priced at the rate the trials' measured CPU predicts for its parameters (the cost-aware
     // sampler's model; a sweep whose parameters all cost the same gets the mean).
     const double cost = budget.RateFor(spec, trials, *params) * static_cast<double>(NextStop(spec, passes, 0));
     if (!budget.Fits(cost)) {
       over_budget = true;
-      break;
+      continue;
     }
     budget.committed += cost;
     api::TrialStatus t;
@@ -262,6 +273,7 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
     t.parameters = std::move(*params);
     t.phase = api::kTrialPending;
     plan.start.push_back(t);
+    view.push_back(t);  // Pending: a rung is not complete before it has reached it
     seen.push_back(std::move(t));
     ++still_active;
     ++next;
@@ -286,8 +298,8 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
   for (size_t i = 0; i < view.size(); ++i) {
     if (view[i].phase != api::kTrialPaused) continue;
     const api::MetricPoint v = *ValueAt(view[i], view[i].paused_at);
-    plan.stop.push_back({i, absl::StrFormat("asha: paused at rung %d (%.4g after pass %d) and not promoted "
-                                            "before the sweep ended%s", view[i].paused_at, v.value, v.pass,
+    plan.stop.push_back({i, absl::StrFormat("%s: paused at rung %d (%.4g after pass %d) and not promoted "
+                                            "before the sweep ended%s", spec.early_stopping.policy, view[i].paused_at, v.value, v.pass,
                                             over_budget ? " (the budget had no room left)" : "")});
   }
   for (const auto& [i, why] : plan.stop) {

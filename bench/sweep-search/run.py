@@ -5,7 +5,8 @@
                             [--passes 9] [--parallelism 2]
                             [--searches grid random tpe+asha tpe-cost+asha tpe-eips+asha
                                         tpe-cost+asha+budget tpe-cost+asha3+budget
-                                        tpe-mv-cost+asha tpe-mv-cost+asha+budget]
+                                        tpe-mv-cost+asha tpe-mv-cost+asha+budget
+                                        tpe-cost+sha tpe-cost+sha+budget]
                             [--budget-fraction 0.3333] [--budget-max-trials 27]
                             [--grid-cpu SEED=SECONDS ...] [--grid-from DIR]
                             [--out DIR] [--tandem build/bin/tandem] [--example SWEEP.yaml]
@@ -18,9 +19,10 @@ markdown table of the mean over seeds: the best test accuracy found, the CPU sec
 processes (getrusage of the children: what the search cost), the passes trained and the wall
 time. tpe-cost+asha is TPE with algorithm.costAware on (its defaults: exponent 1, cost cooling);
 tpe-eips+asha the same with cooling off (alpha stays 1); tpe-mv-* the multivariate TPE
-(algorithm.multivariate). tpe-cost+asha+budget is tpe-cost+asha
+(algorithm.multivariate); tpe-cost+sha the cost-aware TPE with synchronous successive halving
+(earlyStopping.policy sha) instead of ASHA. tpe-cost+asha+budget is tpe-cost+asha
 with spec.budget.cpuSeconds set to --budget-fraction (1/3) of the grid's CPU seconds for the
-same seed: measured by the grid run of this invocation (list grid first in --searches; it runs
+same seed (so is every other *+budget search): measured by the grid run of this invocation (list grid first in --searches; it runs
 first for each seed) or given by --grid-cpu; --budget-max-trials raises its maxTrials, so that the
 CPU budget, not the trial count, ends it. Last, per seed, the
 issue's target side by side with the grid (the peer): each TPE+ASHA search's best
@@ -65,11 +67,16 @@ SEARCHES = [
     ("tpe-mv-cost+asha+budget", {"name": "tpe", "startupTrials": 6, "multivariate": True,
                                  "costAware": {"enabled": True}},
      {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
+    # Cost-aware TPE with synchronous successive halving (earlyStopping.policy sha: every trial to
+    # rung 1 before any promotion; a rung promotes once complete), without and with the budget.
+    ("tpe-cost+sha", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True}},
+     {"policy": "sha", "minPasses": 1, "reductionFactor": 3}),
+    ("tpe-cost+sha+budget", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True}},
+     {"policy": "sha", "minPasses": 1, "reductionFactor": 3}),
 ]
 # The searches held against the grid for the target (the learning samplers with ASHA).
 TARGETS = ["tpe+asha", "tpe-cost+asha", "tpe-eips+asha", "tpe-cost+asha+budget", "tpe-cost+asha3+budget",
-           "tpe-mv-cost+asha",
-           "tpe-mv-cost+asha+budget"]
+           "tpe-mv-cost+asha", "tpe-mv-cost+asha+budget", "tpe-cost+sha", "tpe-cost+sha+budget"]
 
 
 def manifest(base, search, algorithm, stopping, seed, args, budget=None):
@@ -125,7 +132,7 @@ def main():
         base = yaml.safe_load(f)
     os.makedirs(args.out, exist_ok=True)
     for search, _, stopping in SEARCHES:
-        if search in args.searches and stopping["policy"] == "asha":
+        if search in args.searches and stopping["policy"] in ("asha", "sha"):
             rungs, r = [], max(1, stopping["minPasses"])
             while r < args.passes:
                 rungs.append(r)

@@ -243,7 +243,7 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
         lo.stop_grace_seconds = options_.stop_grace_seconds;
         // ASHA: the trainers checkpoint and exit after the trial's next rung (the paper's job: train
         // to the next rung), so a pause lands exactly there and nothing trains past it.
-        if (spec.early_stopping.policy == api::kStoppingAsha) {
+        if (sweep::UsesRungs(spec.early_stopping)) {
           for (int64_t rung : sweep::AshaRungs(spec.early_stopping, passes)) {
             if (rung <= t.promoted_from) continue;
             r->stop_after = rung;
@@ -338,7 +338,8 @@ absl::StatusOr<LocalSweepResult> LocalSweep::Run(std::FILE* out) {
         t.phase = api::kTrialPaused;
         t.paused_at = r.stop_after;
         if (std::optional<api::MetricPoint> v = sweep::ValueAt(t, r.stop_after))
-          t.reason = absl::StrFormat("asha: paused at rung %d (%.4g after pass %d)", r.stop_after, v->value, v->pass);
+          t.reason = absl::StrFormat("%s: paused at rung %d (%.4g after pass %d)", spec.early_stopping.policy, r.stop_after,
+                                     v->value, v->pass);
         say(absl::StrCat("trial ", t.name, " paused: ", t.reason));
       }
       const bool trained_all = exited_ok && (!r.pausing || r.passes_seen >= passes);

@@ -237,7 +237,7 @@ ReconcileResult SweepReconciler::Reconcile(const std::string& key) {
         if (t.reason.empty()) t.reason = why;
       }
       if (t.phase == api::kTrialPaused && t.reason.empty())
-        t.reason = absl::StrCat("asha: paused at rung ", t.paused_at);
+        t.reason = absl::StrCat(sweep.spec.early_stopping.policy, ": paused at rung ", t.paused_at);
     }
     if (t.phase != before && before != "" && t.phase != api::kTrialPaused && before != api::kTrialPaused) {
       Event(*obj, t.phase == api::kTrialFailed ? "Warning" : "Normal", EventReasonOf(t.phase),

@@ -209,19 +209,21 @@ spec:
                   policy:
                     type: string
                     description: 'none, asha (asynchronous successive halving: at passes minPasses *
-                      reductionFactor^k a trial goes on only if among the best 1/reductionFactor there), or
-                      median (stop below the median of other trials at the same pass).'
-                    enum: [none, asha, median]
+                      reductionFactor^k a trial goes on only if among the best 1/reductionFactor there),
+                      sha (the same rungs, synchronous: every trial starts first, and a rung promotes its
+                      best 1/reductionFactor only once every trial that can reach it has), or median
+                      (stop below the median of other trials at the same pass).'
+                    enum: [none, asha, sha, median]
                     default: none
                   minPasses:
                     type: integer
-                    description: 'asha: the first rung; median: passes before any judgement.'
+                    description: 'asha, sha: the first rung; median: passes before any judgement.'
                     minimum: 1
                     maximum: 100000
                     default: 1
                   reductionFactor:
                     type: integer
-                    description: 'asha: eta, the ratio between rungs and the fraction kept (1/eta).'
+                    description: 'asha, sha: eta, the ratio between rungs and the fraction kept (1/eta).'
                     minimum: 2
                     maximum: 100
                     default: 3

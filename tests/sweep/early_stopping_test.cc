@@ -111,6 +111,74 @@ TEST(AshaTest, PromotionRule) {
   }
 }
 
+// SHA (synchronous successive halving), 9 passes, eta 3: ASHA's choice, but only from a complete
+// rung (every trial started, none still training towards it, the lower rungs' top thirds
+// promoted), and the lowest rung first. `all_started`: no further trial will start.
+TEST(ShaTest, PromotesOnlyFromCompleteRungsLowestFirst) {
+  struct ShaCase {
+    const char* name;
+    std::vector<T> trials;
+    bool all_started;
+    int64_t promote;
+    int64_t rung = 0;
+    std::vector<size_t> taken = {};
+  };
+  const std::vector<ShaCase> cases = {
+      {"three at rung 1, but more trials are to start: none (ASHA would promote the 0.9)",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}}, false, -1},
+      {"all started, three at rung 1: the best", {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}}, true, 1, 1},
+      {"a trial still trains towards rung 1: none",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}, {R, {}}}, true, -1},
+      {"a trial not yet started (Pending): none",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}, {api::kTrialPending, {}}}, true, -1},
+      {"a trial that failed before rung 1 never arrives: rung 1 is complete",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}, {F, {}}}, true, 1, 1},
+      {"six at rung 1, the best promoted and training towards rung 3: the second best",
+       {{P, {{1, 0.1}}, 1}, {R, {{1, 0.9}}, 0, 1}, {P, {{1, 0.8}}, 1}, {P, {{1, 0.3}}, 1}, {P, {{1, 0.2}}, 1},
+        {P, {{1, 0.4}}, 1}},
+       true, 2, 1},
+      {"rung 3 waits while rung 1's promoted trials still train towards it",
+       {{P, {{1, 0.1}}, 1}, {P, {{1, 0.9}, {3, 0.9}}, 3, 1}, {R, {{1, 0.8}, {2, 0.8}}, 0, 1}, {P, {{1, 0.3}}, 1},
+        {P, {{1, 0.2}}, 1}, {P, {{1, 0.4}}, 1}},
+       true, -1},
+      {"the lowest rung first: rung 1's top third not all promoted yet, though rung 3 could",
+       {{P, {{1, 0.5}, {3, 0.8}}, 3, 1}, {P, {{1, 0.4}, {3, 0.7}}, 3, 1}, {P, {{1, 0.3}, {3, 0.6}}, 3, 1},
+        {P, {{1, 0.95}}, 1}, {P, {{1, 0.1}}, 1}, {P, {{1, 0.2}}, 1}, {P, {{1, 0.15}}, 1}, {P, {{1, 0.12}}, 1},
+        {P, {{1, 0.11}}, 1}},
+       true, 3, 1},
+      {"rung 1 done (its top three at rung 3): rung 3's best",
+       {{P, {{1, 0.5}, {3, 0.8}}, 3, 1}, {P, {{1, 0.4}, {3, 0.7}}, 3, 1}, {P, {{1, 0.3}, {3, 0.6}}, 3, 1},
+        {P, {{1, 0.1}}, 1}, {P, {{1, 0.2}}, 1}, {P, {{1, 0.15}}, 1}, {P, {{1, 0.12}}, 1}, {P, {{1, 0.11}}, 1},
+        {P, {{1, 0.11}}, 1}},
+       true, 0, 3},
+      {"rung 1's last promotion made in this plan (taken): rung 3 is complete once it arrives, not before",
+       {{P, {{1, 0.5}, {3, 0.8}}, 3, 1}, {P, {{1, 0.4}, {3, 0.7}}, 3, 1}, {R, {{1, 0.3}}, 0, 1},
+        {P, {{1, 0.1}}, 1}, {P, {{1, 0.2}}, 1}, {P, {{1, 0.15}}, 1}, {P, {{1, 0.12}}, 1}, {P, {{1, 0.11}}, 1},
+        {P, {{1, 0.11}}, 1}},
+       true, -1, 0, {2}},
+  };
+  api::SweepSpec s = Asha(1, 3);
+  s.early_stopping.policy = api::kStoppingSha;
+  for (const ShaCase& c : cases) {
+    std::vector<api::TrialStatus> trials;
+    for (size_t i = 0; i < c.trials.size(); ++i) {
+      api::TrialStatus t = Trial(static_cast<int64_t>(i), c.trials[i].phase, c.trials[i].values);
+      t.paused_at = c.trials[i].paused_at;
+      t.promoted_from = c.trials[i].promoted_from;
+      trials.push_back(t);
+    }
+    std::optional<Promotion> p = NextPromotion(s, 9, trials, c.taken, c.all_started);
+    if (c.promote < 0) {
+      EXPECT_FALSE(p.has_value()) << c.name << ": promoted " << p->trial << " (" << p->reason << ")";
+      continue;
+    }
+    ASSERT_TRUE(p.has_value()) << c.name;
+    EXPECT_EQ(static_cast<int64_t>(p->trial), c.promote) << c.name << ": " << p->reason;
+    EXPECT_EQ(p->rung, c.rung) << c.name;
+    EXPECT_EQ(p->reason.rfind("sha:", 0), 0u) << p->reason;
+  }
+}
+
 TEST(AshaTest, MinimizeFlipsTheOrder) {
   api::SweepSpec s = Asha(1, 2);
   s.objective.metric = api::kMetricTestLoss;

@@ -1,5 +1,7 @@
 #include "sweep/planner.h"
 
+#include <functional>
+
 #include "gtest/gtest.h"
 #include "sweep/early_stopping.h"
 #include "tests/sweep/sweep_spec.h"
@@ -406,6 +408,118 @@ TEST(PlannerTest, ANewTrialIsPricedAtWhatItsParametersCost) {
   EXPECT_EQ(PlanSweep(s, 3, trials, FixedSampler(Act("tanh")), "sw-").start.size(), 1u);
   s.budget.cpu_seconds = 74.9;
   EXPECT_TRUE(PlanSweep(s, 3, trials, FixedSampler(Act("tanh")), "sw-").start.empty());
+}
+
+
+// Runs a whole sweep look by look, as the executors do: every Running trial trains one pass
+// between looks (and waits at its rung until a look pauses it); trial i's value after pass r is
+// Value(i, r). Returns the trials at the end; `on_plan` sees each plan and the trials it was made on.
+struct SimulatedSweep {
+  std::vector<api::TrialStatus> trials;
+  int looks = 0;
+};
+SimulatedSweep Simulate(const api::SweepSpec& s, int64_t passes, const std::function<double(int64_t, int64_t)>& value,
+                        const std::function<void(const Plan&, const std::vector<api::TrialStatus>&)>& on_plan) {
+  auto sampler = NewSampler(s);
+  SimulatedSweep sim;
+  for (sim.looks = 0; sim.looks < 500; ++sim.looks) {
+    Plan p = PlanSweep(s, passes, sim.trials, *sampler, "sw-");
+    on_plan(p, sim.trials);
+    ApplyRungSteps(p, &sim.trials);
+    for (const auto& [i, why] : p.stop) {
+      sim.trials[i].phase = api::kTrialStopped;
+      sim.trials[i].reason = why;
+    }
+    for (api::TrialStatus t : p.start) {
+      t.phase = api::kTrialRunning;
+      sim.trials.push_back(std::move(t));
+    }
+    if (p.phase != api::kSweepRunning) break;
+    for (api::TrialStatus& t : sim.trials) {
+      if (t.phase != api::kTrialRunning || AshaPauseRung(s, passes, t)) continue;  // waits to be paused
+      const int64_t pass = t.intermediate.empty() ? 1 : t.intermediate.back().pass + 1;
+      RecordValue(&t, pass, value(t.index, pass));
+      if (pass == passes) t.phase = api::kTrialSucceeded;
+    }
+  }
+  return sim;
+}
+
+// SHA (eta 3, 9 passes: rungs 1 and 3) over 9 trials: all 9 train to rung 1 before any promotion;
+// then the top 3 there, and only once all 3 have reached rung 3, the top 1 of those.
+TEST(PlannerTest, ShaStartsEveryTrialAndPromotesOnlyFromCompleteRungs) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 2;
+  s.max_trials = 9;
+  s.early_stopping = {.policy = api::kStoppingSha, .min_passes = 1, .reduction_factor = 3};
+  // Trial i's rank at pass 1 differs from its rank later: (7, 2, 5) lead at rung 1; of those,
+  // 5 leads at rung 3 (pass 3 and on): ASHA would have promoted the early leaders it met first.
+  const std::vector<double> at1 = {0.50, 0.60, 0.80, 0.55, 0.52, 0.70, 0.58, 0.90, 0.40};
+  const std::vector<double> later = {0.60, 0.65, 0.70, 0.66, 0.62, 0.85, 0.64, 0.75, 0.45};
+  auto value = [&](int64_t i, int64_t pass) { return pass == 1 ? at1[i] : later[i] + 0.001 * pass; };
+  std::vector<std::pair<int64_t, int64_t>> promotions;  // (trial, rung)
+  SimulatedSweep sim = Simulate(s, 9, value, [&](const Plan& p, const std::vector<api::TrialStatus>& before) {
+    for (const RungStep& r : p.resume) {
+      promotions.push_back({static_cast<int64_t>(r.trial), r.rung});
+      EXPECT_EQ(before.size(), 9u) << "a promotion before every trial started";
+      for (const api::TrialStatus& t : before) {
+        EXPECT_NE(t.phase, api::kTrialPending);
+        if (t.phase == api::kTrialRunning && t.promoted_from == 0)  // it is at rung 1 (this look pauses it)
+          EXPECT_TRUE(ValueAt(t, 1).has_value()) << "trial " << t.index << " still trains towards rung 1";
+      }
+      EXPECT_NE(r.reason.find("sha:"), std::string::npos) << r.reason;
+    }
+    EXPECT_TRUE(p.start.empty() || p.resume.empty());
+  });
+  EXPECT_EQ(promotions, (std::vector<std::pair<int64_t, int64_t>>{{7, 1}, {2, 1}, {5, 1}, {5, 3}}));
+  const api::TrialCounts c = CountTrials(sim.trials);
+  EXPECT_EQ(c.succeeded, 1);
+  EXPECT_EQ(c.stopped, 8);
+  EXPECT_EQ(sim.trials[5].phase, api::kTrialSucceeded);
+  EXPECT_EQ(FindBestTrial(s, sim.trials)->name, "sw-5");
+  for (int64_t i : {0, 1, 3, 4, 6, 8}) EXPECT_EQ(sim.trials[static_cast<size_t>(i)].paused_at, 1) << i;
+  for (int64_t i : {7, 2}) EXPECT_EQ(sim.trials[static_cast<size_t>(i)].paused_at, 3) << i;
+  EXPECT_NE(sim.trials[0].reason.find("sha: paused at rung 1"), std::string::npos) << sim.trials[0].reason;
+
+  // ASHA on the same trials promotes as soon as a rung's top third has one it has seen: the early
+  // leader 2 goes to rung 3 before trials 5 and 7 have even started.
+  s.early_stopping.policy = api::kStoppingAsha;
+  promotions.clear();
+  Simulate(s, 9, value, [&](const Plan& p, const std::vector<api::TrialStatus>&) {
+    for (const RungStep& r : p.resume) promotions.push_back({static_cast<int64_t>(r.trial), r.rung});
+  });
+  ASSERT_FALSE(promotions.empty());
+  EXPECT_EQ(promotions[0], (std::pair<int64_t, int64_t>{2, 1}));
+}
+
+// SHA with a budget: once a new trial no longer fits, no further trial will start, and the
+// complete rungs promote with what is left.
+TEST(PlannerTest, ShaPromotesOnceTheBudgetStopsNewTrials) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 1;
+  s.max_trials = 9;
+  s.early_stopping = {.policy = api::kStoppingSha, .min_passes = 1, .reduction_factor = 3};
+  auto sampler = NewSampler(s);
+  // Three trials paused at rung 1 after a pass of 2.5, 0.5 and 2.5 CPU s: 5.5 spent, a mean
+  // rate of 1.83 s a pass. Trial 1 (0.9) is the top third.
+  std::vector<api::TrialStatus> trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.5}}), 1),
+                                          PausedAt(Trial(1, api::kTrialRunning, {{1, 0.9}}), 1),
+                                          PausedAt(Trial(2, api::kTrialRunning, {{1, 0.7}}), 1)};
+  trials[0].cpu_seconds = 2.5;
+  trials[1].cpu_seconds = 0.5;
+  trials[2].cpu_seconds = 2.5;
+  // Without a budget SHA starts trial 3: 6 more trials are to reach rung 1 first.
+  Plan free = PlanSweep(s, 9, trials, *sampler, "sw-");
+  ASSERT_EQ(free.start.size(), 1u);
+  EXPECT_TRUE(free.resume.empty());
+  // With 7: a new trial (1.83 s) does not fit; trial 1's two passes to rung 3 (1 s) do.
+  s.budget.cpu_seconds = 7;
+  Plan p = PlanSweep(s, 9, trials, *sampler, "sw-");
+  EXPECT_TRUE(p.start.empty());
+  ASSERT_EQ(p.resume.size(), 1u);
+  EXPECT_EQ(p.resume[0].trial, 1u);
+  EXPECT_EQ(p.resume[0].rung, 1);
+  EXPECT_EQ(p.phase, api::kSweepRunning);
 }
 
 }  // namespace
