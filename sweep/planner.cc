@@ -98,6 +98,22 @@ int64_t NextStop(const api::SweepSpec& spec, int64_t passes, int64_t from) {
   return passes;
 }
 
+}  // namespace
+
+int64_t ShaPromotionPasses(const api::SweepSpec& spec, int64_t passes, int64_t trials) {
+  const std::vector<int64_t> rungs = AshaRungs(spec.early_stopping, passes);
+  const int64_t eta = std::max<int64_t>(2, spec.early_stopping.reduction_factor);
+  int64_t n = trials, total = 0;
+  for (size_t k = 0; k < rungs.size(); ++k) {
+    n /= eta;  // promoted from rung k
+    const int64_t to = k + 1 < rungs.size() ? rungs[k + 1] : passes;
+    total += n * (to - rungs[k]);
+  }
+  return total;
+}
+
+namespace {
+
 // spec.budget.cpuSeconds: what is spent, and what the trials that train now will still spend.
 struct BudgetView {
   double limit = 0;       // 0: no budget
@@ -262,7 +278,10 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
     // Priced at the rate the trials' measured CPU predicts for its parameters (the cost-aware
     // sampler's model; a sweep whose parameters all cost the same gets the mean).
     const double cost = budget.RateFor(spec, trials, *params) * static_cast<double>(NextStop(spec, passes, 0));
-    if (!budget.Fits(cost)) {
+    // SHA promotes only after the last trial has started: a start must leave room for the
+    // promotions the bracket will then make (Hyperband sizes its brackets the same way).
+    const double reserve = sha ? budget.mean_rate * static_cast<double>(ShaPromotionPasses(spec, passes, next + 1)) : 0;
+    if (!budget.Fits(cost + reserve)) {
       over_budget = true;
       continue;
     }

@@ -54,11 +54,18 @@ struct Plan {
 // stopped and the sweep ends (reason BudgetSpent); before, a promotion or a new trial starts only
 // if what is spent, plus what the active trials are expected to spend until their next stop (a
 // rung or the last pass), plus its own expected cost fits (CPU seconds per pass: the trial's own
-// when measured, else the mean of the measured trials; nothing is expected before any trial is).
+// when measured, else the mean of the measured trials; nothing is expected before any trial is);
+// with SHA a new trial also needs room for the bracket's promotions (ShaPromotionPasses).
 // ApplyRungSteps writes a plan's pauses and promotions into the trials (both executors call it;
 // stops they record themselves, when the trial's processes or pods are gone).
 Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api::TrialStatus>& trials,
                const Sampler& sampler, const std::string& name_prefix);
+
+// SHA: the trial passes one bracket of `trials` trials spends on promotions: floor(n/eta) trials
+// promoted from each rung (n: those at it) train to the next rung or the last pass. With rungs 1
+// and 3 of 9 passes and eta 3, 27 trials: 9 x 2 + 3 x 6 = 36. PlanSweep keeps that much (at the
+// mean rate) free of a budget before it starts another trial.
+int64_t ShaPromotionPasses(const api::SweepSpec& spec, int64_t passes, int64_t trials);
 
 // Sets phase, reason, paused_at and promoted_from of the trials a plan pauses and resumes (not
 // its stops, nor its new trials: the caller appends them once started).

@@ -512,14 +512,34 @@ TEST(PlannerTest, ShaPromotesOnceTheBudgetStopsNewTrials) {
   Plan free = PlanSweep(s, 9, trials, *sampler, "sw-");
   ASSERT_EQ(free.start.size(), 1u);
   EXPECT_TRUE(free.resume.empty());
-  // With 7: a new trial (1.83 s) does not fit; trial 1's two passes to rung 3 (1 s) do.
-  s.budget.cpu_seconds = 7;
+  // A fourth trial costs its first pass (1.83 s) and keeps room for the bracket's promotions:
+  // of 4 trials at rung 1 one goes on to rung 3 (2 passes, 3.67 s at the mean rate): 11 in all.
+  EXPECT_EQ(ShaPromotionPasses(s, 9, 4), 2);
+  s.budget.cpu_seconds = 11.1;
+  Plan room = PlanSweep(s, 9, trials, *sampler, "sw-");
+  ASSERT_EQ(room.start.size(), 1u);
+  EXPECT_TRUE(room.resume.empty());
+  // With 10 it would fit without the promotions' room; it does not start, and no further trial
+  // will: rung 1 is complete, and trial 1's two passes to rung 3 (1 s at its own rate) fit.
+  s.budget.cpu_seconds = 10;
   Plan p = PlanSweep(s, 9, trials, *sampler, "sw-");
   EXPECT_TRUE(p.start.empty());
   ASSERT_EQ(p.resume.size(), 1u);
   EXPECT_EQ(p.resume[0].trial, 1u);
   EXPECT_EQ(p.resume[0].rung, 1);
   EXPECT_EQ(p.phase, api::kSweepRunning);
+}
+
+// One bracket's promotions: floor(n/eta) of the n trials at each rung go on to the next stop.
+TEST(PlannerTest, ShaPromotionPassesCountsTheBracket) {
+  api::SweepSpec s = TestSpec();
+  s.early_stopping = {.policy = api::kStoppingSha, .min_passes = 1, .reduction_factor = 3};
+  EXPECT_EQ(ShaPromotionPasses(s, 9, 27), 9 * 2 + 3 * 6);  // rungs 1 and 3 of 9 passes
+  EXPECT_EQ(ShaPromotionPasses(s, 9, 8), 2 * 2);           // 2 go on from rung 1, none from rung 3
+  EXPECT_EQ(ShaPromotionPasses(s, 9, 2), 0);
+  EXPECT_EQ(ShaPromotionPasses(s, 10, 27), 9 * 2 + 3 * 6 + 1 * 1);  // rungs 1, 3 and 9 of 10
+  s.early_stopping.reduction_factor = 2;
+  EXPECT_EQ(ShaPromotionPasses(s, 4, 4), 2 * 1 + 1 * 2);  // rungs 1 and 2 of 4
 }
 
 }  // namespace

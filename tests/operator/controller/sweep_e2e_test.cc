@@ -352,6 +352,60 @@ TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) 
   EXPECT_TRUE(std::isnan(SeriesValue(R"(tandem_operator_sweep_phase{namespace="default",sweep="hp",phase="Succeeded"})")));
 }
 
+// earlyStopping.policy sha on a cluster: the same trials as above, but the first is promoted only
+// once every trial has reached rung 1. When the second pauses there, ASHA promoted the first
+// (top 1 of 2); SHA waits for the third.
+TEST_F(SweepE2eTest, ShaPromotesOnlyOnceEveryTrialReachedTheRung) {
+  auto docs = YamlToJson(kSweep, "sweep.yaml");
+  ASSERT_TRUE(docs.ok());
+  json sw = (*docs)[0];
+  sw["spec"]["earlyStopping"]["policy"] = "sha";
+  ASSERT_TRUE(client_->Create(kube::kSweeps, "default", sw).ok());
+  std::string first, second;
+  ASSERT_TRUE(Eventually([&] {
+    const std::string p0 = Field(kube::kTrainingJobs, "hp-0", "status.phase");
+    const std::string p1 = Field(kube::kTrainingJobs, "hp-1", "status.phase");
+    if (p0 == "Admitted" && p1 == "Queued") first = "hp-0", second = "hp-1";
+    if (p1 == "Admitted" && p0 == "Queued") first = "hp-1", second = "hp-0";
+    return !first.empty();
+  })) << Get(kube::kTrainingJobs, "hp-0").dump() << Get(kube::kTrainingJobs, "hp-1").dump();
+  SetWorker(first, "Running");
+  Evaluated(first, 1, 0.9);
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, first, "spec.suspend") == "true"; }));
+  ASSERT_TRUE(Eventually([&] { return !Get(kube::kTrainingJobs, "hp-2").empty(); }));
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, second, "status.phase") == "Admitted"; }));
+  SetWorker(second, "Running");
+  Evaluated(second, 1, 0.5);
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, second, "spec.suspend") == "true"; }));
+  json st;
+  ASSERT_TRUE(Eventually([&] {
+    st = Get(kube::kSweeps, "hp")["status"];
+    return st.value("trialsByPhase", json::object()).value("paused", 0) == 2;
+  })) << st.dump();
+  // The look that paused the second saw rung 1 incomplete (the third has not reached it): the
+  // first stays paused.
+  EXPECT_EQ(Field(kube::kTrainingJobs, first, "spec.suspend"), "true");
+  for (const json& t : st["trials"]) {
+    if (t["name"] == first) EXPECT_EQ(t["phase"], "Paused") << t.dump();
+    if (t["name"] == second) EXPECT_NE(t.value("reason", "").find("sha: paused at rung 1"), std::string::npos) << t.dump();
+  }
+  // The third reaches rung 1 with 0.7: rung 1 is complete, its top 1 of 3 (the first) is promoted.
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "status.phase") == "Admitted"; }))
+      << Get(kube::kTrainingJobs, "hp-2").dump();
+  SetWorker("hp-2", "Running");
+  Evaluated("hp-2", 1, 0.7);
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, "hp-2", "spec.suspend") == "true"; }));
+  ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, first, "spec.suspend") == "false"; }))
+      << Field(kube::kSweeps, "hp", "status");
+  ASSERT_TRUE(Eventually([&] {
+    st = Get(kube::kSweeps, "hp")["status"];
+    for (const json& t : st.value("trials", json::array()))
+      if (t["name"] == first) return t.value("promotedFrom", 0) == 1;
+    return false;
+  })) << st.dump();
+  EXPECT_EQ(Field(kube::kTrainingJobs, second, "spec.suspend"), "true");
+}
+
 // spec.budget.cpuSeconds on a cluster: a Running trial is charged its workers' CPU requests (1 CPU
 // here: a dense ring job's worker has no pserver) for the seconds it runs; once that adds up to
 // the budget, the running trial is stopped (suspended, with the reason) and the sweep ends
