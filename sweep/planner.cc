@@ -120,6 +120,7 @@ struct BudgetView {
   double spent = 0;
   double committed = 0;   // expected, until each active trial's next stop
   double mean_rate = 0;   // CPU seconds per pass over the trials measured so far (0: none yet)
+  double max_rate = 0;    // the costliest measured trial's
   std::map<size_t, double> rates;  // each measured trial's own
 
   double RateOf(size_t i) const {
@@ -163,6 +164,7 @@ BudgetView ViewBudget(const api::SweepSpec& spec, const std::vector<api::TrialSt
     if (trials[i].cpu_seconds > 0 && done > 0) {
       b.rates[i] = trials[i].cpu_seconds / static_cast<double>(done);
       rate_sum += b.rates[i];
+      b.max_rate = std::max(b.max_rate, b.rates[i]);
     }
   }
   if (!b.rates.empty()) b.mean_rate = rate_sum / static_cast<double>(b.rates.size());
@@ -279,8 +281,11 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
     // sampler's model; a sweep whose parameters all cost the same gets the mean).
     const double cost = budget.RateFor(spec, trials, *params) * static_cast<double>(NextStop(spec, passes, 0));
     // SHA promotes only after the last trial has started: a start must leave room for the
-    // promotions the bracket will then make (Hyperband sizes its brackets the same way).
-    const double reserve = sha ? budget.mean_rate * static_cast<double>(ShaPromotionPasses(spec, passes, next + 1)) : 0;
+    // promotions the bracket will then make (Hyperband sizes its brackets the same way), priced
+    // at the costliest measured rate: the trials promoted are the best, and where a parameter sets
+    // the cost the best are often the costly ones (at the mean rate, a budgeted sweep of 512-wide
+    // trials promoted 8 to rung 3 and had too little left to train any to the last pass).
+    const double reserve = sha ? budget.max_rate * static_cast<double>(ShaPromotionPasses(spec, passes, next + 1)) : 0;
     if (!budget.Fits(cost + reserve)) {
       over_budget = true;
       continue;

@@ -64,7 +64,7 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
 // SHA: the trial passes one bracket of `trials` trials spends on promotions: floor(n/eta) trials
 // promoted from each rung (n: those at it) train to the next rung or the last pass. With rungs 1
 // and 3 of 9 passes and eta 3, 27 trials: 9 x 2 + 3 x 6 = 36. PlanSweep keeps that much (at the
-// mean rate) free of a budget before it starts another trial.
+// costliest measured trial's rate) free of a budget before it starts another trial.
 int64_t ShaPromotionPasses(const api::SweepSpec& spec, int64_t passes, int64_t trials);
 
 // Sets phase, reason, paused_at and promoted_from of the trials a plan pauses and resumes (not

@@ -513,9 +513,10 @@ TEST(PlannerTest, ShaPromotesOnceTheBudgetStopsNewTrials) {
   ASSERT_EQ(free.start.size(), 1u);
   EXPECT_TRUE(free.resume.empty());
   // A fourth trial costs its first pass (1.83 s) and keeps room for the bracket's promotions:
-  // of 4 trials at rung 1 one goes on to rung 3 (2 passes, 3.67 s at the mean rate): 11 in all.
+  // of 4 trials at rung 1 one goes on to rung 3 (2 passes, 5 s at the costliest rate, 2.5 s a
+  // pass): 12.33 in all.
   EXPECT_EQ(ShaPromotionPasses(s, 9, 4), 2);
-  s.budget.cpu_seconds = 11.1;
+  s.budget.cpu_seconds = 12.4;
   Plan room = PlanSweep(s, 9, trials, *sampler, "sw-");
   ASSERT_EQ(room.start.size(), 1u);
   EXPECT_TRUE(room.resume.empty());
