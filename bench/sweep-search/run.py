@@ -6,7 +6,8 @@
                             [--searches grid random tpe+asha tpe-cost+asha tpe-eips+asha
                                         tpe-cost+asha+budget tpe-cost+asha3+budget
                                         tpe-mv-cost+asha tpe-mv-cost+asha+budget
-                                        tpe+sha tpe+sha+budget tpe-cost+sha tpe-cost+sha+budget]
+                                        grid+sha random+sha tpe+sha tpe+sha+budget tpe-cost+sha
+                                        tpe-cost+sha+budget]
                             [--budget-fraction 0.3333] [--budget-max-trials 27]
                             [--grid-cpu SEED=SECONDS ...] [--grid-from DIR]
                             [--out DIR] [--tandem build/bin/tandem] [--example SWEEP.yaml]
@@ -20,7 +21,8 @@ processes (getrusage of the children: what the search cost), the passes trained 
 time. tpe-cost+asha is TPE with algorithm.costAware on (its defaults: exponent 1, cost cooling);
 tpe-eips+asha the same with cooling off (alpha stays 1); tpe-mv-* the multivariate TPE
 (algorithm.multivariate); tpe+sha and tpe-cost+sha the TPE and the cost-aware TPE with
-synchronous successive halving (earlyStopping.policy sha) instead of ASHA. tpe-cost+asha+budget is tpe-cost+asha
+synchronous successive halving (earlyStopping.policy sha) instead of ASHA, grid+sha and
+random+sha the same halving over the grid's 27 points and over 27 random ones. tpe-cost+asha+budget is tpe-cost+asha
 with spec.budget.cpuSeconds set to --budget-fraction (1/3) of the grid's CPU seconds for the
 same seed (so is every other *+budget search): measured by the grid run of this invocation (list grid first in --searches; it runs
 first for each seed) or given by --grid-cpu; --budget-max-trials raises its maxTrials, so that the
@@ -69,6 +71,9 @@ SEARCHES = [
      {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
     # Cost-aware TPE with synchronous successive halving (earlyStopping.policy sha: every trial to
     # rung 1 before any promotion; a rung promotes once complete), without and with the budget.
+    # Successive halving over samplers that do not learn: the grid's own 27 points, and random.
+    ("grid+sha", {"name": "grid"}, {"policy": "sha", "minPasses": 1, "reductionFactor": 3}),
+    ("random+sha", {"name": "random"}, {"policy": "sha", "minPasses": 1, "reductionFactor": 3}),
     ("tpe+sha", {"name": "tpe", "startupTrials": 6}, {"policy": "sha", "minPasses": 1, "reductionFactor": 3}),
     ("tpe+sha+budget", {"name": "tpe", "startupTrials": 6}, {"policy": "sha", "minPasses": 1, "reductionFactor": 3}),
     ("tpe-cost+sha", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True}},
@@ -78,7 +83,7 @@ SEARCHES = [
 ]
 # The searches held against the grid for the target (the learning samplers with ASHA).
 TARGETS = ["tpe+asha", "tpe-cost+asha", "tpe-eips+asha", "tpe-cost+asha+budget", "tpe-cost+asha3+budget",
-           "tpe-mv-cost+asha", "tpe-mv-cost+asha+budget", "tpe+sha", "tpe+sha+budget", "tpe-cost+sha",
+           "tpe-mv-cost+asha", "tpe-mv-cost+asha+budget", "grid+sha", "random+sha", "tpe+sha", "tpe+sha+budget", "tpe-cost+sha",
            "tpe-cost+sha+budget"]
 
 
