@@ -175,7 +175,7 @@ def cluster():
         target(f"sum (rate(tandem_operator_sweep_trials_created_total[{RI}]))", "created"),
         target(f"sum by (policy) (rate(tandem_operator_sweep_trials_stopped_total[{RI}]))", "stopped: {{policy}}")],
         unit="ops", description="Operator-wide counters (no sweep label): trials stopped by early-stopping policy "
-                                "(asha, median), by a failed sweep (none) or by a spent spec.budget (budget).")
+                                "(asha, sha, median), by a failed sweep (none) or by a spent spec.budget (budget).")
     b.panel("CPU seconds spent against the budget", [
         target(f"max by (namespace, sweep) (tandem_operator_sweep_cpu_seconds{{{SW}}})", "{{sweep}} spent"),
         target(f"max by (namespace, sweep) (tandem_operator_sweep_budget_cpu_seconds{{{SW}}})", "{{sweep}} budget")],
