@@ -105,6 +105,11 @@ int main(int argc, char** argv) {
   std::string default_queue_file;
   app.add_option("--default-queue", default_queue_file,
                  "A Queue manifest (YAML) to create when leading, if no Queue of its name exists (never updated)");
+  tandem::kube::KubeClientOptions client_options;
+  app.add_option("--watch-idle-timeout", client_options.watch_idle_timeout_s,
+                 "Seconds a watch may carry no byte before it is reopened (kube-apiserver sends a bookmark "
+                 "about every minute; raise it for an apiserver run with --watch-cache=false)")
+      ->check(CLI::Range(10, 3600));
   app.add_flag("--leader-elect,!--no-leader-elect", leader_elect, "Campaign for a Lease before reconciling");
   app.add_option("--lease-namespace", lease_namespace, "Namespace of the Lease (default: the config's namespace)");
   app.add_option("--lease-name", lease_name, "Name of the Lease");
@@ -137,7 +142,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   TANDEM_LOG(info, "API server {} ({})", config->server, config->source);
-  tandem::kube::KubeClient client(*config);
+  tandem::kube::KubeClient client(*config, client_options);
   tandem::controller::OperatorMetrics::Get();  // register every family before the first scrape
   tandem::controller::SweepMetrics::Get();
 
