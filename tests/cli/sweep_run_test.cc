@@ -171,6 +171,46 @@ TEST_F(SweepRunTest, TrialsRunAsLocalJobsAndTheBestIsReported) {
   EXPECT_NE(output.find("promoted (resumes from its checkpoint)"), std::string::npos) << output;
 }
 
+// earlyStopping.policy sha through `tandem run` (eta 3, one rung at pass 1): every trial pauses
+// at the rung, and the one promoted resumes only after the last of them paused there (ASHA would
+// promote the better of the first two, as the test above shows, before the third has trained).
+TEST_F(SweepRunTest, ShaPromotesOnlyAfterEveryTrialPausedAtTheRung) {
+  std::string text = TinySweep("sha", "{type: momentum, learningRate: 0.1, momentum: 0.9}");
+  text.replace(text.find("policy: asha, minPasses: 1, reductionFactor: 2"), 46,
+               "policy: sha, minPasses: 1, reductionFactor: 3");
+  const Ran ran = RunSweep(text, std::chrono::seconds(300));
+  json summary = ran.summary;
+  ASSERT_EQ(ran.code, 0) << ran.output;
+  ASSERT_TRUE(summary.is_object()) << ran.output;
+  EXPECT_EQ(summary["phase"], "Succeeded") << summary.dump(2);
+  ASSERT_EQ(summary["trials"].size(), 3u) << summary.dump(2);
+  double last_pause = 0, resumed_at = 0;
+  int promoted = 0;
+  for (const json& t : summary["trials"]) {
+    const std::string name = t["name"];
+    std::ifstream lines(run_dir() + "/trials/" + name + "/metrics.jsonl");
+    for (std::string line; std::getline(lines, line);) {
+      json e = json::parse(line, nullptr, false);
+      if (!e.is_object()) continue;
+      if (e.value("event", "") == "paused") {
+        EXPECT_EQ(e["pass"], 1) << name;
+        last_pause = std::max(last_pause, e.value("time", 0.0));
+      }
+      if (e.value("event", "") == "resumed") resumed_at = e.value("time", 0.0);
+    }
+    if (t["phase"] == "Succeeded") {
+      ++promoted;
+      EXPECT_EQ(t.value("promotedFrom", 0), 1) << t.dump();
+    } else {
+      EXPECT_EQ(t["phase"], "Stopped") << t.dump();
+      EXPECT_NE(t["reason"].get<std::string>().find("sha: paused at rung 1"), std::string::npos) << t.dump();
+    }
+  }
+  EXPECT_EQ(promoted, 1) << "the top floor(3/3) of rung 1: " << summary.dump(2);
+  ASSERT_GT(last_pause, 0) << summary.dump(2);
+  EXPECT_GT(resumed_at, last_pause) << "the promotion came before every trial had paused at the rung";
+}
+
 // spec.budget.cpuSeconds through `tandem run`: the trials' processes' CPU is charged while they
 // run; the sweep starts no trial the rest of the budget cannot pay for, stops what runs once it is
 // spent, and ends Succeeded with the reason, long before maxTrials.
