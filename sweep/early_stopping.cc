@@ -47,6 +47,13 @@ std::vector<int64_t> AshaRungs(const api::SweepEarlyStopping& es, int64_t passes
   return rungs;
 }
 
+int64_t NextStop(const api::SweepSpec& spec, int64_t passes, int64_t from) {
+  if (UsesRungs(spec.early_stopping))
+    for (int64_t rung : AshaRungs(spec.early_stopping, passes))
+      if (rung > from) return rung;
+  return passes;
+}
+
 std::optional<api::MetricPoint> ValueAt(const api::TrialStatus& t, int64_t pass) {
   for (const api::MetricPoint& m : t.intermediate)
     if (m.pass >= pass) return m;
@@ -90,23 +97,14 @@ bool Taken(const std::vector<size_t>& taken, size_t i) {
 bool RungComplete(const api::SweepSpec& spec, int64_t passes, const std::vector<api::TrialStatus>& trials,
                   int64_t rung, const std::vector<size_t>& taken, bool all_started) {
   if (!all_started) return false;
-  const std::vector<int64_t> rungs = AshaRungs(spec.early_stopping, passes);
-  for (size_t i = 0; i < trials.size(); ++i) {
-    const api::TrialStatus& t = trials[i];
+  for (const api::TrialStatus& t : trials) {
     if (t.phase == api::kTrialPending) return false;
     if (t.phase != api::kTrialRunning) continue;
-    // A Running trial trains from max(its passes, the rung it was promoted from) to the next rung.
+    // A Running trial trains from max(its passes, the rung it was promoted from) to the next stop.
     const int64_t done = t.intermediate.empty() ? 0 : t.intermediate.back().pass;
-    const int64_t from = std::max(done, t.promoted_from);
-    int64_t stop = passes;
-    for (int64_t r : rungs) {
-      if (r > from) {
-        stop = r;
-        break;
-      }
-    }
-    if (stop <= rung) return false;
+    if (NextStop(spec, passes, std::max(done, t.promoted_from)) <= rung) return false;
   }
+  const std::vector<int64_t> rungs = AshaRungs(spec.early_stopping, passes);
   const std::string goal = api::ObjectiveGoal(spec.objective);
   const int64_t eta = std::max<int64_t>(2, spec.early_stopping.reduction_factor);
   for (int64_t lower : rungs) {

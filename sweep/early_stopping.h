@@ -49,6 +49,10 @@ bool UsesRungs(const api::SweepEarlyStopping& es);
 // The ASHA (and SHA) rungs below `passes`: minPasses * eta^k.
 std::vector<int64_t> AshaRungs(const api::SweepEarlyStopping& es, int64_t passes);
 
+// Where a trial that trains on from pass `from` stops next: the next rung above `from` (asha,
+// sha), else the last pass.
+int64_t NextStop(const api::SweepSpec& spec, int64_t passes, int64_t from);
+
 // The first value of `t` at a pass >= `pass`, with the pass it was recorded at.
 std::optional<api::MetricPoint> ValueAt(const api::TrialStatus& t, int64_t pass);
 

@@ -90,14 +90,6 @@ namespace {
 // The passes a trial has trained: its newest value's pass.
 int64_t PassesDone(const api::TrialStatus& t) { return t.intermediate.empty() ? 0 : t.intermediate.back().pass; }
 
-// Where a trial that trains now stops next: ASHA's next rung above `from`, else the last pass.
-int64_t NextStop(const api::SweepSpec& spec, int64_t passes, int64_t from) {
-  if (UsesRungs(spec.early_stopping))
-    for (int64_t rung : AshaRungs(spec.early_stopping, passes))
-      if (rung > from) return rung;
-  return passes;
-}
-
 }  // namespace
 
 int64_t ShaPromotionPasses(const api::SweepSpec& spec, int64_t passes, int64_t trials) {
@@ -242,10 +234,14 @@ Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api
   int64_t next = static_cast<int64_t>(trials.size());
   std::vector<api::TrialStatus> seen = trials;
   std::vector<size_t> promoted;  // promoted by this plan, or refused for the budget
+  // SHA: once a rung has promoted, the bracket is closed: no trial starts after that (a look
+  // after the promotions may find budget room that an earlier look did not).
+  const bool bracket_closed =
+      sha && std::any_of(trials.begin(), trials.end(), [](const api::TrialStatus& t) { return t.promoted_from > 0; });
   while (still_active < spec.parallelism) {
     // ASHA promotes before it starts a new trial; SHA starts every trial first, and promotes
     // only from complete rungs.
-    const bool all_started = next >= spec.max_trials || exhausted || over_budget;
+    const bool all_started = next >= spec.max_trials || exhausted || over_budget || bracket_closed;
     std::optional<Promotion> p;
     if (!sha || all_started) p = NextPromotion(spec, passes, view, promoted, all_started);
     if (p) {

@@ -55,7 +55,8 @@ struct Plan {
 // if what is spent, plus what the active trials are expected to spend until their next stop (a
 // rung or the last pass), plus its own expected cost fits (CPU seconds per pass: the trial's own
 // when measured, else the mean of the measured trials; nothing is expected before any trial is);
-// with SHA a new trial also needs room for the bracket's promotions (ShaPromotionPasses).
+// with SHA a new trial also needs room for the bracket's promotions (ShaPromotionPasses), and none
+// starts once a rung has promoted.
 // ApplyRungSteps writes a plan's pauses and promotions into the trials (both executors call it;
 // stops they record themselves, when the trial's processes or pods are gone).
 Plan PlanSweep(const api::SweepSpec& spec, int64_t passes, const std::vector<api::TrialStatus>& trials,

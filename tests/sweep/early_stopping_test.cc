@@ -36,6 +36,18 @@ struct T {
   int64_t promoted_from = 0;
 };
 
+// The trials of a table row: trial i has index i.
+std::vector<api::TrialStatus> TrialsOf(const std::vector<T>& rows) {
+  std::vector<api::TrialStatus> trials;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    api::TrialStatus t = Trial(static_cast<int64_t>(i), rows[i].phase, rows[i].values);
+    t.paused_at = rows[i].paused_at;
+    t.promoted_from = rows[i].promoted_from;
+    trials.push_back(t);
+  }
+  return trials;
+}
+
 struct PromotionCase {
   const char* name;
   std::vector<T> trials;  // trial i has index i
@@ -93,14 +105,7 @@ TEST(AshaTest, PromotionRule) {
   };
   const api::SweepSpec s = Asha(1, 3);
   for (const PromotionCase& c : cases) {
-    std::vector<api::TrialStatus> trials;
-    for (size_t i = 0; i < c.trials.size(); ++i) {
-      api::TrialStatus t = Trial(static_cast<int64_t>(i), c.trials[i].phase, c.trials[i].values);
-      t.paused_at = c.trials[i].paused_at;
-      t.promoted_from = c.trials[i].promoted_from;
-      trials.push_back(t);
-    }
-    std::optional<Promotion> p = NextPromotion(s, 9, trials, c.taken);
+    std::optional<Promotion> p = NextPromotion(s, 9, TrialsOf(c.trials), c.taken);
     if (c.promote < 0) {
       EXPECT_FALSE(p.has_value()) << c.name << ": promoted " << p->trial << " (" << p->reason << ")";
       continue;
@@ -160,14 +165,7 @@ TEST(ShaTest, PromotesOnlyFromCompleteRungsLowestFirst) {
   api::SweepSpec s = Asha(1, 3);
   s.early_stopping.policy = api::kStoppingSha;
   for (const ShaCase& c : cases) {
-    std::vector<api::TrialStatus> trials;
-    for (size_t i = 0; i < c.trials.size(); ++i) {
-      api::TrialStatus t = Trial(static_cast<int64_t>(i), c.trials[i].phase, c.trials[i].values);
-      t.paused_at = c.trials[i].paused_at;
-      t.promoted_from = c.trials[i].promoted_from;
-      trials.push_back(t);
-    }
-    std::optional<Promotion> p = NextPromotion(s, 9, trials, c.taken, c.all_started);
+    std::optional<Promotion> p = NextPromotion(s, 9, TrialsOf(c.trials), c.taken, c.all_started);
     if (c.promote < 0) {
       EXPECT_FALSE(p.has_value()) << c.name << ": promoted " << p->trial << " (" << p->reason << ")";
       continue;

@@ -529,6 +529,13 @@ TEST(PlannerTest, ShaPromotesOnceTheBudgetStopsNewTrials) {
   EXPECT_EQ(p.resume[0].trial, 1u);
   EXPECT_EQ(p.resume[0].rung, 1);
   EXPECT_EQ(p.phase, api::kSweepRunning);
+  // Once a rung has promoted, the bracket is closed: room found in a later look starts nothing.
+  ApplyRungSteps(p, &trials);
+  s.budget.cpu_seconds = 100;
+  s.parallelism = 2;
+  Plan later = PlanSweep(s, 9, trials, *sampler, "sw-");
+  EXPECT_TRUE(later.start.empty());
+  EXPECT_EQ(later.phase, api::kSweepRunning);
 }
 
 // One bracket's promotions: floor(n/eta) of the n trials at each rung go on to the next stop.

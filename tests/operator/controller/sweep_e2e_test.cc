@@ -158,6 +158,17 @@ class SweepE2eTest : public ::testing::Test {
     auto o = client_->Get(r, "default", name);
     return o.ok() ? *o : json::object();
   }
+  // The research queue holds one trial: waits until one of hp-0 and hp-1 is Admitted and the
+  // other Queued, and names them.
+  bool AdmittedAndQueued(std::string* first, std::string* second) {
+    return Eventually([&] {
+      const std::string p0 = Field(kube::kTrainingJobs, "hp-0", "status.phase");
+      const std::string p1 = Field(kube::kTrainingJobs, "hp-1", "status.phase");
+      if (p0 == "Admitted" && p1 == "Queued") *first = "hp-0", *second = "hp-1";
+      if (p1 == "Admitted" && p0 == "Queued") *first = "hp-1", *second = "hp-0";
+      return !first->empty();
+    });
+  }
   std::string Field(const kube::Resource& r, const std::string& name, const std::string& path) {
     const json o = Get(r, name);
     const json* f = kube::FieldAt(o, path);
@@ -200,13 +211,8 @@ TEST_F(SweepE2eTest, TrialsQueueRunPauseAtRungsArePromotedAndTheBestIsReported) 
 
   // The queue admits one trial; the other waits in it.
   std::string first, second;
-  ASSERT_TRUE(Eventually([&] {
-    const std::string p0 = Field(kube::kTrainingJobs, "hp-0", "status.phase");
-    const std::string p1 = Field(kube::kTrainingJobs, "hp-1", "status.phase");
-    if (p0 == "Admitted" && p1 == "Queued") first = "hp-0", second = "hp-1";
-    if (p1 == "Admitted" && p0 == "Queued") first = "hp-1", second = "hp-0";
-    return !first.empty();
-  })) << Get(kube::kTrainingJobs, "hp-0").dump() << Get(kube::kTrainingJobs, "hp-1").dump();
+  ASSERT_TRUE(AdmittedAndQueued(&first, &second))
+      << Get(kube::kTrainingJobs, "hp-0").dump() << Get(kube::kTrainingJobs, "hp-1").dump();
   EXPECT_TRUE(Eventually([&] { return Field(kube::kSweeps, "hp", "status.trialsByPhase.pending") == "2"; }))
       << Field(kube::kSweeps, "hp", "status");
 
@@ -362,13 +368,8 @@ TEST_F(SweepE2eTest, ShaPromotesOnlyOnceEveryTrialReachedTheRung) {
   sw["spec"]["earlyStopping"]["policy"] = "sha";
   ASSERT_TRUE(client_->Create(kube::kSweeps, "default", sw).ok());
   std::string first, second;
-  ASSERT_TRUE(Eventually([&] {
-    const std::string p0 = Field(kube::kTrainingJobs, "hp-0", "status.phase");
-    const std::string p1 = Field(kube::kTrainingJobs, "hp-1", "status.phase");
-    if (p0 == "Admitted" && p1 == "Queued") first = "hp-0", second = "hp-1";
-    if (p1 == "Admitted" && p0 == "Queued") first = "hp-1", second = "hp-0";
-    return !first.empty();
-  })) << Get(kube::kTrainingJobs, "hp-0").dump() << Get(kube::kTrainingJobs, "hp-1").dump();
+  ASSERT_TRUE(AdmittedAndQueued(&first, &second))
+      << Get(kube::kTrainingJobs, "hp-0").dump() << Get(kube::kTrainingJobs, "hp-1").dump();
   SetWorker(first, "Running");
   Evaluated(first, 1, 0.9);
   ASSERT_TRUE(Eventually([&] { return Field(kube::kTrainingJobs, first, "spec.suspend") == "true"; }));
