@@ -20,6 +20,8 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/check.h"
+#include "common/socket.h"
 #include "gtest/gtest.h"
 #include "tests/trainer/engine/idx_job_harness.h"
 #include "trainer/collective/tcp_transport.h"
@@ -69,12 +71,21 @@ struct Trainer {
 };
 
 // A port the trainers' rings bind themselves (a trainer binds its own endpoint at every
-// rendezvous): free now, let go, and below the kernel's ephemeral range (32768-60999 by
-// default), so that no outgoing connection of this or another test takes it meanwhile.
+// rendezvous, and is unbound between two): free now, then let go. Taken from 10000-19999: below
+// the kernel's ephemeral range (32768-60999 by default), so that no outgoing connection takes it
+// meanwhile, and below what net::PickFreeLoopbackPorts hands out (20000-29999), so that no other
+// test, nor a `tandem run` job of one, binds it in a gap: this test alone uses the range.
+// (A kernel whose ephemeral range starts lower gets the common picker's ports instead.)
 int QuietPort() {
-  static std::atomic<int> next{20000 + static_cast<int>(::getpid() % 997) * 10};
+  constexpr int kBegin = 10000, kSpan = 10000;
+  if (net::PickablePortRange().begin != kBegin + kSpan) {
+    absl::StatusOr<std::vector<int>> port = net::PickFreeLoopbackPorts(1);
+    TANDEM_CHECK(port.ok()) << port.status();
+    return (*port)[0];
+  }
+  static std::atomic<int> next{static_cast<int>(::getpid() % 997) * 10};
   for (;;) {
-    const int port = 20000 + (next.fetch_add(1) - 20000) % 12000;
+    const int port = kBegin + next.fetch_add(1) % kSpan;
     if (collective::Listener::Bind("127.0.0.1", port).ok()) return port;
   }
 }
