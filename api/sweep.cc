@@ -228,6 +228,7 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
   GetInt(es, "minPasses", &spec.early_stopping.min_passes);
   GetInt(es, "reductionFactor", &spec.early_stopping.reduction_factor);
   GetInt(es, "startupTrials", &spec.early_stopping.startup_trials);
+  GetInt(es, "bootstrapCount", &spec.early_stopping.bootstrap_count);
   GetInt(s, "parallelism", &spec.parallelism);
   GetInt(s, "maxTrials", &spec.max_trials);
   GetInt(s, "maxFailedTrials", &spec.max_failed_trials);
@@ -314,6 +315,13 @@ Sweep ParseSweep(const json& object, const SectionValidators& validators, FieldE
   if (spec.early_stopping.policy == kStoppingMedian && spec.early_stopping.startup_trials >= spec.max_trials)
     report("spec.earlyStopping.startupTrials",
            absl::StrCat("must be < spec.maxTrials (", spec.max_trials, "): no trial would ever be judged"));
+  if (spec.early_stopping.bootstrap_count > 0 && spec.early_stopping.policy != kStoppingAsha)
+    report("spec.earlyStopping.bootstrapCount",
+           absl::StrCat("only asha waits for a first rung's trials before promoting (sha waits for all "
+                        "of them), got policy ", spec.early_stopping.policy));
+  else if (spec.early_stopping.bootstrap_count > spec.max_trials)
+    report("spec.earlyStopping.bootstrapCount",
+           absl::StrCat("must be <= spec.maxTrials (", spec.max_trials, "), got ", spec.early_stopping.bootstrap_count));
   if (spec.parameters.empty()) report("spec.parameters", "required: at least one parameter to search");
   if (spec.parameters.size() > kMaxSweepParameters)
     report("spec.parameters", absl::StrCat("at most ", kMaxSweepParameters, " parameters, got ", spec.parameters.size()));
@@ -492,7 +500,8 @@ json SweepSpecToJson(const SweepSpec& s) {
                                         {"cooling", s.algorithm.cost_aware.cooling}}}}},
           {"earlyStopping", {{"policy", s.early_stopping.policy}, {"minPasses", s.early_stopping.min_passes},
                              {"reductionFactor", s.early_stopping.reduction_factor},
-                             {"startupTrials", s.early_stopping.startup_trials}}},
+                             {"startupTrials", s.early_stopping.startup_trials},
+                             {"bootstrapCount", s.early_stopping.bootstrap_count}}},
           {"parallelism", s.parallelism},
           {"maxTrials", s.max_trials},
           {"maxFailedTrials", s.max_failed_trials},

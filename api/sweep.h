@@ -136,6 +136,10 @@ struct SweepEarlyStopping {
   int64_t min_passes = 1;         // asha, sha: the first rung; median: passes before any judgement
   int64_t reduction_factor = 3;   // asha, sha: eta; rungs at minPasses * eta^k passes
   int64_t startup_trials = 3;     // median: trials that must report a pass before it judges it
+  // asha: no promotion before this many trials have a value at the first rung (or no further
+  // trial will start); 0: ASHA as published, promoting from the first trials a rung has seen.
+  // Optuna's SuccessiveHalvingPruner calls it bootstrap_count.
+  int64_t bootstrap_count = 0;
   bool operator==(const SweepEarlyStopping&) const = default;
 };
 

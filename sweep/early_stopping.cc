@@ -127,6 +127,10 @@ std::optional<Promotion> NextPromotion(const api::SweepSpec& spec, int64_t passe
   const std::string goal = api::ObjectiveGoal(spec.objective);
   const int64_t eta = std::max<int64_t>(2, spec.early_stopping.reduction_factor);
   std::vector<int64_t> rungs = AshaRungs(spec.early_stopping, passes);
+  // ASHA with bootstrapCount: nothing is promoted before that many trials count at the first rung.
+  if (!sha && !all_started && !rungs.empty() &&
+      static_cast<int64_t>(RankedAt(trials, rungs.front(), goal).size()) < spec.early_stopping.bootstrap_count)
+    return std::nullopt;
   // ASHA: the highest rung first. SHA: the lowest first, and a rung only once it is complete
   // (a higher one is not complete before the lower ones have promoted).
   if (!sha) std::reverse(rungs.begin(), rungs.end());

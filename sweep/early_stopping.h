@@ -9,6 +9,10 @@
 //         rung) not yet promoted is promoted (resumed from its checkpoint); otherwise a new trial
 //         starts. Trials still paused when the sweep ends are stopped. JudgeTrial never stops an
 //         ASHA trial: the planner pauses (AshaPauseRung) and promotes (NextPromotion).
+//         With bootstrapCount b: no promotion at all before b trials count at the first rung
+//         (or no further trial will start), so that the first trials, which a rung has seen
+//         alone, are ranked among b before any of them trains on (Optuna's bootstrap_count; Li
+//         et al.'s mispromotions). The later rungs then promote as ASHA does.
 // sha     Successive halving, synchronous (Jamieson & Talwalkar, AISTATS 2016; as one bracket of
 //         Hyperband or BOHB): ASHA's rungs and pauses, but every trial (maxTrials) starts before
 //         any promotion, and a rung promotes its top floor(n / eta) only once it is complete:
@@ -76,8 +80,9 @@ struct Promotion {
 // there (CountsAtRung), best first (ties: lower index first); of its top floor(n / eta), the best
 // that is Paused at this rung and not in `taken`. nullopt: nothing to promote (start a new trial).
 // SHA: the same choice, from the lowest rung up and only at complete rungs (RungComplete; it
-// needs `all_started`: no further trial will start). `taken`: promoted (or refused) by the
-// caller already.
+// needs `all_started`: no further trial will start). ASHA with bootstrapCount: nothing while
+// fewer trials count at the first rung, unless `all_started`. `taken`: promoted (or refused) by
+// the caller already.
 std::optional<Promotion> NextPromotion(const api::SweepSpec& spec, int64_t passes,
                                        const std::vector<api::TrialStatus>& trials,
                                        const std::vector<size_t>& taken = {}, bool all_started = false);

@@ -5,6 +5,7 @@
                             [--passes 9] [--parallelism 2]
                             [--searches grid random tpe+asha tpe-cost+asha tpe-eips+asha
                                         tpe-cost+asha+budget tpe-cost+asha3+budget
+                                        tpe-cost+asha-b6+budget tpe-cost+asha-b9+budget
                                         tpe-mv-cost+asha tpe-mv-cost+asha+budget
                                         grid+sha random+sha tpe+sha tpe+sha+budget tpe-cost+sha
                                         tpe-cost+sha+budget]
@@ -63,6 +64,13 @@ SEARCHES = [
     # fewer, longer-judged trials, against successive halving's short-horizon bias.
     ("tpe-cost+asha3+budget", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True}},
      {"policy": "asha", "minPasses": 3, "reductionFactor": 3}),
+    # The budgeted cost-aware TPE with ASHA holding every promotion until 6 or 9 trials have a value
+    # at its first rung (earlyStopping.bootstrapCount): no trial trains on on the strength of the
+    # first two or three a rung has seen.
+    ("tpe-cost+asha-b6+budget", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True}},
+     {"policy": "asha", "minPasses": 1, "reductionFactor": 3, "bootstrapCount": 6}),
+    ("tpe-cost+asha-b9+budget", {"name": "tpe", "startupTrials": 6, "costAware": {"enabled": True}},
+     {"policy": "asha", "minPasses": 1, "reductionFactor": 3, "bootstrapCount": 9}),
     # Multivariate TPE (one joint density over the parameters), cost-aware, with and without the budget.
     ("tpe-mv-cost+asha", {"name": "tpe", "startupTrials": 6, "multivariate": True, "costAware": {"enabled": True}},
      {"policy": "asha", "minPasses": 1, "reductionFactor": 3}),
@@ -83,6 +91,7 @@ SEARCHES = [
 ]
 # The searches held against the grid for the target (the learning samplers with ASHA).
 TARGETS = ["tpe+asha", "tpe-cost+asha", "tpe-eips+asha", "tpe-cost+asha+budget", "tpe-cost+asha3+budget",
+           "tpe-cost+asha-b6+budget", "tpe-cost+asha-b9+budget",
            "tpe-mv-cost+asha", "tpe-mv-cost+asha+budget", "grid+sha", "random+sha", "tpe+sha", "tpe+sha+budget", "tpe-cost+sha",
            "tpe-cost+sha+budget"]
 

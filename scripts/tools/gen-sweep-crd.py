@@ -233,6 +233,14 @@ spec:
                     minimum: 1
                     maximum: 1000
                     default: 3
+                  bootstrapCount:
+                    type: integer
+                    description: 'asha: no trial is promoted before this many trials have a value at the
+                      first rung (or no further trial will start); 0 promotes from the first trials a
+                      rung has seen. At most maxTrials; asha only.'
+                    minimum: 0
+                    maximum: 1000
+                    default: 0
               parallelism:
                 type: integer
                 description: Trials that may exist unfinished at once (each still queues for capacity).

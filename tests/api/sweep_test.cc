@@ -72,6 +72,8 @@ TEST(SweepTest, ParsesDefaultsAndRoundTrips) {
   s.spec.algorithm.multivariate = true;
   EXPECT_EQ(s.spec.budget.cpu_seconds, 0.0);  // no budget unless asked
   s.spec.budget.cpu_seconds = 600;
+  EXPECT_EQ(s.spec.early_stopping.bootstrap_count, 0);  // ASHA as published unless asked
+  s.spec.early_stopping.bootstrap_count = 9;
   s.status.trials.push_back(
       {.name = "t-0", .index = 0, .phase = kTrialPaused, .paused_at = 1, .cost = 2.5, .cpu_seconds = 12.25});
   s.status.cpu_accounted_time = "2026-12-06T22:00:00.250000Z";
@@ -166,6 +168,12 @@ TEST(SweepTest, EveryBadFieldIsNamed) {
       {"cost-aware not a boolean", "/spec/algorithm/costAware/enabled", "yes", "spec.algorithm.costAware.enabled",
        "boolean"},
       {"parallelism above maxTrials", "/spec/parallelism", 20, "spec.parallelism", "must be <= spec.maxTrials"},
+      {"bootstrap count with median", "/spec/earlyStopping", json({{"policy", "median"}, {"bootstrapCount", 4}}),
+       "spec.earlyStopping.bootstrapCount", "only asha"},
+      {"bootstrap count above maxTrials", "/spec/earlyStopping/bootstrapCount", 13,
+       "spec.earlyStopping.bootstrapCount", "must be <= spec.maxTrials (12)"},
+      {"negative bootstrap count", "/spec/earlyStopping/bootstrapCount", -1, "spec.earlyStopping.bootstrapCount",
+       ">= 0"},
       {"name too long", "/metadata/name", std::string(44, 'a'), "metadata.name", "<sweep>-<index>"},
       {"bad template", "/spec/template/spec/passes", 0, "spec.template.spec.passes", "must be >= 1"},
       {"template metadata name", "/spec/template/metadata/name", "x", "spec.template.metadata.name",

@@ -177,6 +177,56 @@ TEST(ShaTest, PromotesOnlyFromCompleteRungsLowestFirst) {
   }
 }
 
+// ASHA with bootstrapCount 6, 9 passes, eta 3: nothing is promoted before six trials count at
+// rung 1 (unless no further trial will start); from then on ASHA's rule, at every rung.
+TEST(AshaTest, BootstrapCountHoldsPromotionsUntilTheFirstRungHasThatMany) {
+  struct BootstrapCase {
+    const char* name;
+    std::vector<T> trials;
+    bool all_started;
+    int64_t promote;
+    int64_t rung = 0;
+  };
+  const std::vector<BootstrapCase> cases = {
+      {"three at rung 1 (ASHA would promote the 0.9): none",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}}, false, -1},
+      {"five at rung 1, a sixth still training towards it: none",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}, {P, {{1, 0.2}}, 1}, {P, {{1, 0.3}}, 1}, {R, {}}},
+       false, -1},
+      {"six at rung 1: ASHA's top two, the best first",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}, {P, {{1, 0.2}}, 1}, {P, {{1, 0.3}}, 1},
+        {P, {{1, 0.8}}, 1}},
+       false, 1, 1},
+      {"failed and stopped trials count at the rung as they do for ASHA",
+       {{F, {{1, 0.99}}}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}, {P, {{1, 0.2}}, 1}, {X, {{1, 0.1}}, 1},
+        {P, {{1, 0.8}}, 1}},
+       false, 1, 1},
+      {"three at rung 1 and no further trial will start: ASHA's rule",
+       {{P, {{1, 0.5}}, 1}, {P, {{1, 0.9}}, 1}, {P, {{1, 0.7}}, 1}}, true, 1, 1},
+      {"past the bootstrap, rung 3 promotes as ASHA does (three there, the best)",
+       {{P, {{1, 0.5}, {3, 0.8}}, 3, 1}, {S, {{1, 0.6}, {3, 0.7}, {9, 0.75}}, 0, 3},
+        {P, {{1, 0.4}, {3, 0.6}}, 3, 1}, {P, {{1, 0.95}}, 1}, {P, {{1, 0.1}}, 1}, {P, {{1, 0.2}}, 1}},
+       false, 0, 3},
+  };
+  api::SweepSpec s = Asha(1, 3);
+  s.early_stopping.bootstrap_count = 6;
+  for (const BootstrapCase& c : cases) {
+    std::optional<Promotion> p = NextPromotion(s, 9, TrialsOf(c.trials), {}, c.all_started);
+    if (c.promote < 0) {
+      EXPECT_FALSE(p.has_value()) << c.name << ": promoted " << p->trial << " (" << p->reason << ")";
+      continue;
+    }
+    ASSERT_TRUE(p.has_value()) << c.name;
+    EXPECT_EQ(static_cast<int64_t>(p->trial), c.promote) << c.name << ": " << p->reason;
+    EXPECT_EQ(p->rung, c.rung) << c.name;
+  }
+  // bootstrapCount 0 is ASHA as published: the first case's three promote their best.
+  s.early_stopping.bootstrap_count = 0;
+  std::optional<Promotion> p = NextPromotion(s, 9, TrialsOf(cases[0].trials));
+  ASSERT_TRUE(p.has_value());
+  EXPECT_EQ(p->trial, 1u);
+}
+
 TEST(AshaTest, MinimizeFlipsTheOrder) {
   api::SweepSpec s = Asha(1, 2);
   s.objective.metric = api::kMetricTestLoss;

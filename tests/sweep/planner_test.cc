@@ -108,6 +108,46 @@ TEST(PlannerTest, AshaPausesAtARungAndFillsTheSlotWithANewTrialWhenNoneIsPromota
   EXPECT_EQ(AshaPauseRung(s, 4, trials[0]), 2);
 }
 
+// ASHA with bootstrapCount 3 (eta 2, 4 passes): where ASHA would promote the better of two trials
+// at rung 1, the free slot starts a new trial instead; once three count there, or once no further
+// trial will start, the best is promoted.
+TEST(PlannerTest, AshaWithABootstrapCountStartsTrialsUntilTheFirstRungHasThatMany) {
+  api::SweepSpec s = TestSpec();
+  s.parallelism = 2;
+  s.max_trials = 5;
+  s.early_stopping.policy = api::kStoppingAsha;
+  s.early_stopping.reduction_factor = 2;
+  s.early_stopping.bootstrap_count = 3;
+  auto sampler = NewSampler(s);
+  std::vector<api::TrialStatus> trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.5}}), 1),
+                                          Trial(1, api::kTrialRunning, {{1, 0.9}})};
+  Plan p = PlanSweep(s, 4, trials, *sampler, "sw-");
+  ASSERT_EQ(p.pause.size(), 1u);
+  EXPECT_EQ(p.pause[0].trial, 1u);
+  EXPECT_TRUE(p.resume.empty()) << "two at rung 1, three needed: " << p.resume[0].reason;
+  ASSERT_EQ(p.start.size(), 2u) << "both slots start new trials";
+  EXPECT_EQ(p.start[0].index, 2);
+
+  // The third value at rung 1: ASHA's rule from now on (top floor(3/2) = 1: trial 1).
+  ApplyRungSteps(p, &trials);
+  trials.push_back(p.start[0]);
+  trials.push_back(p.start[1]);
+  trials[2].phase = api::kTrialRunning;
+  trials[2].intermediate = {{1, 0.7}};
+  trials[3].phase = api::kTrialRunning;
+  p = PlanSweep(s, 4, trials, *sampler, "sw-");
+  ASSERT_EQ(p.resume.size(), 1u);
+  EXPECT_EQ(p.resume[0].trial, 1u);
+  EXPECT_TRUE(p.start.empty());
+
+  // The same two trials with no further trial to start (maxTrials 2): the better is promoted.
+  s.max_trials = 2;
+  trials = {PausedAt(Trial(0, api::kTrialRunning, {{1, 0.5}}), 1), Trial(1, api::kTrialRunning, {{1, 0.9}})};
+  p = PlanSweep(s, 4, trials, *sampler, "sw-");
+  ASSERT_EQ(p.resume.size(), 1u);
+  EXPECT_EQ(p.resume[0].trial, 1u);
+}
+
 TEST(PlannerTest, AshaPromotesATrialInTheLookThatSeesItAtItsRungWithoutPausingIt) {
   api::SweepSpec s = TestSpec();
   s.parallelism = 2;
