@@ -59,6 +59,17 @@ struct PromotionCase {
 const std::string P = api::kTrialPaused, R = api::kTrialRunning, S = api::kTrialSucceeded,
                   X = api::kTrialStopped, F = api::kTrialFailed;
 
+// Checks NextPromotion's answer `p` against a table row: `promote` < 0 means none.
+void ExpectPromotion(const char* name, const std::optional<Promotion>& p, int64_t promote, int64_t rung) {
+  if (promote < 0) {
+    EXPECT_FALSE(p.has_value()) << name << ": promoted " << p->trial << " (" << p->reason << ")";
+    return;
+  }
+  ASSERT_TRUE(p.has_value()) << name;
+  EXPECT_EQ(static_cast<int64_t>(p->trial), promote) << name << ": " << p->reason;
+  EXPECT_EQ(p->rung, rung) << name;
+}
+
 // ASHA's get_job (Li et al. 2020, Algorithm 2), 9 passes, eta 3: rungs at passes 1 and 3. Of the
 // n trials with a value at a rung, the top floor(n/3) are promotable; the best of them waiting
 // (Paused) at that rung is promoted, the highest rung first; none: a new trial.
@@ -105,14 +116,7 @@ TEST(AshaTest, PromotionRule) {
   };
   const api::SweepSpec s = Asha(1, 3);
   for (const PromotionCase& c : cases) {
-    std::optional<Promotion> p = NextPromotion(s, 9, TrialsOf(c.trials), c.taken);
-    if (c.promote < 0) {
-      EXPECT_FALSE(p.has_value()) << c.name << ": promoted " << p->trial << " (" << p->reason << ")";
-      continue;
-    }
-    ASSERT_TRUE(p.has_value()) << c.name;
-    EXPECT_EQ(static_cast<int64_t>(p->trial), c.promote) << c.name << ": " << p->reason;
-    EXPECT_EQ(p->rung, c.rung) << c.name;
+    ExpectPromotion(c.name, NextPromotion(s, 9, TrialsOf(c.trials), c.taken), c.promote, c.rung);
   }
 }
 
@@ -166,14 +170,10 @@ TEST(ShaTest, PromotesOnlyFromCompleteRungsLowestFirst) {
   s.early_stopping.policy = api::kStoppingSha;
   for (const ShaCase& c : cases) {
     std::optional<Promotion> p = NextPromotion(s, 9, TrialsOf(c.trials), c.taken, c.all_started);
-    if (c.promote < 0) {
-      EXPECT_FALSE(p.has_value()) << c.name << ": promoted " << p->trial << " (" << p->reason << ")";
-      continue;
+    ExpectPromotion(c.name, p, c.promote, c.rung);
+    if (p) {
+      EXPECT_EQ(p->reason.rfind("sha:", 0), 0u) << p->reason;
     }
-    ASSERT_TRUE(p.has_value()) << c.name;
-    EXPECT_EQ(static_cast<int64_t>(p->trial), c.promote) << c.name << ": " << p->reason;
-    EXPECT_EQ(p->rung, c.rung) << c.name;
-    EXPECT_EQ(p->reason.rfind("sha:", 0), 0u) << p->reason;
   }
 }
 
@@ -211,14 +211,7 @@ TEST(AshaTest, BootstrapCountHoldsPromotionsUntilTheFirstRungHasThatMany) {
   api::SweepSpec s = Asha(1, 3);
   s.early_stopping.bootstrap_count = 6;
   for (const BootstrapCase& c : cases) {
-    std::optional<Promotion> p = NextPromotion(s, 9, TrialsOf(c.trials), {}, c.all_started);
-    if (c.promote < 0) {
-      EXPECT_FALSE(p.has_value()) << c.name << ": promoted " << p->trial << " (" << p->reason << ")";
-      continue;
-    }
-    ASSERT_TRUE(p.has_value()) << c.name;
-    EXPECT_EQ(static_cast<int64_t>(p->trial), c.promote) << c.name << ": " << p->reason;
-    EXPECT_EQ(p->rung, c.rung) << c.name;
+    ExpectPromotion(c.name, NextPromotion(s, 9, TrialsOf(c.trials), {}, c.all_started), c.promote, c.rung);
   }
   // bootstrapCount 0 is ASHA as published: the first case's three promote their best.
   s.early_stopping.bootstrap_count = 0;
